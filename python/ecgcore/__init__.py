@@ -1,0 +1,9 @@
+"""ecgcore: a fast ECG toolkit with a C++ signal core.
+
+Records in -> signals -> beats/segments -> features -> datasets -> models -> ONNX -> scores.
+Training frameworks (torch, tensorflow, mlx) are optional extras and are never imported here.
+"""
+from ._version import __version__
+from . import dsp, io
+
+__all__ = ["__version__", "dsp", "io"]

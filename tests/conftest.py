@@ -1,0 +1,47 @@
+"""Shared fixtures: where the reference databases live, and the --runslow switch."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path:
+    """Reference databases (MIT-BIH, NSTDB, ECG-ID, PTB-XL): $ECGCORE_DATA or ../shared/data."""
+    env = os.environ.get("ECGCORE_DATA")
+    return Path(env) if env else (REPO.parent / "shared" / "data")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False,
+                     help="also run tests marked slow (full databases, long trainings)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    root = data_root()
+    if not root.is_dir():
+        pytest.fail(f"reference data not found at {root}; set ECGCORE_DATA")
+    return root
+
+
+@pytest.fixture(scope="session")
+def mitdb_dir(data_dir) -> Path:
+    return data_dir / "mitdb"
+
+
+@pytest.fixture(scope="session")
+def mitdb_records(mitdb_dir) -> list[str]:
+    return (mitdb_dir / "RECORDS").read_text().split()
