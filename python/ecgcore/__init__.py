@@ -4,6 +4,6 @@ Records in -> signals -> beats/segments -> features -> datasets -> models -> ONN
 Training frameworks (torch, tensorflow, mlx) are optional extras and are never imported here.
 """
 from ._version import __version__
-from . import dsp, io
+from . import dsp
 
-__all__ = ["__version__", "dsp", "io"]
+__all__ = ["__version__", "dsp"]

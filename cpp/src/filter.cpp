@@ -1,0 +1,898 @@
+// Filter design and application; see filter.hpp. References: scipy.signal 1.11+ (_filter_design.py,
+// _signaltools.py, _sosfilt.pyx, _upfirdn.py), Oppenheim & Schafer for the DF-II-T recursions.
+#include "ecgcore/filter.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+
+#include "ecgcore/parallel.hpp"
+
+namespace ecgcore {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+bool is_real(const cplx& c) { return c.imag() == 0.0; }
+
+// np.poly: coefficients of prod (x - r), built by successive convolution like numpy.
+std::vector<cplx> poly(const std::vector<cplx>& roots) {
+  std::vector<cplx> a{cplx(1.0, 0.0)};
+  for (const cplx& r : roots) {
+    std::vector<cplx> next(a.size() + 1, cplx(0.0, 0.0));
+    for (size_t i = 0; i < a.size(); ++i) {
+      next[i] += a[i];
+      next[i + 1] += a[i] * (-r);
+    }
+    a.swap(next);
+  }
+  return a;
+}
+
+// scipy's _cplxreal: split into one member of each conjugate pair (averaged) and the reals.
+void cplxreal(std::vector<cplx> z, std::vector<cplx>& zc, std::vector<double>& zr) {
+  zc.clear();
+  zr.clear();
+  if (z.empty()) return;
+  const double tol = 100.0 * 2.220446049250313e-16;
+  std::stable_sort(z.begin(), z.end(), [](const cplx& a, const cplx& b) {
+    if (a.real() != b.real()) return a.real() < b.real();
+    return std::abs(a.imag()) < std::abs(b.imag());
+  });
+  std::vector<cplx> zp, zn;
+  for (const cplx& v : z) {
+    if (std::abs(v.imag()) <= tol * std::abs(v)) {
+      zr.push_back(v.real());
+    } else if (v.imag() > 0) {
+      zp.push_back(v);
+    } else {
+      zn.push_back(v);
+    }
+  }
+  if (zp.size() != zn.size())
+    throw std::invalid_argument("filter design: a complex root has no matching conjugate");
+  // Runs of (approximately) equal real part are ordered by |imag|.
+  size_t i = 0;
+  while (i < zp.size()) {
+    size_t j = i + 1;
+    while (j < zp.size() && (zp[j].real() - zp[j - 1].real()) <= tol * std::abs(zp[j - 1])) ++j;
+    auto by_imag = [](const cplx& a, const cplx& b) { return std::abs(a.imag()) < std::abs(b.imag()); };
+    std::stable_sort(zp.begin() + i, zp.begin() + j, by_imag);
+    std::stable_sort(zn.begin() + i, zn.begin() + j, by_imag);
+    i = j;
+  }
+  for (size_t k = 0; k < zp.size(); ++k) {
+    if (std::abs(zp[k] - std::conj(zn[k])) > tol * std::abs(zn[k]))
+      throw std::invalid_argument("filter design: a complex root has no matching conjugate");
+    zc.push_back((zp[k] + std::conj(zn[k])) / 2.0);
+  }
+}
+
+size_t idx_worst(const std::vector<cplx>& p) {
+  size_t best = 0;
+  double bestv = std::abs(1.0 - std::abs(p[0]));
+  for (size_t i = 1; i < p.size(); ++i) {
+    double v = std::abs(1.0 - std::abs(p[i]));
+    if (v < bestv) {
+      bestv = v;
+      best = i;
+    }
+  }
+  return best;
+}
+
+enum class Which { real, complex, any };
+
+// scipy's _nearest_real_complex_idx.
+size_t nearest_idx(const std::vector<cplx>& fro, const cplx& to, Which which) {
+  std::vector<size_t> order(fro.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return std::abs(fro[a] - to) < std::abs(fro[b] - to); });
+  for (size_t idx : order) {
+    if (which == Which::any) return idx;
+    bool r = is_real(fro[idx]);
+    if ((which == Which::real && r) || (which == Which::complex && !r)) return idx;
+  }
+  throw std::invalid_argument("filter design: no zero of the requested kind to pair with");
+}
+
+void single_sos(const std::vector<cplx>& z, const std::vector<cplx>& p, double* row) {
+  std::vector<cplx> b = poly(z), a = poly(p);
+  for (int i = 0; i < 6; ++i) row[i] = 0.0;
+  for (size_t i = 0; i < b.size(); ++i) row[3 - b.size() + i] = b[i].real();
+  for (size_t i = 0; i < a.size(); ++i) row[6 - a.size() + i] = a[i].real();
+}
+
+template <class V>
+void erase_at(V& v, size_t i) {
+  v.erase(v.begin() + static_cast<std::ptrdiff_t>(i));
+}
+
+}  // namespace
+
+BandType parse_band_type(const std::string& name) {
+  if (name == "lowpass" || name == "low" || name == "lp") return BandType::lowpass;
+  if (name == "highpass" || name == "high" || name == "hp") return BandType::highpass;
+  if (name == "bandpass" || name == "band" || name == "pass" || name == "bp") return BandType::bandpass;
+  if (name == "bandstop" || name == "stop" || name == "bs") return BandType::bandstop;
+  throw std::invalid_argument("btype must be 'lowpass', 'highpass', 'bandpass' or 'bandstop', got '" + name +
+                              "'");
+}
+
+PadType parse_pad_type(const std::string& name) {
+  if (name == "odd") return PadType::odd;
+  if (name == "even") return PadType::even;
+  if (name == "constant") return PadType::constant;
+  if (name == "none" || name.empty()) return PadType::none;
+  throw std::invalid_argument("padtype must be 'odd', 'even', 'constant' or None, got '" + name + "'");
+}
+
+Zpk butter_prototype(int order) {
+  if (order < 1) throw std::invalid_argument("filter order must be a positive integer");
+  Zpk out;
+  for (int m = -order + 1; m < order; m += 2) {
+    // The middle value is exactly real for odd orders, as in scipy.
+    double ang = kPi * m / (2.0 * order);
+    out.p.push_back(-std::exp(cplx(0.0, ang)));
+  }
+  out.k = 1.0;
+  return out;
+}
+
+Zpk cheby1_prototype(int order, double ripple_db) {
+  if (order < 1) throw std::invalid_argument("filter order must be a positive integer");
+  if (!(ripple_db > 0)) throw std::invalid_argument("passband ripple must be positive (dB)");
+  Zpk out;
+  double eps = std::sqrt(std::pow(10.0, 0.1 * ripple_db) - 1.0);
+  double mu = 1.0 / order * std::asinh(1.0 / eps);
+  for (int m = -order + 1; m < order; m += 2) {
+    double theta = kPi * m / (2.0 * order);
+    out.p.push_back(-std::sinh(cplx(mu, theta)));
+  }
+  cplx prod(1.0, 0.0);
+  for (const cplx& p : out.p) prod *= -p;
+  out.k = prod.real();
+  if (order % 2 == 0) out.k /= std::sqrt(1.0 + eps * eps);
+  return out;
+}
+
+Zpk iir_zpk(const Zpk& proto, const std::vector<double>& wn_hz, BandType btype, double fs) {
+  if (!(fs > 0) || !std::isfinite(fs)) throw std::invalid_argument("fs must be a positive, finite sampling rate");
+  const bool band = btype == BandType::bandpass || btype == BandType::bandstop;
+  if (band && wn_hz.size() != 2)
+    throw std::invalid_argument("band-pass and band-stop filters need two critical frequencies (low, high) in Hz");
+  if (!band && wn_hz.size() != 1)
+    throw std::invalid_argument("low-pass and high-pass filters need one critical frequency in Hz");
+  std::vector<double> wn;
+  for (double w : wn_hz) {
+    double v = w / (fs / 2.0);
+    if (!(v > 0.0 && v < 1.0))
+      throw std::invalid_argument("critical frequencies must satisfy 0 < f < fs/2 = " + std::to_string(fs / 2) +
+                                  " Hz, got " + std::to_string(w) + " Hz");
+    wn.push_back(v);
+  }
+  if (band && !(wn[0] < wn[1])) throw std::invalid_argument("the low band edge must be below the high one");
+  const double fs2 = 2.0;  // normalised design rate, as scipy
+  std::vector<double> warped;
+  for (double v : wn) warped.push_back(2.0 * fs2 * std::tan(kPi * v / fs2));
+
+  std::vector<cplx> z = proto.z, p = proto.p;
+  double k = proto.k;
+  const int degree = static_cast<int>(p.size()) - static_cast<int>(z.size());
+  if (btype == BandType::lowpass) {
+    const double wo = warped[0];
+    for (auto& v : z) v *= wo;
+    for (auto& v : p) v *= wo;
+    k *= std::pow(wo, degree);
+  } else if (btype == BandType::highpass) {
+    const double wo = warped[0];
+    cplx pz(1.0, 0.0), pp(1.0, 0.0);
+    for (auto& v : z) pz *= -v;
+    for (auto& v : p) pp *= -v;
+    for (auto& v : z) v = wo / v;
+    for (auto& v : p) v = wo / v;
+    for (int i = 0; i < degree; ++i) z.push_back(0.0);
+    k *= (pz / pp).real();
+  } else {
+    const double bw = warped[1] - warped[0];
+    const double wo = std::sqrt(warped[0] * warped[1]);
+    std::vector<cplx> zz, pp2;
+    if (btype == BandType::bandpass) {
+      std::vector<cplx> zl, pl;
+      for (auto& v : z) zl.push_back(v * bw / 2.0);
+      for (auto& v : p) pl.push_back(v * bw / 2.0);
+      for (auto& v : zl) zz.push_back(v + std::sqrt(v * v - wo * wo));
+      for (auto& v : zl) zz.push_back(v - std::sqrt(v * v - wo * wo));
+      for (auto& v : pl) pp2.push_back(v + std::sqrt(v * v - wo * wo));
+      for (auto& v : pl) pp2.push_back(v - std::sqrt(v * v - wo * wo));
+      for (int i = 0; i < degree; ++i) zz.push_back(0.0);
+      k *= std::pow(bw, degree);
+    } else {
+      cplx pz(1.0, 0.0), pp(1.0, 0.0);
+      for (auto& v : z) pz *= -v;
+      for (auto& v : p) pp *= -v;
+      std::vector<cplx> zh, ph;
+      for (auto& v : z) zh.push_back((bw / 2.0) / v);
+      for (auto& v : p) ph.push_back((bw / 2.0) / v);
+      for (auto& v : zh) zz.push_back(v + std::sqrt(v * v - wo * wo));
+      for (auto& v : zh) zz.push_back(v - std::sqrt(v * v - wo * wo));
+      for (auto& v : ph) pp2.push_back(v + std::sqrt(v * v - wo * wo));
+      for (auto& v : ph) pp2.push_back(v - std::sqrt(v * v - wo * wo));
+      for (int i = 0; i < degree; ++i) zz.push_back(cplx(0.0, wo));
+      for (int i = 0; i < degree; ++i) zz.push_back(cplx(0.0, -wo));
+      k *= (pz / pp).real();
+    }
+    z.swap(zz);
+    p.swap(pp2);
+  }
+  // Bilinear transform.
+  const double f2 = 2.0 * fs2;
+  const int deg2 = static_cast<int>(p.size()) - static_cast<int>(z.size());
+  cplx nz(1.0, 0.0), np_(1.0, 0.0);
+  for (auto& v : z) nz *= (f2 - v);
+  for (auto& v : p) np_ *= (f2 - v);
+  Zpk out;
+  for (auto& v : z) out.z.push_back((f2 + v) / (f2 - v));
+  for (auto& v : p) out.p.push_back((f2 + v) / (f2 - v));
+  for (int i = 0; i < deg2; ++i) out.z.push_back(-1.0);
+  out.k = k * (nz / np_).real();
+  return out;
+}
+
+std::vector<double> zpk_to_sos(const Zpk& zpk) {
+  std::vector<cplx> z = zpk.z, p = zpk.p;
+  if (z.empty() && p.empty()) return {zpk.k, 0.0, 0.0, 1.0, 0.0, 0.0};
+  while (p.size() < z.size()) p.push_back(0.0);
+  while (z.size() < p.size()) z.push_back(0.0);
+  const size_t n_sections = (std::max(p.size(), z.size()) + 1) / 2;
+  if (p.size() % 2 == 1) {
+    p.push_back(0.0);
+    z.push_back(0.0);
+  }
+  {
+    std::vector<cplx> zc;
+    std::vector<double> zr;
+    cplxreal(z, zc, zr);
+    z = zc;
+    for (double r : zr) z.push_back(r);
+    cplxreal(p, zc, zr);
+    p = zc;
+    for (double r : zr) p.push_back(r);
+  }
+  std::vector<double> sos(n_sections * 6, 0.0);
+  auto count_real = [](const std::vector<cplx>& v) {
+    return std::count_if(v.begin(), v.end(), [](const cplx& c) { return c.imag() == 0.0; });
+  };
+  for (int si = static_cast<int>(n_sections) - 1; si >= 0; --si) {
+    double* row = &sos[static_cast<size_t>(si) * 6];
+    size_t p1_idx = idx_worst(p);
+    cplx p1 = p[p1_idx];
+    erase_at(p, p1_idx);
+    if (is_real(p1) && count_real(p) == 0) {
+      // Last remaining real pole: pair with the nearest real zero and a zero/pole at the origin.
+      size_t z1_idx = nearest_idx(z, p1, Which::real);
+      cplx z1 = z[z1_idx];
+      erase_at(z, z1_idx);
+      single_sos({z1, 0.0}, {p1, 0.0}, row);
+    } else if (p.size() + 1 == z.size() && !is_real(p1) && count_real(p) == 1 && count_real(z) == 1) {
+      // One real pole and one real zero left: this complex pole must take a complex zero.
+      size_t z1_idx = nearest_idx(z, p1, Which::complex);
+      cplx z1 = z[z1_idx];
+      erase_at(z, z1_idx);
+      single_sos({z1, std::conj(z1)}, {p1, std::conj(p1)}, row);
+    } else {
+      cplx p2;
+      if (is_real(p1)) {
+        std::vector<size_t> real_idx;
+        std::vector<cplx> reals;
+        for (size_t i = 0; i < p.size(); ++i)
+          if (is_real(p[i])) {
+            real_idx.push_back(i);
+            reals.push_back(p[i]);
+          }
+        size_t p2_idx = real_idx[idx_worst(reals)];
+        p2 = p[p2_idx];
+        erase_at(p, p2_idx);
+      } else {
+        p2 = std::conj(p1);
+      }
+      if (!z.empty()) {
+        size_t z1_idx = nearest_idx(z, p1, Which::any);
+        cplx z1 = z[z1_idx];
+        erase_at(z, z1_idx);
+        if (!is_real(z1)) {
+          single_sos({z1, std::conj(z1)}, {p1, p2}, row);
+        } else if (!z.empty()) {
+          size_t z2_idx = nearest_idx(z, p1, Which::real);
+          cplx z2 = z[z2_idx];
+          erase_at(z, z2_idx);
+          single_sos({z1, z2}, {p1, p2}, row);
+        } else {
+          single_sos({z1}, {p1, p2}, row);
+        }
+      } else {
+        single_sos({}, {p1, p2}, row);
+      }
+    }
+  }
+  for (int i = 0; i < 3; ++i) sos[i] *= zpk.k;
+  return sos;
+}
+
+void zpk_to_tf(const Zpk& zpk, std::vector<double>& b, std::vector<double>& a) {
+  std::vector<cplx> bz = poly(zpk.z), ap = poly(zpk.p);
+  b.resize(bz.size());
+  a.resize(ap.size());
+  for (size_t i = 0; i < bz.size(); ++i) b[i] = zpk.k * bz[i].real();
+  for (size_t i = 0; i < ap.size(); ++i) a[i] = ap[i].real();
+}
+
+void iirnotch(double w0, double quality, double fs, double b[3], double a[3]) {
+  if (!(fs > 0)) throw std::invalid_argument("fs must be positive");
+  if (!(quality > 0)) throw std::invalid_argument("notch quality factor Q must be positive");
+  double w = 2.0 * w0 / fs;
+  if (!(w > 0.0 && w < 1.0))
+    throw std::invalid_argument("notch frequency must satisfy 0 < w0 < fs/2, got " + std::to_string(w0) + " Hz");
+  double bw = w / quality * kPi;
+  w *= kPi;
+  double beta = std::tan(bw / 2.0);
+  double gain = 1.0 / (1.0 + beta);
+  b[0] = gain;
+  b[1] = gain * -2.0 * std::cos(w);
+  b[2] = gain;
+  a[0] = 1.0;
+  a[1] = -2.0 * gain * std::cos(w);
+  a[2] = 2.0 * gain - 1.0;
+}
+
+std::vector<double> lfilter_zi(const std::vector<double>& b_in, const std::vector<double>& a_in) {
+  std::vector<double> a = a_in, b = b_in;
+  while (a.size() > 1 && a[0] == 0.0) a.erase(a.begin());
+  if (a.empty() || a[0] == 0.0) throw std::invalid_argument("there must be at least one nonzero `a` coefficient");
+  if (b.empty()) throw std::invalid_argument("the numerator b must not be empty");
+  if (a[0] != 1.0) {
+    double a0 = a[0];
+    for (auto& v : b) v /= a0;
+    for (auto& v : a) v /= a0;
+  }
+  const size_t n = std::max(a.size(), b.size());
+  a.resize(n, 0.0);
+  b.resize(n, 0.0);
+  const size_t m = n - 1;
+  if (m == 0) return {};
+  // (I - companion(a)^T) zi = b[1:] - a[1:] b[0], solved by Gaussian elimination with partial pivoting.
+  std::vector<double> M(m * m, 0.0), rhs(m);
+  for (size_t i = 0; i < m; ++i) {
+    M[i * m + i] = 1.0;
+    M[i * m + 0] += a[i + 1];
+    if (i + 1 < m) M[i * m + i + 1] -= 1.0;
+    rhs[i] = b[i + 1] - a[i + 1] * b[0];
+  }
+  for (size_t c = 0; c < m; ++c) {
+    size_t piv = c;
+    for (size_t r = c + 1; r < m; ++r)
+      if (std::abs(M[r * m + c]) > std::abs(M[piv * m + c])) piv = r;
+    if (M[piv * m + c] == 0.0) throw std::invalid_argument("lfilter_zi: singular system (pole at z = 1)");
+    if (piv != c) {
+      for (size_t k = 0; k < m; ++k) std::swap(M[c * m + k], M[piv * m + k]);
+      std::swap(rhs[c], rhs[piv]);
+    }
+    for (size_t r = c + 1; r < m; ++r) {
+      double f = M[r * m + c] / M[c * m + c];
+      if (f == 0.0) continue;
+      for (size_t k = c; k < m; ++k) M[r * m + k] -= f * M[c * m + k];
+      rhs[r] -= f * rhs[c];
+    }
+  }
+  std::vector<double> zi(m);
+  for (size_t c = m; c-- > 0;) {
+    double s = rhs[c];
+    for (size_t k = c + 1; k < m; ++k) s -= M[c * m + k] * zi[k];
+    zi[c] = s / M[c * m + c];
+  }
+  return zi;
+}
+
+std::vector<double> sosfilt_zi(const double* sos, int ns) {
+  std::vector<double> zi(static_cast<size_t>(ns) * 2);
+  double scale = 1.0;
+  for (int s = 0; s < ns; ++s) {
+    std::vector<double> b(sos + s * 6, sos + s * 6 + 3), a(sos + s * 6 + 3, sos + s * 6 + 6);
+    std::vector<double> z = lfilter_zi(b, a);
+    zi[s * 2] = scale * z[0];
+    zi[s * 2 + 1] = scale * z[1];
+    scale *= (b[0] + b[1] + b[2]) / (a[0] + a[1] + a[2]);
+  }
+  return zi;
+}
+
+int64_t sosfiltfilt_default_padlen(const double* sos, int ns) {
+  int64_t zb = 0, za = 0;
+  for (int s = 0; s < ns; ++s) {
+    zb += sos[s * 6 + 2] == 0.0;
+    za += sos[s * 6 + 5] == 0.0;
+  }
+  return 3 * (2 * ns + 1 - std::min(zb, za));
+}
+
+int64_t filtfilt_default_padlen(int64_t len_b, int64_t len_a) { return 3 * std::max(len_b, len_a); }
+
+// ---------------------------------------------------------------------------------------------
+// Application. Rows are processed L at a time as SIMD lanes in an interleaved double buffer
+// [N][L]; the recursions are written so GCC vectorises across lanes. Each kernel is compiled twice
+// (AVX2+FMA and the portable baseline) and picked at run time.
+
+namespace {
+
+void validate_sos(const double* sos, int ns) {
+  if (ns < 1) throw std::invalid_argument("sos must have at least one section (shape [n_sections, 6])");
+  for (int s = 0; s < ns; ++s) {
+    if (sos[s * 6 + 3] != 1.0)
+      throw std::invalid_argument("sos[:, 3] must be all ones (normalised sections), section " +
+                                  std::to_string(s) + " has " + std::to_string(sos[s * 6 + 3]));
+    for (int j = 0; j < 6; ++j)
+      if (!std::isfinite(sos[s * 6 + j])) throw std::invalid_argument("sos coefficients must be finite");
+  }
+}
+
+template <int L>
+inline __attribute__((always_inline)) void sos_lanes_impl(const double* sos, int ns, double* buf, int64_t N,
+                                                          double* st, bool reverse) {
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t t = reverse ? N - 1 - i : i;
+    double* v = buf + t * L;
+    double x[L];
+    for (int l = 0; l < L; ++l) x[l] = v[l];
+    for (int s = 0; s < ns; ++s) {
+      const double b0 = sos[s * 6], b1 = sos[s * 6 + 1], b2 = sos[s * 6 + 2];
+      const double a1 = sos[s * 6 + 4], a2 = sos[s * 6 + 5];
+      double* z0 = st + (2 * s) * L;
+      double* z1 = st + (2 * s + 1) * L;
+#pragma omp simd
+      for (int l = 0; l < L; ++l) {
+        const double y = b0 * x[l] + z0[l];
+        z0[l] = b1 * x[l] - a1 * y + z1[l];
+        z1[l] = b2 * x[l] - a2 * y;
+        x[l] = y;
+      }
+    }
+    for (int l = 0; l < L; ++l) v[l] = x[l];
+  }
+}
+
+template <int L>
+inline __attribute__((always_inline)) void tf_lanes_impl(const double* b, const double* a, int m, double* buf,
+                                                         int64_t N, double* st, bool reverse) {
+  // m = filter order; b, a have m+1 entries with a[0] == 1; st is [m][L].
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t t = reverse ? N - 1 - i : i;
+    double* v = buf + t * L;
+    double x[L], y[L];
+    for (int l = 0; l < L; ++l) x[l] = v[l];
+    if (m == 0) {
+      for (int l = 0; l < L; ++l) v[l] = b[0] * x[l];
+      continue;
+    }
+#pragma omp simd
+    for (int l = 0; l < L; ++l) y[l] = st[l] + b[0] * x[l];
+    for (int j = 1; j < m; ++j) {
+#pragma omp simd
+      for (int l = 0; l < L; ++l) st[(j - 1) * L + l] = st[j * L + l] + b[j] * x[l] - a[j] * y[l];
+    }
+#pragma omp simd
+    for (int l = 0; l < L; ++l) st[(m - 1) * L + l] = b[m] * x[l] - a[m] * y[l];
+    for (int l = 0; l < L; ++l) v[l] = y[l];
+  }
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(_M_X64))
+#define ECGCORE_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define ECGCORE_CLONES
+#endif
+
+#define ECGCORE_DEFINE_LANES(L)                                                                         \
+  ECGCORE_CLONES void sos_lanes_##L(const double* sos, int ns, double* buf, int64_t N, double* st,     \
+                                    bool reverse) {                                                     \
+    sos_lanes_impl<L>(sos, ns, buf, N, st, reverse);                                                    \
+  }                                                                                                     \
+  ECGCORE_CLONES void tf_lanes_##L(const double* b, const double* a, int m, double* buf, int64_t N,    \
+                                   double* st, bool reverse) {                                          \
+    tf_lanes_impl<L>(b, a, m, buf, N, st, reverse);                                                     \
+  }
+
+ECGCORE_DEFINE_LANES(1)
+ECGCORE_DEFINE_LANES(2)
+ECGCORE_DEFINE_LANES(4)
+ECGCORE_DEFINE_LANES(8)
+
+void sos_lanes(int L, const double* sos, int ns, double* buf, int64_t N, double* st, bool reverse) {
+  switch (L) {
+    case 1: return sos_lanes_1(sos, ns, buf, N, st, reverse);
+    case 2: return sos_lanes_2(sos, ns, buf, N, st, reverse);
+    case 4: return sos_lanes_4(sos, ns, buf, N, st, reverse);
+    default: return sos_lanes_8(sos, ns, buf, N, st, reverse);
+  }
+}
+
+void tf_lanes(int L, const double* b, const double* a, int m, double* buf, int64_t N, double* st, bool reverse) {
+  switch (L) {
+    case 1: return tf_lanes_1(b, a, m, buf, N, st, reverse);
+    case 2: return tf_lanes_2(b, a, m, buf, N, st, reverse);
+    case 4: return tf_lanes_4(b, a, m, buf, N, st, reverse);
+    default: return tf_lanes_8(b, a, m, buf, N, st, reverse);
+  }
+}
+
+constexpr int64_t kChunk = 256;
+
+// Lanes per block: wide enough to fill SIMD registers, narrow enough that every thread gets work.
+int lanes_for(int64_t batch, int threads) {
+  int64_t per = (batch + threads - 1) / threads;
+  if (per >= 8) return 8;
+  if (per >= 4) return 4;
+  if (per >= 2) return 2;
+  return 1;
+}
+
+// Extended sample t (0 <= t < n + 2*edge) of row x under the padding rule.
+template <class T>
+inline double ext_at(const T* row, int64_t ss, int64_t n, int64_t edge, PadType pad, int64_t t) {
+  if (t >= edge && t < edge + n) return static_cast<double>(row[(t - edge) * ss]);
+  if (t < edge) {
+    const int64_t j = edge - t;  // mirror index
+    switch (pad) {
+      case PadType::odd: return 2.0 * row[0] - static_cast<double>(row[j * ss]);
+      case PadType::even: return static_cast<double>(row[j * ss]);
+      default: return static_cast<double>(row[0]);
+    }
+  }
+  const int64_t j = t - (edge + n);
+  switch (pad) {
+    case PadType::odd: return 2.0 * row[(n - 1) * ss] - static_cast<double>(row[(n - 2 - j) * ss]);
+    case PadType::even: return static_cast<double>(row[(n - 2 - j) * ss]);
+    default: return static_cast<double>(row[(n - 1) * ss]);
+  }
+}
+
+// Interleave rows r0..r0+nb-1 of x, extended by `edge` samples at each end, into buf[N][L]
+// (time-major so that the buffer is written sequentially); unused lanes are zero.
+template <class T>
+void gather_ext(const RowsView<const T>& x, int64_t r0, int nb, int L, int64_t edge, PadType pad, double* buf,
+                int64_t t0, int64_t t1) {
+  const T* rows[8];
+  for (int l = 0; l < nb; ++l) rows[l] = x.data + (r0 + l) * x.row_stride;
+  const int64_t ss = x.sample_stride, n = x.n;
+  // Interior part [a, b) is a plain copy; pick the loop order that reads memory sequentially.
+  const int64_t a = std::max(t0, edge), b = std::min(t1, edge + n);
+  for (int64_t t = t0; t < t1; ++t) {
+    if (t >= a && t < b) {
+      t = b - 1;
+      continue;
+    }
+    double* v = buf + (t - t0) * L;
+    for (int l = 0; l < nb; ++l) v[l] = ext_at(rows[l], ss, n, edge, pad, t);
+    for (int l = nb; l < L; ++l) v[l] = 0.0;
+  }
+  if (a < b) {
+    // Time-major with lanes inner: measured faster than row-by-row even for contiguous rows.
+    for (int64_t t = a; t < b; ++t) {
+      double* v = buf + (t - t0) * L;
+      const int64_t off = (t - edge) * ss;
+      for (int l = 0; l < nb; ++l) v[l] = static_cast<double>(rows[l][off]);
+    }
+    for (int l = nb; l < L; ++l)
+      for (int64_t t = a; t < b; ++t) buf[(t - t0) * L + l] = 0.0;
+  }
+}
+
+// Copy lanes of buf (time-major, L lanes) for signal samples [s0, s1) into y.
+template <class T>
+void store_rows(T* const* yrows, int64_t ys, int nb, int L, const double* buf, int64_t s0, int64_t s1) {
+  for (int64_t i = 0; i < s1 - s0; ++i)
+    for (int l = 0; l < nb; ++l) yrows[l][(s0 + i) * ys] = static_cast<T>(buf[i * L + l]);
+}
+
+template <class T>
+void load_rows(T* const* yrows, int64_t ys, int nb, int L, double* buf, int64_t s0, int64_t s1) {
+  for (int64_t i = 0; i < s1 - s0; ++i)
+    for (int l = 0; l < nb; ++l) buf[i * L + l] = static_cast<double>(yrows[l][(s0 + i) * ys]);
+  for (int l = nb; l < L; ++l)
+    for (int64_t i = 0; i < s1 - s0; ++i) buf[i * L + l] = 0.0;
+}
+
+// De-interleave extended-time samples [t0, t1) of buf[N][L] (lanes 0..nb-1) into rows r0.. of y,
+// keeping only the part inside the signal [edge, edge + n).
+template <class T>
+void scatter(const RowsView<T>& y, int64_t r0, int nb, int L, const double* buf, int64_t edge, int64_t t0,
+             int64_t t1) {
+  T* rows[8];
+  for (int l = 0; l < nb; ++l) rows[l] = y.data + (r0 + l) * y.row_stride;
+  const int64_t ss = y.sample_stride;
+  const int64_t base = t0;
+  t0 = std::max(t0, edge);
+  t1 = std::min(t1, edge + y.n);
+  for (int64_t te = t0; te < t1; ++te) {
+    const int64_t t = te - edge;
+    const double* v = buf + (te - base) * L;
+    for (int l = 0; l < nb; ++l) rows[l][t * ss] = static_cast<T>(v[l]);
+  }
+}
+
+template <class T>
+void check_same_shape(const RowsView<const T>& x, const RowsView<T>& y) {
+  if (x.batch != y.batch || x.n != y.n) throw std::invalid_argument("output shape must equal input shape");
+}
+
+// Forward-backward driver shared by sosfiltfilt and filtfilt. `zi` is the steady-state vector of
+// length n_state per lane; `run(L, buf, N, st, reverse)` runs the recursion.
+template <class T, class Run>
+void forward_backward(RowsView<const T> x, RowsView<T> y, PadType pad, int64_t edge,
+                      const std::vector<double>& zi, int n_threads, Run run) {
+  check_same_shape(x, y);
+  if (x.batch == 0) return;
+  if (pad == PadType::none) edge = 0;
+  if (edge < 0) throw std::invalid_argument("padlen must be >= 0");
+  if (x.n <= edge)
+    throw std::invalid_argument("the signal is too short for zero-phase filtering: it has " + std::to_string(x.n) +
+                                " samples but the edge padding needs more than " + std::to_string(edge));
+  const int64_t N = x.n + 2 * edge;
+  const int threads = resolve_threads(n_threads, x.batch);
+  const int L = lanes_for(x.batch, threads);
+  const int64_t n_blocks = (x.batch + L - 1) / L;
+  const size_t ns = zi.size();
+  bool nonfinite = false;
+#pragma omp parallel num_threads(threads) reduction(|| : nonfinite)
+  {
+    // The forward pass stores its output in y itself (plus a small buffer for the right-hand padding);
+    // the backward pass stops at the first signal sample because the left padding is discarded. No
+    // signal-sized scratch memory, and y goes through the cache twice.
+    std::vector<double> cbuf(static_cast<size_t>(kChunk) * L);
+    std::vector<double> tail(static_cast<size_t>(std::max<int64_t>(edge, 1)) * L);
+    std::vector<double> st(ns * L);
+    double* C = cbuf.data();
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t blk = 0; blk < n_blocks; ++blk) {
+      const int64_t r0 = blk * L;
+      const int nb = static_cast<int>(std::min<int64_t>(L, x.batch - r0));
+      T* yrows[8];
+      for (int l = 0; l < nb; ++l) yrows[l] = y.data + (r0 + l) * y.row_stride;
+      const int64_t ys = y.sample_stride;
+      for (int64_t c0 = 0; c0 < N; c0 += kChunk) {
+        const int64_t c1 = std::min(N, c0 + kChunk);
+        gather_ext(x, r0, nb, L, edge, pad, C, c0, c1);
+        if (c0 == 0)
+          for (size_t s = 0; s < ns; ++s)
+            for (int l = 0; l < L; ++l) st[s * L + l] = zi[s] * C[l];
+        run(L, C, c1 - c0, st.data(), false);
+        {
+          const int64_t a = std::max(c0, edge), b = std::min(c1, edge + x.n);
+          if (a < b) store_rows(yrows, ys, nb, L, C + (a - c0) * L, a - edge, b - edge);
+          for (int64_t t = std::max(c0, edge + x.n); t < c1; ++t)
+            for (int l = 0; l < L; ++l) tail[(t - edge - x.n) * L + l] = C[(t - c0) * L + l];
+        }
+      }
+      for (size_t s = 0; s < ns; ++s)
+        for (int l = 0; l < nb; ++l)
+          if (!std::isfinite(st[s * L + l])) nonfinite = true;
+      // The last forward output (kept in double) seeds the backward pass.
+      const double* last = edge > 0 ? &tail[(edge - 1) * L] : C + ((N - 1) % kChunk) * L;
+      for (size_t s = 0; s < ns; ++s)
+        for (int l = 0; l < L; ++l) st[s * L + l] = zi[s] * last[l];
+      for (int64_t c1 = N; c1 > edge; c1 -= kChunk) {
+        const int64_t c0 = std::max<int64_t>(edge, c1 - kChunk);
+        const int64_t b = std::min(c1, edge + x.n);
+        if (c0 < b) load_rows(yrows, ys, nb, L, C, c0 - edge, b - edge);
+        for (int64_t t = std::max(c0, edge + x.n); t < c1; ++t)
+          for (int l = 0; l < L; ++l) C[(t - c0) * L + l] = tail[(t - edge - x.n) * L + l];
+        run(L, C, c1 - c0, st.data(), true);
+        if (c0 < b) store_rows(yrows, ys, nb, L, C, c0 - edge, b - edge);
+      }
+    }
+  }
+  if (nonfinite)
+    throw std::invalid_argument(
+        "the signal contains NaN or infinite samples; zero-phase filtering would spread them over the whole "
+        "row - interpolate or drop the gaps first");
+}
+
+// Causal driver shared by sosfilt and lfilter.
+template <class T, class Run>
+void causal(RowsView<const T> x, RowsView<T> y, size_t n_state, const double* zi, double* zf, int n_threads,
+            Run run) {
+  check_same_shape(x, y);
+  if (x.batch == 0) return;
+  const int threads = resolve_threads(n_threads, x.batch);
+  const int L = lanes_for(x.batch, threads);
+  const int64_t n_blocks = (x.batch + L - 1) / L;
+  const int64_t N = x.n;
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<double> buf(static_cast<size_t>(kChunk) * L);
+    std::vector<double> st(n_state * L);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t blk = 0; blk < n_blocks; ++blk) {
+      const int64_t r0 = blk * L;
+      const int nb = static_cast<int>(std::min<int64_t>(L, x.batch - r0));
+      for (int l = 0; l < L; ++l)
+        for (size_t s = 0; s < n_state; ++s) st[s * L + l] = (zi && l < nb) ? zi[(r0 + l) * n_state + s] : 0.0;
+      for (int64_t c0 = 0; c0 < N; c0 += kChunk) {
+        const int64_t c1 = std::min(N, c0 + kChunk);
+        gather_ext(x, r0, nb, L, 0, PadType::none, buf.data(), c0, c1);
+        run(L, buf.data(), c1 - c0, st.data(), false);
+        scatter(y, r0, nb, L, buf.data(), 0, c0, c1);
+      }
+      if (zf)
+        for (int l = 0; l < nb; ++l)
+          for (size_t s = 0; s < n_state; ++s) zf[(r0 + l) * n_state + s] = st[s * L + l];
+    }
+  }
+}
+
+void normalise_tf(const std::vector<double>& b_in, const std::vector<double>& a_in, std::vector<double>& b,
+                  std::vector<double>& a) {
+  a = a_in;
+  b = b_in;
+  while (a.size() > 1 && a[0] == 0.0) a.erase(a.begin());
+  if (a.empty() || a[0] == 0.0) throw std::invalid_argument("a[0] must be nonzero");
+  if (b.empty()) throw std::invalid_argument("the numerator b must not be empty");
+  for (double v : b)
+    if (!std::isfinite(v)) throw std::invalid_argument("filter coefficients must be finite");
+  for (double v : a)
+    if (!std::isfinite(v)) throw std::invalid_argument("filter coefficients must be finite");
+  const double a0 = a[0];
+  for (auto& v : b) v /= a0;
+  for (auto& v : a) v /= a0;
+  const size_t n = std::max(a.size(), b.size());
+  a.resize(n, 0.0);
+  b.resize(n, 0.0);
+}
+
+}  // namespace
+
+template <class T>
+void sosfilt(const double* sos, int ns, RowsView<const T> x, RowsView<T> y, const double* zi, double* zf,
+             int n_threads) {
+  validate_sos(sos, ns);
+  causal(x, y, static_cast<size_t>(2 * ns), zi, zf, n_threads,
+         [&](int L, double* buf, int64_t N, double* st, bool rev) { sos_lanes(L, sos, ns, buf, N, st, rev); });
+}
+
+template <class T>
+void sosfiltfilt(const double* sos, int ns, RowsView<const T> x, RowsView<T> y, PadType pad, int64_t padlen,
+                 int n_threads) {
+  validate_sos(sos, ns);
+  if (padlen < 0) padlen = sosfiltfilt_default_padlen(sos, ns);
+  std::vector<double> zi = sosfilt_zi(sos, ns);
+  forward_backward(x, y, pad, padlen, zi, n_threads,
+                   [&](int L, double* buf, int64_t N, double* st, bool rev) { sos_lanes(L, sos, ns, buf, N, st, rev); });
+}
+
+template <class T>
+void lfilter(const std::vector<double>& b_in, const std::vector<double>& a_in, RowsView<const T> x, RowsView<T> y,
+             const double* zi, double* zf, int n_threads) {
+  std::vector<double> b, a;
+  normalise_tf(b_in, a_in, b, a);
+  const int m = static_cast<int>(b.size()) - 1;
+  causal(x, y, static_cast<size_t>(m), zi, zf, n_threads,
+         [&](int L, double* buf, int64_t N, double* st, bool rev) { tf_lanes(L, b.data(), a.data(), m, buf, N, st, rev); });
+}
+
+template <class T>
+void filtfilt(const std::vector<double>& b_in, const std::vector<double>& a_in, RowsView<const T> x, RowsView<T> y,
+              PadType pad, int64_t padlen, int n_threads) {
+  if (padlen < 0) padlen = filtfilt_default_padlen(static_cast<int64_t>(b_in.size()), static_cast<int64_t>(a_in.size()));
+  std::vector<double> b, a;
+  normalise_tf(b_in, a_in, b, a);
+  const int m = static_cast<int>(b.size()) - 1;
+  std::vector<double> zi = lfilter_zi(b, a);
+  forward_backward(x, y, pad, padlen, zi, n_threads,
+                   [&](int L, double* buf, int64_t N, double* st, bool rev) { tf_lanes(L, b.data(), a.data(), m, buf, N, st, rev); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Polyphase resampling.
+
+namespace {
+
+double bessel_i0(double x) {
+  // Power series; terms decay fast for the window parameters used (|x| <= ~50).
+  double sum = 1.0, term = 1.0;
+  const double q = x * x / 4.0;
+  for (int k = 1; k < 500; ++k) {
+    term *= q / (static_cast<double>(k) * k);
+    sum += term;
+    if (term < sum * 1e-17) break;
+  }
+  return sum;
+}
+
+}  // namespace
+
+std::vector<double> resample_poly_filter(int up, int down, double beta) {
+  if (up < 1 || down < 1) throw std::invalid_argument("up and down must be >= 1");
+  const int max_rate = std::max(up, down);
+  const double fc = 1.0 / max_rate;
+  const int half = 10 * max_rate;
+  const int ntaps = 2 * half + 1;
+  std::vector<double> h(ntaps);
+  const double alpha = (ntaps - 1) / 2.0;
+  const double i0b = bessel_i0(beta);
+  double s = 0.0;
+  for (int i = 0; i < ntaps; ++i) {
+    const double m = i - alpha;
+    const double arg = fc * m;
+    const double sinc = arg == 0.0 ? 1.0 : std::sin(kPi * arg) / (kPi * arg);
+    const double r = (i - alpha) / alpha;
+    const double w = bessel_i0(beta * std::sqrt(std::max(0.0, 1.0 - r * r))) / i0b;
+    h[i] = fc * sinc * w;
+    s += h[i];
+  }
+  for (auto& v : h) v = v / s * up;
+  return h;
+}
+
+int64_t resample_poly_length(int64_t n_in, int up, int down) {
+  const int64_t n = n_in * up;
+  return n / down + (n % down ? 1 : 0);
+}
+
+template <class T>
+void resample_poly(RowsView<const T> x, RowsView<T> y, int up, int down, const std::vector<double>& h, double cval,
+                   int n_threads) {
+  if (up < 1 || down < 1) throw std::invalid_argument("up and down must be >= 1");
+  if (h.empty() || h.size() % 2 == 0) throw std::invalid_argument("the resampling filter must have odd length");
+  if (x.n < 1) throw std::invalid_argument("cannot resample an empty signal");
+  const int64_t n_out = resample_poly_length(x.n, up, down);
+  if (y.n != n_out || y.batch != x.batch) throw std::invalid_argument("resample_poly: wrong output shape");
+  const int64_t half = (static_cast<int64_t>(h.size()) - 1) / 2;
+  const int64_t pre_pad = down - half % down;
+  const int64_t pre_remove = (half + pre_pad) / down;
+  const int64_t hl = static_cast<int64_t>(h.size());
+  const int64_t chunk = 4096;
+  const int64_t n_chunks = (n_out + chunk - 1) / chunk;
+  const int64_t work = x.batch * n_chunks;
+  const int threads = resolve_threads(n_threads, work);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t w = 0; w < work; ++w) {
+    const int64_t r = w / n_chunks;
+    const int64_t j0 = (w % n_chunks) * chunk;
+    const int64_t j1 = std::min(n_out, j0 + chunk);
+    const T* xr = x.data + r * x.row_stride;
+    T* yr = y.data + r * y.row_stride;
+    for (int64_t j = j0; j < j1; ++j) {
+      // Output j is sample (j + pre_remove)*down of the upsampled-and-filtered signal; input u
+      // contributes through tap kk = c - u*up of the unpadded filter.
+      const int64_t c = (j + pre_remove) * down - pre_pad;
+      int64_t u_hi = c >= 0 ? c / up : -((-c + up - 1) / up);
+      const int64_t lo_num = c - hl + 1;
+      int64_t u_lo = lo_num >= 0 ? (lo_num + up - 1) / up : -((-lo_num) / up);
+      double acc = 0.0;
+      for (int64_t u = u_lo; u <= u_hi; ++u) {
+        const int64_t kk = c - u * up;
+        const double xv = (u >= 0 && u < x.n) ? static_cast<double>(xr[u * x.sample_stride]) : cval;
+        acc += h[kk] * xv;
+      }
+      yr[j * y.sample_stride] = static_cast<T>(acc);
+    }
+  }
+}
+
+#define ECGCORE_INSTANTIATE(T)                                                                                     \
+  template void sosfilt<T>(const double*, int, RowsView<const T>, RowsView<T>, const double*, double*, int);      \
+  template void sosfiltfilt<T>(const double*, int, RowsView<const T>, RowsView<T>, PadType, int64_t, int);        \
+  template void lfilter<T>(const std::vector<double>&, const std::vector<double>&, RowsView<const T>, RowsView<T>, \
+                           const double*, double*, int);                                                         \
+  template void filtfilt<T>(const std::vector<double>&, const std::vector<double>&, RowsView<const T>,            \
+                            RowsView<T>, PadType, int64_t, int);                                                 \
+  template void resample_poly<T>(RowsView<const T>, RowsView<T>, int, int, const std::vector<double>&, double, int);
+
+ECGCORE_INSTANTIATE(float)
+ECGCORE_INSTANTIATE(double)
+
+}  // namespace ecgcore
