@@ -1,0 +1,386 @@
+"""ECG records: WFDB (native 212/16/61/80 decoder, wfdb-python for everything else), ``.npy`` and ``.csv``."""
+from __future__ import annotations
+
+import mmap
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .._native import core, threads
+from .header import Header, read_header
+
+__all__ = ["Annotations", "Record", "read_record", "read_annotations", "write_annotations", "record_paths"]
+
+# Beat annotation symbols as WFDB's bxb counts them (ecgcodes.h: NORMAL..PACESP, LEARN excluded).
+BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
+
+
+@dataclass
+class Annotations:
+    """Annotation samples and symbols, in the vocabulary of ``wfdb.Annotation``."""
+
+    sample: np.ndarray  # int64 sample indices
+    symbol: np.ndarray  # str symbols, same length
+    aux_note: list[str] = field(default_factory=list)
+    chan: np.ndarray | None = None
+    subtype: np.ndarray | None = None
+    extension: str = "atr"
+    fs: float | None = None
+
+    def __len__(self) -> int:
+        return int(self.sample.size)
+
+    def beats(self) -> "Annotations":
+        """Only the beat annotations (``N``, ``V``, ``A``, ...; rhythm and noise marks dropped)."""
+        keep = np.fromiter((s in BEAT_SYMBOLS for s in self.symbol), dtype=bool, count=len(self.symbol))
+        return Annotations(self.sample[keep], self.symbol[keep],
+                           [a for a, k in zip(self.aux_note, keep) if k] if self.aux_note else [],
+                           None if self.chan is None else self.chan[keep],
+                           None if self.subtype is None else self.subtype[keep], self.extension, self.fs)
+
+    def counts(self) -> dict[str, int]:
+        sym, cnt = np.unique(self.symbol, return_counts=True)
+        return {str(s): int(c) for s, c in zip(sym, cnt)}
+
+
+@dataclass
+class Record:
+    """One ECG recording.
+
+    Attributes
+    ----------
+    signal : (n_samples, n_leads) float array in physical units (NaN where the ADC marked a gap)
+    fs : sampling rate in Hz
+    leads : lead names (``MLII``, ``V1``, ``I``, ...)
+    units : physical unit of each lead
+    annotations : reference annotations when an annotation file was found, else None
+    """
+
+    signal: np.ndarray
+    fs: float
+    leads: list[str]
+    units: list[str]
+    name: str = ""
+    path: Path | None = None
+    annotations: Annotations | None = None
+    adc_gain: np.ndarray | None = None
+    baseline: np.ndarray | None = None
+    comments: list[str] = field(default_factory=list)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.signal.shape[0])
+
+    @property
+    def n_leads(self) -> int:
+        return int(self.signal.shape[1])
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.n_samples / self.fs
+
+    def lead(self, name_or_index: str | int) -> np.ndarray:
+        """One lead as a 1-D array, by name (``"MLII"``) or index."""
+        if isinstance(name_or_index, str):
+            if name_or_index not in self.leads:
+                raise KeyError(f"{self.name}: no lead {name_or_index!r}; leads are {self.leads}")
+            return self.signal[:, self.leads.index(name_or_index)]
+        return self.signal[:, name_or_index]
+
+    @classmethod
+    def from_wfdb(cls, rec, annotation=None) -> "Record":
+        """Wrap a ``wfdb.Record`` (and optionally a ``wfdb.Annotation``) without copying the signal."""
+        sig = rec.p_signal if rec.p_signal is not None else rec.dac()
+        ann = None
+        if annotation is not None:
+            ann = Annotations(np.asarray(annotation.sample, dtype=np.int64), np.asarray(annotation.symbol),
+                              list(annotation.aux_note or []), extension=annotation.extension, fs=rec.fs)
+        return cls(signal=np.asarray(sig), fs=float(rec.fs), leads=list(rec.sig_name), units=list(rec.units),
+                   name=rec.record_name, annotations=ann,
+                   adc_gain=np.asarray(rec.adc_gain, dtype=np.float64) if rec.adc_gain else None,
+                   baseline=np.asarray(rec.baseline, dtype=np.float64) if rec.baseline else None,
+                   comments=list(rec.comments or []))
+
+
+def _record_base(path: Path) -> Path:
+    return path.with_suffix("") if path.suffix in (".hea", ".dat", ".atr") else path
+
+
+def _read_wfdb_native(hdr: Header, sampfrom: int, sampto: int | None, channels, physical: bool,
+                      dtype, workers) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode the record's signal files with the C++ decoder. Returns (signal, gain, baseline)."""
+    base_dir = hdr.path.parent
+    chans = list(range(hdr.n_sig)) if channels is None else list(channels)
+    for c in chans:
+        if not 0 <= c < hdr.n_sig:
+            raise IndexError(f"{hdr.path}: channel {c} does not exist (the record has {hdr.n_sig} signals)")
+    # Signals stored in the same file (and with the same format) are multiplexed together.
+    groups: dict[tuple[str, int, int], list[int]] = {}
+    for i, s in enumerate(hdr.signals):
+        groups.setdefault((s.file_name, s.fmt, s.byte_offset), []).append(i)
+    sig_len = hdr.sig_len
+    files = {}
+    for (fname, fmt, offset), members in groups.items():
+        fpath = base_dir / fname
+        if not fpath.is_file():
+            raise FileNotFoundError(f"{hdr.path}: signal file {fpath} named in the header does not exist")
+        size = fpath.stat().st_size - offset
+        if size <= 0:
+            raise ValueError(f"{fpath}: signal file is empty (the header {hdr.path.name} expects samples)")
+        available = core.wfdb_samples_available(fmt, size) // len(members)
+        files[(fname, fmt, offset)] = (fpath, available)
+        if sig_len is None:
+            sig_len = available
+        elif available < sig_len:
+            need = core.wfdb_bytes_needed(fmt, sig_len * len(members)) + offset
+            raise ValueError(
+                f"{fpath}: signal file is truncated: header {hdr.path.name} says {sig_len} samples x "
+                f"{len(members)} signals in format {fmt} ({need} bytes), the file holds {size + offset} bytes "
+                f"({available} complete samples per signal)")
+    stop = sig_len if sampto is None else min(int(sampto), sig_len)
+    start = int(sampfrom)
+    if start < 0 or start >= stop:
+        raise ValueError(f"{hdr.path}: empty sample range [{sampfrom}, {sampto}) for a record of {sig_len} samples")
+    n = stop - start
+    gain = np.array([hdr.signals[c].adc_gain for c in chans], dtype=np.float64)
+    baseline = np.array([hdr.signals[c].baseline for c in chans], dtype=np.float64)
+    out = np.empty((n, len(chans)), dtype=dtype if physical else np.int32)
+    w = threads(workers)
+    for (fname, fmt, offset), members in groups.items():
+        wanted = [(k, members.index(c)) for k, c in enumerate(chans) if c in members]
+        if not wanted:
+            continue
+        fpath, _ = files[(fname, fmt, offset)]
+        direct = len(groups) == 1 and [k for k, _ in wanted] == list(range(len(chans)))
+        target = out if direct else np.empty((n, len(wanted)), dtype=out.dtype)
+        sel = [j for _, j in wanted]
+        # Memory-map the signal file: the decoder reads the page cache directly, no copy.
+        with open(fpath, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            view = memoryview(mm)[offset:]
+            try:
+                if physical:
+                    core.wfdb_decode_physical(view, fmt, len(members), start, n, sel, [gain[k] for k, _ in wanted],
+                                              [baseline[k] for k, _ in wanted], target, w)
+                else:
+                    core.wfdb_decode(view, fmt, len(members), start, n, sel, target, w)
+            finally:
+                view.release()
+        if not direct:
+            for col, (k, _) in enumerate(wanted):
+                out[:, k] = target[:, col]
+    return out, gain, baseline
+
+
+def _check_signal(sig: np.ndarray, path) -> None:
+    if sig.size == 0:
+        raise ValueError(f"{path}: the record holds no samples")
+    if sig.dtype.kind == "f" and np.isnan(sig).all():
+        raise ValueError(f"{path}: every sample is NaN (no valid signal in this record)")
+
+
+def read_record(path: str | os.PathLike, *, fs: float | None = None, channels: Sequence[int] | None = None,
+                sampfrom: int = 0, sampto: int | None = None, annotator: str | None = "atr",
+                physical: bool = True, dtype=np.float64, workers: int | None = None) -> Record:
+    """Read one ECG record.
+
+    Parameters
+    ----------
+    path : WFDB record (``dir/100``, ``dir/100.hea`` or ``.dat``), ``.npy`` (``[n]`` or ``[n, ch]``) or ``.csv``
+        (one column per lead, an optional header row of lead names).
+    fs : sampling rate for ``.npy``/``.csv`` (required there); for WFDB it must match the header if given.
+    channels : subset of lead indices (WFDB only).
+    sampfrom, sampto : sample range (WFDB only).
+    annotator : annotation file extension to attach if present (``"atr"``), or None.
+    physical : physical units (default) or raw ADC integers (``int32``).
+    dtype : float64 (default) or float32 for the physical signal.
+
+    Returns
+    -------
+    Record with ``signal`` of shape ``(n_samples, n_leads)``.
+
+    Formats 212, 16, 61 and 80 are decoded in C++ (bit-identical to ``wfdb.rdrecord(physical=False)``;
+    physical values identical to wfdb's float64 ``p_signal``); others fall back to wfdb-python.
+    """
+    path = Path(path)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return _read_npy(path, fs, dtype)
+    if suffix == ".csv":
+        return _read_csv(path, fs, dtype)
+    base = _record_base(path)
+    hdr = read_header(base)
+    if fs is not None and abs(float(fs) - hdr.fs) > 1e-9:
+        raise ValueError(f"{hdr.path}: sampling rate is {hdr.fs} Hz, but {fs} Hz was expected")
+    if hdr.n_sig == 0:
+        raise ValueError(f"{hdr.path}: the record has no signals")
+    if hdr.natively_readable:
+        sig, gain, baseline = _read_wfdb_native(hdr, sampfrom, sampto, channels, physical, dtype, workers)
+        leads = [s.description for s in hdr.signals]
+        units = [s.units for s in hdr.signals]
+        if channels is not None:
+            leads = [leads[c] for c in channels]
+            units = [units[c] for c in channels]
+        rec = Record(signal=sig, fs=hdr.fs, leads=leads, units=units, name=hdr.record_name, path=base,
+                     adc_gain=gain, baseline=baseline, comments=hdr.comments)
+    else:
+        rec = _read_wfdb_fallback(base, hdr, sampfrom, sampto, channels, physical, dtype)
+    if physical:
+        _check_signal(rec.signal, hdr.path)
+    if annotator:
+        ann_path = base.with_name(base.name + "." + annotator)
+        if ann_path.is_file():
+            ann = read_annotations(base, annotator)
+            if sampfrom or sampto is not None:
+                stop = sampto if sampto is not None else np.iinfo(np.int64).max
+                keep = (ann.sample >= sampfrom) & (ann.sample < stop)
+                ann = Annotations(ann.sample[keep] - sampfrom, ann.symbol[keep],
+                                  [a for a, k in zip(ann.aux_note, keep) if k] if ann.aux_note else [],
+                                  extension=ann.extension, fs=ann.fs)
+            rec.annotations = ann
+    return rec
+
+
+def _read_wfdb_fallback(base: Path, hdr: Header, sampfrom, sampto, channels, physical, dtype) -> Record:
+    import wfdb
+
+    try:
+        r = wfdb.rdrecord(str(base), sampfrom=sampfrom, sampto=sampto,
+                          channels=list(channels) if channels is not None else None, physical=physical)
+    except Exception as exc:  # wfdb raises many types; say which file failed
+        raise ValueError(f"{hdr.path}: wfdb could not read this record: {exc}") from exc
+    if physical:
+        sig = np.asarray(r.p_signal, dtype=dtype)
+    else:
+        sig = np.asarray(r.d_signal)
+    return Record(signal=sig, fs=float(r.fs), leads=list(r.sig_name), units=list(r.units), name=r.record_name,
+                  path=base, adc_gain=np.asarray(r.adc_gain, dtype=np.float64),
+                  baseline=np.asarray(r.baseline, dtype=np.float64), comments=list(r.comments or []))
+
+
+def _need_fs(path: Path, fs) -> float:
+    if fs is None:
+        raise ValueError(f"{path}: .npy/.csv files carry no sampling rate; pass fs= (e.g. fs=360)")
+    fs = float(fs)
+    if not fs > 0:
+        raise ValueError(f"{path}: fs must be positive, got {fs}")
+    return fs
+
+
+def _finish_array(path: Path, arr: np.ndarray, fs: float, dtype, leads=None) -> Record:
+    if arr.ndim == 1:
+        arr = arr[:, np.newaxis]
+    if arr.ndim != 2:
+        raise ValueError(f"{path}: expected a [n_samples] or [n_samples, n_leads] array, got shape {arr.shape}")
+    if arr.shape[0] < arr.shape[1]:
+        raise ValueError(f"{path}: shape {arr.shape} looks like [n_leads, n_samples]; store [n_samples, n_leads]")
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: expected numeric samples, got dtype {arr.dtype}")
+    sig = np.ascontiguousarray(arr, dtype=dtype)
+    _check_signal(sig, path)
+    n_leads = sig.shape[1]
+    leads = leads or [f"lead{i}" for i in range(n_leads)]
+    return Record(signal=sig, fs=fs, leads=list(leads), units=["mV"] * n_leads, name=path.stem, path=path)
+
+
+def _read_npy(path: Path, fs, dtype) -> Record:
+    fs = _need_fs(path, fs)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: the file is empty")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a valid .npy array: {exc}") from exc
+    return _finish_array(path, arr, fs, dtype)
+
+
+def _read_csv(path: Path, fs, dtype) -> Record:
+    fs = _need_fs(path, fs)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    text = path.read_text()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise ValueError(f"{path}: the file is empty")
+    first = [c.strip() for c in lines[0].split(",")]
+    leads = None
+    try:
+        [float(c) for c in first]
+        body = lines
+    except ValueError:
+        leads = first
+        body = lines[1:]
+    if not body:
+        raise ValueError(f"{path}: no sample rows after the header")
+    try:
+        arr = np.array([[float(c) for c in ln.split(",")] for ln in body])
+    except ValueError as exc:
+        raise ValueError(f"{path}: non-numeric sample: {exc}") from exc
+    if arr.ndim != 2:
+        raise ValueError(f"{path}: rows have different numbers of columns")
+    return _finish_array(path, arr, fs, dtype, leads)
+
+
+def read_annotations(path: str | os.PathLike, extension: str = "atr") -> Annotations:
+    """Read a WFDB annotation file (``<record>.<extension>``) -> :class:`Annotations`."""
+    import wfdb
+
+    base = _record_base(Path(path))
+    ann_path = base.with_name(base.name + "." + extension)
+    if not ann_path.is_file():
+        raise FileNotFoundError(f"annotation file not found: {ann_path}")
+    if ann_path.stat().st_size == 0:
+        raise ValueError(f"{ann_path}: the annotation file is empty")
+    try:
+        a = wfdb.rdann(str(base), extension)
+    except Exception as exc:
+        raise ValueError(f"{ann_path}: cannot read annotations: {exc}") from exc
+    return Annotations(sample=np.asarray(a.sample, dtype=np.int64), symbol=np.asarray(a.symbol),
+                       aux_note=list(a.aux_note or []), chan=np.asarray(a.chan),
+                       subtype=np.asarray(a.subtype), extension=extension, fs=a.fs)
+
+
+def write_annotations(record_name: str, extension: str, sample, symbol, *, fs: float | None = None,
+                      out_dir: str | os.PathLike = ".", aux_note=None) -> Path:
+    """Write a WFDB annotation file ``out_dir/record_name.extension`` (readable by ``wfdb.rdann``)."""
+    import wfdb
+
+    sample = np.asarray(sample, dtype=np.int64)
+    symbol = list(symbol)
+    if sample.ndim != 1 or len(symbol) != sample.size:
+        raise ValueError("sample and symbol must be 1-D and of equal length")
+    if sample.size and (np.any(np.diff(sample) < 0) or sample[0] < 0):
+        raise ValueError("annotation samples must be non-negative and sorted")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wfdb.wrann(record_name, extension, sample, symbol=symbol, aux_note=aux_note, fs=fs,
+               write_dir=str(out_dir))
+    return out_dir / f"{record_name}.{extension}"
+
+
+def record_paths(root: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """All records under ``root`` (a record path, a folder, ``.npy``/``.csv`` files), sorted.
+
+    WFDB records are returned without extension (``dir/100``), one per ``.hea``.
+    """
+    root = Path(root)
+    if root.is_file() or root.with_name(root.name + ".hea").is_file():
+        return [_record_base(root) if root.suffix in (".hea", ".dat") else root]
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such file or folder")
+    pattern = "**/*" if recursive else "*"
+    out = []
+    for p in root.glob(pattern):
+        if p.suffix == ".hea":
+            out.append(p.with_suffix(""))
+        elif p.suffix.lower() in (".npy", ".csv") and p.is_file():
+            out.append(p)
+    return sorted(out)
