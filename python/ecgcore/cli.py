@@ -1,0 +1,139 @@
+"""The ``ecgcore`` command line (click). Thin: every verb calls the library; no logic of its own here.
+
+Training frameworks are never imported at start-up: ``ecgcore --help`` stays fast and works on a
+machine with only the base install.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import click
+
+from ._version import __version__
+
+# Verbs implemented in ecgcore.commands.<module>:<attribute>; loaded only when present and invoked.
+_PLUGIN_COMMANDS = {
+    "peaks": ("ecgcore.commands.peaks", "peaks"),
+    "features": ("ecgcore.commands.features", "features"),
+    "cluster": ("ecgcore.commands.cluster", "cluster"),
+}
+
+
+class _Group(click.Group):
+    def list_commands(self, ctx):
+        names = set(super().list_commands(ctx))
+        for name, (mod, _) in _PLUGIN_COMMANDS.items():
+            if importlib.util.find_spec(mod) is not None:
+                names.add(name)
+        return sorted(names)
+
+    def get_command(self, ctx, name):
+        cmd = super().get_command(ctx, name)
+        if cmd is not None or name not in _PLUGIN_COMMANDS:
+            return cmd
+        mod, attr = _PLUGIN_COMMANDS[name]
+        if importlib.util.find_spec(mod) is None:
+            return None
+        return getattr(importlib.import_module(mod), attr)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ecgcore")
+def main():
+    """ecgcore: fast ECG processing from raw archives to trained, exported, served models.
+
+    Signal work (filtering, R-peaks, beats, scalograms, MFCC, k-means) runs in a C++ core on all cores.
+    Run `ecgcore demo` for a tour on the bundled MIT-BIH excerpts, `ecgcore COMMAND --help` for details.
+    """
+
+
+def _fmt_counts(counts: dict[str, int], limit: int = 8) -> str:
+    items = sorted(counts.items(), key=lambda kv: -kv[1])
+    text = " ".join(f"{k}:{v}" for k, v in items[:limit])
+    return text + (" ..." if len(items) > limit else "")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=False))
+@click.option("--fs", type=float, default=None, help="Sampling rate for .npy/.csv inputs (Hz).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per record instead of a table.")
+def info(paths, fs, as_json):
+    """Describe records: sampling rate, leads, duration and annotation counts by symbol.
+
+    PATHS are WFDB records (with or without extension), folders (searched recursively), .npy or .csv files.
+    """
+    import json
+
+    from .io import read_record, record_paths
+
+    records = []
+    for p in paths:
+        try:
+            records.extend(record_paths(p))
+        except FileNotFoundError as exc:
+            raise click.ClickException(str(exc)) from None
+    failures = 0
+    if not as_json:
+        click.echo(f"{'record':<24} {'fs':>7} {'leads':<22} {'duration':>10} {'annotations'}")
+    for rp in records:
+        try:
+            rec = read_record(rp, fs=fs) if rp.suffix.lower() in (".npy", ".csv") else read_record(rp)
+        except (OSError, ValueError) as exc:
+            failures += 1
+            click.echo(f"error: {exc}", err=True)
+            continue
+        counts = rec.annotations.counts() if rec.annotations is not None else {}
+        if as_json:
+            click.echo(json.dumps({"record": str(rp), "fs": rec.fs, "leads": rec.leads, "units": rec.units,
+                                   "n_samples": rec.n_samples, "duration_s": rec.duration,
+                                   "annotations": counts}))
+        else:
+            minutes, seconds = divmod(rec.duration, 60)
+            click.echo(f"{rec.name:<24} {rec.fs:>7g} {','.join(rec.leads)[:22]:<22} "
+                       f"{int(minutes):>4d}:{seconds:05.2f} {_fmt_counts(counts) if counts else '-'}")
+    if failures:
+        click.echo(f"{failures} of {len(records)} records could not be read", err=True)
+        sys.exit(1)
+
+
+@main.command("filter")
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option("--band", nargs=2, type=float, default=(0.5, 50.0), show_default=True,
+              help="Pass band edges in Hz.")
+@click.option("--order", type=int, default=4, show_default=True, help="Butterworth order (zero-phase doubles it).")
+@click.option("--notch", type=float, default=None, help="Also remove mains hum at this frequency (Hz, Q 30).")
+@click.option("--fs", type=float, default=None, help="Sampling rate for .npy/.csv inputs (Hz).")
+@click.option("--overwrite", is_flag=True, help="Redo records whose output already exists.")
+def filter_cmd(src, dst, band, order, notch, fs, overwrite):
+    """Zero-phase band-pass filter one record or a whole folder of records.
+
+    Each record is written to DST as a float32 .npy [n_samples, n_leads] plus a .json sidecar (fs, leads,
+    filter). Finished outputs are skipped on a re-run (resumable); a record that fails is reported and
+    skipped, and the exit code is 1 if any failed.
+    """
+    from .pipelines.filtering import filter_archive
+
+    summary = filter_archive(src, dst, band=band, order=order, notch=notch, fs=fs, overwrite=overwrite,
+                             progress=True)
+    click.echo(f"filtered {summary.done}, skipped (already done) {summary.skipped}, failed {len(summary.failed)}")
+    for name, err in summary.failed:
+        click.echo(f"  failed: {name}: {err}", err=True)
+    if summary.failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--band", nargs=2, type=float, default=(0.5, 50.0), show_default=True, help="Pass band in Hz.")
+@click.option("--order", type=int, default=4, show_default=True, help="Butterworth order.")
+def demo(band, order):
+    """Filter and summarise the bundled MIT-BIH excerpts (records 100, 119, 208; first 5 minutes)."""
+    from .demo import run_demo
+
+    click.echo(run_demo(band=band, order=order))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
