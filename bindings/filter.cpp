@@ -26,17 +26,44 @@ RowsView<const T> cview2d(const py::array& a) {
                            a.strides(1) / isz};
 }
 
-// Calls fn.template operator()<T>() with T = float or double after checking x and out agree.
+// Runs fn(x_view, out_view) with T = float or double (x and out must agree), GIL released.
 template <class Fn>
-void dispatch_float(const py::array& x, const py::array& out, Fn&& fn) {
+void run_rows(const py::array& x, py::array& out, Fn&& fn) {
   if (!out.writeable()) throw std::invalid_argument("output array is read-only");
   if (ecgcore_py::is_float32(x) && ecgcore_py::is_float32(out)) {
-    fn(float{});
+    auto xv = cview2d<float>(x);
+    auto yv = view2d<float>(out);
+    py::gil_scoped_release release;
+    fn(xv, yv);
   } else if (x.dtype().is(py::dtype::of<double>()) && out.dtype().is(py::dtype::of<double>())) {
-    fn(double{});
+    auto xv = cview2d<double>(x);
+    auto yv = view2d<double>(out);
+    py::gil_scoped_release release;
+    fn(xv, yv);
   } else {
     throw std::invalid_argument("internal: x and out must both be float32 or both float64");
   }
+}
+
+// Optional initial state [batch, n_state] in, final state [batch, n_state] out (causal filters).
+struct FilterState {
+  std::vector<double> zi;
+  const double* zi_ptr = nullptr;
+  py::array_t<double> zf;
+};
+
+FilterState filter_state(const py::object& zi, const py::array& x, int64_t n_state) {
+  FilterState st;
+  const int64_t batch = x.ndim() == 2 ? x.shape(0) : 0;
+  if (!zi.is_none()) {
+    auto z = py::cast<ecgcore_py::carray<double>>(zi);
+    if (z.size() != batch * n_state)
+      throw std::invalid_argument("zi must hold " + std::to_string(n_state) + " state values per row of x");
+    st.zi.assign(z.data(), z.data() + z.size());
+    st.zi_ptr = st.zi.data();
+  }
+  st.zf = py::array_t<double>({static_cast<py::ssize_t>(batch), static_cast<py::ssize_t>(n_state)});
+  return st;
 }
 
 std::vector<double> sos_vector(const ecgcore_py::carray<double>& sos, int& ns) {
@@ -131,13 +158,7 @@ void register_filter(py::module_& m) {
         int ns = 0;
         auto s = sos_vector(sos, ns);
         PadType pad = parse_pad_type(padtype);
-        dispatch_float(x, out, [&](auto tag) {
-          using T = decltype(tag);
-          auto xv = cview2d<T>(x);
-          auto yv = view2d<T>(out);
-          py::gil_scoped_release release;
-          sosfiltfilt<T>(s.data(), ns, xv, yv, pad, padlen, workers);
-        });
+        run_rows(x, out, [&](auto xv, auto yv) { sosfiltfilt(s.data(), ns, xv, yv, pad, padlen, workers); });
       },
       py::arg("sos"), py::arg("x"), py::arg("out"), py::arg("padtype"), py::arg("padlen"), py::arg("workers"),
       "Zero-phase SOS filtering of a 2-D [batch, n] view into out (padlen < 0: scipy's default).");
@@ -147,27 +168,10 @@ void register_filter(py::module_& m) {
       [](ecgcore_py::carray<double> sos, py::array x, py::array out, py::object zi, int workers) {
         int ns = 0;
         auto s = sos_vector(sos, ns);
-        const int64_t batch = x.ndim() == 2 ? x.shape(0) : 0;
-        std::vector<double> ziv;
-        const double* zip = nullptr;
-        if (!zi.is_none()) {
-          auto z = py::cast<ecgcore_py::carray<double>>(zi);
-          if (z.size() != batch * ns * 2)
-            throw std::invalid_argument("zi must have shape (batch, n_sections, 2) matching x");
-          ziv.assign(z.data(), z.data() + z.size());
-          zip = ziv.data();
-        }
-        py::array_t<double> zf({static_cast<py::ssize_t>(batch), static_cast<py::ssize_t>(ns),
-                                static_cast<py::ssize_t>(2)});
-        double* zfp = zf.mutable_data();
-        dispatch_float(x, out, [&](auto tag) {
-          using T = decltype(tag);
-          auto xv = cview2d<T>(x);
-          auto yv = view2d<T>(out);
-          py::gil_scoped_release release;
-          sosfilt<T>(s.data(), ns, xv, yv, zip, zfp, workers);
-        });
-        return zf;
+        FilterState st = filter_state(zi, x, 2 * ns);
+        double* zf = st.zf.mutable_data();
+        run_rows(x, out, [&](auto xv, auto yv) { sosfilt(s.data(), ns, xv, yv, st.zi_ptr, zf, workers); });
+        return st.zf;
       },
       py::arg("sos"), py::arg("x"), py::arg("out"), py::arg("zi"), py::arg("workers"),
       "Causal SOS filtering of a 2-D [batch, n] view into out; returns the final state [batch, ns, 2].");
@@ -177,13 +181,7 @@ void register_filter(py::module_& m) {
       [](std::vector<double> b, std::vector<double> a, py::array x, py::array out, const std::string& padtype,
          int64_t padlen, int workers) {
         PadType pad = parse_pad_type(padtype);
-        dispatch_float(x, out, [&](auto tag) {
-          using T = decltype(tag);
-          auto xv = cview2d<T>(x);
-          auto yv = view2d<T>(out);
-          py::gil_scoped_release release;
-          filtfilt<T>(b, a, xv, yv, pad, padlen, workers);
-        });
+        run_rows(x, out, [&](auto xv, auto yv) { filtfilt(b, a, xv, yv, pad, padlen, workers); });
       },
       py::arg("b"), py::arg("a"), py::arg("x"), py::arg("out"), py::arg("padtype"), py::arg("padlen"),
       py::arg("workers"));
@@ -191,26 +189,11 @@ void register_filter(py::module_& m) {
   m.def(
       "lfilter",
       [](std::vector<double> b, std::vector<double> a, py::array x, py::array out, py::object zi, int workers) {
-        const int64_t batch = x.ndim() == 2 ? x.shape(0) : 0;
         const int64_t m = static_cast<int64_t>(std::max(a.size(), b.size())) - 1;
-        std::vector<double> ziv;
-        const double* zip = nullptr;
-        if (!zi.is_none()) {
-          auto z = py::cast<ecgcore_py::carray<double>>(zi);
-          if (z.size() != batch * m) throw std::invalid_argument("zi must have shape (batch, order) matching x");
-          ziv.assign(z.data(), z.data() + z.size());
-          zip = ziv.data();
-        }
-        py::array_t<double> zf({static_cast<py::ssize_t>(batch), static_cast<py::ssize_t>(std::max<int64_t>(m, 0))});
-        double* zfp = zf.mutable_data();
-        dispatch_float(x, out, [&](auto tag) {
-          using T = decltype(tag);
-          auto xv = cview2d<T>(x);
-          auto yv = view2d<T>(out);
-          py::gil_scoped_release release;
-          lfilter<T>(b, a, xv, yv, zip, zfp, workers);
-        });
-        return zf;
+        FilterState st = filter_state(zi, x, m);
+        double* zf = st.zf.mutable_data();
+        run_rows(x, out, [&](auto xv, auto yv) { lfilter(b, a, xv, yv, st.zi_ptr, zf, workers); });
+        return st.zf;
       },
       py::arg("b"), py::arg("a"), py::arg("x"), py::arg("out"), py::arg("zi"), py::arg("workers"));
 
@@ -223,13 +206,7 @@ void register_filter(py::module_& m) {
   m.def(
       "resample_poly",
       [](py::array x, py::array out, int up, int down, std::vector<double> h, double cval, int workers) {
-        dispatch_float(x, out, [&](auto tag) {
-          using T = decltype(tag);
-          auto xv = cview2d<T>(x);
-          auto yv = view2d<T>(out);
-          py::gil_scoped_release release;
-          resample_poly<T>(xv, yv, up, down, h, cval, workers);
-        });
+        run_rows(x, out, [&](auto xv, auto yv) { resample_poly(xv, yv, up, down, h, cval, workers); });
       },
       py::arg("x"), py::arg("out"), py::arg("up"), py::arg("down"), py::arg("h"), py::arg("cval"), py::arg("workers"),
       "Polyphase resampling of a 2-D [batch, n] view into out [batch, n_out].");

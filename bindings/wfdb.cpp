@@ -59,31 +59,4 @@ void register_wfdb(py::module_& m) {
       py::arg("data"), py::arg("fmt"), py::arg("n_sig"), py::arg("frame0"), py::arg("n_frames"), py::arg("chan"),
       py::arg("gain"), py::arg("baseline"), py::arg("out"), py::arg("workers"),
       "Decode multiplexed WFDB samples straight to physical units into out[:, :len(chan)].");
-  m.def(
-      "wfdb_to_physical",
-      [](ecgcore_py::carray<int32_t> d, std::vector<double> gain, std::vector<double> baseline, int32_t invalid,
-         bool single, int workers) -> py::array {
-        if (d.ndim() != 2 || d.shape(1) != static_cast<py::ssize_t>(gain.size()) || gain.size() != baseline.size())
-          throw std::invalid_argument("internal: digital must be [n, ch] with one gain/baseline per channel");
-        const int64_t n = d.shape(0);
-        const int ch = static_cast<int>(d.shape(1));
-        if (single) {
-          py::array_t<float> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(ch)});
-          float* o = out.mutable_data();
-          const int32_t* p = d.data();
-          py::gil_scoped_release release;
-          wfdb_to_physical<float>(p, n, ch, gain.data(), baseline.data(), invalid, o, workers);
-          return out;
-        }
-        py::array_t<double> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(ch)});
-        double* o = out.mutable_data();
-        const int32_t* p = d.data();
-        {
-          py::gil_scoped_release release;
-          wfdb_to_physical<double>(p, n, ch, gain.data(), baseline.data(), invalid, o, workers);
-        }
-        return out;
-      },
-      py::arg("digital"), py::arg("gain"), py::arg("baseline"), py::arg("invalid"), py::arg("single"),
-      py::arg("workers"));
 }

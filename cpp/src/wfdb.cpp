@@ -58,10 +58,12 @@ static inline int32_t sample_at(const uint8_t* d, int fmt, int64_t i) {
   }
 }
 
-void wfdb_decode(const uint8_t* data, int64_t n_bytes, int fmt, int n_sig, int64_t frame0, int64_t n_frames,
-                 const int* chan, int n_out, int32_t* out, int64_t out_stride, int n_threads) {
+namespace {
+
+void check_request(int64_t n_bytes, int fmt, int n_sig, int64_t frame0, int64_t n_frames, const int* chan,
+                   int n_out) {
   check_format(fmt);
-  if (n_sig < 1) throw std::invalid_argument("a WFDB signal file must hold at least one signal");
+  if (n_sig < 1 || n_out < 1) throw std::invalid_argument("a WFDB signal file must hold at least one signal");
   if (frame0 < 0 || n_frames < 0) throw std::invalid_argument("negative frame range");
   for (int c = 0; c < n_out; ++c)
     if (chan[c] < 0 || chan[c] >= n_sig) throw std::invalid_argument("channel index out of range");
@@ -70,98 +72,25 @@ void wfdb_decode(const uint8_t* data, int64_t n_bytes, int fmt, int n_sig, int64
     throw std::invalid_argument("signal file is truncated: " + std::to_string(n_frames + frame0) + " frames of " +
                                 std::to_string(n_sig) + " signals need " + std::to_string(need) +
                                 " bytes but it holds " + std::to_string(n_bytes));
-  bool identity = n_out == n_sig && out_stride == n_sig;
-  for (int c = 0; identity && c < n_out; ++c) identity = chan[c] == c;
-  const int threads = resolve_threads(n_threads, n_frames * n_sig / 262144 + 1);
-  if (identity) {
-    // All channels in file order: the output is the file's sample sequence, decoded flat.
-    const int64_t s0 = frame0 * n_sig, ns = n_frames * n_sig;
-    if (fmt == 212 && s0 % 2 == 0) {
-      const uint8_t* g = data + (s0 / 2) * 3;
-      const int64_t pairs = ns / 2;
-#pragma omp parallel for num_threads(threads) schedule(static)
-      for (int64_t p = 0; p < pairs; ++p) {
-        const uint8_t* b = g + 3 * p;
-        const int32_t v0 = b[0] | ((b[1] & 0x0F) << 8);
-        const int32_t v1 = b[2] | ((b[1] & 0xF0) << 4);
-        out[2 * p] = v0 - ((v0 & 0x800) << 1);
-        out[2 * p + 1] = v1 - ((v1 & 0x800) << 1);
-      }
-      if (ns % 2) out[ns - 1] = sample_at(data, fmt, s0 + ns - 1);
-      return;
-    }
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < ns; ++i) out[i] = sample_at(data, fmt, s0 + i);
-    return;
-  }
-  const int64_t chunk = 16384;
-  const int64_t n_chunks = (n_frames + chunk - 1) / chunk;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t ci = 0; ci < n_chunks; ++ci) {
-    const int64_t f0 = ci * chunk, f1 = std::min(n_frames, f0 + chunk);
-    for (int64_t f = f0; f < f1; ++f) {
-      const int64_t base = (frame0 + f) * n_sig;
-      int32_t* row = out + f * out_stride;
-      for (int c = 0; c < n_out; ++c) row[c] = sample_at(data, fmt, base + chan[c]);
-    }
-  }
 }
 
-template <class T>
-void wfdb_to_physical(const int32_t* d, int64_t n_frames, int n_ch, const double* gain, const double* baseline,
-                      int32_t invalid, T* out, int n_threads) {
-  for (int c = 0; c < n_ch; ++c)
-    if (!(gain[c] != 0.0) || !std::isfinite(gain[c])) throw std::invalid_argument("ADC gain must be nonzero");
-  const int64_t total = n_frames * n_ch;
-  const int threads = resolve_threads(n_threads, total / 65536 + 1);
-  const T nan = std::numeric_limits<T>::quiet_NaN();
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t f = 0; f < n_frames; ++f) {
-    for (int c = 0; c < n_ch; ++c) {
-      const int32_t v = d[f * n_ch + c];
-      // Same expression as wfdb-python: (d - baseline) / adc_gain in float64.
-      out[f * n_ch + c] = v == invalid ? nan : static_cast<T>((static_cast<double>(v) - baseline[c]) / gain[c]);
-    }
-  }
-}
-
-template <class T>
-void wfdb_decode_physical(const uint8_t* data, int64_t n_bytes, int fmt, int n_sig, int64_t frame0,
-                          int64_t n_frames, const int* chan, int n_out, const double* gain, const double* baseline,
-                          T* out, int64_t out_stride, int n_threads) {
-  check_format(fmt);
-  if (n_sig < 1 || n_out < 1) throw std::invalid_argument("a WFDB signal file must hold at least one signal");
-  if (frame0 < 0 || n_frames < 0) throw std::invalid_argument("negative frame range");
-  for (int c = 0; c < n_out; ++c) {
-    if (chan[c] < 0 || chan[c] >= n_sig) throw std::invalid_argument("channel index out of range");
-    if (!(gain[c] != 0.0) || !std::isfinite(gain[c])) throw std::invalid_argument("ADC gain must be nonzero");
-  }
-  const int64_t need = wfdb_bytes_needed(fmt, (frame0 + n_frames) * n_sig);
-  if (need > n_bytes)
-    throw std::invalid_argument("signal file is truncated: " + std::to_string(n_frames + frame0) + " frames of " +
-                                std::to_string(n_sig) + " signals need " + std::to_string(need) +
-                                " bytes but it holds " + std::to_string(n_bytes));
-  const int32_t invalid = wfdb_invalid_value(fmt);
-  const T nan = std::numeric_limits<T>::quiet_NaN();
+// Decode frames into out[f * out_stride + c] = convert(sample, c). The common MIT-BIH layout (format 212,
+// two signals, all selected) takes a fast path where one 3-byte group is exactly one frame.
+template <class T, class Convert>
+void decode_frames(const uint8_t* data, int fmt, int n_sig, int64_t frame0, int64_t n_frames, const int* chan,
+                   int n_out, T* out, int64_t out_stride, int n_threads, Convert convert) {
   const int threads = resolve_threads(n_threads, n_frames * n_sig / 262144 + 1);
-  // (d - baseline) / gain in double, the same expression as wfdb-python.
-  auto phys = [&](int32_t v, int c) -> T {
-    return v == invalid ? nan : static_cast<T>((static_cast<double>(v) - baseline[c]) / gain[c]);
-  };
   bool identity = n_out == n_sig && out_stride == n_sig;
   for (int c = 0; identity && c < n_out; ++c) identity = chan[c] == c;
-  if (identity && fmt == 212 && n_sig == 2 && frame0 * n_sig % 2 == 0) {
-    // The common MIT-BIH layout: one 3-byte group is one frame of two signals.
-    const uint8_t* g = data + (frame0 * n_sig / 2) * 3;
+  if (identity && fmt == 212 && n_sig == 2) {
+    const uint8_t* g = data + frame0 * 3;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t f = 0; f < n_frames; ++f) {
       const uint8_t* b = g + 3 * f;
       int32_t v0 = b[0] | ((b[1] & 0x0F) << 8);
       int32_t v1 = b[2] | ((b[1] & 0xF0) << 4);
-      v0 -= (v0 & 0x800) << 1;
-      v1 -= (v1 & 0x800) << 1;
-      out[2 * f] = phys(v0, 0);
-      out[2 * f + 1] = phys(v1, 1);
+      out[2 * f] = convert(v0 - ((v0 & 0x800) << 1), 0);
+      out[2 * f + 1] = convert(v1 - ((v1 & 0x800) << 1), 1);
     }
     return;
   }
@@ -173,19 +102,38 @@ void wfdb_decode_physical(const uint8_t* data, int64_t n_bytes, int fmt, int n_s
     for (int64_t f = f0; f < f1; ++f) {
       const int64_t base = (frame0 + f) * n_sig;
       T* row = out + f * out_stride;
-      for (int c = 0; c < n_out; ++c) row[c] = phys(sample_at(data, fmt, base + chan[c]), c);
+      for (int c = 0; c < n_out; ++c) row[c] = convert(sample_at(data, fmt, base + chan[c]), c);
     }
   }
+}
+
+}  // namespace
+
+void wfdb_decode(const uint8_t* data, int64_t n_bytes, int fmt, int n_sig, int64_t frame0, int64_t n_frames,
+                 const int* chan, int n_out, int32_t* out, int64_t out_stride, int n_threads) {
+  check_request(n_bytes, fmt, n_sig, frame0, n_frames, chan, n_out);
+  decode_frames(data, fmt, n_sig, frame0, n_frames, chan, n_out, out, out_stride, n_threads,
+                [](int32_t v, int) { return v; });
+}
+
+template <class T>
+void wfdb_decode_physical(const uint8_t* data, int64_t n_bytes, int fmt, int n_sig, int64_t frame0,
+                          int64_t n_frames, const int* chan, int n_out, const double* gain, const double* baseline,
+                          T* out, int64_t out_stride, int n_threads) {
+  check_request(n_bytes, fmt, n_sig, frame0, n_frames, chan, n_out);
+  for (int c = 0; c < n_out; ++c)
+    if (!(gain[c] != 0.0) || !std::isfinite(gain[c])) throw std::invalid_argument("ADC gain must be nonzero");
+  const int32_t invalid = wfdb_invalid_value(fmt);
+  const T nan = std::numeric_limits<T>::quiet_NaN();
+  // (d - baseline) / gain in double, the same expression as wfdb-python.
+  decode_frames(data, fmt, n_sig, frame0, n_frames, chan, n_out, out, out_stride, n_threads, [&](int32_t v, int c) {
+    return v == invalid ? nan : static_cast<T>((static_cast<double>(v) - baseline[c]) / gain[c]);
+  });
 }
 
 template void wfdb_decode_physical<float>(const uint8_t*, int64_t, int, int, int64_t, int64_t, const int*, int,
                                           const double*, const double*, float*, int64_t, int);
 template void wfdb_decode_physical<double>(const uint8_t*, int64_t, int, int, int64_t, int64_t, const int*, int,
                                            const double*, const double*, double*, int64_t, int);
-
-template void wfdb_to_physical<float>(const int32_t*, int64_t, int, const double*, const double*, int32_t, float*,
-                                      int);
-template void wfdb_to_physical<double>(const int32_t*, int64_t, int, const double*, const double*, int32_t, double*,
-                                       int);
 
 }  // namespace ecgcore

@@ -27,11 +27,6 @@ int32_t wfdb_invalid_value(int fmt);
 void wfdb_decode(const uint8_t* data, int64_t n_bytes, int fmt, int n_sig, int64_t frame0, int64_t n_frames,
                  const int* chan, int n_out, int32_t* out, int64_t out_stride, int n_threads);
 
-// Physical units: out[t, c] = (d[t, c] - baseline[c]) / gain[c], NaN where d == invalid.
-template <class T>
-void wfdb_to_physical(const int32_t* digital, int64_t n_frames, int n_ch, const double* gain,
-                      const double* baseline, int32_t invalid, T* out, int n_threads);
-
 // Decode straight to physical units (fused decode + conversion; no integer intermediate).
 // gain/baseline are per selected channel; out: [n_frames, out_stride] with the first n_out columns written.
 template <class T>
