@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-__all__ = ["ArchiveSummary", "atomic_write", "run_archive"]
+__all__ = ["ArchiveSummary", "atomic_write", "remove_stale_parts", "run_archive"]
 
 
 @dataclass
@@ -16,6 +16,22 @@ class ArchiveSummary:
     done: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_parts(folder: Path) -> int:
+    """Delete temp files left by a killed run (``.<name>.<random>.part<ext>``); returns how many."""
+    n = 0
+    for p in Path(folder).rglob(".*.part*"):
+        if p.is_file():
+            p.unlink()
+            n += 1
+    return n
 
 
 @contextmanager
@@ -28,6 +44,7 @@ def atomic_write(target: Path):
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part" + target.suffix, dir=target.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; finished files get the usual permissions
     tmp_path = Path(tmp)
     try:
         yield tmp_path

@@ -1,0 +1,1 @@
+"""Dataset conventions: MIT-BIH splits and AAMI classes, noise mixing."""

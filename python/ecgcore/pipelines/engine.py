@@ -1,0 +1,226 @@
+"""The ``ecgcore preprocess`` engine: one per-record task over an archive, locally or on Dask distributed.
+
+* Local: a process pool over records (``workers``, default all cores; each task runs the C++ kernels
+  single-threaded so processes x threads never oversubscribe the machine).
+* Cluster: ``scheduler="tcp://host:port"`` submits the same task to a Dask distributed scheduler; OUT_DIR
+  must be on storage the workers share.
+* Resumable: every finished record is appended to ``manifest.jsonl`` with the SHA-256 of each file it
+  wrote. A re-run skips records whose files still match; everything is written to a temp file and
+  renamed, so a killed run never leaves a file that a re-run would trust.
+* Failure-tolerant: a record that fails is listed in ``errors.json`` and in the summary; the run goes on.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .archive import atomic_write, remove_stale_parts
+
+__all__ = ["PreprocessSummary", "RecordResult", "file_sha256", "preprocess", "read_manifest"]
+
+MANIFEST = "manifest.jsonl"
+ERRORS = "errors.json"
+
+
+@dataclass
+class RecordResult:
+    """What a recipe produced for one record: files relative to OUT_DIR, and how many items (beats, windows)."""
+
+    record: str
+    files: list[str]
+    n_items: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PreprocessSummary:
+    recipe: str
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    n_items: int = 0
+    seconds: float = 0.0
+    results: dict[str, dict] = field(default_factory=dict)
+
+    def table(self) -> str:
+        rate = len(self.done) / self.seconds if self.seconds > 0 else float("nan")
+        irate = self.n_items / self.seconds if self.seconds > 0 else float("nan")
+        rows = [
+            ("recipe", self.recipe),
+            ("records processed", str(len(self.done))),
+            ("records skipped (already done)", str(len(self.skipped))),
+            ("records failed", str(len(self.failed))),
+            ("items written (beats/windows)", str(self.n_items)),
+            ("wall time", f"{self.seconds:.2f} s"),
+            ("records/s", f"{rate:.2f}"),
+            ("items/s", f"{irate:.1f}"),
+        ]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(out_dir: Path) -> dict[str, dict]:
+    """Finished records of earlier runs (a torn last line from a killed run is ignored)."""
+    path = Path(out_dir) / MANIFEST
+    entries: dict[str, dict] = {}
+    if not path.is_file():
+        return entries
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and "record" in entry:
+            entries[entry["record"]] = entry
+    return entries
+
+
+def _still_valid(out_dir: Path, entry: dict) -> bool:
+    for rel, digest in entry.get("files", {}).items():
+        p = out_dir / rel
+        if not p.is_file() or file_sha256(p) != digest:
+            return False
+    return True
+
+
+def _run_task(recipe_name: str, record: str, in_dir: str, out_dir: str, options: dict) -> dict:
+    """Executed in a worker process (local pool or Dask): never raises, returns a plain dict."""
+    from .recipes import get_recipe
+
+    try:
+        recipe = get_recipe(recipe_name)
+        res: RecordResult = recipe.run(record, Path(in_dir), Path(out_dir), options)
+        files = {rel: file_sha256(Path(out_dir) / rel) for rel in res.files}
+        return {"status": "ok", "record": record, "files": files, "n_items": res.n_items, "info": res.info}
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        return {"status": "error", "record": record, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def preprocess(recipe_name: str, in_dir, out_dir, *, options: dict | None = None, workers: int | None = None,
+               scheduler: str | None = None, limit: int | None = None, records: list[str] | None = None,
+               progress: bool = True) -> PreprocessSummary:
+    """Run recipe ``recipe_name`` over the records of ``in_dir`` into ``out_dir``; see the module docstring."""
+    from tqdm.auto import tqdm
+
+    from .recipes import get_recipe
+
+    recipe = get_recipe(recipe_name)
+    options = dict(recipe.default_options(), **(options or {}))
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    if not in_dir.exists():
+        raise FileNotFoundError(f"{in_dir}: input folder does not exist")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(out_dir)
+    items = recipe.items(in_dir, options)
+    if records:
+        wanted = set(records)
+        unknown = wanted - set(items)
+        if unknown:
+            raise ValueError(f"records not found in {in_dir} for recipe {recipe_name}: {sorted(unknown)}")
+        items = [r for r in items if r in wanted]
+    if limit is not None:
+        items = items[: int(limit)]
+    if not items:
+        raise ValueError(f"{in_dir}: no input records for recipe {recipe_name}")
+
+    manifest = read_manifest(out_dir)
+    # Options are part of a record's identity: a re-run with other options redoes everything.
+    opt_key = json.dumps(options, sort_keys=True, default=str)
+    summary = PreprocessSummary(recipe=recipe_name)
+    todo = []
+    for rec in items:
+        entry = manifest.get(rec)
+        if entry and entry.get("options") == opt_key and entry.get("recipe") == recipe_name \
+                and _still_valid(out_dir, entry):
+            summary.skipped.append(rec)
+            summary.results[rec] = entry
+        else:
+            todo.append(rec)
+
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(items), initial=len(summary.skipped), desc=f"preprocess {recipe_name}", unit="rec",
+               disable=not progress)
+    with open(out_dir / MANIFEST, "a") as mf:
+        def record_result(res: dict) -> None:
+            rec = res["record"]
+            if res["status"] == "ok":
+                entry = {"record": rec, "recipe": recipe_name, "options": opt_key, "files": res["files"],
+                         "n_items": res["n_items"], "info": res["info"]}
+                mf.write(json.dumps(entry) + "\n")
+                mf.flush()
+                os.fsync(mf.fileno())
+                summary.done.append(rec)
+                summary.results[rec] = entry
+                summary.n_items += res["n_items"]
+            else:
+                summary.failed.append((rec, res["error"]))
+            bar.update(1)
+            el = time.perf_counter() - t0
+            bar.set_postfix(items_per_s=f"{summary.n_items / el:.0f}" if el > 0 else "-", failed=len(summary.failed))
+
+        n_proc = _n_workers(workers)
+        # One C++ thread per task when tasks run side by side; all cores for a serial run.
+        task_opts = dict(options, _threads=1 if (scheduler or (n_proc > 1 and len(todo) > 1)) else 0)
+        args = [(recipe_name, rec, str(in_dir), str(out_dir), task_opts) for rec in todo]
+        if scheduler:
+            _run_dask(scheduler, args, record_result)
+        else:
+            _run_local(args, n_proc, record_result)
+    bar.close()
+    summary.seconds = time.perf_counter() - t0
+
+    ok = {rec: summary.results[rec] for rec in items if rec in summary.results}
+    recipe.finish(out_dir, ok, options)
+    with atomic_write(out_dir / ERRORS) as tmp:
+        tmp.write_text(json.dumps([{"record": r, "error": e} for r, e in summary.failed], indent=1))
+    return summary
+
+
+def _n_workers(workers: int | None) -> int:
+    if workers is None or workers <= 0:
+        return os.cpu_count() or 1
+    return int(workers)
+
+
+def _run_local(args: list[tuple], n: int, callback) -> None:
+    if not args:
+        return
+    if n == 1 or len(args) == 1:
+        for a in args:
+            callback(_run_task(*a))
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: libgomp (OpenMP) is not fork-safe once the parent has used it.
+    with ProcessPoolExecutor(max_workers=min(n, len(args)), mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_task, *a) for a in args]
+        for fut in as_completed(futures):
+            callback(fut.result())
+
+
+def _run_dask(address: str, args: list[tuple], callback) -> None:
+    try:
+        from distributed import Client, as_completed
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError("--scheduler needs Dask distributed: pip install 'dask[distributed]'") from exc
+    if not args:
+        return
+    with Client(address) as client:
+        futures = [client.submit(_run_task, *a, key=f"ecgcore-{a[0]}-{a[1]}-{i}", pure=False)
+                   for i, a in enumerate(args)]
+        for fut in as_completed(futures):
+            callback(fut.result())

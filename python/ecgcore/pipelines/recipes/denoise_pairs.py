@@ -1,0 +1,102 @@
+"""``denoise-pairs`` (SPEC §2): clean/noisy 10 s pairs at 130 Hz for the Heartify Attention U-Net.
+
+Clean: one MIT-BIH lead (default MLII, channel 0), zero-phase Butterworth band-pass 0.5-45 Hz (order 4)
+to strip the recording's own baseline wander and hum, resampled 360 -> 130 Hz (polyphase), cut into
+non-overlapping 1300-sample windows. Noisy: the clean window plus an NSTDB noise window (same lead
+index, resampled to 130 Hz, unfiltered) scaled to each requested SNR. Noise never leaks between splits:
+train records (DS1) draw noise from the first 70 % of each noise record, test records (DS2) from the rest.
+Paced records (102, 104, 107, 217) are excluded, as in the de Chazal protocol.
+
+One ``<record>.npz`` per record: ``clean [n, 1300]``, ``noisy [n, n_noise, n_snr, 1300]`` (float32),
+``noise``, ``snr_db``, ``start`` (sample index at 130 Hz), ``fs``, ``split``; plus ``splits.json`` and
+``metadata.json``.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from ...datasets.noise import NOISE_TYPES, noise_scale
+from ...dsp import bandpass, resample_poly
+from ...dsp.filter import resample_ratio
+from ...io import read_record
+from ..engine import RecordResult
+from .base import Recipe, save_npz, wfdb_records, write_json
+
+# de Chazal et al. 2004 inter-patient split (MANIFEST.md); paced records excluded.
+DS1 = ("101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230").split()
+DS2 = ("100 103 105 111 113 117 121 123 200 202 210 212 213 214 219 221 222 228 231 232 233 234").split()
+
+
+def _rng(seed: int, *parts: str) -> np.random.Generator:
+    digest = hashlib.sha256("/".join([str(seed), *parts]).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+class DenoisePairs(Recipe):
+    name = "denoise-pairs"
+
+    def default_options(self) -> dict:
+        return {"fs": 130.0, "length": 1300, "snr_db": [-6.0, 0.0, 6.0, 12.0], "noise": list(NOISE_TYPES),
+                "noise_dir": None, "lead": 0, "band": [0.5, 45.0], "train_noise_fraction": 0.7, "seed": 0}
+
+    def _noise_dir(self, in_dir: Path, options: dict) -> Path:
+        d = Path(options["noise_dir"]) if options.get("noise_dir") else in_dir.parent / "nstdb"
+        if not d.is_dir():
+            raise FileNotFoundError(f"NSTDB noise folder {d} not found (pass --noise-dir)")
+        return d
+
+    def items(self, in_dir: Path, options: dict) -> list[str]:
+        known = set(DS1) | set(DS2)
+        return [r for r in wfdb_records(in_dir) if r in known]
+
+    def run(self, item: str, in_dir: Path, out_dir: Path, options: dict) -> RecordResult:
+        threads = options.get("_threads", 0)
+        fs_out, length = float(options["fs"]), int(options["length"])
+        rec = read_record(in_dir / item, annotator=None, workers=threads)
+        up, down = resample_ratio(rec.fs, fs_out)
+        lead = rec.signal[:, int(options["lead"])]
+        low, high = options["band"]
+        clean = resample_poly(bandpass(lead, fs=rec.fs, low=low, high=high, workers=threads), up, down,
+                              workers=threads)
+        n_seg = clean.size // length
+        if n_seg == 0:
+            raise ValueError(f"{item}: shorter than one {length}-sample window at {fs_out} Hz")
+        clean_w = clean[: n_seg * length].reshape(n_seg, length)
+        split = "train" if item in DS1 else "test"
+        frac = float(options["train_noise_fraction"])
+        noise_dir = self._noise_dir(in_dir, options)
+        snrs = np.asarray(options["snr_db"], dtype=np.float64)
+        noisy = np.empty((n_seg, len(options["noise"]), snrs.size, length), dtype=np.float32)
+        for k, kind in enumerate(options["noise"]):
+            nrec = read_record(noise_dir / kind, annotator=None, workers=threads)
+            nup, ndown = resample_ratio(nrec.fs, fs_out)
+            noise = resample_poly(nrec.signal[:, int(options["lead"])], nup, ndown, workers=threads)
+            cut = int(noise.size * frac)
+            lo, hi = (0, cut) if split == "train" else (cut, noise.size)
+            if hi - lo < length:
+                raise ValueError(f"noise record {kind}: its {split} part is shorter than one window")
+            starts = _rng(int(options["seed"]), item, kind).integers(lo, hi - length + 1, size=n_seg)
+            nw = noise[starts[:, None] + np.arange(length)]
+            nw = nw - nw.mean(axis=1, keepdims=True)
+            for j, snr in enumerate(snrs):
+                a = noise_scale(clean_w, nw, snr)
+                noisy[:, k, j] = clean_w + a[:, None] * nw
+        rel = f"{item}.npz"
+        save_npz(out_dir / rel, clean=clean_w.astype(np.float32), noisy=noisy,
+                 noise=np.array(options["noise"]), snr_db=snrs, start=np.arange(n_seg, dtype=np.int64) * length,
+                 fs=np.float64(fs_out), split=np.array(split), record=np.array(item))
+        return RecordResult(record=item, files=[rel], n_items=int(n_seg * noisy.shape[1] * snrs.size),
+                            info={"split": split, "segments": int(n_seg)})
+
+    def finish(self, out_dir: Path, results: dict[str, dict], options: dict) -> None:
+        splits = {"train": sorted(r for r, e in results.items() if e["info"]["split"] == "train"),
+                  "test": sorted(r for r, e in results.items() if e["info"]["split"] == "test")}
+        write_json(out_dir / "splits.json", splits)
+        write_json(out_dir / "metadata.json", {
+            "recipe": self.name, "options": {k: v for k, v in options.items() if not k.startswith("_")},
+            "records": {r: e["info"] for r, e in sorted(results.items())},
+            "pairs": int(sum(e["n_items"] for e in results.values())),
+        })

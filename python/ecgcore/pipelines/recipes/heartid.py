@@ -1,0 +1,97 @@
+"""``heartid`` (SPEC §1): per-subject 1000-sample windows for ECG biometrics, enrolment/probe split by time.
+
+Subjects: in a folder of subject folders (ECG-ID ``Person_01/rec_1`` ...) each folder is a subject and its
+records are taken in order (``rec_1``, ``rec_2``, ...); in a flat folder (MIT-BIH) each record is a subject,
+except that MIT-BIH 201 and 202 come from the same person and form one subject. Each record's lead
+(default channel 0) is band-passed 0.5-40 Hz (order 4, zero-phase), resampled to ``fs`` (default 200 Hz:
+1000 samples = 5 s), cut into windows (stride 500) and z-scored per window. The first ``enrol_fraction``
+of a subject's windows in time order are enrolment, the rest probes - never the same time span.
+
+One ``<subject>.npz`` (``windows [n, 1000]`` float32, ``record``, ``start`` at ``fs``, ``probe`` bool) and
+``subjects.csv``.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ...dsp import bandpass, resample_poly
+from ...dsp.filter import resample_ratio
+from ...io import read_record
+from ..archive import atomic_write
+from ..engine import RecordResult
+from .base import Recipe, save_npz, wfdb_records
+
+SAME_PERSON = {"202": "201"}  # MIT-BIH: records 201 and 202 are from the same subject
+
+
+def _natural(s: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
+def _subjects(in_dir: Path) -> dict[str, list[str]]:
+    subs: dict[str, list[str]] = {}
+    folders = sorted((p for p in in_dir.iterdir() if p.is_dir() and any(p.glob("*.hea"))),
+                     key=lambda p: _natural(p.name))
+    if folders:
+        for f in folders:
+            subs[f.name] = [f"{f.name}/{p.stem}" for p in sorted(f.glob("*.hea"), key=lambda p: _natural(p.stem))]
+        return subs
+    for r in wfdb_records(in_dir):
+        subs.setdefault(SAME_PERSON.get(r, r), []).append(r)
+    return subs
+
+
+class HeartIDWindows(Recipe):
+    name = "heartid"
+
+    def default_options(self) -> dict:
+        return {"fs": 200.0, "window": 1000, "stride": 500, "lead": 0, "band": [0.5, 40.0],
+                "enrol_fraction": 0.5}
+
+    def items(self, in_dir: Path, options: dict) -> list[str]:
+        return list(_subjects(in_dir))
+
+    def run(self, item: str, in_dir: Path, out_dir: Path, options: dict) -> RecordResult:
+        threads = options.get("_threads", 0)
+        win, stride, fs = int(options["window"]), int(options["stride"]), float(options["fs"])
+        windows, recs, starts = [], [], []
+        for name in _subjects(in_dir)[item]:
+            rec = read_record(in_dir / name, annotator=None, workers=threads)
+            x = rec.signal[:, int(options["lead"])]
+            low, high = options["band"]
+            x = bandpass(x, fs=rec.fs, low=low, high=high, workers=threads)
+            up, down = resample_ratio(rec.fs, fs)
+            x = resample_poly(x, up, down, workers=threads)
+            if x.size < win:
+                continue
+            st = np.arange(0, x.size - win + 1, stride)
+            w = x[st[:, None] + np.arange(win)]
+            sd = w.std(axis=1, keepdims=True)
+            w = (w - w.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
+            windows.append(w.astype(np.float32))
+            recs += [name] * len(st)
+            starts.append(st)
+        if not windows:
+            raise ValueError(f"subject {item}: no record is long enough for one {win}-sample window")
+        w = np.concatenate(windows)
+        n_enrol = int(np.ceil(len(w) * float(options["enrol_fraction"])))
+        if n_enrol >= len(w):
+            raise ValueError(f"subject {item}: only {len(w)} windows, too few for an enrolment/probe split")
+        probe = np.arange(len(w)) >= n_enrol
+        rel = f"{item}.npz"
+        save_npz(out_dir / rel, windows=w, record=np.array(recs), start=np.concatenate(starts).astype(np.int64),
+                 probe=probe, fs=np.float64(fs), subject=np.array(item))
+        return RecordResult(record=item, files=[rel], n_items=len(w),
+                            info={"enrol": int(n_enrol), "probe": int(probe.sum()),
+                                  "records": sorted(set(recs), key=_natural)})
+
+    def finish(self, out_dir: Path, results: dict[str, dict], options: dict) -> None:
+        lines = ["subject,file,n_enrol,n_probe,records"]
+        for subj, e in sorted(results.items(), key=lambda kv: _natural(kv[0])):
+            info = e["info"]
+            lines.append(f"{subj},{subj}.npz,{info['enrol']},{info['probe']},{' '.join(info['records'])}")
+        with atomic_write(out_dir / "subjects.csv") as tmp:
+            tmp.write_text("\n".join(lines) + "\n")

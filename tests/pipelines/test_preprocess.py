@@ -1,0 +1,164 @@
+"""``ecgcore preprocess``: recipe outputs, resumability, failures, Dask, kill-and-resume."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.signal as ss
+import wfdb
+from click.testing import CliRunner
+
+from ecgcore.cli import main
+from ecgcore.datasets.noise import snr_db
+from ecgcore.pipelines.engine import preprocess, read_manifest
+
+DP_OPTS = {"snr_db": [0.0, 6.0], "noise": ["bw", "ma"]}
+
+
+def tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name not in ("manifest.jsonl",)}
+
+
+@pytest.fixture()
+def mini_mitdb(tmp_path, mitdb_dir, data_dir):
+    """A small archive: 4 MIT-BIH records (2 DS1, 2 DS2) next to an nstdb folder."""
+    root = tmp_path / "db"
+    (root / "mitdb").mkdir(parents=True)
+    for r in ("100", "101", "103", "106"):
+        for ext in ("hea", "dat", "atr"):
+            shutil.copy(mitdb_dir / f"{r}.{ext}", root / "mitdb" / f"{r}.{ext}")
+    shutil.copytree(data_dir / "nstdb", root / "nstdb")
+    return root / "mitdb"
+
+
+def test_denoise_pairs_content(mini_mitdb, tmp_path, data_dir):
+    out = tmp_path / "out"
+    s = preprocess("denoise-pairs", mini_mitdb, out, options=DP_OPTS, workers=1, progress=False)
+    assert sorted(s.done) == ["100", "101", "103", "106"] and not s.failed
+    d = np.load(out / "100.npz")
+    assert d["clean"].shape == (180, 1300) and d["noisy"].shape == (180, 2, 2, 1300)
+    assert str(d["split"]) == "test" and json.loads((out / "splits.json").read_text())["train"] == ["101", "106"]
+    # the clean target is MLII band-passed 0.5-45 Hz and resampled 360 -> 130 Hz (scipy as the reference)
+    x = wfdb.rdrecord(str(mini_mitdb / "100")).p_signal[:, 0]
+    ref = ss.resample_poly(ss.sosfiltfilt(ss.butter(4, (0.5, 45), btype="bandpass", fs=360, output="sos"), x), 13, 36)
+    np.testing.assert_allclose(d["clean"].ravel(), ref[: 180 * 1300], atol=1e-5)
+    # every pair sits at its nominal SNR
+    got = snr_db(d["clean"][:, None, None, :], d["noisy"])
+    np.testing.assert_allclose(got, np.broadcast_to([0.0, 6.0], got.shape), atol=1e-3)
+
+
+def test_denoise_noise_never_shared_between_splits(mini_mitdb, tmp_path):
+    """Test-split noise comes from the last 30 % of each NSTDB record, train noise from the first 70 %."""
+    out = tmp_path / "out"
+    preprocess("denoise-pairs", mini_mitdb, out, options={"snr_db": [0.0], "noise": ["ma"]}, workers=1,
+               progress=False)
+    from ecgcore.dsp import resample_poly
+    from ecgcore.io import read_record
+
+    noise = resample_poly(read_record(mini_mitdb.parent / "nstdb" / "ma").signal[:, 0], 13, 36)
+    cut = int(noise.size * 0.7)
+    for rec, lo, hi in (("101", 0, cut), ("100", cut, noise.size)):
+        d = np.load(out / f"{rec}.npz")
+        resid = d["noisy"][:5, 0, 0] - d["clean"][:5]
+        for r in resid:  # find where this (scaled, mean-removed) noise window came from
+            r = (r - r.mean()) / r.std()
+            best = max(range(lo, hi - 1300, 7),
+                       key=lambda s: abs(np.dot(r, (noise[s:s + 1300] - noise[s:s + 1300].mean()))))
+            assert lo <= best < hi
+
+
+def test_heartid_windows_split_by_time(data_dir, tmp_path):
+    out = tmp_path / "hid"
+    s = preprocess("heartid", data_dir / "ecgiddb", out, workers=1, limit=3, progress=False)
+    assert s.done == ["Person_01", "Person_02", "Person_03"]
+    d = np.load(out / "Person_03.npz")
+    assert d["windows"].shape[1] == 1000 and d["windows"].dtype == np.float32
+    np.testing.assert_allclose(d["windows"].mean(axis=1), 0, atol=1e-5)
+    probe = d["probe"]
+    assert probe.any() and (~probe).any() and not np.any(np.diff(probe.astype(int)) < 0)  # enrol first
+    # enrolment comes only from earlier records/times than any probe
+    first_probe_rec = d["record"][probe][0]
+    assert all(r <= first_probe_rec or "rec_" in r for r in d["record"][~probe])
+    lines = (out / "subjects.csv").read_text().splitlines()
+    assert lines[0].startswith("subject,") and len(lines) == 4
+
+
+def test_resume_skips_finished_and_redoes_corrupted(mini_mitdb, tmp_path):
+    out = tmp_path / "out"
+    preprocess("denoise-pairs", mini_mitdb, out, options=DP_OPTS, workers=1, progress=False)
+    first = tree_bytes(out)
+    s2 = preprocess("denoise-pairs", mini_mitdb, out, options=DP_OPTS, workers=1, progress=False)
+    assert sorted(s2.skipped) == ["100", "101", "103", "106"] and not s2.done
+    (out / "103.npz").write_bytes(b"garbage")  # a corrupted output is not trusted
+    s3 = preprocess("denoise-pairs", mini_mitdb, out, options=DP_OPTS, workers=1, progress=False)
+    assert s3.done == ["103"]
+    assert tree_bytes(out) == first
+    s4 = preprocess("denoise-pairs", mini_mitdb, out, options=dict(DP_OPTS, seed=1), workers=1, progress=False)
+    assert len(s4.done) == 4  # other options -> everything is redone
+
+
+def test_bad_record_is_reported_and_skipped(mini_mitdb, tmp_path):
+    data = (mini_mitdb / "103.dat").read_bytes()
+    (mini_mitdb / "103.dat").write_bytes(data[:1000])
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["preprocess", "denoise-pairs", str(mini_mitdb), str(out), "--snr", "0",
+                                  "--noise", "bw", "--workers", "2", "--strict", "--quiet"])
+    assert r.exit_code == 1
+    assert "records failed                  1" in r.output or "records failed" in r.output
+    errors = json.loads((out / "errors.json").read_text())
+    assert [e["record"] for e in errors] == ["103"] and "truncated" in errors[0]["error"]
+    assert sorted(read_manifest(out)) == ["100", "101", "106"]
+    r = CliRunner().invoke(main, ["preprocess", "denoise-pairs", str(mini_mitdb), str(out), "--snr", "0",
+                                  "--noise", "bw", "--quiet"])
+    assert r.exit_code == 0  # without --strict a failed record does not fail the run
+
+
+def test_process_pool_equals_serial(mini_mitdb, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    preprocess("denoise-pairs", mini_mitdb, a, options=DP_OPTS, workers=1, progress=False)
+    preprocess("denoise-pairs", mini_mitdb, b, options=DP_OPTS, workers=2, progress=False)
+    assert tree_bytes(a) == tree_bytes(b)
+
+
+def test_dask_distributed_equals_local(mini_mitdb, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    local, remote = tmp_path / "local", tmp_path / "dask"
+    preprocess("denoise-pairs", mini_mitdb, local, options=DP_OPTS, workers=1, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        r = CliRunner().invoke(main, ["preprocess", "denoise-pairs", str(mini_mitdb), str(remote),
+                                      "--scheduler", cluster.scheduler_address, "--snr", "0", "--snr", "6",
+                                      "--noise", "bw", "--noise", "ma", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert tree_bytes(local) == tree_bytes(remote)
+
+
+def test_killed_run_resumes_to_identical_output(mini_mitdb, tmp_path):
+    out, ref = tmp_path / "killed", tmp_path / "ref"
+    cmd = [sys.executable, "-m", "ecgcore.cli", "preprocess", "denoise-pairs", str(mini_mitdb), str(out),
+           "--snr", "0", "--snr", "6", "--noise", "bw", "--noise", "ma", "--workers", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if len(read_manifest(out)) >= 1 or proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = read_manifest(out)
+    assert len(done_before) < 4, "the run finished before it could be killed; make it longer"
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "skipped (already done)" in r.stdout
+    preprocess("denoise-pairs", mini_mitdb, ref, options=DP_OPTS, workers=1, progress=False)
+    assert tree_bytes(out) == tree_bytes(ref)
+    assert not [p for p in out.rglob(".*.part*")]
