@@ -491,7 +491,7 @@ inline __attribute__((always_inline)) void tf_lanes_impl(const double* b, const 
 }
 
 #if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(_M_X64))
-#define ECGCORE_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#define ECGCORE_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
 #else
 #define ECGCORE_CLONES
 #endif
