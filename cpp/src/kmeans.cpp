@@ -164,12 +164,12 @@ std::vector<double> center_mean(const T* C, int64_t k, int64_t d) {
   return m;
 }
 
-// Rows r0..r0+nr shifted into xs (padded with zero rows to a multiple of kTile) and their norms.
+// Rows (r0.. or idx[..]) shifted into xs, padded with zero rows to a multiple of kTile, and their norms.
 template <class T>
-ECGCORE_INLINE void pack_rows(const T* X, int64_t r0, int64_t nr, int64_t d, const T* shift, T* xs, T* xn) {
+void pack_rows(const T* X, int64_t r0, const int64_t* idx, int64_t nr, int64_t d, const T* shift, T* xs, T* xn) {
   const int64_t padded = (nr + kTile - 1) / kTile * kTile;
   for (int64_t r = 0; r < nr; ++r) {
-    const T* row = X + (r0 + r) * d;
+    const T* row = X + (idx ? idx[r] : r0 + r) * d;
     T* out = xs + r * d;
     double s = 0.0;
     for (int64_t t = 0; t < d; ++t) {
@@ -185,8 +185,8 @@ ECGCORE_INLINE void pack_rows(const T* X, int64_t r0, int64_t nr, int64_t d, con
   }
 }
 
-// Dot products of kTile packed rows with one panel (2 vectors of centers): a GEMM micro-kernel
-// with 8 vector accumulators. acc[2 r + h] holds row r against the centers of half h.
+// Dot products of kTile packed rows with one panel (2 vectors of columns): a GEMM micro-kernel
+// with 8 vector accumulators. acc[2 r + h] holds row r against the columns of half h.
 template <class T>
 ECGCORE_INLINE void tile_dots(const T* xs, int64_t d, const T* panel, VecT<T> (&acc)[2 * kTile]) {
   using V = VecT<T>;
@@ -211,76 +211,84 @@ ECGCORE_INLINE void tile_dots(const T* xs, int64_t d, const T* panel, VecT<T> (&
   }
 }
 
-// Nearest center for rows r0..r0+nr; mind (optional) gets the expanded-form squared distance.
+// Nearest (and with Second, second-nearest) center of nr packed rows. Outputs per packed row:
+// lab, d1 = squared distance to the nearest, d2 = to the second nearest (expanded form, >= 0).
 // Each vector lane keeps its own running minimum over the panels (strict <, so the earliest panel
 // wins a tie); the lanes are then reduced with ties going to the lower center index.
-template <class T>
-ECGCORE_INLINE void nearest_rows_impl(const Panel<T>& P, const T* X, int64_t r0, int64_t nr, T* xs, T* xn,
-                                      int32_t* labels, T* mind) {
+template <class T, bool Second>
+ECGCORE_INLINE void nearest_packed_impl(const Panel<T>& P, const T* xs, const T* xn, int64_t nr, int32_t* lab,
+                                        T* d1, T* d2) {
   using V = VecT<T>;
   using VI = VecI<T>;
   using I = IdxOf<T>;
   constexpr int VL = kVL<T>;
   constexpr int L = kLanes<T>;
   const int64_t d = P.d;
-  pack_rows(X, r0, nr, d, P.shift.data(), xs, xn);
+  constexpr T big = std::numeric_limits<T>::max();
   VI iota0, iota1;
   for (int j = 0; j < VL; ++j) {
     iota0[j] = static_cast<I>(j);
     iota1[j] = static_cast<I>(VL + j);
   }
   for (int64_t rt = 0; rt < nr; rt += kTile) {
-    V bv[2 * kTile];
+    V b1[2 * kTile], b2[2 * kTile];
     VI bi[2 * kTile];
     for (int q = 0; q < 2 * kTile; ++q) {
-      bv[q] = V{} + std::numeric_limits<T>::max();
+      b1[q] = V{} + big;
+      b2[q] = V{} + big;
       bi[q] = VI{};
     }
     for (int64_t p = 0; p < P.np; ++p) {
       V acc[2 * kTile];
       tile_dots(xs + rt * d, d, P.ct.data() + p * d * L, acc);
-      const V cn0 = load_vec<V>(P.cn.data() + p * L);
-      const V cn1 = load_vec<V>(P.cn.data() + p * L + VL);
-      const VI base0 = iota0 + static_cast<I>(p * L), base1 = iota1 + static_cast<I>(p * L);
-      for (int r = 0; r < kTile; ++r) {
-        const V v0 = cn0 - acc[2 * r] * T(2);
-        const V v1 = cn1 - acc[2 * r + 1] * T(2);
-        const VI m0 = v0 < bv[2 * r];
-        const VI m1 = v1 < bv[2 * r + 1];
-        bv[2 * r] = m0 ? v0 : bv[2 * r];
-        bv[2 * r + 1] = m1 ? v1 : bv[2 * r + 1];
-        bi[2 * r] = m0 ? base0 : bi[2 * r];
-        bi[2 * r + 1] = m1 ? base1 : bi[2 * r + 1];
+      const V cn[2] = {load_vec<V>(P.cn.data() + p * L), load_vec<V>(P.cn.data() + p * L + VL)};
+      const VI base[2] = {iota0 + static_cast<I>(p * L), iota1 + static_cast<I>(p * L)};
+      for (int q = 0; q < 2 * kTile; ++q) {
+        const V v = cn[q & 1] - acc[q] * T(2);
+        const VI m = v < b1[q];
+        if (Second) b2[q] = m ? b1[q] : (v < b2[q] ? v : b2[q]);
+        b1[q] = m ? v : b1[q];
+        bi[q] = m ? base[q & 1] : bi[q];
       }
     }
     const int rows = static_cast<int>(std::min<int64_t>(kTile, nr - rt));
     for (int r = 0; r < rows; ++r) {
-      T best = std::numeric_limits<T>::max();
+      T best = big;
       I idx = std::numeric_limits<I>::max();
+      int win = 0;
       for (int h = 0; h < 2; ++h)
         for (int j = 0; j < VL; ++j) {
-          const T v = bv[2 * r + h][j];
+          const T v = b1[2 * r + h][j];
           const I i = bi[2 * r + h][j];
           if (v < best || (v == best && i < idx)) {
             best = v;
             idx = i;
+            win = h * VL + j;
           }
         }
-      labels[r0 + rt + r] = static_cast<int32_t>(idx);
-      if (mind) mind[rt + r] = std::max(T(0), xn[rt + r] + best);
+      lab[rt + r] = static_cast<int32_t>(idx);
+      d1[rt + r] = std::max(T(0), xn[rt + r] + best);
+      if (Second) {
+        T second = big;
+        for (int h = 0; h < 2; ++h)
+          for (int j = 0; j < VL; ++j) {
+            second = std::min(second, b2[2 * r + h][j]);
+            if (h * VL + j != win) second = std::min(second, b1[2 * r + h][j]);
+          }
+        d2[rt + r] = second >= big / 2 ? big : std::max(T(0), xn[rt + r] + second);
+      }
     }
   }
 }
 
-// Distances of rows r0..r0+nr to every center into out[(r) * ldo + c].
+// Distances of nr packed rows to every center into out[r * ldo + c].
 template <class T>
-ECGCORE_INLINE void distance_rows_impl(const Panel<T>& P, const T* X, int64_t r0, int64_t nr, T* xs, T* xn,
-                                       T* out, int64_t ldo, bool squared) {
+ECGCORE_INLINE void distance_packed_impl(const Panel<T>& P, const T* xs, const T* xn, int64_t nr, T* out,
+                                         int64_t ldo, bool squared) {
   using V = VecT<T>;
   constexpr int VL = kVL<T>;
   constexpr int L = kLanes<T>;
   const int64_t d = P.d;
-  pack_rows(X, r0, nr, d, P.shift.data(), xs, xn);
   for (int64_t rt = 0; rt < nr; rt += kTile) {
     const int rows = static_cast<int>(std::min<int64_t>(kTile, nr - rt));
     for (int64_t p = 0; p < P.np; ++p) {
@@ -300,23 +308,63 @@ ECGCORE_INLINE void distance_rows_impl(const Panel<T>& P, const T* X, int64_t r0
   }
 }
 
+// k-means++ candidate sweep over data panels p0..p1 (the rows are the panel columns here, the few
+// candidates are the packed tile rows): D[t * n + row] = min(closest[row], d(candidate t, row)^2),
+// sums[t] = the sum of those over the panels' rows (in row order, double).
+template <class T>
+ECGCORE_INLINE void plusplus_panels_impl(const Panel<T>& XP, int64_t p0, int64_t p1, const T* cs, const T* cnorm,
+                                         int ntr, const T* closest, T* D, double* sums) {
+  using V = VecT<T>;
+  constexpr int VL = kVL<T>;
+  constexpr int L = kLanes<T>;
+  const int64_t d = XP.d, n = XP.k;
+  for (int t = 0; t < ntr; ++t) sums[t] = 0.0;
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t row0 = p * L;
+    const int cols = static_cast<int>(std::min<int64_t>(L, n - row0));
+    for (int tt = 0; tt < ntr; tt += kTile) {
+      V acc[2 * kTile];
+      tile_dots(cs + tt * d, d, XP.ct.data() + p * d * L, acc);
+      const int rows = std::min(kTile, ntr - tt);
+      for (int r = 0; r < rows; ++r) {
+        T* out = D + static_cast<int64_t>(tt + r) * n + row0;
+        T buf[L];
+        for (int j = 0; j < L; ++j) {
+          const T dot = j < VL ? acc[2 * r][j] : acc[2 * r + 1][j - VL];
+          buf[j] = std::max(T(0), XP.cn[row0 + j] + cnorm[tt + r] - T(2) * dot);
+        }
+        double s = 0.0;
+        for (int j = 0; j < cols; ++j) {
+          const T v = std::min(closest[row0 + j], buf[j]);
+          out[j] = v;
+          s += v;
+        }
+        sums[tt + r] += s;
+      }
+    }
+  }
+}
+
 // Multi-versioned entry points (one per dtype; the template bodies above are inlined into each clone).
-ECGCORE_CLONES void nearest_rows(const Panel<float>& P, const float* X, int64_t r0, int64_t nr, float* xs,
-                                 float* xn, int32_t* labels, float* mind) {
-  nearest_rows_impl(P, X, r0, nr, xs, xn, labels, mind);
-}
-ECGCORE_CLONES void nearest_rows(const Panel<double>& P, const double* X, int64_t r0, int64_t nr, double* xs,
-                                 double* xn, int32_t* labels, double* mind) {
-  nearest_rows_impl(P, X, r0, nr, xs, xn, labels, mind);
-}
-ECGCORE_CLONES void distance_rows(const Panel<float>& P, const float* X, int64_t r0, int64_t nr, float* xs,
-                                  float* xn, float* out, int64_t ldo, bool squared) {
-  distance_rows_impl(P, X, r0, nr, xs, xn, out, ldo, squared);
-}
-ECGCORE_CLONES void distance_rows(const Panel<double>& P, const double* X, int64_t r0, int64_t nr, double* xs,
-                                  double* xn, double* out, int64_t ldo, bool squared) {
-  distance_rows_impl(P, X, r0, nr, xs, xn, out, ldo, squared);
-}
+#define ECGCORE_KMEANS_CLONES(T)                                                                                  \
+  ECGCORE_CLONES void nearest_packed(const Panel<T>& P, const T* xs, const T* xn, int64_t nr, int32_t* lab, T* d1, \
+                                     T* d2) {                                                                     \
+    if (d2)                                                                                                       \
+      nearest_packed_impl<T, true>(P, xs, xn, nr, lab, d1, d2);                                                  \
+    else                                                                                                          \
+      nearest_packed_impl<T, false>(P, xs, xn, nr, lab, d1, d2);                                                 \
+  }                                                                                                               \
+  ECGCORE_CLONES void distance_packed(const Panel<T>& P, const T* xs, const T* xn, int64_t nr, T* out,           \
+                                      int64_t ldo, bool squared) {                                                \
+    distance_packed_impl(P, xs, xn, nr, out, ldo, squared);                                                       \
+  }                                                                                                               \
+  ECGCORE_CLONES void plusplus_panels(const Panel<T>& XP, int64_t p0, int64_t p1, const T* cs, const T* cnorm,   \
+                                      int ntr, const T* closest, T* D, double* sums) {                            \
+    plusplus_panels_impl(XP, p0, p1, cs, cnorm, ntr, closest, D, sums);                                           \
+  }
+ECGCORE_KMEANS_CLONES(float)
+ECGCORE_KMEANS_CLONES(double)
+#undef ECGCORE_KMEANS_CLONES
 
 template <class T>
 double sqdist(const T* a, const T* b, int64_t d) {
@@ -328,17 +376,28 @@ double sqdist(const T* a, const T* b, int64_t d) {
   return s;
 }
 
+// Per-thread scratch for packed rows.
+template <class T>
+struct Scratch {
+  std::vector<T> xs, xn, d1, d2;
+  std::vector<int32_t> lab;
+  std::vector<int64_t> idx;
+  Scratch(int64_t d) : xs((kChunk + kTile) * d), xn(kChunk + kTile), d1(kChunk + kTile), d2(kChunk + kTile),
+                       lab(kChunk + kTile), idx(kChunk) {}
+};
+
 // Labels of all rows against a panel.
 template <class T>
 void assign_all(const Panel<T>& P, const T* X, int64_t n, int32_t* labels, int nt) {
   const int64_t nc = n_chunks(n);
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<T> xs(static_cast<size_t>((kChunk + kTile) * P.d)), xn(kChunk + kTile);
+    Scratch<T> s(P.d);
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < nc; ++c) {
-      const int64_t r0 = c * kChunk;
-      nearest_rows(P, X, r0, std::min(kChunk, n - r0), xs.data(), xn.data(), labels, static_cast<T*>(nullptr));
+      const int64_t r0 = c * kChunk, nr = std::min(kChunk, n - r0);
+      pack_rows(X, r0, static_cast<const int64_t*>(nullptr), nr, P.d, P.shift.data(), s.xs.data(), s.xn.data());
+      nearest_packed(P, s.xs.data(), s.xn.data(), nr, labels + r0, s.d1.data(), static_cast<T*>(nullptr));
     }
   }
 }
@@ -487,45 +546,38 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
   check_finite(X, n * d, "X", nt);
   const int trials = n_local_trials > 0 ? n_local_trials : 2 + static_cast<int>(std::log(static_cast<double>(k)));
   const std::vector<double> shift = column_mean(X, n, d, nt, nullptr);
+  // The data become the panel columns (packed once); the few candidates per step are the tile rows.
+  const Panel<T> XP = make_panel(X, n, d, shift);
+  constexpr int64_t kPanelsPerChunk = kChunk / kLanes<T>;
 
   Rng rng(seed);
-  std::vector<double> closest(n);
-  std::vector<double> chunk_pot(nc);  // potential of each chunk, for sampling and ordered sums
+  std::vector<T> closest(n, std::numeric_limits<T>::max());
+  std::vector<double> chunk_pot(nc), prefix(nc), part(static_cast<size_t>(nc * trials));
+  std::vector<T> D(static_cast<size_t>(trials * n));
+  std::vector<T> cs(static_cast<size_t>((trials + kTile) * d)), cnorm(trials + kTile);
 
-  // Distances of every row to the centers in `cand` (rows of X); calls f(row, dist_row).
-  auto sweep = [&](const std::vector<int64_t>& cand, auto&& per_chunk) {
-    const int64_t m = static_cast<int64_t>(cand.size());
-    std::vector<T> cc(static_cast<size_t>(m * d));
-    for (int64_t j = 0; j < m; ++j) std::copy(X + cand[j] * d, X + (cand[j] + 1) * d, cc.data() + j * d);
-    const Panel<T> P = make_panel(cc.data(), m, d, shift);
-#pragma omp parallel num_threads(nt)
-    {
-      std::vector<T> xs(static_cast<size_t>((kChunk + kTile) * d)), xn(kChunk + kTile);
-      std::vector<T> dist(static_cast<size_t>((kChunk + kTile) * m));
-#pragma omp for schedule(static)
-      for (int64_t c = 0; c < nc; ++c) {
-        const int64_t r0 = c * kChunk, nr = std::min(kChunk, n - r0);
-        distance_rows(P, X, r0, nr, xs.data(), xn.data(), dist.data(), m, true);
-        per_chunk(c, r0, nr, dist.data());
-      }
+  // D[t] = min(closest, d(cand[t], .)^2) for every row; part[c * trials + t] = its chunk sums.
+  auto sweep = [&](const std::vector<int64_t>& cand) {
+    const int m = static_cast<int>(cand.size());
+    pack_rows(X, 0, cand.data(), m, d, XP.shift.data(), cs.data(), cnorm.data());
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t c = 0; c < nc; ++c) {
+      const int64_t p0 = c * kPanelsPerChunk, p1 = std::min(XP.np, (c + 1) * kPanelsPerChunk);
+      plusplus_panels(XP, p0, p1, cs.data(), cnorm.data(), m, closest.data(), D.data(), &part[c * trials]);
     }
   };
+  auto choose = [&](int t) {  // make candidate t's distances the current ones
+    std::copy(D.begin() + t * n, D.begin() + (t + 1) * n, closest.begin());
+    for (int64_t c = 0; c < nc; ++c) chunk_pot[c] = part[c * trials + t];
+  };
 
-  int64_t first = static_cast<int64_t>(rng.uniform() * static_cast<double>(n));
-  first = std::min(first, n - 1);
+  int64_t first = std::min(static_cast<int64_t>(rng.uniform() * static_cast<double>(n)), n - 1);
   indices[0] = first;
   std::copy(X + first * d, X + (first + 1) * d, centers);
-  sweep({first}, [&](int64_t c, int64_t r0, int64_t nr, const T* dist) {
-    double s = 0.0;
-    for (int64_t r = 0; r < nr; ++r) {
-      closest[r0 + r] = dist[r];
-      s += dist[r];
-    }
-    chunk_pot[c] = s;
-  });
+  sweep({first});
+  choose(0);
 
-  std::vector<double> prefix(nc);
-  std::vector<double> cand_pot_part(static_cast<size_t>(nc * trials));
+  std::vector<int64_t> cand(trials);
   for (int64_t ci = 1; ci < k; ++ci) {
     double pot = 0.0;
     for (int64_t c = 0; c < nc; ++c) {
@@ -533,11 +585,10 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
       prefix[c] = pot;
     }
     // Draw candidates: first row whose running potential reaches u * pot (numpy searchsorted, left).
-    std::vector<int64_t> cand(trials);
     for (int tr = 0; tr < trials; ++tr) {
       const double target = rng.uniform() * pot;
-      int64_t c = std::lower_bound(prefix.begin(), prefix.end(), target) - prefix.begin();
-      int64_t pick = n - 1;  // numerical round-off can leave target above the total: take the last row
+      const int64_t c = std::lower_bound(prefix.begin(), prefix.end(), target) - prefix.begin();
+      int64_t pick = n - 1;  // round-off can leave target above the total: take the last row
       if (c < nc) {
         const int64_t end = std::min(n, (c + 1) * kChunk);
         double run = c > 0 ? prefix[c - 1] : 0.0;
@@ -552,36 +603,77 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
       }
       cand[tr] = pick;
     }
-    sweep(cand, [&](int64_t c, int64_t r0, int64_t nr, const T* dist) {
-      for (int tr = 0; tr < trials; ++tr) {
-        double s = 0.0;
-        for (int64_t r = 0; r < nr; ++r) s += std::min(closest[r0 + r], static_cast<double>(dist[r * trials + tr]));
-        cand_pot_part[c * trials + tr] = s;
-      }
-    });
+    sweep(cand);
     int best = 0;
     double best_pot = std::numeric_limits<double>::infinity();
     for (int tr = 0; tr < trials; ++tr) {
       double s = 0.0;
-      for (int64_t c = 0; c < nc; ++c) s += cand_pot_part[c * trials + tr];
+      for (int64_t c = 0; c < nc; ++c) s += part[c * trials + tr];
       if (s < best_pot) {
         best_pot = s;
         best = tr;
       }
     }
-    const int64_t chosen = cand[best];
-    indices[ci] = chosen;
-    std::copy(X + chosen * d, X + (chosen + 1) * d, centers + ci * d);
-    sweep({chosen}, [&](int64_t c, int64_t r0, int64_t nr, const T* dist) {
-      double s = 0.0;
-      for (int64_t r = 0; r < nr; ++r) {
-        closest[r0 + r] = std::min(closest[r0 + r], static_cast<double>(dist[r]));
-        s += closest[r0 + r];
-      }
-      chunk_pot[c] = s;
-    });
+    indices[ci] = cand[best];
+    std::copy(X + cand[best] * d, X + (cand[best] + 1) * d, centers + ci * d);
+    choose(best);
   }
 }
+
+namespace {
+
+// Center half-separations s[j] = min_{j' != j} ||c_j - c_j'|| / 2 (Hamerly's bound).
+template <class T>
+std::vector<T> half_separation(const T* C, int64_t k, int64_t d, int nt) {
+  std::vector<T> s(k, std::numeric_limits<T>::max());
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 8)
+  for (int64_t a = 0; a < k; ++a) {
+    double best = std::numeric_limits<double>::infinity();
+    for (int64_t b = 0; b < k; ++b)
+      if (b != a) best = std::min(best, sqdist(C + a * d, C + b * d, d));
+    if (k > 1) s[a] = static_cast<T>(0.5 * std::sqrt(best));
+  }
+  return s;
+}
+
+// Hamerly's accelerated E-step: rows whose bounds prove their label cannot change are skipped; the
+// others get the nearest and second-nearest center from the GEMM kernel. u: upper bound on the
+// distance to the own center, l: lower bound on the distance to any other center.
+template <class T>
+void bounded_assign(const Panel<T>& P, const T* X, int64_t n, const T* C, int32_t* labels, T* u, T* l, bool all,
+                    int nt) {
+  const int64_t d = P.d, nc = n_chunks(n);
+  const std::vector<T> s = half_separation(C, P.k, d, nt);
+#pragma omp parallel num_threads(nt)
+  {
+    Scratch<T> w(d);
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t c = 0; c < nc; ++c) {
+      const int64_t r0 = c * kChunk, r1 = std::min(n, (c + 1) * kChunk);
+      int64_t m = 0;
+      for (int64_t i = r0; i < r1; ++i) {
+        if (!all) {
+          const T bound = std::max(s[labels[i]], l[i]);
+          if (u[i] <= bound) continue;
+          u[i] = static_cast<T>(std::sqrt(sqdist(X + i * d, C + static_cast<int64_t>(labels[i]) * d, d)));
+          if (u[i] <= bound) continue;
+        }
+        w.idx[m++] = i;
+      }
+      if (m == 0) continue;
+      pack_rows(X, 0, w.idx.data(), m, d, P.shift.data(), w.xs.data(), w.xn.data());
+      nearest_packed(P, w.xs.data(), w.xn.data(), m, w.lab.data(), w.d1.data(), w.d2.data());
+      for (int64_t q = 0; q < m; ++q) {
+        const int64_t i = w.idx[q];
+        labels[i] = w.lab[q];
+        u[i] = std::sqrt(w.d1[q]);
+        l[i] = w.d2[q] >= std::numeric_limits<T>::max() ? std::numeric_limits<T>::max() : std::sqrt(w.d2[q]);
+      }
+    }
+  }
+}
+
+}  // namespace
 
 template <class T>
 KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, int32_t* labels, int max_iter,
@@ -601,15 +693,36 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   const std::vector<double> shift = column_mean(X, n, d, nt, &mean_var);
   const double tol_abs = tol * mean_var;
 
+  // Lloyd's algorithm with Hamerly's bounds (same labels as plain Lloyd, far fewer distances once
+  // the centers settle).
+  std::vector<T> u(n), l(n);
   std::vector<int32_t> labels_old(n, -1);
   std::vector<T> next(static_cast<size_t>(k * d));
+  std::vector<T> delta(k);
   KMeansFit fit;
   bool strict = false;
   int it = 0;
   for (; it < max_iter; ++it) {
-    const Panel<T> P = make_panel(centers, k, d, shift);
-    assign_all(P, X, n, labels, nt);
+    bounded_assign(make_panel(centers, k, d, shift), X, n, centers, labels, u.data(), l.data(), it == 0, nt);
     const double moved = update_centers(X, n, d, k, labels, centers, next.data(), nt);
+    // How far each center moved: widen the bounds by it.
+    T dmax = 0, dmax2 = 0;
+    int64_t arg = -1;
+    for (int64_t c = 0; c < k; ++c) {
+      delta[c] = static_cast<T>(std::sqrt(sqdist(centers + c * d, next.data() + c * d, d)));
+      if (delta[c] > dmax) {
+        dmax2 = dmax;
+        dmax = delta[c];
+        arg = c;
+      } else if (delta[c] > dmax2) {
+        dmax2 = delta[c];
+      }
+    }
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      u[i] += delta[labels[i]];
+      l[i] -= labels[i] == arg ? dmax2 : dmax;
+    }
     std::copy(next.begin(), next.end(), centers);
     if (std::equal(labels, labels + n, labels_old.begin())) {
       strict = true;
@@ -623,7 +736,7 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
     std::copy(labels, labels + n, labels_old.begin());
   }
   fit.n_iter = std::min(it + 1, max_iter);
-  if (!strict) assign_all(make_panel(centers, k, d, shift), X, n, labels, nt);
+  if (!strict) bounded_assign(make_panel(centers, k, d, shift), X, n, centers, labels, u.data(), l.data(), false, nt);
   fit.inertia = exact_inertia(X, n, d, centers, labels, nt);
   return fit;
 }
@@ -649,11 +762,12 @@ void kmeans_distances(const T* X, int64_t n, int64_t d, const T* centers, int64_
   const Panel<T> P = make_panel(centers, k, d, center_mean(centers, k, d));
 #pragma omp parallel num_threads(nt)
   {
-    std::vector<T> xs(static_cast<size_t>((kChunk + kTile) * d)), xn(kChunk + kTile);
+    Scratch<T> s(d);
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < nc; ++c) {
-      const int64_t r0 = c * kChunk;
-      distance_rows(P, X, r0, std::min(kChunk, n - r0), xs.data(), xn.data(), out + r0 * k, k, squared);
+      const int64_t r0 = c * kChunk, nr = std::min(kChunk, n - r0);
+      pack_rows(X, r0, static_cast<const int64_t*>(nullptr), nr, d, P.shift.data(), s.xs.data(), s.xn.data());
+      distance_packed(P, s.xs.data(), s.xn.data(), nr, out + r0 * k, k, squared);
     }
   }
 }
