@@ -450,20 +450,27 @@ std::vector<double> cluster_sums(const T* X, int64_t d, int64_t k, const std::ve
   return sums;
 }
 
-// Lloyd M-step with scikit-learn's empty-cluster relocation. centers_old -> centers_new; returns
-// the summed squared center shift.
+// Lloyd M-step with scikit-learn's empty-cluster relocation. sums/counts are the per-cluster row
+// sums and sizes for `labels` (left untouched: relocation works on copies). centers_old ->
+// centers_new; returns the summed squared center shift.
 template <class T>
 double update_centers(const T* X, int64_t n, int64_t d, int64_t k, const int32_t* labels, const T* centers_old,
-                      T* centers_new, int nt) {
-  Groups g = group_rows(labels, n, k);
-  std::vector<double> sums = cluster_sums<T>(X, d, k, g.start, g.order, nt);
-  std::vector<int64_t> counts(k);
-  for (int64_t c = 0; c < k; ++c) counts[c] = g.start[c + 1] - g.start[c];
-
+                      T* centers_new, const std::vector<double>& cluster_sum, const std::vector<int64_t>& cluster_size,
+                      int nt) {
   std::vector<int64_t> empty;
   for (int64_t c = 0; c < k; ++c)
-    if (counts[c] == 0) empty.push_back(c);
+    if (cluster_size[c] == 0) empty.push_back(c);
+  std::vector<double> relocated_sums;
+  std::vector<int64_t> relocated_counts;
+  const std::vector<double>* sums_p = &cluster_sum;
+  const std::vector<int64_t>* counts_p = &cluster_size;
   if (!empty.empty()) {
+    relocated_sums = cluster_sum;
+    relocated_counts = cluster_size;
+    sums_p = &relocated_sums;
+    counts_p = &relocated_counts;
+    std::vector<double>& sums = relocated_sums;
+    std::vector<int64_t>& counts = relocated_counts;
     std::vector<double> dist(n);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t i = 0; i < n; ++i) dist[i] = sqdist(X + i * d, centers_old + static_cast<int64_t>(labels[i]) * d, d);
@@ -491,8 +498,8 @@ double update_centers(const T* X, int64_t n, int64_t d, int64_t k, const int32_t
   for (int64_t c = 0; c < k; ++c) {
     for (int64_t t = 0; t < d; ++t) {
       // A cluster left without rows keeps its previous center.
-      const T v = counts[c] > 0 ? static_cast<T>(sums[c * d + t] / static_cast<double>(counts[c]))
-                                : centers_old[c * d + t];
+      const T v = (*counts_p)[c] > 0 ? static_cast<T>((*sums_p)[c * d + t] / static_cast<double>((*counts_p)[c]))
+                                     : centers_old[c * d + t];
       const double diff = static_cast<double>(v) - centers_old[c * d + t];
       shift += diff * diff;
       centers_new[c * d + t] = v;
@@ -699,12 +706,35 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   std::vector<int32_t> labels_old(n, -1);
   std::vector<T> next(static_cast<size_t>(k * d));
   std::vector<T> delta(k);
+  std::vector<double> sums;
+  std::vector<int64_t> sizes(k);
   KMeansFit fit;
   bool strict = false;
   int it = 0;
   for (; it < max_iter; ++it) {
     bounded_assign(make_panel(centers, k, d, shift), X, n, centers, labels, u.data(), l.data(), it == 0, nt);
-    const double moved = update_centers(X, n, d, k, labels, centers, next.data(), nt);
+    // Cluster sums: from scratch once, then only the rows that changed cluster move their share
+    // (sequentially in row order, so the result does not depend on the thread count).
+    if (it == 0) {
+      const Groups g = group_rows(labels, n, k);
+      sums = cluster_sums<T>(X, d, k, g.start, g.order, nt);
+      for (int64_t c = 0; c < k; ++c) sizes[c] = g.start[c + 1] - g.start[c];
+    } else {
+      for (int64_t i = 0; i < n; ++i) {
+        const int32_t from = labels_old[i], to = labels[i];
+        if (from == to) continue;
+        const T* row = X + i * d;
+        double* sf = &sums[static_cast<int64_t>(from) * d];
+        double* st = &sums[static_cast<int64_t>(to) * d];
+        for (int64_t t = 0; t < d; ++t) {
+          sf[t] -= row[t];
+          st[t] += row[t];
+        }
+        --sizes[from];
+        ++sizes[to];
+      }
+    }
+    const double moved = update_centers(X, n, d, k, labels, centers, next.data(), sums, sizes, nt);
     // How far each center moved: widen the bounds by it.
     T dmax = 0, dmax2 = 0;
     int64_t arg = -1;
@@ -783,7 +813,7 @@ double kmeans_minibatch_update(const T* X, int64_t n, int64_t d, T* centers, int
     if (!(counts[c] >= 0.0)) throw std::invalid_argument("kmeans_minibatch_update: counts must be >= 0");
   assign_all(make_panel(centers, k, d, center_mean(centers, k, d)), X, n, labels, nt);
   const double inertia = exact_inertia(X, n, d, centers, labels, nt);
-  Groups g = group_rows(labels, n, k);
+  const Groups g = group_rows(labels, n, k);
   const std::vector<double> sums = cluster_sums<T>(X, d, k, g.start, g.order, nt);
   for (int64_t c = 0; c < k; ++c) {
     const int64_t m = g.start[c + 1] - g.start[c];
