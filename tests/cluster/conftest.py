@@ -43,3 +43,10 @@ def mfcc_dir(mitdb_dir, tmp_path_factory):
     for r in ("100", "106", "119", "208"):
         np.save(d / f"{r}.npy", mfcc_rows(mitdb_dir, r, 1500).astype(np.float32))
     return d
+
+
+@pytest.fixture(scope="session")
+def all_rows(mitdb_dir, mitdb_records):
+    """120,000 shuffled float32 rows from all 48 records (for the slow tests)."""
+    x = np.concatenate([mfcc_rows(mitdb_dir, r) for r in mitdb_records]).astype(np.float32)
+    return np.ascontiguousarray(x[np.random.default_rng(0).permutation(len(x))[:120_000]])
