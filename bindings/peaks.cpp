@@ -101,7 +101,7 @@ list of int64 ndarrays, one per row.
 )doc");
   m.def("refine_r_peaks", &refine, py::arg("x"), py::arg("r_peaks"), py::arg("fs"),
         py::arg("radius_s") = 0.075,
-        R"doc(Move R-peaks to the largest |deflection| of the 0.5-40 Hz zero-phase filtered signal.
+        R"doc(Move R-peaks to the largest |deflection| of the zero-phase refinement band-pass (detector stage 5).
 
 Parameters
 ----------

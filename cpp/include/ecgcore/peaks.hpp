@@ -8,8 +8,9 @@
 //   4. adaptive signal/noise peak levels with a threshold between them, T-wave rejection by slope
 //      within 300 ms of the previous beat, search-back at half threshold when no beat was found for
 //      1.4 mean RR intervals, and a level decay after 3 s without a beat (amplitude drops, lead off),
-//   5. refinement of every detection to the largest absolute deflection of a wide-band (0.5-40 Hz)
-//      zero-phase filtered copy of the signal, so beats are centred consistently on the R wave.
+//   5. refinement of every detection to the largest absolute deflection within +-75 ms of a zero-phase
+//      band-passed copy (+-10 ms centred average minus a +-100 ms centred baseline average), so beats
+//      are centred consistently on the R wave.
 // Everything runs in double precision whatever the input type; rows are independent records/leads and
 // are processed in parallel with OpenMP.
 // Pan-Tompkins' own constants are 200 ms / 360 ms / 1.66; the defaults here (250 ms / 300 ms / 1.4)
@@ -33,8 +34,6 @@ struct QrsOptions {
   double threshold = 0.25;       // threshold = noise + threshold * (signal - noise)
   bool refine = true;            // move detections to the R-wave extremum
   double refine_radius_s = 0.075;
-  double refine_low = 0.5;       // refinement band, Hz (the high edge is capped below Nyquist)
-  double refine_high = 40.0;
 };
 
 // Throws std::invalid_argument when the options make no sense for the sampling rate.
@@ -49,7 +48,7 @@ template <class T>
 std::vector<std::vector<int64_t>> detect_r_peaks_batch(const T* x, int64_t batch, int64_t n,
                                                        const QrsOptions& opt, int n_threads);
 
-// Moves each peak to the largest |deflection| of the 0.5-40 Hz zero-phase filtered row within
+// Moves each peak to the largest |deflection| of the refinement signal (stage 5 above) within
 // +-radius samples (the refinement stage of detect_r_peaks, for peaks found elsewhere).
 // Peaks must lie in [0, n). The result is sorted and free of duplicates.
 template <class T>
