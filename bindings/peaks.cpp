@@ -1,4 +1,118 @@
-// Bindings for cpp/include/ecgcore/peaks.hpp (not implemented yet).
+// Bindings for cpp/include/ecgcore/peaks.hpp.
+#include "ecgcore/peaks.hpp"
+
 #include "common.hpp"
 
-void register_peaks(py::module_& m) { (void)m; }
+namespace {
+
+using ecgcore::QrsOptions;
+using ecgcore_py::carray;
+
+py::array_t<int64_t> to_array(const std::vector<int64_t>& v) {
+  py::array_t<int64_t> a(static_cast<py::ssize_t>(v.size()));
+  std::copy(v.begin(), v.end(), a.mutable_data());
+  return a;
+}
+
+QrsOptions make_options(double fs, double band_low, double band_high, double integration_s,
+                        double refractory_s, double t_wave_s, double search_back, double threshold,
+                        bool refine, double refine_radius_s) {
+  QrsOptions o;
+  o.fs = fs;
+  o.band_low = band_low;
+  o.band_high = band_high;
+  o.integration_s = integration_s;
+  o.refractory_s = refractory_s;
+  o.t_wave_s = t_wave_s;
+  o.search_back = search_back;
+  o.threshold = threshold;
+  o.refine = refine;
+  o.refine_radius_s = refine_radius_s;
+  ecgcore::validate_qrs_options(o);
+  return o;
+}
+
+// The one dtype dispatch of this file: float32 stays float32, everything else becomes float64.
+template <class Fn>
+auto with_float_rows(const py::array& x, Fn&& fn) {
+  if (ecgcore_py::is_float32(x)) {
+    auto a = py::cast<carray<float>>(x);
+    return fn(a);
+  }
+  auto a = py::cast<carray<double>>(x);
+  return fn(a);
+}
+
+py::list detect(const py::array& x, double fs, double band_low, double band_high, double integration_s,
+                double refractory_s, double t_wave_s, double search_back, double threshold, bool refine,
+                double refine_radius_s, int n_threads) {
+  if (x.ndim() != 2) throw std::invalid_argument("x must be a 2-D [batch, n_samples] array");
+  const QrsOptions o = make_options(fs, band_low, band_high, integration_s, refractory_s, t_wave_s,
+                                    search_back, threshold, refine, refine_radius_s);
+  auto rows = with_float_rows(x, [&](auto& a) {
+    const auto shape = ecgcore_py::rows_of(a);
+    const auto* data = a.data();
+    py::gil_scoped_release release;
+    return ecgcore::detect_r_peaks_batch(data, shape.batch, shape.n, o, n_threads);
+  });
+  py::list out;
+  for (const auto& r : rows) out.append(to_array(r));
+  return out;
+}
+
+py::array_t<int64_t> refine(const py::array& x, const carray<int64_t>& peaks, double fs, double radius_s) {
+  if (x.ndim() != 1) throw std::invalid_argument("x must be a 1-D signal");
+  if (peaks.ndim() != 1) throw std::invalid_argument("r_peaks must be a 1-D array of sample indices");
+  QrsOptions o;
+  o.fs = fs;
+  o.refine_radius_s = radius_s;
+  ecgcore::validate_qrs_options(o);
+  auto r = with_float_rows(x, [&](auto& a) {
+    const auto* data = a.data();
+    const auto n = static_cast<int64_t>(a.shape(0));
+    py::gil_scoped_release release;
+    return ecgcore::refine_r_peaks(data, n, peaks.data(), static_cast<int64_t>(peaks.size()), o);
+  });
+  return to_array(r);
+}
+
+}  // namespace
+
+void register_peaks(py::module_& m) {
+  m.def("detect_r_peaks", &detect, py::arg("x"), py::arg("fs"), py::arg("band_low") = 5.0,
+        py::arg("band_high") = 15.0, py::arg("integration_s") = 0.150, py::arg("refractory_s") = 0.250,
+        py::arg("t_wave_s") = 0.300, py::arg("search_back") = 1.40, py::arg("threshold") = 0.25,
+        py::arg("refine") = true, py::arg("refine_radius_s") = 0.075, py::arg("n_threads") = 0,
+        R"doc(R-peak detection over the rows of a [batch, n_samples] array (float32 or float64).
+
+Parameters
+----------
+x : ndarray, shape (batch, n_samples)
+fs : float
+    Sampling rate in Hz.
+band_low, band_high, integration_s, refractory_s, t_wave_s, search_back, threshold, refine, refine_radius_s
+    Detector settings (see ecgcore.dsp.peaks.detect_r_peaks).
+n_threads : int
+    Threads over rows; 0 means all cores.
+
+Returns
+-------
+list of int64 ndarrays, one per row.
+)doc");
+  m.def("refine_r_peaks", &refine, py::arg("x"), py::arg("r_peaks"), py::arg("fs"),
+        py::arg("radius_s") = 0.075,
+        R"doc(Move R-peaks to the largest |deflection| of the zero-phase refinement band-pass (detector stage 5).
+
+Parameters
+----------
+x : ndarray, shape (n_samples,)
+r_peaks : int64 ndarray, shape (n_peaks,)
+fs : float
+radius_s : float
+    Search radius around each peak in seconds.
+
+Returns
+-------
+int64 ndarray, sorted, without duplicates.
+)doc");
+}

@@ -1,0 +1,64 @@
+"""R-peak detection: ecgcore vs wfdb's XQRS and neurokit2's default detector on the same MIT-BIH excerpt.
+
+Each peer runs on one 5-minute excerpt of record 100 (lead MLII, 360 Hz) in the same run; ecgcore is
+measured single-threaded (workers=1) so the ratio is per-core, and also on all 48 full records at once.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import wfdb
+
+FS = 360.0
+EXCERPT = int(300 * FS)
+
+
+@pytest.fixture(scope="module")
+def excerpt(mitdb_dir):
+    return wfdb.rdrecord(str(mitdb_dir / "100"), sampto=EXCERPT).p_signal[:, 0].copy()
+
+
+@pytest.fixture(scope="module")
+def database(mitdb_dir, mitdb_records):
+    rows = []
+    for r in mitdb_records:
+        rec = wfdb.rdrecord(str(mitdb_dir / r))
+        rows.append(rec.p_signal[:, rec.sig_name.index("MLII") if "MLII" in rec.sig_name else 0])
+    return np.stack(rows)
+
+
+@pytest.mark.benchmark(group="detect_r_peaks")
+def test_ecgcore(benchmark, excerpt):
+    from ecgcore.dsp import peaks
+
+    r = benchmark(peaks.detect_r_peaks, excerpt, fs=FS, workers=1)
+    assert r.size > 300
+
+
+@pytest.mark.benchmark(group="detect_r_peaks")
+def test_wfdb_xqrs(benchmark, excerpt):
+    from wfdb import processing
+
+    r = benchmark.pedantic(processing.xqrs_detect, args=(excerpt,), kwargs={"fs": FS, "verbose": False},
+                           rounds=3, iterations=1)
+    assert r.size > 300
+
+
+@pytest.mark.benchmark(group="detect_r_peaks")
+def test_neurokit2(benchmark, excerpt):
+    nk = pytest.importorskip("neurokit2")
+
+    def run():
+        _, info = nk.ecg_peaks(nk.ecg_clean(excerpt, sampling_rate=int(FS)), sampling_rate=int(FS))
+        return info["ECG_R_Peaks"]
+
+    r = benchmark.pedantic(run, rounds=5, iterations=1)
+    assert len(r) > 300
+
+
+@pytest.mark.benchmark(group="detect_r_peaks_database")
+def test_ecgcore_all_48_records(benchmark, database):
+    from ecgcore.dsp import peaks
+
+    out = benchmark.pedantic(peaks.detect_r_peaks, args=(database,), kwargs={"fs": FS}, rounds=3, iterations=1)
+    assert len(out) == database.shape[0]

@@ -1,0 +1,317 @@
+#include "ecgcore/peaks.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+#include "ecgcore/filter.hpp"
+#include "ecgcore/parallel.hpp"
+
+namespace ecgcore {
+
+namespace {
+
+int64_t samples(double seconds, double fs) { return std::max<int64_t>(1, std::llround(seconds * fs)); }
+
+std::vector<double> band_sos(double low, double high, double fs) {
+  high = std::min(high, 0.45 * fs);
+  const Zpk zpk = iir_zpk(butter_prototype(2), {low, high}, BandType::bandpass, fs);
+  return zpk_to_sos(zpk);
+}
+
+// Zero-phase filtering of one row; one second of odd reflection at each end keeps the start-up
+// transient of the high-pass edge out of the record.
+void zero_phase(const std::vector<double>& sos, const std::vector<double>& x, std::vector<double>& y,
+                double fs) {
+  const int64_t n = static_cast<int64_t>(x.size());
+  const int ns = static_cast<int>(sos.size() / 6);
+  const int64_t padlen = std::min<int64_t>(n - 1, samples(1.0, fs));
+  y.resize(x.size());
+  sosfiltfilt<double>(sos.data(), ns, RowsView<const double>{x.data(), 1, n, n, 1},
+                      RowsView<double>{y.data(), 1, n, n, 1}, PadType::odd, padlen, 1);
+}
+
+// Non-finite samples (ADC gaps) hold the last finite value so the filters see no step.
+template <class T>
+std::vector<double> finite_copy(const T* x, int64_t n) {
+  std::vector<double> v(static_cast<size_t>(n));
+  double last = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double s = static_cast<double>(x[i]);
+    if (std::isfinite(s)) last = s;
+    v[i] = last;
+  }
+  return v;
+}
+
+struct Candidate {
+  int64_t t;     // sample index of the integrated-signal peak
+  double value;  // integrated energy at t
+  double slope;  // largest |slope| of the band-passed signal near t
+};
+
+// Local maxima of the integrated signal, thinned so that no two lie within `gap` samples
+// (the larger one wins, as in non-maximum suppression).
+std::vector<Candidate> candidates(const std::vector<double>& mwi, const std::vector<double>& slope,
+                                  int64_t gap, int64_t half_width) {
+  const int64_t n = static_cast<int64_t>(mwi.size());
+  std::vector<int64_t> maxima;
+  for (int64_t i = 1; i + 1 < n; ++i)
+    if (mwi[i] > mwi[i - 1] && mwi[i] >= mwi[i + 1]) maxima.push_back(i);
+  std::vector<int64_t> order(maxima);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return mwi[a] > mwi[b]; });
+  std::set<int64_t> kept;
+  for (int64_t t : order) {
+    auto it = kept.lower_bound(t - gap + 1);
+    if (it != kept.end() && *it < t + gap) continue;
+    kept.insert(t);
+  }
+  std::vector<Candidate> out;
+  out.reserve(kept.size());
+  for (int64_t t : kept) {
+    double s = 0.0;
+    for (int64_t k = std::max<int64_t>(0, t - half_width); k <= std::min(n - 1, t + half_width); ++k)
+      s = std::max(s, std::fabs(slope[k]));
+    out.push_back({t, mwi[t], s});
+  }
+  return out;
+}
+
+struct Levels {
+  double signal = 0.0;
+  double noise = 0.0;
+};
+
+// The adaptive-threshold decision stage. Returns the indices (into cands) of accepted beats.
+std::vector<size_t> decide(const std::vector<Candidate>& cands, const QrsOptions& o) {
+  std::vector<size_t> beats;
+  if (cands.empty()) return beats;
+  const double fs = o.fs;
+  const int64_t refractory = samples(o.refractory_s, fs);
+  const int64_t t_wave = samples(o.t_wave_s, fs);
+  const int64_t silence = samples(3.0, fs);
+
+  // Learning phase: the signal level starts at the median of the 1-s maxima of the first 8 s.
+  Levels lv;
+  {
+    const int64_t block = samples(1.0, fs);
+    const int64_t learn_end = cands.front().t + samples(8.0, fs);
+    std::vector<double> block_max;
+    int64_t current = -1;
+    for (const auto& c : cands) {
+      if (c.t >= learn_end) break;
+      const int64_t b = c.t / block;
+      if (b != current) {
+        block_max.push_back(c.value);
+        current = b;
+      } else {
+        block_max.back() = std::max(block_max.back(), c.value);
+      }
+    }
+    std::nth_element(block_max.begin(), block_max.begin() + block_max.size() / 2, block_max.end());
+    lv.signal = block_max[block_max.size() / 2];
+    lv.noise = 0.0;
+  }
+
+  double rr[8];
+  int rr_count = 0, rr_next = 0;
+  double rr_mean = 0.8 * fs;
+  int64_t last_t = -1;
+  double last_slope = 0.0;
+  size_t last_idx = 0;
+  int64_t last_decay = -1;
+
+  auto threshold = [&]() { return lv.noise + o.threshold * (lv.signal - lv.noise); };
+  auto is_t_wave = [&](const Candidate& c) {
+    return last_t >= 0 && c.t - last_t < t_wave && c.slope < o.t_wave_slope * last_slope;
+  };
+  auto accept = [&](size_t i) {
+    const Candidate& c = cands[i];
+    if (last_t >= 0) {
+      rr[rr_next] = static_cast<double>(c.t - last_t);
+      rr_next = (rr_next + 1) % 8;
+      rr_count = std::min(rr_count + 1, 8);
+      double s = 0.0;
+      for (int k = 0; k < rr_count; ++k) s += rr[k];
+      rr_mean = s / rr_count;
+    }
+    last_t = c.t;
+    last_slope = c.slope;
+    last_idx = i;
+    beats.push_back(i);
+  };
+
+  for (size_t i = 0; i < cands.size(); ++i) {
+    const Candidate& c = cands[i];
+    // Search back over the candidates skipped since the last beat when the gap has grown too long.
+    while (last_t >= 0 && static_cast<double>(c.t - last_t) > o.search_back * rr_mean) {
+      const double thr2 = 0.5 * threshold();
+      size_t best = cands.size();
+      for (size_t j = last_idx + 1; j < i; ++j) {
+        const Candidate& b = cands[j];
+        if (b.t - last_t < refractory || b.value <= thr2 || is_t_wave(b)) continue;
+        if (best == cands.size() || b.value > cands[best].value) best = j;
+      }
+      if (best == cands.size()) break;
+      lv.signal = 0.25 * cands[best].value + 0.75 * lv.signal;
+      accept(best);
+    }
+    // A long silence means the amplitude dropped (or the lead came off): let the levels decay.
+    if (last_t >= 0 && c.t - last_t > silence && c.t - last_decay > samples(1.0, fs)) {
+      lv.signal *= 0.5;
+      lv.noise *= 0.5;
+      last_decay = c.t;
+    }
+    if (c.value > threshold() && (last_t < 0 || c.t - last_t >= refractory)) {
+      if (is_t_wave(c)) {
+        lv.noise = 0.125 * c.value + 0.875 * lv.noise;
+        continue;
+      }
+      lv.signal = 0.125 * c.value + 0.875 * lv.signal;
+      accept(i);
+    } else {
+      lv.noise = 0.125 * c.value + 0.875 * lv.noise;
+    }
+  }
+  return beats;
+}
+
+// Refinement signal, evaluated only where needed: a difference of centred box averages
+// (+-10 ms smoothing minus a +-100 ms local baseline), a zero-phase band-pass,
+// computed from one prefix sum so refinement costs O(n + peaks * radius).
+struct BoxBandpass {
+  std::vector<double> prefix;  // prefix[k] = sum of sig[0..k)
+  int64_t n, smooth, baseline;
+  BoxBandpass(const std::vector<double>& sig, double fs)
+      : prefix(sig.size() + 1, 0.0),
+        n(static_cast<int64_t>(sig.size())),
+        smooth(std::max<int64_t>(0, std::llround(0.010 * fs))),
+        baseline(std::max<int64_t>(1, std::llround(0.100 * fs))) {
+    for (int64_t i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + sig[i];
+  }
+  double mean(int64_t k, int64_t h) const {
+    const int64_t a = std::max<int64_t>(0, k - h), b = std::min<int64_t>(n - 1, k + h);
+    return (prefix[b + 1] - prefix[a]) / static_cast<double>(b - a + 1);
+  }
+  double operator()(int64_t k) const { return mean(k, smooth) - mean(k, baseline); }
+};
+
+std::vector<int64_t> refine_on(const BoxBandpass& y, const std::vector<int64_t>& peaks, int64_t radius) {
+  const int64_t n = y.n;
+  std::vector<int64_t> out;
+  out.reserve(peaks.size());
+  for (int64_t p : peaks) {
+    const int64_t a = std::max<int64_t>(0, p - radius), b = std::min<int64_t>(n - 1, p + radius);
+    int64_t best = p;
+    double bv = -1.0;
+    for (int64_t k = a; k <= b; ++k) {
+      const double v = std::fabs(y(k));
+      if (v > bv) {
+        bv = v;
+        best = k;
+      }
+    }
+    out.push_back(best);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+}  // namespace
+
+void validate_qrs_options(const QrsOptions& o) {
+  if (!(o.fs >= 50.0) || !std::isfinite(o.fs))
+    throw std::invalid_argument("fs must be a sampling rate of at least 50 Hz, got " + std::to_string(o.fs));
+  if (!(o.band_low > 0.0) || !(o.band_high > o.band_low) || !(o.band_low < 0.45 * o.fs))
+    throw std::invalid_argument("the detection band must satisfy 0 < low < high and low < 0.45 * fs");
+  if (!(o.integration_s > 0.0) || !(o.refractory_s > 0.0) || !(o.t_wave_s >= 0.0) ||
+      !(o.refine_radius_s >= 0.0))
+    throw std::invalid_argument("integration, refractory, T-wave and refinement times must be positive");
+  if (!(o.search_back > 1.0)) throw std::invalid_argument("search_back must be greater than 1 RR interval");
+  if (!(o.threshold > 0.0 && o.threshold < 1.0)) throw std::invalid_argument("threshold must lie in (0, 1)");
+}
+
+template <class T>
+std::vector<int64_t> detect_r_peaks(const T* x, int64_t n, const QrsOptions& o) {
+  validate_qrs_options(o);
+  const double fs = o.fs;
+  // Shorter than one integration window plus a beat: nothing to find.
+  if (n < samples(0.5, fs)) return {};
+  const std::vector<double> sig = finite_copy(x, n);
+  std::vector<double> bp;
+  zero_phase(band_sos(o.band_low, o.band_high, fs), sig, bp, fs);
+
+  const int64_t h = std::max<int64_t>(1, std::llround(0.01 * fs));
+  std::vector<double> slope(static_cast<size_t>(n)), mwi(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) slope[i] = bp[std::min(n - 1, i + h)] - bp[std::max<int64_t>(0, i - h)];
+  // Centred moving average of the squared slope (a running sum, so O(n) at any width).
+  const int64_t half = samples(o.integration_s, fs) / 2;
+  double acc = 0.0;
+  int64_t lo = 0, hi = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t a = std::max<int64_t>(0, i - half), b = std::min(n - 1, i + half);
+    while (hi < b) {
+      ++hi;
+      acc += slope[hi] * slope[hi];
+    }
+    while (lo < a) {
+      acc -= slope[lo] * slope[lo];
+      ++lo;
+    }
+    mwi[i] = std::max(0.0, acc) / static_cast<double>(2 * half + 1);
+  }
+
+  const auto cands = candidates(mwi, slope, samples(o.refractory_s, fs), half);
+  const auto accepted = decide(cands, o);
+  std::vector<int64_t> peaks;
+  peaks.reserve(accepted.size());
+  for (size_t i : accepted) peaks.push_back(cands[i].t);
+  std::sort(peaks.begin(), peaks.end());
+  if (!o.refine) return peaks;
+  return refine_on(BoxBandpass(sig, fs), peaks, static_cast<int64_t>(std::llround(o.refine_radius_s * fs)));
+}
+
+template <class T>
+std::vector<std::vector<int64_t>> detect_r_peaks_batch(const T* x, int64_t batch, int64_t n,
+                                                       const QrsOptions& o, int n_threads) {
+  validate_qrs_options(o);
+  if (batch < 0 || n < 0) throw std::invalid_argument("batch and n must be non-negative");
+  std::vector<std::vector<int64_t>> out(static_cast<size_t>(batch));
+  const int threads = resolve_threads(n_threads, batch);
+  // Each row is independent; errors cannot occur past validation, so no exception crosses the region.
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t r = 0; r < batch; ++r) out[r] = detect_r_peaks(x + r * n, n, o);
+  return out;
+}
+
+template <class T>
+std::vector<int64_t> refine_r_peaks(const T* x, int64_t n, const int64_t* peaks, int64_t n_peaks,
+                                    const QrsOptions& o) {
+  validate_qrs_options(o);
+  std::vector<int64_t> p(peaks, peaks + n_peaks);
+  for (int64_t v : p)
+    if (v < 0 || v >= n)
+      throw std::invalid_argument("R-peak index " + std::to_string(v) + " lies outside the signal (0.." +
+                                  std::to_string(n - 1) + ")");
+  if (n < 2) return p;
+  const std::vector<double> sig = finite_copy(x, n);
+  return refine_on(BoxBandpass(sig, o.fs), p, static_cast<int64_t>(std::llround(o.refine_radius_s * o.fs)));
+}
+
+template std::vector<int64_t> detect_r_peaks<float>(const float*, int64_t, const QrsOptions&);
+template std::vector<int64_t> detect_r_peaks<double>(const double*, int64_t, const QrsOptions&);
+template std::vector<std::vector<int64_t>> detect_r_peaks_batch<float>(const float*, int64_t, int64_t,
+                                                                       const QrsOptions&, int);
+template std::vector<std::vector<int64_t>> detect_r_peaks_batch<double>(const double*, int64_t, int64_t,
+                                                                        const QrsOptions&, int);
+template std::vector<int64_t> refine_r_peaks<float>(const float*, int64_t, const int64_t*, int64_t,
+                                                    const QrsOptions&);
+template std::vector<int64_t> refine_r_peaks<double>(const double*, int64_t, const int64_t*, int64_t,
+                                                     const QrsOptions&);
+
+}  // namespace ecgcore

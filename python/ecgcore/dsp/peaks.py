@@ -1,0 +1,126 @@
+"""R-peak (QRS) detection on the C++ core.
+
+Reference: a Pan-Tompkins-class detector (Pan & Tompkins, IEEE TBME 32(3):230-236, 1985; Hamilton &
+Tompkins, IEEE TBME 33(12):1157-1165, 1986) with zero-phase filtering, adaptive thresholds, T-wave
+rejection, search-back and a refractory period; detections are refined to the R-wave extremum.
+
+Accuracy (ANSI/AAMI EC57 beat-by-beat, 150 ms match window, all 48 MIT-BIH records, lead MLII where the
+record has it, else lead 0): gross Se 99.75 % / +P 99.82 % after the 5-minute learning period, 99.76 % /
+99.83 % over whole records (see ``ecgcore peaks evaluate`` and ``tests/beats``). There is no reference
+library whose output this must reproduce sample for sample; the tolerance is the 150 ms match window.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._native import core, threads
+
+__all__ = ["detect_r_peaks", "refine_r_peaks"]
+
+
+def _as_float(x) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype == np.float32 or x.dtype == np.float64:
+        return x
+    if x.dtype.kind in "iub" or x.dtype.kind == "f":
+        return x.astype(np.float64)
+    raise ValueError(f"x must hold real numbers, got dtype {x.dtype}")
+
+
+def _check_fs(fs) -> float:
+    if fs is None:
+        raise ValueError("fs (sampling rate in Hz) is required")
+    fs = float(fs)
+    if not np.isfinite(fs) or fs < 50.0:
+        raise ValueError(f"fs must be a sampling rate of at least 50 Hz, got {fs}")
+    return fs
+
+
+def detect_r_peaks(x, *, fs: float, axis: int = -1, refine: bool = True, band=(5.0, 15.0),
+                   refractory: float = 0.25, t_wave: float = 0.30, search_back: float = 1.4,
+                   threshold: float = 0.25, workers: int | None = None):
+    """Detect R-peaks (QRS complexes) in one or many single-lead ECG signals.
+
+    Parameters
+    ----------
+    x : array_like, shape (..., n_samples)
+        ECG in any unit (mV, ADC counts); float32 or float64 (integers are converted). Every row along
+        the other axes (records, leads) is detected independently, in parallel. NaN samples are gaps.
+    fs : float
+        Sampling rate in Hz (>= 50; tested at 100, 128, 130, 360 and 500 Hz).
+    axis : int
+        Time axis (default last).
+    refine : bool
+        Move each detection to the largest absolute deflection within +-75 ms (the R wave) of a zero-phase
+        band-passed copy (+-10 ms centred average minus +-100 ms centred baseline), so beats cut around
+        the peaks are centred consistently.
+    band : (float, float)
+        Detection pass band in Hz.
+    refractory, t_wave : float
+        Seconds: minimum distance between beats; window after a beat in which a candidate needs at least
+        half the previous beat's slope (else it is taken for a T wave).
+    search_back : float
+        Look back at half threshold after this many mean RR intervals without a beat.
+    threshold : float
+        Detection threshold between the adaptive noise (0) and signal (1) peak levels.
+    workers : int, optional
+        Threads over rows; default all cores.
+
+    Returns
+    -------
+    r_peaks : int64 ndarray of sample indices (1-D input), else nested lists of such arrays with the
+        shape of ``x`` without its time axis.
+
+    Notes
+    -----
+    Reference: Pan & Tompkins 1985 (see module docstring). Tolerance: detections are scored with the
+    EC57 150 ms match window; on MIT-BIH 95 % sit within 2 samples (median 0) of the reference R marks.
+    """
+    fs = _check_fs(fs)
+    arr = _as_float(x)
+    if arr.ndim == 0:
+        raise ValueError("x must have at least one dimension (n_samples)")
+    arr = np.moveaxis(arr, axis, -1)
+    lead_shape = arr.shape[:-1]
+    rows = np.ascontiguousarray(arr.reshape(-1, arr.shape[-1]))
+    lo, hi = (float(b) for b in band)
+    peaks = core.detect_r_peaks(rows, fs, band_low=lo, band_high=hi, refractory_s=float(refractory),
+                                t_wave_s=float(t_wave), search_back=float(search_back),
+                                threshold=float(threshold), refine=bool(refine), n_threads=threads(workers))
+    if arr.ndim == 1:
+        return peaks[0]
+    out = np.empty(len(peaks), dtype=object)
+    out[:] = peaks
+    return out.reshape(lead_shape).tolist()
+
+
+def refine_r_peaks(x, r_peaks, *, fs: float, radius: float = 0.075) -> np.ndarray:
+    """Move R-peaks found elsewhere to the R-wave extremum, as :func:`detect_r_peaks` does.
+
+    Parameters
+    ----------
+    x : array_like, shape (n_samples,)
+    r_peaks : array_like of int, shape (n_peaks,)
+        Sample indices inside ``x``.
+    fs : float
+        Sampling rate in Hz.
+    radius : float
+        Search radius in seconds.
+
+    Returns
+    -------
+    r_peaks : int64 ndarray, sorted, duplicates removed.
+
+    Reference: largest absolute value, within the radius, of the +-10 ms centred moving average minus the
+    +-100 ms centred moving average of ``x``; exact (integer) result.
+    """
+    fs = _check_fs(fs)
+    arr = _as_float(x)
+    if arr.ndim != 1:
+        raise ValueError(f"x must be one lead (1-D), got shape {arr.shape}")
+    r = np.asarray(r_peaks)
+    if r.size and r.dtype.kind not in "iu":
+        raise ValueError(f"r_peaks must be integer sample indices, got dtype {r.dtype}")
+    if radius < 0:
+        raise ValueError(f"radius must be non-negative, got {radius}")
+    return core.refine_r_peaks(arr, r.astype(np.int64).reshape(-1), fs, float(radius))

@@ -1,0 +1,160 @@
+"""R-peak detector: EC57 accuracy on MIT-BIH, other sampling rates, batch/dtype consistency, errors, GIL."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.signal
+
+from ecgcore.datasets.ec57 import beat_mask, evaluate_qrs, gross, match_beats
+from ecgcore.datasets.mitdb import RECORDS
+from ecgcore.dsp.peaks import detect_r_peaks, refine_r_peaks
+
+FS = 360.0
+# A clean record, one with many PVCs, one with noise, one with paced beats.
+QUICK = ["100", "119", "208", "107"]
+
+
+@pytest.mark.parametrize("name", QUICK)
+def test_detector_matches_reference_annotations(load_mitdb, name):
+    x, sample, symbol, _ = load_mitdb(name)
+    stats = evaluate_qrs(sample, symbol, detect_r_peaks(x, fs=FS), fs=FS, record=name, start_s=0.0)
+    assert stats.se >= 99.4 and stats.ppv >= 99.4, stats
+
+
+@pytest.mark.slow
+def test_gross_ec57_all_48_records(load_mitdb):
+    xs, anns = [], []
+    for name in RECORDS:
+        x, sample, symbol, _ = load_mitdb(name)
+        xs.append(x)
+        anns.append((sample, symbol))
+    detections = detect_r_peaks(np.stack(xs), fs=FS)
+    for start in (300.0, 0.0):
+        g = gross(evaluate_qrs(s, y, d, fs=FS, start_s=start) for (s, y), d in zip(anns, detections))
+        assert g.se >= 99.7 and g.ppv >= 99.7, (start, g.se, g.ppv)
+
+
+def test_refined_peaks_sit_on_reference_r_marks(load_mitdb):
+    x, sample, symbol, _ = load_mitdb("100")
+    ref = sample[beat_mask(symbol)]
+    det = detect_r_peaks(x, fs=FS)
+    ref_match, _ = match_beats(ref, det, window=54)
+    offsets = det[ref_match[ref_match >= 0]] - ref[ref_match >= 0]
+    assert np.median(np.abs(offsets)) <= 2
+    assert np.percentile(np.abs(offsets), 95) <= 3
+
+
+@pytest.mark.parametrize("fs_out", [100, 128, 130, 250, 500])
+def test_any_sampling_rate(load_mitdb, fs_out):
+    # Record 100 resampled with scipy (the reference resampler); annotations scaled to the new rate.
+    x, sample, symbol, _ = load_mitdb("100")
+    x = x[: 360 * 600]
+    y = scipy.signal.resample_poly(x, fs_out, 360)
+    keep = sample < x.size
+    ref = np.rint(sample[keep] * fs_out / 360).astype(np.int64)
+    stats = evaluate_qrs(ref, symbol[keep], detect_r_peaks(y, fs=float(fs_out)), fs=float(fs_out), start_s=0.0)
+    assert stats.se >= 99.5 and stats.ppv >= 99.5, (fs_out, stats)
+
+
+def test_agrees_with_neurokit2_on_a_clean_record(load_mitdb):
+    nk = pytest.importorskip("neurokit2")
+    x, _, _, _ = load_mitdb("100")
+    x = x[: 360 * 300]
+    _, info = nk.ecg_peaks(nk.ecg_clean(x, sampling_rate=360), sampling_rate=360)
+    theirs = np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
+    ours = detect_r_peaks(x, fs=FS)
+    ref_match, det_match = match_beats(theirs, ours, window=54)
+    assert np.count_nonzero(ref_match >= 0) >= 0.995 * max(theirs.size, ours.size)
+
+
+def test_batch_equals_loop_of_single_rows(load_mitdb):
+    rows = np.stack([load_mitdb(n)[0][: 360 * 120] for n in ("100", "105", "203")])
+    batch = detect_r_peaks(rows, fs=FS, workers=2)
+    for row, got in zip(rows, batch):
+        np.testing.assert_array_equal(got, detect_r_peaks(row, fs=FS, workers=1))
+    # Any leading shape, and the time axis may be elsewhere.
+    nested = detect_r_peaks(np.stack([rows[:2], rows[1:]]), fs=FS)
+    assert len(nested) == 2 and len(nested[0]) == 2
+    np.testing.assert_array_equal(nested[1][1], batch[2])
+    np.testing.assert_array_equal(detect_r_peaks(rows.T, fs=FS, axis=0)[1], batch[1])
+
+
+def test_float32_and_float64_agree(load_mitdb):
+    x, sample, symbol, _ = load_mitdb("208")
+    d64 = detect_r_peaks(x, fs=FS)
+    d32 = detect_r_peaks(x.astype(np.float32), fs=FS)
+    m, _ = match_beats(d64, d32, window=1)
+    assert np.count_nonzero(m >= 0) >= 0.999 * max(d64.size, d32.size)
+    assert abs(d64.size - d32.size) <= 2
+    # Integer ADC counts are accepted and give the same beats as physical units (the detector is scale-free).
+    _, _, _, rec = load_mitdb("100")
+    digital = rec.adc()[:, 0]
+    assert digital.dtype.kind == "i"
+    m, _ = match_beats(detect_r_peaks(load_mitdb("100")[0], fs=FS), detect_r_peaks(digital, fs=FS), window=1)
+    assert np.count_nonzero(m < 0) <= 2
+
+
+def test_refine_is_the_refinement_stage_of_detection(load_mitdb):
+    x, _, _, _ = load_mitdb("119")
+    raw = detect_r_peaks(x, fs=FS, refine=False)
+    np.testing.assert_array_equal(refine_r_peaks(x, raw, fs=FS), detect_r_peaks(x, fs=FS))
+    moved = np.abs(refine_r_peaks(x, raw, fs=FS) - raw)
+    assert moved.max() <= round(0.075 * FS)
+
+
+def test_gaps_and_short_signals():
+    rng = np.random.default_rng(0)
+    assert detect_r_peaks(np.zeros(10), fs=FS).size == 0
+    assert detect_r_peaks(np.zeros(3600), fs=FS).size == 0  # a flat line has no beats
+    x = rng.standard_normal(3600)
+    x[100:200] = np.nan  # gaps must not poison the whole record
+    assert detect_r_peaks(x, fs=FS).dtype == np.int64
+
+
+def test_bad_arguments():
+    x = np.zeros(3600)
+    with pytest.raises(ValueError, match="fs"):
+        detect_r_peaks(x, fs=20.0)
+    with pytest.raises(ValueError, match="fs"):
+        detect_r_peaks(x, fs=None)
+    with pytest.raises(ValueError, match="band"):
+        detect_r_peaks(x, fs=FS, band=(15.0, 5.0))
+    with pytest.raises(ValueError, match="search_back"):
+        detect_r_peaks(x, fs=FS, search_back=0.5)
+    with pytest.raises(ValueError, match="threshold"):
+        detect_r_peaks(x, fs=FS, threshold=1.5)
+    with pytest.raises(ValueError, match="dimension"):
+        detect_r_peaks(np.float64(1.0), fs=FS)
+    with pytest.raises(ValueError, match="real numbers"):
+        detect_r_peaks(np.array(["a", "b"]), fs=FS)
+    with pytest.raises(ValueError, match="outside the signal"):
+        refine_r_peaks(x, [5000], fs=FS)
+    with pytest.raises(ValueError, match="integer"):
+        refine_r_peaks(x, [1.5], fs=FS)
+    with pytest.raises(ValueError, match="1-D"):
+        refine_r_peaks(np.zeros((2, 10)), [1], fs=FS)
+
+
+def test_gil_is_released(load_mitdb, gil_stall):
+    x = np.tile(load_mitdb("100")[0], 6)  # 3 h of ECG, about a second of work on one thread
+    elapsed, stall = gil_stall(lambda: detect_r_peaks(x, fs=FS, workers=1))
+    assert elapsed > 0.1
+    assert stall < 0.5 * elapsed, (elapsed, stall)
+
+
+def test_refine_equals_numpy_transcription(load_mitdb):
+    x, sample, symbol, _ = load_mitdb("203")
+    x = x[: 360 * 60]
+    peaks = sample[beat_mask(symbol) & (sample < x.size)]
+    c = np.concatenate([[0.0], np.cumsum(x)])
+
+    def centred_mean(k, h):
+        a, b = max(0, k - h), min(x.size - 1, k + h)
+        return (c[b + 1] - c[a]) / (b - a + 1)
+
+    expected = []
+    for p in peaks:
+        ks = range(max(0, p - 27), min(x.size - 1, p + 27) + 1)
+        y = [abs(centred_mean(k, 4) - centred_mean(k, 36)) for k in ks]
+        expected.append(ks[int(np.argmax(y))])
+    np.testing.assert_array_equal(refine_r_peaks(x, peaks, fs=FS), np.unique(expected))

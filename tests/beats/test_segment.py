@@ -1,0 +1,168 @@
+"""Segmentation: parity with plain NumPy slicing on real records, windows and seed labels, sequences, RR."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.signal
+
+from ecgcore.datasets.mitdb import RECORDS, aami_labels
+from ecgcore.dsp.segment import beat_sequences, rr_features, segment_beats, segment_windows, window_labels
+
+FS = 360.0
+
+
+def numpy_beats(x, peaks, before, after, edge="drop", pad_value=0.0):
+    """Plain NumPy reference: slice x[r - before : r + after + 1] per beat."""
+    beats, kept = [], []
+    for i, r in enumerate(peaks):
+        if r - before >= 0 and r + after < x.size:
+            beats.append(x[r - before: r + after + 1])
+        elif edge == "pad":
+            padded = np.pad(x, (before, after), constant_values=pad_value)
+            beats.append(padded[r: r + before + after + 1])
+        else:
+            continue
+        kept.append(i)
+    return np.array(beats).reshape(len(kept), before + 1 + after), np.array(kept, dtype=np.int64)
+
+
+def annotated_beats(sample, symbol):
+    labels = aami_labels(symbol)
+    return sample[labels != ""], labels[labels != ""]
+
+
+def check_record(load_mitdb, name):
+    x, sample, symbol, _ = load_mitdb(name)
+    peaks, _ = annotated_beats(sample, symbol)
+    beats, kept = segment_beats(x, peaks)
+    ref, ref_kept = numpy_beats(x, peaks, 93, 93)
+    np.testing.assert_array_equal(beats, ref)
+    np.testing.assert_array_equal(kept, ref_kept)
+    # Beat count = annotated beats minus the documented edge drops (R within 93 samples of an end).
+    edge = np.count_nonzero((peaks < 93) | (peaks >= x.size - 93))
+    assert beats.shape == (peaks.size - edge, 187)
+    assert np.all(beats[:, 93] == x[peaks[kept]])
+
+
+@pytest.mark.parametrize("name", ["100", "207", "232"])
+def test_beats_equal_numpy_slicing(load_mitdb, name):
+    check_record(load_mitdb, name)
+
+
+@pytest.mark.slow
+def test_beats_equal_numpy_slicing_all_records(load_mitdb):
+    for name in RECORDS:
+        check_record(load_mitdb, name)
+
+
+def test_pad_policy_and_multilead(load_mitdb):
+    x, sample, symbol, rec = load_mitdb("100")
+    peaks = np.array([0, 50, 1000, x.size - 10, x.size - 1])
+    beats, kept = segment_beats(x, peaks, before=93, after=93, edge="pad", pad_value=-7.0)
+    ref, ref_kept = numpy_beats(x, peaks, 93, 93, edge="pad", pad_value=-7.0)
+    np.testing.assert_array_equal(beats, ref)
+    np.testing.assert_array_equal(kept, np.arange(5))
+    _, kept_drop = segment_beats(x, peaks)
+    np.testing.assert_array_equal(kept_drop, [2])
+    # Two leads share the R-peaks: (2, n_kept, 187), each lead equal to its own single-lead cut.
+    both = rec.p_signal.T
+    b2, k2 = segment_beats(both, sample[5:50], before=90, after=110)
+    assert b2.shape == (2, k2.size, 201)
+    for lead in range(2):
+        np.testing.assert_array_equal(b2[lead], segment_beats(both[lead], sample[5:50], before=90, after=110)[0])
+    np.testing.assert_array_equal(segment_beats(rec.p_signal, sample[5:50], axis=0)[0],
+                                  segment_beats(both, sample[5:50])[0])
+
+
+def test_dtypes_are_kept(load_mitdb):
+    x, sample, _, _ = load_mitdb("100")
+    b32, _ = segment_beats(x.astype(np.float32), sample[1:20])
+    b64, _ = segment_beats(x, sample[1:20])
+    assert b32.dtype == np.float32 and b64.dtype == np.float64
+    np.testing.assert_array_equal(b32, b64.astype(np.float32))
+    assert segment_windows(x.astype(np.float32)).dtype == np.float32
+
+
+def test_resampling_on_the_way(load_mitdb):
+    x, sample, symbol, _ = load_mitdb("100")
+    x = x[: 360 * 60]
+    peaks, _ = annotated_beats(sample[sample < x.size], symbol[sample < x.size])
+    beats, kept = segment_beats(x, peaks, before=40, after=40, fs=360, target_fs=130)
+    y = scipy.signal.resample_poly(x, 13, 36)  # the reference resampler
+    ref, ref_kept = numpy_beats(y, np.rint(peaks * 130 / 360).astype(np.int64), 40, 40)
+    np.testing.assert_array_equal(kept, ref_kept)
+    np.testing.assert_allclose(beats, ref, rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="fs and target_fs"):
+        segment_beats(x, peaks, target_fs=130)
+
+
+def test_windows_and_seed_labels(load_mitdb):
+    x, sample, symbol, _ = load_mitdb("208")
+    w = segment_windows(x, size=3600, step=1800)
+    assert w.shape == (360, 3600)  # 650,000 samples -> 360 windows (SPEC §3.1)
+    ref = np.lib.stride_tricks.sliding_window_view(x, 3600)[::1800]
+    np.testing.assert_array_equal(w, ref)
+    labels = window_labels(sample, symbol, n_samples=x.size)
+    # The seed's rule transcribed literally (SPEC §3.1).
+    normal, abnormal = set("N."), set("LRBAaJSVrFejnE/fQ?")
+    expected = []
+    for start in range(0, x.size - 3600 + 1, 1800):
+        inside = [s for t, s in zip(sample, symbol) if start <= t < start + 3600]
+        n_norm = sum(s in normal for s in inside)
+        n_abn = sum(s in abnormal for s in inside)
+        expected.append(1 if n_abn > n_norm else 0)
+    np.testing.assert_array_equal(labels, expected)
+    assert 0 < labels.sum() < labels.size
+    # Batch of records: (2, 360, 3600), each row as alone.
+    w2 = segment_windows(np.stack([x, x[::-1]]))
+    np.testing.assert_array_equal(w2[1], segment_windows(x[::-1].copy()))
+    assert segment_windows(x[:100]).shape == (0, 3600)
+
+
+def test_beat_sequences_label_of_last_beat():
+    beats = np.arange(10 * 4, dtype=np.float32).reshape(10, 4)
+    labels = np.array(list("NNVNSNNFNV"))
+    seq, lab = beat_sequences(beats, labels)
+    assert seq.shape == (8, 3, 4)
+    for i in range(8):
+        np.testing.assert_array_equal(seq[i], beats[i:i + 3])
+        assert lab[i] == labels[i + 2]
+    seq, lab = beat_sequences(beats, labels, length=4, stride=3)
+    assert [s[0, 0] for s in seq] == [0, 12, 24] and list(lab) == ["N", "N", "V"]
+    seq, lab = beat_sequences(beats[:2], labels[:2])
+    assert seq.shape == (0, 3, 4) and lab.size == 0
+    with pytest.raises(ValueError, match="one entry per beat"):
+        beat_sequences(beats, labels[:5])
+
+
+def test_rr_features_equal_numpy(load_mitdb):
+    _, sample, symbol, _ = load_mitdb("119")
+    peaks, _ = annotated_beats(sample, symbol)
+    f = rr_features(peaks, fs=FS, local_beats=10)
+    rr = np.diff(peaks) / FS
+    np.testing.assert_allclose(f[1:, 0], rr, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(f[:-1, 1], rr, rtol=0, atol=1e-12)
+    assert np.isnan(f[0, 0]) and np.isnan(f[-1, 1])
+    local = [np.mean(rr[max(0, i - 10): i]) for i in range(1, peaks.size)]
+    np.testing.assert_allclose(f[1:, 2], local, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(f[:, 3], rr.mean(), rtol=1e-12)
+
+
+def test_bad_arguments(load_mitdb):
+    x = np.zeros(1000)
+    with pytest.raises(ValueError, match="outside the signal"):
+        segment_beats(x, [1000])
+    with pytest.raises(ValueError, match="edge"):
+        segment_beats(x, [500], edge="wrap")
+    with pytest.raises(ValueError, match="before"):
+        segment_beats(x, [500], before=-1)
+    with pytest.raises(ValueError, match="integer"):
+        segment_beats(x, [500.5])
+    with pytest.raises(ValueError, match="1-D"):
+        segment_beats(x, [[500]])
+    with pytest.raises(ValueError, match="size and step"):
+        segment_windows(x, size=0)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        rr_features([5, 3], fs=FS)
+    with pytest.raises(ValueError, match="fs"):
+        rr_features([1, 3], fs=0)
