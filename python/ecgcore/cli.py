@@ -59,12 +59,24 @@ def _fmt_counts(counts: dict[str, int], limit: int = 8) -> str:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=False))
 @click.option("--fs", type=float, default=None, help="Sampling rate for .npy/.csv inputs (Hz).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per record instead of a table.")
-def info(paths, fs, as_json):
+@click.option("--aami", is_flag=True,
+              help="For a MIT-BIH folder: AAMI class counts (N/S/V/F/Q) of the DS1/DS2 inter-patient split.")
+def info(paths, fs, as_json, aami):
     """Describe records: sampling rate, leads, duration and annotation counts by symbol.
 
     PATHS are WFDB records (with or without extension), folders (searched recursively), .npy or .csv files.
     """
     import json
+
+    if aami:
+        from .datasets.mitdb import aami_table, format_aami_table
+
+        for p in paths:
+            try:
+                click.echo(format_aami_table(aami_table(Path(p))))
+            except (OSError, ValueError) as exc:
+                raise click.ClickException(str(exc)) from None
+        return
 
     from .io import read_record, record_paths
 

@@ -14,8 +14,12 @@ from .filter import (
     sosfilt_zi,
     sosfiltfilt,
 )
+from .peaks import detect_r_peaks, refine_r_peaks
+from .segment import beat_sequences, rr_features, segment_beats, segment_windows, window_labels
 
 __all__ = [
     "bandpass", "butter", "cheby1", "decimate", "filtfilt", "iirnotch", "lfilter", "lfilter_zi", "notch",
     "resample_poly", "sosfilt", "sosfilt_zi", "sosfiltfilt",
+    "detect_r_peaks", "refine_r_peaks",
+    "beat_sequences", "rr_features", "segment_beats", "segment_windows", "window_labels",
 ]
