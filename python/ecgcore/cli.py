@@ -179,16 +179,20 @@ def _parse_set(values) -> dict:
 @click.option("--fs", type=float, default=None, help="Output sampling rate of the recipe (Hz).")
 @click.option("--set", "extra", multiple=True, metavar="KEY=VALUE",
               help="Any other recipe option (value parsed as JSON when possible), e.g. --set stride=250.")
+@click.option("--seed-compat", is_flag=True,
+              help="Reproduce the seed project's behaviour where SPEC marks a [BUG]/[DIVERGENCE] "
+                   "(segments: per-column standardisation).")
 @click.option("--strict", is_flag=True, help="Exit with status 1 if any record failed.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def preprocess(recipe, in_dir, out_dir, workers, scheduler, limit, records, snr, noise, noise_dir, fs, extra,
-               strict, quiet):
+               seed_compat, strict, quiet):
     """Build a model's dataset from a raw archive: ecgcore preprocess RECIPE IN_DIR OUT_DIR.
 
     \b
     Recipes:
       denoise-pairs  clean/noisy 10 s pairs at 130 Hz (MIT-BIH + NSTDB) for the denoiser
       heartid        per-subject 1000-sample windows, enrolment/probe split by time
+      segments       10 s / 50 % overlap windows with majority Normal/Abnormal labels (MIT-BIH)
 
     Resumable: finished records are listed with checksums in OUT_DIR/manifest.jsonl and skipped on a re-run.
     Failed records are reported and written to OUT_DIR/errors.json; the others complete.
@@ -204,6 +208,8 @@ def preprocess(recipe, in_dir, out_dir, workers, scheduler, limit, records, snr,
         options["noise_dir"] = str(noise_dir)
     if fs is not None:
         options["fs"] = fs
+    if seed_compat:
+        options["seed_compat"] = True
     try:
         summary = run_preprocess(recipe, in_dir, out_dir, options=options, workers=workers, scheduler=scheduler,
                                  limit=limit, records=records.split(",") if records else None, progress=not quiet)

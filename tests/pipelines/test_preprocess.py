@@ -162,3 +162,41 @@ def test_killed_run_resumes_to_identical_output(mini_mitdb, tmp_path):
     preprocess("denoise-pairs", mini_mitdb, ref, options=DP_OPTS, workers=1, progress=False)
     assert tree_bytes(out) == tree_bytes(ref)
     assert not [p for p in out.rglob(".*.part*")]
+
+
+def _seed_segments(path: Path):
+    """The attention seed's preprocessing (SPEC §3.1) transcribed with wfdb + scipy."""
+    rec = wfdb.rdrecord(str(path))
+    ann = wfdb.rdann(str(path), "atr")
+    b, a = ss.butter(5, [0.5 / 180, 50 / 180], btype="band")
+    x = ss.filtfilt(b, a, rec.p_signal[:, 0])
+    normal, abnormal = set("N."), set("LRBAaJSVrFejnE/fQ?")
+    segs, labels = [], []
+    for start in range(0, len(x) - 3600 + 1, 1800):
+        segs.append(x[start:start + 3600])
+        sy = [s for s, p in zip(ann.symbol, ann.sample) if start <= p < start + 3600]
+        labels.append(int(sum(s in abnormal for s in sy) > sum(s in normal for s in sy)))
+    return np.array(segs), np.array(labels)
+
+
+def test_segments_match_the_seed(mitdb_dir, tmp_path):
+    out, compat = tmp_path / "seg", tmp_path / "compat"
+    preprocess("segments", mitdb_dir, out, records=["208", "119"], workers=1, progress=False)
+    preprocess("segments", mitdb_dir, compat, records=["208", "119"], options={"seed_compat": True}, workers=1,
+               progress=False)
+    for r in ("208", "119"):
+        segs, labels = _seed_segments(mitdb_dir / r)
+        d = np.load(out / f"{r}.npz")
+        np.testing.assert_array_equal(d["labels"], labels)
+        z = (segs - segs.mean(axis=1, keepdims=True)) / segs.std(axis=1, keepdims=True)
+        # default: the same filter as second-order sections; the seed's order-10 (b, a) form is off by ~1e-4
+        np.testing.assert_allclose(d["segments"], z, atol=1e-3)
+        c = np.load(compat / f"{r}.npz")
+        # seed-compat uses the (b, a) form too; at order 10 it amplifies 1e-15 coefficient differences to ~1e-5
+        np.testing.assert_allclose(c["segments"], segs, atol=1e-4)
+    assert 0 < int(np.load(out / "208.npz")["labels"].sum()) < 360
+    scaler = np.load(compat / "scaler.npz")
+    both = np.concatenate([_seed_segments(mitdb_dir / r)[0] for r in ("119", "208")])
+    np.testing.assert_allclose(scaler["mean"], both.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(scaler["scale"], both.std(axis=0), rtol=1e-5)
+    assert json.loads((out / "splits.json").read_text()) == {"DS1": ["119", "208"], "DS2": []}

@@ -9,6 +9,7 @@ __all__ = ["Recipe", "get_recipe", "recipe_names"]
 _RECIPES = {
     "denoise-pairs": ("ecgcore.pipelines.recipes.denoise_pairs", "DenoisePairs"),
     "heartid": ("ecgcore.pipelines.recipes.heartid", "HeartIDWindows"),
+    "segments": ("ecgcore.pipelines.recipes.segments", "Segments"),
 }
 
 

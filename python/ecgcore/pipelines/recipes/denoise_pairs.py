@@ -18,16 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ...datasets.mitdb import DS1, DS2
 from ...datasets.noise import NOISE_TYPES, noise_scale
 from ...dsp import bandpass, resample_poly
 from ...dsp.filter import resample_ratio
 from ...io import read_record
 from ..engine import RecordResult
 from .base import Recipe, save_npz, wfdb_records, write_json
-
-# de Chazal et al. 2004 inter-patient split (MANIFEST.md); paced records excluded.
-DS1 = ("101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230").split()
-DS2 = ("100 103 105 111 113 117 121 123 200 202 210 212 213 214 219 221 222 228 231 232 233 234").split()
 
 
 def _rng(seed: int, *parts: str) -> np.random.Generator:
