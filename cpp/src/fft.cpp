@@ -2,11 +2,15 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
 
 #include "ecgcore/parallel.hpp"
+
+// Vector values are passed between inlined helpers of this unit only: the psABI note does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace ecgcore {
 namespace {
@@ -15,14 +19,174 @@ constexpr double kPi = 3.14159265358979323846;
 // Largest prime factor handled by a generic O(p^2) butterfly; larger ones go through Bluestein.
 constexpr int64_t kMaxGenericRadix = 61;
 
-// std::complex's operator* checks for NaN/inf (a libgcc call) unless -ffast-math; these stay inline.
-inline cplx mul(cplx a, cplx b) {
-  return {a.real() * b.real() - a.imag() * b.imag(), a.real() * b.imag() + a.imag() * b.real()};
+// A complex value (or four of them, one per lane) with split parts.
+template <class V>
+struct C {
+  V r, i;
+};
+// Explicit broadcasts: letting the compiler widen a scalar operand spills it through the stack.
+template <class V>
+inline V bc(double w);
+template <>
+inline double bc<double>(double w) { return w; }
+template <>
+inline v4d bc<v4d>(double w) { return v4d{w, w, w, w}; }
+
+template <class V>
+inline C<V> operator+(C<V> a, C<V> b) { return {a.r + b.r, a.i + b.i}; }
+template <class V>
+inline C<V> operator-(C<V> a, C<V> b) { return {a.r - b.r, a.i - b.i}; }
+template <class V>
+inline C<V> scale(C<V> a, double s) {
+  const V v = bc<V>(s);
+  return {a.r * v, a.i * v};
 }
-inline cplx mulc(cplx a, cplx b) {  // a * conj(b)
-  return {a.real() * b.real() + a.imag() * b.imag(), a.imag() * b.real() - a.real() * b.imag()};
+// a * (wr + i wi) with scalar twiddle parts.
+template <class V>
+inline C<V> twiddle(C<V> a, double wr, double wi) {
+  const V r = bc<V>(wr), i = bc<V>(wi);
+  return {a.r * r - a.i * i, a.r * i + a.i * r};
 }
-inline cplx tw_mul(cplx a, cplx w, bool inverse) { return inverse ? mulc(a, w) : mul(a, w); }
+template <class V>
+inline C<V> times_i(C<V> a, double s) {  // i * s * a
+  const V v = bc<V>(s);
+  return {-a.i * v, a.r * v};
+}
+
+template <class V>
+inline V splat(double v) {
+  return bc<V>(v);
+}
+
+template <class V>
+void pass(const FftPlan& P, V* re, V* im, int64_t fstride, int64_t p, int64_t m, bool inv) {
+  const double* twr = P.twr_.data();
+  const double* twi = P.twi_.data();
+  const double sg = inv ? -1.0 : 1.0;  // conjugate twiddles for the inverse
+  auto ld = [&](int64_t j) { return C<V>{re[j], im[j]}; };
+  auto st = [&](int64_t j, C<V> v) { re[j] = v.r; im[j] = v.i; };
+  auto tw = [&](C<V> a, int64_t j) { return twiddle(a, twr[j], sg * twi[j]); };
+  if (p == 2) {
+    for (int64_t k = 0; k < m; ++k) {
+      const C<V> a = ld(k), b = tw(ld(k + m), k * fstride);
+      st(k, a + b);
+      st(k + m, a - b);
+    }
+  } else if (p == 4) {
+    for (int64_t k = 0; k < m; ++k) {
+      const C<V> t0 = ld(k), t1 = tw(ld(k + m), k * fstride), t2 = tw(ld(k + 2 * m), 2 * k * fstride),
+                 t3 = tw(ld(k + 3 * m), 3 * k * fstride);
+      const C<V> s02 = t0 + t2, d02 = t0 - t2, s13 = t1 + t3, d13 = t1 - t3;
+      const C<V> jd = times_i(d13, -sg);  // forward W4 = -i
+      st(k, s02 + s13);
+      st(k + m, d02 + jd);
+      st(k + 2 * m, s02 - s13);
+      st(k + 3 * m, d02 - jd);
+    }
+  } else if (p == 3) {
+    const double s3 = -sg * std::sqrt(3.0) / 2.0;
+    for (int64_t k = 0; k < m; ++k) {
+      const C<V> t0 = ld(k), t1 = tw(ld(k + m), k * fstride), t2 = tw(ld(k + 2 * m), 2 * k * fstride);
+      const C<V> s = t1 + t2, d = t1 - t2;
+      const C<V> c = t0 - scale(s, 0.5);
+      const C<V> jd = times_i(d, s3);
+      st(k, t0 + s);
+      st(k + m, c + jd);
+      st(k + 2 * m, c - jd);
+    }
+  } else if (p == 5) {
+    const double c1 = std::cos(2 * kPi / 5), c2 = std::cos(4 * kPi / 5);
+    const double s1 = std::sin(2 * kPi / 5), s2 = std::sin(4 * kPi / 5);
+    for (int64_t k = 0; k < m; ++k) {
+      const C<V> t0 = ld(k), t1 = tw(ld(k + m), k * fstride), t2 = tw(ld(k + 2 * m), 2 * k * fstride),
+                 t3 = tw(ld(k + 3 * m), 3 * k * fstride), t4 = tw(ld(k + 4 * m), 4 * k * fstride);
+      const C<V> a1 = t1 + t4, b1 = t1 - t4, a2 = t2 + t3, b2 = t2 - t3;
+      const C<V> r1 = t0 + scale(a1, c1) + scale(a2, c2);
+      const C<V> r2 = t0 + scale(a1, c2) + scale(a2, c1);
+      // forward: X1 = r1 - i(s1 b1 + s2 b2), X2 = r2 - i(s2 b1 - s1 b2); the inverse flips the i terms.
+      const C<V> j1 = times_i(scale(b1, s1) + scale(b2, s2), -sg);
+      const C<V> j2 = times_i(scale(b1, s2) - scale(b2, s1), -sg);
+      st(k, t0 + a1 + a2);
+      st(k + m, r1 + j1);
+      st(k + 4 * m, r1 - j1);
+      st(k + 2 * m, r2 + j2);
+      st(k + 3 * m, r2 - j2);
+    }
+  } else {
+    C<V> t[kMaxGenericRadix];
+    const int64_t n = P.n_;
+    const int64_t wstep = m * fstride;  // W_p = tw[wstep]
+    for (int64_t k = 0; k < m; ++k) {
+      for (int64_t q = 0; q < p; ++q) t[q] = tw(ld(k + q * m), (q * k * fstride) % n);
+      for (int64_t u = 0; u < p; ++u) {
+        C<V> acc = t[0];
+        int64_t idx = 0;
+        for (int64_t q = 1; q < p; ++q) {
+          idx += u;
+          if (idx >= p) idx -= p;
+          acc = acc + tw(t[q], idx * wstep);
+        }
+        st(k + u * m, acc);
+      }
+    }
+  }
+}
+
+// Decimation in time: the p interleaved sub-sequences (input stride fstride * p) are transformed into
+// p consecutive blocks of m outputs, then combined by one radix-p pass.
+template <class V>
+void recurse(const FftPlan& P, V* ore, V* oim, const V* ire, const V* iim, int64_t fstride, size_t level, bool inv) {
+  const int64_t p = P.factors_[level];
+  const int64_t m = P.n_ / fstride / p;
+  if (m == 1) {
+    for (int64_t q = 0; q < p; ++q) {
+      ore[q] = ire[q * fstride];
+      oim[q] = iim[q * fstride];
+    }
+  } else {
+    for (int64_t q = 0; q < p; ++q)
+      recurse(P, ore + q * m, oim + q * m, ire + q * fstride, iim + q * fstride, fstride * p, level + 1, inv);
+  }
+  pass(P, ore, oim, fstride, p, m, inv);
+}
+
+// scratch: 4 * m_ values of V for Bluestein, unused otherwise.
+template <class V>
+void run(const FftPlan& P, const V* ire, const V* iim, V* ore, V* oim, V* scratch, bool inv) {
+  const int64_t n = P.n_;
+  if (!P.bluestein_) {
+    if (n == 1) {
+      ore[0] = ire[0];
+      oim[0] = iim[0];
+      return;
+    }
+    recurse(P, ore, oim, ire, iim, 1, 0, inv);
+    return;
+  }
+  // Inverse DFT = conj(DFT(conj(x))): conjugate on the way in and out.
+  const int64_t m = P.m_;
+  V *ar = scratch, *ai = scratch + m, *fr = scratch + 2 * m, *fi = scratch + 3 * m;
+  const double sg = inv ? -1.0 : 1.0;
+  for (int64_t j = 0; j < n; ++j) {
+    const C<V> v = twiddle(C<V>{ire[j], iim[j] * sg}, P.chr_[j], P.chi_[j]);
+    ar[j] = v.r;
+    ai[j] = v.i;
+  }
+  for (int64_t j = n; j < m; ++j) ar[j] = ai[j] = splat<V>(0.0);
+  run<V>(*P.sub_, ar, ai, fr, fi, nullptr, false);
+  for (int64_t j = 0; j < m; ++j) {
+    const C<V> v = twiddle(C<V>{fr[j], fi[j]}, P.cfr_[j], P.cfi_[j]);
+    fr[j] = v.r;
+    fi[j] = v.i;
+  }
+  run<V>(*P.sub_, fr, fi, ar, ai, nullptr, true);
+  const double s = 1.0 / static_cast<double>(m);
+  for (int64_t k = 0; k < n; ++k) {
+    const C<V> v = scale(twiddle(C<V>{ar[k], ai[k]}, P.chr_[k], P.chi_[k]), s);
+    ore[k] = v.r;
+    oim[k] = v.i * sg;
+  }
+}
 
 std::vector<int64_t> factorize(int64_t n) {
   std::vector<int64_t> f;
@@ -34,13 +198,19 @@ std::vector<int64_t> factorize(int64_t n) {
   return f;
 }
 
-std::vector<cplx> unit_roots(int64_t n) {
-  std::vector<cplx> w(static_cast<size_t>(n));
-  for (int64_t j = 0; j < n; ++j) {
-    const double a = -2.0 * kPi * static_cast<double>(j) / static_cast<double>(n);
-    w[j] = {std::cos(a), std::sin(a)};
+// Even-length real FFT from the half-length complex FFT z of (x[2j] + i x[2j+1]).
+template <class V>
+void real_post(const double* pr, const double* pi, int64_t h, const V* zr, const V* zi, V* out_re, V* out_im) {
+  for (int64_t k = 0; k <= h; ++k) {
+    const int64_t a = k == h ? 0 : k, b = k == 0 ? 0 : h - k;
+    const C<V> zk{zr[a], zi[a]}, zc{zr[b], -zi[b]};
+    const C<V> e = scale(zk + zc, 0.5);
+    const C<V> d = scale(zk - zc, 0.5);
+    const C<V> o{d.i, -d.r};  // -i * d
+    const C<V> v = e + twiddle(o, pr[k], pi[k]);
+    out_re[k] = v.r;
+    out_im[k] = v.i;
   }
-  return w;
 }
 
 }  // namespace
@@ -54,177 +224,138 @@ FftPlan::FftPlan(int64_t n) : n_(n) {
     bluestein_ = true;
     m_ = 1;
     while (m_ < 2 * n - 1) m_ *= 2;
-    chirp_.resize(n);
+    chr_.resize(n);
+    chi_.resize(n);
     for (int64_t j = 0; j < n; ++j) {
       // j^2 mod 2n keeps the angle small so that long transforms stay accurate.
       const int64_t jj = (j * j) % (2 * n);
       const double a = -kPi * static_cast<double>(jj) / static_cast<double>(n);
-      chirp_[j] = {std::cos(a), std::sin(a)};
+      chr_[j] = std::cos(a);
+      chi_[j] = std::sin(a);
     }
     sub_ = std::make_unique<FftPlan>(m_);
-    std::vector<cplx> b(m_, cplx(0.0, 0.0));
-    b[0] = std::conj(chirp_[0]);
-    for (int64_t j = 1; j < n; ++j) b[j] = b[m_ - j] = std::conj(chirp_[j]);
-    chirp_fft_.resize(m_);
-    sub_->forward(b.data(), chirp_fft_.data(), nullptr);
+    std::vector<double> br(m_, 0.0), bi(m_, 0.0);
+    br[0] = chr_[0];
+    bi[0] = -chi_[0];
+    for (int64_t j = 1; j < n; ++j) {
+      br[j] = br[m_ - j] = chr_[j];
+      bi[j] = bi[m_ - j] = -chi_[j];
+    }
+    cfr_.resize(m_);
+    cfi_.resize(m_);
+    run<double>(*sub_, br.data(), bi.data(), cfr_.data(), cfi_.data(), nullptr, false);
   } else {
-    tw_ = unit_roots(n);
+    twr_.resize(n);
+    twi_.resize(n);
+    for (int64_t j = 0; j < n; ++j) {
+      const double a = -2.0 * kPi * static_cast<double>(j) / static_cast<double>(n);
+      twr_[j] = std::cos(a);
+      twi_[j] = std::sin(a);
+    }
   }
 }
 
 FftPlan::~FftPlan() = default;
 
-int64_t FftPlan::scratch_size() const { return bluestein_ ? 2 * m_ + sub_->scratch_size() : 0; }
+int64_t FftPlan::scratch_size() const { return 2 * n_ + (bluestein_ ? 2 * m_ : 0); }
 
 void FftPlan::transform(const cplx* in, cplx* out, cplx* scratch, bool inverse) const {
-  if (!bluestein_) {
-    mixed_radix(in, out, inverse);
-    return;
+  double* d = reinterpret_cast<double*>(scratch);
+  double *ir = d, *ii = d + n_, *outr = d + 2 * n_, *outi = d + 3 * n_;
+  for (int64_t j = 0; j < n_; ++j) {
+    ir[j] = in[j].real();
+    ii[j] = in[j].imag();
   }
-  // Inverse DFT = conj(DFT(conj(x))): conjugate on the way in and out.
-  cplx* a = scratch;
-  cplx* fa = scratch + m_;
-  for (int64_t j = 0; j < n_; ++j) a[j] = mul(inverse ? std::conj(in[j]) : in[j], chirp_[j]);
-  for (int64_t j = n_; j < m_; ++j) a[j] = 0.0;
-  sub_->forward(a, fa, nullptr);
-  for (int64_t j = 0; j < m_; ++j) fa[j] = mul(fa[j], chirp_fft_[j]);
-  sub_->inverse(fa, a, nullptr);
-  const double s = 1.0 / static_cast<double>(m_);
-  for (int64_t k = 0; k < n_; ++k) {
-    cplx v = mul(a[k], chirp_[k]) * s;
-    out[k] = inverse ? std::conj(v) : v;
-  }
+  run<double>(*this, ir, ii, outr, outi, d + 4 * n_, inverse);
+  for (int64_t j = 0; j < n_; ++j) out[j] = {outr[j], outi[j]};
 }
 
-void FftPlan::mixed_radix(const cplx* in, cplx* out, bool inverse) const {
-  if (n_ == 1) {
-    out[0] = in[0];
-    return;
-  }
-  recurse(out, in, 1, 0, inverse);
-}
-
-// Decimation in time: the p interleaved sub-sequences (input stride fstride * p) are transformed into
-// p consecutive blocks of m outputs, then combined by one radix-p pass.
-void FftPlan::recurse(cplx* out, const cplx* in, int64_t fstride, int64_t level, bool inverse) const {
-  const int64_t p = factors_[level];
-  const int64_t len = n_ / fstride;
-  const int64_t m = len / p;
-  if (m == 1) {
-    for (int64_t q = 0; q < p; ++q) out[q] = in[q * fstride];
-  } else {
-    for (int64_t q = 0; q < p; ++q) recurse(out + q * m, in + q * fstride, fstride * p, level + 1, inverse);
-  }
-  pass(out, fstride, p, m, inverse);
-}
-
-void FftPlan::pass(cplx* out, int64_t fstride, int64_t p, int64_t m, bool inverse) const {
-  const cplx* tw = tw_.data();
-  if (p == 2) {
-    for (int64_t k = 0; k < m; ++k) {
-      const cplx a = out[k];
-      const cplx b = tw_mul(out[k + m], tw[k * fstride], inverse);
-      out[k] = a + b;
-      out[k + m] = a - b;
-    }
-  } else if (p == 4) {
-    for (int64_t k = 0; k < m; ++k) {
-      const cplx t0 = out[k];
-      const cplx t1 = tw_mul(out[k + m], tw[k * fstride], inverse);
-      const cplx t2 = tw_mul(out[k + 2 * m], tw[2 * k * fstride], inverse);
-      const cplx t3 = tw_mul(out[k + 3 * m], tw[3 * k * fstride], inverse);
-      const cplx s02 = t0 + t2, d02 = t0 - t2, s13 = t1 + t3, d13 = t1 - t3;
-      // forward: W4 = -i, so X1 = d02 - i d13, X3 = d02 + i d13; inverse swaps them.
-      const cplx jd13 = inverse ? cplx(-d13.imag(), d13.real()) : cplx(d13.imag(), -d13.real());
-      out[k] = s02 + s13;
-      out[k + m] = d02 + jd13;
-      out[k + 2 * m] = s02 - s13;
-      out[k + 3 * m] = d02 - jd13;
-    }
-  } else if (p == 3) {
-    const double s3 = (inverse ? 1.0 : -1.0) * std::sqrt(3.0) / 2.0;
-    for (int64_t k = 0; k < m; ++k) {
-      const cplx t0 = out[k];
-      const cplx t1 = tw_mul(out[k + m], tw[k * fstride], inverse);
-      const cplx t2 = tw_mul(out[k + 2 * m], tw[2 * k * fstride], inverse);
-      const cplx s = t1 + t2, d = t1 - t2;
-      const cplx c = t0 - 0.5 * s;
-      const cplx jd(-d.imag() * s3, d.real() * s3);  // i * s3 * d
-      out[k] = t0 + s;
-      out[k + m] = c + jd;
-      out[k + 2 * m] = c - jd;
-    }
-  } else {
-    cplx tbuf[kMaxGenericRadix];
-    const int64_t wstep = m * fstride;  // W_p = tw[wstep]
-    for (int64_t k = 0; k < m; ++k) {
-      for (int64_t q = 0; q < p; ++q) tbuf[q] = tw_mul(out[k + q * m], tw[(q * k * fstride) % n_], inverse);
-      for (int64_t u = 0; u < p; ++u) {
-        cplx acc = tbuf[0];
-        int64_t idx = 0;
-        for (int64_t q = 1; q < p; ++q) {
-          idx += u;
-          if (idx >= p) idx -= p;
-          acc += tw_mul(tbuf[q], tw[idx * wstep], inverse);
-        }
-        out[k + u * m] = acc;
-      }
-    }
-  }
+void FftPlan::transform4(const v4d* in_re, const v4d* in_im, v4d* out_re, v4d* out_im, v4d* scratch,
+                         bool inverse) const {
+  run<v4d>(*this, in_re, in_im, out_re, out_im, scratch, inverse);
 }
 
 RealFftPlan::RealFftPlan(int64_t n) : n_(n) {
   if (n < 1) throw std::invalid_argument("FFT length must be positive, got " + std::to_string(n));
   if (n % 2 == 0) {
     plan_ = std::make_unique<FftPlan>(n / 2);
-    post_.resize(n / 2 + 1);
+    pr_.resize(n / 2 + 1);
+    pi_.resize(n / 2 + 1);
     for (int64_t k = 0; k <= n / 2; ++k) {
       const double a = -2.0 * kPi * static_cast<double>(k) / static_cast<double>(n);
-      post_[k] = {std::cos(a), std::sin(a)};
+      pr_[k] = std::cos(a);
+      pi_[k] = std::sin(a);
     }
   } else {
     plan_ = std::make_unique<FftPlan>(n);
   }
 }
 
-int64_t RealFftPlan::scratch_size() const { return 2 * n_ + 2 + plan_->scratch_size(); }
+// Complex units: input and output buffers (2 n_ + 4 as split doubles) plus the complex plan's own.
+int64_t RealFftPlan::scratch_size() const { return 2 * n_ + 4 + plan_->scratch_size(); }
 
 void RealFftPlan::forward(const double* in, cplx* out, cplx* scratch) const {
-  cplx* z = scratch;
-  cplx* zf = scratch + n_ + 1;
-  cplx* sub = scratch + 2 * n_ + 2;
-  if (n_ % 2 == 1) {
-    for (int64_t j = 0; j < n_; ++j) z[j] = {in[j], 0.0};
-    plan_->forward(z, zf, sub);
-    for (int64_t k = 0; k <= n_ / 2; ++k) out[k] = zf[k];
+  double* d = reinterpret_cast<double*>(scratch);
+  const int64_t c = n_ % 2 ? n_ : n_ / 2;  // complex length
+  double *zr = d, *zi = d + c, *fr = d + 2 * c, *fi = d + 3 * c, *rest = d + 4 * n_ + 8;
+  if (n_ % 2) {
+    for (int64_t j = 0; j < n_; ++j) {
+      zr[j] = in[j];
+      zi[j] = 0.0;
+    }
+    run<double>(*plan_, zr, zi, fr, fi, rest, false);
+    for (int64_t k = 0; k <= n_ / 2; ++k) out[k] = {fr[k], fi[k]};
     return;
   }
-  const int64_t h = n_ / 2;
-  for (int64_t j = 0; j < h; ++j) z[j] = {in[2 * j], in[2 * j + 1]};
-  plan_->forward(z, zf, sub);
-  for (int64_t k = 0; k <= h; ++k) {
-    const cplx zk = zf[k == h ? 0 : k];
-    const cplx zc = std::conj(zf[k == 0 ? 0 : h - k]);
-    const cplx e = 0.5 * (zk + zc);
-    const cplx d = 0.5 * (zk - zc);
-    const cplx o(d.imag(), -d.real());  // -i * d
-    out[k] = e + mul(post_[k], o);
+  for (int64_t j = 0; j < c; ++j) {
+    zr[j] = in[2 * j];
+    zi[j] = in[2 * j + 1];
   }
+  run<double>(*plan_, zr, zi, fr, fi, rest, false);
+  double* ore = d + 2 * n_;  // after z and its transform
+  double* oim = d + 3 * n_ + 2;
+  real_post<double>(pr_.data(), pi_.data(), c, fr, fi, ore, oim);
+  for (int64_t k = 0; k <= c; ++k) out[k] = {ore[k], oim[k]};
+}
+
+void RealFftPlan::forward4(const v4d* in, v4d* out_re, v4d* out_im, v4d* scratch) const {
+  const int64_t c = n_ % 2 ? n_ : n_ / 2;
+  v4d *zr = scratch, *zi = scratch + c, *fr = scratch + 2 * c, *fi = scratch + 3 * c, *rest = scratch + 4 * n_ + 8;
+  if (n_ % 2) {
+    for (int64_t j = 0; j < n_; ++j) {
+      zr[j] = in[j];
+      zi[j] = splat<v4d>(0.0);
+    }
+    run<v4d>(*plan_, zr, zi, fr, fi, rest, false);
+    for (int64_t k = 0; k <= n_ / 2; ++k) {
+      out_re[k] = fr[k];
+      out_im[k] = fi[k];
+    }
+    return;
+  }
+  for (int64_t j = 0; j < c; ++j) {
+    zr[j] = in[2 * j];
+    zi[j] = in[2 * j + 1];
+  }
+  run<v4d>(*plan_, zr, zi, fr, fi, rest, false);
+  real_post<v4d>(pr_.data(), pi_.data(), c, fr, fi, out_re, out_im);
 }
 
 void RealFftPlan::inverse(const cplx* in, double* out, cplx* scratch) const {
-  cplx* z = scratch;
-  cplx* zt = scratch + n_ + 1;
-  cplx* sub = scratch + 2 * n_ + 2;
+  double* d = reinterpret_cast<double*>(scratch);
   const int64_t h = n_ / 2;
-  if (n_ % 2 == 1) {
-    z[0] = {in[0].real(), 0.0};
+  const int64_t c = n_ % 2 ? n_ : h;
+  double *zr = d, *zi = d + c, *fr = d + 2 * c, *fi = d + 3 * c, *rest = d + 4 * n_ + 8;
+  if (n_ % 2) {
+    zr[0] = in[0].real();
+    zi[0] = 0.0;
     for (int64_t k = 1; k <= h; ++k) {
-      z[k] = in[k];
-      z[n_ - k] = std::conj(in[k]);
+      zr[k] = zr[n_ - k] = in[k].real();
+      zi[k] = in[k].imag();
+      zi[n_ - k] = -in[k].imag();
     }
-    plan_->inverse(z, zt, sub);
-    for (int64_t j = 0; j < n_; ++j) out[j] = zt[j].real();
+    run<double>(*plan_, zr, zi, fr, fi, rest, true);
+    for (int64_t j = 0; j < n_; ++j) out[j] = fr[j];
     return;
   }
   // DC and Nyquist bins of a real signal are real: their imaginary parts are ignored (numpy.fft.irfft).
@@ -232,13 +363,17 @@ void RealFftPlan::inverse(const cplx* in, double* out, cplx* scratch) const {
     const cplx xk = k == 0 ? cplx(in[0].real(), 0.0) : in[k];
     const cplx xc = k == 0 ? cplx(in[h].real(), 0.0) : std::conj(in[h - k]);
     const cplx e = xk + xc;
-    const cplx o = mulc(xk - xc, post_[k]);
-    z[k] = e + cplx(-o.imag(), o.real());  // e + i o
+    const cplx dd = xk - xc;
+    // o = dd * conj(W^k); z = e + i o
+    const double orr = dd.real() * pr_[k] + dd.imag() * pi_[k];
+    const double oi = dd.imag() * pr_[k] - dd.real() * pi_[k];
+    zr[k] = e.real() - oi;
+    zi[k] = e.imag() + orr;
   }
-  plan_->inverse(z, zt, sub);
+  run<double>(*plan_, zr, zi, fr, fi, rest, true);
   for (int64_t j = 0; j < h; ++j) {
-    out[2 * j] = zt[j].real();
-    out[2 * j + 1] = zt[j].imag();
+    out[2 * j] = fr[j];
+    out[2 * j + 1] = fi[j];
   }
 }
 
@@ -247,20 +382,25 @@ void rfft_batch(const T* x, int64_t batch, int64_t n, int64_t n_fft, std::comple
   if (n_fft < 1) throw std::invalid_argument("n_fft must be positive, got " + std::to_string(n_fft));
   RealFftPlan plan(n_fft);
   const int64_t nb = plan.n_bins();
-  const int threads = resolve_threads(n_threads, batch);
+  const int64_t groups = (batch + 3) / 4;  // four rows per transform, one per lane
+  const int threads = resolve_threads(n_threads, groups);
+  const int64_t c = std::min(n, n_fft);
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<double> buf(n_fft);
-    std::vector<cplx> spec(nb), scratch(plan.scratch_size());
+    std::vector<v4d> buf(n_fft), re(nb), im(nb), scratch(2 * plan.scratch_size());
 #pragma omp for schedule(static)
-    for (int64_t b = 0; b < batch; ++b) {
-      const T* row = x + b * n;
-      const int64_t c = std::min(n, n_fft);
-      for (int64_t j = 0; j < c; ++j) buf[j] = static_cast<double>(row[j]);
-      for (int64_t j = c; j < n_fft; ++j) buf[j] = 0.0;
-      plan.forward(buf.data(), spec.data(), scratch.data());
-      std::complex<T>* o = out + b * nb;
-      for (int64_t k = 0; k < nb; ++k) o[k] = std::complex<T>(static_cast<T>(spec[k].real()), static_cast<T>(spec[k].imag()));
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t lanes = std::min<int64_t>(4, batch - 4 * g);
+      for (int64_t j = 0; j < n_fft; ++j) buf[j] = v4d{0.0, 0.0, 0.0, 0.0};
+      for (int64_t l = 0; l < lanes; ++l) {
+        const T* row = x + (4 * g + l) * n;
+        for (int64_t j = 0; j < c; ++j) buf[j][l] = static_cast<double>(row[j]);
+      }
+      plan.forward4(buf.data(), re.data(), im.data(), scratch.data());
+      for (int64_t l = 0; l < lanes; ++l) {
+        std::complex<T>* o = out + (4 * g + l) * nb;
+        for (int64_t k = 0; k < nb; ++k) o[k] = std::complex<T>(static_cast<T>(re[k][l]), static_cast<T>(im[k][l]));
+      }
     }
   }
 }
