@@ -66,6 +66,29 @@ py::array_t<double> mel_filterbank(const std::string& mode, double fs, int64_t n
   return out;
 }
 
+py::array_t<double> deltas(const carray<double>& x, const std::string& mode, int64_t width, int order) {
+  if (x.ndim() < 1) throw std::invalid_argument("x must have at least one dimension (..., n_frames)");
+  if (order != 1 && order != 2) throw std::invalid_argument("order must be 1 or 2");
+  const auto r = ecgcore_py::rows_of(x);
+  py::array_t<double> out(ecgcore_py::shape_of(x));
+  const double* xp = x.data();
+  double* op = out.mutable_data();
+  py::gil_scoped_release release;
+  if (mode == "kaldi") {
+    ecgcore::kaldi_delta(xp, r.batch, r.n, width, op);
+    if (order == 2) {
+      std::vector<double> tmp(op, op + r.batch * r.n);
+      ecgcore::kaldi_delta(tmp.data(), r.batch, r.n, width, op);
+    }
+  } else if (mode == "librosa") {
+    if (width < 3 || width % 2 == 0) throw std::invalid_argument("width must be an odd integer >= 3");
+    ecgcore::savgol_delta(xp, r.batch, r.n, width, order, op);
+  } else {
+    throw std::invalid_argument("mode must be 'librosa' or 'kaldi', got '" + mode + "'");
+  }
+  return out;
+}
+
 }  // namespace
 
 void register_mfcc(py::module_& m) {
@@ -84,6 +107,9 @@ mode : 'librosa' or 'kaldi'
 Returns
 -------
 (..., n_mfcc * (1 + delta_order), n_frames), float32 for float32 input, float64 otherwise.)doc");
+  m.def("deltas", &deltas, py::arg("x"), py::arg("mode"), py::arg("width"), py::arg("order") = 1,
+        R"doc(Deltas along the last axis: librosa.feature.delta (Savitzky-Golay, mode 'interp') or Kaldi's
+compute_deltas (replicated edges; order 2 = delta of delta). x : (..., n_frames) -> same shape, float64.)doc");
   m.def("mel_filterbank", &mel_filterbank, py::arg("mode"), py::arg("fs"), py::arg("n_fft"), py::arg("n_mels"),
         py::arg("fmin") = 0.0, py::arg("fmax") = 0.0, py::arg("htk") = false,
         R"doc(Mel filterbank (n_mels, n_fft // 2 + 1): librosa.filters.mel (Slaney norm) or Kaldi's mel banks.)doc");

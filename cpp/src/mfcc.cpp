@@ -109,20 +109,6 @@ int64_t kaldi_padded(const MfccParams& p) {
   return v;
 }
 
-// compute_deltas(win_length = width, mode = "replicate") along the last axis of [rows, n].
-void kaldi_delta(const double* data, int64_t rows, int64_t n, int64_t width, double* out) {
-  const int64_t h = (width - 1) / 2;
-  const double denom = static_cast<double>(h * (h + 1) * (2 * h + 1)) / 3.0;
-  for (int64_t r = 0; r < rows; ++r) {
-    const double* d = data + r * n;
-    for (int64_t t = 0; t < n; ++t) {
-      double acc = 0.0;
-      for (int64_t k = -h; k <= h; ++k) acc += static_cast<double>(k) * d[std::clamp<int64_t>(t + k, 0, n - 1)];
-      out[r * n + t] = acc / denom;
-    }
-  }
-}
-
 }  // namespace
 
 std::vector<double> mel_filterbank_librosa(double fs, int64_t n_fft, int64_t n_mels, double fmin, double fmax,
@@ -167,6 +153,23 @@ std::vector<double> mel_filterbank_kaldi(double fs, int64_t padded_length, int64
     }
   }
   return w;
+}
+
+void kaldi_delta(const double* data, int64_t rows, int64_t n, int64_t width, double* out) {
+  if (width < 3) throw std::invalid_argument("delta window must be >= 3, got " + std::to_string(width));
+  const int64_t h = (width - 1) / 2;
+  const double denom = static_cast<double>(h * (h + 1) * (2 * h + 1)) / 3.0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const double* d = data + r * n;
+    for (int64_t t = 0; t < n; ++t) {
+      // Symmetric pairs, so a constant sequence (e.g. a single frame) gives exactly 0.
+      double acc = 0.0;
+      for (int64_t k = 1; k <= h; ++k)
+        acc += static_cast<double>(k) *
+               (d[std::clamp<int64_t>(t + k, 0, n - 1)] - d[std::clamp<int64_t>(t - k, 0, n - 1)]);
+      out[r * n + t] = acc / denom;
+    }
+  }
 }
 
 void savgol_delta(const double* data, int64_t rows, int64_t n, int64_t width, int order, double* out) {

@@ -53,5 +53,7 @@ std::vector<double> mel_filterbank_kaldi(double fs, int64_t padded_length, int64
 
 // librosa.feature.delta(data, width, order, mode="interp") along the last axis of [rows, n] (in place into out).
 void savgol_delta(const double* data, int64_t rows, int64_t n, int64_t width, int order, double* out);
+// torchaudio.functional.compute_deltas(data, win_length=width) (replicated edges) along the last axis of [rows, n].
+void kaldi_delta(const double* data, int64_t rows, int64_t n, int64_t width, double* out);
 
 }  // namespace ecgcore

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._native import core, threads
 
-__all__ = ["mfcc", "mel_filterbank"]
+__all__ = ["mfcc", "mfcc_deltas", "mel_filterbank"]
 
 
 def _signal(x, axis):
@@ -95,3 +95,13 @@ def mel_filterbank(*, fs: float, n_fft: int, n_mels: int, fmin: float = 0.0, fma
     (Slaney norm) or Kaldi's triangular mel banks (``mode="kaldi"``, Nyquist bin weight 0)."""
     return core.mel_filterbank(mode, float(fs), int(n_fft), int(n_mels), float(fmin),
                                0.0 if fmax is None else float(fmax), bool(htk))
+
+
+def mfcc_deltas(c, *, order: int = 1, mode: str = "librosa", width: int | None = None, axis: int = -1) -> np.ndarray:
+    """Deltas of ``c : (..., n_frames)`` along ``axis``: ``librosa.feature.delta(c, width=9, order)`` or
+    (``mode="kaldi"``) ``torchaudio.functional.compute_deltas(c, win_length=5)`` (order 2 = delta of delta)."""
+    if mode not in ("librosa", "kaldi"):
+        raise ValueError(f"mode must be 'librosa' or 'kaldi', got {mode!r}")
+    width = (5 if mode == "kaldi" else 9) if width is None else int(width)
+    c = np.moveaxis(np.asarray(c, dtype=np.float64), axis, -1)
+    return np.moveaxis(core.deltas(c, mode, width, int(order)), -1, axis)
