@@ -78,7 +78,11 @@ def hubert_shards(ecg, *, fs: int = 100, input_fs: float = 500.0, workers: int |
         raise ValueError(f"input_fs ({input_fs}) must be an integer multiple of fs ({fs})")
     q = int(round(q))
     if q > 1:
-        data = decimate(data, q, axis=-1, workers=workers)
+        # scipy's zero-phase decimation turns a lead with any NaN into all NaN (the seed then fills it with the
+        # global mean below); ecgcore's decimate refuses NaN, so filter the finite leads and mark the others.
+        nan_leads = np.isnan(data).any(axis=1)
+        data = decimate(np.where(nan_leads[:, None], 0.0, data), q, axis=-1, workers=workers)
+        data[nan_leads] = np.nan
     flat = np.concatenate([data[i, _trim(i, fs)] for i in range(12)])
     if np.isnan(flat).any():
         flat = np.where(np.isnan(flat), np.nanmean(flat), flat)
