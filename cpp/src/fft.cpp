@@ -58,8 +58,10 @@ inline V splat(double v) {
   return bc<V>(v);
 }
 
+#define ECGCORE_INLINE inline __attribute__((always_inline))
+
 template <class V>
-void pass(const FftPlan& P, V* re, V* im, int64_t fstride, int64_t p, int64_t m, bool inv) {
+ECGCORE_INLINE void pass(const FftPlan& P, V* re, V* im, int64_t fstride, int64_t p, int64_t m, bool inv) {
   const double* twr = P.twr_.data();
   const double* twi = P.twi_.data();
   const double sg = inv ? -1.0 : 1.0;  // conjugate twiddles for the inverse
@@ -132,35 +134,42 @@ void pass(const FftPlan& P, V* re, V* im, int64_t fstride, int64_t p, int64_t m,
   }
 }
 
-// Decimation in time: the p interleaved sub-sequences (input stride fstride * p) are transformed into
-// p consecutive blocks of m outputs, then combined by one radix-p pass.
+// Decimation in time, iteratively: the input is permuted into the order in which the recursive algorithm's
+// leaves would read it, then each level's radix-p passes combine p blocks of m outputs, deepest level first.
 template <class V>
-void recurse(const FftPlan& P, V* ore, V* oim, const V* ire, const V* iim, int64_t fstride, size_t level, bool inv) {
-  const int64_t p = P.factors_[level];
-  const int64_t m = P.n_ / fstride / p;
-  if (m == 1) {
-    for (int64_t q = 0; q < p; ++q) {
-      ore[q] = ire[q * fstride];
-      oim[q] = iim[q * fstride];
-    }
-  } else {
-    for (int64_t q = 0; q < p; ++q)
-      recurse(P, ore + q * m, oim + q * m, ire + q * fstride, iim + q * fstride, fstride * p, level + 1, inv);
+ECGCORE_INLINE void mixed(const FftPlan& P, const V* ire, const V* iim, V* ore, V* oim, bool inv) {
+  const int64_t n = P.n_;
+  const int64_t* perm = P.perm_.data();
+  for (int64_t j = 0; j < n; ++j) {
+    ore[j] = ire[perm[j]];
+    oim[j] = iim[perm[j]];
   }
-  pass(P, ore, oim, fstride, p, m, inv);
+  const auto levels = static_cast<int64_t>(P.factors_.size());
+  int64_t fstride = n;
+  for (int64_t level = levels - 1; level >= 0; --level) {
+    const int64_t p = P.factors_[level];
+    fstride /= p;  // product of the radices above this level
+    const int64_t len = n / fstride, m = len / p;
+    for (int64_t b = 0; b < fstride; ++b) pass(P, ore + b * len, oim + b * len, fstride, p, m, inv);
+  }
+}
+
+void build_permutation(const std::vector<int64_t>& f, int64_t n, std::vector<int64_t>& perm, int64_t out_off,
+                       int64_t in_off, int64_t fstride, size_t level) {
+  const int64_t p = f[level];
+  const int64_t m = n / fstride / p;
+  for (int64_t q = 0; q < p; ++q) {
+    if (m == 1) perm[out_off + q] = in_off + q * fstride;
+    else build_permutation(f, n, perm, out_off + q * m, in_off + q * fstride, fstride * p, level + 1);
+  }
 }
 
 // scratch: 4 * m_ values of V for Bluestein, unused otherwise.
 template <class V>
-void run(const FftPlan& P, const V* ire, const V* iim, V* ore, V* oim, V* scratch, bool inv) {
+ECGCORE_INLINE void run(const FftPlan& P, const V* ire, const V* iim, V* ore, V* oim, V* scratch, bool inv) {
   const int64_t n = P.n_;
   if (!P.bluestein_) {
-    if (n == 1) {
-      ore[0] = ire[0];
-      oim[0] = iim[0];
-      return;
-    }
-    recurse(P, ore, oim, ire, iim, 1, 0, inv);
+    mixed(P, ire, iim, ore, oim, inv);
     return;
   }
   // Inverse DFT = conj(DFT(conj(x))): conjugate on the way in and out.
@@ -173,13 +182,13 @@ void run(const FftPlan& P, const V* ire, const V* iim, V* ore, V* oim, V* scratc
     ai[j] = v.i;
   }
   for (int64_t j = n; j < m; ++j) ar[j] = ai[j] = splat<V>(0.0);
-  run<V>(*P.sub_, ar, ai, fr, fi, nullptr, false);
+  mixed<V>(*P.sub_, ar, ai, fr, fi, false);
   for (int64_t j = 0; j < m; ++j) {
     const C<V> v = twiddle(C<V>{fr[j], fi[j]}, P.cfr_[j], P.cfi_[j]);
     fr[j] = v.r;
     fi[j] = v.i;
   }
-  run<V>(*P.sub_, fr, fi, ar, ai, nullptr, true);
+  mixed<V>(*P.sub_, fr, fi, ar, ai, true);
   const double s = 1.0 / static_cast<double>(m);
   for (int64_t k = 0; k < n; ++k) {
     const C<V> v = scale(twiddle(C<V>{ar[k], ai[k]}, P.chr_[k], P.chi_[k]), s);
@@ -200,7 +209,7 @@ std::vector<int64_t> factorize(int64_t n) {
 
 // Even-length real FFT from the half-length complex FFT z of (x[2j] + i x[2j+1]).
 template <class V>
-void real_post(const double* pr, const double* pi, int64_t h, const V* zr, const V* zi, V* out_re, V* out_im) {
+ECGCORE_INLINE void real_post(const double* pr, const double* pi, int64_t h, const V* zr, const V* zi, V* out_re, V* out_im) {
   for (int64_t k = 0; k <= h; ++k) {
     const int64_t a = k == h ? 0 : k, b = k == 0 ? 0 : h - k;
     const C<V> zk{zr[a], zi[a]}, zc{zr[b], -zi[b]};
@@ -211,6 +220,48 @@ void real_post(const double* pr, const double* pi, int64_t h, const V* zr, const
     out_re[k] = v.r;
     out_im[k] = v.i;
   }
+}
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
+#define ECGCORE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define ECGCORE_CLONES
+#endif
+
+// Entry points compiled twice (AVX2/FMA and baseline) with the engine inlined into each; chosen at load time.
+ECGCORE_CLONES void run_scalar(const FftPlan& P, const double* ire, const double* iim, double* ore, double* oim,
+                               double* scratch, bool inv) {
+  run<double>(P, ire, iim, ore, oim, scratch, inv);
+}
+
+ECGCORE_CLONES void run_lanes(const FftPlan& P, const v4d* ire, const v4d* iim, v4d* ore, v4d* oim, v4d* scratch,
+                              bool inv) {
+  run<v4d>(P, ire, iim, ore, oim, scratch, inv);
+}
+
+ECGCORE_CLONES void real_forward_lanes(const RealFftPlan& R, const v4d* in, v4d* out_re, v4d* out_im,
+                                       v4d* scratch) {
+  const int64_t n = R.n_;
+  const int64_t c = n % 2 ? n : n / 2;
+  v4d *zr = scratch, *zi = scratch + c, *fr = scratch + 2 * c, *fi = scratch + 3 * c, *rest = scratch + 4 * n + 8;
+  if (n % 2) {
+    for (int64_t j = 0; j < n; ++j) {
+      zr[j] = in[j];
+      zi[j] = splat<v4d>(0.0);
+    }
+    run<v4d>(*R.plan_, zr, zi, fr, fi, rest, false);
+    for (int64_t k = 0; k <= n / 2; ++k) {
+      out_re[k] = fr[k];
+      out_im[k] = fi[k];
+    }
+    return;
+  }
+  for (int64_t j = 0; j < c; ++j) {
+    zr[j] = in[2 * j];
+    zi[j] = in[2 * j + 1];
+  }
+  run<v4d>(*R.plan_, zr, zi, fr, fi, rest, false);
+  real_post<v4d>(R.pr_.data(), R.pi_.data(), c, fr, fi, out_re, out_im);
 }
 
 }  // namespace
@@ -243,8 +294,10 @@ FftPlan::FftPlan(int64_t n) : n_(n) {
     }
     cfr_.resize(m_);
     cfi_.resize(m_);
-    run<double>(*sub_, br.data(), bi.data(), cfr_.data(), cfi_.data(), nullptr, false);
+    run_scalar(*sub_, br.data(), bi.data(), cfr_.data(), cfi_.data(), nullptr, false);
   } else {
+    perm_.assign(n, 0);
+    if (n > 1) build_permutation(factors_, n, perm_, 0, 0, 1, 0);
     twr_.resize(n);
     twi_.resize(n);
     for (int64_t j = 0; j < n; ++j) {
@@ -266,13 +319,13 @@ void FftPlan::transform(const cplx* in, cplx* out, cplx* scratch, bool inverse) 
     ir[j] = in[j].real();
     ii[j] = in[j].imag();
   }
-  run<double>(*this, ir, ii, outr, outi, d + 4 * n_, inverse);
+  run_scalar(*this, ir, ii, outr, outi, d + 4 * n_, inverse);
   for (int64_t j = 0; j < n_; ++j) out[j] = {outr[j], outi[j]};
 }
 
 void FftPlan::transform4(const v4d* in_re, const v4d* in_im, v4d* out_re, v4d* out_im, v4d* scratch,
                          bool inverse) const {
-  run<v4d>(*this, in_re, in_im, out_re, out_im, scratch, inverse);
+  run_lanes(*this, in_re, in_im, out_re, out_im, scratch, inverse);
 }
 
 RealFftPlan::RealFftPlan(int64_t n) : n_(n) {
@@ -303,7 +356,7 @@ void RealFftPlan::forward(const double* in, cplx* out, cplx* scratch) const {
       zr[j] = in[j];
       zi[j] = 0.0;
     }
-    run<double>(*plan_, zr, zi, fr, fi, rest, false);
+    run_scalar(*plan_, zr, zi, fr, fi, rest, false);
     for (int64_t k = 0; k <= n_ / 2; ++k) out[k] = {fr[k], fi[k]};
     return;
   }
@@ -311,7 +364,7 @@ void RealFftPlan::forward(const double* in, cplx* out, cplx* scratch) const {
     zr[j] = in[2 * j];
     zi[j] = in[2 * j + 1];
   }
-  run<double>(*plan_, zr, zi, fr, fi, rest, false);
+  run_scalar(*plan_, zr, zi, fr, fi, rest, false);
   double* ore = d + 2 * n_;  // after z and its transform
   double* oim = d + 3 * n_ + 2;
   real_post<double>(pr_.data(), pi_.data(), c, fr, fi, ore, oim);
@@ -319,26 +372,7 @@ void RealFftPlan::forward(const double* in, cplx* out, cplx* scratch) const {
 }
 
 void RealFftPlan::forward4(const v4d* in, v4d* out_re, v4d* out_im, v4d* scratch) const {
-  const int64_t c = n_ % 2 ? n_ : n_ / 2;
-  v4d *zr = scratch, *zi = scratch + c, *fr = scratch + 2 * c, *fi = scratch + 3 * c, *rest = scratch + 4 * n_ + 8;
-  if (n_ % 2) {
-    for (int64_t j = 0; j < n_; ++j) {
-      zr[j] = in[j];
-      zi[j] = splat<v4d>(0.0);
-    }
-    run<v4d>(*plan_, zr, zi, fr, fi, rest, false);
-    for (int64_t k = 0; k <= n_ / 2; ++k) {
-      out_re[k] = fr[k];
-      out_im[k] = fi[k];
-    }
-    return;
-  }
-  for (int64_t j = 0; j < c; ++j) {
-    zr[j] = in[2 * j];
-    zi[j] = in[2 * j + 1];
-  }
-  run<v4d>(*plan_, zr, zi, fr, fi, rest, false);
-  real_post<v4d>(pr_.data(), pi_.data(), c, fr, fi, out_re, out_im);
+  real_forward_lanes(*this, in, out_re, out_im, scratch);
 }
 
 void RealFftPlan::inverse(const cplx* in, double* out, cplx* scratch) const {
@@ -354,7 +388,7 @@ void RealFftPlan::inverse(const cplx* in, double* out, cplx* scratch) const {
       zi[k] = in[k].imag();
       zi[n_ - k] = -in[k].imag();
     }
-    run<double>(*plan_, zr, zi, fr, fi, rest, true);
+    run_scalar(*plan_, zr, zi, fr, fi, rest, true);
     for (int64_t j = 0; j < n_; ++j) out[j] = fr[j];
     return;
   }
@@ -370,7 +404,7 @@ void RealFftPlan::inverse(const cplx* in, double* out, cplx* scratch) const {
     zr[k] = e.real() - oi;
     zi[k] = e.imag() + orr;
   }
-  run<double>(*plan_, zr, zi, fr, fi, rest, true);
+  run_scalar(*plan_, zr, zi, fr, fi, rest, true);
   for (int64_t j = 0; j < h; ++j) {
     out[2 * j] = fr[j];
     out[2 * j + 1] = fi[j];
@@ -387,7 +421,7 @@ void rfft_batch(const T* x, int64_t batch, int64_t n, int64_t n_fft, std::comple
   const int64_t c = std::min(n, n_fft);
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<v4d> buf(n_fft), re(nb), im(nb), scratch(2 * plan.scratch_size());
+    LaneBuffer buf(n_fft), re(nb), im(nb), scratch(2 * plan.scratch_size());
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t lanes = std::min<int64_t>(4, batch - 4 * g);

@@ -279,7 +279,7 @@ void mfcc(const T* x, int64_t batch, int64_t n, const MfccParams& p, T* out, int
   const int threads = resolve_threads(n_threads, batch);
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<v4d> buf(nfft), re(nb), im(nb), scratch(2 * plan.scratch_size());
+    LaneBuffer buf(nfft), re(nb), im(nb), scratch(2 * plan.scratch_size());
     std::vector<double> frame(flen), power(nb * 4), mel(nmel * nf), ceps(rows * nf);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < batch; ++b) {

@@ -56,7 +56,7 @@ void stft(const T* x, int64_t batch, int64_t n, const double* window, const Stft
   while (w1 > w0 && window[w1 - 1] == 0.0) --w1;
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<v4d> buf(nfft, v4d{0.0, 0.0, 0.0, 0.0}), re(half), im(half), scratch(2 * plan.scratch_size());
+    LaneBuffer buf(nfft, v4d{0.0, 0.0, 0.0, 0.0}), re(half), im(half), scratch(2 * plan.scratch_size());
 #pragma omp for schedule(static)
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t lanes = std::min<int64_t>(4, items - 4 * g);

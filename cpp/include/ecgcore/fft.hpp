@@ -5,7 +5,9 @@
 #pragma once
 #include <complex>
 #include <cstdint>
+#include <cstddef>
 #include <memory>
+#include <new>
 #include <vector>
 
 namespace ecgcore {
@@ -13,6 +15,22 @@ namespace ecgcore {
 using cplx = std::complex<double>;
 // Four float64 lanes (GCC/Clang vector extension; lowered to SSE2 pairs or AVX registers).
 typedef double v4d __attribute__((vector_size(32)));
+
+// Heap buffers of lanes must be 32-byte aligned (the AVX code path uses aligned moves).
+template <class T>
+struct LaneAllocator {
+  using value_type = T;
+  LaneAllocator() = default;
+  template <class U>
+  LaneAllocator(const LaneAllocator<U>&) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t{64}); }
+  template <class U>
+  bool operator==(const LaneAllocator<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const LaneAllocator<U>&) const { return false; }
+};
+using LaneBuffer = std::vector<v4d, LaneAllocator<v4d>>;
 
 // Unnormalised complex DFT of length n: X[k] = sum_j x[j] exp(sign * 2 pi i j k / n), sign = -1 forward.
 // A plan is immutable after construction and can be shared by threads; each call needs its own scratch.
@@ -35,6 +53,7 @@ class FftPlan {
   // Internal data, read by the transform templates in fft.cpp.
   int64_t n_;
   std::vector<int64_t> factors_;     // radices, first used at the top of the recursion
+  std::vector<int64_t> perm_;        // input index of each position before the first butterfly pass
   std::vector<double> twr_, twi_;    // exp(-2 pi i j / n), j < n
   bool bluestein_ = false;           // chirp w[j] = exp(-i pi j^2 / n); FFT of conj chirp padded to m_
   int64_t m_ = 0;
@@ -59,7 +78,7 @@ class RealFftPlan {
   // Four real signals x[n] (one per lane) -> n/2 + 1 bins, split re/im. scratch: 2 * scratch_size() v4d.
   void forward4(const v4d* in, v4d* out_re, v4d* out_im, v4d* scratch) const;
 
- private:
+  // Internal data, read by the transform templates in fft.cpp.
   int64_t n_;
   std::unique_ptr<FftPlan> plan_;
   std::vector<double> pr_, pi_;  // exp(-2 pi i k / n), k <= n/2 (even n)
