@@ -15,6 +15,9 @@
 namespace ecgcore {
 namespace {
 
+// 20 log10(v) as a multiple of log(v): glibc's log is several times faster than its log10.
+constexpr double kDbPerLog = 8.6858896380650365530225783783321;  // 20 / ln(10)
+
 void check(const StftParams& p, int64_t n) {
   if (p.n_fft < 1) throw std::invalid_argument("n_fft must be positive, got " + std::to_string(p.n_fft));
   if (p.hop < 1) throw std::invalid_argument("hop must be positive, got " + std::to_string(p.hop));
@@ -103,7 +106,7 @@ void stft(const T* x, int64_t batch, int64_t n, const double* window, const Stft
               out_r[o] = static_cast<T>(vr * vr + vi * vi);
               break;
             case StftOutput::Decibel:
-              out_r[o] = static_cast<T>(20.0 * std::log10(std::sqrt(vr * vr + vi * vi) + p.db_offset));
+              out_r[o] = static_cast<T>(kDbPerLog * std::log(std::sqrt(vr * vr + vi * vi) + p.db_offset));
               break;
           }
         }
