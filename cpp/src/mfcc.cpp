@@ -305,9 +305,14 @@ void mfcc(const T* x, int64_t batch, int64_t n, const MfccParams& p, T* out, int
             for (int64_t j = 0; j < flen; ++j) buf[j][l] = frame[j] * win[j];
           } else {
             const int64_t s = f * p.hop - pad;
-            for (int64_t j = 0; j < flen; ++j) {
-              const int64_t i = s + j;
-              buf[j][l] = (i >= 0 && i < n) ? static_cast<double>(row[i]) * win[j] : 0.0;
+            if (s >= 0 && s + flen <= n) {  // interior frames: no bounds checks
+              const T* src = row + s;
+              for (int64_t j = 0; j < flen; ++j) buf[j][l] = static_cast<double>(src[j]) * win[j];
+            } else {
+              for (int64_t j = 0; j < flen; ++j) {
+                const int64_t i = s + j;
+                buf[j][l] = (i >= 0 && i < n) ? static_cast<double>(row[i]) * win[j] : 0.0;
+              }
             }
           }
         }
