@@ -12,6 +12,8 @@
 // Vector values are passed between inlined helpers of this unit only: the psABI note does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
 
+#define ECGCORE_INLINE inline __attribute__((always_inline))
+
 namespace ecgcore {
 namespace {
 
@@ -26,39 +28,37 @@ struct C {
 };
 // Explicit broadcasts: letting the compiler widen a scalar operand spills it through the stack.
 template <class V>
-inline V bc(double w);
+ECGCORE_INLINE V bc(double w);
 template <>
-inline double bc<double>(double w) { return w; }
+ECGCORE_INLINE double bc<double>(double w) { return w; }
 template <>
-inline v4d bc<v4d>(double w) { return v4d{w, w, w, w}; }
+ECGCORE_INLINE v4d bc<v4d>(double w) { return v4d{w, w, w, w}; }
 
 template <class V>
-inline C<V> operator+(C<V> a, C<V> b) { return {a.r + b.r, a.i + b.i}; }
+ECGCORE_INLINE C<V> operator+(C<V> a, C<V> b) { return {a.r + b.r, a.i + b.i}; }
 template <class V>
-inline C<V> operator-(C<V> a, C<V> b) { return {a.r - b.r, a.i - b.i}; }
+ECGCORE_INLINE C<V> operator-(C<V> a, C<V> b) { return {a.r - b.r, a.i - b.i}; }
 template <class V>
-inline C<V> scale(C<V> a, double s) {
+ECGCORE_INLINE C<V> scale(C<V> a, double s) {
   const V v = bc<V>(s);
   return {a.r * v, a.i * v};
 }
 // a * (wr + i wi) with scalar twiddle parts.
 template <class V>
-inline C<V> twiddle(C<V> a, double wr, double wi) {
+ECGCORE_INLINE C<V> twiddle(C<V> a, double wr, double wi) {
   const V r = bc<V>(wr), i = bc<V>(wi);
   return {a.r * r - a.i * i, a.r * i + a.i * r};
 }
 template <class V>
-inline C<V> times_i(C<V> a, double s) {  // i * s * a
+ECGCORE_INLINE C<V> times_i(C<V> a, double s) {  // i * s * a
   const V v = bc<V>(s);
   return {-a.i * v, a.r * v};
 }
 
 template <class V>
-inline V splat(double v) {
+ECGCORE_INLINE V splat(double v) {
   return bc<V>(v);
 }
-
-#define ECGCORE_INLINE inline __attribute__((always_inline))
 
 template <class V>
 ECGCORE_INLINE void pass(const FftPlan& P, V* re, V* im, int64_t fstride, int64_t p, int64_t m, bool inv) {
