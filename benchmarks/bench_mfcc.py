@@ -1,0 +1,64 @@
+"""MFCC + delta + delta-delta (39 x frames) of 1,000 ten-second MIT-BIH windows at 360 Hz
+(n_fft 256, hop 64, 40 mel bands): ecgcore.features.mfcc vs librosa on the whole batch and per window;
+and the Kaldi mode (25 ms / 10 ms frames) on the same windows.
+
+Run: python -m pytest benchmarks/bench_mfcc.py --benchmark-only
+"""
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+import wfdb
+
+from ecgcore.features import mfcc
+
+N_WINDOWS = 1000
+N = 3600
+KW = dict(n_fft=256, hop_length=64, n_mels=40, n_mfcc=13)
+
+
+@pytest.fixture(scope="module")
+def windows(mitdb_dir, mitdb_records):
+    out = []
+    for rec in mitdb_records:
+        sig = wfdb.rdrecord(str(mitdb_dir / rec)).p_signal.T
+        k = sig.shape[1] // N
+        out.append(sig[:, :k * N].reshape(-1, N))
+        if sum(len(o) for o in out) >= N_WINDOWS:
+            break
+    return np.ascontiguousarray(np.concatenate(out)[:N_WINDOWS])
+
+
+def librosa_39(y):
+    m = librosa.feature.mfcc(y=y, sr=360, **KW)
+    return np.concatenate([m, librosa.feature.delta(m), librosa.feature.delta(m, order=2)], axis=-2)
+
+
+def librosa_per_window(x):
+    return np.stack([librosa_39(w) for w in x])
+
+
+def ecgcore_39(x):
+    return mfcc(x, fs=360, n_fft=256, hop=64, n_mels=40, n_mfcc=13, deltas=True)
+
+
+@pytest.mark.benchmark(group="mfcc-39-librosa")
+def test_librosa_whole_batch(benchmark, windows):
+    benchmark.pedantic(librosa_39, args=(windows,), rounds=3, iterations=1, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="mfcc-39-librosa")
+def test_librosa_per_window(benchmark, windows):
+    benchmark.pedantic(librosa_per_window, args=(windows,), rounds=1, iterations=1, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="mfcc-39-librosa")
+def test_ecgcore(benchmark, windows):
+    benchmark.pedantic(ecgcore_39, args=(windows,), rounds=10, iterations=1, warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="mfcc-39-kaldi")
+def test_ecgcore_kaldi(benchmark, windows):
+    benchmark.pedantic(mfcc, args=(windows,), kwargs=dict(fs=360, mode="kaldi"), rounds=10, iterations=1,
+                       warmup_rounds=1)
