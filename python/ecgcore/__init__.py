@@ -4,7 +4,7 @@ Records in -> signals -> beats/segments -> features -> datasets -> models -> ONN
 Training frameworks (torch, tensorflow, mlx) are optional extras and are never imported here.
 """
 from ._version import __version__
-from . import cluster, dsp, io
+from . import cluster, datasets, dsp, features, io
 from .io import Record, read_record
 
-__all__ = ["__version__", "cluster", "dsp", "io", "Record", "read_record"]
+__all__ = ["__version__", "cluster", "datasets", "dsp", "features", "io", "Record", "read_record"]

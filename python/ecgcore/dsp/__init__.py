@@ -14,12 +14,16 @@ from .filter import (
     sosfilt_zi,
     sosfiltfilt,
 )
+from .cwt import morlet_frequencies, morlet_scalogram
+from .fft import irfft, rfft
 from .peaks import detect_r_peaks, refine_r_peaks
+from .stft import get_window, heartid_stft, stft
 from .segment import beat_sequences, rr_features, segment_beats, segment_windows, window_labels
 
 __all__ = [
     "bandpass", "butter", "cheby1", "decimate", "filtfilt", "iirnotch", "lfilter", "lfilter_zi", "notch",
     "resample_poly", "sosfilt", "sosfilt_zi", "sosfiltfilt",
     "detect_r_peaks", "refine_r_peaks",
+    "morlet_scalogram", "morlet_frequencies", "rfft", "irfft", "stft", "heartid_stft", "get_window",
     "beat_sequences", "rr_features", "segment_beats", "segment_windows", "window_labels",
 ]
