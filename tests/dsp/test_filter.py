@@ -267,3 +267,18 @@ def test_errors_are_clear():
         dsp.resample_poly(np.ones(100), 0, 3)
     with pytest.raises(ValueError, match="Nyquist"):
         dsp.bandpass(np.ones(5000), fs=100, low=0.5, high=50.0)
+
+
+@pytest.mark.parametrize("num", [21667, 60000 * 500 // 360, 60000, 30001, 12345, 120000])
+def test_fft_resample_matches_scipy(rec100, num):
+    ref = ss.resample(rec100, num, axis=0)
+    ours = dsp.resample(rec100, num, axis=0)
+    assert ours.shape == ref.shape and rel_err(ours, ref, axis=0) < F64_TOL
+    ours32 = dsp.resample(rec100.astype(np.float32), num, axis=0)
+    assert ours32.dtype == np.float32 and rel_err(ours32, ref, axis=0) < F32_TOL
+
+
+def test_resample_ratio():
+    assert dsp.resample_ratio(360, 130) == (13, 36)
+    assert dsp.resample_ratio(360, 500) == (25, 18)
+    assert dsp.resample_ratio(500, 100) == (1, 5)

@@ -9,7 +9,9 @@ from .filter import (
     lfilter,
     lfilter_zi,
     notch,
+    resample,
     resample_poly,
+    resample_ratio,
     sosfilt,
     sosfilt_zi,
     sosfiltfilt,
@@ -22,7 +24,7 @@ from .segment import beat_sequences, rr_features, segment_beats, segment_windows
 
 __all__ = [
     "bandpass", "butter", "cheby1", "decimate", "filtfilt", "iirnotch", "lfilter", "lfilter_zi", "notch",
-    "resample_poly", "sosfilt", "sosfilt_zi", "sosfiltfilt",
+    "resample", "resample_poly", "resample_ratio", "sosfilt", "sosfilt_zi", "sosfiltfilt",
     "detect_r_peaks", "refine_r_peaks",
     "morlet_scalogram", "morlet_frequencies", "rfft", "irfft", "stft", "heartid_stft", "get_window",
     "beat_sequences", "rr_features", "segment_beats", "segment_windows", "window_labels",

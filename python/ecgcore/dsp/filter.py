@@ -35,6 +35,8 @@ __all__ = [
     "bandpass",
     "notch",
     "resample_poly",
+    "resample",
+    "resample_ratio",
     "decimate",
 ]
 
@@ -312,3 +314,29 @@ def decimate(x, q: int, n: int | None = None, axis: int = -1, *, workers: int | 
     sl = [slice(None)] * y.ndim
     sl[axis % y.ndim] = slice(None, None, int(q))
     return y[tuple(sl)]
+
+
+def resample(x, num: int, axis: int = -1, *, workers: int | None = None) -> np.ndarray:
+    """FFT resampling of real signals to ``num`` samples, like ``scipy.signal.resample(x, num)`` (no window).
+
+    Uses ecgcore's C++ real FFT (any length). The spectrum is truncated or zero-padded; an unpaired
+    Nyquist bin is doubled when downsampling and halved when upsampling, exactly as scipy does.
+    Assumes a periodic signal: prefer :func:`resample_poly` for ECG records (no wrap-around ringing).
+    Note the axis default is the last axis (scipy's is 0). Reference: scipy, within 1e-9 relative.
+    """
+    from .fft import irfft, rfft
+
+    if int(num) != num or num < 1:
+        raise ValueError(f"num must be a positive integer, got {num!r}")
+    num = int(num)
+    x = _as_float(x)
+    n_x = x.shape[axis]
+    if n_x < 1:
+        raise ValueError("cannot resample an empty signal")
+    moved = np.moveaxis(x, axis, -1)
+    m = min(num, n_x)
+    spec = rfft(moved.astype(np.float64, copy=False), workers=workers)[..., : m // 2 + 1].copy()
+    if m % 2 == 0 and num != n_x:
+        spec[..., m // 2] *= 2.0 if num < n_x else 0.5
+    y = irfft(spec * (num / n_x), n=num, workers=workers)
+    return np.moveaxis(y.astype(x.dtype, copy=False), -1, axis)
