@@ -200,3 +200,35 @@ def test_segments_match_the_seed(mitdb_dir, tmp_path):
     np.testing.assert_allclose(scaler["mean"], both.mean(axis=0), atol=1e-6)
     np.testing.assert_allclose(scaler["scale"], both.std(axis=0), rtol=1e-5)
     assert json.loads((out / "splits.json").read_text()) == {"DS1": ["119", "208"], "DS2": []}
+
+
+def test_beats_scalograms_match_the_seed(mitdb_dir, tmp_path):
+    """The Conformer seed's stage 1 (SPEC §4.2) transcribed with wfdb + pywt, on two records."""
+    import h5py
+    import pywt
+
+    seed_map = {**dict.fromkeys("NLRejnB", 0), **dict.fromkeys("AaJS", 1), **dict.fromkeys("VE", 2), "F": 3,
+                **dict.fromkeys("/fQ?", 4)}
+    out = tmp_path / "bs"
+    s = preprocess("beats-scalograms", mitdb_dir, out, records=["208", "232"], workers=1, progress=False)
+    assert sorted(s.done) == ["208", "232"]
+    meta = json.loads((out / "metadata.json").read_text())
+    for r in ("208", "232"):
+        sig = wfdb.rdrecord(str(mitdb_dir / r)).p_signal[:, 0]
+        ann = wfdb.rdann(str(mitdb_dir / r), "atr")
+        beats, labels = [], []
+        for p, sym in zip(ann.sample, ann.symbol):
+            if sym in seed_map and 93 < p < len(sig) - 93:
+                beats.append(sig[p - 93:p + 94])
+                labels.append(seed_map[sym])
+        with h5py.File(out / f"{r}.h5", "r") as h5:
+            np.testing.assert_array_equal(h5["labels"][:], labels)
+            np.testing.assert_array_equal(h5["beats"][:], np.array(beats, dtype=np.float32))
+            assert h5["scalograms"].shape == (len(beats), 32, 187) and h5.attrs["fs"] == 360
+            idx = np.arange(0, len(beats), 97)  # pywt on a sample of beats (it is slow)
+            ref = np.abs(pywt.cwt(np.array(beats)[idx], np.arange(1, 33), "morl", axis=-1)[0]).transpose(1, 0, 2)
+            got = h5["scalograms"][idx]
+            assert np.max(np.abs(got - ref)) / np.max(np.abs(ref)) < 1e-4
+        rows = [m for m in meta if m["record_name"] == r]
+        assert [m["beat_index"] for m in rows] == list(range(len(labels)))
+        assert [m["label"] for m in rows] == labels

@@ -7,6 +7,7 @@ __all__ = ["Recipe", "get_recipe", "recipe_names"]
 
 # name -> (module, class); modules are imported on first use.
 _RECIPES = {
+    "beats-scalograms": ("ecgcore.pipelines.recipes.beats_scalograms", "BeatsScalograms"),
     "denoise-pairs": ("ecgcore.pipelines.recipes.denoise_pairs", "DenoisePairs"),
     "heartid": ("ecgcore.pipelines.recipes.heartid", "HeartIDWindows"),
     "segments": ("ecgcore.pipelines.recipes.segments", "Segments"),

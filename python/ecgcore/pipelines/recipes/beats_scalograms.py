@@ -1,0 +1,93 @@
+"""``beats-scalograms`` (SPEC §4.2): 187-sample beats and |Morlet| scalograms, one HDF5 per record.
+
+As the Conformer seed: the first channel in physical units, unfiltered; a beat for every reference
+annotation whose symbol has an AAMI class (the seed's map: N = N L R e j n B, S = A a J S, V = V E, F = F,
+Q = / f Q ?) and whose R-peak satisfies 93 < R < n - 93; samples [R - 93, R + 94); scalogram
+|pywt.cwt(beat, 1..32, "morl")| as float32 (32 x 187). Records 102, 104 and 107 are left out by default
+(217 is kept), as the seed does.
+
+``<record>.h5``: ``scalograms`` (n, 32, 187) float32, ``beats`` (n, 187) float32, ``r_peaks`` int64,
+``labels`` int32 (class index 0-4), ``aami`` (class letters); attributes fs, lead, scales, version.
+``metadata.json``: the seed's list of {record_name, beat_index, label}, sorted by record and index.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..._version import __version__
+from ...datasets.mitdb import AAMI_CLASSES, DS1, DS2, aami_labels
+from ...dsp import morlet_scalogram, segment_beats
+from ...io import read_record
+from ..archive import atomic_write
+from ..engine import RecordResult
+from .base import Recipe, wfdb_records, write_json
+
+SEED_EXCLUDED = ("102", "104", "107")
+
+
+def write_h5(path: Path, datasets: dict, attrs: dict) -> None:
+    import h5py
+
+    with atomic_write(path) as tmp:
+        with h5py.File(tmp, "w", track_order=True) as h5:
+            for name, arr in datasets.items():
+                h5.create_dataset(name, data=arr, track_times=False)
+            for k, v in attrs.items():
+                h5.attrs[k] = v
+
+
+class BeatsScalograms(Recipe):
+    name = "beats-scalograms"
+
+    def default_options(self) -> dict:
+        return {"before": 93, "after": 93, "scales": [1, 32], "wavelet": "morl", "lead": 0,
+                "variant": "conformer", "exclude": list(SEED_EXCLUDED)}
+
+    def items(self, in_dir: Path, options: dict) -> list[str]:
+        skip = set(options["exclude"])
+        return [r for r in wfdb_records(in_dir) if r not in skip and (in_dir / f"{r}.atr").is_file()]
+
+    def run(self, item: str, in_dir: Path, out_dir: Path, options: dict) -> RecordResult:
+        threads = options.get("_threads", 0)
+        rec = read_record(in_dir / item, workers=threads)
+        if rec.annotations is None:
+            raise ValueError(f"{item}: no .atr reference annotations")
+        before, after = int(options["before"]), int(options["after"])
+        ann = rec.annotations
+        cls = aami_labels(ann.symbol, options["variant"])
+        # The seed keeps 93 < R < n - 93 (strict), one sample stricter on the left than "fits in the record".
+        keep = (cls != "") & (ann.sample > before) & (ann.sample < rec.n_samples - after)
+        r_peaks, cls = ann.sample[keep], cls[keep]
+        x = rec.signal[:, int(options["lead"])]
+        beats, kept = segment_beats(x, r_peaks, before=before, after=after, edge="drop", workers=threads)
+        r_peaks, cls = r_peaks[kept], cls[kept]
+        lo, hi = options["scales"]
+        scales = np.arange(int(lo), int(hi) + 1, dtype=np.float64)
+        scal = morlet_scalogram(beats, scales, options["wavelet"], workers=threads) if len(beats) else \
+            np.zeros((0, scales.size, before + after + 1), np.float32)
+        labels = np.array([AAMI_CLASSES.index(c) for c in cls], dtype=np.int32)
+        rel = f"{item}.h5"
+        write_h5(out_dir / rel,
+                 {"scalograms": scal.astype(np.float32), "beats": beats.astype(np.float32),
+                  "r_peaks": r_peaks.astype(np.int64), "labels": labels, "aami": cls.astype("S1")},
+                 {"fs": rec.fs, "lead": rec.leads[int(options["lead"])], "scales": scales,
+                  "wavelet": options["wavelet"], "version": __version__, "record": item})
+        return RecordResult(record=item, files=[rel], n_items=int(len(labels)),
+                            info={"labels": labels.tolist()})
+
+    def finish(self, out_dir: Path, results: dict[str, dict], options: dict) -> None:
+        meta = [{"record_name": r, "beat_index": i, "label": int(lab)}
+                for r in sorted(results) for i, lab in enumerate(results[r]["info"]["labels"])]
+        with atomic_write(out_dir / "metadata.json") as tmp:
+            tmp.write_text(json.dumps(meta, indent=4))
+        counts = {c: 0 for c in AAMI_CLASSES}
+        for e in results.values():
+            for lab in e["info"]["labels"]:
+                counts[AAMI_CLASSES[lab]] += 1
+        write_json(out_dir / "splits.json", {"DS1": [r for r in DS1 if r in results],
+                                             "DS2": [r for r in DS2 if r in results]})
+        write_json(out_dir / "summary.json", {"recipe": self.name, "beats": sum(counts.values()),
+                                              "aami_counts": counts, "records": len(results)})
