@@ -15,6 +15,7 @@ void register_stft(py::module_& m);
 void register_mfcc(py::module_& m);
 void register_features(py::module_& m);
 void register_kmeans(py::module_& m);
+void register_checksum(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "ecgcore native core (private; use the ecgcore package API)";
@@ -29,4 +30,5 @@ PYBIND11_MODULE(_core, m) {
   register_mfcc(m);
   register_features(m);
   register_kmeans(m);
+  register_checksum(m);
 }

@@ -193,6 +193,7 @@ def preprocess(recipe, in_dir, out_dir, workers, scheduler, limit, records, snr,
       beats-scalograms  187-sample beats + |Morlet| scalograms (32x187), HDF5 per record + metadata.json
       denoise-pairs  clean/noisy 10 s pairs at 130 Hz (MIT-BIH + NSTDB) for the denoiser
       heartid        per-subject 1000-sample windows, enrolment/probe split by time
+      tfrecords      3-beat scalogram sequences, 256 per tf.train.Example (no TensorFlow needed)
       segments       10 s / 50 % overlap windows with majority Normal/Abnormal labels (MIT-BIH)
 
     Resumable: finished records are listed with checksums in OUT_DIR/manifest.jsonl and skipped on a re-run.

@@ -232,3 +232,29 @@ def test_beats_scalograms_match_the_seed(mitdb_dir, tmp_path):
         rows = [m for m in meta if m["record_name"] == r]
         assert [m["beat_index"] for m in rows] == list(range(len(labels)))
         assert [m["label"] for m in rows] == labels
+
+
+def test_tfrecords_follow_the_seed_schema(mitdb_dir, tmp_path):
+    """Stage 2 of the Conformer seed (SPEC §4.3): parse every Example as the seed's tf.data parser would."""
+    import h5py
+
+    from ecgcore.io.tfrecord import decode_example, read_tfrecord
+
+    preprocess("beats-scalograms", mitdb_dir, tmp_path / "bs", records=["232"], workers=1, progress=False)
+    s = preprocess("tfrecords", mitdb_dir, tmp_path / "tf", records=["232"], workers=1, progress=False)
+    with h5py.File(tmp_path / "bs" / "232.h5", "r") as h5:
+        scal, labels = h5["scalograms"][:], h5["labels"][:]
+    seqs, seq_labels = [], []
+    sizes = []
+    for data in read_tfrecord(tmp_path / "tf" / "232.tfrecord"):
+        ex = decode_example(data)
+        n = int(ex["num_in_batch"][0])
+        assert (int(ex["sequence_len"][0]), int(ex["height"][0]), int(ex["width"][0])) == (3, 32, 187)
+        seqs.append(np.frombuffer(ex["sequences_raw"][0], np.float32).reshape(n, 3, 32, 187))
+        seq_labels.append(np.frombuffer(ex["labels_raw"][0], np.int32))
+        sizes.append(n)
+    seqs, seq_labels = np.concatenate(seqs), np.concatenate(seq_labels)
+    assert len(seqs) == len(scal) - 2 == s.n_items
+    assert all(n == 256 for n in sizes[:-1]) and 0 < sizes[-1] <= 256
+    np.testing.assert_array_equal(seqs[10], scal[10:13])
+    np.testing.assert_array_equal(seq_labels, labels[2:])

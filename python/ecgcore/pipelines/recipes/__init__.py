@@ -11,6 +11,7 @@ _RECIPES = {
     "denoise-pairs": ("ecgcore.pipelines.recipes.denoise_pairs", "DenoisePairs"),
     "heartid": ("ecgcore.pipelines.recipes.heartid", "HeartIDWindows"),
     "segments": ("ecgcore.pipelines.recipes.segments", "Segments"),
+    "tfrecords": ("ecgcore.pipelines.recipes.tfrecords", "TFRecords"),
 }
 
 

@@ -39,6 +39,29 @@ def write_h5(path: Path, datasets: dict, attrs: dict) -> None:
                 h5.attrs[k] = v
 
 
+def record_scalograms(in_dir: Path, item: str, options: dict):
+    """(record, beats, scalograms, r_peaks, labels, aami letters, scales) of one record, as the seed cuts them."""
+    threads = options.get("_threads", 0)
+    rec = read_record(in_dir / item, workers=threads)
+    if rec.annotations is None:
+        raise ValueError(f"{item}: no .atr reference annotations")
+    before, after = int(options["before"]), int(options["after"])
+    ann = rec.annotations
+    cls = aami_labels(ann.symbol, options["variant"])
+    # The seed keeps 93 < R < n - 93 (strict), one sample stricter on the left than "fits in the record".
+    keep = (cls != "") & (ann.sample > before) & (ann.sample < rec.n_samples - after)
+    r_peaks, cls = ann.sample[keep], cls[keep]
+    x = rec.signal[:, int(options["lead"])]
+    beats, kept = segment_beats(x, r_peaks, before=before, after=after, edge="drop", workers=threads)
+    r_peaks, cls = r_peaks[kept], cls[kept]
+    lo, hi = options["scales"]
+    scales = np.arange(int(lo), int(hi) + 1, dtype=np.float64)
+    scal = morlet_scalogram(beats, scales, options["wavelet"], workers=threads) if len(beats) else \
+        np.zeros((0, scales.size, before + after + 1), np.float32)
+    labels = np.array([AAMI_CLASSES.index(c) for c in cls], dtype=np.int32)
+    return rec, beats, scal, r_peaks, labels, cls, scales
+
+
 class BeatsScalograms(Recipe):
     name = "beats-scalograms"
 
@@ -51,24 +74,7 @@ class BeatsScalograms(Recipe):
         return [r for r in wfdb_records(in_dir) if r not in skip and (in_dir / f"{r}.atr").is_file()]
 
     def run(self, item: str, in_dir: Path, out_dir: Path, options: dict) -> RecordResult:
-        threads = options.get("_threads", 0)
-        rec = read_record(in_dir / item, workers=threads)
-        if rec.annotations is None:
-            raise ValueError(f"{item}: no .atr reference annotations")
-        before, after = int(options["before"]), int(options["after"])
-        ann = rec.annotations
-        cls = aami_labels(ann.symbol, options["variant"])
-        # The seed keeps 93 < R < n - 93 (strict), one sample stricter on the left than "fits in the record".
-        keep = (cls != "") & (ann.sample > before) & (ann.sample < rec.n_samples - after)
-        r_peaks, cls = ann.sample[keep], cls[keep]
-        x = rec.signal[:, int(options["lead"])]
-        beats, kept = segment_beats(x, r_peaks, before=before, after=after, edge="drop", workers=threads)
-        r_peaks, cls = r_peaks[kept], cls[kept]
-        lo, hi = options["scales"]
-        scales = np.arange(int(lo), int(hi) + 1, dtype=np.float64)
-        scal = morlet_scalogram(beats, scales, options["wavelet"], workers=threads) if len(beats) else \
-            np.zeros((0, scales.size, before + after + 1), np.float32)
-        labels = np.array([AAMI_CLASSES.index(c) for c in cls], dtype=np.int32)
+        rec, beats, scal, r_peaks, labels, cls, scales = record_scalograms(in_dir, item, options)
         rel = f"{item}.h5"
         write_h5(out_dir / rel,
                  {"scalograms": scal.astype(np.float32), "beats": beats.astype(np.float32),
