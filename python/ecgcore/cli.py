@@ -194,6 +194,8 @@ def preprocess(recipe, in_dir, out_dir, workers, scheduler, limit, records, snr,
       denoise-pairs  clean/noisy 10 s pairs at 130 Hz (MIT-BIH + NSTDB) for the denoiser
       heartid        per-subject 1000-sample windows, enrolment/probe split by time
       tfrecords      3-beat scalogram sequences, 256 per tf.train.Example (no TensorFlow needed)
+      hubert-features  93-shard time-freq/MFCC/mixed dumps of 12-lead ECGs (--set kind=mfcc)
+      hubert-labels  k-means pseudo-labels of such dumps (--set model=KMEANS.npz)
       segments       10 s / 50 % overlap windows with majority Normal/Abnormal labels (MIT-BIH)
 
     Resumable: finished records are listed with checksums in OUT_DIR/manifest.jsonl and skipped on a re-run.

@@ -258,3 +258,36 @@ def test_tfrecords_follow_the_seed_schema(mitdb_dir, tmp_path):
     assert all(n == 256 for n in sizes[:-1]) and 0 < sizes[-1] <= 256
     np.testing.assert_array_equal(seqs[10], scal[10:13])
     np.testing.assert_array_equal(seq_labels, labels[2:])
+
+
+def test_hubert_features_and_labels(data_dir, tmp_path):
+    """PTB-XL 12-lead records -> 93-shard dumps equal to the feature kernel on the seed's preprocessing; then
+    k-means pseudo-labels with the model's own normalisation."""
+    from ecgcore.cluster import KMeans
+    from ecgcore.dsp import bandpass, resample
+    from ecgcore.features import hubert_shard_features
+    from ecgcore.io import read_record
+
+    src = data_dir / "ptbxl" / "records100"
+    feats_dir, labels_dir = tmp_path / "feats", tmp_path / "labels"
+    s = preprocess("hubert-features", src, feats_dir, limit=12, workers=1, progress=False,
+                   options={"kind": "mixed"})
+    assert len(s.done) == 12 and not s.failed
+    first = sorted(s.done)[0]
+    rec = read_record(src / first)
+    x = bandpass(rec.signal.T, fs=100, low=0.05, high=45.0, order=4)
+    x = resample(x, x.shape[1] * 5)
+    x = 2 * (x - x.min(axis=1, keepdims=True)) / (x.max(axis=1, keepdims=True) - x.min(axis=1, keepdims=True) + 1e-8) - 1
+    expected = hubert_shard_features(x[:, :2500], "mixed", fs=100, input_fs=500.0)
+    got = np.load(feats_dir / f"{first}.npy")
+    assert got.shape == (93, 29)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    rows = np.concatenate([np.load(p) for p in sorted(feats_dir.rglob("*.npy"))])
+    km = KMeans(5, random_state=0, normalize=True).fit(rows)
+    km.save(tmp_path / "km.npz")
+    s2 = preprocess("hubert-labels", feats_dir, labels_dir, options={"model": str(tmp_path / "km.npz")}, workers=1,
+                    progress=False)
+    assert len(s2.done) == 12
+    lab = np.load(labels_dir / f"{first}.labels.npy")
+    np.testing.assert_array_equal(lab, km.predict(got))
+    assert (labels_dir / "index.csv").read_text().splitlines()[1].endswith(",93")

@@ -10,6 +10,8 @@ _RECIPES = {
     "beats-scalograms": ("ecgcore.pipelines.recipes.beats_scalograms", "BeatsScalograms"),
     "denoise-pairs": ("ecgcore.pipelines.recipes.denoise_pairs", "DenoisePairs"),
     "heartid": ("ecgcore.pipelines.recipes.heartid", "HeartIDWindows"),
+    "hubert-features": ("ecgcore.pipelines.recipes.hubert", "HubertFeatures"),
+    "hubert-labels": ("ecgcore.pipelines.recipes.hubert", "HubertLabels"),
     "segments": ("ecgcore.pipelines.recipes.segments", "Segments"),
     "tfrecords": ("ecgcore.pipelines.recipes.tfrecords", "TFRecords"),
 }

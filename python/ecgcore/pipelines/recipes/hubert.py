@@ -1,0 +1,120 @@
+"""``hubert-features`` and ``hubert-labels`` (SPEC §5.1-5.3): HuBERT-ECG iteration-1 dumps and pseudo-labels.
+
+``hubert-features``: every 12-lead (or fewer-lead) record under IN_DIR (WFDB, searched recursively, or
+``.npy`` shaped (leads, samples) at ``input_fs``, default 500 Hz) -> the seed's offline preprocessing
+(zero-phase band-pass 0.05-47 Hz, FFT resample to 500 Hz, per-lead min-max to [-1, 1] with eps 1e-8) ->
+the first 5 s -> ``hubert_shard_features`` (93 shards; ``kind`` timefreq 16 / mfcc 39 / mixed 29 at
+``shard_fs`` 500/100/50 Hz) -> ``<record>.npy`` (93, F) float32, plus ``index.csv``. The seed's band-pass is
+biosppy's FIR of order 0.3*fs; ecgcore uses its order-4 Butterworth (documented divergence).
+Leads missing from a fewer-lead input are zero-filled up to 12.
+
+``hubert-labels``: IN_DIR holds such dumps; ``--set model=PATH`` names an ``ecgcore.cluster`` k-means model
+(``.npz``). Each dump gets ``<record>.labels.npy`` (93,) int32, with the model's own row normalisation applied
+(the seed predicted on un-normalised rows although it fitted on L2-normalised ones: fixed).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ...dsp import bandpass, resample
+from ...features import hubert_shard_features
+from ...io import read_record, record_paths
+from ..archive import atomic_write
+from ..engine import RecordResult
+from .base import Recipe
+
+
+def _rel_items(in_dir: Path, suffixes) -> list[str]:
+    out = []
+    for p in record_paths(in_dir):
+        if p.suffix.lower() in suffixes or (p.suffix == "" and ".hea" in suffixes):
+            out.append(str(p.relative_to(in_dir)))
+    return sorted(out)
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    with atomic_write(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, arr)
+
+
+def _write_index(out_dir: Path, results: dict) -> None:
+    lines = ["record,file,rows"] + [f"{r},{next(iter(e['files']))},{e['n_items']}" for r, e in sorted(results.items())]
+    with atomic_write(out_dir / "index.csv") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+class HubertFeatures(Recipe):
+    name = "hubert-features"
+
+    def default_options(self) -> dict:
+        return {"kind": "mixed", "shard_fs": 100, "input_fs": 500.0, "band": [0.05, 47.0], "order": 4,
+                "deltas": "seed", "leads": 12}
+
+    def items(self, in_dir: Path, options: dict) -> list[str]:
+        return _rel_items(in_dir, {".hea", ".npy"})
+
+    def run(self, item: str, in_dir: Path, out_dir: Path, options: dict) -> RecordResult:
+        threads = options.get("_threads", 0)
+        path = in_dir / item
+        if path.suffix.lower() == ".npy":
+            ecg = np.load(path, allow_pickle=False).astype(np.float64)
+            if ecg.ndim != 2 or ecg.shape[0] > ecg.shape[1]:
+                raise ValueError(f"{path}: expected (leads, samples), got shape {ecg.shape}")
+            fs = float(options["input_fs"])
+        else:
+            rec = read_record(path, annotator=None, workers=threads)
+            ecg, fs = rec.signal.T.astype(np.float64), rec.fs
+        n_leads = int(options["leads"])
+        if ecg.shape[0] > n_leads:
+            raise ValueError(f"{item}: {ecg.shape[0]} leads, more than the model's {n_leads}")
+        low, high = options["band"]
+        if not np.isfinite(ecg).all():
+            raise ValueError(f"{item}: NaN samples; fill gaps before dumping features")
+        x = bandpass(ecg, fs=fs, low=low, high=min(high, 0.45 * fs), order=int(options["order"]), workers=threads)
+        if fs != 500.0:
+            x = resample(x, int(round(x.shape[1] * 500.0 / fs)), workers=threads)
+        lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
+        x = 2.0 * (x - lo) / (hi - lo + 1e-8) - 1.0
+        if x.shape[1] < 2500:
+            raise ValueError(f"{item}: shorter than the 5 s the model takes ({x.shape[1]} samples at 500 Hz)")
+        x = x[:, :2500]
+        if x.shape[0] < n_leads:
+            x = np.concatenate([x, np.zeros((n_leads - x.shape[0], x.shape[1]))])
+        feats = hubert_shard_features(x, options["kind"], fs=int(options["shard_fs"]), input_fs=500.0,
+                                      deltas=options["deltas"], workers=threads)
+        rel = str(Path(item).with_suffix("")) + ".npy" if Path(item).suffix == ".npy" else item + ".npy"
+        _save_npy(out_dir / rel, feats)
+        return RecordResult(record=item, files=[rel], n_items=int(feats.shape[0]))
+
+    def finish(self, out_dir: Path, results: dict[str, dict], options: dict) -> None:
+        _write_index(out_dir, results)
+
+
+class HubertLabels(Recipe):
+    name = "hubert-labels"
+
+    def default_options(self) -> dict:
+        return {"model": None}
+
+    def items(self, in_dir: Path, options: dict) -> list[str]:
+        return [i for i in _rel_items(in_dir, {".npy"}) if not i.endswith(".labels.npy")]
+
+    def run(self, item: str, in_dir: Path, out_dir: Path, options: dict) -> RecordResult:
+        from ...cluster import load_model
+
+        if not options.get("model"):
+            raise ValueError("hubert-labels needs a k-means model: --set model=PATH.npz")
+        km = load_model(options["model"])
+        feats = np.load(in_dir / item, allow_pickle=False)
+        if feats.ndim != 2:
+            raise ValueError(f"{item}: expected (93, F) features, got shape {feats.shape}")
+        labels = km.predict(feats.astype(km.cluster_centers_.dtype)).astype(np.int32)
+        rel = item[: -len(".npy")] + ".labels.npy"
+        _save_npy(out_dir / rel, labels)
+        return RecordResult(record=item, files=[rel], n_items=int(labels.size))
+
+    def finish(self, out_dir: Path, results: dict[str, dict], options: dict) -> None:
+        _write_index(out_dir, results)
