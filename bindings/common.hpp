@@ -41,4 +41,19 @@ inline std::vector<py::ssize_t> shape_of(const py::array& a) {
 // True when the array's dtype is float32 (the only non-float64 float we keep as is).
 inline bool is_float32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }
 
+// A real input of shape (..., n) as a C-contiguous T array, its [batch, n] view and its shape.
+template <class T>
+struct RowsInput {
+  carray<T> x;
+  Rows rows;
+  std::vector<py::ssize_t> shape;
+};
+
+template <class T>
+RowsInput<T> rows_input(const py::array& x_in) {
+  carray<T> x = carray<T>::ensure(x_in);
+  if (!x || x.ndim() < 1) throw std::invalid_argument("x must be a real array of shape (..., n_samples)");
+  return {x, rows_of(x), shape_of(x)};
+}
+
 }  // namespace ecgcore_py

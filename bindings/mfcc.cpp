@@ -36,10 +36,10 @@ py::array mfcc(const py::array& x_in, const std::string& mode, double fs, int64_
   p.remove_dc = remove_dc;
   auto run = [&](auto tag) -> py::array {
     using T = decltype(tag);
-    carray<T> x = carray<T>::ensure(x_in);
-    if (!x || x.ndim() < 1) throw std::invalid_argument("x must be a real array of shape (..., n_samples)");
-    const auto r = ecgcore_py::rows_of(x);
-    auto shape = ecgcore_py::shape_of(x);
+    auto in = ecgcore_py::rows_input<T>(x_in);
+    const carray<T>& x = in.x;
+    const auto r = in.rows;
+    auto shape = in.shape;
     shape.back() = static_cast<py::ssize_t>(ecgcore::mfcc_rows(p));
     shape.push_back(static_cast<py::ssize_t>(ecgcore::mfcc_frames(p, r.n)));
     py::array_t<T> out(shape);
