@@ -199,15 +199,15 @@ ECGCORE_INLINE void tile_dots(const T* xs, int64_t d, const T* panel, VecT<T> (&
   for (int64_t t = 0; t < d; ++t) {
     const V c0 = load_vec<V>(panel + t * 2 * VL);
     const V c1 = load_vec<V>(panel + t * 2 * VL + VL);
-    const V a0 = V{} + x0[t], a1 = V{} + x1[t], a2 = V{} + x2[t], a3 = V{} + x3[t];
-    acc[0] += a0 * c0;
-    acc[1] += a0 * c1;
-    acc[2] += a1 * c0;
-    acc[3] += a1 * c1;
-    acc[4] += a2 * c0;
-    acc[5] += a2 * c1;
-    acc[6] += a3 * c0;
-    acc[7] += a3 * c1;
+    const T a0 = x0[t], a1 = x1[t], a2 = x2[t], a3 = x3[t];  // scalar operands broadcast
+    acc[0] += c0 * a0;
+    acc[1] += c1 * a0;
+    acc[2] += c0 * a1;
+    acc[3] += c1 * a1;
+    acc[4] += c0 * a2;
+    acc[5] += c1 * a2;
+    acc[6] += c0 * a3;
+    acc[7] += c1 * a3;
   }
 }
 
@@ -374,6 +374,24 @@ double sqdist(const T* a, const T* b, int64_t d) {
     s += v * v;
   }
   return s;
+}
+
+// sqdist with eight independent partial sums (fixed order, so still deterministic): the bound
+// tightening in the Yinyang step is latency-bound otherwise.
+template <class T>
+ECGCORE_INLINE double sqdist8(const T* a, const T* b, int64_t d) {
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t t = 0;
+  for (; t + 8 <= d; t += 8)
+    for (int j = 0; j < 8; ++j) {
+      const double v = static_cast<double>(a[t + j]) - static_cast<double>(b[t + j]);
+      s[j] += v * v;
+    }
+  for (int j = 0; t < d; ++t, ++j) {
+    const double v = static_cast<double>(a[t]) - static_cast<double>(b[t]);
+    s[j] += v * v;
+  }
+  return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
 }
 
 // Per-thread scratch for packed rows.
@@ -680,6 +698,270 @@ void bounded_assign(const Panel<T>& P, const T* X, int64_t n, const T* C, int32_
   }
 }
 
+
+// ---- Yinyang k-means (Ding et al., 2015): one lower bound per group of centers -------------------
+// A group is one vector of kVL<T> centers (16 float / 8 double). The groups are formed once from the
+// initial centers (greedy: each group is a far-out center plus its nearest unassigned neighbours), so
+// that a group's bound is tight. Per row: u = upper bound on the distance to its own center, lb[g] =
+// lower bound on the distance to every center of group g other than its own. A row whose bounds
+// prove its label is unchanged is skipped; otherwise its own group and every group whose bound is
+// below u are recomputed with the GEMM micro-kernel, and the nearest of those centers is the label
+// (ties -> lower center index, as in the dense kernel).
+constexpr int kYRows = 8;     // rows per register tile of the group kernel
+constexpr int64_t kYBlock = 64;  // rows per packed block
+
+template <class T>
+struct GPanel {
+  int64_t k = 0, d = 0, G = 0;
+  std::vector<int32_t> slot;      // [G * VL] original center index per slot (padding: INT32_MAX)
+  std::vector<int32_t> group_of;  // [k] group of each center
+  std::vector<T> shift, gt, gn;   // shifted centers gt[(g * d + t) * VL + j], squared norms gn[g * VL + j]
+};
+
+template <class T>
+GPanel<T> make_groups(const T* C, int64_t k, int64_t d, const std::vector<double>& shift) {
+  constexpr int VL = kVL<T>;
+  GPanel<T> P;
+  P.k = k;
+  P.d = d;
+  P.G = (k + VL - 1) / VL;
+  P.shift.resize(d);
+  for (int64_t t = 0; t < d; ++t) P.shift[t] = static_cast<T>(shift[t]);
+  P.slot.assign(static_cast<size_t>(P.G * VL), std::numeric_limits<int32_t>::max());
+  P.group_of.assign(k, 0);
+  const std::vector<double> mean = center_mean(C, k, d);
+  std::vector<char> used(k, 0);
+  std::vector<std::pair<double, int64_t>> cand;
+  for (int64_t g = 0; g < P.G; ++g) {
+    int64_t seed = -1;
+    double far = -1.0;
+    for (int64_t c = 0; c < k; ++c) {
+      if (used[c]) continue;
+      double s = 0.0;
+      for (int64_t t = 0; t < d; ++t) {
+        const double v = C[c * d + t] - mean[t];
+        s += v * v;
+      }
+      if (s > far) {
+        far = s;
+        seed = c;
+      }
+    }
+    cand.clear();
+    for (int64_t c = 0; c < k; ++c)
+      if (!used[c]) cand.emplace_back(c == seed ? -1.0 : sqdist(C + seed * d, C + c * d, d), c);
+    const int64_t take = std::min<int64_t>(VL, static_cast<int64_t>(cand.size()));
+    std::partial_sort(cand.begin(), cand.begin() + take, cand.end());
+    std::vector<int32_t> members;
+    for (int64_t j = 0; j < take; ++j) members.push_back(static_cast<int32_t>(cand[j].second));
+    std::sort(members.begin(), members.end());  // lanes in center order: first equal lane = lower index
+    for (int64_t j = 0; j < take; ++j) {
+      P.slot[g * VL + j] = members[j];
+      P.group_of[members[j]] = static_cast<int32_t>(g);
+      used[members[j]] = 1;
+    }
+  }
+  P.gt.assign(static_cast<size_t>(P.G * d * VL), T(0));
+  P.gn.assign(static_cast<size_t>(P.G * VL), std::numeric_limits<T>::max() / 4);
+  return P;
+}
+
+// Refresh the packed (shifted) centers of the groups from C.
+template <class T>
+void fill_groups(GPanel<T>& P, const T* C) {
+  constexpr int VL = kVL<T>;
+  const int64_t d = P.d;
+  for (int64_t s = 0; s < P.G * VL; ++s) {
+    const int32_t c = P.slot[s];
+    if (c == std::numeric_limits<int32_t>::max()) continue;
+    const int64_t g = s / VL, j = s % VL;
+    double nrm = 0.0;
+    for (int64_t t = 0; t < d; ++t) {
+      const T v = C[c * d + t] - P.shift[t];
+      P.gt[(g * d + t) * VL + j] = v;
+      nrm += static_cast<double>(v) * v;
+    }
+    P.gn[s] = static_cast<T>(nrm);
+  }
+}
+
+template <class T>
+ECGCORE_INLINE T hmin(VecT<T> v) {
+  constexpr int VL = kVL<T>;
+#if defined(__GNUC__) && !defined(__clang__)
+  using VI = VecI<T>;
+  using I = IdxOf<T>;
+  for (int s = VL / 2; s >= 1; s /= 2) {
+    VI m;
+    for (int j = 0; j < VL; ++j) m[j] = static_cast<I>(j ^ s);
+    const VecT<T> w = __builtin_shuffle(v, m);
+    v = w < v ? w : v;
+  }
+  return v[0];
+#else
+  T b = v[0];
+  for (int j = 1; j < VL; ++j) b = std::min(b, v[j]);
+  return b;
+#endif
+}
+
+// Squared distances of the packed rows rows[0..m) (xs rows, norms xn) to the centers of group g:
+// dist[rows[q] * G + g][0..VL) and their minimum m1[rows[q] * G + g].
+template <class T>
+ECGCORE_INLINE void group_rows_impl(const GPanel<T>& P, int64_t g, const T* xs, const T* xn, const int32_t* rows,
+                                    int m, const T* zero, T* dist, T* m1) {
+  using V = VecT<T>;
+  constexpr int VL = kVL<T>;
+  const int64_t d = P.d, G = P.G;
+  const T* gp = P.gt.data() + g * d * VL;
+  const V cn = load_vec<V>(P.gn.data() + g * VL);
+  for (int q0 = 0; q0 < m; q0 += kYRows) {
+    const int rows_here = std::min(kYRows, m - q0);
+    const T* xr[kYRows];
+    for (int r = 0; r < kYRows; ++r) xr[r] = r < rows_here ? xs + rows[q0 + r] * d : zero;
+    V acc[kYRows];
+    for (auto& a : acc) a = V{};
+    for (int64_t t = 0; t < d; ++t) {
+      const V c = load_vec<V>(gp + t * VL);
+      for (int r = 0; r < kYRows; ++r) acc[r] += c * xr[r][t];  // scalar operand: broadcast
+    }
+    for (int r = 0; r < rows_here; ++r) {
+      const int64_t q = rows[q0 + r];
+      const V v = (V{} + xn[q]) + cn - acc[r] * T(2);
+      store_vec(dist + (q * G + g) * VL, v);
+      m1[q * G + g] = hmin<T>(v);
+    }
+  }
+}
+
+#define ECGCORE_YY_CLONES(T)                                                                                   \
+  ECGCORE_CLONES void group_rows_kernel(const GPanel<T>& P, int64_t g, const T* xs, const T* xn,              \
+                                        const int32_t* rows, int m, const T* zero, T* dist, T* m1) {          \
+    group_rows_impl(P, g, xs, xn, rows, m, zero, dist, m1);                                                   \
+  }
+ECGCORE_YY_CLONES(float)
+ECGCORE_YY_CLONES(double)
+#undef ECGCORE_YY_CLONES
+
+template <class T>
+struct YScratch {
+  std::vector<T> xs, xn, dist, m1, zero, gmin;
+  std::vector<int64_t> idx, fail;
+  std::vector<int32_t> rows;
+  std::vector<char> need;
+  YScratch(int64_t d, int64_t G)
+      : xs((kYBlock + kTile) * d), xn(kYBlock + kTile), dist(static_cast<size_t>(kYBlock * G * kVL<T>)),
+        m1(static_cast<size_t>(kYBlock * G)), zero(d, T(0)), gmin(kChunk + 1), idx(kChunk), fail(kChunk + 1), rows(kYBlock),
+        need(static_cast<size_t>(kYBlock * G)) {}
+};
+
+// Yinyang E-step. delta[c]: how far center c moved in the last update, drift[g]: the largest delta
+// of group g (both ignored when all is set: every row against every center, bounds initialised).
+template <class T>
+void yinyang_assign(const GPanel<T>& P, const T* X, const T* xnorm, int64_t n, const T* C, int32_t* labels, T* u,
+                    T* lb, const T* delta, const T* drift, bool all, int nt) {
+  constexpr int VL = kVL<T>;
+  constexpr T big = std::numeric_limits<T>::max();
+  const int64_t d = P.d, G = P.G, nc = n_chunks(n);
+#pragma omp parallel num_threads(nt)
+  {
+    YScratch<T> w(d, G);
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t c = 0; c < nc; ++c) {
+      const int64_t r0 = c * kChunk, r1 = std::min(n, (c + 1) * kChunk);
+      int64_t m = 0;
+      if (all) {
+        for (int64_t i = r0; i < r1; ++i) w.idx[m++] = i;
+      } else {
+        // Pass 1 (bounds only): rows whose global bound fails; pass 2 tightens u with the exact
+        // distance (prefetching the sparse rows ahead) and keeps the rows that still fail.
+        int64_t nf = 0;
+        for (int64_t i = r0; i < r1; ++i) {
+          T* lbi = lb + i * G;
+          T gmin = big;
+          for (int64_t g = 0; g < G; ++g) {
+            lbi[g] -= drift[g];
+            gmin = lbi[g] < gmin ? lbi[g] : gmin;
+          }
+          u[i] += delta[labels[i]];
+          w.gmin[nf] = gmin;
+          w.fail[nf] = i;
+          nf += u[i] > gmin;
+        }
+        constexpr int64_t ahead = 6;
+        for (int64_t j = 0; j < nf; ++j) {
+          if (j + ahead < nf) {
+            const char* p = reinterpret_cast<const char*>(X + w.fail[j + ahead] * d);
+            for (int64_t b = 0; b < static_cast<int64_t>(d * sizeof(T)); b += 64) __builtin_prefetch(p + b);
+          }
+          const int64_t i = w.fail[j];
+          u[i] = static_cast<T>(std::sqrt(sqdist8(X + i * d, C + static_cast<int64_t>(labels[i]) * d, d)));
+          if (u[i] > w.gmin[j]) w.idx[m++] = i;
+        }
+      }
+      for (int64_t b0 = 0; b0 < m; b0 += kYBlock) {
+        const int mb = static_cast<int>(std::min(kYBlock, m - b0));
+        const int64_t* idx = w.idx.data() + b0;
+        for (int q = 0; q < mb; ++q) {
+          const int64_t i = idx[q];
+          const T* row = X + i * d;
+          T* out = w.xs.data() + q * d;
+          for (int64_t t = 0; t < d; ++t) out[t] = row[t] - P.shift[t];
+          w.xn[q] = xnorm[i];
+          char* nq = w.need.data() + q * G;
+          if (all) {
+            std::fill(nq, nq + G, char(1));
+          } else {
+            const T* lbi = lb + i * G;
+            for (int64_t g = 0; g < G; ++g) nq[g] = lbi[g] < u[i];
+            nq[P.group_of[labels[i]]] = 1;
+          }
+        }
+        for (int64_t g = 0; g < G; ++g) {
+          int cnt = 0;
+          for (int q = 0; q < mb; ++q)
+            if (w.need[q * G + g]) w.rows[cnt++] = q;
+          if (cnt)
+            group_rows_kernel(P, g, w.xs.data(), w.xn.data(), w.rows.data(), cnt, w.zero.data(), w.dist.data(),
+                              w.m1.data());
+        }
+        for (int q = 0; q < mb; ++q) {
+          const int64_t i = idx[q];
+          const char* nq = w.need.data() + q * G;
+          const T* mq = w.m1.data() + q * G;
+          const T* dq = w.dist.data() + q * G * VL;
+          T best = big;
+          int64_t bg = -1;
+          for (int64_t g = 0; g < G; ++g)
+            if (nq[g] && mq[g] < best) {
+              best = mq[g];
+              bg = g;
+            }
+          int lane = 0;
+          while (dq[bg * VL + lane] != best) ++lane;
+          for (int64_t g = bg + 1; g < G; ++g)  // exact ties across groups: lower center index wins
+            if (nq[g] && mq[g] == best) {
+              int j = 0;
+              while (dq[g * VL + j] != best) ++j;
+              if (P.slot[g * VL + j] < P.slot[bg * VL + lane]) {
+                bg = g;
+                lane = j;
+              }
+            }
+          T second = big;
+          for (int j = 0; j < VL; ++j)
+            if (j != lane) second = std::min(second, dq[bg * VL + j]);
+          labels[i] = P.slot[bg * VL + lane];
+          u[i] = std::sqrt(std::max(T(0), best));
+          T* lbi = lb + i * G;
+          for (int64_t g = 0; g < G; ++g)
+            if (nq[g]) lbi[g] = std::sqrt(std::max(T(0), g == bg ? second : mq[g]));
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 template <class T>
@@ -700,19 +982,38 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   const std::vector<double> shift = column_mean(X, n, d, nt, &mean_var);
   const double tol_abs = tol * mean_var;
 
-  // Lloyd's algorithm with Hamerly's bounds (same labels as plain Lloyd, far fewer distances once
-  // the centers settle).
-  std::vector<T> u(n), l(n);
+  // Lloyd's algorithm with Yinyang group bounds (or Hamerly's single bound when k fits in one group
+  // or the group bounds would take too much memory): same labels as plain Lloyd, far fewer distances.
+  constexpr int VL = kVL<T>;
+  const int64_t G = (k + VL - 1) / VL;
+  const bool yinyang = G >= 2 && static_cast<double>(n) * G * sizeof(T) <= 1024.0 * 1024 * 1024;
+  GPanel<T> GP;
+  std::vector<T> xnorm;  // squared norms of the shifted rows, fixed for the whole fit
+  if (yinyang) {
+    GP = make_groups(centers, k, d, shift);
+    xnorm.resize(n);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < n; ++i) xnorm[i] = static_cast<T>(sqdist8(X + i * d, GP.shift.data(), d));
+  }
+  std::vector<T> u(n), l(yinyang ? static_cast<size_t>(n * G) : static_cast<size_t>(n));
   std::vector<int32_t> labels_old(n, -1);
   std::vector<T> next(static_cast<size_t>(k * d));
-  std::vector<T> delta(k);
+  std::vector<T> delta(k, T(0)), drift(yinyang ? G : 0, T(0));
   std::vector<double> sums;
   std::vector<int64_t> sizes(k);
   KMeansFit fit;
   bool strict = false;
+  auto assign = [&](bool all) {
+    if (yinyang) {
+      fill_groups(GP, centers);
+      yinyang_assign(GP, X, xnorm.data(), n, centers, labels, u.data(), l.data(), delta.data(), drift.data(), all, nt);
+    } else {
+      bounded_assign(make_panel(centers, k, d, shift), X, n, centers, labels, u.data(), l.data(), all, nt);
+    }
+  };
   int it = 0;
   for (; it < max_iter; ++it) {
-    bounded_assign(make_panel(centers, k, d, shift), X, n, centers, labels, u.data(), l.data(), it == 0, nt);
+    assign(it == 0);
     // Cluster sums: from scratch once, then only the rows that changed cluster move their share
     // (sequentially in row order, so the result does not depend on the thread count).
     if (it == 0) {
@@ -748,10 +1049,15 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
         dmax2 = delta[c];
       }
     }
+    if (yinyang) {  // applied lazily by the next yinyang_assign
+      std::fill(drift.begin(), drift.end(), T(0));
+      for (int64_t c = 0; c < k; ++c) drift[GP.group_of[c]] = std::max(drift[GP.group_of[c]], delta[c]);
+    } else {
 #pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      u[i] += delta[labels[i]];
-      l[i] -= labels[i] == arg ? dmax2 : dmax;
+      for (int64_t i = 0; i < n; ++i) {
+        u[i] += delta[labels[i]];
+        l[i] -= labels[i] == arg ? dmax2 : dmax;
+      }
     }
     std::copy(next.begin(), next.end(), centers);
     if (std::equal(labels, labels + n, labels_old.begin())) {
@@ -766,7 +1072,7 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
     std::copy(labels, labels + n, labels_old.begin());
   }
   fit.n_iter = std::min(it + 1, max_iter);
-  if (!strict) bounded_assign(make_panel(centers, k, d, shift), X, n, centers, labels, u.data(), l.data(), false, nt);
+  if (!strict) assign(false);
   fit.inertia = exact_inertia(X, n, d, centers, labels, nt);
   return fit;
 }
