@@ -845,24 +845,29 @@ ECGCORE_YY_CLONES(double)
 
 template <class T>
 struct YScratch {
-  std::vector<T> xs, xn, dist, m1, zero, gmin;
+  std::vector<T> xs, xn, dist, m1, zero;
   std::vector<int64_t> idx, fail;
   std::vector<int32_t> rows;
   std::vector<char> need;
   YScratch(int64_t d, int64_t G)
       : xs((kYBlock + kTile) * d), xn(kYBlock + kTile), dist(static_cast<size_t>(kYBlock * G * kVL<T>)),
-        m1(static_cast<size_t>(kYBlock * G)), zero(d, T(0)), gmin(kChunk + 1), idx(kChunk), fail(kChunk + 1), rows(kYBlock),
+        m1(static_cast<size_t>(kYBlock * G)), zero(d, T(0)), idx(kChunk), fail(kChunk + 1), rows(kYBlock),
         need(static_cast<size_t>(kYBlock * G)) {}
 };
 
-// Yinyang E-step. delta[c]: how far center c moved in the last update, drift[g]: the largest delta
-// of group g (both ignored when all is set: every row against every center, bounds initialised).
+// Yinyang E-step at step `step`. delta[c]: how far center c moved in the last update, dmax: the
+// largest delta; S[s * G + g]: summed largest drift of group g over the updates before step s. The
+// group bounds lb[i * G + g] are stored as of step stamp[i] and brought up to date (lb - S[step] +
+// S[stamp]) only for rows whose single global bound lglob (lowered by dmax every step) fails.
+// With all set, every row is compared with every center and the bounds are initialised.
 template <class T>
 void yinyang_assign(const GPanel<T>& P, const T* X, const T* xnorm, int64_t n, const T* C, int32_t* labels, T* u,
-                    T* lb, const T* delta, const T* drift, bool all, int nt) {
+                    T* lglob, T* lb, int32_t* stamp, const T* delta, T dmax, const double* S, int32_t step, bool all,
+                    int nt) {
   constexpr int VL = kVL<T>;
   constexpr T big = std::numeric_limits<T>::max();
   const int64_t d = P.d, G = P.G, nc = n_chunks(n);
+  const double* Sn = S + static_cast<int64_t>(step) * G;
 #pragma omp parallel num_threads(nt)
   {
     YScratch<T> w(d, G);
@@ -873,21 +878,32 @@ void yinyang_assign(const GPanel<T>& P, const T* X, const T* xnorm, int64_t n, c
       if (all) {
         for (int64_t i = r0; i < r1; ++i) w.idx[m++] = i;
       } else {
-        // Pass 1 (bounds only): rows whose global bound fails; pass 2 tightens u with the exact
-        // distance (prefetching the sparse rows ahead) and keeps the rows that still fail.
+        // Pass 1: the global bound. Pass 2: the group bounds of the rows that fail it. Pass 3:
+        // tighten u with the exact distance (prefetching the sparse rows ahead); rows that still
+        // fail go to the distance kernel.
         int64_t nf = 0;
         for (int64_t i = r0; i < r1; ++i) {
+          u[i] += delta[labels[i]];
+          lglob[i] -= dmax;
+          w.fail[nf] = i;
+          nf += u[i] > lglob[i];
+        }
+        int64_t nf2 = 0;
+        for (int64_t j = 0; j < nf; ++j) {
+          const int64_t i = w.fail[j];
           T* lbi = lb + i * G;
+          const double* So = S + static_cast<int64_t>(stamp[i]) * G;
           T gmin = big;
           for (int64_t g = 0; g < G; ++g) {
-            lbi[g] -= drift[g];
+            lbi[g] = static_cast<T>(lbi[g] - (Sn[g] - So[g]));
             gmin = lbi[g] < gmin ? lbi[g] : gmin;
           }
-          u[i] += delta[labels[i]];
-          w.gmin[nf] = gmin;
-          w.fail[nf] = i;
-          nf += u[i] > gmin;
+          stamp[i] = step;
+          lglob[i] = gmin;
+          w.fail[nf2] = i;
+          nf2 += u[i] > gmin;
         }
+        nf = nf2;
         constexpr int64_t ahead = 6;
         for (int64_t j = 0; j < nf; ++j) {
           if (j + ahead < nf) {
@@ -896,7 +912,7 @@ void yinyang_assign(const GPanel<T>& P, const T* X, const T* xnorm, int64_t n, c
           }
           const int64_t i = w.fail[j];
           u[i] = static_cast<T>(std::sqrt(sqdist8(X + i * d, C + static_cast<int64_t>(labels[i]) * d, d)));
-          if (u[i] > w.gmin[j]) w.idx[m++] = i;
+          if (u[i] > lglob[i]) w.idx[m++] = i;
         }
       }
       for (int64_t b0 = 0; b0 < m; b0 += kYBlock) {
@@ -954,8 +970,13 @@ void yinyang_assign(const GPanel<T>& P, const T* X, const T* xnorm, int64_t n, c
           labels[i] = P.slot[bg * VL + lane];
           u[i] = std::sqrt(std::max(T(0), best));
           T* lbi = lb + i * G;
-          for (int64_t g = 0; g < G; ++g)
+          T gmin = big;
+          for (int64_t g = 0; g < G; ++g) {
             if (nq[g]) lbi[g] = std::sqrt(std::max(T(0), g == bg ? second : mq[g]));
+            gmin = lbi[g] < gmin ? lbi[g] : gmin;
+          }
+          lglob[i] = gmin;
+          stamp[i] = step;
         }
       }
     }
@@ -999,6 +1020,11 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   std::vector<int32_t> labels_old(n, -1);
   std::vector<T> next(static_cast<size_t>(k * d));
   std::vector<T> delta(k, T(0)), drift(yinyang ? G : 0, T(0));
+  std::vector<T> lglob(yinyang ? n : 0);
+  std::vector<int32_t> stamp(yinyang ? n : 0, 0);
+  std::vector<double> S(yinyang ? static_cast<size_t>((max_iter + 1) * G) : 0, 0.0);
+  int32_t step = 0;
+  T dmax = 0, dmax2 = 0;
   std::vector<double> sums;
   std::vector<int64_t> sizes(k);
   KMeansFit fit;
@@ -1006,7 +1032,8 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   auto assign = [&](bool all) {
     if (yinyang) {
       fill_groups(GP, centers);
-      yinyang_assign(GP, X, xnorm.data(), n, centers, labels, u.data(), l.data(), delta.data(), drift.data(), all, nt);
+      yinyang_assign(GP, X, xnorm.data(), n, centers, labels, u.data(), lglob.data(), l.data(), stamp.data(),
+                     delta.data(), dmax, S.data(), step, all, nt);
     } else {
       bounded_assign(make_panel(centers, k, d, shift), X, n, centers, labels, u.data(), l.data(), all, nt);
     }
@@ -1037,7 +1064,8 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
     }
     const double moved = update_centers(X, n, d, k, labels, centers, next.data(), sums, sizes, nt);
     // How far each center moved: widen the bounds by it.
-    T dmax = 0, dmax2 = 0;
+    dmax = 0;
+    dmax2 = 0;
     int64_t arg = -1;
     for (int64_t c = 0; c < k; ++c) {
       delta[c] = static_cast<T>(std::sqrt(sqdist(centers + c * d, next.data() + c * d, d)));
@@ -1052,6 +1080,8 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
     if (yinyang) {  // applied lazily by the next yinyang_assign
       std::fill(drift.begin(), drift.end(), T(0));
       for (int64_t c = 0; c < k; ++c) drift[GP.group_of[c]] = std::max(drift[GP.group_of[c]], delta[c]);
+      for (int64_t g = 0; g < G; ++g) S[(step + 1) * G + g] = S[step * G + g] + drift[g];
+      ++step;
     } else {
 #pragma omp parallel for num_threads(nt) schedule(static)
       for (int64_t i = 0; i < n; ++i) {
