@@ -9,25 +9,17 @@ from __future__ import annotations
 import librosa
 import numpy as np
 import pytest
-import wfdb
+from conftest import ten_second_windows
 
 from ecgcore.features import mfcc
 
 N_WINDOWS = 1000
-N = 3600
 KW = dict(n_fft=256, hop_length=64, n_mels=40, n_mfcc=13)
 
 
 @pytest.fixture(scope="module")
 def windows(mitdb_dir, mitdb_records):
-    out = []
-    for rec in mitdb_records:
-        sig = wfdb.rdrecord(str(mitdb_dir / rec)).p_signal.T
-        k = sig.shape[1] // N
-        out.append(sig[:, :k * N].reshape(-1, N))
-        if sum(len(o) for o in out) >= N_WINDOWS:
-            break
-    return np.ascontiguousarray(np.concatenate(out)[:N_WINDOWS])
+    return ten_second_windows(mitdb_dir, mitdb_records, N_WINDOWS)
 
 
 def librosa_39(y):

@@ -7,25 +7,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import ten_second_windows
 import scipy.signal as ss
-import wfdb
 
 from ecgcore.dsp.stft import heartid_stft, stft
 
 N_WINDOWS = 1000
-N = 3600
 
 
 @pytest.fixture(scope="module")
 def windows(mitdb_dir, mitdb_records):
-    out = []
-    for rec in mitdb_records:
-        sig = wfdb.rdrecord(str(mitdb_dir / rec)).p_signal.T
-        k = sig.shape[1] // N
-        out.append(sig[:, :k * N].reshape(-1, N))
-        if sum(len(o) for o in out) >= N_WINDOWS:
-            break
-    return np.ascontiguousarray(np.concatenate(out)[:N_WINDOWS])
+    return ten_second_windows(mitdb_dir, mitdb_records, N_WINDOWS)
 
 
 @pytest.mark.benchmark(group="stft-256-complex")
