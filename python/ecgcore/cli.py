@@ -18,14 +18,32 @@ _PLUGIN_COMMANDS = {
     "peaks": ("ecgcore.commands.peaks", "peaks"),
     "features": ("ecgcore.commands.features", "features"),
     "cluster": ("ecgcore.commands.cluster", "cluster"),
+    "train": ("ecgcore.commands.model_verbs", "train"),
+    "evaluate": ("ecgcore.commands.model_verbs", "evaluate"),
+    "export": ("ecgcore.commands.model_verbs", "export"),
+    "tune": ("ecgcore.commands.model_verbs", "tune"),
+    "infer": ("ecgcore.infer.cli", "infer"),
+    "models": ("ecgcore.infer.cli", "models"),
+    "enroll": ("ecgcore.models.heartid.product", "enroll"),
+    "verify": ("ecgcore.models.heartid.product", "verify"),
+    "revoke": ("ecgcore.models.heartid.product", "revoke"),
+    "serve": ("ecgcore.serve.cli", "serve"),
+    "app": ("ecgcore.app.cli", "app"),
 }
+
+
+def _has_module(mod: str) -> bool:
+    try:
+        return importlib.util.find_spec(mod) is not None
+    except ModuleNotFoundError:  # a parent package is not there (yet)
+        return False
 
 
 class _Group(click.Group):
     def list_commands(self, ctx):
         names = set(super().list_commands(ctx))
         for name, (mod, _) in _PLUGIN_COMMANDS.items():
-            if importlib.util.find_spec(mod) is not None:
+            if _has_module(mod):
                 names.add(name)
         return sorted(names)
 
@@ -34,7 +52,7 @@ class _Group(click.Group):
         if cmd is not None or name not in _PLUGIN_COMMANDS:
             return cmd
         mod, attr = _PLUGIN_COMMANDS[name]
-        if importlib.util.find_spec(mod) is None:
+        if not _has_module(mod):
             return None
         return getattr(importlib.import_module(mod), attr)
 

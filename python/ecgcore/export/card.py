@@ -1,0 +1,149 @@
+"""The ``model.json`` card that travels with every exported ``model.onnx``.
+
+A card says what the network expects and how it was made, so that ``ecgcore infer`` can reproduce the
+training-time preprocessing exactly (through the C++ core) without the training framework:
+
+``preprocessing`` is a dict whose ``kind`` names one of the preprocessing recipes ``ecgcore.infer`` knows
+(``"beats-scalograms"``, ``"segments"``, ``"denoise"``, ``"heartid"``, ``"hubert"``); the other keys are that
+recipe's parameters (``fs``, ``band``, ``before``/``after``, ``scales``, ``normalization`` arrays as lists, ...),
+exactly as the model's training code used them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CARD_VERSION = 1
+
+
+@dataclass
+class ModelCard:
+    """Everything a user or ``ecgcore infer`` needs to know about one exported model.
+
+    Attributes
+    ----------
+    name : bundled/short name, e.g. ``"beats-aami"``, ``"segments-abnormal"``, ``"denoiser"``.
+    task : ``"classification"``, ``"multilabel"``, ``"denoising"``, ``"embedding"``.
+    framework : the training framework (``"pytorch"``, ``"keras"``, ``"mlx"``).
+    inputs / outputs : ``[{"name", "shape" (None for dynamic axes), "dtype"}]`` of the ONNX graph.
+    fs : sampling rate the network works at (Hz).
+    preprocessing : ``{"kind": ..., **params}`` (see module docstring).
+    classes : class names in output order (empty for non-classifiers).
+    metrics : evaluation results (free-form, JSON-serialisable).
+    training : data, protocol, epochs, command line, seed, duration, hardware.
+    config : the model's config dataclass as a dict.
+    """
+
+    name: str
+    task: str
+    framework: str
+    inputs: list[dict]
+    outputs: list[dict]
+    fs: float
+    preprocessing: dict
+    classes: list[str] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    description: str = ""
+    version: str = "1"
+    card_version: int = CARD_VERSION
+    ecgcore_version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelCard":
+        known = {f.name for f in dataclasses.fields(cls)}
+        missing = [k for k in ("name", "task", "framework", "inputs", "outputs", "fs", "preprocessing") if k not in d]
+        if missing:
+            raise ValueError(f"model card lacks required field(s): {', '.join(missing)}")
+        if not isinstance(d["preprocessing"], dict) or "kind" not in d["preprocessing"]:
+            raise ValueError("model card: 'preprocessing' must be an object with a 'kind'")
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def write_card(card: ModelCard, path: str | os.PathLike) -> Path:
+    """Write ``card`` as JSON to ``path`` (a file or a folder → ``folder/model.json``), atomically."""
+    from .._version import __version__
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.json"
+    if not card.ecgcore_version:
+        card.ecgcore_version = __version__
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".model.", suffix=".json.tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(card.to_dict(), f, indent=2, default=_jsonable)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_card(path: str | os.PathLike) -> ModelCard:
+    """Read a card from ``model.json`` or from a folder holding one."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"model card {path} not found")
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"model card {path} is not valid JSON: {exc}") from None
+    return ModelCard.from_dict(d)
+
+
+def _jsonable(o):
+    try:
+        import numpy as np
+
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, np.generic):
+            return o.item()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def bundled_models_dir() -> Path:
+    """Folder of the models shipped inside the package (``ecgcore/data/models/<name>/model.{onnx,json}``)."""
+    return Path(__file__).resolve().parent.parent / "data" / "models"
+
+
+def list_bundled() -> dict[str, Path]:
+    """``{name: folder}`` of every bundled model that has both ``model.onnx`` and ``model.json``."""
+    root = bundled_models_dir()
+    if not root.is_dir():
+        return {}
+    return {d.name: d for d in sorted(root.iterdir())
+            if d.is_dir() and (d / "model.onnx").is_file() and (d / "model.json").is_file()}
+
+
+def resolve_model(model: str | os.PathLike) -> tuple[Path, ModelCard]:
+    """A bundled name, a folder with ``model.onnx`` + ``model.json``, or a ``.onnx`` path → (onnx path, card)."""
+    bundled = list_bundled()
+    if isinstance(model, str) and model in bundled:
+        folder = bundled[model]
+        return folder / "model.onnx", read_card(folder)
+    p = Path(model)
+    if p.is_dir():
+        onnx_path, card_path = p / "model.onnx", p / "model.json"
+    elif p.suffix == ".onnx":
+        onnx_path, card_path = p, p.with_name("model.json") if not p.with_suffix(".json").exists() else p.with_suffix(".json")
+    else:
+        names = ", ".join(bundled) or "none installed"
+        raise ValueError(f"unknown model {str(model)!r}: not a bundled name ({names}) nor a model folder / .onnx file")
+    if not onnx_path.is_file():
+        raise FileNotFoundError(f"{onnx_path} not found")
+    return onnx_path, read_card(card_path)

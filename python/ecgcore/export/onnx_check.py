@@ -1,0 +1,29 @@
+"""ONNX Runtime parity: run an exported graph and compare it with the training framework's outputs."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def onnx_parity(onnx_path, inputs: dict[str, np.ndarray], expected: list[np.ndarray] | np.ndarray,
+                atol: float = 1e-4, rtol: float = 1e-4) -> float:
+    """Run ``onnx_path`` on ``inputs`` with onnxruntime (CPU) and compare each output with ``expected``.
+
+    Returns the largest absolute difference; raises ``AssertionError`` naming the output when any element
+    differs by more than ``atol + rtol * |expected|``.
+    """
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {k: np.ascontiguousarray(v) for k, v in inputs.items()})
+    if isinstance(expected, np.ndarray):
+        expected = [expected]
+    worst = 0.0
+    for i, (g, e) in enumerate(zip(got, expected)):
+        e = np.asarray(e)
+        if g.shape != e.shape:
+            raise AssertionError(f"ONNX output {i}: shape {g.shape} != framework's {e.shape}")
+        diff = np.abs(g.astype(np.float64) - e.astype(np.float64))
+        worst = max(worst, float(diff.max(initial=0.0)))
+        if not np.all(diff <= atol + rtol * np.abs(e)):
+            raise AssertionError(f"ONNX output {i}: max |diff| {diff.max():.3g} exceeds atol {atol} / rtol {rtol}")
+    return worst
