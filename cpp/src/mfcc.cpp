@@ -280,8 +280,8 @@ void mfcc(const T* x, int64_t batch, int64_t n, const MfccParams& p, T* out, int
   const int threads = resolve_threads(n_threads, batch);
 #pragma omp parallel num_threads(threads)
   {
-    LaneBuffer buf(nfft), re(nb), im(nb), scratch(2 * plan.scratch_size());
-    std::vector<double> frame(flen), power(nb * 4), mel(nmel * nf), ceps(rows * nf);
+    LaneBuffer buf(nfft), re(nb), im(nb), pw(nb), scratch(2 * plan.scratch_size());
+    std::vector<double> frame(flen), mel(nmel * nf), ceps(rows * nf);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < batch; ++b) {
       const T* row = x + b * n;
@@ -317,13 +317,14 @@ void mfcc(const T* x, int64_t batch, int64_t n, const MfccParams& p, T* out, int
           }
         }
         plan.forward4(buf.data(), re.data(), im.data(), scratch.data());
-        for (int64_t l = 0; l < lanes; ++l) {
-          for (int64_t k = 0; k < nb; ++k) power[k] = re[k][l] * re[k][l] + im[k][l] * im[k][l];
-          for (int64_t m = 0; m < nmel; ++m) {
-            double acc = 0.0;
-            for (int64_t k = b0[m]; k < b1[m]; ++k) acc += fb[m * nb + k] * power[k];
-            mel[m * nf + f0 + l] = acc;
-          }
+        // Power and mel products on all 4 frames at once (one vector lane per frame); each lane's sums run
+        // in the same order as a scalar loop would, so results do not depend on how frames are grouped.
+        for (int64_t k = 0; k < nb; ++k) pw[k] = re[k] * re[k] + im[k] * im[k];
+        for (int64_t m = 0; m < nmel; ++m) {
+          v4d acc = {0.0, 0.0, 0.0, 0.0};
+          const double* w = fb.data() + m * nb;
+          for (int64_t k = b0[m]; k < b1[m]; ++k) acc += w[k] * pw[k];
+          for (int64_t l = 0; l < lanes; ++l) mel[m * nf + f0 + l] = acc[l];
         }
       }
       if (kaldi) {
