@@ -2,7 +2,7 @@
 
 Classifiers and embedders write one table ``OUT`` (a row per beat / segment / window) and, beside it,
 ``<stem>.summary.json`` + ``<stem>.summary.csv`` (per record: counts per class, burden %),
-``<stem>.errors.json`` and ``<stem>.manifest.jsonl``. Denoisers write a folder ``OUT`` of denoised
+``<stem>.errors.json`` and ``<name>.manifest.jsonl`` (e.g. ``scores.csv.manifest.jsonl``). Denoisers write a folder ``OUT`` of denoised
 records (``.npy`` or WFDB) with ``manifest.jsonl``, ``summary.json`` and ``errors.json`` in it.
 
 Resumable: records are scored one at a time (an archive never has to fit in memory). After each record
@@ -306,7 +306,9 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
     else:
         if out.is_dir():
             raise ValueError(f"{out} is a folder; give the output table's file name (e.g. {out}/scores.csv)")
-        man_path, sum_path, err_path = _side(out, "manifest.jsonl"), _side(out, "summary.json"), _side(out, "errors.json")
+        # The manifest is named after the whole file name: scores.csv and scores.jsonl resume independently.
+        man_path = out.with_name(out.name + ".manifest.jsonl")
+        sum_path, err_path = _side(out, "summary.json"), _side(out, "errors.json")
     header, done = _read_manifest(man_path)
     if header is not None and json.loads(json.dumps(header, default=_json_default)) != \
             json.loads(json.dumps(ident, default=_json_default)):
@@ -343,6 +345,12 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
     totals: dict[str, int] = {c: 0 for c in card.classes}
     bar = tqdm(total=len(records), desc=f"infer {card.name}", unit="rec", disable=not progress)
     t0 = time.perf_counter()
+    with open(man_path, "rb+") as fh:  # a torn last line (killed run) must not swallow the next entry
+        fh.seek(0, os.SEEK_END)
+        if fh.tell():
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
     mf = open(man_path, "a")
     try:
         for index, (rid, path) in enumerate(records):

@@ -36,7 +36,8 @@ def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, overwrite
     The model card's preprocessing (rate, band-pass, beats/segments/scalograms, normalisation) runs through
     the C++ core exactly as in training; no torch/tensorflow/mlx is needed. Rows carry record, sample, time,
     class and one probability per class (and the reference class where the record has annotations).
-    Beside OUT: <stem>.summary.json/.csv (counts per class, burden %), <stem>.errors.json and a manifest:
+    Beside OUT: <stem>.summary.json/.csv (counts per class, burden %), <stem>.errors.json and
+    OUT.manifest.jsonl:
     a re-run skips records already complete, so an interrupted run resumes. Bad files are reported and skipped.
 
     \b

@@ -245,7 +245,10 @@ class Scorer:
         fs = float(fs)
         fs_m, length = float(self.options["fs"]), int(self.options["length"])
         threads = self.options["_threads"]
-        y = to_model_rate(x, fs, fs_m, workers=threads) if abs(fs - fs_m) > 1e-9 else x
+        resampled = abs(fs - fs_m) > 1e-9
+        # Resample around the mean: the polyphase filter pads with zeros, so an offset would ring at both ends.
+        offset = float(x.mean()) if resampled else 0.0
+        y = to_model_rate(x - offset, fs, fs_m, workers=threads) if resampled else x
         norm = self.options.get("normalization", "signal")
         mu, sd = 0.0, 1.0
         if norm == "signal":
@@ -279,10 +282,11 @@ class Scorer:
             res = out  # the seed returns z-score units of its 130 Hz input and never de-normalises
         else:
             res = out * sd + mu
-        if abs(fs - fs_m) > 1e-9:
+        if resampled and not seed_compat:
             up, down = resample_ratio(fs_m, fs)
             res = resample_poly(res, up, down, workers=threads)
             res = res[: x.size] if res.size >= x.size else np.pad(res, (0, x.size - res.size), mode="edge")
+            res = res + offset
         return res.astype(np.float64)
 
 
@@ -316,6 +320,6 @@ def denoise_signal(signal: np.ndarray, fs: float, model="denoiser", seed_compat:
         fs_m = float(scorer.options["fs"])
         x = np.asarray(signal, dtype=np.float64)
         if abs(float(fs) - fs_m) > 1e-9:
-            x = to_model_rate(x, float(fs), fs_m, workers=scorer.options["_threads"])
+            x = to_model_rate(x - x.mean(), float(fs), fs_m, workers=scorer.options["_threads"])
         return scorer.denoise(x, fs_m, seed_compat=True)
     return scorer.denoise(signal, fs)
