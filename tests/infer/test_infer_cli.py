@@ -192,3 +192,26 @@ def test_models_lists_bundled_cards(beats_model, tmp_path, monkeypatch):
     assert json.loads(_run("models", "beats-test").output)["name"] == "test-beats"
     res = _run("infer", "beats-test", tmp_path / "missing", "-o", tmp_path / "o.csv")
     assert res.exit_code != 0 and "missing" in res.output
+
+
+@pytest.mark.slow
+def test_bundled_beats_aami_scores_every_beat_of_mitdb(mitdb_dir, mitdb_records, tmp_path):
+    """The issue's acceptance run: `ecgcore infer beats-aami ../shared/data/mitdb -o out.csv` (all 48 records).
+
+    Fails (does not skip) while no `beats-aami` model is bundled: the Conformer export ships it."""
+    from ecgcore.export.card import list_bundled
+    from ecgcore.io import read_record
+
+    assert "beats-aami" in list_bundled(), "no bundled beats-aami model (python/ecgcore/data/models/beats-aami/)"
+    out = tmp_path / "out.csv"
+    res = _run("infer", "beats-aami", mitdb_dir, "-o", out, "--no-progress")
+    assert res.exit_code == 0, res.output
+    rows = _rows(out)
+    assert {r["record"] for r in rows} == set(mitdb_records)
+    for r in ("100", "207", "232"):
+        rec = read_record(mitdb_dir / r)
+        b = rec.annotations.beats()
+        from ecgcore.datasets.mitdb import aami_labels
+
+        keep = (aami_labels(b.symbol, "conformer") != "") & (b.sample > 93) & (b.sample < rec.n_samples - 93)
+        assert sum(x["record"] == r for x in rows) == int(keep.sum())
