@@ -194,6 +194,26 @@ def test_models_lists_bundled_cards(beats_model, tmp_path, monkeypatch):
     assert res.exit_code != 0 and "missing" in res.output
 
 
+def test_embedder_rows_and_key(heartid_model, data_dir, tmp_path):
+    folder, _, _ = heartid_model
+    rec = data_dir / "ecgiddb" / "Person_02" / "rec_1"
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    np.save(tmp_path / "key.npy", np.linspace(-1, 1, 16).astype(np.float32))
+    assert _run("infer", folder, rec, "-o", a, "--threads", 1, "--no-progress").exit_code == 0
+    assert _run("infer", folder, rec, "-o", b, "--key", tmp_path / "key.npy", "--threads", 1,
+                "--no-progress").exit_code == 0
+    ra = [json.loads(x) for x in a.read_text().splitlines()]
+    rb = [json.loads(x) for x in b.read_text().splitlines()]
+    assert len(ra) == len(rb) == (20 * 200 - 1000) // 500 + 1  # 20 s at 200 Hz, 1000-sample windows every 500
+    assert len(ra[0]["embedding"]) == 8 and ra[0]["embedding"] != rb[0]["embedding"]
+    assert ra[1]["sample"] == 500 * 500 // 200  # window starts at the record's 500 Hz
+    np.save(tmp_path / "bad.npy", np.ones(3))
+    res = _run("infer", folder, rec, "-o", tmp_path / "c.jsonl", "--key", tmp_path / "bad.npy")
+    assert res.exit_code != 0 and "key of 16" in res.output
+    res = _run("infer", folder, rec, "-o", tmp_path / "c.jsonl", "--providers", "cuda,cpu")
+    assert res.exit_code != 0 and "CUDAExecutionProvider not available" in res.output
+
+
 @pytest.mark.slow
 def test_bundled_beats_aami_scores_every_beat_of_mitdb(mitdb_dir, mitdb_records, tmp_path):
     """The issue's acceptance run: `ecgcore infer beats-aami ../shared/data/mitdb -o out.csv` (all 48 records).

@@ -28,8 +28,9 @@ def make_session(onnx_path: str | os.PathLike, providers=None, threads: int | No
         providers = ["CPUExecutionProvider"]
     elif isinstance(providers, str):
         providers = [p.strip() for p in providers.split(",") if p.strip()]
-    providers = [p if p.endswith("ExecutionProvider") else f"{p.upper() if p.lower() == 'cuda' else p}"
-                 f"ExecutionProvider" for p in providers]
+    # Short names ("cuda", "cpu", "tensorrt") map case-insensitively onto onnxruntime's provider names.
+    known = {n.lower().removesuffix("executionprovider"): n for n in ort.get_all_providers()}
+    providers = [known.get(p.lower().removesuffix("executionprovider"), p) for p in providers]
     missing = [p for p in providers if p not in available]
     if missing:
         hint = " (install onnxruntime-gpu for CUDA)" if any("CUDA" in p for p in missing) else ""
