@@ -150,6 +150,13 @@ def test_parquet_needs_pyarrow_or_works(segments_model, mini_dir, tmp_path):
     assert res.exit_code == 0, res.output
     t = pq.read_table(out).to_pylist()
     assert {r["record"] for r in t} == {"119", "208"} and len(t) == 2 * ((108000 - 3600) // 1800 + 1)
+    # Resumed with one more record, in another order: the finished parts are reused, the table follows the order.
+    res = _run("infer", folder, mini_dir / "100", mini_dir / "208", mini_dir / "119", "-o", out, "--threads", 1,
+               "--no-progress")
+    assert "records skipped (already done)  2" in res.output
+    t2 = pq.read_table(out).to_pylist()
+    assert list(dict.fromkeys(r["record"] for r in t2)) == ["100", "208", "119"]
+    assert [r for r in t2 if r["record"] == "119"] == [r for r in t if r["record"] == "119"]
 
 
 @pytest.mark.parametrize("fmt", ["npy", "wfdb"])
