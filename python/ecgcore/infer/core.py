@@ -184,7 +184,7 @@ class Scorer:
     def prepare(self, record: Record) -> Prepared:
         """The card's preprocessing of one record (:func:`ecgcore.infer.preprocess.prepare`)."""
         return prepare(record, self.card, threads=self.options["_threads"],
-                       graph_shapes=[i.shape for i in self._inputs])
+                       graph_inputs=[(i.name, i.shape) for i in self._inputs])
 
     def predict_record(self, record: Record) -> RecordPrediction:
         """Score one record: one row per beat / segment / window, and a per-record summary."""
@@ -195,13 +195,29 @@ class Scorer:
                                     summary={"record": record.name, "n": int(y.size), "fs": record.fs,
                                              "duration_s": record.duration})
         prep = self.prepare(record)
-        extra = [prep.inputs[k] for k in sorted(k for k in prep.inputs if k != 0)]
-        if self.key is not None and not extra:
-            extra = [self.key]
+        feeds = self._feeds(prep)
         if self._prob_output and self.card.classes:
-            return self._rows(record, prep, self.run(prep.inputs[0], *extra, output=self._prob_output),
-                              probabilities=True)
-        return self._rows(record, prep, self.run(prep.inputs[0], *extra))
+            return self._rows(record, prep, self.run(*feeds, output=self._prob_output), probabilities=True)
+        return self._rows(record, prep, self.run(*feeds))
+
+    def _feeds(self, prep: Prepared) -> list:
+        """The prepared arrays in the graph's input order: extras by name, the main input in the remaining slot."""
+        extras = {k: v for k, v in prep.inputs.items() if k != 0}
+        if self.key is not None:
+            extras.setdefault(self._inputs[1].name, self.key)
+        names = [i.name for i in self._inputs]
+        feeds, main_used = [], False
+        for pos, name in enumerate(names):
+            if name in extras:
+                feeds.append(extras.pop(name))
+            elif not main_used:
+                feeds.append(prep.inputs[0])
+                main_used = True
+            elif extras:
+                feeds.append(extras.pop(next(iter(extras))))
+            else:
+                raise ValueError(f"model {self.card.name!r}: nothing prepared for graph input {name!r}")
+        return feeds
 
     def _rows(self, record: Record, prep: Prepared, raw: np.ndarray, probabilities: bool = False) -> RecordPrediction:
         name = record.name
