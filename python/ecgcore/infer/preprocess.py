@@ -1,0 +1,285 @@
+"""Card-driven preprocessing for ``ecgcore infer``: the recipes' own per-record transforms, nothing re-implemented.
+
+A model card's ``preprocessing`` is ``{"kind": <recipe name>, **<that recipe's options as trained>}``. For each
+kind this module calls the very function the ``ecgcore preprocess`` recipe calls in ``run()``
+(``beats_scalograms.transform``, ``segments.transform``, ``denoise_pairs.to_model_rate``,
+``heartid.record_windows``, ``hubert.standardize``), then applies the training loader's last steps that the
+recipes leave to the model (normalisation statistics from the card, beat sequences, channel axes).
+
+Card keys read per kind, besides the recipe's own options (defaults: the recipe's ``default_options()``):
+
+``beats-scalograms``
+    ``peaks``: ``"auto"`` (reference annotations when the record has them, else ``detect_r_peaks``; default),
+    ``"annotations"`` or ``"detect"``. ``sequence_length`` (default 3; 1 = single beats) and ``stride`` 1;
+    ``normalization``: ``{"mean": [187], "scale": [187]}`` per time column (the seed's StandardScaler) or null;
+    ``rr_features``: ``{"function": "module.fn", "mean", "scale"}`` feeds ``fn(r_peaks, fs=fs)`` (the training's
+    own function), normalised, as (n_seq, length, 4) to the graph input named ``rr``.
+    Sequence i is scored on its last beat (the seed's labelling); the first ``length - 1`` beats of a record
+    get sequences padded with copies of the first beat so every beat is scored.
+``segments``
+    the recipe's options; with ``seed_compat`` the training StandardScaler as ``scaler_mean`` / ``scaler_scale``
+    (3600 values each; or ``scaler: {"mean", "scale"}``), applied in float32 like the training loader.
+``denoise-pairs``
+    ``fs``/``length`` (130 Hz / 1300); ``normalization``: ``"signal"`` (z-score of the whole signal, the seed's
+    inference; default), ``"window"`` (each chunk) or ``"none"``.
+``heartid``
+    the recipe's options (windows z-scored per window).
+``hubert-features``
+    ``ecgcore.models.hubert.inputs.build_input`` (the HuBERT package's input builder, NumPy + C++ only) when
+    present, else the recipe's ``standardize``; one item per record.
+
+Every kind resamples a record whose rate differs from the card's ``fs`` first (polyphase), and reports
+sample indices at the record's own rate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..export.card import ModelCard
+from ..io import Annotations, Record
+
+__all__ = ["Prepared", "Sequences", "KINDS", "prepare", "recipe_options", "at_rate"]
+
+KINDS = ("beats-scalograms", "segments", "denoise-pairs", "heartid", "hubert-features")
+
+
+@dataclass
+class Prepared:
+    """Network inputs of one record and where each item sits in it.
+
+    Attributes
+    ----------
+    inputs : {0: the main input, name: further graph inputs by name (e.g. ``"rr"``)}, (n, ...) float32.
+    sample : (n,) int64 sample index of each item at the record's own rate (R-peak, window start).
+    end : (n,) int64 exclusive end sample of each item (record rate), or None for beats.
+    reference : (n,) int64 reference class index (-1 unknown) when the record has annotations, else None.
+    kind : "beat", "segment", "window" or "record".
+    """
+
+    inputs: dict[Any, np.ndarray]
+    sample: np.ndarray
+    end: np.ndarray | None = None
+    reference: np.ndarray | None = None
+    kind: str = "beat"
+    info: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.sample.size)
+
+
+class Sequences:
+    """Beat sequences gathered batch by batch (``items[idx[i]]``), so a record's (n, length, 32, 187) tensor is
+    never materialised: each beat's scalogram is stored once, not ``length`` times."""
+
+    def __init__(self, items: np.ndarray, idx: np.ndarray, shape=None, *, squeeze: bool = False, what: str = ""):
+        self.items, self.idx, self.graph_shape, self.squeeze, self.what = items, idx, shape, squeeze, what
+        first = self._fit(items[idx[:1]] if len(idx) else np.zeros((0, *idx.shape[1:2], *items.shape[1:]),
+                                                                   items.dtype))
+        self.shape = (len(idx), *first.shape[1:])
+        self.dtype = np.dtype(np.float32)
+
+    def _fit(self, x: np.ndarray) -> np.ndarray:
+        if self.squeeze:
+            x = x[:, 0]
+        return _fit_shape(np.ascontiguousarray(x, dtype=np.float32), self.graph_shape, self.what)
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, sl) -> np.ndarray:
+        return self._fit(self.items[self.idx[sl]])
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+
+def recipe_options(card: ModelCard, threads: int | None = 0) -> dict:
+    """The recipe's default options updated with the card's (the ``kind`` key dropped), plus ``_threads``."""
+    from ..pipelines.recipes import get_recipe
+
+    kind = card.preprocessing["kind"]
+    if kind not in KINDS:
+        raise ValueError(f"model card {card.name!r}: unknown preprocessing kind {kind!r}; ecgcore infer knows "
+                         f"{', '.join(KINDS)}")
+    opts = dict(get_recipe(kind).default_options())
+    opts.update({k: v for k, v in card.preprocessing.items() if k != "kind"})
+    opts["_threads"] = 0 if threads is None else int(threads)
+    return opts
+
+
+def at_rate(rec: Record, fs: float, threads: int | None = 0) -> tuple[Record, float]:
+    """``rec`` resampled to ``fs`` (polyphase, every lead; annotations moved) and the factor fs / rec.fs."""
+    if abs(rec.fs - fs) < 1e-9:
+        return rec, 1.0
+    from ..dsp import resample_poly, resample_ratio
+
+    up, down = resample_ratio(rec.fs, fs)
+    sig = resample_poly(np.ascontiguousarray(rec.signal.T), up, down, workers=threads).T
+    ann = None
+    if rec.annotations is not None:
+        a = rec.annotations
+        samp = np.round(a.sample * (fs / rec.fs)).astype(np.int64)
+        ann = Annotations(samp, a.symbol, a.aux_note, extension=a.extension, fs=fs)
+    out = Record(signal=np.ascontiguousarray(sig), fs=float(fs), leads=rec.leads, units=rec.units,
+                 name=rec.name, path=rec.path, annotations=ann)
+    return out, fs / rec.fs
+
+
+def _to_record_rate(sample: np.ndarray, ratio: float) -> np.ndarray:
+    return sample.astype(np.int64) if ratio == 1.0 else np.round(sample / ratio).astype(np.int64)
+
+
+def _fit_shape(x: np.ndarray, shape, what: str) -> np.ndarray:
+    """Bring (n, ...) to the graph input's per-item shape: a reshape when it is static (adds channel axes),
+    else one channel axis where the graph has one more axis of size 1; None/str dims are free."""
+    if not shape:
+        return x
+    tail = list(shape[1:])
+    if tail and all(isinstance(d, int) and d > 0 for d in tail):
+        if int(np.prod(tail)) != int(np.prod(x.shape[1:])):
+            raise ValueError(f"{what}: the model takes items of shape {tuple(tail)}, the card's preprocessing "
+                             f"gives {x.shape[1:]}")
+        return x.reshape((x.shape[0], *tail))
+    if len(tail) == x.ndim:
+        if tail[-1] == 1:
+            return x[..., None]
+        if tail[0] == 1:
+            return x[:, None]
+    return x
+
+
+EXTRA_INPUTS = ("rr", "key")  # graph inputs fed by name, besides the main one
+
+
+def _input_shapes(card: ModelCard, graph_inputs: list | None) -> dict:
+    """{"main": shape of the main input, <extra name>: shape} from the graph (or the card's ``inputs``)."""
+    pairs = graph_inputs or [(i.get("name", str(k)), i.get("shape")) for k, i in enumerate(card.inputs)]
+    pairs = [p if isinstance(p, tuple) else (str(k), p) for k, p in enumerate(pairs)]
+    shapes = {name: shape for name, shape in pairs if name in EXTRA_INPUTS}
+    main = [shape for name, shape in pairs if name not in EXTRA_INPUTS]
+    shapes["main"] = main[0] if main else None
+    return shapes
+
+
+def prepare(rec: Record, card: ModelCard, *, threads: int | None = 0, graph_inputs: list | None = None) -> Prepared:
+    """Run the card's preprocessing on one record; see the module docstring.
+
+    ``graph_inputs``: the ONNX graph's ``(name, shape)`` inputs, used to shape each array (channel axes);
+    the card's ``inputs`` otherwise.
+    """
+    kind = card.preprocessing.get("kind")
+    opts = recipe_options(card, threads)
+    shapes = _input_shapes(card, graph_inputs)
+    fs = float(opts.get("fs", card.fs)) if kind in ("denoise-pairs", "heartid") else float(card.fs)
+    if kind == "beats-scalograms":
+        return _beats(rec, card, opts, shapes)
+    if kind == "segments":
+        return _segments(rec, card, opts, shapes)
+    if kind == "heartid":
+        return _heartid(rec, opts, shapes, fs)
+    if kind == "hubert-features":
+        return _hubert(rec, card, opts, shapes)
+    if kind == "denoise-pairs":
+        raise ValueError(f"model {card.name!r} is a denoiser: use denoise_signal / Scorer.denoise, not prepare")
+    raise ValueError(f"model card {card.name!r}: unknown preprocessing kind {kind!r}")
+
+
+def _beats(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepared:
+    from ..dsp import rr_features
+    from ..pipelines.recipes.beats_scalograms import transform
+
+    r, ratio = at_rate(rec, float(card.fs), opts["_threads"])
+    t = transform(r, opts, peaks=opts.get("peaks", "auto"))
+    scal = t["scalograms"].astype(np.float32)
+    norm = opts.get("normalization")
+    if norm:
+        mean = np.asarray(norm["mean"], dtype=np.float32)
+        scale = np.asarray(norm["scale"], dtype=np.float32)
+        if mean.shape[-1] != scal.shape[-1] or scale.shape[-1] != scal.shape[-1]:
+            raise ValueError(f"model card {card.name!r}: normalisation vectors of length {mean.shape[-1]}, "
+                             f"beats of {scal.shape[-1]} samples")
+        # Same float32 arithmetic as the training loader ((x - mean) / scale per time column).
+        scal = (scal - mean) / scale
+    length = int(opts.get("sequence_length", 3))
+    stride = int(opts.get("sequence_stride", opts.get("stride", 1)))
+    if stride != 1:
+        raise ValueError(f"model card {card.name!r}: inference scores every beat, sequence stride must be 1")
+    n = scal.shape[0]
+    pad = min(length - 1, n)
+    # Sequence i ends on beat i; the first length-1 beats borrow copies of beat 0 as their context.
+    idx = np.maximum(np.arange(n)[:, None] - (length - 1) + np.arange(length)[None, :], 0)
+    inputs = {0: Sequences(scal, idx, shapes["main"], squeeze=length == 1, what=card.name)}
+    rr_card = opts.get("rr_features")
+    if rr_card:
+        # The card names the function its training computed RR features with (one implementation, imported).
+        if isinstance(rr_card, dict) and rr_card.get("function"):
+            import importlib
+
+            mod, _, fn = rr_card["function"].rpartition(".")
+            try:
+                rr_fn = getattr(importlib.import_module(mod), fn)
+            except (ImportError, AttributeError) as exc:
+                raise ValueError(f"model card {card.name!r}: RR features need {rr_card['function']} ({exc})") from None
+            rr = np.asarray(rr_fn(t["r_peaks"], fs=r.fs), np.float64) if n >= 2 else np.zeros((n, 4))
+        else:
+            rr = rr_features(t["r_peaks"], fs=r.fs) if n else np.zeros((0, 4))
+        if isinstance(rr_card, dict) and "mean" in rr_card:
+            rr = (rr - np.asarray(rr_card["mean"])) / np.asarray(rr_card["scale"])
+        rseq = rr[idx] if n else np.zeros((0, length, rr.shape[1] if rr.ndim == 2 else 4))
+        inputs["rr"] = _fit_shape(rseq.astype(np.float32), shapes.get("rr"), card.name)
+    ref = t["labels"].astype(np.int64) if t["peaks"] == "annotations" else None
+    return Prepared(inputs=inputs, sample=_to_record_rate(t["r_peaks"], ratio), reference=ref, kind="beat",
+                    info={"peaks": t["peaks"], "padded_context": int(pad)})
+
+
+def _segments(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepared:
+    from ..pipelines.recipes.segments import transform
+
+    r, ratio = at_rate(rec, float(card.fs), opts["_threads"])
+    t = transform(r, opts)
+    seg = t["segments"].astype(np.float32)
+    if opts["seed_compat"]:
+        sc = opts.get("scaler") or {}
+        mean, scale = sc.get("mean", opts.get("scaler_mean")), sc.get("scale", opts.get("scaler_scale"))
+        if mean is None or scale is None:
+            raise ValueError(f"model card {card.name!r}: seed_compat segments need the training StandardScaler "
+                             "in the card ('scaler_mean' and 'scaler_scale', 3600 values each)")
+        # float32, as the training loader standardises the stored float32 windows.
+        seg = (seg - np.asarray(mean, np.float32)) / np.asarray(scale, np.float32)
+    x = _fit_shape(seg, shapes["main"], card.name)
+    start = t["start"]
+    return Prepared(inputs={0: np.ascontiguousarray(x)}, sample=_to_record_rate(start, ratio),
+                    end=_to_record_rate(start + t["size"], ratio), reference=t["labels"], kind="segment")
+
+
+def _heartid(rec: Record, opts: dict, shapes: list, fs: float) -> Prepared:
+    from ..pipelines.recipes.heartid import record_windows
+
+    w, st = record_windows(rec, opts)
+    ratio = fs / rec.fs
+    x = _fit_shape(w, shapes["main"], "heartid")
+    return Prepared(inputs={0: np.ascontiguousarray(x, dtype=np.float32)}, sample=_to_record_rate(st, ratio),
+                    end=_to_record_rate(st + int(opts["window"]), ratio), kind="window")
+
+
+def _hubert(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepared:
+    try:
+        # The HuBERT package's own framework-free input builder (the function its training used).
+        from ..models.hubert.inputs import build_input
+    except ImportError:
+        build_input = None
+    if build_input is not None:
+        x = build_input(rec.signal.T, rec.fs, leads=rec.leads, preprocessing=card.preprocessing,
+                        workers=opts["_threads"])
+    else:
+        from ..pipelines.recipes.hubert import standardize
+
+        x = standardize(rec.signal.T.astype(np.float64), rec.fs, opts, name=rec.name)
+    x = np.asarray(x, dtype=np.float32)[None]  # one item per record
+    x = _fit_shape(x, shapes["main"], card.name)
+    return Prepared(inputs={0: np.ascontiguousarray(x)}, sample=np.zeros(1, np.int64),
+                    end=np.full(1, rec.n_samples, np.int64), kind="record")
