@@ -342,5 +342,5 @@ sys.exit(f"imported {{bad}}" if bad else 0)
     assert np.mean(imp) > SHIPPED_MIN_IMPROVEMENT_DB
 
 
-# The shipped model's measured mean on these 24 windows minus a margin (see the card's metrics).
-SHIPPED_MIN_IMPROVEMENT_DB = 3.0
+# The shipped model measured 12.7 dB on these 24 windows (record 100, 0 dB bw/ma/em); a floor with margin.
+SHIPPED_MIN_IMPROVEMENT_DB = 8.0

@@ -1,6 +1,7 @@
 """Click commands picked up by ``ecgcore train|evaluate|export denoiser`` (torch is imported inside them)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -47,7 +48,8 @@ def train(dataset_dir, run_dir, epochs, batch_size, device, max_steps, time_limi
         raise click.BadParameter("--epochs and --batch-size must be positive")
     recs = [r.strip() for r in records.split(",") if r.strip()] if records else None
     try:
-        s = run_train(dataset_dir, run_dir, cfg, device=device, records=recs, progress=not quiet, threads=threads)
+        s = run_train(dataset_dir, run_dir, cfg, device=device, records=recs, progress=not quiet, threads=threads,
+                      command=" ".join(["ecgcore", *sys.argv[1:]]))
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{s['steps']} steps ({s['epochs_done']:.2f} epochs, {s['stopped']}), best val loss "

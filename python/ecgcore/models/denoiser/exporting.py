@@ -97,6 +97,7 @@ def export(run_dir, out_dir=None, *, dataset_dir=None, name: str = "denoiser", p
     card_metrics = {"parity_max_abs_diff": worst, "parity_pairs": int(x.shape[0])}
     if ev:
         card_metrics.update(summary=ev.get("summary"), pairs=ev.get("pairs"), records=ev.get("records"),
+                            max_windows_per_record=ev.get("max_windows"),
                             rpeak_reference=ev.get("rpeak_reference"), methods=ev.get("methods"),
                             rows=[r for r in ev.get("rows", []) if r["noise"] == "all"],
                             deepfilter_protocol=ev.get("deepfilter_protocol"))
@@ -112,7 +113,7 @@ def export(run_dir, out_dir=None, *, dataset_dir=None, name: str = "denoiser", p
         metrics=card_metrics,
         training={k: v for k, v in training.items() if k != "history"} | {
             "checkpoint_step": int(ckpt.get("step", 0)),
-            "command": "ecgcore train denoiser DATASET_DIR RUN_DIR (see sessions / config)"},
+            "command": training.get("command") or "ecgcore train denoiser DATASET_DIR RUN_DIR (see sessions)"},
         config=ckpt.get("config", {}),
         description="Heartify Attention U-Net (SPEC §2.1, 2,796,541 parameters): z-scored 10 s chunks at "
                     "130 Hz in, denoised chunks (z-score units) out; restore the input scale with "

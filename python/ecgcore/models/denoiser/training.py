@@ -138,7 +138,8 @@ def _read_metrics(run_dir: Path) -> dict:
 
 
 def train(dataset_dir, run_dir, config: DenoiserConfig | None = None, *, device: str = "cpu",
-          records: list[str] | None = None, progress: bool = True, threads: int | None = None) -> dict:
+          records: list[str] | None = None, progress: bool = True, threads: int | None = None,
+          command: str | None = None) -> dict:
     """Train (or resume) an Attention U-Net denoiser run.
 
     Parameters
@@ -150,6 +151,7 @@ def train(dataset_dir, run_dir, config: DenoiserConfig | None = None, *, device:
     device : ``"cpu"`` or ``"cuda"``
     records : only these train records (tests / quick runs)
     threads : torch intra-op threads (default: leave torch's setting)
+    command : the command line that started this session (recorded in metrics.json and the card)
 
     Returns
     -------
@@ -213,7 +215,8 @@ def train(dataset_dir, run_dir, config: DenoiserConfig | None = None, *, device:
     t0 = time.monotonic()
     elapsed0 = state["elapsed_s"]
     session = {"start_step": state["step"], "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "device": device, "threads": torch.get_num_threads()}
+               "device": device, "threads": torch.get_num_threads(),
+               "command": command or ""}
     bar = tqdm(total=total_steps, initial=state["step"], desc="train denoiser", unit="step", disable=not progress)
     running, n_running = 0.0, 0
     stopped = "completed"
@@ -279,6 +282,7 @@ def train(dataset_dir, run_dir, config: DenoiserConfig | None = None, *, device:
         "parameters": count_parameters(model), "device": device, "torch": torch.__version__,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "sessions": state["sessions"],
         "history": state["history"],
+        "command": next((x.get("command") for x in state["sessions"][::-1] if x.get("command")), ""),
     }
     metrics = _read_metrics(run_dir)
     metrics["training"] = summary
