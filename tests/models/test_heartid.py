@@ -170,3 +170,43 @@ def test_evaluation_protocol_detects_key_blind_embedder(ecgid_ds):
     assert m["n_impostor"] == m["n_probes"] * 9
     assert m["eer_genuine_vs_mated_different_keys"] > 0.3  # mated scores look like genuine ones
     assert m["d_sys"] > 0.5
+
+
+def test_cli_train_evaluate_export_and_product_on_export(ecgid_ds, data_dir, tmp_path):
+    """`ecgcore train|evaluate|export heartid` wiring on a tiny run, then enroll/verify against that export."""
+    from click.testing import CliRunner
+
+    from ecgcore.cli import main
+    from ecgcore.export import read_card
+
+    run, out = tmp_path / "run", tmp_path / "export"
+    r = CliRunner().invoke(main, ["train", "heartid", str(ecgid_ds), "-o", str(run), "--epochs", "1",
+                                  "--steps-per-epoch", "2", "--batch-size", "4", "--val-fraction", "0.2", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert (run / "heartid_model.npz").is_file() and "done: 1 epochs, 2 steps" in r.output
+    r = CliRunner().invoke(main, ["evaluate", "heartid", str(run), "--ecgid-raw", str(data_dir / "ecgiddb")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((run / "metrics.json").read_text())
+    test7 = m["results"]["probe_windows_7"]["ecgid"]
+    assert test7["n_subjects"] == 3 and 0 <= test7["eer"] <= 1 and 0 <= test7["d_sys"] <= 1
+    assert test7["n_probes_close"] + test7["n_probes_far"] == test7["n_probes"]
+    assert (run / "det.png").stat().st_size > 1000 and "securetl" in r.output
+    r = CliRunner().invoke(main, ["export", "heartid", str(run), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    card = read_card(out)
+    assert card.preprocessing == {"kind": "heartid", "fs": 200.0, "window": 1000, "stride": 500, "lead": 0,
+                                  "band": [0.5, 40.0], "enrol_fraction": 0.5}
+    v = card.config["verification"]
+    assert v["threshold"] == m["results"]["probe_windows_7"]["validation"]["eer_threshold"]
+    assert card.metrics["onnx_parity"]["shared_key"] <= 1e-4
+    assert (out / "model.onnx").stat().st_size < 2_000_000
+    # the product accepts any exported folder through --model
+    store, key = tmp_path / "s.sqlite", tmp_path / "k.key"
+    rec = data_dir / "ecgiddb" / "Person_01" / "rec_1"
+    r = CliRunner().invoke(main, ["enroll", "P1", str(rec), "--key-file", str(key), "--store", str(store),
+                                  "--model", str(out)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["verify", "P1", str(rec), "--key-file", str(key), "--store", str(store),
+                                  "--model", str(out), "--json"])
+    d = json.loads(r.output)
+    assert r.exit_code == 0 and d["decision"] == "accept" and abs(d["score"]) < 1e-6  # same record: distance 0

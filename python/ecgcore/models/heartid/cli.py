@@ -31,12 +31,16 @@ def _blas_hint():
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="AdamW learning rate (weight decay 0.01).")
 @click.option("--score", type=click.Choice(["euclidean", "cosine"]), default="euclidean", show_default=True,
               help="Template comparison used for validation and the exported card.")
+@click.option("--test-fraction", type=float, default=0.3, show_default=True,
+              help="Share of each database's subjects held out for testing.")
+@click.option("--val-fraction", type=float, default=0.1, show_default=True,
+              help="Share of each database's subjects for validation (model selection, accept threshold).")
 @click.option("--max-minutes", type=float, default=None, help="Wall-clock cap over the whole run (resumes count).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-resume", is_flag=True, help="Start over even if RUN_DIR holds a checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data_dirs, run_dir, loss, epochs, steps_per_epoch, batch_size, lr, score, max_minutes, seed, no_resume,
-          quiet):
+def train(data_dirs, run_dir, loss, epochs, steps_per_epoch, batch_size, lr, score, test_fraction, val_fraction,
+          max_minutes, seed, no_resume, quiet):
     """Train HeartID on `ecgcore preprocess heartid` folders (e.g. ECG-ID and MIT-BIH).
 
     Subjects are split per database into disjoint train / validation / test sets (60/10/30 %); test subjects
@@ -48,7 +52,8 @@ def train(data_dirs, run_dir, loss, epochs, steps_per_epoch, batch_size, lr, sco
 
     _blas_hint()
     cfg = HeartIDConfig(loss=loss, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
-                        max_minutes=max_minutes, seed=seed, score=score)
+                        max_minutes=max_minutes, seed=seed, score=score, test_fraction=test_fraction,
+                        val_fraction=val_fraction)
     try:
         state = run_train(cfg, data_dirs, run_dir, resume=not no_resume, progress=not quiet,
                           log=lambda s: (click.echo(s), sys.stdout.flush()))
@@ -93,10 +98,13 @@ def evaluate_run(run_dir: Path, weights: str = "best", ecgid_raw: Path | None = 
     from .train import MLXEmbedder, load_subjects
 
     cfg, split, w = _run_files(run_dir, weights)
+    if len(split["val"]) < 2 or len(split["test"]) < 2:
+        raise ValueError(f"{run_dir}: evaluation needs at least 2 validation and 2 test subjects "
+                         f"(got {len(split['val'])} and {len(split['test'])}); train with larger fractions")
     subjects = {s.id: s for s in load_subjects(split["data_dirs"])}
     model = HeartIDNet(cfg)
     model.load_weights(str(w), strict=True)
-    emb = MLXEmbedder(model)
+    emb = MLXEmbedder(model, cache=True)
     dates = ecgid_record_dates(ecgid_raw) if ecgid_raw else None
     out = {"run": str(run_dir), "weights": w.name, "loss": cfg.loss, "score": cfg.score, "results": {}}
     curves, saved = {}, {}

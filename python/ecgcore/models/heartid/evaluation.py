@@ -122,11 +122,13 @@ def evaluate_subjects(subjects, embedder, key_size: int = 100, probe_windows: in
         for s in subjects:
             e_recs = set(s.record[~s.probe])
             enrol_days.append({record_dates.get(r) for r in e_recs} - {None})
-        close = np.array([record_dates.get(r) in enrol_days[o] for r, o in zip(rec, owner)])
+        known = np.array([r in record_dates for r in rec])
+        close = known & np.array([record_dates.get(r) in enrol_days[o] for r, o in zip(rec, owner)])
+        far = known & ~close
         hit = S.argmax(axis=1) == owner
         m["rank1_close"] = float(hit[close].mean()) if close.any() else None
-        m["rank1_far"] = float(hit[~close].mean()) if (~close).any() else None
-        m["n_probes_close"], m["n_probes_far"] = int(close.sum()), int((~close).sum())
+        m["rank1_far"] = float(hit[far].mean()) if far.any() else None
+        m["n_probes_close"], m["n_probes_far"] = int(close.sum()), int(far.sum())
     return {"metrics": m, "scores": {"genuine": genuine, "impostor": impostor, "impostor_own_key": own_key,
                                      "mated_different_keys": mated_dk, "non_mated_different_keys": nonmated_dk}}
 

@@ -70,7 +70,17 @@ def build_onnx(weights: dict[str, np.ndarray], config: HeartIDConfig | None = No
                            const(f"fe{f}", np.array([f * hop + n_fft], np.int64)), "ax1"], [f"frame{f}"])
         frames.append(node("Unsqueeze", [s, "ax1"], [f"frame{f}_u"]))
     fr = node("Concat", frames, ["frames"], axis=1)  # (N, F, n_fft)
-    z = node("MatMul", [fr, const("dft_basis", dft_basis(n_fft, STFT["win_length"]))], ["dft"])  # (N, F, 2 bins)
+    # the (1000, 1002) float64 basis would be 8 MB of initializer; the graph builds it from the 1000-sample
+    # window instead: angle = 2 pi ((n k) mod n_fft) / n_fft (exact integers before the mod), [cos | -sin]
+    nk = node("Mul", [const("dft_n", np.arange(n_fft, dtype=np.float64)[:, None]),
+                      const("dft_k", np.arange(bins, dtype=np.float64)[None, :])], ["dft_nk"])
+    ang = node("Mul", [node("Mod", [nk, const("dft_nfft", np.array(float(n_fft)))], ["dft_mod"], fmod=1),
+                       const("dft_step", np.array(2 * np.pi / n_fft))], ["dft_angle"])
+    basis = node("Mul", [node("Concat", [node("Cos", [ang], ["dft_cos"]),
+                                         node("Neg", [node("Sin", [ang], ["dft_sin"])], ["dft_nsin"])],
+                              ["dft_cs"], axis=1),
+                         const("dft_window", dft_basis(n_fft, STFT["win_length"])[:, :1])], ["dft_basis"])
+    z = node("MatMul", [fr, basis], ["dft"])  # (N, F, 2 bins)
     two = const("ax2", np.array([2], np.int64))
     re = node("Slice", [z, const("re0", np.array([0], np.int64)), const("re1", np.array([bins], np.int64)), two], ["re"])
     im = node("Slice", [z, const("im0", np.array([bins], np.int64)), const("im1", np.array([2 * bins], np.int64)), two],
