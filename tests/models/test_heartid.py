@@ -210,3 +210,16 @@ def test_cli_train_evaluate_export_and_product_on_export(ecgid_ds, data_dir, tmp
                                   "--model", str(out), "--json"])
     d = json.loads(r.output)
     assert r.exit_code == 0 and d["decision"] == "accept" and abs(d["score"]) < 1e-6  # same record: distance 0
+
+
+def test_export_folds_key_scale(ecgid_ds, tmp_path):
+    from ecgcore.models.heartid.export import check_parity, export_onnx
+    from ecgcore.models.heartid.model import HeartIDNet
+    from ecgcore.models.heartid.train import save_model
+
+    cfg = HeartIDConfig(key_scale=100.0)
+    save_model(HeartIDNet(cfg), tmp_path / "w.npz")
+    p = export_onnx(tmp_path / "w.npz", tmp_path / "m.onnx", cfg)
+    win = np.load(ecgid_ds / "Person_04.npz")["windows"][:6]
+    par = check_parity(tmp_path / "w.npz", p, win, cfg)
+    assert max(par["shared_key"], par["per_row_keys"]) <= 1e-4

@@ -50,7 +50,7 @@ def test_enroll_verify_revoke_end_to_end(persons, tmp_path):
     outputs = []
 
     def run(*args):
-        code, out = _run(*args, "--store", store) if args[0] != "enroll-no-store" else _run(*args[1:])
+        code, out = _run(*args, "--store", store)
         outputs.append(out)
         return code, out
 
@@ -80,12 +80,14 @@ def test_enroll_verify_revoke_end_to_end(persons, tmp_path):
     assert key_a.read_text() != old.read_text()
     code, out = run("verify", a, raw / a / "rec_2", "--key-file", old)
     assert code == 1 and "revoked" in out
+    code, out = run("enroll", a, raw / a / "rec_1", "--key-file", old)  # a revoked key cannot come back
+    assert code == 1 and "was revoked" in out
     code, out = run("enroll", a, raw / a / "rec_1", "--key-file", key_a)
     assert code == 0 and "created" not in out
     code, out = run("verify", a, raw / a / "rec_2", "--key-file", key_a)
     assert code == 0 and out.startswith("accept"), out
     code, out = run("verify", a, raw / a / "rec_2", "--key-file", old)  # the revoked key no longer matches
-    assert code == 1 and out.startswith("reject"), out
+    assert code == 1 and out.startswith("reject") and "this key was revoked" in out, out
     # revoke + re-enrol in one go
     code, out = run("revoke", a, "--key-file", key_a, "--record", raw / a / "rec_1")
     assert code == 0 and "re-enrolled" in out

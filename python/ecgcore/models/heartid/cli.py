@@ -31,6 +31,10 @@ def _blas_hint():
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="AdamW learning rate (weight decay 0.01).")
 @click.option("--score", type=click.Choice(["euclidean", "cosine"]), default="euclidean", show_default=True,
               help="Template comparison used for validation and the exported card.")
+@click.option("--key-scale", type=float, default=1.0, show_default=True,
+              help="Gain on the unit-norm key at the dense layer's input (1 = the seed). SecureTL needs ~100 to "
+                   "become cancelable within a few hundred steps: the dB features' identity spread dwarfs a "
+                   "unit key's offset.")
 @click.option("--test-fraction", type=float, default=0.3, show_default=True,
               help="Share of each database's subjects held out for testing.")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True,
@@ -39,8 +43,8 @@ def _blas_hint():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-resume", is_flag=True, help="Start over even if RUN_DIR holds a checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data_dirs, run_dir, loss, epochs, steps_per_epoch, batch_size, lr, score, test_fraction, val_fraction,
-          max_minutes, seed, no_resume, quiet):
+def train(data_dirs, run_dir, loss, epochs, steps_per_epoch, batch_size, lr, score, key_scale, test_fraction,
+          val_fraction, max_minutes, seed, no_resume, quiet):
     """Train HeartID on `ecgcore preprocess heartid` folders (e.g. ECG-ID and MIT-BIH).
 
     Subjects are split per database into disjoint train / validation / test sets (60/10/30 %); test subjects
@@ -52,7 +56,8 @@ def train(data_dirs, run_dir, loss, epochs, steps_per_epoch, batch_size, lr, sco
 
     _blas_hint()
     cfg = HeartIDConfig(loss=loss, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
-                        max_minutes=max_minutes, seed=seed, score=score, test_fraction=test_fraction,
+                        max_minutes=max_minutes, seed=seed, score=score, key_scale=key_scale,
+                        test_fraction=test_fraction,
                         val_fraction=val_fraction)
     try:
         state = run_train(cfg, data_dirs, run_dir, resume=not no_resume, progress=not quiet,

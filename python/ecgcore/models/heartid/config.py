@@ -17,6 +17,10 @@ class HeartIDConfig:
     num_kernels: int = 24
     kernel_sizes: tuple[int, int, int] = (192, 96, 64)
     embedding_size: int = 100
+    # the unit-norm key enters the dense layer multiplied by this factor (1 = the seed). With unit keys the key's
+    # offset W_k (k1 - k2) starts ~100x smaller than the identity spread of the un-normalised dB features, and
+    # AdamW at lr 1e-3 needs thousands of steps before SecureTL can make it dominate (see train.py)
+    key_scale: float = 1.0
     # optimiser: mlx.optimizers.AdamW defaults as the seed used them
     lr: float = 1e-3
     weight_decay: float = 0.01

@@ -100,7 +100,8 @@ def build_onnx(weights: dict[str, np.ndarray], config: HeartIDConfig | None = No
     W = weights["fc.weight"].astype(np.float64)  # the MLX model accumulates the dense layer in double too
     nf = W.shape[1] - K
     h = node("MatMul", [feats, const("fc.weight_x", np.ascontiguousarray(W[:, :nf].T))], ["fc_x"])
-    hk = node("MatMul", [key64, const("fc.weight_key", np.ascontiguousarray(W[:, nf:].T))], ["fc_key"])
+    # key_scale folded into the key's weights
+    hk = node("MatMul", [key64, const("fc.weight_key", np.ascontiguousarray(W[:, nf:].T) * c.key_scale)], ["fc_key"])
     out = node("Add", [node("Add", [h, hk], ["fc_sum"]), const("fc.bias", weights["fc.bias"].astype(np.float64))],
                ["embedding64"])
     out = node("Cast", [out], ["embedding"], to=TensorProto.FLOAT)

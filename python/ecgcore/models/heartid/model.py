@@ -81,7 +81,7 @@ class HeartIDNet(nn.Module):
 
     def embed_features(self, feats: mx.array, key: mx.array) -> mx.array:
         """(B, 573) features + (1|B, key_size) key -> (B, embedding_size)."""
-        key = mx.broadcast_to(key.astype(feats.dtype), (feats.shape[0], key.shape[-1]))
+        key = mx.broadcast_to(key.astype(feats.dtype) * self.config.key_scale, (feats.shape[0], key.shape[-1]))
         z = mx.concatenate([feats, key], axis=1).astype(mx.float64)
         # float64 accumulation: the dB features are ~+-50, so a float32 sum of 673 products carries ~1e-4 of
         # order-dependent round-off, as large as the ONNX parity budget; in double both runtimes agree to ~1e-6

@@ -6,8 +6,8 @@
 - Keys are 100 random bits from :mod:`secrets`, kept in a key file apart from the store (mode 0600). They are
   never printed or logged.
 - ``revoke`` deletes the template (the revocation is recorded) and, with ``--key-file``, replaces the key with a
-  fresh one; with ``--record`` too it re-enrols at once. A template made under the old key cannot be recreated
-  from the store, and the old key no longer verifies.
+  fresh one and keeps a salted SHA-256 digest of the old key, so that key is refused from then on (enrol) and
+  never accepted (verify); with ``--record`` too it re-enrols at once.
 """
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS templates (
 CREATE TABLE IF NOT EXISTS revocations (
     subject TEXT NOT NULL,
     generation INTEGER NOT NULL,
-    revoked_at REAL NOT NULL
+    revoked_at REAL NOT NULL,
+    key_salt BLOB,
+    key_digest BLOB
 );
 """
 
@@ -100,14 +102,30 @@ class TemplateStore:
                              int(n_windows), gen, time.time()))
         return gen
 
-    def revoke(self, subject: str) -> bool:
+    def revoke(self, subject: str, old_bits: np.ndarray | None = None) -> bool:
+        """Delete ``subject``'s template; with the old key's bits, remember a salted digest of that key so it
+        can never be enrolled or verified again (a 100-bit random key cannot be recovered from it)."""
         cur = self.get(subject)
         if cur is None:
             return False
+        salt = digest = None
+        if old_bits is not None:
+            salt = os.urandom(16)
+            digest = _key_digest(salt, old_bits)
         with self.db:
             self.db.execute("DELETE FROM templates WHERE subject = ?", (subject,))
-            self.db.execute("INSERT INTO revocations VALUES (?, ?, ?)", (subject, cur["generation"], time.time()))
+            self.db.execute("INSERT INTO revocations VALUES (?, ?, ?, ?, ?)",
+                            (subject, cur["generation"], time.time(), salt, digest))
         return True
+
+    def key_revoked(self, subject: str, bits: np.ndarray) -> bool:
+        rows = self.db.execute("SELECT key_salt, key_digest FROM revocations WHERE subject = ? AND "
+                               "key_digest IS NOT NULL", (subject,)).fetchall()
+        return any(_key_digest(salt, bits) == d for salt, d in rows)
+
+
+def _key_digest(salt: bytes, bits: np.ndarray) -> bytes:
+    return hashlib.sha256(salt + np.packbits(np.asarray(bits, np.uint8), bitorder="little").tobytes()).digest()
 
 
 class Verifier:
@@ -195,6 +213,9 @@ def enroll(subject, record, key_file, fs, replace, store, model):
         key, created = load_or_create_key(key_file, ver.key_size)
         if created:
             click.echo(f"created a new key in {key_file} (keep it secret and apart from the store)")
+        elif st.key_revoked(subject, read_key_file(key_file, ver.key_size)):
+            raise click.ClickException(f"the key in {key_file} was revoked for {subject}; enrol with a new key "
+                                       "file")
         gen, n = _enrol(st, ver, subject, record, key, fs)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -224,20 +245,22 @@ def verify(subject, record, key_file, fs, as_json, store, model):
                 "re-enrol with the new key")
         if entry["model_sha256"] != ver.sha256 or entry["score"] != ver.score:
             raise click.ClickException(f"{subject} was enrolled with another model; re-enrol with this one")
-        key = bits_to_key(read_key_file(key_file, ver.key_size))
-        probe, n = ver.vector(record, key, fs)
+        bits = read_key_file(key_file, ver.key_size)
+        revoked_key = st.key_revoked(subject, bits)
+        probe, n = ver.vector(record, bits_to_key(bits), fs)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         st.close()
     s = ver.compare(entry["template"], probe)
-    ok = s >= ver.threshold
+    ok = s >= ver.threshold and not revoked_key
     if as_json:
         click.echo(json.dumps({"subject": subject, "decision": "accept" if ok else "reject", "score": s,
-                               "threshold": ver.threshold, "score_kind": ver.score, "n_windows": n}))
+                               "threshold": ver.threshold, "score_kind": ver.score, "n_windows": n,
+                               "revoked_key": revoked_key}))
     else:
         click.echo(f"{'accept' if ok else 'reject'} {subject}: score {s:.4f} (threshold {ver.threshold:.4f}, "
-                   f"{ver.score}, {n} windows)")
+                   f"{ver.score}, {n} windows){'; this key was revoked' if revoked_key else ''}")
     sys.exit(0 if ok else 1)
 
 
@@ -252,17 +275,24 @@ def verify(subject, record, key_file, fs, as_json, store, model):
 def revoke(subject, key_file, record, fs, store, model):
     """Revoke SUBJECT's template and re-key: the template is deleted, the old key stops working.
 
-    With --key-file the key is replaced by a fresh one; with --record as well, SUBJECT is enrolled again
-    under it (otherwise run `ecgcore enroll` with the new key).
+    With --key-file the key is replaced by a fresh one and the old key is remembered as revoked (a salted
+    digest, never the key): it can no longer enrol or verify SUBJECT. With --record as well, SUBJECT is
+    enrolled again under the new key (otherwise run `ecgcore enroll` with it).
     """
     if record is not None and key_file is None:
         raise click.UsageError("--record needs --key-file (the new key to enrol under)")
     st, ver = _open(store, model)
     try:
-        if not st.revoke(subject):
+        old_bits = None
+        if key_file is not None and key_file.exists():
+            old_bits = read_key_file(key_file, ver.key_size)
+        if not st.revoke(subject, old_bits):
             raise click.ClickException(f"{subject} is not enrolled in {st.path}")
         click.echo(f"revoked {subject}'s template")
-        if key_file is not None:
+        if key_file is None:
+            click.echo("no --key-file given: enrol again with a new key file (the old key stays usable only if "
+                       "you reuse it)", err=True)
+        else:
             bits = random_bits(ver.key_size)
             write_key_file(key_file, bits)
             click.echo(f"wrote a fresh key to {key_file}")
