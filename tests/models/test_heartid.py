@@ -164,12 +164,26 @@ def test_evaluation_protocol_detects_key_blind_embedder(ecgid_ds):
         def embed(self, f, key):
             return f
 
+    class KeyDominated(KeyBlind):
+        R = np.random.default_rng(3).standard_normal((100, 60))
+
+        def embed(self, f, key):
+            return f + 1e4 * key @ self.R
+
     subs = load_dataset(ecgid_ds)
-    m = evaluate_subjects(subs, KeyBlind(), probe_windows=7)["metrics"]
+    r = evaluate_subjects(subs, KeyBlind(), probe_windows=7)
+    m = r["metrics"]
     assert m["n_subjects"] == 10 and m["n_genuine"] == m["n_probes"]
     assert m["n_impostor"] == m["n_probes"] * 9
+    np.testing.assert_allclose(r["scores"]["mated_different_keys"], r["scores"]["genuine"])
     assert m["eer_genuine_vs_mated_different_keys"] > 0.3  # mated scores look like genuine ones
-    assert m["d_sys"] > 0.5
+    assert m["mated_different_keys_accept"] == 1 - m["frr_at_threshold"]
+    assert m["d_sys"] > 0.3
+    k = evaluate_subjects(subs, KeyDominated(), probe_windows=7)["metrics"]
+    assert k["eer"] == pytest.approx(m["eer"], abs=1e-9)  # same key on both sides: the offset cancels
+    assert k["mated_different_keys_accept"] == 0.0
+    k1 = evaluate_subjects(subs, KeyDominated(), probe_windows=1)["metrics"]  # ~200 mated scores for D_sys
+    assert k1["mated_different_keys_accept"] == 0.0 and k1["d_sys"] < 0.15
 
 
 def test_cli_train_evaluate_export_and_product_on_export(ecgid_ds, data_dir, tmp_path):

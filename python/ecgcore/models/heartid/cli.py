@@ -124,9 +124,10 @@ def evaluate_run(run_dir: Path, weights: str = "best", ecgid_raw: Path | None = 
             r = evaluate_subjects([subjects[i] for i in ids], emb, cfg.key_size, pw, seed=cfg.seed + 2,
                                   threshold=thr, record_dates=dates, score=cfg.score)
             res[db] = r["metrics"]
-            if db == "all":
-                curves[f"{pw}-window probes"] = (r["scores"]["genuine"], r["scores"]["impostor"])
-                saved.update({f"w{pw}_{k}": v for k, v in r["scores"].items()})
+            # pooled "all" mixes in easy cross-database impostors, so the plot shows each database
+            if db != "all":
+                curves[f"{db}, {pw}-window probes"] = (r["scores"]["genuine"], r["scores"]["impostor"])
+            saved.update({f"{db}_w{pw}_{k}": v for k, v in r["scores"].items()})
             if progress:
                 progress(f"{cfg.loss} probes of {pw} window(s) {db}: EER {100 * r['metrics']['eer']:.2f} %")
         out["results"][f"probe_windows_{pw}"] = res

@@ -1,6 +1,6 @@
 """The evaluation protocol on held-out subjects: verification, identification, cancelability, unlinkability.
 
-Every subject gets a key ``k`` and a second key ``k'`` (seeded, as enrolment would draw them). Templates are
+Every subject gets a key ``k``, every probe a second key ``k'`` (seeded, drawn as enrolment would). Templates are
 the mean of the L2-normalised embeddings of the enrolment windows under ``k``; a probe is ``probe_windows``
 consecutive windows of one later record, reduced the same way. ``score="cosine"``: mean of L2-normalised
 embeddings, cosine similarity; ``score="euclidean"`` (the training loss's metric): mean of the raw embeddings,
@@ -9,8 +9,8 @@ score = minus their Euclidean distance.
 - genuine: probe of s under k_s vs template of s
 - impostor ("wrong person", key known to the attacker): probe of t under k_s vs template of s
 - impostor, own key (zero effort): probe of t under k_t vs template of s
-- mated under different keys (cancelability): probe of s under k'_s vs template of s
-- unlinkability: mated = the previous scores; non-mated = probe of t under k'_t vs template of s
+- mated under different keys (cancelability): probe of s under its own second key k' vs template of s
+- unlinkability: mated = the previous scores; non-mated = probe of t under its k' vs template of s
 - identification: each probe is embedded under every enrolled subject's key and scored against that template;
   rank-1 = the own template scores highest.
 NumPy only: an ``embedder`` provides ``features((n, L)) -> (n, F)`` and ``embed((n, F), (1, K)) -> (n, D)``.
@@ -63,7 +63,6 @@ def evaluate_subjects(subjects, embedder, key_size: int = 100, probe_windows: in
     """
     rng = np.random.default_rng([seed, 24745])
     keys = [generate_key(key_size, rng) for _ in subjects]
-    alt = [generate_key(key_size, rng) for _ in subjects]
     T, P, owner, rec = [], [], [], []
     for si, s in enumerate(subjects):
         e = s.enrol_windows[:max_enrol] if max_enrol else s.enrol_windows
@@ -91,7 +90,10 @@ def evaluate_subjects(subjects, embedder, key_size: int = 100, probe_windows: in
         V = probes_under(keys[t])
         S[:, t] = similarity(V, T[t][None, :], score)
         V_own[owner == t] = V[owner == t]
-        V_alt[owner == t] = probes_under(alt[t])[owner == t]
+    # every probe gets its own second key, so mated and non-mated comparisons both span many key pairs
+    # (one second key per subject would cluster the mated scores by subject and bias D_sys upwards)
+    for g in range(n_g):
+        V_alt[g] = template(embedder.embed(P[g], generate_key(key_size, rng)), score)
     other = owner[:, None] != np.arange(n_s)[None, :]
     genuine = S[np.arange(n_g), owner]
     impostor = S[other]

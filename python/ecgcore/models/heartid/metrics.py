@@ -61,10 +61,16 @@ def rank1(scores: np.ndarray, truth: np.ndarray) -> float:
     return float((scores.argmax(axis=1) == np.asarray(truth)).mean())
 
 
-def unlinkability(mated, non_mated, bins: int = 100, omega: float = 1.0) -> dict:
-    """Global ``D_sys`` (0 unlinkable .. 1 linkable) and the local D(s) curve from histogram densities."""
+def unlinkability(mated, non_mated, bins: int | None = None, omega: float = 1.0) -> dict:
+    """Global ``D_sys`` (0 unlinkable .. 1 linkable) and the local D(s) curve from histogram densities.
+
+    ``bins`` defaults to the reference implementation's (dasec/unlinkability-metric) ``min(n_mated / 10, 100)``
+    (at least 10): sparse histograms would otherwise inflate the likelihood ratios.
+    """
     m = np.asarray(mated, np.float64)
     n = np.asarray(non_mated, np.float64)
+    if bins is None:
+        bins = int(max(10, min(100, m.size // 10)))
     lo, hi = min(m.min(), n.min()), max(m.max(), n.max())
     if hi <= lo:
         hi = lo + 1e-9
