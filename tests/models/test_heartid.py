@@ -226,12 +226,14 @@ def test_cli_train_evaluate_export_and_product_on_export(ecgid_ds, data_dir, tmp
     assert r.exit_code == 0 and d["decision"] == "accept" and abs(d["score"]) < 1e-6  # same record: distance 0
 
 
-def test_export_folds_key_scale(ecgid_ds, tmp_path):
+def test_export_folds_key_scale_and_spectrum_standardisation(ecgid_ds, tmp_path):
     from ecgcore.models.heartid.export import check_parity, export_onnx
     from ecgcore.models.heartid.model import HeartIDNet
     from ecgcore.models.heartid.train import save_model
 
-    cfg = HeartIDConfig(key_scale=100.0)
+    rng = np.random.default_rng(5)
+    cfg = HeartIDConfig(key_scale=30.0, standardize_spectrum=True, spectrum_mean=rng.normal(0, 20, 501).tolist(),
+                        spectrum_std=rng.uniform(2, 9, 501).tolist())
     save_model(HeartIDNet(cfg), tmp_path / "w.npz")
     p = export_onnx(tmp_path / "w.npz", tmp_path / "m.onnx", cfg)
     win = np.load(ecgid_ds / "Person_04.npz")["windows"][:6]

@@ -35,6 +35,9 @@ def _blas_hint():
               help="Gain on the unit-norm key at the dense layer's input (1 = the seed). SecureTL needs ~100 to "
                    "become cancelable within a few hundred steps: the dB features' identity spread dwarfs a "
                    "unit key's offset.")
+@click.option("--standardize-spectrum", is_flag=True,
+              help="Standardise the 501 dB STFT features with per-bin training statistics (not in the seed; "
+                   "folded into the dense layer on export).")
 @click.option("--test-fraction", type=float, default=0.3, show_default=True,
               help="Share of each database's subjects held out for testing.")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True,
@@ -43,8 +46,8 @@ def _blas_hint():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-resume", is_flag=True, help="Start over even if RUN_DIR holds a checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data_dirs, run_dir, loss, epochs, steps_per_epoch, batch_size, lr, score, key_scale, test_fraction,
-          val_fraction, max_minutes, seed, no_resume, quiet):
+def train(data_dirs, run_dir, loss, epochs, steps_per_epoch, batch_size, lr, score, key_scale, standardize_spectrum,
+          test_fraction, val_fraction, max_minutes, seed, no_resume, quiet):
     """Train HeartID on `ecgcore preprocess heartid` folders (e.g. ECG-ID and MIT-BIH).
 
     Subjects are split per database into disjoint train / validation / test sets (60/10/30 %); test subjects
@@ -57,6 +60,7 @@ def train(data_dirs, run_dir, loss, epochs, steps_per_epoch, batch_size, lr, sco
     _blas_hint()
     cfg = HeartIDConfig(loss=loss, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
                         max_minutes=max_minutes, seed=seed, score=score, key_scale=key_scale,
+                        standardize_spectrum=standardize_spectrum,
                         test_fraction=test_fraction,
                         val_fraction=val_fraction)
     try:

@@ -21,6 +21,11 @@ class HeartIDConfig:
     # offset W_k (k1 - k2) starts ~100x smaller than the identity spread of the un-normalised dB features, and
     # AdamW at lr 1e-3 needs thousands of steps before SecureTL can make it dominate (see train.py)
     key_scale: float = 1.0
+    # standardise the 501 dB STFT features with per-bin training statistics (subject-balanced mean and std,
+    # filled in by train.py). Off in the seed: its raw dB values (+-50) dwarf the conv features and the key.
+    standardize_spectrum: bool = False
+    spectrum_mean: list | None = None
+    spectrum_std: list | None = None
     # optimiser: mlx.optimizers.AdamW defaults as the seed used them
     lr: float = 1e-3
     weight_decay: float = 0.01

@@ -98,11 +98,21 @@ def build_onnx(weights: dict[str, np.ndarray], config: HeartIDConfig | None = No
                  to=TensorProto.DOUBLE)
     key64 = node("Cast", ["key"], ["key64"], to=TensorProto.DOUBLE)
     W = weights["fc.weight"].astype(np.float64)  # the MLX model accumulates the dense layer in double too
+    bias = weights["fc.bias"].astype(np.float64)
     nf = W.shape[1] - K
+    if c.standardize_spectrum and c.spectrum_mean is not None:
+        # fold (s - mean) / std of the 501 spectrum inputs into the dense layer: W' = W / std, b' = b - W' mean
+        mu, sd = np.asarray(c.spectrum_mean, np.float64), np.asarray(c.spectrum_std, np.float64)
+        # the MLX model rounds mean/std to float32; fold the same values
+        mu, sd = mu.astype(np.float32).astype(np.float64), sd.astype(np.float32).astype(np.float64)
+        j = slice(nf - mu.size, nf)
+        W = W.copy()
+        W[:, j] = W[:, j] / sd
+        bias = bias - W[:, j] @ mu
     h = node("MatMul", [feats, const("fc.weight_x", np.ascontiguousarray(W[:, :nf].T))], ["fc_x"])
     # key_scale folded into the key's weights
     hk = node("MatMul", [key64, const("fc.weight_key", np.ascontiguousarray(W[:, nf:].T) * c.key_scale)], ["fc_key"])
-    out = node("Add", [node("Add", [h, hk], ["fc_sum"]), const("fc.bias", weights["fc.bias"].astype(np.float64))],
+    out = node("Add", [node("Add", [h, hk], ["fc_sum"]), const("fc.bias", bias)],
                ["embedding64"])
     out = node("Cast", [out], ["embedding"], to=TensorProto.FLOAT)
 

@@ -53,6 +53,10 @@ class HeartIDNet(nn.Module):
         # and lets the ONNX graph reproduce them within 1e-4 (MLX runs float64 on the CPU stream)
         self._basis = mx.array(dft_basis(STFT["n_fft"], STFT["win_length"]), dtype=mx.float64)
         self._frames = n_frames(c.input_size)
+        self._spec_mean = self._spec_std = None
+        if c.standardize_spectrum and c.spectrum_mean is not None:
+            self._spec_mean = mx.array(np.asarray(c.spectrum_mean, np.float32))
+            self._spec_std = mx.array(np.asarray(c.spectrum_std, np.float32))
 
     def spectrum(self, x: mx.array) -> mx.array:
         """(B, L) -> (B, 501): the dB STFT (floored at each bin's max over frames - 80 dB) averaged over frames."""
@@ -77,6 +81,8 @@ class HeartIDNet(nn.Module):
         xc = x[:, :, None]  # NLC
         branches = [nn.leaky_relu(conv(xc)).mean(axis=1) for conv in (self.kernel1, self.kernel2, self.kernel3)]
         spec = self.spectrum(x) if spectrum is None else spectrum
+        if self._spec_mean is not None:
+            spec = (spec - self._spec_mean) / self._spec_std
         return mx.concatenate(branches + [mx.stop_gradient(spec)], axis=1)
 
     def embed_features(self, feats: mx.array, key: mx.array) -> mx.array:

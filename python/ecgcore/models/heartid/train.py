@@ -144,6 +144,14 @@ def train(config: HeartIDConfig, data_dirs, run_dir, resume: bool = True, progre
         raise ValueError(f"split.json names subjects not in the data folders: {missing[:5]}")
     sampler = TripletSampler([by_id[i] for i in split["train"]])
     sampler.spectra()  # the STFT branch has no parameters: compute it once per window, not once per step
+    if config.standardize_spectrum and config.spectrum_mean is None:
+        # subject-balanced: a 30-min MIT-BIH record must not outweigh a 40-s ECG-ID person
+        mus = np.stack([sp.mean(axis=0) for sp in sampler._spec])
+        mu = mus.mean(axis=0)
+        var = np.stack([((sp - mu) ** 2).mean(axis=0) for sp in sampler._spec]).mean(axis=0)
+        config.spectrum_mean = mu.astype(float).tolist()
+        config.spectrum_std = np.sqrt(np.maximum(var, 1e-6)).astype(float).tolist()
+        _atomic_json(run / "config.json", config.to_dict())
     val_subjects = [by_id[i] for i in split["val"]]
 
     mx.random.seed(config.seed)
