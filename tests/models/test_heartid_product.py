@@ -1,0 +1,149 @@
+"""`ecgcore enroll / verify / revoke` end to end with the bundled HeartID model on real ECG-ID records.
+
+The persons are the first ECG-ID *test* subjects of the bundled model's card (never seen in training) that
+have at least two records; enrolment uses rec_1, verification rec_2 (another 20 s recording).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ecgcore.cli import main
+from ecgcore.export import resolve_model
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def persons(data_dir):
+    _, card = resolve_model("heartid")
+    raw = data_dir / "ecgiddb"
+    ids = [s.split(":", 1)[1] for s in card.training["test_subjects"] if s.startswith("ecgid:")]
+    ok = [p for p in ids if (raw / p / "rec_2.hea").is_file()]
+    assert len(ok) >= 2, "the bundled card lists too few ECG-ID test subjects"
+    return raw, ok[:2]
+
+
+def _run(*args):
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    return r.exit_code, r.output
+
+
+def _key_strings(path: Path) -> list[str]:
+    d = json.loads(path.read_text())
+    bits = np.unpackbits(np.frombuffer(bytes.fromhex(d["bits"]), np.uint8), bitorder="little")[:d["key_size"]]
+    return [d["bits"], "".join(map(str, bits)), f"{1 / np.sqrt(bits.sum()):.4f}"]
+
+
+def test_enroll_verify_revoke_end_to_end(persons, tmp_path):
+    raw, (a, b) = persons
+    store, key_a, key_x = tmp_path / "store" / "t.sqlite", tmp_path / "keys" / "a.key", tmp_path / "keys" / "x.key"
+    outputs = []
+
+    def run(*args):
+        code, out = _run(*args, "--store", store)
+        outputs.append(out)
+        return code, out
+
+    code, out = run("enroll", a, raw / a / "rec_1", "--key-file", key_a)
+    assert code == 0, out
+    assert "created a new key" in out and key_a.is_file()
+    assert (key_a.stat().st_mode & 0o777) == 0o600
+    code, out = run("enroll", a, raw / a / "rec_1", "--key-file", key_a)
+    assert code == 1 and "already enrolled" in out
+
+    code, out = run("verify", a, raw / a / "rec_2", "--key-file", key_a)
+    assert code == 0 and out.startswith("accept"), out
+    # wrong key: the genuine person's later record under another key
+    run("enroll", "someone-else", raw / b / "rec_1", "--key-file", key_x)
+    code, out = run("verify", a, raw / a / "rec_2", "--key-file", key_x)
+    assert code == 1 and out.startswith("reject"), out
+    # wrong person presenting the right key
+    code, out = run("verify", a, raw / b / "rec_2", "--key-file", key_a)
+    assert code == 1 and out.startswith("reject"), out
+    code, out = run("verify", a, raw / a / "rec_2", "--key-file", key_a, "--json")
+    assert code == 0 and json.loads(out)["decision"] == "accept"
+
+    old = tmp_path / "keys" / "old.key"
+    shutil.copy(key_a, old)
+    code, out = run("revoke", a, "--key-file", key_a)
+    assert code == 0 and "revoked" in out
+    assert key_a.read_text() != old.read_text()
+    code, out = run("verify", a, raw / a / "rec_2", "--key-file", old)
+    assert code == 1 and "revoked" in out
+    code, out = run("enroll", a, raw / a / "rec_1", "--key-file", old)  # a revoked key cannot come back
+    assert code == 1 and "was revoked" in out
+    code, out = run("enroll", a, raw / a / "rec_1", "--key-file", key_a)
+    assert code == 0 and "created" not in out
+    code, out = run("verify", a, raw / a / "rec_2", "--key-file", key_a)
+    assert code == 0 and out.startswith("accept"), out
+    code, out = run("verify", a, raw / a / "rec_2", "--key-file", old)  # the revoked key no longer matches
+    assert code == 1 and out.startswith("reject") and "this key was revoked" in out, out
+    # revoke + re-enrol in one go
+    code, out = run("revoke", a, "--key-file", key_a, "--record", raw / a / "rec_1")
+    assert code == 0 and "re-enrolled" in out
+    code, out = run("verify", a, raw / a / "rec_2", "--key-file", key_a)
+    assert code == 0, out
+
+    # no key material in any output; the store holds 100-dim templates only (no ECG, no key)
+    secrets_ = _key_strings(key_a) + _key_strings(old) + _key_strings(key_x)
+    assert not any(s in o for s in secrets_ for o in outputs)
+    db = sqlite3.connect(store)
+    cols = [r[1] for r in db.execute("PRAGMA table_info(templates)")]
+    assert "key" not in " ".join(cols) and "ecg" not in " ".join(cols)
+    sizes = [len(r[0]) for r in db.execute("SELECT template FROM templates")]
+    db.close()
+    assert sizes and all(s == 100 * 8 for s in sizes)
+
+
+def test_bad_inputs_are_clear_errors(persons, tmp_path):
+    raw, (a, _) = persons
+    store = tmp_path / "s.sqlite"
+    code, out = _run("verify", a, raw / a / "rec_2", "--key-file", tmp_path / "k", "--store", store)
+    assert code == 1 and "not enrolled" in out
+    _run("enroll", a, raw / a / "rec_1", "--key-file", tmp_path / "k", "--store", store)
+    code, out = _run("verify", a, raw / a / "rec_2", "--key-file", tmp_path / "missing.key", "--store", store)
+    assert code == 1 and "missing.key not found" in out
+    (tmp_path / "bad.key").write_text("{}")
+    code, out = _run("verify", a, raw / a / "rec_2", "--key-file", tmp_path / "bad.key", "--store", store)
+    assert code == 1 and "not an ecgcore HeartID key file" in out
+    code, out = _run("verify", a, tmp_path / "nope", "--key-file", tmp_path / "k", "--store", store)
+    assert code == 1 and "nope" in out and "not found" in out
+    np.save(tmp_path / "sig.npy", np.zeros(5000))
+    code, out = _run("enroll", "b", tmp_path / "sig.npy", "--key-file", tmp_path / "k2", "--store", store)
+    assert code == 1 and "--fs" in out
+    code, out = _run("revoke", "nobody", "--store", store)
+    assert code == 1 and "not enrolled" in out
+
+
+def test_product_runs_without_mlx(persons, tmp_path):
+    """enroll + verify in a fresh interpreter where importing mlx is made impossible."""
+    raw, (a, _) = persons
+    code = f"""
+import sys
+class _NoMLX:
+    def find_spec(self, name, path=None, target=None):
+        if name == "mlx" or name.startswith("mlx.") or name.startswith("mlx_stft") or name == "torch":
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, _NoMLX())
+from click.testing import CliRunner
+from ecgcore.cli import main
+args = ["--store", r"{tmp_path / 's.sqlite'}", "--key-file", r"{tmp_path / 'a.key'}"]
+r1 = CliRunner().invoke(main, ["enroll", "{a}", r"{raw / a / 'rec_1'}"] + args)
+r2 = CliRunner().invoke(main, ["verify", "{a}", r"{raw / a / 'rec_2'}"] + args)
+print(r1.exit_code, r2.exit_code, any(m.startswith("mlx") for m in sys.modules))
+print(r1.output, r2.output, repr(r1.exception), repr(r2.exception))
+"""
+    env = dict(os.environ, PYTHONPATH=str(REPO / "python"))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[0] == "0 0 False", res.stdout
