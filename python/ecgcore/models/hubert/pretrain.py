@@ -7,6 +7,7 @@ validation loss, or accuracy as the seed's tie rule), ``history.csv``, ``curves.
 from __future__ import annotations
 
 import time
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +48,18 @@ def load_labels(labels_dirs: list[Path], items: list[str], n_tokens: int) -> tup
 
 
 def _splits(data_dir: Path, items: list[str]) -> np.ndarray:
+    """train/val/test per record: PTB-XL folds, else ``DATA_DIR/labels.csv``'s split column, else a stable hash.
+    Test records are never used for pretraining or for fitting k-means."""
     folds = I.ptbxl_folds(data_dir)
     if folds is not None and all(i in folds for i in items):
         return I.split_of(items, folds=[folds[i] for i in items])
+    table = Path(data_dir) / "labels.csv"
+    if table.is_file():
+        names, _, splits, _ = I.labels_table(table)
+        if splits is not None:
+            known = dict(zip(names, splits))
+            if all(i in known for i in items):
+                return np.array([known[i] for i in items])
     return I.split_of(items)
 
 
@@ -252,7 +262,8 @@ def pretrain(data_dir, labels_dirs, run_dir, *, size: str = "tiny", config: dict
                "stopped_by": stop, "best_val_loss": best_loss, "best_val_accuracy": best_acc,
                "train_records": int(len(tr)), "val_records": int(len(va)), "batch_size": batch_size, "lr": lr,
                "elapsed_s": round(clock.elapsed, 1), "chance_val_loss": float(np.log(vs[0])),
-               "majority_val_accuracy": _majority(Ytr, Yva)}
+               "majority_val_accuracy": _majority(Ytr, Yva),
+               "command": " ".join(sys.argv), "torch_threads": torch.get_num_threads()}
     atomic_json(summary, run_dir / "summary.json")
     return summary
 
