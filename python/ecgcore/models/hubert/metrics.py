@@ -100,7 +100,7 @@ def bootstrap_ci(Y, P, *, n: int = 1000, alpha: float = 0.95, seed: int = 42, th
 
     Rows are resampled with replacement within each label-combination stratum (keeps the prevalences of the test
     set); the interval is ``[point - q_hi(d), point - q_lo(d)]`` with ``d = metric* - point`` (the seed's
-    empirical bootstrap), q at (1 -/+ alpha) / 2.
+    empirical bootstrap), q at (1 -/+ alpha) / 2, clipped to [0, 1].
 
     Returns
     -------
@@ -124,7 +124,8 @@ def bootstrap_ci(Y, P, *, n: int = 1000, alpha: float = 0.95, seed: int = 42, th
     hi = point - _nanquantile(deltas, q_lo, axis=0)
     mlo = macro_point - _nanquantile(mdeltas, q_hi, axis=0)
     mhi = macro_point - _nanquantile(mdeltas, q_lo, axis=0)
-    return lo, hi, mlo, mhi
+    # The reflected (empirical) interval can leave [0, 1] for a metric near its bound; every metric here lives there.
+    return tuple(np.clip(a, 0.0, 1.0) for a in (lo, hi, mlo, mhi))
 
 
 def multilabel_report(Y, P, classes, *, n_boot: int = 1000, seed: int = 42, threshold: float = 0.5) -> dict:

@@ -221,7 +221,10 @@ def pretrain(data_dir, labels_dirs, run_dir, *, size: str = "tiny", config: dict
         opt.step()
         sched.step()
         step += 1
-        run_loss, run_m, run_u, run_acc, n_run = run_loss + float(loss.detach()), run_m + lm, run_u + lu, run_acc + acc, n_run + 1
+        # Logged per ensemble member (the optimised loss is their sum, as the seed), comparable with val_loss.
+        nm = len(Ytr)
+        run_loss, run_m, run_u = run_loss + float(loss.detach()) / nm, run_m + lm / nm, run_u + lu / nm
+        run_acc, n_run = run_acc + acc, n_run + 1
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss):.3f}")
@@ -261,11 +264,21 @@ def pretrain(data_dir, labels_dirs, run_dir, *, size: str = "tiny", config: dict
     summary = {"iteration": iteration, "size": cfg.size, "parameters": n_params, "vocab_sizes": vs, "steps": step,
                "stopped_by": stop, "best_val_loss": best_loss, "best_val_accuracy": best_acc,
                "train_records": int(len(tr)), "val_records": int(len(va)), "batch_size": batch_size, "lr": lr,
-               "elapsed_s": round(clock.elapsed, 1), "chance_val_loss": float(np.log(vs[0])),
-               "majority_val_accuracy": _majority(Ytr, Yva),
+               "elapsed_s": round(clock.elapsed, 1), "uniform_val_loss": float(np.mean(np.log(vs))),
+               "unigram_val_loss": _unigram(Ytr, Yva, vs), "majority_val_accuracy": _majority(Ytr, Yva),
                "command": " ".join(sys.argv), "torch_threads": torch.get_num_threads()}
     atomic_json(summary, run_dir / "summary.json")
     return summary
+
+
+def _unigram(Ytr, Yva, vs) -> float:
+    """Validation CE of predicting the training cluster frequencies for every token (what a model that ignores the
+    ECG achieves), averaged over ensemble members like ``val_loss``."""
+    ces = []
+    for ytr, yva, v in zip(Ytr, Yva, vs):
+        p = (np.bincount(ytr.ravel(), minlength=v) + 1.0) / (ytr.size + v)
+        ces.append(float(-np.log(p[yva.ravel()]).mean()))
+    return float(np.mean(ces))
 
 
 def _majority(Ytr, Yva) -> float:
