@@ -94,14 +94,14 @@ class ServeModels:
         -------
         (1300,) float32 array.
         """
-        self._get("denoise")
-        from ecgcore.infer import denoise_signal
-
+        scorer = self._get("denoise")
         x = np.asarray(signal, dtype=np.float64)
         mean, std = float(x.mean()), float(x.std())
         std = std if std > 0 else 1.0
-        z = ((x - mean) / std).astype(np.float32)
-        out = np.asarray(denoise_signal(z, DENOISE_FS, model=self.names["denoise"]), dtype=np.float64)
+        z = (x - mean) / std
+        # Scorer.denoise is what ecgcore.infer.denoise_signal runs; calling it on our own Scorer keeps one
+        # onnxruntime session per process instead of a second cached one.
+        out = np.asarray(scorer.denoise(z, DENOISE_FS), dtype=np.float64)
         if restore_scale:
             out = out * std + mean
         return out.astype(np.float32)
