@@ -164,8 +164,11 @@ def _signal_from_body(data: dict) -> np.ndarray:
         if isinstance(v, float) and not math.isfinite(v):
             raise ApiError(400, "ecg_signal must contain only finite numbers",
                            details=f"value at index {i} is {v!r} (NaN and infinity are not samples)")
-    x = np.asarray(values, dtype=np.float64)
-    if not np.all(np.isfinite(x)):  # integers beyond float range overflow to inf
+    try:
+        x = np.asarray(values, dtype=np.float64)
+    except OverflowError:  # an integer literal beyond the float range
+        x = np.array([np.inf])
+    if not np.all(np.isfinite(x)):
         raise ApiError(400, "ecg_signal must contain only finite numbers", details="a value overflows a float")
     return x
 
