@@ -27,6 +27,10 @@ with warnings.catch_warnings():
     # starlette nags about httpx -> httpx2; TestClient itself works the same with httpx
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient  # noqa: F401  (re-exported to the test modules)
+with warnings.catch_warnings():
+    # wfdb (read_annotations' fallback) calls a pandas API that pandas 3.1 deprecates, at import time
+    warnings.filterwarnings("ignore", message="The inplace keyword in DataFrame.set_index")
+    import wfdb  # noqa: F401
 
 PG_BIN = Path(os.environ.get("ECGCORE_PG_BIN", "/usr/lib/postgresql/15/bin"))
 REQUIRE = os.environ.get("ECGCORE_REQUIRE_SERVICES") == "1"

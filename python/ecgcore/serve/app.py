@@ -406,25 +406,18 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
             raise
         except Exception as exc:  # malformed multipart bodies raise parser-specific errors
             raise ApiError(400, f"Could not parse the multipart upload: {exc}") from None
-        uploads = form.getlist("file")
-        if not uploads or any(isinstance(u, str) for u in uploads):
-            raise ApiError(400, "Missing required field: file (upload .hea + .dat, or .npy)")
-        fs_raw = form.get("fs")
-        fs = None
-        if fs_raw not in (None, ""):
-            try:
-                fs = float(fs_raw)
-            except (TypeError, ValueError):
-                raise ApiError(400, f"fs must be a number (Hz), got {str(fs_raw)[:40]!r}") from None
-            if not math.isfinite(fs) or fs <= 0:
-                raise ApiError(400, f"fs must be a positive number (Hz), got {fs_raw!r}")
         tmp = Path(tempfile.mkdtemp(prefix="ecgcore-predict-"))
         try:
+            uploads = form.getlist("file")
+            if not uploads or any(isinstance(u, str) for u in uploads):
+                raise ApiError(400, "Missing required field: file (upload .hea + .dat, or .npy)")
+            fs = _form_fs(form.get("fs"))
             names = []
             for up in uploads:
                 name = Path(up.filename or "").name
-                if not _SAFE_NAME.match(name):
-                    raise ApiError(400, f"Upload file name {name!r} is not allowed: use letters, digits, '.', '_', '-'")
+                if not _SAFE_NAME.match(name) or name != (up.filename or ""):
+                    raise ApiError(400, f"Upload file name {up.filename!r} is not allowed: a plain name of letters, "
+                                        "digits, '.', '_', '-'")
                 if name in names:
                     raise ApiError(400, f"File {name!r} was uploaded twice")
                 names.append(name)
@@ -432,6 +425,7 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
                     shutil.copyfileobj(up.file, f, length=1 << 20)
             return await run_in_threadpool(_predict_files, tmp, names, fs, models, settings)
         finally:
+            await form.close()  # the spooled upload files
             shutil.rmtree(tmp, ignore_errors=True)
 
     # ---- service ------------------------------------------------------------------------------------------
@@ -497,6 +491,18 @@ def _predict_files(tmp: Path, names: list[str], fs, models: ServeModels, setting
         })
     return JSONResponse({"modelVersion": settings.model_version,
                          "predicted_class": results[0]["predicted_class"], "records": results})
+
+
+def _form_fs(raw) -> float | None:
+    if raw in (None, ""):
+        return None
+    try:
+        fs = float(raw)
+    except (TypeError, ValueError):
+        raise ApiError(400, f"fs must be a number (Hz), got {str(raw)[:40]!r}") from None
+    if not math.isfinite(fs) or fs <= 0:
+        raise ApiError(400, f"fs must be a positive number (Hz), got {raw!r}")
+    return fs
 
 
 def _check_header_files(hea: Path, uploaded: set[str]) -> None:
