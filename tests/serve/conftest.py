@@ -24,10 +24,13 @@ def pg_database(pg_cluster):
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
-    """An empty database on each back-end."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'serve.db'}"
-        return
+    """An empty database on each back-end (a module narrows it with ``parametrize(..., indirect=True)``)."""
+    return empty_database(request, tmp_path, request.param)
+
+
+def empty_database(request, tmp_path, backend: str) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'serve.db'}"
     url = request.getfixturevalue("pg_database")
     from sqlalchemy import create_engine, text
 
@@ -35,7 +38,7 @@ def database_url(request, tmp_path):
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS api_keys, verification_tokens, rate_counters CASCADE"))
     engine.dispose()
-    yield url
+    return url
 
 
 @pytest.fixture

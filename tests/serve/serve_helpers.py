@@ -273,3 +273,59 @@ def obtain_key(client, smtp, email: str) -> str:
     r = client.get("/api/v1/api-keys/verify", params={"token": token})
     assert r.status_code == 200, r.text
     return mailed_key(smtp.wait_for(n + 2)[n + 1])
+
+
+class ThreadedServer:
+    """A real uvicorn server for an app object, on a free loopback port, in a background thread."""
+
+    def __init__(self, app):
+        import time
+
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
+                                lifespan="on", limit_concurrency=1000, backlog=2048)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+def percentile(values, q: float) -> float:
+    import numpy as np
+
+    return float(np.percentile(np.asarray(values, dtype=float), q))
+
+
+async def hammer(url: str, n: int, concurrency: int, make_request):
+    """Send ``n`` requests with at most ``concurrency`` in flight; returns (responses, latencies_s, wall_s)."""
+    import asyncio
+    import time
+
+    import httpx
+
+    sem = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        async def one(i):
+            async with sem:
+                t0 = time.perf_counter()
+                r = await make_request(client, i)
+                latencies.append(time.perf_counter() - t0)
+                return r
+
+        t0 = time.perf_counter()
+        responses = await asyncio.gather(*(one(i) for i in range(n)))
+        wall = time.perf_counter() - t0
+    return responses, latencies, wall

@@ -13,6 +13,9 @@ from ecgcore.serve.inference import ServeModels
 
 # wfdb.rdann (behind ecgcore.io.read_annotations) calls DataFrame.set_index(inplace=True), deprecated in pandas 3.1
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.set_index")
+# /predict keeps no state: its tests run on SQLite; the routes that touch the database run on both back-ends
+SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+BOTH = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
 BUNDLED_MITDB = ecgcore.io.record.Path(ecgcore.__file__).parent / "data" / "mitdb"
 
@@ -22,6 +25,7 @@ def _files(record: str, *exts):
             for e in exts]
 
 
+@SQLITE
 def test_wfdb_upload_matches_local_scoring(make_client, test_models):
     client = make_client()
     r = client.post("/predict", files=_files("208", ".hea", ".dat", ".atr"))
@@ -48,6 +52,7 @@ def test_wfdb_upload_matches_local_scoring(make_client, test_models):
     assert rec["unavailable"] == {}
 
 
+@SQLITE
 def test_without_annotations_beats_are_detected(make_client):
     client = make_client()
     r = client.post("/predict", files=_files("100", ".hea", ".dat"))
@@ -56,6 +61,7 @@ def test_without_annotations_beats_are_detected(make_client):
     assert beats["summary"]["peaks"] != "annotations" and 300 < len(beats["rows"]) < 420  # ~75 bpm for 5 min
 
 
+@SQLITE
 def test_several_records_and_npy(make_client, test_models):
     client = make_client()
     sig = ecgcore.read_record(BUNDLED_MITDB / "119").signal[:36000]  # 100 s, (n, 2) mV
@@ -75,6 +81,7 @@ def test_several_records_and_npy(make_client, test_models):
     assert r.status_code == 200 and r.json()["records"][0]["fs"] == 360.0  # the default rate for .npy
 
 
+@SQLITE
 @pytest.mark.parametrize("files, data, fragment", [
     ([], None, "Missing required field: file"),
     ("dat-only", None, "uploaded without the record's .hea header"),
@@ -113,6 +120,7 @@ def test_upload_errors(make_client, files, data, fragment):
     assert "/tmp/" not in r.json()["error"]  # no server paths in messages
 
 
+@SQLITE
 def test_predict_needs_multipart_and_respects_upload_limit(make_client):
     client = make_client(max_upload_bytes=500_000)
     r = client.post("/predict", json={"file": "100.dat"})
@@ -123,6 +131,7 @@ def test_predict_needs_multipart_and_respects_upload_limit(make_client):
     assert r.status_code == 413 and "at most 500000 bytes per upload" in r.json()["error"]
 
 
+@BOTH
 def test_predict_with_required_key(make_client):
     client = make_client(predict_requires_key=True)
     r = client.post("/predict", files=_files("100", ".hea", ".dat"))
@@ -133,6 +142,7 @@ def test_predict_with_required_key(make_client):
     assert client.app.state.store.key_rows("lab@example.com")[0]["request_count"] == 1
 
 
+@SQLITE
 def test_missing_models(make_client, tmp_path, test_models):
     only_segments = ServeModels(test_models["denoise"], test_models["segments"], str(tmp_path / "no-beats"))
     client = make_client(models=only_segments)
@@ -145,6 +155,7 @@ def test_missing_models(make_client, tmp_path, test_models):
     assert r.status_code == 503 and r.json()["error"] == "Model not available"
 
 
+@BOTH
 def test_health_models_and_docs(make_client):
     client = make_client()
     h = client.get("/health")
@@ -171,6 +182,7 @@ def test_health_models_and_docs(make_client):
 
 @pytest.mark.skipif(not {"segments-abnormal", "beats-aami"} <= set(list_bundled()),
                     reason="bundled segments-abnormal / beats-aami are not in this tree yet")
+@SQLITE
 def test_bundled_classifiers(database_url, tmp_path):
     """The shipped attention and Conformer models behind the default settings score MIT-BIH 208."""
     from serve_helpers import TestClient

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -126,12 +126,41 @@ class AccessLogMiddleware:
 async def _json_object(request: Request) -> dict:
     raw = await request.body()
     try:
-        data = json.loads(raw) if raw.strip() else None
+        data = _loads(raw) if raw.strip() else None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "Request body must be valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "Request body must be a JSON object")
     return data
+
+
+def _loads(raw: bytes):
+    """Parse a JSON body: orjson when installed (the hot path of /denoising), else the standard library.
+
+    orjson rejects the NaN/Infinity literals outright; the standard parser accepts them, so the caller can
+    answer the precise "finite numbers" error instead of a generic one.
+    """
+    try:
+        import orjson
+    except ImportError:
+        return json.loads(raw)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
+def _signal_response(model_version: int, y: np.ndarray, units: str) -> Response:
+    """``{"modelVersion", "denoised_signal"}``; orjson writes the float32 array directly when installed."""
+    headers = {"X-Signal-Units": units}
+    try:
+        import orjson
+    except ImportError:
+        return JSONResponse({"modelVersion": model_version, "denoised_signal": y.astype(np.float64).tolist()},
+                            headers=headers)
+    body = orjson.dumps({"modelVersion": model_version, "denoised_signal": np.ascontiguousarray(y, np.float32)},
+                        option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def _client_ip(request: Request) -> str:
@@ -192,7 +221,8 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
     settings = settings or Settings.from_env()
     store = store or Store(settings.database_url)
     mailer = mailer or make_mailer(settings)
-    models = models or ServeModels(settings.denoise_model, settings.segments_model, settings.beats_model)
+    models = models or ServeModels(settings.denoise_model, settings.segments_model, settings.beats_model,
+                                   threads=settings.model_threads)
     limiter = RateLimiter(store, {"ip": (settings.rate_limit_per_ip, settings.rate_window_s),
                                   "key": (settings.rate_limit_per_key, settings.rate_window_s),
                                   "email": (settings.email_requests_per_hour, 3600)})
@@ -214,6 +244,7 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
                   description="ECG denoising with API keys (Heartify-compatible), arrhythmia prediction from WFDB "
                               "records, health and model cards. Errors are JSON objects {\"error\": ...}.")
     app.state.settings, app.state.store, app.state.mailer, app.state.models = settings, store, mailer, models
+    app.state.limiter = limiter
 
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
@@ -362,7 +393,7 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
             ip_limit(request)
             authenticate(request)
             try:
-                data = json.loads(raw) if raw.strip() else None
+                data = _loads(raw) if raw.strip() else None
             except (ValueError, UnicodeDecodeError):
                 raise ApiError(400, "Request body must be valid JSON") from None
             if not isinstance(data, dict):
@@ -373,9 +404,7 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
                 y = models.denoise(x, restore_scale=(mode == "input"))
             except ModelUnavailable as exc:
                 raise ApiError(500, "Model initialization error", details=str(exc)) from None
-            return JSONResponse({"modelVersion": settings.model_version,
-                                 "denoised_signal": y.astype(np.float64).tolist()},
-                                headers={"X-Signal-Units": mode})
+            return _signal_response(settings.model_version, y, mode)
 
         return await run_in_threadpool(work)
 

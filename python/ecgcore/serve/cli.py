@@ -22,12 +22,14 @@ import click
               help="Default units of denoised signals: zscore (the seed's, default) or input (scale restored).")
 @click.option("--rate-per-key", type=int, default=None, help="Requests per minute per API key (0: unlimited).")
 @click.option("--rate-per-ip", type=int, default=None, help="Requests per minute per client IP (0: unlimited).")
+@click.option("--model-threads", type=click.IntRange(0, 256), default=None,
+              help="onnxruntime threads per model (0: all cores; 1 suits many small concurrent requests).")
 @click.option("--outbox", default=None, type=click.Path(file_okay=False),
               help="Without SMTP_HOST, emails are written here (mode 0600) [default: ~/.local/share/ecgcore/serve/outbox].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 def serve(host, port, database_url, workers, base_url, cors_origins, model_version, denoise_output, rate_per_key,
-          rate_per_ip, outbox, log_level):
+          rate_per_ip, model_threads, outbox, log_level):
     """Serve the Heartify-compatible REST API: API keys by email, /api/v1/denoising, /predict, /health, /models.
 
     \b
@@ -48,7 +50,7 @@ def serve(host, port, database_url, workers, base_url, cors_origins, model_versi
     overrides = {k: v for k, v in {
         "database_url": database_url, "base_url": base_url, "model_version": model_version,
         "denoise_output": denoise_output, "rate_limit_per_key": rate_per_key, "rate_limit_per_ip": rate_per_ip,
-        "outbox_dir": outbox, "cors_origins": list(cors_origins) or None}.items() if v is not None}
+        "outbox_dir": outbox, "model_threads": model_threads, "cors_origins": list(cors_origins) or None}.items() if v is not None}
     if "base_url" not in overrides and not os.environ.get("BASE_URL"):
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         overrides["base_url"] = f"http://{shown}:{port}"

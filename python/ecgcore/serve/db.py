@@ -144,14 +144,17 @@ class Store:
     def issue_key(self, email: str) -> tuple[str, int]:
         """Deactivate every key of ``email`` and create a new active one; returns (key, row id).
 
-        Two verifications racing for one address both succeed, one after the other; the unique index
-        makes the loser retry, so exactly one key stays active.
+        Two verifications racing for one address both succeed, one after the other: on PostgreSQL a
+        transaction-scoped advisory lock on the address serialises them (SQLite's BEGIN IMMEDIATE already
+        does); the partial unique index is the backstop that makes any loser retry.
         """
         for attempt in range(5):
             key = new_api_key()
             now = utcnow()
             try:
                 with self.engine.begin() as conn:
+                    if self.dialect == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:e, 0))"), {"e": email})
                     conn.execute(update(ApiKey).where(ApiKey.email == email, ApiKey.active)
                                  .values(active=False, deactivated_at=now))
                     row_id = conn.execute(ApiKey.__table__.insert().values(

@@ -53,6 +53,8 @@ class Settings:
     max_body_bytes : limit of a JSON request body; max_upload_bytes : limit of a /predict upload.
     cors_origins : allowed browser origins (empty: no CORS headers; ``*`` for any).
     predict_requires_key : when true, /predict needs a valid ``x-api-key`` like /api/v1/denoising.
+    model_threads : onnxruntime intra-op threads per model (0: all cores). 1 suits many small concurrent
+        requests (parallelism comes from the requests), more suits few large /predict uploads.
     """
 
     database_url: str = ""
@@ -79,6 +81,7 @@ class Settings:
     max_upload_bytes: int = 64 * 1024 * 1024
     cors_origins: list[str] = field(default_factory=list)
     predict_requires_key: bool = False
+    model_threads: int = 0
 
     # env var of each field: the seed's names where the seed had the setting, ECGCORE_SERVE_* otherwise
     ENV = {
@@ -92,6 +95,7 @@ class Settings:
         "rate_window_s": "ECGCORE_SERVE_RATE_WINDOW", "email_requests_per_hour": "ECGCORE_SERVE_EMAILS_PER_HOUR",
         "max_body_bytes": "ECGCORE_SERVE_MAX_BODY", "max_upload_bytes": "ECGCORE_SERVE_MAX_UPLOAD",
         "cors_origins": "CORS_ORIGINS", "predict_requires_key": "ECGCORE_SERVE_PREDICT_REQUIRES_KEY",
+        "model_threads": "ECGCORE_SERVE_MODEL_THREADS",
     }
 
     def __post_init__(self):
@@ -104,7 +108,7 @@ class Settings:
         for name in ("token_ttl_s", "rate_window_s", "max_body_bytes", "max_upload_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("rate_limit_per_key", "rate_limit_per_ip", "email_requests_per_hour"):
+        for name in ("rate_limit_per_key", "rate_limit_per_ip", "email_requests_per_hour", "model_threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0 disables it), got {getattr(self, name)}")
         self.base_url = self.base_url.rstrip("/")
