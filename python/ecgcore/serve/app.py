@@ -6,6 +6,7 @@ seed's status code and message. What changed, and why, is in the package docstri
 """
 from __future__ import annotations
 
+import html
 import json
 import logging
 import math
@@ -369,7 +370,7 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
                 except MailError:
                     raise ApiError(500, "API key deactivated but failed to send confirmation email") from None
                 message = f"The API key of {result.email} has been deactivated."
-            return HTMLResponse(_VERIFIED_PAGE.format(message=message.replace("<", "&lt;")))
+            return HTMLResponse(_VERIFIED_PAGE.format(message=html.escape(message)))
 
         return await run_in_threadpool(work)
 
