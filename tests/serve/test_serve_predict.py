@@ -202,3 +202,25 @@ def test_bundled_classifiers(database_url, tmp_path):
         assert rec["beats"]["summary"]["counts"]["V"] > 100
         assert rec["predicted_class"] == "Abnormal"
         client.app.state.store.dispose()
+
+
+def test_health_reports_a_lost_database(pg_cluster, serve_models, tmp_path):
+    """PostgreSQL goes away under a running server: /health answers 503, the process stays up."""
+    import uuid
+
+    from serve_helpers import TestClient
+
+    from ecgcore.serve.app import create_app
+    from ecgcore.serve.settings import Settings
+
+    name = "gone_" + uuid.uuid4().hex[:8]
+    pg_cluster.admin(f"CREATE DATABASE {name}")
+    app = create_app(Settings(database_url=pg_cluster.url(name), outbox_dir=str(tmp_path / "o")), models=serve_models)
+    with TestClient(app) as client:
+        assert client.get("/health").status_code == 200
+        pg_cluster.admin(f"DROP DATABASE {name} WITH (FORCE)")
+        r = client.get("/health")
+        assert r.status_code == 503 and r.json()["database"] == "unreachable" and r.json()["status"] == "degraded"
+        r = client.post("/api/v1/api-keys/generation", json={"email": "x@example.com"})
+        assert r.status_code == 503 and r.json() == {"error": "Service unavailable: the database cannot be reached"}
+    app.state.store.dispose()

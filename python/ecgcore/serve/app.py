@@ -21,6 +21,7 @@ import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -268,6 +269,12 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
         parts = ["{}: {}".format(".".join(str(p) for p in e.get("loc", ())[1:]) or "request", e.get("msg"))
                  for e in exc.errors()]
         return _error(400, "Invalid request: " + "; ".join(parts))
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(request, exc):
+        # the database is unreachable or refused the connection: a retryable condition, not a bug
+        log.error("database error on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
+        return _error(503, "Service unavailable: the database cannot be reached", headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request, exc):
