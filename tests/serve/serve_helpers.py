@@ -130,6 +130,10 @@ class SmtpServer:
             from aiosmtpd.smtp import AuthResult, LoginPassword
         except ImportError:
             missing_service("aiosmtpd is not installed (pip install aiosmtpd; it is in the test extra)")
+        try:
+            import cryptography  # noqa: F401  (the server certificate for STARTTLS)
+        except ImportError:
+            missing_service("cryptography is not installed (needed for the test SMTP server's TLS certificate)")
         self.cafile, keyfile = _self_signed(folder)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(self.cafile, keyfile)
