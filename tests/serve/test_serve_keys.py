@@ -238,6 +238,10 @@ def test_cors(make_client):
                                                           "Access-Control-Request-Method": "POST"})
     assert "access-control-allow-origin" not in r.headers
 
+    r = open_client.post("/api/v1/denoising", content=b"x" * 300_000,
+                         headers={"Origin": "https://app.heartify.test", "content-type": "application/json"})
+    assert r.status_code == 413 and r.headers["access-control-allow-origin"] == "https://app.heartify.test"
+
     closed = make_client()  # the default: no cross-origin access
     r = closed.get("/health", headers={"Origin": "https://app.heartify.test"})
     assert r.status_code == 200 and "access-control-allow-origin" not in r.headers

@@ -248,12 +248,15 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
     app.state.settings, app.state.store, app.state.mailer, app.state.models = settings, store, mailer, models
     app.state.limiter = limiter
 
+    # the last added runs first: access log around everything, CORS headers also on 413 answers
+    app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=[API_KEY_HEADER, "content-type"], max_age=600)
-    app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
+                           allow_headers=[API_KEY_HEADER, "content-type"], expose_headers=["Retry-After",
+                                                                                          "X-Signal-Units"],
+                           max_age=600)
     app.add_middleware(AccessLogMiddleware)
 
     @app.exception_handler(StarletteHTTPException)
