@@ -2,7 +2,7 @@
 
 Classifiers and embedders write one table ``OUT`` (a row per beat / segment / window) and, beside it,
 ``<stem>.summary.json`` + ``<stem>.summary.csv`` (per record: counts per class, burden %),
-``<stem>.errors.json`` and ``<stem>.manifest.jsonl``. Denoisers write a folder ``OUT`` of denoised
+``<stem>.errors.json`` and ``<name>.manifest.jsonl`` (e.g. ``scores.csv.manifest.jsonl``). Denoisers write a folder ``OUT`` of denoised
 records (``.npy`` or WFDB) with ``manifest.jsonl``, ``summary.json`` and ``errors.json`` in it.
 
 Resumable: records are scored one at a time (an archive never has to fit in memory). After each record
@@ -162,7 +162,7 @@ class _TableWriter:
             if "reference" in cols:
                 cols["reference"] = [v or "" for v in cols["reference"]]
             table = pa.table(cols) if rows else pa.table({c: pa.array([], _pa_type(c)) for c in self.columns})
-            rel = f"{index:06d}.parquet"
+            rel = hashlib.sha256(rid.encode()).hexdigest()[:20] + ".parquet"  # stable whatever the input order
             with atomic_write(self.parts / rel) as tmp:
                 pq.write_table(table, tmp)
             return {"part": rel}
@@ -174,13 +174,14 @@ class _TableWriter:
         os.fsync(self.fh.fileno())
         return {"offset": self.fh.tell()}
 
-    def close(self, manifest: dict[str, dict]) -> None:
+    def close(self, manifest: dict[str, dict], order: list[str]) -> None:
+        """csv/jsonl: close the file. Parquet: OUT = the part files of ``order``'s finished records, in order."""
         if self.fh:
             self.fh.close()
             return
         import pyarrow.parquet as pq
 
-        parts = sorted({e["part"] for e in manifest.values() if "part" in e})
+        parts = [manifest[r]["part"] for r in order if r in manifest and "part" in manifest[r]]
         with atomic_write(self.out) as tmp:
             writer = None
             for rel in parts:
@@ -298,6 +299,8 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
     # What a finished record depends on: the model file, its preprocessing and the output layout.
     ident = {"model": card.name, "onnx_sha256": _sha256(scorer.onnx_path), "preprocessing": card.preprocessing,
              "format": fmt, "fs": fs_in}
+    if scorer.key is not None:
+        ident["key_sha256"] = hashlib.sha256(scorer.key.tobytes()).hexdigest()
     if denoiser:
         if out.exists() and not out.is_dir():
             raise ValueError(f"{out}: a denoiser writes a folder of records; this is a file")
@@ -306,7 +309,9 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
     else:
         if out.is_dir():
             raise ValueError(f"{out} is a folder; give the output table's file name (e.g. {out}/scores.csv)")
-        man_path, sum_path, err_path = _side(out, "manifest.jsonl"), _side(out, "summary.json"), _side(out, "errors.json")
+        # The manifest is named after the whole file name: scores.csv and scores.jsonl resume independently.
+        man_path = out.with_name(out.name + ".manifest.jsonl")
+        sum_path, err_path = _side(out, "summary.json"), _side(out, "errors.json")
     header, done = _read_manifest(man_path)
     if header is not None and json.loads(json.dumps(header, default=_json_default)) != \
             json.loads(json.dumps(ident, default=_json_default)):
@@ -343,6 +348,12 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
     totals: dict[str, int] = {c: 0 for c in card.classes}
     bar = tqdm(total=len(records), desc=f"infer {card.name}", unit="rec", disable=not progress)
     t0 = time.perf_counter()
+    with open(man_path, "rb+") as fh:  # a torn last line (killed run) must not swallow the next entry
+        fh.seek(0, os.SEEK_END)
+        if fh.tell():
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
     mf = open(man_path, "a")
     try:
         for index, (rid, path) in enumerate(records):
@@ -383,7 +394,7 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
         bar.close()
         if not denoiser:
             _, entries = _read_manifest(man_path)
-            writer.close(entries)
+            writer.close(entries, [rid for rid, _ in records])
     summary.seconds = time.perf_counter() - t0
     for s in summary.records.values():
         for c, k in s.get("counts", {}).items():
