@@ -65,9 +65,18 @@ class ServeProcess:
 
 
 def _model_env(test_models) -> dict:
-    return {"ECGCORE_SERVE_DENOISE_MODEL": test_models["denoise"],
-            "ECGCORE_SERVE_SEGMENTS_MODEL": test_models["segments"],
-            "ECGCORE_SERVE_BEATS_MODEL": test_models["beats"]}
+    """The test models only where no bundled model is installed: with the bundled ones the server runs on
+    its true defaults."""
+    from ecgcore.export import list_bundled
+
+    bundled = list_bundled()
+    env = {}
+    for role, name, var in (("denoise", "denoiser", "ECGCORE_SERVE_DENOISE_MODEL"),
+                            ("segments", "segments-abnormal", "ECGCORE_SERVE_SEGMENTS_MODEL"),
+                            ("beats", "beats-aami", "ECGCORE_SERVE_BEATS_MODEL")):
+        if name not in bundled:
+            env[var] = test_models[role]
+    return env
 
 
 def test_serve_help_and_bad_database():
