@@ -425,7 +425,8 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
               description="Multipart field `file` (repeatable): a WFDB record as its `.hea` + `.dat` (optionally "
                           "`.atr`: then beats are taken at the annotated R peaks), or `.npy` arrays "
                           "[n_samples] / [n_samples, n_leads] with form field `fs` (default 360 Hz). Every record "
-                          "uploaded is scored.",
+                          "uploaded is scored. `x-api-key` is optional (checked and counted when sent) unless the server "
+                          "runs with ECGCORE_SERVE_PREDICT_REQUIRES_KEY=true.",
               openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                   "type": "object", "required": ["file"], "properties": {
                       "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
