@@ -30,6 +30,7 @@ def test_full_key_lifecycle(make_client, smtp_server):
     r = client.get("/api/v1/api-keys/verify", params={"token": token})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert "Verification Successful!" in r.text
+    assert r.headers["cache-control"] == "no-store" and r.headers["referrer-policy"] == "no-referrer"
     key_msg = smtp_server.wait_for(2)[1]
     assert key_msg["Subject"] == "Heartify - Your API Key"
     key = mailed_key(key_msg)

@@ -380,7 +380,9 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
                 except MailError:
                     raise ApiError(500, "API key deactivated but failed to send confirmation email") from None
                 message = f"The API key of {result.email} has been deactivated."
-            return HTMLResponse(_VERIFIED_PAGE.format(message=html.escape(message)))
+            # the URL held a token: keep it out of caches and of any Referer header
+            return HTMLResponse(_VERIFIED_PAGE.format(message=html.escape(message)),
+                                headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
         return await run_in_threadpool(work)
 
