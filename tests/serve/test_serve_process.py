@@ -30,9 +30,11 @@ class ServeProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / f"serve-{self.port}.log"
+        # HOME moved to tmp: the server finds its embedded defaults (~/.local/share/ecgcore/serve) there
         full_env = {**os.environ, "PYTHONPATH": str(REPO / "python"), "OMP_NUM_THREADS": "1",
-                    "ECGCORE_SERVE_HOME": str(tmp / "home"), **(env or {})}
-        for var in ("DATABASE_URL", "SMTP_HOST", "BASE_URL"):
+                    "HOME": str(tmp / "home"), **(env or {})}
+        self.data_dir = tmp / "home" / ".local" / "share" / "ecgcore" / "serve"
+        for var in ("DATABASE_URL", "SMTP_HOST", "BASE_URL", "XDG_DATA_HOME", "ECGCORE_SERVE_HOME"):
             if env is None or var not in env:
                 full_env.pop(var, None)
         self._log_file = open(self.log, "wb")
@@ -109,7 +111,7 @@ def test_one_command_on_embedded_defaults(tmp_path, test_models, smtp_server):
     try:
         c = httpx.Client(base_url=srv.url, timeout=60)
         assert c.get("/health").json()["database_backend"] == "sqlite"
-        assert (tmp_path / "home" / "serve.db").is_file()
+        assert (srv.data_dir / "serve.db").is_file()
         r = c.post("/api/v1/api-keys/generation", json={"email": "proc@example.com"})
         assert r.status_code == 200
         msg = smtp_server.wait_for(1)[0]
@@ -151,7 +153,7 @@ def test_bounded_load_on_loopback(tmp_path, test_models):
     try:
         from ecgcore.serve.db import Store
 
-        store = Store(f"sqlite:///{tmp_path / 'home' / 'serve.db'}")
+        store = Store(f"sqlite:///{srv.data_dir / 'serve.db'}")
         key, _ = store.issue_key("load@example.com")
         _load(srv.url, key, 200, 16, "sqlite, 1 worker")
         (row,) = store.key_rows("load@example.com")
