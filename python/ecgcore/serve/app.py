@@ -287,14 +287,23 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
     def ip_limit(request: Request):
         _limited(limiter.check("ip", _client_ip(request)), "IP address", settings.rate_window_s)
 
-    def authenticate(request: Request):
+    def ip_limit_and_authenticate(request: Request):
+        """Per-IP count, key lookup and per-key count in ONE transaction (one commit per request); the
+        errors are raised after the commit so that refused attempts still count against the IP."""
         key = request.headers.get(API_KEY_HEADER)
+        owner = key_verdict = None
+        with store.transaction() as conn:
+            ip_verdict = limiter.check("ip", _client_ip(request), conn)
+            if ip_verdict.allowed and key and len(key) <= 256:
+                owner = store.authenticate(key, conn)
+                if owner is not None:
+                    key_verdict = limiter.check("key", str(owner.id), conn)
+        _limited(ip_verdict, "IP address", settings.rate_window_s)
         if not key:
             raise ApiError(401, "Missing x-api-key header")
-        owner = store.authenticate(key) if len(key) <= 256 else None
         if owner is None:
             raise ApiError(401, "Invalid or inactive API key")
-        _limited(limiter.check("key", str(owner.id)), "API key", settings.rate_window_s)
+        _limited(key_verdict, "API key", settings.rate_window_s)
         return owner
 
     def read_email(data: dict) -> str:
@@ -403,8 +412,7 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
         raw = await request.body()
 
         def work():
-            ip_limit(request)
-            authenticate(request)
+            ip_limit_and_authenticate(request)
             try:
                 data = _loads(raw) if raw.strip() else None
             except (ValueError, UnicodeDecodeError):
@@ -435,9 +443,10 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
                       "fs": {"type": "number"}}}}}}})
     async def predict(request: Request):
         def gate():
-            ip_limit(request)
             if settings.predict_requires_key or request.headers.get(API_KEY_HEADER):
-                authenticate(request)
+                ip_limit_and_authenticate(request)
+            else:
+                ip_limit(request)
 
         await run_in_threadpool(gate)
         ctype = request.headers.get("content-type", "")

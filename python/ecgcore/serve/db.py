@@ -15,6 +15,7 @@ failing with "database is locked" when two deferred transactions try to upgrade 
 from __future__ import annotations
 
 import random
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -176,9 +177,16 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(update(ApiKey).where(ApiKey.id == row_id).values(active=False, deactivated_at=utcnow()))
 
-    def authenticate(self, key: str) -> KeyOwner | None:
+    def transaction(self):
+        """``with store.transaction() as conn``: several operations below (``conn=``) in one commit."""
+        return self.engine.begin()
+
+    def _tx(self, conn):
+        return nullcontext(conn) if conn is not None else self.engine.begin()
+
+    def authenticate(self, key: str, conn=None) -> KeyOwner | None:
         """The owner of an active ``key``, counting the call and stamping ``last_used`` atomically."""
-        with self.engine.begin() as conn:
+        with self._tx(conn) as conn:
             row = conn.execute(update(ApiKey).where(ApiKey.key_hash == digest(key), ApiKey.active)
                                .values(last_used=utcnow(), request_count=ApiKey.request_count + 1)
                                .returning(ApiKey.id, ApiKey.email, ApiKey.request_count)).first()
@@ -234,7 +242,7 @@ class Store:
                          .values(expires_at=utcnow() - timedelta(seconds=1)))
 
     # ---- rate limits --------------------------------------------------------------------------------------
-    def hit(self, bucket: str, window_start: int) -> int:
+    def hit(self, bucket: str, window_start: int, conn=None) -> int:
         """Count one request in ``(bucket, window_start)`` and return the window's count so far."""
         if self.dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
@@ -243,7 +251,7 @@ class Store:
         stmt = insert(RateCounter).values(bucket=bucket, window_start=window_start, count=1)
         stmt = stmt.on_conflict_do_update(index_elements=[RateCounter.bucket, RateCounter.window_start],
                                           set_={"count": RateCounter.count + 1}).returning(RateCounter.count)
-        with self.engine.begin() as conn:
+        with self._tx(conn) as conn:
             count = conn.execute(stmt).scalar_one()
             if random.random() < 0.01:
                 conn.execute(delete(RateCounter).where(RateCounter.window_start < window_start - 7200))

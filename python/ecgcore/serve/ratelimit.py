@@ -32,12 +32,12 @@ class RateLimiter:
         self.limits = limits  # kind -> (max requests, window seconds); max 0 disables the kind
         self.clock = clock
 
-    def check(self, kind: str, ident: str) -> Verdict:
+    def check(self, kind: str, ident: str, conn=None) -> Verdict:
         limit, window = self.limits[kind]
         if limit <= 0:
             return Verdict(True, 0, 0, 0)
         now = self.clock()
         start = int(now // window) * window
-        count = self.store.hit(f"{kind}:{digest(ident)[:40]}", start)
+        count = self.store.hit(f"{kind}:{digest(ident)[:40]}", start, conn=conn)
         retry = max(1, int(start + window - now + 0.999))
         return Verdict(count <= limit, limit, max(0, limit - count), retry)
