@@ -1,0 +1,147 @@
+"""The one place the API touches models: ONNX Runtime through ``ecgcore.infer`` (never a training framework).
+
+Models are loaded once per process at start-up. A model that fails to load does not stop the server
+(as in the seed): its routes answer 500/503 with the reason, and ``/health`` shows it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+
+log = logging.getLogger("ecgcore.serve")
+
+DENOISE_FS = 130.0
+DENOISE_LEN = 1300  # 10 s at 130 Hz, the seed's CHUNK_SIZE
+
+
+class ModelUnavailable(RuntimeError):
+    pass
+
+
+class ServeModels:
+    """Denoiser (``/api/v1/denoising``) and the two classifiers of ``/predict``.
+
+    Parameters
+    ----------
+    denoise, segments, beats : bundled model names or model folders (``model.onnx`` + ``model.json``).
+    threads : onnxruntime intra-op threads per model (0: all cores).
+    """
+
+    def __init__(self, denoise: str = "denoiser", segments: str = "segments-abnormal", beats: str = "beats-aami",
+                 threads: int = 0):
+        self.names = {"denoise": denoise, "segments": segments, "beats": beats}
+        self.threads = int(threads) or None
+        self._scorers: dict[str, object] = {}
+        self._errors: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        """Load every model; failures are remembered (and logged), not raised."""
+        for role in self.names:
+            self._get(role, raise_=False)
+
+    def _get(self, role: str, raise_: bool = True):
+        with self._lock:
+            if role not in self._scorers and role not in self._errors:
+                try:
+                    from ecgcore.infer import Scorer
+
+                    self._scorers[role] = Scorer(self.names[role], threads=self.threads)
+                except Exception as exc:  # any load failure is reported per model, the server keeps running
+                    self._errors[role] = f"{self.names[role]}: {type(exc).__name__}: {exc}"
+                    log.warning("model for %s not available: %s", role, self._errors[role])
+            if role in self._scorers:
+                return self._scorers[role]
+        if raise_:
+            raise ModelUnavailable(self._errors[role])
+        return None
+
+    def status(self) -> dict[str, dict]:
+        out = {}
+        for role, name in self.names.items():
+            s = self._scorers.get(role)
+            if s is not None:
+                out[role] = {"model": name, "status": "ready", "version": str(getattr(s.card, "version", ""))}
+            else:
+                out[role] = {"model": name, "status": "unavailable", "reason": self._errors.get(role, "not loaded")}
+        return out
+
+    def cards(self) -> list[dict]:
+        out = []
+        for role in self.names:
+            s = self._get(role, raise_=False)
+            if s is None:
+                continue
+            c = s.card
+            out.append({"route": {"denoise": "/api/v1/denoising"}.get(role, "/predict"), "role": role,
+                        "name": c.name, "version": c.version, "task": c.task, "framework": c.framework,
+                        "fs": c.fs, "classes": list(c.classes), "inputs": c.inputs, "outputs": c.outputs,
+                        "preprocessing": {"kind": c.preprocessing.get("kind")}, "metrics": c.metrics,
+                        "description": c.description})
+        return out
+
+    def denoise(self, signal: np.ndarray, *, restore_scale: bool = False) -> np.ndarray:
+        """Denoise 1300 samples at 130 Hz.
+
+        The seed z-scores the request (population std, 1 when flat) and returns the network output in
+        those z-score units; ``restore_scale`` maps it back to the request's mean and scale. The adapter
+        does the z-scoring itself, so the result does not depend on how the model's own scaling is set.
+
+        Parameters
+        ----------
+        signal : (1300,) float array, finite.
+
+        Returns
+        -------
+        (1300,) float32 array.
+        """
+        scorer = self._get("denoise")
+        x = np.asarray(signal, dtype=np.float64)
+        mean, std = float(x.mean()), float(x.std())
+        std = std if std > 0 else 1.0
+        z = (x - mean) / std
+        # Scorer.denoise is what ecgcore.infer.denoise_signal runs; calling it on our own Scorer keeps one
+        # onnxruntime session per process instead of a second cached one.
+        out = np.asarray(scorer.denoise(z, DENOISE_FS), dtype=np.float64)
+        if restore_scale:
+            out = out * std + mean
+        return out.astype(np.float32)
+
+    def predict(self, record) -> dict:
+        """Normal/Abnormal per 10 s segment and AAMI class per beat for one ``ecgcore.Record``.
+
+        Returns ``{"segments": {...} | None, "beats": {...} | None, "errors": {role: reason}}`` where each
+        section holds ``model``, ``rows`` (one dict per segment/beat with probabilities) and ``summary``.
+        Raises ModelUnavailable when neither classifier is available.
+        """
+        out, errors = {}, {}
+        for role in ("segments", "beats"):
+            scorer = self._get(role, raise_=False)
+            if scorer is None:
+                out[role] = None
+                errors[role] = self._errors.get(role, "not loaded")
+                continue
+            pred = scorer.predict_record(record)
+            out[role] = {"model": scorer.card.name, "version": str(scorer.card.version),
+                         "classes": list(scorer.card.classes), "rows": _jsonable(pred.rows),
+                         "summary": _jsonable(pred.summary)}
+        if out["segments"] is None and out["beats"] is None:
+            raise ModelUnavailable("; ".join(errors.values()))
+        out["errors"] = errors
+        return out
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
