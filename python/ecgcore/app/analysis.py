@@ -10,7 +10,7 @@ from ..datasets.mitdb import AAMI_CLASSES, aami_labels
 from ..io import Record
 from . import plots
 from .measure import measure_record
-from .models import BEATS_MODEL, SEGMENTS_MODEL, SUPERCLASS_MODEL, ModelOutputs, ModelSuite
+from .models import ModelOutputs, ModelSuite
 
 __all__ = ["EcgAnalysis", "analyse_record", "plain_summary"]
 
@@ -153,7 +153,7 @@ def plain_summary(m: dict, beat_counts: dict | None, segments: dict | None, supe
                                          f"no class above 0.5; the most likely is {SUPERCLASS_WORDS.get(top[0], top[0])} "
                                          f"({top[0]}, {top[1]:.2f})."))
     for name, why in model_notes.items():
-        if name == SUPERCLASS_MODEL and why.startswith("needs a 12-lead"):
+        if why.startswith("needs a 12-lead"):
             continue
         out.append(f"Not assessed by {name}: {why}.")
     out.append(DISCLAIMER)

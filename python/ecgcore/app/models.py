@@ -22,10 +22,10 @@ from ..io import Record
 
 __all__ = ["BEATS_MODEL", "SEGMENTS_MODEL", "SUPERCLASS_MODEL", "ModelSuite", "ModelOutputs", "single_lead_view"]
 
+
 BEATS_MODEL = "beats-aami"
 SEGMENTS_MODEL = "segments-abnormal"
 SUPERCLASS_MODEL = "hubert-ptbxl-super"
-DEFAULT_MODELS = (BEATS_MODEL, SEGMENTS_MODEL, SUPERCLASS_MODEL)
 
 
 @dataclass
@@ -59,12 +59,16 @@ class ModelSuite:
 
     Parameters
     ----------
-    names : bundled model names (or model folders) to try
+    beats, segments, superclass : the model for each role (bundled name, model folder or ``.onnx``);
+        None leaves the role out
     threads : intra-op threads per session (the app is shared by concurrent requests)
     """
 
-    def __init__(self, names=DEFAULT_MODELS, threads: int | None = 1):
-        self.names = tuple(names)
+    def __init__(self, beats: str | None = BEATS_MODEL, segments: str | None = SEGMENTS_MODEL,
+                 superclass: str | None = SUPERCLASS_MODEL, threads: int | None = 1):
+        # role -> model (bundled name, folder or .onnx path); None switches a role off.
+        self.roles = {"beats": beats, "segments": segments, "superclass": superclass}
+        self.names = tuple(str(m) for m in self.roles.values() if m is not None)
         self.threads = threads
         self._scorers: dict[str, object] = {}
         self._missing: dict[str, str] = {}
@@ -84,7 +88,7 @@ class ModelSuite:
             try:
                 scorer = Scorer(name, threads=self.threads)
             except (FileNotFoundError, ValueError) as exc:
-                self._missing[name] = f"bundled model {name!r} is not installed ({exc})"
+                self._missing[name] = f"model {name!r} is not installed ({exc})"
                 return None
             self._scorers[name] = scorer
             return scorer
@@ -110,21 +114,22 @@ class ModelSuite:
         # annotations (those are shown beside the model's counts for comparison, not fed to it).
         view = single_lead_view(record, lead)
         view.annotations = None
-        if BEATS_MODEL in self.names:
-            scorer = self._scorer(BEATS_MODEL)
+        beats, segments, superclass = (self.roles[k] for k in ("beats", "segments", "superclass"))
+        if beats is not None:
+            scorer = self._scorer(beats)
             if scorer is None:
-                out.errors[BEATS_MODEL] = self._missing[BEATS_MODEL]
+                out.errors[beats] = self._missing[beats]
             else:
                 try:
                     pred = scorer.predict_record(view)
                     out.beats = list(pred.rows)
                     out.beat_classes = list(scorer.card.classes)
                 except (ValueError, RuntimeError) as exc:
-                    out.errors[BEATS_MODEL] = str(exc)
-        if SEGMENTS_MODEL in self.names:
-            scorer = self._scorer(SEGMENTS_MODEL)
+                    out.errors[beats] = str(exc)
+        if segments is not None:
+            scorer = self._scorer(segments)
             if scorer is None:
-                out.errors[SEGMENTS_MODEL] = self._missing[SEGMENTS_MODEL]
+                out.errors[segments] = self._missing[segments]
             else:
                 try:
                     pred = scorer.predict_record(view)
@@ -132,15 +137,15 @@ class ModelSuite:
                     out.segment_classes = list(scorer.card.classes)
                     _segment_attention(scorer, view, out)
                 except (ValueError, RuntimeError) as exc:
-                    out.errors[SEGMENTS_MODEL] = str(exc)
-        if SUPERCLASS_MODEL in self.names:
+                    out.errors[segments] = str(exc)
+        if superclass is not None:
             if record.n_leads != 12:
-                out.errors[SUPERCLASS_MODEL] = (f"needs a 12-lead ECG; this one has {record.n_leads} "
-                                                f"lead{'s' if record.n_leads != 1 else ''}")
+                out.errors[superclass] = (f"needs a 12-lead ECG; this one has {record.n_leads} "
+                                          f"lead{'s' if record.n_leads != 1 else ''}")
             else:
-                scorer = self._scorer(SUPERCLASS_MODEL)
+                scorer = self._scorer(superclass)
                 if scorer is None:
-                    out.errors[SUPERCLASS_MODEL] = self._missing[SUPERCLASS_MODEL]
+                    out.errors[superclass] = self._missing[superclass]
                 else:
                     try:
                         pred = scorer.predict_record(record)
@@ -151,7 +156,7 @@ class ModelSuite:
                         out.superclass = {c: float(np.mean([r[f"prob_{c}"] for r in rows])) for c in classes
                                           if rows and f"prob_{c}" in rows[0]}
                     except (ValueError, RuntimeError) as exc:
-                        out.errors[SUPERCLASS_MODEL] = str(exc)
+                        out.errors[superclass] = str(exc)
         return out
 
 

@@ -12,8 +12,8 @@ Routes:
 Jobs live in a temporary folder, the last ``keep_jobs`` of them; nothing is kept after the server stops.
 Analysis is CPU work, so the handlers are plain functions (FastAPI runs them in its thread pool).
 """
-from __future__ import annotations
-
+# No "from __future__ import annotations": FastAPI resolves the handlers' parameter types (UploadFile)
+# at definition time, and they are imported inside create_app to keep the web stack optional.
 import json
 import os
 import re
@@ -39,7 +39,7 @@ _JOB_ID = re.compile(r"^[0-9a-f]{16}$")
 class _Jobs:
     """Job folders under one temporary root; the oldest are deleted beyond ``keep``."""
 
-    def __init__(self, root: Path | None, keep: int):
+    def __init__(self, root: "Path | None", keep: int):
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="ecgcore-app-"))
         self.root.mkdir(parents=True, exist_ok=True)
         self.keep = keep
@@ -57,7 +57,7 @@ class _Jobs:
                 shutil.rmtree(old, ignore_errors=True)
         return job, path
 
-    def get(self, job: str) -> Path | None:
+    def get(self, job: str) -> "Path | None":
         if not _JOB_ID.match(job):
             return None
         with self._lock:
