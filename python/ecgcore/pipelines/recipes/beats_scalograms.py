@@ -19,8 +19,8 @@ import numpy as np
 
 from ..._version import __version__
 from ...datasets.mitdb import AAMI_CLASSES, DS1, DS2, aami_labels
-from ...dsp import morlet_scalogram, segment_beats
-from ...io import read_record
+from ...dsp import detect_r_peaks, morlet_scalogram, segment_beats
+from ...io import Record, read_record
 from ..archive import atomic_write
 from ..engine import RecordResult
 from .base import Recipe, wfdb_records, write_json
@@ -39,27 +39,63 @@ def write_h5(path: Path, datasets: dict, attrs: dict) -> None:
                 h5.attrs[k] = v
 
 
-def record_scalograms(in_dir: Path, item: str, options: dict):
-    """(record, beats, scalograms, r_peaks, labels, aami letters, scales) of one record, as the seed cuts them."""
+def transform(rec: Record, options: dict, *, peaks: str = "annotations") -> dict:
+    """The per-record transform of this recipe, shared by ``run()`` and ``ecgcore infer``.
+
+    Parameters
+    ----------
+    rec : the record (signal (n_samples, n_leads) in physical units).
+    options : this recipe's options (``before``, ``after``, ``scales``, ``wavelet``, ``lead``, ``variant``;
+        ``_threads`` for the C++ kernels).
+    peaks : ``"annotations"`` (the seed: reference beats with an AAMI class, an error without a ``.atr``),
+        ``"detect"`` (``detect_r_peaks`` on the lead, no labels) or ``"auto"`` (annotations when present).
+
+    Returns
+    -------
+    dict with ``beats`` (n, before+after+1) float64, ``scalograms`` (n, n_scales, before+after+1) float32,
+    ``r_peaks`` (n,) int64, ``labels`` (n,) int32 class index 0-4 (-1 when the peaks were detected),
+    ``aami`` (n,) class letters ("" when detected), ``scales`` (n_scales,) float64, ``peaks`` (the source used).
+    """
     threads = options.get("_threads", 0)
-    rec = read_record(in_dir / item, workers=threads)
-    if rec.annotations is None:
-        raise ValueError(f"{item}: no .atr reference annotations")
     before, after = int(options["before"]), int(options["after"])
-    ann = rec.annotations
-    cls = aami_labels(ann.symbol, options["variant"])
-    # The seed keeps 93 < R < n - 93 (strict), one sample stricter on the left than "fits in the record".
-    keep = (cls != "") & (ann.sample > before) & (ann.sample < rec.n_samples - after)
-    r_peaks, cls = ann.sample[keep], cls[keep]
-    x = rec.signal[:, int(options["lead"])]
+    lead = int(options["lead"])
+    if peaks not in ("annotations", "detect", "auto"):
+        raise ValueError(f"peaks must be 'annotations', 'detect' or 'auto', got {peaks!r}")
+    if peaks == "auto":
+        peaks = "annotations" if rec.annotations is not None else "detect"
+    if lead >= rec.n_leads:
+        raise ValueError(f"{rec.name}: lead {lead} requested, the record has {rec.n_leads}")
+    x = rec.signal[:, lead]
+    if peaks == "annotations":
+        if rec.annotations is None:
+            raise ValueError(f"{rec.name}: no .atr reference annotations")
+        ann = rec.annotations
+        cls = aami_labels(ann.symbol, options["variant"])
+        # The seed keeps 93 < R < n - 93 (strict), one sample stricter on the left than "fits in the record".
+        keep = (cls != "") & (ann.sample > before) & (ann.sample < rec.n_samples - after)
+        r_peaks, cls = ann.sample[keep], cls[keep]
+    else:
+        r_peaks = np.asarray(detect_r_peaks(x, fs=rec.fs, workers=threads), dtype=np.int64)
+        r_peaks = r_peaks[(r_peaks > before) & (r_peaks < rec.n_samples - after)]
+        cls = np.full(r_peaks.size, "", dtype="<U1")
     beats, kept = segment_beats(x, r_peaks, before=before, after=after, edge="drop", workers=threads)
     r_peaks, cls = r_peaks[kept], cls[kept]
     lo, hi = options["scales"]
     scales = np.arange(int(lo), int(hi) + 1, dtype=np.float64)
     scal = morlet_scalogram(beats, scales, options["wavelet"], workers=threads) if len(beats) else \
         np.zeros((0, scales.size, before + after + 1), np.float32)
-    labels = np.array([AAMI_CLASSES.index(c) for c in cls], dtype=np.int32)
-    return rec, beats, scal, r_peaks, labels, cls, scales
+    labels = np.array([AAMI_CLASSES.index(c) if c else -1 for c in cls], dtype=np.int32)
+    return {"beats": beats, "scalograms": scal, "r_peaks": r_peaks, "labels": labels, "aami": cls,
+            "scales": scales, "peaks": peaks}
+
+
+def record_scalograms(in_dir: Path, item: str, options: dict):
+    """(record, beats, scalograms, r_peaks, labels, aami letters, scales) of one record, as the seed cuts them."""
+    rec = read_record(in_dir / item, workers=options.get("_threads", 0))
+    if rec.annotations is None:
+        raise ValueError(f"{item}: no .atr reference annotations")
+    t = transform(rec, options, peaks="annotations")
+    return rec, t["beats"], t["scalograms"], t["r_peaks"], t["labels"], t["aami"], t["scales"]
 
 
 class BeatsScalograms(Recipe):

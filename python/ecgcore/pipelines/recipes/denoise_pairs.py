@@ -22,7 +22,7 @@ from ...datasets.mitdb import DS1, DS2
 from ...datasets.noise import NOISE_TYPES, noise_scale
 from ...dsp import bandpass, resample_poly
 from ...dsp.filter import resample_ratio
-from ...io import read_record
+from ...io import Record, read_record
 from ..engine import RecordResult
 from .base import Recipe, save_npz, wfdb_records, write_json
 
@@ -30,6 +30,34 @@ from .base import Recipe, save_npz, wfdb_records, write_json
 def _rng(seed: int, *parts: str) -> np.random.Generator:
     digest = hashlib.sha256("/".join([str(seed), *parts]).encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def to_model_rate(x: np.ndarray, fs: float, fs_out: float, *, workers: int | None = 0) -> np.ndarray:
+    """(n,) signal at ``fs`` -> the denoiser's rate ``fs_out`` (polyphase, the ratio reduced: 360 -> 130 is 13/36).
+
+    The one resampler of both the training pairs (clean and noise) and ``ecgcore infer``'s denoiser input.
+    """
+    up, down = resample_ratio(fs, fs_out)
+    return resample_poly(x, up, down, workers=workers)
+
+
+def clean_windows(rec: Record, options: dict) -> np.ndarray:
+    """The per-record transform of this recipe: the clean (n_windows, length) targets of one record.
+
+    The lead ``options["lead"]`` band-passed (``band``, order 4, zero-phase), resampled to ``fs`` and cut into
+    non-overlapping ``length``-sample windows (a short tail is dropped). The noisy inputs are these windows
+    plus NSTDB noise resampled with :func:`to_model_rate` (see ``run``).
+    """
+    threads = options.get("_threads", 0)
+    fs_out, length = float(options["fs"]), int(options["length"])
+    lead = rec.signal[:, int(options["lead"])]
+    low, high = options["band"]
+    clean = to_model_rate(bandpass(lead, fs=rec.fs, low=low, high=high, workers=threads), rec.fs, fs_out,
+                          workers=threads)
+    n_seg = clean.size // length
+    if n_seg == 0:
+        raise ValueError(f"{rec.name}: shorter than one {length}-sample window at {fs_out} Hz")
+    return clean[: n_seg * length].reshape(n_seg, length)
 
 
 class DenoisePairs(Recipe):
@@ -53,15 +81,8 @@ class DenoisePairs(Recipe):
         threads = options.get("_threads", 0)
         fs_out, length = float(options["fs"]), int(options["length"])
         rec = read_record(in_dir / item, annotator=None, workers=threads)
-        up, down = resample_ratio(rec.fs, fs_out)
-        lead = rec.signal[:, int(options["lead"])]
-        low, high = options["band"]
-        clean = resample_poly(bandpass(lead, fs=rec.fs, low=low, high=high, workers=threads), up, down,
-                              workers=threads)
-        n_seg = clean.size // length
-        if n_seg == 0:
-            raise ValueError(f"{item}: shorter than one {length}-sample window at {fs_out} Hz")
-        clean_w = clean[: n_seg * length].reshape(n_seg, length)
+        clean_w = clean_windows(rec, options)
+        n_seg = clean_w.shape[0]
         split = "train" if item in DS1 else "test"
         frac = float(options["train_noise_fraction"])
         noise_dir = self._noise_dir(in_dir, options)
@@ -69,8 +90,7 @@ class DenoisePairs(Recipe):
         noisy = np.empty((n_seg, len(options["noise"]), snrs.size, length), dtype=np.float32)
         for k, kind in enumerate(options["noise"]):
             nrec = read_record(noise_dir / kind, annotator=None, workers=threads)
-            nup, ndown = resample_ratio(nrec.fs, fs_out)
-            noise = resample_poly(nrec.signal[:, int(options["lead"])], nup, ndown, workers=threads)
+            noise = to_model_rate(nrec.signal[:, int(options["lead"])], nrec.fs, fs_out, workers=threads)
             cut = int(noise.size * frac)
             lo, hi = (0, cut) if split == "train" else (cut, noise.size)
             if hi - lo < length:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ...dsp import bandpass, resample_poly
 from ...dsp.filter import resample_ratio
-from ...io import read_record
+from ...io import Record, read_record
 from ..archive import atomic_write
 from ..engine import RecordResult
 from .base import Recipe, save_npz, wfdb_records
@@ -44,6 +44,33 @@ def _subjects(in_dir: Path) -> dict[str, list[str]]:
     return subs
 
 
+def record_windows(rec: Record, options: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The per-record transform of this recipe, shared by ``run()`` and ``ecgcore infer``.
+
+    The lead ``options["lead"]`` band-passed (``band``, order 4, zero-phase), resampled to ``fs``, cut into
+    ``window``-sample windows every ``stride`` samples and z-scored per window.
+
+    Returns
+    -------
+    windows : (n, window) float32; starts : (n,) int64 first sample of each window at ``fs``
+        (n = 0 when the record is shorter than one window).
+    """
+    threads = options.get("_threads", 0)
+    win, stride, fs = int(options["window"]), int(options["stride"]), float(options["fs"])
+    x = rec.signal[:, int(options["lead"])]
+    low, high = options["band"]
+    x = bandpass(x, fs=rec.fs, low=low, high=high, workers=threads)
+    up, down = resample_ratio(rec.fs, fs)
+    x = resample_poly(x, up, down, workers=threads)
+    if x.size < win:
+        return np.zeros((0, win), np.float32), np.zeros(0, np.int64)
+    st = np.arange(0, x.size - win + 1, stride)
+    w = x[st[:, None] + np.arange(win)]
+    sd = w.std(axis=1, keepdims=True)
+    w = (w - w.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
+    return w.astype(np.float32), st
+
+
 class HeartIDWindows(Recipe):
     name = "heartid"
 
@@ -60,18 +87,10 @@ class HeartIDWindows(Recipe):
         windows, recs, starts = [], [], []
         for name in _subjects(in_dir)[item]:
             rec = read_record(in_dir / name, annotator=None, workers=threads)
-            x = rec.signal[:, int(options["lead"])]
-            low, high = options["band"]
-            x = bandpass(x, fs=rec.fs, low=low, high=high, workers=threads)
-            up, down = resample_ratio(rec.fs, fs)
-            x = resample_poly(x, up, down, workers=threads)
-            if x.size < win:
+            w, st = record_windows(rec, options)
+            if not len(st):
                 continue
-            st = np.arange(0, x.size - win + 1, stride)
-            w = x[st[:, None] + np.arange(win)]
-            sd = w.std(axis=1, keepdims=True)
-            w = (w - w.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
-            windows.append(w.astype(np.float32))
+            windows.append(w)
             recs += [name] * len(st)
             starts.append(st)
         if not windows:

@@ -46,6 +46,33 @@ def _write_index(out_dir: Path, results: dict) -> None:
         tmp.write_text("\n".join(lines) + "\n")
 
 
+def standardize(ecg: np.ndarray, fs: float, options: dict, *, name: str = "") -> np.ndarray:
+    """The seed's offline preprocessing of one ECG, shared by ``run()`` and ``ecgcore infer``.
+
+    ``ecg`` (leads, samples) at ``fs`` -> zero-phase band-pass (``band``, ``order``), FFT resample to 500 Hz,
+    per-lead min-max to [-1, 1] (eps 1e-8), the first 5 s, zero-filled up to ``leads`` leads:
+    (leads, 2500) float64.
+    """
+    threads = options.get("_threads", 0)
+    n_leads = int(options["leads"])
+    if ecg.shape[0] > n_leads:
+        raise ValueError(f"{name}: {ecg.shape[0]} leads, more than the model's {n_leads}")
+    low, high = options["band"]
+    if not np.isfinite(ecg).all():
+        raise ValueError(f"{name}: NaN samples; fill gaps before dumping features")
+    x = bandpass(ecg, fs=fs, low=low, high=min(high, 0.45 * fs), order=int(options["order"]), workers=threads)
+    if fs != 500.0:
+        x = resample(x, int(round(x.shape[1] * 500.0 / fs)), workers=threads)
+    lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
+    x = 2.0 * (x - lo) / (hi - lo + 1e-8) - 1.0
+    if x.shape[1] < 2500:
+        raise ValueError(f"{name}: shorter than the 5 s the model takes ({x.shape[1]} samples at 500 Hz)")
+    x = x[:, :2500]
+    if x.shape[0] < n_leads:
+        x = np.concatenate([x, np.zeros((n_leads - x.shape[0], x.shape[1]))])
+    return x
+
+
 class HubertFeatures(Recipe):
     name = "hubert-features"
 
@@ -67,22 +94,7 @@ class HubertFeatures(Recipe):
         else:
             rec = read_record(path, annotator=None, workers=threads)
             ecg, fs = rec.signal.T.astype(np.float64), rec.fs
-        n_leads = int(options["leads"])
-        if ecg.shape[0] > n_leads:
-            raise ValueError(f"{item}: {ecg.shape[0]} leads, more than the model's {n_leads}")
-        low, high = options["band"]
-        if not np.isfinite(ecg).all():
-            raise ValueError(f"{item}: NaN samples; fill gaps before dumping features")
-        x = bandpass(ecg, fs=fs, low=low, high=min(high, 0.45 * fs), order=int(options["order"]), workers=threads)
-        if fs != 500.0:
-            x = resample(x, int(round(x.shape[1] * 500.0 / fs)), workers=threads)
-        lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
-        x = 2.0 * (x - lo) / (hi - lo + 1e-8) - 1.0
-        if x.shape[1] < 2500:
-            raise ValueError(f"{item}: shorter than the 5 s the model takes ({x.shape[1]} samples at 500 Hz)")
-        x = x[:, :2500]
-        if x.shape[0] < n_leads:
-            x = np.concatenate([x, np.zeros((n_leads - x.shape[0], x.shape[1]))])
+        x = standardize(ecg, fs, options, name=item)
         feats = hubert_shard_features(x, options["kind"], fs=int(options["shard_fs"]), input_fs=500.0,
                                       deltas=options["deltas"], workers=threads)
         rel = str(Path(item).with_suffix("")) + ".npy" if Path(item).suffix == ".npy" else item + ".npy"

@@ -21,9 +21,51 @@ import numpy as np
 
 from ...datasets.mitdb import DS1, DS2
 from ...dsp import bandpass, butter, filtfilt, segment_windows, window_labels
-from ...io import read_record
+from ...io import Record, read_record
 from ..engine import RecordResult
 from .base import Recipe, save_npz, wfdb_records, write_json
+
+
+def transform(rec: Record, options: dict) -> dict:
+    """The per-record transform of this recipe, shared by ``run()`` and ``ecgcore infer``.
+
+    Parameters
+    ----------
+    rec : the record; ``options``: this recipe's options (``window_s``, ``overlap``, ``band``, ``order``,
+        ``lead``, ``seed_compat``; ``_threads`` for the C++ kernels).
+
+    Returns
+    -------
+    dict with ``segments`` (n, size) float64 (z-scored per segment, or filtered but unscaled with
+    ``seed_compat``), ``start`` (n,) int64 first sample of each window, ``size``, ``step`` and ``labels``
+    (n,) int64 (the seed's majority rule; None when the record has no annotations).
+    """
+    threads = options.get("_threads", 0)
+    size = int(round(options["window_s"] * rec.fs))
+    step = int(round(size * (1.0 - options["overlap"])))
+    low, high = options["band"]
+    li = int(options["lead"])
+    if li >= rec.n_leads:
+        raise ValueError(f"{rec.name}: lead {li} requested, the record has {rec.n_leads}")
+    lead = rec.signal[:, li]
+    if options["seed_compat"]:
+        # The seed filters with the (b, a) form (scipy filtfilt), which loses ~1e-4 to rounding at order 5.
+        b, a = butter(int(options["order"]), (low, high), "bandpass", fs=rec.fs, output="ba")
+        x = filtfilt(b, a, lead, workers=threads)
+    else:
+        x = bandpass(lead, fs=rec.fs, low=low, high=high, order=int(options["order"]), workers=threads)
+    seg = segment_windows(x, size=size, step=step, workers=threads)
+    if seg.shape[0] == 0:
+        raise ValueError(f"{rec.name}: shorter than one {options['window_s']} s window")
+    labels = None
+    if rec.annotations is not None:
+        labels = window_labels(rec.annotations.sample, rec.annotations.symbol, n_samples=rec.n_samples,
+                               size=size, step=step)
+    if not options["seed_compat"]:
+        sd = seg.std(axis=1, keepdims=True)
+        seg = (seg - seg.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
+    return {"segments": seg, "labels": labels, "start": np.arange(seg.shape[0], dtype=np.int64) * step,
+            "size": size, "step": step}
 
 
 class Segments(Recipe):
@@ -36,28 +78,11 @@ class Segments(Recipe):
         return [r for r in wfdb_records(in_dir) if (in_dir / f"{r}.atr").is_file()]
 
     def run(self, item: str, in_dir: Path, out_dir: Path, options: dict) -> RecordResult:
-        threads = options.get("_threads", 0)
-        rec = read_record(in_dir / item, workers=threads)
+        rec = read_record(in_dir / item, workers=options.get("_threads", 0))
         if rec.annotations is None:
             raise ValueError(f"{item}: no .atr reference annotations, cannot label segments")
-        size = int(round(options["window_s"] * rec.fs))
-        step = int(round(size * (1.0 - options["overlap"])))
-        low, high = options["band"]
-        lead = rec.signal[:, int(options["lead"])]
-        if options["seed_compat"]:
-            # The seed filters with the (b, a) form (scipy filtfilt), which loses ~1e-4 to rounding at order 5.
-            b, a = butter(int(options["order"]), (low, high), "bandpass", fs=rec.fs, output="ba")
-            x = filtfilt(b, a, lead, workers=threads)
-        else:
-            x = bandpass(lead, fs=rec.fs, low=low, high=high, order=int(options["order"]), workers=threads)
-        seg = segment_windows(x, size=size, step=step, workers=threads)
-        if seg.shape[0] == 0:
-            raise ValueError(f"{item}: shorter than one {options['window_s']} s window")
-        labels = window_labels(rec.annotations.sample, rec.annotations.symbol, n_samples=rec.n_samples,
-                               size=size, step=step)
-        if not options["seed_compat"]:
-            sd = seg.std(axis=1, keepdims=True)
-            seg = (seg - seg.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
+        t = transform(rec, options)
+        seg, labels, step = t["segments"], t["labels"], t["step"]
         rel = f"{item}.npz"
         save_npz(out_dir / rel, segments=seg.astype(np.float32), labels=np.asarray(labels, dtype=np.int64),
                  start=np.arange(seg.shape[0], dtype=np.int64) * step, fs=np.float64(rec.fs),

@@ -1,0 +1,111 @@
+"""``ecgcore infer`` and ``ecgcore models``: batch scoring with ONNX Runtime, and the bundled models' cards."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+__all__ = ["infer", "models"]
+
+
+@click.command(context_settings={"show_default": True})
+@click.argument("model")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path),
+              help="Output table (.csv/.jsonl/.parquet) of per-beat/segment predictions; for the denoiser a "
+                   "folder of denoised records.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet", "npy", "wfdb"]), default=None,
+              help="Output format [default: from OUT's suffix, else csv; denoiser: npy].")
+@click.option("--fs", type=float, default=None,
+              help="Sampling rate (Hz) of .npy/.csv inputs [default: the model's own rate].")
+@click.option("--providers", default=None,
+              help="onnxruntime execution providers, comma-separated in priority order, e.g. "
+                   "'CUDAExecutionProvider,CPUExecutionProvider' or 'cuda,cpu' [default: CPU].")
+@click.option("--threads", type=int, default=None, help="onnxruntime intra-op and C++ threads [default: all cores].")
+@click.option("--batch-size", type=int, default=256, help="Items (beats, segments) per onnxruntime call.")
+@click.option("--overwrite", is_flag=True, help="Start over when OUT holds results of another model or options.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, overwrite, no_progress):
+    """Score whole archives with MODEL: per-beat / per-segment predictions and a per-record summary.
+
+    MODEL is a bundled name (see `ecgcore models`: beats-aami, segments-abnormal, denoiser, ...) or a folder
+    holding model.onnx + model.json (or the .onnx path). INPUTS are WFDB records, folders of them (searched
+    recursively), .npy ([n] or [n, leads]) or .csv (a column per lead) files; those take --fs.
+
+    The model card's preprocessing (rate, band-pass, beats/segments/scalograms, normalisation) runs through
+    the C++ core exactly as in training; no torch/tensorflow/mlx is needed. Rows carry record, sample, time,
+    class and one probability per class (and the reference class where the record has annotations).
+    Beside OUT: <stem>.summary.json/.csv (counts per class, burden %), <stem>.errors.json and
+    OUT.manifest.jsonl:
+    a re-run skips records already complete, so an interrupted run resumes. Bad files are reported and skipped.
+
+    \b
+    ecgcore infer beats-aami ../shared/data/mitdb -o out.csv
+    ecgcore infer segments-abnormal rec.npy --fs 250 -o seg.jsonl
+    ecgcore infer denoiser noisy/ -o clean/ --format wfdb
+    """
+    from .batch import score_records
+
+    try:
+        summary = score_records(model, list(inputs), out, fmt=fmt, fs=fs, providers=providers, threads=threads,
+                                batch_size=batch_size, progress=not no_progress, overwrite=overwrite)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(summary.table())
+    if summary.failed and not summary.done and not summary.skipped:
+        raise click.ClickException(f"every input failed ({len(summary.failed)} records)")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the full cards as JSON.")
+@click.argument("name", required=False)
+def models(as_json, name):
+    """List the bundled models with their cards (task, classes, rate, preprocessing, metrics).
+
+    With NAME (a bundled name or a model folder) print that model's full card.
+    """
+    from ..export.card import list_bundled, read_card, resolve_model
+
+    if name:
+        try:
+            _, card = resolve_model(name)
+        except (ValueError, FileNotFoundError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(json.dumps(card.to_dict(), indent=2))
+        return
+    bundled = list_bundled()
+    cards = {}
+    for n, folder in bundled.items():
+        try:
+            cards[n] = read_card(folder)
+        except (ValueError, FileNotFoundError) as exc:
+            click.echo(f"{n}: unreadable card: {exc}", err=True)
+    if as_json:
+        click.echo(json.dumps({n: c.to_dict() for n, c in cards.items()}, indent=2))
+        return
+    if not cards:
+        click.echo("no bundled models installed (ecgcore/data/models/ is empty)")
+        return
+    for n, c in cards.items():
+        size = (bundled[n] / "model.onnx").stat().st_size / 1e6
+        metrics = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in list(_flat(c.metrics).items())[:4])
+        click.echo(f"{n}  [{c.task}, {c.framework}, {c.fs:g} Hz, preprocessing {c.preprocessing['kind']}, "
+                   f"{size:.1f} MB]")
+        if c.description:
+            click.echo(f"    {c.description}")
+        if c.classes:
+            click.echo(f"    classes: {', '.join(c.classes)}")
+        if metrics:
+            click.echo(f"    metrics: {metrics}")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        elif isinstance(v, (int, float, str)):
+            out[f"{prefix}{k}"] = v
+    return out

@@ -1,0 +1,325 @@
+"""One onnxruntime session per model, reused for every batch: scoring records and denoising signals.
+
+Nothing here imports torch, tensorflow or mlx: the network is the exported ``model.onnx`` and the
+preprocessing is the recipes' own transforms on the C++ core (see :mod:`ecgcore.infer.preprocess`).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..export.card import ModelCard, resolve_model
+from ..io import Record
+from .preprocess import Prepared, Sequences, prepare, recipe_options
+
+__all__ = ["RecordPrediction", "Scorer", "denoise_signal", "make_session"]
+
+
+def make_session(onnx_path: str | os.PathLike, providers=None, threads: int | None = None):
+    """An ``onnxruntime.InferenceSession`` with all graph optimisations, intra-op threads = ``threads``
+    (default: all cores) and the requested execution providers (default CPU; checked, with a clear error)."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if providers is None:
+        providers = ["CPUExecutionProvider"]
+    elif isinstance(providers, str):
+        providers = [p.strip() for p in providers.split(",") if p.strip()]
+    providers = [p if p.endswith("ExecutionProvider") else f"{p.upper() if p.lower() == 'cuda' else p}"
+                 f"ExecutionProvider" for p in providers]
+    missing = [p for p in providers if p not in available]
+    if missing:
+        hint = " (install onnxruntime-gpu for CUDA)" if any("CUDA" in p for p in missing) else ""
+        raise ValueError(f"onnxruntime execution provider(s) {', '.join(missing)} not available{hint}; "
+                         f"this onnxruntime has {', '.join(available)}")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = int(threads) if threads else (os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    try:
+        return ort.InferenceSession(str(onnx_path), sess_options=opts, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ValueError(f"{onnx_path}: onnxruntime cannot load this model: {exc}") from exc
+
+
+@dataclass
+class RecordPrediction:
+    """Predictions for one record.
+
+    Attributes
+    ----------
+    record : the record's name.
+    rows : one dict per beat / segment / window: ``record, sample, time_s, class, prob_<class>...``
+        (classifiers; plus ``end_sample``, ``reference`` where known) or ``embedding`` (embedders).
+    summary : ``record, n, duration_s, counts {class: n}, burden_pct {class: %}`` (+ ``agreement`` with the
+        reference annotations when the record has them).
+    probabilities : (n, n_classes) float32 (classifiers) / raw outputs (others).
+    signal : the denoised signal (denoisers), else None.
+    """
+
+    record: str
+    rows: list[dict] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    probabilities: np.ndarray | None = None
+    signal: np.ndarray | None = None
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class Scorer:
+    """A bundled or exported model, ready to score records.
+
+    Parameters
+    ----------
+    model : bundled name (``ecgcore models``), a folder with ``model.onnx`` + ``model.json``, or a ``.onnx`` path.
+    providers : onnxruntime execution providers (``["CUDAExecutionProvider", "CPUExecutionProvider"]``,
+        ``"cuda,cpu"``); default CPU.
+    threads : onnxruntime intra-op threads and C++ preprocessing threads (default: all cores).
+    batch_size : items per ``session.run`` (capped by a fixed batch dimension in the graph).
+    """
+
+    def __init__(self, model, providers=None, threads: int | None = None, batch_size: int = 256):
+        self.onnx_path, self.card = resolve_model(model)
+        self.session = make_session(self.onnx_path, providers, threads)
+        self.threads = threads
+        self._inputs = self.session.get_inputs()
+        self._output = self.session.get_outputs()[0].name
+        dim0 = self._inputs[0].shape[0] if self._inputs[0].shape else None
+        self.batch_size = int(dim0) if isinstance(dim0, int) and dim0 > 0 else max(1, int(batch_size))
+        self.kind = self.card.preprocessing["kind"]
+        self.options = recipe_options(self.card, 0 if threads is None else threads)
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.card.classes)
+
+    def __repr__(self) -> str:
+        return (f"Scorer({self.card.name!r}, kind={self.kind!r}, providers={self.session.get_providers()}, "
+                f"batch_size={self.batch_size})")
+
+    # -- raw network -------------------------------------------------------------------------------------
+    def run(self, batch, *extra) -> np.ndarray:
+        """Raw network outputs (the graph's first output) on already-preprocessed input, in batches.
+
+        ``batch``: (n, ...) the graph's first input; ``extra``: its further inputs, same n.
+        """
+        arrays = [a if isinstance(a, Sequences) else np.asarray(a, dtype=np.float32) for a in (batch, *extra)]
+        if len(arrays) != len(self._inputs):
+            raise ValueError(f"model {self.card.name!r} takes {len(self._inputs)} input(s) "
+                             f"({', '.join(i.name for i in self._inputs)}), got {len(arrays)}")
+        n = arrays[0].shape[0]
+        if any(a.shape[0] != n for a in arrays):
+            raise ValueError("all inputs must have the same number of items")
+        outs = []
+        bs = self.batch_size
+        for i in range(0, n, bs):
+            feed = {inp.name: a[i:i + bs] for inp, a in zip(self._inputs, arrays)}
+            if feed[self._inputs[0].name].shape[0] < bs and self._fixed_batch():
+                # A graph with a fixed batch dimension: pad the last batch and drop the padding.
+                k = feed[self._inputs[0].name].shape[0]
+                feed = {key: np.concatenate([v, np.zeros((bs - k, *v.shape[1:]), v.dtype)]) for key, v in feed.items()}
+                outs.append(self.session.run([self._output], feed)[0][:k])
+            else:
+                outs.append(self.session.run([self._output], feed)[0])
+        if not outs:
+            shape = self.session.get_outputs()[0].shape
+            tail = [d if isinstance(d, int) else 0 for d in (shape[1:] if shape else [])]
+            if self.card.classes and tail:
+                tail[-1] = len(self.card.classes)
+            return np.zeros((0, *tail), np.float32)
+        return np.concatenate(outs)
+
+    def _fixed_batch(self) -> bool:
+        d = self._inputs[0].shape[0] if self._inputs[0].shape else None
+        return isinstance(d, int) and d > 0
+
+    def probabilities(self, raw: np.ndarray) -> np.ndarray:
+        """Class probabilities from raw outputs: the card's ``outputs[0]["activation"]`` (softmax / sigmoid /
+        none); without one, rows that already sum to 1 are kept and logits get a softmax."""
+        raw = np.asarray(raw, dtype=np.float32).reshape(raw.shape[0], -1)
+        act = (self.card.outputs[0].get("activation") if self.card.outputs else None) or ""
+        if act == "none" or act == "softmax-applied" or act == "probabilities":
+            return raw
+        if act == "sigmoid" or (not act and self.card.task == "multilabel"):
+            return (1.0 / (1.0 + np.exp(-raw))).astype(np.float32)
+        if act == "softmax":
+            return _softmax(raw).astype(np.float32)
+        if raw.size and np.all(raw >= 0) and np.allclose(raw.sum(axis=1), 1.0, atol=1e-3):
+            return raw
+        return _softmax(raw).astype(np.float32)
+
+    # -- records -------------------------------------------------------------------------------------------
+    def prepare(self, record: Record) -> Prepared:
+        """The card's preprocessing of one record (:func:`ecgcore.infer.preprocess.prepare`)."""
+        return prepare(record, self.card, threads=self.options["_threads"],
+                       graph_shapes=[i.shape for i in self._inputs])
+
+    def predict_record(self, record: Record) -> RecordPrediction:
+        """Score one record: one row per beat / segment / window, and a per-record summary."""
+        if self.kind == "denoise-pairs":
+            x = record.signal[:, int(self.options.get("lead", 0))]
+            y = self.denoise(x, record.fs)
+            return RecordPrediction(record=record.name, signal=y,
+                                    summary={"record": record.name, "n": int(y.size), "fs": record.fs,
+                                             "duration_s": record.duration})
+        prep = self.prepare(record)
+        extra = [prep.inputs[k] for k in sorted(k for k in prep.inputs if k != 0)]
+        raw = self.run(prep.inputs[0], *extra)
+        return self._rows(record, prep, raw)
+
+    def _rows(self, record: Record, prep: Prepared, raw: np.ndarray) -> RecordPrediction:
+        name = record.name
+        fs = float(record.fs)
+        summary = {"record": name, "n": len(prep), "duration_s": round(record.duration, 3), "kind": prep.kind}
+        if self.card.task == "embedding" or not self.card.classes:
+            emb = np.asarray(raw, dtype=np.float32).reshape(len(prep), -1)
+            rows = [{"record": name, "sample": int(s), "time_s": round(float(s) / fs, 4),
+                     **({"end_sample": int(e)} if prep.end is not None else {}),
+                     "embedding": [round(float(v), 6) for v in emb[i]]}
+                    for i, (s, e) in enumerate(zip(prep.sample, prep.end if prep.end is not None else prep.sample))]
+            return RecordPrediction(record=name, rows=rows, summary=summary, probabilities=emb)
+        classes = self.card.classes
+        prob = self.probabilities(raw)
+        if prob.shape[1] != len(classes):
+            raise ValueError(f"model {self.card.name!r}: {prob.shape[1]} outputs, the card names "
+                             f"{len(classes)} classes")
+        multilabel = self.card.task == "multilabel"
+        thr = float(self.card.preprocessing.get("threshold", 0.5))
+        pred = prob.argmax(axis=1) if len(prob) else np.zeros(0, np.int64)
+        ends = prep.end if prep.end is not None else [None] * len(prep)
+        ref = prep.reference
+        rows = []
+        for i in range(len(prep)):
+            s = int(prep.sample[i])
+            row = {"record": name, "sample": s, "time_s": round(s / fs, 4)}
+            if prep.end is not None:
+                row["end_sample"] = int(ends[i])
+            if multilabel:
+                row["class"] = ";".join(c for c, p in zip(classes, prob[i]) if p >= thr)
+            else:
+                row["class"] = classes[pred[i]]
+            for c, p in zip(classes, prob[i]):
+                row[f"prob_{c}"] = round(float(p), 6)
+            if ref is not None:
+                row["reference"] = classes[ref[i]] if 0 <= ref[i] < len(classes) else ""
+            rows.append(row)
+        if multilabel:
+            counts = {c: int((prob[:, j] >= thr).sum()) for j, c in enumerate(classes)}
+        else:
+            counts = {c: int((pred == j).sum()) for j, c in enumerate(classes)}
+        n = max(len(prep), 1)
+        summary["counts"] = counts
+        summary["burden_pct"] = {c: round(100.0 * k / n, 3) for c, k in counts.items()} if len(prep) else \
+            {c: 0.0 for c in classes}
+        if ref is not None and len(prep) and not multilabel:
+            known = ref >= 0
+            summary["agreement"] = round(float((pred[known] == ref[known]).mean()), 4) if known.any() else None
+        summary.update({k: v for k, v in prep.info.items()})
+        return RecordPrediction(record=name, rows=rows, summary=summary, probabilities=prob)
+
+    # -- denoiser ------------------------------------------------------------------------------------------
+    def denoise(self, signal: np.ndarray, fs: float, seed_compat: bool = False) -> np.ndarray:
+        """See :func:`denoise_signal`."""
+        if self.kind != "denoise-pairs":
+            raise ValueError(f"model {self.card.name!r} is not a denoiser (preprocessing {self.kind!r})")
+        from ..dsp import resample_poly, resample_ratio
+        from ..pipelines.recipes.denoise_pairs import to_model_rate
+
+        x = np.asarray(signal, dtype=np.float64)
+        if x.ndim != 1 or x.size == 0:
+            raise ValueError(f"signal must be a non-empty 1-D array, got shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError("signal holds NaN/inf samples; fill gaps before denoising")
+        fs = float(fs)
+        fs_m, length = float(self.options["fs"]), int(self.options["length"])
+        threads = self.options["_threads"]
+        resampled = abs(fs - fs_m) > 1e-9
+        # Resample around the mean: the polyphase filter pads with zeros, so an offset would ring at both ends.
+        offset = float(x.mean()) if resampled else 0.0
+        y = to_model_rate(x - offset, fs, fs_m, workers=threads) if resampled else x
+        norm = self.options.get("normalization", "signal")
+        mu, sd = 0.0, 1.0
+        if norm == "signal":
+            # The seed's inference: z-score over the whole request, population std, 1 where it is 0.
+            mu, sd = float(y.mean()), float(y.std())
+            sd = sd if sd > 0 else 1.0
+        elif norm not in ("window", "none"):
+            raise ValueError(f"model card {self.card.name!r}: normalization must be signal/window/none, got {norm!r}")
+        z = (y - mu) / sd
+        n_chunks = -(-z.size // length)
+        chunks = np.zeros((n_chunks, length), np.float64)
+        chunks.reshape(-1)[: z.size] = z  # the short last chunk is zero-padded, the padding cut after
+        cmu = np.zeros((n_chunks, 1))
+        csd = np.ones((n_chunks, 1))
+        if norm == "window":
+            valid = np.arange(n_chunks * length).reshape(n_chunks, length) < z.size
+            cnt = valid.sum(axis=1, keepdims=True)
+            cmu = (chunks * valid).sum(axis=1, keepdims=True) / cnt
+            csd = np.sqrt((((chunks - cmu) * valid) ** 2).sum(axis=1, keepdims=True) / cnt)
+            csd = np.where(csd > 0, csd, 1.0)
+            chunks = np.where(valid, (chunks - cmu) / csd, 0.0)
+        shape = self._inputs[0].shape
+        batch = chunks.astype(np.float32)
+        batch = batch[:, None, :] if shape and len(shape) == 3 and shape[1] == 1 else \
+            batch[:, :, None] if shape and len(shape) == 3 else batch
+        out = self.run(batch).reshape(n_chunks, length).astype(np.float64)
+        if norm == "window":
+            out = out * csd + cmu
+        out = out.reshape(-1)[: z.size]
+        if seed_compat:
+            res = out  # the seed returns z-score units of its 130 Hz input and never de-normalises
+        else:
+            res = out * sd + mu
+        if resampled and not seed_compat:
+            up, down = resample_ratio(fs_m, fs)
+            res = resample_poly(res, up, down, workers=threads)
+            res = res[: x.size] if res.size >= x.size else np.pad(res, (0, x.size - res.size), mode="edge")
+            res = res + offset
+        return res.astype(np.float64)
+
+
+_DENOISERS: dict[tuple, Scorer] = {}
+
+
+def denoise_signal(signal: np.ndarray, fs: float, model="denoiser", seed_compat: bool = False,
+                   providers=None, threads: int | None = None) -> np.ndarray:
+    """Denoise one single-lead ECG with a denoiser model (bundled ``denoiser`` by default).
+
+    Parameters
+    ----------
+    signal : (n,) samples in any unit at ``fs`` Hz.
+    fs : its sampling rate; it is resampled to the model's rate (130 Hz) and back.
+    model : bundled name, model folder or ``.onnx`` path of a ``denoise-pairs`` model.
+    seed_compat : return what the Heartify seed returned: z-score units at the model's rate, not de-normalised
+        (then the length is that of the 130 Hz signal when ``fs`` differs).
+
+    Returns
+    -------
+    (n,) float64 denoised signal, same length and scale (unit, offset) as the input.
+    """
+    key = (str(model), str(providers), threads)
+    scorer = _DENOISERS.get(key)
+    if scorer is None:
+        scorer = _DENOISERS[key] = Scorer(model, providers=providers, threads=threads)
+    if seed_compat:
+        # seed_compat: no return to the input rate either, exactly the seed's output.
+        from ..pipelines.recipes.denoise_pairs import to_model_rate
+
+        fs_m = float(scorer.options["fs"])
+        x = np.asarray(signal, dtype=np.float64)
+        if abs(float(fs) - fs_m) > 1e-9:
+            x = to_model_rate(x - x.mean(), float(fs), fs_m, workers=scorer.options["_threads"])
+        return scorer.denoise(x, fs_m, seed_compat=True)
+    return scorer.denoise(signal, fs)

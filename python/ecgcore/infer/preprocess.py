@@ -1,0 +1,265 @@
+"""Card-driven preprocessing for ``ecgcore infer``: the recipes' own per-record transforms, nothing re-implemented.
+
+A model card's ``preprocessing`` is ``{"kind": <recipe name>, **<that recipe's options as trained>}``. For each
+kind this module calls the very function the ``ecgcore preprocess`` recipe calls in ``run()``
+(``beats_scalograms.transform``, ``segments.transform``, ``denoise_pairs.to_model_rate``,
+``heartid.record_windows``, ``hubert.standardize``), then applies the training loader's last steps that the
+recipes leave to the model (normalisation statistics from the card, beat sequences, channel axes).
+
+Card keys read per kind, besides the recipe's own options (defaults: the recipe's ``default_options()``):
+
+``beats-scalograms``
+    ``peaks``: ``"auto"`` (reference annotations when the record has them, else ``detect_r_peaks``; default),
+    ``"annotations"`` or ``"detect"``. ``sequence_length`` (default 3; 1 = single beats) and ``stride`` 1;
+    ``normalization``: ``{"mean": [187], "scale": [187]}`` per time column (the seed's StandardScaler) or null;
+    ``rr_features``: true feeds ``rr_features`` (n_seq, length, 4) in seconds to a second graph input.
+    Sequence i is scored on its last beat (the seed's labelling); the first ``length - 1`` beats of a record
+    get sequences padded with copies of the first beat so every beat is scored.
+``segments``
+    the recipe's options; with ``seed_compat`` a ``scaler: {"mean": [3600], "scale": [3600]}``.
+``denoise-pairs``
+    ``fs``/``length`` (130 Hz / 1300); ``normalization``: ``"signal"`` (z-score of the whole signal, the seed's
+    inference; default), ``"window"`` (each chunk) or ``"none"``.
+``heartid``
+    the recipe's options (windows z-scored per window).
+``hubert-features``
+    ``ecgcore.models.hubert.inputs`` when the HuBERT package provides it, else the recipe's ``standardize``.
+
+Every kind resamples a record whose rate differs from the card's ``fs`` first (polyphase), and reports
+sample indices at the record's own rate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..export.card import ModelCard
+from ..io import Annotations, Record
+
+__all__ = ["Prepared", "Sequences", "KINDS", "prepare", "recipe_options", "at_rate"]
+
+KINDS = ("beats-scalograms", "segments", "denoise-pairs", "heartid", "hubert-features")
+
+
+@dataclass
+class Prepared:
+    """Network inputs of one record and where each item sits in it.
+
+    Attributes
+    ----------
+    inputs : {graph input name or position: (n, ...) float32}; position 0 is the main input.
+    sample : (n,) int64 sample index of each item at the record's own rate (R-peak, window start).
+    end : (n,) int64 exclusive end sample of each item (record rate), or None for beats.
+    reference : (n,) int64 reference class index (-1 unknown) when the record has annotations, else None.
+    kind : "beat", "segment", "window" or "record".
+    """
+
+    inputs: dict[Any, np.ndarray]
+    sample: np.ndarray
+    end: np.ndarray | None = None
+    reference: np.ndarray | None = None
+    kind: str = "beat"
+    info: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.sample.size)
+
+
+class Sequences:
+    """Beat sequences gathered batch by batch (``items[idx[i]]``), so a record's (n, length, 32, 187) tensor is
+    never materialised: each beat's scalogram is stored once, not ``length`` times."""
+
+    def __init__(self, items: np.ndarray, idx: np.ndarray, shape=None, *, squeeze: bool = False, what: str = ""):
+        self.items, self.idx, self.graph_shape, self.squeeze, self.what = items, idx, shape, squeeze, what
+        first = self._fit(items[idx[:1]] if len(idx) else np.zeros((0, *idx.shape[1:2], *items.shape[1:]),
+                                                                   items.dtype))
+        self.shape = (len(idx), *first.shape[1:])
+        self.dtype = np.dtype(np.float32)
+
+    def _fit(self, x: np.ndarray) -> np.ndarray:
+        if self.squeeze:
+            x = x[:, 0]
+        return _fit_shape(np.ascontiguousarray(x, dtype=np.float32), self.graph_shape, self.what)
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, sl) -> np.ndarray:
+        return self._fit(self.items[self.idx[sl]])
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+
+def recipe_options(card: ModelCard, threads: int | None = 0) -> dict:
+    """The recipe's default options updated with the card's (the ``kind`` key dropped), plus ``_threads``."""
+    from ..pipelines.recipes import get_recipe
+
+    kind = card.preprocessing["kind"]
+    if kind not in KINDS:
+        raise ValueError(f"model card {card.name!r}: unknown preprocessing kind {kind!r}; ecgcore infer knows "
+                         f"{', '.join(KINDS)}")
+    opts = dict(get_recipe(kind).default_options())
+    opts.update({k: v for k, v in card.preprocessing.items() if k != "kind"})
+    opts["_threads"] = 0 if threads is None else int(threads)
+    return opts
+
+
+def at_rate(rec: Record, fs: float, threads: int | None = 0) -> tuple[Record, float]:
+    """``rec`` resampled to ``fs`` (polyphase, every lead; annotations moved) and the factor fs / rec.fs."""
+    if abs(rec.fs - fs) < 1e-9:
+        return rec, 1.0
+    from ..dsp import resample_poly, resample_ratio
+
+    up, down = resample_ratio(rec.fs, fs)
+    sig = resample_poly(np.ascontiguousarray(rec.signal.T), up, down, workers=threads).T
+    ann = None
+    if rec.annotations is not None:
+        a = rec.annotations
+        samp = np.round(a.sample * (fs / rec.fs)).astype(np.int64)
+        ann = Annotations(samp, a.symbol, a.aux_note, extension=a.extension, fs=fs)
+    out = Record(signal=np.ascontiguousarray(sig), fs=float(fs), leads=rec.leads, units=rec.units,
+                 name=rec.name, path=rec.path, annotations=ann)
+    return out, fs / rec.fs
+
+
+def _to_record_rate(sample: np.ndarray, ratio: float) -> np.ndarray:
+    return sample.astype(np.int64) if ratio == 1.0 else np.round(sample / ratio).astype(np.int64)
+
+
+def _fit_shape(x: np.ndarray, shape, what: str) -> np.ndarray:
+    """Bring (n, ...) to the graph input's per-item shape: a reshape when it is static (adds channel axes),
+    else one channel axis where the graph has one more axis of size 1; None/str dims are free."""
+    if not shape:
+        return x
+    tail = list(shape[1:])
+    if tail and all(isinstance(d, int) and d > 0 for d in tail):
+        if int(np.prod(tail)) != int(np.prod(x.shape[1:])):
+            raise ValueError(f"{what}: the model takes items of shape {tuple(tail)}, the card's preprocessing "
+                             f"gives {x.shape[1:]}")
+        return x.reshape((x.shape[0], *tail))
+    if len(tail) == x.ndim:
+        if tail[-1] == 1:
+            return x[..., None]
+        if tail[0] == 1:
+            return x[:, None]
+    return x
+
+
+def _input_shapes(card: ModelCard, graph_shapes: list | None) -> list:
+    if graph_shapes:
+        return graph_shapes
+    return [i.get("shape") for i in card.inputs] or [None]
+
+
+def prepare(rec: Record, card: ModelCard, *, threads: int | None = 0, graph_shapes: list | None = None) -> Prepared:
+    """Run the card's preprocessing on one record; see the module docstring.
+
+    ``graph_shapes``: the ONNX graph's input shapes (``session.get_inputs()[i].shape``), used to add channel
+    axes; the card's ``inputs`` otherwise.
+    """
+    kind = card.preprocessing.get("kind")
+    opts = recipe_options(card, threads)
+    shapes = _input_shapes(card, graph_shapes)
+    fs = float(opts.get("fs", card.fs)) if kind in ("denoise-pairs", "heartid") else float(card.fs)
+    if kind == "beats-scalograms":
+        return _beats(rec, card, opts, shapes)
+    if kind == "segments":
+        return _segments(rec, card, opts, shapes)
+    if kind == "heartid":
+        return _heartid(rec, opts, shapes, fs)
+    if kind == "hubert-features":
+        return _hubert(rec, card, opts, shapes)
+    if kind == "denoise-pairs":
+        raise ValueError(f"model {card.name!r} is a denoiser: use denoise_signal / Scorer.denoise, not prepare")
+    raise ValueError(f"model card {card.name!r}: unknown preprocessing kind {kind!r}")
+
+
+def _beats(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepared:
+    from ..dsp import rr_features
+    from ..pipelines.recipes.beats_scalograms import transform
+
+    r, ratio = at_rate(rec, float(card.fs), opts["_threads"])
+    t = transform(r, opts, peaks=opts.get("peaks", "auto"))
+    scal = t["scalograms"].astype(np.float32)
+    norm = opts.get("normalization")
+    if norm:
+        mean = np.asarray(norm["mean"], dtype=np.float32)
+        scale = np.asarray(norm["scale"], dtype=np.float32)
+        if mean.shape[-1] != scal.shape[-1] or scale.shape[-1] != scal.shape[-1]:
+            raise ValueError(f"model card {card.name!r}: normalisation vectors of length {mean.shape[-1]}, "
+                             f"beats of {scal.shape[-1]} samples")
+        # Same float32 arithmetic as the training loader ((x - mean) / scale per time column).
+        scal = (scal - mean) / scale
+    length = int(opts.get("sequence_length", 3))
+    stride = int(opts.get("stride", 1))
+    if stride != 1:
+        raise ValueError(f"model card {card.name!r}: inference scores every beat, sequence stride must be 1")
+    n = scal.shape[0]
+    pad = min(length - 1, n)
+    # Sequence i ends on beat i; the first length-1 beats borrow copies of beat 0 as their context.
+    idx = np.maximum(np.arange(n)[:, None] - (length - 1) + np.arange(length)[None, :], 0)
+    inputs = {0: Sequences(scal, idx, shapes[0], squeeze=length == 1, what=card.name)}
+    if opts.get("rr_features"):
+        rr = rr_features(t["r_peaks"], fs=r.fs) if n else np.zeros((0, 4))
+        rr = np.where(np.isnan(rr), rr[:, 2:3], rr)  # first/last beat: the local RR stands in for the missing one
+        rseq = rr[idx] if n else np.zeros((0, length, 4))
+        inputs[1] = _fit_shape(rseq.astype(np.float32), shapes[1] if len(shapes) > 1 else None, card.name)
+    ref = t["labels"].astype(np.int64) if t["peaks"] == "annotations" else None
+    return Prepared(inputs=inputs, sample=_to_record_rate(t["r_peaks"], ratio), reference=ref, kind="beat",
+                    info={"peaks": t["peaks"], "padded_context": int(pad)})
+
+
+def _segments(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepared:
+    from ..pipelines.recipes.segments import transform
+
+    r, ratio = at_rate(rec, float(card.fs), opts["_threads"])
+    t = transform(r, opts)
+    seg = t["segments"].astype(np.float32)
+    if opts["seed_compat"]:
+        sc = opts.get("scaler")
+        if not sc:
+            raise ValueError(f"model card {card.name!r}: seed_compat segments need the card's 'scaler' "
+                             "{'mean', 'scale'} (the training StandardScaler)")
+        seg = ((seg.astype(np.float64) - np.asarray(sc["mean"])) / np.asarray(sc["scale"])).astype(np.float32)
+    x = _fit_shape(seg, shapes[0], card.name)
+    start = t["start"]
+    return Prepared(inputs={0: np.ascontiguousarray(x)}, sample=_to_record_rate(start, ratio),
+                    end=_to_record_rate(start + t["size"], ratio), reference=t["labels"], kind="segment")
+
+
+def _heartid(rec: Record, opts: dict, shapes: list, fs: float) -> Prepared:
+    from ..pipelines.recipes.heartid import record_windows
+
+    w, st = record_windows(rec, opts)
+    ratio = fs / rec.fs
+    x = _fit_shape(w, shapes[0], "heartid")
+    return Prepared(inputs={0: np.ascontiguousarray(x, dtype=np.float32)}, sample=_to_record_rate(st, ratio),
+                    end=_to_record_rate(st + int(opts["window"]), ratio), kind="window")
+
+
+def _hubert(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepared:
+    helper = None
+    try:
+        from ..models import hubert as hub_pkg  # the HuBERT package's own input builder, when present
+
+        helper = getattr(hub_pkg, "inputs", None)
+        if helper is not None and not callable(helper):
+            helper = getattr(helper, "inputs", None) or getattr(helper, "prepare", None)
+    except ImportError:
+        helper = None
+    if helper is not None:
+        x = np.asarray(helper(rec, card.preprocessing), dtype=np.float32)
+    else:
+        from ..pipelines.recipes.hubert import standardize
+
+        x = standardize(rec.signal.T.astype(np.float64), rec.fs, opts, name=rec.name).astype(np.float32)
+    if x.ndim == 2:  # one (leads, samples) item
+        x = x[None]
+    x = _fit_shape(x, shapes[0], card.name)
+    n = x.shape[0]
+    return Prepared(inputs={0: np.ascontiguousarray(x)}, sample=np.zeros(n, np.int64),
+                    end=np.full(n, rec.n_samples, np.int64), kind="record")

@@ -1,0 +1,194 @@
+"""``ecgcore infer`` / ``ecgcore models`` end to end: formats, summaries, resume after a kill, bad files."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ecgcore.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame:DeprecationWarning")
+
+
+def _run(*args):
+    res = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return res
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_infer_csv_and_jsonl_with_summaries(beats_model, mini_dir, tmp_path):
+    import h5py
+
+    from ecgcore.pipelines.engine import preprocess
+
+    folder, _, _ = beats_model
+    out = tmp_path / "scores.csv"
+    res = _run("infer", folder, mini_dir, "-o", out, "--threads", 1, "--no-progress")
+    assert res.exit_code == 0, res.output
+    assert "records scored" in res.output and "FAILED" not in res.output
+    rows = _rows(out)
+    # Every beat of every record: the beats the training recipe cuts, in order.
+    preprocess("beats-scalograms", mini_dir, tmp_path / "bs", workers=1, progress=False, options={"exclude": []})
+    want = []
+    for r in ("100", "119", "208"):
+        with h5py.File(tmp_path / "bs" / f"{r}.h5", "r") as h5:
+            want += [(r, int(s)) for s in h5["r_peaks"][:]]
+    assert [(r["record"], int(r["sample"])) for r in rows] == want
+    assert all(abs(sum(float(r[f"prob_{c}"]) for c in "NSVFQ") - 1) < 1e-4 for r in rows)
+    summ = json.loads((tmp_path / "scores.summary.json").read_text())
+    assert summ["records_done"] == 3 and summ["items"] == len(rows)
+    per = {s["record"]: s for s in summ["records"]}
+    assert sum(per["208"]["counts"].values()) == sum(r["record"] == "208" for r in rows)
+    srows = _rows(tmp_path / "scores.summary.csv")
+    assert [s["record"] for s in srows] == ["100", "119", "208"]
+    assert abs(sum(float(srows[2][f"burden_pct_{c}"]) for c in "NSVFQ") - 100) < 0.01
+    assert json.loads((tmp_path / "scores.errors.json").read_text()) == []
+
+    jl = tmp_path / "scores.jsonl"
+    assert _run("infer", folder, mini_dir / "208", "-o", jl, "--threads", 1, "--no-progress").exit_code == 0
+    lines = [json.loads(x) for x in jl.read_text().splitlines()]
+    csv208 = [r for r in rows if r["record"] == "208"]
+    assert len(lines) == len(csv208) and lines[5]["class"] == csv208[5]["class"]
+    assert abs(lines[5]["prob_V"] - float(csv208[5]["prob_V"])) < 1e-6
+
+
+def test_resume_after_a_kill_gives_the_same_table(segments_model, mini_dir, tmp_path):
+    folder, _, _ = segments_model
+    full = tmp_path / "full.csv"
+    assert _run("infer", folder, mini_dir, "-o", full, "--threads", 1, "--no-progress").exit_code == 0
+    want = full.read_bytes()
+
+    # A run killed while writing its third record: two manifest lines, a torn row in the table.
+    out = tmp_path / "part.csv"
+    shutil.copy(full, out)
+    man = (tmp_path / "full.csv.manifest.jsonl").read_text().splitlines()
+    (tmp_path / "part.csv.manifest.jsonl").write_text("\n".join(man[:3]) + '\n{"record": "2')
+    end = json.loads(man[2])["offset"]
+    with open(out, "r+b") as fh:
+        fh.truncate(end)
+        fh.seek(end)
+        fh.write(b"208,0,0.0,3600,Abn")
+    res = _run("infer", folder, mini_dir, "-o", out, "--threads", 1, "--no-progress")
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes() == want
+    summ = json.loads((tmp_path / "part.summary.json").read_text())
+    assert summ["records_skipped"] == 2 and summ["records_done"] == 1
+
+    # A finished run re-run: nothing to do. Another model on the same OUT: refused without --overwrite.
+    res = _run("infer", folder, mini_dir, "-o", out, "--threads", 1, "--no-progress")
+    assert "records skipped (already done)  3" in res.output and out.read_bytes() == want
+    card = json.loads((folder / "model.json").read_text())
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(folder / "model.onnx", other / "model.onnx")
+    card["preprocessing"]["band"] = [1.0, 40.0]
+    (other / "model.json").write_text(json.dumps(card))
+    res = _run("infer", other, mini_dir, "-o", out, "--no-progress")
+    assert res.exit_code != 0 and "--overwrite" in res.output
+    assert _run("infer", other, mini_dir, "-o", out, "--no-progress", "--overwrite").exit_code == 0
+    assert out.read_bytes() != want
+
+
+def test_bad_files_are_reported_and_the_run_goes_on(segments_model, mini_dir, tmp_path):
+    folder, _, _ = segments_model
+    data = tmp_path / "in"
+    data.mkdir()
+    for ext in ("hea", "dat", "atr"):
+        shutil.copy(mini_dir / f"119.{ext}", data / f"119.{ext}")
+    shutil.copy(mini_dir / "100.hea", data / "100.hea")
+    (data / "100.dat").write_bytes((mini_dir / "100.dat").read_bytes()[:1000])  # truncated
+    (data / "empty.npy").write_bytes(b"")
+    np.save(data / "short.npy", np.zeros(100))
+    out = tmp_path / "o.csv"
+    res = _run("infer", folder, data, "-o", out, "--threads", 1, "--no-progress")
+    assert res.exit_code == 0, res.output
+    errs = {e["record"].rsplit("/", 1)[-1]: e["error"] for e in json.loads((tmp_path / "o.errors.json").read_text())}
+    assert set(errs) == {"100", "empty.npy", "short.npy"}
+    assert "truncated" in errs["100"] and "empty" in errs["empty.npy"] and "shorter" in errs["short.npy"]
+    assert "FAILED" in res.output and {r["record"] for r in _rows(out)} == {"119"}
+
+
+def test_npy_and_csv_inputs_take_fs(segments_model, mini_dir, tmp_path):
+    from ecgcore.io import read_record
+
+    folder, _, _ = segments_model
+    rec = read_record(mini_dir / "119")
+    np.save(tmp_path / "a.npy", rec.signal[:, :1])
+    np.savetxt(tmp_path / "b.csv", rec.signal[:36000], delimiter=",", header="MLII,V1", comments="")
+    out = tmp_path / "o.jsonl"
+    assert _run("infer", folder, tmp_path / "a.npy", tmp_path / "b.csv", "-o", out, "--threads", 1,
+                "--no-progress").exit_code == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert sum(r["record"] == "a" for r in lines) == (rec.n_samples - 3600) // 1800 + 1
+    assert sum(r["record"] == "b" for r in lines) == (36000 - 3600) // 1800 + 1
+    # The same excerpt given at half the rate with --fs 180: resampled to 360 Hz, windows at 180 Hz.
+    out2 = tmp_path / "half.csv"
+    np.save(tmp_path / "h.npy", rec.signal[::2, :1])
+    assert _run("infer", folder, tmp_path / "h.npy", "-o", out2, "--fs", 180, "--threads", 1,
+                "--no-progress").exit_code == 0
+    rows = _rows(out2)
+    assert rows[1]["sample"] == "900" and rows[1]["end_sample"] == "2700"
+
+
+def test_parquet_needs_pyarrow_or_works(segments_model, mini_dir, tmp_path):
+    folder, _, _ = segments_model
+    out = tmp_path / "o.parquet"
+    res = _run("infer", folder, mini_dir / "119", mini_dir / "208", "-o", out, "--threads", 1, "--no-progress")
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        assert res.exit_code != 0 and "pyarrow" in res.output
+        return
+    assert res.exit_code == 0, res.output
+    t = pq.read_table(out).to_pylist()
+    assert {r["record"] for r in t} == {"119", "208"} and len(t) == 2 * ((108000 - 3600) // 1800 + 1)
+
+
+@pytest.mark.parametrize("fmt", ["npy", "wfdb"])
+def test_denoiser_writes_records(denoiser_model, mini_dir, tmp_path, fmt):
+    from ecgcore.infer import denoise_signal
+    from ecgcore.io import read_record
+
+    folder, _, _ = denoiser_model
+    out = tmp_path / "clean"
+    res = _run("infer", folder, mini_dir / "100", mini_dir / "119", "-o", out, "--format", fmt, "--threads", 1,
+               "--no-progress")
+    assert res.exit_code == 0, res.output
+    rec = read_record(mini_dir / "100")
+    want = denoise_signal(rec.signal[:, 0], rec.fs, model=folder, threads=1)
+    if fmt == "npy":
+        got = np.load(out / "100.npy")
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    else:
+        got = read_record(out / "100")
+        assert got.n_samples == rec.n_samples and got.fs == rec.fs and got.leads == ["MLII-denoised"]
+        np.testing.assert_allclose(got.signal[:, 0], want, atol=2e-3)  # 16-bit WFDB quantisation
+    man = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()[1:]]
+    assert [m["record"] for m in man] == ["100", "119"]
+    res = _run("infer", folder, mini_dir / "100", mini_dir / "119", "-o", out, "--format", fmt, "--no-progress")
+    assert "records skipped (already done)  2" in res.output
+
+
+def test_models_lists_bundled_cards(beats_model, tmp_path, monkeypatch):
+    import ecgcore.export.card as card_mod
+
+    folder, _, _ = beats_model
+    root = tmp_path / "models"
+    shutil.copytree(folder, root / "beats-test")
+    monkeypatch.setattr(card_mod, "bundled_models_dir", lambda: root)
+    res = _run("models")
+    assert res.exit_code == 0 and "beats-test" in res.output and "beats-scalograms" in res.output
+    assert "classes: N, S, V, F, Q" in res.output
+    full = json.loads(_run("models", "--json").output)
+    assert full["beats-test"]["preprocessing"]["kind"] == "beats-scalograms"
+    assert json.loads(_run("models", "beats-test").output)["name"] == "test-beats"
+    res = _run("infer", "beats-test", tmp_path / "missing", "-o", tmp_path / "o.csv")
+    assert res.exit_code != 0 and "missing" in res.output

@@ -1,0 +1,110 @@
+"""Scorer and denoise_signal: onnxruntime outputs against the training framework (torch eager), batching,
+providers, errors; the denoiser against the Heartify seed's inference procedure (SPEC §2.2)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecgcore.infer import Scorer, denoise_signal
+from ecgcore.io import read_record
+
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame:DeprecationWarning")
+
+
+def _eager(module, x):
+    import torch
+
+    with torch.no_grad():
+        return module(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+
+
+def test_beats_onnx_equals_torch_eager_and_batch_size_does_not_matter(beats_model, rec100):
+    folder, module, _ = beats_model
+    s = Scorer(folder, threads=1, batch_size=64)
+    prep = s.prepare(rec100)
+    x = np.asarray(prep.inputs[0])
+    raw = s.run(prep.inputs[0])
+    np.testing.assert_allclose(raw, _eager(module, x), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(Scorer(folder, threads=1, batch_size=7).run(x), raw, rtol=1e-5, atol=1e-6)
+    pred = s.predict_record(rec100)
+    p = np.exp(raw - raw.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)  # the card says the graph ends in logits: "activation": "softmax"
+    np.testing.assert_allclose(pred.probabilities, p, rtol=1e-5, atol=1e-6)
+    assert [r["class"] for r in pred.rows] == [["N", "S", "V", "F", "Q"][i] for i in p.argmax(1)]
+    # Every beat with an AAMI class whose 187-sample window fits (the seed's 93 < R < n - 93).
+    b = rec100.annotations.beats().sample
+    assert len(pred.rows) == int(np.sum((b > 93) & (b < rec100.n_samples - 93)))
+    assert set(pred.rows[0]) == {"record", "sample", "time_s", "class", "prob_N", "prob_S", "prob_V", "prob_F",
+                                 "prob_Q", "reference"}
+
+
+def test_segments_onnx_equals_torch_eager(segments_model, mini_dir):
+    folder, module, _ = segments_model
+    s = Scorer(folder, threads=1)
+    rec = read_record(mini_dir / "208")
+    prep = s.prepare(rec)
+    np.testing.assert_allclose(s.run(prep.inputs[0]), _eager(module, prep.inputs[0]), rtol=1e-4, atol=1e-5)
+    pred = s.predict_record(rec)
+    assert len(pred.rows) == (rec.n_samples - 3600) // 1800 + 1
+    assert pred.rows[1]["sample"] == 1800 and pred.rows[1]["end_sample"] == 5400
+    assert pred.summary["counts"]["Normal"] + pred.summary["counts"]["Abnormal"] == len(pred.rows)
+
+
+def test_heartid_rows_carry_embeddings(heartid_model, data_dir):
+    folder, module, _ = heartid_model
+    s = Scorer(folder, threads=1)
+    rec = read_record(data_dir / "ecgiddb" / "Person_01" / "rec_1", annotator=None)
+    pred = s.predict_record(rec)
+    emb = np.array([r["embedding"] for r in pred.rows])
+    np.testing.assert_allclose(emb, _eager(module, np.asarray(s.prepare(rec).inputs[0])), atol=1e-5)
+
+
+def test_denoiser_follows_the_seed_inference(denoiser_model, rec100):
+    """seed_compat: z-score the whole 130 Hz signal, 1300-sample chunks (last one zero-padded), no de-normalising."""
+    from ecgcore.pipelines.recipes.denoise_pairs import to_model_rate
+
+    folder, module, _ = denoiser_model
+    x = rec100.signal[:, 0]
+    x130 = to_model_rate(x - x.mean(), 360.0, 130.0)  # the seed's API receives 130 Hz
+    z = (x130 - x130.mean()) / x130.std()
+    n = -(-z.size // 1300)
+    chunks = np.zeros(n * 1300)
+    chunks[: z.size] = z
+    want = _eager(module, chunks.reshape(n, 1, 1300)).reshape(-1)[: z.size]
+    got = denoise_signal(rec100.signal[:, 0], 360.0, model=folder, seed_compat=True)
+    assert got.shape == x130.shape
+    np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_denoiser_keeps_length_and_scale(denoiser_model, rec100):
+    folder, _, _ = denoiser_model
+    x = rec100.signal[:50_000, 0]
+    y = denoise_signal(x, 360.0, model=folder)
+    assert y.shape == x.shape and np.isfinite(y).all()
+    # The z-score is undone: a change of unit and offset of the input comes out as the same change.
+    y2 = denoise_signal(1000.0 * x - 40.0, 360.0, model=folder)
+    np.testing.assert_allclose(y2, 1000.0 * y - 40.0, rtol=1e-4, atol=1e-3)
+    assert 0.5 < np.std(y) / np.std(x) < 2.0
+    with pytest.raises(ValueError, match="NaN"):
+        denoise_signal(np.array([0.0, np.nan, 1.0]), 360.0, model=folder)
+
+
+def test_bad_models_and_providers_are_clear_errors(beats_model, tmp_path):
+    folder, _, card = beats_model
+    with pytest.raises(ValueError, match="onnxruntime-gpu"):
+        Scorer(folder, providers="cuda")
+    with pytest.raises(ValueError, match="unknown model"):
+        Scorer("no-such-model")
+    with pytest.raises(FileNotFoundError):
+        Scorer(tmp_path / "missing.onnx")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.onnx").write_bytes(b"not an onnx graph")
+    (bad / "model.json").write_text((folder / "model.json").read_text())
+    with pytest.raises(ValueError, match="cannot load"):
+        Scorer(bad)
+    with pytest.raises(ValueError, match="not a denoiser"):
+        Scorer(folder).denoise(np.zeros(2000), 360.0)
+    s = Scorer(folder, threads=1)
+    with pytest.raises(ValueError, match="input"):
+        s.run(np.zeros((2, 3, 32, 187, 1)), np.zeros((2, 4)))
