@@ -81,3 +81,39 @@ def test_llm_hook_command_gets_the_measurements(analyses, tmp_path):
         llm_narrative(analyses[0], f"{sys.executable} {failing}")
     with pytest.raises(RuntimeError, match="could not run"):
         llm_narrative(analyses[0], str(tmp_path / "does-not-exist"))
+
+
+def test_llm_hook_url_posts_json(analyses):
+    # A loopback stand-in for a user's endpoint (no model is called): it answers with the HR it received.
+    import http.server
+    import json
+    import threading
+
+    seen = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            seen.update(body)
+            out = json.dumps({"text": f"rate {body['ecg']['measurements']['hr_bpm']}"}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        text = llm_narrative(analyses[0], f"http://127.0.0.1:{srv.server_port}/v1/report")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert text == f"rate {analyses[0].measurements['hr_bpm']}"
+    assert seen["summary"] == analyses[0].summary and "not a diagnosis" in seen["instructions"]
+    with pytest.raises(RuntimeError, match="failed"):
+        llm_narrative(analyses[0], f"http://127.0.0.1:{srv.server_port}/gone")

@@ -65,7 +65,7 @@ def plot_rate(r_peaks: np.ndarray, fs: float) -> bytes:
     if r_peaks.size >= 2:
         rr = np.diff(r_peaks) / fs
         ax1.plot(r_peaks[1:] / fs, 60.0 / rr, ".-", ms=2, lw=0.6, color="#1f3b73")
-        ax2.hist(rr * 1000.0, bins=min(40, max(5, rr.size // 4)), color="#6b8fd6", edgecolor="white")
+        ax2.hist(rr * 1000.0, bins=min(40, max(5, rr.size // 4)), color="#6b8fd6", histtype="stepfilled")
     ax1.set_xlabel("time (s)")
     ax1.set_ylabel("heart rate (bpm)")
     ax1.set_title("Beat-to-beat heart rate", fontsize=10)

@@ -56,17 +56,23 @@ def llm_narrative(analysis: EcgAnalysis, hook: str | None) -> str | None:
                          "clinician. Do not invent findings that are not in the data; say it is not a diagnosis."),
     })
     if hook.startswith(("http://", "https://")):
-        import httpx
+        import urllib.error
+        import urllib.request
 
+        req = urllib.request.Request(hook, data=payload.encode(), headers={"content-type": "application/json"},
+                                     method="POST")
         try:
-            r = httpx.post(hook, content=payload, headers={"content-type": "application/json"}, timeout=LLM_TIMEOUT_S)
-            r.raise_for_status()
-        except httpx.HTTPError as exc:
+            with urllib.request.urlopen(req, timeout=LLM_TIMEOUT_S) as r:
+                body, ctype = r.read().decode("utf-8", errors="replace"), r.headers.get("content-type", "")
+        except (urllib.error.URLError, OSError) as exc:
             raise RuntimeError(f"LLM hook {hook} failed: {exc}") from None
-        if r.headers.get("content-type", "").startswith("application/json"):
-            body = r.json()
-            return str(body.get("text", "")) if isinstance(body, dict) else str(body)
-        return r.text
+        if ctype.startswith("application/json"):
+            try:
+                data = json.loads(body)
+            except json.JSONDecodeError as exc:
+                raise RuntimeError(f"LLM hook {hook} sent invalid JSON: {exc}") from None
+            return str(data.get("text", "")) if isinstance(data, dict) else str(data)
+        return body
     try:
         proc = subprocess.run(shlex.split(hook), input=payload, capture_output=True, text=True,
                               timeout=LLM_TIMEOUT_S, check=False)
@@ -169,18 +175,18 @@ def _story(analyses: list[EcgAnalysis], errors: list[str], title: str, narrative
                 if a.reference_counts is not None:
                     row.append(str(a.reference_counts.get(c, 0)))
                 rows.append(row)
-            story += [Paragraph("Beats per class", h2), KeepTogether(table(rows))]
+            story.append(KeepTogether([Paragraph("Beats per class", h2), table(rows)]))
         if a.segments is not None:
             s = a.segments
-            story += [Paragraph("10 s segments", h2), table([
+            story.append(KeepTogether([Paragraph("10 s segments", h2), table([
                 ["Segments", f"{s['positive_class']}", "Share", "Max probability", "at (s)"],
                 [str(s["n_segments"]), str(s["n_positive"]), f"{s['positive_percent']:.1f} %",
-                 f"{s['max_probability']:.3f}", f"{s['max_at_s']:.0f}"]])]
+                 f"{s['max_probability']:.3f}", f"{s['max_at_s']:.0f}"]])]))
         if a.superclass:
             rows = [["Superclass", "Probability", "Flagged (> 0.5)"]]
             rows += [[c, f"{p:.4f}", "YES" if p > 0.5 else "NO"]
                      for c, p in sorted(a.superclass.items(), key=lambda kv: -kv[1])]
-            story += [Paragraph("12-lead diagnostic superclass", h2), table(rows)]
+            story.append(KeepTogether([Paragraph("12-lead diagnostic superclass", h2), table(rows)]))
         if a.model_notes:
             story += [Paragraph("Models not applied", h2)]
             story += [Paragraph(latin1(f"{k}: {v}"), body) for k, v in a.model_notes.items()]
