@@ -1,0 +1,107 @@
+"""``ecgcore train|evaluate|export attention``: click commands (loaded lazily by ``ecgcore.commands.model_verbs``)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+_PROTOCOL_HELP = ("inter-patient (default): train/validate on DS1 records, test on DS2 — the figure to quote. "
+                  "leaky: the seed's random 10 s window split (0.2 test, 0.2 val), patients on both sides.")
+
+
+def _fail(exc: Exception):
+    raise click.ClickException(str(exc)) from None
+
+
+@click.command("train", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("dataset_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--protocol", type=click.Choice(["inter-patient", "leaky"]), default="inter-patient", show_default=True,
+              help=_PROTOCOL_HELP)
+@click.option("--epochs", type=int, default=100, show_default=True, help="Maximum epochs (early stopping, patience 10).")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate (weight decay 1e-5).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--val-records", type=int, default=4, show_default=True,
+              help="inter-patient: whole DS1 records held out for validation.")
+@click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps (resumable).")
+@click.option("--wall-cap", type=float, default=None, help="Stop training after this many minutes of this call "
+              "(validates, checkpoints; the same command resumes).")
+@click.option("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
+@click.option("--no-resume", is_flag=True, help="Start over even if RUN_DIR holds a checkpoint.")
+@click.option("--no-evaluate", is_flag=True, help="Skip the test-split evaluation after training.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train(dataset_dir, run_dir, protocol, epochs, batch_size, lr, device, seed, val_records, max_steps, wall_cap,
+          threads, no_resume, no_evaluate, quiet):
+    """Train the CNN + 8-head-attention Normal/Abnormal classifier (SPEC §3) on a segments dataset.
+
+    DATASET_DIR comes from `ecgcore preprocess segments MITDB_DIR DATASET_DIR`. RUN_DIR receives
+    config.json, checkpoint.pt (resume state), best.pt (lowest validation loss), metrics.json,
+    history.png and, after training, the test-split evaluation (see `ecgcore evaluate attention`).
+    Re-running the same command resumes from the checkpoint.
+    """
+    from .config import AttentionConfig
+    from .training import train as run
+
+    try:
+        cfg = AttentionConfig(protocol=protocol, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                              val_records=val_records, max_steps=max_steps,
+                              wall_cap_s=None if wall_cap is None else 60.0 * wall_cap, num_threads=threads)
+        m = run(dataset_dir, run_dir, cfg, device=device, resume=not no_resume, progress=not quiet,
+                evaluate_after=not no_evaluate)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    t = m["training"]
+    click.echo(f"{run_dir}: {t['steps']} steps, {t['epochs_completed']} full epochs, stop: {t['stop_reason']}, "
+               f"best val loss {t['best_val_loss']:.4f}")
+    if "test" in m:
+        click.echo(json.dumps({k: m["test"][k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc")}))
+
+
+@click.command("evaluate", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("dataset_dir", type=click.Path(path_type=Path, file_okay=False), required=False)
+@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--quiet", is_flag=True)
+def evaluate(run_dir, dataset_dir, split, device, quiet):
+    """Score a run's best weights on a split of its protocol.
+
+    Writes into RUN_DIR: metrics.json (accuracy, precision, recall, F1 with Abnormal positive, ROC-AUC,
+    confusion matrix), classification_report_SPLIT.txt, confusion_matrix_SPLIT.png, roc_SPLIT.png and
+    attention_SPLIT_K.png (query-0 row with top-5 % shading, as the seed, plus the mean attention overlay).
+    DATASET_DIR defaults to the one the run was trained on.
+    """
+    from .training import evaluate as run
+
+    try:
+        m = run(run_dir, dataset_dir, split=split, device=device, progress=not quiet)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    click.echo(json.dumps({k: m[split][k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc")}))
+
+
+@click.command("export", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder for model.onnx + model.json (default: RUN_DIR).")
+@click.option("--dataset-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Where to take the real windows for the parity check (default: the run's dataset).")
+@click.option("--check-windows", type=int, default=8, show_default=True,
+              help="Real test windows run through PyTorch and onnxruntime (atol 1e-4).")
+def export(run_dir, out, dataset_dir, check_windows):
+    """Export a run's best weights to model.onnx (input `ecg` (batch, 1, 3600); outputs `logits`,
+    `probabilities` (softmax) and `attention` (batch, 900, 900), dynamic batch) + a model.json card,
+    and check onnxruntime against PyTorch on real windows."""
+    from .onnx_export import export as run
+
+    try:
+        onnx_path, card, worst = run(run_dir, out, dataset_dir=dataset_dir, check_windows=check_windows)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    size = os.path.getsize(onnx_path) / 2 ** 20
+    click.echo(f"{onnx_path} ({size:.1f} MiB), card {onnx_path.with_name('model.json')}; "
+               f"onnxruntime vs PyTorch max |diff| {worst:.2e} on {check_windows} real windows")

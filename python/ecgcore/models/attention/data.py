@@ -1,0 +1,146 @@
+"""Loading a ``segments`` dataset (``ecgcore preprocess segments``) and splitting it by protocol.
+
+Two protocols (SPEC §3.1, issue 7):
+
+``"leaky"``
+    The seed's split: every window of every record, in record-name order, split at random by window
+    (sklearn ``train_test_split(test_size=0.2, random_state=42)`` twice, reproduced exactly with NumPy).
+    Overlapping windows of the same patient land on both sides, so its scores overstate generalisation.
+``"inter-patient"``
+    de Chazal's DS1 → DS2: train on DS1 records, test on the 22 DS2 records (no patient in both). The
+    validation set (early stopping, LR schedule) is ``val_records`` whole DS1 records, picked evenly along
+    the DS1 records sorted by their Abnormal fraction, so it is patient-disjoint from training too.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class SegmentSplit:
+    """Windows and labels of one split. ``x`` (n, 1, 3600) float32, ``y`` (n,) int64, ``record`` (n,) str."""
+
+    x: np.ndarray
+    y: np.ndarray
+    record: np.ndarray
+    start: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def summary(self) -> dict:
+        return {"segments": len(self), "abnormal": int(self.y.sum()), "records": sorted(set(self.record.tolist()))}
+
+
+def read_dataset_info(dataset_dir) -> dict:
+    """``metadata.json`` + ``splits.json`` of a segments dataset; clear errors when it is not one."""
+    d = Path(dataset_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"segments dataset folder {d} not found (make it with `ecgcore preprocess segments`)")
+    meta_path = d / "metadata.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path} not found: {d} is not a dataset made by `ecgcore preprocess segments`")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("recipe") != "segments":
+        raise ValueError(f"{meta_path}: recipe is {meta.get('recipe')!r}, expected 'segments'")
+    splits_path = d / "splits.json"
+    meta["splits"] = json.loads(splits_path.read_text()) if splits_path.is_file() else {"DS1": [], "DS2": []}
+    return meta
+
+
+def preprocessing_of(dataset_dir) -> dict:
+    """The card's ``preprocessing`` entry: recipe kind, options as used, the seed scaler when present."""
+    meta = read_dataset_info(dataset_dir)
+    pre = {"kind": "segments", **meta["options"]}
+    scaler = Path(dataset_dir) / "scaler.npz"
+    if pre.get("seed_compat") and scaler.is_file():
+        with np.load(scaler) as z:
+            pre["scaler_mean"] = z["mean"].tolist()
+            pre["scaler_scale"] = z["scale"].tolist()
+    return pre
+
+
+def load_records(dataset_dir, records: list[str]) -> SegmentSplit:
+    """Concatenate the windows of ``records`` (in the given order), standardised as the model expects."""
+    d = Path(dataset_dir)
+    meta = read_dataset_info(d)
+    scaler = None
+    if meta["options"].get("seed_compat"):
+        path = d / "scaler.npz"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: a seed_compat segments dataset needs its per-column scaler")
+        with np.load(path) as z:
+            scaler = (z["mean"].astype(np.float32), z["scale"].astype(np.float32))
+    xs, ys, recs, starts = [], [], [], []
+    for r in records:
+        path = d / f"{r}.npz"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: record {r} missing from the segments dataset {d}")
+        with np.load(path) as z:
+            seg = z["segments"].astype(np.float32)
+            xs.append(seg)
+            ys.append(z["labels"].astype(np.int64))
+            starts.append(z["start"].astype(np.int64))
+        recs.append(np.full(seg.shape[0], r))
+    if not xs:
+        raise ValueError(f"no records selected from {d}")
+    x = np.concatenate(xs)
+    if scaler is not None:
+        x = (x - scaler[0]) / scaler[1]
+    return SegmentSplit(x=x[:, None, :], y=np.concatenate(ys), record=np.concatenate(recs), start=np.concatenate(starts))
+
+
+def seed_random_split(n: int, test_size: float, random_state: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) indices exactly as ``sklearn.model_selection.train_test_split(shuffle=True)``."""
+    n_test = math.ceil(test_size * n)
+    perm = np.random.RandomState(random_state).permutation(n)
+    return perm[n_test:], perm[:n_test]
+
+
+def available_records(dataset_dir) -> list[str]:
+    return sorted(p.stem for p in Path(dataset_dir).glob("*.npz") if p.stem != "scaler")
+
+
+def pick_val_records(dataset_dir, candidates: list[str], n_val: int) -> list[str]:
+    """``n_val`` records spread evenly along ``candidates`` sorted by Abnormal fraction (then name)."""
+    if n_val <= 0:
+        return []
+    if n_val >= len(candidates):
+        raise ValueError(f"cannot hold out {n_val} of {len(candidates)} training records for validation")
+    meta = read_dataset_info(dataset_dir)["records"]
+    frac = {r: meta[r]["abnormal"] / max(meta[r]["segments"], 1) for r in candidates}
+    ordered = sorted(candidates, key=lambda r: (frac[r], r))
+    idx = [int((i + 0.5) * len(ordered) / n_val) for i in range(n_val)]
+    return sorted(ordered[i] for i in idx)
+
+
+def protocol_splits(dataset_dir, protocol: str, *, seed: int = 42, test_size: float = 0.2, val_size: float = 0.2,
+                    val_records: int = 4) -> dict[str, SegmentSplit]:
+    """``{"train", "val", "test"}`` splits of a segments dataset for ``protocol`` (see module docstring)."""
+    recs = available_records(dataset_dir)
+    if not recs:
+        raise FileNotFoundError(f"no <record>.npz files in {dataset_dir}")
+    if protocol == "leaky":
+        full = load_records(dataset_dir, recs)
+        trainval, test = seed_random_split(len(full), test_size, seed)
+        tr, va = seed_random_split(len(trainval), val_size, seed)
+        train, val = trainval[tr], trainval[va]
+        return {name: SegmentSplit(full.x[i], full.y[i], full.record[i], full.start[i])
+                for name, i in (("train", train), ("val", val), ("test", test))}
+    if protocol == "inter-patient":
+        splits = read_dataset_info(dataset_dir)["splits"]
+        ds1 = [r for r in splits.get("DS1", []) if r in recs]
+        ds2 = [r for r in splits.get("DS2", []) if r in recs]
+        if not ds1 or not ds2:
+            raise ValueError(f"{dataset_dir}: the inter-patient protocol needs DS1 and DS2 records "
+                             f"(found {len(ds1)} DS1, {len(ds2)} DS2); use --protocol leaky or preprocess more records")
+        val = pick_val_records(dataset_dir, ds1, val_records)
+        train = [r for r in ds1 if r not in val]
+        return {"train": load_records(dataset_dir, train), "val": load_records(dataset_dir, val) if val else None,
+                "test": load_records(dataset_dir, ds2)}
+    raise ValueError(f"unknown protocol {protocol!r} (expected 'inter-patient' or 'leaky')")

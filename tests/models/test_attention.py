@@ -1,0 +1,257 @@
+"""Attention classifier (SPEC §3): architecture, protocols, metrics, plots, resumable training, ONNX export.
+
+Trainings here are a few optimiser steps on real MIT-BIH windows (a 4-record dataset made by the
+``segments`` recipe, cut to its first windows so that validation and test stay cheap on 2 cores).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+# wfdb (read by the segments recipe) calls a pandas API that pandas 3.1 deprecates, at its import.
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.set_index:Warning")
+
+from ecgcore.models.attention import AttentionConfig, AttentionECGModel, evaluate, export, train  # noqa: E402
+from ecgcore.models.attention import data as att_data  # noqa: E402
+from ecgcore.models.attention import metrics as att_metrics  # noqa: E402
+from ecgcore.models.attention import plots  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_RECORDS = ["101", "106", "108", "100"]   # DS1 x3 (train x2, val x1) + DS2 x1 (test)
+WINDOWS_PER_RECORD = 24
+
+
+@pytest.fixture(scope="module")
+def tiny_segments(mitdb_dir, tmp_path_factory) -> Path:
+    """A real segments dataset (recipe output) keeping the first windows of each record."""
+    from ecgcore.pipelines.engine import preprocess
+
+    out = tmp_path_factory.mktemp("segments")
+    preprocess("segments", mitdb_dir, out, records=TINY_RECORDS, workers=1, progress=False)
+    meta = json.loads((out / "metadata.json").read_text())
+    for r in TINY_RECORDS:
+        with np.load(out / f"{r}.npz") as z:
+            arrays = {k: z[k] for k in z.files}
+        keep = slice(0, WINDOWS_PER_RECORD)
+        for k in ("segments", "labels", "start"):
+            arrays[k] = arrays[k][keep]
+        np.savez(out / f"{r}.npz", **arrays)
+        meta["records"][r] = {"segments": WINDOWS_PER_RECORD, "abnormal": int(arrays["labels"].sum())}
+    (out / "metadata.json").write_text(json.dumps(meta))
+    return out
+
+
+def _cfg(**kw) -> AttentionConfig:
+    base = dict(val_records=1, batch_size=4, max_steps=2, num_threads=1)
+    base.update(kw)
+    return AttentionConfig(**base)
+
+
+# --- architecture ---------------------------------------------------------------------------------------------
+
+def test_seed_architecture_exact():
+    m = AttentionECGModel()
+    assert sum(p.numel() for p in m.parameters()) == 7_400_322          # SPEC §3.2
+    assert m.fc1.weight.shape == (128, 57_600)
+    assert m.attention.num_heads == 8 and m.attention.embed_dim == 64 and not m.attention.batch_first
+    assert m.dropout.p == 0.5
+    # The seed's parameter names, so its best_model.pth state_dict would load unchanged.
+    assert sorted(m.state_dict()) == sorted([
+        "conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "attention.in_proj_weight",
+        "attention.in_proj_bias", "attention.out_proj.weight", "attention.out_proj.bias",
+        "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"])
+
+
+def test_forward_shapes_and_weights():
+    torch.manual_seed(0)
+    m = AttentionECGModel().eval()
+    x = torch.randn(2, 1, 3600)
+    with torch.no_grad():
+        logits, w = m(x)
+        logits_fused, none = m(x, need_weights=False)
+    assert logits.shape == (2, 2) and w.shape == (2, 900, 900) and none is None
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 900), atol=1e-5, rtol=0)
+    # The fused (training) path computes the same function.
+    torch.testing.assert_close(logits_fused, logits, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"\(batch, 1, 3600\)"):
+        m(torch.randn(2, 3600))
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="protocol"):
+        AttentionConfig(protocol="random")
+    with pytest.raises(ValueError, match="unknown AttentionConfig"):
+        AttentionConfig.from_dict({"bogus": 1})
+    assert AttentionConfig.from_dict(AttentionConfig().to_dict()) == AttentionConfig()
+
+
+# --- protocols ------------------------------------------------------------------------------------------------
+
+def test_seed_random_split_matches_sklearn():
+    sk = pytest.importorskip("sklearn.model_selection")
+    idx = np.arange(17_280)
+    tr_sk, te_sk = sk.train_test_split(idx, test_size=0.2, random_state=42)
+    tr, te = att_data.seed_random_split(17_280, 0.2, 42)
+    np.testing.assert_array_equal(tr, tr_sk)
+    np.testing.assert_array_equal(te, te_sk)
+    tr2_sk, va_sk = sk.train_test_split(tr_sk, test_size=0.2, random_state=42)
+    tr2, va = att_data.seed_random_split(len(tr), 0.2, 42)
+    np.testing.assert_array_equal(tr[tr2], tr2_sk)
+    assert (len(tr2), len(va), len(te)) == (11_059, 2_765, 3_456)  # SPEC §3.1's split sizes
+
+
+def test_protocol_splits(tiny_segments):
+    ip = att_data.protocol_splits(tiny_segments, "inter-patient", val_records=1)
+    recs = {k: set(v.record.tolist()) for k, v in ip.items()}
+    assert recs["test"] == {"100"}                                  # DS2 only
+    assert len(recs["val"]) == 1 and recs["val"] | recs["train"] == {"101", "106", "108"}
+    assert not recs["val"] & recs["train"]                          # patient-disjoint validation
+    assert ip["train"].x.shape[1:] == (1, 3600) and ip["train"].x.dtype == np.float32
+    lk = att_data.protocol_splits(tiny_segments, "leaky")
+    n = 4 * WINDOWS_PER_RECORD
+    assert sum(len(v) for v in lk.values()) == n and len(lk["test"]) == int(np.ceil(0.2 * n))
+    keys = [set(zip(v.record.tolist(), v.start.tolist())) for v in lk.values()]
+    assert not (keys[0] & keys[1] or keys[0] & keys[2] or keys[1] & keys[2])
+    with pytest.raises(ValueError, match="protocol"):
+        att_data.protocol_splits(tiny_segments, "nope")
+
+
+def test_dataset_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        att_data.read_dataset_info(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="metadata.json"):
+        att_data.read_dataset_info(tmp_path)
+    (tmp_path / "metadata.json").write_text(json.dumps({"recipe": "heartid"}))
+    with pytest.raises(ValueError, match="expected 'segments'"):
+        att_data.read_dataset_info(tmp_path)
+
+
+# --- metrics --------------------------------------------------------------------------------------------------
+
+def test_metrics_match_sklearn():
+    skm = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 500)
+    p = np.clip(0.3 * y + rng.normal(0.35, 0.25, 500), 0, 1).round(2)   # rounded: ties in the scores
+    m = att_metrics.classification_metrics(y, p)
+    pred = (p > 0.5).astype(int)
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert m["precision"] == pytest.approx(skm.precision_score(y, pred))
+    assert m["recall"] == pytest.approx(skm.recall_score(y, pred))
+    assert m["f1"] == pytest.approx(skm.f1_score(y, pred))
+    assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-12)
+    assert m["confusion_matrix"] == skm.confusion_matrix(y, pred).tolist()
+    assert np.isnan(att_metrics.roc_auc(np.zeros(5), np.linspace(0, 1, 5)))
+    assert "Abnormal" in att_metrics.classification_report(m)
+
+
+# --- plots (framework-free) -----------------------------------------------------------------------------------
+
+def test_plots_module_does_not_import_torch():
+    code = ("import sys; import ecgcore.models.attention.plots as p; "
+            "assert 'torch' not in sys.modules, 'plots imported torch'; print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={"PYTHONPATH": str(REPO / "python"), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+def test_upsample_matches_scipy_resample():
+    signal = pytest.importorskip("scipy.signal")
+    a = np.random.default_rng(0).random(900)
+    np.testing.assert_allclose(plots.upsample_attention(a, 3600), signal.resample(a, 3600), atol=1e-9)
+    np.testing.assert_array_equal(plots.upsample_attention(a, 3600, "repeat")[:8], np.repeat(a[:2], 4))
+    with pytest.raises(ValueError, match="method"):
+        plots.upsample_attention(a, 3600, "cubic")
+
+
+def test_plot_attention_png(tmp_path, tiny_segments):
+    with np.load(tiny_segments / "101.npz") as z:
+        x = z["segments"][0]
+    att = np.random.default_rng(1).dirichlet(np.ones(900))
+    for style, a in (("shade", att), ("overlay", att), ("overlay", np.repeat(att, 4))):
+        out = plots.plot_attention(x, a, 360.0, tmp_path / f"{style}{a.size}.png", style=style)
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    w = np.random.default_rng(2).dirichlet(np.ones(900), size=900)
+    assert plots.plot_attention_panels(x, w, 360.0, tmp_path / "panels.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="square"):
+        plots.attention_profiles(np.ones((3, 4)))
+
+
+# --- training, resume, evaluation, export -------------------------------------------------------------------
+
+def _state(run: Path) -> dict:
+    return torch.load(run / "checkpoint.pt", weights_only=False)["model"]
+
+
+def test_train_resume_is_deterministic(tiny_segments, tmp_path):
+    straight = train(tiny_segments, tmp_path / "a", _cfg(max_steps=2), progress=False, evaluate_after=False)
+    assert straight["training"]["steps"] == 2 and straight["training"]["stop_reason"] == "max_steps"
+    train(tiny_segments, tmp_path / "b", _cfg(max_steps=1), progress=False, evaluate_after=False)
+    resumed = train(tiny_segments, tmp_path / "b", _cfg(max_steps=2), progress=False, evaluate_after=False)
+    assert resumed["training"]["steps"] == 2 and len(resumed["training"]["history"]) == 2
+    a, b = _state(tmp_path / "a"), _state(tmp_path / "b")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=0, rtol=0, msg=k)
+    # A changed architecture/optimiser setting is refused rather than silently mixed.
+    with pytest.raises(ValueError, match="different settings"):
+        train(tiny_segments, tmp_path / "b", _cfg(max_steps=3, lr=0.1), progress=False, evaluate_after=False)
+
+
+def test_train_evaluate_export_parity(tiny_segments, tmp_path):
+    import onnxruntime as ort
+
+    run = tmp_path / "run"
+    m = train(tiny_segments, run, _cfg(max_steps=2, batch_size=8), progress=False)
+    test = m["test"]
+    assert test["n"] == WINDOWS_PER_RECORD and sum(map(sum, test["confusion_matrix"])) == WINDOWS_PER_RECORD
+    for f in ("metrics.json", "best.pt", "history.png", "confusion_matrix_test.png", "roc_test.png",
+              "classification_report_test.txt", "attention_test_0.png", "attention_test_2.png"):
+        assert (run / f).is_file(), f
+    again = evaluate(run, tiny_segments, split="val", progress=False, n_attention=1)
+    assert again["val"]["n"] == WINDOWS_PER_RECORD and "test" in again
+
+    onnx_path, card, worst = export(run, tmp_path / "onnx", check_windows=3)
+    assert worst < 1e-4
+    assert card.preprocessing["kind"] == "segments" and card.preprocessing["band"] == [0.5, 50.0]
+    assert card.classes == ["Normal", "Abnormal"] and card.fs == 360.0
+    assert card.inputs[0]["shape"] == [None, 1, 3600]
+    assert [o["name"] for o in card.outputs] == ["logits", "probabilities", "attention"]
+    # Independent check: real windows, batch sizes other than the export's (dynamic axis).
+    model, _ = __import__("ecgcore.models.attention.training", fromlist=["load_run"]).load_run(run)
+    x = att_data.protocol_splits(tiny_segments, "inter-patient", val_records=1)["test"].x[[0, 5, 11, 17, 23]]
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    for batch in (x[:1], x):
+        logits, prob, att = sess.run(None, {"ecg": batch})
+        with torch.no_grad():
+            ref_logits, ref_att = model(torch.from_numpy(batch))
+        np.testing.assert_allclose(logits, ref_logits.numpy(), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(prob, torch.softmax(ref_logits, 1).numpy(), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(att, ref_att.numpy(), atol=1e-4, rtol=0)
+
+
+def test_cli_train_evaluate_export(tiny_segments, tmp_path):
+    from click.testing import CliRunner
+
+    from ecgcore.cli import main
+
+    run = tmp_path / "cli"
+    r = CliRunner().invoke(main, ["train", "attention", str(tiny_segments), str(run), "--protocol", "leaky",
+                                  "--max-steps", "1", "--batch-size", "4", "--threads", "1", "--quiet",
+                                  "--no-evaluate"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((run / "metrics.json").read_text())["protocol"] == "leaky"
+    r = CliRunner().invoke(main, ["evaluate", "attention", str(run), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert set(json.loads(r.output.strip().splitlines()[-1])) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
+    r = CliRunner().invoke(main, ["export", "attention", str(run), "--check-windows", "2"])
+    assert r.exit_code == 0, r.output
+    assert (run / "model.onnx").is_file() and (run / "model.json").is_file()
+    r = CliRunner().invoke(main, ["train", "attention", str(tmp_path / "nowhere"), str(run)])
+    assert r.exit_code != 0 and "not found" in r.output
