@@ -79,11 +79,11 @@ def test_index_lists_models(client):
 
 def test_batch_npy_every_ecg_processed(client):
     sig = read_record(BUNDLED / "119", sampto=5 * 3600).signal.T          # (2, 18000)
-    batch = np.stack([sig[:, i * 3600:(i + 2) * 3600] for i in range(4)])  # (4, 2, 7200): 4 ECGs
+    batch = np.stack([sig[:, i * 3600:(i + 2) * 3600] for i in range(3)])  # (3, 2, 7200): 3 ECGs
     r = client.post("/analyze", files=[("files", ("b.npy", _npy(batch)))], data={"fs": "360"})
     assert r.status_code == 200, r.text[-2000:]
     names = re.findall(r"class='card ecg' id='ecg-\d+' data-name='([^']*)'", r.text)
-    assert names == ["b[0]", "b[1]", "b[2]", "b[3]"]
+    assert names == ["b[0]", "b[1]", "b[2]"]
     job = re.search(r"data-job='([0-9a-f]+)'", r.text).group(1)
     res = client.get(f"/jobs/{job}/results.json").json()
     assert [e["name"] for e in res["ecgs"]] == names
@@ -124,7 +124,7 @@ def test_error_pages(client):
 
 
 def test_old_jobs_are_evicted(client):
-    sig = read_record(BUNDLED / "100", sampto=3600 * 2).signal
+    sig = read_record(BUNDLED / "100", sampto=3600, annotator=None).signal[:, 0]
     jobs = []
     for k in range(3):
         r = client.post("/analyze", files=[("files", (f"s{k}.npy", _npy(sig)))], data={"fs": "360"})
