@@ -118,3 +118,19 @@ def test_analysis_without_models_names_them(rec100, tmp_path):
     import json
 
     json.dumps(js)  # JSON-ready
+
+
+def test_corrupt_model_is_reported_not_raised(tmp_path):
+    from ecgcore.export.card import ModelCard, write_card
+
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"this is not an onnx graph")
+    write_card(ModelCard(name="broken", task="classification", framework="pytorch",
+                         inputs=[{"name": "x", "shape": [None, 1, 3600], "dtype": "float32"}],
+                         outputs=[{"name": "y", "shape": [None, 2], "dtype": "float32"}], fs=360.0,
+                         classes=["Normal", "Abnormal"], preprocessing={"kind": "segments"}), folder)
+    rec = read_record(BUNDLED / "119", sampto=3600 * 3, annotator=None)
+    a = analyse_record(rec, ModelSuite(beats=None, segments=str(folder), superclass=None))
+    assert "could not be loaded" in a.model_notes[str(folder)]
+    assert a.segments is None and a.measurements["hr_bpm"] > 0

@@ -13,6 +13,7 @@ Models (bundled names):
 """
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 
@@ -22,6 +23,8 @@ from ..io import Record
 
 __all__ = ["BEATS_MODEL", "SEGMENTS_MODEL", "SUPERCLASS_MODEL", "ModelSuite", "ModelOutputs", "single_lead_view"]
 
+
+log = logging.getLogger("ecgcore.app")
 
 BEATS_MODEL = "beats-aami"
 SEGMENTS_MODEL = "segments-abnormal"
@@ -90,6 +93,10 @@ class ModelSuite:
             except (FileNotFoundError, ValueError) as exc:
                 self._missing[name] = f"model {name!r} is not installed ({exc})"
                 return None
+            except Exception as exc:  # noqa: BLE001 - e.g. onnxruntime cannot load a corrupt graph
+                log.exception("model %s could not be loaded", name)
+                self._missing[name] = f"model {name!r} could not be loaded ({exc})"
+                return None
             self._scorers[name] = scorer
             return scorer
 
@@ -124,8 +131,8 @@ class ModelSuite:
                     pred = scorer.predict_record(view)
                     out.beats = list(pred.rows)
                     out.beat_classes = list(scorer.card.classes)
-                except (ValueError, RuntimeError) as exc:
-                    out.errors[beats] = str(exc)
+                except Exception as exc:  # noqa: BLE001 - one model failing must not take the page down
+                    out.errors[beats] = _failure(beats, exc)
         if segments is not None:
             scorer = self._scorer(segments)
             if scorer is None:
@@ -136,8 +143,8 @@ class ModelSuite:
                     out.segments = list(pred.rows)
                     out.segment_classes = list(scorer.card.classes)
                     _segment_attention(scorer, view, out)
-                except (ValueError, RuntimeError) as exc:
-                    out.errors[segments] = str(exc)
+                except Exception as exc:  # noqa: BLE001 - one model failing must not take the page down
+                    out.errors[segments] = _failure(segments, exc)
         if superclass is not None:
             if record.n_leads != 12:
                 out.errors[superclass] = (f"needs a 12-lead ECG; this one has {record.n_leads} "
@@ -155,9 +162,16 @@ class ModelSuite:
                         # Several windows of a long ECG: the mean probability per class.
                         out.superclass = {c: float(np.mean([r[f"prob_{c}"] for r in rows])) for c in classes
                                           if rows and f"prob_{c}" in rows[0]}
-                    except (ValueError, RuntimeError) as exc:
-                        out.errors[superclass] = str(exc)
+                    except Exception as exc:  # noqa: BLE001 - one model failing must not take the page down
+                        out.errors[superclass] = _failure(superclass, exc)
         return out
+
+
+def _failure(name: str, exc: Exception) -> str:
+    """The page's note for a model that failed on a record; the traceback goes to the server log."""
+    if not isinstance(exc, ValueError):
+        log.exception("model %s failed", name)
+    return f"failed on this ECG: {exc}"
 
 
 def _headline_metrics(metrics: dict) -> dict:
