@@ -90,8 +90,13 @@ class ModelSuite:
                 return None
             try:
                 scorer = Scorer(name, threads=self.threads)
-            except (FileNotFoundError, ValueError) as exc:
+            except FileNotFoundError as exc:
                 self._missing[name] = f"model {name!r} is not installed ({exc})"
+                return None
+            except ValueError as exc:
+                # resolve_model's "unknown model" (no such bundled name) vs a graph/card that does not load.
+                word = "is not installed" if str(exc).startswith("unknown model") else "could not be loaded"
+                self._missing[name] = f"model {name!r} {word} ({exc})"
                 return None
             except Exception as exc:  # noqa: BLE001 - e.g. onnxruntime cannot load a corrupt graph
                 log.exception("model %s could not be loaded", name)
