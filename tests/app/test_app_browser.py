@@ -120,7 +120,7 @@ def _inked_pages(pdf: Path, out: Path) -> list[float]:
 
 
 def test_upload_record_and_download_pdf(app_url, browser, tmp_path):
-    from ecgcore.export.card import list_bundled
+    from ecgcore.export.card import list_bundled, read_card
 
     b = browser
     b.get(app_url)
@@ -154,6 +154,9 @@ def test_upload_record_and_download_pdf(app_url, browser, tmp_path):
     if "segments-abnormal" in list_bundled():
         assert "Segment screening:" in text
         assert b.find_all("img[alt='Segment classification']")
+        outputs = [o["name"] for o in read_card(list_bundled()["segments-abnormal"]).outputs]
+        if any("att" in o for o in outputs):
+            assert b.find_all("img[alt='Attention overlay']")
 
     imgs = b.find_all(".ecg img")
     assert len(imgs) >= 3
@@ -193,3 +196,28 @@ def test_batch_npy_every_ecg_rendered(app_url, browser, tmp_path):
     for i in range(3):
         hr = b.find_all(f"#ecg-{i} [data-measure='hr_bpm']")
         assert hr and float(b.attribute(hr[0], "data-value")) > 30
+
+
+def test_twelve_lead_wfdb_upload(app_url, browser, data_dir):
+    """A PTB-XL 12-lead record (500 Hz WFDB): the 12-lead model's superclass table, or the missing-model note."""
+    from ecgcore.export.card import list_bundled, read_card
+
+    base = data_dir / "ptbxl" / "records500" / "00000" / "00001_hr"   # PTB-XL ecg_id 1: NORM, sinus rhythm
+    b = browser
+    b.get(app_url)
+    b.send_keys(b.find("#files"), "\n".join(str(base.with_suffix(s)) for s in (".hea", ".dat")))
+    b.click(b.find("#analyse"))
+    b.wait_for("#overview", timeout=600)
+    section = b.find(".ecg[data-name='00001_hr']")
+    text = b.text(section)
+    assert "12 LEAD(S): I, II, III, AVR, AVL, AVF, V1" in text.upper()
+    assert b.attribute(b.find("#ecg-0 [data-measure='rhythm']"), "data-value") == "regular"
+    assert b.find_all("img[alt='All leads']")
+    if "hubert-ptbxl-super" in list_bundled():
+        classes = read_card(list_bundled()["hubert-ptbxl-super"]).classes
+        shown = {c: float(b.text(b.find(f"[data-superclass='{c}']"))) for c in classes}
+        assert set(shown) == set(classes) and all(0.0 <= p <= 1.0 for p in shown.values())
+        assert "12-lead model:" in text
+        assert b.find_all("img[alt='12-lead superclass probabilities']")
+    else:
+        assert "hubert-ptbxl-super" in b.text(b.find(".model-notes"))
