@@ -149,6 +149,9 @@ def test_upload_record_and_download_pdf(app_url, browser, tmp_path):
         # Record 100 is sinus rhythm with a handful of atrial premature beats: nearly all N.
         assert model_counts["N"] >= 0.95 * n_beats, model_counts
         assert "Beat classification: of" in text
+        csv_url = b.attribute(b.find("#csv-link"), "href")
+        lines = httpx.get(csv_url, timeout=60).text.strip().splitlines()
+        assert sum(1 for ln in lines[1:] if ",beat," in ln) == sum(model_counts.values())
     else:
         assert "beats-aami" in b.text(b.find(".model-notes"))
     if "segments-abnormal" in list_bundled():

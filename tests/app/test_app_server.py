@@ -94,6 +94,8 @@ def test_batch_npy_every_ecg_processed(client):
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     assert pdf.content[:5] == b"%PDF-"
     assert "attachment" in pdf.headers.get("content-disposition", "")
+    csv = client.get(f"/jobs/{job}/predictions.csv")
+    assert csv.status_code == 200 and csv.text.startswith("ecg,kind")    # no model ran: header only
     text = subprocess.run(["pdftotext", "-", "-"], input=pdf.content, capture_output=True, check=True).stdout.decode()
     for n in names:
         assert f"ECG {n}" in text

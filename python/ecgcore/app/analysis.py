@@ -46,6 +46,17 @@ class EcgAnalysis:
     beat_rows: list[dict] | None = None
     segment_rows: list[dict] | None = None
 
+    def notable_beats(self, limit: int = 20) -> list[dict]:
+        """The first ``limit`` beats the model did not call N: time, class and that class's probability."""
+        out = []
+        for r in self.beat_rows or []:
+            c = str(r.get("class"))
+            if c != "N":
+                out.append({"time_s": float(r["time_s"]), "class": c, "probability": float(r.get(f"prob_{c}", 0.0))})
+                if len(out) >= limit:
+                    break
+        return out
+
     def to_json(self) -> dict:
         """Everything but the figures and per-beat rows, for ``results.json``."""
         return {"name": self.name, "fs": self.fs, "n_leads": self.n_leads, "leads": self.leads,

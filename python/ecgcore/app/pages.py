@@ -141,6 +141,12 @@ def _ecg_section(i: int, a: EcgAnalysis, narrative: str | None, narrative_error:
     if narrative_error:
         parts.append(f"<p class='err'>{_e(narrative_error)}</p>")
     parts.append("<div class='grid'><div>" + _measure_table(a.measurements) + "</div><div>" + _class_table(a))
+    notable = a.notable_beats()
+    if notable:
+        parts.append("<h3>Non-N beats (first 20)</h3><table class='notable'><tr><th>time (s)</th><th>class</th>"
+                     "<th>probability</th></tr>" + "".join(
+                         f"<tr><td>{b['time_s']:.2f}</td><td>{_e(b['class'])}</td><td>{b['probability']:.3f}</td></tr>"
+                         for b in notable) + "</table>")
     if a.segments is not None:
         s = a.segments
         parts.append(f"<h3>10 s segments</h3><table class='segments'><tr><th>Segments</th><th>{_e(s['positive_class'])}"
@@ -184,6 +190,7 @@ def results_page(job_id: str, analyses: list[EcgAnalysis], errors: list[str], *,
             f"<p class='note'>in {seconds:.1f} s</p>"
             f"<p><a id='pdf-link' class='button' href='jobs/{_e(job_id)}/report.pdf' download='ecg_report.pdf'>"
             f"Download PDF report</a> <a id='json-link' href='jobs/{_e(job_id)}/results.json'>results.json</a> "
+            f"<a id='csv-link' href='jobs/{_e(job_id)}/predictions.csv'>predictions.csv</a> "
             f"&nbsp; <a href='./'>Analyse other files</a></p>"
             f"<table><tr><th>ECG</th><th>Leads</th><th>Duration (s)</th><th>HR (bpm)</th><th>Rhythm</th></tr>{rows}"
             f"</table></section>{err_html}"

@@ -176,6 +176,11 @@ def _story(analyses: list[EcgAnalysis], errors: list[str], title: str, narrative
                     row.append(str(a.reference_counts.get(c, 0)))
                 rows.append(row)
             story.append(KeepTogether([Paragraph("Beats per class", h2), table(rows)]))
+        notable = a.notable_beats()
+        if notable:
+            rows = [["Time (s)", "Class", "Probability"]]
+            rows += [[f"{b['time_s']:.2f}", b["class"], f"{b['probability']:.3f}"] for b in notable]
+            story.append(KeepTogether([Paragraph("Non-N beats (first 20)", h2), table(rows)]))
         if a.segments is not None:
             s = a.segments
             story.append(KeepTogether([Paragraph("10 s segments", h2), table([

@@ -6,7 +6,8 @@ Routes:
 * ``POST /analyze``: multipart ``files`` (several) + ``fs``; every ECG of the upload is analysed and the
   results page is returned (HTTP 400 with every file's reason when none could be read, 413 when the
   upload is too large);
-* ``GET /jobs/{id}/report.pdf`` and ``/jobs/{id}/results.json``: the PDF report and the measurements;
+* ``GET /jobs/{id}/report.pdf``, ``/jobs/{id}/results.json`` and ``/jobs/{id}/predictions.csv``: the PDF
+  report, the measurements, and every model row (beats, segments);
 * ``GET /healthz``: ``{"status": "ok", "models": {...}}``.
 
 Jobs live in a temporary folder, the last ``keep_jobs`` of them; nothing is kept after the server stops.
@@ -62,6 +63,25 @@ class _Jobs:
             return None
         with self._lock:
             return self._order.get(job)
+
+
+def _write_predictions(path: Path, analyses) -> None:
+    """Every model row of the upload (beats and segments) as one CSV, written atomically."""
+    import csv
+
+    rows = []
+    for a in analyses:
+        for kind, items in (("beat", a.beat_rows or []), ("segment", a.segment_rows or [])):
+            rows += [{"ecg": a.name, "kind": kind, **{k: v for k, v in r.items() if k != "record"}} for r in items]
+    fields = ["ecg", "kind"]
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    tmp = path.with_name("." + path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
 
 
 def create_app(suite: ModelSuite | None = None, *, llm: str | None = None, max_upload_mb: float = 200.0,
@@ -139,6 +159,7 @@ def create_app(suite: ModelSuite | None = None, *, llm: str | None = None, max_u
         write_pdf(job_dir / "report.pdf", build_pdf(analyses, errors=errors, narratives=narratives))
         results = {"job": job, "ecgs": [a.to_json() for a in analyses], "errors": errors,
                    "narratives": narratives, "narrative_errors": narrative_errors}
+        _write_predictions(job_dir / "predictions.csv", analyses)
         tmp = job_dir / ".results.json.tmp"
         tmp.write_text(json.dumps(results, indent=1, default=float))
         os.replace(tmp, job_dir / "results.json")
@@ -159,5 +180,9 @@ def create_app(suite: ModelSuite | None = None, *, llm: str | None = None, max_u
     @app.get("/jobs/{job}/results.json")
     def results_json(job: str):
         return _job_file(job, "results.json", "application/json")
+
+    @app.get("/jobs/{job}/predictions.csv")
+    def predictions_csv(job: str):
+        return _job_file(job, "predictions.csv", "text/csv", f"ecg_predictions_{job}.csv")
 
     return app
