@@ -8,8 +8,9 @@ deviation inside each 10 s window and the median over windows is used (SDNN over
 reported separately).
 
 Intervals (PR, QRS, QT/QTc), P-wave presence and polarity and the ST level are read from the median
-beat (the template of beats with a typical RR, 0.5-40 Hz band-passed) with simple slope and amplitude
-thresholds. They are estimates for a summary, not a validated delineator: each is None when the
+beat (the template of beats with a typical RR, 0.5-40 Hz band-passed): QRS onset/offset where the
+slope envelope falls below 12 % of its peak, P onset where the P wave's slope falls below 25 % of its
+steepest, T end by the tangent method, the baseline from the PR segment. They are estimates for a summary, not a validated delineator: each is None when the
 template does not show the wave clearly.
 """
 from __future__ import annotations
@@ -148,8 +149,8 @@ def _fiducials(t: np.ndarray, r: int, fs: float, rr_s: float, beats: np.ndarray)
         tp = t_lo + int(np.argmax(np.abs(dev[t_lo:t_hi])))
         t_amp = float(dev[tp])
         if abs(t_amp) >= 0.03 * qrs_ptp:
-            t_end = _wave_edge(t, tp, +1, int(200 * ms), ms)
-            if t_end < t.size - 1:
+            t_end = _t_end_tangent(t, tp, iso, int(200 * ms))
+            if t_end is not None and t_end < t.size - 1:
                 out.update(t=int(tp), t_end=int(t_end), t_amp=t_amp)
     j60 = off + int(60 * ms)
     if j60 < t.size:
@@ -157,8 +158,28 @@ def _fiducials(t: np.ndarray, r: int, fs: float, rr_s: float, beats: np.ndarray)
     return out
 
 
+def _t_end_tangent(t: np.ndarray, peak: int, iso: float, reach: int) -> int | None:
+    """T-wave end by the tangent method: the tangent at the steepest point of the T wave's descending limb
+    (within ``reach`` samples after the peak) meets the isoelectric level. The clinical convention for QT
+    (Lepeschkin & Surawicz 1952; used by most QT tools); stops at the first sample if that lies farther."""
+    hi = min(t.size - 1, peak + reach)
+    if hi - peak < 3:
+        return None
+    g = np.gradient(t)
+    sign = np.sign(t[peak] - iso) or 1.0
+    # Descending limb of an upright T (rising limb of an inverted one): slope of opposite sign to the wave.
+    limb = -sign * g[peak:hi + 1]
+    steep = peak + int(np.argmax(limb))
+    if not limb[steep - peak] > 0:
+        return None
+    end = steep + (t[steep] - iso) / (-g[steep]) if g[steep] != 0 else None
+    if end is None or not np.isfinite(end):
+        return None
+    return int(min(round(end), hi)) if end >= steep else steep
+
+
 def _wave_edge(t: np.ndarray, peak: int, direction: int, reach: int, ms: float) -> int:
-    """Onset (direction -1) or end (+1) of a P or T wave peaking at ``peak``.
+    """Onset (direction -1) or end (+1) of a wave peaking at ``peak`` (used for the P-wave onset).
 
     Walks from the steepest point of the wave's limb (within ``reach`` samples of the peak) away from
     the peak until the slope falls below 25 % of that steepest slope. Slopes, not amplitudes, so that a
