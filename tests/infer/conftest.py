@@ -17,7 +17,7 @@ def _export(module, example, folder: Path, card: ModelCard, input_names=("x",)) 
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
-    dyn = {n: {0: "batch"} for n in input_names}
+    dyn = {n: {0: "batch" if i == 0 else f"rows{i}"} for i, n in enumerate(input_names)}
     dyn["y"] = {0: "batch"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notices
@@ -127,21 +127,26 @@ def heartid_model(tmp_path_factory):
     torch = _torch()
 
     class M(torch.nn.Module):
+        """HeartID-shaped: a window and a cancelable key (one row, broadcast) -> an embedding."""
+
         def __init__(self):
             super().__init__()
             self.conv = torch.nn.Conv1d(1, 4, 7)
-            self.fc = torch.nn.Linear(4, 8)
+            self.fc = torch.nn.Linear(4 + 16, 8)
 
-        def forward(self, x):
-            return self.fc(torch.relu(self.conv(x[:, None, :])).mean(dim=2))
+        def forward(self, x, key):
+            feat = torch.relu(self.conv(x[:, None, :])).mean(dim=2)
+            return self.fc(torch.cat([feat, key.expand(x.shape[0], -1)], dim=1))
 
     m = M()
     card = ModelCard(name="test-heartid", task="embedding", framework="pytorch",
-                     inputs=[{"name": "x", "shape": [None, 1000], "dtype": "float32"}],
+                     inputs=[{"name": "x", "shape": [None, 1000], "dtype": "float32"},
+                             {"name": "key", "shape": [None, 16], "dtype": "float32"}],
                      outputs=[{"name": "y", "shape": [None, 8], "dtype": "float32"}], fs=200.0,
                      preprocessing={"kind": "heartid", "fs": 200.0, "window": 1000, "stride": 500, "lead": 0,
                                     "band": [0.5, 40.0]})
-    folder = _export(m, (torch.randn(2, 1000),), tmp_path_factory.mktemp("heartid"), card)
+    folder = _export(m, (torch.randn(2, 1000), torch.randn(1, 16)), tmp_path_factory.mktemp("heartid"), card,
+                     input_names=("x", "key"))
     return folder, m, card
 
 

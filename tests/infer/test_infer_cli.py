@@ -150,6 +150,13 @@ def test_parquet_needs_pyarrow_or_works(segments_model, mini_dir, tmp_path):
     assert res.exit_code == 0, res.output
     t = pq.read_table(out).to_pylist()
     assert {r["record"] for r in t} == {"119", "208"} and len(t) == 2 * ((108000 - 3600) // 1800 + 1)
+    # Resumed with one more record, in another order: the finished parts are reused, the table follows the order.
+    res = _run("infer", folder, mini_dir / "100", mini_dir / "208", mini_dir / "119", "-o", out, "--threads", 1,
+               "--no-progress")
+    assert "records skipped (already done)  2" in res.output
+    t2 = pq.read_table(out).to_pylist()
+    assert list(dict.fromkeys(r["record"] for r in t2)) == ["100", "208", "119"]
+    assert [r for r in t2 if r["record"] == "119"] == [r for r in t if r["record"] == "119"]
 
 
 @pytest.mark.parametrize("fmt", ["npy", "wfdb"])
@@ -192,3 +199,46 @@ def test_models_lists_bundled_cards(beats_model, tmp_path, monkeypatch):
     assert json.loads(_run("models", "beats-test").output)["name"] == "test-beats"
     res = _run("infer", "beats-test", tmp_path / "missing", "-o", tmp_path / "o.csv")
     assert res.exit_code != 0 and "missing" in res.output
+
+
+def test_embedder_rows_and_key(heartid_model, data_dir, tmp_path):
+    folder, _, _ = heartid_model
+    rec = data_dir / "ecgiddb" / "Person_02" / "rec_1"
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    np.save(tmp_path / "key.npy", np.linspace(-1, 1, 16).astype(np.float32))
+    assert _run("infer", folder, rec, "-o", a, "--threads", 1, "--no-progress").exit_code == 0
+    assert _run("infer", folder, rec, "-o", b, "--key", tmp_path / "key.npy", "--threads", 1,
+                "--no-progress").exit_code == 0
+    ra = [json.loads(x) for x in a.read_text().splitlines()]
+    rb = [json.loads(x) for x in b.read_text().splitlines()]
+    assert len(ra) == len(rb) == (20 * 200 - 1000) // 500 + 1  # 20 s at 200 Hz, 1000-sample windows every 500
+    assert len(ra[0]["embedding"]) == 8 and ra[0]["embedding"] != rb[0]["embedding"]
+    assert ra[1]["sample"] == 500 * 500 // 200  # window starts at the record's 500 Hz
+    np.save(tmp_path / "bad.npy", np.ones(3))
+    res = _run("infer", folder, rec, "-o", tmp_path / "c.jsonl", "--key", tmp_path / "bad.npy")
+    assert res.exit_code != 0 and "key of 16" in res.output
+    res = _run("infer", folder, rec, "-o", tmp_path / "c.jsonl", "--providers", "cuda,cpu")
+    assert res.exit_code != 0 and "CUDAExecutionProvider not available" in res.output
+
+
+@pytest.mark.slow
+def test_bundled_beats_aami_scores_every_beat_of_mitdb(mitdb_dir, mitdb_records, tmp_path):
+    """The issue's acceptance run: `ecgcore infer beats-aami ../shared/data/mitdb -o out.csv` (all 48 records).
+
+    Fails (does not skip) while no `beats-aami` model is bundled: the Conformer export ships it."""
+    from ecgcore.export.card import list_bundled
+    from ecgcore.io import read_record
+
+    assert "beats-aami" in list_bundled(), "no bundled beats-aami model (python/ecgcore/data/models/beats-aami/)"
+    out = tmp_path / "out.csv"
+    res = _run("infer", "beats-aami", mitdb_dir, "-o", out, "--no-progress")
+    assert res.exit_code == 0, res.output
+    rows = _rows(out)
+    assert {r["record"] for r in rows} == set(mitdb_records)
+    for r in ("100", "207", "232"):
+        rec = read_record(mitdb_dir / r)
+        b = rec.annotations.beats()
+        from ecgcore.datasets.mitdb import aami_labels
+
+        keep = (aami_labels(b.symbol, "conformer") != "") & (b.sample > 93) & (b.sample < rec.n_samples - 93)
+        assert sum(x["record"] == r for x in rows) == int(keep.sum())

@@ -73,13 +73,14 @@ def test_segments_inputs_are_the_training_segments(segments_model, mitdb_dir, tm
         # The seed's StandardScaler (fitted at preprocessing time) travels in the card.
         sc = np.load(out / "scaler.npz")
         card = type(card)(**{**card.to_dict(), "preprocessing": {**card.preprocessing, "seed_compat": True,
-                                                                   "scaler": {"mean": sc["mean"].tolist(),
-                                                                              "scale": sc["scale"].tolist()}}})
+                                                                   "scaler_mean": sc["mean"].tolist(),
+                                                                   "scaler_scale": sc["scale"].tolist()}})
         folder = tmp_path / "model"
         folder.mkdir()
         (folder / "model.onnx").write_bytes((segments_model[0] / "model.onnx").read_bytes())
         write_card(card, folder)
-        want = ((want.astype(np.float64) - sc["mean"]) / sc["scale"]).astype(np.float32)
+        # The attention training loader: float32 windows minus float32 column means, over float32 scales.
+        want = (want - sc["mean"].astype(np.float32)) / sc["scale"].astype(np.float32)
     prep = Scorer(folder, threads=1).prepare(read_record(mitdb_dir / "119"))
     x = prep.inputs[0]
     assert x.shape == (want.shape[0], 1, 3600)

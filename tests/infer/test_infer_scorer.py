@@ -51,12 +51,21 @@ def test_segments_onnx_equals_torch_eager(segments_model, mini_dir):
 
 
 def test_heartid_rows_carry_embeddings(heartid_model, data_dir):
+    import torch
+
     folder, module, _ = heartid_model
-    s = Scorer(folder, threads=1)
     rec = read_record(data_dir / "ecgiddb" / "Person_01" / "rec_1", annotator=None)
-    pred = s.predict_record(rec)
-    emb = np.array([r["embedding"] for r in pred.rows])
-    np.testing.assert_allclose(emb, _eager(module, np.asarray(s.prepare(rec).inputs[0])), atol=1e-5)
+    key = np.random.default_rng(3).standard_normal(16).astype(np.float32)
+    for k in (None, key):
+        s = Scorer(folder, threads=1, key=k)
+        pred = s.predict_record(rec)
+        emb = np.array([r["embedding"] for r in pred.rows])
+        x = torch.from_numpy(np.asarray(s.prepare(rec).inputs[0]))
+        kk = torch.from_numpy(np.full((1, 16), 0.25, np.float32) if k is None else key[None])
+        with torch.no_grad():
+            np.testing.assert_allclose(emb, module(x, kk).numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="key of 16"):
+        Scorer(folder, key=np.ones(5))
 
 
 def test_denoiser_follows_the_seed_inference(denoiser_model, rec100):

@@ -162,7 +162,7 @@ class _TableWriter:
             if "reference" in cols:
                 cols["reference"] = [v or "" for v in cols["reference"]]
             table = pa.table(cols) if rows else pa.table({c: pa.array([], _pa_type(c)) for c in self.columns})
-            rel = f"{index:06d}.parquet"
+            rel = hashlib.sha256(rid.encode()).hexdigest()[:20] + ".parquet"  # stable whatever the input order
             with atomic_write(self.parts / rel) as tmp:
                 pq.write_table(table, tmp)
             return {"part": rel}
@@ -174,13 +174,14 @@ class _TableWriter:
         os.fsync(self.fh.fileno())
         return {"offset": self.fh.tell()}
 
-    def close(self, manifest: dict[str, dict]) -> None:
+    def close(self, manifest: dict[str, dict], order: list[str]) -> None:
+        """csv/jsonl: close the file. Parquet: OUT = the part files of ``order``'s finished records, in order."""
         if self.fh:
             self.fh.close()
             return
         import pyarrow.parquet as pq
 
-        parts = sorted({e["part"] for e in manifest.values() if "part" in e})
+        parts = [manifest[r]["part"] for r in order if r in manifest and "part" in manifest[r]]
         with atomic_write(self.out) as tmp:
             writer = None
             for rel in parts:
@@ -298,6 +299,8 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
     # What a finished record depends on: the model file, its preprocessing and the output layout.
     ident = {"model": card.name, "onnx_sha256": _sha256(scorer.onnx_path), "preprocessing": card.preprocessing,
              "format": fmt, "fs": fs_in}
+    if scorer.key is not None:
+        ident["key_sha256"] = hashlib.sha256(scorer.key.tobytes()).hexdigest()
     if denoiser:
         if out.exists() and not out.is_dir():
             raise ValueError(f"{out}: a denoiser writes a folder of records; this is a file")
@@ -391,7 +394,7 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
         bar.close()
         if not denoiser:
             _, entries = _read_manifest(man_path)
-            writer.close(entries)
+            writer.close(entries, [rid for rid, _ in records])
     summary.seconds = time.perf_counter() - t0
     for s in summary.records.values():
         for c, k in s.get("counts", {}).items():

@@ -24,9 +24,11 @@ __all__ = ["infer", "models"]
                    "'CUDAExecutionProvider,CPUExecutionProvider' or 'cuda,cpu' [default: CPU].")
 @click.option("--threads", type=int, default=None, help="onnxruntime intra-op and C++ threads [default: all cores].")
 @click.option("--batch-size", type=int, default=256, help="Items (beats, segments) per onnxruntime call.")
+@click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="HeartID-style embedders: the cancelable key as a .npy vector [default: a fixed public key].")
 @click.option("--overwrite", is_flag=True, help="Start over when OUT holds results of another model or options.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, overwrite, no_progress):
+def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, key_file, overwrite, no_progress):
     """Score whole archives with MODEL: per-beat / per-segment predictions and a per-record summary.
 
     MODEL is a bundled name (see `ecgcore models`: beats-aami, segments-abnormal, denoiser, ...) or a folder
@@ -46,10 +48,19 @@ def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, overwrite
     ecgcore infer denoiser noisy/ -o clean/ --format wfdb
     """
     from .batch import score_records
+    from .core import Scorer
 
     try:
-        summary = score_records(model, list(inputs), out, fmt=fmt, fs=fs, providers=providers, threads=threads,
-                                batch_size=batch_size, progress=not no_progress, overwrite=overwrite)
+        key = None
+        if key_file is not None:
+            import numpy as np
+
+            key = np.load(key_file, allow_pickle=False)
+        scorer = Scorer(model, providers=providers, threads=threads, batch_size=batch_size, key=key)
+        if key is not None and scorer.key is None:
+            raise ValueError(f"--key: model {scorer.card.name!r} takes no key input")
+        summary = score_records(model, list(inputs), out, fmt=fmt, fs=fs, progress=not no_progress,
+                                overwrite=overwrite, scorer=scorer, threads=threads)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(summary.table())

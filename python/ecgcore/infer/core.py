@@ -28,8 +28,9 @@ def make_session(onnx_path: str | os.PathLike, providers=None, threads: int | No
         providers = ["CPUExecutionProvider"]
     elif isinstance(providers, str):
         providers = [p.strip() for p in providers.split(",") if p.strip()]
-    providers = [p if p.endswith("ExecutionProvider") else f"{p.upper() if p.lower() == 'cuda' else p}"
-                 f"ExecutionProvider" for p in providers]
+    # Short names ("cuda", "cpu", "tensorrt") map case-insensitively onto onnxruntime's provider names.
+    known = {n.lower().removesuffix("executionprovider"): n for n in ort.get_all_providers()}
+    providers = [known.get(p.lower().removesuffix("executionprovider"), p) for p in providers]
     missing = [p for p in providers if p not in available]
     if missing:
         hint = " (install onnxruntime-gpu for CUDA)" if any("CUDA" in p for p in missing) else ""
@@ -84,18 +85,32 @@ class Scorer:
         ``"cuda,cpu"``); default CPU.
     threads : onnxruntime intra-op threads and C++ preprocessing threads (default: all cores).
     batch_size : items per ``session.run`` (capped by a fixed batch dimension in the graph).
+    key : HeartID-style embedders with a second ``key`` input: the (K,) key (default: a fixed public unit key).
     """
 
-    def __init__(self, model, providers=None, threads: int | None = None, batch_size: int = 256):
+    def __init__(self, model, providers=None, threads: int | None = None, batch_size: int = 256, key=None):
         self.onnx_path, self.card = resolve_model(model)
         self.session = make_session(self.onnx_path, providers, threads)
         self.threads = threads
         self._inputs = self.session.get_inputs()
-        self._output = self.session.get_outputs()[0].name
+        outs = [o.name for o in self.session.get_outputs()]
+        self._output = outs[0]
+        # A graph that also exports its softmax/sigmoid (e.g. logits, probabilities, attention) is read there.
+        self._prob_output = next((o for o in outs if o.lower() in ("probabilities", "probs", "prob")), None)
         dim0 = self._inputs[0].shape[0] if self._inputs[0].shape else None
         self.batch_size = int(dim0) if isinstance(dim0, int) and dim0 > 0 else max(1, int(batch_size))
         self.kind = self.card.preprocessing["kind"]
         self.options = recipe_options(self.card, 0 if threads is None else threads)
+        self.key = None
+        if len(self._inputs) > 1 and self.kind == "heartid":
+            # Cancelable biometrics: embeddings depend on a key (second input). Default: a fixed public unit key
+            # (all components equal); pass the user's own key for templates that can be revoked.
+            k = self._inputs[1].shape[-1]
+            k = int(k) if isinstance(k, int) else int(self.card.config.get("key_size", 100))
+            self.key = np.full((1, k), 1.0 / np.sqrt(k), np.float32) if key is None else \
+                np.asarray(key, np.float32).reshape(1, -1)
+            if self.key.shape[1] != k:
+                raise ValueError(f"model {self.card.name!r} takes a key of {k} values, got {self.key.shape[1]}")
 
     @property
     def name(self) -> str:
@@ -110,29 +125,33 @@ class Scorer:
                 f"batch_size={self.batch_size})")
 
     # -- raw network -------------------------------------------------------------------------------------
-    def run(self, batch, *extra) -> np.ndarray:
-        """Raw network outputs (the graph's first output) on already-preprocessed input, in batches.
+    def run(self, batch, *extra, output: str | None = None) -> np.ndarray:
+        """Raw network outputs (the graph's first output, or ``output``) on already-preprocessed input, in batches.
 
         ``batch``: (n, ...) the graph's first input; ``extra``: its further inputs, same n.
         """
+        out_name = output or self._output
         arrays = [a if isinstance(a, Sequences) else np.asarray(a, dtype=np.float32) for a in (batch, *extra)]
         if len(arrays) != len(self._inputs):
             raise ValueError(f"model {self.card.name!r} takes {len(self._inputs)} input(s) "
                              f"({', '.join(i.name for i in self._inputs)}), got {len(arrays)}")
         n = arrays[0].shape[0]
-        if any(a.shape[0] != n for a in arrays):
-            raise ValueError("all inputs must have the same number of items")
+        if any(a.shape[0] not in (n, 1) for a in arrays[1:]):
+            raise ValueError("every input needs one row per item (or a single row, broadcast)")
+        # A single-row extra input (HeartID's key) is broadcast by the graph: fed whole to every batch.
+        whole = [i > 0 and a.shape[0] == 1 and n != 1 for i, a in enumerate(arrays)]
         outs = []
         bs = self.batch_size
         for i in range(0, n, bs):
-            feed = {inp.name: a[i:i + bs] for inp, a in zip(self._inputs, arrays)}
+            feed = {inp.name: (a if w else a[i:i + bs]) for inp, a, w in zip(self._inputs, arrays, whole)}
             if feed[self._inputs[0].name].shape[0] < bs and self._fixed_batch():
                 # A graph with a fixed batch dimension: pad the last batch and drop the padding.
                 k = feed[self._inputs[0].name].shape[0]
-                feed = {key: np.concatenate([v, np.zeros((bs - k, *v.shape[1:]), v.dtype)]) for key, v in feed.items()}
-                outs.append(self.session.run([self._output], feed)[0][:k])
+                feed = {key: v if v.shape[0] != k else np.concatenate([v, np.zeros((bs - k, *v.shape[1:]), v.dtype)])
+                        for key, v in feed.items()}
+                outs.append(self.session.run([out_name], feed)[0][:k])
             else:
-                outs.append(self.session.run([self._output], feed)[0])
+                outs.append(self.session.run([out_name], feed)[0])
         if not outs:
             shape = self.session.get_outputs()[0].shape
             tail = [d if isinstance(d, int) else 0 for d in (shape[1:] if shape else [])]
@@ -176,10 +195,14 @@ class Scorer:
                                              "duration_s": record.duration})
         prep = self.prepare(record)
         extra = [prep.inputs[k] for k in sorted(k for k in prep.inputs if k != 0)]
-        raw = self.run(prep.inputs[0], *extra)
-        return self._rows(record, prep, raw)
+        if self.key is not None and not extra:
+            extra = [self.key]
+        if self._prob_output and self.card.classes:
+            return self._rows(record, prep, self.run(prep.inputs[0], *extra, output=self._prob_output),
+                              probabilities=True)
+        return self._rows(record, prep, self.run(prep.inputs[0], *extra))
 
-    def _rows(self, record: Record, prep: Prepared, raw: np.ndarray) -> RecordPrediction:
+    def _rows(self, record: Record, prep: Prepared, raw: np.ndarray, probabilities: bool = False) -> RecordPrediction:
         name = record.name
         fs = float(record.fs)
         summary = {"record": name, "n": len(prep), "duration_s": round(record.duration, 3), "kind": prep.kind}
@@ -191,7 +214,7 @@ class Scorer:
                     for i, (s, e) in enumerate(zip(prep.sample, prep.end if prep.end is not None else prep.sample))]
             return RecordPrediction(record=name, rows=rows, summary=summary, probabilities=emb)
         classes = self.card.classes
-        prob = self.probabilities(raw)
+        prob = raw.reshape(len(raw), -1).astype(np.float32) if probabilities else self.probabilities(raw)
         if prob.shape[1] != len(classes):
             raise ValueError(f"model {self.card.name!r}: {prob.shape[1]} outputs, the card names "
                              f"{len(classes)} classes")

@@ -16,14 +16,16 @@ Card keys read per kind, besides the recipe's own options (defaults: the recipe'
     Sequence i is scored on its last beat (the seed's labelling); the first ``length - 1`` beats of a record
     get sequences padded with copies of the first beat so every beat is scored.
 ``segments``
-    the recipe's options; with ``seed_compat`` a ``scaler: {"mean": [3600], "scale": [3600]}``.
+    the recipe's options; with ``seed_compat`` the training StandardScaler as ``scaler_mean`` / ``scaler_scale``
+    (3600 values each; or ``scaler: {"mean", "scale"}``), applied in float32 like the training loader.
 ``denoise-pairs``
     ``fs``/``length`` (130 Hz / 1300); ``normalization``: ``"signal"`` (z-score of the whole signal, the seed's
     inference; default), ``"window"`` (each chunk) or ``"none"``.
 ``heartid``
     the recipe's options (windows z-scored per window).
 ``hubert-features``
-    ``ecgcore.models.hubert.inputs`` when the HuBERT package provides it, else the recipe's ``standardize``.
+    ``ecgcore.models.hubert.inputs.build_input`` (the HuBERT package's input builder, NumPy + C++ only) when
+    present, else the recipe's ``standardize``; one item per record.
 
 Every kind resamples a record whose rate differs from the card's ``fs`` first (polyphase), and reports
 sample indices at the record's own rate.
@@ -220,11 +222,13 @@ def _segments(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepare
     t = transform(r, opts)
     seg = t["segments"].astype(np.float32)
     if opts["seed_compat"]:
-        sc = opts.get("scaler")
-        if not sc:
-            raise ValueError(f"model card {card.name!r}: seed_compat segments need the card's 'scaler' "
-                             "{'mean', 'scale'} (the training StandardScaler)")
-        seg = ((seg.astype(np.float64) - np.asarray(sc["mean"])) / np.asarray(sc["scale"])).astype(np.float32)
+        sc = opts.get("scaler") or {}
+        mean, scale = sc.get("mean", opts.get("scaler_mean")), sc.get("scale", opts.get("scaler_scale"))
+        if mean is None or scale is None:
+            raise ValueError(f"model card {card.name!r}: seed_compat segments need the training StandardScaler "
+                             "in the card ('scaler_mean' and 'scaler_scale', 3600 values each)")
+        # float32, as the training loader standardises the stored float32 windows.
+        seg = (seg - np.asarray(mean, np.float32)) / np.asarray(scale, np.float32)
     x = _fit_shape(seg, shapes[0], card.name)
     start = t["start"]
     return Prepared(inputs={0: np.ascontiguousarray(x)}, sample=_to_record_rate(start, ratio),
@@ -242,24 +246,19 @@ def _heartid(rec: Record, opts: dict, shapes: list, fs: float) -> Prepared:
 
 
 def _hubert(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepared:
-    helper = None
     try:
-        from ..models import hubert as hub_pkg  # the HuBERT package's own input builder, when present
-
-        helper = getattr(hub_pkg, "inputs", None)
-        if helper is not None and not callable(helper):
-            helper = getattr(helper, "inputs", None) or getattr(helper, "prepare", None)
+        # The HuBERT package's own framework-free input builder (the function its training used).
+        from ..models.hubert.inputs import build_input
     except ImportError:
-        helper = None
-    if helper is not None:
-        x = np.asarray(helper(rec, card.preprocessing), dtype=np.float32)
+        build_input = None
+    if build_input is not None:
+        x = build_input(rec.signal.T, rec.fs, leads=rec.leads, preprocessing=card.preprocessing,
+                        workers=opts["_threads"])
     else:
         from ..pipelines.recipes.hubert import standardize
 
-        x = standardize(rec.signal.T.astype(np.float64), rec.fs, opts, name=rec.name).astype(np.float32)
-    if x.ndim == 2:  # one (leads, samples) item
-        x = x[None]
+        x = standardize(rec.signal.T.astype(np.float64), rec.fs, opts, name=rec.name)
+    x = np.asarray(x, dtype=np.float32)[None]  # one item per record
     x = _fit_shape(x, shapes[0], card.name)
-    n = x.shape[0]
-    return Prepared(inputs={0: np.ascontiguousarray(x)}, sample=np.zeros(n, np.int64),
-                    end=np.full(n, rec.n_samples, np.int64), kind="record")
+    return Prepared(inputs={0: np.ascontiguousarray(x)}, sample=np.zeros(1, np.int64),
+                    end=np.full(1, rec.n_samples, np.int64), kind="record")

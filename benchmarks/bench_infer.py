@@ -1,0 +1,359 @@
+"""``ecgcore infer`` end to end (WFDB files -> per-beat predictions) vs the seeds' way: the same network in its
+training framework in eager mode behind the seed's own preprocessing, on the same records, in the same run.
+
+* Conformer (``beats-scalograms``): ours = ``score_records`` (C++ decoding, C++ |Morlet| CWT, one onnxruntime
+  session); the seed = wfdb + ``pywt.cwt`` per beat + 3-beat sequences + Keras eager ``model(x, training=False)``
+  in batches of 128 (SPEC §4.2-4.5). The network is the seed's Main_Model with its best hyper-parameters
+  (embed 128, 8 heads, ff 512, kernel 11, 1 block; SPEC §4.5), exported with ``keras.Model.export(format="onnx")``.
+* Attention (``segments``): ours = ``score_records``; the seed = wfdb + scipy ``butter``/``filtfilt`` + windows +
+  per-window z-score + torch eager ``model(x)`` in batches of 32 (SPEC §3.1-3.2), exported with ``torch.onnx``.
+
+The networks are built here with seed-initialised random weights: throughput does not depend on the weight
+values, and both sides run the very same weights (checked: max |p_onnx - p_eager|). Each side runs in its own
+subprocess (clean peak RSS) and times itself from "model loaded" to "all predictions done"; framework import
+and model construction are excluded on both sides.
+
+Records: all 48 MIT-BIH records, cut to their first ECGCORE_BENCH_SECONDS seconds (default 20: Keras eager is
+slow on a 2-core machine) as WFDB files; ECGCORE_BENCH_FULL=1 runs the whole records (110k beats).
+Run: python -m pytest benchmarks/bench_infer.py --benchmark-only -s
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parents[1]
+SEED_MAP = {**dict.fromkeys("NLRejnB", 0), **dict.fromkeys("AaJS", 1), **dict.fromkeys("VE", 2), "F": 3,
+            **dict.fromkeys("/fQ?", 4)}
+ATT_NORMAL = set("N.")
+ATT_ABNORMAL = set("LRBAaJSVrFejnE/fQ?")
+BATCH_KERAS, BATCH_TORCH = 128, 32
+RESULTS: dict[str, dict] = {}
+
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame:DeprecationWarning")
+
+
+# ---------------------------------------------------------------------------------------------- the networks
+def keras_seed_conformer(embed=128, heads=8, ffd=512, kernel=11, drop=0.2, blocks=1):
+    """The Conformer seed's Main_Model (SPEC §4.5): TimeDistributed CNN over 3 beats -> Conformer block -> 5."""
+    import keras
+    from keras import layers
+
+    class AddPosition(layers.Layer):  # learned absolute positions, added to the query only
+        def build(self, shape):
+            self.pos = self.add_weight(shape=(shape[1], shape[2]), initializer="uniform", name="pos")
+
+        def call(self, x):
+            return x + self.pos
+
+    def ff(x):
+        h = layers.LayerNormalization()(x)
+        h = layers.Dropout(drop)(layers.Activation("swish")(layers.Dense(ffd)(h)))
+        return layers.Dropout(drop)(layers.Dense(embed)(h))
+
+    keras.utils.set_random_seed(42)
+    inp = keras.Input((3, 32, 187, 1))
+    cnn = keras.Sequential([keras.Input((32, 187, 1)),
+                            layers.Conv2D(32, 3, padding="same", use_bias=False), layers.BatchNormalization(),
+                            layers.ReLU(), layers.MaxPooling2D(2),
+                            layers.Conv2D(64, 3, padding="same", use_bias=False), layers.BatchNormalization(),
+                            layers.ReLU(), layers.MaxPooling2D(2),
+                            layers.Conv2D(embed, 3, padding="same", use_bias=False), layers.BatchNormalization(),
+                            layers.ReLU(), layers.GlobalAveragePooling2D()])
+    x = layers.TimeDistributed(cnn)(inp)
+    for _ in range(blocks):
+        x = layers.Add()([x, layers.Rescaling(0.5)(ff(x))])
+        h = layers.LayerNormalization()(x)
+        a = layers.MultiHeadAttention(heads, key_dim=embed, dropout=drop)(AddPosition()(h), h, h)
+        x = layers.Add()([x, layers.Dropout(drop)(a)])
+        h = layers.Conv1D(2 * embed, 1)(layers.LayerNormalization()(x))
+        h = layers.Multiply()([h[..., :embed], layers.Activation("sigmoid")(h[..., embed:])])
+        h = layers.Activation("swish")(layers.BatchNormalization()(layers.DepthwiseConv1D(kernel, padding="same")(h)))
+        x = layers.Add()([x, layers.Dropout(drop)(layers.Conv1D(embed, 1)(h))])
+        x = layers.LayerNormalization()(layers.Add()([x, layers.Rescaling(0.5)(ff(x))]))
+    out = layers.Dense(5, activation="softmax")(layers.GlobalAveragePooling1D()(x))
+    return keras.Model(inp, out)
+
+
+def torch_seed_attention():
+    """The attention seed's AttentionECGModel (SPEC §3.2); forward returns the logits only."""
+    import torch
+
+    class AttentionECGModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv1d(1, 32, 5, padding=2)
+            self.conv2 = torch.nn.Conv1d(32, 64, 5, padding=2)
+            self.pool = torch.nn.MaxPool1d(2)
+            self.att = torch.nn.MultiheadAttention(64, 8)
+            self.fc1 = torch.nn.Linear(64 * 900, 128)
+            self.drop = torch.nn.Dropout(0.5)
+            self.fc2 = torch.nn.Linear(128, 2)
+
+        def forward(self, x):
+            x = self.pool(torch.relu(self.conv2(self.pool(torch.relu(self.conv1(x))))))
+            s = x.permute(2, 0, 1)
+            a, _ = self.att(s, s, s)
+            x = a.permute(1, 2, 0).flatten(1)
+            return self.fc2(self.drop(torch.relu(self.fc1(x))))
+
+    torch.manual_seed(42)
+    return AttentionECGModel().eval()
+
+
+def _norm_stats():
+    rng = np.random.default_rng(0)
+    return {"mean": (0.02 + 0.01 * rng.random(187)).tolist(), "scale": (0.05 + 0.1 * rng.random(187)).tolist()}
+
+
+def build_models(out: Path) -> dict:
+    """Export both seed networks to ``out/{conformer,attention}/`` (model.onnx + model.json) and save the
+    framework weights beside them for the eager side."""
+    from ecgcore.export.card import ModelCard, write_card
+
+    conf, att = out / "conformer", out / "attention"
+    conf.mkdir(parents=True, exist_ok=True)
+    att.mkdir(parents=True, exist_ok=True)
+    m = keras_seed_conformer()
+    m(np.zeros((1, 3, 32, 187, 1), np.float32), training=False)  # Keras exports only a model that has run
+    m.save_weights(str(conf / "seed.weights.h5"))
+    m.export(str(conf / "model.onnx"), format="onnx", verbose=False)
+    write_card(ModelCard(
+        name="bench-conformer", task="classification", framework="keras",
+        inputs=[{"name": "x", "shape": [None, 3, 32, 187, 1], "dtype": "float32"}],
+        outputs=[{"name": "y", "shape": [None, 5], "dtype": "float32", "activation": "none"}], fs=360.0,
+        classes=["N", "S", "V", "F", "Q"],
+        preprocessing={"kind": "beats-scalograms", "before": 93, "after": 93, "scales": [1, 32], "wavelet": "morl",
+                       "lead": 0, "variant": "conformer", "sequence_length": 3, "normalization": _norm_stats()}),
+        conf)
+
+    import warnings
+
+    import torch
+
+    t = torch_seed_attention()
+    torch.save(t.state_dict(), att / "seed.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(t, (torch.randn(2, 1, 3600),), str(att / "model.onnx"), input_names=["ecg"],
+                          output_names=["logits"], dynamic_axes={"ecg": {0: "n"}, "logits": {0: "n"}}, dynamo=False)
+    write_card(ModelCard(
+        name="bench-attention", task="classification", framework="pytorch",
+        inputs=[{"name": "ecg", "shape": [None, 1, 3600], "dtype": "float32"}],
+        outputs=[{"name": "logits", "shape": [None, 2], "dtype": "float32", "activation": "softmax"}], fs=360.0,
+        classes=["Normal", "Abnormal"],
+        preprocessing={"kind": "segments", "window_s": 10.0, "overlap": 0.5, "band": [0.5, 50.0], "order": 5,
+                       "lead": 0, "seed_compat": False}), att)
+    return {"conformer": conf, "attention": att}
+
+
+# --------------------------------------------------------------------------------- the sides (subprocesses)
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def side_ecgcore(model_dir: str, records_dir: str, out: str) -> dict:
+    import time
+
+    from ecgcore.infer import Scorer, score_records
+
+    scorer = Scorer(model_dir)
+    t0 = time.perf_counter()
+    s = score_records(model_dir, [records_dir], out, scorer=scorer, progress=False, overwrite=True)
+    sec = time.perf_counter() - t0
+    rows = []
+    import csv
+
+    with open(out, newline="") as fh:
+        for r in csv.DictReader(fh):
+            rows.append(r)
+    return {"seconds": sec, "items": s.n_items, "records": len(s.done), "failed": len(s.failed),
+            "rss_mb": _peak_rss_mb(),
+            "first": [[float(r[k]) for k in r if k.startswith("prob_")] for r in rows[:3]]}
+
+
+def _seed_records(records_dir: str) -> list[str]:
+    return sorted(p.stem for p in Path(records_dir).glob("*.hea"))
+
+
+def side_keras(model_dir: str, records_dir: str) -> dict:
+    """The Conformer seed: wfdb + pywt per beat (stage 1), 3-beat sequences (stage 2), Keras eager predict."""
+    import time
+
+    import pywt
+    import wfdb
+
+    m = keras_seed_conformer()
+    m.load_weights(str(Path(model_dir) / "seed.weights.h5"))
+    norm = json.loads((Path(model_dir) / "model.json").read_text())["preprocessing"]["normalization"]
+    mean, scale = np.asarray(norm["mean"], np.float32), np.asarray(norm["scale"], np.float32)
+    t0 = time.perf_counter()
+    n_seq = n_rec = 0
+    first = None
+    for rec in _seed_records(records_dir):
+        sig = wfdb.rdrecord(f"{records_dir}/{rec}").p_signal[:, 0]
+        ann = wfdb.rdann(f"{records_dir}/{rec}", "atr")
+        scal = []
+        for p, sym in zip(ann.sample, ann.symbol):
+            if sym in SEED_MAP and 93 < p < len(sig) - 93:
+                coef, _ = pywt.cwt(sig[p - 93:p + 94], np.arange(1, 33), "morl")
+                scal.append(np.abs(coef).astype(np.float32))
+        n_rec += 1
+        if len(scal) < 3:
+            continue
+        scal = (np.array(scal) - mean) / scale
+        seqs = np.stack([scal[i:i + 3] for i in range(len(scal) - 2)])[..., None]
+        for i in range(0, len(seqs), BATCH_KERAS):
+            p = np.asarray(m(seqs[i:i + BATCH_KERAS], training=False))
+            first = p[0] if first is None else first
+            n_seq += len(p)
+    sec = time.perf_counter() - t0
+    return {"seconds": sec, "items": n_seq, "records": n_rec, "rss_mb": _peak_rss_mb(),
+            "first": [float(v) for v in first]}
+
+
+def side_torch(model_dir: str, records_dir: str) -> dict:
+    """The attention seed: wfdb + scipy butter/filtfilt + 3600/1800 windows + per-window z-score + torch eager."""
+    import time
+
+    import torch
+    import wfdb
+    from scipy.signal import butter, filtfilt
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    m = torch_seed_attention()
+    m.load_state_dict(torch.load(Path(model_dir) / "seed.pt"))
+    t0 = time.perf_counter()
+    n_win = n_rec = 0
+    first = None
+    b, a = butter(5, [0.5, 50.0], btype="band", fs=360)
+    for rec in _seed_records(records_dir):
+        sig = filtfilt(b, a, wfdb.rdrecord(f"{records_dir}/{rec}").p_signal[:, 0])
+        seg = np.array([sig[s:s + 3600] for s in range(0, len(sig) - 3600 + 1, 1800)])
+        seg = (seg - seg.mean(axis=1, keepdims=True)) / seg.std(axis=1, keepdims=True)
+        x = torch.tensor(seg[:, None, :], dtype=torch.float32)
+        with torch.no_grad():
+            for i in range(0, len(x), BATCH_TORCH):
+                p = torch.softmax(m(x[i:i + BATCH_TORCH]), dim=1).numpy()
+                first = p[0] if first is None else first
+                n_win += len(p)
+        n_rec += 1
+    sec = time.perf_counter() - t0
+    return {"seconds": sec, "items": n_win, "records": n_rec, "rss_mb": _peak_rss_mb(),
+            "first": [float(v) for v in first]}
+
+
+def _run_side(*args) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO / "python"), TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
+    r = subprocess.run([sys.executable, str(HERE), *map(str, args)], capture_output=True, text=True, env=env,
+                       timeout=7200)
+    if r.returncode != 0:
+        raise RuntimeError(f"benchmark side {args[0]} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def bench_records(mitdb_dir, mitdb_records, tmp_path_factory) -> Path:
+    """All 48 records as WFDB files, cut to their first ECGCORE_BENCH_SECONDS s (same bytes per sample)."""
+    import wfdb
+
+    out = tmp_path_factory.mktemp("bench_mitdb")
+    if os.environ.get("ECGCORE_BENCH_FULL"):
+        for r in mitdb_records:
+            for ext in ("hea", "dat", "atr"):
+                (out / f"{r}.{ext}").symlink_to(mitdb_dir / f"{r}.{ext}")
+        return out
+    n = int(float(os.environ.get("ECGCORE_BENCH_SECONDS", "20")) * 360)
+    for r in mitdb_records:
+        rec = wfdb.rdrecord(str(mitdb_dir / r), sampto=n, physical=False)
+        wfdb.wrsamp(r, fs=rec.fs, units=rec.units, sig_name=rec.sig_name, d_signal=rec.d_signal, fmt=rec.fmt,
+                    adc_gain=rec.adc_gain, baseline=rec.baseline, write_dir=str(out))
+        ann = wfdb.rdann(str(mitdb_dir / r), "atr", sampto=n - 1)
+        wfdb.wrann(r, "atr", ann.sample, symbol=ann.symbol, aux_note=ann.aux_note, subtype=ann.subtype,
+                   chan=ann.chan, num=ann.num, fs=rec.fs, write_dir=str(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def bench_models(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("bench_models")
+    r = _run_side("build", out)
+    return {k: Path(v) for k, v in r.items()}
+
+
+def _report(name: str, res: dict, unit: str) -> None:
+    RESULTS[name] = res
+    print(f"\n{name}: {res['items']} {unit} in {res['seconds']:.2f} s = {res['items'] / res['seconds']:.1f} {unit}/s, "
+          f"{res['records'] / res['seconds']:.3f} records/s, peak RSS {res['rss_mb']:.0f} MB")
+
+
+# ------------------------------------------------------------------------------------------------ benches
+@pytest.mark.benchmark(group="infer-conformer")
+def test_seed_keras_eager_conformer(benchmark, bench_records, bench_models):
+    res = benchmark.pedantic(lambda: _run_side("keras", bench_models["conformer"], bench_records), rounds=1,
+                             iterations=1)
+    benchmark.extra_info.update({k: v for k, v in res.items() if k != "first"})
+    _report("seed keras eager (wfdb + pywt + Keras)", res, "beats")
+
+
+@pytest.mark.benchmark(group="infer-conformer")
+def test_ecgcore_infer_conformer(benchmark, bench_records, bench_models, tmp_path):
+    res = benchmark.pedantic(lambda: _run_side("ecgcore", bench_models["conformer"], bench_records,
+                                               tmp_path / "o.csv"), rounds=1, iterations=1)
+    benchmark.extra_info.update({k: v for k, v in res.items() if k != "first"})
+    _report("ecgcore infer (conformer, onnxruntime)", res, "beats")
+    assert res["failed"] == 0 and res["records"] == len(list(bench_records.glob("*.hea")))
+    seed = RESULTS.get("seed keras eager (wfdb + pywt + Keras)")
+    if seed:
+        ratio = (res["items"] / res["seconds"]) / (seed["items"] / seed["seconds"])
+        benchmark.extra_info["speedup_vs_keras_eager"] = ratio
+        print(f"speed-up beats/s vs the seed (Keras eager): {ratio:.1f}x (target >= 5x)")
+        # Same weights, same input: the seed's first sequence (beats 0-2) is the one our third beat is scored on.
+        assert np.allclose(res["first"][2], seed["first"], atol=1e-3), (res["first"][2], seed["first"])
+
+
+@pytest.mark.benchmark(group="infer-attention")
+def test_seed_torch_eager_attention(benchmark, bench_records, bench_models):
+    res = benchmark.pedantic(lambda: _run_side("torch", bench_models["attention"], bench_records), rounds=1,
+                             iterations=1)
+    benchmark.extra_info.update({k: v for k, v in res.items() if k != "first"})
+    _report("seed torch eager (wfdb + scipy + torch)", res, "segments")
+
+
+@pytest.mark.benchmark(group="infer-attention")
+def test_ecgcore_infer_attention(benchmark, bench_records, bench_models, tmp_path):
+    res = benchmark.pedantic(lambda: _run_side("ecgcore", bench_models["attention"], bench_records,
+                                               tmp_path / "o.csv"), rounds=1, iterations=1)
+    benchmark.extra_info.update({k: v for k, v in res.items() if k != "first"})
+    _report("ecgcore infer (attention, onnxruntime)", res, "segments")
+    seed = RESULTS.get("seed torch eager (wfdb + scipy + torch)")
+    if seed:
+        ratio = (res["items"] / res["seconds"]) / (seed["items"] / seed["seconds"])
+        benchmark.extra_info["speedup_vs_torch_eager"] = ratio
+        print(f"speed-up segments/s vs the seed (torch eager): {ratio:.1f}x")
+        # The same first window, the same weights: the probabilities agree.
+        assert np.allclose(res["first"][0], seed["first"], atol=1e-3), (res["first"][0], seed["first"])
+
+
+if __name__ == "__main__":  # one benchmark side, run in its own process; prints one JSON line
+    what, *rest = sys.argv[1:]
+    if what == "build":
+        print(json.dumps({k: str(v) for k, v in build_models(Path(rest[0])).items()}))
+    elif what == "ecgcore":
+        print(json.dumps(side_ecgcore(*rest)))
+    elif what == "keras":
+        print(json.dumps(side_keras(*rest)))
+    elif what == "torch":
+        print(json.dumps(side_torch(*rest)))
+    else:
+        raise SystemExit(f"unknown side {what!r}")
