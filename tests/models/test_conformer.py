@@ -1,0 +1,255 @@
+"""CNN-Conformer (SPEC §4.5-4.6): the networks, the metrics, a tiny real training + evaluation + ONNX export."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecgcore.models.conformer.config import SEED_BEST, VARIANTS, ConformerConfig
+from ecgcore.models.conformer.metrics import aami_metrics, confusion
+
+# Keras/TensorFlow emit DeprecationWarnings from their own internals (numpy, protobuf); nothing else is ignored.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# --- configuration and metrics (no TensorFlow) -----------------------------------------------------------------
+
+def test_config_defaults_are_the_seed_best():
+    cfg = ConformerConfig()
+    assert (cfg.embed_dim, cfg.num_heads, cfg.ff_dim, cfg.kernel_size, cfg.dropout, cfg.num_blocks) == \
+        (128, 8, 512, 11, 0.2, 1)
+    assert (cfg.learning_rate, cfg.batch_size, cfg.epochs, cfg.weight_decay) == (1e-5, 128, 20, 0.004)
+    a = ConformerConfig.for_variant("attention-only")
+    assert (a.embed_dim, a.num_heads, a.ff_dim, a.dropout, a.num_blocks) == (64, 8, 256, 0.0, 2)
+    assert ConformerConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown variant"):
+        ConformerConfig(variant="transformer")
+    with pytest.raises(ValueError, match="unknown ConformerConfig field"):
+        ConformerConfig.from_dict({"embed": 3})
+
+
+def test_metrics_agree_with_sklearn():
+    from sklearn.metrics import cohen_kappa_score, f1_score, precision_score, recall_score
+
+    rng = np.random.default_rng(0)
+    y = rng.choice(5, 3000, p=[0.7, 0.1, 0.1, 0.07, 0.03])
+    pred = np.where(rng.random(3000) < 0.7, y, rng.integers(0, 5, 3000))
+    m = aami_metrics(confusion(y, pred))
+    labels = list(range(5))
+    for i, c in enumerate("NSVFQ"):
+        assert m["per_class"][c]["Se"] == pytest.approx(recall_score(y, pred, labels=[i], average="macro"))
+        assert m["per_class"][c]["+P"] == pytest.approx(precision_score(y, pred, labels=[i], average="macro"))
+    assert m["macro_f1_NSVF"] == pytest.approx(f1_score(y, pred, labels=labels[:4], average="macro"))
+    assert m["kappa"] == pytest.approx(cohen_kappa_score(y, pred))
+    pc = m["per_class"]
+    assert m["jk_index"] == pytest.approx(m["kappa"] / 2 + (pc["S"]["Se"] + pc["S"]["+P"] + pc["V"]["Se"]
+                                                            + pc["V"]["+P"]) / 8)
+    # a stratified subset with N reweighted estimates the full confusion matrix: exact here by construction
+    keep = (y != 0) | (np.arange(len(y)) % 4 == 0)
+    w = np.where(y[keep] == 0, (y == 0).sum() / (keep & (y == 0)).sum(), 1.0)
+    cm_sub = confusion(y[keep], pred[keep], w)
+    assert cm_sub[1:].sum() == pytest.approx(confusion(y, pred)[1:].sum())
+    assert cm_sub[0].sum() == pytest.approx((y == 0).sum())
+
+
+# --- networks ----------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variants_build_and_give_probabilities(variant):
+    pytest.importorskip("tensorflow")
+    from ecgcore.models.conformer import build_model
+
+    cfg = ConformerConfig.for_variant(variant, **({"embed_dim": 32, "ff_dim": 64} if variant != "cnn-lstm"
+                                                 else {"embed_dim": 32, "lstm_units": 16}))
+    model = build_model(cfg)
+    x = np.random.default_rng(1).normal(size=(2, 3, 32, 187, 1)).astype(np.float32)
+    p = np.asarray(model(x, training=False))
+    assert p.shape == (2, 5)
+    np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)
+
+
+def test_conformer_follows_the_seed_architecture():
+    pytest.importorskip("tensorflow")
+    from ecgcore.models.conformer import build_model
+
+    model = build_model(ConformerConfig())
+    cnn = model.get_layer("beat_cnn_td").layer
+    assert cnn.get_layer("relu3").output.shape[1:] == (8, 46, 128)  # 32x187 -> 16x93 -> 8x46
+    assert all(not cnn.get_layer(f"conv{i}").use_bias for i in (1, 2, 3))
+    mha = model.get_layer("block1_mhsa_mha")
+    assert mha.num_heads == 8 and mha.key_dim == 128  # key_dim = embed_dim per head, as the seed
+    assert model.get_layer("block1_conv_dw").kernel_size == (11,)
+    assert model.get_layer("block1_ff1_dense1").units == 512
+    assert model.get_layer("position_embedding").embeddings.shape == (3, 128)
+    rr_model = build_model(ConformerConfig(rr_features=True, embed_dim=32, ff_dim=64))
+    assert [i.shape[1:] for i in rr_model.inputs] == [(3, 32, 187, 1), (3, 4)]
+
+
+# --- a tiny real training, evaluation and export ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_dataset(mitdb_dir, tmp_path_factory):
+    from ecgcore.pipelines.engine import preprocess
+
+    out = tmp_path_factory.mktemp("conformer_tfrecords")
+    s = preprocess("tfrecords", mitdb_dir, out, records=["232", "231", "233"], workers=1, progress=False)
+    assert not s.failed
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_dataset, mitdb_dir, tmp_path_factory):
+    """1 epoch of 2 steps on two records with RR inputs, through the CLI, then the test record scored."""
+    pytest.importorskip("tensorflow")
+    from click.testing import CliRunner
+
+    from ecgcore.cli import main
+
+    run = tmp_path_factory.mktemp("conformer_run") / "run"
+    res = CliRunner().invoke(main, [
+        "train", "conformer", str(tiny_dataset), str(run), "--protocol", "inter-patient", "--rr",
+        "--records-dir", str(mitdb_dir), "--train-records", "232,233", "--test-records", "231",
+        "--set", "embed_dim=32", "--set", "ff_dim=64", "--set", "batch_size=8", "--set", "learning_rate=1e-3",
+        "--epochs", "1", "--steps-per-epoch", "2", "--max-n-per-epoch", "100", "--eval-n-fraction", "0.05",
+        "--quiet"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    return run
+
+
+def test_training_writes_a_complete_run(tiny_run):
+    meta = json.loads((tiny_run / "run.json").read_text())
+    assert meta["train_records"] == ["232", "233"] and meta["test_records"] == ["231"]
+    assert meta["final"]["epochs_run"] == 1 and meta["final"]["steps_per_epoch"] == 2
+    assert 0 < meta["final"]["keep_prob"][0] < 1  # N thinned to ~100 sequences per epoch
+    norm = json.loads((tiny_run / "norm.json").read_text())
+    assert len(norm["mean"]) == len(norm["scale"]) == 187 and len(norm["rr_mean"]) == 4
+    ev = tiny_run / "eval_inter-patient"
+    for f in ("metrics.json", "classification_report.txt", "confusion_matrix.png", "roc.png", "pr.png",
+              "raw_predictions.npz"):
+        assert (ev / f).is_file(), f
+    m = json.loads((ev / "metrics.json").read_text())
+    assert m["weighted"] and m["backend"] == "onnxruntime" and m["onnx_parity_first_batch"] < 1e-4
+    # record 231: every non-N sequence scored, N reweighted back to its full count
+    assert sum(m["confusion_matrix"][0]) == pytest.approx(m["class_counts_full"][0])
+    assert sum(map(sum, m["confusion_matrix"])) == pytest.approx(sum(m["class_counts_full"]))
+    assert "SVEB" in (ev / "classification_report.txt").read_text()
+
+
+def test_resumed_run_skips_finished_stages(tiny_run, tiny_dataset, mitdb_dir):
+    from ecgcore.models.conformer import train
+
+    before = (tiny_run / "model.keras").stat().st_mtime_ns
+    cfg = ConformerConfig.from_dict(json.loads((tiny_run / "run.json").read_text())["config"])
+    train(tiny_dataset, tiny_run, config=cfg, records_dir=mitdb_dir, train_records=["232", "233"],
+          test_records=["231"], epochs=1, steps_per_epoch=2, evaluate_after=False, progress=False)
+    assert (tiny_run / "model.keras").stat().st_mtime_ns == before
+
+
+def test_export_parity_and_card(tiny_run, tmp_path):
+    from click.testing import CliRunner
+
+    from ecgcore.cli import main
+    from ecgcore.export import read_card
+
+    res = CliRunner().invoke(main, ["export", "conformer", str(tiny_run), "-o", str(tmp_path)],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    card = read_card(tmp_path)
+    par = card.training["parity"]
+    assert par["max_abs_diff"] <= 1e-4 and par["n_sequences"] > 0 and par["record"] == "231"
+    pre = card.preprocessing
+    assert pre["kind"] == "beats-scalograms" and pre["fs"] == 360.0
+    assert (pre["before"], pre["after"], pre["scales"], pre["wavelet"], pre["lead"]) == (93, 93, [1, 32], "morl", 0)
+    assert pre["sequence_length"] == 3 and pre["label_of"] == "last"
+    assert len(pre["normalization"]["mean"]) == len(pre["normalization"]["scale"]) == 187
+    assert len(pre["rr_features"]["mean"]) == 4 and pre["rr_features"]["local_beats"] == 10
+    assert card.classes == ["N", "S", "V", "F", "Q"] and [i["name"] for i in card.inputs] == ["scalograms", "rr"]
+
+
+def test_evaluate_cli_refuses_training_records(tiny_run):
+    from click.testing import CliRunner
+
+    from ecgcore.cli import main
+
+    res = CliRunner().invoke(main, ["evaluate", "conformer", str(tiny_run), "--records", "232"])
+    assert res.exit_code != 0 and "used for training" in res.output
+
+
+def test_bad_inputs_are_named(tmp_path):
+    from ecgcore.models.conformer.data import dataset_index
+    from ecgcore.models.conformer.evaluate import evaluate
+
+    with pytest.raises(FileNotFoundError, match="not found"):
+        dataset_index(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="manifest"):
+        dataset_index(tmp_path)
+    with pytest.raises(FileNotFoundError, match="run.json"):
+        evaluate(tmp_path)
+
+
+# --- the shipped model -------------------------------------------------------------------------------------------
+
+BUNDLED = REPO / "python" / "ecgcore" / "data" / "models" / "beats-aami"
+
+_NO_TF = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'torch'):
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+import json, numpy as np, onnxruntime as ort
+from ecgcore.export import resolve_model
+onnx_path, card = resolve_model('beats-aami')
+sess = ort.InferenceSession(str(onnx_path), providers=['CPUExecutionProvider'])
+feeds = {i['name']: np.zeros([2] + i['shape'][1:], np.float32) for i in card.inputs}
+p = sess.run(None, feeds)[0]
+assert p.shape == (2, 5) and np.allclose(p.sum(1), 1, atol=1e-5)
+assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules
+print('ok', card.name)
+"""
+
+
+def test_bundled_model_runs_without_tensorflow():
+    if not (BUNDLED / "model.onnx").is_file():
+        pytest.fail(f"bundled model missing: {BUNDLED}/model.onnx")
+    env = {"PYTHONPATH": str(REPO / "python"), "PATH": "/usr/bin:/bin"}
+    import os
+
+    env = {**os.environ, **env}
+    out = subprocess.run([sys.executable, "-c", _NO_TF], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ok beats-aami" in out.stdout
+
+
+def test_bundled_model_matches_its_card_on_real_sequences(mitdb_dir):
+    """onnxruntime on real record-100 sequences, preprocessed from the card alone, gives confident N for N beats."""
+    import onnxruntime as ort
+
+    from ecgcore.export import resolve_model
+    from ecgcore.models.conformer.data import rr_features_for_beats
+    from ecgcore.pipelines.recipes.beats_scalograms import record_scalograms
+    from ecgcore.dsp import beat_sequences
+
+    onnx_path, card = resolve_model("beats-aami")
+    pre = card.preprocessing
+    opts = {k: pre[k] for k in ("before", "after", "scales", "wavelet", "lead", "variant")}
+    _, _, scal, r_peaks, labels, _, _ = record_scalograms(mitdb_dir, "100", opts)
+    seqs, seq_labels = beat_sequences(scal[:200], labels[:200], length=pre["sequence_length"])
+    x = ((seqs - np.asarray(pre["normalization"]["mean"], np.float32))
+         / np.asarray(pre["normalization"]["scale"], np.float32))[..., None].astype(np.float32)
+    feeds = {"scalograms": x}
+    if "rr_features" in pre:
+        rr = rr_features_for_beats(r_peaks, fs=360.0)[:200]
+        rr = (rr - np.asarray(pre["rr_features"]["mean"])) / np.asarray(pre["rr_features"]["scale"])
+        idx = np.arange(len(seqs))[:, None] + np.arange(3)[None, :]
+        feeds["rr"] = rr[idx].astype(np.float32)
+    p = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    assert (seq_labels == 0).mean() > 0.95
+    assert (p.argmax(1)[seq_labels == 0] == 0).mean() > 0.8
