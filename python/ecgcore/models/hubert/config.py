@@ -96,7 +96,7 @@ class HubertConfig:
 
 # SPEC 5.4 (SMALL ~30.3 M, BASE ~92.9 M, LARGE ~189 M parameters with conv_dim 512); TINY is ecgcore's CPU size.
 SIZES: dict[str, dict] = {
-    "tiny": dict(hidden_size=128, num_layers=2, num_heads=4, intermediate_size=256, proj_size=64, conv_dim=128,
+    "tiny": dict(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128, proj_size=32, conv_dim=64,
                  layerdrop=0.0),
     "small": dict(hidden_size=512, num_layers=8, num_heads=8, intermediate_size=2048, proj_size=256, layerdrop=0.1),
     "base": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072, proj_size=256, layerdrop=0.1),

@@ -69,7 +69,7 @@ def export_run(run_dir, out_dir=None, *, name: str = "hubert-ptbxl-super", atol:
     for f in cached:
         a = np.load(f, mmap_mode="r")
         if a.ndim == 2 and a.shape[1] == cfg.input_samples:
-            real = np.asarray(a[:16], dtype=np.float32)
+            real = np.array(a[:16], dtype=np.float32)
             break
     rng = np.random.default_rng(0)
     batches = [rng.uniform(-1, 1, (1, cfg.input_samples)).astype(np.float32),

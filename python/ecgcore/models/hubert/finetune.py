@@ -6,6 +6,7 @@ seed) and ``probs.npy``.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +114,7 @@ def _val_loss(P, Y, task_type, use_weights) -> float:
 
 def _macro_auroc(Y, P) -> float:
     vals = [M.auroc(Y[:, c], P[:, c]) for c in range(Y.shape[1])]
-    return float(np.nanmean(vals))
+    return float(M.nanmean(vals))
 
 
 def finetune(data_dir, run_dir, *, init=None, size: str = "tiny", task: str = "auto", labels_csv=None,
@@ -266,7 +267,8 @@ def finetune(data_dir, run_dir, *, init=None, size: str = "tiny", task: str = "a
     summary = {"task_type": task_type, "classes": classes, "size": cfg.size, "parameters": n_train, "steps": step,
                "stopped_by": stop, "best_val_macro_auroc": best, "train_records": int(len(tr)),
                "val_records": int(len(va)), "test_records": int((split == "test").sum()), "init": str(init),
-               "elapsed_s": round(clock.elapsed, 1), **args}
+               "elapsed_s": round(clock.elapsed, 1), **args,
+               "command": " ".join(sys.argv), "torch_threads": torch.get_num_threads()}
     atomic_json(summary, run_dir / "summary.json")
     return summary
 

@@ -6,6 +6,8 @@ References: AUROC = ``sklearn.metrics.roc_auc_score`` (ties averaged), AUPRC = `
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 __all__ = ["auroc", "auprc", "threshold_metrics", "multilabel_report", "bootstrap_ci", "METRICS"]
@@ -61,6 +63,19 @@ def threshold_metrics(y, p, threshold: float = 0.5) -> dict[str, float]:
     return {"f1": f1, "precision": prec, "recall": rec, "specificity": spec}
 
 
+def nanmean(a, axis=None):
+    """``np.nanmean`` that returns NaN for an all-NaN slice without warning (a label absent from a small split)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(a, axis=axis)
+
+
+def _nanquantile(a, q, axis):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanquantile(a, q, axis=axis)
+
+
 def _per_label(Y, P, threshold) -> np.ndarray:
     """(len(METRICS), C) table."""
     out = np.empty((len(METRICS), Y.shape[1]))
@@ -85,7 +100,7 @@ def bootstrap_ci(Y, P, *, n: int = 1000, alpha: float = 0.95, seed: int = 42, th
 
     Rows are resampled with replacement within each label-combination stratum (keeps the prevalences of the test
     set); the interval is ``[point - q_hi(d), point - q_lo(d)]`` with ``d = metric* - point`` (the seed's
-    empirical bootstrap), q at (1 -/+ alpha) / 2.
+    empirical bootstrap), q at (1 -/+ alpha) / 2, clipped to [0, 1].
 
     Returns
     -------
@@ -94,7 +109,7 @@ def bootstrap_ci(Y, P, *, n: int = 1000, alpha: float = 0.95, seed: int = 42, th
     Y, P = np.asarray(Y), np.asarray(P)
     rng = np.random.default_rng(seed)
     point = _per_label(Y, P, threshold)
-    macro_point = np.nanmean(point, axis=1)
+    macro_point = nanmean(point, axis=1)
     strata = _strata(Y)
     groups = [np.flatnonzero(strata == g) for g in np.unique(strata)]
     deltas = np.empty((n,) + point.shape)
@@ -103,14 +118,14 @@ def bootstrap_ci(Y, P, *, n: int = 1000, alpha: float = 0.95, seed: int = 42, th
         idx = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups])
         t = _per_label(Y[idx], P[idx], threshold)
         deltas[b] = t - point
-        with np.errstate(all="ignore"):
-            mdeltas[b] = np.nanmean(t, axis=1) - macro_point
+        mdeltas[b] = nanmean(t, axis=1) - macro_point
     q_lo, q_hi = (1 - alpha) / 2, 1 - (1 - alpha) / 2
-    lo = point - np.nanquantile(deltas, q_hi, axis=0)
-    hi = point - np.nanquantile(deltas, q_lo, axis=0)
-    mlo = macro_point - np.nanquantile(mdeltas, q_hi, axis=0)
-    mhi = macro_point - np.nanquantile(mdeltas, q_lo, axis=0)
-    return lo, hi, mlo, mhi
+    lo = point - _nanquantile(deltas, q_hi, axis=0)
+    hi = point - _nanquantile(deltas, q_lo, axis=0)
+    mlo = macro_point - _nanquantile(mdeltas, q_hi, axis=0)
+    mhi = macro_point - _nanquantile(mdeltas, q_lo, axis=0)
+    # The reflected (empirical) interval can leave [0, 1] for a metric near its bound; every metric here lives there.
+    return tuple(np.clip(a, 0.0, 1.0) for a in (lo, hi, mlo, mhi))
 
 
 def multilabel_report(Y, P, classes, *, n_boot: int = 1000, seed: int = 42, threshold: float = 0.5) -> dict:
@@ -120,7 +135,7 @@ def multilabel_report(Y, P, classes, *, n_boot: int = 1000, seed: int = 42, thre
     if Y.shape != P.shape or Y.ndim != 2:
         raise ValueError(f"targets {Y.shape} and probabilities {P.shape} must both be (N, C)")
     point = _per_label(Y, P, threshold)
-    macro = np.nanmean(point, axis=1)
+    macro = nanmean(point, axis=1)
     out = {"n": int(len(Y)), "positives": {c: int(Y[:, i].sum()) for i, c in enumerate(classes)},
            "threshold": threshold, "per_label": {}, "macro": {}}
     if n_boot:

@@ -7,6 +7,7 @@ validation loss, or accuracy as the seed's tie rule), ``history.csv``, ``curves.
 from __future__ import annotations
 
 import time
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +48,18 @@ def load_labels(labels_dirs: list[Path], items: list[str], n_tokens: int) -> tup
 
 
 def _splits(data_dir: Path, items: list[str]) -> np.ndarray:
+    """train/val/test per record: PTB-XL folds, else ``DATA_DIR/labels.csv``'s split column, else a stable hash.
+    Test records are never used for pretraining or for fitting k-means."""
     folds = I.ptbxl_folds(data_dir)
     if folds is not None and all(i in folds for i in items):
         return I.split_of(items, folds=[folds[i] for i in items])
+    table = Path(data_dir) / "labels.csv"
+    if table.is_file():
+        names, _, splits, _ = I.labels_table(table)
+        if splits is not None:
+            known = dict(zip(names, splits))
+            if all(i in known for i in items):
+                return np.array([known[i] for i in items])
     return I.split_of(items)
 
 
@@ -211,7 +221,10 @@ def pretrain(data_dir, labels_dirs, run_dir, *, size: str = "tiny", config: dict
         opt.step()
         sched.step()
         step += 1
-        run_loss, run_m, run_u, run_acc, n_run = run_loss + float(loss.detach()), run_m + lm, run_u + lu, run_acc + acc, n_run + 1
+        # Logged per ensemble member (the optimised loss is their sum, as the seed), comparable with val_loss.
+        nm = len(Ytr)
+        run_loss, run_m, run_u = run_loss + float(loss.detach()) / nm, run_m + lm / nm, run_u + lu / nm
+        run_acc, n_run = run_acc + acc, n_run + 1
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss):.3f}")
@@ -251,10 +264,21 @@ def pretrain(data_dir, labels_dirs, run_dir, *, size: str = "tiny", config: dict
     summary = {"iteration": iteration, "size": cfg.size, "parameters": n_params, "vocab_sizes": vs, "steps": step,
                "stopped_by": stop, "best_val_loss": best_loss, "best_val_accuracy": best_acc,
                "train_records": int(len(tr)), "val_records": int(len(va)), "batch_size": batch_size, "lr": lr,
-               "elapsed_s": round(clock.elapsed, 1), "chance_val_loss": float(np.log(vs[0])),
-               "majority_val_accuracy": _majority(Ytr, Yva)}
+               "elapsed_s": round(clock.elapsed, 1), "uniform_val_loss": float(np.mean(np.log(vs))),
+               "unigram_val_loss": _unigram(Ytr, Yva, vs), "majority_val_accuracy": _majority(Ytr, Yva),
+               "command": " ".join(sys.argv), "torch_threads": torch.get_num_threads()}
     atomic_json(summary, run_dir / "summary.json")
     return summary
+
+
+def _unigram(Ytr, Yva, vs) -> float:
+    """Validation CE of predicting the training cluster frequencies for every token (what a model that ignores the
+    ECG achieves), averaged over ensemble members like ``val_loss``."""
+    ces = []
+    for ytr, yva, v in zip(Ytr, Yva, vs):
+        p = (np.bincount(ytr.ravel(), minlength=v) + 1.0) / (ytr.size + v)
+        ces.append(float(-np.log(p[yva.ravel()]).mean()))
+    return float(np.mean(ces))
 
 
 def _majority(Ytr, Yva) -> float:
