@@ -135,7 +135,8 @@ def _story(analyses: list[EcgAnalysis], errors: list[str], title: str, narrative
         from reportlab.lib.utils import ImageReader
 
         iw, ih = ImageReader(io.BytesIO(png)).getSize()
-        scale = min(max_w / iw, max_h / ih)
+        # Figures are drawn at 100 dpi: never blow one up past its natural size (72 pt per inch).
+        scale = min(max_w / iw, max_h / ih, 72.0 / 100.0 * 1.15)
         return Image(io.BytesIO(png), width=iw * scale, height=ih * scale)
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
