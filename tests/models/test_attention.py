@@ -199,6 +199,9 @@ def test_train_resume_is_deterministic(tiny_segments, tmp_path):
     a, b = _state(tmp_path / "a"), _state(tmp_path / "b")
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=0, rtol=0, msg=k)
+    # Re-running a run that reached its budget trains nothing more.
+    again = train(tiny_segments, tmp_path / "b", _cfg(max_steps=2), progress=False, evaluate_after=False)
+    assert again["training"]["steps"] == 2 and len(again["training"]["history"]) == 2
     # A changed architecture/optimiser setting is refused rather than silently mixed.
     with pytest.raises(ValueError, match="different settings"):
         train(tiny_segments, tmp_path / "b", _cfg(max_steps=3, lr=0.1), progress=False, evaluate_after=False)

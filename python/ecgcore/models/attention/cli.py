@@ -92,14 +92,15 @@ def evaluate(run_dir, dataset_dir, split, device, quiet):
               help="Where to take the real windows for the parity check (default: the run's dataset).")
 @click.option("--check-windows", type=int, default=8, show_default=True,
               help="Real test windows run through PyTorch and onnxruntime (atol 1e-4).")
-def export(run_dir, out, dataset_dir, check_windows):
+@click.option("--note", default=None, help="Free text stored in the card as training.note.")
+def export(run_dir, out, dataset_dir, check_windows, note):
     """Export a run's best weights to model.onnx (input `ecg` (batch, 1, 3600); outputs `logits`,
     `probabilities` (softmax) and `attention` (batch, 900, 900), dynamic batch) + a model.json card,
     and check onnxruntime against PyTorch on real windows."""
     from .onnx_export import export as run
 
     try:
-        onnx_path, card, worst = run(run_dir, out, dataset_dir=dataset_dir, check_windows=check_windows)
+        onnx_path, card, worst = run(run_dir, out, dataset_dir=dataset_dir, check_windows=check_windows, note=note)
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
     size = os.path.getsize(onnx_path) / 2 ** 20

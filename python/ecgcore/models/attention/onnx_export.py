@@ -57,12 +57,14 @@ def _to_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path) -> None:
 
 
 def export(run_dir, out_dir=None, *, dataset_dir=None, check_windows: int = 8, name: str = BUNDLED_NAME,
-           atol: float = 1e-4, command: str | None = None) -> tuple[Path, ModelCard, float]:
+           atol: float = 1e-4, command: str | None = None,
+           note: str | None = None) -> tuple[Path, ModelCard, float]:
     """Export ``run_dir``'s best weights to ``out_dir/model.onnx`` + ``model.json`` (default ``out_dir = run_dir``).
 
     The parity check runs ``check_windows`` real test-split windows through PyTorch and onnxruntime and
     fails (``AssertionError``) when any output differs by more than ``atol`` (+ 1e-4 relative).
-    ``command`` overrides the training command line recorded in the card (default: the run's own).
+    ``command`` overrides the training command line recorded in the card (default: the run's own);
+    ``note`` is stored as ``training.note`` (e.g. how far a capped training got and why).
 
     Returns
     -------
@@ -111,6 +113,7 @@ def export(run_dir, out_dir=None, *, dataset_dir=None, check_windows: int = 8, n
                   "validation_history": history,
                   "command": command or saved.get("command") or "ecgcore train attention DATASET_DIR RUN_DIR "
                                                      f"--protocol {config.protocol}",
+                  **({"note": note} if note else {}),
                   "exported_with": f"torch {torch.__version__}, python {platform.python_version()}, {sys.platform}"},
         config=config.to_dict(),
         description=("CNN + 8-head self-attention Normal/Abnormal classifier of 10 s MIT-BIH lead-0 windows "

@@ -30,6 +30,7 @@ def _save(fig, path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the plot from other users
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

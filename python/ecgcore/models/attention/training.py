@@ -157,7 +157,9 @@ def train(dataset_dir, run_dir, config: AttentionConfig | None = None, *, device
     t_start = time.monotonic()
     seconds0 = st["seconds"]
     stop = None
-    while not st["finished"] and st["epoch"] < config.epochs:
+    if config.max_steps is not None and st["global_step"] >= config.max_steps:
+        stop = "max_steps"  # a resumed run that already reached its step budget: evaluate only
+    while stop is None and not st["finished"] and st["epoch"] < config.epochs:
         # One permutation per epoch from (seed, epoch): a resumed run sees the same batches.
         perm = np.random.default_rng([config.seed, st["epoch"]]).permutation(n_train)
         model.train()
