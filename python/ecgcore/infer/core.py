@@ -147,8 +147,8 @@ class Scorer:
             if feed[self._inputs[0].name].shape[0] < bs and self._fixed_batch():
                 # A graph with a fixed batch dimension: pad the last batch and drop the padding.
                 k = feed[self._inputs[0].name].shape[0]
-                feed = {key: v if v.shape[0] != k else np.concatenate([v, np.zeros((bs - k, *v.shape[1:]), v.dtype)])
-                        for key, v in feed.items()}
+                feed = {inp.name: v if w else np.concatenate([v, np.zeros((bs - k, *v.shape[1:]), v.dtype)])
+                        for (inp, w), v in zip(zip(self._inputs, whole), feed.values())}
                 outs.append(self.session.run([out_name], feed)[0][:k])
             else:
                 outs.append(self.session.run([out_name], feed)[0])
@@ -167,7 +167,8 @@ class Scorer:
     def probabilities(self, raw: np.ndarray) -> np.ndarray:
         """Class probabilities from raw outputs: the card's ``outputs[0]["activation"]`` (softmax / sigmoid /
         none); without one, rows that already sum to 1 are kept and logits get a softmax."""
-        raw = np.asarray(raw, dtype=np.float32).reshape(raw.shape[0], -1)
+        raw = np.asarray(raw, dtype=np.float32)
+        raw = raw.reshape(raw.shape[0], -1) if raw.size else raw.reshape(0, max(len(self.card.classes), 1))
         act = (self.card.outputs[0].get("activation") if self.card.outputs else None) or ""
         if act == "none" or act == "softmax-applied" or act == "probabilities":
             return raw
@@ -214,7 +215,7 @@ class Scorer:
                     for i, (s, e) in enumerate(zip(prep.sample, prep.end if prep.end is not None else prep.sample))]
             return RecordPrediction(record=name, rows=rows, summary=summary, probabilities=emb)
         classes = self.card.classes
-        prob = raw.reshape(len(raw), -1).astype(np.float32) if probabilities else self.probabilities(raw)
+        prob = raw.reshape(len(raw), -1).astype(np.float32) if probabilities and raw.size else self.probabilities(raw)
         if prob.shape[1] != len(classes):
             raise ValueError(f"model {self.card.name!r}: {prob.shape[1]} outputs, the card names "
                              f"{len(classes)} classes")
