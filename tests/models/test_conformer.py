@@ -122,6 +122,30 @@ def tiny_run(tiny_dataset, mitdb_dir, tmp_path_factory):
     return run
 
 
+def test_normalisation_equals_the_seed_standard_scaler(tiny_dataset, mitdb_dir, tmp_path):
+    """Per-column statistics over every beat once == StandardScaler.partial_fit over the record's h5 beats."""
+    from sklearn.preprocessing import StandardScaler
+
+    from ecgcore.models.conformer.data import dataset_index, normalisation_stats, rr_table
+    from ecgcore.pipelines.recipes.beats_scalograms import record_scalograms
+    from ecgcore.pipelines.recipes.tfrecords import TFRecords
+
+    index = dataset_index(tiny_dataset)
+    mean, scale = normalisation_stats(index, ["231", "233"], cache_dir=tmp_path)
+    again = normalisation_stats(index, ["231", "233"], cache_dir=tmp_path)  # from the per-record cache
+    np.testing.assert_array_equal(mean, again[0])
+    sc = StandardScaler()
+    for rec in ("231", "233"):
+        scal = record_scalograms(mitdb_dir, rec, TFRecords().default_options())[2]
+        for i in range(0, len(scal), 128):  # the seed's chunks of 128 beats
+            sc.partial_fit(scal[i:i + 128].reshape(-1, 187))
+    np.testing.assert_allclose(mean, sc.mean_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(scale, sc.scale_, rtol=1e-5)
+    rr = rr_table(index, ["231"], mitdb_dir)
+    assert rr.shape == (len(index.labels["231"]), 3, 4) and np.isfinite(rr).all()
+    np.testing.assert_array_equal(rr[1:, 0], rr[:-1, 1])  # sequence i+1 starts at beat i+1
+
+
 def test_training_writes_a_complete_run(tiny_run):
     meta = json.loads((tiny_run / "run.json").read_text())
     assert meta["train_records"] == ["232", "233"] and meta["test_records"] == ["231"]
@@ -144,11 +168,13 @@ def test_training_writes_a_complete_run(tiny_run):
 def test_resumed_run_skips_finished_stages(tiny_run, tiny_dataset, mitdb_dir):
     from ecgcore.models.conformer import train
 
-    before = (tiny_run / "model.keras").stat().st_mtime_ns
+    final = tiny_run / "final"
+    before = {f: (final / f).stat().st_mtime_ns for f in ("model.keras", "fit.json", "norm.json")}
     cfg = ConformerConfig.from_dict(json.loads((tiny_run / "run.json").read_text())["config"])
-    train(tiny_dataset, tiny_run, config=cfg, records_dir=mitdb_dir, train_records=["232", "233"],
-          test_records=["231"], epochs=1, steps_per_epoch=2, evaluate_after=False, progress=False)
-    assert (tiny_run / "model.keras").stat().st_mtime_ns == before
+    s = train(tiny_dataset, tiny_run, config=cfg, records_dir=mitdb_dir, train_records=["232", "233"],
+              test_records=["231"], epochs=1, steps_per_epoch=2, evaluate_after=False, progress=False)
+    assert {f: (final / f).stat().st_mtime_ns for f in before} == before  # the finished fit was not redone
+    assert s["final"]["epochs_run"] == 1
 
 
 def test_export_parity_and_card(tiny_run, tmp_path):
@@ -228,28 +254,62 @@ def test_bundled_model_runs_without_tensorflow():
     assert "ok beats-aami" in out.stdout
 
 
-def test_bundled_model_matches_its_card_on_real_sequences(mitdb_dir):
-    """onnxruntime on real record-100 sequences, preprocessed from the card alone, gives confident N for N beats."""
+def test_bundled_model_classifies_real_beats_from_its_card(mitdb_dir):
+    """onnxruntime on record-100 sequences, preprocessed from the card alone, gets most N beats right."""
     import onnxruntime as ort
 
+    from ecgcore.datasets.mitdb import aami_labels
     from ecgcore.export import resolve_model
-    from ecgcore.models.conformer.data import rr_features_for_beats
-    from ecgcore.pipelines.recipes.beats_scalograms import record_scalograms
-    from ecgcore.dsp import beat_sequences
+    from ecgcore.io import read_record
+    from ecgcore.models.conformer.preprocess import sequence_inputs
 
     onnx_path, card = resolve_model("beats-aami")
-    pre = card.preprocessing
-    opts = {k: pre[k] for k in ("before", "after", "scales", "wavelet", "lead", "variant")}
-    _, _, scal, r_peaks, labels, _, _ = record_scalograms(mitdb_dir, "100", opts)
-    seqs, seq_labels = beat_sequences(scal[:200], labels[:200], length=pre["sequence_length"])
-    x = ((seqs - np.asarray(pre["normalization"]["mean"], np.float32))
-         / np.asarray(pre["normalization"]["scale"], np.float32))[..., None].astype(np.float32)
-    feeds = {"scalograms": x}
-    if "rr_features" in pre:
-        rr = rr_features_for_beats(r_peaks, fs=360.0)[:200]
-        rr = (rr - np.asarray(pre["rr_features"]["mean"])) / np.asarray(pre["rr_features"]["scale"])
-        idx = np.arange(len(seqs))[:, None] + np.arange(3)[None, :]
-        feeds["rr"] = rr[idx].astype(np.float32)
+    rec = read_record(mitdb_dir / "100")
+    cls = aami_labels(rec.annotations.symbol, "conformer")
+    peaks, cls = rec.annotations.sample[cls != ""], cls[cls != ""]
+    feeds, last = sequence_inputs(rec.signal[:, card.preprocessing["lead"]], peaks[:300], card.preprocessing,
+                                  fs=rec.fs)
     p = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
-    assert (seq_labels == 0).mean() > 0.95
-    assert (p.argmax(1)[seq_labels == 0] == 0).mean() > 0.8
+    truth = cls[last]
+    assert (truth == "N").mean() > 0.95
+    assert (p.argmax(1)[truth == "N"] == 0).mean() > 0.8
+
+
+def test_card_preprocessing_reproduces_the_training_inputs(tiny_run, tiny_dataset, mitdb_dir, tmp_path):
+    """sequence_inputs(signal, peaks, card.preprocessing) == what the network saw in training (TFRecords + tf.data)."""
+    pytest.importorskip("tensorflow")
+    from ecgcore.datasets.mitdb import aami_labels
+    from ecgcore.io import read_record
+    from ecgcore.models.conformer.data import dataset_index, make_dataset, rr_table
+    from ecgcore.models.conformer.export import card_preprocessing
+    from ecgcore.models.conformer.preprocess import sequence_inputs
+
+    meta = json.loads((tiny_run / "run.json").read_text())
+    norm = json.loads((tiny_run / "norm.json").read_text())
+    cfg = ConformerConfig.from_dict(meta["config"])
+    pre = card_preprocessing(cfg, norm, meta["dataset_options"])
+    rec = read_record(mitdb_dir / "231")
+    cls = aami_labels(rec.annotations.symbol, "conformer")
+    feeds, last = sequence_inputs(rec.signal[:, 0], rec.annotations.sample[cls != ""], pre, fs=rec.fs)
+    index = dataset_index(tiny_dataset)
+    ds = make_dataset(index, ["231"], mean=norm["mean"], scale=norm["scale"], batch_size=50, training=False,
+                      rr=rr_table(index, ["231"], mitdb_dir), rr_mean=norm["rr_mean"], rr_scale=norm["rr_scale"])
+    xb, yb = next(iter(ds))
+    assert len(feeds["scalograms"]) == len(index.labels["231"])
+    np.testing.assert_allclose(feeds["scalograms"][:50], xb["scalograms"].numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(feeds["rr"][:50], xb["rr"].numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.array(["NSVFQ"[i] for i in yb.numpy()]), cls[cls != ""][last[:50]])
+
+
+@pytest.mark.slow
+def test_hyperband_writes_its_results_table(tiny_dataset, tmp_path):
+    """A real (tiny) Hyperband run over the seed space on fold 1 of three records."""
+    pytest.importorskip("keras_tuner")
+    from ecgcore.models.conformer.tune import tune
+
+    cfg = ConformerConfig(batch_size=8, learning_rate=1e-3, max_n_per_epoch=50)
+    r = tune(tiny_dataset, tmp_path, config=cfg, records=["231", "232", "233"], max_epochs=2, factor=3,
+             steps_per_epoch=1, val_fraction=0.02, progress=False)
+    assert r["trials"] and (tmp_path / "tuning_results.csv").is_file()
+    assert set(r["best_hyperparameters"]) >= {"embed_dim", "num_heads", "ff_multiplier", "kernel_size", "dropout",
+                                              "num_blocks"}

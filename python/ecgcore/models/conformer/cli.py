@@ -113,11 +113,13 @@ def train(data_dir, run_dir, protocol, variant, rr, records_dir, overrides, thre
 @click.option("--records", help="Comma-separated records to score instead.")
 @click.option("--n-fraction", type=float, default=1.0, show_default=True,
               help="Score this fraction of the N sequences (all others); N reweighted to the full count.")
+@click.option("--max-per-class", type=int,
+              help="Score at most this many sequences of each class (stratified, reweighted to the full counts).")
 @click.option("--model", default="model.keras", show_default=True, help="Checkpoint in RUN_DIR (or best_kfold_model.keras).")
 @click.option("--backend", type=click.Choice(["onnxruntime", "keras"]), default="onnxruntime", show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--quiet", is_flag=True)
-def evaluate(run_dir, protocol, data_dir, records, n_fraction, model, backend, threads, quiet):
+def evaluate(run_dir, protocol, data_dir, records, n_fraction, max_per_class, model, backend, threads, quiet):
     """AAMI metrics of a trained run: Se, +P, F1 per class, macro-F1, accuracy, kappa, jk; confusion/ROC/PR PNGs."""
     from .evaluate import evaluate as run_eval
     from .train import protocol_records
@@ -138,7 +140,8 @@ def evaluate(run_dir, protocol, data_dir, records, n_fraction, model, backend, t
             raise click.ClickException(f"records {', '.join(leak)} were used for training this run; "
                                        "scoring them would not be a test")
     try:
-        m = run_eval(run_dir, data_dir=data_dir, records=recs, n_fraction=n_fraction, model=model, name=name,
+        m = run_eval(run_dir, data_dir=data_dir, records=recs, n_fraction=n_fraction, max_per_class=max_per_class,
+                     model=model, name=name,
                      backend=backend, threads=threads, progress=not quiet)
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

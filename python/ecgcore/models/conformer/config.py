@@ -35,6 +35,8 @@ class ConformerConfig:
     batch_size, epochs : seed 128 and 20.
     early_stopping_patience, reduce_lr_patience, reduce_lr_factor, min_lr : seed callbacks (on val_loss).
     class_weight : ``"balanced"`` (sklearn's n / (k * count)) or ``"none"``.
+    max_class_weight : cap on a balanced class weight (DS1 has 8 Q beats: uncapped, their weight is ~166 and a
+        single Q in a batch swamps the loss); None = uncapped, as the seed.
     rr_features : add :data:`RR_FEATURES` per beat as a second input (not in the seed; ecgcore's option).
     max_n_per_epoch : if set, class-balanced sampling keeps on average this many N sequences per epoch.
     seed : random seed (42, as the seed).
@@ -61,6 +63,7 @@ class ConformerConfig:
     reduce_lr_factor: float = 0.2
     min_lr: float = 1e-6
     class_weight: str = "balanced"
+    max_class_weight: float | None = None
     rr_features: bool = False
     max_n_per_epoch: int | None = None
     seed: int = 42

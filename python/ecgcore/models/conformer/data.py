@@ -23,7 +23,7 @@ import numpy as np
 from .config import RR_FEATURES
 
 __all__ = ["FEATURE_SPEC", "DatasetIndex", "dataset_index", "normalisation_stats", "rr_features_for_record",
-           "rr_table", "make_dataset", "class_weights", "read_sequences"]
+           "rr_table", "make_dataset", "class_weights", "read_sequences", "record_column_sums"]
 
 CLASS_NAMES = ("N", "S", "V", "F", "Q")
 
@@ -112,23 +112,40 @@ def read_sequences(path, *, max_sequences: int | None = None) -> tuple[np.ndarra
     return (x[:max_sequences], y[:max_sequences]) if max_sequences is not None else (x, y)
 
 
-def normalisation_stats(index: DatasetIndex, records, *, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def record_column_sums(index: DatasetIndex, record: str, cache_dir=None) -> np.ndarray:
+    """(3, width) float64: beat-column count, sum and sum of squares of one record (every beat once).
+
+    Cached as ``cache_dir/<record>.npy`` so that k-fold statistics combine per-record sums instead of re-reading.
+    """
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"{record}.npy"
+        if path.is_file():
+            return np.load(path)
+    x, _ = read_sequences(index.root / f"{record}.tfrecord")
+    beats = np.concatenate([x[0, :-1], x[:, -1]]).astype(np.float64)  # (n_beats, 32, 187)
+    cols = beats.reshape(-1, beats.shape[-1])
+    sums = np.stack([np.full(cols.shape[1], float(cols.shape[0])), cols.sum(0), (cols * cols).sum(0)])
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        tmp = Path(cache_dir) / f".{record}.tmp.npy"
+        np.save(tmp, sums)
+        tmp.replace(path)
+    return sums
+
+
+def normalisation_stats(index: DatasetIndex, records, *, progress: bool = False,
+                        cache_dir=None) -> tuple[np.ndarray, np.ndarray]:
     """(mean, scale), each (width,) float64, over every beat of ``records`` once (StandardScaler, ddof 0)."""
     from tqdm.auto import tqdm
 
-    total = s1 = s2 = 0
+    total = np.zeros((3, int(index.options.get("before", 93)) + 1 + int(index.options.get("after", 93))))
     for rec in tqdm(list(records), desc="normalisation", disable=not progress):
-        x, _ = read_sequences(index.root / f"{rec}.tfrecord")
-        beats = np.concatenate([x[0, :-1], x[:, -1]]).astype(np.float64)  # (n_beats, 32, 187)
-        cols = beats.reshape(-1, beats.shape[-1])
-        total += cols.shape[0]
-        s1 = s1 + cols.sum(0)
-        s2 = s2 + (cols * cols).sum(0)
-    if total == 0:
+        total += record_column_sums(index, rec, cache_dir)
+    n = total[0, 0]
+    if n == 0:
         raise ValueError("no training beats to compute normalisation statistics from")
-    mean = s1 / total
-    var = np.maximum(s2 / total - mean * mean, 0.0)
-    scale = np.sqrt(var)
+    mean = total[1] / n
+    scale = np.sqrt(np.maximum(total[2] / n - mean * mean, 0.0))
     scale[scale == 0] = 1.0  # StandardScaler leaves constant columns unscaled
     return mean, scale
 

@@ -66,13 +66,16 @@ def predict_records(model, index, records, norm: dict, cfg: ConformerConfig, *, 
     return np.concatenate(ys), np.concatenate(ps)
 
 
-def evaluate(run_dir, *, data_dir=None, records=None, n_fraction: float = 1.0, model: str = "model.keras",
+def evaluate(run_dir, *, data_dir=None, records=None, n_fraction: float = 1.0, max_per_class: int | None = None,
+             model: str = "model.keras",
              name: str | None = None, backend: str = "onnxruntime", threads: int | None = 1,
              progress: bool = True) -> dict:
     """Score a run's model on its test records (or ``records``) and write the report into ``run_dir/<name>``.
 
     ``n_fraction < 1`` scores every S, V, F, Q sequence and that fraction of the N sequences (a fixed random
     subset), weighting each scored N by (N count / N scored) so that all figures estimate the full-set ones.
+    ``max_per_class`` caps every class at that many scored sequences (a fixed random subset per class, each
+    weighted by class count / scored count): stratified sampling, unbiased for every figure of the confusion matrix.
     ``backend="onnxruntime"`` (default) scores through the exported graph after a 1e-4 parity check against
     Keras on the first batch; ``"keras"`` uses Keras throughout.
     """
@@ -94,9 +97,15 @@ def evaluate(run_dir, *, data_dir=None, records=None, n_fraction: float = 1.0, m
         raise ValueError(f"n_fraction must lie in (0, 1], got {n_fraction}")
     labels = np.concatenate([index.labels[r] for r in records])
     mask = None
+    rng = np.random.default_rng(cfg.seed)
     if n_fraction < 1:
-        rng = np.random.default_rng(cfg.seed)
         mask = (labels != 0) | (rng.random(len(labels)) < n_fraction)
+    if max_per_class:
+        mask = np.ones(len(labels), bool) if mask is None else mask
+        for c in np.unique(labels):
+            idx = np.flatnonzero(mask & (labels == c))
+            if len(idx) > max_per_class:
+                mask[rng.choice(idx, len(idx) - int(max_per_class), replace=False)] = False
     net = load_run_model(run / model)
     name = name or f"eval_{meta['protocol']}"
     (run / name).mkdir(parents=True, exist_ok=True)
@@ -106,13 +115,16 @@ def evaluate(run_dir, *, data_dir=None, records=None, n_fraction: float = 1.0, m
                                keep_mask=mask, batch_size=cfg.batch_size, progress=progress)
     weights = None
     if mask is not None:
-        n_all, n_kept = int((labels == 0).sum()), int((mask & (labels == 0)).sum())
-        weights = np.where(y == 0, n_all / max(n_kept, 1), 1.0)
+        full = np.bincount(labels, minlength=cfg.n_classes)
+        kept = np.bincount(labels[mask], minlength=cfg.n_classes)
+        weights = (full / np.maximum(kept, 1))[y]
     title = (f"ecgcore conformer ({cfg.variant}{', RR inputs' if cfg.rr_features else ''}) — protocol "
              f"{meta['protocol']}, test records {', '.join(records)}"
-             + (f"; N scored on a {n_fraction:.0%} stratified subset, reweighted" if mask is not None else ""))
+             + (f"; stratified subset of {int(mask.sum())} of {len(labels)} sequences (N fraction {n_fraction}, "
+                f"at most {max_per_class} per class), reweighted to the full class counts" if mask is not None else ""))
     return write_report(run / name, y, proba, weights=weights, title=title,
-                        extra={"records": records, "n_fraction": n_fraction, "model": model,
+                        extra={"records": records, "n_fraction": n_fraction, "max_per_class": max_per_class,
+                               "model": model,
                                "predict_seconds": time.time() - t0, "backend": backend,
                                "onnx_parity_first_batch": getattr(predictor, "state", {}).get("checked"),
                                "class_counts_full": np.bincount(labels, minlength=5).tolist()})

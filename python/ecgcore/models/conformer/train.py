@@ -83,13 +83,13 @@ def load_run_model(path):
     return keras.models.load_model(path, custom_objects=custom_objects(), compile=False)
 
 
-def _normalisation(index, records, cfg, records_dir, cache: Path, progress: bool) -> dict:
+def _normalisation(index, records, cfg, records_dir, cache: Path, progress: bool, sums_dir=None) -> dict:
     """Statistics from ``records`` only (the training records of this stage), cached in ``cache``."""
     if cache.is_file():
         norm = json.loads(cache.read_text())
         if norm.get("records") == list(records):
             return norm
-    mean, scale = normalisation_stats(index, records, progress=progress)
+    mean, scale = normalisation_stats(index, records, progress=progress, cache_dir=sums_dir)
     norm = {"records": list(records), "mean": mean.tolist(), "scale": scale.tolist()}
     if cfg.rr_features:
         rr = rr_table(index, records, records_dir)
@@ -121,7 +121,8 @@ class _Budget:
 
 def fit_once(cfg: ConformerConfig, index, train_recs, out_dir: Path, *, val_recs=None, records_dir=None,
              epochs: int | None = None, steps_per_epoch: int | None = None, callbacks_seed: bool = False,
-             deadline: float | None = None, val_fraction: float = 1.0, progress: bool = True) -> dict:
+             deadline: float | None = None, val_fraction: float = 1.0, progress: bool = True,
+             sums_dir=None) -> dict:
     """Train one model on ``train_recs`` in ``out_dir`` → ``{"model": path, "history": ..., "norm": ...}``.
 
     ``callbacks_seed`` adds the seed's EarlyStopping(val_loss, 5) and ReduceLROnPlateau(val_loss, 0.2, 1, 1e-6);
@@ -136,13 +137,15 @@ def fit_once(cfg: ConformerConfig, index, train_recs, out_dir: Path, *, val_recs
     final = out_dir / "model.keras"
     if final.is_file() and (out_dir / "fit.json").is_file():
         return json.loads((out_dir / "fit.json").read_text())
-    norm = _normalisation(index, train_recs, cfg, records_dir, out_dir / "norm.json", progress)
+    norm = _normalisation(index, train_recs, cfg, records_dir, out_dir / "norm.json", progress, sums_dir)
     counts = index.counts(train_recs)
     keep = np.ones(len(counts))
     if cfg.max_n_per_epoch and counts[0] > cfg.max_n_per_epoch:
         keep[0] = cfg.max_n_per_epoch / counts[0]  # class-balanced sampling: thin N, keep every minority beat
     expected = counts * keep
     weights = class_weights(expected) if cfg.class_weight == "balanced" else None
+    if weights and cfg.max_class_weight:
+        weights = {k: min(v, float(cfg.max_class_weight)) for k, v in weights.items()}
     steps = steps_per_epoch or max(1, math.ceil(expected.sum() / cfg.batch_size))
     rr = rr_table(index, train_recs, records_dir) if cfg.rr_features else None
     ds = make_dataset(index, train_recs, mean=norm["mean"], scale=norm["scale"], batch_size=cfg.batch_size,
@@ -231,7 +234,8 @@ def train(data_dir, run_dir, *, config: ConformerConfig | None = None, protocol:
             fold_dl = None if fold_deadline is None else time.time() + (fold_deadline - time.time()) / (n_folds - k + 1)
             info = fit_once(cfg, index, tr, run / "kfold" / f"fold{k}", val_recs=va, records_dir=records_dir,
                             epochs=fold_epochs, steps_per_epoch=steps_per_epoch, callbacks_seed=True,
-                            deadline=fold_dl, val_fraction=val_fraction, progress=progress)
+                            deadline=fold_dl, val_fraction=val_fraction, progress=progress,
+                            sums_dir=run / "column_sums")
             h = info["history"]
             per_fold.append({"fold": k, "val_records": va, "val_accuracy": h.get("val_accuracy", [float("nan")])[-1],
                              "val_loss": h.get("val_loss", [float("nan")])[-1], "epochs": info["epochs_run"]})
@@ -247,7 +251,8 @@ def train(data_dir, run_dir, *, config: ConformerConfig | None = None, protocol:
         summary["kfold"] = kfold
     # Final model: all training records, no validation and no callbacks (both protocols).
     final = fit_once(cfg, index, train_recs, run / "final", records_dir=records_dir, epochs=epochs,
-                     steps_per_epoch=steps_per_epoch, deadline=deadline, progress=progress)
+                     steps_per_epoch=steps_per_epoch, deadline=deadline, progress=progress,
+                     sums_dir=run / "column_sums")
     shutil.copyfile(run / "final" / "model.keras", run / "model.keras")
     shutil.copyfile(run / "final" / "norm.json", run / "norm.json")
     summary["final"] = {k: v for k, v in final.items() if k != "model"}
