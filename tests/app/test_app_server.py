@@ -1,0 +1,154 @@
+"""The HTTP app on a real uvicorn server (in a thread): upload page, batch and multi-record uploads,
+error pages, PDF/JSON downloads, and the missing-model notice."""
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from ecgcore.app.models import ModelSuite
+from ecgcore.io import read_record
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLED = REPO / "python" / "ecgcore" / "data" / "mitdb"
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.set_index:DeprecationWarning")
+
+
+def _serve(app):
+    import socket
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    from ecgcore.app.server import create_app
+
+    missing = str(tmp_path_factory.mktemp("nomodel") / "absent-model")
+    app = create_app(ModelSuite(beats=missing, segments=None, superclass="hubert-ptbxl-super"),
+                     max_upload_mb=2.0, keep_jobs=2, llm="")
+    server, thread, url = _serve(app)
+    with httpx.Client(base_url=url, timeout=300) as c:
+        c.missing_model = missing
+        yield c
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def _files(*names):
+    return [("files", (n, (BUNDLED / n).read_bytes())) for n in names]
+
+
+def _npy(arr) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def test_index_lists_models(client):
+    r = client.get("/")
+    assert r.status_code == 200
+    assert "<form id='upload-form'" in r.text and "name='files'" in r.text and " multiple " in r.text
+    assert f"data-model='{client.missing_model}' data-available='0'" in r.text
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok" and health["llm_hook"] is False
+    assert health["models"][client.missing_model]["available"] is False
+
+
+def test_batch_npy_every_ecg_processed(client):
+    sig = read_record(BUNDLED / "119", sampto=5 * 3600).signal.T          # (2, 18000)
+    batch = np.stack([sig[:, i * 3600:(i + 2) * 3600] for i in range(3)])  # (3, 2, 7200): 3 ECGs
+    r = client.post("/analyze", files=[("files", ("b.npy", _npy(batch)))], data={"fs": "360"})
+    assert r.status_code == 200, r.text[-2000:]
+    names = re.findall(r"class='card ecg' id='ecg-\d+' data-name='([^']*)'", r.text)
+    assert names == ["b[0]", "b[1]", "b[2]"]
+    job = re.search(r"data-job='([0-9a-f]+)'", r.text).group(1)
+    res = client.get(f"/jobs/{job}/results.json").json()
+    assert [e["name"] for e in res["ecgs"]] == names
+    for e in res["ecgs"]:
+        assert e["measurements"]["n_beats"] > 10 and e["measurements"]["hr_bpm"] > 30
+        assert client.missing_model in e["model_notes"]
+    pdf = client.get(f"/jobs/{job}/report.pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content[:5] == b"%PDF-"
+    assert "attachment" in pdf.headers.get("content-disposition", "")
+    csv = client.get(f"/jobs/{job}/predictions.csv")
+    assert csv.status_code == 200 and csv.text.startswith("ecg,kind")    # no model ran: header only
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf.content, capture_output=True, check=True).stdout.decode()
+    for n in names:
+        assert f"ECG {n}" in text
+
+
+def test_multi_record_wfdb_and_partial_errors(client):
+    files = _files("100.hea", "100.dat", "100.atr", "119.hea", "119.dat") + [("files", ("x.txt", b"?"))]
+    r = client.post("/analyze", files=files, data={"fs": ""})
+    assert r.status_code == 200
+    assert re.findall(r"data-name='([^']*)'", r.text)[:2] == ["100", "119"]
+    assert "x.txt: unsupported file type" in r.text
+    assert "data-source='reference'" in r.text          # 100 came with its .atr
+    assert "Not assessed by" in r.text and client.missing_model in r.text
+
+
+def test_error_pages(client):
+    r = client.post("/analyze", files=[("files", ("a.npy", b"junk"))], data={"fs": "360"})
+    assert r.status_code == 400 and "a.npy: not a valid .npy array" in r.text
+    r = client.post("/analyze", files=_files("100.hea"), data={"fs": ""})
+    assert r.status_code == 400 and "which were not uploaded" in r.text
+    r = client.post("/analyze", data={"fs": "360"})
+    assert r.status_code == 400 and "no files were uploaded" in r.text
+    big = np.zeros((2, 400_000), np.float32)    # 3.2 MB > the 2 MB limit of this app
+    r = client.post("/analyze", files=[("files", ("big.npy", _npy(big)))], data={"fs": "360"})
+    assert r.status_code == 413 and "larger than 2 MB" in r.text
+    assert client.get("/jobs/0123456789abcdef/report.pdf").status_code == 404
+    assert client.get("/jobs/..%2F..%2Fetc/report.pdf").status_code == 404
+
+
+def test_old_jobs_are_evicted(client):
+    sig = read_record(BUNDLED / "100", sampto=3600, annotator=None).signal[:, 0]
+    jobs = []
+    for k in range(3):
+        r = client.post("/analyze", files=[("files", (f"s{k}.npy", _npy(sig)))], data={"fs": "360"})
+        jobs.append(re.search(r"data-job='([0-9a-f]+)'", r.text).group(1))
+    assert client.get(f"/jobs/{jobs[0]}/report.pdf").status_code == 404     # keep_jobs=2
+    assert client.get(f"/jobs/{jobs[2]}/report.pdf").status_code == 200
+
+
+def test_cli_help_and_no_training_framework():
+    env_code = ("import sys; from ecgcore.cli import main\n"
+                "import ecgcore.app, ecgcore.app.server, ecgcore.app.cli\n"
+                "from ecgcore.app import analyse_record, ModelSuite\n"
+                "from ecgcore.io import read_record\n"
+                "a = analyse_record(read_record('python/ecgcore/data/mitdb/119', sampto=7200, annotator=None), ModelSuite())\n"
+                "bad = [m for m in ('torch', 'tensorflow', 'mlx', 'keras') if m in sys.modules]\n"
+                "print(json.dumps(bad))" )
+    out = subprocess.run([sys.executable, "-c", "import json\n" + env_code], cwd=REPO, capture_output=True,
+                         text=True, env={"PYTHONPATH": str(REPO / "python"), "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    h = subprocess.run([sys.executable, "-m", "ecgcore.cli", "app", "--help"], cwd=REPO, capture_output=True,
+                       text=True, env={"PYTHONPATH": str(REPO / "python"), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert h.returncode == 0
+    for opt in ("--host", "--port", "--open / --no-open", "--llm"):
+        assert opt in h.stdout
