@@ -283,7 +283,10 @@ class Scorer:
         if not np.isfinite(x).all():
             raise ValueError("signal holds NaN/inf samples; fill gaps before denoising")
         fs = float(fs)
-        fs_m, length = float(self.options["fs"]), int(self.options["length"])
+        fs_m = float(self.options["fs"])
+        length = int(self.options.get("chunk_size", self.options["length"]))
+        # A card may say its model's output stays in z-score units (restore_scale false), as the seed did.
+        seed_compat = seed_compat or not self.options.get("restore_scale", True)
         threads = self.options["_threads"]
         resampled = abs(fs - fs_m) > 1e-9
         # Resample around the mean: the polyphase filter pads with zeros, so an offset would ring at both ends.
