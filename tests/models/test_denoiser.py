@@ -191,8 +191,8 @@ def test_resume_equals_uninterrupted(pairs_dir, tmp_path):
     train(pairs_dir, b, DenoiserConfig(max_steps=2, **cfg), progress=False)
     s = train(pairs_dir, b, DenoiserConfig(max_steps=4, **cfg), progress=False)
     assert s["steps"] == 4 and len(s["sessions"]) == 2
-    wa = torch.load(a / "last.pt", weights_only=False)["model"]
-    wb = torch.load(b / "last.pt", weights_only=False)["model"]
+    wa = torch.load(a / "last.pt", weights_only=True)["model"]
+    wb = torch.load(b / "last.pt", weights_only=True)["model"]
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
 
@@ -203,6 +203,9 @@ def test_train_errors(tmp_path, pairs_dir):
     with pytest.raises(ValueError, match="device"):
         train(pairs_dir, tmp_path / "run", device="tpu", progress=False)
     with pytest.raises(FileNotFoundError, match="best.pt"):
+        load_model(tmp_path)
+    (tmp_path / "best.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
         load_model(tmp_path)
 
 

@@ -79,7 +79,10 @@ def load_model(run_or_checkpoint, device: str = "cpu") -> tuple[AttentionUNet, d
         p = p / "best.pt"
     if not p.is_file():
         raise FileNotFoundError(f"denoiser checkpoint {p} not found (train a run first: ecgcore train denoiser)")
-    ckpt = torch.load(p, map_location=device, weights_only=False)
+    try:
+        ckpt = torch.load(p, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError/RuntimeError/EOFError for foreign or damaged files
+        raise ValueError(f"{p}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
     if isinstance(ckpt, dict) and "model" in ckpt:
         state, cfg = ckpt["model"], ckpt.get("config", {})
     elif isinstance(ckpt, dict):
@@ -169,7 +172,7 @@ def train(dataset_dir, run_dir, config: DenoiserConfig | None = None, *, device:
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = config or DenoiserConfig()
     last = run_dir / "last.pt"
-    ckpt = torch.load(last, map_location=device, weights_only=False) if last.is_file() else None
+    ckpt = torch.load(last, map_location=device, weights_only=True) if last.is_file() else None
     if ckpt is not None:
         saved = DenoiserConfig.from_dict(ckpt["config"])
         for k in ("epochs", "max_steps", "time_limit_s", "val_every"):
