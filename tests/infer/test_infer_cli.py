@@ -242,3 +242,27 @@ def test_bundled_beats_aami_scores_every_beat_of_mitdb(mitdb_dir, mitdb_records,
 
         keep = (aami_labels(b.symbol, "conformer") != "") & (b.sample > 93) & (b.sample < rec.n_samples - 93)
         assert sum(x["record"] == r for x in rows) == int(keep.sum())
+
+
+def test_bundled_segments_abnormal_equals_its_training_data(mini_dir, tmp_path):
+    """The bundled attention model through `ecgcore infer` equals the same ONNX graph fed the `segments`
+    recipe's training windows (what `ecgcore train attention` reads)."""
+    import onnxruntime as ort
+
+    from ecgcore.export.card import resolve_model
+    from ecgcore.pipelines.engine import preprocess
+
+    onnx_path, card = resolve_model("segments-abnormal")
+    out = tmp_path / "o.jsonl"
+    res = _run("infer", "segments-abnormal", mini_dir / "119", "-o", out, "--no-progress")
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    opts = {k: v for k, v in card.preprocessing.items() if k != "kind"}
+    preprocess("segments", mini_dir, tmp_path / "ds", records=["119"], options=opts, workers=1, progress=False)
+    seg = np.load(tmp_path / "ds" / "119.npz")
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    want = sess.run(["probabilities"], {sess.get_inputs()[0].name: seg["segments"][:, None, :]})[0]
+    got = np.array([[r[f"prob_{c}"] for c in card.classes] for r in rows])
+    np.testing.assert_allclose(got, want, atol=2e-6)
+    assert [r["sample"] for r in rows] == seg["start"].tolist()
+    assert [r["reference"] for r in rows] == [card.classes[i] for i in seg["labels"]]

@@ -128,3 +128,52 @@ def test_other_rates_are_resampled_to_the_model_rate(beats_model, rec100):
     assert abs(len(got) - len(ref)) <= 0.01 * len(ref)
     assert got.max() < x.size
     assert np.median(np.abs(ref[np.searchsorted(ref, got).clip(0, len(ref) - 1)] - got)) <= 2
+
+
+def test_rr_features_from_the_cards_function_feed_the_named_input(mini_dir, tmp_path):
+    """A two-input beats model (graph inputs ``rr`` then ``scalograms``): the card names the RR function its
+    training used; infer calls it on the kept beats, normalises it and feeds it by input name."""
+    import warnings
+
+    import torch
+
+    from ecgcore.dsp import rr_features
+    from ecgcore.export.card import ModelCard, write_card
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(3 + 12, 5)
+
+        def forward(self, rr, scalograms):
+            return self.fc(torch.cat([scalograms.mean(dim=(2, 3, 4)), torch.nan_to_num(rr).flatten(1)], dim=1))
+
+    torch.manual_seed(0)
+    m = M().eval()
+    folder = tmp_path / "m"
+    folder.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (torch.randn(2, 3, 4), torch.randn(2, 3, 32, 187, 1)), str(folder / "model.onnx"),
+                          input_names=["rr", "scalograms"], output_names=["y"],
+                          dynamic_axes={"rr": {0: "b"}, "scalograms": {0: "b"}, "y": {0: "b"}}, dynamo=False)
+    rr_card = {"function": "ecgcore.dsp.rr_features", "mean": [0.8, 0.8, 0.8, 0.8], "scale": [0.2, 0.2, 0.2, 0.2]}
+    write_card(ModelCard(name="rr", task="classification", framework="pytorch",
+                         inputs=[{"name": "rr", "shape": [None, 3, 4]}, {"name": "scalograms",
+                                                                        "shape": [None, 3, 32, 187, 1]}],
+                         outputs=[{"name": "y", "shape": [None, 5]}], fs=360.0, classes=list("NSVFQ"),
+                         preprocessing={"kind": "beats-scalograms", "sequence_length": 3, "sequence_stride": 1,
+                                        "rr_features": rr_card}), folder)
+    s = Scorer(folder, threads=1)
+    rec = read_record(mini_dir / "119")
+    prep = s.prepare(rec)
+    r = prep.sample
+    want = (rr_features(r, fs=360.0) - 0.8) / 0.2
+    idx = np.maximum(np.arange(len(r))[:, None] - 2 + np.arange(3), 0)
+    np.testing.assert_array_equal(prep.inputs["rr"], want[idx].astype(np.float32))
+    feeds = s._feeds(prep)
+    assert feeds[0] is prep.inputs["rr"] and feeds[1] is prep.inputs[0]
+    pred = s.predict_record(rec)
+    with torch.no_grad():
+        eager = m(torch.from_numpy(prep.inputs["rr"]), torch.from_numpy(np.asarray(prep.inputs[0]))).numpy()
+    np.testing.assert_allclose(pred.probabilities, s.probabilities(eager), atol=1e-5)

@@ -117,3 +117,14 @@ def test_bad_models_and_providers_are_clear_errors(beats_model, tmp_path):
     s = Scorer(folder, threads=1)
     with pytest.raises(ValueError, match="input"):
         s.run(np.zeros((2, 3, 32, 187, 1)), np.zeros((2, 4)))
+
+
+def test_a_record_without_beats_gives_no_rows(beats_model, segments_model):
+    from ecgcore.io import Record
+
+    flat = Record(signal=np.zeros((36_000, 1)), fs=360.0, leads=["MLII"], units=["mV"], name="flat")
+    pred = Scorer(beats_model[0], threads=1).predict_record(flat)
+    assert pred.rows == [] and pred.summary["n"] == 0 and sum(pred.summary["counts"].values()) == 0
+    short = Record(signal=np.zeros((1000, 1)), fs=360.0, leads=["MLII"], units=["mV"], name="short")
+    with pytest.raises(ValueError, match="shorter than one 10.0 s window"):
+        Scorer(segments_model[0], threads=1).predict_record(short)

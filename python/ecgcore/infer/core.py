@@ -147,8 +147,8 @@ class Scorer:
             if feed[self._inputs[0].name].shape[0] < bs and self._fixed_batch():
                 # A graph with a fixed batch dimension: pad the last batch and drop the padding.
                 k = feed[self._inputs[0].name].shape[0]
-                feed = {key: v if v.shape[0] != k else np.concatenate([v, np.zeros((bs - k, *v.shape[1:]), v.dtype)])
-                        for key, v in feed.items()}
+                feed = {inp.name: v if w else np.concatenate([v, np.zeros((bs - k, *v.shape[1:]), v.dtype)])
+                        for (inp, w), v in zip(zip(self._inputs, whole), feed.values())}
                 outs.append(self.session.run([out_name], feed)[0][:k])
             else:
                 outs.append(self.session.run([out_name], feed)[0])
@@ -167,7 +167,8 @@ class Scorer:
     def probabilities(self, raw: np.ndarray) -> np.ndarray:
         """Class probabilities from raw outputs: the card's ``outputs[0]["activation"]`` (softmax / sigmoid /
         none); without one, rows that already sum to 1 are kept and logits get a softmax."""
-        raw = np.asarray(raw, dtype=np.float32).reshape(raw.shape[0], -1)
+        raw = np.asarray(raw, dtype=np.float32)
+        raw = raw.reshape(raw.shape[0], -1) if raw.size else raw.reshape(0, max(len(self.card.classes), 1))
         act = (self.card.outputs[0].get("activation") if self.card.outputs else None) or ""
         if act == "none" or act == "softmax-applied" or act == "probabilities":
             return raw
@@ -183,7 +184,7 @@ class Scorer:
     def prepare(self, record: Record) -> Prepared:
         """The card's preprocessing of one record (:func:`ecgcore.infer.preprocess.prepare`)."""
         return prepare(record, self.card, threads=self.options["_threads"],
-                       graph_shapes=[i.shape for i in self._inputs])
+                       graph_inputs=[(i.name, i.shape) for i in self._inputs])
 
     def predict_record(self, record: Record) -> RecordPrediction:
         """Score one record: one row per beat / segment / window, and a per-record summary."""
@@ -194,13 +195,29 @@ class Scorer:
                                     summary={"record": record.name, "n": int(y.size), "fs": record.fs,
                                              "duration_s": record.duration})
         prep = self.prepare(record)
-        extra = [prep.inputs[k] for k in sorted(k for k in prep.inputs if k != 0)]
-        if self.key is not None and not extra:
-            extra = [self.key]
+        feeds = self._feeds(prep)
         if self._prob_output and self.card.classes:
-            return self._rows(record, prep, self.run(prep.inputs[0], *extra, output=self._prob_output),
-                              probabilities=True)
-        return self._rows(record, prep, self.run(prep.inputs[0], *extra))
+            return self._rows(record, prep, self.run(*feeds, output=self._prob_output), probabilities=True)
+        return self._rows(record, prep, self.run(*feeds))
+
+    def _feeds(self, prep: Prepared) -> list:
+        """The prepared arrays in the graph's input order: extras by name, the main input in the remaining slot."""
+        extras = {k: v for k, v in prep.inputs.items() if k != 0}
+        if self.key is not None:
+            extras.setdefault(self._inputs[1].name, self.key)
+        names = [i.name for i in self._inputs]
+        feeds, main_used = [], False
+        for pos, name in enumerate(names):
+            if name in extras:
+                feeds.append(extras.pop(name))
+            elif not main_used:
+                feeds.append(prep.inputs[0])
+                main_used = True
+            elif extras:
+                feeds.append(extras.pop(next(iter(extras))))
+            else:
+                raise ValueError(f"model {self.card.name!r}: nothing prepared for graph input {name!r}")
+        return feeds
 
     def _rows(self, record: Record, prep: Prepared, raw: np.ndarray, probabilities: bool = False) -> RecordPrediction:
         name = record.name
@@ -214,7 +231,7 @@ class Scorer:
                     for i, (s, e) in enumerate(zip(prep.sample, prep.end if prep.end is not None else prep.sample))]
             return RecordPrediction(record=name, rows=rows, summary=summary, probabilities=emb)
         classes = self.card.classes
-        prob = raw.reshape(len(raw), -1).astype(np.float32) if probabilities else self.probabilities(raw)
+        prob = raw.reshape(len(raw), -1).astype(np.float32) if probabilities and raw.size else self.probabilities(raw)
         if prob.shape[1] != len(classes):
             raise ValueError(f"model {self.card.name!r}: {prob.shape[1]} outputs, the card names "
                              f"{len(classes)} classes")
@@ -266,7 +283,10 @@ class Scorer:
         if not np.isfinite(x).all():
             raise ValueError("signal holds NaN/inf samples; fill gaps before denoising")
         fs = float(fs)
-        fs_m, length = float(self.options["fs"]), int(self.options["length"])
+        fs_m = float(self.options["fs"])
+        length = int(self.options.get("chunk_size", self.options["length"]))
+        # A card may say its model's output stays in z-score units (restore_scale false), as the seed did.
+        seed_compat = seed_compat or not self.options.get("restore_scale", True)
         threads = self.options["_threads"]
         resampled = abs(fs - fs_m) > 1e-9
         # Resample around the mean: the polyphase filter pads with zeros, so an offset would ring at both ends.
