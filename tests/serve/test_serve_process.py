@@ -148,16 +148,16 @@ def _load(url: str, key: str, n: int, concurrency: int, label: str) -> dict:
 
 
 def test_bounded_load_on_loopback(tmp_path, test_models):
-    """200 denoising requests, 16 in flight, against a real `ecgcore serve` on SQLite (prints req/s, p99)."""
+    """64 denoising requests, 8 in flight, against a real `ecgcore serve` on SQLite (prints req/s, p99)."""
     srv = ServeProcess(tmp_path, args=["--rate-per-key", "0", "--rate-per-ip", "0"], env=_model_env(test_models))
     try:
         from ecgcore.serve.db import Store
 
         store = Store(f"sqlite:///{srv.data_dir / 'serve.db'}")
         key, _ = store.issue_key("load@example.com")
-        _load(srv.url, key, 200, 16, "sqlite, 1 worker")
+        _load(srv.url, key, 64, 8, "sqlite, 1 worker")
         (row,) = store.key_rows("load@example.com")
-        assert row["request_count"] == 200
+        assert row["request_count"] == 64
         store.dispose()
     finally:
         srv.stop()
@@ -166,7 +166,7 @@ def test_bounded_load_on_loopback(tmp_path, test_models):
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_load_two_workers(tmp_path, test_models, backend, request):
-    """1000 requests, 32 in flight, `--workers 2`, on each back-end (per-key counters shared by the workers)."""
+    """400 requests, 16 in flight, `--workers 2`, on each back-end (per-key counters shared by the workers)."""
     url = f"sqlite:///{tmp_path / 'load.db'}" if backend == "sqlite" else \
         request.getfixturevalue("database_url_pg").replace("postgresql+psycopg://", "postgresql://")  # as users write it
     srv = ServeProcess(tmp_path, args=["--workers", "2", "--database-url", url, "--rate-per-key", "0",
@@ -176,9 +176,9 @@ def test_load_two_workers(tmp_path, test_models, backend, request):
 
         store = Store(url)
         key, _ = store.issue_key("load@example.com")
-        _load(srv.url, key, 1000, 32, f"{backend}, 2 workers")
+        _load(srv.url, key, 400, 16, f"{backend}, 2 workers")
         (row,) = store.key_rows("load@example.com")
-        assert row["request_count"] == 1000
+        assert row["request_count"] == 400
         store.dispose()
     finally:
         srv.stop()

@@ -23,7 +23,7 @@ import click
 @click.option("--rate-per-key", type=int, default=None, help="Requests per minute per API key (0: unlimited).")
 @click.option("--rate-per-ip", type=int, default=None, help="Requests per minute per client IP (0: unlimited).")
 @click.option("--model-threads", type=click.IntRange(0, 256), default=None,
-              help="onnxruntime threads per model (0: all cores; 1 suits many small concurrent requests).")
+              help="onnxruntime threads per model [default 1: parallelism comes from concurrent requests; 0: all cores].")
 @click.option("--outbox", default=None, type=click.Path(file_okay=False),
               help="Without SMTP_HOST, emails are written here (mode 0600) [default: ~/.local/share/ecgcore/serve/outbox].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
