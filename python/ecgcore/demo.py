@@ -9,7 +9,7 @@ from .data import sample_dir, sample_records
 from .dsp import bandpass
 from .io import read_record
 
-__all__ = ["demo_rows", "run_demo"]
+__all__ = ["demo_rows", "model_rows", "run_demo"]
 
 
 def _band_power_fraction(x: np.ndarray, fs: float, lo: float, hi: float) -> float:
@@ -45,6 +45,41 @@ def demo_rows(band=(0.5, 50.0), order: int = 4) -> list[dict]:
     return rows
 
 
+def model_rows() -> list[dict]:
+    """The bundled classifiers (ONNX Runtime, no training framework) on each bundled record.
+
+    One row per (model, record): units scored, the class counts and, where the record has reference
+    annotations, the agreement of the per-beat / per-segment predictions with them.
+    """
+    from .export import list_bundled
+
+    bundled = list_bundled()
+    rows = []
+    wanted = [m for m in ("beats-aami", "segments-abnormal") if m in bundled]
+    if not wanted:
+        return rows
+    from .infer import Scorer
+
+    records = {name: read_record(sample_dir() / name) for name in sample_records()}
+    for model in wanted:
+        scorer = Scorer(model)
+        for name, rec in records.items():
+            t0 = time.perf_counter()
+            pred = scorer.predict_record(rec)
+            elapsed = time.perf_counter() - t0
+            counts: dict[str, int] = {}
+            agree = total = 0
+            for r in pred.rows:
+                counts[r["class"]] = counts.get(r["class"], 0) + 1
+                ref = r.get("reference")
+                if ref not in (None, "", "-"):
+                    total += 1
+                    agree += int(ref == r["class"])
+            rows.append({"model": model, "record": name, "units": len(pred.rows), "counts": counts,
+                         "agreement": agree / total if total else float("nan"), "seconds": elapsed})
+    return rows
+
+
 def run_demo(band=(0.5, 50.0), order: int = 4) -> str:
     rows = demo_rows(band, order)
     lines = [
@@ -60,5 +95,14 @@ def run_demo(band=(0.5, 50.0), order: int = 4) -> str:
             f"{r['non_normal_beats']:>6d} {r['heart_rate_bpm']:>7.1f} {100 * r['baseline_power_before']:>17.2f}% "
             f"{100 * r['baseline_power_after']:>8.4f}% {r['rms_before_mV']:>14.3f} {r['rms_after_mV']:>7.3f} "
             f"{1000 * r['seconds']:>6.1f}")
+    mrows = model_rows()
+    if mrows:
+        lines += ["", "Bundled models (ONNX Runtime; `ecgcore models` for their cards, `ecgcore infer` for archives):", "",
+                  f"{'model':<18} {'record':<7} {'units':>6} {'agree':>6} {'ms':>7}  classes"]
+        for r in mrows:
+            counts = " ".join(f"{k}:{v}" for k, v in sorted(r["counts"].items(), key=lambda kv: -kv[1]))
+            agree = "  n/a" if r["agreement"] != r["agreement"] else f"{100 * r['agreement']:5.1f}%"
+            lines.append(f"{r['model']:<18} {r['record']:<7} {r['units']:>6d} {agree:>6} "
+                         f"{1000 * r['seconds']:>7.1f}  {counts}")
     lines += ["", "Data: MIT-BIH Arrhythmia Database excerpts (Moody & Mark 2001; PhysioNet), ODC-By 1.0."]
     return "\n".join(lines)
