@@ -6,6 +6,7 @@ machine with only the base install.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 

@@ -83,6 +83,7 @@ def write_card(card: ModelCard, path: str | os.PathLike) -> Path:
     with os.fdopen(fd, "w") as f:
         json.dump(card.to_dict(), f, indent=2, default=_jsonable)
         f.write("\n")
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a card is a public document shipped beside the model
     os.replace(tmp, path)
     return path
 
