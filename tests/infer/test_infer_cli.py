@@ -14,6 +14,12 @@ from ecgcore.cli import main
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame:DeprecationWarning")
 
 
+def load_npz(path) -> dict:
+    """All arrays of an .npz, the file closed (an open NpzFile warns when it is collected)."""
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
 def _run(*args):
     res = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
     return res
@@ -259,7 +265,7 @@ def test_bundled_segments_abnormal_equals_its_training_data(mini_dir, tmp_path):
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     opts = {k: v for k, v in card.preprocessing.items() if k != "kind"}
     preprocess("segments", mini_dir, tmp_path / "ds", records=["119"], options=opts, workers=1, progress=False)
-    seg = np.load(tmp_path / "ds" / "119.npz")
+    seg = load_npz(tmp_path / "ds" / "119.npz")
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     want = sess.run(["probabilities"], {sess.get_inputs()[0].name: seg["segments"][:, None, :]})[0]
     got = np.array([[r[f"prob_{c}"] for c in card.classes] for r in rows])
