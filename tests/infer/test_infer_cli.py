@@ -272,3 +272,26 @@ def test_bundled_segments_abnormal_equals_its_training_data(mini_dir, tmp_path):
     np.testing.assert_allclose(got, want, atol=2e-6)
     assert [r["sample"] for r in rows] == seg["start"].tolist()
     assert [r["reference"] for r in rows] == [card.classes[i] for i in seg["labels"]]
+
+
+def test_bundled_hubert_equals_its_own_input_builder(data_dir, tmp_path):
+    """The bundled HuBERT-ECG (multilabel, one prediction per record) through `ecgcore infer`, at 100 and 500 Hz,
+    equals its graph on the HuBERT package's own input builder; classes are those at p >= 0.5."""
+    import onnxruntime as ort
+
+    from ecgcore.export.card import resolve_model
+    from ecgcore.models.hubert.inputs import input_from_record
+
+    onnx_path, card = resolve_model("hubert-ptbxl-super")
+    recs = [data_dir / "ptbxl" / r for r in ("records100/00000/00001_lr", "records500/00000/00001_hr",
+                                             "records100/00000/00002_lr")]
+    out = tmp_path / "o.jsonl"
+    res = _run("infer", "hubert-ptbxl-super", *recs, "-o", out, "--threads", 1, "--no-progress")
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["record"] for r in rows] == ["00001_lr", "00001_hr", "00002_lr"]
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    for row, rec in zip(rows, recs):
+        want = sess.run(None, {"ecg": input_from_record(rec, preprocessing=card.preprocessing)[None]})[0][0]
+        np.testing.assert_allclose([row[f"prob_{c}"] for c in card.classes], want, atol=2e-6)
+        assert row["class"] == ";".join(c for c, p in zip(card.classes, want) if p >= 0.5)
