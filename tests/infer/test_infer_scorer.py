@@ -11,6 +11,12 @@ from ecgcore.io import read_record
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame:DeprecationWarning")
 
 
+def load_npz(path) -> dict:
+    """All arrays of an .npz, the file closed (an open NpzFile warns when it is collected)."""
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
 def _eager(module, x):
     import torch
 
@@ -137,7 +143,7 @@ def test_bundled_denoiser_cleans_held_out_noisy_pairs(mini_dir, data_dir, tmp_pa
 
     preprocess("denoise-pairs", mini_dir, tmp_path, records=["100"], workers=1, progress=False,
                options={"noise_dir": str(data_dir / "nstdb"), "snr_db": [0.0]})
-    d = np.load(tmp_path / "100.npz")
+    d = load_npz(tmp_path / "100.npz")
     assert str(d["split"]) == "test"
     clean = d["clean"].reshape(-1).astype(np.float64)
     for k, kind in enumerate(d["noise"]):
