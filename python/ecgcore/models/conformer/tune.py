@@ -98,10 +98,9 @@ def tune(data_dir, out_dir, *, config: ConformerConfig | None = None, records=No
                          overwrite=False)
     t0 = time.time()
     try:
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=base.early_stopping_patience)
         tuner.search(ds, validation_data=val_ds, steps_per_epoch=steps, class_weight=class_weights(counts * keep),
-                     callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss",
-                                                              patience=base.early_stopping_patience),
-                                _Budget(deadline)], shuffle=False, verbose=2 if progress else 0)
+                     callbacks=[stop, _Budget(deadline)], shuffle=False, verbose=2 if progress else 0)
     except OutOfTime:
         pass
     rows = []
