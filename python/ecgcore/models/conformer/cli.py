@@ -76,11 +76,13 @@ def _with(options):
 @click.option("--train-records", help="Comma-separated records replacing the protocol's training records.")
 @click.option("--test-records", help="Comma-separated records replacing the protocol's test records.")
 @click.option("--folds", type=int, default=5, show_default=True)
+@click.option("--init-from", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Start the final training from this .keras checkpoint (same architecture).")
 @click.option("--no-evaluate", is_flag=True, help="Do not evaluate on the test records after training.")
 @click.option("--quiet", is_flag=True)
 def train(data_dir, run_dir, protocol, variant, rr, records_dir, overrides, threads, epochs, fold_epochs,
           steps_per_epoch, max_n_per_epoch, max_minutes, val_fraction, eval_n_fraction, train_records,
-          test_records, folds, no_evaluate, quiet):
+          test_records, folds, init_from, no_evaluate, quiet):
     """Train the CNN-Conformer on a `ecgcore preprocess tfrecords` dataset (resumable run folder).
 
     DATA_DIR is the TFRecords folder, RUN_DIR the run folder (model.keras, norm.json, history.csv, run.json,
@@ -97,7 +99,8 @@ def train(data_dir, run_dir, protocol, variant, rr, records_dir, overrides, thre
                       train_records=_split(train_records), test_records=_split(test_records), folds=folds,
                       epochs=epochs, fold_epochs=fold_epochs, steps_per_epoch=steps_per_epoch,
                       max_minutes=max_minutes, val_fraction=val_fraction, threads=threads,
-                      evaluate_after=not no_evaluate, eval_n_fraction=eval_n_fraction, progress=not quiet)
+                      evaluate_after=not no_evaluate, eval_n_fraction=eval_n_fraction, init_from=init_from,
+                      progress=not quiet)
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if "test" in s:

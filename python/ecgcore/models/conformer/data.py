@@ -282,4 +282,9 @@ def make_dataset(index: DatasetIndex, records, *, mean, scale, batch_size: int, 
         ds = ds.map(lambda x, y: x)
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed).repeat()
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if not training and keep_p is None:
+        # A known length: otherwise Keras finds the end of a validation set by running out of data, and warns.
+        n = int(keep_mask.sum()) if keep_mask is not None else int(sum(sizes))
+        ds = ds.apply(tf.data.experimental.assert_cardinality(-(-n // batch_size)))
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -122,7 +122,7 @@ class _Budget:
 def fit_once(cfg: ConformerConfig, index, train_recs, out_dir: Path, *, val_recs=None, records_dir=None,
              epochs: int | None = None, steps_per_epoch: int | None = None, callbacks_seed: bool = False,
              deadline: float | None = None, val_fraction: float = 1.0, progress: bool = True,
-             sums_dir=None) -> dict:
+             sums_dir=None, init_from=None) -> dict:
     """Train one model on ``train_recs`` in ``out_dir`` → ``{"model": path, "history": ..., "norm": ...}``.
 
     ``callbacks_seed`` adds the seed's EarlyStopping(val_loss, 5) and ReduceLROnPlateau(val_loss, 0.2, 1, 1e-6);
@@ -162,6 +162,8 @@ def fit_once(cfg: ConformerConfig, index, train_recs, out_dir: Path, *, val_recs
                               keep_mask=mask)
     keras.utils.set_random_seed(cfg.seed)
     model = compile_model(build_model(cfg), cfg)
+    if init_from is not None:  # continue from an earlier run's weights (same architecture)
+        model.set_weights(load_run_model(init_from).get_weights())
     budget = _Budget(deadline)
     cbs = [keras.callbacks.BackupAndRestore(str(out_dir / "backup")),
            keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True), budget]
@@ -187,7 +189,7 @@ def train(data_dir, run_dir, *, config: ConformerConfig | None = None, protocol:
           records_dir=None, train_records=None, test_records=None, folds: int = 5, epochs: int | None = None,
           fold_epochs: int | None = None, steps_per_epoch: int | None = None, max_minutes: float | None = None,
           val_fraction: float = 1.0, threads: int | None = 1, evaluate_after: bool = True,
-          eval_n_fraction: float = 1.0, progress: bool = True) -> dict:
+          eval_n_fraction: float = 1.0, init_from=None, progress: bool = True) -> dict:
     """Run a protocol end to end; returns the run summary (also ``run_dir/run.json``).
 
     Parameters
@@ -202,6 +204,7 @@ def train(data_dir, run_dir, *, config: ConformerConfig | None = None, protocol:
     max_minutes : wall-clock cap for the whole run; the fold trainings share the first half of it.
     val_fraction : fraction of validation sequences scored per epoch in the k-fold stage.
     eval_n_fraction : fraction of the test records' N sequences scored (all other classes always; N reweighted).
+    init_from : a ``.keras`` checkpoint of the same architecture whose weights the final training starts from.
     """
     configure_tensorflow(threads)
     cfg = config or ConformerConfig()
@@ -222,7 +225,8 @@ def train(data_dir, run_dir, *, config: ConformerConfig | None = None, protocol:
     summary = {"protocol": protocol, "data_dir": str(Path(data_dir).resolve()), "train_records": train_recs,
                "test_records": test_recs, "config": cfg.to_dict(), "command": " ".join(sys.argv),
                "records_dir": str(records_dir) if records_dir else None, "dataset_options": index.options,
-               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+               "init_from": str(init_from) if init_from else None}
     _write_json(run / "config.json", cfg.to_dict())
     if protocol == "seed":
         from ...datasets.mitdb import record_kfold
@@ -252,7 +256,7 @@ def train(data_dir, run_dir, *, config: ConformerConfig | None = None, protocol:
     # Final model: all training records, no validation and no callbacks (both protocols).
     final = fit_once(cfg, index, train_recs, run / "final", records_dir=records_dir, epochs=epochs,
                      steps_per_epoch=steps_per_epoch, deadline=deadline, progress=progress,
-                     sums_dir=run / "column_sums")
+                     sums_dir=run / "column_sums", init_from=init_from)
     shutil.copyfile(run / "final" / "model.keras", run / "model.keras")
     shutil.copyfile(run / "final" / "norm.json", run / "norm.json")
     summary["final"] = {k: v for k, v in final.items() if k != "model"}
