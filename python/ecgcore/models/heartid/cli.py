@@ -228,7 +228,11 @@ def export(run_dir, out_dir, weights, also_runs):
         om = Path(other) / "metrics.json"
         if om.is_file():
             o = json.loads(om.read_text())
-            card_metrics[f"comparison_{o['loss']}_loss"] = o["results"]
+            oc = json.loads((Path(other) / "config.json").read_text())
+            card_metrics[f"comparison_{Path(other).name}"] = {
+                "loss": o["loss"], "key_scale": oc.get("key_scale", 1.0),
+                "standardize_spectrum": oc.get("standardize_spectrum", False),
+                "steps": json.loads((Path(other) / "state.json").read_text())["step"], "results": o["results"]}
     opts = recipe_options()
     training = {"data": split["data_dirs"], "protocol": "subject-disjoint split per database (train/val/test "
                 "= 60/10/30 %), enrolment on the first half of each subject's windows, probes later",

@@ -152,9 +152,11 @@ class Verifier:
         so.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(self.onnx_path), so, providers=["CPUExecutionProvider"])
 
-    def vector(self, record, key: np.ndarray, fs: float | None = None) -> tuple[np.ndarray, int]:
-        """(template or probe vector (D,), number of 5-s windows) of one record under ``key``."""
-        w = record_windows(record, self.options, fs=fs)
+    def vector(self, records, key: np.ndarray, fs: float | None = None) -> tuple[np.ndarray, int]:
+        """(template or probe vector (D,), number of 5-s windows) of one record (or several) under ``key``."""
+        if isinstance(records, (str, os.PathLike)):
+            records = [records]
+        w = np.concatenate([record_windows(r, self.options, fs=fs) for r in records])
         emb = self.session.run(None, {"ecg": w, "key": np.asarray(key, np.float32).reshape(1, -1)})[0]
         return template(emb, self.score), len(w)
 
@@ -191,7 +193,7 @@ def _with_common(f):
 
 @click.command("enroll")
 @click.argument("subject")
-@click.argument("record", type=click.Path(path_type=Path))
+@click.argument("record", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--key-file", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The subject's key; a missing file is created with a fresh random key (keep it apart from "
                    "the store).")
@@ -199,7 +201,8 @@ def _with_common(f):
 @click.option("--replace", is_flag=True, help="Overwrite an existing template of SUBJECT.")
 @_with_common
 def enroll(subject, record, key_file, fs, replace, store, model):
-    """Enrol SUBJECT from RECORD (WFDB record, .npy or .csv; lead 0, at least 5 s, 20 s or more is better).
+    """Enrol SUBJECT from RECORD... (WFDB records, .npy or .csv; lead 0; at least 5 s, 20 s or more is better;
+    several records give a steadier template).
 
     Only the key-transformed template (mean embedding of the 5-s windows under the key) is stored.
     """

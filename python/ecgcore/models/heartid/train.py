@@ -184,7 +184,7 @@ def train(config: HeartIDConfig, data_dirs, run_dir, resume: bool = True, progre
     from .keys import generate_key
 
     t0 = time.monotonic()
-    budget = None if config.max_minutes is None else 60.0 * config.max_minutes - state["train_seconds"]
+    budget = None if config.max_minutes is None else 60.0 * config.max_minutes  # over the whole run
     stopped = False
     while state["epoch"] < config.epochs and not stopped:
         ep = state["epoch"]
@@ -199,7 +199,7 @@ def train(config: HeartIDConfig, data_dirs, run_dir, resume: bool = True, progre
             mx.eval(loss, model.parameters(), optimizer.state)
             losses.append(float(loss))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-            if budget is not None and time.monotonic() - t0 > budget:
+            if budget is not None and state["train_seconds"] + time.monotonic() - t0 > budget:
                 stopped = True
                 break
         val = evaluate_subjects(val_subjects, MLXEmbedder(model), config.key_size, config.probe_windows,
