@@ -153,6 +153,22 @@ def test_fewer_leads_are_zero_filled_and_bad_input_is_named(mitdb_dir, tmp_path)
         I.input_from_record(tmp_path / "missing.npy")
 
 
+# ecgcore.datasets imports wfdb, whose import-time pandas call warns under pandas 3 (third-party noise).
+@pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.set_index")
+def test_mitdb_windows_labels(mitdb_dir, tmp_path):
+    out = tmp_path / "win"
+    _cli(["train", "hubert", "mitdb-windows", mitdb_dir, out, "--records", "100,208", "--per-record", "3"])
+    rows = (out / "labels.csv").read_text().splitlines()
+    assert rows[0] == "record,S,V,F,RHY,split" and len(rows) == 7
+    x = np.load(out / rows[1].split(",")[0])
+    assert x.shape == (2, 5000) and x.dtype == np.float32
+    by = {r.split(",")[0][:3]: r.split(",") for r in rows[1:]}
+    assert by["100"][-1] == "test" and by["208"][-1] == "train"  # DS2 / DS1
+    # Record 208 is full of PVCs and fusion beats: its windows must carry V.
+    assert all(r.split(",")[2] == "1" for r in rows[1:] if r.startswith("208"))
+    assert I.input_from_record(out / rows[1].split(",")[0]).shape == (6000,)
+
+
 def test_inputs_module_imports_no_framework():
     code = ("import sys, ecgcore.models.hubert.inputs as m; "
             "bad = [f for f in ('torch', 'tensorflow', 'mlx') if f in sys.modules]; "

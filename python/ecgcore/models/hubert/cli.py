@@ -174,6 +174,23 @@ def cluster_cmd(features_dir, model, k, data_dir, seed, n_init, max_iter, worker
     click.echo(json.dumps(r, indent=2))
 
 
+@train.command("mitdb-windows")
+@click.argument("mitdb_dir", type=_RAW)
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--per-record", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--records", default=None, help="Comma-separated records (default: DS1 + DS2, no paced records).")
+def mitdb_windows_cmd(mitdb_dir, out_dir, per_record, records):
+    """MIT-BIH second check: 10-s windows (.npy at 500 Hz) + labels.csv (AAMI S/V/F presence, non-sinus rhythm;
+    DS1 train/val, DS2 test) for `finetune --labels OUT_DIR/labels.csv` and pretraining on OUT_DIR."""
+    from .mitdb import mitdb_windows
+
+    try:
+        p = mitdb_windows(mitdb_dir, out_dir, per_record=per_record, records=records.split(",") if records else None)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    click.echo(f"windows and labels -> {p}")
+
+
 @click.command(name="hubert")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("data_dir", type=_RAW)

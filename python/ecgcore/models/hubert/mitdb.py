@@ -35,8 +35,9 @@ def _rhythm_spans(ann, n: int) -> np.ndarray:
     return out
 
 
-def mitdb_windows(mitdb_dir, out_dir, *, per_record: int = 20, seconds: float = 10.0, out_fs: int = 500) -> Path:
-    """Write evenly spaced windows of every non-paced record and ``labels.csv`` (record,S,V,F,RHY,split)."""
+def mitdb_windows(mitdb_dir, out_dir, *, per_record: int = 20, seconds: float = 10.0, records=None) -> Path:
+    """Write ``per_record`` evenly spaced windows of each non-paced record (or of ``records``) and ``labels.csv``
+    (record,S,V,F,RHY,split)."""
     from ...datasets.mitdb import DS1, DS2, aami_labels
     from ...dsp import resample_poly
     from ...io import read_record
@@ -44,7 +45,7 @@ def mitdb_windows(mitdb_dir, out_dir, *, per_record: int = 20, seconds: float = 
     mitdb_dir, out_dir = Path(mitdb_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = ["record," + ",".join(CLASSES) + ",split"]
-    for rec_name in list(DS1) + list(DS2):
+    for rec_name in (list(records) if records else list(DS1) + list(DS2)):
         rec = read_record(mitdb_dir / rec_name)
         fs = rec.fs
         n_win = int(round(seconds * fs))
@@ -59,7 +60,7 @@ def mitdb_windows(mitdb_dir, out_dir, *, per_record: int = 20, seconds: float = 
         split = "test" if rec_name in DS2 else ("val" if rec_name in VAL_RECORDS else "train")
         for s in starts:
             seg = rec.signal[s:s + n_win].T
-            x500 = resample_poly(seg, up, down, axis=-1).astype(np.float32)
+            x500 = resample_poly(seg, up, down, axis=-1).astype(np.float32)  # 3600 -> 5000 samples
             inside = (ann.sample >= s) & (ann.sample < s + n_win)
             y = [int(np.any(cls[inside] == c)) for c in ("S", "V", "F")] + [int(rhy[s:s + n_win].any())]
             name = f"{rec_name}_{s:07d}.npy"
