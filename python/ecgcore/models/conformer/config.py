@@ -1,0 +1,104 @@
+"""Configuration of the CNN-Conformer beat classifier, with the seed's best hyperparameters (SPEC §4.5)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+__all__ = ["ConformerConfig", "VARIANTS", "SEED_BEST", "RR_FEATURES"]
+
+VARIANTS = ("conformer", "attention-only", "cnn-lstm", "baseline")
+
+# Best hyperparameters of each variant from the seed's Hyperband runs [EHC Research_Runs/tuning_*].
+SEED_BEST = {
+    "conformer": dict(embed_dim=128, num_heads=8, ff_dim=512, kernel_size=11, dropout=0.2, num_blocks=1),
+    "attention-only": dict(embed_dim=64, num_heads=8, ff_dim=256, dropout=0.0, num_blocks=2),
+    "cnn-lstm": dict(embed_dim=128, lstm_units=128),
+    "baseline": dict(embed_dim=128),
+}
+
+# Per-beat RR inputs (option ``rr_features=True``): de Chazal's intervals (``ecgcore.dsp.rr_features``,
+# local = mean of the last 10 pre-RR) divided by the record's average RR, plus that average in seconds.
+RR_FEATURES = ("pre_rr/avg_rr", "post_rr/avg_rr", "local_rr/avg_rr", "avg_rr_s")
+
+
+@dataclass
+class ConformerConfig:
+    """Network, data and optimiser settings; defaults are the seed's (SPEC §4.3-4.6).
+
+    Attributes
+    ----------
+    variant : one of :data:`VARIANTS` (Main_Model = ``"conformer"``, and the three ablations).
+    embed_dim, num_heads, ff_dim, kernel_size, dropout, num_blocks, lstm_units : the searched hyperparameters.
+    sequence_length, height, width : input (3, 32, 187, 1) — 3 beats, 32 Morlet scales, 187 samples.
+    n_classes : AAMI N, S, V, F, Q.
+    learning_rate, weight_decay : AdamW (Keras' default weight decay 0.004, as the seed).
+    batch_size, epochs : seed 128 and 20.
+    early_stopping_patience, reduce_lr_patience, reduce_lr_factor, min_lr : seed callbacks (on val_loss).
+    class_weight : ``"balanced"`` (sklearn's n / (k * count)) or ``"none"``.
+    max_class_weight : cap on a balanced class weight (DS1 has 8 Q beats: uncapped, their weight is ~166 and a
+        single Q in a batch swamps the loss); None = uncapped, as the seed.
+    rr_features : add :data:`RR_FEATURES` per beat as a second input (not in the seed; ecgcore's option).
+    max_n_per_epoch : if set, class-balanced sampling keeps on average this many N sequences per epoch.
+    seed : random seed (42, as the seed).
+    """
+
+    variant: str = "conformer"
+    embed_dim: int = 128
+    num_heads: int = 8
+    ff_dim: int = 512
+    kernel_size: int = 11
+    dropout: float = 0.2
+    num_blocks: int = 1
+    lstm_units: int = 128
+    sequence_length: int = 3
+    height: int = 32
+    width: int = 187
+    n_classes: int = 5
+    learning_rate: float = 1e-5
+    weight_decay: float = 0.004
+    batch_size: int = 128
+    epochs: int = 20
+    early_stopping_patience: int = 5
+    reduce_lr_patience: int = 1
+    reduce_lr_factor: float = 0.2
+    min_lr: float = 1e-6
+    class_weight: str = "balanced"
+    max_class_weight: float | None = None
+    rr_features: bool = False
+    max_n_per_epoch: int | None = None
+    seed: int = 42
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if self.class_weight not in ("balanced", "none"):
+            raise ValueError(f"class_weight must be 'balanced' or 'none', got {self.class_weight!r}")
+        for name in ("embed_dim", "num_heads", "ff_dim", "kernel_size", "num_blocks", "lstm_units",
+                     "batch_size", "epochs", "sequence_length"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+
+    @classmethod
+    def for_variant(cls, variant: str, **overrides) -> "ConformerConfig":
+        """The seed's best hyperparameters of ``variant``, then ``overrides``."""
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        return cls(**{"variant": variant, **SEED_BEST[variant], **overrides})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ConformerConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown ConformerConfig field(s): {', '.join(unknown)}")
+        return cls(**d)
+
+    @property
+    def n_rr(self) -> int:
+        return len(RR_FEATURES) if self.rr_features else 0

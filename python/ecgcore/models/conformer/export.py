@@ -1,0 +1,146 @@
+"""Export a trained run to ONNX + a model card; check onnxruntime against Keras on real sequences."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .config import RR_FEATURES, ConformerConfig
+
+__all__ = ["export", "to_onnx", "card_preprocessing"]
+
+OPSET = 17
+
+
+def to_onnx(model, path, cfg: ConformerConfig) -> Path:
+    """Convert a Keras model with tf2onnx (through a concrete ``tf.function``; Keras 3 models have no
+    ``from_keras`` path in tf2onnx 1.17). Inputs keep their Keras names, the batch axis is dynamic."""
+    import tensorflow as tf
+    import tf2onnx
+
+    spec = [tf.TensorSpec((None, cfg.sequence_length, cfg.height, cfg.width, 1), tf.float32, name="scalograms")]
+    if cfg.rr_features:
+        spec.append(tf.TensorSpec((None, cfg.sequence_length, cfg.n_rr), tf.float32, name="rr"))
+
+    @tf.function(input_signature=spec)
+    def serve(*inputs):
+        return {"probabilities": model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)}
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".model.", suffix=".onnx")
+    os.close(fd)
+    try:
+        tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET, output_path=tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def card_preprocessing(cfg: ConformerConfig, norm: dict, dataset_options: dict) -> dict:
+    """Everything ``ecgcore infer`` must redo, as the ``beats-scalograms`` recipe + the sequence and scaling steps."""
+    pre = {
+        "kind": "beats-scalograms",
+        "lead": int(dataset_options.get("lead", 0)),
+        "fs": 360.0,
+        "before": int(dataset_options.get("before", 93)),
+        "after": int(dataset_options.get("after", 93)),
+        "scales": list(dataset_options.get("scales", [1, 32])),
+        "wavelet": dataset_options.get("wavelet", "morl"),
+        "variant": dataset_options.get("variant", "conformer"),
+        "signal": "physical units (mV), unfiltered, as read from the record",
+        "sequence_length": cfg.sequence_length,
+        "sequence_stride": 1,
+        "label_of": "last",
+        "input_layout": "scalograms (batch, sequence_length, n_scales, before + 1 + after, 1): |cwt| per beat, "
+                        "then (x - mean[t]) / scale[t] per time column t, broadcast over beats and scales",
+        "normalization": {"mean": list(map(float, norm["mean"])), "scale": list(map(float, norm["scale"]))},
+    }
+    if cfg.rr_features:
+        pre["rr_features"] = {
+            "names": list(RR_FEATURES),
+            "definition": "ecgcore.dsp.rr_features(r_peaks, fs=fs, local_beats=10) over the record's beats: "
+                          "columns pre, post, local, average RR (s); NaN local -> mean pre-RR, NaN pre/post -> "
+                          "local; features = [pre/avg, post/avg, local/avg, avg]; then (f - mean) / scale; "
+                          "input 'rr' is (batch, sequence_length, 4), the same 3 beats as the scalograms",
+            "function": "ecgcore.models.conformer.data.rr_features_for_beats",
+            "local_beats": 10,
+            "mean": list(map(float, norm["rr_mean"])),
+            "scale": list(map(float, norm["rr_scale"])),
+        }
+    return pre
+
+
+def export(run_dir, out_dir=None, *, name: str = "beats-aami", model: str = "model.keras", check: bool = True,
+           n_check: int = 64, threads: int | None = 1) -> dict:
+    """``run_dir/model.keras`` → ``out_dir/model.onnx`` + ``model.json``; returns ``{"onnx", "card", "parity"}``.
+
+    The parity check runs the first ``n_check`` test-record sequences (real data, normalised as in training)
+    through Keras and onnxruntime and requires ``|diff| <= 1e-4`` (:func:`ecgcore.export.onnx_parity`).
+    """
+    from ...export import ModelCard, onnx_parity, write_card
+    from .data import dataset_index, make_dataset, rr_table
+    from .train import configure_tensorflow, load_run_model
+
+    configure_tensorflow(threads)
+    run = Path(run_dir)
+    meta_path = run / "run.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path} not found: {run} is not a finished `ecgcore train conformer` run")
+    meta = json.loads(meta_path.read_text())
+    cfg = ConformerConfig.from_dict(meta["config"])
+    norm = json.loads((run / "norm.json").read_text())
+    out = Path(out_dir) if out_dir else run / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    net = load_run_model(run / model)
+    onnx_path = to_onnx(net, out / "model.onnx", cfg)
+
+    parity = None
+    if check:
+        index = dataset_index(meta["data_dir"])
+        rec = meta["test_records"][:1] or meta["train_records"][:1]
+        rr = rr_table(index, rec, meta["records_dir"]) if cfg.rr_features else None
+        ds = make_dataset(index, rec, mean=norm["mean"], scale=norm["scale"], batch_size=n_check, training=False,
+                          rr=rr, rr_mean=norm.get("rr_mean"), rr_scale=norm.get("rr_scale"))
+        xb, _ = next(iter(ds))
+        feeds = {k: v.numpy() for k, v in xb.items()} if isinstance(xb, dict) else {"scalograms": xb.numpy()}
+        expected = np.asarray(net.predict_on_batch(xb if isinstance(xb, dict) else feeds["scalograms"]))
+        parity = {"max_abs_diff": onnx_parity(onnx_path, feeds, expected, atol=1e-4), "n_sequences": len(expected),
+                  "record": rec[0], "atol": 1e-4}
+
+    metrics = {}
+    for sub in sorted(run.glob("eval_*")):
+        if (sub / "metrics.json").is_file():
+            m = json.loads((sub / "metrics.json").read_text())
+            metrics[sub.name[5:]] = {k: m[k] for k in ("accuracy", "macro_f1_NSVF", "macro_f1_all5", "kappa",
+                                                        "jk_index", "per_class", "auc", "weighted", "records",
+                                                        "n_fraction") if k in m}
+    inputs = [{"name": "scalograms", "shape": [None, cfg.sequence_length, cfg.height, cfg.width, 1],
+               "dtype": "float32"}]
+    if cfg.rr_features:
+        inputs.append({"name": "rr", "shape": [None, cfg.sequence_length, cfg.n_rr], "dtype": "float32"})
+    fit = meta.get("final", {})
+    card = ModelCard(
+        name=name, task="classification", framework="keras", inputs=inputs,
+        outputs=[{"name": "probabilities", "shape": [None, cfg.n_classes], "dtype": "float32"}], fs=360.0,
+        preprocessing=card_preprocessing(cfg, norm, meta.get("dataset_options", {})),
+        classes=["N", "S", "V", "F", "Q"], metrics=metrics,
+        training={"protocol": meta["protocol"], "train_records": meta["train_records"],
+                  "test_records": meta["test_records"], "epochs_run": fit.get("epochs_run"),
+                  "steps_per_epoch": fit.get("steps_per_epoch"), "keep_prob": fit.get("keep_prob"),
+                  "class_weight": fit.get("class_weight"), "stopped_by_wall_clock": fit.get("stopped_by_wall_clock"),
+                  "train_seconds": meta.get("train_seconds"), "command": meta.get("command"),
+                  "kfold": meta.get("kfold"), "parity": parity, "hardware": "CPU, 1 TensorFlow thread"},
+        config=cfg.to_dict(),
+        description="CNN-Conformer AAMI beat classifier (N, S, V, F, Q) of the LAST beat of 3 consecutive beats, "
+                    "from |Morlet| scalograms (32 scales x 187 samples)"
+                    + (" and RR-interval features" if cfg.rr_features else "") + "; ecgcore port of the "
+                    "ECG_Heartbeat_Classification seed (SPEC §4).")
+    write_card(card, out / "model.json")
+    for f in (onnx_path, out / "model.json"):
+        os.chmod(f, 0o644)  # temp files are created 0600; a shipped model must be readable by everyone
+    return {"onnx": str(onnx_path), "card": str(out / "model.json"), "parity": parity}

@@ -1,0 +1,281 @@
+"""Training protocols of the Conformer seed (SPEC §4.6) and ecgcore's inter-patient protocol.
+
+``protocol="seed"``: the seed's 7 held-out records (:data:`ecgcore.datasets.mitdb.CONFORMER_TEST`);
+5-fold record-level CV over the other 38 (``KFold(5, shuffle, 42)``) with per-fold normalisation, EarlyStopping
+and ReduceLROnPlateau on the fold's validation records; the best fold's weights saved as
+``best_kfold_model.keras`` with ``kfold_summary.json``; then a final training on all 38 records (no validation,
+no callbacks) whose model is ``model.keras``, evaluated on the 7.
+
+``protocol="inter-patient"``: de Chazal's DS1 → DS2: train on DS1 (no DS2 data, not even for early stopping),
+evaluate on DS2.
+
+A run folder holds ``config.json``, ``run.json`` (protocol, records, timings, command), ``norm.json`` (the 187
+column means / scales and, with RR inputs, their 4 means / scales), ``history.csv``, ``model.keras`` and the
+evaluation folders. Runs resume: a finished stage (fold, final model) is skipped, an interrupted fit restarts
+from its last epoch (``BackupAndRestore``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import ConformerConfig
+from .data import class_weights, dataset_index, make_dataset, normalisation_stats, rr_table
+
+__all__ = ["train", "protocol_records", "configure_tensorflow", "load_run_model", "fit_once"]
+
+PROTOCOLS = ("inter-patient", "seed")
+
+
+def configure_tensorflow(threads: int | None = 1) -> None:
+    """Quiet TensorFlow's C++ logging and pin its thread pools (the machine is shared): call before any op runs."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+            tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+        except RuntimeError:  # already initialised in this process: keep its pools
+            pass
+
+
+def protocol_records(protocol: str, available) -> tuple[list[str], list[str]]:
+    """(training records, test records) of a protocol, restricted to the records the dataset holds."""
+    from ...datasets.mitdb import DS1, DS2, conformer_split
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    avail = set(available)
+    train, test = (list(DS1), list(DS2)) if protocol == "inter-patient" else conformer_split()
+    return [r for r in train if r in avail], [r for r in test if r in avail]
+
+
+def _write_json(path: Path, obj) -> None:
+    from ...pipelines.archive import atomic_write
+
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1, default=float))
+
+
+def _save_model(model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def load_run_model(path):
+    """Load a ``.keras`` checkpoint written by :func:`train` (registers ecgcore's two layers)."""
+    import keras
+
+    from .model import custom_objects
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: no trained model in this run folder")
+    return keras.models.load_model(path, custom_objects=custom_objects(), compile=False)
+
+
+def _normalisation(index, records, cfg, records_dir, cache: Path, progress: bool, sums_dir=None) -> dict:
+    """Statistics from ``records`` only (the training records of this stage), cached in ``cache``."""
+    if cache.is_file():
+        norm = json.loads(cache.read_text())
+        if norm.get("records") == list(records):
+            return norm
+    mean, scale = normalisation_stats(index, records, progress=progress, cache_dir=sums_dir)
+    norm = {"records": list(records), "mean": mean.tolist(), "scale": scale.tolist()}
+    if cfg.rr_features:
+        rr = rr_table(index, records, records_dir)
+        flat = np.concatenate([rr[:1, :-1].reshape(-1, rr.shape[-1]), rr[:, -1]])
+        sd = flat.std(0)
+        norm.update(rr_mean=flat.mean(0).tolist(), rr_scale=np.where(sd > 0, sd, 1.0).tolist())
+    _write_json(cache, norm)
+    return norm
+
+
+class _Budget:
+    """Stop ``fit`` once a wall-clock deadline passes (checked after every batch)."""
+
+    def __new__(cls, deadline: float | None):
+        import keras
+
+        class WallClock(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.stopped = False
+
+            def on_train_batch_end(self, batch, logs=None):
+                if deadline is not None and time.time() > deadline:
+                    self.model.stop_training = True
+                    self.stopped = True
+
+        return WallClock()
+
+
+def fit_once(cfg: ConformerConfig, index, train_recs, out_dir: Path, *, val_recs=None, records_dir=None,
+             epochs: int | None = None, steps_per_epoch: int | None = None, callbacks_seed: bool = False,
+             deadline: float | None = None, val_fraction: float = 1.0, progress: bool = True,
+             sums_dir=None) -> dict:
+    """Train one model on ``train_recs`` in ``out_dir`` → ``{"model": path, "history": ..., "norm": ...}``.
+
+    ``callbacks_seed`` adds the seed's EarlyStopping(val_loss, 5) and ReduceLROnPlateau(val_loss, 0.2, 1, 1e-6);
+    ``val_fraction`` scores a fixed uniform subset of the validation sequences (unbiased accuracy, less CPU).
+    """
+    import keras
+
+    from .model import build_model, compile_model
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / "model.keras"
+    if final.is_file() and (out_dir / "fit.json").is_file():
+        return json.loads((out_dir / "fit.json").read_text())
+    norm = _normalisation(index, train_recs, cfg, records_dir, out_dir / "norm.json", progress, sums_dir)
+    counts = index.counts(train_recs)
+    keep = np.ones(len(counts))
+    if cfg.max_n_per_epoch and counts[0] > cfg.max_n_per_epoch:
+        keep[0] = cfg.max_n_per_epoch / counts[0]  # class-balanced sampling: thin N, keep every minority beat
+    expected = counts * keep
+    weights = class_weights(expected) if cfg.class_weight == "balanced" else None
+    if weights and cfg.max_class_weight:
+        weights = {k: min(v, float(cfg.max_class_weight)) for k, v in weights.items()}
+    steps = steps_per_epoch or max(1, math.ceil(expected.sum() / cfg.batch_size))
+    rr = rr_table(index, train_recs, records_dir) if cfg.rr_features else None
+    ds = make_dataset(index, train_recs, mean=norm["mean"], scale=norm["scale"], batch_size=cfg.batch_size,
+                      training=True, rr=rr, rr_mean=norm.get("rr_mean"), rr_scale=norm.get("rr_scale"),
+                      keep_prob=keep if keep[0] < 1 else None, shuffle_buffer=int(cfg.extra.get("shuffle_buffer", 8)),
+                      seed=cfg.seed)
+    val_ds = None
+    if val_recs:
+        n_val = sum(len(index.labels[r]) for r in val_recs)
+        mask = np.random.default_rng(cfg.seed).random(n_val) < val_fraction if val_fraction < 1 else None
+        val_rr = rr_table(index, val_recs, records_dir) if cfg.rr_features else None
+        val_ds = make_dataset(index, val_recs, mean=norm["mean"], scale=norm["scale"], batch_size=cfg.batch_size,
+                              training=False, rr=val_rr, rr_mean=norm.get("rr_mean"), rr_scale=norm.get("rr_scale"),
+                              keep_mask=mask)
+    keras.utils.set_random_seed(cfg.seed)
+    model = compile_model(build_model(cfg), cfg)
+    budget = _Budget(deadline)
+    cbs = [keras.callbacks.BackupAndRestore(str(out_dir / "backup")),
+           keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True), budget]
+    if callbacks_seed and val_ds is not None:
+        cbs += [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience),
+                keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.reduce_lr_factor,
+                                                  patience=cfg.reduce_lr_patience, min_lr=cfg.min_lr)]
+    t0 = time.time()
+    hist = model.fit(ds, epochs=epochs or cfg.epochs, steps_per_epoch=steps, validation_data=val_ds,
+                     class_weight=weights, callbacks=cbs, shuffle=False, verbose=2 if progress else 0)
+    _save_model(model, final)
+    shutil.rmtree(out_dir / "backup", ignore_errors=True)
+    info = {"model": str(final), "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()},
+            "epochs_run": len(hist.history.get("loss", [])), "steps_per_epoch": steps,
+            "stopped_by_wall_clock": budget.stopped, "seconds": time.time() - t0,
+            "class_counts": counts.tolist(), "keep_prob": keep.tolist(), "class_weight": weights,
+            "train_records": list(train_recs), "val_records": list(val_recs or [])}
+    _write_json(out_dir / "fit.json", info)
+    return info
+
+
+def train(data_dir, run_dir, *, config: ConformerConfig | None = None, protocol: str = "inter-patient",
+          records_dir=None, train_records=None, test_records=None, folds: int = 5, epochs: int | None = None,
+          fold_epochs: int | None = None, steps_per_epoch: int | None = None, max_minutes: float | None = None,
+          val_fraction: float = 1.0, threads: int | None = 1, evaluate_after: bool = True,
+          eval_n_fraction: float = 1.0, progress: bool = True) -> dict:
+    """Run a protocol end to end; returns the run summary (also ``run_dir/run.json``).
+
+    Parameters
+    ----------
+    data_dir : a ``tfrecords`` dataset folder (``ecgcore preprocess tfrecords``).
+    run_dir : output folder (created; an existing run resumes).
+    protocol : ``"inter-patient"`` (DS1 → DS2) or ``"seed"`` (k-fold over 38, final on 38, test on 7).
+    records_dir : WFDB records the dataset was made from (needed for ``config.rr_features``).
+    train_records, test_records : override the protocol's records (e.g. a tiny CI run).
+    epochs / fold_epochs : final-training / per-fold epochs (default ``config.epochs``).
+    steps_per_epoch : cap the steps of every epoch (default: one pass over the sampled training set).
+    max_minutes : wall-clock cap for the whole run; the fold trainings share the first half of it.
+    val_fraction : fraction of validation sequences scored per epoch in the k-fold stage.
+    eval_n_fraction : fraction of the test records' N sequences scored (all other classes always; N reweighted).
+    """
+    configure_tensorflow(threads)
+    cfg = config or ConformerConfig()
+    index = dataset_index(data_dir)
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    if cfg.rr_features and records_dir is None:
+        raise ValueError("rr_features needs records_dir: the WFDB records the TFRecords were made from")
+    tr_default, te_default = protocol_records(protocol, index.labels)
+    train_recs = list(train_records) if train_records else tr_default
+    test_recs = list(test_records) if test_records else te_default
+    index.files(train_recs + test_recs)  # fail early, naming missing records
+    overlap = sorted(set(train_recs) & set(test_recs))
+    if overlap:
+        raise ValueError(f"records {', '.join(overlap)} are in both the training and the test set")
+    start = time.time()
+    deadline = start + 60 * max_minutes if max_minutes else None
+    summary = {"protocol": protocol, "data_dir": str(Path(data_dir).resolve()), "train_records": train_recs,
+               "test_records": test_recs, "config": cfg.to_dict(), "command": " ".join(sys.argv),
+               "records_dir": str(records_dir) if records_dir else None, "dataset_options": index.options,
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    _write_json(run / "config.json", cfg.to_dict())
+    if protocol == "seed":
+        from ...datasets.mitdb import record_kfold
+
+        fold_deadline = start + 30 * max_minutes if max_minutes else None
+        n_folds = min(folds, len(train_recs))
+        per_fold = []
+        for k, (tr, va) in enumerate(record_kfold(train_recs, n_folds, seed=cfg.seed), start=1):
+            fold_dl = None if fold_deadline is None else time.time() + (fold_deadline - time.time()) / (n_folds - k + 1)
+            info = fit_once(cfg, index, tr, run / "kfold" / f"fold{k}", val_recs=va, records_dir=records_dir,
+                            epochs=fold_epochs, steps_per_epoch=steps_per_epoch, callbacks_seed=True,
+                            deadline=fold_dl, val_fraction=val_fraction, progress=progress,
+                            sums_dir=run / "column_sums")
+            h = info["history"]
+            per_fold.append({"fold": k, "val_records": va, "val_accuracy": h.get("val_accuracy", [float("nan")])[-1],
+                             "val_loss": h.get("val_loss", [float("nan")])[-1], "epochs": info["epochs_run"]})
+        accs = np.array([f["val_accuracy"] for f in per_fold])
+        losses = np.array([f["val_loss"] for f in per_fold])
+        best = int(np.nanargmax(accs)) + 1 if np.isfinite(accs).any() else 1
+        shutil.copyfile(run / "kfold" / f"fold{best}" / "model.keras", run / "best_kfold_model.keras")
+        kfold = {"folds": per_fold, "mean_accuracy": float(np.nanmean(accs)), "std_accuracy": float(np.nanstd(accs)),
+                 "mean_loss": float(np.nanmean(losses)), "std_loss": float(np.nanstd(losses)), "best_fold": best,
+                 "val_fraction": val_fraction}
+        _write_json(run / "kfold_summary.json", kfold)
+        _kfold_plot(per_fold, run / "kfold_accuracy.png")
+        summary["kfold"] = kfold
+    # Final model: all training records, no validation and no callbacks (both protocols).
+    final = fit_once(cfg, index, train_recs, run / "final", records_dir=records_dir, epochs=epochs,
+                     steps_per_epoch=steps_per_epoch, deadline=deadline, progress=progress,
+                     sums_dir=run / "column_sums")
+    shutil.copyfile(run / "final" / "model.keras", run / "model.keras")
+    shutil.copyfile(run / "final" / "norm.json", run / "norm.json")
+    summary["final"] = {k: v for k, v in final.items() if k != "model"}
+    summary["train_seconds"] = time.time() - start
+    _write_json(run / "run.json", summary)
+    if evaluate_after:
+        from .evaluate import evaluate
+
+        summary["test"] = evaluate(run, n_fraction=eval_n_fraction, threads=threads, progress=progress)
+        _write_json(run / "run.json", summary)
+    return summary
+
+
+def _kfold_plot(per_fold, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.bar([f"fold {f['fold']}" for f in per_fold], [f["val_accuracy"] for f in per_fold], color="tab:blue")
+    ax.set_ylabel("validation accuracy")
+    ax.set_ylim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
