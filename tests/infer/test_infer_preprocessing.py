@@ -14,6 +14,12 @@ from ecgcore.pipelines.engine import preprocess
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame:DeprecationWarning")
 
 
+def load_npz(path) -> dict:
+    """All arrays of an .npz, the file closed (an open NpzFile warns when it is collected)."""
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
 def _tfrecord_sequences(path):
     seqs, labels = [], []
     for raw in read_tfrecord(path):
@@ -67,11 +73,11 @@ def test_segments_inputs_are_the_training_segments(segments_model, mitdb_dir, tm
     out = tmp_path / "seg"
     preprocess("segments", mitdb_dir, out, records=["100", "119"], options={"seed_compat": seed_compat},
                workers=1, progress=False)
-    npz = np.load(out / "119.npz")
+    npz = load_npz(out / "119.npz")
     want = npz["segments"]
     if seed_compat:
         # The seed's StandardScaler (fitted at preprocessing time) travels in the card.
-        sc = np.load(out / "scaler.npz")
+        sc = load_npz(out / "scaler.npz")
         card = type(card)(**{**card.to_dict(), "preprocessing": {**card.preprocessing, "seed_compat": True,
                                                                    "scaler_mean": sc["mean"].tolist(),
                                                                    "scaler_scale": sc["scale"].tolist()}})
@@ -93,7 +99,7 @@ def test_heartid_windows_are_the_training_windows(heartid_model, data_dir, tmp_p
     folder, _, _ = heartid_model
     out = tmp_path / "hid"
     preprocess("heartid", data_dir / "ecgiddb", out, records=["Person_01"], workers=1, progress=False)
-    npz = np.load(out / "Person_01.npz")
+    npz = load_npz(out / "Person_01.npz")
     scorer = Scorer(folder, threads=1)
     recs = list(dict.fromkeys(npz["record"].tolist()))  # the subject's records in time order
     got = [scorer.prepare(read_record(data_dir / "ecgiddb" / r, annotator=None)) for r in recs]

@@ -293,19 +293,46 @@ class Scorer:
         offset = float(x.mean()) if resampled else 0.0
         y = to_model_rate(x - offset, fs, fs_m, workers=threads) if resampled else x
         norm = self.options.get("normalization", "signal")
+        if norm not in ("signal", "window", "none"):
+            raise ValueError(f"model card {self.card.name!r}: normalization must be signal/window/none, got {norm!r}")
+        shape = self._inputs[0].shape
+        three_d = bool(shape) and len(shape) == 3
+
+        def net(chunks: np.ndarray) -> np.ndarray:  # (b, 1, length) float32 -> same shape
+            c = chunks.reshape(chunks.shape[0], -1)
+            c = c[:, None, :] if three_d and shape[1] == 1 else c[:, :, None] if three_d else c
+            return self.run(c).reshape(chunks.shape)
+
+        denoise_array = None
+        if norm == "signal":
+            try:  # the denoiser package's own framework-free pre/post-processing, when installed
+                from ..models.denoiser.processing import denoise_array
+            except ImportError:
+                denoise_array = None
+        if denoise_array is not None:
+            res = denoise_array(y, net, seed_compat=seed_compat, batch_size=self.batch_size, size=length)
+        else:
+            res = self._denoise_chunks(y, net, norm, length, seed_compat)
+        if resampled and not seed_compat:
+            up, down = resample_ratio(fs_m, fs)
+            res = resample_poly(res, up, down, workers=threads)
+            res = res[: x.size] if res.size >= x.size else np.pad(res, (0, x.size - res.size), mode="edge")
+            res = res + offset
+        return res.astype(np.float64)
+
+    @staticmethod
+    def _denoise_chunks(y: np.ndarray, net, norm: str, length: int, seed_compat: bool) -> np.ndarray:
+        """z-score (whole signal / each chunk / none), 1300-sample chunks with the last one zero-padded, the
+        network, the padding cut, the scale restored unless ``seed_compat`` (SPEC §2.2)."""
         mu, sd = 0.0, 1.0
         if norm == "signal":
-            # The seed's inference: z-score over the whole request, population std, 1 where it is 0.
             mu, sd = float(y.mean()), float(y.std())
             sd = sd if sd > 0 else 1.0
-        elif norm not in ("window", "none"):
-            raise ValueError(f"model card {self.card.name!r}: normalization must be signal/window/none, got {norm!r}")
         z = (y - mu) / sd
         n_chunks = -(-z.size // length)
         chunks = np.zeros((n_chunks, length), np.float64)
-        chunks.reshape(-1)[: z.size] = z  # the short last chunk is zero-padded, the padding cut after
-        cmu = np.zeros((n_chunks, 1))
-        csd = np.ones((n_chunks, 1))
+        chunks.reshape(-1)[: z.size] = z
+        cmu, csd = np.zeros((n_chunks, 1)), np.ones((n_chunks, 1))
         if norm == "window":
             valid = np.arange(n_chunks * length).reshape(n_chunks, length) < z.size
             cnt = valid.sum(axis=1, keepdims=True)
@@ -313,24 +340,11 @@ class Scorer:
             csd = np.sqrt((((chunks - cmu) * valid) ** 2).sum(axis=1, keepdims=True) / cnt)
             csd = np.where(csd > 0, csd, 1.0)
             chunks = np.where(valid, (chunks - cmu) / csd, 0.0)
-        shape = self._inputs[0].shape
-        batch = chunks.astype(np.float32)
-        batch = batch[:, None, :] if shape and len(shape) == 3 and shape[1] == 1 else \
-            batch[:, :, None] if shape and len(shape) == 3 else batch
-        out = self.run(batch).reshape(n_chunks, length).astype(np.float64)
+        out = net(chunks.astype(np.float32)[:, None, :]).reshape(n_chunks, length).astype(np.float64)
         if norm == "window":
             out = out * csd + cmu
         out = out.reshape(-1)[: z.size]
-        if seed_compat:
-            res = out  # the seed returns z-score units of its 130 Hz input and never de-normalises
-        else:
-            res = out * sd + mu
-        if resampled and not seed_compat:
-            up, down = resample_ratio(fs_m, fs)
-            res = resample_poly(res, up, down, workers=threads)
-            res = res[: x.size] if res.size >= x.size else np.pad(res, (0, x.size - res.size), mode="edge")
-            res = res + offset
-        return res.astype(np.float64)
+        return out if seed_compat else out * sd + mu
 
 
 _DENOISERS: dict[tuple, Scorer] = {}

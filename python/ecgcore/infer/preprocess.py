@@ -188,7 +188,7 @@ def prepare(rec: Record, card: ModelCard, *, threads: int | None = 0, graph_inpu
     raise ValueError(f"model card {card.name!r}: unknown preprocessing kind {kind!r}")
 
 
-def _beats(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepared:
+def _beats(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepared:
     from ..dsp import rr_features
     from ..pipelines.recipes.beats_scalograms import transform
 
@@ -236,7 +236,7 @@ def _beats(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepared:
                     info={"peaks": t["peaks"], "padded_context": int(pad)})
 
 
-def _segments(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepared:
+def _segments(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepared:
     from ..pipelines.recipes.segments import transform
 
     r, ratio = at_rate(rec, float(card.fs), opts["_threads"])
@@ -256,7 +256,7 @@ def _segments(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepare
                     end=_to_record_rate(start + t["size"], ratio), reference=t["labels"], kind="segment")
 
 
-def _heartid(rec: Record, opts: dict, shapes: list, fs: float) -> Prepared:
+def _heartid(rec: Record, opts: dict, shapes: dict, fs: float) -> Prepared:
     from ..pipelines.recipes.heartid import record_windows
 
     w, st = record_windows(rec, opts)
@@ -266,7 +266,7 @@ def _heartid(rec: Record, opts: dict, shapes: list, fs: float) -> Prepared:
                     end=_to_record_rate(st + int(opts["window"]), ratio), kind="window")
 
 
-def _hubert(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepared:
+def _hubert(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepared:
     try:
         # The HuBERT package's own framework-free input builder (the function its training used).
         from ..models.hubert.inputs import build_input

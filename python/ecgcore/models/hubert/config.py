@@ -1,0 +1,104 @@
+"""HuBERT-ECG architecture sizes (SPEC 5.4) as a framework-free dataclass."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+# Conv feature encoders for the three input rates; each maps 5 s of 12 leads to 93 tokens.
+CONV_LAYOUTS = {
+    100: ((10, 3, 3, 2, 2), (4, 2, 2, 2, 2)),                     # downsampling_factor 5: 6000 -> 93
+    500: ((10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2)),         # wav2vec2 default: 30000 -> 93
+    50: ((10, 3, 3, 2), (4, 2, 2, 2)),                            # downsampling_factor 10: 3000 -> 93
+}
+
+
+@dataclass
+class HubertConfig:
+    """One HuBERT-ECG encoder.
+
+    Attributes
+    ----------
+    hidden_size, num_layers, num_heads, intermediate_size : transformer sizes.
+    proj_size : pretraining projection (``final_proj``) and label-embedding width.
+    conv_dim : channels of every conv layer of the feature encoder (512 in the seed; TINY uses fewer so CPU
+        training is feasible).
+    input_fs : 100, 500 or 50 Hz; selects the conv kernels/strides (``CONV_LAYOUTS``).
+    n_leads : leads flattened into the input (the input has ``n_leads * 5 * input_fs`` samples).
+    dropout : hidden/attention/activation/final dropout (0.1 + 0.05 * model_dropout_mult in the seed).
+    feat_proj_dropout : dropout after the feature projection.
+    layerdrop : probability of skipping a transformer layer in training.
+    pos_conv_kernel, pos_conv_groups : the positional convolution (128, 16).
+    vocab_sizes : one k-means vocabulary per pretraining target (ensemble).
+    mask_prob, mask_length, min_masks : time masking in pretraining (0.33, 1, 2).
+    """
+
+    hidden_size: int = 512
+    num_layers: int = 8
+    num_heads: int = 8
+    intermediate_size: int = 2048
+    proj_size: int = 256
+    conv_dim: int = 512
+    input_fs: int = 100
+    n_leads: int = 12
+    dropout: float = 0.1
+    feat_proj_dropout: float = 0.0
+    layerdrop: float = 0.1
+    pos_conv_kernel: int = 128
+    pos_conv_groups: int = 16
+    layer_norm_eps: float = 1e-5
+    vocab_sizes: list[int] = field(default_factory=lambda: [100])
+    mask_prob: float = 0.33
+    mask_length: int = 1
+    min_masks: int = 2
+    size: str = "small"
+
+    def __post_init__(self):
+        if self.input_fs not in CONV_LAYOUTS:
+            raise ValueError(f"input_fs must be one of {sorted(CONV_LAYOUTS)}, got {self.input_fs}")
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
+        if self.hidden_size % self.pos_conv_groups:
+            raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of pos_conv_groups {self.pos_conv_groups}")
+
+    @property
+    def conv_kernels(self) -> tuple[int, ...]:
+        return CONV_LAYOUTS[self.input_fs][0]
+
+    @property
+    def conv_strides(self) -> tuple[int, ...]:
+        return CONV_LAYOUTS[self.input_fs][1]
+
+    @property
+    def input_samples(self) -> int:
+        return self.n_leads * 5 * self.input_fs
+
+    def n_tokens(self, n_samples: int | None = None) -> int:
+        n = self.input_samples if n_samples is None else n_samples
+        for k, s in zip(self.conv_kernels, self.conv_strides):
+            n = (n - k) // s + 1
+        return n
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HubertConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_size(cls, size: str, **overrides) -> "HubertConfig":
+        key = size.lower()
+        if key not in SIZES:
+            raise ValueError(f"unknown size {size!r}; expected one of {', '.join(SIZES)}")
+        return cls(**{**SIZES[key], "size": key, **overrides})
+
+
+# SPEC 5.4 (SMALL ~30.3 M, BASE ~92.9 M, LARGE ~189 M parameters with conv_dim 512); TINY is ecgcore's CPU size.
+SIZES: dict[str, dict] = {
+    "tiny": dict(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128, proj_size=32, conv_dim=64,
+                 layerdrop=0.0),
+    "small": dict(hidden_size=512, num_layers=8, num_heads=8, intermediate_size=2048, proj_size=256, layerdrop=0.1),
+    "base": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072, proj_size=256, layerdrop=0.1),
+    "large": dict(hidden_size=960, num_layers=16, num_heads=12, intermediate_size=3840, proj_size=512, layerdrop=0.0),
+}
