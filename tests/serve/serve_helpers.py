@@ -17,7 +17,6 @@ import ssl
 import subprocess
 import tempfile
 import threading
-import uuid
 import warnings
 from pathlib import Path
 

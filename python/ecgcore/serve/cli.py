@@ -23,7 +23,8 @@ import click
 @click.option("--rate-per-key", type=int, default=None, help="Requests per minute per API key (0: unlimited).")
 @click.option("--rate-per-ip", type=int, default=None, help="Requests per minute per client IP (0: unlimited).")
 @click.option("--model-threads", type=click.IntRange(0, 256), default=None,
-              help="onnxruntime threads per model [default 1: parallelism comes from concurrent requests; 0: all cores].")
+              help="onnxruntime threads of the denoiser [default 1: parallelism comes from concurrent requests; "
+                   "0: all cores]. /predict's classifiers use ECGCORE_SERVE_PREDICT_THREADS (default all cores).")
 @click.option("--outbox", default=None, type=click.Path(file_okay=False),
               help="Without SMTP_HOST, emails are written here (mode 0600) [default: ~/.local/share/ecgcore/serve/outbox].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",

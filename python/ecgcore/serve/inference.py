@@ -26,13 +26,15 @@ class ServeModels:
     Parameters
     ----------
     denoise, segments, beats : bundled model names or model folders (``model.onnx`` + ``model.json``).
-    threads : onnxruntime intra-op threads per model (0: all cores).
+    threads, predict_threads : onnxruntime intra-op threads of the denoiser / of the two classifiers
+        (0: all cores).
     """
 
     def __init__(self, denoise: str = "denoiser", segments: str = "segments-abnormal", beats: str = "beats-aami",
-                 threads: int = 0):
+                 threads: int = 0, predict_threads: int = 0):
         self.names = {"denoise": denoise, "segments": segments, "beats": beats}
-        self.threads = int(threads) or None
+        self.threads = {"denoise": int(threads) or None, "segments": int(predict_threads) or None,
+                        "beats": int(predict_threads) or None}
         self._scorers: dict[str, object] = {}
         self._errors: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -48,7 +50,7 @@ class ServeModels:
                 try:
                     from ecgcore.infer import Scorer
 
-                    self._scorers[role] = Scorer(self.names[role], threads=self.threads)
+                    self._scorers[role] = Scorer(self.names[role], threads=self.threads[role])
                 except Exception as exc:  # any load failure is reported per model, the server keeps running
                     self._errors[role] = f"{self.names[role]}: {type(exc).__name__}: {exc}"
                     log.warning("model for %s not available: %s", role, self._errors[role])

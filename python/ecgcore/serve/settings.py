@@ -56,7 +56,9 @@ class Settings:
     model_threads : onnxruntime intra-op threads per model (default 1: a server's parallelism comes from
         its concurrent requests, and several intra-op pools on the same cores only fight; measured here the
         bundled U-Net takes 17 ms CPU per 1300-sample request with 1 thread, 36 ms with 2). 0: all cores,
-        for few large /predict uploads.
+        for few large requests.
+    predict_threads : the same for the /predict classifiers (default 0, all cores: one 30 min record is
+        360 attention segments and ~2,000 Conformer beats, worth a whole machine).
     """
 
     database_url: str = ""
@@ -84,6 +86,7 @@ class Settings:
     cors_origins: list[str] = field(default_factory=list)
     predict_requires_key: bool = False
     model_threads: int = 1
+    predict_threads: int = 0
 
     # env var of each field: the seed's names where the seed had the setting, ECGCORE_SERVE_* otherwise
     ENV = {
@@ -97,7 +100,7 @@ class Settings:
         "rate_window_s": "ECGCORE_SERVE_RATE_WINDOW", "email_requests_per_hour": "ECGCORE_SERVE_EMAILS_PER_HOUR",
         "max_body_bytes": "ECGCORE_SERVE_MAX_BODY", "max_upload_bytes": "ECGCORE_SERVE_MAX_UPLOAD",
         "cors_origins": "CORS_ORIGINS", "predict_requires_key": "ECGCORE_SERVE_PREDICT_REQUIRES_KEY",
-        "model_threads": "ECGCORE_SERVE_MODEL_THREADS",
+        "model_threads": "ECGCORE_SERVE_MODEL_THREADS", "predict_threads": "ECGCORE_SERVE_PREDICT_THREADS",
     }
 
     def __post_init__(self):
@@ -110,7 +113,8 @@ class Settings:
         for name in ("token_ttl_s", "rate_window_s", "max_body_bytes", "max_upload_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("rate_limit_per_key", "rate_limit_per_ip", "email_requests_per_hour", "model_threads"):
+        for name in ("rate_limit_per_key", "rate_limit_per_ip", "email_requests_per_hour", "model_threads",
+                     "predict_threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0 disables it), got {getattr(self, name)}")
         self.base_url = self.base_url.rstrip("/")
