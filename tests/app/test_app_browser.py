@@ -73,8 +73,9 @@ def app_url(tmp_path_factory):
             proc.wait()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def browser(tmp_path_factory):
+    # A fresh Chromium per test: one renderer reused across uploads and a download has crashed its tab.
     _need([CHROMIUM, CHROMEDRIVER, shutil.which("pdftoppm") or "/usr/bin/pdftoppm"])
     root = tmp_path_factory.mktemp("chromium")
     (root / "profile").mkdir()
