@@ -47,6 +47,7 @@ def to_onnx(model: torch.nn.Module, n_samples: int, path: Path) -> Path:
             torch.onnx.export(model, (x,), tmp, input_names=["ecg"], output_names=["probabilities"],
                               dynamic_axes={"ecg": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=17,
                               dynamo=False)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a bundled model must be readable by every user
     os.replace(tmp, path)
     return path
 
@@ -113,5 +114,6 @@ def export_run(run_dir, out_dir=None, *, name: str = "hubert-ptbxl-super", atol:
                      "Build inputs with ecgcore.models.hubert.inputs.input_from_record."),
     )
     card_path = write_card(card, out_dir)
+    os.chmod(card_path, 0o644)
     return {"onnx": str(onnx_path), "card": str(card_path), "max_abs_diff": worst,
             "batches": [int(len(b)) for b in batches], "bytes": onnx_path.stat().st_size}
