@@ -113,9 +113,12 @@ def plot_attention(signal, attention, fs: float = 360.0, path_or_ax=None, *, sty
         ax.legend(loc="upper right", fontsize=8)
     else:
         ax2 = ax.twinx()
-        ax2.fill_between(t, 0, a, color="tab:orange", alpha=0.35, step="mid")
+        # Scaled to the vector's own range: a near-uniform attention (≈ 1/900 everywhere) still shows its shape.
+        lo, hi = float(a.min()), float(a.max())
+        pad = 0.05 * (hi - lo) if hi > lo else max(abs(hi), 1e-12)
+        ax2.fill_between(t, lo - pad, a, color="tab:orange", alpha=0.35, step="mid")
         ax2.plot(t, a, color="tab:orange", lw=0.8)
-        ax2.set_ylim(0, a.max() * 1.1 if a.max() > 0 else 1)
+        ax2.set_ylim(lo - pad, hi + pad)
         ax2.set_ylabel("attention")
     ax.set_xlim(t[0], t[-1])
     ax.set_xlabel("time (s)")
@@ -136,6 +139,7 @@ def plot_attention_panels(signal, weights, fs: float, path, *, title: str = "") 
     plot_attention(signal, prof["query0"], fs, axes[0], style="shade",
                    title=f"{title} — attention from query step 0 (seed view), top 5 % shaded")
     plot_attention(signal, prof["mean"], fs, axes[1], style="overlay", title="mean attention received per step")
+    axes[0].set_xlabel("")
     return _save(fig, path)
 
 
