@@ -163,3 +163,4 @@ def mini_dir() -> Path:
     import ecgcore
 
     return Path(ecgcore.__file__).parent / "data" / "mitdb"
+

@@ -14,6 +14,12 @@ from ecgcore.cli import main
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame:DeprecationWarning")
 
 
+def load_npz(path) -> dict:
+    """All arrays of an .npz, the file closed (an open NpzFile warns when it is collected)."""
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
 def _run(*args):
     res = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
     return res
@@ -259,10 +265,33 @@ def test_bundled_segments_abnormal_equals_its_training_data(mini_dir, tmp_path):
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     opts = {k: v for k, v in card.preprocessing.items() if k != "kind"}
     preprocess("segments", mini_dir, tmp_path / "ds", records=["119"], options=opts, workers=1, progress=False)
-    seg = np.load(tmp_path / "ds" / "119.npz")
+    seg = load_npz(tmp_path / "ds" / "119.npz")
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     want = sess.run(["probabilities"], {sess.get_inputs()[0].name: seg["segments"][:, None, :]})[0]
     got = np.array([[r[f"prob_{c}"] for c in card.classes] for r in rows])
     np.testing.assert_allclose(got, want, atol=2e-6)
     assert [r["sample"] for r in rows] == seg["start"].tolist()
     assert [r["reference"] for r in rows] == [card.classes[i] for i in seg["labels"]]
+
+
+def test_bundled_hubert_equals_its_own_input_builder(data_dir, tmp_path):
+    """The bundled HuBERT-ECG (multilabel, one prediction per record) through `ecgcore infer`, at 100 and 500 Hz,
+    equals its graph on the HuBERT package's own input builder; classes are those at p >= 0.5."""
+    import onnxruntime as ort
+
+    from ecgcore.export.card import resolve_model
+    from ecgcore.models.hubert.inputs import input_from_record
+
+    onnx_path, card = resolve_model("hubert-ptbxl-super")
+    recs = [data_dir / "ptbxl" / r for r in ("records100/00000/00001_lr", "records500/00000/00001_hr",
+                                             "records100/00000/00002_lr")]
+    out = tmp_path / "o.jsonl"
+    res = _run("infer", "hubert-ptbxl-super", *recs, "-o", out, "--threads", 1, "--no-progress")
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["record"] for r in rows] == ["00001_lr", "00001_hr", "00002_lr"]
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    for row, rec in zip(rows, recs):
+        want = sess.run(None, {"ecg": input_from_record(rec, preprocessing=card.preprocessing)[None]})[0][0]
+        np.testing.assert_allclose([row[f"prob_{c}"] for c in card.classes], want, atol=2e-6)
+        assert row["class"] == ";".join(c for c, p in zip(card.classes, want) if p >= 0.5)

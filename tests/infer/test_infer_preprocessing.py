@@ -14,6 +14,12 @@ from ecgcore.pipelines.engine import preprocess
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame:DeprecationWarning")
 
 
+def load_npz(path) -> dict:
+    """All arrays of an .npz, the file closed (an open NpzFile warns when it is collected)."""
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
 def _tfrecord_sequences(path):
     seqs, labels = [], []
     for raw in read_tfrecord(path):
@@ -67,11 +73,11 @@ def test_segments_inputs_are_the_training_segments(segments_model, mitdb_dir, tm
     out = tmp_path / "seg"
     preprocess("segments", mitdb_dir, out, records=["100", "119"], options={"seed_compat": seed_compat},
                workers=1, progress=False)
-    npz = np.load(out / "119.npz")
+    npz = load_npz(out / "119.npz")
     want = npz["segments"]
     if seed_compat:
         # The seed's StandardScaler (fitted at preprocessing time) travels in the card.
-        sc = np.load(out / "scaler.npz")
+        sc = load_npz(out / "scaler.npz")
         card = type(card)(**{**card.to_dict(), "preprocessing": {**card.preprocessing, "seed_compat": True,
                                                                    "scaler_mean": sc["mean"].tolist(),
                                                                    "scaler_scale": sc["scale"].tolist()}})
@@ -93,7 +99,7 @@ def test_heartid_windows_are_the_training_windows(heartid_model, data_dir, tmp_p
     folder, _, _ = heartid_model
     out = tmp_path / "hid"
     preprocess("heartid", data_dir / "ecgiddb", out, records=["Person_01"], workers=1, progress=False)
-    npz = np.load(out / "Person_01.npz")
+    npz = load_npz(out / "Person_01.npz")
     scorer = Scorer(folder, threads=1)
     recs = list(dict.fromkeys(npz["record"].tolist()))  # the subject's records in time order
     got = [scorer.prepare(read_record(data_dir / "ecgiddb" / r, annotator=None)) for r in recs]
@@ -128,3 +134,52 @@ def test_other_rates_are_resampled_to_the_model_rate(beats_model, rec100):
     assert abs(len(got) - len(ref)) <= 0.01 * len(ref)
     assert got.max() < x.size
     assert np.median(np.abs(ref[np.searchsorted(ref, got).clip(0, len(ref) - 1)] - got)) <= 2
+
+
+def test_rr_features_from_the_cards_function_feed_the_named_input(mini_dir, tmp_path):
+    """A two-input beats model (graph inputs ``rr`` then ``scalograms``): the card names the RR function its
+    training used; infer calls it on the kept beats, normalises it and feeds it by input name."""
+    import warnings
+
+    import torch
+
+    from ecgcore.dsp import rr_features
+    from ecgcore.export.card import ModelCard, write_card
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(3 + 12, 5)
+
+        def forward(self, rr, scalograms):
+            return self.fc(torch.cat([scalograms.mean(dim=(2, 3, 4)), torch.nan_to_num(rr).flatten(1)], dim=1))
+
+    torch.manual_seed(0)
+    m = M().eval()
+    folder = tmp_path / "m"
+    folder.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, (torch.randn(2, 3, 4), torch.randn(2, 3, 32, 187, 1)), str(folder / "model.onnx"),
+                          input_names=["rr", "scalograms"], output_names=["y"],
+                          dynamic_axes={"rr": {0: "b"}, "scalograms": {0: "b"}, "y": {0: "b"}}, dynamo=False)
+    rr_card = {"function": "ecgcore.dsp.rr_features", "mean": [0.8, 0.8, 0.8, 0.8], "scale": [0.2, 0.2, 0.2, 0.2]}
+    write_card(ModelCard(name="rr", task="classification", framework="pytorch",
+                         inputs=[{"name": "rr", "shape": [None, 3, 4]}, {"name": "scalograms",
+                                                                        "shape": [None, 3, 32, 187, 1]}],
+                         outputs=[{"name": "y", "shape": [None, 5]}], fs=360.0, classes=list("NSVFQ"),
+                         preprocessing={"kind": "beats-scalograms", "sequence_length": 3, "sequence_stride": 1,
+                                        "rr_features": rr_card}), folder)
+    s = Scorer(folder, threads=1)
+    rec = read_record(mini_dir / "119")
+    prep = s.prepare(rec)
+    r = prep.sample
+    want = (rr_features(r, fs=360.0) - 0.8) / 0.2
+    idx = np.maximum(np.arange(len(r))[:, None] - 2 + np.arange(3), 0)
+    np.testing.assert_array_equal(prep.inputs["rr"], want[idx].astype(np.float32))
+    feeds = s._feeds(prep)
+    assert feeds[0] is prep.inputs["rr"] and feeds[1] is prep.inputs[0]
+    pred = s.predict_record(rec)
+    with torch.no_grad():
+        eager = m(torch.from_numpy(prep.inputs["rr"]), torch.from_numpy(np.asarray(prep.inputs[0]))).numpy()
+    np.testing.assert_allclose(pred.probabilities, s.probabilities(eager), atol=1e-5)

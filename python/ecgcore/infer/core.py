@@ -184,7 +184,7 @@ class Scorer:
     def prepare(self, record: Record) -> Prepared:
         """The card's preprocessing of one record (:func:`ecgcore.infer.preprocess.prepare`)."""
         return prepare(record, self.card, threads=self.options["_threads"],
-                       graph_shapes=[i.shape for i in self._inputs])
+                       graph_inputs=[(i.name, i.shape) for i in self._inputs])
 
     def predict_record(self, record: Record) -> RecordPrediction:
         """Score one record: one row per beat / segment / window, and a per-record summary."""
@@ -195,13 +195,29 @@ class Scorer:
                                     summary={"record": record.name, "n": int(y.size), "fs": record.fs,
                                              "duration_s": record.duration})
         prep = self.prepare(record)
-        extra = [prep.inputs[k] for k in sorted(k for k in prep.inputs if k != 0)]
-        if self.key is not None and not extra:
-            extra = [self.key]
+        feeds = self._feeds(prep)
         if self._prob_output and self.card.classes:
-            return self._rows(record, prep, self.run(prep.inputs[0], *extra, output=self._prob_output),
-                              probabilities=True)
-        return self._rows(record, prep, self.run(prep.inputs[0], *extra))
+            return self._rows(record, prep, self.run(*feeds, output=self._prob_output), probabilities=True)
+        return self._rows(record, prep, self.run(*feeds))
+
+    def _feeds(self, prep: Prepared) -> list:
+        """The prepared arrays in the graph's input order: extras by name, the main input in the remaining slot."""
+        extras = {k: v for k, v in prep.inputs.items() if k != 0}
+        if self.key is not None:
+            extras.setdefault(self._inputs[1].name, self.key)
+        names = [i.name for i in self._inputs]
+        feeds, main_used = [], False
+        for pos, name in enumerate(names):
+            if name in extras:
+                feeds.append(extras.pop(name))
+            elif not main_used:
+                feeds.append(prep.inputs[0])
+                main_used = True
+            elif extras:
+                feeds.append(extras.pop(next(iter(extras))))
+            else:
+                raise ValueError(f"model {self.card.name!r}: nothing prepared for graph input {name!r}")
+        return feeds
 
     def _rows(self, record: Record, prep: Prepared, raw: np.ndarray, probabilities: bool = False) -> RecordPrediction:
         name = record.name
@@ -267,26 +283,56 @@ class Scorer:
         if not np.isfinite(x).all():
             raise ValueError("signal holds NaN/inf samples; fill gaps before denoising")
         fs = float(fs)
-        fs_m, length = float(self.options["fs"]), int(self.options["length"])
+        fs_m = float(self.options["fs"])
+        length = int(self.options.get("chunk_size", self.options["length"]))
+        # A card may say its model's output stays in z-score units (restore_scale false), as the seed did.
+        seed_compat = seed_compat or not self.options.get("restore_scale", True)
         threads = self.options["_threads"]
         resampled = abs(fs - fs_m) > 1e-9
         # Resample around the mean: the polyphase filter pads with zeros, so an offset would ring at both ends.
         offset = float(x.mean()) if resampled else 0.0
         y = to_model_rate(x - offset, fs, fs_m, workers=threads) if resampled else x
         norm = self.options.get("normalization", "signal")
+        if norm not in ("signal", "window", "none"):
+            raise ValueError(f"model card {self.card.name!r}: normalization must be signal/window/none, got {norm!r}")
+        shape = self._inputs[0].shape
+        three_d = bool(shape) and len(shape) == 3
+
+        def net(chunks: np.ndarray) -> np.ndarray:  # (b, 1, length) float32 -> same shape
+            c = chunks.reshape(chunks.shape[0], -1)
+            c = c[:, None, :] if three_d and shape[1] == 1 else c[:, :, None] if three_d else c
+            return self.run(c).reshape(chunks.shape)
+
+        denoise_array = None
+        if norm == "signal":
+            try:  # the denoiser package's own framework-free pre/post-processing, when installed
+                from ..models.denoiser.processing import denoise_array
+            except ImportError:
+                denoise_array = None
+        if denoise_array is not None:
+            res = denoise_array(y, net, seed_compat=seed_compat, batch_size=self.batch_size, size=length)
+        else:
+            res = self._denoise_chunks(y, net, norm, length, seed_compat)
+        if resampled and not seed_compat:
+            up, down = resample_ratio(fs_m, fs)
+            res = resample_poly(res, up, down, workers=threads)
+            res = res[: x.size] if res.size >= x.size else np.pad(res, (0, x.size - res.size), mode="edge")
+            res = res + offset
+        return res.astype(np.float64)
+
+    @staticmethod
+    def _denoise_chunks(y: np.ndarray, net, norm: str, length: int, seed_compat: bool) -> np.ndarray:
+        """z-score (whole signal / each chunk / none), 1300-sample chunks with the last one zero-padded, the
+        network, the padding cut, the scale restored unless ``seed_compat`` (SPEC §2.2)."""
         mu, sd = 0.0, 1.0
         if norm == "signal":
-            # The seed's inference: z-score over the whole request, population std, 1 where it is 0.
             mu, sd = float(y.mean()), float(y.std())
             sd = sd if sd > 0 else 1.0
-        elif norm not in ("window", "none"):
-            raise ValueError(f"model card {self.card.name!r}: normalization must be signal/window/none, got {norm!r}")
         z = (y - mu) / sd
         n_chunks = -(-z.size // length)
         chunks = np.zeros((n_chunks, length), np.float64)
-        chunks.reshape(-1)[: z.size] = z  # the short last chunk is zero-padded, the padding cut after
-        cmu = np.zeros((n_chunks, 1))
-        csd = np.ones((n_chunks, 1))
+        chunks.reshape(-1)[: z.size] = z
+        cmu, csd = np.zeros((n_chunks, 1)), np.ones((n_chunks, 1))
         if norm == "window":
             valid = np.arange(n_chunks * length).reshape(n_chunks, length) < z.size
             cnt = valid.sum(axis=1, keepdims=True)
@@ -294,24 +340,11 @@ class Scorer:
             csd = np.sqrt((((chunks - cmu) * valid) ** 2).sum(axis=1, keepdims=True) / cnt)
             csd = np.where(csd > 0, csd, 1.0)
             chunks = np.where(valid, (chunks - cmu) / csd, 0.0)
-        shape = self._inputs[0].shape
-        batch = chunks.astype(np.float32)
-        batch = batch[:, None, :] if shape and len(shape) == 3 and shape[1] == 1 else \
-            batch[:, :, None] if shape and len(shape) == 3 else batch
-        out = self.run(batch).reshape(n_chunks, length).astype(np.float64)
+        out = net(chunks.astype(np.float32)[:, None, :]).reshape(n_chunks, length).astype(np.float64)
         if norm == "window":
             out = out * csd + cmu
         out = out.reshape(-1)[: z.size]
-        if seed_compat:
-            res = out  # the seed returns z-score units of its 130 Hz input and never de-normalises
-        else:
-            res = out * sd + mu
-        if resampled and not seed_compat:
-            up, down = resample_ratio(fs_m, fs)
-            res = resample_poly(res, up, down, workers=threads)
-            res = res[: x.size] if res.size >= x.size else np.pad(res, (0, x.size - res.size), mode="edge")
-            res = res + offset
-        return res.astype(np.float64)
+        return out if seed_compat else out * sd + mu
 
 
 _DENOISERS: dict[tuple, Scorer] = {}

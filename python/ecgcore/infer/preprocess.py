@@ -12,7 +12,8 @@ Card keys read per kind, besides the recipe's own options (defaults: the recipe'
     ``peaks``: ``"auto"`` (reference annotations when the record has them, else ``detect_r_peaks``; default),
     ``"annotations"`` or ``"detect"``. ``sequence_length`` (default 3; 1 = single beats) and ``stride`` 1;
     ``normalization``: ``{"mean": [187], "scale": [187]}`` per time column (the seed's StandardScaler) or null;
-    ``rr_features``: true feeds ``rr_features`` (n_seq, length, 4) in seconds to a second graph input.
+    ``rr_features``: ``{"function": "module.fn", "mean", "scale"}`` feeds ``fn(r_peaks, fs=fs)`` (the training's
+    own function), normalised, as (n_seq, length, 4) to the graph input named ``rr``.
     Sequence i is scored on its last beat (the seed's labelling); the first ``length - 1`` beats of a record
     get sequences padded with copies of the first beat so every beat is scored.
 ``segments``
@@ -51,7 +52,7 @@ class Prepared:
 
     Attributes
     ----------
-    inputs : {graph input name or position: (n, ...) float32}; position 0 is the main input.
+    inputs : {0: the main input, name: further graph inputs by name (e.g. ``"rr"``)}, (n, ...) float32.
     sample : (n,) int64 sample index of each item at the record's own rate (R-peak, window start).
     end : (n,) int64 exclusive end sample of each item (record rate), or None for beats.
     reference : (n,) int64 reference class index (-1 unknown) when the record has annotations, else None.
@@ -151,21 +152,28 @@ def _fit_shape(x: np.ndarray, shape, what: str) -> np.ndarray:
     return x
 
 
-def _input_shapes(card: ModelCard, graph_shapes: list | None) -> list:
-    if graph_shapes:
-        return graph_shapes
-    return [i.get("shape") for i in card.inputs] or [None]
+EXTRA_INPUTS = ("rr", "key")  # graph inputs fed by name, besides the main one
 
 
-def prepare(rec: Record, card: ModelCard, *, threads: int | None = 0, graph_shapes: list | None = None) -> Prepared:
+def _input_shapes(card: ModelCard, graph_inputs: list | None) -> dict:
+    """{"main": shape of the main input, <extra name>: shape} from the graph (or the card's ``inputs``)."""
+    pairs = graph_inputs or [(i.get("name", str(k)), i.get("shape")) for k, i in enumerate(card.inputs)]
+    pairs = [p if isinstance(p, tuple) else (str(k), p) for k, p in enumerate(pairs)]
+    shapes = {name: shape for name, shape in pairs if name in EXTRA_INPUTS}
+    main = [shape for name, shape in pairs if name not in EXTRA_INPUTS]
+    shapes["main"] = main[0] if main else None
+    return shapes
+
+
+def prepare(rec: Record, card: ModelCard, *, threads: int | None = 0, graph_inputs: list | None = None) -> Prepared:
     """Run the card's preprocessing on one record; see the module docstring.
 
-    ``graph_shapes``: the ONNX graph's input shapes (``session.get_inputs()[i].shape``), used to add channel
-    axes; the card's ``inputs`` otherwise.
+    ``graph_inputs``: the ONNX graph's ``(name, shape)`` inputs, used to shape each array (channel axes);
+    the card's ``inputs`` otherwise.
     """
     kind = card.preprocessing.get("kind")
     opts = recipe_options(card, threads)
-    shapes = _input_shapes(card, graph_shapes)
+    shapes = _input_shapes(card, graph_inputs)
     fs = float(opts.get("fs", card.fs)) if kind in ("denoise-pairs", "heartid") else float(card.fs)
     if kind == "beats-scalograms":
         return _beats(rec, card, opts, shapes)
@@ -180,7 +188,7 @@ def prepare(rec: Record, card: ModelCard, *, threads: int | None = 0, graph_shap
     raise ValueError(f"model card {card.name!r}: unknown preprocessing kind {kind!r}")
 
 
-def _beats(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepared:
+def _beats(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepared:
     from ..dsp import rr_features
     from ..pipelines.recipes.beats_scalograms import transform
 
@@ -197,25 +205,38 @@ def _beats(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepared:
         # Same float32 arithmetic as the training loader ((x - mean) / scale per time column).
         scal = (scal - mean) / scale
     length = int(opts.get("sequence_length", 3))
-    stride = int(opts.get("stride", 1))
+    stride = int(opts.get("sequence_stride", opts.get("stride", 1)))
     if stride != 1:
         raise ValueError(f"model card {card.name!r}: inference scores every beat, sequence stride must be 1")
     n = scal.shape[0]
     pad = min(length - 1, n)
     # Sequence i ends on beat i; the first length-1 beats borrow copies of beat 0 as their context.
     idx = np.maximum(np.arange(n)[:, None] - (length - 1) + np.arange(length)[None, :], 0)
-    inputs = {0: Sequences(scal, idx, shapes[0], squeeze=length == 1, what=card.name)}
-    if opts.get("rr_features"):
-        rr = rr_features(t["r_peaks"], fs=r.fs) if n else np.zeros((0, 4))
-        rr = np.where(np.isnan(rr), rr[:, 2:3], rr)  # first/last beat: the local RR stands in for the missing one
-        rseq = rr[idx] if n else np.zeros((0, length, 4))
-        inputs[1] = _fit_shape(rseq.astype(np.float32), shapes[1] if len(shapes) > 1 else None, card.name)
+    inputs = {0: Sequences(scal, idx, shapes["main"], squeeze=length == 1, what=card.name)}
+    rr_card = opts.get("rr_features")
+    if rr_card:
+        # The card names the function its training computed RR features with (one implementation, imported).
+        if isinstance(rr_card, dict) and rr_card.get("function"):
+            import importlib
+
+            mod, _, fn = rr_card["function"].rpartition(".")
+            try:
+                rr_fn = getattr(importlib.import_module(mod), fn)
+            except (ImportError, AttributeError) as exc:
+                raise ValueError(f"model card {card.name!r}: RR features need {rr_card['function']} ({exc})") from None
+            rr = np.asarray(rr_fn(t["r_peaks"], fs=r.fs), np.float64) if n >= 2 else np.zeros((n, 4))
+        else:
+            rr = rr_features(t["r_peaks"], fs=r.fs) if n else np.zeros((0, 4))
+        if isinstance(rr_card, dict) and "mean" in rr_card:
+            rr = (rr - np.asarray(rr_card["mean"])) / np.asarray(rr_card["scale"])
+        rseq = rr[idx] if n else np.zeros((0, length, rr.shape[1] if rr.ndim == 2 else 4))
+        inputs["rr"] = _fit_shape(rseq.astype(np.float32), shapes.get("rr"), card.name)
     ref = t["labels"].astype(np.int64) if t["peaks"] == "annotations" else None
     return Prepared(inputs=inputs, sample=_to_record_rate(t["r_peaks"], ratio), reference=ref, kind="beat",
                     info={"peaks": t["peaks"], "padded_context": int(pad)})
 
 
-def _segments(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepared:
+def _segments(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepared:
     from ..pipelines.recipes.segments import transform
 
     r, ratio = at_rate(rec, float(card.fs), opts["_threads"])
@@ -229,23 +250,23 @@ def _segments(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepare
                              "in the card ('scaler_mean' and 'scaler_scale', 3600 values each)")
         # float32, as the training loader standardises the stored float32 windows.
         seg = (seg - np.asarray(mean, np.float32)) / np.asarray(scale, np.float32)
-    x = _fit_shape(seg, shapes[0], card.name)
+    x = _fit_shape(seg, shapes["main"], card.name)
     start = t["start"]
     return Prepared(inputs={0: np.ascontiguousarray(x)}, sample=_to_record_rate(start, ratio),
                     end=_to_record_rate(start + t["size"], ratio), reference=t["labels"], kind="segment")
 
 
-def _heartid(rec: Record, opts: dict, shapes: list, fs: float) -> Prepared:
+def _heartid(rec: Record, opts: dict, shapes: dict, fs: float) -> Prepared:
     from ..pipelines.recipes.heartid import record_windows
 
     w, st = record_windows(rec, opts)
     ratio = fs / rec.fs
-    x = _fit_shape(w, shapes[0], "heartid")
+    x = _fit_shape(w, shapes["main"], "heartid")
     return Prepared(inputs={0: np.ascontiguousarray(x, dtype=np.float32)}, sample=_to_record_rate(st, ratio),
                     end=_to_record_rate(st + int(opts["window"]), ratio), kind="window")
 
 
-def _hubert(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepared:
+def _hubert(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepared:
     try:
         # The HuBERT package's own framework-free input builder (the function its training used).
         from ..models.hubert.inputs import build_input
@@ -259,6 +280,6 @@ def _hubert(rec: Record, card: ModelCard, opts: dict, shapes: list) -> Prepared:
 
         x = standardize(rec.signal.T.astype(np.float64), rec.fs, opts, name=rec.name)
     x = np.asarray(x, dtype=np.float32)[None]  # one item per record
-    x = _fit_shape(x, shapes[0], card.name)
+    x = _fit_shape(x, shapes["main"], card.name)
     return Prepared(inputs={0: np.ascontiguousarray(x)}, sample=np.zeros(1, np.int64),
                     end=np.full(1, rec.n_samples, np.int64), kind="record")

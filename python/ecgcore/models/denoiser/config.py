@@ -1,0 +1,73 @@
+"""``DenoiserConfig``: the Heartify notebook's training defaults (SPEC §2.3), plus what ecgcore adds."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+__all__ = ["DenoiserConfig", "CHUNK_SIZE", "FS"]
+
+#: 10 s at 130 Hz: the window the seed trains on and the API accepts (SPEC §2.2).
+CHUNK_SIZE = 1300
+FS = 130.0
+
+
+@dataclass
+class DenoiserConfig:
+    """Hyper-parameters of one training run; every default is the seed notebook's unless noted.
+
+    Attributes
+    ----------
+    base_channels : width of the first encoder level (32 → 2,796,541 parameters, SPEC §2.1).
+    epochs, batch_size, lr, weight_decay : AdamW schedule of the notebook (50, 64, 1e-3, 1e-4).
+    plateau_factor, plateau_patience : ReduceLROnPlateau on the validation loss (0.5, 3).
+    grad_clip : max gradient L2 norm (1.0).
+    loss_weights : (L1, MSE, gradient-L1) weights of the hybrid loss (0.5 each).
+    flip_p, scale_range : augmentation: negate pair with p=0.5, multiply both by U(0.8, 1.2).
+    val_fraction : share of each DS1 record's clean windows held out for validation. The seed split
+        files at random (90/10); ecgcore holds out whole clean windows so that the other noise
+        types/SNRs of a validation window never appear in training [DIVERGENCE: no leakage].
+    val_every : optimiser steps between validations (0 = once per epoch). With a few CPU cores a run
+        rarely completes an epoch, so the LR schedule and best-checkpoint choice run on this cadence.
+    val_pairs : validation pairs scored at each validation (0 = all); a fixed random subset.
+    max_steps, time_limit_s : stop early (0 = no limit); the run stays resumable.
+    seed : the notebook's 42.
+    """
+
+    base_channels: int = 32
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    plateau_factor: float = 0.5
+    plateau_patience: int = 3
+    grad_clip: float = 1.0
+    loss_weights: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    flip_p: float = 0.5
+    scale_range: tuple[float, float] = (0.8, 1.2)
+    val_fraction: float = 0.1
+    val_every: int = 0
+    val_pairs: int = 0
+    max_steps: int = 0
+    time_limit_s: float = 0.0
+    seed: int = 42
+    chunk_size: int = CHUNK_SIZE
+    fs: float = FS
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["loss_weights"] = list(self.loss_weights)
+        d["scale_range"] = list(self.scale_range)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DenoiserConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"DenoiserConfig: unknown field(s) {', '.join(unknown)}")
+        d = dict(d)
+        for k in ("loss_weights", "scale_range"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)

@@ -1,0 +1,124 @@
+"""Loading a ``denoise-pairs`` dataset folder (``ecgcore preprocess denoise-pairs``) into pair arrays.
+
+A pair is addressed by ``(window, noise type, SNR)``: ``clean[w]`` and ``noisy[w, k, j]``. Training and
+validation both come from the ``train`` records (MIT-BIH DS1); ``test`` records (DS2, with noise segments
+from the held-out 30 % of each NSTDB record) are for evaluation only.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["PairSet", "load_split", "read_dataset_meta", "split_windows", "normalize_pairs"]
+
+
+@dataclass
+class PairSet:
+    """Pairs of one split.
+
+    Attributes
+    ----------
+    clean : (n_windows, length) float32
+    noisy : (n_windows, n_noise, n_snr, length) float32
+    record : (n_windows,) record name of each window
+    start : (n_windows,) window start (sample at the dataset's fs) within its record
+    noise : noise type names (``bw``, ``ma``, ``em``); snr_db : (n_snr,) nominal SNRs
+    """
+
+    clean: np.ndarray
+    noisy: np.ndarray
+    record: np.ndarray
+    start: np.ndarray
+    noise: list[str]
+    snr_db: np.ndarray
+    fs: float
+
+    @property
+    def n_pairs(self) -> int:
+        return int(np.prod(self.noisy.shape[:3]))
+
+    def subset(self, windows: np.ndarray) -> "PairSet":
+        return PairSet(self.clean[windows], self.noisy[windows], self.record[windows], self.start[windows],
+                       self.noise, self.snr_db, self.fs)
+
+    def pairs(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flat pair indices → ``(noisy, clean)``, each ``(len(index), length)`` float32."""
+        n_k, n_j = self.noisy.shape[1:3]
+        w, rest = np.divmod(np.asarray(index, dtype=np.int64), n_k * n_j)
+        k, j = np.divmod(rest, n_j)
+        return self.noisy[w, k, j], self.clean[w]
+
+
+def read_dataset_meta(dataset_dir) -> tuple[dict, dict]:
+    """``(splits, metadata)`` of a denoise-pairs folder, with errors that say what is missing."""
+    d = Path(dataset_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"denoise-pairs dataset folder {d} not found")
+    sp, md = d / "splits.json", d / "metadata.json"
+    for p in (sp, md):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} not found: {d} is not a finished `ecgcore preprocess denoise-pairs` output")
+    meta = json.loads(md.read_text())
+    if meta.get("recipe") != "denoise-pairs":
+        raise ValueError(f"{md}: recipe is {meta.get('recipe')!r}, expected 'denoise-pairs'")
+    return json.loads(sp.read_text()), meta
+
+
+def load_split(dataset_dir, split: str, records: list[str] | None = None, limit: int | None = None) -> PairSet:
+    """All pairs of ``split`` (``"train"`` or ``"test"``), optionally only some records / the first ``limit``."""
+    d = Path(dataset_dir)
+    splits, meta = read_dataset_meta(d)
+    if split not in splits:
+        raise ValueError(f"{d}/splits.json has no {split!r} split (has {', '.join(splits)})")
+    names = list(splits[split]) if records is None else [r for r in records]
+    if limit is not None:
+        names = names[:limit]
+    if not names:
+        raise ValueError(f"{d}: no records in split {split!r}")
+    clean, noisy, rec, start = [], [], [], []
+    noise = snr = fs = None
+    for r in names:
+        p = d / f"{r}.npz"
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} not found (listed in {d}/splits.json)")
+        with np.load(p) as z:
+            clean.append(z["clean"])
+            noisy.append(z["noisy"])
+            start.append(z["start"])
+            rec.append(np.full(z["clean"].shape[0], r))
+            noise, snr, fs = [str(s) for s in z["noise"]], z["snr_db"].astype(np.float64), float(z["fs"])
+    return PairSet(np.concatenate(clean), np.concatenate(noisy), np.concatenate(rec), np.concatenate(start),
+                   noise, snr, fs)
+
+
+def split_windows(records: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out ``fraction`` of each record's windows (all their noise/SNR variants) for validation."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for r in np.unique(records):
+        idx = np.flatnonzero(records == r)
+        idx = idx[rng.permutation(idx.size)]
+        n_val = int(round(fraction * idx.size)) if fraction > 0 else 0
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def normalize_pairs(noisy: np.ndarray, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """z-score each noisy window (population std, 0 → 1) and map its clean target with the same affine map.
+
+    The network thus learns ``z(noisy) → (clean - mean_noisy) / std_noisy``: exactly what inference sees
+    after :func:`processing.zscore`, and what :func:`processing.restore_scale` inverts.
+
+    Returns ``(x, y, mean, std)`` with ``x, y : (n, length)`` float32 and ``mean, std : (n,)`` float64.
+    """
+    noisy = np.asarray(noisy, dtype=np.float64)
+    mean = noisy.mean(axis=-1)
+    std = noisy.std(axis=-1)
+    std = np.where(std == 0.0, 1.0, std)
+    x = (noisy - mean[:, None]) / std[:, None]
+    y = (np.asarray(clean, dtype=np.float64) - mean[:, None]) / std[:, None]
+    return x.astype(np.float32), y.astype(np.float32), mean, std

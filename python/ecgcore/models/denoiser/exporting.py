@@ -1,0 +1,125 @@
+"""Export of a trained run to ``model.onnx`` (dynamic batch axis) + ``model.json`` card, checked in onnxruntime.
+
+The graph takes z-scored 1300-sample chunks ``noisy (batch, 1, 1300) float32`` and returns
+``denoised (batch, 1, 1300)`` in the same z-score units; z-scoring, chunking and the scale restore live in
+:mod:`.processing` (NumPy only), which ``ecgcore infer`` reuses, as the card's ``preprocessing`` says.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ...export import ModelCard, onnx_parity, write_card
+from .config import CHUNK_SIZE, FS
+from .data import load_split, normalize_pairs, read_dataset_meta
+
+__all__ = ["export", "real_parity_inputs"]
+
+INPUT_NAME, OUTPUT_NAME = "noisy", "denoised"
+
+
+def real_parity_inputs(dataset_dir, n: int = 16, seed: int = 0) -> np.ndarray:
+    """``(n, 1, 1300)`` z-scored noisy test windows (all noise types / SNRs mixed) for parity checks."""
+    splits, _ = read_dataset_meta(dataset_dir)
+    pairs = load_split(dataset_dir, "test", records=splits["test"][:2])
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(pairs.n_pairs, size=min(n, pairs.n_pairs), replace=False))
+    noisy, clean = pairs.pairs(idx)
+    x, _, _, _ = normalize_pairs(noisy, clean)
+    return x[:, None]
+
+
+def _onnx_export(model, path: Path, example) -> None:
+    import torch
+
+    # The exporter logs/warns about optional torchvision ops and its own internal deprecations; none of
+    # them concern this graph, so keep them out of the user's terminal (and out of -W error test runs).
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog = torch.onnx.export(model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                 dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=18,
+                                 dynamo=True, verbose=False)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".model.", suffix=".onnx")
+        os.close(fd)
+        prog.save(tmp, external_data=False)
+    os.replace(tmp, path)
+
+
+def export(run_dir, out_dir=None, *, dataset_dir=None, name: str = "denoiser", parity_pairs: int = 16,
+           atol: float = 1e-4) -> dict:
+    """Export ``RUN_DIR/best.pt`` to ``OUT_DIR/model.onnx`` + ``OUT_DIR/model.json`` and check parity.
+
+    Parameters
+    ----------
+    run_dir : training run folder (``best.pt``, ``metrics.json``)
+    out_dir : destination (default ``run_dir``)
+    dataset_dir : denoise-pairs dataset for the real parity inputs and the card's preprocessing options
+        (default: the dataset recorded in ``metrics.json``)
+    parity_pairs : real test windows run through both PyTorch and onnxruntime
+    atol : parity tolerance (absolute, plus the same relative)
+
+    Returns
+    -------
+    ``{"onnx", "card", "parity_max_abs_diff", "parity_pairs", "size_bytes"}``
+    """
+    import torch
+
+    from .training import load_model
+
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir) if out_dir is not None else run_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model, ckpt = load_model(run_dir, device="cpu")
+    mpath = run_dir / "metrics.json"
+    metrics = json.loads(mpath.read_text()) if mpath.is_file() else {}
+    training = metrics.get("training", {})
+    if dataset_dir is None:
+        dataset_dir = training.get("dataset")
+        if dataset_dir is None:
+            raise ValueError(f"{run_dir}: no dataset recorded in metrics.json; pass the denoise-pairs folder")
+    _, meta = read_dataset_meta(dataset_dir)
+    x = real_parity_inputs(dataset_dir, n=parity_pairs)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    onnx_path = out_dir / "model.onnx"
+    t0 = time.monotonic()
+    _onnx_export(model, onnx_path, torch.from_numpy(x[:2]))
+    worst = onnx_parity(onnx_path, {INPUT_NAME: x}, expected, atol=atol)
+    ev = metrics.get("evaluation", {})
+    card_metrics = {"parity_max_abs_diff": worst, "parity_pairs": int(x.shape[0])}
+    if ev:
+        card_metrics.update(summary=ev.get("summary"), pairs=ev.get("pairs"), records=ev.get("records"),
+                            max_windows_per_record=ev.get("max_windows"),
+                            rpeak_reference=ev.get("rpeak_reference"), methods=ev.get("methods"),
+                            rows=[r for r in ev.get("rows", []) if r["noise"] == "all"],
+                            deepfilter_protocol=ev.get("deepfilter_protocol"))
+    card = ModelCard(
+        name=name, task="denoising", framework="pytorch",
+        inputs=[{"name": INPUT_NAME, "shape": [None, 1, CHUNK_SIZE], "dtype": "float32"}],
+        outputs=[{"name": OUTPUT_NAME, "shape": [None, 1, CHUNK_SIZE], "dtype": "float32"}],
+        fs=FS,
+        preprocessing={"kind": "denoise-pairs", **meta["options"],
+                       "zscore": "per input signal: (x - mean) / std, population std, std 0 -> 1",
+                       "chunk_size": CHUNK_SIZE, "pad": "zero-pad the last chunk, crop after",
+                       "restore_scale": True},
+        metrics=card_metrics,
+        training={k: v for k, v in training.items() if k != "history"} | {
+            "checkpoint_step": int(ckpt.get("step", 0)),
+            "command": training.get("command") or "ecgcore train denoiser DATASET_DIR RUN_DIR (see sessions)"},
+        config=ckpt.get("config", {}),
+        description="Heartify Attention U-Net (SPEC §2.1, 2,796,541 parameters): z-scored 10 s chunks at "
+                    "130 Hz in, denoised chunks (z-score units) out; restore the input scale with "
+                    "y * std + mean (ecgcore.models.denoiser.processing).",
+    )
+    write_card(card, out_dir / "model.json")
+    return {"onnx": str(onnx_path), "card": str(out_dir / "model.json"), "parity_max_abs_diff": worst,
+            "parity_pairs": int(x.shape[0]), "size_bytes": onnx_path.stat().st_size,
+            "export_s": round(time.monotonic() - t0, 1)}
