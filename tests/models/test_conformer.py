@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ecgcore.models.conformer.config import SEED_BEST, VARIANTS, ConformerConfig
+from ecgcore.models.conformer.config import VARIANTS, ConformerConfig
 from ecgcore.models.conformer.metrics import aami_metrics, confusion
 
 # Keras/TensorFlow emit DeprecationWarnings from their own internals (numpy, protobuf); nothing else is ignored.

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -142,6 +141,6 @@ def export(run_dir, out_dir=None, *, name: str = "beats-aami", model: str = "mod
                     + (" and RR-interval features" if cfg.rr_features else "") + "; ecgcore port of the "
                     "ECG_Heartbeat_Classification seed (SPEC §4).")
     write_card(card, out / "model.json")
-    if (run / model).is_file() and out != run:
-        shutil.copyfile(run / "config.json", out / "config.json") if (run / "config.json").is_file() else None
+    for f in (onnx_path, out / "model.json"):
+        os.chmod(f, 0o644)  # temp files are created 0600; a shipped model must be readable by everyone
     return {"onnx": str(onnx_path), "card": str(out / "model.json"), "parity": parity}

@@ -75,16 +75,39 @@ def tune(data_dir, out_dir, *, config: ConformerConfig | None = None, records=No
     def hypermodel(hp):
         return compile_model(build_model(search_space(hp, base.variant, base)), base)
 
-    tuner = kt.Hyperband(hypermodel, objective="val_accuracy", max_epochs=max_epochs, factor=factor,
+    deadline = time.time() + 60 * max_minutes if max_minutes else None
+
+    class OutOfTime(kt.errors.FatalError):
+        pass
+
+    class Hyperband(kt.Hyperband):
+        def run_trial(self, trial, *args, **kwargs):
+            # The wall-clock cap ends the search between trials (the running trial is stopped by _Budget).
+            if deadline is not None and time.time() > deadline:
+                raise OutOfTime(f"wall-clock cap of {max_minutes} min reached")
+            return super().run_trial(trial, *args, **kwargs)
+
+        def _configure_tensorboard_dir(self, callbacks, trial, execution=0):
+            # keras-tuner 1.4.8 imports tensorboard here under the TF backend even without a TensorBoard
+            # callback; tensorboard is not a dependency of ecgcore and no TensorBoard callback is used.
+            if any(type(cb).__name__ == "TensorBoard" for cb in callbacks):
+                super()._configure_tensorboard_dir(callbacks, trial, execution)
+
+    tuner = Hyperband(hypermodel, objective="val_accuracy", max_epochs=max_epochs, factor=factor,
                          seed=base.seed, directory=str(out), project_name=f"hyperband_{base.variant}",
                          overwrite=False)
-    deadline = time.time() + 60 * max_minutes if max_minutes else None
     t0 = time.time()
-    tuner.search(ds, validation_data=val_ds, steps_per_epoch=steps, class_weight=class_weights(counts * keep),
-                 callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=base.early_stopping_patience),
-                            _Budget(deadline)], shuffle=False, verbose=2 if progress else 0)
+    try:
+        tuner.search(ds, validation_data=val_ds, steps_per_epoch=steps, class_weight=class_weights(counts * keep),
+                     callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss",
+                                                              patience=base.early_stopping_patience),
+                                _Budget(deadline)], shuffle=False, verbose=2 if progress else 0)
+    except OutOfTime:
+        pass
     rows = []
     for trial in tuner.oracle.trials.values():
+        if trial.score is None and str(trial.status).upper().endswith(("RUNNING", "FAILED")):
+            continue  # the trial the cap interrupted before it trained
         rows.append({"trial": trial.trial_id, "status": str(trial.status), "val_accuracy": trial.score,
                      "epochs": trial.hyperparameters.values.get("tuner/epochs"),
                      **{k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}})
@@ -94,7 +117,8 @@ def tune(data_dir, out_dir, *, config: ConformerConfig | None = None, records=No
         w = csv.DictWriter(fh, keys)
         w.writeheader()
         w.writerows(rows)
-    best = tuner.get_best_hyperparameters(1)[0].values if rows else {}
+    scored = [r for r in rows if r["val_accuracy"] is not None]
+    best = tuner.get_best_hyperparameters(1)[0].values if scored else {}
     result = {"variant": base.variant, "train_records": train_recs, "val_records": val_recs, "max_epochs": max_epochs,
               "factor": factor, "steps_per_epoch": steps, "val_fraction": val_fraction, "trials": rows,
               "best_hyperparameters": best, "seconds": time.time() - t0,
