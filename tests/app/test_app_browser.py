@@ -73,8 +73,9 @@ def app_url(tmp_path_factory):
             proc.wait()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def browser(tmp_path_factory):
+    # A fresh Chromium per test: one renderer reused across uploads and a download has crashed its tab.
     _need([CHROMIUM, CHROMEDRIVER, shutil.which("pdftoppm") or "/usr/bin/pdftoppm"])
     root = tmp_path_factory.mktemp("chromium")
     (root / "profile").mkdir()
@@ -149,7 +150,8 @@ def test_upload_record_and_download_pdf(app_url, browser, tmp_path):
         # Record 100 is sinus rhythm with a handful of atrial premature beats: nearly all N.
         assert model_counts["N"] >= 0.95 * n_beats, model_counts
         assert "Beat classification: of" in text
-        csv_url = b.attribute(b.find("#csv-link"), "href")
+        # The element's href property is the absolute URL the browser resolved from the page.
+        csv_url = b.cmd("GET", f"/element/{b.find('#csv-link')}/property/href")
         lines = httpx.get(csv_url, timeout=60).text.strip().splitlines()
         assert sum(1 for ln in lines[1:] if ",beat," in ln) == sum(model_counts.values())
     else:
