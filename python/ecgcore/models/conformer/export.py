@@ -134,6 +134,7 @@ def export(run_dir, out_dir=None, *, name: str = "beats-aami", model: str = "mod
                   "steps_per_epoch": fit.get("steps_per_epoch"), "keep_prob": fit.get("keep_prob"),
                   "class_weight": fit.get("class_weight"), "stopped_by_wall_clock": fit.get("stopped_by_wall_clock"),
                   "train_seconds": meta.get("train_seconds"), "command": meta.get("command"),
+                  "init_from": meta.get("init_from"),
                   "kfold": meta.get("kfold"), "parity": parity, "hardware": "CPU, 1 TensorFlow thread"},
         config=cfg.to_dict(),
         description="CNN-Conformer AAMI beat classifier (N, S, V, F, Q) of the LAST beat of 3 consecutive beats, "
