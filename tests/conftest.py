@@ -8,6 +8,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The folder holding the ecgcore package under test (python/ in a developer build, site-packages after
+# `pip install .`: a clean checkout has no compiled core under python/). Tests that start subprocesses put it
+# on their PYTHONPATH.
+import ecgcore as _ecgcore_under_test  # noqa: E402
+
+os.environ["ECGCORE_PKG_PARENT"] = str(Path(_ecgcore_under_test.__file__).resolve().parents[1])
+
 
 def data_root() -> Path:
     """Reference databases (MIT-BIH, NSTDB, ECG-ID, PTB-XL): $ECGCORE_DATA or ../shared/data."""

@@ -25,6 +25,9 @@ import pytest
 
 from app_webdriver import Browser, free_port
 
+_PKG_PARENT = __import__("os").environ["ECGCORE_PKG_PARENT"]  # set by tests/conftest.py
+
+
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "python" / "ecgcore" / "data" / "mitdb"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -45,7 +48,7 @@ def _need(tool_paths: list[str]) -> None:
 def app_url(tmp_path_factory):
     log = tmp_path_factory.mktemp("app") / "app.log"
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    env = dict(os.environ, PYTHONPATH=_PKG_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1")
     env.pop("ECGCORE_APP_LLM", None)
     with open(log, "wb") as fh:

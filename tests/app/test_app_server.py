@@ -18,6 +18,9 @@ import pytest
 from ecgcore.app.models import ModelSuite
 from ecgcore.io import read_record
 
+_PKG_PARENT = __import__("os").environ["ECGCORE_PKG_PARENT"]  # set by tests/conftest.py
+
+
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "python" / "ecgcore" / "data" / "mitdb"
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.set_index:DeprecationWarning")
@@ -144,11 +147,11 @@ def test_cli_help_and_no_training_framework():
                 "bad = [m for m in ('torch', 'tensorflow', 'mlx', 'keras') if m in sys.modules]\n"
                 "print(json.dumps(bad))" )
     out = subprocess.run([sys.executable, "-c", "import json\n" + env_code], cwd=REPO, capture_output=True,
-                         text=True, env={"PYTHONPATH": str(REPO / "python"), "PATH": "/usr/bin:/bin"}, timeout=300)
+                         text=True, env={"PYTHONPATH": _PKG_PARENT, "PATH": "/usr/bin:/bin"}, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
     h = subprocess.run([sys.executable, "-m", "ecgcore.cli", "app", "--help"], cwd=REPO, capture_output=True,
-                       text=True, env={"PYTHONPATH": str(REPO / "python"), "PATH": "/usr/bin:/bin"}, timeout=120)
+                       text=True, env={"PYTHONPATH": _PKG_PARENT, "PATH": "/usr/bin:/bin"}, timeout=120)
     assert h.returncode == 0
     for opt in ("--host", "--port", "--open / --no-open", "--llm"):
         assert opt in h.stdout

@@ -25,7 +25,12 @@ def test_infer_runs_without_any_training_framework(beats_model, mini_dir, tmp_pa
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "numpy", "click", "tqdm",
                     "wfdb", "h5py", "onnxruntime"], check=True, timeout=1200)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env["PYTHONPATH"] = str(REPO / "python")
+    # Only the package under test (python/ of a developer build, or the installed one) goes on the path:
+    # a folder holding nothing but a link to it, so nothing else of the host's site-packages leaks in.
+    pkg_path = tmp_path / "pkg"
+    pkg_path.mkdir()
+    (pkg_path / "ecgcore").symlink_to(Path(os.environ["ECGCORE_PKG_PARENT"]) / "ecgcore")
+    env["PYTHONPATH"] = str(pkg_path)
     for fw in ("torch", "tensorflow", "mlx", "keras"):
         r = subprocess.run([str(py), "-c", f"import {fw}"], env=env, capture_output=True, text=True)
         assert r.returncode != 0 and "No module named" in r.stderr, f"{fw} is importable in the fresh venv"

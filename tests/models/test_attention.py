@@ -23,6 +23,9 @@ from ecgcore.models.attention import data as att_data  # noqa: E402
 from ecgcore.models.attention import metrics as att_metrics  # noqa: E402
 from ecgcore.models.attention import plots  # noqa: E402
 
+_PKG_PARENT = __import__("os").environ["ECGCORE_PKG_PARENT"]  # set by tests/conftest.py
+
+
 REPO = Path(__file__).resolve().parents[2]
 TINY_RECORDS = ["101", "106", "108", "100"]   # DS1 x3 (train x2, val x1) + DS2 x1 (test)
 WINDOWS_PER_RECORD = 24
@@ -158,7 +161,7 @@ def test_plots_module_does_not_import_torch():
     code = ("import sys; import ecgcore.models.attention.plots as p; "
             "assert 'torch' not in sys.modules, 'plots imported torch'; print('ok')")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env={"PYTHONPATH": str(REPO / "python"), "PATH": "/usr/bin:/bin"})
+                       env={"PYTHONPATH": _PKG_PARENT, "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
 
 

@@ -9,6 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+_PKG_PARENT = __import__("os").environ["ECGCORE_PKG_PARENT"]  # set by tests/conftest.py
+
+
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "python" / "ecgcore" / "data" / "models" / "segments-abnormal"
 
@@ -53,7 +56,7 @@ print(json.dumps({{"shape": [list(logits.shape), list(prob.shape), list(att.shap
 
     with tempfile.TemporaryDirectory() as tmp:
         r = subprocess.run([sys.executable, "-c", code, tmp], capture_output=True, text=True,
-                           env={"PYTHONPATH": str(REPO / "python"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+                           env={"PYTHONPATH": _PKG_PARENT, "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["shape"] == [[16, 2], [16, 2], [16, 900, 900]]

@@ -12,6 +12,9 @@ import pytest
 from ecgcore.models.conformer.config import VARIANTS, ConformerConfig
 from ecgcore.models.conformer.metrics import aami_metrics, confusion
 
+_PKG_PARENT = __import__("os").environ["ECGCORE_PKG_PARENT"]  # set by tests/conftest.py
+
+
 # Keras/TensorFlow emit DeprecationWarnings from their own internals (numpy, protobuf); nothing else is ignored.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -245,7 +248,7 @@ print('ok', card.name)
 def test_bundled_model_runs_without_tensorflow():
     if not (BUNDLED / "model.onnx").is_file():
         pytest.fail(f"bundled model missing: {BUNDLED}/model.onnx")
-    env = {"PYTHONPATH": str(REPO / "python"), "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": _PKG_PARENT, "PATH": "/usr/bin:/bin"}
     import os
 
     env = {**os.environ, **env}

@@ -24,6 +24,9 @@ from ecgcore.models.denoiser.model import count_parameters  # noqa: E402
 from ecgcore.models.denoiser.training import HybridLoss, augment, load_model  # noqa: E402
 from ecgcore.pipelines.engine import preprocess  # noqa: E402
 
+_PKG_PARENT = __import__("os").environ["ECGCORE_PKG_PARENT"]  # set by tests/conftest.py
+
+
 REPO = Path(__file__).resolve().parents[2]
 # wfdb (MIT-BIH annotations) trips a pandas deprecation on import; nothing of ours.
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.set_index:Warning")
@@ -123,7 +126,7 @@ def test_processing_imports_no_framework():
             "bad = [m for m in ('torch', 'tensorflow', 'mlx') if m in sys.modules]; "
             "sys.exit(f'imported {bad}' if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env={**__import__("os").environ, "PYTHONPATH": str(REPO / "python")})
+                       env={**__import__("os").environ, "PYTHONPATH": _PKG_PARENT})
     assert r.returncode == 0, r.stderr + r.stdout
 
 

@@ -20,6 +20,9 @@ from click.testing import CliRunner
 from ecgcore.cli import main
 from ecgcore.export import resolve_model
 
+_PKG_PARENT = __import__("os").environ["ECGCORE_PKG_PARENT"]  # set by tests/conftest.py
+
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -143,7 +146,7 @@ r2 = CliRunner().invoke(main, ["verify", "{a}", r"{raw / a / 'rec_2'}"] + args)
 print(r1.exit_code, r2.exit_code, any(m.startswith("mlx") for m in sys.modules))
 print(r1.output, r2.output, repr(r1.exception), repr(r2.exception))
 """
-    env = dict(os.environ, PYTHONPATH=str(REPO / "python"))
+    env = dict(os.environ, PYTHONPATH=_PKG_PARENT)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split("\n")[0] == "0 0 False", res.stdout

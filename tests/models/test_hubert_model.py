@@ -16,6 +16,9 @@ from ecgcore.models.hubert import inputs as I  # noqa: E402
 from ecgcore.models.hubert import metrics as M  # noqa: E402
 from ecgcore.models.hubert.config import HubertConfig  # noqa: E402
 
+_PKG_PARENT = __import__("os").environ["ECGCORE_PKG_PARENT"]  # set by tests/conftest.py
+
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -173,7 +176,7 @@ def test_inputs_module_imports_no_framework():
     code = ("import sys, ecgcore.models.hubert.inputs as m; "
             "bad = [f for f in ('torch', 'tensorflow', 'mlx') if f in sys.modules]; "
             "assert not bad, bad")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env={"PYTHONPATH": str(REPO / "python")})
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, env={"PYTHONPATH": _PKG_PARENT})
 
 
 def test_ptbxl_labels_and_folds(ptbxl):

@@ -20,6 +20,9 @@ from serve_helpers import SMTP_PASSWORD, SMTP_USER, free_port, hammer, link_toke
 
 import ecgcore
 
+_PKG_PARENT = __import__("os").environ["ECGCORE_PKG_PARENT"]  # set by tests/conftest.py
+
+
 REPO = Path(__file__).resolve().parents[2]
 MITDB = Path(ecgcore.__file__).parent / "data" / "mitdb"
 SIGNAL = (np.sin(np.linspace(0, 40, 1300)) + 0.05 * np.random.default_rng(3).standard_normal(1300)).tolist()
@@ -31,7 +34,7 @@ class ServeProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / f"serve-{self.port}.log"
         # HOME moved to tmp: the server finds its embedded defaults (~/.local/share/ecgcore/serve) there
-        full_env = {**os.environ, "PYTHONPATH": str(REPO / "python"), "OMP_NUM_THREADS": "1",
+        full_env = {**os.environ, "PYTHONPATH": _PKG_PARENT, "OMP_NUM_THREADS": "1",
                     "HOME": str(tmp / "home"), **(env or {})}
         self.data_dir = tmp / "home" / ".local" / "share" / "ecgcore" / "serve"
         for var in ("DATABASE_URL", "SMTP_HOST", "BASE_URL", "XDG_DATA_HOME", "ECGCORE_SERVE_HOME"):
@@ -82,7 +85,7 @@ def _model_env(test_models) -> dict:
 
 
 def test_serve_help_and_bad_database():
-    env = {**os.environ, "PYTHONPATH": str(REPO / "python")}
+    env = {**os.environ, "PYTHONPATH": _PKG_PARENT}
     out = subprocess.run([sys.executable, "-m", "ecgcore.cli", "serve", "--help"], env=env, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0 and "--database-url" in out.stdout and "STARTTLS" in out.stdout
@@ -95,7 +98,7 @@ def test_no_training_framework_is_imported():
     code = ("import sys; from ecgcore.serve.app import create_app; from ecgcore.serve.cli import serve; "
             "import ecgcore.serve.inference, ecgcore.infer; "
             "bad = [m for m in ('torch', 'tensorflow', 'mlx', 'keras') if m in sys.modules]; print(bad)")
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(REPO / "python")},
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": _PKG_PARENT},
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
