@@ -327,7 +327,7 @@ def test_shipped_model_runs_in_onnxruntime_alone(pairs_dir):
     noisy, clean = d["noisy"][:8, :, 1].reshape(-1, 1300), np.repeat(d["clean"][:8], 3, axis=0)
     code = f"""
 import sys, numpy as np, onnxruntime as ort
-sys.path.insert(0, {str(REPO / 'python')!r})
+sys.path.insert(0, {_PKG_PARENT!r})
 from ecgcore.models.denoiser import processing
 s = ort.InferenceSession({str(SHIPPED / 'model.onnx')!r}, providers=["CPUExecutionProvider"])
 x = np.load(sys.argv[1])
