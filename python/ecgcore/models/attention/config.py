@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from .._config import config_kwargs
 
 PROTOCOLS = ("inter-patient", "leaky")
 
@@ -74,11 +75,7 @@ class AttentionConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "AttentionConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown AttentionConfig field(s): {', '.join(unknown)}")
-        return cls(**d)
+        return cls(**config_kwargs(cls, d))
 
     def replace(self, **changes) -> "AttentionConfig":
         return dataclasses.replace(self, **changes)

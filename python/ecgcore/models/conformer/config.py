@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from .._config import config_kwargs
 
 __all__ = ["ConformerConfig", "VARIANTS", "SEED_BEST", "RR_FEATURES"]
 
@@ -93,11 +94,7 @@ class ConformerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ConformerConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown ConformerConfig field(s): {', '.join(unknown)}")
-        return cls(**d)
+        return cls(**config_kwargs(cls, d))
 
     @property
     def n_rr(self) -> int:

@@ -1,9 +1,7 @@
 """Evaluation of a trained run on its test records: ``metrics.json``, ``classification_report.txt`` and plots."""
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -81,16 +79,10 @@ def evaluate(run_dir, *, data_dir=None, records=None, n_fraction: float = 1.0, m
     """
     if backend not in ("onnxruntime", "keras"):
         raise ValueError(f"backend must be 'onnxruntime' or 'keras', got {backend!r}")
-    from .train import configure_tensorflow, load_run_model
+    from .train import configure_tensorflow, load_run, load_run_model
 
     configure_tensorflow(threads)
-    run = Path(run_dir)
-    meta_path = run / "run.json"
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"{meta_path} not found: {run} is not a finished `ecgcore train conformer` run")
-    meta = json.loads(meta_path.read_text())
-    cfg = ConformerConfig.from_dict(meta["config"])
-    norm = json.loads((run / "norm.json").read_text())
+    run, meta, cfg, norm = load_run(run_dir)
     index = dataset_index(data_dir or meta["data_dir"])
     records = list(records) if records else meta["test_records"]
     if not 0 < n_fraction <= 1:

@@ -84,16 +84,10 @@ def export(run_dir, out_dir=None, *, name: str = "beats-aami", model: str = "mod
     """
     from ...export import ModelCard, onnx_parity, write_card
     from .data import dataset_index, make_dataset, rr_table
-    from .train import configure_tensorflow, load_run_model
+    from .train import configure_tensorflow, load_run, load_run_model
 
     configure_tensorflow(threads)
-    run = Path(run_dir)
-    meta_path = run / "run.json"
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"{meta_path} not found: {run} is not a finished `ecgcore train conformer` run")
-    meta = json.loads(meta_path.read_text())
-    cfg = ConformerConfig.from_dict(meta["config"])
-    norm = json.loads((run / "norm.json").read_text())
+    run, meta, cfg, norm = load_run(run_dir)
     out = Path(out_dir) if out_dir else run / "export"
     out.mkdir(parents=True, exist_ok=True)
     net = load_run_model(run / model)

@@ -83,6 +83,18 @@ def load_run_model(path):
     return keras.models.load_model(path, custom_objects=custom_objects(), compile=False)
 
 
+def load_run(run_dir) -> tuple[Path, dict, "ConformerConfig", dict]:
+    """A finished run folder's ``(path, run.json, config, norm.json)``, for evaluate and export."""
+    from .config import ConformerConfig
+
+    run = Path(run_dir)
+    meta_path = run / "run.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path} not found: {run} is not a finished `ecgcore train conformer` run")
+    meta = json.loads(meta_path.read_text())
+    return run, meta, ConformerConfig.from_dict(meta["config"]), json.loads((run / "norm.json").read_text())
+
+
 def _normalisation(index, records, cfg, records_dir, cache: Path, progress: bool, sums_dir=None) -> dict:
     """Statistics from ``records`` only (the training records of this stage), cached in ``cache``."""
     if cache.is_file():

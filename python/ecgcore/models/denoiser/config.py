@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from .._config import config_kwargs
 
 __all__ = ["DenoiserConfig", "CHUNK_SIZE", "FS"]
 
@@ -62,11 +63,7 @@ class DenoiserConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DenoiserConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"DenoiserConfig: unknown field(s) {', '.join(unknown)}")
-        d = dict(d)
+        d = config_kwargs(cls, d)
         for k in ("loss_weights", "scale_range"):
             if k in d:
                 d[k] = tuple(d[k])

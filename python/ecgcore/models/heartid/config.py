@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from .._config import config_kwargs
 
 
 @dataclass
@@ -63,8 +64,7 @@ class HeartIDConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "HeartIDConfig":
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**config_kwargs(cls, d, strict=False))
 
 
 STFT = {"n_fft": 1000, "win_length": 500, "hop": 250, "db_offset": 1e-5, "top_db": 80.0}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from .._config import config_kwargs
 
 # Conv feature encoders for the three input rates; each maps 5 s of 12 leads to 93 tokens.
 CONV_LAYOUTS = {
@@ -83,8 +84,7 @@ class HubertConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "HubertConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**config_kwargs(cls, d, strict=False))
 
     @classmethod
     def from_size(cls, size: str, **overrides) -> "HubertConfig":
