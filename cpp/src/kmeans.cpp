@@ -45,20 +45,36 @@ template <>
 struct Vec<float> {
   typedef float type __attribute__((vector_size(32)));
   typedef int32_t index __attribute__((vector_size(32)));
-  typedef double wide __attribute__((vector_size(64)));  // the lanes in double
 };
 template <>
 struct Vec<double> {
   typedef double type __attribute__((vector_size(32)));
   typedef int64_t index __attribute__((vector_size(32)));
-  typedef double wide __attribute__((vector_size(32)));
 };
 template <class T>
 using VecT = typename Vec<T>::type;
 template <class T>
 using VecI = typename Vec<T>::index;
+typedef double VecD __attribute__((vector_size(32)));
+
+// Lane-wise sums of vectors of T in double, in 256-bit registers (two for float).
 template <class T>
-using VecW = typename Vec<T>::wide;
+struct DSum;
+template <>
+struct DSum<float> {
+  VecD lo{}, hi{};
+  ECGCORE_INLINE void add(VecT<float> e) {
+    lo += __builtin_convertvector(__builtin_shufflevector(e, e, 0, 1, 2, 3), VecD);
+    hi += __builtin_convertvector(__builtin_shufflevector(e, e, 4, 5, 6, 7), VecD);
+  }
+  double lane(int j) const { return j < 4 ? lo[j] : hi[j - 4]; }
+};
+template <>
+struct DSum<double> {
+  VecD a{};
+  ECGCORE_INLINE void add(VecT<double> e) { a += e; }
+  double lane(int j) const { return a[j]; }
+};
 template <class T>
 constexpr int kVL = 32 / static_cast<int>(sizeof(T));  // lanes per vector
 template <class T>
@@ -225,20 +241,27 @@ ECGCORE_INLINE void block_dot(const T* const* rows, int m, int64_t d, const T* p
 
 template <class T>
 ECGCORE_INLINE T hmin(VecT<T> v) {
-  constexpr int VL = kVL<T>;
 #if defined(__GNUC__) && !defined(__clang__)
+  using V = VecT<T>;
   using VI = VecI<T>;
-  using I = IdxOf<T>;
-  for (int s = VL / 2; s >= 1; s /= 2) {
-    VI m;
-    for (int j = 0; j < VL; ++j) m[j] = static_cast<I>(j ^ s);
-    const VecT<T> w = __builtin_shuffle(v, m);
+  if constexpr (kVL<T> == 8) {
+    V w = __builtin_shuffle(v, VI{4, 5, 6, 7, 0, 1, 2, 3});
+    v = w < v ? w : v;
+    w = __builtin_shuffle(v, VI{2, 3, 0, 1, 6, 7, 4, 5});
+    v = w < v ? w : v;
+    w = __builtin_shuffle(v, VI{1, 0, 3, 2, 5, 4, 7, 6});
+    v = w < v ? w : v;
+  } else {
+    static_assert(kVL<T> == 4, "256-bit vectors of float or double");
+    V w = __builtin_shuffle(v, VI{2, 3, 0, 1});
+    v = w < v ? w : v;
+    w = __builtin_shuffle(v, VI{1, 0, 3, 2});
     v = w < v ? w : v;
   }
   return v[0];
 #else
   T b = v[0];
-  for (int j = 1; j < VL; ++j) b = std::min(b, v[j]);
+  for (int j = 1; j < kVL<T>; ++j) b = std::min(b, v[j]);
   return b;
 #endif
 }
@@ -399,13 +422,12 @@ ECGCORE_INLINE void yinyang_impl(const Panels<T>& P, const T* const* rows, int m
 // and sums[j] += that in double (rows in order).
 template <class T, int NV>
 ECGCORE_INLINE void plusplus_impl(const T* const* rows, const T* xn, const T* cl_src, int64_t cls, T* closest, int m,
-                                  int64_t d, const T* panel, const T* cn, T* D, int64_t ldd, VecW<T>* sums) {
+                                  int64_t d, const T* panel, const T* cn, T* D, int64_t ldd, DSum<T>* sums) {
   using V = VecT<T>;
-  using W = VecW<T>;
   constexpr int VL = kVL<T>;
   V c[NV];
   for (int v = 0; v < NV; ++v) c[v] = load_vec<V>(cn + v * VL);
-  W s[NV];
+  DSum<T> s[NV];
   for (int v = 0; v < NV; ++v) s[v] = sums[v];
   block_dot<T, NV>(rows, m, d, panel, [&](int q, const V* acc) {
     const T now = cl_src[q * cls];
@@ -416,7 +438,7 @@ ECGCORE_INLINE void plusplus_impl(const T* const* rows, const T* xn, const T* cl
       e = e < V{} ? V{} : e;
       e = cl < e ? cl : e;
       store_vec(D + q * ldd + v * VL, e);
-      s[v] += __builtin_convertvector(e, W);
+      s[v].add(e);
     }
   });
   for (int v = 0; v < NV; ++v) sums[v] = s[v];
@@ -434,7 +456,7 @@ ECGCORE_INLINE void plusplus_impl(const T* const* rows, const T* xn, const T* cl
   }                                                                                                               \
   ECGCORE_CLONES void plusplus_block(int nv, const T* const* rows, const T* xn, const T* cl_src, int64_t cls,   \
                                      T* closest, int m, int64_t d, const T* panel, const T* cn, T* D, int64_t ldd, \
-                                     VecW<T>* sums) {                                                             \
+                                     DSum<T>* sums) {                                                             \
     if (nv == 1)                                                                                                  \
       plusplus_impl<T, 1>(rows, xn, cl_src, cls, closest, m, d, panel, cn, D, ldd, sums);                         \
     else                                                                                                          \
@@ -676,7 +698,7 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
       const T* ptr[kBlock];
       const int64_t r0 = c * kChunk, r1 = std::min(n, (c + 1) * kChunk);
       for (int p = 0; p < ncp; ++p) {
-        VecW<T> sums[2] = {VecW<T>{}, VecW<T>{}};
+        DSum<T> sums[2];
         for (int64_t b0 = r0; b0 < r1; b0 += kBlock) {
           const int mb = static_cast<int>(std::min<int64_t>(kBlock, r1 - b0));
           for (int q = 0; q < mb; ++q) ptr[q] = XS.x.data() + (b0 + q) * d;
@@ -686,7 +708,7 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
                          D.data() + b0 * ldd + p * lw, ldd, sums);
         }
         for (int v = 0; v < nv; ++v)
-          for (int j = 0; j < VL; ++j) part[c * ldd + p * lw + v * VL + j] = sums[v][j];
+          for (int j = 0; j < VL; ++j) part[c * ldd + p * lw + v * VL + j] = sums[v].lane(j);
       }
     }
   };
@@ -825,9 +847,11 @@ struct YScratch {
   std::vector<T> dist, m1;
   std::vector<char> need;
   std::vector<int64_t> idx, fail;
+  std::vector<T> gmin;
   explicit YScratch(int64_t G)
       : ptr(kBlock), sub(kBlock), pos(kBlock), dist(static_cast<size_t>(kBlock * G * kPW<T>)),
-        m1(static_cast<size_t>(kBlock * G)), need(static_cast<size_t>(kBlock * G)), idx(kChunk), fail(kChunk) {}
+        m1(static_cast<size_t>(kBlock * G)), need(static_cast<size_t>(kBlock * G)), idx(kChunk), fail(kChunk),
+        gmin(kChunk) {}
 };
 
 struct Change {
@@ -835,25 +859,21 @@ struct Change {
   int32_t from;
 };
 
-// State of a Yinyang E-step at step `step` on the shifted rows Xs (norms xn) and shifted centers C
-// (row-major; P holds them in panels). delta[c]: how far center c moved in the last update;
-// S[s * G + g]: summed largest drift of group g over the updates before step s; Mx[s] = max_g
-// (S[step, g] - S[s, g]). The group bounds lb[i * G + g] and their minimum lglob[i] are stored as of
-// step stamp[i] and brought up to date (lb - S[step] + S[stamp]) only for rows whose global bound
-// lglob - Mx[stamp] fails. With all set, every row is compared with every center (lb == nullptr:
-// plain Lloyd, no bounds kept).
+// State of a Yinyang E-step on the shifted rows Xs (norms xn) and shifted centers C (row-major; P
+// holds them in panels). delta[c]: how far center c moved in the last update, drift[g]: the largest
+// move in group g (padded with zeros to Gp, a whole number of vectors). The group bounds
+// lb[i * Gp + g] are kept current: every step lowers them by the drift in one streaming,
+// vectorised pass (the padding lanes stay huge). With all set, every row is compared with every
+// center (lb == nullptr: plain Lloyd, no bounds kept).
 template <class T>
 struct YStep {
   const Panels<T>* P;
   const int32_t* group_of;
-  const T *Xs, *xn, *C, *delta, *Mx;
-  const double* S;
-  int64_t n;
-  int32_t step;
+  const T *Xs, *xn, *C, *delta, *drift;
+  int64_t n, Gp;
   bool all;
   int32_t* labels;
-  T *u, *lglob, *lb;
-  int32_t* stamp;
+  T *u, *lb;
 };
 
 // Squared distance in the difference form, vectorised over the features (fixed order).
@@ -886,46 +906,34 @@ ECGCORE_INLINE void yinyang_chunk_impl(const YStep<T>& A, YScratch<T>& w, int64_
   constexpr T big = std::numeric_limits<T>::max();
   const Panels<T>& P = *A.P;
   const int64_t d = P.d, G = P.np;
-  const double* Sn = A.S + static_cast<int64_t>(A.step) * G;
+  const int64_t Gp = A.Gp;
   int32_t* labels = A.labels;
   T* u = A.u;
-  T* lglob = A.lglob;
   T* lb = A.lb;
-  int32_t* stamp = A.stamp;
   int64_t m = 0;
   if (A.all) {
     for (int64_t i = r0; i < r1; ++i) w.idx[m++] = i;
   } else {
-    // Pass 1: the global bound. Pass 2: the group bounds of the rows that fail it. Pass 3: tighten
-    // u with the exact distance (prefetching the sparse rows ahead); rows that still fail go to the
-    // distance kernel.
+    // Pass 1 (streaming): widen u by the own center's move, lower the group bounds by their group's
+    // drift; the rows whose u exceeds their smallest group bound may change. Pass 2: tighten u with
+    // the exact distance (the rows requested ahead); rows that still fail go to the distance kernel.
+    using V = VecT<T>;
+    constexpr int VL = kVL<T>;
     int64_t nf = 0;
     for (int64_t i = r0; i < r1; ++i) {
       u[i] += A.delta[labels[i]];
-      w.fail[nf] = i;
-      nf += u[i] > lglob[i] - A.Mx[stamp[i]];
-    }
-    // The failing rows' bounds are scattered: request them all before walking them.
-    for (int64_t j = 0; j < nf; ++j) {
-      const char* p = reinterpret_cast<const char*>(lb + w.fail[j] * G);
-      for (int64_t b = 0; b < static_cast<int64_t>(G * sizeof(T)); b += 64) __builtin_prefetch(p + b, 1);
-    }
-    int64_t nf2 = 0;
-    for (int64_t j = 0; j < nf; ++j) {
-      const int64_t i = w.fail[j];
-      T* lbi = lb + i * G;
-      const double* So = A.S + static_cast<int64_t>(stamp[i]) * G;
-      T gmin = big;
-      for (int64_t g = 0; g < G; ++g) {
-        lbi[g] = static_cast<T>(lbi[g] - (Sn[g] - So[g]));
-        gmin = lbi[g] < gmin ? lbi[g] : gmin;
+      T* lbi = lb + i * Gp;
+      V mn = V{} + big;
+      for (int64_t g = 0; g < Gp; g += VL) {
+        const V x = load_vec<V>(lbi + g) - load_vec<V>(A.drift + g);
+        store_vec(lbi + g, x);
+        mn = x < mn ? x : mn;
       }
-      stamp[i] = A.step;
-      lglob[i] = gmin;
-      w.fail[nf2] = i;
-      nf2 += u[i] > gmin;
+      const T gm = hmin<T>(mn);
+      w.fail[nf] = i;
+      w.gmin[nf] = gm;
+      nf += u[i] > gm;
     }
-    nf = nf2;
     for (int64_t j = 0; j < nf; ++j) {
       const char* p = reinterpret_cast<const char*>(A.Xs + w.fail[j] * d);
       for (int64_t b = 0; b < static_cast<int64_t>(d * sizeof(T)); b += 64) __builtin_prefetch(p + b);
@@ -934,7 +942,7 @@ ECGCORE_INLINE void yinyang_chunk_impl(const YStep<T>& A, YScratch<T>& w, int64_
       const int64_t i = w.fail[j];
       u[i] = std::sqrt(sqdist_vec(A.Xs + i * d, A.C + static_cast<int64_t>(labels[i]) * d, d));
       w.idx[m] = i;
-      m += u[i] > lglob[i];
+      m += u[i] > w.gmin[j];
     }
   }
   for (int64_t b0 = 0; b0 < m; b0 += kBlock) {
@@ -947,7 +955,7 @@ ECGCORE_INLINE void yinyang_chunk_impl(const YStep<T>& A, YScratch<T>& w, int64_
       if (A.all) {
         std::fill(nq, nq + G, char(1));
       } else {
-        const T* lbi = lb + i * G;
+        const T* lbi = lb + i * Gp;
         const T ui = u[i];
         for (int64_t g = 0; g < G; ++g) nq[g] = lbi[g] < ui;
         nq[A.group_of[labels[i]]] = 1;
@@ -997,15 +1005,11 @@ ECGCORE_INLINE void yinyang_chunk_impl(const YStep<T>& A, YScratch<T>& w, int64_
         mn = f < mn ? f : mn;
       }
       const T second = hmin<T>(mn);
-      T* lbi = lb + i * G;
-      T gmin = big;
+      T* lbi = lb + i * Gp;
       for (int64_t g = 0; g < G; ++g) {
         const T v = g == bg ? second : mq[g];
         lbi[g] = nq[g] ? std::sqrt(std::max(T(0), xi + v)) : lbi[g];
-        gmin = lbi[g] < gmin ? lbi[g] : gmin;
       }
-      lglob[i] = gmin;
-      stamp[i] = A.step;
     }
   }
 }
@@ -1075,10 +1079,9 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   for (int64_t s = 0; s < G * gw; ++s)
     if (P.slot[s] >= 0) group_of[P.slot[s]] = static_cast<int32_t>(s / gw);
   const bool bounds = static_cast<double>(n) * G * sizeof(T) <= 1024.0 * 1024 * 1024;
-  std::vector<T> u(n), lglob(n), lb(bounds ? static_cast<size_t>(n * G) : 0);
-  std::vector<int32_t> stamp(n, 0);
-  std::vector<double> S(static_cast<size_t>((max_iter + 2) * G), 0.0);
-  std::vector<T> Mx(max_iter + 2, T(0)), delta(k, T(0)), drift(G, T(0));
+  const int64_t Gp = (G + kVL<T> - 1) / kVL<T> * kVL<T>;
+  std::vector<T> u(n), lb(bounds ? static_cast<size_t>(n * Gp) : 0, std::numeric_limits<T>::max());
+  std::vector<T> delta(k, T(0)), drift(Gp, T(0));
   std::vector<std::vector<Change>> changes(nc);
   // The loop works on its own row order (perm[pos] = row of X): after the first assignment the rows
   // are sorted by cluster, so that the rows a step revisits are close in memory and share groups.
@@ -1088,44 +1091,34 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   auto reorder = [&]() {
     const Groups g = group_rows(lab.data(), n, k);
     const std::vector<int64_t>& o = g.order;
-    std::vector<T> xs2(xs.size()), xn2(n), u2(n), lg2(n), lb2(lb.size());
-    std::vector<int32_t> lab2(n), st2(n);
+    std::vector<T> xs2(xs.size()), xn2(n), u2(n), lb2(lb.size());
+    std::vector<int32_t> lab2(n);
     std::vector<int64_t> perm2(n);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t q = 0; q < n; ++q) {
       const int64_t i = o[q];
       std::copy(xs.begin() + i * d, xs.begin() + (i + 1) * d, xs2.begin() + q * d);
-      if (!lb.empty()) std::copy(lb.begin() + i * G, lb.begin() + (i + 1) * G, lb2.begin() + q * G);
+      if (!lb.empty()) std::copy(lb.begin() + i * Gp, lb.begin() + (i + 1) * Gp, lb2.begin() + q * Gp);
       xn2[q] = xn[i];
       u2[q] = u[i];
-      lg2[q] = lglob[i];
       lab2[q] = lab[i];
-      st2[q] = stamp[i];
       perm2[q] = perm[i];
     }
     xs.swap(xs2);
     xn.swap(xn2);
     u.swap(u2);
-    lglob.swap(lg2);
     lb.swap(lb2);
     lab.swap(lab2);
-    stamp.swap(st2);
     perm.swap(perm2);
   };
-  int32_t step = 0;
   std::vector<double> sums;
   std::vector<int64_t> sizes(k);
   KMeansFit fit;
   bool strict = false;
   auto assign = [&](bool all) {
     fill_panels(P, C.data());
-    for (int32_t s = 0; s <= step; ++s) {
-      double mx = 0.0;
-      for (int64_t g = 0; g < G; ++g) mx = std::max(mx, S[step * G + g] - S[s * G + g]);
-      Mx[s] = static_cast<T>(mx);
-    }
-    YStep<T> A{&P, group_of.data(), xs.data(), xn.data(), C.data(), delta.data(), Mx.data(), S.data(), n, step,
-               all || !bounds, lab.data(), u.data(), lglob.data(), bounds ? lb.data() : nullptr, stamp.data()};
+    YStep<T> A{&P, group_of.data(), xs.data(), xn.data(), C.data(), delta.data(), drift.data(), n, Gp,
+               all || !bounds, lab.data(), u.data(), bounds ? lb.data() : nullptr};
     yinyang_assign(A, changes, nt);
   };
   int it = 0;
@@ -1167,8 +1160,6 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
       delta[c] = static_cast<T>(std::sqrt(sqdist(C.data() + c * d, next.data() + c * d, d)));
       drift[group_of[c]] = std::max(drift[group_of[c]], delta[c]);
     }
-    for (int64_t g = 0; g < G; ++g) S[(step + 1) * G + g] = S[step * G + g] + drift[g];
-    ++step;
     C.swap(next);
     if (it > 0 && changed == 0) {
       strict = true;
