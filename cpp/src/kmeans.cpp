@@ -4,11 +4,13 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -94,6 +96,46 @@ ECGCORE_INLINE void store_vec(T* p, const V& v) {
 }
 
 int64_t n_chunks(int64_t n) { return (n + kChunk - 1) / kChunk; }
+
+// The threads of one parallel region running an iterative fit in lockstep: work items are handed out
+// one at a time to whichever thread asks (each item's result goes to its own slot, so nothing depends
+// on who computed it), and the barrier waits by spinning briefly and then yielding the CPU. On a
+// busy machine a partner thread may be descheduled; OpenMP's default barrier spins on it and burns
+// the very time slice it needs, which made two threads slower than one on a shared 2-core machine.
+// One region per fit (two barriers per step) instead of one region per step.
+class Team {
+ public:
+  explicit Team(int n) : n_(n) {}
+  void barrier() {
+    const int g = gen_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+      count_.store(0, std::memory_order_relaxed);
+      gen_.store(g + 1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; gen_.load(std::memory_order_acquire) == g; ++spins) {
+      if (spins < 200) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+  // f(i) for i in [0, count), shared out among the threads that call it; reset() (by one thread,
+  // between two barriers) before the next use.
+  template <class F>
+  void each(int64_t count, F&& f) {
+    for (int64_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < count;) f(i);
+  }
+  void reset() { next_.store(0, std::memory_order_relaxed); }
+
+ private:
+  const int n_;
+  std::atomic<int> count_{0}, gen_{0};
+  std::atomic<int64_t> next_{0};
+};
 
 void check_shape(int64_t n, int64_t d, const char* what) {
   if (n < 1) throw std::invalid_argument(std::string(what) + ": expected at least one row, got 0");
@@ -685,7 +727,7 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
   auto current = [&](int64_t i) { return prev >= 0 ? D[i * ldd + prev] : closest[i]; };
 
   // D[row * ldd + j] = min(current, d(cand[j], row)^2); part[c * ldd + j] = its sum over chunk c.
-  auto sweep = [&](const int64_t* cand, int m) {
+  auto pack = [&](const int64_t* cand, int m) {
     std::fill(cpanel.begin(), cpanel.end(), T(0));
     std::fill(ccn.begin(), ccn.end(), std::numeric_limits<T>::max() / 4);
     for (int j = 0; j < m; ++j) {
@@ -693,44 +735,38 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
       for (int64_t t = 0; t < d; ++t) cpanel[(p * d + t) * lw + col] = XS.x[cand[j] * d + t];
       ccn[p * lw + col] = XS.xn[cand[j]];
     }
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t c = 0; c < nc; ++c) {
-      const T* ptr[kBlock];
-      const int64_t r0 = c * kChunk, r1 = std::min(n, (c + 1) * kChunk);
-      for (int p = 0; p < ncp; ++p) {
-        DSum<T> sums[2];
-        for (int64_t b0 = r0; b0 < r1; b0 += kBlock) {
-          const int mb = static_cast<int>(std::min<int64_t>(kBlock, r1 - b0));
-          for (int q = 0; q < mb; ++q) ptr[q] = XS.x.data() + (b0 + q) * d;
-          const bool lazy = p == 0 && prev >= 0;
-          plusplus_block(nv, ptr, XS.xn.data() + b0, lazy ? D.data() + b0 * ldd + prev : closest.data() + b0,
-                         lazy ? ldd : 1, closest.data() + b0, mb, d, cpanel.data() + p * d * lw, ccn.data() + p * lw,
-                         D.data() + b0 * ldd + p * lw, ldd, sums);
-        }
-        for (int v = 0; v < nv; ++v)
-          for (int j = 0; j < VL; ++j) part[c * ldd + p * lw + v * VL + j] = sums[v].lane(j);
+  };
+  auto sweep_chunk = [&](int64_t c) {
+    const T* ptr[kBlock];
+    const int64_t r0 = c * kChunk, r1 = std::min(n, (c + 1) * kChunk);
+    for (int p = 0; p < ncp; ++p) {
+      DSum<T> sums[2];
+      for (int64_t b0 = r0; b0 < r1; b0 += kBlock) {
+        const int mb = static_cast<int>(std::min<int64_t>(kBlock, r1 - b0));
+        for (int q = 0; q < mb; ++q) ptr[q] = XS.x.data() + (b0 + q) * d;
+        const bool lazy = p == 0 && prev >= 0;
+        plusplus_block(nv, ptr, XS.xn.data() + b0, lazy ? D.data() + b0 * ldd + prev : closest.data() + b0,
+                       lazy ? ldd : 1, closest.data() + b0, mb, d, cpanel.data() + p * d * lw, ccn.data() + p * lw,
+                       D.data() + b0 * ldd + p * lw, ldd, sums);
       }
+      for (int v = 0; v < nv; ++v)
+        for (int j = 0; j < VL; ++j) part[c * ldd + p * lw + v * VL + j] = sums[v].lane(j);
     }
   };
-  auto choose = [&](int t) {  // make candidate t's distances the current ones
+  auto take = [&](int64_t ci, int64_t row, int t) {  // candidate t (row) becomes center ci
+    indices[ci] = row;
+    std::copy(X + row * d, X + (row + 1) * d, centers + ci * d);
     prev = t;
     for (int64_t c = 0; c < nc; ++c) chunk_pot[c] = part[c * ldd + t];
   };
-
-  int64_t first = std::min(static_cast<int64_t>(rng.uniform() * static_cast<double>(n)), n - 1);
-  indices[0] = first;
-  std::copy(X + first * d, X + (first + 1) * d, centers);
-  sweep(&first, 1);
-  choose(0);
-
   std::vector<int64_t> cand(trials);
-  for (int64_t ci = 1; ci < k; ++ci) {
+  auto draw = [&]() {  // the next candidates: rows drawn with probability proportional to D(x)^2
     double pot = 0.0;
     for (int64_t c = 0; c < nc; ++c) {
       pot += chunk_pot[c];
       prefix[c] = pot;
     }
-    // Draw candidates: first row whose running potential reaches u * pot (numpy searchsorted, left).
+    // First row whose running potential reaches u * pot (numpy searchsorted, left).
     for (int tr = 0; tr < trials; ++tr) {
       const double target = rng.uniform() * pot;
       const int64_t c = std::lower_bound(prefix.begin(), prefix.end(), target) - prefix.begin();
@@ -749,7 +785,8 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
       }
       cand[tr] = pick;
     }
-    sweep(cand.data(), trials);
+  };
+  auto best_candidate = [&]() {  // lowest potential, first on ties
     int best = 0;
     double best_pot = std::numeric_limits<double>::infinity();
     for (int tr = 0; tr < trials; ++tr) {
@@ -760,9 +797,32 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
         best = tr;
       }
     }
-    indices[ci] = cand[best];
-    std::copy(X + cand[best] * d, X + (cand[best] + 1) * d, centers + ci * d);
-    choose(best);
+    return best;
+  };
+
+  // Step ci: every thread sweeps chunks against the candidates, then thread 0 takes the best one as
+  // center ci and draws the next candidates.
+  const int64_t first = std::min(static_cast<int64_t>(rng.uniform() * static_cast<double>(n)), n - 1);
+  pack(&first, 1);
+  Team team(nt);
+#pragma omp parallel num_threads(nt)
+  for (int64_t ci = 0; ci < k; ++ci) {
+    team.each(nc, sweep_chunk);
+    team.barrier();
+    if (omp_get_thread_num() == 0) {
+      team.reset();
+      if (ci == 0) {
+        take(0, first, 0);
+      } else {
+        const int best = best_candidate();
+        take(ci, cand[best], best);
+      }
+      if (ci + 1 < k) {
+        draw();
+        pack(cand.data(), trials);
+      }
+    }
+    team.barrier();
   }
 }
 
@@ -1026,21 +1086,6 @@ ECGCORE_YY_CLONES(float)
 ECGCORE_YY_CLONES(double)
 #undef ECGCORE_YY_CLONES
 
-// A Yinyang E-step over all rows; the rows that change cluster go to changes[chunk] in row order.
-template <class T>
-void yinyang_assign(const YStep<T>& A, std::vector<std::vector<Change>>& changes, int nt) {
-  const int64_t nc = n_chunks(A.n);
-#pragma omp parallel num_threads(nt)
-  {
-    YScratch<T> w(A.P->np);
-#pragma omp for schedule(dynamic, 4)
-    for (int64_t c = 0; c < nc; ++c) {
-      changes[c].clear();
-      yinyang_chunk(A, w, c * kChunk, std::min(A.n, (c + 1) * kChunk), changes[c]);
-    }
-  }
-}
-
 }  // namespace
 
 template <class T>
@@ -1094,8 +1139,7 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
     std::vector<T> xs2(xs.size()), xn2(n), u2(n), lb2(lb.size());
     std::vector<int32_t> lab2(n);
     std::vector<int64_t> perm2(n);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t q = 0; q < n; ++q) {
+    for (int64_t q = 0; q < n; ++q) {  // (runs inside the fit's parallel region, on one thread)
       const int64_t i = o[q];
       std::copy(xs.begin() + i * d, xs.begin() + (i + 1) * d, xs2.begin() + q * d);
       if (!lb.empty()) std::copy(lb.begin() + i * Gp, lb.begin() + (i + 1) * Gp, lb2.begin() + q * Gp);
@@ -1115,33 +1159,30 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   std::vector<int64_t> sizes(k);
   KMeansFit fit;
   bool strict = false;
-  auto assign = [&](bool all) {
+  // One step = an E-step over the chunks (all threads), then the M-step and the stopping rules
+  // (thread 0); after the last update, one more E-step so that the labels match the centers
+  // (unless the labels did not change).
+  YStep<T> A{};
+  auto prepare = [&](bool all) {
     fill_panels(P, C.data());
-    YStep<T> A{&P, group_of.data(), xs.data(), xn.data(), C.data(), delta.data(), drift.data(), n, Gp,
-               all || !bounds, lab.data(), u.data(), bounds ? lb.data() : nullptr};
-    yinyang_assign(A, changes, nt);
+    A = YStep<T>{&P, group_of.data(), xs.data(), xn.data(), C.data(), delta.data(), drift.data(), n, Gp,
+                 all || !bounds, lab.data(), u.data(), bounds ? lb.data() : nullptr};
   };
-  int it = 0;
-  for (; it < max_iter; ++it) {
-    assign(it == 0);
+  auto m_step = [&](int it) -> bool {  // true when the fit stops here
     // Cluster sums: from scratch once, then only the rows that changed cluster move their share
     // (sequentially in row order, so the result does not depend on the thread count).
     int64_t changed = 0;
-    const T* Xs = xs.data();
-    int32_t* lbl = lab.data();
     if (it == 0) {
       reorder();
-      Xs = xs.data();
-      lbl = lab.data();
-      const Groups g = group_rows(lbl, n, k);
-      sums = cluster_sums<T>(Xs, d, k, g.start, g.order, nt);
+      const Groups g = group_rows(lab.data(), n, k);
+      sums = cluster_sums<T>(xs.data(), d, k, g.start, g.order, 1);
       for (int64_t c = 0; c < k; ++c) sizes[c] = g.start[c + 1] - g.start[c];
       changed = n;
     } else {
       for (const auto& ch : changes)
         for (const Change& e : ch) {
-          const int32_t from = e.from, to = lbl[e.row];
-          const T* row = Xs + e.row * d;
+          const int32_t from = e.from, to = lab[e.row];
+          const T* row = xs.data() + e.row * d;
           double* sf = &sums[static_cast<int64_t>(from) * d];
           double* st = &sums[static_cast<int64_t>(to) * d];
           for (int64_t t = 0; t < d; ++t) {
@@ -1153,7 +1194,7 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
           ++changed;
         }
     }
-    const double moved = update_centers(Xs, n, d, k, lbl, C.data(), next.data(), sums, sizes, nt);
+    const double moved = update_centers(xs.data(), n, d, k, lab.data(), C.data(), next.data(), sums, sizes, 1);
     // How far each center moved (its own bound) and the largest move per group (the group bounds).
     std::fill(drift.begin(), drift.end(), T(0));
     for (int64_t c = 0; c < k; ++c) {
@@ -1161,18 +1202,45 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
       drift[group_of[c]] = std::max(drift[group_of[c]], delta[c]);
     }
     C.swap(next);
+    fit.n_iter = it + 1;
     if (it > 0 && changed == 0) {
       strict = true;
       fit.converged = true;
-      break;
+      return true;
     }
     if (moved <= tol_abs) {
       fit.converged = true;
-      break;
+      return true;
+    }
+    return it + 1 >= max_iter;
+  };
+  Team team(nt);
+  prepare(true);
+  bool done = false, last = false;
+#pragma omp parallel num_threads(nt)
+  {
+    YScratch<T> w(G);
+    for (int it = 0; !done; ++it) {
+      team.each(nc, [&](int64_t c) {
+        changes[c].clear();
+        yinyang_chunk(A, w, c * kChunk, std::min(n, (c + 1) * kChunk), changes[c]);
+      });
+      team.barrier();
+      if (omp_get_thread_num() == 0) {
+        team.reset();
+        if (last) {
+          done = true;
+        } else if (m_step(it)) {
+          last = !strict;
+          done = strict;
+          prepare(false);
+        } else {
+          prepare(false);
+        }
+      }
+      team.barrier();
     }
   }
-  fit.n_iter = std::min(it + 1, max_iter);
-  if (!strict) assign(false);
   for (int64_t q = 0; q < n; ++q) labels[perm[q]] = lab[q];
   for (int64_t c = 0; c < k; ++c)
     for (int64_t t = 0; t < d; ++t) centers[c * d + t] = C[c * d + t] + shift[t];
