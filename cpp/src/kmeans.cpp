@@ -97,6 +97,17 @@ ECGCORE_INLINE void store_vec(T* p, const V& v) {
 
 int64_t n_chunks(int64_t n) { return (n + kChunk - 1) / kChunk; }
 
+// Threads worth starting for `work` multiply-adds over `items` work items: at most the requested
+// count, and at least 2^24 multiply-adds (a few milliseconds) each. A parallel region costs more than
+// that much compute when a core is busy with other work (its partner is descheduled and the barrier
+// waits for it), so small kernels such as one mini-batch step run on one thread. The results do not
+// depend on the thread count.
+int threads_for(int n_threads, int64_t items, double work) {
+  const int nt = resolve_threads(n_threads, items);
+  const double per = 16777216.0;
+  return work < per * nt ? std::max(1, static_cast<int>(work / per)) : nt;
+}
+
 // The threads of one parallel region running an iterative fit in lockstep: work items are handed out
 // one at a time to whichever thread asks (each item's result goes to its own slot, so nothing depends
 // on who computed it), and the barrier waits by spinning briefly and then yielding the CPU. On a
@@ -703,11 +714,12 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
     throw std::invalid_argument("kmeans_plusplus: n_clusters must be between 1 and the number of rows (" +
                                 std::to_string(n) + "), got " + std::to_string(k));
   const int64_t nc = n_chunks(n);
-  const int nt = resolve_threads(n_threads, nc);
-  check_finite(X, n * d, "X", nt);
   const int trials = n_local_trials > 0 ? n_local_trials : 2 + static_cast<int>(std::log(static_cast<double>(k)));
-  const std::vector<T> shift = to_type<T>(column_mean(X, n, d, nt, nullptr));
-  const Shifted<T> XS(X, n, d, shift.data(), nt);
+  const int nt1 = threads_for(n_threads, nc, static_cast<double>(n) * d);  // one pass over X
+  const int nt = threads_for(n_threads, nc, static_cast<double>(n) * d * trials * k);
+  check_finite(X, n * d, "X", nt1);
+  const std::vector<T> shift = to_type<T>(column_mean(X, n, d, nt1, nullptr));
+  const Shifted<T> XS(X, n, d, shift.data(), nt1);
   // The candidates are the columns of one panel (one vector wide when they fit in one vector, else
   // panels of two vectors); the rows are the broadcast operands of the micro-kernel.
   constexpr int VL = kVL<T>;
@@ -1099,16 +1111,17 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   if (max_iter < 1) throw std::invalid_argument("kmeans_lloyd: max_iter must be >= 1, got " + std::to_string(max_iter));
   if (!(tol >= 0.0)) throw std::invalid_argument("kmeans_lloyd: tol must be >= 0");
   const int64_t nc = n_chunks(n);
-  const int nt = resolve_threads(n_threads, nc);
-  check_finite(X, n * d, "X", nt);
+  const int nt1 = threads_for(n_threads, nc, static_cast<double>(n) * d);  // one pass over X
+  const int nt = threads_for(n_threads, nc, static_cast<double>(n) * d * k * std::min(max_iter, 10));
+  check_finite(X, n * d, "X", nt1);
   check_finite(centers, k * d, "initial centers", 1);
   double mean_var = 0.0;
-  const std::vector<T> shift = to_type<T>(column_mean(X, n, d, nt, &mean_var));
+  const std::vector<T> shift = to_type<T>(column_mean(X, n, d, nt1, &mean_var));
   const double tol_abs = tol * mean_var;
 
   // Everything runs on X and the centers shifted by the data mean (as scikit-learn centers X), so
   // that large feature offsets do not cancel away float precision in ||x||^2 - 2 x.c + ||c||^2.
-  Shifted<T> XS(X, n, d, shift.data(), nt);
+  Shifted<T> XS(X, n, d, shift.data(), nt1);
   std::vector<T>& xs = XS.x;
   std::vector<T>& xn = XS.xn;
   std::vector<T> C(static_cast<size_t>(k * d)), next(static_cast<size_t>(k * d));
@@ -1244,7 +1257,7 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   for (int64_t q = 0; q < n; ++q) labels[perm[q]] = lab[q];
   for (int64_t c = 0; c < k; ++c)
     for (int64_t t = 0; t < d; ++t) centers[c * d + t] = C[c * d + t] + shift[t];
-  fit.inertia = exact_inertia(X, n, d, centers, labels, nt);
+  fit.inertia = exact_inertia(X, n, d, centers, labels, nt1);
   return fit;
 }
 
@@ -1252,11 +1265,12 @@ template <class T>
 double kmeans_assign(const T* X, int64_t n, int64_t d, const T* centers, int64_t k, int32_t* labels, int n_threads) {
   check_shape(n, d, "kmeans_assign");
   if (k < 1) throw std::invalid_argument("kmeans_assign: need at least one center");
-  const int nt = resolve_threads(n_threads, n_chunks(n));
-  check_finite(X, n * d, "X", nt);
+  const int nt1 = threads_for(n_threads, n_chunks(n), static_cast<double>(n) * d);
+  const int nt = threads_for(n_threads, n_chunks(n), static_cast<double>(n) * d * k);
+  check_finite(X, n * d, "X", nt1);
   const std::vector<T> shift = to_type<T>(center_mean(centers, k, d));
   assign_all(make_panels(centers, k, d, shift.data()), shift.data(), X, n, labels, nt);
-  return exact_inertia(X, n, d, centers, labels, nt);
+  return exact_inertia(X, n, d, centers, labels, nt1);
 }
 
 template <class T>
@@ -1265,8 +1279,8 @@ void kmeans_distances(const T* X, int64_t n, int64_t d, const T* centers, int64_
   check_shape(n, d, "kmeans_distances");
   if (k < 1) throw std::invalid_argument("kmeans_distances: need at least one center");
   const int64_t nb = (n + kBlock - 1) / kBlock;
-  const int nt = resolve_threads(n_threads, n_chunks(n));
-  check_finite(X, n * d, "X", nt);
+  const int nt = threads_for(n_threads, n_chunks(n), static_cast<double>(n) * d * k);
+  check_finite(X, n * d, "X", threads_for(n_threads, n_chunks(n), static_cast<double>(n) * d));
   const std::vector<T> shift = to_type<T>(center_mean(centers, k, d));
   const Panels<T> P = make_panels(centers, k, d, shift.data());
 #pragma omp parallel num_threads(nt)
@@ -1287,15 +1301,16 @@ double kmeans_minibatch_update(const T* X, int64_t n, int64_t d, T* centers, int
                                int32_t* labels, int n_threads) {
   check_shape(n, d, "kmeans_minibatch_update");
   if (k < 1) throw std::invalid_argument("kmeans_minibatch_update: need at least one center");
-  const int nt = resolve_threads(n_threads, n_chunks(n));
-  check_finite(X, n * d, "X", nt);
+  const int nt1 = threads_for(n_threads, n_chunks(n), static_cast<double>(n) * d);
+  const int nt = threads_for(n_threads, n_chunks(n), static_cast<double>(n) * d * k);
+  check_finite(X, n * d, "X", nt1);
   for (int64_t c = 0; c < k; ++c)
     if (!(counts[c] >= 0.0)) throw std::invalid_argument("kmeans_minibatch_update: counts must be >= 0");
   const std::vector<T> shift = to_type<T>(center_mean(centers, k, d));
   assign_all(make_panels(centers, k, d, shift.data()), shift.data(), X, n, labels, nt);
-  const double inertia = exact_inertia(X, n, d, centers, labels, nt);
+  const double inertia = exact_inertia(X, n, d, centers, labels, nt1);
   const Groups g = group_rows(labels, n, k);
-  const std::vector<double> sums = cluster_sums<T>(X, d, k, g.start, g.order, nt);
+  const std::vector<double> sums = cluster_sums<T>(X, d, k, g.start, g.order, nt1);
   for (int64_t c = 0; c < k; ++c) {
     const int64_t m = g.start[c + 1] - g.start[c];
     if (m == 0) continue;
@@ -1310,7 +1325,7 @@ double kmeans_minibatch_update(const T* X, int64_t n, int64_t d, T* centers, int
 template <class T>
 void l2_normalize_rows(const T* X, int64_t n, int64_t d, T* out, int n_threads) {
   check_shape(n, d, "l2_normalize_rows");
-  const int nt = resolve_threads(n_threads, n_chunks(n));
+  const int nt = threads_for(n_threads, n_chunks(n), static_cast<double>(n) * d);
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     double s = 0.0;
