@@ -319,6 +319,21 @@ ECGCORE_INLINE T hmin(VecT<T> v) {
 #endif
 }
 
+template <class T>
+ECGCORE_INLINE IdxOf<T> hmin_int(VecI<T> v) {
+  IdxOf<T> b = v[0];
+  for (int j = 1; j < kVL<T>; ++j) b = v[j] < b ? v[j] : b;
+  return b;
+}
+
+// Lane-wise square root (the loop becomes one vsqrtps / vsqrtpd where the target has it).
+template <class T>
+ECGCORE_INLINE VecT<T> vsqrt(VecT<T> v) {
+  VecT<T> r;
+  for (int j = 0; j < kVL<T>; ++j) r[j] = std::sqrt(v[j]);
+  return r;
+}
+
 // Centers (shifted) transposed into panels of kPW<T> columns: ct[(p * d + t) * PW + j], squared
 // norms cn[p * PW + j]. slot[p * PW + j] is the center in that column (-1: padding, which has zero
 // coordinates and a huge norm so that it never is the nearest).
@@ -437,11 +452,11 @@ ECGCORE_INLINE void distance_impl(const Panels<T>& P, const T* const* rows, cons
 }
 
 // Yinyang distance step for one block of m rows: for every group (panel) g and every row q with
-// need[q * G + g], dist[(q * G + g) * PW + j] = ||c_j||^2 - 2 x_q.c_j over the group's columns and
-// m1[q * G + g] = their minimum. sub: scratch for kBlock row pointers.
+// need[q * Gp + g] (a mask: 0 or -1), dist[(q * Gp + g) * PW + j] = ||c_j||^2 - 2 x_q.c_j over the
+// group's columns and m1[q * Gp + g] = their minimum. sub: scratch for kBlock row pointers.
 template <class T, int GV>
-ECGCORE_INLINE void yinyang_impl(const Panels<T>& P, const T* const* rows, int m, const char* need, T* dist, T* m1,
-                                 const T** sub, int* pos) {
+ECGCORE_INLINE void yinyang_impl(const Panels<T>& P, int64_t Gp, const T* const* rows, int m, const IdxOf<T>* need,
+                                 T* dist, T* m1, const T** sub, int* pos) {
   using V = VecT<T>;
   constexpr int VL = kVL<T>;
   constexpr int PW = GV * VL;
@@ -449,7 +464,7 @@ ECGCORE_INLINE void yinyang_impl(const Panels<T>& P, const T* const* rows, int m
   for (int64_t g = 0; g < G; ++g) {
     int cnt = 0;
     for (int q = 0; q < m; ++q)
-      if (need[q * G + g]) {
+      if (need[q * Gp + g]) {
         sub[cnt] = rows[q];
         pos[cnt++] = q;
       }
@@ -461,10 +476,10 @@ ECGCORE_INLINE void yinyang_impl(const Panels<T>& P, const T* const* rows, int m
       V mn = V{} + std::numeric_limits<T>::max();
       for (int v = 0; v < GV; ++v) {
         const V e = cn[v] - acc[v] * T(2);
-        store_vec(dist + (q * G + g) * PW + v * VL, e);
+        store_vec(dist + (q * Gp + g) * PW + v * VL, e);
         mn = e < mn ? e : mn;
       }
-      m1[q * G + g] = hmin<T>(mn);
+      m1[q * Gp + g] = hmin<T>(mn);
     });
   }
 }
@@ -917,12 +932,12 @@ struct YScratch {
   std::vector<const T*> ptr, sub;
   std::vector<int> pos;
   std::vector<T> dist, m1;
-  std::vector<char> need;
+  std::vector<IdxOf<T>> need;
   std::vector<int64_t> idx, fail;
   std::vector<T> gmin;
-  explicit YScratch(int64_t G)
-      : ptr(kBlock), sub(kBlock), pos(kBlock), dist(static_cast<size_t>(kBlock * G * kPW<T>)),
-        m1(static_cast<size_t>(kBlock * G)), need(static_cast<size_t>(kBlock * G)), idx(kChunk), fail(kChunk),
+  explicit YScratch(int64_t Gp)
+      : ptr(kBlock), sub(kBlock), pos(kBlock), dist(static_cast<size_t>(kBlock * Gp * kPW<T>)),
+        m1(static_cast<size_t>(kBlock * Gp)), need(static_cast<size_t>(kBlock * Gp)), idx(kChunk), fail(kChunk),
         gmin(kChunk) {}
 };
 
@@ -1020,43 +1035,66 @@ ECGCORE_INLINE void yinyang_chunk_impl(const YStep<T>& A, YScratch<T>& w, int64_
   for (int64_t b0 = 0; b0 < m; b0 += kBlock) {
     const int mb = static_cast<int>(std::min<int64_t>(kBlock, m - b0));
     const int64_t* idx = w.idx.data() + b0;
+    using V = VecT<T>;
+    using VI = VecI<T>;
+    using I = IdxOf<T>;
+    constexpr int VL = kVL<T>;
+    constexpr I none = std::numeric_limits<I>::max();
+    VI iota;
+    for (int j = 0; j < VL; ++j) iota[j] = static_cast<I>(j);
     for (int q = 0; q < mb; ++q) {
       const int64_t i = idx[q];
       w.ptr[q] = A.Xs + i * d;
-      char* nq = w.need.data() + q * G;
+      I* nq = w.need.data() + q * Gp;
       if (A.all) {
-        std::fill(nq, nq + G, char(1));
+        for (int64_t g = 0; g < Gp; ++g) nq[g] = g < G ? I(-1) : I(0);
       } else {
         const T* lbi = lb + i * Gp;
-        const T ui = u[i];
-        for (int64_t g = 0; g < G; ++g) nq[g] = lbi[g] < ui;
-        nq[A.group_of[labels[i]]] = 1;
+        const V uv = V{} + u[i];
+        for (int64_t g = 0; g < Gp; g += VL) store_vec(nq + g, VI(load_vec<V>(lbi + g) < uv));
+        nq[A.group_of[labels[i]]] = I(-1);  // always: the label is decided on one scale
       }
     }
-    yinyang_impl<T, GV>(P, w.ptr.data(), mb, w.need.data(), w.dist.data(), w.m1.data(), w.sub.data(), w.pos.data());
+    yinyang_impl<T, GV>(P, Gp, w.ptr.data(), mb, w.need.data(), w.dist.data(), w.m1.data(), w.sub.data(),
+                        w.pos.data());
     for (int q = 0; q < mb; ++q) {
       const int64_t i = idx[q];
-      const char* nq = w.need.data() + q * G;
-      const T* mq = w.m1.data() + q * G;
-      const T* dq = w.dist.data() + q * G * PW;
-      T best = big;
-      int64_t bg = -1;
-      for (int64_t g = 0; g < G; ++g)
-        if (nq[g] && mq[g] < best) {
-          best = mq[g];
-          bg = g;
-        }
-      int lane = 0;
-      while (dq[bg * PW + lane] != best) ++lane;
-      for (int64_t g = bg + 1; g < G; ++g)  // exact ties across groups: lower center index wins
-        if (nq[g] && mq[g] == best) {
-          int j = 0;
-          while (dq[g * PW + j] != best) ++j;
-          if (P.slot[g * PW + j] < P.slot[bg * PW + lane]) {
-            bg = g;
-            lane = j;
+      const I* nq = w.need.data() + q * Gp;
+      const T* mq = w.m1.data() + q * Gp;
+      const T* dq = w.dist.data() + q * Gp * PW;
+      // Nearest group (lowest group on ties), then the first lane holding that value.
+      V bv = V{} + big;
+      for (int64_t g = 0; g < Gp; g += VL) {
+        const V e = load_vec<VI>(nq + g) ? load_vec<V>(mq + g) : V{} + big;
+        bv = e < bv ? e : bv;
+      }
+      const T best = hmin<T>(bv);
+      const V b = V{} + best;
+      VI first = VI{} + none, count = VI{};
+      for (int64_t g = 0; g < Gp; g += VL) {
+        const VI eq = load_vec<VI>(nq + g) & VI(load_vec<V>(mq + g) == b);
+        const VI gi = iota + static_cast<I>(g);
+        first = eq ? (gi < first ? gi : first) : first;
+        count -= eq;
+      }
+      int64_t bg = hmin_int<T>(first);
+      VI ln = VI{} + none;
+      for (int v = 0; v < GV; ++v)
+        ln = VI(load_vec<V>(dq + bg * PW + v * VL) == b) ? (iota + static_cast<I>(v * VL) < ln ? iota + static_cast<I>(v * VL) : ln) : ln;
+      int lane = static_cast<int>(hmin_int<T>(ln));
+      I equal = 0;
+      for (int j = 0; j < VL; ++j) equal += count[j];
+      if (equal > 1) {  // exact ties across groups: lower center index wins
+        for (int64_t g = bg + 1; g < G; ++g)
+          if (nq[g] && mq[g] == best) {
+            int j = 0;
+            while (dq[g * PW + j] != best) ++j;
+            if (P.slot[g * PW + j] < P.slot[bg * PW + lane]) {
+              bg = g;
+              lane = j;
+            }
           }
-        }
+      }
       const int32_t label = P.slot[bg * PW + lane];
       if (label != labels[i]) ch.push_back({i, labels[i]});
       labels[i] = label;
@@ -1064,23 +1102,23 @@ ECGCORE_INLINE void yinyang_chunk_impl(const YStep<T>& A, YScratch<T>& w, int64_
       u[i] = std::sqrt(std::max(T(0), xi + best));
       if (!lb) continue;
       // Second nearest within the winning group: its lanes with the winner's lane masked out.
-      using V = VecT<T>;
-      using VI = VecI<T>;
-      using I = IdxOf<T>;
-      constexpr int VL = kVL<T>;
       V mn = V{} + big;
       for (int v = 0; v < GV; ++v) {
-        VI io;
-        for (int j = 0; j < VL; ++j) io[j] = static_cast<I>(v * VL + j);
         const V e = load_vec<V>(dq + bg * PW + v * VL);
-        const V f = io == (VI{} + static_cast<I>(lane)) ? V{} + big : e;
+        const V f = iota + static_cast<I>(v * VL) == (VI{} + static_cast<I>(lane)) ? V{} + big : e;
         mn = f < mn ? f : mn;
       }
       const T second = hmin<T>(mn);
+      // New bounds for the groups computed now (the winning group's is its second nearest).
       T* lbi = lb + i * Gp;
-      for (int64_t g = 0; g < G; ++g) {
-        const T v = g == bg ? second : mq[g];
-        lbi[g] = nq[g] ? std::sqrt(std::max(T(0), xi + v)) : lbi[g];
+      const VI bgv = VI{} + static_cast<I>(bg);
+      const V x = V{} + xi;
+      for (int64_t g = 0; g < Gp; g += VL) {
+        V e = iota + static_cast<I>(g) == bgv ? V{} + second : load_vec<V>(mq + g);
+        e = x + e;
+        e = e < V{} ? V{} : e;
+        const V r = vsqrt<T>(e);
+        store_vec(lbi + g, load_vec<VI>(nq + g) ? r : load_vec<V>(lbi + g));
       }
     }
   }
@@ -1146,9 +1184,22 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   std::vector<int32_t> lab(n, -1);
   std::vector<int64_t> perm(n);
   for (int64_t i = 0; i < n; ++i) perm[i] = i;
+  // Rows sorted by cluster and, within a cluster, by their bound margin (smallest group bound minus
+  // u), so that the near-boundary rows that a step revisits are contiguous in memory.
   auto reorder = [&]() {
-    const Groups g = group_rows(lab.data(), n, k);
-    const std::vector<int64_t>& o = g.order;
+    std::vector<T> margin(n);
+    for (int64_t i = 0; i < n; ++i) {
+      T mn = std::numeric_limits<T>::max();
+      for (int64_t g = 0; g < Gp && !lb.empty(); ++g) mn = std::min(mn, lb[i * Gp + g]);
+      margin[i] = mn - u[i];
+    }
+    std::vector<int64_t> o(n);
+    for (int64_t i = 0; i < n; ++i) o[i] = i;
+    std::sort(o.begin(), o.end(), [&](int64_t a, int64_t b) {
+      if (lab[a] != lab[b]) return lab[a] < lab[b];
+      if (margin[a] != margin[b]) return margin[a] < margin[b];
+      return a < b;
+    });
     std::vector<T> xs2(xs.size()), xn2(n), u2(n), lb2(lb.size());
     std::vector<int32_t> lab2(n);
     std::vector<int64_t> perm2(n);
@@ -1207,6 +1258,7 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
           ++changed;
         }
     }
+    if (it == 8 || it == 24 || it == 64) reorder();  // the margins settle as the fit converges
     const double moved = update_centers(xs.data(), n, d, k, lab.data(), C.data(), next.data(), sums, sizes, 1);
     // How far each center moved (its own bound) and the largest move per group (the group bounds).
     std::fill(drift.begin(), drift.end(), T(0));
@@ -1232,7 +1284,7 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   bool done = false, last = false;
 #pragma omp parallel num_threads(nt)
   {
-    YScratch<T> w(G);
+    YScratch<T> w(Gp);
     for (int it = 0; !done; ++it) {
       team.each(nc, [&](int64_t c) {
         changes[c].clear();
