@@ -319,11 +319,36 @@ ECGCORE_INLINE T hmin(VecT<T> v) {
 #endif
 }
 
+// Horizontal minimum and sum of an integer vector (shuffle trees, as hmin).
+template <class T, class Op>
+ECGCORE_INLINE IdxOf<T> hreduce_int(VecI<T> v, Op op) {
+#if defined(__GNUC__) && !defined(__clang__)
+  using VI = VecI<T>;
+  if constexpr (kVL<T> == 8) {
+    v = op(v, __builtin_shuffle(v, VI{4, 5, 6, 7, 0, 1, 2, 3}));
+    v = op(v, __builtin_shuffle(v, VI{2, 3, 0, 1, 6, 7, 4, 5}));
+    v = op(v, __builtin_shuffle(v, VI{1, 0, 3, 2, 5, 4, 7, 6}));
+  } else {
+    v = op(v, __builtin_shuffle(v, VI{2, 3, 0, 1}));
+    v = op(v, __builtin_shuffle(v, VI{1, 0, 3, 2}));
+  }
+  return v[0];
+#else
+  VecI<T> b = v;
+  for (int j = 1; j < kVL<T>; ++j) {
+    VecI<T> w = VecI<T>{} + v[j];
+    b = op(b, w);
+  }
+  return b[0];
+#endif
+}
 template <class T>
 ECGCORE_INLINE IdxOf<T> hmin_int(VecI<T> v) {
-  IdxOf<T> b = v[0];
-  for (int j = 1; j < kVL<T>; ++j) b = v[j] < b ? v[j] : b;
-  return b;
+  return hreduce_int<T>(v, [](VecI<T> a, VecI<T> b) { return a < b ? a : b; });
+}
+template <class T>
+ECGCORE_INLINE IdxOf<T> hsum_int(VecI<T> v) {
+  return hreduce_int<T>(v, [](VecI<T> a, VecI<T> b) { return a + b; });
 }
 
 // Lane-wise square root (the loop becomes one vsqrtps / vsqrtpd where the target has it).
@@ -1082,9 +1107,7 @@ ECGCORE_INLINE void yinyang_chunk_impl(const YStep<T>& A, YScratch<T>& w, int64_
       for (int v = 0; v < GV; ++v)
         ln = VI(load_vec<V>(dq + bg * PW + v * VL) == b) ? (iota + static_cast<I>(v * VL) < ln ? iota + static_cast<I>(v * VL) : ln) : ln;
       int lane = static_cast<int>(hmin_int<T>(ln));
-      I equal = 0;
-      for (int j = 0; j < VL; ++j) equal += count[j];
-      if (equal > 1) {  // exact ties across groups: lower center index wins
+      if (hsum_int<T>(count) > 1) {  // exact ties across groups: lower center index wins
         for (int64_t g = bg + 1; g < G; ++g)
           if (nq[g] && mq[g] == best) {
             int j = 0;
@@ -1258,7 +1281,6 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
           ++changed;
         }
     }
-    if (it == 8 || it == 24 || it == 64) reorder();  // the margins settle as the fit converges
     const double moved = update_centers(xs.data(), n, d, k, lab.data(), C.data(), next.data(), sums, sizes, 1);
     // How far each center moved (its own bound) and the largest move per group (the group bounds).
     std::fill(drift.begin(), drift.end(), T(0));
