@@ -59,22 +59,32 @@ template <class T>
 using VecI = typename Vec<T>::index;
 typedef double VecD __attribute__((vector_size(32)));
 
-// Lane-wise sums of vectors of T in double, in 256-bit registers (two for float).
+// Lane-wise sums of vectors of T in double (plain arrays, unaligned loads: any storage will do).
 template <class T>
 struct DSum;
 template <>
 struct DSum<float> {
-  VecD lo{}, hi{};
+  double lo[4] = {0, 0, 0, 0}, hi[4] = {0, 0, 0, 0};
   ECGCORE_INLINE void add(VecT<float> e) {
-    lo += __builtin_convertvector(__builtin_shufflevector(e, e, 0, 1, 2, 3), VecD);
-    hi += __builtin_convertvector(__builtin_shufflevector(e, e, 4, 5, 6, 7), VecD);
+    VecD a, b;
+    std::memcpy(&a, lo, sizeof a);
+    std::memcpy(&b, hi, sizeof b);
+    a += __builtin_convertvector(__builtin_shufflevector(e, e, 0, 1, 2, 3), VecD);
+    b += __builtin_convertvector(__builtin_shufflevector(e, e, 4, 5, 6, 7), VecD);
+    std::memcpy(lo, &a, sizeof a);
+    std::memcpy(hi, &b, sizeof b);
   }
   double lane(int j) const { return j < 4 ? lo[j] : hi[j - 4]; }
 };
 template <>
 struct DSum<double> {
-  VecD a{};
-  ECGCORE_INLINE void add(VecT<double> e) { a += e; }
+  double a[4] = {0, 0, 0, 0};
+  ECGCORE_INLINE void add(VecT<double> e) {
+    VecD v;
+    std::memcpy(&v, a, sizeof v);
+    v += e;
+    std::memcpy(a, &v, sizeof v);
+  }
   double lane(int j) const { return a[j]; }
 };
 template <class T>
@@ -509,32 +519,35 @@ ECGCORE_INLINE void yinyang_impl(const Panels<T>& P, int64_t Gp, const T* const*
   }
 }
 
-// k-means++ candidate sweep over m rows: the candidates are the columns of a panel NV vectors wide
-// (cn: their squared norms, huge for padding), the rows the broadcast operands. Row q's current
-// distance is cl[q * cls] (copied to closest[q]); D[q * ldd + j] = min(it, d(row, candidate j)^2)
-// and sums[j] += that in double (rows in order).
-template <class T, int NV>
-ECGCORE_INLINE void plusplus_impl(const T* const* rows, const T* xn, const T* cl_src, int64_t cls, T* closest, int m,
-                                  int64_t d, const T* panel, const T* cn, T* D, int64_t ldd, DSum<T>* sums) {
+// k-means++ sweep of the rows of one chunk, stored transposed in panels of PW rows (the vector
+// lanes: panel[t * PW + j] = feature t of row j), against the m candidates (rows of length d, the
+// broadcast operands; cn: their squared norms). Row j's current distance is cl[j] (copied to
+// closest[j]); D[q * ldD + j] = min(it, d(row j, candidate q)^2) and sums[q] += that in double
+// (lanes fixed, panels in order).
+template <class T>
+ECGCORE_INLINE void plusplus_impl(const T* const* cand, const T* cn, int m, int64_t d, const T* xt, const T* xn,
+                                  const T* cl, T* closest, int64_t np, T* D, int64_t ldD, DSum<T>* sums) {
   using V = VecT<T>;
   constexpr int VL = kVL<T>;
-  V c[NV];
-  for (int v = 0; v < NV; ++v) c[v] = load_vec<V>(cn + v * VL);
-  DSum<T> s[NV];
-  for (int v = 0; v < NV; ++v) s[v] = sums[v];
-  block_dot<T, NV>(rows, m, d, panel, [&](int q, const V* acc) {
-    const T now = cl_src[q * cls];
-    closest[q] = now;
-    const V x = V{} + xn[q], cl = V{} + now;
-    for (int v = 0; v < NV; ++v) {
-      V e = x + c[v] - acc[v] * T(2);
-      e = e < V{} ? V{} : e;
-      e = cl < e ? cl : e;
-      store_vec(D + q * ldd + v * VL, e);
-      s[v].add(e);
-    }
-  });
-  for (int v = 0; v < NV; ++v) sums[v] = s[v];
+  constexpr int PW = kPW<T>;
+  for (int64_t p = 0; p < np; ++p) {
+    const V x0 = load_vec<V>(xn + p * PW), x1 = load_vec<V>(xn + p * PW + VL);
+    const V c0 = load_vec<V>(cl + p * PW), c1 = load_vec<V>(cl + p * PW + VL);
+    store_vec(closest + p * PW, c0);
+    store_vec(closest + p * PW + VL, c1);
+    block_dot<T, 2>(cand, m, d, xt + p * d * PW, [&](int q, const V* acc) {
+      const V cq = V{} + cn[q];
+      V e0 = x0 + cq - acc[0] * T(2), e1 = x1 + cq - acc[1] * T(2);
+      e0 = e0 < V{} ? V{} : e0;
+      e1 = e1 < V{} ? V{} : e1;
+      e0 = c0 < e0 ? c0 : e0;
+      e1 = c1 < e1 ? c1 : e1;
+      store_vec(D + q * ldD + p * PW, e0);
+      store_vec(D + q * ldD + p * PW + VL, e1);
+      sums[q].add(e0);
+      sums[q].add(e1);
+    });
+  }
 }
 
 // Multi-versioned entry points (the template bodies above are inlined into each clone).
@@ -547,13 +560,10 @@ ECGCORE_INLINE void plusplus_impl(const T* const* rows, const T* xn, const T* cl
                                      int64_t ldo, bool squared) {                                                 \
     distance_impl(P, rows, xn, m, out, ldo, squared);                                                             \
   }                                                                                                               \
-  ECGCORE_CLONES void plusplus_block(int nv, const T* const* rows, const T* xn, const T* cl_src, int64_t cls,   \
-                                     T* closest, int m, int64_t d, const T* panel, const T* cn, T* D, int64_t ldd, \
+  ECGCORE_CLONES void plusplus_chunk(const T* const* cand, const T* cn, int m, int64_t d, const T* xt,          \
+                                     const T* xn, const T* cl, T* closest, int64_t np, T* D, int64_t ldD,         \
                                      DSum<T>* sums) {                                                             \
-    if (nv == 1)                                                                                                  \
-      plusplus_impl<T, 1>(rows, xn, cl_src, cls, closest, m, d, panel, cn, D, ldd, sums);                         \
-    else                                                                                                          \
-      plusplus_impl<T, 2>(rows, xn, cl_src, cls, closest, m, d, panel, cn, D, ldd, sums);                         \
+    plusplus_impl(cand, cn, m, d, xt, xn, cl, closest, np, D, ldD, sums);                                         \
   }
 ECGCORE_KMEANS_CLONES(float)
 ECGCORE_KMEANS_CLONES(double)
@@ -759,57 +769,68 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
   const int nt = threads_for(n_threads, nc, static_cast<double>(n) * d * trials * k);
   check_finite(X, n * d, "X", nt1);
   const std::vector<T> shift = to_type<T>(column_mean(X, n, d, nt1, nullptr));
-  const Shifted<T> XS(X, n, d, shift.data(), nt1);
-  // The candidates are the columns of one panel (one vector wide when they fit in one vector, else
-  // panels of two vectors); the rows are the broadcast operands of the micro-kernel.
-  constexpr int VL = kVL<T>;
-  const int nv = trials <= VL ? 1 : 2;
-  const int lw = nv * VL;
-  const int ncp = (trials + lw - 1) / lw;
-  const int64_t ldd = static_cast<int64_t>(ncp) * lw;
-  std::vector<T> cpanel(static_cast<size_t>(ncp * d * lw)), ccn(static_cast<size_t>(ncp * lw));
+  // X shifted and transposed into panels of PW rows (xt[(p * d + t) * PW + j] = feature t of row
+  // p * PW + j), streamed once per step; padding rows are zero with a zero distance (they add
+  // nothing to a potential). A chunk of kChunk rows is kChunk / PW panels.
+  constexpr int PW = kPW<T>;
+  constexpr int64_t ppc = kChunk / PW;
+  const int64_t np = nc * ppc, npad = np * PW;
+  std::vector<T> xt(static_cast<size_t>(npad * d)), xn(npad, T(0));
+#pragma omp parallel for num_threads(nt1) schedule(static)
+  for (int64_t p = 0; p < np; ++p)
+    for (int64_t j = 0; j < PW && p * PW + j < n; ++j) {
+      const T* row = X + (p * PW + j) * d;
+      double s = 0.0;
+      for (int64_t t = 0; t < d; ++t) {
+        const T v = row[t] - shift[t];
+        xt[(p * d + t) * PW + j] = v;
+        s += static_cast<double>(v) * v;
+      }
+      xn[p * PW + j] = static_cast<T>(s);
+    }
 
   Rng rng(seed);
-  std::vector<T> closest(n, std::numeric_limits<T>::max());
-  std::vector<double> chunk_pot(nc), prefix(nc), part(static_cast<size_t>(nc * ldd));
-  std::vector<T> D(static_cast<size_t>(n * ldd));
-  // The chosen candidate's distances are taken over lazily: while prev >= 0 the current distance of
-  // row i is D[i * ldd + prev], and the next sweep copies it into closest (one pass per step).
+  std::vector<T> closest(npad, std::numeric_limits<T>::max());
+  for (int64_t i = n; i < npad; ++i) closest[i] = T(0);
+  std::vector<double> chunk_pot(nc), prefix(nc), part(static_cast<size_t>(nc * trials));
+  // D[j * npad + row] = min(current, d(cand[j], row)^2). The chosen candidate's distances are
+  // taken over lazily: while prev >= 0 the current distance of a row is D[prev * npad + row], and
+  // the next sweep copies it into closest (one pass per step).
+  std::vector<T> D(static_cast<size_t>(trials * npad));
   int prev = -1;
-  auto current = [&](int64_t i) { return prev >= 0 ? D[i * ldd + prev] : closest[i]; };
-
-  // D[row * ldd + j] = min(current, d(cand[j], row)^2); part[c * ldd + j] = its sum over chunk c.
+  auto current = [&](int64_t i) { return prev >= 0 ? D[prev * npad + i] : closest[i]; };
+  // The candidates: their shifted rows (the broadcast operands) and squared norms.
+  std::vector<T> cs(static_cast<size_t>(trials * d)), cn(trials);
+  std::vector<const T*> cp(trials);
   auto pack = [&](const int64_t* cand, int m) {
-    std::fill(cpanel.begin(), cpanel.end(), T(0));
-    std::fill(ccn.begin(), ccn.end(), std::numeric_limits<T>::max() / 4);
     for (int j = 0; j < m; ++j) {
-      const int64_t p = j / lw, col = j % lw;
-      for (int64_t t = 0; t < d; ++t) cpanel[(p * d + t) * lw + col] = XS.x[cand[j] * d + t];
-      ccn[p * lw + col] = XS.xn[cand[j]];
+      double s = 0.0;
+      for (int64_t t = 0; t < d; ++t) {
+        const T v = X[cand[j] * d + t] - shift[t];
+        cs[j * d + t] = v;
+        s += static_cast<double>(v) * v;
+      }
+      cn[j] = static_cast<T>(s);
+      cp[j] = &cs[j * d];
     }
   };
+  int m = 1;  // candidates in this step
   auto sweep_chunk = [&](int64_t c) {
-    const T* ptr[kBlock];
-    const int64_t r0 = c * kChunk, r1 = std::min(n, (c + 1) * kChunk);
-    for (int p = 0; p < ncp; ++p) {
-      DSum<T> sums[2];
-      for (int64_t b0 = r0; b0 < r1; b0 += kBlock) {
-        const int mb = static_cast<int>(std::min<int64_t>(kBlock, r1 - b0));
-        for (int q = 0; q < mb; ++q) ptr[q] = XS.x.data() + (b0 + q) * d;
-        const bool lazy = p == 0 && prev >= 0;
-        plusplus_block(nv, ptr, XS.xn.data() + b0, lazy ? D.data() + b0 * ldd + prev : closest.data() + b0,
-                       lazy ? ldd : 1, closest.data() + b0, mb, d, cpanel.data() + p * d * lw, ccn.data() + p * lw,
-                       D.data() + b0 * ldd + p * lw, ldd, sums);
-      }
-      for (int v = 0; v < nv; ++v)
-        for (int j = 0; j < VL; ++j) part[c * ldd + p * lw + v * VL + j] = sums[v].lane(j);
+    std::vector<DSum<T>> sums(m);
+    const int64_t r0 = c * kChunk;
+    plusplus_chunk(cp.data(), cn.data(), m, d, &xt[r0 * d], &xn[r0], prev >= 0 ? &D[prev * npad + r0] : &closest[r0],
+                   &closest[r0], ppc, &D[r0], npad, sums.data());
+    for (int j = 0; j < m; ++j) {
+      double s = 0.0;
+      for (int l = 0; l < kVL<T>; ++l) s += sums[j].lane(l);
+      part[c * trials + j] = s;
     }
   };
   auto take = [&](int64_t ci, int64_t row, int t) {  // candidate t (row) becomes center ci
     indices[ci] = row;
     std::copy(X + row * d, X + (row + 1) * d, centers + ci * d);
     prev = t;
-    for (int64_t c = 0; c < nc; ++c) chunk_pot[c] = part[c * ldd + t];
+    for (int64_t c = 0; c < nc; ++c) chunk_pot[c] = part[c * trials + t];
   };
   std::vector<int64_t> cand(trials);
   auto draw = [&]() {  // the next candidates: rows drawn with probability proportional to D(x)^2
@@ -843,7 +864,7 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
     double best_pot = std::numeric_limits<double>::infinity();
     for (int tr = 0; tr < trials; ++tr) {
       double s = 0.0;
-      for (int64_t c = 0; c < nc; ++c) s += part[c * ldd + tr];
+      for (int64_t c = 0; c < nc; ++c) s += part[c * trials + tr];
       if (s < best_pot) {
         best_pot = s;
         best = tr;
@@ -872,6 +893,7 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
       if (ci + 1 < k) {
         draw();
         pack(cand.data(), trials);
+        m = trials;
       }
     }
     team.barrier();
