@@ -654,11 +654,12 @@ std::vector<double> cluster_sums(const T* X, int64_t d, int64_t k, const std::ve
 
 // Lloyd M-step with scikit-learn's empty-cluster relocation. sums/counts are the per-cluster row
 // sums and sizes for `labels` (left untouched: relocation works on copies). centers_old ->
-// centers_new; returns the summed squared center shift.
+// centers_new; returns the summed squared center shift. rowid[i] (optional): the number of row i
+// in the caller's order, for the tie rule of the relocation (equal distances: lower row first).
 template <class T>
 double update_centers(const T* X, int64_t n, int64_t d, int64_t k, const int32_t* labels, const T* centers_old,
                       T* centers_new, const std::vector<double>& cluster_sum, const std::vector<int64_t>& cluster_size,
-                      int nt) {
+                      int nt, const int64_t* rowid = nullptr) {
   std::vector<int64_t> empty;
   for (int64_t c = 0; c < k; ++c)
     if (cluster_size[c] == 0) empty.push_back(c);
@@ -682,7 +683,7 @@ double update_centers(const T* X, int64_t n, int64_t d, int64_t k, const int32_t
       std::vector<int64_t> idx(n);
       for (int64_t i = 0; i < n; ++i) idx[i] = i;
       std::partial_sort(idx.begin(), idx.begin() + ne, idx.end(), [&](int64_t a, int64_t b) {
-        return dist[a] > dist[b] || (dist[a] == dist[b] && a < b);
+        return dist[a] > dist[b] || (dist[a] == dist[b] && (rowid ? rowid[a] < rowid[b] : a < b));
       });
       for (int64_t e = 0; e < ne; ++e) {
         const int64_t far = idx[e], to = empty[e], from = labels[far];
@@ -1303,7 +1304,8 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
           ++changed;
         }
     }
-    const double moved = update_centers(xs.data(), n, d, k, lab.data(), C.data(), next.data(), sums, sizes, 1);
+    const double moved =
+        update_centers(xs.data(), n, d, k, lab.data(), C.data(), next.data(), sums, sizes, 1, perm.data());
     // How far each center moved (its own bound) and the largest move per group (the group bounds).
     std::fill(drift.begin(), drift.end(), T(0));
     for (int64_t c = 0; c < k; ++c) {

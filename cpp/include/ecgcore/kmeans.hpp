@@ -4,13 +4,17 @@
 // Kernels take float or double; sums are accumulated in double.
 //
 // Determinism: results depend only on the inputs and the seed, never on the thread count.
-// Rows are processed in fixed chunks of 256 and every reduction over rows (potentials,
-// inertia, column means) adds the chunk partial sums in chunk order; cluster sums add their
-// members in row order.
+// Rows are processed in fixed chunks of 256 (handed out to whichever thread is free; each chunk's
+// result has its own slot) and every reduction over rows (potentials, inertia, column means) adds
+// the chunk partial sums in chunk order; cluster sums add their members in a fixed row order.
+// Small calls use fewer threads than asked (about 2^24 multiply-adds per thread at least).
 //
 // Distances use ||x - m||^2 - 2 (x - m).(c - m) + ||c - m||^2 with a shift m (the data mean
 // for fitting, the center mean for prediction) so that large feature offsets do not cancel
-// away float precision, the same trick scikit-learn uses by centering X.
+// away float precision, the same trick scikit-learn uses by centering X. The dot products come
+// from one register-tiled micro-kernel (256-bit vectors; AVX2+FMA and baseline builds chosen at
+// load time), used by k-means++, Lloyd, predict and transform. Fitting works on a shifted copy
+// of X (as scikit-learn's copy_x): memory of about twice X during kmeans_plusplus/kmeans_lloyd.
 #pragma once
 #include <cstdint>
 
@@ -33,7 +37,9 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
 // no longer change or when the summed squared center shift is <= tol * mean(var(X, axis=0)), as
 // scikit-learn does. An empty cluster is re-seeded with the row farthest from its current center
 // (the farthest rows go to the empty clusters in ascending cluster order; ties -> lower row index).
-// labels: [n] int32, consistent with the returned centers.
+// labels: [n] int32, consistent with the returned centers. Accelerated with Yinyang group bounds
+// (groups of 16 float / 8 double centers), which skip the rows whose label provably cannot change:
+// the labels are those of plain Lloyd (ties -> lower center index).
 template <class T>
 KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, int32_t* labels,
                        int max_iter, double tol, int n_threads);
