@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -229,24 +230,6 @@ double sqdist(const T* a, const T* b, int64_t d) {
     s += v * v;
   }
   return s;
-}
-
-// sqdist with eight independent partial sums (fixed order, so still deterministic): the bound
-// tightening in the Yinyang step is latency-bound otherwise.
-template <class T>
-ECGCORE_INLINE double sqdist8(const T* a, const T* b, int64_t d) {
-  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t t = 0;
-  for (; t + 8 <= d; t += 8)
-    for (int j = 0; j < 8; ++j) {
-      const double v = static_cast<double>(a[t + j]) - static_cast<double>(b[t + j]);
-      s[j] += v * v;
-    }
-  for (int j = 0; t < d; ++t, ++j) {
-    const double v = static_cast<double>(a[t]) - static_cast<double>(b[t]);
-    s[j] += v * v;
-  }
-  return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
 }
 
 template <class T>
@@ -816,11 +799,13 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
     }
   };
   int m = 1;  // candidates in this step
+  std::vector<DSum<T>> thread_sums(static_cast<size_t>(nt * trials));  // (no allocation in the region)
   auto sweep_chunk = [&](int64_t c) {
-    std::vector<DSum<T>> sums(m);
+    DSum<T>* sums = &thread_sums[omp_get_thread_num() * trials];
+    for (int j = 0; j < m; ++j) sums[j] = DSum<T>{};
     const int64_t r0 = c * kChunk;
     plusplus_chunk(cp.data(), cn.data(), m, d, &xt[r0 * d], &xn[r0], prev >= 0 ? &D[prev * npad + r0] : &closest[r0],
-                   &closest[r0], ppc, &D[r0], npad, sums.data());
+                   &closest[r0], ppc, &D[r0], npad, sums);
     for (int j = 0; j < m; ++j) {
       double s = 0.0;
       for (int l = 0; l < kVL<T>; ++l) s += sums[j].lane(l);
@@ -911,13 +896,6 @@ namespace {
 // prove its label is unchanged is skipped; otherwise its own group and every group whose bound is
 // below u are recomputed with the micro-kernel, and the nearest of those centers is the label
 // (ties -> lower center index, as in the dense kernel).
-// Centers per Yinyang group: one or two vectors.
-template <class T>
-int group_width(int64_t k) {
-  (void)k;
-  return kPW<T>;
-}
-
 template <class T>
 std::vector<int32_t> group_slots(const T* C, int64_t k, int64_t d, int PW) {
   const int64_t G = (k + PW - 1) / PW;
@@ -1173,10 +1151,7 @@ ECGCORE_INLINE void yinyang_chunk_impl(const YStep<T>& A, YScratch<T>& w, int64_
 #define ECGCORE_YY_CLONES(T)                                                                                    \
   ECGCORE_CLONES void yinyang_chunk(const YStep<T>& A, YScratch<T>& w, int64_t r0, int64_t r1,                 \
                                     std::vector<Change>& ch) {                                                 \
-    if (A.P->w == kVL<T>)                                                                                      \
-      yinyang_chunk_impl<T, 1>(A, w, r0, r1, ch);                                                              \
-    else                                                                                                       \
-      yinyang_chunk_impl<T, 2>(A, w, r0, r1, ch);                                                              \
+    yinyang_chunk_impl<T, 2>(A, w, r0, r1, ch);                                                                \
   }
 ECGCORE_YY_CLONES(float)
 ECGCORE_YY_CLONES(double)
@@ -1214,7 +1189,7 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
 
   // Lloyd's algorithm with Yinyang group bounds: same labels as plain Lloyd, far fewer distances.
   // (Plain Lloyd when the bounds would take more than 1 GiB.)
-  const int gw = group_width<T>(k);
+  const int gw = kPW<T>;  // centers per group: one panel
   Panels<T> P = make_panels(C.data(), k, d, static_cast<const T*>(nullptr), group_slots(C.data(), k, d, gw), gw);
   const int64_t G = P.np;
   std::vector<int32_t> group_of(k);
@@ -1328,9 +1303,16 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   Team team(nt);
   prepare(true);
   bool done = false, last = false;
+  // Everything the parallel region needs is allocated here (an exception cannot leave a region):
+  // per-thread scratch, room for every chunk's changes; the M-step's own exceptions are carried out.
+  std::vector<YScratch<T>> scratch;
+  scratch.reserve(nt);
+  for (int t = 0; t < nt; ++t) scratch.emplace_back(Gp);
+  for (auto& ch : changes) ch.reserve(kChunk);
+  std::exception_ptr error;
 #pragma omp parallel num_threads(nt)
   {
-    YScratch<T> w(Gp);
+    YScratch<T>& w = scratch[omp_get_thread_num()];
     for (int it = 0; !done; ++it) {
       team.each(nc, [&](int64_t c) {
         changes[c].clear();
@@ -1339,19 +1321,25 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
       team.barrier();
       if (omp_get_thread_num() == 0) {
         team.reset();
-        if (last) {
+        try {
+          if (last) {
+            done = true;
+          } else if (m_step(it)) {
+            last = !strict;
+            done = strict;
+            prepare(false);
+          } else {
+            prepare(false);
+          }
+        } catch (...) {
+          error = std::current_exception();
           done = true;
-        } else if (m_step(it)) {
-          last = !strict;
-          done = strict;
-          prepare(false);
-        } else {
-          prepare(false);
         }
       }
       team.barrier();
     }
   }
+  if (error) std::rethrow_exception(error);
   for (int64_t q = 0; q < n; ++q) labels[perm[q]] = lab[q];
   for (int64_t c = 0; c < k; ++c)
     for (int64_t t = 0; t < d; ++t) centers[c * d + t] = C[c * d + t] + shift[t];
