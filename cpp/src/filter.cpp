@@ -468,43 +468,57 @@ inline __attribute__((always_inline)) void sos_lanes_impl(const double* sos, int
 
 // The same recursion with the section count fixed at compile time, so the state lives in registers
 // instead of memory (a store-to-load round trip on the recursion's critical path otherwise).
-template <int L, int NS>
-inline __attribute__((always_inline)) void sos_lanes_fixed(const double* sos, double* buf, int64_t N, double* st,
-                                                           bool reverse) {
+template <int G, int L, int NS>
+inline __attribute__((always_inline)) void sos_lanes_group(const double* sos, double* buf, int64_t N, double* st,
+                                                           bool reverse, int g0) {
   double b0[NS], b1[NS], b2[NS], a1[NS], a2[NS];
-  double z0[NS][L], z1[NS][L];
+  double z0[NS][G], z1[NS][G];
   for (int s = 0; s < NS; ++s) {
     b0[s] = sos[s * 6];
     b1[s] = sos[s * 6 + 1];
     b2[s] = sos[s * 6 + 2];
     a1[s] = sos[s * 6 + 4];
     a2[s] = sos[s * 6 + 5];
-    for (int l = 0; l < L; ++l) {
-      z0[s][l] = st[(2 * s) * L + l];
-      z1[s][l] = st[(2 * s + 1) * L + l];
+    for (int l = 0; l < G; ++l) {
+      z0[s][l] = st[(2 * s) * L + g0 + l];
+      z1[s][l] = st[(2 * s + 1) * L + g0 + l];
     }
   }
   for (int64_t i = 0; i < N; ++i) {
     const int64_t t = reverse ? N - 1 - i : i;
-    double* v = buf + t * L;
-    double x[L];
-    for (int l = 0; l < L; ++l) x[l] = v[l];
+    double* v = buf + t * L + g0;
+    double x[G];
+    for (int l = 0; l < G; ++l) x[l] = v[l];
     for (int s = 0; s < NS; ++s) {
 #pragma omp simd
-      for (int l = 0; l < L; ++l) {
+      for (int l = 0; l < G; ++l) {
+        // b1*x + z1 does not wait for y, so the recursion's critical path is two multiply-adds.
         const double y = b0[s] * x[l] + z0[s][l];
-        z0[s][l] = b1[s] * x[l] - a1[s] * y + z1[s][l];
+        const double u = b1[s] * x[l] + z1[s][l];
+        z0[s][l] = u - a1[s] * y;
         z1[s][l] = b2[s] * x[l] - a2[s] * y;
         x[l] = y;
       }
     }
-    for (int l = 0; l < L; ++l) v[l] = x[l];
+    for (int l = 0; l < G; ++l) v[l] = x[l];
   }
   for (int s = 0; s < NS; ++s)
-    for (int l = 0; l < L; ++l) {
-      st[(2 * s) * L + l] = z0[s][l];
-      st[(2 * s + 1) * L + l] = z1[s][l];
+    for (int l = 0; l < G; ++l) {
+      st[(2 * s) * L + g0 + l] = z0[s][l];
+      st[(2 * s + 1) * L + g0 + l] = z1[s][l];
     }
+}
+
+// The same recursion with the section count fixed at compile time, so the state lives in registers
+// instead of memory (a store-to-load round trip on the recursion's critical path otherwise). When
+// the state of all L lanes would take more than the 16 vector registers (measured: spilling the state
+// of 4 sections x 8 lanes still beats 4-lane groups, which cannot hide the latency), lanes run in groups of 4
+// (each lane's arithmetic is the same either way).
+template <int L, int NS>
+inline __attribute__((always_inline)) void sos_lanes_fixed(const double* sos, double* buf, int64_t N, double* st,
+                                                           bool reverse) {
+  constexpr int G = (L > 4 && 2 * NS * (L / 4) > 16) ? 4 : L;
+  for (int g0 = 0; g0 < L; g0 += G) sos_lanes_group<G, L, NS>(sos, buf, N, st, reverse, g0);
 }
 
 template <int L>
@@ -894,6 +908,81 @@ void sosfiltfilt_split(const double* sos, int ns, RowsView<const T> x, RowsView<
         "row - interpolate or drop the gaps first");
 }
 
+// Forward-backward in cache-sized segments for many long rows (rows as lanes). The forward pass runs
+// exactly, segment after segment; the backward pass of segment j starts `warm` samples inside
+// segment j+1 (from the steady state of that sample) while both are still in cache, instead of
+// waiting for the whole row. As with the time-split lanes, the start-up error has decayed below
+// 1e-23 of the state before segment j's own samples begin; the segment that reaches the end of the
+// row starts exactly as scipy does. Memory traffic drops from four passes over the row to two.
+int64_t blocked_segment(int64_t warm) { return std::max<int64_t>(4 * warm, 16384); }
+
+template <class T, class Run>
+void forward_backward_blocked(RowsView<const T> x, RowsView<T> y, PadType pad, int64_t edge,
+                              const std::vector<double>& zi, int64_t warm, int n_threads, Run run) {
+  const int64_t n = x.n, N = n + 2 * edge;
+  const int64_t S = blocked_segment(warm);
+  const int64_t n_seg = (N + S - 1) / S;
+  const int threads = resolve_threads(n_threads, x.batch);
+  const int L = lanes_for(x.batch, threads);
+  const int64_t n_blocks = (x.batch + L - 1) / L;
+  const size_t ns = zi.size();
+  bool nonfinite = false;
+#pragma omp parallel num_threads(threads) reduction(|| : nonfinite)
+  {
+    std::vector<double> F(static_cast<size_t>(2 * S) * L);  // forward output of two segments
+    std::vector<double> W(static_cast<size_t>(std::max<int64_t>(warm, 1)) * L);
+    std::vector<double> stf(ns * L), stb(ns * L);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t blk = 0; blk < n_blocks; ++blk) {
+      const int64_t r0 = blk * L;
+      const int nb = static_cast<int>(std::min<int64_t>(L, x.batch - r0));
+      T* yrows[8];
+      for (int l = 0; l < nb; ++l) yrows[l] = y.data + (r0 + l) * y.row_stride;
+      const int64_t ys = y.sample_stride;
+      auto seg = [&](int64_t j) { return F.data() + (j & 1) * S * L; };
+      auto backward = [&](int64_t j) {
+        const int64_t a = j * S, b = std::min(N, a + S);
+        double* Fj = seg(j);
+        const int64_t lo = std::max(a, edge);
+        if (lo >= b) return;  // all left padding: its output is discarded
+        if (b == N) {
+          for (size_t s = 0; s < ns; ++s)
+            for (int l = 0; l < L; ++l) stb[s * L + l] = zi[s] * Fj[(N - 1 - a) * L + l];
+        } else {
+          // Warm-up over the next segment's first samples (or exactly from the row's end if it is near).
+          const int64_t w_end = std::min(N, b + warm), w = w_end - b;
+          const double* Fn = seg(j + 1);
+          std::copy(Fn, Fn + w * L, W.data());
+          for (size_t s = 0; s < ns; ++s)
+            for (int l = 0; l < L; ++l) stb[s * L + l] = zi[s] * W[(w - 1) * L + l];
+          run(L, W.data(), w, stb.data(), true);
+        }
+        run(L, Fj + (lo - a) * L, b - lo, stb.data(), true);
+        const int64_t s0 = lo, s1 = std::min(b, edge + n);
+        if (s0 < s1) store_rows(yrows, ys, nb, L, Fj + (s0 - a) * L, s0 - edge, s1 - edge);
+      };
+      for (int64_t k = 0; k < n_seg; ++k) {
+        const int64_t a = k * S, b = std::min(N, a + S);
+        double* Fk = seg(k);
+        gather_ext(x, r0, nb, L, edge, pad, Fk, a, b);
+        if (k == 0)
+          for (size_t s = 0; s < ns; ++s)
+            for (int l = 0; l < L; ++l) stf[s * L + l] = zi[s] * Fk[l];
+        run(L, Fk, b - a, stf.data(), false);
+        if (k >= 1) backward(k - 1);
+      }
+      for (size_t s = 0; s < ns; ++s)
+        for (int l = 0; l < nb; ++l)
+          if (!std::isfinite(stf[s * L + l])) nonfinite = true;
+      backward(n_seg - 1);
+    }
+  }
+  if (nonfinite)
+    throw std::invalid_argument(
+        "the signal contains NaN or infinite samples; zero-phase filtering would spread them over the whole "
+        "row - interpolate or drop the gaps first");
+}
+
 // Causal driver shared by sosfilt and lfilter.
 template <class T, class Run>
 void causal(RowsView<const T> x, RowsView<T> y, size_t n_state, const double* zi, double* zf, int n_threads,
@@ -969,6 +1058,14 @@ void sosfiltfilt(const double* sos, int ns, RowsView<const T> x, RowsView<T> y, 
   if (x.batch > 0 && x.batch < 4 && x.batch == y.batch && x.n == y.n && x.n > edge &&
       split_applies(x.n + 2 * edge, warm)) {
     sosfiltfilt_split(sos, ns, x, y, edge, pad, zi, warm, n_threads);
+    return;
+  }
+  if (x.batch >= 4 && x.batch == y.batch && x.n == y.n && x.n > edge && warm >= 0 &&
+      x.n + 2 * edge >= 3 * blocked_segment(warm)) {
+    forward_backward_blocked(x, y, pad, edge, zi, warm, n_threads,
+                             [&](int L, double* buf, int64_t N, double* st, bool rev) {
+                               sos_lanes(L, sos, ns, buf, N, st, rev);
+                             });
     return;
   }
   forward_backward(x, y, pad, padlen, zi, n_threads,
