@@ -14,7 +14,6 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <memory>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -27,9 +26,9 @@
 
 #if defined(_WIN32)
 #include <cstdio>
+#include <mutex>
 #else
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #endif
@@ -104,6 +103,56 @@ inline void store8(T* o, __m128i a, __m128i b) {
 }
 #endif
 
+#if defined(ECGCORE_WFDB_SSE) && defined(__GNUC__) && defined(__x86_64__)
+#define ECGCORE_WFDB_AVX2 1
+// AVX2 bulk of the 212 decoder: 8 groups (24 bytes) -> 16 samples per step, the two 12-byte halves in the
+// two 128-bit lanes (vpshufb works within lanes). Starts at an even sample at p; stops while a step's
+// second 16-byte load (at p + 12) still ends by p_end + 16. Returns the number of samples written.
+template <class T>
+__attribute__((target("avx2"))) int64_t stream_212_avx2(const uint8_t* p, const uint8_t* p_end, int64_t count,
+                                                        T* out) {
+  const __m256i shuf_a = _mm256_setr_epi8(0, 1, -1, -1, 2, 1, -1, -1, 3, 4, -1, -1, 5, 4, -1, -1,  //
+                                          0, 1, -1, -1, 2, 1, -1, -1, 3, 4, -1, -1, 5, 4, -1, -1);
+  const __m256i shuf_b = _mm256_setr_epi8(6, 7, -1, -1, 8, 7, -1, -1, 9, 10, -1, -1, 11, 10, -1, -1,  //
+                                          6, 7, -1, -1, 8, 7, -1, -1, 9, 10, -1, -1, 11, 10, -1, -1);
+  const __m256i low = _mm256_set1_epi32(0xFF), high = _mm256_set1_epi32(0xF00);
+  const __m256i shift = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);  // odd samples: b1's high nibble
+#define ECGCORE_UNPACK_212(w)                                                                                   \
+  _mm256_srai_epi32(                                                                                          \
+      _mm256_slli_epi32(_mm256_or_si256(_mm256_and_si256(w, low), _mm256_and_si256(_mm256_srlv_epi32(w, shift), high)), \
+                        20),                                                                                  \
+      20)
+  int64_t i = 0;
+  for (; i + 16 <= count && p + 12 <= p_end; i += 16, p += 24) {
+    const __m256i x = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 12)), 1);
+    const __m256i wa = _mm256_shuffle_epi8(x, shuf_a), wb = _mm256_shuffle_epi8(x, shuf_b);
+    const __m256i a = ECGCORE_UNPACK_212(wa);  // samples 0-3 | 8-11
+    const __m256i b = ECGCORE_UNPACK_212(wb);  // samples 4-7 | 12-15
+    T* o = out + i;
+    if constexpr (std::is_same<T, int32_t>::value) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_permute2x128_si256(a, b, 0x20));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 8), _mm256_permute2x128_si256(a, b, 0x31));
+    } else if constexpr (std::is_same<T, int64_t>::value) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(a)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 4), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(b)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 8), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(a, 1)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + 12), _mm256_cvtepi32_epi64(_mm256_extracti128_si256(b, 1)));
+    } else {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_packs_epi32(a, b));  // in-lane pack keeps order
+    }
+  }
+#undef ECGCORE_UNPACK_212
+  return i;
+}
+
+bool cpu_has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+#endif
+
 // Format 212: byte groups (b0, b1, b2) hold sample 2k = b0 | (b1 & 0x0F) << 8 and
 // sample 2k+1 = b2 | (b1 & 0xF0) << 4, each a 12-bit two's-complement value.
 template <class T>
@@ -128,6 +177,13 @@ void stream_212(const uint8_t* d, int64_t n_bytes, int64_t s, int64_t count, T* 
     };
     const uint8_t* p = d + ((s + i) >> 1) * 3;
     const uint8_t* p_end = d + n_bytes - 16;  // last position a 16-byte load may start
+#ifdef ECGCORE_WFDB_AVX2
+    if (cpu_has_avx2() && p <= p_end) {
+      const int64_t done = stream_212_avx2(p, p_end, count - i, out + i);
+      i += done;
+      p += done / 2 * 3;
+    }
+#endif
     for (; i + 8 <= count && p <= p_end; i += 8, p += 12) {
       const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
       store8(out + i, unpack(_mm_shuffle_epi8(x, shuf_a)), unpack(_mm_shuffle_epi8(x, shuf_b)));
@@ -214,87 +270,102 @@ bool is_identity(const Request& r) {
   return true;
 }
 
-// Run body(f0, f1) over [0, n_frames) in chunks: serially, or over an OpenMP team for large requests.
-template <class Body>
-void for_frames(const Request& r, int64_t chunk, Body body) {
-  const int64_t total = r.n_frames * r.n_sig;
-  const int threads = resolve_threads(r.n_threads, total / kParallelGrain + 1);
-  if (threads <= 1) {
-    body(0, r.n_frames);
+// ---- conversions: digital value of selected signal k -> output element ----
+
+template <class T>
+struct Digital {
+  static constexpr bool kDirect = true;  // the stream decoders can write T themselves
+  T operator()(int32_t v, int) const { return static_cast<T>(v); }
+};
+
+// (d - baseline) / gain in double, the same expression as wfdb-python; the invalid code becomes NaN.
+// Formats 212 and 80 have few possible values (4096 / 256): they are tabulated once per channel with
+// that expression and converted by lookup (same values, no division per sample).
+template <class T>
+struct Physical {
+  static constexpr bool kDirect = false;
+  int32_t invalid, vmin, size = 0;
+  const double* gain;
+  const double* baseline;
+  std::vector<T> table;
+
+  Physical(int fmt, int n_out, const double* g, const double* b)
+      : invalid(wfdb_invalid_value(fmt)), vmin(invalid), gain(g), baseline(b) {
+    for (int k = 0; k < n_out; ++k)
+      if (!(g[k] != 0.0) || !std::isfinite(g[k])) throw std::invalid_argument("ADC gain must be nonzero");
+    if (fmt == 212 || fmt == 80) {
+      size = fmt == 212 ? 4096 : 256;
+      table.resize(static_cast<size_t>(size) * n_out);
+      for (int k = 0; k < n_out; ++k)
+        for (int32_t j = 0; j < size; ++j) table[static_cast<size_t>(k) * size + j] = direct(vmin + j, k);
+    }
+  }
+  T direct(int32_t v, int k) const {
+    return v == invalid ? std::numeric_limits<T>::quiet_NaN()
+                        : static_cast<T>((static_cast<double>(v) - baseline[k]) / gain[k]);
+  }
+  T operator()(int32_t v, int k) const { return size ? table[static_cast<size_t>(k) * size + (v - vmin)] : direct(v, k); }
+};
+
+// Frames [f0, f1) of request r into out (row f of the request at out + f * out_stride), single-threaded.
+// `scratch` holds at least kBlock int32 samples.
+constexpr int64_t kBlock = 4096;
+
+template <class T, class Conv>
+void decode_range(const Request& r, int64_t f0, int64_t f1, T* out, const Conv& conv, int32_t* scratch) {
+  const int n_sig = r.n_sig;
+  const bool identity = is_identity(r);
+  if (Conv::kDirect && identity) {  // the stream is the output: decode straight into it
+    if constexpr (Conv::kDirect)
+      decode_stream(r.data, r.n_bytes, r.fmt, r.s_begin + f0 * n_sig, (f1 - f0) * n_sig, out + f0 * n_sig);
     return;
   }
-  const int64_t n_chunks = (r.n_frames + chunk - 1) / chunk;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t ci = 0; ci < n_chunks; ++ci) body(ci * chunk, std::min(r.n_frames, (ci + 1) * chunk));
-}
-
-// out[f * stride + col[k]] = convert(sample of signal chan[k] in frame f, k), via a small int32 buffer.
-template <class T, class Convert>
-void decode_selected(const Request& r, T* out, Convert convert) {
-  const int n_sig = r.n_sig;
-  const int64_t block = std::max<int64_t>(1, 4096 / n_sig);
-  std::vector<int> col(r.n_out);
-  for (int k = 0; k < r.n_out; ++k) col[k] = r.col ? r.col[k] : k;
-  const bool identity = is_identity(r);
-  for_frames(r, std::max<int64_t>(block, kParallelGrain / (4 * n_sig)), [&](int64_t f0, int64_t f1) {
-    std::vector<int32_t> buf(static_cast<size_t>(block * n_sig));
-    for (int64_t b0 = f0; b0 < f1; b0 += block) {
-      const int64_t nb = std::min(block, f1 - b0);
-      decode_stream(r.data, r.n_bytes, r.fmt, r.s_begin + b0 * n_sig, nb * n_sig, buf.data());
-      if (identity) {
-        T* o = out + b0 * n_sig;
-        if (n_sig == 2) {
-          for (int64_t f = 0; f < nb; ++f) {
-            o[2 * f] = convert(buf[2 * f], 0);
-            o[2 * f + 1] = convert(buf[2 * f + 1], 1);
-          }
-        } else {
-          for (int64_t f = 0; f < nb; ++f)
-            for (int k = 0; k < n_sig; ++k) o[f * n_sig + k] = convert(buf[f * n_sig + k], k);
+  const int64_t block = std::max<int64_t>(1, kBlock / n_sig);
+  for (int64_t b0 = f0; b0 < f1; b0 += block) {
+    const int64_t nb = std::min(block, f1 - b0);
+    decode_stream(r.data, r.n_bytes, r.fmt, r.s_begin + b0 * n_sig, nb * n_sig, scratch);
+    if (identity) {
+      T* o = out + b0 * n_sig;
+      if (n_sig == 2) {
+        for (int64_t f = 0; f < nb; ++f) {
+          o[2 * f] = conv(scratch[2 * f], 0);
+          o[2 * f + 1] = conv(scratch[2 * f + 1], 1);
         }
       } else {
-        for (int64_t f = 0; f < nb; ++f) {
-          T* row = out + (b0 + f) * r.out_stride;
-          const int32_t* in = buf.data() + f * n_sig;
-          for (int k = 0; k < r.n_out; ++k) row[col[k]] = convert(in[r.chan[k]], k);
-        }
+        for (int64_t i = 0; i < nb * n_sig; ++i) o[i] = conv(scratch[i], static_cast<int>(i % n_sig));
+      }
+    } else {
+      for (int64_t f = 0; f < nb; ++f) {
+        T* row = out + (b0 + f) * r.out_stride;
+        const int32_t* in = scratch + f * n_sig;
+        for (int k = 0; k < r.n_out; ++k) row[r.col ? r.col[k] : k] = conv(in[r.chan[k]], k);
       }
     }
-  });
+  }
 }
 
-template <class T>
-void decode_digital(const Request& r, T* out) {
-  if (is_identity(r)) {  // the stream is the output: decode straight into it
-    for_frames(r, std::max<int64_t>(1, kParallelGrain / (4 * r.n_sig)), [&](int64_t f0, int64_t f1) {
-      decode_stream(r.data, r.n_bytes, r.fmt, r.s_begin + f0 * r.n_sig, (f1 - f0) * r.n_sig, out + f0 * r.n_sig);
-    });
-    return;
-  }
-  decode_selected(r, out, [](int32_t v, int) { return static_cast<T>(v); });
+int request_threads(int n_threads, int64_t n_frames, int n_sig) {
+  return resolve_threads(n_threads, n_frames * n_sig / kParallelGrain + 1);
 }
 
-template <class T>
-void decode_physical(const Request& r, const double* gain, const double* baseline, T* out) {
-  for (int k = 0; k < r.n_out; ++k)
-    if (!(gain[k] != 0.0) || !std::isfinite(gain[k])) throw std::invalid_argument("ADC gain must be nonzero");
-  const int32_t invalid = wfdb_invalid_value(r.fmt);
-  const T nan = std::numeric_limits<T>::quiet_NaN();
-  // (d - baseline) / gain in double, the same expression as wfdb-python.
-  auto value = [&](int32_t v, int k) {
-    return v == invalid ? nan : static_cast<T>((static_cast<double>(v) - baseline[k]) / gain[k]);
-  };
-  if (r.fmt == 212 || r.fmt == 80) {
-    // Few possible values (4096 / 256): tabulate them per channel, then convert by lookup.
-    const int32_t vmin = invalid, size = r.fmt == 212 ? 4096 : 256;
-    std::vector<T> table(static_cast<size_t>(size) * r.n_out);
-    for (int k = 0; k < r.n_out; ++k)
-      for (int32_t j = 0; j < size; ++j) table[static_cast<size_t>(k) * size + j] = value(vmin + j, k);
-    const T* t = table.data();
-    decode_selected(r, out, [t, vmin, size](int32_t v, int k) { return t[k * size + (v - vmin)]; });
+// A request over bytes in memory: serially, or over an OpenMP team for large requests.
+template <class T, class Conv>
+void decode_memory(const Request& r, T* out, const Conv& conv) {
+  const int threads = request_threads(r.n_threads, r.n_frames, r.n_sig);
+  if (threads <= 1) {
+    std::vector<int32_t> scratch(kBlock);
+    decode_range(r, 0, r.n_frames, out, conv, scratch.data());
     return;
   }
-  decode_selected(r, out, value);
+  const int64_t chunk = std::max<int64_t>(1, kParallelGrain / (4 * r.n_sig));
+  const int64_t n_chunks = (r.n_frames + chunk - 1) / chunk;
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<int32_t> scratch(kBlock);
+#pragma omp for schedule(static)
+    for (int64_t ci = 0; ci < n_chunks; ++ci)
+      decode_range(r, ci * chunk, std::min(r.n_frames, (ci + 1) * chunk), out, conv, scratch.data());
+  }
 }
 
 // Byte range [b0, b1) of the stream holding samples [s0, s1), and the index of s0 relative to b0.
@@ -314,8 +385,8 @@ void wfdb_decode(const uint8_t* data, int64_t n_bytes, int fmt, int n_sig, int64
                  const int* chan, int n_out, T* out, int64_t out_stride, int n_threads, const int* col) {
   check_selection(fmt, n_sig, frame0, n_frames, chan, n_out, col, out_stride);
   check_length(n_bytes, fmt, n_sig, frame0, n_frames);
-  decode_digital(Request{data, n_bytes, fmt, n_sig, frame0 * n_sig, n_frames, chan, col, n_out, out_stride, n_threads},
-                 out);
+  decode_memory(Request{data, n_bytes, fmt, n_sig, frame0 * n_sig, n_frames, chan, col, n_out, out_stride, n_threads},
+                out, Digital<T>{});
 }
 
 template <class T>
@@ -324,100 +395,130 @@ void wfdb_decode_physical(const uint8_t* data, int64_t n_bytes, int fmt, int n_s
                           T* out, int64_t out_stride, int n_threads, const int* col) {
   check_selection(fmt, n_sig, frame0, n_frames, chan, n_out, col, out_stride);
   check_length(n_bytes, fmt, n_sig, frame0, n_frames);
-  decode_physical(
-      Request{data, n_bytes, fmt, n_sig, frame0 * n_sig, n_frames, chan, col, n_out, out_stride, n_threads}, gain,
-      baseline, out);
+  decode_memory(Request{data, n_bytes, fmt, n_sig, frame0 * n_sig, n_frames, chan, col, n_out, out_stride, n_threads},
+                out, Physical<T>(fmt, n_out, gain, baseline));
 }
 
 // ---- files ----
 
-static std::runtime_error file_error(const std::string& path, const std::string& what) {
+namespace {
+
+std::runtime_error file_error(const std::string& path, const std::string& what) {
   return std::runtime_error(path + ": " + what + ": " + std::strerror(errno));
 }
 
-WfdbFileView::WfdbFileView(const std::string& path, int64_t offset, int64_t length) {
-  if (offset < 0) throw std::invalid_argument(path + ": negative byte offset");
+struct File {
+  explicit File(const std::string& path) {
 #if defined(_WIN32)
-  std::FILE* fh = std::fopen(path.c_str(), "rb");
-  if (!fh) throw file_error(path, "cannot open signal file");
-  std::fseek(fh, 0, SEEK_END);
-  file_size_ = std::ftell(fh);
-  const int64_t len = std::max<int64_t>(0, std::min(length < 0 ? file_size_ : length, file_size_ - offset));
-  heap_ = new uint8_t[static_cast<size_t>(len) + 1];
-  std::fseek(fh, static_cast<long>(offset), SEEK_SET);
-  const size_t got = len ? std::fread(heap_, 1, static_cast<size_t>(len), fh) : 0;
-  std::fclose(fh);
-  data_ = heap_;
-  size_ = static_cast<int64_t>(got);
+    fh = std::fopen(path.c_str(), "rb");
+    if (!fh) throw file_error(path, "cannot open signal file");
+    std::fseek(fh, 0, SEEK_END);
+    size = static_cast<int64_t>(_ftelli64(fh));
 #else
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw file_error(path, "cannot open signal file");
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    const int e = errno;
-    ::close(fd);
-    errno = e;
-    throw file_error(path, "cannot stat signal file");
-  }
-  file_size_ = static_cast<int64_t>(st.st_size);
-  const int64_t len = std::max<int64_t>(0, std::min(length < 0 ? file_size_ : length, file_size_ - offset));
-  if (len > 0) {
-    const int64_t page = static_cast<int64_t>(::sysconf(_SC_PAGESIZE));
-    const int64_t map_off = offset - offset % page;
-    map_len_ = len + (offset - map_off);
-    // MAP_POPULATE maps the (page-cached) file in one go instead of faulting page by page.
-    void* m = ::mmap(nullptr, static_cast<size_t>(map_len_), PROT_READ, MAP_PRIVATE
-#ifdef MAP_POPULATE
-                                                                           | MAP_POPULATE
-#endif
-                     , fd, static_cast<off_t>(map_off));
-    if (m != MAP_FAILED) {
-      map_ = m;
-      data_ = static_cast<const uint8_t*>(m) + (offset - map_off);
-      size_ = len;
-    } else {  // e.g. a pipe or a file system without mmap: read instead
-      map_len_ = 0;
-      heap_ = new uint8_t[static_cast<size_t>(len)];
-      int64_t got = 0;
-      while (got < len) {
-        const ssize_t n = ::pread(fd, heap_ + got, static_cast<size_t>(len - got), static_cast<off_t>(offset + got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += n;
-      }
-      data_ = heap_;
-      size_ = got;
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw file_error(path, "cannot open signal file");
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      const int e = errno;
+      ::close(fd);
+      errno = e;
+      throw file_error(path, "cannot stat signal file");
     }
+    size = static_cast<int64_t>(st.st_size);
+#endif
   }
-  ::close(fd);
+  ~File() {
+#if defined(_WIN32)
+    std::fclose(fh);
+#else
+    ::close(fd);
 #endif
-}
+  }
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
 
-WfdbFileView::~WfdbFileView() {
-#if !defined(_WIN32)
-  if (map_) ::munmap(map_, static_cast<size_t>(map_len_));
+  // Read exactly len bytes at offset into buf (thread-safe on POSIX); false on a short read.
+  bool read(uint8_t* buf, int64_t offset, int64_t len) const {
+#if defined(_WIN32)
+    std::lock_guard<std::mutex> lock(mu);
+    if (_fseeki64(fh, offset, SEEK_SET) != 0) return false;
+    return std::fread(buf, 1, static_cast<size_t>(len), fh) == static_cast<size_t>(len);
+#else
+    int64_t got = 0;
+    while (got < len) {
+      const ssize_t n = ::pread(fd, buf + got, static_cast<size_t>(len - got), static_cast<off_t>(offset + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      got += n;
+    }
+    return true;
 #endif
-  delete[] heap_;
-}
+  }
 
-namespace {
+#if defined(_WIN32)
+  std::FILE* fh = nullptr;
+  mutable std::mutex mu;
+#else
+  int fd = -1;
+#endif
+  int64_t size = 0;
+};
 
-// Map the bytes the frames occupy and describe them as a request (r.data points into the view).
-std::unique_ptr<WfdbFileView> file_request(Request* r, const std::string& path, int64_t byte_offset, int fmt,
-                                           int n_sig, int64_t frame0, int64_t n_frames, const int* chan, int n_out,
-                                           const int* col, int64_t out_stride, int n_threads) {
+// Frames per read: about 128 K samples (192 KB of format 212), so that the bytes just read are still in
+// the core's cache when they are decoded; even, so that every chunk of a 212 file starts on a byte group.
+int64_t chunk_frames(int n_sig) { return std::max<int64_t>(2, ((int64_t(1) << 17) / n_sig) & ~int64_t(1)); }
+
+// Read the frames chunk by chunk (pread into a small per-thread buffer) and decode each chunk.
+template <class T, class Conv>
+void decode_file(const std::string& path, int64_t byte_offset, int fmt, int n_sig, int64_t frame0, int64_t n_frames,
+                 const int* chan, int n_out, T* out, int64_t out_stride, int n_threads, const int* col,
+                 const Conv& conv) {
   check_selection(fmt, n_sig, frame0, n_frames, chan, n_out, col, out_stride);
   if (byte_offset < 0) throw std::invalid_argument(path + ": negative byte offset");
-  int64_t b0, b1, rel;
-  byte_range(fmt, frame0 * n_sig, (frame0 + n_frames) * n_sig, &b0, &b1, &rel);
-  auto v = std::make_unique<WfdbFileView>(path, byte_offset + b0, b1 - b0);
-  if (v->size() < b1 - b0)
+  const File file(path);
+  const int64_t need = byte_offset + wfdb_bytes_needed(fmt, (frame0 + n_frames) * n_sig);
+  if (file.size < need)
     throw std::invalid_argument(path + ": signal file is truncated: " + std::to_string(frame0 + n_frames) +
                                 " frames of " + std::to_string(n_sig) + " signals in format " + std::to_string(fmt) +
-                                " need " + std::to_string(byte_offset + b1) + " bytes but it holds " +
-                                std::to_string(v->file_size()));
-  *r = Request{v->data(), v->size(), fmt, n_sig, rel, n_frames, chan, col, n_out, out_stride, n_threads};
-  return v;
+                                " need " + std::to_string(need) + " bytes but it holds " + std::to_string(file.size));
+  if (n_frames == 0) return;
+  const int64_t chunk = chunk_frames(n_sig);
+  const int64_t n_chunks = (n_frames + chunk - 1) / chunk;
+  const int64_t buf_len = wfdb_bytes_needed(fmt, chunk * n_sig + 1) + 3;
+  constexpr int64_t kPad = 16;  // the 212 decoder's 16-byte loads may run past the last group it uses
+  auto run = [&](int64_t ci, std::vector<uint8_t>& buf, std::vector<int32_t>& scratch) {
+    const int64_t f0 = ci * chunk, f1 = std::min(n_frames, f0 + chunk);
+    int64_t b0, b1, rel;
+    byte_range(fmt, (frame0 + f0) * n_sig, (frame0 + f1) * n_sig, &b0, &b1, &rel);
+    if (!file.read(buf.data(), byte_offset + b0, b1 - b0))
+      throw std::runtime_error(path + ": short read (was the signal file changed while it was read?)");
+    std::memset(buf.data() + (b1 - b0), 0, kPad);
+    const Request r{buf.data(), b1 - b0 + kPad, fmt, n_sig, rel, f1 - f0, chan, col, n_out, out_stride, 1};
+    decode_range(r, 0, f1 - f0, out + f0 * out_stride, conv, scratch.data());
+  };
+  const int threads = request_threads(n_threads, n_frames, n_sig);
+  if (threads <= 1) {
+    std::vector<uint8_t> buf(static_cast<size_t>(buf_len + kPad));
+    std::vector<int32_t> scratch(kBlock);
+    for (int64_t ci = 0; ci < n_chunks; ++ci) run(ci, buf, scratch);
+    return;
+  }
+  std::string error;
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<uint8_t> buf(static_cast<size_t>(buf_len + kPad));
+    std::vector<int32_t> scratch(kBlock);
+#pragma omp for schedule(static)
+    for (int64_t ci = 0; ci < n_chunks; ++ci) {
+      try {
+        run(ci, buf, scratch);
+      } catch (const std::exception& e) {
+#pragma omp critical(ecgcore_wfdb_error)
+        if (error.empty()) error = e.what();
+      }
+    }
+  }
+  if (!error.empty()) throw std::runtime_error(error);
 }
 
 }  // namespace
@@ -426,20 +527,17 @@ template <class T>
 void wfdb_read_file(const std::string& path, int64_t byte_offset, int fmt, int n_sig, int64_t frame0,
                     int64_t n_frames, const int* chan, int n_out, T* out, int64_t out_stride, int n_threads,
                     const int* col) {
-  Request r{};
-  const auto view =
-      file_request(&r, path, byte_offset, fmt, n_sig, frame0, n_frames, chan, n_out, col, out_stride, n_threads);
-  decode_digital(r, out);
+  decode_file(path, byte_offset, fmt, n_sig, frame0, n_frames, chan, n_out, out, out_stride, n_threads, col,
+              Digital<T>{});
 }
 
 template <class T>
 void wfdb_read_file_physical(const std::string& path, int64_t byte_offset, int fmt, int n_sig, int64_t frame0,
                              int64_t n_frames, const int* chan, int n_out, const double* gain,
                              const double* baseline, T* out, int64_t out_stride, int n_threads, const int* col) {
-  Request r{};
-  const auto view =
-      file_request(&r, path, byte_offset, fmt, n_sig, frame0, n_frames, chan, n_out, col, out_stride, n_threads);
-  decode_physical(r, gain, baseline, out);
+  check_format(fmt);
+  decode_file(path, byte_offset, fmt, n_sig, frame0, n_frames, chan, n_out, out, out_stride, n_threads, col,
+              Physical<T>(fmt, n_out, gain, baseline));
 }
 
 #define ECGCORE_WFDB_DIGITAL(T)                                                                                 \

@@ -40,29 +40,10 @@ void wfdb_decode_physical(const uint8_t* data, int64_t n_bytes, int fmt, int n_s
                           int64_t n_frames, const int* chan, int n_out, const double* gain, const double* baseline,
                           T* out, int64_t out_stride, int n_threads, const int* col = nullptr);
 
-// A read-only view of the bytes [offset, offset + length) of a file (memory-mapped where the platform
-// allows, the pages pre-faulted). length < 0 means "to the end of the file". Errors name the file.
-class WfdbFileView {
- public:
-  WfdbFileView(const std::string& path, int64_t offset, int64_t length);
-  ~WfdbFileView();
-  WfdbFileView(const WfdbFileView&) = delete;
-  WfdbFileView& operator=(const WfdbFileView&) = delete;
-  const uint8_t* data() const { return data_; }
-  int64_t size() const { return size_; }
-  int64_t file_size() const { return file_size_; }
-
- private:
-  const uint8_t* data_ = nullptr;
-  int64_t size_ = 0;
-  int64_t file_size_ = 0;
-  void* map_ = nullptr;
-  int64_t map_len_ = 0;
-  uint8_t* heap_ = nullptr;
-};
-
 // Decode frames [frame0, frame0 + n_frames) of the signal file `path` whose samples start at byte
-// `byte_offset`, reading only the bytes those frames occupy. Same selection/output rules as above.
+// `byte_offset`, reading only the bytes those frames occupy, in chunks of ~128 K samples into a small
+// buffer (each chunk is decoded while it is still in cache). Same selection/output rules as above.
+// Errors name the file (missing, truncated, short read).
 template <class T>
 void wfdb_read_file(const std::string& path, int64_t byte_offset, int fmt, int n_sig, int64_t frame0,
                     int64_t n_frames, const int* chan, int n_out, T* out, int64_t out_stride, int n_threads,
