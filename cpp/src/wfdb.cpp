@@ -108,28 +108,36 @@ inline void store8(T* o, __m128i a, __m128i b) {
 // AVX2 bulk of the 212 decoder: 8 groups (24 bytes) -> 16 samples per step, the two 12-byte halves in the
 // two 128-bit lanes (vpshufb works within lanes). Starts at an even sample at p; stops while a step's
 // second 16-byte load (at p + 12) still ends by p_end + 16. Returns the number of samples written.
-template <class T>
-__attribute__((target("avx2"))) int64_t stream_212_avx2(const uint8_t* p, const uint8_t* p_end, int64_t count,
-                                                        T* out) {
+#define ECGCORE_AVX2 __attribute__((target("avx2")))
+
+// Unpack the 16 samples of the 8 groups at p (reads p[0, 28)) into a = samples 0-3 | 8-11 and
+// b = samples 4-7 | 12-15 (int32 lanes).
+ECGCORE_AVX2 inline void unpack16_212(const uint8_t* p, __m256i* a, __m256i* b) {
   const __m256i shuf_a = _mm256_setr_epi8(0, 1, -1, -1, 2, 1, -1, -1, 3, 4, -1, -1, 5, 4, -1, -1,  //
                                           0, 1, -1, -1, 2, 1, -1, -1, 3, 4, -1, -1, 5, 4, -1, -1);
   const __m256i shuf_b = _mm256_setr_epi8(6, 7, -1, -1, 8, 7, -1, -1, 9, 10, -1, -1, 11, 10, -1, -1,  //
                                           6, 7, -1, -1, 8, 7, -1, -1, 9, 10, -1, -1, 11, 10, -1, -1);
   const __m256i low = _mm256_set1_epi32(0xFF), high = _mm256_set1_epi32(0xF00);
   const __m256i shift = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);  // odd samples: b1's high nibble
-#define ECGCORE_UNPACK_212(w)                                                                                   \
-  _mm256_srai_epi32(                                                                                          \
-      _mm256_slli_epi32(_mm256_or_si256(_mm256_and_si256(w, low), _mm256_and_si256(_mm256_srlv_epi32(w, shift), high)), \
-                        20),                                                                                  \
-      20)
+  const __m256i x = _mm256_inserti128_si256(
+      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+      _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 12)), 1);
+  const __m256i wa = _mm256_shuffle_epi8(x, shuf_a), wb = _mm256_shuffle_epi8(x, shuf_b);
+  const __m256i va = _mm256_or_si256(_mm256_and_si256(wa, low), _mm256_and_si256(_mm256_srlv_epi32(wa, shift), high));
+  const __m256i vb = _mm256_or_si256(_mm256_and_si256(wb, low), _mm256_and_si256(_mm256_srlv_epi32(wb, shift), high));
+  *a = _mm256_srai_epi32(_mm256_slli_epi32(va, 20), 20);
+  *b = _mm256_srai_epi32(_mm256_slli_epi32(vb, 20), 20);
+}
+
+// AVX2 bulk of the 212 decoder: 8 groups (24 bytes) -> 16 samples per step, the two 12-byte halves in the
+// two 128-bit lanes (vpshufb works within lanes). Starts at an even sample at p; a step runs while its
+// second 16-byte load (at p + 12) starts by p_end. Returns the number of samples written.
+template <class T>
+ECGCORE_AVX2 int64_t stream_212_avx2(const uint8_t* p, const uint8_t* p_end, int64_t count, T* out) {
   int64_t i = 0;
   for (; i + 16 <= count && p + 12 <= p_end; i += 16, p += 24) {
-    const __m256i x = _mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 12)), 1);
-    const __m256i wa = _mm256_shuffle_epi8(x, shuf_a), wb = _mm256_shuffle_epi8(x, shuf_b);
-    const __m256i a = ECGCORE_UNPACK_212(wa);  // samples 0-3 | 8-11
-    const __m256i b = ECGCORE_UNPACK_212(wb);  // samples 4-7 | 12-15
+    __m256i a, b;
+    unpack16_212(p, &a, &b);
     T* o = out + i;
     if constexpr (std::is_same<T, int32_t>::value) {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_permute2x128_si256(a, b, 0x20));
@@ -143,7 +151,30 @@ __attribute__((target("avx2"))) int64_t stream_212_avx2(const uint8_t* p, const 
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), _mm256_packs_epi32(a, b));  // in-lane pack keeps order
     }
   }
-#undef ECGCORE_UNPACK_212
+  return i;
+}
+
+// Physical 212 for all signals of a file with n_sig in {1, 2, 4} (channel of out[i] = i % n_sig, a period
+// that divides 4): out[i] = (double(d) - baseline) / gain, four at a time, NaN for the invalid code.
+ECGCORE_AVX2 int64_t physical_212_avx2(const uint8_t* p, const uint8_t* p_end, int64_t count, int n_sig,
+                                       const double* gain, const double* baseline, double* out) {
+  const __m256d g = _mm256_setr_pd(gain[0], gain[1 % n_sig], gain[2 % n_sig], gain[3 % n_sig]);
+  const __m256d b = _mm256_setr_pd(baseline[0], baseline[1 % n_sig], baseline[2 % n_sig], baseline[3 % n_sig]);
+  const __m128i invalid = _mm_set1_epi32(-2048);
+  const __m256d nan = _mm256_set1_pd(std::numeric_limits<double>::quiet_NaN());
+  int64_t i = 0;
+  for (; i + 16 <= count && p + 12 <= p_end; i += 16, p += 24) {
+    __m256i a, bb;
+    unpack16_212(p, &a, &bb);
+    double* o = out + i;
+    const __m128i q[4] = {_mm256_castsi256_si128(a), _mm256_castsi256_si128(bb), _mm256_extracti128_si256(a, 1),
+                          _mm256_extracti128_si256(bb, 1)};
+    for (int j = 0; j < 4; ++j) {
+      const __m256d v = _mm256_div_pd(_mm256_sub_pd(_mm256_cvtepi32_pd(q[j]), b), g);
+      const __m256d bad = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_cmpeq_epi32(q[j], invalid)));
+      _mm256_storeu_pd(o + 4 * j, _mm256_blendv_pd(v, nan, bad));
+    }
+  }
   return i;
 }
 
@@ -320,6 +351,21 @@ void decode_range(const Request& r, int64_t f0, int64_t f1, T* out, const Conv& 
       decode_stream(r.data, r.n_bytes, r.fmt, r.s_begin + f0 * n_sig, (f1 - f0) * n_sig, out + f0 * n_sig);
     return;
   }
+#ifdef ECGCORE_WFDB_AVX2
+  if constexpr (std::is_same<Conv, Physical<double>>::value) {
+    // Fused decode + lookup for whole 212 frames of 1, 2 or 4 signals (MIT-BIH: 2).
+    const int64_t s = r.s_begin + f0 * n_sig;
+    if (r.fmt == 212 && identity && (n_sig == 1 || n_sig == 2 || n_sig == 4) && s % 2 == 0 && cpu_has_avx2()) {
+      const int64_t count = (f1 - f0) * n_sig;
+      double* o = out + f0 * n_sig;
+      int64_t i = 0;
+      if (r.n_bytes >= 16)
+        i = physical_212_avx2(r.data + (s / 2) * 3, r.data + r.n_bytes - 16, count, n_sig, conv.gain, conv.baseline, o);
+      for (; i < count; ++i) o[i] = conv(sample_212(r.data, s + i), static_cast<int>(i % n_sig));
+      return;
+    }
+  }
+#endif
   const int64_t block = std::max<int64_t>(1, kBlock / n_sig);
   for (int64_t b0 = f0; b0 < f1; b0 += block) {
     const int64_t nb = std::min(block, f1 - b0);
