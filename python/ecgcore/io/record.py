@@ -106,8 +106,11 @@ class Record:
                    comments=list(rec.comments or []))
 
 
+_RECORD_SUFFIXES = (".hea", ".dat", ".atr")
+
+
 def _record_base(path: Path) -> Path:
-    return path.with_suffix("") if path.suffix in (".hea", ".dat", ".atr") else path
+    return path.with_suffix("") if path.suffix in _RECORD_SUFFIXES else path
 
 
 def _read_wfdb_native(hdr: Header, sampfrom: int, sampto: int | None, channels, physical: bool,
@@ -128,7 +131,7 @@ def _read_wfdb_native(hdr: Header, sampfrom: int, sampto: int | None, channels, 
     for i, s in enumerate(signals):
         groups.setdefault((s.file_name, s.fmt, s.byte_offset), []).append(i)
     sig_len = hdr.sig_len
-    base_dir = os.fspath(hdr.path.parent)
+    base_dir = os.path.dirname(os.fspath(hdr.path))
     files = {}
     for key, members in groups.items():
         fname, fmt, offset = key
@@ -219,14 +222,17 @@ def read_record(path: str | os.PathLike, *, fs: float | None = None, channels: S
     Formats 212, 16, 61 and 80 are decoded in C++ (bit-identical to ``wfdb.rdrecord(physical=False)``;
     physical values identical to wfdb's float64 ``p_signal``); others fall back to wfdb-python.
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
+    path_s = os.fspath(path)
+    root, ext = os.path.splitext(path_s)
+    suffix = ext.lower()
     if suffix in (".npy", ".csv"):  # plain arrays: float samples whatever `physical` says
         dtype = _signal_dtype(True, dtype if physical else None)
+        path = Path(path_s)
         return _read_npy(path, fs, dtype) if suffix == ".npy" else _read_csv(path, fs, dtype)
     dtype = _signal_dtype(physical, dtype)
-    base = _record_base(path)
-    hdr = read_header(base)
+    base_s = root if ext in _RECORD_SUFFIXES else path_s  # as _record_base, without pathlib round trips
+    hdr = read_header(base_s)
+    base = Path(base_s)
     if fs is not None and abs(float(fs) - hdr.fs) > 1e-9:
         raise ValueError(f"{hdr.path}: sampling rate is {hdr.fs} Hz, but {fs} Hz was expected")
     if hdr.n_sig == 0:
