@@ -5,6 +5,9 @@
 // all signals are selected in file order into a [n, n_sig] array of a digital type, the run is the
 // output itself and is decoded straight into it. Otherwise runs of a few thousand frames are decoded
 // into a small (cache-resident) int32 buffer and then converted/scattered to the selected columns.
+// Exception: float64 physical output of whole 212 frames of 1, 2 or 4 signals is decoded and converted
+// in one AVX2 pass. Files are read with pread in ~128 K-sample chunks, each decoded while still in cache.
+// A request runs on one thread unless it holds millions of samples (see kParallelGrain).
 #include "ecgcore/wfdb.hpp"
 
 #include <omp.h>
