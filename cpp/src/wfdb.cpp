@@ -9,6 +9,7 @@
 // in one AVX2 pass. Files are read with pread in ~128 K-sample chunks, each decoded while still in cache.
 // A request runs on one thread unless it holds millions of samples (see kParallelGrain).
 #include "ecgcore/wfdb.hpp"
+#include "ecgcore/simd.hpp"
 
 #include <omp.h>
 
@@ -181,10 +182,8 @@ ECGCORE_AVX2 int64_t physical_212_avx2(const uint8_t* p, const uint8_t* p_end, i
   return i;
 }
 
-bool cpu_has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2");
-  return yes;
-}
+// One switch for every kernel (ECGCORE_SIMD=baseline forces the baseline; see simd.hpp).
+bool cpu_has_avx2() { return use_avx2(); }
 #endif
 
 // Format 212: byte groups (b0, b1, b2) hold sample 2k = b0 | (b1 & 0x0F) << 8 and
