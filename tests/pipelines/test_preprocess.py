@@ -106,6 +106,38 @@ def test_resume_skips_finished_and_redoes_corrupted(mini_mitdb, tmp_path):
     assert len(s4.done) == 4  # other options -> everything is redone
 
 
+@pytest.mark.parametrize("digest", ["crc32c", "sha256"])
+def test_manifest_checksums_catch_a_changed_byte(mini_mitdb, tmp_path, digest):
+    """Each manifest entry carries its algorithm: CRC-32C + length (default) or SHA-256, both verified on resume;
+    a same-length file with one flipped byte is redone, whichever digest the run that wrote it used."""
+    import hashlib
+
+    from ecgcore.pipelines.engine import file_digest
+
+    out = tmp_path / "out"
+    recs = ["100", "101"]
+    preprocess("beats-scalograms", mini_mitdb, out, records=recs, workers=1, progress=False, digest=digest)
+    entry = read_manifest(out)["101"]
+    data = (out / "101.h5").read_bytes()
+    if digest == "sha256":
+        assert entry["files"] == {"101.h5": hashlib.sha256(data).hexdigest()}
+    else:
+        assert entry["files"]["101.h5"] == file_digest(out / "101.h5") and \
+            entry["files"]["101.h5"].endswith(f":{len(data)}")
+    # a re-run with the other digest still trusts (and so skips) the files the first run wrote
+    other = "sha256" if digest == "crc32c" else "crc32c"
+    s = preprocess("beats-scalograms", mini_mitdb, out, records=recs, workers=1, progress=False, digest=other)
+    assert sorted(s.skipped) == recs and not s.done
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x10
+    (out / "101.h5").write_bytes(bytes(flipped))
+    s = preprocess("beats-scalograms", mini_mitdb, out, records=recs, workers=1, progress=False, digest=digest)
+    assert s.skipped == ["100"] and s.done == ["101"]
+    assert (out / "101.h5").read_bytes() == data
+    with pytest.raises(ValueError, match="digest"):
+        preprocess("beats-scalograms", mini_mitdb, out, records=recs, workers=1, progress=False, digest="md5")
+
+
 def test_bad_record_is_reported_and_skipped(mini_mitdb, tmp_path):
     data = (mini_mitdb / "103.dat").read_bytes()
     (mini_mitdb / "103.dat").write_bytes(data[:1000])

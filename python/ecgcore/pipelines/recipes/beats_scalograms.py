@@ -42,10 +42,17 @@ def seed_metadata_json(labels: dict[str, list[int]]) -> str:
 
 
 def write_h5(path: Path, datasets: dict, attrs: dict) -> None:
+    """Datasets (contiguous, uncompressed) and attributes, in insertion order, atomically; no timestamps in the
+    file (root group included: ``h5py.File(track_order=True)`` would stamp it), so equal data give equal bytes."""
     import h5py
 
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_obj_track_times(False)
+    order = h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED
+    fcpl.set_link_creation_order(order)
+    fcpl.set_attr_creation_order(order)
     with atomic_write(path) as tmp:
-        with h5py.File(tmp, "w", track_order=True) as h5:
+        with h5py.File(h5py.h5f.create(str(tmp).encode(), h5py.h5f.ACC_TRUNC, fcpl=fcpl)) as h5:
             for name, arr in datasets.items():
                 h5.create_dataset(name, data=arr, track_times=False)
             for k, v in attrs.items():
