@@ -139,17 +139,19 @@ def _run_task(recipe_name: str, record: str, in_dir: str, out_dir: str, options:
     """Executed in a worker process (local pool or Dask): never raises, returns a plain dict."""
     from .recipes import get_recipe
 
-    cpu0 = time.process_time()
+    # Single-threaded kernels (pool and Dask tasks): this thread's CPU, not that of a Dask worker's other tasks.
+    clock = time.thread_time if options.get("_threads") == 1 else time.process_time
+    cpu0 = clock()
     try:
         recipe = get_recipe(recipe_name)
         res: RecordResult = recipe.run(record, Path(in_dir), Path(out_dir), options)
         algorithm = options.get("_digest", "crc32c")
         files = {rel: file_digest(Path(out_dir) / rel, algorithm) for rel in res.files}
         return {"status": "ok", "record": record, "files": files, "n_items": res.n_items, "info": res.info,
-                "cpu_s": time.process_time() - cpu0}
+                "cpu_s": clock() - cpu0}
     except (OSError, ValueError, KeyError, IndexError) as exc:
         return {"status": "error", "record": record, "error": f"{type(exc).__name__}: {exc}",
-                "cpu_s": time.process_time() - cpu0}
+                "cpu_s": clock() - cpu0}
 
 
 def preprocess(recipe_name: str, in_dir, out_dir, *, options: dict | None = None, workers: int | None = None,
