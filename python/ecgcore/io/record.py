@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from .._native import core, threads
+from .annotations import parse_annotation_bytes
 from .header import Header, read_header
 
 __all__ = ["Annotations", "Record", "read_record", "read_annotations", "write_annotations", "record_paths"]
@@ -364,15 +365,30 @@ def _read_csv(path: Path, fs, dtype) -> Record:
 
 
 def read_annotations(path: str | os.PathLike, extension: str = "atr") -> Annotations:
-    """Read a WFDB annotation file (``<record>.<extension>``) -> :class:`Annotations`."""
-    import wfdb
+    """Read a WFDB annotation file (``<record>.<extension>``) -> :class:`Annotations`.
 
+    MIT-format files are decoded by :func:`ecgcore.io.annotations.parse_annotation_bytes` (the fields
+    ``wfdb.rdann`` returns, without importing wfdb); files using features it leaves to wfdb go to ``wfdb.rdann``.
+    """
     base = _record_base(Path(path))
     ann_path = base.with_name(base.name + "." + extension)
     if not ann_path.is_file():
         raise FileNotFoundError(f"annotation file not found: {ann_path}")
-    if ann_path.stat().st_size == 0:
+    data = ann_path.read_bytes()
+    if not data:
         raise ValueError(f"{ann_path}: the annotation file is empty")
+    fast = parse_annotation_bytes(data)
+    if fast is not None:
+        fs = fast["fs"]
+        if fs is None:
+            try:
+                fs = read_header(base).fs
+            except (OSError, ValueError):
+                pass  # as wfdb: the rate comes from the header when there is one
+        return Annotations(sample=fast["sample"], symbol=fast["symbol"], aux_note=fast["aux_note"],
+                           chan=fast["chan"], subtype=fast["subtype"], extension=extension, fs=fs)
+    import wfdb
+
     try:
         a = wfdb.rdann(str(base), extension)
     except Exception as exc:
