@@ -1,5 +1,6 @@
 #include "ecgcore/cwt.hpp"
 
+#include "ecgcore/simd.hpp"
 #include <omp.h>
 
 #include <algorithm>
@@ -48,11 +49,6 @@ void check_wavelet(const MorletWavelet& w) {
   if (w.complex && !std::isfinite(w.center)) throw std::invalid_argument("complex Morlet centre C must be finite");
 }
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
-#define ECGCORE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define ECGCORE_CLONES
-#endif
 
 // Smallest even 2^a 3^b 5^c >= v (the lengths the mixed-radix FFT does fastest).
 int64_t fast_even_length(int64_t v) {
@@ -114,8 +110,8 @@ typedef int32_t v4i32 __attribute__((vector_size(16)));
 // |coef| of up to four signals into their output rows (stride between the signals' rows: row_stride).
 // w holds the inverse transform: coef[2j] = Re w[j], coef[2j + 1] = Im w[j]; v (complex wavelets) the
 // imaginary part of coef in the same layout.
-ECGCORE_CLONES void write_magnitudes(const v4d* wr, const v4d* wi, const v4d* vr, const v4d* vi, int64_t n,
-                                     int64_t lanes, float* out, int64_t row_stride) {
+ECGCORE_MULTIVERSION(void, write_magnitudes, (const v4d* wr, const v4d* wi, const v4d* vr, const v4d* vi, int64_t n,
+                                     int64_t lanes, float* out, int64_t row_stride), (wr, wi, vr, vi, n, lanes, out, row_stride), {
   const int64_t pairs = n / 2;
   if (vr == nullptr) {
     // Four pairs at a time: transpose the 4 x 4 blocks of Re and Im parts (signal lanes -> rows), round to
@@ -159,7 +155,7 @@ ECGCORE_CLONES void write_magnitudes(const v4d* wr, const v4d* wi, const v4d* vr
     }
     if (n % 2) o[n - 1] = static_cast<float>(std::sqrt(wr[pairs][l] * wr[pairs][l] + vr[pairs][l] * vr[pairs][l]));
   }
-}
+})
 
 }  // namespace
 

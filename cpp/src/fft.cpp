@@ -1,5 +1,6 @@
 #include "ecgcore/fft.hpp"
 
+#include "ecgcore/simd.hpp"
 #include <omp.h>
 
 #include <algorithm>
@@ -361,22 +362,17 @@ ECGCORE_INLINE void real_post(const double* pr, const double* pi, int64_t h, con
   }
 }
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
-#define ECGCORE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define ECGCORE_CLONES
-#endif
 
 // Entry points compiled twice (AVX2/FMA and baseline) with the engine inlined into each; chosen at load time.
-ECGCORE_CLONES void run_scalar(const FftPlan& P, const double* ire, const double* iim, double* ore, double* oim,
-                               double* scratch, bool inv) {
+ECGCORE_MULTIVERSION(void, run_scalar, (const FftPlan& P, const double* ire, const double* iim, double* ore, double* oim,
+                               double* scratch, bool inv), (P, ire, iim, ore, oim, scratch, inv), {
   run<double>(P, ire, iim, ore, oim, scratch, inv);
-}
+})
 
-ECGCORE_CLONES void run_lanes(const FftPlan& P, const v4d* ire, const v4d* iim, v4d* ore, v4d* oim, v4d* scratch,
-                              bool inv) {
+ECGCORE_MULTIVERSION(void, run_lanes, (const FftPlan& P, const v4d* ire, const v4d* iim, v4d* ore, v4d* oim, v4d* scratch,
+                              bool inv), (P, ire, iim, ore, oim, scratch, inv), {
   run<v4d>(P, ire, iim, ore, oim, scratch, inv);
-}
+})
 
 // Inputs of a transform computed on the fly, so that no pass is spent preparing them.
 // Half-length transform of an even-length real signal: z[j] = x[2j] w[2j] + i x[2j + 1] w[2j + 1].
@@ -446,16 +442,16 @@ ECGCORE_INLINE void real_forward(const RealFftPlan& R, const v4d* in, const doub
   real_post<v4d>(R.pr_.data(), R.pi_.data(), c, fr, fi, out_re, out_im);
 }
 
-ECGCORE_CLONES void real_forward_lanes(const RealFftPlan& R, const v4d* in, const double* window, v4d* out_re,
-                                       v4d* out_im, v4d* scratch) {
+ECGCORE_MULTIVERSION(void, real_forward_lanes, (const RealFftPlan& R, const v4d* in, const double* window, v4d* out_re,
+                                       v4d* out_im, v4d* scratch), (R, in, window, out_re, out_im, scratch), {
   if (window) real_forward<true>(R, in, window, out_re, out_im, scratch);
   else real_forward<false>(R, in, nullptr, out_re, out_im, scratch);
-}
+})
 
-ECGCORE_CLONES void product_sum_lanes(const FftPlan& P, const ProductSum& in, v4d* ore, v4d* oim, v4d* scratch,
-                                      bool inv) {
+ECGCORE_MULTIVERSION(void, product_sum_lanes, (const FftPlan& P, const ProductSum& in, v4d* ore, v4d* oim, v4d* scratch,
+                                      bool inv), (P, in, ore, oim, scratch, inv), {
   run_from<v4d>(P, in, ore, oim, scratch, inv);
-}
+})
 
 }  // namespace
 

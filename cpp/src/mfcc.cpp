@@ -1,5 +1,6 @@
 #include "ecgcore/mfcc.hpp"
 
+#include "ecgcore/simd.hpp"
 #include <omp.h>
 
 #include <algorithm>
@@ -292,15 +293,10 @@ struct MfccWork {
         ceps(P.rows * P.nf), scratch(2 * P.fft->scratch_size()) {}
 };
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
-#define ECGCORE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define ECGCORE_CLONES
-#endif
 
 // MFCCs of four windows at once (w.sig holds them, one per lane, already zero-padded) into w.ceps
 // [rows, nf]. Every stage works lane by lane, so a window's result does not depend on its neighbours.
-ECGCORE_CLONES void mfcc_lanes(const MfccPlan& P, MfccWork& w) {
+ECGCORE_MULTIVERSION(void, mfcc_lanes, (const MfccPlan& P, MfccWork& w), (P, w), {
   const int64_t nf = P.nf, nb = P.nb, nmel = P.nmel, flen = P.flen;
   const v4d zero = {0.0, 0.0, 0.0, 0.0};
   const double* win = P.win.data();
@@ -382,7 +378,7 @@ ECGCORE_CLONES void mfcc_lanes(const MfccPlan& P, MfccWork& w) {
       if (P.delta_order == 2) savgol_rows<v4d>(P.d2, ceps, nm, nf, ceps + 2 * nm * nf);
     }
   }
-}
+})
 
 }  // namespace
 

@@ -1,5 +1,6 @@
 #include "ecgcore/stft.hpp"
 
+#include "ecgcore/simd.hpp"
 #include <omp.h>
 
 #include <algorithm>
@@ -51,11 +52,6 @@ int64_t stft_bins(const StftParams& p) { return p.onesided ? p.n_fft / 2 + 1 : p
 
 namespace {
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
-#define ECGCORE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define ECGCORE_CLONES
-#endif
 
 typedef float v4f __attribute__((vector_size(16)));
 
@@ -179,17 +175,17 @@ ECGCORE_INLINE void stft_group(const T* x, int64_t n, const double* window, cons
   store_bins(w.re.data(), w.im.data(), p, nb, nf, g, out_c, out_r);
 }
 
-ECGCORE_CLONES void stft_groups_f64(const double* x, int64_t n, const double* window, const StftParams& p, int64_t nb,
+ECGCORE_MULTIVERSION(void, stft_groups_f64, (const double* x, int64_t n, const double* window, const StftParams& p, int64_t nb,
                                     int64_t nf, int64_t w0, int64_t w1, const RealFftPlan& plan, int64_t g_index,
-                                    int64_t items, StftWork& w, std::complex<double>* out_c, double* out_r) {
+                                    int64_t items, StftWork& w, std::complex<double>* out_c, double* out_r), (x, n, window, p, nb, nf, w0, w1, plan, g_index, items, w, out_c, out_r), {
   stft_group<double>(x, n, window, p, nb, nf, w0, w1, plan, g_index, items, w, out_c, out_r);
-}
+})
 
-ECGCORE_CLONES void stft_groups_f32(const float* x, int64_t n, const double* window, const StftParams& p, int64_t nb,
+ECGCORE_MULTIVERSION(void, stft_groups_f32, (const float* x, int64_t n, const double* window, const StftParams& p, int64_t nb,
                                     int64_t nf, int64_t w0, int64_t w1, const RealFftPlan& plan, int64_t g_index,
-                                    int64_t items, StftWork& w, std::complex<float>* out_c, float* out_r) {
+                                    int64_t items, StftWork& w, std::complex<float>* out_c, float* out_r), (x, n, window, p, nb, nf, w0, w1, plan, g_index, items, w, out_c, out_r), {
   stft_group<float>(x, n, window, p, nb, nf, w0, w1, plan, g_index, items, w, out_c, out_r);
-}
+})
 
 inline void stft_group_any(const double* x, int64_t n, const double* window, const StftParams& p, int64_t nb,
                            int64_t nf, int64_t w0, int64_t w1, const RealFftPlan& plan, int64_t g, int64_t items,
