@@ -4,26 +4,28 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "ecgcore/parallel.hpp"
 
-// The distance tile is the hot loop: compile it for AVX-512 and AVX2+FMA as well as the portable
-// baseline and let the loader pick (GCC function multi-versioning). Results can differ in the last
-// bits between CPUs (FMA), never between runs or thread counts on one machine.
+// The distance kernels are compiled for AVX2+FMA (x86-64-v3) as well as the portable baseline and
+// the loader picks one (GCC function multi-versioning). Results can differ in the last bits between
+// CPUs (FMA), never between runs or thread counts on one machine.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(ECGCORE_NO_CLONES)
-#define ECGCORE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define ECGCORE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define ECGCORE_CLONES
 #endif
 #if defined(__GNUC__)
-// The 512-bit vector helpers are always inlined, so the ABI note about passing them by value is moot.
 #pragma GCC diagnostic ignored "-Wpsabi"
 #define ECGCORE_INLINE __attribute__((always_inline)) inline
 #else
@@ -34,30 +36,51 @@ namespace ecgcore {
 namespace {
 
 constexpr int64_t kChunk = 256;  // rows per work item; fixed so reductions do not depend on threads
-constexpr int kTile = 4;         // rows per register tile
+constexpr int kBlock = 64;       // rows per block of the distance kernels (their rows stay in L1)
 
-// 512-bit vectors through GCC/Clang vector extensions: one zmm on AVX-512, two ymm on AVX2, four
-// xmm on the x86-64-v2 baseline. A panel is two vectors of centers wide.
+// 256-bit vectors through GCC/Clang vector extensions: one ymm on AVX2, two xmm on the baseline.
+// A panel is two vectors of centers wide (16 float / 8 double columns); the register tile is
+// 6 rows x 2 vectors (12 accumulators), or 12 rows x 1 vector, so that it fits the 16 registers.
 template <class T>
 struct Vec;
 template <>
 struct Vec<float> {
-  typedef float type __attribute__((vector_size(64)));
-  typedef int32_t index __attribute__((vector_size(64)));
+  typedef float type __attribute__((vector_size(32)));
+  typedef int32_t index __attribute__((vector_size(32)));
 };
 template <>
 struct Vec<double> {
-  typedef double type __attribute__((vector_size(64)));
-  typedef int64_t index __attribute__((vector_size(64)));
+  typedef double type __attribute__((vector_size(32)));
+  typedef int64_t index __attribute__((vector_size(32)));
 };
 template <class T>
 using VecT = typename Vec<T>::type;
 template <class T>
 using VecI = typename Vec<T>::index;
+typedef double VecD __attribute__((vector_size(32)));
+
+// Lane-wise sums of vectors of T in double, in 256-bit registers (two for float).
 template <class T>
-constexpr int kVL = 64 / static_cast<int>(sizeof(T));  // lanes per vector
+struct DSum;
+template <>
+struct DSum<float> {
+  VecD lo{}, hi{};
+  ECGCORE_INLINE void add(VecT<float> e) {
+    lo += __builtin_convertvector(__builtin_shufflevector(e, e, 0, 1, 2, 3), VecD);
+    hi += __builtin_convertvector(__builtin_shufflevector(e, e, 4, 5, 6, 7), VecD);
+  }
+  double lane(int j) const { return j < 4 ? lo[j] : hi[j - 4]; }
+};
+template <>
+struct DSum<double> {
+  VecD a{};
+  ECGCORE_INLINE void add(VecT<double> e) { a += e; }
+  double lane(int j) const { return a[j]; }
+};
 template <class T>
-constexpr int kLanes = 2 * kVL<T>;  // centers per panel
+constexpr int kVL = 32 / static_cast<int>(sizeof(T));  // lanes per vector
+template <class T>
+constexpr int kPW = 2 * kVL<T>;  // columns per panel
 template <class T>
 using IdxOf = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
 
@@ -73,6 +96,57 @@ ECGCORE_INLINE void store_vec(T* p, const V& v) {
 }
 
 int64_t n_chunks(int64_t n) { return (n + kChunk - 1) / kChunk; }
+
+// Threads worth starting for `work` multiply-adds over `items` work items: at most the requested
+// count, and at least 2^24 multiply-adds (a few milliseconds) each. A parallel region costs more than
+// that much compute when a core is busy with other work (its partner is descheduled and the barrier
+// waits for it), so small kernels such as one mini-batch step run on one thread. The results do not
+// depend on the thread count.
+int threads_for(int n_threads, int64_t items, double work) {
+  const int nt = resolve_threads(n_threads, items);
+  const double per = 16777216.0;
+  return work < per * nt ? std::max(1, static_cast<int>(work / per)) : nt;
+}
+
+// The threads of one parallel region running an iterative fit in lockstep: work items are handed out
+// one at a time to whichever thread asks (each item's result goes to its own slot, so nothing depends
+// on who computed it), and the barrier waits by spinning briefly and then yielding the CPU. On a
+// busy machine a partner thread may be descheduled; OpenMP's default barrier spins on it and burns
+// the very time slice it needs, which made two threads slower than one on a shared 2-core machine.
+// One region per fit (two barriers per step) instead of one region per step.
+class Team {
+ public:
+  explicit Team(int n) : n_(n) {}
+  void barrier() {
+    const int g = gen_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+      count_.store(0, std::memory_order_relaxed);
+      gen_.store(g + 1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; gen_.load(std::memory_order_acquire) == g; ++spins) {
+      if (spins < 200) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+  // f(i) for i in [0, count), shared out among the threads that call it; reset() (by one thread,
+  // between two barriers) before the next use.
+  template <class F>
+  void each(int64_t count, F&& f) {
+    for (int64_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < count;) f(i);
+  }
+  void reset() { next_.store(0, std::memory_order_relaxed); }
+
+ private:
+  const int n_;
+  std::atomic<int> count_{0}, gen_{0};
+  std::atomic<int64_t> next_{0};
+};
 
 void check_shape(int64_t n, int64_t d, const char* what) {
   if (n < 1) throw std::invalid_argument(std::string(what) + ": expected at least one row, got 0");
@@ -123,38 +197,6 @@ std::vector<double> column_mean(const T* X, int64_t n, int64_t d, int nt, double
   return mean;
 }
 
-// Centers shifted by m, transposed into panels of kLanes<T> columns: ct[p][t][j].
-template <class T>
-struct Panel {
-  int64_t k = 0, d = 0, np = 0;
-  std::vector<T> shift, ct, cn;
-};
-
-template <class T>
-Panel<T> make_panel(const T* C, int64_t k, int64_t d, const std::vector<double>& shift) {
-  constexpr int L = kLanes<T>;
-  Panel<T> P;
-  P.k = k;
-  P.d = d;
-  P.np = (k + L - 1) / L;
-  P.shift.resize(d);
-  for (int64_t t = 0; t < d; ++t) P.shift[t] = static_cast<T>(shift[t]);
-  P.ct.assign(static_cast<size_t>(P.np * d * L), T(0));
-  // Padding columns get a huge norm so that they never win an argmin.
-  P.cn.assign(static_cast<size_t>(P.np * L), std::numeric_limits<T>::max() / 4);
-  for (int64_t c = 0; c < k; ++c) {
-    const int64_t p = c / L, j = c % L;
-    double nrm = 0.0;
-    for (int64_t t = 0; t < d; ++t) {
-      const T v = C[c * d + t] - P.shift[t];
-      P.ct[(p * d + t) * L + j] = v;
-      nrm += static_cast<double>(v) * v;
-    }
-    P.cn[c] = static_cast<T>(nrm);
-  }
-  return P;
-}
-
 template <class T>
 std::vector<double> center_mean(const T* C, int64_t k, int64_t d) {
   std::vector<double> m(d, 0.0);
@@ -164,207 +206,10 @@ std::vector<double> center_mean(const T* C, int64_t k, int64_t d) {
   return m;
 }
 
-// Rows (r0.. or idx[..]) shifted into xs, padded with zero rows to a multiple of kTile, and their norms.
 template <class T>
-void pack_rows(const T* X, int64_t r0, const int64_t* idx, int64_t nr, int64_t d, const T* shift, T* xs, T* xn) {
-  const int64_t padded = (nr + kTile - 1) / kTile * kTile;
-  for (int64_t r = 0; r < nr; ++r) {
-    const T* row = X + (idx ? idx[r] : r0 + r) * d;
-    T* out = xs + r * d;
-    double s = 0.0;
-    for (int64_t t = 0; t < d; ++t) {
-      const T v = row[t] - shift[t];
-      out[t] = v;
-      s += static_cast<double>(v) * v;
-    }
-    xn[r] = static_cast<T>(s);
-  }
-  for (int64_t r = nr; r < padded; ++r) {
-    std::fill(xs + r * d, xs + (r + 1) * d, T(0));
-    xn[r] = T(0);
-  }
+std::vector<T> to_type(const std::vector<double>& v) {
+  return std::vector<T>(v.begin(), v.end());
 }
-
-// Dot products of kTile packed rows with one panel (2 vectors of columns): a GEMM micro-kernel
-// with 8 vector accumulators. acc[2 r + h] holds row r against the columns of half h.
-template <class T>
-ECGCORE_INLINE void tile_dots(const T* xs, int64_t d, const T* panel, VecT<T> (&acc)[2 * kTile]) {
-  using V = VecT<T>;
-  constexpr int VL = kVL<T>;
-  for (auto& a : acc) a = V{};
-  const T* x0 = xs;
-  const T* x1 = xs + d;
-  const T* x2 = xs + 2 * d;
-  const T* x3 = xs + 3 * d;
-  for (int64_t t = 0; t < d; ++t) {
-    const V c0 = load_vec<V>(panel + t * 2 * VL);
-    const V c1 = load_vec<V>(panel + t * 2 * VL + VL);
-    const T a0 = x0[t], a1 = x1[t], a2 = x2[t], a3 = x3[t];  // scalar operands broadcast
-    acc[0] += c0 * a0;
-    acc[1] += c1 * a0;
-    acc[2] += c0 * a1;
-    acc[3] += c1 * a1;
-    acc[4] += c0 * a2;
-    acc[5] += c1 * a2;
-    acc[6] += c0 * a3;
-    acc[7] += c1 * a3;
-  }
-}
-
-// Nearest (and with Second, second-nearest) center of nr packed rows. Outputs per packed row:
-// lab, d1 = squared distance to the nearest, d2 = to the second nearest (expanded form, >= 0).
-// Each vector lane keeps its own running minimum over the panels (strict <, so the earliest panel
-// wins a tie); the lanes are then reduced with ties going to the lower center index.
-template <class T, bool Second>
-ECGCORE_INLINE void nearest_packed_impl(const Panel<T>& P, const T* xs, const T* xn, int64_t nr, int32_t* lab,
-                                        T* d1, T* d2) {
-  using V = VecT<T>;
-  using VI = VecI<T>;
-  using I = IdxOf<T>;
-  constexpr int VL = kVL<T>;
-  constexpr int L = kLanes<T>;
-  const int64_t d = P.d;
-  constexpr T big = std::numeric_limits<T>::max();
-  VI iota0, iota1;
-  for (int j = 0; j < VL; ++j) {
-    iota0[j] = static_cast<I>(j);
-    iota1[j] = static_cast<I>(VL + j);
-  }
-  for (int64_t rt = 0; rt < nr; rt += kTile) {
-    V b1[2 * kTile], b2[2 * kTile];
-    VI bi[2 * kTile];
-    for (int q = 0; q < 2 * kTile; ++q) {
-      b1[q] = V{} + big;
-      b2[q] = V{} + big;
-      bi[q] = VI{};
-    }
-    for (int64_t p = 0; p < P.np; ++p) {
-      V acc[2 * kTile];
-      tile_dots(xs + rt * d, d, P.ct.data() + p * d * L, acc);
-      const V cn[2] = {load_vec<V>(P.cn.data() + p * L), load_vec<V>(P.cn.data() + p * L + VL)};
-      const VI base[2] = {iota0 + static_cast<I>(p * L), iota1 + static_cast<I>(p * L)};
-      for (int q = 0; q < 2 * kTile; ++q) {
-        const V v = cn[q & 1] - acc[q] * T(2);
-        const VI m = v < b1[q];
-        if (Second) b2[q] = m ? b1[q] : (v < b2[q] ? v : b2[q]);
-        b1[q] = m ? v : b1[q];
-        bi[q] = m ? base[q & 1] : bi[q];
-      }
-    }
-    const int rows = static_cast<int>(std::min<int64_t>(kTile, nr - rt));
-    for (int r = 0; r < rows; ++r) {
-      T best = big;
-      I idx = std::numeric_limits<I>::max();
-      int win = 0;
-      for (int h = 0; h < 2; ++h)
-        for (int j = 0; j < VL; ++j) {
-          const T v = b1[2 * r + h][j];
-          const I i = bi[2 * r + h][j];
-          if (v < best || (v == best && i < idx)) {
-            best = v;
-            idx = i;
-            win = h * VL + j;
-          }
-        }
-      lab[rt + r] = static_cast<int32_t>(idx);
-      d1[rt + r] = std::max(T(0), xn[rt + r] + best);
-      if (Second) {
-        T second = big;
-        for (int h = 0; h < 2; ++h)
-          for (int j = 0; j < VL; ++j) {
-            second = std::min(second, b2[2 * r + h][j]);
-            if (h * VL + j != win) second = std::min(second, b1[2 * r + h][j]);
-          }
-        d2[rt + r] = second >= big / 2 ? big : std::max(T(0), xn[rt + r] + second);
-      }
-    }
-  }
-}
-
-// Distances of nr packed rows to every center into out[r * ldo + c].
-template <class T>
-ECGCORE_INLINE void distance_packed_impl(const Panel<T>& P, const T* xs, const T* xn, int64_t nr, T* out,
-                                         int64_t ldo, bool squared) {
-  using V = VecT<T>;
-  constexpr int VL = kVL<T>;
-  constexpr int L = kLanes<T>;
-  const int64_t d = P.d;
-  for (int64_t rt = 0; rt < nr; rt += kTile) {
-    const int rows = static_cast<int>(std::min<int64_t>(kTile, nr - rt));
-    for (int64_t p = 0; p < P.np; ++p) {
-      V acc[2 * kTile];
-      tile_dots(xs + rt * d, d, P.ct.data() + p * d * L, acc);
-      const int cols = static_cast<int>(std::min<int64_t>(L, P.k - p * L));
-      const T* cn = P.cn.data() + p * L;
-      for (int r = 0; r < rows; ++r) {
-        T* o = out + (rt + r) * ldo + p * L;
-        for (int j = 0; j < cols; ++j) {
-          const T dot = j < VL ? acc[2 * r][j] : acc[2 * r + 1][j - VL];
-          const T v = std::max(T(0), xn[rt + r] + cn[j] - T(2) * dot);
-          o[j] = squared ? v : std::sqrt(v);
-        }
-      }
-    }
-  }
-}
-
-// k-means++ candidate sweep over data panels p0..p1 (the rows are the panel columns here, the few
-// candidates are the packed tile rows): D[t * n + row] = min(closest[row], d(candidate t, row)^2),
-// sums[t] = the sum of those over the panels' rows (in row order, double).
-template <class T>
-ECGCORE_INLINE void plusplus_panels_impl(const Panel<T>& XP, int64_t p0, int64_t p1, const T* cs, const T* cnorm,
-                                         int ntr, const T* closest, T* D, double* sums) {
-  using V = VecT<T>;
-  constexpr int VL = kVL<T>;
-  constexpr int L = kLanes<T>;
-  const int64_t d = XP.d, n = XP.k;
-  for (int t = 0; t < ntr; ++t) sums[t] = 0.0;
-  for (int64_t p = p0; p < p1; ++p) {
-    const int64_t row0 = p * L;
-    const int cols = static_cast<int>(std::min<int64_t>(L, n - row0));
-    for (int tt = 0; tt < ntr; tt += kTile) {
-      V acc[2 * kTile];
-      tile_dots(cs + tt * d, d, XP.ct.data() + p * d * L, acc);
-      const int rows = std::min(kTile, ntr - tt);
-      for (int r = 0; r < rows; ++r) {
-        T* out = D + static_cast<int64_t>(tt + r) * n + row0;
-        T buf[L];
-        for (int j = 0; j < L; ++j) {
-          const T dot = j < VL ? acc[2 * r][j] : acc[2 * r + 1][j - VL];
-          buf[j] = std::max(T(0), XP.cn[row0 + j] + cnorm[tt + r] - T(2) * dot);
-        }
-        double s = 0.0;
-        for (int j = 0; j < cols; ++j) {
-          const T v = std::min(closest[row0 + j], buf[j]);
-          out[j] = v;
-          s += v;
-        }
-        sums[tt + r] += s;
-      }
-    }
-  }
-}
-
-// Multi-versioned entry points (one per dtype; the template bodies above are inlined into each clone).
-#define ECGCORE_KMEANS_CLONES(T)                                                                                  \
-  ECGCORE_CLONES void nearest_packed(const Panel<T>& P, const T* xs, const T* xn, int64_t nr, int32_t* lab, T* d1, \
-                                     T* d2) {                                                                     \
-    if (d2)                                                                                                       \
-      nearest_packed_impl<T, true>(P, xs, xn, nr, lab, d1, d2);                                                  \
-    else                                                                                                          \
-      nearest_packed_impl<T, false>(P, xs, xn, nr, lab, d1, d2);                                                 \
-  }                                                                                                               \
-  ECGCORE_CLONES void distance_packed(const Panel<T>& P, const T* xs, const T* xn, int64_t nr, T* out,           \
-                                      int64_t ldo, bool squared) {                                                \
-    distance_packed_impl(P, xs, xn, nr, out, ldo, squared);                                                       \
-  }                                                                                                               \
-  ECGCORE_CLONES void plusplus_panels(const Panel<T>& XP, int64_t p0, int64_t p1, const T* cs, const T* cnorm,   \
-                                      int ntr, const T* closest, T* D, double* sums) {                            \
-    plusplus_panels_impl(XP, p0, p1, cs, cnorm, ntr, closest, D, sums);                                           \
-  }
-ECGCORE_KMEANS_CLONES(float)
-ECGCORE_KMEANS_CLONES(double)
-#undef ECGCORE_KMEANS_CLONES
 
 template <class T>
 double sqdist(const T* a, const T* b, int64_t d) {
@@ -394,28 +239,332 @@ ECGCORE_INLINE double sqdist8(const T* a, const T* b, int64_t d) {
   return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
 }
 
-// Per-thread scratch for packed rows.
 template <class T>
-struct Scratch {
-  std::vector<T> xs, xn, d1, d2;
-  std::vector<int32_t> lab;
-  std::vector<int64_t> idx;
-  Scratch(int64_t d) : xs((kChunk + kTile) * d), xn(kChunk + kTile), d1(kChunk + kTile), d2(kChunk + kTile),
-                       lab(kChunk + kTile), idx(kChunk) {}
+ECGCORE_INLINE double sqnorm(const T* a, int64_t d) {
+  double s = 0.0;
+  for (int64_t t = 0; t < d; ++t) s += static_cast<double>(a[t]) * a[t];
+  return s;
+}
+
+// ---- the GEMM-style micro-kernel ------------------------------------------------------------------
+// acc[r][v] = sum_t rows[r][t] * panel[t][v * VL + lane]: R rows (scalar operands, broadcast) against
+// a panel NV vectors wide stored as panel[t * NV * VL + column]. Each dot product is one FMA chain
+// over t, so its value does not depend on R, on the tile a row lands in, or on the thread.
+template <class T, int R, int NV>
+ECGCORE_INLINE void tile_dot(const T* const* rows, int64_t d, const T* panel, VecT<T> (&acc)[R][NV]) {
+  using V = VecT<T>;
+  constexpr int VL = kVL<T>;
+  const T* x[R];
+  for (int r = 0; r < R; ++r) x[r] = rows[r];
+  V a[R][NV];  // local (never escapes), so that it lives in registers
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) a[r][v] = V{};
+  for (int64_t t = 0; t < d; ++t) {
+    V c[NV];
+    for (int v = 0; v < NV; ++v) c[v] = load_vec<V>(panel + (t * NV + v) * VL);
+    for (int r = 0; r < R; ++r) {
+      const T b = x[r][t];
+      for (int v = 0; v < NV; ++v) a[r][v] += c[v] * b;
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = a[r][v];
+}
+
+template <class T, int NV, int R, class Epi>
+ECGCORE_INLINE void tiles_of(const T* const* rows, int& q, int m, int64_t d, const T* panel, Epi& epi) {
+  for (; q + R <= m; q += R) {
+    VecT<T> acc[R][NV];
+    tile_dot<T, R, NV>(rows + q, d, panel, acc);
+    for (int r = 0; r < R; ++r) epi(q + r, acc[r]);
+  }
+}
+
+// epi(q, acc) for every row q < m, in increasing q: full tiles of 12 / NV rows, the rest in tiles of
+// 8 (NV = 1), 4, 2 and 1 rows (no padding rows are computed).
+template <class T, int NV, class Epi>
+ECGCORE_INLINE void block_dot(const T* const* rows, int m, int64_t d, const T* panel, Epi&& epi) {
+  int q = 0;
+  tiles_of<T, NV, 12 / NV>(rows, q, m, d, panel, epi);
+  if constexpr (NV == 1) tiles_of<T, NV, 8>(rows, q, m, d, panel, epi);
+  tiles_of<T, NV, 4>(rows, q, m, d, panel, epi);
+  tiles_of<T, NV, 2>(rows, q, m, d, panel, epi);
+  tiles_of<T, NV, 1>(rows, q, m, d, panel, epi);
+}
+
+template <class T>
+ECGCORE_INLINE T hmin(VecT<T> v) {
+#if defined(__GNUC__) && !defined(__clang__)
+  using V = VecT<T>;
+  using VI = VecI<T>;
+  if constexpr (kVL<T> == 8) {
+    V w = __builtin_shuffle(v, VI{4, 5, 6, 7, 0, 1, 2, 3});
+    v = w < v ? w : v;
+    w = __builtin_shuffle(v, VI{2, 3, 0, 1, 6, 7, 4, 5});
+    v = w < v ? w : v;
+    w = __builtin_shuffle(v, VI{1, 0, 3, 2, 5, 4, 7, 6});
+    v = w < v ? w : v;
+  } else {
+    static_assert(kVL<T> == 4, "256-bit vectors of float or double");
+    V w = __builtin_shuffle(v, VI{2, 3, 0, 1});
+    v = w < v ? w : v;
+    w = __builtin_shuffle(v, VI{1, 0, 3, 2});
+    v = w < v ? w : v;
+  }
+  return v[0];
+#else
+  T b = v[0];
+  for (int j = 1; j < kVL<T>; ++j) b = std::min(b, v[j]);
+  return b;
+#endif
+}
+
+template <class T>
+ECGCORE_INLINE IdxOf<T> hmin_int(VecI<T> v) {
+  IdxOf<T> b = v[0];
+  for (int j = 1; j < kVL<T>; ++j) b = v[j] < b ? v[j] : b;
+  return b;
+}
+
+// Lane-wise square root (the loop becomes one vsqrtps / vsqrtpd where the target has it).
+template <class T>
+ECGCORE_INLINE VecT<T> vsqrt(VecT<T> v) {
+  VecT<T> r;
+  for (int j = 0; j < kVL<T>; ++j) r[j] = std::sqrt(v[j]);
+  return r;
+}
+
+// Centers (shifted) transposed into panels of kPW<T> columns: ct[(p * d + t) * PW + j], squared
+// norms cn[p * PW + j]. slot[p * PW + j] is the center in that column (-1: padding, which has zero
+// coordinates and a huge norm so that it never is the nearest).
+template <class T>
+struct Panels {
+  int64_t k = 0, d = 0, np = 0;
+  int w = kPW<T>;  // columns per panel
+  std::vector<int32_t> slot;
+  std::vector<T> ct, cn;
 };
 
-// Labels of all rows against a panel.
+// Panels with the columns in `slot` order (identity when slot is empty) from centers C shifted by `shift`.
 template <class T>
-void assign_all(const Panel<T>& P, const T* X, int64_t n, int32_t* labels, int nt) {
-  const int64_t nc = n_chunks(n);
+Panels<T> make_panels(const T* C, int64_t k, int64_t d, const T* shift, std::vector<int32_t> slot = {},
+                      int width = kPW<T>) {
+  const int PW = width;
+  Panels<T> P;
+  P.w = width;
+  P.k = k;
+  P.d = d;
+  P.np = (k + PW - 1) / PW;
+  if (slot.empty()) {
+    slot.assign(static_cast<size_t>(P.np * PW), -1);
+    for (int64_t c = 0; c < k; ++c) slot[c] = static_cast<int32_t>(c);
+  }
+  P.slot = std::move(slot);
+  P.ct.assign(static_cast<size_t>(P.np * d * PW), T(0));
+  P.cn.assign(static_cast<size_t>(P.np * PW), std::numeric_limits<T>::max() / 4);
+  for (int64_t s = 0; s < P.np * PW; ++s) {
+    const int32_t c = P.slot[s];
+    if (c < 0) continue;
+    const int64_t p = s / PW, j = s % PW;
+    double nrm = 0.0;
+    for (int64_t t = 0; t < d; ++t) {
+      const T v = shift ? C[c * d + t] - shift[t] : C[c * d + t];
+      P.ct[(p * d + t) * PW + j] = v;
+      nrm += static_cast<double>(v) * v;
+    }
+    P.cn[s] = static_cast<T>(nrm);
+  }
+  return P;
+}
+
+// Nearest center (ties -> lower index) of m <= kBlock rows and its squared distance (>= 0). The
+// comparison is on ||c||^2 - 2 x.c, as in scikit-learn; each lane keeps its own running minimum
+// over the panels (strict <, so the earliest panel wins a tie) and the lanes are reduced at the end.
+template <class T>
+ECGCORE_INLINE void nearest_impl(const Panels<T>& P, const T* const* rows, const T* xn, int m, int32_t* lab, T* d1) {
+  using V = VecT<T>;
+  using VI = VecI<T>;
+  using I = IdxOf<T>;
+  constexpr int VL = kVL<T>;
+  constexpr int PW = kPW<T>;
+  constexpr T big = std::numeric_limits<T>::max();
+  V best[kBlock][2];
+  VI arg[kBlock][2];
+  for (int q = 0; q < m; ++q)
+    for (int h = 0; h < 2; ++h) {
+      best[q][h] = V{} + big;
+      arg[q][h] = VI{};
+    }
+  VI iota0, iota1;
+  for (int j = 0; j < VL; ++j) {
+    iota0[j] = static_cast<I>(j);
+    iota1[j] = static_cast<I>(VL + j);
+  }
+  for (int64_t p = 0; p < P.np; ++p) {
+    const V cn0 = load_vec<V>(P.cn.data() + p * PW), cn1 = load_vec<V>(P.cn.data() + p * PW + VL);
+    const VI b0 = iota0 + static_cast<I>(p * PW), b1 = iota1 + static_cast<I>(p * PW);
+    block_dot<T, 2>(rows, m, P.d, P.ct.data() + p * P.d * PW, [&](int q, const V* acc) {
+      const V v0 = cn0 - acc[0] * T(2), v1 = cn1 - acc[1] * T(2);
+      const VI m0 = v0 < best[q][0], m1 = v1 < best[q][1];
+      best[q][0] = m0 ? v0 : best[q][0];
+      arg[q][0] = m0 ? b0 : arg[q][0];
+      best[q][1] = m1 ? v1 : best[q][1];
+      arg[q][1] = m1 ? b1 : arg[q][1];
+    });
+  }
+  for (int q = 0; q < m; ++q) {
+    T b = big;
+    I idx = std::numeric_limits<I>::max();
+    for (int h = 0; h < 2; ++h)
+      for (int j = 0; j < VL; ++j) {
+        const T v = best[q][h][j];
+        const I i = arg[q][h][j];
+        if (v < b || (v == b && i < idx)) {
+          b = v;
+          idx = i;
+        }
+      }
+    lab[q] = static_cast<int32_t>(idx);
+    d1[q] = std::max(T(0), xn[q] + b);
+  }
+}
+
+// Distances of m rows to every center into out[q * ldo + c].
+template <class T>
+ECGCORE_INLINE void distance_impl(const Panels<T>& P, const T* const* rows, const T* xn, int m, T* out, int64_t ldo,
+                                  bool squared) {
+  using V = VecT<T>;
+  constexpr int VL = kVL<T>;
+  constexpr int PW = kPW<T>;
+  for (int64_t p = 0; p < P.np; ++p) {
+    const V cn0 = load_vec<V>(P.cn.data() + p * PW), cn1 = load_vec<V>(P.cn.data() + p * PW + VL);
+    const int cols = static_cast<int>(std::min<int64_t>(PW, P.k - p * PW));
+    block_dot<T, 2>(rows, m, P.d, P.ct.data() + p * P.d * PW, [&](int q, const V* acc) {
+      const V x = V{} + xn[q];
+      const V v[2] = {x + cn0 - acc[0] * T(2), x + cn1 - acc[1] * T(2)};
+      T* o = out + q * ldo + p * PW;
+      for (int j = 0; j < cols; ++j) {
+        const T s = std::max(T(0), v[j / VL][j % VL]);
+        o[j] = squared ? s : std::sqrt(s);
+      }
+    });
+  }
+}
+
+// Yinyang distance step for one block of m rows: for every group (panel) g and every row q with
+// need[q * Gp + g] (a mask: 0 or -1), dist[(q * Gp + g) * PW + j] = ||c_j||^2 - 2 x_q.c_j over the
+// group's columns and m1[q * Gp + g] = their minimum. sub: scratch for kBlock row pointers.
+template <class T, int GV>
+ECGCORE_INLINE void yinyang_impl(const Panels<T>& P, int64_t Gp, const T* const* rows, int m, const IdxOf<T>* need,
+                                 T* dist, T* m1, const T** sub, int* pos) {
+  using V = VecT<T>;
+  constexpr int VL = kVL<T>;
+  constexpr int PW = GV * VL;
+  const int64_t G = P.np;
+  for (int64_t g = 0; g < G; ++g) {
+    int cnt = 0;
+    for (int q = 0; q < m; ++q)
+      if (need[q * Gp + g]) {
+        sub[cnt] = rows[q];
+        pos[cnt++] = q;
+      }
+    if (!cnt) continue;
+    V cn[GV];
+    for (int v = 0; v < GV; ++v) cn[v] = load_vec<V>(P.cn.data() + g * PW + v * VL);
+    block_dot<T, GV>(sub, cnt, P.d, P.ct.data() + g * P.d * PW, [&](int i, const V* acc) {
+      const int64_t q = pos[i];
+      V mn = V{} + std::numeric_limits<T>::max();
+      for (int v = 0; v < GV; ++v) {
+        const V e = cn[v] - acc[v] * T(2);
+        store_vec(dist + (q * Gp + g) * PW + v * VL, e);
+        mn = e < mn ? e : mn;
+      }
+      m1[q * Gp + g] = hmin<T>(mn);
+    });
+  }
+}
+
+// k-means++ candidate sweep over m rows: the candidates are the columns of a panel NV vectors wide
+// (cn: their squared norms, huge for padding), the rows the broadcast operands. Row q's current
+// distance is cl[q * cls] (copied to closest[q]); D[q * ldd + j] = min(it, d(row, candidate j)^2)
+// and sums[j] += that in double (rows in order).
+template <class T, int NV>
+ECGCORE_INLINE void plusplus_impl(const T* const* rows, const T* xn, const T* cl_src, int64_t cls, T* closest, int m,
+                                  int64_t d, const T* panel, const T* cn, T* D, int64_t ldd, DSum<T>* sums) {
+  using V = VecT<T>;
+  constexpr int VL = kVL<T>;
+  V c[NV];
+  for (int v = 0; v < NV; ++v) c[v] = load_vec<V>(cn + v * VL);
+  DSum<T> s[NV];
+  for (int v = 0; v < NV; ++v) s[v] = sums[v];
+  block_dot<T, NV>(rows, m, d, panel, [&](int q, const V* acc) {
+    const T now = cl_src[q * cls];
+    closest[q] = now;
+    const V x = V{} + xn[q], cl = V{} + now;
+    for (int v = 0; v < NV; ++v) {
+      V e = x + c[v] - acc[v] * T(2);
+      e = e < V{} ? V{} : e;
+      e = cl < e ? cl : e;
+      store_vec(D + q * ldd + v * VL, e);
+      s[v].add(e);
+    }
+  });
+  for (int v = 0; v < NV; ++v) sums[v] = s[v];
+}
+
+// Multi-versioned entry points (the template bodies above are inlined into each clone).
+#define ECGCORE_KMEANS_CLONES(T)                                                                                  \
+  ECGCORE_CLONES void nearest_block(const Panels<T>& P, const T* const* rows, const T* xn, int m, int32_t* lab,   \
+                                    T* d1) {                                                                      \
+    nearest_impl(P, rows, xn, m, lab, d1);                                                                        \
+  }                                                                                                               \
+  ECGCORE_CLONES void distance_block(const Panels<T>& P, const T* const* rows, const T* xn, int m, T* out,       \
+                                     int64_t ldo, bool squared) {                                                 \
+    distance_impl(P, rows, xn, m, out, ldo, squared);                                                             \
+  }                                                                                                               \
+  ECGCORE_CLONES void plusplus_block(int nv, const T* const* rows, const T* xn, const T* cl_src, int64_t cls,   \
+                                     T* closest, int m, int64_t d, const T* panel, const T* cn, T* D, int64_t ldd, \
+                                     DSum<T>* sums) {                                                             \
+    if (nv == 1)                                                                                                  \
+      plusplus_impl<T, 1>(rows, xn, cl_src, cls, closest, m, d, panel, cn, D, ldd, sums);                         \
+    else                                                                                                          \
+      plusplus_impl<T, 2>(rows, xn, cl_src, cls, closest, m, d, panel, cn, D, ldd, sums);                         \
+  }
+ECGCORE_KMEANS_CLONES(float)
+ECGCORE_KMEANS_CLONES(double)
+#undef ECGCORE_KMEANS_CLONES
+
+// Rows shifted by `shift` (and their squared norms), for the kernels that read a block at a time.
+template <class T>
+struct Block {
+  std::vector<T> xs, xn, d1;
+  std::vector<const T*> ptr;
+  std::vector<int32_t> lab;
+  explicit Block(int64_t d) : xs(kBlock * d), xn(kBlock), d1(kBlock), ptr(kBlock), lab(kBlock) {}
+  void pack(const T* X, int64_t r0, int m, int64_t d, const T* shift) {
+    for (int q = 0; q < m; ++q) {
+      const T* row = X + (r0 + q) * d;
+      T* out = xs.data() + q * d;
+      for (int64_t t = 0; t < d; ++t) out[t] = row[t] - shift[t];
+      xn[q] = static_cast<T>(sqnorm(out, d));
+      ptr[q] = out;
+    }
+  }
+};
+
+// Labels of all rows against panels built with `shift`.
+template <class T>
+void assign_all(const Panels<T>& P, const T* shift, const T* X, int64_t n, int32_t* labels, int nt) {
+  const int64_t nb = (n + kBlock - 1) / kBlock;
 #pragma omp parallel num_threads(nt)
   {
-    Scratch<T> s(P.d);
+    Block<T> b(P.d);
 #pragma omp for schedule(static)
-    for (int64_t c = 0; c < nc; ++c) {
-      const int64_t r0 = c * kChunk, nr = std::min(kChunk, n - r0);
-      pack_rows(X, r0, static_cast<const int64_t*>(nullptr), nr, P.d, P.shift.data(), s.xs.data(), s.xn.data());
-      nearest_packed(P, s.xs.data(), s.xn.data(), nr, labels + r0, s.d1.data(), static_cast<T*>(nullptr));
+    for (int64_t c = 0; c < nb; ++c) {
+      const int64_t r0 = c * kBlock;
+      const int m = static_cast<int>(std::min<int64_t>(kBlock, n - r0));
+      b.pack(X, r0, m, P.d, shift);
+      nearest_block(P, b.ptr.data(), b.xn.data(), m, labels + r0, b.d1.data());
     }
   }
 }
@@ -557,6 +706,19 @@ class Rng {
   uint64_t s_[4];
 };
 
+// X shifted by `shift` (a copy) and the squared norms of its rows: what the fitting loops work on.
+template <class T>
+struct Shifted {
+  std::vector<T> x, xn;
+  Shifted(const T* X, int64_t n, int64_t d, const T* shift, int nt) : x(static_cast<size_t>(n * d)), xn(n) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t t = 0; t < d; ++t) x[i * d + t] = X[i * d + t] - shift[t];
+      xn[i] = static_cast<T>(sqnorm(&x[i * d], d));
+    }
+  }
+};
+
 }  // namespace
 
 template <class T>
@@ -567,49 +729,71 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
     throw std::invalid_argument("kmeans_plusplus: n_clusters must be between 1 and the number of rows (" +
                                 std::to_string(n) + "), got " + std::to_string(k));
   const int64_t nc = n_chunks(n);
-  const int nt = resolve_threads(n_threads, nc);
-  check_finite(X, n * d, "X", nt);
   const int trials = n_local_trials > 0 ? n_local_trials : 2 + static_cast<int>(std::log(static_cast<double>(k)));
-  const std::vector<double> shift = column_mean(X, n, d, nt, nullptr);
-  // The data become the panel columns (packed once); the few candidates per step are the tile rows.
-  const Panel<T> XP = make_panel(X, n, d, shift);
-  constexpr int64_t kPanelsPerChunk = kChunk / kLanes<T>;
+  const int nt1 = threads_for(n_threads, nc, static_cast<double>(n) * d);  // one pass over X
+  const int nt = threads_for(n_threads, nc, static_cast<double>(n) * d * trials * k);
+  check_finite(X, n * d, "X", nt1);
+  const std::vector<T> shift = to_type<T>(column_mean(X, n, d, nt1, nullptr));
+  const Shifted<T> XS(X, n, d, shift.data(), nt1);
+  // The candidates are the columns of one panel (one vector wide when they fit in one vector, else
+  // panels of two vectors); the rows are the broadcast operands of the micro-kernel.
+  constexpr int VL = kVL<T>;
+  const int nv = trials <= VL ? 1 : 2;
+  const int lw = nv * VL;
+  const int ncp = (trials + lw - 1) / lw;
+  const int64_t ldd = static_cast<int64_t>(ncp) * lw;
+  std::vector<T> cpanel(static_cast<size_t>(ncp * d * lw)), ccn(static_cast<size_t>(ncp * lw));
 
   Rng rng(seed);
   std::vector<T> closest(n, std::numeric_limits<T>::max());
-  std::vector<double> chunk_pot(nc), prefix(nc), part(static_cast<size_t>(nc * trials));
-  std::vector<T> D(static_cast<size_t>(trials * n));
-  std::vector<T> cs(static_cast<size_t>((trials + kTile) * d)), cnorm(trials + kTile);
+  std::vector<double> chunk_pot(nc), prefix(nc), part(static_cast<size_t>(nc * ldd));
+  std::vector<T> D(static_cast<size_t>(n * ldd));
+  // The chosen candidate's distances are taken over lazily: while prev >= 0 the current distance of
+  // row i is D[i * ldd + prev], and the next sweep copies it into closest (one pass per step).
+  int prev = -1;
+  auto current = [&](int64_t i) { return prev >= 0 ? D[i * ldd + prev] : closest[i]; };
 
-  // D[t] = min(closest, d(cand[t], .)^2) for every row; part[c * trials + t] = its chunk sums.
-  auto sweep = [&](const std::vector<int64_t>& cand) {
-    const int m = static_cast<int>(cand.size());
-    pack_rows(X, 0, cand.data(), m, d, XP.shift.data(), cs.data(), cnorm.data());
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t c = 0; c < nc; ++c) {
-      const int64_t p0 = c * kPanelsPerChunk, p1 = std::min(XP.np, (c + 1) * kPanelsPerChunk);
-      plusplus_panels(XP, p0, p1, cs.data(), cnorm.data(), m, closest.data(), D.data(), &part[c * trials]);
+  // D[row * ldd + j] = min(current, d(cand[j], row)^2); part[c * ldd + j] = its sum over chunk c.
+  auto pack = [&](const int64_t* cand, int m) {
+    std::fill(cpanel.begin(), cpanel.end(), T(0));
+    std::fill(ccn.begin(), ccn.end(), std::numeric_limits<T>::max() / 4);
+    for (int j = 0; j < m; ++j) {
+      const int64_t p = j / lw, col = j % lw;
+      for (int64_t t = 0; t < d; ++t) cpanel[(p * d + t) * lw + col] = XS.x[cand[j] * d + t];
+      ccn[p * lw + col] = XS.xn[cand[j]];
     }
   };
-  auto choose = [&](int t) {  // make candidate t's distances the current ones
-    std::copy(D.begin() + t * n, D.begin() + (t + 1) * n, closest.begin());
-    for (int64_t c = 0; c < nc; ++c) chunk_pot[c] = part[c * trials + t];
+  auto sweep_chunk = [&](int64_t c) {
+    const T* ptr[kBlock];
+    const int64_t r0 = c * kChunk, r1 = std::min(n, (c + 1) * kChunk);
+    for (int p = 0; p < ncp; ++p) {
+      DSum<T> sums[2];
+      for (int64_t b0 = r0; b0 < r1; b0 += kBlock) {
+        const int mb = static_cast<int>(std::min<int64_t>(kBlock, r1 - b0));
+        for (int q = 0; q < mb; ++q) ptr[q] = XS.x.data() + (b0 + q) * d;
+        const bool lazy = p == 0 && prev >= 0;
+        plusplus_block(nv, ptr, XS.xn.data() + b0, lazy ? D.data() + b0 * ldd + prev : closest.data() + b0,
+                       lazy ? ldd : 1, closest.data() + b0, mb, d, cpanel.data() + p * d * lw, ccn.data() + p * lw,
+                       D.data() + b0 * ldd + p * lw, ldd, sums);
+      }
+      for (int v = 0; v < nv; ++v)
+        for (int j = 0; j < VL; ++j) part[c * ldd + p * lw + v * VL + j] = sums[v].lane(j);
+    }
   };
-
-  int64_t first = std::min(static_cast<int64_t>(rng.uniform() * static_cast<double>(n)), n - 1);
-  indices[0] = first;
-  std::copy(X + first * d, X + (first + 1) * d, centers);
-  sweep({first});
-  choose(0);
-
+  auto take = [&](int64_t ci, int64_t row, int t) {  // candidate t (row) becomes center ci
+    indices[ci] = row;
+    std::copy(X + row * d, X + (row + 1) * d, centers + ci * d);
+    prev = t;
+    for (int64_t c = 0; c < nc; ++c) chunk_pot[c] = part[c * ldd + t];
+  };
   std::vector<int64_t> cand(trials);
-  for (int64_t ci = 1; ci < k; ++ci) {
+  auto draw = [&]() {  // the next candidates: rows drawn with probability proportional to D(x)^2
     double pot = 0.0;
     for (int64_t c = 0; c < nc; ++c) {
       pot += chunk_pot[c];
       prefix[c] = pot;
     }
-    // Draw candidates: first row whose running potential reaches u * pot (numpy searchsorted, left).
+    // First row whose running potential reaches u * pot (numpy searchsorted, left).
     for (int tr = 0; tr < trials; ++tr) {
       const double target = rng.uniform() * pot;
       const int64_t c = std::lower_bound(prefix.begin(), prefix.end(), target) - prefix.begin();
@@ -619,7 +803,7 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
         double run = c > 0 ? prefix[c - 1] : 0.0;
         pick = end - 1;
         for (int64_t i = c * kChunk; i < end; ++i) {
-          run += closest[i];
+          run += current(i);
           if (run >= target) {
             pick = i;
             break;
@@ -628,111 +812,72 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
       }
       cand[tr] = pick;
     }
-    sweep(cand);
+  };
+  auto best_candidate = [&]() {  // lowest potential, first on ties
     int best = 0;
     double best_pot = std::numeric_limits<double>::infinity();
     for (int tr = 0; tr < trials; ++tr) {
       double s = 0.0;
-      for (int64_t c = 0; c < nc; ++c) s += part[c * trials + tr];
+      for (int64_t c = 0; c < nc; ++c) s += part[c * ldd + tr];
       if (s < best_pot) {
         best_pot = s;
         best = tr;
       }
     }
-    indices[ci] = cand[best];
-    std::copy(X + cand[best] * d, X + (cand[best] + 1) * d, centers + ci * d);
-    choose(best);
+    return best;
+  };
+
+  // Step ci: every thread sweeps chunks against the candidates, then thread 0 takes the best one as
+  // center ci and draws the next candidates.
+  const int64_t first = std::min(static_cast<int64_t>(rng.uniform() * static_cast<double>(n)), n - 1);
+  pack(&first, 1);
+  Team team(nt);
+#pragma omp parallel num_threads(nt)
+  for (int64_t ci = 0; ci < k; ++ci) {
+    team.each(nc, sweep_chunk);
+    team.barrier();
+    if (omp_get_thread_num() == 0) {
+      team.reset();
+      if (ci == 0) {
+        take(0, first, 0);
+      } else {
+        const int best = best_candidate();
+        take(ci, cand[best], best);
+      }
+      if (ci + 1 < k) {
+        draw();
+        pack(cand.data(), trials);
+      }
+    }
+    team.barrier();
   }
 }
 
 namespace {
 
-// Center half-separations s[j] = min_{j' != j} ||c_j - c_j'|| / 2 (Hamerly's bound).
-template <class T>
-std::vector<T> half_separation(const T* C, int64_t k, int64_t d, int nt) {
-  std::vector<T> s(k, std::numeric_limits<T>::max());
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 8)
-  for (int64_t a = 0; a < k; ++a) {
-    double best = std::numeric_limits<double>::infinity();
-    for (int64_t b = 0; b < k; ++b)
-      if (b != a) best = std::min(best, sqdist(C + a * d, C + b * d, d));
-    if (k > 1) s[a] = static_cast<T>(0.5 * std::sqrt(best));
-  }
-  return s;
-}
-
-// Hamerly's accelerated E-step: rows whose bounds prove their label cannot change are skipped; the
-// others get the nearest and second-nearest center from the GEMM kernel. u: upper bound on the
-// distance to the own center, l: lower bound on the distance to any other center.
-template <class T>
-void bounded_assign(const Panel<T>& P, const T* X, int64_t n, const T* C, int32_t* labels, T* u, T* l, bool all,
-                    int nt) {
-  const int64_t d = P.d, nc = n_chunks(n);
-  const std::vector<T> s = half_separation(C, P.k, d, nt);
-#pragma omp parallel num_threads(nt)
-  {
-    Scratch<T> w(d);
-#pragma omp for schedule(dynamic, 4)
-    for (int64_t c = 0; c < nc; ++c) {
-      const int64_t r0 = c * kChunk, r1 = std::min(n, (c + 1) * kChunk);
-      int64_t m = 0;
-      for (int64_t i = r0; i < r1; ++i) {
-        if (!all) {
-          const T bound = std::max(s[labels[i]], l[i]);
-          if (u[i] <= bound) continue;
-          u[i] = static_cast<T>(std::sqrt(sqdist(X + i * d, C + static_cast<int64_t>(labels[i]) * d, d)));
-          if (u[i] <= bound) continue;
-        }
-        w.idx[m++] = i;
-      }
-      if (m == 0) continue;
-      pack_rows(X, 0, w.idx.data(), m, d, P.shift.data(), w.xs.data(), w.xn.data());
-      nearest_packed(P, w.xs.data(), w.xn.data(), m, w.lab.data(), w.d1.data(), w.d2.data());
-      for (int64_t q = 0; q < m; ++q) {
-        const int64_t i = w.idx[q];
-        labels[i] = w.lab[q];
-        u[i] = std::sqrt(w.d1[q]);
-        l[i] = w.d2[q] >= std::numeric_limits<T>::max() ? std::numeric_limits<T>::max() : std::sqrt(w.d2[q]);
-      }
-    }
-  }
-}
-
-
 // ---- Yinyang k-means (Ding et al., 2015): one lower bound per group of centers -------------------
-// A group is one vector of kVL<T> centers (16 float / 8 double). The groups are formed once from the
+// A group is one panel of kPW<T> centers (16 float / 8 double). The groups are formed once from the
 // initial centers (greedy: each group is a far-out center plus its nearest unassigned neighbours), so
 // that a group's bound is tight. Per row: u = upper bound on the distance to its own center, lb[g] =
 // lower bound on the distance to every center of group g other than its own. A row whose bounds
 // prove its label is unchanged is skipped; otherwise its own group and every group whose bound is
-// below u are recomputed with the GEMM micro-kernel, and the nearest of those centers is the label
+// below u are recomputed with the micro-kernel, and the nearest of those centers is the label
 // (ties -> lower center index, as in the dense kernel).
-constexpr int kYRows = 8;     // rows per register tile of the group kernel
-constexpr int64_t kYBlock = 64;  // rows per packed block
+// Centers per Yinyang group: one or two vectors.
+template <class T>
+int group_width(int64_t k) {
+  (void)k;
+  return kPW<T>;
+}
 
 template <class T>
-struct GPanel {
-  int64_t k = 0, d = 0, G = 0;
-  std::vector<int32_t> slot;      // [G * VL] original center index per slot (padding: INT32_MAX)
-  std::vector<int32_t> group_of;  // [k] group of each center
-  std::vector<T> shift, gt, gn;   // shifted centers gt[(g * d + t) * VL + j], squared norms gn[g * VL + j]
-};
-
-template <class T>
-GPanel<T> make_groups(const T* C, int64_t k, int64_t d, const std::vector<double>& shift) {
-  constexpr int VL = kVL<T>;
-  GPanel<T> P;
-  P.k = k;
-  P.d = d;
-  P.G = (k + VL - 1) / VL;
-  P.shift.resize(d);
-  for (int64_t t = 0; t < d; ++t) P.shift[t] = static_cast<T>(shift[t]);
-  P.slot.assign(static_cast<size_t>(P.G * VL), std::numeric_limits<int32_t>::max());
-  P.group_of.assign(k, 0);
+std::vector<int32_t> group_slots(const T* C, int64_t k, int64_t d, int PW) {
+  const int64_t G = (k + PW - 1) / PW;
+  std::vector<int32_t> slot(static_cast<size_t>(G * PW), -1);
   const std::vector<double> mean = center_mean(C, k, d);
   std::vector<char> used(k, 0);
   std::vector<std::pair<double, int64_t>> cand;
-  for (int64_t g = 0; g < P.G; ++g) {
+  for (int64_t g = 0; g < G; ++g) {
     int64_t seed = -1;
     double far = -1.0;
     for (int64_t c = 0; c < k; ++c) {
@@ -750,238 +895,246 @@ GPanel<T> make_groups(const T* C, int64_t k, int64_t d, const std::vector<double
     cand.clear();
     for (int64_t c = 0; c < k; ++c)
       if (!used[c]) cand.emplace_back(c == seed ? -1.0 : sqdist(C + seed * d, C + c * d, d), c);
-    const int64_t take = std::min<int64_t>(VL, static_cast<int64_t>(cand.size()));
+    const int64_t take = std::min<int64_t>(PW, static_cast<int64_t>(cand.size()));
     std::partial_sort(cand.begin(), cand.begin() + take, cand.end());
     std::vector<int32_t> members;
     for (int64_t j = 0; j < take; ++j) members.push_back(static_cast<int32_t>(cand[j].second));
-    std::sort(members.begin(), members.end());  // lanes in center order: first equal lane = lower index
+    std::sort(members.begin(), members.end());  // columns in center order: first equal lane = lower index
     for (int64_t j = 0; j < take; ++j) {
-      P.slot[g * VL + j] = members[j];
-      P.group_of[members[j]] = static_cast<int32_t>(g);
+      slot[g * PW + j] = members[j];
       used[members[j]] = 1;
     }
   }
-  P.gt.assign(static_cast<size_t>(P.G * d * VL), T(0));
-  P.gn.assign(static_cast<size_t>(P.G * VL), std::numeric_limits<T>::max() / 4);
-  return P;
+  return slot;
 }
 
-// Refresh the packed (shifted) centers of the groups from C.
+// Refresh the panel columns from centers C (already shifted).
 template <class T>
-void fill_groups(GPanel<T>& P, const T* C) {
-  constexpr int VL = kVL<T>;
+void fill_panels(Panels<T>& P, const T* C) {
+  const int PW = P.w;
   const int64_t d = P.d;
-  for (int64_t s = 0; s < P.G * VL; ++s) {
+  for (int64_t s = 0; s < P.np * PW; ++s) {
     const int32_t c = P.slot[s];
-    if (c == std::numeric_limits<int32_t>::max()) continue;
-    const int64_t g = s / VL, j = s % VL;
+    if (c < 0) continue;
+    const int64_t p = s / PW, j = s % PW;
     double nrm = 0.0;
     for (int64_t t = 0; t < d; ++t) {
-      const T v = C[c * d + t] - P.shift[t];
-      P.gt[(g * d + t) * VL + j] = v;
+      const T v = C[c * d + t];
+      P.ct[(p * d + t) * PW + j] = v;
       nrm += static_cast<double>(v) * v;
     }
-    P.gn[s] = static_cast<T>(nrm);
+    P.cn[s] = static_cast<T>(nrm);
   }
 }
 
 template <class T>
-ECGCORE_INLINE T hmin(VecT<T> v) {
-  constexpr int VL = kVL<T>;
-#if defined(__GNUC__) && !defined(__clang__)
-  using VI = VecI<T>;
-  using I = IdxOf<T>;
-  for (int s = VL / 2; s >= 1; s /= 2) {
-    VI m;
-    for (int j = 0; j < VL; ++j) m[j] = static_cast<I>(j ^ s);
-    const VecT<T> w = __builtin_shuffle(v, m);
-    v = w < v ? w : v;
-  }
-  return v[0];
-#else
-  T b = v[0];
-  for (int j = 1; j < VL; ++j) b = std::min(b, v[j]);
-  return b;
-#endif
-}
+struct YScratch {
+  std::vector<const T*> ptr, sub;
+  std::vector<int> pos;
+  std::vector<T> dist, m1;
+  std::vector<IdxOf<T>> need;
+  std::vector<int64_t> idx, fail;
+  std::vector<T> gmin;
+  explicit YScratch(int64_t Gp)
+      : ptr(kBlock), sub(kBlock), pos(kBlock), dist(static_cast<size_t>(kBlock * Gp * kPW<T>)),
+        m1(static_cast<size_t>(kBlock * Gp)), need(static_cast<size_t>(kBlock * Gp)), idx(kChunk), fail(kChunk),
+        gmin(kChunk) {}
+};
 
-// Squared distances of the packed rows rows[0..m) (xs rows, norms xn) to the centers of group g:
-// dist[rows[q] * G + g][0..VL) and their minimum m1[rows[q] * G + g].
+struct Change {
+  int64_t row;
+  int32_t from;
+};
+
+// State of a Yinyang E-step on the shifted rows Xs (norms xn) and shifted centers C (row-major; P
+// holds them in panels). delta[c]: how far center c moved in the last update, drift[g]: the largest
+// move in group g (padded with zeros to Gp, a whole number of vectors). The group bounds
+// lb[i * Gp + g] are kept current: every step lowers them by the drift in one streaming,
+// vectorised pass (the padding lanes stay huge). With all set, every row is compared with every
+// center (lb == nullptr: plain Lloyd, no bounds kept).
 template <class T>
-ECGCORE_INLINE void group_rows_impl(const GPanel<T>& P, int64_t g, const T* xs, const T* xn, const int32_t* rows,
-                                    int m, const T* zero, T* dist, T* m1) {
+struct YStep {
+  const Panels<T>* P;
+  const int32_t* group_of;
+  const T *Xs, *xn, *C, *delta, *drift;
+  int64_t n, Gp;
+  bool all;
+  int32_t* labels;
+  T *u, *lb;
+};
+
+// Squared distance in the difference form, vectorised over the features (fixed order).
+template <class T>
+ECGCORE_INLINE T sqdist_vec(const T* a, const T* b, int64_t d) {
   using V = VecT<T>;
   constexpr int VL = kVL<T>;
-  const int64_t d = P.d, G = P.G;
-  const T* gp = P.gt.data() + g * d * VL;
-  const V cn = load_vec<V>(P.gn.data() + g * VL);
-  for (int q0 = 0; q0 < m; q0 += kYRows) {
-    const int rows_here = std::min(kYRows, m - q0);
-    const T* xr[kYRows];
-    for (int r = 0; r < kYRows; ++r) xr[r] = r < rows_here ? xs + rows[q0 + r] * d : zero;
-    V acc[kYRows];
-    for (auto& a : acc) a = V{};
-    for (int64_t t = 0; t < d; ++t) {
-      const V c = load_vec<V>(gp + t * VL);
-      for (int r = 0; r < kYRows; ++r) acc[r] += c * xr[r][t];  // scalar operand: broadcast
+  V s0{}, s1{};
+  int64_t t = 0;
+  for (; t + 2 * VL <= d; t += 2 * VL) {
+    const V e0 = load_vec<V>(a + t) - load_vec<V>(b + t), e1 = load_vec<V>(a + t + VL) - load_vec<V>(b + t + VL);
+    s0 += e0 * e0;
+    s1 += e1 * e1;
+  }
+  s0 += s1;
+  T s = 0;
+  for (int j = 0; j < VL; ++j) s += s0[j];
+  for (; t < d; ++t) {
+    const T e = a[t] - b[t];
+    s += e * e;
+  }
+  return s;
+}
+
+// One chunk of rows [r0, r1) of a Yinyang E-step; the rows that change cluster are appended to ch.
+template <class T, int GV>
+ECGCORE_INLINE void yinyang_chunk_impl(const YStep<T>& A, YScratch<T>& w, int64_t r0, int64_t r1,
+                                       std::vector<Change>& ch) {
+  constexpr int PW = GV * kVL<T>;
+  constexpr T big = std::numeric_limits<T>::max();
+  const Panels<T>& P = *A.P;
+  const int64_t d = P.d, G = P.np;
+  const int64_t Gp = A.Gp;
+  int32_t* labels = A.labels;
+  T* u = A.u;
+  T* lb = A.lb;
+  int64_t m = 0;
+  if (A.all) {
+    for (int64_t i = r0; i < r1; ++i) w.idx[m++] = i;
+  } else {
+    // Pass 1 (streaming): widen u by the own center's move, lower the group bounds by their group's
+    // drift; the rows whose u exceeds their smallest group bound may change. Pass 2: tighten u with
+    // the exact distance (the rows requested ahead); rows that still fail go to the distance kernel.
+    using V = VecT<T>;
+    constexpr int VL = kVL<T>;
+    int64_t nf = 0;
+    for (int64_t i = r0; i < r1; ++i) {
+      u[i] += A.delta[labels[i]];
+      T* lbi = lb + i * Gp;
+      V mn = V{} + big;
+      for (int64_t g = 0; g < Gp; g += VL) {
+        const V x = load_vec<V>(lbi + g) - load_vec<V>(A.drift + g);
+        store_vec(lbi + g, x);
+        mn = x < mn ? x : mn;
+      }
+      const T gm = hmin<T>(mn);
+      w.fail[nf] = i;
+      w.gmin[nf] = gm;
+      nf += u[i] > gm;
     }
-    for (int r = 0; r < rows_here; ++r) {
-      const int64_t q = rows[q0 + r];
-      const V v = (V{} + xn[q]) + cn - acc[r] * T(2);
-      store_vec(dist + (q * G + g) * VL, v);
-      m1[q * G + g] = hmin<T>(v);
+    for (int64_t j = 0; j < nf; ++j) {
+      const char* p = reinterpret_cast<const char*>(A.Xs + w.fail[j] * d);
+      for (int64_t b = 0; b < static_cast<int64_t>(d * sizeof(T)); b += 64) __builtin_prefetch(p + b);
+    }
+    for (int64_t j = 0; j < nf; ++j) {
+      const int64_t i = w.fail[j];
+      u[i] = std::sqrt(sqdist_vec(A.Xs + i * d, A.C + static_cast<int64_t>(labels[i]) * d, d));
+      w.idx[m] = i;
+      m += u[i] > w.gmin[j];
+    }
+  }
+  for (int64_t b0 = 0; b0 < m; b0 += kBlock) {
+    const int mb = static_cast<int>(std::min<int64_t>(kBlock, m - b0));
+    const int64_t* idx = w.idx.data() + b0;
+    using V = VecT<T>;
+    using VI = VecI<T>;
+    using I = IdxOf<T>;
+    constexpr int VL = kVL<T>;
+    constexpr I none = std::numeric_limits<I>::max();
+    VI iota;
+    for (int j = 0; j < VL; ++j) iota[j] = static_cast<I>(j);
+    for (int q = 0; q < mb; ++q) {
+      const int64_t i = idx[q];
+      w.ptr[q] = A.Xs + i * d;
+      I* nq = w.need.data() + q * Gp;
+      if (A.all) {
+        for (int64_t g = 0; g < Gp; ++g) nq[g] = g < G ? I(-1) : I(0);
+      } else {
+        const T* lbi = lb + i * Gp;
+        const V uv = V{} + u[i];
+        for (int64_t g = 0; g < Gp; g += VL) store_vec(nq + g, VI(load_vec<V>(lbi + g) < uv));
+        nq[A.group_of[labels[i]]] = I(-1);  // always: the label is decided on one scale
+      }
+    }
+    yinyang_impl<T, GV>(P, Gp, w.ptr.data(), mb, w.need.data(), w.dist.data(), w.m1.data(), w.sub.data(),
+                        w.pos.data());
+    for (int q = 0; q < mb; ++q) {
+      const int64_t i = idx[q];
+      const I* nq = w.need.data() + q * Gp;
+      const T* mq = w.m1.data() + q * Gp;
+      const T* dq = w.dist.data() + q * Gp * PW;
+      // Nearest group (lowest group on ties), then the first lane holding that value.
+      V bv = V{} + big;
+      for (int64_t g = 0; g < Gp; g += VL) {
+        const V e = load_vec<VI>(nq + g) ? load_vec<V>(mq + g) : V{} + big;
+        bv = e < bv ? e : bv;
+      }
+      const T best = hmin<T>(bv);
+      const V b = V{} + best;
+      VI first = VI{} + none, count = VI{};
+      for (int64_t g = 0; g < Gp; g += VL) {
+        const VI eq = load_vec<VI>(nq + g) & VI(load_vec<V>(mq + g) == b);
+        const VI gi = iota + static_cast<I>(g);
+        first = eq ? (gi < first ? gi : first) : first;
+        count -= eq;
+      }
+      int64_t bg = hmin_int<T>(first);
+      VI ln = VI{} + none;
+      for (int v = 0; v < GV; ++v)
+        ln = VI(load_vec<V>(dq + bg * PW + v * VL) == b) ? (iota + static_cast<I>(v * VL) < ln ? iota + static_cast<I>(v * VL) : ln) : ln;
+      int lane = static_cast<int>(hmin_int<T>(ln));
+      I equal = 0;
+      for (int j = 0; j < VL; ++j) equal += count[j];
+      if (equal > 1) {  // exact ties across groups: lower center index wins
+        for (int64_t g = bg + 1; g < G; ++g)
+          if (nq[g] && mq[g] == best) {
+            int j = 0;
+            while (dq[g * PW + j] != best) ++j;
+            if (P.slot[g * PW + j] < P.slot[bg * PW + lane]) {
+              bg = g;
+              lane = j;
+            }
+          }
+      }
+      const int32_t label = P.slot[bg * PW + lane];
+      if (label != labels[i]) ch.push_back({i, labels[i]});
+      labels[i] = label;
+      const T xi = A.xn[i];
+      u[i] = std::sqrt(std::max(T(0), xi + best));
+      if (!lb) continue;
+      // Second nearest within the winning group: its lanes with the winner's lane masked out.
+      V mn = V{} + big;
+      for (int v = 0; v < GV; ++v) {
+        const V e = load_vec<V>(dq + bg * PW + v * VL);
+        const V f = iota + static_cast<I>(v * VL) == (VI{} + static_cast<I>(lane)) ? V{} + big : e;
+        mn = f < mn ? f : mn;
+      }
+      const T second = hmin<T>(mn);
+      // New bounds for the groups computed now (the winning group's is its second nearest).
+      T* lbi = lb + i * Gp;
+      const VI bgv = VI{} + static_cast<I>(bg);
+      const V x = V{} + xi;
+      for (int64_t g = 0; g < Gp; g += VL) {
+        V e = iota + static_cast<I>(g) == bgv ? V{} + second : load_vec<V>(mq + g);
+        e = x + e;
+        e = e < V{} ? V{} : e;
+        const V r = vsqrt<T>(e);
+        store_vec(lbi + g, load_vec<VI>(nq + g) ? r : load_vec<V>(lbi + g));
+      }
     }
   }
 }
 
-#define ECGCORE_YY_CLONES(T)                                                                                   \
-  ECGCORE_CLONES void group_rows_kernel(const GPanel<T>& P, int64_t g, const T* xs, const T* xn,              \
-                                        const int32_t* rows, int m, const T* zero, T* dist, T* m1) {          \
-    group_rows_impl(P, g, xs, xn, rows, m, zero, dist, m1);                                                   \
+#define ECGCORE_YY_CLONES(T)                                                                                    \
+  ECGCORE_CLONES void yinyang_chunk(const YStep<T>& A, YScratch<T>& w, int64_t r0, int64_t r1,                 \
+                                    std::vector<Change>& ch) {                                                 \
+    if (A.P->w == kVL<T>)                                                                                      \
+      yinyang_chunk_impl<T, 1>(A, w, r0, r1, ch);                                                              \
+    else                                                                                                       \
+      yinyang_chunk_impl<T, 2>(A, w, r0, r1, ch);                                                              \
   }
 ECGCORE_YY_CLONES(float)
 ECGCORE_YY_CLONES(double)
 #undef ECGCORE_YY_CLONES
-
-template <class T>
-struct YScratch {
-  std::vector<T> xs, xn, dist, m1, zero;
-  std::vector<int64_t> idx, fail;
-  std::vector<int32_t> rows;
-  std::vector<char> need;
-  YScratch(int64_t d, int64_t G)
-      : xs((kYBlock + kTile) * d), xn(kYBlock + kTile), dist(static_cast<size_t>(kYBlock * G * kVL<T>)),
-        m1(static_cast<size_t>(kYBlock * G)), zero(d, T(0)), idx(kChunk), fail(kChunk + 1), rows(kYBlock),
-        need(static_cast<size_t>(kYBlock * G)) {}
-};
-
-// Yinyang E-step at step `step`. delta[c]: how far center c moved in the last update, dmax: the
-// largest delta; S[s * G + g]: summed largest drift of group g over the updates before step s. The
-// group bounds lb[i * G + g] are stored as of step stamp[i] and brought up to date (lb - S[step] +
-// S[stamp]) only for rows whose single global bound lglob (lowered by dmax every step) fails.
-// With all set, every row is compared with every center and the bounds are initialised.
-template <class T>
-void yinyang_assign(const GPanel<T>& P, const T* X, const T* xnorm, int64_t n, const T* C, int32_t* labels, T* u,
-                    T* lglob, T* lb, int32_t* stamp, const T* delta, T dmax, const double* S, int32_t step, bool all,
-                    int nt) {
-  constexpr int VL = kVL<T>;
-  constexpr T big = std::numeric_limits<T>::max();
-  const int64_t d = P.d, G = P.G, nc = n_chunks(n);
-  const double* Sn = S + static_cast<int64_t>(step) * G;
-#pragma omp parallel num_threads(nt)
-  {
-    YScratch<T> w(d, G);
-#pragma omp for schedule(dynamic, 4)
-    for (int64_t c = 0; c < nc; ++c) {
-      const int64_t r0 = c * kChunk, r1 = std::min(n, (c + 1) * kChunk);
-      int64_t m = 0;
-      if (all) {
-        for (int64_t i = r0; i < r1; ++i) w.idx[m++] = i;
-      } else {
-        // Pass 1: the global bound. Pass 2: the group bounds of the rows that fail it. Pass 3:
-        // tighten u with the exact distance (prefetching the sparse rows ahead); rows that still
-        // fail go to the distance kernel.
-        int64_t nf = 0;
-        for (int64_t i = r0; i < r1; ++i) {
-          u[i] += delta[labels[i]];
-          lglob[i] -= dmax;
-          w.fail[nf] = i;
-          nf += u[i] > lglob[i];
-        }
-        int64_t nf2 = 0;
-        for (int64_t j = 0; j < nf; ++j) {
-          const int64_t i = w.fail[j];
-          T* lbi = lb + i * G;
-          const double* So = S + static_cast<int64_t>(stamp[i]) * G;
-          T gmin = big;
-          for (int64_t g = 0; g < G; ++g) {
-            lbi[g] = static_cast<T>(lbi[g] - (Sn[g] - So[g]));
-            gmin = lbi[g] < gmin ? lbi[g] : gmin;
-          }
-          stamp[i] = step;
-          lglob[i] = gmin;
-          w.fail[nf2] = i;
-          nf2 += u[i] > gmin;
-        }
-        nf = nf2;
-        constexpr int64_t ahead = 6;
-        for (int64_t j = 0; j < nf; ++j) {
-          if (j + ahead < nf) {
-            const char* p = reinterpret_cast<const char*>(X + w.fail[j + ahead] * d);
-            for (int64_t b = 0; b < static_cast<int64_t>(d * sizeof(T)); b += 64) __builtin_prefetch(p + b);
-          }
-          const int64_t i = w.fail[j];
-          u[i] = static_cast<T>(std::sqrt(sqdist8(X + i * d, C + static_cast<int64_t>(labels[i]) * d, d)));
-          if (u[i] > lglob[i]) w.idx[m++] = i;
-        }
-      }
-      for (int64_t b0 = 0; b0 < m; b0 += kYBlock) {
-        const int mb = static_cast<int>(std::min(kYBlock, m - b0));
-        const int64_t* idx = w.idx.data() + b0;
-        for (int q = 0; q < mb; ++q) {
-          const int64_t i = idx[q];
-          const T* row = X + i * d;
-          T* out = w.xs.data() + q * d;
-          for (int64_t t = 0; t < d; ++t) out[t] = row[t] - P.shift[t];
-          w.xn[q] = xnorm[i];
-          char* nq = w.need.data() + q * G;
-          if (all) {
-            std::fill(nq, nq + G, char(1));
-          } else {
-            const T* lbi = lb + i * G;
-            for (int64_t g = 0; g < G; ++g) nq[g] = lbi[g] < u[i];
-            nq[P.group_of[labels[i]]] = 1;
-          }
-        }
-        for (int64_t g = 0; g < G; ++g) {
-          int cnt = 0;
-          for (int q = 0; q < mb; ++q)
-            if (w.need[q * G + g]) w.rows[cnt++] = q;
-          if (cnt)
-            group_rows_kernel(P, g, w.xs.data(), w.xn.data(), w.rows.data(), cnt, w.zero.data(), w.dist.data(),
-                              w.m1.data());
-        }
-        for (int q = 0; q < mb; ++q) {
-          const int64_t i = idx[q];
-          const char* nq = w.need.data() + q * G;
-          const T* mq = w.m1.data() + q * G;
-          const T* dq = w.dist.data() + q * G * VL;
-          T best = big;
-          int64_t bg = -1;
-          for (int64_t g = 0; g < G; ++g)
-            if (nq[g] && mq[g] < best) {
-              best = mq[g];
-              bg = g;
-            }
-          int lane = 0;
-          while (dq[bg * VL + lane] != best) ++lane;
-          for (int64_t g = bg + 1; g < G; ++g)  // exact ties across groups: lower center index wins
-            if (nq[g] && mq[g] == best) {
-              int j = 0;
-              while (dq[g * VL + j] != best) ++j;
-              if (P.slot[g * VL + j] < P.slot[bg * VL + lane]) {
-                bg = g;
-                lane = j;
-              }
-            }
-          T second = big;
-          for (int j = 0; j < VL; ++j)
-            if (j != lane) second = std::min(second, dq[bg * VL + j]);
-          labels[i] = P.slot[bg * VL + lane];
-          u[i] = std::sqrt(std::max(T(0), best));
-          T* lbi = lb + i * G;
-          T gmin = big;
-          for (int64_t g = 0; g < G; ++g) {
-            if (nq[g]) lbi[g] = std::sqrt(std::max(T(0), g == bg ? second : mq[g]));
-            gmin = lbi[g] < gmin ? lbi[g] : gmin;
-          }
-          lglob[i] = gmin;
-          stamp[i] = step;
-        }
-      }
-    }
-  }
-}
 
 }  // namespace
 
@@ -996,114 +1149,167 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   if (max_iter < 1) throw std::invalid_argument("kmeans_lloyd: max_iter must be >= 1, got " + std::to_string(max_iter));
   if (!(tol >= 0.0)) throw std::invalid_argument("kmeans_lloyd: tol must be >= 0");
   const int64_t nc = n_chunks(n);
-  const int nt = resolve_threads(n_threads, nc);
-  check_finite(X, n * d, "X", nt);
+  const int nt1 = threads_for(n_threads, nc, static_cast<double>(n) * d);  // one pass over X
+  const int nt = threads_for(n_threads, nc, static_cast<double>(n) * d * k * std::min(max_iter, 10));
+  check_finite(X, n * d, "X", nt1);
   check_finite(centers, k * d, "initial centers", 1);
   double mean_var = 0.0;
-  const std::vector<double> shift = column_mean(X, n, d, nt, &mean_var);
+  const std::vector<T> shift = to_type<T>(column_mean(X, n, d, nt1, &mean_var));
   const double tol_abs = tol * mean_var;
 
-  // Lloyd's algorithm with Yinyang group bounds (or Hamerly's single bound when k fits in one group
-  // or the group bounds would take too much memory): same labels as plain Lloyd, far fewer distances.
-  constexpr int VL = kVL<T>;
-  const int64_t G = (k + VL - 1) / VL;
-  const bool yinyang = G >= 2 && static_cast<double>(n) * G * sizeof(T) <= 1024.0 * 1024 * 1024;
-  GPanel<T> GP;
-  std::vector<T> xnorm;  // squared norms of the shifted rows, fixed for the whole fit
-  if (yinyang) {
-    GP = make_groups(centers, k, d, shift);
-    xnorm.resize(n);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t i = 0; i < n; ++i) xnorm[i] = static_cast<T>(sqdist8(X + i * d, GP.shift.data(), d));
-  }
-  std::vector<T> u(n), l(yinyang ? static_cast<size_t>(n * G) : static_cast<size_t>(n));
-  std::vector<int32_t> labels_old(n, -1);
-  std::vector<T> next(static_cast<size_t>(k * d));
-  std::vector<T> delta(k, T(0)), drift(yinyang ? G : 0, T(0));
-  std::vector<T> lglob(yinyang ? n : 0);
-  std::vector<int32_t> stamp(yinyang ? n : 0, 0);
-  std::vector<double> S(yinyang ? static_cast<size_t>((max_iter + 1) * G) : 0, 0.0);
-  int32_t step = 0;
-  T dmax = 0, dmax2 = 0;
+  // Everything runs on X and the centers shifted by the data mean (as scikit-learn centers X), so
+  // that large feature offsets do not cancel away float precision in ||x||^2 - 2 x.c + ||c||^2.
+  Shifted<T> XS(X, n, d, shift.data(), nt1);
+  std::vector<T>& xs = XS.x;
+  std::vector<T>& xn = XS.xn;
+  std::vector<T> C(static_cast<size_t>(k * d)), next(static_cast<size_t>(k * d));
+  for (int64_t c = 0; c < k; ++c)
+    for (int64_t t = 0; t < d; ++t) C[c * d + t] = centers[c * d + t] - shift[t];
+
+  // Lloyd's algorithm with Yinyang group bounds: same labels as plain Lloyd, far fewer distances.
+  // (Plain Lloyd when the bounds would take more than 1 GiB.)
+  const int gw = group_width<T>(k);
+  Panels<T> P = make_panels(C.data(), k, d, static_cast<const T*>(nullptr), group_slots(C.data(), k, d, gw), gw);
+  const int64_t G = P.np;
+  std::vector<int32_t> group_of(k);
+  for (int64_t s = 0; s < G * gw; ++s)
+    if (P.slot[s] >= 0) group_of[P.slot[s]] = static_cast<int32_t>(s / gw);
+  const bool bounds = static_cast<double>(n) * G * sizeof(T) <= 1024.0 * 1024 * 1024;
+  const int64_t Gp = (G + kVL<T> - 1) / kVL<T> * kVL<T>;
+  std::vector<T> u(n), lb(bounds ? static_cast<size_t>(n * Gp) : 0, std::numeric_limits<T>::max());
+  std::vector<T> delta(k, T(0)), drift(Gp, T(0));
+  std::vector<std::vector<Change>> changes(nc);
+  // The loop works on its own row order (perm[pos] = row of X): after the first assignment the rows
+  // are sorted by cluster, so that the rows a step revisits are close in memory and share groups.
+  std::vector<int32_t> lab(n, -1);
+  std::vector<int64_t> perm(n);
+  for (int64_t i = 0; i < n; ++i) perm[i] = i;
+  // Rows sorted by cluster and, within a cluster, by their bound margin (smallest group bound minus
+  // u), so that the near-boundary rows that a step revisits are contiguous in memory.
+  auto reorder = [&]() {
+    std::vector<T> margin(n);
+    for (int64_t i = 0; i < n; ++i) {
+      T mn = std::numeric_limits<T>::max();
+      for (int64_t g = 0; g < Gp && !lb.empty(); ++g) mn = std::min(mn, lb[i * Gp + g]);
+      margin[i] = mn - u[i];
+    }
+    std::vector<int64_t> o(n);
+    for (int64_t i = 0; i < n; ++i) o[i] = i;
+    std::sort(o.begin(), o.end(), [&](int64_t a, int64_t b) {
+      if (lab[a] != lab[b]) return lab[a] < lab[b];
+      if (margin[a] != margin[b]) return margin[a] < margin[b];
+      return a < b;
+    });
+    std::vector<T> xs2(xs.size()), xn2(n), u2(n), lb2(lb.size());
+    std::vector<int32_t> lab2(n);
+    std::vector<int64_t> perm2(n);
+    for (int64_t q = 0; q < n; ++q) {  // (runs inside the fit's parallel region, on one thread)
+      const int64_t i = o[q];
+      std::copy(xs.begin() + i * d, xs.begin() + (i + 1) * d, xs2.begin() + q * d);
+      if (!lb.empty()) std::copy(lb.begin() + i * Gp, lb.begin() + (i + 1) * Gp, lb2.begin() + q * Gp);
+      xn2[q] = xn[i];
+      u2[q] = u[i];
+      lab2[q] = lab[i];
+      perm2[q] = perm[i];
+    }
+    xs.swap(xs2);
+    xn.swap(xn2);
+    u.swap(u2);
+    lb.swap(lb2);
+    lab.swap(lab2);
+    perm.swap(perm2);
+  };
   std::vector<double> sums;
   std::vector<int64_t> sizes(k);
   KMeansFit fit;
   bool strict = false;
-  auto assign = [&](bool all) {
-    if (yinyang) {
-      fill_groups(GP, centers);
-      yinyang_assign(GP, X, xnorm.data(), n, centers, labels, u.data(), lglob.data(), l.data(), stamp.data(),
-                     delta.data(), dmax, S.data(), step, all, nt);
-    } else {
-      bounded_assign(make_panel(centers, k, d, shift), X, n, centers, labels, u.data(), l.data(), all, nt);
-    }
+  // One step = an E-step over the chunks (all threads), then the M-step and the stopping rules
+  // (thread 0); after the last update, one more E-step so that the labels match the centers
+  // (unless the labels did not change).
+  YStep<T> A{};
+  auto prepare = [&](bool all) {
+    fill_panels(P, C.data());
+    A = YStep<T>{&P, group_of.data(), xs.data(), xn.data(), C.data(), delta.data(), drift.data(), n, Gp,
+                 all || !bounds, lab.data(), u.data(), bounds ? lb.data() : nullptr};
   };
-  int it = 0;
-  for (; it < max_iter; ++it) {
-    assign(it == 0);
+  auto m_step = [&](int it) -> bool {  // true when the fit stops here
     // Cluster sums: from scratch once, then only the rows that changed cluster move their share
     // (sequentially in row order, so the result does not depend on the thread count).
+    int64_t changed = 0;
     if (it == 0) {
-      const Groups g = group_rows(labels, n, k);
-      sums = cluster_sums<T>(X, d, k, g.start, g.order, nt);
+      reorder();
+      const Groups g = group_rows(lab.data(), n, k);
+      sums = cluster_sums<T>(xs.data(), d, k, g.start, g.order, 1);
       for (int64_t c = 0; c < k; ++c) sizes[c] = g.start[c + 1] - g.start[c];
+      changed = n;
     } else {
-      for (int64_t i = 0; i < n; ++i) {
-        const int32_t from = labels_old[i], to = labels[i];
-        if (from == to) continue;
-        const T* row = X + i * d;
-        double* sf = &sums[static_cast<int64_t>(from) * d];
-        double* st = &sums[static_cast<int64_t>(to) * d];
-        for (int64_t t = 0; t < d; ++t) {
-          sf[t] -= row[t];
-          st[t] += row[t];
+      for (const auto& ch : changes)
+        for (const Change& e : ch) {
+          const int32_t from = e.from, to = lab[e.row];
+          const T* row = xs.data() + e.row * d;
+          double* sf = &sums[static_cast<int64_t>(from) * d];
+          double* st = &sums[static_cast<int64_t>(to) * d];
+          for (int64_t t = 0; t < d; ++t) {
+            sf[t] -= row[t];
+            st[t] += row[t];
+          }
+          --sizes[from];
+          ++sizes[to];
+          ++changed;
         }
-        --sizes[from];
-        ++sizes[to];
-      }
     }
-    const double moved = update_centers(X, n, d, k, labels, centers, next.data(), sums, sizes, nt);
-    // How far each center moved: widen the bounds by it.
-    dmax = 0;
-    dmax2 = 0;
-    int64_t arg = -1;
+    if (it == 8 || it == 24 || it == 64) reorder();  // the margins settle as the fit converges
+    const double moved = update_centers(xs.data(), n, d, k, lab.data(), C.data(), next.data(), sums, sizes, 1);
+    // How far each center moved (its own bound) and the largest move per group (the group bounds).
+    std::fill(drift.begin(), drift.end(), T(0));
     for (int64_t c = 0; c < k; ++c) {
-      delta[c] = static_cast<T>(std::sqrt(sqdist(centers + c * d, next.data() + c * d, d)));
-      if (delta[c] > dmax) {
-        dmax2 = dmax;
-        dmax = delta[c];
-        arg = c;
-      } else if (delta[c] > dmax2) {
-        dmax2 = delta[c];
-      }
+      delta[c] = static_cast<T>(std::sqrt(sqdist(C.data() + c * d, next.data() + c * d, d)));
+      drift[group_of[c]] = std::max(drift[group_of[c]], delta[c]);
     }
-    if (yinyang) {  // applied lazily by the next yinyang_assign
-      std::fill(drift.begin(), drift.end(), T(0));
-      for (int64_t c = 0; c < k; ++c) drift[GP.group_of[c]] = std::max(drift[GP.group_of[c]], delta[c]);
-      for (int64_t g = 0; g < G; ++g) S[(step + 1) * G + g] = S[step * G + g] + drift[g];
-      ++step;
-    } else {
-#pragma omp parallel for num_threads(nt) schedule(static)
-      for (int64_t i = 0; i < n; ++i) {
-        u[i] += delta[labels[i]];
-        l[i] -= labels[i] == arg ? dmax2 : dmax;
-      }
-    }
-    std::copy(next.begin(), next.end(), centers);
-    if (std::equal(labels, labels + n, labels_old.begin())) {
+    C.swap(next);
+    fit.n_iter = it + 1;
+    if (it > 0 && changed == 0) {
       strict = true;
       fit.converged = true;
-      break;
+      return true;
     }
     if (moved <= tol_abs) {
       fit.converged = true;
-      break;
+      return true;
     }
-    std::copy(labels, labels + n, labels_old.begin());
+    return it + 1 >= max_iter;
+  };
+  Team team(nt);
+  prepare(true);
+  bool done = false, last = false;
+#pragma omp parallel num_threads(nt)
+  {
+    YScratch<T> w(Gp);
+    for (int it = 0; !done; ++it) {
+      team.each(nc, [&](int64_t c) {
+        changes[c].clear();
+        yinyang_chunk(A, w, c * kChunk, std::min(n, (c + 1) * kChunk), changes[c]);
+      });
+      team.barrier();
+      if (omp_get_thread_num() == 0) {
+        team.reset();
+        if (last) {
+          done = true;
+        } else if (m_step(it)) {
+          last = !strict;
+          done = strict;
+          prepare(false);
+        } else {
+          prepare(false);
+        }
+      }
+      team.barrier();
+    }
   }
-  fit.n_iter = std::min(it + 1, max_iter);
-  if (!strict) assign(false);
-  fit.inertia = exact_inertia(X, n, d, centers, labels, nt);
+  for (int64_t q = 0; q < n; ++q) labels[perm[q]] = lab[q];
+  for (int64_t c = 0; c < k; ++c)
+    for (int64_t t = 0; t < d; ++t) centers[c * d + t] = C[c * d + t] + shift[t];
+  fit.inertia = exact_inertia(X, n, d, centers, labels, nt1);
   return fit;
 }
 
@@ -1111,10 +1317,12 @@ template <class T>
 double kmeans_assign(const T* X, int64_t n, int64_t d, const T* centers, int64_t k, int32_t* labels, int n_threads) {
   check_shape(n, d, "kmeans_assign");
   if (k < 1) throw std::invalid_argument("kmeans_assign: need at least one center");
-  const int nt = resolve_threads(n_threads, n_chunks(n));
-  check_finite(X, n * d, "X", nt);
-  assign_all(make_panel(centers, k, d, center_mean(centers, k, d)), X, n, labels, nt);
-  return exact_inertia(X, n, d, centers, labels, nt);
+  const int nt1 = threads_for(n_threads, n_chunks(n), static_cast<double>(n) * d);
+  const int nt = threads_for(n_threads, n_chunks(n), static_cast<double>(n) * d * k);
+  check_finite(X, n * d, "X", nt1);
+  const std::vector<T> shift = to_type<T>(center_mean(centers, k, d));
+  assign_all(make_panels(centers, k, d, shift.data()), shift.data(), X, n, labels, nt);
+  return exact_inertia(X, n, d, centers, labels, nt1);
 }
 
 template <class T>
@@ -1122,18 +1330,20 @@ void kmeans_distances(const T* X, int64_t n, int64_t d, const T* centers, int64_
                       int n_threads) {
   check_shape(n, d, "kmeans_distances");
   if (k < 1) throw std::invalid_argument("kmeans_distances: need at least one center");
-  const int64_t nc = n_chunks(n);
-  const int nt = resolve_threads(n_threads, nc);
-  check_finite(X, n * d, "X", nt);
-  const Panel<T> P = make_panel(centers, k, d, center_mean(centers, k, d));
+  const int64_t nb = (n + kBlock - 1) / kBlock;
+  const int nt = threads_for(n_threads, n_chunks(n), static_cast<double>(n) * d * k);
+  check_finite(X, n * d, "X", threads_for(n_threads, n_chunks(n), static_cast<double>(n) * d));
+  const std::vector<T> shift = to_type<T>(center_mean(centers, k, d));
+  const Panels<T> P = make_panels(centers, k, d, shift.data());
 #pragma omp parallel num_threads(nt)
   {
-    Scratch<T> s(d);
+    Block<T> b(d);
 #pragma omp for schedule(static)
-    for (int64_t c = 0; c < nc; ++c) {
-      const int64_t r0 = c * kChunk, nr = std::min(kChunk, n - r0);
-      pack_rows(X, r0, static_cast<const int64_t*>(nullptr), nr, d, P.shift.data(), s.xs.data(), s.xn.data());
-      distance_packed(P, s.xs.data(), s.xn.data(), nr, out + r0 * k, k, squared);
+    for (int64_t c = 0; c < nb; ++c) {
+      const int64_t r0 = c * kBlock;
+      const int m = static_cast<int>(std::min<int64_t>(kBlock, n - r0));
+      b.pack(X, r0, m, d, shift.data());
+      distance_block(P, b.ptr.data(), b.xn.data(), m, out + r0 * k, k, squared);
     }
   }
 }
@@ -1143,14 +1353,16 @@ double kmeans_minibatch_update(const T* X, int64_t n, int64_t d, T* centers, int
                                int32_t* labels, int n_threads) {
   check_shape(n, d, "kmeans_minibatch_update");
   if (k < 1) throw std::invalid_argument("kmeans_minibatch_update: need at least one center");
-  const int nt = resolve_threads(n_threads, n_chunks(n));
-  check_finite(X, n * d, "X", nt);
+  const int nt1 = threads_for(n_threads, n_chunks(n), static_cast<double>(n) * d);
+  const int nt = threads_for(n_threads, n_chunks(n), static_cast<double>(n) * d * k);
+  check_finite(X, n * d, "X", nt1);
   for (int64_t c = 0; c < k; ++c)
     if (!(counts[c] >= 0.0)) throw std::invalid_argument("kmeans_minibatch_update: counts must be >= 0");
-  assign_all(make_panel(centers, k, d, center_mean(centers, k, d)), X, n, labels, nt);
-  const double inertia = exact_inertia(X, n, d, centers, labels, nt);
+  const std::vector<T> shift = to_type<T>(center_mean(centers, k, d));
+  assign_all(make_panels(centers, k, d, shift.data()), shift.data(), X, n, labels, nt);
+  const double inertia = exact_inertia(X, n, d, centers, labels, nt1);
   const Groups g = group_rows(labels, n, k);
-  const std::vector<double> sums = cluster_sums<T>(X, d, k, g.start, g.order, nt);
+  const std::vector<double> sums = cluster_sums<T>(X, d, k, g.start, g.order, nt1);
   for (int64_t c = 0; c < k; ++c) {
     const int64_t m = g.start[c + 1] - g.start[c];
     if (m == 0) continue;
@@ -1165,7 +1377,7 @@ double kmeans_minibatch_update(const T* X, int64_t n, int64_t d, T* centers, int
 template <class T>
 void l2_normalize_rows(const T* X, int64_t n, int64_t d, T* out, int n_threads) {
   check_shape(n, d, "l2_normalize_rows");
-  const int nt = resolve_threads(n_threads, n_chunks(n));
+  const int nt = threads_for(n_threads, n_chunks(n), static_cast<double>(n) * d);
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     double s = 0.0;

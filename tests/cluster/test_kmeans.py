@@ -134,6 +134,24 @@ def test_deterministic_across_threads_and_runs(rows, workers):
     np.testing.assert_array_equal(mb.transform(X[:500]), mb_ref.transform(X[:500]))
 
 
+def test_kernels_deterministic_across_threads_at_size(rows):
+    # Small kernels run on one thread whatever `workers` says (a thread needs ~2^24 multiply-adds
+    # to pay for itself); 60,000 rows x 64 centers is large enough for two threads in every kernel.
+    X = np.tile(rows, (3, 1)).astype(np.float32)
+    X += np.random.default_rng(0).normal(0, 1e-3, X.shape).astype(np.float32)
+    init = _init(X, 64)
+    one = _core.kmeans_lloyd(X, init, 8, 0.0, 1)
+    two = _core.kmeans_lloyd(X, init, 8, 0.0, 2)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(_core.kmeans_plusplus(X, 64, 5, 0, 1)[1], _core.kmeans_plusplus(X, 64, 5, 0, 2)[1])
+    for fn in (lambda w: _core.kmeans_assign(X, init, w),
+               lambda w: (_core.kmeans_distances(X, init, True, w),),
+               lambda w: _core.kmeans_minibatch_update(X, init, np.zeros(64), w)):
+        for a, b in zip(fn(1), fn(2)):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_different_seeds_differ(rows):
     a = KMeans(10, random_state=1, max_iter=1).fit(rows)
     b = KMeans(10, random_state=2, max_iter=1).fit(rows)
