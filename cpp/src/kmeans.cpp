@@ -1,6 +1,7 @@
 // k-means kernels; see kmeans.hpp for the contracts.
 #include "ecgcore/kmeans.hpp"
 
+#include "ecgcore/simd.hpp"
 #include <omp.h>
 
 #include <algorithm>
@@ -17,14 +18,9 @@
 
 #include "ecgcore/parallel.hpp"
 
-// The distance kernels are compiled for AVX2+FMA (x86-64-v3) as well as the portable baseline and
-// the loader picks one (GCC function multi-versioning). Results can differ in the last bits between
-// CPUs (FMA), never between runs or thread counts on one machine.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(ECGCORE_NO_CLONES)
-#define ECGCORE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define ECGCORE_CLONES
-#endif
+// The distance kernels are compiled for AVX2+FMA as well as the portable baseline, and use_avx2()
+// picks one at run time (simd.hpp). Results can differ in the last bits between the two builds (FMA),
+// never between runs or thread counts on one machine.
 #if defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #define ECGCORE_INLINE __attribute__((always_inline)) inline
@@ -514,22 +510,22 @@ ECGCORE_INLINE void plusplus_impl(const T* const* rows, const T* xn, const T* cl
 
 // Multi-versioned entry points (the template bodies above are inlined into each clone).
 #define ECGCORE_KMEANS_CLONES(T)                                                                                  \
-  ECGCORE_CLONES void nearest_block(const Panels<T>& P, const T* const* rows, const T* xn, int m, int32_t* lab,   \
-                                    T* d1) {                                                                      \
+  ECGCORE_MULTIVERSION(void, nearest_block, (const Panels<T>& P, const T* const* rows, const T* xn, int m, int32_t* lab,   \
+                                    T* d1), (P, rows, xn, m, lab, d1), {                                                                      \
     nearest_impl(P, rows, xn, m, lab, d1);                                                                        \
-  }                                                                                                               \
-  ECGCORE_CLONES void distance_block(const Panels<T>& P, const T* const* rows, const T* xn, int m, T* out,       \
-                                     int64_t ldo, bool squared) {                                                 \
+  })                                                                                                               \
+  ECGCORE_MULTIVERSION(void, distance_block, (const Panels<T>& P, const T* const* rows, const T* xn, int m, T* out,       \
+                                     int64_t ldo, bool squared), (P, rows, xn, m, out, ldo, squared), {                                                 \
     distance_impl(P, rows, xn, m, out, ldo, squared);                                                             \
-  }                                                                                                               \
-  ECGCORE_CLONES void plusplus_block(int nv, const T* const* rows, const T* xn, const T* cl_src, int64_t cls,   \
+  })                                                                                                               \
+  ECGCORE_MULTIVERSION(void, plusplus_block, (int nv, const T* const* rows, const T* xn, const T* cl_src, int64_t cls,   \
                                      T* closest, int m, int64_t d, const T* panel, const T* cn, T* D, int64_t ldd, \
-                                     DSum<T>* sums) {                                                             \
+                                     DSum<T>* sums), (nv, rows, xn, cl_src, cls, closest, m, d, panel, cn, D, ldd, sums), {                                                             \
     if (nv == 1)                                                                                                  \
       plusplus_impl<T, 1>(rows, xn, cl_src, cls, closest, m, d, panel, cn, D, ldd, sums);                         \
     else                                                                                                          \
       plusplus_impl<T, 2>(rows, xn, cl_src, cls, closest, m, d, panel, cn, D, ldd, sums);                         \
-  }
+  })
 ECGCORE_KMEANS_CLONES(float)
 ECGCORE_KMEANS_CLONES(double)
 #undef ECGCORE_KMEANS_CLONES
@@ -1125,13 +1121,13 @@ ECGCORE_INLINE void yinyang_chunk_impl(const YStep<T>& A, YScratch<T>& w, int64_
 }
 
 #define ECGCORE_YY_CLONES(T)                                                                                    \
-  ECGCORE_CLONES void yinyang_chunk(const YStep<T>& A, YScratch<T>& w, int64_t r0, int64_t r1,                 \
-                                    std::vector<Change>& ch) {                                                 \
+  ECGCORE_MULTIVERSION(void, yinyang_chunk, (const YStep<T>& A, YScratch<T>& w, int64_t r0, int64_t r1,                 \
+                                    std::vector<Change>& ch), (A, w, r0, r1, ch), {                                                 \
     if (A.P->w == kVL<T>)                                                                                      \
       yinyang_chunk_impl<T, 1>(A, w, r0, r1, ch);                                                              \
     else                                                                                                       \
       yinyang_chunk_impl<T, 2>(A, w, r0, r1, ch);                                                              \
-  }
+  })
 ECGCORE_YY_CLONES(float)
 ECGCORE_YY_CLONES(double)
 #undef ECGCORE_YY_CLONES
