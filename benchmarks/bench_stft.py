@@ -1,6 +1,9 @@
 """STFT of 1,000 ten-second MIT-BIH windows (3,600 samples, nperseg 256, hop 128, Hann):
 ecgcore.dsp.stft vs scipy.signal.stft on the same array.
 
+Every timed call returns the same array (shape, dtype) as its scipy peer; values are checked after the timings on
+the first windows (1e-10 of the largest magnitude; dB: 1e-6 dB).
+
 Run: python -m pytest benchmarks/bench_stft.py --benchmark-only
 """
 from __future__ import annotations
@@ -13,6 +16,18 @@ import scipy.signal as ss
 from ecgcore.dsp.stft import heartid_stft, stft
 
 N_WINDOWS = 1000
+N_CHECK = 50
+
+
+def _same_output(ours, ref_fn, windows, atol_rel=1e-10):
+    ref_full_shape = (N_WINDOWS,) + ref_fn(windows[:1]).shape[1:]
+    ref = ref_fn(windows[:N_CHECK])
+    assert ours.shape == ref_full_shape and ours.dtype == ref.dtype
+    assert np.abs(ours[:N_CHECK] - ref).max() <= atol_rel * np.abs(ref).max()
+
+
+def scipy_complex(x):
+    return ss.stft(x, nperseg=256)[2]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +42,8 @@ def test_scipy_stft(benchmark, windows):
 
 @pytest.mark.benchmark(group="stft-256-complex")
 def test_ecgcore_stft(benchmark, windows):
-    benchmark.pedantic(stft, args=(windows,), kwargs=dict(n_fft=256), rounds=10, iterations=1, warmup_rounds=1)
+    out = benchmark.pedantic(stft, args=(windows,), kwargs=dict(n_fft=256), rounds=10, iterations=1, warmup_rounds=1)
+    _same_output(out, scipy_complex, windows)
 
 
 def scipy_magnitude(x):
@@ -41,8 +57,9 @@ def test_scipy_stft_magnitude(benchmark, windows):
 
 @pytest.mark.benchmark(group="stft-256-magnitude")
 def test_ecgcore_stft_magnitude(benchmark, windows):
-    benchmark.pedantic(stft, args=(windows,), kwargs=dict(n_fft=256, output="magnitude"), rounds=10, iterations=1,
-                       warmup_rounds=1)
+    out = benchmark.pedantic(stft, args=(windows,), kwargs=dict(n_fft=256, output="magnitude"), rounds=10,
+                             iterations=1, warmup_rounds=1)
+    _same_output(out, scipy_magnitude, windows)
 
 
 def scipy_heartid(x):
@@ -63,4 +80,7 @@ def test_scipy_heartid(benchmark, windows):
 @pytest.mark.benchmark(group="stft-heartid-db")
 def test_ecgcore_heartid(benchmark, windows):
     x = np.ascontiguousarray(windows[:, :1000])
-    benchmark.pedantic(heartid_stft, args=(x,), rounds=10, iterations=1, warmup_rounds=1)
+    out = benchmark.pedantic(heartid_stft, args=(x,), rounds=10, iterations=1, warmup_rounds=1)
+    ref = scipy_heartid(x[:N_CHECK])
+    assert out.shape == (N_WINDOWS,) + ref.shape[1:] and out.dtype == ref.dtype
+    assert np.abs(out[:N_CHECK] - ref).max() <= 1e-6

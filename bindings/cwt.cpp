@@ -34,7 +34,7 @@ py::array morlet_scalogram(const py::array& x_in, const carray<double>& scales, 
     }
     return out;
   };
-  // The one dtype dispatch: float32 computes in float32, everything else in float64.
+  // The one dtype dispatch: float32 is read as is, everything else as float64 (arithmetic is float64).
   if (ecgcore_py::is_float32(x_in)) return run(float{});
   return run(double{});
 }
@@ -56,7 +56,7 @@ void register_cwt(py::module_& m) {
 
 Parameters
 ----------
-x : (..., n) float32 (computed in float32) or float64 (computed in float64)
+x : (..., n) float32 or float64 (computed in float64 either way)
 scales : (n_scales,) positive scales
 complex_wavelet : False for "morl", True for "cmor{bandwidth}-{center}"
 precision : the wavelet is sampled on 2**precision points

@@ -1,5 +1,6 @@
 // ecgcore._core: the private native module. One register_* per C++ domain header.
 #include "common.hpp"
+#include "ecgcore/simd.hpp"
 
 #ifndef ECGCORE_VERSION
 #define ECGCORE_VERSION "unknown"
@@ -20,6 +21,9 @@ void register_checksum(py::module_& m);
 PYBIND11_MODULE(_core, m) {
   m.doc() = "ecgcore native core (private; use the ecgcore package API)";
   m.attr("__version__") = ECGCORE_VERSION;
+  m.def("simd_path", &ecgcore::simd_path,
+        "Which build of the vectorised kernels runs here: 'avx2' (AVX2+FMA) or 'baseline' (x86-64-v2); "
+        "ECGCORE_SIMD=baseline in the environment forces the baseline.");
   register_filter(m);
   register_wfdb(m);
   register_peaks(m);

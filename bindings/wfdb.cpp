@@ -1,62 +1,121 @@
-// Bindings for cpp/include/ecgcore/wfdb.hpp. The Python layer reads files; C++ only decodes bytes.
+// Bindings for cpp/include/ecgcore/wfdb.hpp. Python parses headers and checks files; C++ maps and decodes.
 #include "ecgcore/wfdb.hpp"
+
+#include <optional>
 
 #include "common.hpp"
 
+namespace {
+
+using namespace ecgcore;
+
+struct Out {
+  void* ptr;
+  int64_t stride;
+  char kind;  // 'h' int16, 'i' int32, 'q' int64, 'f' float32, 'd' float64
+};
+
+Out check_out(py::array& out, int64_t n_frames, const std::vector<int>& chan,
+              const std::optional<std::vector<int>>& col) {
+  if (out.ndim() != 2 || out.shape(0) != n_frames || !(out.flags() & py::array::c_style) || !out.writeable())
+    throw std::invalid_argument("internal: out must be a writeable C-contiguous [n_frames, columns] array");
+  if (col ? col->size() != chan.size() : out.shape(1) < static_cast<py::ssize_t>(chan.size()))
+    throw std::invalid_argument("internal: one output column per selected channel");
+  char kind;
+  if (out.dtype().is(py::dtype::of<int16_t>())) kind = 'h';
+  else if (out.dtype().is(py::dtype::of<int32_t>())) kind = 'i';
+  else if (out.dtype().is(py::dtype::of<int64_t>())) kind = 'q';
+  else if (out.dtype().is(py::dtype::of<float>())) kind = 'f';
+  else if (out.dtype().is(py::dtype::of<double>())) kind = 'd';
+  else throw std::invalid_argument("internal: out must be int16, int32, int64, float32 or float64");
+  return Out{out.mutable_data(), static_cast<int64_t>(out.shape(1)), kind};
+}
+
+struct Conversion {
+  const double* gain = nullptr;
+  const double* baseline = nullptr;
+};
+
+Conversion check_conversion(const Out& o, const std::vector<int>& chan, const std::optional<std::vector<double>>& gain,
+                            const std::optional<std::vector<double>>& baseline) {
+  if (o.kind == 'f' || o.kind == 'd') {
+    if (!gain || !baseline || gain->size() != chan.size() || baseline->size() != chan.size())
+      throw std::invalid_argument("internal: physical output needs one gain and baseline per selected channel");
+    return Conversion{gain->data(), baseline->data()};
+  }
+  return Conversion{};
+}
+
+// Calls decode_digital<T>(T*) or decode_physical<T>(T*) for the output's element type.
+template <class Digital, class Physical>
+void dispatch(const Out& o, Digital digital, Physical physical) {
+  switch (o.kind) {
+    case 'h': return digital(static_cast<int16_t*>(o.ptr));
+    case 'i': return digital(static_cast<int32_t*>(o.ptr));
+    case 'q': return digital(static_cast<int64_t*>(o.ptr));
+    case 'f': return physical(static_cast<float*>(o.ptr));
+    default: return physical(static_cast<double*>(o.ptr));
+  }
+}
+
+}  // namespace
+
 void register_wfdb(py::module_& m) {
-  using namespace ecgcore;
   m.def("wfdb_format_supported", &wfdb_format_supported, py::arg("fmt"));
   m.def("wfdb_bytes_needed", &wfdb_bytes_needed, py::arg("fmt"), py::arg("n_samples"));
   m.def("wfdb_samples_available", &wfdb_samples_available, py::arg("fmt"), py::arg("n_bytes"));
   m.def("wfdb_invalid_value", &wfdb_invalid_value, py::arg("fmt"));
   m.def(
-      "wfdb_decode",
-      [](py::buffer data_buf, int fmt, int n_sig, int64_t frame0, int64_t n_frames, std::vector<int> chan,
-         py::array_t<int32_t, py::array::c_style> out, int workers) {
-        py::buffer_info info = data_buf.request();
-        if (info.itemsize != 1) throw std::invalid_argument("internal: data must be a byte buffer");
-        if (out.ndim() != 2 || out.shape(0) != n_frames || out.shape(1) < static_cast<py::ssize_t>(chan.size()))
-          throw std::invalid_argument("internal: output must be [n_frames, >= n_channels] int32");
-        const auto* p = static_cast<const uint8_t*>(info.ptr);
-        const int64_t nb = info.size;
-        int32_t* o = out.mutable_data();
-        const int64_t stride = out.shape(1);
+      "wfdb_read",
+      [](const std::string& path, int64_t byte_offset, int fmt, int n_sig, int64_t frame0, int64_t n_frames,
+         const std::vector<int>& chan, py::array out, int workers, std::optional<std::vector<int>> col,
+         std::optional<std::vector<double>> gain, std::optional<std::vector<double>> baseline) {
+        const Out o = check_out(out, n_frames, chan, col);
+        const Conversion cv = check_conversion(o, chan, gain, baseline);
+        const int* c = col ? col->data() : nullptr;
+        const int n_out = static_cast<int>(chan.size());
         py::gil_scoped_release release;
-        wfdb_decode(p, nb, fmt, n_sig, frame0, n_frames, chan.data(), static_cast<int>(chan.size()), o, stride,
-                    workers);
+        dispatch(
+            o,
+            [&](auto* p) {
+              wfdb_read_file(path, byte_offset, fmt, n_sig, frame0, n_frames, chan.data(), n_out, p, o.stride,
+                             workers, c);
+            },
+            [&](auto* p) {
+              wfdb_read_file_physical(path, byte_offset, fmt, n_sig, frame0, n_frames, chan.data(), n_out,
+                                      cv.gain, cv.baseline, p, o.stride, workers, c);
+            });
       },
-      py::arg("data"), py::arg("fmt"), py::arg("n_sig"), py::arg("frame0"), py::arg("n_frames"), py::arg("chan"),
-      py::arg("out"), py::arg("workers"),
-      "Decode multiplexed WFDB samples (formats 212, 16, 61, 80) into out[:, :len(chan)].");
+      py::arg("path"), py::arg("byte_offset"), py::arg("fmt"), py::arg("n_sig"), py::arg("frame0"),
+      py::arg("n_frames"), py::arg("chan"), py::arg("out"), py::arg("workers"), py::arg("col") = py::none(),
+      py::arg("gain") = py::none(), py::arg("baseline") = py::none(),
+      "Read frames [frame0, frame0 + n_frames) of a WFDB signal file (samples from byte_offset on): selected "
+      "signal chan[k] goes to out[:, col[k]] (default k). Integer out: digital samples; float out: physical "
+      "(d - baseline[k]) / gain[k]. Only the bytes those frames occupy are read (memory-mapped).");
   m.def(
-      "wfdb_decode_physical",
-      [](py::buffer data, int fmt, int n_sig, int64_t frame0, int64_t n_frames, std::vector<int> chan,
-         std::vector<double> gain, std::vector<double> baseline, py::array out, int workers) {
+      "wfdb_decode",
+      [](py::buffer data, int fmt, int n_sig, int64_t frame0, int64_t n_frames, const std::vector<int>& chan,
+         py::array out, int workers, std::optional<std::vector<int>> col, std::optional<std::vector<double>> gain,
+         std::optional<std::vector<double>> baseline) {
         py::buffer_info info = data.request();
         if (info.itemsize != 1) throw std::invalid_argument("internal: data must be a byte buffer");
-        if (out.ndim() != 2 || out.shape(0) != n_frames || out.shape(1) < static_cast<py::ssize_t>(chan.size()) ||
-            !(out.flags() & py::array::c_style) || !out.writeable())
-          throw std::invalid_argument("internal: out must be a writeable C-contiguous [n_frames, >= n_channels] array");
-        if (gain.size() != chan.size() || baseline.size() != chan.size())
-          throw std::invalid_argument("internal: one gain and baseline per selected channel");
-        const auto* p = static_cast<const uint8_t*>(info.ptr);
+        const Out o = check_out(out, n_frames, chan, col);
+        const Conversion cv = check_conversion(o, chan, gain, baseline);
+        const auto* d = static_cast<const uint8_t*>(info.ptr);
         const int64_t nb = info.size;
-        const int64_t stride = out.shape(1);
-        if (ecgcore_py::is_float32(out)) {
-          float* o = static_cast<float*>(out.mutable_data());
-          py::gil_scoped_release release;
-          wfdb_decode_physical<float>(p, nb, fmt, n_sig, frame0, n_frames, chan.data(), static_cast<int>(chan.size()),
-                                      gain.data(), baseline.data(), o, stride, workers);
-        } else if (out.dtype().is(py::dtype::of<double>())) {
-          double* o = static_cast<double*>(out.mutable_data());
-          py::gil_scoped_release release;
-          wfdb_decode_physical<double>(p, nb, fmt, n_sig, frame0, n_frames, chan.data(),
-                                       static_cast<int>(chan.size()), gain.data(), baseline.data(), o, stride, workers);
-        } else {
-          throw std::invalid_argument("internal: out must be float32 or float64");
-        }
+        const int* c = col ? col->data() : nullptr;
+        const int n_out = static_cast<int>(chan.size());
+        py::gil_scoped_release release;
+        dispatch(
+            o,
+            [&](auto* p) { wfdb_decode(d, nb, fmt, n_sig, frame0, n_frames, chan.data(), n_out, p, o.stride, workers, c); },
+            [&](auto* p) {
+              wfdb_decode_physical(d, nb, fmt, n_sig, frame0, n_frames, chan.data(), n_out, cv.gain, cv.baseline, p,
+                                   o.stride, workers, c);
+            });
       },
       py::arg("data"), py::arg("fmt"), py::arg("n_sig"), py::arg("frame0"), py::arg("n_frames"), py::arg("chan"),
-      py::arg("gain"), py::arg("baseline"), py::arg("out"), py::arg("workers"),
-      "Decode multiplexed WFDB samples straight to physical units into out[:, :len(chan)].");
+      py::arg("out"), py::arg("workers"), py::arg("col") = py::none(), py::arg("gain") = py::none(),
+      py::arg("baseline") = py::none(),
+      "Decode multiplexed WFDB samples (formats 212, 16, 61, 80) held in a byte buffer; same rules as wfdb_read.");
 }

@@ -1,11 +1,13 @@
 #include "ecgcore/fft.hpp"
 
+#include "ecgcore/simd.hpp"
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "ecgcore/parallel.hpp"
 
@@ -53,6 +55,13 @@ template <class V>
 ECGCORE_INLINE C<V> times_i(C<V> a, double s) {  // i * s * a
   const V v = bc<V>(s);
   return {-a.i * v, a.r * v};
+}
+
+// Broadcast straight from memory (one vbroadcastsd).
+template <class V>
+ECGCORE_INLINE V load_bc(const double* p) {
+  if constexpr (std::is_same_v<V, double>) return *p;
+  else return V{p[0], p[0], p[0], p[0]};
 }
 
 template <class V>
@@ -134,24 +143,155 @@ ECGCORE_INLINE void pass(const FftPlan& P, V* re, V* im, int64_t fstride, int64_
   }
 }
 
-// Decimation in time, iteratively: the input is permuted into the order in which the recursive algorithm's
-// leaves would read it, then each level's radix-p passes combine p blocks of m outputs, deepest level first.
+// Radix-p butterfly (p in {2, 3, 4, 5}) on values held in t[0 .. p - 1], in place, outputs in natural order.
+// Inv selects the conjugate roots.
+template <class V, bool Inv, int p>
+ECGCORE_INLINE void butterfly(C<V>* t) {
+  const double sg = Inv ? -1.0 : 1.0;
+  if constexpr (p == 2) {
+    const C<V> a = t[0], b = t[1];
+    t[0] = a + b;
+    t[1] = a - b;
+  } else if constexpr (p == 4) {
+    const C<V> s02 = t[0] + t[2], d02 = t[0] - t[2], s13 = t[1] + t[3], d13 = t[1] - t[3];
+    // forward W4 = -i: -i d13 = (d13.i, -d13.r); the inverse uses +i
+    const C<V> jd = Inv ? C<V>{-d13.i, d13.r} : C<V>{d13.i, -d13.r};
+    t[0] = s02 + s13;
+    t[1] = d02 + jd;
+    t[2] = s02 - s13;
+    t[3] = d02 - jd;
+  } else if constexpr (p == 3) {
+    const double s3 = -sg * std::sqrt(3.0) / 2.0;
+    const C<V> t0 = t[0], s = t[1] + t[2], d = t[1] - t[2];
+    const C<V> c = t0 - scale(s, 0.5);
+    const C<V> jd = times_i(d, s3);
+    t[0] = t0 + s;
+    t[1] = c + jd;
+    t[2] = c - jd;
+  } else {  // p == 5
+    const double c1 = std::cos(2 * kPi / 5), c2 = std::cos(4 * kPi / 5);
+    const double s1 = std::sin(2 * kPi / 5), s2 = std::sin(4 * kPi / 5);
+    const C<V> t0 = t[0];
+    const C<V> a1 = t[1] + t[4], b1 = t[1] - t[4], a2 = t[2] + t[3], b2 = t[2] - t[3];
+    const C<V> r1 = t0 + scale(a1, c1) + scale(a2, c2);
+    const C<V> r2 = t0 + scale(a1, c2) + scale(a2, c1);
+    // forward: X1 = r1 - i(s1 b1 + s2 b2), X2 = r2 - i(s2 b1 - s1 b2); the inverse flips the i terms.
+    const C<V> j1 = times_i(scale(b1, s1) + scale(b2, s2), -sg);
+    const C<V> j2 = times_i(scale(b1, s2) - scale(b2, s1), -sg);
+    t[0] = t0 + a1 + a2;
+    t[1] = r1 + j1;
+    t[4] = r1 - j1;
+    t[2] = r2 + j2;
+    t[3] = r2 - j2;
+  }
+}
+
+// a * w (a * conj(w) when Inv), w = (w[0], w[1]) broadcast from memory.
+template <class V, bool Inv>
+ECGCORE_INLINE C<V> mul_tw(C<V> a, const double* w) {
+  const V wr = load_bc<V>(w), wi = load_bc<V>(w + 1);
+  if constexpr (Inv) return C<V>{a.r * wr + a.i * wi, a.i * wr - a.r * wi};
+  else return C<V>{a.r * wr - a.i * wi, a.r * wi + a.i * wr};
+}
+
+// A pass of radix p in {2, 3, 4, 5} over fstride blocks of p * m values, twiddles from the plan's table.
+template <class V, bool Inv, int p>
+ECGCORE_INLINE void fast_pass(V* re, V* im, int64_t fstride, int64_t m, const double* tw) {
+  const int64_t len = p * m, step = 2 * (p - 1);
+  for (int64_t b = 0; b < fstride; ++b) {
+    V* r = re + b * len;
+    V* i = im + b * len;
+    for (int64_t k = 0; k < m; ++k) {
+      C<V> t[p];
+      t[0] = C<V>{r[k], i[k]};
+      if (k == 0) {
+        for (int q = 1; q < p; ++q) t[q] = C<V>{r[q * m], i[q * m]};
+      } else {
+        const double* w = tw + (k - 1) * step;
+        for (int q = 1; q < p; ++q) t[q] = mul_tw<V, Inv>(C<V>{r[k + q * m], i[k + q * m]}, w + 2 * (q - 1));
+      }
+      butterfly<V, Inv, p>(t);
+      for (int q = 0; q < p; ++q) {
+        r[k + q * m] = t[q].r;
+        i[k + q * m] = t[q].i;
+      }
+    }
+  }
+}
+
+// The deepest pass (m = 1, no twiddles), reading the input through the permutation.
+template <class V, bool Inv, int p, class In>
+ECGCORE_INLINE void first_pass(const int64_t* perm, const In& in, V* ore, V* oim, int64_t blocks) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    C<V> t[p];
+    for (int q = 0; q < p; ++q) t[q] = in(perm[b * p + q]);
+    butterfly<V, Inv, p>(t);
+    for (int q = 0; q < p; ++q) {
+      ore[b * p + q] = t[q].r;
+      oim[b * p + q] = t[q].i;
+    }
+  }
+}
+
+inline bool fast_radix(int64_t p) { return p >= 2 && p <= 5; }
+
+// Input of a transform: split real / imaginary arrays.
 template <class V>
-ECGCORE_INLINE void mixed(const FftPlan& P, const V* ire, const V* iim, V* ore, V* oim, bool inv) {
+struct SplitInput {
+  const V *re, *im;
+  ECGCORE_INLINE C<V> operator()(int64_t j) const { return {re[j], im[j]}; }
+};
+
+// Decimation in time, iteratively: the input (value j from in(j)) is read in the order in which the recursive
+// algorithm's leaves would read it, straight into the deepest radix pass, then each level's radix-p passes
+// combine p blocks of m outputs.
+template <class V, bool Inv, class In>
+ECGCORE_INLINE void mixed_dir(const FftPlan& P, const In& in, V* ore, V* oim) {
   const int64_t n = P.n_;
   const int64_t* perm = P.perm_.data();
-  for (int64_t j = 0; j < n; ++j) {
-    ore[j] = ire[perm[j]];
-    oim[j] = iim[perm[j]];
-  }
   const auto levels = static_cast<int64_t>(P.factors_.size());
   int64_t fstride = n;
-  for (int64_t level = levels - 1; level >= 0; --level) {
+  int64_t level = levels - 1;
+  if (levels > 0 && fast_radix(P.factors_[level])) {
+    const int64_t p = P.factors_[level];
+    fstride /= p;
+    switch (p) {
+      case 2: first_pass<V, Inv, 2>(perm, in, ore, oim, fstride); break;
+      case 3: first_pass<V, Inv, 3>(perm, in, ore, oim, fstride); break;
+      case 4: first_pass<V, Inv, 4>(perm, in, ore, oim, fstride); break;
+      default: first_pass<V, Inv, 5>(perm, in, ore, oim, fstride); break;
+    }
+    --level;
+  } else {
+    for (int64_t j = 0; j < n; ++j) {
+      const C<V> v = in(perm[j]);
+      ore[j] = v.r;
+      oim[j] = v.i;
+    }
+  }
+  for (; level >= 0; --level) {
     const int64_t p = P.factors_[level];
     fstride /= p;  // product of the radices above this level
     const int64_t len = n / fstride, m = len / p;
-    for (int64_t b = 0; b < fstride; ++b) pass(P, ore + b * len, oim + b * len, fstride, p, m, inv);
+    if (fast_radix(p)) {
+      const double* tw = P.stw_.data() + P.stw_off_[level];
+      switch (p) {
+        case 2: fast_pass<V, Inv, 2>(ore, oim, fstride, m, tw); break;
+        case 3: fast_pass<V, Inv, 3>(ore, oim, fstride, m, tw); break;
+        case 4: fast_pass<V, Inv, 4>(ore, oim, fstride, m, tw); break;
+        default: fast_pass<V, Inv, 5>(ore, oim, fstride, m, tw); break;
+      }
+    } else {
+      for (int64_t b = 0; b < fstride; ++b) pass(P, ore + b * len, oim + b * len, fstride, p, m, Inv);
+    }
   }
+}
+
+template <class V>
+ECGCORE_INLINE void mixed(const FftPlan& P, const V* ire, const V* iim, V* ore, V* oim, bool inv) {
+  const SplitInput<V> in{ire, iim};
+  if (inv) mixed_dir<V, true>(P, in, ore, oim);
+  else mixed_dir<V, false>(P, in, ore, oim);
 }
 
 void build_permutation(const std::vector<int64_t>& f, int64_t n, std::vector<int64_t>& perm, int64_t out_off,
@@ -222,47 +362,96 @@ ECGCORE_INLINE void real_post(const double* pr, const double* pi, int64_t h, con
   }
 }
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
-#define ECGCORE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define ECGCORE_CLONES
-#endif
 
 // Entry points compiled twice (AVX2/FMA and baseline) with the engine inlined into each; chosen at load time.
-ECGCORE_CLONES void run_scalar(const FftPlan& P, const double* ire, const double* iim, double* ore, double* oim,
-                               double* scratch, bool inv) {
+ECGCORE_MULTIVERSION(void, run_scalar, (const FftPlan& P, const double* ire, const double* iim, double* ore, double* oim,
+                               double* scratch, bool inv), (P, ire, iim, ore, oim, scratch, inv), {
   run<double>(P, ire, iim, ore, oim, scratch, inv);
-}
+})
 
-ECGCORE_CLONES void run_lanes(const FftPlan& P, const v4d* ire, const v4d* iim, v4d* ore, v4d* oim, v4d* scratch,
-                              bool inv) {
+ECGCORE_MULTIVERSION(void, run_lanes, (const FftPlan& P, const v4d* ire, const v4d* iim, v4d* ore, v4d* oim, v4d* scratch,
+                              bool inv), (P, ire, iim, ore, oim, scratch, inv), {
   run<v4d>(P, ire, iim, ore, oim, scratch, inv);
+})
+
+// Inputs of a transform computed on the fly, so that no pass is spent preparing them.
+// Half-length transform of an even-length real signal: z[j] = x[2j] w[2j] + i x[2j + 1] w[2j + 1].
+template <bool Windowed>
+struct RealPairs {
+  const v4d* x;
+  const double* w;
+  ECGCORE_INLINE C<v4d> operator()(int64_t j) const {
+    if constexpr (Windowed) return {x[2 * j] * load_bc<v4d>(w + 2 * j), x[2 * j + 1] * load_bc<v4d>(w + 2 * j + 1)};
+    else return {x[2 * j], x[2 * j + 1]};
+  }
+};
+// Full-length transform of an odd-length real signal.
+template <bool Windowed>
+struct RealValues {
+  const v4d* x;
+  const double* w;
+  ECGCORE_INLINE C<v4d> operator()(int64_t j) const {
+    if constexpr (Windowed) return {x[j] * load_bc<v4d>(w + j), splat<v4d>(0.0)};
+    else return {x[j], splat<v4d>(0.0)};
+  }
+};
+// z[j] = x[j] a[j] + c[j] b[j]: x, c per lane, a, b shared by the lanes.
+struct ProductSum {
+  const v4d *xr, *xi, *cr, *ci;
+  const double *ar, *ai, *br, *bi;
+  ECGCORE_INLINE C<v4d> operator()(int64_t j) const {
+    const v4d Ar = load_bc<v4d>(ar + j), Ai = load_bc<v4d>(ai + j), Br = load_bc<v4d>(br + j),
+              Bi = load_bc<v4d>(bi + j);
+    return {xr[j] * Ar - xi[j] * Ai + cr[j] * Br - ci[j] * Bi, xr[j] * Ai + xi[j] * Ar + cr[j] * Bi + ci[j] * Br};
+  }
+};
+
+// The transform of in(j), j < n: straight into the passes, or (Bluestein) through scratch.
+template <class V, class In>
+ECGCORE_INLINE void run_from(const FftPlan& P, const In& in, V* ore, V* oim, V* scratch, bool inv) {
+  if (!P.bluestein_) {
+    if (inv) mixed_dir<V, true>(P, in, ore, oim);
+    else mixed_dir<V, false>(P, in, ore, oim);
+    return;
+  }
+  const int64_t n = P.n_;
+  V *zr = scratch, *zi = scratch + n;
+  for (int64_t j = 0; j < n; ++j) {
+    const C<V> v = in(j);
+    zr[j] = v.r;
+    zi[j] = v.i;
+  }
+  run<V>(P, zr, zi, ore, oim, scratch + 2 * n, inv);
 }
 
-ECGCORE_CLONES void real_forward_lanes(const RealFftPlan& R, const v4d* in, v4d* out_re, v4d* out_im,
-                                       v4d* scratch) {
+template <bool Windowed>
+ECGCORE_INLINE void real_forward(const RealFftPlan& R, const v4d* in, const double* window, v4d* out_re,
+                                 v4d* out_im, v4d* scratch) {
   const int64_t n = R.n_;
   const int64_t c = n % 2 ? n : n / 2;
-  v4d *zr = scratch, *zi = scratch + c, *fr = scratch + 2 * c, *fi = scratch + 3 * c, *rest = scratch + 4 * n + 8;
+  v4d *fr = scratch + 2 * c, *fi = scratch + 3 * c, *rest = scratch + 4 * n + 8;
   if (n % 2) {
-    for (int64_t j = 0; j < n; ++j) {
-      zr[j] = in[j];
-      zi[j] = splat<v4d>(0.0);
-    }
-    run<v4d>(*R.plan_, zr, zi, fr, fi, rest, false);
+    run_from<v4d>(*R.plan_, RealValues<Windowed>{in, window}, fr, fi, rest, false);
     for (int64_t k = 0; k <= n / 2; ++k) {
       out_re[k] = fr[k];
       out_im[k] = fi[k];
     }
     return;
   }
-  for (int64_t j = 0; j < c; ++j) {
-    zr[j] = in[2 * j];
-    zi[j] = in[2 * j + 1];
-  }
-  run<v4d>(*R.plan_, zr, zi, fr, fi, rest, false);
+  run_from<v4d>(*R.plan_, RealPairs<Windowed>{in, window}, fr, fi, rest, false);
   real_post<v4d>(R.pr_.data(), R.pi_.data(), c, fr, fi, out_re, out_im);
 }
+
+ECGCORE_MULTIVERSION(void, real_forward_lanes, (const RealFftPlan& R, const v4d* in, const double* window, v4d* out_re,
+                                       v4d* out_im, v4d* scratch), (R, in, window, out_re, out_im, scratch), {
+  if (window) real_forward<true>(R, in, window, out_re, out_im, scratch);
+  else real_forward<false>(R, in, nullptr, out_re, out_im, scratch);
+})
+
+ECGCORE_MULTIVERSION(void, product_sum_lanes, (const FftPlan& P, const ProductSum& in, v4d* ore, v4d* oim, v4d* scratch,
+                                      bool inv), (P, in, ore, oim, scratch, inv), {
+  run_from<v4d>(P, in, ore, oim, scratch, inv);
+})
 
 }  // namespace
 
@@ -305,6 +494,21 @@ FftPlan::FftPlan(int64_t n) : n_(n) {
       twr_[j] = std::cos(a);
       twi_[j] = std::sin(a);
     }
+    const auto levels = static_cast<int64_t>(factors_.size());
+    stw_off_.assign(levels, 0);
+    int64_t fstride = n;
+    for (int64_t level = levels - 1; level >= 0; --level) {
+      const int64_t p = factors_[level];
+      fstride /= p;
+      const int64_t m = n / fstride / p;
+      stw_off_[level] = static_cast<int64_t>(stw_.size());
+      for (int64_t k = 1; k < m; ++k)
+        for (int64_t q = 1; q < p; ++q) {
+          const int64_t j = (q * k * fstride) % n;
+          stw_.push_back(twr_[j]);
+          stw_.push_back(twi_[j]);
+        }
+    }
   }
 }
 
@@ -326,6 +530,13 @@ void FftPlan::transform(const cplx* in, cplx* out, cplx* scratch, bool inverse) 
 void FftPlan::transform4(const v4d* in_re, const v4d* in_im, v4d* out_re, v4d* out_im, v4d* scratch,
                          bool inverse) const {
   run_lanes(*this, in_re, in_im, out_re, out_im, scratch, inverse);
+}
+
+void FftPlan::transform4_product_sum(const v4d* x_re, const v4d* x_im, const double* a_re, const double* a_im,
+                                     const v4d* c_re, const v4d* c_im, const double* b_re, const double* b_im,
+                                     v4d* out_re, v4d* out_im, v4d* scratch, bool inverse) const {
+  product_sum_lanes(*this, ProductSum{x_re, x_im, c_re, c_im, a_re, a_im, b_re, b_im}, out_re, out_im, scratch,
+                    inverse);
 }
 
 RealFftPlan::RealFftPlan(int64_t n) : n_(n) {
@@ -372,7 +583,11 @@ void RealFftPlan::forward(const double* in, cplx* out, cplx* scratch) const {
 }
 
 void RealFftPlan::forward4(const v4d* in, v4d* out_re, v4d* out_im, v4d* scratch) const {
-  real_forward_lanes(*this, in, out_re, out_im, scratch);
+  real_forward_lanes(*this, in, nullptr, out_re, out_im, scratch);
+}
+
+void RealFftPlan::forward4(const v4d* in, const double* window, v4d* out_re, v4d* out_im, v4d* scratch) const {
+  real_forward_lanes(*this, in, window, out_re, out_im, scratch);
 }
 
 void RealFftPlan::inverse(const cplx* in, double* out, cplx* scratch) const {

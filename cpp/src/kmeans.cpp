@@ -1,6 +1,7 @@
 // k-means kernels; see kmeans.hpp for the contracts.
 #include "ecgcore/kmeans.hpp"
 
+#include "ecgcore/simd.hpp"
 #include <omp.h>
 
 #include <algorithm>
@@ -18,14 +19,9 @@
 
 #include "ecgcore/parallel.hpp"
 
-// The distance kernels are compiled for AVX2+FMA (x86-64-v3) as well as the portable baseline and
-// the loader picks one (GCC function multi-versioning). Results can differ in the last bits between
-// CPUs (FMA), never between runs or thread counts on one machine.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(ECGCORE_NO_CLONES)
-#define ECGCORE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define ECGCORE_CLONES
-#endif
+// The distance kernels are compiled for AVX2+FMA as well as the portable baseline, and use_avx2()
+// picks one at run time (simd.hpp). Results can differ in the last bits between the two builds (FMA),
+// never between runs or thread counts on one machine.
 #if defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #define ECGCORE_INLINE __attribute__((always_inline)) inline
@@ -535,19 +531,20 @@ ECGCORE_INLINE void plusplus_impl(const T* const* cand, const T* cn, int m, int6
 
 // Multi-versioned entry points (the template bodies above are inlined into each clone).
 #define ECGCORE_KMEANS_CLONES(T)                                                                                  \
-  ECGCORE_CLONES void nearest_block(const Panels<T>& P, const T* const* rows, const T* xn, int m, int32_t* lab,   \
-                                    T* d1) {                                                                      \
+  ECGCORE_MULTIVERSION(void, nearest_block, (const Panels<T>& P, const T* const* rows, const T* xn, int m, int32_t* lab,   \
+                                    T* d1), (P, rows, xn, m, lab, d1), {                                                                      \
     nearest_impl(P, rows, xn, m, lab, d1);                                                                        \
-  }                                                                                                               \
-  ECGCORE_CLONES void distance_block(const Panels<T>& P, const T* const* rows, const T* xn, int m, T* out,       \
-                                     int64_t ldo, bool squared) {                                                 \
+  })                                                                                                               \
+  ECGCORE_MULTIVERSION(void, distance_block, (const Panels<T>& P, const T* const* rows, const T* xn, int m, T* out,       \
+                                     int64_t ldo, bool squared), (P, rows, xn, m, out, ldo, squared), {                                                 \
     distance_impl(P, rows, xn, m, out, ldo, squared);                                                             \
-  }                                                                                                               \
-  ECGCORE_CLONES void plusplus_chunk(const T* const* cand, const T* cn, int m, int64_t d, const T* xt,          \
-                                     const T* xn, const T* cl, T* closest, int64_t np, T* D, int64_t ldD,         \
-                                     DSum<T>* sums) {                                                             \
+  })                                                                                                              \
+  ECGCORE_MULTIVERSION(void, plusplus_chunk, (const T* const* cand, const T* cn, int m, int64_t d, const T* xt,   \
+                                              const T* xn, const T* cl, T* closest, int64_t np, T* D, int64_t ldD, \
+                                              DSum<T>* sums),                                                    \
+                       (cand, cn, m, d, xt, xn, cl, closest, np, D, ldD, sums), {                                \
     plusplus_impl(cand, cn, m, d, xt, xn, cl, closest, np, D, ldD, sums);                                         \
-  }
+  })
 ECGCORE_KMEANS_CLONES(float)
 ECGCORE_KMEANS_CLONES(double)
 #undef ECGCORE_KMEANS_CLONES
@@ -1149,10 +1146,10 @@ ECGCORE_INLINE void yinyang_chunk_impl(const YStep<T>& A, YScratch<T>& w, int64_
 }
 
 #define ECGCORE_YY_CLONES(T)                                                                                    \
-  ECGCORE_CLONES void yinyang_chunk(const YStep<T>& A, YScratch<T>& w, int64_t r0, int64_t r1,                 \
-                                    std::vector<Change>& ch) {                                                 \
+  ECGCORE_MULTIVERSION(void, yinyang_chunk, (const YStep<T>& A, YScratch<T>& w, int64_t r0, int64_t r1,     \
+                                             std::vector<Change>& ch), (A, w, r0, r1, ch), {                     \
     yinyang_chunk_impl<T, 2>(A, w, r0, r1, ch);                                                                \
-  }
+  })
 ECGCORE_YY_CLONES(float)
 ECGCORE_YY_CLONES(double)
 #undef ECGCORE_YY_CLONES

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <set>
+#include <utility>
 #include <stdexcept>
 #include <string>
 
@@ -37,15 +37,21 @@ void zero_phase(const std::vector<double>& sos, const std::vector<double>& x, st
 
 // Non-finite samples (ADC gaps) hold the last finite value so the filters see no step.
 template <class T>
-std::vector<double> finite_copy(const T* x, int64_t n) {
-  std::vector<double> v(static_cast<size_t>(n));
+void finite_copy(const T* x, int64_t n, std::vector<double>& v) {
+  v.resize(static_cast<size_t>(n));
+  bool all_finite = true;
+  for (int64_t i = 0; i < n; ++i) {
+    const double s = static_cast<double>(x[i]);
+    all_finite &= (s - s) == 0.0;  // false for NaN and +-inf; branch-free so it vectorises
+    v[i] = s;
+  }
+  if (all_finite) return;
   double last = 0.0;
   for (int64_t i = 0; i < n; ++i) {
     const double s = static_cast<double>(x[i]);
     if (std::isfinite(s)) last = s;
     v[i] = last;
   }
-  return v;
 }
 
 struct Candidate {
@@ -55,27 +61,67 @@ struct Candidate {
 };
 
 // Local maxima of the integrated signal, thinned so that no two lie within `gap` samples
-// (the larger one wins, as in non-maximum suppression).
-std::vector<Candidate> candidates(const std::vector<double>& mwi, const std::vector<double>& slope,
-                                  int64_t gap, int64_t half_width) {
-  const int64_t n = static_cast<int64_t>(mwi.size());
-  std::vector<int64_t> maxima;
-  for (int64_t i = 1; i + 1 < n; ++i)
-    if (mwi[i] > mwi[i - 1] && mwi[i] >= mwi[i + 1]) maxima.push_back(i);
-  std::vector<int64_t> order(maxima);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return mwi[a] > mwi[b]; });
-  std::set<int64_t> kept;
-  for (int64_t t : order) {
-    auto it = kept.lower_bound(t - gap + 1);
-    if (it != kept.end() && *it < t + gap) continue;
-    kept.insert(t);
+// (the larger one wins, ties to the earlier one, as in greedy non-maximum suppression).
+// `maxima` and `order` are caller-owned scratch.
+std::vector<Candidate> candidates(const double* mwi, const double* slope, int64_t n, int64_t gap, int64_t half_width,
+                                  std::vector<int64_t>& maxima, std::vector<std::pair<double, int64_t>>& order,
+                                  std::vector<char>& kept) {
+  maxima.resize(static_cast<size_t>(std::max<int64_t>(n, 1)));
+  int64_t m = 0;
+  for (int64_t i = 1; i + 1 < n; ++i) {  // branch-free append: maxima are frequent and unpredictable
+    maxima[m] = i;
+    m += (mwi[i] > mwi[i - 1]) & (mwi[i] >= mwi[i + 1]);
+  }
+  maxima.resize(static_cast<size_t>(m));
+  // Greedy suppression by value is the unique labelling in which a maximum is kept iff no kept
+  // maximum of higher priority (larger value; on a tie, earlier) lies within `gap`. Resolve it by
+  // memoised depth-first search over those neighbours (a handful each) instead of sorting by value.
+  auto above = [&](int64_t k, int64_t j) {
+    const double vk = mwi[maxima[k]], vj = mwi[maxima[j]];
+    return vk > vj || (vk == vj && k < j);
+  };
+  kept.assign(static_cast<size_t>(m), 0);  // 0 unknown, 1 kept, 2 suppressed
+  order.clear();                            // used as the DFS stack (second member: index)
+  for (int64_t j0 = 0; j0 < m; ++j0) {
+    if (kept[j0]) continue;
+    order.push_back({0.0, j0});
+    while (!order.empty()) {
+      const int64_t j = order.back().second, t = maxima[j];
+      int64_t pending = -1;  // an unresolved neighbour of higher priority, resolved first
+      bool suppressed = false;
+      auto look = [&](int64_t k) {
+        if (!above(k, j)) return;
+        if (kept[k] == 1) suppressed = true;
+        else if (kept[k] == 0) pending = k;
+      };
+      for (int64_t k = j - 1; k >= 0 && t - maxima[k] < gap && !suppressed && pending < 0; --k) look(k);
+      for (int64_t k = j + 1; k < m && maxima[k] - t < gap && !suppressed && pending < 0; ++k) look(k);
+      if (!suppressed && pending >= 0) {
+        order.push_back({0.0, pending});
+        continue;
+      }
+      kept[j] = suppressed ? 2 : 1;
+      order.pop_back();
+    }
   }
   std::vector<Candidate> out;
-  out.reserve(kept.size());
-  for (int64_t t : kept) {
-    double s = 0.0;
-    for (int64_t k = std::max<int64_t>(0, t - half_width); k <= std::min(n - 1, t + half_width); ++k)
-      s = std::max(s, std::fabs(slope[k]));
+  for (int64_t j = 0; j < m; ++j) {
+    if (kept[j] != 1) continue;
+    const int64_t t = maxima[j];
+    // Largest |slope| in the window; four independent maxima (max is exact, so the order is free).
+    const int64_t k0 = std::max<int64_t>(0, t - half_width), k1 = std::min(n - 1, t + half_width) + 1;
+    double s4[4] = {0.0, 0.0, 0.0, 0.0};
+    int64_t k = k0;
+    for (; k + 4 <= k1; k += 4)
+      for (int q = 0; q < 4; ++q) {
+        const double a = std::fabs(slope[k + q]);
+        s4[q] = a > s4[q] ? a : s4[q];
+      }
+    for (; k < k1; ++k) {
+      const double a = std::fabs(slope[k]);
+      s4[0] = a > s4[0] ? a : s4[0];
+    }
+    const double s = std::max(std::max(s4[0], s4[1]), std::max(s4[2], s4[3]));
     out.push_back({t, mwi[t], s});
   }
   return out;
@@ -181,35 +227,56 @@ std::vector<size_t> decide(const std::vector<Candidate>& cands, const QrsOptions
 }
 
 // Refinement signal, evaluated only where needed: a difference of centred box averages
-// (+-10 ms smoothing minus a +-100 ms local baseline), a zero-phase band-pass,
-// computed from one prefix sum so refinement costs O(n + peaks * radius).
+// (+-10 ms smoothing minus a +-100 ms local baseline), a zero-phase band-pass. Each peak's window
+// gets its own short prefix sum, so refinement costs O(peaks * (radius + baseline)), not O(n).
 struct BoxBandpass {
-  std::vector<double> prefix;  // prefix[k] = sum of sig[0..k)
+  const double* sig;
   int64_t n, smooth, baseline;
-  BoxBandpass(const std::vector<double>& sig, double fs)
-      : prefix(sig.size() + 1, 0.0),
-        n(static_cast<int64_t>(sig.size())),
+  BoxBandpass(const double* sig_, int64_t n_, double fs)
+      : sig(sig_),
+        n(n_),
         smooth(std::max<int64_t>(0, std::llround(0.010 * fs))),
-        baseline(std::max<int64_t>(1, std::llround(0.100 * fs))) {
-    for (int64_t i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + sig[i];
-  }
-  double mean(int64_t k, int64_t h) const {
-    const int64_t a = std::max<int64_t>(0, k - h), b = std::min<int64_t>(n - 1, k + h);
-    return (prefix[b + 1] - prefix[a]) / static_cast<double>(b - a + 1);
-  }
-  double operator()(int64_t k) const { return mean(k, smooth) - mean(k, baseline); }
+        baseline(std::max<int64_t>(1, std::llround(0.100 * fs))) {}
 };
 
-std::vector<int64_t> refine_on(const BoxBandpass& y, const std::vector<int64_t>& peaks, int64_t radius) {
+// Per-thread scratch reused across calls: fresh signal-sized buffers would cost a page fault per
+// 4 KiB on every call (more than the detector itself on short records). Released after very long rows.
+struct Workspace {
+  std::vector<double> sig, bp, slope, mwi, prefix;
+  std::vector<int64_t> maxima;
+  std::vector<std::pair<double, int64_t>> order;
+  std::vector<char> kept;
+  void trim(int64_t n) {
+    if (n <= (int64_t{1} << 21)) return;
+    for (auto* v : {&sig, &bp, &slope, &mwi, &prefix}) std::vector<double>().swap(*v);
+  }
+};
+
+Workspace& workspace() {
+  thread_local Workspace w;
+  return w;
+}
+
+std::vector<int64_t> refine_on(const BoxBandpass& y, const std::vector<int64_t>& peaks, int64_t radius,
+                               std::vector<double>& prefix) {
   const int64_t n = y.n;
   std::vector<int64_t> out;
   out.reserve(peaks.size());
   for (int64_t p : peaks) {
     const int64_t a = std::max<int64_t>(0, p - radius), b = std::min<int64_t>(n - 1, p + radius);
+    const int64_t lo = std::max<int64_t>(0, a - y.baseline), hi = std::min<int64_t>(n - 1, b + y.baseline);
+    prefix.resize(static_cast<size_t>(hi - lo + 2));
+    double* P = prefix.data();  // P[i] = sum of sig[lo .. lo+i)
+    P[0] = 0.0;
+    for (int64_t k = lo; k <= hi; ++k) P[k - lo + 1] = P[k - lo] + y.sig[k];
+    auto mean = [&](int64_t k, int64_t h) {
+      const int64_t s0 = std::max<int64_t>(0, k - h), s1 = std::min<int64_t>(n - 1, k + h);
+      return (P[s1 + 1 - lo] - P[s0 - lo]) / static_cast<double>(s1 - s0 + 1);
+    };
     int64_t best = p;
     double bv = -1.0;
     for (int64_t k = a; k <= b; ++k) {
-      const double v = std::fabs(y(k));
+      const double v = std::fabs(mean(k, y.smooth) - mean(k, y.baseline));
       if (v > bv) {
         bv = v;
         best = k;
@@ -242,18 +309,27 @@ std::vector<int64_t> detect_r_peaks(const T* x, int64_t n, const QrsOptions& o) 
   const double fs = o.fs;
   // Shorter than one integration window plus a beat: nothing to find.
   if (n < samples(0.5, fs)) return {};
-  const std::vector<double> sig = finite_copy(x, n);
-  std::vector<double> bp;
-  zero_phase(band_sos(o.band_low, o.band_high, fs), sig, bp, fs);
+  Workspace& w = workspace();
+  finite_copy(x, n, w.sig);
+  const std::vector<double>& sig = w.sig;
+  zero_phase(band_sos(o.band_low, o.band_high, fs), sig, w.bp, fs);
+  const double* bp = w.bp.data();
 
   const int64_t h = std::max<int64_t>(1, std::llround(0.01 * fs));
-  std::vector<double> slope(static_cast<size_t>(n)), mwi(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) slope[i] = bp[std::min(n - 1, i + h)] - bp[std::max<int64_t>(0, i - h)];
-  // Centred moving average of the squared slope (a running sum, so O(n) at any width).
+  w.slope.resize(static_cast<size_t>(n));
+  w.mwi.resize(static_cast<size_t>(n));
+  double* slope = w.slope.data();
+  double* mwi = w.mwi.data();
+  for (int64_t i = 0; i < std::min(h, n); ++i) slope[i] = bp[std::min(n - 1, i + h)] - bp[0];
+  for (int64_t i = h; i < n - h; ++i) slope[i] = bp[i + h] - bp[i - h];
+  for (int64_t i = std::max(h, n - h); i < n; ++i) slope[i] = bp[n - 1] - bp[std::max<int64_t>(0, i - h)];
+  // Centred moving average of the squared slope (a running sum, so O(n) at any width). The running
+  // sum's division is off its dependency chain.
   const int64_t half = samples(o.integration_s, fs) / 2;
+  const double width = static_cast<double>(2 * half + 1);
   double acc = 0.0;
   int64_t lo = 0, hi = -1;
-  for (int64_t i = 0; i < n; ++i) {
+  auto step = [&](int64_t i) {
     const int64_t a = std::max<int64_t>(0, i - half), b = std::min(n - 1, i + half);
     while (hi < b) {
       ++hi;
@@ -263,17 +339,32 @@ std::vector<int64_t> detect_r_peaks(const T* x, int64_t n, const QrsOptions& o) 
       acc -= slope[lo] * slope[lo];
       ++lo;
     }
-    mwi[i] = std::max(0.0, acc) / static_cast<double>(2 * half + 1);
+    mwi[i] = std::max(0.0, acc) / width;
+  };
+  const int64_t mid0 = std::min(n, half + 1), mid1 = std::max(mid0, n - half);
+  for (int64_t i = 0; i < mid0; ++i) step(i);
+  // Interior: one sample enters and one leaves per step, in the same order as step() does them.
+  for (int64_t i = mid0; i < mid1; ++i) {
+    acc += slope[i + half] * slope[i + half] - slope[i - half - 1] * slope[i - half - 1];
+    mwi[i] = std::max(0.0, acc) / width;
   }
+  if (mid1 > mid0) {
+    hi = mid1 - 1 + half;
+    lo = mid1 - 1 - half;
+  }
+  for (int64_t i = mid1; i < n; ++i) step(i);
 
-  const auto cands = candidates(mwi, slope, samples(o.refractory_s, fs), half);
+  const auto cands = candidates(mwi, slope, n, samples(o.refractory_s, fs), half, w.maxima, w.order, w.kept);
   const auto accepted = decide(cands, o);
   std::vector<int64_t> peaks;
   peaks.reserve(accepted.size());
   for (size_t i : accepted) peaks.push_back(cands[i].t);
   std::sort(peaks.begin(), peaks.end());
-  if (!o.refine) return peaks;
-  return refine_on(BoxBandpass(sig, fs), peaks, static_cast<int64_t>(std::llround(o.refine_radius_s * fs)));
+  if (o.refine)
+    peaks = refine_on(BoxBandpass(sig.data(), n, fs), peaks, static_cast<int64_t>(std::llround(o.refine_radius_s * fs)),
+                      w.prefix);
+  w.trim(n);
+  return peaks;
 }
 
 template <class T>
@@ -299,8 +390,12 @@ std::vector<int64_t> refine_r_peaks(const T* x, int64_t n, const int64_t* peaks,
       throw std::invalid_argument("R-peak index " + std::to_string(v) + " lies outside the signal (0.." +
                                   std::to_string(n - 1) + ")");
   if (n < 2) return p;
-  const std::vector<double> sig = finite_copy(x, n);
-  return refine_on(BoxBandpass(sig, o.fs), p, static_cast<int64_t>(std::llround(o.refine_radius_s * o.fs)));
+  Workspace& w = workspace();
+  finite_copy(x, n, w.sig);
+  p = refine_on(BoxBandpass(w.sig.data(), n, o.fs), p, static_cast<int64_t>(std::llround(o.refine_radius_s * o.fs)),
+                w.prefix);
+  w.trim(n);
+  return p;
 }
 
 template std::vector<int64_t> detect_r_peaks<float>(const float*, int64_t, const QrsOptions&);

@@ -66,3 +66,21 @@ def test_filter_folder_is_resumable_and_reports_failures(tmp_path):
 def test_filter_rejects_band_above_nyquist(tmp_path):
     r = run("filter", sample_dir() / "100.hea", tmp_path, "--band", 0.5, 200)
     assert r.exit_code == 1 and "Nyquist" in r.output
+
+
+def test_preprocess_digest_option(tmp_path):
+    """--digest sha256 writes SHA-256 manifest entries; a default (CRC-32C) re-run trusts and skips them."""
+    out = tmp_path / "seg"
+    r = run("preprocess", "segments", sample_dir(), out, "--digest", "sha256", "--quiet")
+    assert r.exit_code == 0, r.output
+    entries = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(entries) == 3
+    for e in entries:
+        for digest in e["files"].values():
+            assert len(digest.split(":")[-1]) == 64  # a SHA-256 hex digest
+    before = (out / "manifest.jsonl").read_bytes()
+    r = run("preprocess", "segments", sample_dir(), out, "--quiet")
+    assert r.exit_code == 0, r.output
+    assert (out / "manifest.jsonl").read_bytes() == before  # nothing redone
+    bad = CliRunner().invoke(main, ["preprocess", "segments", str(sample_dir()), str(out), "--digest", "md5"])
+    assert bad.exit_code == 2 and "md5" in bad.output

@@ -19,6 +19,7 @@ def test_all_mitdb_records_digital_and_physical_identical(mitdb_dir, mitdb_recor
         path = mitdb_dir / name
         ref_d = wfdb.rdrecord(str(path), physical=False)
         ours_d = read_record(path, physical=False, annotator=None)
+        assert ours_d.signal.dtype == ref_d.d_signal.dtype == np.int64
         np.testing.assert_array_equal(ours_d.signal, ref_d.d_signal, err_msg=name)
         ref_p = wfdb.rdrecord(str(path))
         ours = read_record(path)
@@ -39,6 +40,127 @@ def test_channel_and_range_selection(mitdb_dir):
     # annotations are re-based onto the excerpt
     ann = wfdb.rdann(str(path), "atr", sampfrom=12345, sampto=54320)
     np.testing.assert_array_equal(ours.annotations.sample, ann.sample - 12345)
+
+
+def test_excerpts_channel_orders_and_dtypes_match_wfdb(mitdb_dir):
+    # Odd starts/ends, ranges across the decoder's read chunks (65536 frames here), reordered and single
+    # channels, every digital dtype: each must equal wfdb's excerpt exactly.
+    path = str(mitdb_dir / "203")
+    cases = [dict(), dict(sampfrom=1, sampto=2), dict(sampfrom=65531, sampto=131081),
+             dict(sampfrom=7, sampto=650000, channels=[1, 0]), dict(sampfrom=100001, sampto=100050, channels=[1])]
+    for kw in cases:
+        ref_d = wfdb.rdrecord(path, physical=False, **kw).d_signal
+        ref_p = wfdb.rdrecord(path, **kw).p_signal
+        for dt in (np.int64, np.int32, np.int16):
+            got = read_record(path, physical=False, dtype=dt, annotator=None, **kw).signal
+            assert got.dtype == dt
+            np.testing.assert_array_equal(got, ref_d, err_msg=str(kw))
+        np.testing.assert_array_equal(read_record(path, annotator=None, **kw).signal, ref_p, err_msg=str(kw))
+        np.testing.assert_array_equal(read_record(path, annotator=None, dtype=np.float32, **kw).signal,
+                                      ref_p.astype(np.float32), err_msg=str(kw))
+
+
+def test_digital_dtype_is_checked(mitdb_dir):
+    with pytest.raises(ValueError, match="int64"):
+        read_record(mitdb_dir / "100", physical=False, dtype=np.float64)
+    with pytest.raises(ValueError, match="float64"):
+        read_record(mitdb_dir / "100", dtype=np.int32)
+
+
+_RANGES = {212: (-2048, 2047), 16: (-32768, 32767), 61: (-32768, 32767), 80: (-128, 127)}
+
+
+def _encode(fmt: int, d: np.ndarray) -> bytes:
+    """Independent WFDB writer for the natively decoded formats (signal(5)); d is [n, n_sig]."""
+    flat = d.reshape(-1).astype(np.int64)
+    if fmt == 16:
+        return flat.astype("<i2").tobytes()
+    if fmt == 61:
+        return flat.astype(">i2").tobytes()
+    if fmt == 80:
+        return (flat + 128).astype(np.uint8).tobytes()
+    u = flat & 0xFFF
+    if u.size % 2:
+        u = np.append(u, 0)
+    a, b = u[0::2], u[1::2]
+    groups = np.stack([a & 0xFF, ((a >> 8) & 0x0F) | (((b >> 8) & 0x0F) << 4), b & 0xFF], axis=1)
+    raw = groups.astype(np.uint8).tobytes()
+    return raw[:-1] if flat.size % 2 else raw  # an odd sample count ends on 2 bytes
+
+
+def _write_record(folder: Path, name: str, fmt: int, d: np.ndarray, gains, baselines) -> Path:
+    n, n_sig = d.shape
+    (folder / f"{name}.dat").write_bytes(_encode(fmt, d))
+    lines = [f"{name} {n_sig} 250 {n}"]
+    lines += [f"{name}.dat {fmt} {g}({b})/mV 12 0 0 0 0 s{k}" for k, (g, b) in enumerate(zip(gains, baselines))]
+    (folder / f"{name}.hea").write_text("\n".join(lines) + "\n")
+    return folder / name
+
+
+@pytest.mark.parametrize("fmt", [212, 16, 61, 80])
+@pytest.mark.parametrize("n_sig", [1, 2, 3, 4, 5])
+def test_synthetic_formats_and_signal_counts_match_wfdb(tmp_path, fmt, n_sig):
+    # Full-range random samples (incl. the invalid code -> NaN), several read chunks long, odd lengths.
+    rng = np.random.default_rng(fmt * 10 + n_sig)
+    lo, hi = _RANGES[fmt]
+    n = 140_001 // n_sig * 2 + 1
+    d = rng.integers(lo, hi + 1, size=(n, n_sig))
+    d[rng.integers(0, n, 50), rng.integers(0, n_sig, 50)] = lo
+    gains = [200.0, 100.5, 7.25, 1000.0, 33.0][:n_sig]
+    baselines = [0, -3, 12, 1024, 5][:n_sig]
+    path = _write_record(tmp_path, "syn", fmt, d, gains, baselines)
+    ref_d = wfdb.rdrecord(str(path), physical=False).d_signal
+    np.testing.assert_array_equal(ref_d, d)  # the writer is right
+    ref_p = wfdb.rdrecord(str(path)).p_signal
+    got = read_record(path, physical=False, annotator=None).signal
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, d)
+    np.testing.assert_array_equal(read_record(path, physical=False, dtype=np.int16, annotator=None).signal, d)
+    np.testing.assert_array_equal(read_record(path, annotator=None).signal, ref_p)
+    np.testing.assert_array_equal(read_record(path, annotator=None, dtype=np.float32).signal,
+                                  ref_p.astype(np.float32))
+    rev = list(range(n_sig))[::-1]
+    kw = dict(sampfrom=3, sampto=n - 2, channels=rev)
+    np.testing.assert_array_equal(read_record(path, physical=False, annotator=None, **kw).signal,
+                                  wfdb.rdrecord(str(path), physical=False, **kw).d_signal)
+    np.testing.assert_array_equal(read_record(path, annotator=None, **kw).signal,
+                                  wfdb.rdrecord(str(path), **kw).p_signal)
+
+
+def test_large_record_parallel_decode_equals_serial(tmp_path):
+    # Above the decoder's threading threshold (4 M samples) the frames are split over an OpenMP team.
+    rng = np.random.default_rng(7)
+    d = rng.integers(-2048, 2048, size=(2_200_001, 2))
+    path = _write_record(tmp_path, "big", 212, d, [200.0, 150.0], [0, 10])
+    one = read_record(path, physical=False, workers=1, annotator=None).signal
+    two = read_record(path, physical=False, workers=2, annotator=None).signal
+    np.testing.assert_array_equal(one, d)
+    np.testing.assert_array_equal(two, d)
+    p1 = read_record(path, workers=1, annotator=None).signal
+    p2 = read_record(path, workers=2, annotator=None, channels=[1, 0]).signal
+    np.testing.assert_array_equal(p1[:, ::-1], p2)
+    want = (d - np.array([0, 10])) / np.array([200.0, 150.0])
+    want[d == -2048] = np.nan  # the format-212 invalid code
+    np.testing.assert_array_equal(p1, want)
+
+
+def test_in_memory_decoder_matches_file_reader(tmp_path):
+    # The byte-buffer entry point (ecgcore._core.wfdb_decode) decodes like the file reader.
+    from ecgcore._native import core
+
+    rng = np.random.default_rng(3)
+    d = rng.integers(-2048, 2048, size=(10_001, 3))
+    raw = _encode(212, d)
+    out = np.empty((9_000, 2), np.int32)
+    core.wfdb_decode(raw, 212, 3, 1_001, 9_000, [2, 0], out, 1)
+    np.testing.assert_array_equal(out, d[1_001:10_001][:, [2, 0]])
+    phys = np.empty((10_001, 3))
+    core.wfdb_decode(raw, 212, 3, 0, 10_001, [0, 1, 2], phys, 1, None, [2.0, 4.0, 8.0], [1.0, 0.0, -1.0])
+    want = (d - np.array([1.0, 0.0, -1.0])) / np.array([2.0, 4.0, 8.0])
+    want[d == -2048] = np.nan
+    np.testing.assert_array_equal(phys, want)
+    with pytest.raises(ValueError, match="truncated"):
+        core.wfdb_decode(raw[:-3], 212, 3, 0, 10_001, [0], np.empty((10_001, 1), np.int64), 1)
 
 
 def test_float32_physical(mitdb_dir):

@@ -36,6 +36,21 @@ def persons(data_dir):
     return raw, ok[:2]
 
 
+@pytest.fixture
+def seeded_keys(monkeypatch):
+    """Keys the CLI creates come from a seeded generator here, so the end-to-end decisions are reproducible.
+
+    The bundled model is only partly cancelable (about 1 in 8 fresh keys lets Person_13's own later record
+    through; see test_other_key_acceptance_rate), so a test on one CSPRNG key would fail by chance.
+    """
+    import random
+    import types
+
+    from ecgcore.models.heartid import keys
+
+    monkeypatch.setattr(keys, "secrets", types.SimpleNamespace(randbits=random.Random(20261201).getrandbits))
+
+
 def _run(*args):
     r = CliRunner().invoke(main, [str(a) for a in args])
     return r.exit_code, r.output
@@ -47,7 +62,7 @@ def _key_strings(path: Path) -> list[str]:
     return [d["bits"], "".join(map(str, bits)), f"{1 / np.sqrt(bits.sum()):.4f}"]
 
 
-def test_enroll_verify_revoke_end_to_end(persons, tmp_path):
+def test_enroll_verify_revoke_end_to_end(persons, tmp_path, seeded_keys):
     raw, (a, b) = persons
     store, key_a, key_x = tmp_path / "store" / "t.sqlite", tmp_path / "keys" / "a.key", tmp_path / "keys" / "x.key"
     outputs = []
@@ -106,6 +121,31 @@ def test_enroll_verify_revoke_end_to_end(persons, tmp_path):
     sizes = [len(r[0]) for r in db.execute("SELECT template FROM templates")]
     db.close()
     assert sizes and all(s == 100 * 8 for s in sizes)
+
+
+def test_other_key_acceptance_rate(persons):
+    """Cancelability as a rate, not one lucky key: 4 test subjects x 40 seeded key pairs, enrolment rec_1, probe
+    rec_2. Genuine probes under the enrolment key must pass; the same probes under another key must mostly fail.
+    Bounds: the card's held-out other-key acceptance is 19-28 % (SPEC §1.4 discussion in the model card); at
+    stop 16 this measured 13 % here, genuine 100 %."""
+    from ecgcore.models.heartid.keys import generate_key
+    from ecgcore.models.heartid.product import Verifier
+
+    raw, _ = persons
+    _, card = resolve_model("heartid")
+    ids = [s.split(":", 1)[1] for s in card.training["test_subjects"] if s.startswith("ecgid:")]
+    subjects = [p for p in ids if (raw / p / "rec_2.hea").is_file()][:4]
+    ver, rng = Verifier("heartid"), np.random.default_rng(7)
+    genuine = other = n = 0
+    for a in subjects:
+        for _ in range(40):
+            k, kx = generate_key(ver.key_size, rng), generate_key(ver.key_size, rng)
+            tmpl, _ = ver.vector(raw / a / "rec_1", k)
+            genuine += ver.compare(tmpl, ver.vector(raw / a / "rec_2", k)[0]) >= ver.threshold
+            other += ver.compare(tmpl, ver.vector(raw / a / "rec_2", kx)[0]) >= ver.threshold
+            n += 1
+    assert genuine / n >= 0.95, f"genuine acceptance {genuine / n:.3f}"
+    assert other / n <= 0.30, f"other-key acceptance {other / n:.3f}"
 
 
 def test_bad_inputs_are_clear_errors(persons, tmp_path):

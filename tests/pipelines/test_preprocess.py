@@ -106,6 +106,38 @@ def test_resume_skips_finished_and_redoes_corrupted(mini_mitdb, tmp_path):
     assert len(s4.done) == 4  # other options -> everything is redone
 
 
+@pytest.mark.parametrize("digest", ["crc32c", "sha256"])
+def test_manifest_checksums_catch_a_changed_byte(mini_mitdb, tmp_path, digest):
+    """Each manifest entry carries its algorithm: CRC-32C + length (default) or SHA-256, both verified on resume;
+    a same-length file with one flipped byte is redone, whichever digest the run that wrote it used."""
+    import hashlib
+
+    from ecgcore.pipelines.engine import file_digest
+
+    out = tmp_path / "out"
+    recs = ["100", "101"]
+    preprocess("beats-scalograms", mini_mitdb, out, records=recs, workers=1, progress=False, digest=digest)
+    entry = read_manifest(out)["101"]
+    data = (out / "101.h5").read_bytes()
+    if digest == "sha256":
+        assert entry["files"] == {"101.h5": hashlib.sha256(data).hexdigest()}
+    else:
+        assert entry["files"]["101.h5"] == file_digest(out / "101.h5") and \
+            entry["files"]["101.h5"].endswith(f":{len(data)}")
+    # a re-run with the other digest still trusts (and so skips) the files the first run wrote
+    other = "sha256" if digest == "crc32c" else "crc32c"
+    s = preprocess("beats-scalograms", mini_mitdb, out, records=recs, workers=1, progress=False, digest=other)
+    assert sorted(s.skipped) == recs and not s.done
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x10
+    (out / "101.h5").write_bytes(bytes(flipped))
+    s = preprocess("beats-scalograms", mini_mitdb, out, records=recs, workers=1, progress=False, digest=digest)
+    assert s.skipped == ["100"] and s.done == ["101"]
+    assert (out / "101.h5").read_bytes() == data
+    with pytest.raises(ValueError, match="digest"):
+        preprocess("beats-scalograms", mini_mitdb, out, records=recs, workers=1, progress=False, digest="md5")
+
+
 def test_bad_record_is_reported_and_skipped(mini_mitdb, tmp_path):
     data = (mini_mitdb / "103.dat").read_bytes()
     (mini_mitdb / "103.dat").write_bytes(data[:1000])
@@ -296,3 +328,33 @@ def test_hubert_features_and_labels(data_dir, tmp_path):
     lab = np.load(labels_dir / f"{first}.labels.npy")
     np.testing.assert_array_equal(lab, km.predict(got))
     assert (labels_dir / "index.csv").read_text().splitlines()[1].endswith(",93")
+
+
+@pytest.mark.parametrize("options", [{"filter": "fir"}, {"seed_compat": True}])
+def test_hubert_features_seed_fir(data_dir, tmp_path, options):
+    """filter=fir / --seed-compat: the seed's own preprocessing (biosppy's FIR: scipy firwin of int(0.3*fs)
+    taps made odd, filtfilt; scipy FFT resample; min-max) at 500 and 100 Hz gives the same dumps."""
+    from ecgcore.features import hubert_shard_features
+    from ecgcore.io import read_record
+
+    for folder, fs in (("records500", 500), ("records100", 100)):
+        src = data_dir / "ptbxl" / folder
+        out = tmp_path / folder
+        s = preprocess("hubert-features", src, out, limit=2, workers=1, progress=False,
+                       options=dict(options, kind="timefreq"))
+        assert len(s.done) == 2 and not s.failed
+        for name in s.done:
+            rec = read_record(src / name)
+            taps = int(0.3 * fs) + (1 - int(0.3 * fs) % 2)
+            b = ss.firwin(taps, [2 * 0.05 / fs, 2 * 47.0 / fs], pass_zero=False)
+            x = ss.filtfilt(b, [1.0], rec.signal.T)
+            if fs != 500:
+                x = ss.resample(x, x.shape[1] * 500 // fs, axis=1)
+            x = 2 * (x - x.min(axis=1, keepdims=True)) / (x.max(axis=1, keepdims=True) - x.min(axis=1, keepdims=True)
+                                                          + 1e-8) - 1
+            expected = hubert_shard_features(x[:, :2500], "timefreq", fs=100, input_fs=500.0)
+            np.testing.assert_allclose(np.load(out / f"{name}.npy"), expected, rtol=1e-5, atol=1e-6)
+            butter = preprocess("hubert-features", src, tmp_path / f"butter{fs}", records=[name], workers=1,
+                                progress=False, options={"kind": "timefreq"})
+            assert butter.done == [name]
+            assert not np.allclose(np.load(tmp_path / f"butter{fs}" / f"{name}.npy"), expected, rtol=1e-5, atol=1e-6)

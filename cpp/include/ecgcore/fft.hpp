@@ -49,12 +49,22 @@ class FftPlan {
   void inverse(const cplx* in, cplx* out, cplx* scratch) const { transform(in, out, scratch, true); }
   // Four transforms at once, split real/imaginary parts; out may not alias in. scratch: 2 * scratch_size().
   void transform4(const v4d* in_re, const v4d* in_im, v4d* out_re, v4d* out_im, v4d* scratch, bool inverse) const;
+  // Four transforms of z[j] = x[j] a[j] + c[j] b[j] (x, c: one signal per lane; a, b: shared by the lanes),
+  // without materialising z: a filter applied in the frequency domain on the way into an inverse transform.
+  // scratch: 2 * scratch_size() v4d.
+  void transform4_product_sum(const v4d* x_re, const v4d* x_im, const double* a_re, const double* a_im,
+                              const v4d* c_re, const v4d* c_im, const double* b_re, const double* b_im, v4d* out_re,
+                              v4d* out_im, v4d* scratch, bool inverse) const;
 
   // Internal data, read by the transform templates in fft.cpp.
   int64_t n_;
   std::vector<int64_t> factors_;     // radices, first used at the top of the recursion
   std::vector<int64_t> perm_;        // input index of each position before the first butterfly pass
   std::vector<double> twr_, twi_;    // exp(-2 pi i j / n), j < n
+  // Per level (same order as factors_): offset into stw_ of that pass's twiddles, laid out contiguously as
+  // (re, im) of exp(-2 pi i q k fstride / n) for k = 1 .. m - 1 (k major), q = 1 .. p - 1.
+  std::vector<int64_t> stw_off_;
+  std::vector<double> stw_;
   bool bluestein_ = false;           // chirp w[j] = exp(-i pi j^2 / n); FFT of conj chirp padded to m_
   int64_t m_ = 0;
   std::vector<double> chr_, chi_, cfr_, cfi_;
@@ -77,6 +87,8 @@ class RealFftPlan {
   void inverse(const cplx* in, double* out, cplx* scratch) const;
   // Four real signals x[n] (one per lane) -> n/2 + 1 bins, split re/im. scratch: 2 * scratch_size() v4d.
   void forward4(const v4d* in, v4d* out_re, v4d* out_im, v4d* scratch) const;
+  // The same with in[j] multiplied by window[j] on the way in (the frame need not be copied first).
+  void forward4(const v4d* in, const double* window, v4d* out_re, v4d* out_im, v4d* scratch) const;
 
   // Internal data, read by the transform templates in fft.cpp.
   int64_t n_;

@@ -5,6 +5,7 @@ frame or skew are recognised and handed to wfdb-python.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ class Header:
 
 
 _FMT_RE = re.compile(r"^(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?$")
+_FS_RE = re.compile(r"^([0-9.eE+-]+)")
+_INT_FIELDS = ("adc_res", "adc_zero", "init_value", "checksum", "block_size")
 _GAIN_RE = re.compile(r"^([-+0-9.eE]+)(?:\(([-+]?\d+)\))?(?:/(.*))?$")
 
 
@@ -87,7 +90,7 @@ def parse_header(text: str, path: Path) -> Header:
         raise _err(path, f"number of signals {rec[1]!r} is not an integer") from None
     fs = 250.0
     if len(rec) > 2:
-        m = re.match(r"^([0-9.eE+-]+)", rec[2])
+        m = _FS_RE.match(rec[2])
         if not m:
             raise _err(path, f"sampling frequency {rec[2]!r} is not a number")
         fs = float(m.group(1))
@@ -114,44 +117,44 @@ def parse_header(text: str, path: Path) -> Header:
         m = _FMT_RE.match(parts[1])
         if not m:
             raise _err(path, f"signal {i + 1}: cannot read format {parts[1]!r}")
-        spec = SignalSpec(file_name=parts[0], fmt=int(m.group(1)),
-                          samples_per_frame=int(m.group(2) or 1), skew=int(m.group(3) or 0),
-                          byte_offset=int(m.group(4) or 0))
-        if len(parts) > 2:
+        fmt, spf, skew, offset = m.groups()
+        spec = SignalSpec(parts[0], int(fmt), int(spf) if spf else 1, int(skew) if skew else 0,
+                          int(offset) if offset else 0)
+        n_parts = len(parts)
+        base_given = None
+        if n_parts > 2:
             g = _GAIN_RE.match(parts[2])
             if not g:
                 raise _err(path, f"signal {i + 1}: cannot read ADC gain {parts[2]!r}")
-            gain = float(g.group(1))
+            gain_s, base_given, units = g.groups()
+            gain = float(gain_s)
             spec.adc_gain = gain if gain != 0 else _DEFAULT_GAIN
-            spec.units = g.group(3) or "mV"
-            base_given = g.group(2)
-        else:
-            base_given = None
-        ints = []
-        for j, key in enumerate(("adc_res", "adc_zero", "init_value", "checksum", "block_size")):
-            if len(parts) > 3 + j:
+            spec.units = units or "mV"
+        if n_parts > 3:
+            ints = {}
+            for j, key in enumerate(_INT_FIELDS[:n_parts - 3]):
                 try:
-                    ints.append((key, int(parts[3 + j])))
+                    ints[key] = int(parts[3 + j])
                 except ValueError:
                     raise _err(path, f"signal {i + 1}: field {key} {parts[3 + j]!r} is not an integer") from None
-        for key, val in ints:
-            setattr(spec, key, val)
+            spec.__dict__.update(ints)
         # The baseline defaults to the ADC zero when it is not given in parentheses.
         spec.baseline = int(base_given) if base_given is not None else spec.adc_zero
-        spec.description = parts[8] if len(parts) > 8 else f"signal {i}"
+        spec.description = parts[8] if n_parts > 8 else f"signal {i}"
         hdr.signals.append(spec)
     return hdr
 
 
-def read_header(path: str | Path) -> Header:
+def read_header(path: str | os.PathLike) -> Header:
     """Read and parse ``<record>.hea``; ``path`` may name the record with or without extension."""
-    path = Path(path)
-    hea = path if path.suffix == ".hea" else path.with_name(path.name + ".hea") if path.suffix == "" \
-        else path.with_suffix(".hea")
-    if not hea.is_file():
-        raise FileNotFoundError(f"WFDB header not found: {hea} (a WFDB record needs its .hea file)")
+    p = os.fspath(path)
+    root, ext = os.path.splitext(p)
+    hea = p if ext == ".hea" else p + ".hea" if ext == "" or os.sep in ext else root + ".hea"
     try:
-        text = hea.read_text(encoding="latin-1")
+        with open(hea, "rb") as fh:
+            text = fh.read().decode("latin-1")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise FileNotFoundError(f"WFDB header not found: {hea} (a WFDB record needs its .hea file)") from None
     except OSError as exc:
         raise OSError(f"{hea}: cannot read header: {exc}") from exc
-    return parse_header(text, hea)
+    return parse_header(text, Path(hea))

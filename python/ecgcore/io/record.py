@@ -1,8 +1,8 @@
 """ECG records: WFDB (native 212/16/61/80 decoder, wfdb-python for everything else), ``.npy`` and ``.csv``."""
 from __future__ import annotations
 
-import mmap
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from .._native import core, threads
+from .annotations import parse_annotation_bytes
 from .header import Header, read_header
 
 __all__ = ["Annotations", "Record", "read_record", "read_annotations", "write_annotations", "record_paths"]
@@ -106,33 +107,47 @@ class Record:
                    comments=list(rec.comments or []))
 
 
+_RECORD_SUFFIXES = (".hea", ".dat", ".atr")
+
+
 def _record_base(path: Path) -> Path:
-    return path.with_suffix("") if path.suffix in (".hea", ".dat", ".atr") else path
+    return path.with_suffix("") if path.suffix in _RECORD_SUFFIXES else path
 
 
 def _read_wfdb_native(hdr: Header, sampfrom: int, sampto: int | None, channels, physical: bool,
                       dtype, workers) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decode the record's signal files with the C++ decoder. Returns (signal, gain, baseline)."""
-    base_dir = hdr.path.parent
-    chans = list(range(hdr.n_sig)) if channels is None else list(channels)
+    """Decode the record's signal files with the C++ decoder. Returns (signal, gain, baseline).
+
+    Each signal file is read by one C++ call (GIL released) that maps only the bytes of the requested
+    frames and decodes them straight into their columns of the output array.
+    """
+    n_sig = hdr.n_sig
+    chans = list(range(n_sig)) if channels is None else [int(c) for c in channels]
     for c in chans:
-        if not 0 <= c < hdr.n_sig:
-            raise IndexError(f"{hdr.path}: channel {c} does not exist (the record has {hdr.n_sig} signals)")
+        if not 0 <= c < n_sig:
+            raise IndexError(f"{hdr.path}: channel {c} does not exist (the record has {n_sig} signals)")
     # Signals stored in the same file (and with the same format) are multiplexed together.
+    signals = hdr.signals
     groups: dict[tuple[str, int, int], list[int]] = {}
-    for i, s in enumerate(hdr.signals):
+    for i, s in enumerate(signals):
         groups.setdefault((s.file_name, s.fmt, s.byte_offset), []).append(i)
     sig_len = hdr.sig_len
+    base_dir = os.path.dirname(os.fspath(hdr.path))
     files = {}
-    for (fname, fmt, offset), members in groups.items():
-        fpath = base_dir / fname
-        if not fpath.is_file():
-            raise FileNotFoundError(f"{hdr.path}: signal file {fpath} named in the header does not exist")
-        size = fpath.stat().st_size - offset
+    for key, members in groups.items():
+        fname, fmt, offset = key
+        fpath = os.path.join(base_dir, fname)
+        try:
+            st = os.stat(fpath)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{hdr.path}: signal file {fpath} named in the header does not exist") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise FileNotFoundError(f"{hdr.path}: signal file {fpath} named in the header is not a file")
+        size = st.st_size - offset
         if size <= 0:
             raise ValueError(f"{fpath}: signal file is empty (the header {hdr.path.name} expects samples)")
         available = core.wfdb_samples_available(fmt, size) // len(members)
-        files[(fname, fmt, offset)] = (fpath, available)
+        files[key] = fpath
         if sig_len is None:
             sig_len = available
         elif available < sig_len:
@@ -146,45 +161,47 @@ def _read_wfdb_native(hdr: Header, sampfrom: int, sampto: int | None, channels, 
     if start < 0 or start >= stop:
         raise ValueError(f"{hdr.path}: empty sample range [{sampfrom}, {sampto}) for a record of {sig_len} samples")
     n = stop - start
-    gain = np.array([hdr.signals[c].adc_gain for c in chans], dtype=np.float64)
-    baseline = np.array([hdr.signals[c].baseline for c in chans], dtype=np.float64)
-    out = np.empty((n, len(chans)), dtype=dtype if physical else np.int32)
+    gain = [signals[c].adc_gain for c in chans]
+    baseline = [float(signals[c].baseline) for c in chans]
+    out = np.empty((n, len(chans)), dtype=dtype)
     w = threads(workers)
-    for (fname, fmt, offset), members in groups.items():
-        wanted = [(k, members.index(c)) for k, c in enumerate(chans) if c in members]
-        if not wanted:
-            continue
-        fpath, _ = files[(fname, fmt, offset)]
-        direct = len(groups) == 1 and [k for k, _ in wanted] == list(range(len(chans)))
-        target = out if direct else np.empty((n, len(wanted)), dtype=out.dtype)
-        sel = [j for _, j in wanted]
-        # Memory-map the signal file: the decoder reads the page cache directly, no copy.
-        with open(fpath, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            view = memoryview(mm)[offset:]
-            try:
-                if physical:
-                    core.wfdb_decode_physical(view, fmt, len(members), start, n, sel, [gain[k] for k, _ in wanted],
-                                              [baseline[k] for k, _ in wanted], target, w)
-                else:
-                    core.wfdb_decode(view, fmt, len(members), start, n, sel, target, w)
-            finally:
-                view.release()
-        if not direct:
-            for col, (k, _) in enumerate(wanted):
-                out[:, k] = target[:, col]
-    return out, gain, baseline
+    single = len(groups) == 1
+    for key, members in groups.items():
+        if single:  # every selected channel lives in this file, in output order
+            sel, cols = chans, None
+        else:
+            wanted = [(k, members.index(c)) for k, c in enumerate(chans) if c in members]
+            if not wanted:
+                continue
+            sel, cols = [j for _, j in wanted], [k for k, _ in wanted]
+        if physical:
+            g = gain if cols is None else [gain[k] for k in cols]
+            b = baseline if cols is None else [baseline[k] for k in cols]
+            core.wfdb_read(files[key], key[2], key[1], len(members), start, n, sel, out, w, cols, g, b)
+        else:
+            core.wfdb_read(files[key], key[2], key[1], len(members), start, n, sel, out, w, cols)
+    return out, np.array(gain, dtype=np.float64), np.array(baseline, dtype=np.float64)
 
 
 def _check_signal(sig: np.ndarray, path) -> None:
     if sig.size == 0:
         raise ValueError(f"{path}: the record holds no samples")
-    if sig.dtype.kind == "f" and np.isnan(sig).all():
+    if sig.dtype.kind == "f":
+        # Stop at the first block holding a real sample (normally the first): no full pass, no big temporary.
+        flat = sig.reshape(-1)
+        step = 256
+        i = 0
+        while i < flat.size:
+            if not np.isnan(flat[i:i + step]).all():
+                return
+            i += step
+            step = min(step * 4, 1 << 16)
         raise ValueError(f"{path}: every sample is NaN (no valid signal in this record)")
 
 
 def read_record(path: str | os.PathLike, *, fs: float | None = None, channels: Sequence[int] | None = None,
                 sampfrom: int = 0, sampto: int | None = None, annotator: str | None = "atr",
-                physical: bool = True, dtype=np.float64, workers: int | None = None) -> Record:
+                physical: bool = True, dtype=None, workers: int | None = None) -> Record:
     """Read one ECG record.
 
     Parameters
@@ -195,8 +212,9 @@ def read_record(path: str | os.PathLike, *, fs: float | None = None, channels: S
     channels : subset of lead indices (WFDB only).
     sampfrom, sampto : sample range (WFDB only).
     annotator : annotation file extension to attach if present (``"atr"``), or None.
-    physical : physical units (default) or raw ADC integers (``int32``).
-    dtype : float64 (default) or float32 for the physical signal.
+    physical : physical units (default) or raw ADC integers.
+    dtype : physical signal: float64 (default) or float32. Digital (``physical=False``): int64 (default, the
+        dtype ``wfdb.rdrecord(physical=False)`` returns), int32 or int16 (every natively decoded format fits).
 
     Returns
     -------
@@ -205,17 +223,17 @@ def read_record(path: str | os.PathLike, *, fs: float | None = None, channels: S
     Formats 212, 16, 61 and 80 are decoded in C++ (bit-identical to ``wfdb.rdrecord(physical=False)``;
     physical values identical to wfdb's float64 ``p_signal``); others fall back to wfdb-python.
     """
-    path = Path(path)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return _read_npy(path, fs, dtype)
-    if suffix == ".csv":
-        return _read_csv(path, fs, dtype)
-    base = _record_base(path)
-    hdr = read_header(base)
+    path_s = os.fspath(path)
+    root, ext = os.path.splitext(path_s)
+    suffix = ext.lower()
+    if suffix in (".npy", ".csv"):  # plain arrays: float samples whatever `physical` says
+        dtype = _signal_dtype(True, dtype if physical else None)
+        path = Path(path_s)
+        return _read_npy(path, fs, dtype) if suffix == ".npy" else _read_csv(path, fs, dtype)
+    dtype = _signal_dtype(physical, dtype)
+    base_s = root if ext in _RECORD_SUFFIXES else path_s  # as _record_base, without pathlib round trips
+    hdr = read_header(base_s)
+    base = Path(base_s)
     if fs is not None and abs(float(fs) - hdr.fs) > 1e-9:
         raise ValueError(f"{hdr.path}: sampling rate is {hdr.fs} Hz, but {fs} Hz was expected")
     if hdr.n_sig == 0:
@@ -247,6 +265,21 @@ def read_record(path: str | os.PathLike, *, fs: float | None = None, channels: S
     return rec
 
 
+_PHYSICAL_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+_DIGITAL_DTYPES = (np.dtype(np.int64), np.dtype(np.int32), np.dtype(np.int16))
+
+
+def _signal_dtype(physical: bool, dtype) -> np.dtype:
+    allowed = _PHYSICAL_DTYPES if physical else _DIGITAL_DTYPES
+    if dtype is None:
+        return allowed[0]
+    dt = np.dtype(dtype)
+    if dt not in allowed:
+        kind = "physical" if physical else "digital (physical=False)"
+        raise ValueError(f"dtype for a {kind} signal must be one of {', '.join(map(str, allowed))}, got {dt}")
+    return dt
+
+
 def _read_wfdb_fallback(base: Path, hdr: Header, sampfrom, sampto, channels, physical, dtype) -> Record:
     import wfdb
 
@@ -255,10 +288,12 @@ def _read_wfdb_fallback(base: Path, hdr: Header, sampfrom, sampto, channels, phy
                           channels=list(channels) if channels is not None else None, physical=physical)
     except Exception as exc:  # wfdb raises many types; say which file failed
         raise ValueError(f"{hdr.path}: wfdb could not read this record: {exc}") from exc
-    if physical:
-        sig = np.asarray(r.p_signal, dtype=dtype)
-    else:
-        sig = np.asarray(r.d_signal)
+    sig = r.p_signal if physical else r.d_signal
+    if not physical and dtype != sig.dtype and sig.size:
+        info = np.iinfo(dtype)
+        if sig.min() < info.min or sig.max() > info.max:
+            raise ValueError(f"{hdr.path}: digital samples span [{sig.min()}, {sig.max()}], beyond {dtype}")
+    sig = np.asarray(sig, dtype=dtype)
     return Record(signal=sig, fs=float(r.fs), leads=list(r.sig_name), units=list(r.units), name=r.record_name,
                   path=base, adc_gain=np.asarray(r.adc_gain, dtype=np.float64),
                   baseline=np.asarray(r.baseline, dtype=np.float64), comments=list(r.comments or []))
@@ -330,15 +365,30 @@ def _read_csv(path: Path, fs, dtype) -> Record:
 
 
 def read_annotations(path: str | os.PathLike, extension: str = "atr") -> Annotations:
-    """Read a WFDB annotation file (``<record>.<extension>``) -> :class:`Annotations`."""
-    import wfdb
+    """Read a WFDB annotation file (``<record>.<extension>``) -> :class:`Annotations`.
 
+    MIT-format files are decoded by :func:`ecgcore.io.annotations.parse_annotation_bytes` (the fields
+    ``wfdb.rdann`` returns, without importing wfdb); files using features it leaves to wfdb go to ``wfdb.rdann``.
+    """
     base = _record_base(Path(path))
     ann_path = base.with_name(base.name + "." + extension)
     if not ann_path.is_file():
         raise FileNotFoundError(f"annotation file not found: {ann_path}")
-    if ann_path.stat().st_size == 0:
+    data = ann_path.read_bytes()
+    if not data:
         raise ValueError(f"{ann_path}: the annotation file is empty")
+    fast = parse_annotation_bytes(data)
+    if fast is not None:
+        fs = fast["fs"]
+        if fs is None:
+            try:
+                fs = read_header(base).fs
+            except (OSError, ValueError):
+                pass  # as wfdb: the rate comes from the header when there is one
+        return Annotations(sample=fast["sample"], symbol=fast["symbol"], aux_note=fast["aux_note"],
+                           chan=fast["chan"], subtype=fast["subtype"], extension=extension, fs=fs)
+    import wfdb
+
     try:
         a = wfdb.rdann(str(base), extension)
     except Exception as exc:

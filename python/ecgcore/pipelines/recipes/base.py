@@ -1,6 +1,7 @@
 """What every recipe provides to the preprocess engine."""
 from __future__ import annotations
 
+import glob
 import io
 import json
 import zipfile
@@ -28,6 +29,19 @@ class Recipe:
 
     def run(self, item: str, in_dir: Path, out_dir: Path, options: dict) -> RecordResult:
         raise NotImplementedError
+
+    def cost(self, item: str, in_dir: Path, options: dict) -> float:
+        """Relative work of ``item`` (a parallel run starts with the biggest); default: the size of its files."""
+        base = in_dir / item
+        try:
+            return float(sum(p.stat().st_size for p in base.parent.glob(glob.escape(base.name) + ".*")
+                             if p.is_file()))
+        except OSError:
+            return 0.0
+
+    def preload(self) -> list[str]:
+        """Modules that worker processes import before their first task (this recipe's module by default)."""
+        return [type(self).__module__]
 
     def finish(self, out_dir: Path, results: dict[str, dict], options: dict) -> None:
         """Write index/metadata files from the manifest entries of all finished items."""

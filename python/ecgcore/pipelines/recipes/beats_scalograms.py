@@ -28,11 +28,31 @@ from .base import Recipe, wfdb_records, write_json
 SEED_EXCLUDED = ("102", "104", "107")
 
 
+def seed_metadata_json(labels: dict[str, list[int]]) -> str:
+    """The seed's ``metadata.json``: ``json.dumps([{record_name, beat_index, label}, ...], indent=4)``.
+
+    ``labels`` maps each record (in file order) to its beats' class indices. The same text as ``json.dumps``,
+    byte for byte, without building 100k dicts and running the pure-Python indenting encoder over them.
+    """
+    parts = []
+    for rec, labs in labels.items():
+        head = '    {\n        "record_name": ' + json.dumps(rec) + ',\n        "beat_index": '
+        parts.extend(f'{head}{i},\n        "label": {int(lab)}\n    }}' for i, lab in enumerate(labs))
+    return "[\n" + ",\n".join(parts) + "\n]" if parts else "[]"
+
+
 def write_h5(path: Path, datasets: dict, attrs: dict) -> None:
+    """Datasets (contiguous, uncompressed) and attributes, in insertion order, atomically; no timestamps in the
+    file (root group included: ``h5py.File(track_order=True)`` would stamp it), so equal data give equal bytes."""
     import h5py
 
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_obj_track_times(False)
+    order = h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED
+    fcpl.set_link_creation_order(order)
+    fcpl.set_attr_creation_order(order)
     with atomic_write(path) as tmp:
-        with h5py.File(tmp, "w", track_order=True) as h5:
+        with h5py.File(h5py.h5f.create(str(tmp).encode(), h5py.h5f.ACC_TRUNC, fcpl=fcpl)) as h5:
             for name, arr in datasets.items():
                 h5.create_dataset(name, data=arr, track_times=False)
             for k, v in attrs.items():
@@ -113,22 +133,30 @@ class BeatsScalograms(Recipe):
         rec, beats, scal, r_peaks, labels, cls, scales = record_scalograms(in_dir, item, options)
         rel = f"{item}.h5"
         write_h5(out_dir / rel,
-                 {"scalograms": scal.astype(np.float32), "beats": beats.astype(np.float32),
+                 {"scalograms": scal.astype(np.float32, copy=False), "beats": beats.astype(np.float32),
                   "r_peaks": r_peaks.astype(np.int64), "labels": labels, "aami": cls.astype("S1")},
                  {"fs": rec.fs, "lead": rec.leads[int(options["lead"])], "scales": scales,
                   "wavelet": options["wavelet"], "version": __version__, "record": item})
         return RecordResult(record=item, files=[rel], n_items=int(len(labels)),
                             info={"labels": labels.tolist()})
 
+    def cost(self, item: str, in_dir: Path, options: dict) -> float:
+        """Beats to transform: the size of the record's ``.atr`` (the signals are all 30 min long)."""
+        try:
+            return float((in_dir / f"{item}.atr").stat().st_size)
+        except OSError:
+            return 0.0
+
+    def preload(self) -> list[str]:
+        return [*super().preload(), "h5py"]
+
     def finish(self, out_dir: Path, results: dict[str, dict], options: dict) -> None:
-        meta = [{"record_name": r, "beat_index": i, "label": int(lab)}
-                for r in sorted(results) for i, lab in enumerate(results[r]["info"]["labels"])]
+        labels = {r: results[r]["info"]["labels"] for r in sorted(results)}
         with atomic_write(out_dir / "metadata.json") as tmp:
-            tmp.write_text(json.dumps(meta, indent=4))
-        counts = {c: 0 for c in AAMI_CLASSES}
-        for e in results.values():
-            for lab in e["info"]["labels"]:
-                counts[AAMI_CLASSES[lab]] += 1
+            tmp.write_text(seed_metadata_json(labels))
+        n = np.bincount(np.fromiter((lab for v in labels.values() for lab in v), dtype=np.int64),
+                        minlength=len(AAMI_CLASSES))
+        counts = {c: int(n[i]) for i, c in enumerate(AAMI_CLASSES)}
         write_json(out_dir / "splits.json", {"DS1": [r for r in DS1 if r in results],
                                              "DS2": [r for r in DS2 if r in results]})
         write_json(out_dir / "summary.json", {"recipe": self.name, "beats": sum(counts.values()),

@@ -5,7 +5,9 @@
 (zero-phase band-pass 0.05-47 Hz, FFT resample to 500 Hz, per-lead min-max to [-1, 1] with eps 1e-8) ->
 the first 5 s -> ``hubert_shard_features`` (93 shards; ``kind`` timefreq 16 / mfcc 39 / mixed 29 at
 ``shard_fs`` 500/100/50 Hz) -> ``<record>.npy`` (93, F) float32, plus ``index.csv``. The seed's band-pass is
-biosppy's FIR of order 0.3*fs; ecgcore uses its order-4 Butterworth (documented divergence).
+biosppy's FIR (``filter_signal(ftype="FIR", order=int(0.3*fs))``: a Hamming-window ``firwin`` of
+int(0.3*fs) taps, made odd, run forward-backward); ecgcore uses its order-4 Butterworth by default (documented
+divergence, the models' cards use it too); ``--set filter=fir`` or ``--seed-compat`` gives the seed's FIR.
 Leads missing from a fewer-lead input are zero-filled up to 12.
 
 ``hubert-labels``: IN_DIR holds such dumps; ``--set model=PATH`` names an ``ecgcore.cluster`` k-means model
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...dsp import bandpass, resample
+from ...dsp import bandpass, filtfilt, resample
 from ...features import hubert_shard_features
 from ...io import read_record, record_paths
 from ..archive import atomic_write
@@ -46,10 +48,36 @@ def _write_index(out_dir: Path, results: dict) -> None:
         tmp.write_text("\n".join(lines) + "\n")
 
 
+def seed_fir_taps(fs: float, low: float, high: float) -> np.ndarray:
+    """biosppy's band-pass FIR as the HuBERT-ECG seed designs it: ``scipy.signal.firwin(numtaps, [low, high],
+    pass_zero=False)`` (Hamming window, unit gain at the band centre) with numtaps = int(0.3 * fs), made odd."""
+    n = int(0.3 * fs)
+    n += 1 - n % 2
+    if n < 3:
+        raise ValueError(f"fs={fs} Hz gives a {n}-tap FIR; the seed's filter needs fs >= 10 Hz")
+    c1, c2 = 2.0 * low / fs, 2.0 * high / fs
+    if not 0.0 < c1 < c2 < 1.0:
+        raise ValueError(f"band [{low}, {high}] Hz must lie inside (0, fs/2 = {fs / 2}) Hz")
+    m = np.arange(n) - 0.5 * (n - 1)
+    h = c2 * np.sinc(c2 * m) - c1 * np.sinc(c1 * m)
+    h *= 0.54 + 0.46 * np.cos(np.linspace(-np.pi, np.pi, n))  # symmetric Hamming
+    return h / np.sum(h * np.cos(np.pi * m * 0.5 * (c1 + c2)))
+
+
+def seed_fir_bandpass(x: np.ndarray, *, fs: float, low: float, high: float, workers=None) -> np.ndarray:
+    """``x`` (leads, samples) through the seed's FIR forward and backward (``scipy.signal.filtfilt`` defaults:
+    odd padding of 3 x numtaps samples), on ecgcore's C++ filter."""
+    b = seed_fir_taps(fs, low, high)
+    if x.shape[-1] <= 3 * b.size:
+        raise ValueError(f"{x.shape[-1]} samples: the seed's {b.size}-tap FIR needs more than {3 * b.size}")
+    return filtfilt(b, [1.0], x, axis=-1, padtype="odd", padlen=3 * b.size, workers=workers)
+
+
 def standardize(ecg: np.ndarray, fs: float, options: dict, *, name: str = "") -> np.ndarray:
     """The seed's offline preprocessing of one ECG, shared by ``run()`` and ``ecgcore infer``.
 
-    ``ecg`` (leads, samples) at ``fs`` -> zero-phase band-pass (``band``, ``order``), FFT resample to 500 Hz,
+    ``ecg`` (leads, samples) at ``fs`` -> zero-phase band-pass (``band``; ``filter`` "butter" of ``order``, or
+    "fir", the seed's, also under ``seed_compat``), FFT resample to 500 Hz,
     per-lead min-max to [-1, 1] (eps 1e-8), the first 5 s, zero-filled up to ``leads`` leads:
     (leads, 2500) float64.
     """
@@ -60,7 +88,13 @@ def standardize(ecg: np.ndarray, fs: float, options: dict, *, name: str = "") ->
     low, high = options["band"]
     if not np.isfinite(ecg).all():
         raise ValueError(f"{name}: NaN samples; fill gaps before dumping features")
-    x = bandpass(ecg, fs=fs, low=low, high=min(high, 0.45 * fs), order=int(options["order"]), workers=threads)
+    kind = "fir" if options.get("seed_compat") else options.get("filter", "butter")
+    if kind == "fir":  # the seed's band as it is wherever it is below Nyquist (47 Hz at 100 Hz: yes)
+        x = seed_fir_bandpass(ecg, fs=fs, low=low, high=high if high < fs / 2 else 0.45 * fs, workers=threads)
+    elif kind == "butter":
+        x = bandpass(ecg, fs=fs, low=low, high=min(high, 0.45 * fs), order=int(options["order"]), workers=threads)
+    else:
+        raise ValueError(f"filter must be 'butter' or 'fir', got {kind!r}")
     if fs != 500.0:
         x = resample(x, int(round(x.shape[1] * 500.0 / fs)), workers=threads)
     lo, hi = x.min(axis=1, keepdims=True), x.max(axis=1, keepdims=True)
@@ -78,7 +112,7 @@ class HubertFeatures(Recipe):
 
     def default_options(self) -> dict:
         return {"kind": "mixed", "shard_fs": 100, "input_fs": 500.0, "band": [0.05, 47.0], "order": 4,
-                "deltas": "seed", "leads": 12}
+                "filter": "butter", "deltas": "seed", "leads": 12}
 
     def items(self, in_dir: Path, options: dict) -> list[str]:
         return _rel_items(in_dir, {".hea", ".npy"})

@@ -29,7 +29,7 @@ class TFRecords(BeatsScalograms):
     def run(self, item: str, in_dir: Path, out_dir: Path, options: dict) -> RecordResult:
         _, _, scal, _, labels, _, _ = record_scalograms(in_dir, item, options)
         length, batch = int(options["sequence_length"]), int(options["batch"])
-        seqs, seq_labels = beat_sequences(scal.astype(np.float32), labels, length=length)
+        seqs, seq_labels = beat_sequences(scal.astype(np.float32, copy=False), labels, length=length)
         if len(seqs) == 0:
             raise ValueError(f"{item}: fewer than {length} beats, no sequence to write")
         seqs = np.ascontiguousarray(seqs, dtype="<f4")
