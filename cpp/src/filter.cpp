@@ -6,11 +6,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <numeric>
 #include <stdexcept>
 
 #include "ecgcore/parallel.hpp"
 #include "ecgcore/simd.hpp"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
 
 namespace ecgcore {
 
@@ -466,12 +472,34 @@ inline __attribute__((always_inline)) void sos_lanes_impl(const double* sos, int
   }
 }
 
+// Sign flip as a bitwise xor (m is 0 or the sign bit), so that it never costs a multiply.
+inline __attribute__((always_inline)) double flip_sign(double x, uint64_t m) {
+  uint64_t u;
+  std::memcpy(&u, &x, sizeof u);
+  u ^= m;
+  std::memcpy(&x, &u, sizeof u);
+  return x;
+}
+
+// Butterworth and Chebyshev cascades from zpk_to_sos (like scipy's) keep the gain in the first
+// section: every later numerator is exactly [1, b1, +-1] (zeros at z = +-1, or a band-pass's
+// [1, 0, -1]). For those sections y = x + z0 needs an add instead of a multiply-add and
+// z1 = +-x - a2*y one multiply-add instead of two operations, which moves work from the two
+// multiply pipes to the add pipes; the result is bit-identical to the general recursion (1*x
+// and +-1*x are exact).
+bool unit_tail_sections(const double* sos, int ns) {
+  for (int s = 1; s < ns; ++s)
+    if (sos[s * 6] != 1.0 || std::fabs(sos[s * 6 + 2]) != 1.0) return false;
+  return ns > 1;
+}
+
 // The same recursion with the section count fixed at compile time, so the state lives in registers
 // instead of memory (a store-to-load round trip on the recursion's critical path otherwise).
-template <int G, int L, int NS>
+template <int G, int L, int NS, bool UNIT>
 inline __attribute__((always_inline)) void sos_lanes_group(const double* sos, double* buf, int64_t N, double* st,
                                                            bool reverse, int g0) {
   double b0[NS], b1[NS], b2[NS], a1[NS], a2[NS];
+  uint64_t neg[NS];
   double z0[NS][G], z1[NS][G];
   for (int s = 0; s < NS; ++s) {
     b0[s] = sos[s * 6];
@@ -479,6 +507,7 @@ inline __attribute__((always_inline)) void sos_lanes_group(const double* sos, do
     b2[s] = sos[s * 6 + 2];
     a1[s] = sos[s * 6 + 4];
     a2[s] = sos[s * 6 + 5];
+    neg[s] = b2[s] < 0.0 ? 0x8000000000000000ull : 0ull;
     for (int l = 0; l < G; ++l) {
       z0[s][l] = st[(2 * s) * L + g0 + l];
       z1[s][l] = st[(2 * s + 1) * L + g0 + l];
@@ -490,14 +519,25 @@ inline __attribute__((always_inline)) void sos_lanes_group(const double* sos, do
     double x[G];
     for (int l = 0; l < G; ++l) x[l] = v[l];
     for (int s = 0; s < NS; ++s) {
+      if (UNIT && s > 0) {
 #pragma omp simd
-      for (int l = 0; l < G; ++l) {
-        // b1*x + z1 does not wait for y, so the recursion's critical path is two multiply-adds.
-        const double y = b0[s] * x[l] + z0[s][l];
-        const double u = b1[s] * x[l] + z1[s][l];
-        z0[s][l] = u - a1[s] * y;
-        z1[s][l] = b2[s] * x[l] - a2[s] * y;
-        x[l] = y;
+        for (int l = 0; l < G; ++l) {
+          const double y = x[l] + z0[s][l];
+          const double u = b1[s] * x[l] + z1[s][l];
+          z0[s][l] = u - a1[s] * y;
+          z1[s][l] = flip_sign(x[l], neg[s]) - a2[s] * y;
+          x[l] = y;
+        }
+      } else {
+#pragma omp simd
+        for (int l = 0; l < G; ++l) {
+          // b1*x + z1 does not wait for y, so the recursion's critical path is two multiply-adds.
+          const double y = b0[s] * x[l] + z0[s][l];
+          const double u = b1[s] * x[l] + z1[s][l];
+          z0[s][l] = u - a1[s] * y;
+          z1[s][l] = b2[s] * x[l] - a2[s] * y;
+          x[l] = y;
+        }
       }
     }
     for (int l = 0; l < G; ++l) v[l] = x[l];
@@ -510,15 +550,29 @@ inline __attribute__((always_inline)) void sos_lanes_group(const double* sos, do
 }
 
 // The same recursion with the section count fixed at compile time, so the state lives in registers
-// instead of memory (a store-to-load round trip on the recursion's critical path otherwise). When
-// the state of all L lanes would take more than the 16 vector registers (measured: spilling the state
-// of 4 sections x 8 lanes still beats 4-lane groups, which cannot hide the latency), lanes run in groups of 4
-// (each lane's arithmetic is the same either way).
+// instead of memory (a store-to-load round trip on the recursion's critical path otherwise). Lanes
+// run in groups of 4 (one AVX2 vector; each lane's arithmetic is the same either way): with 8 lanes
+// at once the state of 2 or more sections no longer fits the 16 vector registers, and the spills
+// cost more than the second vector's parallelism gains (measured 20.8 vs 25.5 TSC ticks per 8-lane step
+// for 4 sections, 17.7 vs 19.1 for 2, on the EPYC 7003 of this project's machines).
 template <int L, int NS>
 inline __attribute__((always_inline)) void sos_lanes_fixed(const double* sos, double* buf, int64_t N, double* st,
                                                            bool reverse) {
-  constexpr int G = (L > 4 && 2 * NS * (L / 4) > 16) ? 4 : L;
-  for (int g0 = 0; g0 < L; g0 += G) sos_lanes_group<G, L, NS>(sos, buf, N, st, reverse, g0);
+  constexpr int G = L < 4 ? L : 4;
+  // With several groups, the buffer is walked in L1-sized pieces so that the second group finds the
+  // piece the first one just filtered still in cache (segments of the blocked driver are megabytes).
+  constexpr int64_t kPiece = G < L ? 256 : INT64_MAX / 2;
+  const bool unit = unit_tail_sections(sos, NS);
+  for (int64_t p0 = 0; p0 < N; p0 += kPiece) {
+    const int64_t n = std::min(kPiece, N - p0);
+    double* b = buf + (reverse ? N - p0 - n : p0) * L;
+    for (int g0 = 0; g0 < L; g0 += G) {
+      if (unit)
+        sos_lanes_group<G, L, NS, true>(sos, b, n, st, reverse, g0);
+      else
+        sos_lanes_group<G, L, NS, false>(sos, b, n, st, reverse, g0);
+    }
+  }
 }
 
 template <int L>
@@ -603,6 +657,93 @@ int lanes_for(int64_t batch, int threads) {
   return 2;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Row <-> lane (de)interleaving: dst[i*L + l] = src[l][i] and back, for L = 4 or 8 contiguous rows.
+// These copies were as costly as the recursion itself when done one sample at a time; the AVX2
+// build moves 4x4 blocks through registers (two unpacks and two lane permutes per 4 vectors).
+
+#if ECGCORE_HAS_AVX2_BUILD
+ECGCORE_TARGET_AVX2 inline void transpose4(__m256d& r0, __m256d& r1, __m256d& r2, __m256d& r3) {
+  const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+  const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+  r0 = _mm256_permute2f128_pd(t0, t2, 0x20);
+  r1 = _mm256_permute2f128_pd(t1, t3, 0x20);
+  r2 = _mm256_permute2f128_pd(t0, t2, 0x31);
+  r3 = _mm256_permute2f128_pd(t1, t3, 0x31);
+}
+ECGCORE_TARGET_AVX2 inline __m256d load4(const double* p) { return _mm256_loadu_pd(p); }
+ECGCORE_TARGET_AVX2 inline __m256d load4(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+ECGCORE_TARGET_AVX2 inline void store4(double* p, __m256d v) { _mm256_storeu_pd(p, v); }
+ECGCORE_TARGET_AVX2 inline void store4(float* p, __m256d v) { _mm_storeu_ps(p, _mm256_cvtpd_ps(v)); }
+
+// REV: lane l's element i is src[l][-i] (dst[l][-i]), for the backward passes over a row.
+template <bool REV, class T>
+ECGCORE_TARGET_AVX2 inline __m256d load_run(const T* p, int64_t i) {
+  if (!REV) return load4(p + i);
+  return _mm256_permute4x64_pd(load4(p - i - 3), 0x1B);
+}
+template <bool REV, class T>
+ECGCORE_TARGET_AVX2 inline void store_run(T* p, int64_t i, __m256d v) {
+  if (!REV) return store4(p + i, v);
+  store4(p - i - 3, _mm256_permute4x64_pd(v, 0x1B));
+}
+
+template <bool REV, class T>
+ECGCORE_TARGET_AVX2 int64_t interleave_avx2(const T* const* src, int L, double* dst, int64_t n) {
+  const int64_t n4 = n & ~int64_t{3};
+  for (int64_t i = 0; i < n4; i += 4)
+    for (int g = 0; g < L; g += 4) {
+      __m256d r0 = load_run<REV>(src[g], i), r1 = load_run<REV>(src[g + 1], i);
+      __m256d r2 = load_run<REV>(src[g + 2], i), r3 = load_run<REV>(src[g + 3], i);
+      transpose4(r0, r1, r2, r3);
+      double* d = dst + i * L + g;
+      store4(d, r0);
+      store4(d + L, r1);
+      store4(d + 2 * L, r2);
+      store4(d + 3 * L, r3);
+    }
+  return n4;
+}
+
+template <bool REV, class T>
+ECGCORE_TARGET_AVX2 int64_t deinterleave_avx2(const double* src, int L, T* const* dst, int64_t n) {
+  const int64_t n4 = n & ~int64_t{3};
+  for (int64_t i = 0; i < n4; i += 4)
+    for (int g = 0; g < L; g += 4) {
+      const double* s = src + i * L + g;
+      __m256d r0 = load4(s), r1 = load4(s + L), r2 = load4(s + 2 * L), r3 = load4(s + 3 * L);
+      transpose4(r0, r1, r2, r3);
+      store_run<REV>(dst[g], i, r0);
+      store_run<REV>(dst[g + 1], i, r1);
+      store_run<REV>(dst[g + 2], i, r2);
+      store_run<REV>(dst[g + 3], i, r3);
+    }
+  return n4;
+}
+#endif
+
+// dst[i*L + l] = src[l][i] (REV: src[l][-i]) for i < n, l < L (src rows contiguous).
+template <bool REV = false, class T>
+void interleave(const T* const* src, int L, double* dst, int64_t n) {
+  int64_t i = 0;
+#if ECGCORE_HAS_AVX2_BUILD
+  if ((L == 4 || L == 8) && use_avx2()) i = interleave_avx2<REV>(src, L, dst, n);
+#endif
+  for (; i < n; ++i)
+    for (int l = 0; l < L; ++l) dst[i * L + l] = static_cast<double>(src[l][REV ? -i : i]);
+}
+
+// dst[l][i] (REV: dst[l][-i]) = src[i*L + l] for i < n, l < L (dst rows contiguous).
+template <bool REV = false, class T>
+void deinterleave(const double* src, int L, T* const* dst, int64_t n) {
+  int64_t i = 0;
+#if ECGCORE_HAS_AVX2_BUILD
+  if ((L == 4 || L == 8) && use_avx2()) i = deinterleave_avx2<REV>(src, L, dst, n);
+#endif
+  for (; i < n; ++i)
+    for (int l = 0; l < L; ++l) dst[l][REV ? -i : i] = static_cast<T>(src[i * L + l]);
+}
+
 // Extended sample t (0 <= t < n + 2*edge) of row x under the padding rule.
 template <class T>
 inline double ext_at(const T* row, int64_t ss, int64_t n, int64_t edge, PadType pad, int64_t t) {
@@ -643,6 +784,12 @@ void gather_ext(const RowsView<const T>& x, int64_t r0, int nb, int L, int64_t e
     for (int l = nb; l < L; ++l) v[l] = 0.0;
   }
   if (a < b) {
+    if (ss == 1 && nb == L) {
+      const T* src[8];
+      for (int l = 0; l < L; ++l) src[l] = rows[l] + (a - edge);
+      interleave(src, L, buf + (a - t0) * L, b - a);
+      return;
+    }
     // Time-major with lanes inner: measured faster than row-by-row even for contiguous rows.
     for (int64_t t = a; t < b; ++t) {
       double* v = buf + (t - t0) * L;
@@ -657,12 +804,24 @@ void gather_ext(const RowsView<const T>& x, int64_t r0, int nb, int L, int64_t e
 // Copy lanes of buf (time-major, L lanes) for signal samples [s0, s1) into y.
 template <class T>
 void store_rows(T* const* yrows, int64_t ys, int nb, int L, const double* buf, int64_t s0, int64_t s1) {
+  if (ys == 1 && nb == L) {
+    T* dst[8];
+    for (int l = 0; l < L; ++l) dst[l] = yrows[l] + s0;
+    deinterleave(buf, L, dst, s1 - s0);
+    return;
+  }
   for (int64_t i = 0; i < s1 - s0; ++i)
     for (int l = 0; l < nb; ++l) yrows[l][(s0 + i) * ys] = static_cast<T>(buf[i * L + l]);
 }
 
 template <class T>
 void load_rows(T* const* yrows, int64_t ys, int nb, int L, double* buf, int64_t s0, int64_t s1) {
+  if (ys == 1 && nb == L) {
+    const T* src[8];
+    for (int l = 0; l < L; ++l) src[l] = yrows[l] + s0;
+    interleave(src, L, buf, s1 - s0);
+    return;
+  }
   for (int64_t i = 0; i < s1 - s0; ++i)
     for (int l = 0; l < nb; ++l) buf[i * L + l] = static_cast<double>(yrows[l][(s0 + i) * ys]);
   for (int l = nb; l < L; ++l)
@@ -836,7 +995,14 @@ void split_row(const double* sos, int ns, const std::vector<double>& zi, const T
   double last = 0.0;  // forward output at N-1, in double
   for (int64_t i0 = 0; i0 < f.len; i0 += kChunk) {
     const int64_t i1 = std::min(f.len, i0 + kChunk);
-    for (int l = 0; l < L; ++l) {
+    bool inner = xs == 1;  // every lane's piece inside the signal: one transposing copy
+    for (int l = 0; l < L && inner; ++l) inner = f.start[l] + i0 >= edge && f.start[l] + i1 <= edge + n;
+    if (inner) {
+      const T* src[L];
+      for (int l = 0; l < L; ++l) src[l] = xrow + (f.start[l] + i0 - edge);
+      interleave(src, L, C, i1 - i0);
+    }
+    for (int l = 0; l < L && !inner; ++l) {
       const int64_t t0 = f.start[l] + i0, t1 = f.start[l] + i1;
       const int64_t a = std::max(t0, edge), b = std::min(t1, edge + n);  // interior: a plain strided copy
       double* v = C + l - t0 * L;
@@ -845,11 +1011,22 @@ void split_row(const double* sos, int ns, const std::vector<double>& zi, const T
       for (int64_t t = std::max(t0, b); t < t1; ++t) v[t * L] = t < N ? ext_at(xrow, xs, n, edge, pad, t) : 0.0;
     }
     sos_lanes(L, sos, ns, C, i1 - i0, st, false);
+    bool owned = ys == 1;  // every lane owns its whole piece, inside the signal
+    for (int l = 0; l < L && owned; ++l) {
+      const int64_t own0 = std::max(f.begin[l], edge), own1 = std::min({N, l + 1 < L ? f.begin[l + 1] : N, edge + n});
+      owned = f.start[l] + i0 >= own0 && f.start[l] + i1 <= own1;
+    }
+    if (owned) {
+      T* dst[L];
+      for (int l = 0; l < L; ++l) dst[l] = yrow + (f.start[l] + i0 - edge);
+      deinterleave(C, L, dst, i1 - i0);
+    }
     for (int l = 0; l < L; ++l) {
       const int64_t own0 = f.begin[l], own1 = std::min(N, l + 1 < L ? f.begin[l + 1] : N);
       const int64_t a = std::max(f.start[l] + i0, own0), b = std::min(f.start[l] + i1, own1);
       const double* v = C + l - (f.start[l] + i0) * L;
-      for (int64_t t = std::max(a, edge); t < std::min(b, edge + n); ++t) yrow[(t - edge) * ys] = static_cast<T>(v[t * L]);
+      if (!owned)
+        for (int64_t t = std::max(a, edge); t < std::min(b, edge + n); ++t) yrow[(t - edge) * ys] = static_cast<T>(v[t * L]);
       for (int64_t t = std::max(a, edge + n); t < b; ++t) tail[t - edge - n] = v[t * L];
       if (a <= N - 1 && N - 1 < b) last = v[(N - 1) * L];
     }
@@ -869,17 +1046,35 @@ void split_row(const double* sos, int ns, const std::vector<double>& zi, const T
   }
   for (int64_t i0 = 0; i0 < b.len; i0 += kChunk) {
     const int64_t i1 = std::min(b.len, i0 + kChunk);
-    for (int l = 0; l < L; ++l) {
+    const int64_t us = N - edge - n;  // first u inside the signal part
+    bool inner = ys == 1;  // every lane's piece inside the signal part: one transposing copy
+    for (int l = 0; l < L && inner; ++l) inner = b.start[l] + i0 >= us && b.start[l] + i1 <= Nb;
+    if (inner) {
+      const T* src[L];
+      for (int l = 0; l < L; ++l) src[l] = yrow + (N - 1 - (b.start[l] + i0) - edge);
+      interleave<true>(src, L, C, i1 - i0);
+    }
+    for (int l = 0; l < L && !inner; ++l) {
       // u -> t = N-1-u; the signal part [edge, edge+n) reads y, the right padding the tail buffer.
       const int64_t u0 = b.start[l] + i0, u1 = std::min(b.start[l] + i1, Nb);
       double* v = C + l - u0 * L;
-      const int64_t us = N - edge - n;  // first u inside the signal part
       int64_t u = u0;
       for (; u < std::min(u1, us); ++u) v[u * L] = tail[N - 1 - u - edge - n];
       for (; u < u1; ++u) v[u * L] = static_cast<double>(yrow[(N - 1 - u - edge) * ys]);
       for (u = std::max(u0, u1); u < b.start[l] + i1; ++u) v[u * L] = 0.0;
     }
     sos_lanes(L, sos, ns, C, i1 - i0, st, false);
+    bool owned = ys == 1;
+    for (int l = 0; l < L && owned; ++l) {
+      const int64_t own0 = std::max(b.begin[l], us), own1 = std::min(Nb, l + 1 < L ? b.begin[l + 1] : Nb);
+      owned = b.start[l] + i0 >= own0 && b.start[l] + i1 <= own1;
+    }
+    if (owned) {
+      T* dst[L];
+      for (int l = 0; l < L; ++l) dst[l] = yrow + (N - 1 - (b.start[l] + i0) - edge);
+      deinterleave<true>(C, L, dst, i1 - i0);
+      continue;
+    }
     for (int l = 0; l < L; ++l) {
       const int64_t own0 = b.begin[l], own1 = std::min(Nb, l + 1 < L ? b.begin[l + 1] : Nb);
       const int64_t a = std::max(b.start[l] + i0, own0), e = std::min(b.start[l] + i1, own1);
@@ -970,7 +1165,27 @@ void forward_backward_blocked(RowsView<const T> x, RowsView<T> y, PadType pad, i
         if (k == 0)
           for (size_t s = 0; s < ns; ++s)
             for (int l = 0; l < L; ++l) stf[s * L + l] = zi[s] * Fk[l];
-        run(L, Fk, b - a, stf.data(), false);
+        if (k + 1 < n_seg && x.sample_stride == 1) {
+          // Forward pass in pieces, each followed by prefetches of the matching part of the next
+          // segment's input rows: their DRAM reads then overlap with the recursion instead of
+          // stalling the next gather.
+          const int64_t na = b, nbnd = std::min(N, b + S);
+          const int64_t lo = std::max(na, edge) - edge, hi = std::min(nbnd, edge + n) - edge;
+          constexpr int64_t kPrefetchPiece = 2048;
+          const int64_t pieces = (b - a + kPrefetchPiece - 1) / kPrefetchPiece;
+          const int64_t per = hi > lo ? ((hi - lo + pieces - 1) / pieces + 7) & ~int64_t{7} : 0;
+          for (int64_t q = 0; q < pieces; ++q) {
+            const int64_t q0 = a + q * kPrefetchPiece, q1 = std::min(b, q0 + kPrefetchPiece);
+            run(L, Fk + (q0 - a) * L, q1 - q0, stf.data(), false);
+            const int64_t p0 = lo + q * per, p1 = std::min(hi, p0 + per);
+            for (int l = 0; l < nb; ++l) {
+              const T* row = x.data + (r0 + l) * x.row_stride;
+              for (int64_t t = p0; t < p1; t += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(row + t, 0, 3);
+            }
+          }
+        } else {
+          run(L, Fk, b - a, stf.data(), false);
+        }
         if (k >= 1) backward(k - 1);
       }
       for (size_t s = 0; s < ns; ++s)
