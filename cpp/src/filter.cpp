@@ -549,30 +549,18 @@ inline __attribute__((always_inline)) void sos_lanes_group(const double* sos, do
     }
 }
 
-// The same recursion with the section count fixed at compile time, so the state lives in registers
-// instead of memory (a store-to-load round trip on the recursion's critical path otherwise). Lanes
-// run in groups of 4 (one AVX2 vector; each lane's arithmetic is the same either way): with 8 lanes
-// at once the state of 2 or more sections no longer fits the 16 vector registers, and the spills
-// cost more than the second vector's parallelism gains (measured 20.8 vs 25.5 TSC ticks per 8-lane step
-// for 4 sections, 17.7 vs 19.1 for 2, on the EPYC 7003 of this project's machines).
+// Up to 4 lanes (one AVX2 vector) per block: wider blocks measured slower everywhere. Eight lanes
+// as one group spill the state of 2 or more sections out of the 16 vector registers; as two groups
+// they gain no parallelism, and the 8 row streams of the copies ran ~30 % slower than 4 on the
+// 96-row benchmark (EPYC 7003, 2 cores).
 template <int L, int NS>
 inline __attribute__((always_inline)) void sos_lanes_fixed(const double* sos, double* buf, int64_t N, double* st,
                                                            bool reverse) {
-  constexpr int G = L < 4 ? L : 4;
-  // With several groups, the buffer is walked in L1-sized pieces so that the second group finds the
-  // piece the first one just filtered still in cache (segments of the blocked driver are megabytes).
-  constexpr int64_t kPiece = G < L ? 256 : INT64_MAX / 2;
-  const bool unit = unit_tail_sections(sos, NS);
-  for (int64_t p0 = 0; p0 < N; p0 += kPiece) {
-    const int64_t n = std::min(kPiece, N - p0);
-    double* b = buf + (reverse ? N - p0 - n : p0) * L;
-    for (int g0 = 0; g0 < L; g0 += G) {
-      if (unit)
-        sos_lanes_group<G, L, NS, true>(sos, b, n, st, reverse, g0);
-      else
-        sos_lanes_group<G, L, NS, false>(sos, b, n, st, reverse, g0);
-    }
-  }
+  static_assert(L <= 4, "lanes per block");
+  if (unit_tail_sections(sos, NS))
+    sos_lanes_group<L, L, NS, true>(sos, buf, N, st, reverse, 0);
+  else
+    sos_lanes_group<L, L, NS, false>(sos, buf, N, st, reverse, 0);
 }
 
 template <int L>
@@ -625,14 +613,12 @@ inline __attribute__((always_inline)) void tf_lanes_impl(const double* b, const 
 ECGCORE_DEFINE_LANES(1)
 ECGCORE_DEFINE_LANES(2)
 ECGCORE_DEFINE_LANES(4)
-ECGCORE_DEFINE_LANES(8)
 
 void sos_lanes(int L, const double* sos, int ns, double* buf, int64_t N, double* st, bool reverse) {
   switch (L) {
     case 1: return sos_lanes_1(sos, ns, buf, N, st, reverse);
     case 2: return sos_lanes_2(sos, ns, buf, N, st, reverse);
-    case 4: return sos_lanes_4(sos, ns, buf, N, st, reverse);
-    default: return sos_lanes_8(sos, ns, buf, N, st, reverse);
+    default: return sos_lanes_4(sos, ns, buf, N, st, reverse);
   }
 }
 
@@ -640,8 +626,7 @@ void tf_lanes(int L, const double* b, const double* a, int m, double* buf, int64
   switch (L) {
     case 1: return tf_lanes_1(b, a, m, buf, N, st, reverse);
     case 2: return tf_lanes_2(b, a, m, buf, N, st, reverse);
-    case 4: return tf_lanes_4(b, a, m, buf, N, st, reverse);
-    default: return tf_lanes_8(b, a, m, buf, N, st, reverse);
+    default: return tf_lanes_4(b, a, m, buf, N, st, reverse);
   }
 }
 
@@ -650,7 +635,6 @@ constexpr int64_t kChunk = 256;
 // Lanes per block: wide enough to fill SIMD registers, narrow enough that every thread gets work.
 int lanes_for(int64_t batch, int threads) {
   int64_t per = (batch + threads - 1) / threads;
-  if (per >= 8) return 8;
   if (per >= 4) return 4;
   // Never 1: the scalar build of the recursion may contract multiply-adds differently from the
   // vector builds, and a row must give the same bits whether it is filtered alone or in a batch.
@@ -931,7 +915,7 @@ void forward_backward(RowsView<const T> x, RowsView<T> y, PadType pad, int64_t e
 // by the time the segment's own samples begin — far below double rounding, so the output equals
 // the sequential recursion to rounding (tests compare with scipy on every MIT-BIH record).
 
-constexpr int kSplit = 8;
+constexpr int kSplit = 4;
 
 // Largest pole radius of the cascade (roots of z^2 + a1 z + a2 per section).
 double sos_pole_radius(const double* sos, int ns) {
