@@ -835,6 +835,12 @@ void check_same_shape(const RowsView<const T>& x, const RowsView<T>& y) {
   if (x.batch != y.batch || x.n != y.n) throw std::invalid_argument("output shape must equal input shape");
 }
 
+[[noreturn]] void throw_nonfinite() {
+  throw std::invalid_argument(
+      "the signal contains NaN or infinite samples; zero-phase filtering would spread them over the whole "
+      "row - interpolate or drop the gaps first");
+}
+
 // Forward-backward driver shared by sosfiltfilt and filtfilt. `zi` is the steady-state vector of
 // length n_state per lane; `run(L, buf, N, st, reverse)` runs the recursion.
 template <class T, class Run>
@@ -901,10 +907,7 @@ void forward_backward(RowsView<const T> x, RowsView<T> y, PadType pad, int64_t e
       }
     }
   }
-  if (nonfinite)
-    throw std::invalid_argument(
-        "the signal contains NaN or infinite samples; zero-phase filtering would spread them over the whole "
-        "row - interpolate or drop the gaps first");
+  if (nonfinite) throw_nonfinite();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1083,10 +1086,7 @@ void sosfiltfilt_split(const double* sos, int ns, RowsView<const T> x, RowsView<
       split_row(sos, ns, zi, x.data + r * x.row_stride, x.sample_stride, y.data + r * y.row_stride, y.sample_stride,
                 x.n, edge, pad, warm, C.data(), tail.data(), st.data(), nonfinite);
   }
-  if (nonfinite)
-    throw std::invalid_argument(
-        "the signal contains NaN or infinite samples; zero-phase filtering would spread them over the whole "
-        "row - interpolate or drop the gaps first");
+  if (nonfinite) throw_nonfinite();
 }
 
 // Forward-backward in cache-sized segments for many long rows (rows as lanes). The forward pass runs
@@ -1178,10 +1178,7 @@ void forward_backward_blocked(RowsView<const T> x, RowsView<T> y, PadType pad, i
       backward(n_seg - 1);
     }
   }
-  if (nonfinite)
-    throw std::invalid_argument(
-        "the signal contains NaN or infinite samples; zero-phase filtering would spread them over the whole "
-        "row - interpolate or drop the gaps first");
+  if (nonfinite) throw_nonfinite();
 }
 
 // Causal driver shared by sosfilt and lfilter.

@@ -255,6 +255,15 @@ def test_errors_are_clear():
     x[100] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         dsp.sosfiltfilt(sos, x)
+    # the same error from the time-split path (one long row) and the cache-blocked path (many long rows)
+    long = np.ones(400_000)
+    long[300_000] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        dsp.sosfiltfilt(sos, long)
+    rows = np.ones((8, 400_000))
+    rows[5, 123_456] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        dsp.sosfiltfilt(sos, rows)
     with pytest.raises(ValueError, match="shape"):
         dsp.sosfiltfilt(np.ones((2, 5)), np.ones(5000))
     bad = sos.copy()
