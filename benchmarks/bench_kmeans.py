@@ -125,7 +125,7 @@ def features64(features):
 def test_same_init_ecgcore(benchmark, features64, k_init):
     k, init = k_init
     benchmark.group = f"kmeans-same-init-k{k}"
-    km = benchmark.pedantic(lambda: KMeans(k, init=init.astype(np.float64)).fit(features64), rounds=1)
+    km = benchmark.pedantic(lambda: KMeans(k, init=init.astype(np.float64)).fit(features64), rounds=3)
     _record(benchmark, km.inertia_, n_iter=km.n_iter_)
 
 
@@ -136,7 +136,7 @@ def test_same_init_sklearn(benchmark, features64, k_init):
     benchmark.group = f"kmeans-same-init-k{k}"
     init64 = init.astype(np.float64)
     ref = benchmark.pedantic(lambda: SkKMeans(k, init=init64, n_init=1, algorithm="lloyd").fit(features64),
-                             rounds=1)
+                             rounds=3)
     _record(benchmark, ref.inertia_, n_iter=int(ref.n_iter_))
     ours = KMeans(k, init=init64).fit(features64)
     assert ours.n_iter_ == ref.n_iter_

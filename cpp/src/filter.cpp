@@ -1339,6 +1339,92 @@ int64_t resample_poly_length(int64_t n_in, int up, int down) {
   return n / down + (n % down ? 1 : 0);
 }
 
+namespace {
+
+// Floor division for a positive divisor.
+inline int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// The prototype filter split by phase: output j reads the taps h[p + m*up] (m = 0, 1, ...) against the
+// inputs u_hi - m, where c = (j + pre_remove)*down - pre_pad, u_hi = floor(c/up), p = c - u_hi*up. Each
+// phase's taps are stored in input order (m descending), so an output is one contiguous dot product.
+struct Polyphase {
+  std::vector<double> taps;
+  std::vector<int64_t> off, len;
+  Polyphase(const std::vector<double>& h, int up) : off(up), len(up) {
+    const int64_t hl = static_cast<int64_t>(h.size());
+    for (int p = 0; p < up; ++p) {
+      off[p] = static_cast<int64_t>(taps.size());
+      len[p] = p < hl ? (hl - 1 - p) / up + 1 : 0;
+      for (int64_t i = 0; i < len[p]; ++i) taps.push_back(h[p + (len[p] - 1 - i) * up]);
+    }
+  }
+};
+
+// Outputs [j0, j1) of one row: the inputs they read (cval outside the signal) are copied once into
+// `span` (contiguous, so strided rows vectorise too), then each output is a dot product.
+// always_inline: compiled into each build of resample_chunk (an out-of-line instance would be baseline code).
+template <class T>
+inline __attribute__((always_inline)) void resample_chunk_impl(const T* xr, int64_t xs, int64_t n, T* yr, int64_t ys, int64_t j0, int64_t j1, int up,
+                         int down, int64_t pre_pad, int64_t pre_remove, const Polyphase& P, double cval,
+                         std::vector<double>& span) {
+  auto locate = [&](int64_t j, int64_t& uh, int& p) {
+    const int64_t c = (j + pre_remove) * down - pre_pad;
+    uh = floor_div(c, up);
+    p = static_cast<int>(c - uh * up);
+  };
+  int64_t uh0, uh1;
+  int p0, p1;
+  locate(j0, uh0, p0);
+  locate(j1 - 1, uh1, p1);
+  const int64_t a = uh0 - std::max<int64_t>(P.len[p0], 1) + 1, b = uh1;  // inputs [a, b]
+  span.resize(static_cast<size_t>(b - a + 1));
+  for (int64_t u = a; u <= b; ++u)
+    span[u - a] = (u >= 0 && u < n) ? static_cast<double>(xr[u * xs]) : cval;
+  // c grows by `down` per output: step u_hi and the phase without dividing.
+  const int64_t q = down / up, rd = down % up;
+  int64_t uh = uh0;
+  int p = p0;
+  for (int64_t j = j0; j < j1; ++j) {
+    if (j > j0) {
+      uh += q;
+      p += static_cast<int>(rd);
+      if (p >= up) {
+        p -= up;
+        ++uh;
+      }
+    }
+    const int64_t m = P.len[p];
+    const double* tp = P.taps.data() + P.off[p];
+    const double* xp = span.data() + (uh - m + 1 - a);
+    // Four partial sums in a fixed order (vectorised; the same bits in every build but for FMA).
+    typedef double v4 __attribute__((vector_size(32)));
+    v4 acc4{};
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+      v4 t, v;
+      std::memcpy(&t, tp + i, sizeof t);
+      std::memcpy(&v, xp + i, sizeof v);
+      acc4 += t * v;
+    }
+    double acc = (acc4[0] + acc4[2]) + (acc4[1] + acc4[3]);
+    for (; i < m; ++i) acc += tp[i] * xp[i];
+    yr[j * ys] = static_cast<T>(acc);
+  }
+}
+
+#define ECGCORE_RESAMPLE_CHUNK(T)                                                                              \
+  ECGCORE_MULTIVERSION(void, resample_chunk,                                                                   \
+                       (const T* xr, int64_t xs, int64_t n, T* yr, int64_t ys, int64_t j0, int64_t j1, int up,  \
+                        int down, int64_t pre_pad, int64_t pre_remove, const Polyphase& P, double cval,         \
+                        std::vector<double>& span),                                                            \
+                       (xr, xs, n, yr, ys, j0, j1, up, down, pre_pad, pre_remove, P, cval, span),               \
+                       { resample_chunk_impl(xr, xs, n, yr, ys, j0, j1, up, down, pre_pad, pre_remove, P, cval, span); })
+ECGCORE_RESAMPLE_CHUNK(float)
+ECGCORE_RESAMPLE_CHUNK(double)
+#undef ECGCORE_RESAMPLE_CHUNK
+
+}  // namespace
+
 template <class T>
 void resample_poly(RowsView<const T> x, RowsView<T> y, int up, int down, const std::vector<double>& h, double cval,
                    int n_threads) {
@@ -1350,32 +1436,21 @@ void resample_poly(RowsView<const T> x, RowsView<T> y, int up, int down, const s
   const int64_t half = (static_cast<int64_t>(h.size()) - 1) / 2;
   const int64_t pre_pad = down - half % down;
   const int64_t pre_remove = (half + pre_pad) / down;
-  const int64_t hl = static_cast<int64_t>(h.size());
+  const Polyphase P(h, up);
   const int64_t chunk = 4096;
   const int64_t n_chunks = (n_out + chunk - 1) / chunk;
   const int64_t work = x.batch * n_chunks;
   const int threads = resolve_threads(n_threads, work);
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t w = 0; w < work; ++w) {
-    const int64_t r = w / n_chunks;
-    const int64_t j0 = (w % n_chunks) * chunk;
-    const int64_t j1 = std::min(n_out, j0 + chunk);
-    const T* xr = x.data + r * x.row_stride;
-    T* yr = y.data + r * y.row_stride;
-    for (int64_t j = j0; j < j1; ++j) {
-      // Output j is sample (j + pre_remove)*down of the upsampled-and-filtered signal; input u
-      // contributes through tap kk = c - u*up of the unpadded filter.
-      const int64_t c = (j + pre_remove) * down - pre_pad;
-      int64_t u_hi = c >= 0 ? c / up : -((-c + up - 1) / up);
-      const int64_t lo_num = c - hl + 1;
-      int64_t u_lo = lo_num >= 0 ? (lo_num + up - 1) / up : -((-lo_num) / up);
-      double acc = 0.0;
-      for (int64_t u = u_lo; u <= u_hi; ++u) {
-        const int64_t kk = c - u * up;
-        const double xv = (u >= 0 && u < x.n) ? static_cast<double>(xr[u * x.sample_stride]) : cval;
-        acc += h[kk] * xv;
-      }
-      yr[j * y.sample_stride] = static_cast<T>(acc);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<double> span;
+#pragma omp for schedule(static)
+    for (int64_t w = 0; w < work; ++w) {
+      const int64_t r = w / n_chunks;
+      const int64_t j0 = (w % n_chunks) * chunk;
+      const int64_t j1 = std::min(n_out, j0 + chunk);
+      resample_chunk(x.data + r * x.row_stride, x.sample_stride, x.n, y.data + r * y.row_stride, y.sample_stride, j0,
+                     j1, up, down, pre_pad, pre_remove, P, cval, span);
     }
   }
 }

@@ -151,7 +151,7 @@ def test_notch_removes_mains(rec100):
     assert spec.max() < 0.03
 
 
-@pytest.mark.parametrize("up,down", [(13, 36), (25, 18), (5, 18), (1, 3), (2, 1), (1, 4)])
+@pytest.mark.parametrize("up,down", [(13, 36), (25, 18), (5, 18), (1, 3), (2, 1), (1, 4), (7, 1), (1, 1)])
 def test_resample_poly_matches_scipy(rec100, up, down):
     ours = dsp.resample_poly(rec100, up, down, axis=0)
     ref = ss.resample_poly(rec100, up, down, axis=0)
