@@ -874,6 +874,16 @@ void check_same_shape(const RowsView<const T>& x, const RowsView<T>& y) {
   if (x.batch != y.batch || x.n != y.n) throw std::invalid_argument("output shape must equal input shape");
 }
 
+// The output rows r0 .. r0+nb-1 of one block of L lanes (nb < L for the last block).
+template <class T>
+struct BlockRows {
+  int nb;
+  T* rows[8];
+  BlockRows(const RowsView<T>& y, int64_t r0, int L) : nb(static_cast<int>(std::min<int64_t>(L, y.batch - r0))) {
+    for (int l = 0; l < nb; ++l) rows[l] = y.data + (r0 + l) * y.row_stride;
+  }
+};
+
 [[noreturn]] void throw_nonfinite() {
   throw std::invalid_argument(
       "the signal contains NaN or infinite samples; zero-phase filtering would spread them over the whole "
@@ -910,9 +920,9 @@ void forward_backward(RowsView<const T> x, RowsView<T> y, PadType pad, int64_t e
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = 0; blk < n_blocks; ++blk) {
       const int64_t r0 = blk * L;
-      const int nb = static_cast<int>(std::min<int64_t>(L, x.batch - r0));
-      T* yrows[8];
-      for (int l = 0; l < nb; ++l) yrows[l] = y.data + (r0 + l) * y.row_stride;
+      const BlockRows<T> out(y, r0, L);
+      const int nb = out.nb;
+      T* const* yrows = out.rows;
       const int64_t ys = y.sample_stride;
       for (int64_t c0 = 0; c0 < N; c0 += kChunk) {
         const int64_t c1 = std::min(N, c0 + kChunk);
@@ -1001,8 +1011,8 @@ SplitLayout split_layout(int64_t N, int64_t warm) {
   return s;
 }
 
-// Worth it (and valid) when every lane owns at least 2 warm-ups worth of samples (at most ~30 % extra
-// work, against 4x the throughput of two rows as lanes).
+// Worth it (and valid) when every lane owns at least 2 warm-ups worth of samples (at most ~25 % extra
+// work, against 2x the throughput of the 2-lane rows-as-lanes block a single row would get).
 bool split_applies(int64_t N, int64_t warm) { return warm >= 0 && N >= kSplit * 3 * warm && N >= 4096; }
 
 template <class T>
@@ -1155,9 +1165,9 @@ void forward_backward_blocked(RowsView<const T> x, RowsView<T> y, PadType pad, i
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = 0; blk < n_blocks; ++blk) {
       const int64_t r0 = blk * L;
-      const int nb = static_cast<int>(std::min<int64_t>(L, x.batch - r0));
-      T* yrows[8];
-      for (int l = 0; l < nb; ++l) yrows[l] = y.data + (r0 + l) * y.row_stride;
+      const BlockRows<T> out(y, r0, L);
+      const int nb = out.nb;
+      T* const* yrows = out.rows;
       const int64_t ys = y.sample_stride;
       auto seg = [&](int64_t j) { return F.data() + (j & 1) * S * L; };
       auto backward = [&](int64_t j) {

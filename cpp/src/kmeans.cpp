@@ -359,6 +359,25 @@ struct Panels {
   std::vector<T> ct, cn;
 };
 
+// (Re)fill the panel columns and squared norms from centers C, shifted by `shift` (nullptr: C as is).
+template <class T>
+void fill_panels(Panels<T>& P, const T* C, const T* shift = nullptr) {
+  const int PW = P.w;
+  const int64_t d = P.d;
+  for (int64_t s = 0; s < P.np * PW; ++s) {
+    const int32_t c = P.slot[s];
+    if (c < 0) continue;
+    const int64_t p = s / PW, j = s % PW;
+    double nrm = 0.0;
+    for (int64_t t = 0; t < d; ++t) {
+      const T v = shift ? C[c * d + t] - shift[t] : C[c * d + t];
+      P.ct[(p * d + t) * PW + j] = v;
+      nrm += static_cast<double>(v) * v;
+    }
+    P.cn[s] = static_cast<T>(nrm);
+  }
+}
+
 // Panels with the columns in `slot` order (identity when slot is empty) from centers C shifted by `shift`.
 template <class T>
 Panels<T> make_panels(const T* C, int64_t k, int64_t d, const T* shift, std::vector<int32_t> slot = {},
@@ -376,18 +395,7 @@ Panels<T> make_panels(const T* C, int64_t k, int64_t d, const T* shift, std::vec
   P.slot = std::move(slot);
   P.ct.assign(static_cast<size_t>(P.np * d * PW), T(0));
   P.cn.assign(static_cast<size_t>(P.np * PW), std::numeric_limits<T>::max() / 4);
-  for (int64_t s = 0; s < P.np * PW; ++s) {
-    const int32_t c = P.slot[s];
-    if (c < 0) continue;
-    const int64_t p = s / PW, j = s % PW;
-    double nrm = 0.0;
-    for (int64_t t = 0; t < d; ++t) {
-      const T v = shift ? C[c * d + t] - shift[t] : C[c * d + t];
-      P.ct[(p * d + t) * PW + j] = v;
-      nrm += static_cast<double>(v) * v;
-    }
-    P.cn[s] = static_cast<T>(nrm);
-  }
+  fill_panels(P, C, shift);
   return P;
 }
 
@@ -929,25 +937,6 @@ std::vector<int32_t> group_slots(const T* C, int64_t k, int64_t d, int PW) {
     }
   }
   return slot;
-}
-
-// Refresh the panel columns from centers C (already shifted).
-template <class T>
-void fill_panels(Panels<T>& P, const T* C) {
-  const int PW = P.w;
-  const int64_t d = P.d;
-  for (int64_t s = 0; s < P.np * PW; ++s) {
-    const int32_t c = P.slot[s];
-    if (c < 0) continue;
-    const int64_t p = s / PW, j = s % PW;
-    double nrm = 0.0;
-    for (int64_t t = 0; t < d; ++t) {
-      const T v = C[c * d + t];
-      P.ct[(p * d + t) * PW + j] = v;
-      nrm += static_cast<double>(v) * v;
-    }
-    P.cn[s] = static_cast<T>(nrm);
-  }
 }
 
 template <class T>

@@ -46,6 +46,7 @@ def test_tensorflow_reads_our_tfrecords(mitdb_dir, tmp_path):
         seqs.append(x.numpy())
         labels.append(y.numpy())
     seqs, labels = np.concatenate(seqs), np.concatenate(labels)
+    assert len(seqs) == s.n_items  # every sequence the recipe reported, once
     _, _, scal, _, beat_labels, _, _ = record_scalograms(mitdb_dir, "232", TFRecords().default_options())
     assert seqs.shape == (len(scal) - 2, 3, 32, 187) and seqs.dtype == np.float32
     np.testing.assert_array_equal(seqs[:, 0], scal[:-2])
@@ -76,3 +77,15 @@ def test_our_pipeline_matches_the_seed_parser(mitdb_dir, tmp_path):
     np.testing.assert_allclose(x.numpy()[..., 0], (want_x - mean.astype(np.float32)) / scale.astype(np.float32),
                                rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(y.numpy(), want_y)
+
+
+def test_tensorflow_rejects_a_corrupted_record(mitdb_dir, tmp_path):
+    """One flipped byte inside a record's payload: TensorFlow's CRC check refuses the file (DataLossError)."""
+    preprocess("tfrecords", mitdb_dir, tmp_path, records=["232"], workers=1, progress=False)
+    path = tmp_path / "232.tfrecord"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(tf.errors.DataLossError):
+        for _ in tf.data.TFRecordDataset(str(path)).map(_seed_parse):
+            pass
