@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <exception>
 #include <limits>
 #include <stdexcept>
@@ -16,6 +18,10 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "ecgcore/parallel.hpp"
 
@@ -101,6 +107,60 @@ template <class V, class T>
 ECGCORE_INLINE void store_vec(T* p, const V& v) {
   std::memcpy(p, &v, sizeof(V));
 }
+
+// Allocator of the large working arrays (a copy of X, the bounds, k-means++'s panels): on Linux a
+// block of 2 MiB or more is 2 MiB-aligned and advised for transparent huge pages, which cuts the
+// page faults of a fresh array and, above all, the TLB misses of the scattered row reads (a fit
+// ran ~20 % faster with huge pages). Elements are default-initialised: BigVec<T> v(n) is not
+// zeroed (give a value where it matters).
+template <class T>
+struct BigAlloc {
+  using value_type = T;
+  static constexpr size_t kHuge = size_t(1) << 21;
+  BigAlloc() = default;
+  template <class U>
+  BigAlloc(const BigAlloc<U>&) noexcept {}
+  T* allocate(size_t n) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const size_t bytes = n * sizeof(T);
+    if (bytes >= kHuge) {
+      const size_t size = (bytes + kHuge - 1) / kHuge * kHuge;
+      void* p = std::aligned_alloc(kHuge, size);
+      if (!p) throw std::bad_alloc();
+      madvise(p, size, MADV_HUGEPAGE);  // (advice only: ignored where THP is off)
+      return static_cast<T*>(p);
+    }
+#endif
+    return std::allocator<T>{}.allocate(n);
+  }
+  void deallocate(T* p, size_t n) noexcept {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (n * sizeof(T) >= kHuge) {
+      std::free(p);
+      return;
+    }
+#endif
+    std::allocator<T>{}.deallocate(p, n);
+  }
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... A>
+  void construct(U* p, A&&... a) {
+    ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
+  }
+  template <class U>
+  bool operator==(const BigAlloc<U>&) const noexcept {
+    return true;
+  }
+  template <class U>
+  bool operator!=(const BigAlloc<U>&) const noexcept {
+    return false;
+  }
+};
+template <class T>
+using BigVec = std::vector<T, BigAlloc<T>>;
 
 int64_t n_chunks(int64_t n) { return (n + kChunk - 1) / kChunk; }
 
@@ -737,7 +797,7 @@ class Rng {
 // X shifted by `shift` (a copy) and the squared norms of its rows: what the fitting loops work on.
 template <class T>
 struct Shifted {
-  std::vector<T> x, xn;
+  BigVec<T> x, xn;
   Shifted(const T* X, int64_t n, int64_t d, const T* shift, int nt) : x(static_cast<size_t>(n * d)), xn(n) {
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t i = 0; i < n; ++i) {
@@ -768,7 +828,8 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
   constexpr int PW = kPW<T>;
   constexpr int64_t ppc = kChunk / PW;
   const int64_t np = nc * ppc, npad = np * PW;
-  std::vector<T> xt(static_cast<size_t>(npad * d)), xn(npad, T(0));
+  BigVec<T> xt(static_cast<size_t>(npad * d), T(0));  // (padding rows stay zero)
+  std::vector<T> xn(npad, T(0));
 #pragma omp parallel for num_threads(nt1) schedule(static)
   for (int64_t p = 0; p < np; ++p)
     for (int64_t j = 0; j < PW && p * PW + j < n; ++j) {
@@ -789,7 +850,7 @@ void kmeans_plusplus(const T* X, int64_t n, int64_t d, int64_t k, uint64_t seed,
   // D[j * npad + row] = min(current, d(cand[j], row)^2). The chosen candidate's distances are
   // taken over lazily: while prev >= 0 the current distance of a row is D[prev * npad + row], and
   // the next sweep copies it into closest (one pass per step).
-  std::vector<T> D(static_cast<size_t>(trials * npad));
+  BigVec<T> D(static_cast<size_t>(trials * npad));  // (each trial row written by the sweep before it is read)
   int prev = -1;
   auto current = [&](int64_t i) { return prev >= 0 ? D[prev * npad + i] : closest[i]; };
   // The candidates: their shifted rows (the broadcast operands) and squared norms.
@@ -1144,8 +1205,8 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   // Everything runs on X and the centers shifted by the data mean (as scikit-learn centers X), so
   // that large feature offsets do not cancel away float precision in ||x||^2 - 2 x.c + ||c||^2.
   Shifted<T> XS(X, n, d, shift.data(), nt1);
-  std::vector<T>& xs = XS.x;
-  std::vector<T>& xn = XS.xn;
+  BigVec<T>& xs = XS.x;
+  BigVec<T>& xn = XS.xn;
   std::vector<T> C(static_cast<size_t>(k * d)), next(static_cast<size_t>(k * d));
   for (int64_t c = 0; c < k; ++c)
     for (int64_t t = 0; t < d; ++t) C[c * d + t] = centers[c * d + t] - shift[t];
@@ -1160,7 +1221,7 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
     if (P.slot[s] >= 0) group_of[P.slot[s]] = static_cast<int32_t>(s / gw);
   const bool bounds = static_cast<double>(n) * G * sizeof(T) <= 1024.0 * 1024 * 1024;
   const int64_t Gp = (G + kVL<T> - 1) / kVL<T> * kVL<T>;
-  std::vector<T> u(n), lb(bounds ? static_cast<size_t>(n * Gp) : 0, std::numeric_limits<T>::max());
+  BigVec<T> u(n, T(0)), lb(bounds ? static_cast<size_t>(n * Gp) : 0, std::numeric_limits<T>::max());
   // Each center's move in the last update and the cumulative offsets of the bounds (summed in double).
   std::vector<T> delta(k, T(0)), dc(k, T(0)), dg(Gp, T(0));
   std::vector<double> dc_sum(k, 0.0), dg_sum(Gp, 0.0), drift(Gp, 0.0);
@@ -1178,7 +1239,7 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   Team team(nt);
   std::vector<double> sums(static_cast<size_t>(k * d), 0.0);
   std::vector<int64_t> sizes(k);
-  std::vector<T> margin(n), xs2(xs.size()), xn2(n), u2(n), lb2(lb.size());
+  BigVec<T> margin(n), xs2(xs.size()), xn2(n), u2(n), lb2(lb.size());  // (filled before use)
   std::vector<int32_t> lab2(n);
   std::vector<int64_t> perm2(n), order(n), cstart(k + 1);
   auto phase = [&](int64_t count, auto&& f) {  // f(i) for i < count over the team, then a barrier
@@ -1228,7 +1289,7 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
       lb.swap(lb2);
       lab.swap(lab2);
       perm.swap(perm2);
-      for (auto* v : {&xs2, &xn2, &u2, &lb2, &margin}) std::vector<T>().swap(*v);
+      for (auto* v : {&xs2, &xn2, &u2, &lb2, &margin}) BigVec<T>().swap(*v);
       std::vector<int32_t>().swap(lab2);
       std::vector<int64_t>().swap(perm2);
       std::vector<int64_t>().swap(order);
