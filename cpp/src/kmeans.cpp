@@ -1021,8 +1021,8 @@ struct Change {
   int32_t from;
 };
 
-// State of a Yinyang E-step on the shifted rows Xs (norms xn) and shifted centers C (row-major; P
-// holds them in panels). The bounds are stored relative to cumulative moves, so that a step only
+// State of a Yinyang E-step on the shifted rows Xs (norms xn) and the shifted centers in panels P.
+// The bounds are stored relative to cumulative moves, so that a step only
 // reads them: dc[c] = how far center c has moved in total (the sum of its moves), dg[g] = the sum
 // over the steps of the largest move in group g (padded with zeros to Gp, a whole number of
 // vectors). Row i's upper bound on the distance to its center is u[i] + dc[labels[i]], its lower
@@ -1034,11 +1034,15 @@ template <class T>
 struct YStep {
   const Panels<T>* P;
   const int32_t* group_of;
-  const T *Xs, *xn, *C, *dc, *dg;
+  const T *Xs, *xn, *dc, *dg;
   int64_t n, Gp;
   bool all;
   int32_t* labels;
   T *u, *lb;
+  // Rounding allowance: the stored bounds and the offsets are rounded to T, an error of a few ulps
+  // of the offsets, which only grow. A row is sent to the kernel unless its margin exceeds this
+  // slack (and exact ties too), so that the bounds never skip a center plain Lloyd would pick.
+  T slack;
 };
 
 // One chunk of rows [r0, r1) of a Yinyang E-step; the rows that change cluster are appended to ch.
@@ -1072,7 +1076,7 @@ ECGCORE_INLINE void yinyang_chunk_impl(const YStep<T>& A, YScratch<T>& w, int64_
         const V x = load_vec<V>(lbi + g) - load_vec<V>(A.dg + g);
         mn = x < mn ? x : mn;
       }
-      if (u[i] + A.dc[labels[i]] > hmin<T>(mn)) {
+      if (u[i] + A.dc[labels[i]] + A.slack >= hmin<T>(mn)) {
         const char* p = reinterpret_cast<const char*>(A.Xs + i * d);
         for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
         __builtin_prefetch(p + bytes - 1);
@@ -1098,9 +1102,9 @@ ECGCORE_INLINE void yinyang_chunk_impl(const YStep<T>& A, YScratch<T>& w, int64_
         for (int64_t g = 0; g < Gp; ++g) nq[g] = g < G ? I(-1) : I(0);
       } else {
         const T* lbi = lb + i * Gp;
-        const V uv = V{} + (u[i] + A.dc[labels[i]]);
+        const V uv = V{} + (u[i] + A.dc[labels[i]] + A.slack);
         for (int64_t g = 0; g < Gp; g += VL)
-          store_vec(nq + g, VI(load_vec<V>(lbi + g) - load_vec<V>(A.dg + g) < uv));
+          store_vec(nq + g, VI(load_vec<V>(lbi + g) - load_vec<V>(A.dg + g) <= uv));
         nq[A.group_of[labels[i]]] = I(-1);  // always: the label is decided on one scale
       }
     }
@@ -1310,8 +1314,10 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
   YStep<T> A{};
   auto prepare = [&](bool all) {
     fill_panels(P, C.data());
-    A = YStep<T>{&P, group_of.data(), xs.data(), xn.data(), C.data(), dc.data(), dg.data(), n, Gp,
-                 all || !bounds, lab.data(), u.data(), bounds ? lb.data() : nullptr};
+    const T offsets = *std::max_element(dc.begin(), dc.end()) + *std::max_element(dg.begin(), dg.end());
+    A = YStep<T>{&P, group_of.data(), xs.data(), xn.data(), dc.data(), dg.data(), n, Gp,
+                 all || !bounds, lab.data(), u.data(), bounds ? lb.data() : nullptr,
+                 T(8) * std::numeric_limits<T>::epsilon() * offsets};
   };
   auto m_step = [&](int it) -> bool {  // true when the fit stops here
     // Cluster sums: from scratch once, then only the rows that changed cluster move their share
