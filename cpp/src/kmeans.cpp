@@ -678,14 +678,22 @@ struct Groups {
   std::vector<int64_t> start, order;
 };
 
+// Into the caller's buffers (start: k + 1, order: n, pos: k scratch), so that it can run inside a
+// parallel region.
+void group_rows_into(const int32_t* labels, int64_t n, int64_t k, int64_t* start, int64_t* order, int64_t* pos) {
+  std::fill(start, start + k + 1, int64_t(0));
+  for (int64_t i = 0; i < n; ++i) ++start[labels[i] + 1];
+  for (int64_t c = 0; c < k; ++c) start[c + 1] += start[c];
+  std::copy(start, start + k, pos);
+  for (int64_t i = 0; i < n; ++i) order[pos[labels[i]]++] = i;
+}
+
 Groups group_rows(const int32_t* labels, int64_t n, int64_t k) {
   Groups g;
-  g.start.assign(k + 1, 0);
-  for (int64_t i = 0; i < n; ++i) ++g.start[labels[i] + 1];
-  for (int64_t c = 0; c < k; ++c) g.start[c + 1] += g.start[c];
+  g.start.resize(k + 1);
   g.order.resize(n);
-  std::vector<int64_t> pos(g.start.begin(), g.start.end() - 1);
-  for (int64_t i = 0; i < n; ++i) g.order[pos[labels[i]]++] = i;
+  std::vector<int64_t> pos(k);
+  group_rows_into(labels, n, k, g.start.data(), g.order.data(), pos.data());
   return g;
 }
 
@@ -1260,14 +1268,8 @@ KMeansFit kmeans_lloyd(const T* X, int64_t n, int64_t d, int64_t k, T* centers, 
         margin[i] = mn - u[i];
       }
     });
-    phase(1, [&](int64_t) {  // counting sort by cluster (stable: row order within a cluster)
-      std::fill(cstart.begin(), cstart.end(), 0);
-      for (int64_t i = 0; i < n; ++i) ++cstart[lab[i] + 1];
-      for (int64_t c = 0; c < k; ++c) {
-        cstart[c + 1] += cstart[c];
-        sizes[c] = cstart[c];  // (next free position of cluster c)
-      }
-      for (int64_t i = 0; i < n; ++i) order[sizes[lab[i]]++] = i;
+    phase(1, [&](int64_t) {  // by cluster (stable: row order within a cluster)
+      group_rows_into(lab.data(), n, k, cstart.data(), order.data(), sizes.data());
       for (int64_t c = 0; c < k; ++c) sizes[c] = cstart[c + 1] - cstart[c];
     });
     phase(k, [&](int64_t c) {
