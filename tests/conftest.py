@@ -27,7 +27,15 @@ def pytest_addoption(parser):
                      help="also run tests marked slow (full databases, long trainings)")
 
 
+_SERVICE_FIXTURES = {"pg_cluster", "pg_database", "database_url_pg"}
+
+
 def pytest_collection_modifyitems(config, items):
+    # Tests on a PostgreSQL server carry the `services` marker (see system_tools.py) like those marked by hand.
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if _SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())) or "postgresql" in params.values():
+            item.add_marker(pytest.mark.services)
     if config.getoption("--runslow"):
         return
     skip_slow = pytest.mark.skip(reason="slow: run with --runslow")

@@ -13,7 +13,6 @@ ECGCORE_REQUIRE_SERVICES=1 (CI).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,24 +23,16 @@ import numpy as np
 import pytest
 
 from app_webdriver import Browser, free_port
+from system_tools import need
 
 _PKG_PARENT = __import__("os").environ["ECGCORE_PKG_PARENT"]  # set by tests/conftest.py
 
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "python" / "ecgcore" / "data" / "mitdb"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 # wfdb.rdann (reading the .atr reference here) trips a pandas 3.1 deprecation inside wfdb.
-pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.set_index:DeprecationWarning")
-
-
-def _need(tool_paths: list[str]) -> None:
-    missing = [p for p in tool_paths if not (os.path.isfile(p) and os.access(p, os.X_OK))]
-    if missing:
-        reason = f"browser test needs {', '.join(missing)} (Debian: apt-get install chromium chromium-driver poppler-utils)"
-        if os.environ.get("ECGCORE_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+pytestmark = [pytest.mark.services,
+              pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.set_index:DeprecationWarning")]
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +70,11 @@ def app_url(tmp_path_factory):
 @pytest.fixture()
 def browser(tmp_path_factory):
     # A fresh Chromium per test: one renderer reused across uploads and a download has crashed its tab.
-    _need([CHROMIUM, CHROMEDRIVER, shutil.which("pdftoppm") or "/usr/bin/pdftoppm"])
+    tools = need("chromium", "chromedriver", "pdftoppm", "pdftotext")
     root = tmp_path_factory.mktemp("chromium")
     (root / "profile").mkdir()
     (root / "downloads").mkdir()
-    b = Browser(CHROMIUM, CHROMEDRIVER, root / "profile", root / "downloads", root / "chromedriver.log")
+    b = Browser(tools["chromium"], tools["chromedriver"], root / "profile", root / "downloads", root / "chromedriver.log")
     b.download_dir = root / "downloads"
     try:
         yield b

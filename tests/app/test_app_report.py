@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,16 +13,14 @@ from ecgcore.app.analysis import analyse_record
 from ecgcore.app.report import LLM_ENV, build_pdf, latin1, llm_narrative, write_pdf
 from ecgcore.app.uploads import split_npy
 from ecgcore.io import read_record
+from system_tools import need
 
 BUNDLED = Path(__file__).resolve().parents[2] / "python" / "ecgcore" / "data" / "mitdb"
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.set_index:DeprecationWarning")
 
 
 def _poppler() -> None:
-    if not (shutil.which("pdftoppm") and shutil.which("pdftotext")):
-        if os.environ.get("ECGCORE_REQUIRE_SERVICES") == "1":
-            pytest.fail("pdftoppm/pdftotext (poppler-utils) are required")
-        pytest.skip("pdftoppm/pdftotext (poppler-utils) not installed")
+    need("pdftoppm", "pdftotext")
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +32,7 @@ def analyses():
     return [analyse_record(rec, None), analyse_record(twelve, None)]
 
 
+@pytest.mark.services
 def test_pdf_pages_have_ink_and_text(analyses, tmp_path):
     _poppler()
     from PIL import Image

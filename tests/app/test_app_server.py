@@ -17,6 +17,7 @@ import pytest
 
 from ecgcore.app.models import ModelSuite
 from ecgcore.io import read_record
+from system_tools import need
 
 _PKG_PARENT = __import__("os").environ["ECGCORE_PKG_PARENT"]  # set by tests/conftest.py
 
@@ -80,7 +81,7 @@ def test_index_lists_models(client):
     assert health["models"][client.missing_model]["available"] is False
 
 
-def test_batch_npy_every_ecg_processed(client):
+def _batch_job(client) -> tuple[str, list[str]]:
     sig = read_record(BUNDLED / "119", sampto=5 * 3600).signal.T          # (2, 18000)
     batch = np.stack([sig[:, i * 3600:(i + 2) * 3600] for i in range(3)])  # (3, 2, 7200): 3 ECGs
     r = client.post("/analyze", files=[("files", ("b.npy", _npy(batch)))], data={"fs": "360"})
@@ -99,7 +100,20 @@ def test_batch_npy_every_ecg_processed(client):
     assert "attachment" in pdf.headers.get("content-disposition", "")
     csv = client.get(f"/jobs/{job}/predictions.csv")
     assert csv.status_code == 200 and csv.text.startswith("ecg,kind")    # no model ran: header only
-    text = subprocess.run(["pdftotext", "-", "-"], input=pdf.content, capture_output=True, check=True).stdout.decode()
+    return job, names
+
+
+def test_batch_npy_every_ecg_processed(client):
+    _batch_job(client)
+
+
+@pytest.mark.services
+def test_batch_npy_report_names_every_ecg(client):
+    tools = need("pdftotext")   # before any work: skipped (or failed in CI) without poppler
+    job, names = _batch_job(client)
+    pdf = client.get(f"/jobs/{job}/report.pdf")
+    text = subprocess.run([tools["pdftotext"], "-", "-"], input=pdf.content, capture_output=True,
+                          check=True).stdout.decode()
     for n in names:
         assert f"ECG {n}" in text
 

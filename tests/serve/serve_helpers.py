@@ -31,15 +31,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="The inplace keyword in DataFrame.set_index")
     import wfdb  # noqa: F401
 
-PG_BIN = Path(os.environ.get("ECGCORE_PG_BIN", "/usr/lib/postgresql/15/bin"))
-REQUIRE = os.environ.get("ECGCORE_REQUIRE_SERVICES") == "1"
+from system_tools import missing_service, postgres_bin  # noqa: E402  (tests/ is on sys.path via its conftest)
+
 SMTP_USER, SMTP_PASSWORD = "heartify", "s3cret-pw"
-
-
-def missing_service(reason: str):
-    if REQUIRE:
-        pytest.fail(f"{reason} (ECGCORE_REQUIRE_SERVICES=1: the service is required)")
-    pytest.skip(reason)
 
 
 def free_port() -> int:
@@ -51,9 +45,7 @@ def free_port() -> int:
 # ---- PostgreSQL ---------------------------------------------------------------------------------------------
 class PgCluster:
     def __init__(self):
-        for tool in ("initdb", "pg_ctl", "postgres"):
-            if not (PG_BIN / tool).is_file():
-                missing_service(f"PostgreSQL server binary {PG_BIN / tool} not found (apt-get install postgresql-15)")
+        self.bin = postgres_bin()
         try:
             import psycopg  # noqa: F401
         except ImportError:
@@ -67,11 +59,11 @@ class PgCluster:
             shutil.chown(self.dir, "nobody")
             self.prefix = ["runuser", "-u", "nobody", "--"]
         data, log = self.dir / "data", self.dir / "log"
-        self._run([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+        self._run([str(self.bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                    "--no-sync"])
         opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
                 f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        self._run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "-t", "60", "start"])
+        self._run([str(self.bin / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "-t", "60", "start"])
         self.data = data
 
     def _run(self, cmd):
@@ -91,7 +83,7 @@ class PgCluster:
 
     def stop(self):
         try:
-            self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"])
+            self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"])
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -70,9 +70,10 @@ def test_racing_generations_leave_one_active_key(server):
         return await client.get("/api/v1/api-keys/verify", params={"token": tokens[i]})
 
     responses, _, _ = asyncio.run(hammer(srv.url, len(tokens), len(tokens), verify))
-    assert [r.status_code for r in responses] == [200] * len(tokens)
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200] + [409] * (len(tokens) - 1)      # one key; the other links do not rotate it
     rows = srv.store.key_rows("twin@example.com")
-    assert len(rows) == len(tokens) and sum(r["active"] for r in rows) == 1
+    assert len(rows) == 1 and rows[0]["active"]
 
 
 def test_rate_limit_is_exact_under_concurrency(server):

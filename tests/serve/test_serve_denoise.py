@@ -148,6 +148,22 @@ def test_body_errors(keyed):
     assert post(raw=b"[1, 2").json() == {"error": "Request body must be valid JSON"}
     assert post(raw=b"[1, 2]").json() == {"error": "Request body must be a JSON object"}
     assert post(raw=b"").json() == {"error": "Request body must be a JSON object"}
+    # 100,000 nested "[" (a RecursionError in Python's parser): invalid JSON for this API, not a 500
+    for raw in (b"[" * 100_000, b'{"ecg_signal": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+                b'{"a": NaN, "b": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"):
+        r = post(raw=raw)
+        assert r.status_code == 400 and r.json()["error"], r.text[:200]
+
+
+def test_values_near_the_float_limit(keyed):
+    """Alternating ±1e308: z-scored without overflow; restoring that scale in float32 is a 400, not a 500."""
+    client, key, _ = keyed
+    signal = np.tile([1e308, -1e308], 650).tolist()
+    r = client.post("/api/v1/denoising", json={"ecg_signal": signal}, headers={"x-api-key": key})
+    assert r.status_code == 200, r.text
+    assert np.isfinite(r.json()["denoised_signal"]).all()
+    r = client.post("/api/v1/denoising?output=input", json={"ecg_signal": signal}, headers={"x-api-key": key})
+    assert r.status_code == 400 and "does not fit in float32" in r.json()["error"]
 
 
 def test_oversize_body(keyed):

@@ -94,12 +94,50 @@ def test_keys_and_tokens_are_stored_only_as_hashes(make_client, smtp_server):
     ({"email": "no-dot@example"}, 400, "Invalid email format"),
     ({"email": "two@@example.com"}, 400, "Invalid email format"),
     ({"email": 42}, 400, "Invalid email format"),
+    # spellings that a mail server delivers to victim@x.io (comments) or to two mailboxes (lists)
+    ({"email": "(1)victim@x.io"}, 400, "Invalid email format"),
+    ({"email": "victim@x.io(3)"}, 400, "Invalid email format"),
+    ({"email": "victim@x.io,"}, 400, "Invalid email format"),
+    ({"email": "other@x.io,victim@x.io"}, 400, "Invalid email format"),
+    ({"email": "other,victim@x.io"}, 400, "Invalid email format"),
+    ({"email": "Victim <victim@x.io>"}, 400, "Invalid email format"),
+    ({"email": '"vic tim"@x.io'}, 400, "Invalid email format"),
+    ({"email": "vic..tim@x.io"}, 400, "Invalid email format"),
+    ({"email": "victim@x.io;other@x.io"}, 400, "Invalid email format"),
 ])
 def test_email_validation(make_client, body, status, error):
     client = make_client()
     for route in ("generation", "deactivation"):
         r = client.post(f"/api/v1/api-keys/{route}", json=body)
         assert (r.status_code, r.json()) == (status, {"error": error})
+
+
+def test_one_spelling_per_mailbox(make_client, smtp_server):
+    """Case and surrounding spaces do not make a second identity: the per-address limit counts them together."""
+    client = make_client(**smtp_settings(smtp_server), email_requests_per_hour=2)
+    for spelling in ("victim@x.io", " VICTIM@X.IO"):
+        r = client.post("/api/v1/api-keys/generation", json={"email": spelling})
+        assert r.status_code == 200 and r.json()["email"] == "victim@x.io"
+    r = client.post("/api/v1/api-keys/generation", json={"email": "Victim@x.io"})
+    assert r.status_code == 429
+
+
+def test_a_second_generation_link_does_not_rotate_the_key(make_client, smtp_server):
+    """Two generation links requested before either is followed: the second one answers 409, the key stays."""
+    client = make_client(**smtp_settings(smtp_server))
+    for _ in range(2):
+        assert client.post("/api/v1/api-keys/generation", json={"email": "bob@example.com"}).status_code == 200
+    first, second = (link_token(m) for m in smtp_server.wait_for(2))
+    assert client.get("/api/v1/api-keys/verify", params={"token": first}).status_code == 200
+    key = mailed_key(smtp_server.wait_for(3)[2])
+    r = client.get("/api/v1/api-keys/verify", params={"token": second})
+    assert r.status_code == 409
+    assert r.json() == {"error": "Email already has an active API key. Please deactivate it first."}
+    rows = client.app.state.store.key_rows("bob@example.com")
+    assert len(rows) == 1 and rows[0]["active"]
+    r = client.post("/api/v1/denoising", json={"ecg_signal": SIGNAL}, headers={"x-api-key": key})
+    assert r.status_code == 200, r.text
+    assert len(smtp_server.wait_for(3)) == 3     # no second key email
 
 
 def test_malformed_bodies(make_client):

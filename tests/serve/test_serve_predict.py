@@ -27,7 +27,7 @@ def _files(record: str, *exts):
 
 @SQLITE
 def test_wfdb_upload_matches_local_scoring(make_client, test_models):
-    client = make_client()
+    client = make_client(predict_requires_key=False)
     r = client.post("/predict", files=_files("208", ".hea", ".dat", ".atr"))
     assert r.status_code == 200, r.text
     body = r.json()
@@ -54,7 +54,7 @@ def test_wfdb_upload_matches_local_scoring(make_client, test_models):
 
 @SQLITE
 def test_without_annotations_beats_are_detected(make_client):
-    client = make_client()
+    client = make_client(predict_requires_key=False)
     r = client.post("/predict", files=_files("100", ".hea", ".dat"))
     assert r.status_code == 200, r.text
     beats = r.json()["records"][0]["beats"]
@@ -63,7 +63,7 @@ def test_without_annotations_beats_are_detected(make_client):
 
 @SQLITE
 def test_several_records_and_npy(make_client, test_models):
-    client = make_client()
+    client = make_client(predict_requires_key=False)
     sig = ecgcore.read_record(BUNDLED_MITDB / "119").signal[:36000]  # 100 s, (n, 2) mV
     buf = io.BytesIO()
     np.save(buf, sig.astype(np.float32))
@@ -91,12 +91,18 @@ def test_several_records_and_npy(make_client, test_models):
     ("bad-name", None, "is not allowed"),
     ("npy-3d", None, "expected a [n_samples] or [n_samples, n_leads] array"),
     ("npy", {"fs": "fast"}, "fs must be a number"),
-    ("npy", {"fs": "-5"}, "fs must be a positive number"),
+    ("npy", {"fs": "-5"}, "fs must be a sampling rate between 50 and 2000 Hz"),
+    ("npy", {"fs": "5000"}, "fs must be a sampling rate between 50 and 2000 Hz"),
+    ("npy-huge-header", None, "but the file holds"),
+    ("npy-1e308", None, "samples must be finite numbers within"),
+    ("hea-2^63", None, "this server accepts at most 60 min per record"),
+    ("hea-fs", None, "outside the accepted 50-2000 Hz"),
     ("traversal", None, "which was not uploaded with it"),
     ("truncated", None, "could not read the record"),
 ])
 def test_upload_errors(make_client, files, data, fragment):
-    client = make_client()
+    """Every malformed or hostile upload gets a 400 that names the problem, never a 500."""
+    client = make_client(predict_requires_key=False)
     hea = (BUNDLED_MITDB / "100.hea").read_bytes()
     dat = (BUNDLED_MITDB / "100.dat").read_bytes()
     arr = io.BytesIO()
@@ -109,20 +115,59 @@ def test_upload_errors(make_client, files, data, fragment):
         "npy-3d": [("cube.npy", cube.getvalue())], "npy": [("x.npy", arr.getvalue())],
         "traversal": [("100.hea", hea.replace(b"100.dat", b"/etc/passwd", 1)), ("100.dat", dat)],
         "truncated": [("100.hea", hea), ("100.dat", dat[:1000])],
+        # crafted headers: 10^11 samples declared over a 1 KB body; a sample count of 2^63 - 1; 10 kHz
+        "npy-huge-header": [("x.npy", _npy_claiming((10**11,), 1024))],
+        "npy-1e308": [("x.npy", _npy_array(np.tile([1e308, -1e308], 3600)))],
+        "hea-2^63": [("100.hea", hea.replace(b"108000", str(2**63 - 1).encode(), 1)), ("100.dat", dat)],
+        "hea-fs": [("100.hea", hea.replace(b" 360 ", b" 10000 ", 1)), ("100.dat", dat)],
     }
     upload = [("file", (n, b, "application/octet-stream")) for n, b in table.get(files, [])] if files else []
     if upload:
         r = client.post("/predict", files=upload, data=data or {})
     else:
         r = client.post("/predict", data={"fs": "360"}, files={"other": ("a.npy", arr.getvalue())})
-    assert r.status_code == 400, r.text
+    assert r.status_code == (413 if files == "hea-2^63" else 400), r.text
     assert fragment in r.json()["error"]
     assert "/tmp/" not in r.json()["error"]  # no server paths in messages
 
 
+def _npy_array(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+def _npy_claiming(shape: tuple, body_bytes: int) -> bytes:
+    """A .npy whose header declares ``shape`` (float64) followed by only ``body_bytes`` bytes."""
+    from numpy.lib import format as npformat
+
+    buf = io.BytesIO()
+    npformat.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    return buf.getvalue() + b"\0" * body_bytes
+
+
+@SQLITE
+def test_signals_longer_than_the_limit_are_refused_before_reading(make_client, monkeypatch):
+    """A record over --max-duration (default 1 h) is a 413 decided from its header: no sample is decoded."""
+    import ecgcore.io
+
+    client = make_client(predict_requires_key=False, max_duration_s=60)
+    read = []
+    monkeypatch.setattr(ecgcore.io, "read_record", lambda *a, **k: read.append(a) or (_ for _ in ()).throw(
+        AssertionError("read_record called")))
+    r = client.post("/predict", files=_files("100", ".hea", ".dat"))     # 5 min > 1 min
+    assert r.status_code == 413 and "at most 1 min per record" in r.json()["error"], r.text
+    assert read == []
+    client = make_client(predict_requires_key=False)                     # default limit: 1 h
+    r = client.post("/predict", files=[("file", ("long.npy", _npy_array(np.zeros(360 * 3601, np.float32))))],
+                    data={"fs": "360"})
+    assert r.status_code == 413 and "60.0 min of ECG" in r.json()["error"], r.text
+    assert read == []
+
+
 @SQLITE
 def test_predict_needs_multipart_and_respects_upload_limit(make_client):
-    client = make_client(max_upload_bytes=500_000)
+    client = make_client(max_upload_bytes=500_000, predict_requires_key=False)
     r = client.post("/predict", json={"file": "100.dat"})
     assert r.status_code == 400 and "multipart/form-data" in r.json()["error"]
     r = client.post("/predict", files=_files("100", ".hea", ".dat"))  # 100.dat is 324 kB: within the limit
@@ -132,8 +177,8 @@ def test_predict_needs_multipart_and_respects_upload_limit(make_client):
 
 
 @BOTH
-def test_predict_with_required_key(make_client):
-    client = make_client(predict_requires_key=True)
+def test_predict_requires_a_key_by_default(make_client):
+    client = make_client()
     r = client.post("/predict", files=_files("100", ".hea", ".dat"))
     assert r.status_code == 401 and r.json() == {"error": "Missing x-api-key header"}
     key, _ = client.app.state.store.issue_key("lab@example.com")
@@ -145,19 +190,19 @@ def test_predict_with_required_key(make_client):
 @SQLITE
 def test_missing_models(make_client, tmp_path, test_models):
     only_segments = ServeModels(test_models["denoise"], test_models["segments"], str(tmp_path / "no-beats"))
-    client = make_client(models=only_segments)
+    client = make_client(models=only_segments, predict_requires_key=False)
     r = client.post("/predict", files=_files("100", ".hea", ".dat"))
     assert r.status_code == 200
     rec = r.json()["records"][0]
     assert rec["beats"] is None and "no-beats" in rec["unavailable"]["beats"] and rec["segments"]["rows"]
     none = ServeModels(test_models["denoise"], str(tmp_path / "a"), str(tmp_path / "b"))
-    r = make_client(models=none).post("/predict", files=_files("100", ".hea", ".dat"))
+    r = make_client(models=none, predict_requires_key=False).post("/predict", files=_files("100", ".hea", ".dat"))
     assert r.status_code == 503 and r.json()["error"] == "Model not available"
 
 
 @BOTH
 def test_health_models_and_docs(make_client):
-    client = make_client()
+    client = make_client(predict_requires_key=False)
     h = client.get("/health")
     assert h.status_code == 200
     body = h.json()
@@ -173,11 +218,41 @@ def test_health_models_and_docs(make_client):
                  "/api/v1/denoising", "/predict", "/health", "/models"):
         assert path in spec["paths"], path
     assert "multipart/form-data" in spec["paths"]["/predict"]["post"]["requestBody"]["content"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    # Swagger UI from the package: the page works offline (no CDN), its assets are served here
+    assert "/docs/assets/swagger-ui-bundle.js" in docs.text and "cdn" not in docs.text.lower()
+    js = client.get("/docs/assets/swagger-ui-bundle.js")
+    assert js.status_code == 200 and len(js.content) > 100_000
+    assert client.get("/docs/assets/swagger-ui.css").status_code == 200
+    assert spec["components"]["securitySchemes"]["ApiKeyAuth"] == {
+        "type": "apiKey", "in": "header", "name": "x-api-key",
+        "description": "The API key emailed by /api/v1/api-keys/generation."}
+    for path in ("/api/v1/denoising", "/predict"):
+        assert spec["paths"][path]["post"]["security"] == [{"ApiKeyAuth": []}]
     r = client.get("/api/v1/nothing-here")
     assert r.status_code == 404 and r.json() == {"error": "Not found: /api/v1/nothing-here"}
     r = client.get("/api/v1/denoising")
     assert r.status_code == 405 and "error" in r.json()
+
+
+@SQLITE
+def test_models_route_with_an_undefined_metric(make_client, test_models, tmp_path):
+    """A card holding NaN (an undefined +P) is answered as strict JSON (null), not with a 500."""
+    import json
+    import shutil
+
+    folder = tmp_path / "nan-beats"
+    shutil.copytree(test_models["beats"], folder)
+    card = json.loads((folder / "model.json").read_text())
+    card["metrics"] = {"per_class": {"F": {"+P": float("nan"), "Se": 0.0}}}
+    (folder / "model.json").write_text(json.dumps(card))        # Python writes the non-standard NaN literal
+    models = ServeModels(test_models["denoise"], test_models["segments"], str(folder))
+    r = make_client(models=models).get("/models")
+    assert r.status_code == 200, r.text
+    parsed = json.loads(r.text, parse_constant=lambda c: pytest.fail(f"non-standard JSON literal {c}"))
+    beats = next(c for c in parsed["models"] if c["role"] == "beats")
+    assert beats["metrics"]["per_class"]["F"] == {"+P": None, "Se": 0.0}
 
 
 def _bundled_client(database_url, tmp_path):
@@ -186,7 +261,8 @@ def _bundled_client(database_url, tmp_path):
     from ecgcore.serve.app import create_app
     from ecgcore.serve.settings import Settings
 
-    return TestClient(create_app(Settings(database_url=database_url, outbox_dir=str(tmp_path / "o")),
+    return TestClient(create_app(Settings(database_url=database_url, outbox_dir=str(tmp_path / "o"),
+                                          predict_requires_key=False),
                                  models=ServeModels()))  # the defaults: the bundled models
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -126,14 +127,47 @@ def test_one_command_on_embedded_defaults(tmp_path, test_models, smtp_server):
         r = c.post("/api/v1/denoising", json={"ecg_signal": SIGNAL}, headers={"x-api-key": key})
         assert r.status_code == 200 and r.json()["modelVersion"] == 3 and len(r.json()["denoised_signal"]) == 1300
         files = [("file", (f"100{e}", (MITDB / f"100{e}").read_bytes())) for e in (".hea", ".dat")]
-        r = c.post("/predict", files=files)
+        assert c.post("/predict", files=files).status_code == 401     # a key is needed by default
+        r = c.post("/predict", files=files, headers={"x-api-key": key})
         assert r.status_code == 200 and len(r.json()["records"][0]["segments"]["rows"]) == 59
         assert c.get("/docs").status_code == 200 and "/predict" in c.get("/openapi.json").json()["paths"]
+        # the database holds emails and key digests: readable by its owner only
+        for f in srv.data_dir.glob("serve.db*"):
+            assert f.stat().st_mode & 0o777 == 0o600, (f, oct(f.stat().st_mode))
         c.close()
     finally:
         log = srv.stop()
     assert "GET /api/v1/api-keys/verify 200" in log and "POST /api/v1/denoising 200" in log
     assert key not in log and token not in log
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_forwarded_for_is_believed_only_from_a_trusted_proxy(tmp_path, test_models, trusted):
+    """A client on loopback rotating X-Forwarded-For: counted as itself (429 at the limit) unless the server
+    runs behind --trusted-proxy 127.0.0.1, where each forwarded address has its own budget."""
+    args = ["--rate-per-ip", "3"] + (["--trusted-proxy", "127.0.0.1"] if trusted else [])
+    srv = ServeProcess(tmp_path, args=args, env=_model_env(test_models))
+    try:
+        codes = [httpx.post(f"{srv.url}/api/v1/api-keys/generation", json={"email": f"u{i}@example.com"},
+                            headers={"X-Forwarded-For": f"203.0.113.{i}"}, timeout=30).status_code
+                 for i in range(6)]
+    finally:
+        srv.stop()
+    assert codes == ([200] * 6 if trusted else [200] * 3 + [429] * 3), codes
+
+
+def test_declared_oversize_body_is_refused_before_it_is_sent(tmp_path, test_models):
+    """A client declaring a 320 MB upload gets its 413 at once, although it never sends a byte of the body."""
+    srv = ServeProcess(tmp_path, env=_model_env(test_models))
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 335544320\r\n"
+                      b"Content-Type: multipart/form-data; boundary=xyz\r\n\r\n")
+            answer = s.recv(4096).decode("latin-1")
+    finally:
+        srv.stop()
+    assert answer.startswith("HTTP/1.1 413"), answer
+    assert "Request body too large" in answer
 
 
 def _load(url: str, key: str, n: int, concurrency: int, label: str) -> dict:

@@ -79,13 +79,46 @@ def write_card(card: ModelCard, path: str | os.PathLike) -> Path:
     if not card.ecgcore_version:
         card.ecgcore_version = __version__
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = card_json(card.to_dict())
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".model.", suffix=".json.tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump(card.to_dict(), f, indent=2, default=_jsonable)
-        f.write("\n")
+        f.write(text)
     os.chmod(tmp, 0o644)  # mkstemp makes 0600; a card is a public document shipped beside the model
     os.replace(tmp, path)
     return path
+
+
+def card_json(d: dict) -> str:
+    """Strict JSON (RFC 8259) text of a card: NaN and infinities become ``null`` (an undefined metric, e.g.
+    +P of a class the model never predicts), NumPy values become plain numbers. Browsers, ``jq`` and
+    every strict parser read the result; Python's ``json.dumps`` alone would write ``NaN``."""
+    return json.dumps(_finite(d), indent=2, default=_jsonable, allow_nan=False) + "\n"
+
+
+def strict_json_value(o):
+    """``o`` with NaN/inf floats as None and NumPy values as plain Python: safe for any strict JSON encoder."""
+    return _finite(o)
+
+
+def _finite(o):
+    import math
+
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    try:
+        import numpy as np
+
+        if isinstance(o, np.ndarray):
+            return _finite(o.tolist())
+        if isinstance(o, np.generic):
+            return _finite(o.item())
+    except ImportError:  # pragma: no cover
+        pass
+    return o
 
 
 def read_card(path: str | os.PathLike) -> ModelCard:

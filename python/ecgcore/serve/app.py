@@ -27,6 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .._version import __version__
 from .db import Store
+from ..infer.limits import MAX_FS, MIN_FS, SignalTooLong, check_signal_size, npy_header
+from .body_limit import BodyLimitMiddleware
 from .inference import DENOISE_LEN, ModelUnavailable, ServeModels
 from .keys import normalize_email, valid_email
 from .mail import MailError, OutboxMailer, deactivated_message, key_message, make_mailer, verification_message
@@ -53,52 +55,6 @@ def _error(status: int, message: str, headers=None, **extra) -> JSONResponse:
 
 
 # ---- ASGI middleware --------------------------------------------------------------------------------------
-class BodyLimitMiddleware:
-    """413 for bodies over the limit, by Content-Length up front or by counting a chunked stream."""
-
-    def __init__(self, app, max_body: int, max_upload: int):
-        self.app, self.max_body, self.max_upload = app, max_body, max_upload
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        limit = self.max_upload if scope["path"] == PREDICT_PATH else self.max_body
-        message = (f"Request body too large: at most {limit} bytes"
-                   f"{' per upload' if limit == self.max_upload else ''} are accepted")
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > limit
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    return await _error(413, message)(scope, receive, send)
-        seen = 0
-        started = False
-
-        async def counted_receive():
-            nonlocal seen
-            msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > limit:
-                    raise ApiError(413, message)
-            return msg
-
-        async def tracked_send(msg):
-            nonlocal started
-            if msg["type"] == "http.response.start":
-                started = True
-            await send(msg)
-
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except ApiError as exc:  # raised by counted_receive outside any handler
-            if started:
-                raise
-            await _error(exc.status_code, exc.detail)(scope, receive, send)
-
-
 class AccessLogMiddleware:
     """One log line per request: method, path WITHOUT query string (tokens travel there), status, time."""
 
@@ -145,11 +101,16 @@ def _loads(raw: bytes):
     try:
         import orjson
     except ImportError:
-        return json.loads(raw)
+        orjson = None
+    if orjson is not None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # NaN literals, integers beyond 64 bits: the standard parser reads them for a precise error
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
         return json.loads(raw)
+    except RecursionError:  # e.g. 100,000 nested "[": invalid for this API, not a 500
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _signal_response(model_version: int, y: np.ndarray, units: str) -> Response:
@@ -243,13 +204,15 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
         store.dispose()
 
     app = FastAPI(title="ecgcore serve — Heartify API", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # /docs is served below from the package, not from a CDN
                   description="ECG denoising with API keys (Heartify-compatible), arrhythmia prediction from WFDB "
                               "records, health and model cards. Errors are JSON objects {\"error\": ...}.")
     app.state.settings, app.state.store, app.state.mailer, app.state.models = settings, store, mailer, models
     app.state.limiter = limiter
 
     # the last added runs first: access log around everything, CORS headers also on 413 answers
-    app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes,
+                       upload_paths=(PREDICT_PATH,))
     if settings.cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
@@ -373,7 +336,10 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
             if result.status != "ok":
                 raise ApiError(400, "Invalid or expired token")
             if result.action == "generate":
-                key, row_id = store.issue_key(result.email)
+                issued = store.issue_key(result.email)
+                if issued is None:  # verified twice, or a key was made from another link meanwhile
+                    raise ApiError(409, "Email already has an active API key. Please deactivate it first.")
+                key, row_id = issued
                 try:
                     mailer.send(key_message(settings.sender_email, result.email, key))
                 except MailError:
@@ -402,8 +368,7 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
                   "type": "object", "required": ["ecg_signal"], "properties": {"ecg_signal": {
                       "type": "array", "items": {"type": "number"}, "minItems": DENOISE_LEN,
                       "maxItems": DENOISE_LEN}}}}}},
-                  "parameters": [{"name": API_KEY_HEADER, "in": "header", "required": True,
-                                  "schema": {"type": "string"}}]})
+                  "security": [{"ApiKeyAuth": []}]})
     async def denoise(request: Request,
                       output: str | None = Query(None, pattern="^(zscore|input)$",
                                                  description="zscore: the seed's z-score units (default unless the "
@@ -425,6 +390,8 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
                 y = models.denoise(x, restore_scale=(mode == "input"))
             except ModelUnavailable as exc:
                 raise ApiError(500, "Model initialization error", details=str(exc)) from None
+            except ValueError as exc:
+                raise ApiError(400, str(exc)) from None
             return _signal_response(settings.model_version, y, mode)
 
         return await run_in_threadpool(work)
@@ -435,15 +402,17 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
               description="Multipart field `file` (repeatable): a WFDB record as its `.hea` + `.dat` (optionally "
                           "`.atr`: then beats are taken at the annotated R peaks), or `.npy` arrays "
                           "[n_samples] / [n_samples, n_leads] with form field `fs` (default 360 Hz). Every record "
-                          "uploaded is scored. `x-api-key` is optional (checked and counted when sent) unless the server "
-                          "runs with ECGCORE_SERVE_PREDICT_REQUIRES_KEY=true.",
+                          "uploaded is scored. Needs the `x-api-key` header unless the server runs with `--open-predict`. "
+                          "Records longer than the server's --max-duration (default 1 h) or sampled outside "
+                          "50-2000 Hz are refused before any work (413 / 400).",
               openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                   "type": "object", "required": ["file"], "properties": {
                       "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                      "fs": {"type": "number"}}}}}}})
+                      "fs": {"type": "number"}}}}}},
+                  "security": [{"ApiKeyAuth": []}]})
     async def predict(request: Request):
         def gate():
-            if settings.predict_requires_key or request.headers.get(API_KEY_HEADER):
+            if settings.predict_requires_key or request.headers.get(API_KEY_HEADER):  # a key sent is checked
                 ip_limit_and_authenticate(request)
             else:
                 ip_limit(request)
@@ -480,6 +449,9 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
             await form.close()  # the spooled upload files
             shutil.rmtree(tmp, ignore_errors=True)
 
+    # ---- documentation: Swagger UI from the package (works offline), the x-api-key scheme declared -------
+    _install_docs(app)
+
     # ---- service ------------------------------------------------------------------------------------------
     @app.get("/health", tags=["service"], summary="Liveness, database reachability and model status")
     async def health():
@@ -495,9 +467,44 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
 
     @app.get("/models", tags=["service"], summary="Cards of the models this server runs")
     async def list_models():
-        return {"models": await run_in_threadpool(models.cards), "status": models.status()}
+        # strict JSON: a card's undefined metric (NaN) is null, never a 500
+        from ..export.card import strict_json_value
+
+        return strict_json_value({"models": await run_in_threadpool(models.cards), "status": models.status()})
 
     return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the ``swagger-ui-bundle`` package (no CDN: the page works offline), and the
+    ``x-api-key`` header declared as the API's security scheme in the OpenAPI document."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi():
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = {"ApiKeyAuth": {
+                "type": "apiKey", "in": "header", "name": API_KEY_HEADER,
+                "description": "The API key emailed by /api/v1/api-keys/generation."}}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+    try:
+        import swagger_ui_bundle
+        from starlette.staticfiles import StaticFiles
+    except ImportError:  # the serve extra brings it; without it there is the JSON document only
+        return
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - docs",
+                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs/assets/favicon-32x32.png")
 
 
 def _predict_files(tmp: Path, names: list[str], fs, models: ServeModels, settings: Settings) -> JSONResponse:
@@ -515,15 +522,40 @@ def _predict_files(tmp: Path, names: list[str], fs, models: ServeModels, setting
         raise ApiError(400, f"{', '.join(orphans)}: uploaded without the record's .hea header "
                             "(a WFDB record is its .hea plus the .dat files it names)")
     targets = [tmp / n for n in by_ext.get(".hea", [])] + [tmp / n for n in by_ext.get(".npy", [])]
+    # every upload's size is checked from its header before any record is decoded or scored
+    for path in targets:
+        try:
+            if path.suffix == ".npy":
+                shape, _ = npy_header(path)
+                if len(shape) not in (1, 2) or 0 in shape:
+                    raise ValueError(f"expected a [n_samples] or [n_samples, n_leads] array, got shape {shape}")
+                check_signal_size(path.name, max(shape), fs or 360.0, min(shape) if len(shape) == 2 else 1,
+                                  max_duration_s=settings.max_duration_s)
+            else:
+                hdr = _check_header_files(path, set(names))
+                check_signal_size(path.name, hdr.sig_len or 0, hdr.fs, hdr.n_sig,
+                                  max_duration_s=settings.max_duration_s)
+        except SignalTooLong as exc:
+            raise ApiError(413, str(exc)) from None
+        except (OSError, ValueError, KeyError, IndexError, OverflowError, TypeError) as exc:
+            raise ApiError(400, f"{path.name}: could not read the record: {str(exc).replace(str(tmp) + '/', '')}") \
+                from None
     results = []
     for path in targets:
         try:
             if path.suffix == ".npy":
                 rec = read_record(path, fs=fs or 360.0)
             else:
-                _check_header_files(path, set(names))
                 rec = read_record(path.with_suffix(""))
-        except (OSError, ValueError, KeyError, IndexError) as exc:
+            if rec.duration > settings.max_duration_s:  # a header without a sample count
+                raise SignalTooLong(f"{path.name}: {rec.duration / 60:.1f} min of ECG; this server accepts at most "
+                                    f"{settings.max_duration_s / 60:.0f} min per record")
+            if not np.isfinite(rec.signal).all() or np.abs(rec.signal).max(initial=0.0) > 1e12:
+                raise ValueError("samples must be finite numbers within ±1e12 (NaN, infinities and values "
+                                 "near the float limit are not ECG)")
+        except SignalTooLong as exc:
+            raise ApiError(413, str(exc)) from None
+        except (OSError, ValueError, KeyError, IndexError, OverflowError, TypeError) as exc:
             raise ApiError(400, f"{path.name}: could not read the record: {str(exc).replace(str(tmp) + '/', '')}") \
                 from None
         try:
@@ -552,12 +584,12 @@ def _form_fs(raw) -> float | None:
         fs = float(raw)
     except (TypeError, ValueError):
         raise ApiError(400, f"fs must be a number (Hz), got {str(raw)[:40]!r}") from None
-    if not math.isfinite(fs) or fs <= 0:
-        raise ApiError(400, f"fs must be a positive number (Hz), got {raw!r}")
+    if not math.isfinite(fs) or not MIN_FS <= fs <= MAX_FS:
+        raise ApiError(400, f"fs must be a sampling rate between {MIN_FS:g} and {MAX_FS:g} Hz, got {raw!r}")
     return fs
 
 
-def _check_header_files(hea: Path, uploaded: set[str]) -> None:
+def _check_header_files(hea: Path, uploaded: set[str]):
     """A header may only name signal files uploaded with it: no paths, so it cannot read the server's files."""
     from ..io import read_header
 
@@ -568,6 +600,7 @@ def _check_header_files(hea: Path, uploaded: set[str]) -> None:
         if spec.file_name != Path(spec.file_name).name or spec.file_name not in uploaded:
             raise ValueError(f"the header names signal file {spec.file_name!r}, which was not uploaded with it "
                              f"(upload {hea.name} together with {spec.file_name})")
+    return hdr
 
 
 def create_app_from_env() -> FastAPI:

@@ -27,10 +27,22 @@ import click
                    "0: all cores]. /predict's classifiers use ECGCORE_SERVE_PREDICT_THREADS (default all cores).")
 @click.option("--outbox", default=None, type=click.Path(file_okay=False),
               help="Without SMTP_HOST, emails are written here (mode 0600) [default: ~/.local/share/ecgcore/serve/outbox].")
+@click.option("--open-predict", is_flag=True, default=None,
+              help="Let /predict be used without an API key (still limited per IP) [default: a key is required; "
+                   "env ECGCORE_SERVE_PREDICT_REQUIRES_KEY=false].")
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, metavar="ADDR",
+              help="Believe X-Forwarded-For / X-Forwarded-Proto only from this reverse proxy (IP or CIDR, "
+                   "repeatable) [default: from nobody: the per-IP limit counts the TCP peer].")
+@click.option("--max-duration", "max_duration_s", type=click.FloatRange(min=1.0), default=None,
+              help="Longest signal /predict accepts, in seconds [default 3600], refused (413) before any work.")
+@click.option("--max-memory", "max_memory_mb", type=click.FloatRange(min=64.0), default=None,
+              help="Memory budget of one model run in MB: batch sizes come from the model card's bytes per "
+                   "item [default 1024].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 def serve(host, port, database_url, workers, base_url, cors_origins, model_version, denoise_output, rate_per_key,
-          rate_per_ip, model_threads, outbox, log_level):
+          rate_per_ip, model_threads, outbox, open_predict, trusted_proxies, max_duration_s, max_memory_mb,
+          log_level):
     """Serve the Heartify-compatible REST API: API keys by email, /api/v1/denoising, /predict, /health, /models.
 
     \b
@@ -51,7 +63,9 @@ def serve(host, port, database_url, workers, base_url, cors_origins, model_versi
     overrides = {k: v for k, v in {
         "database_url": database_url, "base_url": base_url, "model_version": model_version,
         "denoise_output": denoise_output, "rate_limit_per_key": rate_per_key, "rate_limit_per_ip": rate_per_ip,
-        "outbox_dir": outbox, "model_threads": model_threads, "cors_origins": list(cors_origins) or None}.items() if v is not None}
+        "outbox_dir": outbox, "model_threads": model_threads, "cors_origins": list(cors_origins) or None,
+        "predict_requires_key": False if open_predict else None, "trusted_proxies": list(trusted_proxies) or None,
+        "max_duration_s": max_duration_s, "max_memory_mb": max_memory_mb}.items() if v is not None}
     if "base_url" not in overrides and not os.environ.get("BASE_URL"):
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         overrides["base_url"] = f"http://{shown}:{port}"
@@ -70,5 +84,9 @@ def serve(host, port, database_url, workers, base_url, cors_origins, model_versi
     _configure_logging()
     click.echo(f"ecgcore serve on http://{host}:{port} (docs: /docs), database "
                f"{settings.redacted()['database_url']}", err=True)
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: a client on loopback could then pick its own
+    # address for the per-IP limit. Proxy headers are read only from the proxies named by --trusted-proxy.
+    proxies = settings.trusted_proxies
     uvicorn.run("ecgcore.serve.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level, access_log=False, server_header=False)
+                log_level=log_level, access_log=False, server_header=False, proxy_headers=bool(proxies),
+                forwarded_allow_ips=",".join(proxies) if proxies else "")

@@ -96,7 +96,7 @@ def make_engine(url: str) -> Engine:
         u = u.set(drivername="postgresql+psycopg")
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
-            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(u.database).expanduser())
         engine = create_engine(u, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=8,
                                max_overflow=16)
 
@@ -118,6 +118,22 @@ def make_engine(url: str) -> Engine:
         raise ValueError(f"database URL {u.render_as_string(hide_password=True)!r}: only sqlite:/// and "
                          f"postgresql:// are supported")
     return create_engine(u, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the database file readable by its owner only (0600; its folder 0700 when we create it): it holds
+    email addresses and key digests. SQLite gives its -wal/-shm files the database file's mode."""
+    import os
+
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            os.fchmod(fd, 0o600)  # a file made by an older version (0644): tighten it
+    finally:
+        os.close(fd)
 
 
 class Store:
@@ -142,30 +158,29 @@ class Store:
         with self.engine.begin() as conn:
             return conn.execute(select(ApiKey.id).where(ApiKey.email == email, ApiKey.active)).first() is not None
 
-    def issue_key(self, email: str) -> tuple[str, int]:
-        """Deactivate every key of ``email`` and create a new active one; returns (key, row id).
+    def issue_key(self, email: str) -> tuple[str, int] | None:
+        """Create the active key of ``email``; returns (key, row id), or None when it already has one.
 
-        Two verifications racing for one address both succeed, one after the other: on PostgreSQL a
+        A mailbox holds at most one active key: a second generation link followed after the first one was
+        verified does not rotate the key (the user deactivates it first, as the API's 409 says). Two
+        verifications racing for one address: one wins, the other gets None. On PostgreSQL a
         transaction-scoped advisory lock on the address serialises them (SQLite's BEGIN IMMEDIATE already
-        does); the partial unique index is the backstop that makes any loser retry.
+        does); the partial unique index is the backstop.
         """
-        for attempt in range(5):
-            key = new_api_key()
-            now = utcnow()
-            try:
-                with self.engine.begin() as conn:
-                    if self.dialect == "postgresql":
-                        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:e, 0))"), {"e": email})
-                    conn.execute(update(ApiKey).where(ApiKey.email == email, ApiKey.active)
-                                 .values(active=False, deactivated_at=now))
-                    row_id = conn.execute(ApiKey.__table__.insert().values(
-                        key_hash=digest(key), email=email, active=True, created_at=now, request_count=0)
-                        .returning(ApiKey.id)).scalar_one()
-                return key, row_id
-            except IntegrityError:
-                if attempt == 4:
-                    raise
-        raise AssertionError("unreachable")
+        key = new_api_key()
+        now = utcnow()
+        try:
+            with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:e, 0))"), {"e": email})
+                if conn.execute(select(ApiKey.id).where(ApiKey.email == email, ApiKey.active)).first() is not None:
+                    return None
+                row_id = conn.execute(ApiKey.__table__.insert().values(
+                    key_hash=digest(key), email=email, active=True, created_at=now, request_count=0)
+                    .returning(ApiKey.id)).scalar_one()
+            return key, row_id
+        except IntegrityError:  # the unique index caught a concurrent insert: that one is the active key
+            return None
 
     def deactivate_active_key(self, email: str) -> bool:
         with self.engine.begin() as conn:

@@ -101,15 +101,23 @@ class ServeModels:
         """
         scorer = self._get("denoise")
         x = np.asarray(signal, dtype=np.float64)
-        mean, std = float(x.mean()), float(x.std())
-        std = std if std > 0 else 1.0
-        z = (x - mean) / std
+        # mean and std of x / max|x|, scaled back: values near the float limit (±1e308) do not overflow
+        peak = float(np.abs(x).max(initial=0.0)) or 1.0
+        xs = x / peak
+        mean_s, std_s = float(xs.mean()), float(xs.std())
+        mean, std = mean_s * peak, (std_s * peak if std_s > 0 else 1.0)
+        z = (xs - mean_s) / std_s if std_s > 0 else xs - mean_s
         # Scorer.denoise is what ecgcore.infer.denoise_signal runs; calling it on our own Scorer keeps one
         # onnxruntime session per process instead of a second cached one.
         out = np.asarray(scorer.denoise(z, DENOISE_FS), dtype=np.float64)
-        if restore_scale:
-            out = out * std + mean
-        return out.astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if restore_scale:
+                out = out * std + mean
+            out = out.astype(np.float32)
+        if not np.isfinite(out).all():
+            raise ValueError("the denoised signal does not fit in float32 in the request's scale; send samples "
+                             "in mV or ADC units (or ask for output=zscore)")
+        return out
 
     def predict(self, record) -> dict:
         """Normal/Abnormal per 10 s segment and AAMI class per beat for one ``ecgcore.Record``.

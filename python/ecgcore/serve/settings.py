@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+MIN_FS, MAX_FS = 50.0, 2000.0  # sampling rates /predict accepts (Hz)
+
 
 def default_data_dir() -> Path:
     """Per-user data folder for the embedded database and the dev outbox (XDG on Linux)."""
@@ -52,7 +54,13 @@ class Settings:
     email_requests_per_hour : generation/deactivation requests per address and hour (stops mail bombing).
     max_body_bytes : limit of a JSON request body; max_upload_bytes : limit of a /predict upload.
     cors_origins : allowed browser origins (empty: no CORS headers; ``*`` for any).
-    predict_requires_key : when true, /predict needs a valid ``x-api-key`` like /api/v1/denoising.
+    predict_requires_key : /predict needs a valid ``x-api-key`` like /api/v1/denoising (default true;
+        ``ecgcore serve --open-predict`` allows anonymous use, still limited per IP).
+    max_duration_s : longest signal /predict accepts (default 1 h), checked on the header / array shape
+        before any sample is read; sampling rates outside ``MIN_FS``..``MAX_FS`` Hz are refused the same way.
+    max_memory_mb : memory budget of one model run (batch sizes come from the card's bytes per item).
+    trusted_proxies : addresses of reverse proxies whose ``X-Forwarded-For`` / ``X-Forwarded-Proto`` headers
+        are believed (empty: none; then the per-IP limit counts the TCP peer, whatever a client claims).
     model_threads : onnxruntime intra-op threads per model (default 1: a server's parallelism comes from
         its concurrent requests, and several intra-op pools on the same cores only fight; measured here the
         bundled U-Net takes 17 ms CPU per 1300-sample request with 1 thread, 36 ms with 2). 0: all cores,
@@ -84,7 +92,10 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     max_upload_bytes: int = 64 * 1024 * 1024
     cors_origins: list[str] = field(default_factory=list)
-    predict_requires_key: bool = False
+    predict_requires_key: bool = True
+    max_duration_s: float = 3600.0
+    max_memory_mb: float = 1024.0
+    trusted_proxies: list[str] = field(default_factory=list)
     model_threads: int = 1
     predict_threads: int = 0
 
@@ -101,6 +112,8 @@ class Settings:
         "max_body_bytes": "ECGCORE_SERVE_MAX_BODY", "max_upload_bytes": "ECGCORE_SERVE_MAX_UPLOAD",
         "cors_origins": "CORS_ORIGINS", "predict_requires_key": "ECGCORE_SERVE_PREDICT_REQUIRES_KEY",
         "model_threads": "ECGCORE_SERVE_MODEL_THREADS", "predict_threads": "ECGCORE_SERVE_PREDICT_THREADS",
+        "max_duration_s": "ECGCORE_SERVE_MAX_DURATION", "max_memory_mb": "ECGCORE_SERVE_MAX_MEMORY_MB",
+        "trusted_proxies": "ECGCORE_SERVE_TRUSTED_PROXIES",
     }
 
     def __post_init__(self):
@@ -110,7 +123,8 @@ class Settings:
             self.outbox_dir = str(default_data_dir() / "outbox")
         if self.denoise_output not in ("zscore", "input"):
             raise ValueError(f"denoise_output must be 'zscore' or 'input', got {self.denoise_output!r}")
-        for name in ("token_ttl_s", "rate_window_s", "max_body_bytes", "max_upload_bytes"):
+        for name in ("token_ttl_s", "rate_window_s", "max_body_bytes", "max_upload_bytes", "max_duration_s",
+                     "max_memory_mb"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("rate_limit_per_key", "rate_limit_per_ip", "email_requests_per_hour", "model_threads",
@@ -133,6 +147,8 @@ class Settings:
             try:
                 if kind == "int":
                     kwargs[name] = int(raw)
+                elif kind == "float":
+                    kwargs[name] = float(raw)
                 elif kind == "bool":
                     kwargs[name] = _bool(raw)
                 elif kind == "list[str]":
