@@ -169,3 +169,71 @@ def test_cli_help_and_no_training_framework():
     assert h.returncode == 0
     for opt in ("--host", "--port", "--open / --no-open", "--llm"):
         assert opt in h.stdout
+
+
+def test_declared_oversize_upload_is_refused_before_the_body(client):
+    """A 320 MB Content-Length gets the 413 page at once, though not a byte of the body is sent."""
+    import socket
+
+    host, port = client.base_url.host, client.base_url.port
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(b"POST /analyze HTTP/1.1\r\nHost: x\r\nContent-Length: 335544320\r\n"
+                  b"Content-Type: multipart/form-data; boundary=xyz\r\n\r\n")
+        answer = b""
+        while b"</html>" not in answer.lower():
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    text = answer.decode("latin-1")
+    assert text.startswith("HTTP/1.1 413"), text[:200]
+    assert "the upload is larger than 2 MB" in text
+
+
+def test_too_long_and_out_of_range_ecgs_are_refused(tmp_path):
+    from ecgcore.app.server import create_app
+
+    app = create_app(ModelSuite(beats=None, segments=None, superclass=None), max_duration_s=60, llm="",
+                     jobs_dir=tmp_path / "jobs")
+    server, thread, url = _serve(app)
+    try:
+        with httpx.Client(base_url=url, timeout=120) as c:
+            r = c.post("/analyze", files=_files("100.hea", "100.dat"))            # 5 min > 1 min
+            assert r.status_code == 413 and "at most 1 min per record" in r.text
+            r = c.post("/analyze", files=[("files", ("x.npy", _npy(np.zeros(36000, np.float32))))],
+                       data={"fs": "3600"})
+            assert r.status_code == 400 and "between 50 and 2000 Hz" in r.text
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_job_folder_is_deleted_when_the_app_stops():
+    """The app keeps nothing of the uploads after it stops: its temporary job folder goes with it."""
+    from ecgcore.app.server import create_app
+
+    app = create_app(ModelSuite(beats=None, segments=None, superclass=None), llm="")
+    root = app.state.jobs.root
+    sig = read_record(BUNDLED / "100", sampto=3600, annotator=None).signal[:, 0]
+    server, thread, url = _serve(app)
+    try:
+        r = httpx.post(f"{url}/analyze", files=[("files", ("s.npy", _npy(sig)))], data={"fs": "360"}, timeout=120)
+        assert r.status_code == 200 and any(root.iterdir())
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert not thread.is_alive() and not root.exists()
+
+
+def test_attention_overlay_comes_from_the_attention_graph():
+    """segments-abnormal's attention map is computed by its second graph, for the most abnormal segment only."""
+    from ecgcore.export import list_bundled
+
+    if "segments-abnormal" not in list_bundled():
+        pytest.skip("bundled segments-abnormal not installed")
+    suite = ModelSuite(beats=None, superclass=None)
+    out = suite.predict(read_record(BUNDLED / "208", annotator=None), lead=0)
+    assert out.segments and len(out.attention) == 1
+    (i, att), = out.attention.items()
+    assert att.shape == (900,) and np.isfinite(att).all() and abs(att.sum() - 1.0) < 1e-3
+    assert out.segment_signal[i].size == 3600

@@ -78,8 +78,27 @@ def test_fs_required_and_validated(mlii):
     assert "enter it in the fs field" in errors[0].message
     _, errors = parse_uploads([f], fs="abc")
     assert "must be a number" in errors[0].message
-    _, errors = parse_uploads([f], fs="10")
-    assert "between 50 and 20000 Hz" in errors[0].message
+    for fs in ("10", "5000"):
+        _, errors = parse_uploads([f], fs=fs)
+        assert "between 50 and 2000 Hz" in errors[0].message
+
+
+def test_hostile_npy_headers_and_durations(tmp_path):
+    """Sizes are judged from the .npy header before the samples are loaded: a 1 KB file claiming 10^11
+    samples, an ECG over the duration limit, values near the float limit."""
+    from numpy.lib import format as npformat
+
+    head = io.BytesIO()
+    npformat.write_array_header_1_0(head, {"descr": "<f8", "fortran_order": False, "shape": (10**11,)})
+    claims = UploadedFile("claims.npy", head.getvalue() + b"\0" * 1024)
+    long = UploadedFile("long.npy", _npy(np.zeros(360 * 601, np.float32)))
+    huge = UploadedFile("huge.npy", _npy(np.tile([1e308, -1e308], 3600)))
+    recs, errors = parse_uploads([claims, long, huge], fs="360", max_duration_s=600)
+    assert recs == []
+    by = {e.name: e for e in errors}
+    assert "but the file holds 1024 bytes" in by["claims.npy"].message and not by["claims.npy"].too_long
+    assert by["long.npy"].too_long and "at most 10 min" in by["long.npy"].message
+    assert "within ±1e12" in by["huge"].message
 
 
 def test_csv_upload(tmp_path, mlii):

@@ -114,7 +114,7 @@ def test_bad_files_are_reported_and_the_run_goes_on(segments_model, mini_dir, tm
     (data / "empty.npy").write_bytes(b"")
     np.save(data / "short.npy", np.zeros(100))
     out = tmp_path / "o.csv"
-    res = _run("infer", folder, data, "-o", out, "--threads", 1, "--no-progress")
+    res = _run("infer", folder, data, "-o", out, "--fs", 360, "--threads", 1, "--no-progress")
     assert res.exit_code == 0, res.output
     errs = {e["record"].rsplit("/", 1)[-1]: e["error"] for e in json.loads((tmp_path / "o.errors.json").read_text())}
     assert set(errs) == {"100", "empty.npy", "short.npy"}
@@ -130,7 +130,10 @@ def test_npy_and_csv_inputs_take_fs(segments_model, mini_dir, tmp_path):
     np.save(tmp_path / "a.npy", rec.signal[:, :1])
     np.savetxt(tmp_path / "b.csv", rec.signal[:36000], delimiter=",", header="MLII,V1", comments="")
     out = tmp_path / "o.jsonl"
-    assert _run("infer", folder, tmp_path / "a.npy", tmp_path / "b.csv", "-o", out, "--threads", 1,
+    # arrays carry no rate: without --fs the run refuses to guess, and says how to give it
+    res = _run("infer", folder, tmp_path / "a.npy", tmp_path / "b.csv", "-o", out, "--threads", 1, "--no-progress")
+    assert res.exit_code != 0 and "give it with --fs, e.g. --fs 360" in res.output and not out.exists()
+    assert _run("infer", folder, tmp_path / "a.npy", tmp_path / "b.csv", "-o", out, "--fs", 360, "--threads", 1,
                 "--no-progress").exit_code == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert sum(r["record"] == "a" for r in lines) == (rec.n_samples - 3600) // 1800 + 1
@@ -190,6 +193,23 @@ def test_denoiser_writes_records(denoiser_model, mini_dir, tmp_path, fmt):
     assert "records skipped (already done)  2" in res.output
 
 
+def test_denoiser_one_input_to_one_file(denoiser_model, mini_dir, tmp_path):
+    """`-o clean.npy` with one input writes that file (not a folder named clean.npy) and counts samples."""
+    from ecgcore.infer import denoise_signal
+    from ecgcore.io import read_record
+
+    folder, _, _ = denoiser_model
+    rec = read_record(mini_dir / "119")
+    np.save(tmp_path / "noisy.npy", rec.signal[:36000, 0])
+    out = tmp_path / "clean.npy"
+    res = _run("infer", folder, tmp_path / "noisy.npy", "--fs", 360, "-o", out, "--threads", 1, "--no-progress")
+    assert res.exit_code == 0, res.output
+    assert out.is_file() and "samples denoised                36000" in res.output, res.output
+    want = denoise_signal(rec.signal[:36000, 0], 360.0, model=folder, threads=1)
+    np.testing.assert_allclose(np.load(out), want, rtol=1e-5, atol=1e-5)
+    assert json.loads((tmp_path / "clean.summary.json").read_text())["items"] == 36000
+
+
 def test_models_lists_bundled_cards(beats_model, tmp_path, monkeypatch):
     import ecgcore.export.card as card_mod
 
@@ -205,6 +225,32 @@ def test_models_lists_bundled_cards(beats_model, tmp_path, monkeypatch):
     assert json.loads(_run("models", "beats-test").output)["name"] == "test-beats"
     res = _run("infer", "beats-test", tmp_path / "missing", "-o", tmp_path / "o.csv")
     assert res.exit_code != 0 and "missing" in res.output
+
+
+def test_models_shows_headline_metrics_and_warnings(beats_model, tmp_path, monkeypatch):
+    """`ecgcore models`: test metrics (not parity checks or counts), no internal spec references, and the
+    flag for a model whose card says it stopped before converging."""
+    import ecgcore.export.card as card_mod
+    from ecgcore.export.card import read_card, write_card
+
+    folder, _, _ = beats_model
+    root = tmp_path / "models"
+    for name, finished in (("done", True), ("capped", False)):
+        shutil.copytree(folder, root / name)
+        card = read_card(root / name)
+        card.description = "A classifier (SPEC §4) of beats."
+        card.metrics = {"test": {"accuracy": 0.91, "n": 1234, "per_class": {"N": {"F1": 0.9}}},
+                        "onnx_parity_max_abs_diff": 1e-6}
+        card.training = {**card.training, "finished": finished}
+        write_card(card, root / name / "model.json")
+    monkeypatch.setattr(card_mod, "bundled_models_dir", lambda: root)
+    out = _run("models").output
+    assert "test metrics: test.accuracy 0.910" in out and "parity" not in out and "1234" not in out
+    assert "SPEC" not in out and "A classifier of beats." in out
+    capped_block = out[out.index("capped  ["):out.index("done  [")]
+    done_block = out[out.index("done  ["):]
+    assert "NOT FOR CLINICAL OR PRODUCTION USE" in capped_block and "undertrained" in capped_block
+    assert "NOT FOR CLINICAL OR PRODUCTION USE" not in done_block
 
 
 def test_embedder_rows_and_key(heartid_model, data_dir, tmp_path):

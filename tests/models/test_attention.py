@@ -229,12 +229,16 @@ def test_train_evaluate_export_parity(tiny_segments, tmp_path):
     assert card.classes == ["Normal", "Abnormal"] and card.fs == 360.0
     assert card.inputs[0]["shape"] == [None, 1, 3600]
     assert [o["name"] for o in card.outputs] == ["logits", "probabilities", "attention"]
-    # Independent check: real windows, batch sizes other than the export's (dynamic axis).
+    # Independent check (the logits graph computes attention in blocks of query steps): real windows, batch sizes other than the export's (dynamic axis).
     model, _ = __import__("ecgcore.models.attention.training", fromlist=["load_run"]).load_run(run)
     x = att_data.protocol_splits(tiny_segments, "inter-patient", val_records=1)["test"].x[[0, 5, 11, 17, 23]]
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    att_sess = ort.InferenceSession(str(onnx_path.parent / "attention.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in sess.get_outputs()] == ["logits", "probabilities"]   # no (B, 900, 900) output
+    assert card.outputs[2]["graph"] == "attention.onnx"
     for batch in (x[:1], x):
-        logits, prob, att = sess.run(None, {"ecg": batch})
+        logits, prob = sess.run(None, {"ecg": batch})
+        (att,) = att_sess.run(None, {"ecg": batch})
         with torch.no_grad():
             ref_logits, ref_att = model(torch.from_numpy(batch))
         np.testing.assert_allclose(logits, ref_logits.numpy(), atol=1e-4, rtol=0)
@@ -261,3 +265,23 @@ def test_cli_train_evaluate_export(tiny_segments, tmp_path):
     assert (run / "model.onnx").is_file() and (run / "model.json").is_file()
     r = CliRunner().invoke(main, ["train", "attention", str(tmp_path / "nowhere"), str(run)])
     assert r.exit_code != 0 and "not found" in r.output
+
+
+def test_logits_graph_holds_no_full_attention_tensor():
+    """The bundled segments-abnormal graph computes attention over blocks of query steps: no value in it has
+    900 x 900 elements per item (a (B, 8, 900, 900) tensor made a 256-window batch take 15 GB)."""
+    import onnx
+    from onnx import shape_inference
+
+    from ecgcore.export import list_bundled
+
+    if "segments-abnormal" not in list_bundled():
+        pytest.skip("bundled segments-abnormal not installed")
+    graph = shape_inference.infer_shapes(onnx.load(str(list_bundled()["segments-abnormal"] / "model.onnx"))).graph
+    sizes = []
+    for v in list(graph.value_info) + list(graph.output):
+        dims = [d.dim_value for d in v.type.tensor_type.shape.dim[1:]]
+        if dims and all(d > 0 for d in dims):
+            sizes.append(int(np.prod(dims)))
+    assert sizes and max(sizes) < 900 * 900, max(sizes)
+    assert [o.name for o in graph.output] == ["logits", "probabilities"]

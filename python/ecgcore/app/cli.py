@@ -25,9 +25,13 @@ def _has_display() -> bool:
                    f"results JSON by POST, or a command reading it on stdin. Off by default (also ${LLM_ENV}).")
 @click.option("--max-upload-mb", default=200.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Largest upload accepted.")
+@click.option("--max-duration", "max_duration_s", default=3600.0, show_default=True, type=click.FloatRange(min=1.0),
+              help="Longest ECG analysed, in seconds; longer uploads are refused before their samples are read.")
+@click.option("--max-memory", default=512.0, show_default=True, type=click.FloatRange(min=16.0),
+              help="Memory budget (MB) of one model batch; batch sizes come from each model card.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
               help="ONNX Runtime threads per model.")
-def app(host, port, open_browser, llm, max_upload_mb, threads):
+def app(host, port, open_browser, llm, max_upload_mb, max_duration_s, max_memory, threads):
     """Start the ECG diagnosis app and print its address.
 
     Upload .npy, .csv or WFDB (.hea + .dat [+ .atr]) files, several at once: every ECG is analysed with
@@ -47,7 +51,8 @@ def app(host, port, open_browser, llm, max_upload_mb, threads):
     from .models import ModelSuite
     from .server import create_app
 
-    application = create_app(ModelSuite(threads=threads), llm=llm, max_upload_mb=max_upload_mb)
+    application = create_app(ModelSuite(threads=threads, max_memory=int(max_memory * 2**20)), llm=llm,
+                             max_upload_mb=max_upload_mb, max_duration_s=max_duration_s)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     click.echo(f"ecgcore app: {url}  (Ctrl+C to stop)")
     if open_browser is None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..export.card import card_warnings, headline_metrics
 from ..io import Record
 
 __all__ = ["BEATS_MODEL", "SEGMENTS_MODEL", "SUPERCLASS_MODEL", "ModelSuite", "ModelOutputs", "single_lead_view"]
@@ -65,14 +66,16 @@ class ModelSuite:
     beats, segments, superclass : the model for each role (bundled name, model folder or ``.onnx``);
         None leaves the role out
     threads : intra-op threads per session (the app is shared by concurrent requests)
+    max_memory : memory budget of one batch in bytes (default 512 MiB; batch sizes from each card)
     """
 
     def __init__(self, beats: str | None = BEATS_MODEL, segments: str | None = SEGMENTS_MODEL,
-                 superclass: str | None = SUPERCLASS_MODEL, threads: int | None = 1):
+                 superclass: str | None = SUPERCLASS_MODEL, threads: int | None = 1, max_memory: int | None = None):
         # role -> model (bundled name, folder or .onnx path); None switches a role off.
         self.roles = {"beats": beats, "segments": segments, "superclass": superclass}
         self.names = tuple(str(m) for m in self.roles.values() if m is not None)
         self.threads = threads
+        self.max_memory = max_memory
         self._scorers: dict[str, object] = {}
         self._missing: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -89,7 +92,7 @@ class ModelSuite:
                 self._missing[name] = f"ecgcore.infer is not available ({exc})"
                 return None
             try:
-                scorer = Scorer(name, threads=self.threads)
+                scorer = Scorer(name, threads=self.threads, max_memory=self.max_memory)
             except FileNotFoundError as exc:
                 self._missing[name] = f"model {name!r} is not installed ({exc})"
                 return None
@@ -116,7 +119,7 @@ class ModelSuite:
                 card = scorer.card
                 out[name] = {"available": True, "reason": "", "classes": list(card.classes),
                              "description": card.description, "fs": card.fs,
-                             "metrics": _headline_metrics(card.metrics)}
+                             "metrics": headline_metrics(card), "warnings": card_warnings(card)}
         return out
 
     def predict(self, record: Record, lead: int) -> ModelOutputs:
@@ -179,43 +182,35 @@ def _failure(name: str, exc: Exception) -> str:
     return f"failed on this ECG: {exc}"
 
 
-def _headline_metrics(metrics: dict) -> dict:
-    """A few scalar metrics of a card for the page (cards hold nested, free-form metrics)."""
-    flat = {}
-    for k, v in (metrics or {}).items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            flat[k] = v
-        elif isinstance(v, dict):
-            for k2, v2 in v.items():
-                if isinstance(v2, (int, float)) and not isinstance(v2, bool) and len(flat) < 8:
-                    flat[f"{k}.{k2}"] = v2
-        if len(flat) >= 8:
-            break
-    return flat
-
-
 def _segment_attention(scorer, record: Record, out: ModelOutputs) -> None:
-    """Attention of the most abnormal segment, when the segment model's graph exports an attention output.
+    """Attention of the most abnormal segment, when the segment model has an attention graph (the card's
+    ``attention.onnx``; or, for older exports, an ``attention`` output of the model graph itself).
 
-    Only that one segment is run again (through the same session) for the extra output; its attention is
-    reduced to one weight per time step (the mean over query positions when the graph returns the full
-    matrix), and the overlay is drawn on the record's own samples of that segment.
+    Only that one segment is run (batch 1) for the attention map; it is reduced to one weight per time
+    step (the mean over query positions when the graph returns the full matrix), and the overlay is drawn
+    on the record's own samples of that segment.
     """
-    session = getattr(scorer, "session", None)
-    if session is None or not out.segments:
+    if not out.segments:
         return
-    att_name = next((o.name for o in session.get_outputs() if "att" in o.name.lower()), None)
     positive = next((c for c in out.segment_classes if c != "Normal"), None)
-    if att_name is None or positive is None:
+    if positive is None:
+        return
+    session = getattr(scorer, "session", None)
+    att_name = None if session is None else next(
+        (o.name for o in session.get_outputs() if "att" in o.name.lower()), None)
+    if getattr(scorer, "attention_graph", None) is None and att_name is None:
         return
     probs = np.array([r.get(f"prob_{positive}", 0.0) for r in out.segments])
     i = int(np.argmax(probs))
     prep = scorer.prepare(record)
     x = np.asarray(prep.inputs[0][i:i + 1], dtype=np.float32)
-    inp = session.get_inputs()[0]
-    if isinstance(inp.shape[0], int) and inp.shape[0] > 1:
-        x = np.concatenate([x, np.zeros((inp.shape[0] - 1, *x.shape[1:]), np.float32)])
-    att = np.asarray(session.run([att_name], {inp.name: x})[0][0], dtype=np.float64)
+    if getattr(scorer, "attention_graph", None) is not None:
+        att = np.asarray(scorer.attention(x)[0], dtype=np.float64)
+    else:
+        inp = session.get_inputs()[0]
+        if isinstance(inp.shape[0], int) and inp.shape[0] > 1:
+            x = np.concatenate([x, np.zeros((inp.shape[0] - 1, *x.shape[1:]), np.float32)])
+        att = np.asarray(session.run([att_name], {inp.name: x})[0][0], dtype=np.float64)
     if att.ndim == 2:
         att = att.mean(axis=0)
     start = int(out.segments[i]["sample"])

@@ -10,7 +10,10 @@ Routes:
   report, the measurements, and every model row (beats, segments);
 * ``GET /healthz``: ``{"status": "ok", "models": {...}}``.
 
-Jobs live in a temporary folder, the last ``keep_jobs`` of them; nothing is kept after the server stops.
+Jobs live in a temporary folder, the last ``keep_jobs`` of them; the folder is deleted when the server stops
+(a folder given by the caller is left in place). Uploads over ``max_upload_mb`` are refused from their
+``Content-Length`` before the body is read; ECGs longer than ``max_duration_s`` or sampled outside
+50-2000 Hz are refused from their headers before their samples are read.
 Analysis is CPU work, so the handlers are plain functions (FastAPI runs them in its thread pool).
 """
 # No "from __future__ import annotations": FastAPI resolves the handlers' parameter types (UploadFile)
@@ -30,7 +33,7 @@ from .analysis import analyse_record
 from .models import ModelSuite
 from .pages import error_page, index_page, results_page
 from .report import LLM_ENV, build_pdf, llm_narrative, write_pdf
-from .uploads import UploadedFile, parse_uploads
+from .uploads import MAX_DURATION_S, UploadedFile, parse_uploads
 
 __all__ = ["create_app"]
 
@@ -41,6 +44,7 @@ class _Jobs:
     """Job folders under one temporary root; the oldest are deleted beyond ``keep``."""
 
     def __init__(self, root: "Path | None", keep: int):
+        self.owned = not root  # a temporary root is ours to delete at shutdown
         self.root = Path(root) if root else Path(tempfile.mkdtemp(prefix="ecgcore-app-"))
         self.root.mkdir(parents=True, exist_ok=True)
         self.keep = keep
@@ -57,6 +61,15 @@ class _Jobs:
                 _, old = self._order.popitem(last=False)
                 shutil.rmtree(old, ignore_errors=True)
         return job, path
+
+    def close(self) -> None:
+        """Delete every job (and the temporary root); nothing of the uploads outlives the server."""
+        with self._lock:
+            for path in self._order.values():
+                shutil.rmtree(path, ignore_errors=True)
+            self._order.clear()
+        if self.owned:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def get(self, job: str) -> "Path | None":
         if not _JOB_ID.match(job):
@@ -85,7 +98,8 @@ def _write_predictions(path: Path, analyses) -> None:
 
 
 def create_app(suite: ModelSuite | None = None, *, llm: str | None = None, max_upload_mb: float = 200.0,
-               keep_jobs: int = 20, jobs_dir: str | os.PathLike | None = None):
+               keep_jobs: int = 20, jobs_dir: str | os.PathLike | None = None,
+               max_duration_s: float = MAX_DURATION_S):
     """Build the app.
 
     Parameters
@@ -95,19 +109,37 @@ def create_app(suite: ModelSuite | None = None, *, llm: str | None = None, max_u
         off when neither is set
     max_upload_mb : largest upload accepted
     keep_jobs : how many finished jobs (PDF + JSON) stay downloadable
-    jobs_dir : where job folders go (default: a new temporary folder)
+    jobs_dir : where job folders go (default: a new temporary folder, deleted when the app stops)
+    max_duration_s : longest ECG analysed (default 1 h)
     """
+    import atexit
+    from contextlib import asynccontextmanager
+
     from fastapi import FastAPI, File, Form, UploadFile
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
+    from ..serve.body_limit import BodyLimitMiddleware
 
     suite = suite if suite is not None else ModelSuite()
     llm = llm if llm is not None else (os.environ.get(LLM_ENV) or None)
     jobs = _Jobs(jobs_dir, keep_jobs)
+    atexit.register(jobs.close)  # also when the process ends without a lifespan shutdown
     max_bytes = int(max_upload_mb * 1024 * 1024)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        jobs.close()
+
     app = FastAPI(title="ecgcore app", description="ECG diagnosis app: upload ECGs, get measurements, "
-                  "model outputs and a PDF report.", docs_url=None, redoc_url=None)
+                  "model outputs and a PDF report.", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.suite = suite
     app.state.jobs = jobs
+    # the multipart body is parsed (and spooled) before the handler runs: refuse oversize uploads up front
+    too_large = f"the upload is larger than {max_upload_mb:g} MB"
+    app.add_middleware(BodyLimitMiddleware, max_body=max_bytes + 64 * 1024, max_upload=max_bytes + 64 * 1024,
+                       message=too_large,
+                       render=lambda text: HTMLResponse(error_page([text], "Upload too large"), status_code=413))
 
     @app.get("/", response_class=HTMLResponse)
     def index():
@@ -135,10 +167,12 @@ def create_app(suite: ModelSuite | None = None, *, llm: str | None = None, max_u
         work = job_dir / "uploads"
         work.mkdir()
         try:
-            records, upload_errors = parse_uploads(uploaded, fs=fs, workdir=work)
+            records, upload_errors = parse_uploads(uploaded, fs=fs, workdir=work, max_duration_s=max_duration_s)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         errors = [str(e) for e in upload_errors]
+        if not records and any(e.too_long for e in upload_errors):
+            return HTMLResponse(error_page(errors, "ECG too long"), status_code=413)
         analyses = []
         for rec in records:
             try:

@@ -24,12 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..infer.limits import MAX_FS, MIN_FS, SignalTooLong, check_signal_size, npy_header
 from ..io import Record, read_header, read_record
 
-__all__ = ["MAX_LEADS", "MAX_ECGS", "UploadError", "UploadedFile", "parse_uploads", "split_npy"]
+__all__ = ["MAX_DURATION_S", "MAX_LEADS", "MAX_ECGS", "UploadError", "UploadedFile", "parse_uploads", "split_npy"]
 
 MAX_LEADS = 16
 MAX_ECGS = 64
+MAX_DURATION_S = 3600.0  # longest ECG analysed (default of `ecgcore app --max-duration`)
 _WFDB_SUFFIXES = {".hea", ".dat", ".atr"}
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]")
 
@@ -44,10 +46,11 @@ class UploadedFile:
 
 @dataclass
 class UploadError:
-    """A file that could not be read, with the reason in words."""
+    """A file that could not be read, with the reason in words (``too_long``: over the duration limit)."""
 
     name: str
     message: str
+    too_long: bool = False
 
     def __str__(self) -> str:
         return f"{self.name}: {self.message}"
@@ -69,8 +72,8 @@ def _parse_fs(fs) -> float | None:
         value = float(fs)
     except (TypeError, ValueError):
         raise ValueError(f"sampling rate must be a number in Hz, got {fs!r}") from None
-    if not np.isfinite(value) or value < 50.0 or value > 20000.0:
-        raise ValueError(f"sampling rate must be between 50 and 20000 Hz, got {value:g}")
+    if not np.isfinite(value) or not MIN_FS <= value <= MAX_FS:
+        raise ValueError(f"sampling rate must be between {MIN_FS:g} and {MAX_FS:g} Hz, got {value:g}")
     return value
 
 
@@ -125,8 +128,20 @@ def split_npy(name: str, arr: np.ndarray, fs: float) -> list[Record]:
 _TWELVE = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 
 
-def parse_uploads(files: list[UploadedFile], fs=None, workdir: str | Path | None = None
-                  ) -> tuple[list[Record], list[UploadError]]:
+def _npy_size(name: str, data: bytes, fs: float, max_duration_s: float) -> None:
+    """Check a ``.npy`` upload's declared shape (rate, leads, duration) before its samples are loaded."""
+    shape, dtype = npy_header(data, name)
+    if dtype.kind not in "biuf":
+        raise ValueError(f"expected numeric samples, got dtype {dtype}")
+    if len(shape) not in (1, 2, 3) or 0 in shape:
+        raise ValueError(f"expected an array of shape (n,), (n, ch), (ch, n) or (k, ch, n), got {shape}")
+    item = shape if len(shape) < 3 else shape[1:]
+    leads = 1 if len(item) == 1 else min(item)
+    check_signal_size(name, max(item), fs, min(leads, MAX_LEADS), max_duration_s=max_duration_s)
+
+
+def parse_uploads(files: list[UploadedFile], fs=None, workdir: str | Path | None = None,
+                  max_duration_s: float = MAX_DURATION_S) -> tuple[list[Record], list[UploadError]]:
     """Read every ECG in an upload.
 
     Parameters
@@ -135,6 +150,8 @@ def parse_uploads(files: list[UploadedFile], fs=None, workdir: str | Path | None
     fs : sampling rate (Hz) for ``.npy``/``.csv`` files; a number, a numeric string, or None/"" when the
         upload holds only WFDB records
     workdir : folder where WFDB and CSV files are written to be read (required when there are any)
+    max_duration_s : longest ECG accepted; longer ones (and rates outside 50-2000 Hz) are refused from their
+        header, before their samples are read
 
     Returns
     -------
@@ -177,6 +194,7 @@ def parse_uploads(files: list[UploadedFile], fs=None, workdir: str | Path | None
             continue
         try:
             if suffix == ".npy":
+                _npy_size(safe, f.data, fs_value, max_duration_s)
                 try:
                     arr = np.load(io.BytesIO(f.data), allow_pickle=False)
                 except Exception as exc:  # numpy raises ValueError/EOFError/UnpicklingError for junk
@@ -186,8 +204,12 @@ def parse_uploads(files: list[UploadedFile], fs=None, workdir: str | Path | None
                 path = _write(workdir, safe, f.data)
                 rec = read_record(path, fs=fs_value)
                 rec.name = Path(safe).stem
+                check_signal_size(safe, rec.n_samples, fs_value, min(rec.n_leads, MAX_LEADS),
+                                  max_duration_s=max_duration_s)
                 records.append(rec)
-        except (ValueError, FileNotFoundError) as exc:
+        except SignalTooLong as exc:
+            errors.append(UploadError(f.name, _strip_path(str(exc), workdir), too_long=True))
+        except (ValueError, FileNotFoundError, OverflowError) as exc:
             errors.append(UploadError(f.name, _strip_path(str(exc), workdir)))
 
     headers = [s for s in named if Path(s).suffix.lower() == ".hea"]
@@ -197,6 +219,8 @@ def parse_uploads(files: list[UploadedFile], fs=None, workdir: str | Path | None
         try:
             hea_path = _write(workdir, hea, named[hea].data)
             hdr = read_header(hea_path)
+            if hdr.sig_len:
+                check_signal_size(hea, hdr.sig_len, hdr.fs, hdr.n_sig, max_duration_s=max_duration_s)
             needed = sorted({s.file_name for s in hdr.signals})
             missing = [n for n in needed if n not in named]
             if missing:
@@ -210,8 +234,11 @@ def parse_uploads(files: list[UploadedFile], fs=None, workdir: str | Path | None
                 used.add(atr)
                 _write(workdir, atr, named[atr].data)
             rec = read_record(hea_path.with_suffix(""))
+            check_signal_size(hea, rec.n_samples, rec.fs, min(rec.n_leads, MAX_LEADS), max_duration_s=max_duration_s)
             records.append(rec)
-        except (ValueError, FileNotFoundError, IndexError) as exc:
+        except SignalTooLong as exc:
+            errors.append(UploadError(named[hea].name, _strip_path(str(exc), workdir), too_long=True))
+        except (ValueError, FileNotFoundError, IndexError, OverflowError, TypeError) as exc:
             errors.append(UploadError(named[hea].name, _strip_path(str(exc), workdir)))
 
     for safe, f in named.items():
@@ -224,6 +251,15 @@ def parse_uploads(files: list[UploadedFile], fs=None, workdir: str | Path | None
         else:
             errors.append(UploadError(f.name, f"unsupported file type {suffix or '(none)'!r}; expected "
                                       ".npy, .csv or WFDB .hea + .dat (+ .atr)"))
+    sane = []
+    for rec in records:  # values near the float limit make every filter overflow: refuse them by name
+        finite = np.abs(rec.signal[np.isfinite(rec.signal)])
+        if finite.size and finite.max() > 1e12:
+            errors.append(UploadError(rec.name, "samples must lie within ±1e12 (values near the float limit are "
+                                                "not ECG in any unit)"))
+        else:
+            sane.append(rec)
+    records = sane
     if len(records) > MAX_ECGS:
         errors.append(UploadError("upload", f"{len(records)} ECGs; only the first {MAX_ECGS} are analysed"))
         records = records[:MAX_ECGS]

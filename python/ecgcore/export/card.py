@@ -37,6 +37,10 @@ class ModelCard:
     metrics : evaluation results (free-form, JSON-serialisable).
     training : data, protocol, epochs, command line, seed, duration, hardware.
     config : the model's config dataclass as a dict.
+    resources : what one item costs at inference, e.g. ``peak_bytes_per_item`` (measured by
+        ``python -m ecgcore.infer.memory``); batch sizes are derived from it.
+    headline : the few test-set figures a user should see first (``{"DS2 accuracy": 0.78, ...}``).
+    warnings : what the model must not be trusted for (undertrained, below a baseline, known flaws).
     """
 
     name: str
@@ -50,6 +54,9 @@ class ModelCard:
     metrics: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
+    resources: dict = field(default_factory=dict)
+    headline: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     description: str = ""
     version: str = "1"
     card_version: int = CARD_VERSION
@@ -67,6 +74,40 @@ class ModelCard:
         if not isinstance(d["preprocessing"], dict) or "kind" not in d["preprocessing"]:
             raise ValueError("model card: 'preprocessing' must be an object with a 'kind'")
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def card_warnings(card: ModelCard) -> list[str]:
+    """The card's own warnings, plus what its training record says (stopped by a wall-clock cap, not finished)."""
+    out = list(card.warnings or [])
+    t = card.training or {}
+    if (t.get("finished") is False or t.get("stopped_by_wall_clock") is True or t.get("stop_reason") == "wall_cap"
+            or t.get("stopped") in ("wall_clock", "time_limit")) and not any("undertrained" in w for w in out):
+        out.append("undertrained: the training was stopped by a time limit before it converged")
+    return out
+
+
+_HEADLINE_LEAVES = ("accuracy", "roc_auc", "auroc", "macro_f1", "f1", "kappa", "jk_index", "eer", "rank1",
+                    "snr_improvement_at_0db_mean_over_noise")
+
+
+def headline_metrics(card: ModelCard, limit: int = 5) -> dict:
+    """The card's ``headline`` figures, or else up to ``limit`` test-set scores found in its metrics (accuracy,
+    ROC-AUC, F1, kappa, EER, ...; never sample counts, timings or export parity checks)."""
+    if card.headline:
+        return dict(card.headline)
+    found = {}
+
+    def walk(d, path):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                if k not in ("per_class", "per_label", "bootstrap"):
+                    walk(v, path + [str(k)])
+            elif isinstance(v, (int, float)) and not isinstance(v, bool) and str(k) in _HEADLINE_LEAVES \
+                    and "parity" not in k and len(found) < limit:
+                found[".".join(path + [str(k)])] = v
+
+    walk(card.metrics or {}, [])
+    return found
 
 
 def write_card(card: ModelCard, path: str | os.PathLike) -> Path:

@@ -43,6 +43,7 @@ class InferSummary:
     skipped: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     n_items: int = 0
+    unit: str = "items"
     seconds: float = 0.0
     counts: dict = field(default_factory=dict)
     records: dict = field(default_factory=dict)
@@ -59,8 +60,9 @@ class InferSummary:
         d = self.as_dict()
         rows = [("model", self.model), ("output", self.out), ("records scored", str(len(self.done))),
                 ("records skipped (already done)", str(len(self.skipped))),
-                ("records failed", str(len(self.failed))), ("items scored", str(self.n_items)),
-                ("wall time", f"{self.seconds:.2f} s"), ("items/s", str(d["items_per_s"])),
+                ("records failed", str(len(self.failed))),
+                (f"{self.unit} {'denoised' if self.unit == 'samples' else 'scored'}", str(self.n_items)),
+                ("wall time", f"{self.seconds:.2f} s"), (f"{self.unit}/s", str(d["items_per_s"])),
                 ("records/s", str(d["records_per_s"]))]
         if self.counts:
             rows.append(("counts", ", ".join(f"{k} {v}" for k, v in self.counts.items())))
@@ -264,7 +266,7 @@ def _side(out: Path, what: str) -> Path:
 
 
 def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | None = None, providers=None,
-                  threads: int | None = None, batch_size: int = 256, progress: bool = True,
+                  threads: int | None = None, batch_size: int | None = None, progress: bool = True,
                   overwrite: bool = False, scorer: Scorer | None = None) -> InferSummary:
     """Score every record under ``inputs`` with ``model`` into ``out``; see the module docstring.
 
@@ -273,9 +275,11 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
     model : bundled name, model folder or ``.onnx`` path (or pass a ready ``scorer``).
     inputs : a path or a list of paths: WFDB records, folders (recursive), ``.npy`` (n_samples[, n_leads]),
         ``.csv`` (one column per lead).
-    out : the output table (``.csv``, ``.jsonl``, ``.parquet``) or, for a denoiser, a folder.
+    out : the output table (``.csv``, ``.jsonl``, ``.parquet``) or, for a denoiser, a folder (or, for one
+        input, the ``.npy`` file to write).
     fmt : ``csv`` / ``jsonl`` / ``parquet`` (default from ``out``'s suffix, else csv); denoiser: ``npy`` / ``wfdb``.
-    fs : sampling rate of ``.npy``/``.csv`` inputs (default: the model's own rate).
+    fs : sampling rate of ``.npy``/``.csv`` inputs: required when there are any (arrays carry no rate).
+    batch_size : items per onnxruntime call (default: from the card's memory per item and a 512 MiB budget).
     overwrite : start over even if ``out`` holds results of another model or other options.
     """
     from tqdm.auto import tqdm
@@ -294,7 +298,14 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
         raise ValueError(f"--format {fmt!r} does not fit model {card.name!r} ({card.task}); use one of "
                          f"{', '.join(allowed)}")
     records = discover(inputs)
+    arrays = [str(p) for _, p in records if p.suffix.lower() in (".npy", ".csv")]
+    if arrays and fs is None:
+        more = f" (and {len(arrays) - 1} more)" if len(arrays) > 1 else ""
+        raise ValueError(f"{arrays[0]}{more}: .npy/.csv arrays carry no sampling rate; give it with --fs, e.g. "
+                         f"--fs {card.fs:g} if they are sampled at the model's rate")
     fs_in = float(fs) if fs is not None else float(card.fs)
+    if denoiser and len(records) == 1 and out.suffix.lower() == ".npy" and fmt in (None, "npy"):
+        return _denoise_one_file(scorer, records[0], out, fs_in, threads)
 
     # What a finished record depends on: the model file, its preprocessing and the output layout.
     ident = {"model": card.name, "onnx_sha256": _sha256(scorer.onnx_path), "preprocessing": card.preprocessing,
@@ -344,7 +355,7 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
         done = {r: e for r, e in done.items() if all((out / f).is_file() and _sha256(out / f) == h
                                                   for f, h in e.get("files", {}).items())}
 
-    summary = InferSummary(model=card.name, out=str(out))
+    summary = InferSummary(model=card.name, out=str(out), unit="samples" if denoiser else "items")
     totals: dict[str, int] = {c: 0 for c in card.classes}
     bar = tqdm(total=len(records), desc=f"infer {card.name}", unit="rec", disable=not progress)
     t0 = time.perf_counter()
@@ -360,7 +371,7 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
             if rid in done:
                 summary.skipped.append(rid)
                 summary.records[rid] = done[rid].get("summary", {})
-                summary.n_items += int(done[rid].get("summary", {}).get("n", 0) if not denoiser else 0)
+                summary.n_items += int(done[rid].get("summary", {}).get("n", 0))
                 bar.update(1)
                 continue
             try:
@@ -371,6 +382,7 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
                 if denoiser:
                     files = _write_denoised(out, rid, rec, pred.signal, fmt)
                     entry = {"record": rid, "path": str(path), "files": files, "summary": pred.summary}
+                    summary.n_items += int(pred.signal.size)
                 else:
                     where = writer.write(rid, index, pred.rows)
                     entry = {"record": rid, "path": str(path), **where, "summary": pred.summary}
@@ -405,6 +417,31 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
     if not denoiser:
         _summary_csv(_side(out, "summary.csv"), list(card.classes), per_record)
     _write_json(err_path, [{"record": r, "error": e} for r, e in summary.failed])
+    return summary
+
+
+def _denoise_one_file(scorer: Scorer, record: tuple[str, Path], out: Path, fs: float, threads) -> InferSummary:
+    """One input and ``-o FILE.npy``: the denoised lead is written to that file (atomically), with
+    ``<stem>.summary.json`` beside it."""
+    rid, path = record
+    summary = InferSummary(model=scorer.card.name, out=str(out), unit="samples")
+    t0 = time.perf_counter()
+    try:
+        is_array = path.suffix.lower() in (".npy", ".csv")
+        rec = read_record(path, fs=fs if is_array else None, annotator=None, workers=threads)
+        rec.name = rid
+        pred = scorer.predict_record(rec)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, pred.signal.astype(np.float32))
+        summary.done.append(rid)
+        summary.records[rid] = pred.summary
+        summary.n_items = int(pred.signal.size)
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        summary.failed.append((str(path), f"{type(exc).__name__}: {exc}"))
+    summary.seconds = time.perf_counter() - t0
+    _write_json(_side(out, "summary.json"), {**summary.as_dict(), "records": list(summary.records.values())})
     return summary
 
 

@@ -17,23 +17,28 @@ __all__ = ["infer", "models"]
                    "folder of denoised records.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet", "npy", "wfdb"]), default=None,
               help="Output format [default: from OUT's suffix, else csv; denoiser: npy].")
-@click.option("--fs", type=float, default=None,
-              help="Sampling rate (Hz) of .npy/.csv inputs [default: the model's own rate].")
+@click.option("--fs", type=click.FloatRange(min=0.0, min_open=True), default=None,
+              help="Sampling rate (Hz) of .npy/.csv inputs: required for them (arrays carry no rate); WFDB "
+                   "records carry their own.")
 @click.option("--providers", default=None,
               help="onnxruntime execution providers, comma-separated in priority order, e.g. "
                    "'CUDAExecutionProvider,CPUExecutionProvider' or 'cuda,cpu' [default: CPU].")
 @click.option("--threads", type=int, default=None, help="onnxruntime intra-op and C++ threads [default: all cores].")
-@click.option("--batch-size", type=int, default=256, help="Items (beats, segments) per onnxruntime call.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Items (beats, segments) per onnxruntime call [default: as many as fit --max-memory, from the "
+                   "model card's measured memory per item].")
+@click.option("--max-memory", type=click.FloatRange(min=16.0), default=512.0, show_default=True,
+              help="Memory budget (MB) of one onnxruntime batch; sets the default --batch-size.")
 @click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="HeartID-style embedders: the cancelable key as a .npy vector [default: a fixed public key].")
 @click.option("--overwrite", is_flag=True, help="Start over when OUT holds results of another model or options.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, key_file, overwrite, no_progress):
+def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, max_memory, key_file, overwrite, no_progress):
     """Score whole archives with MODEL: per-beat / per-segment predictions and a per-record summary.
 
     MODEL is a bundled name (see `ecgcore models`: beats-aami, segments-abnormal, denoiser, ...) or a folder
     holding model.onnx + model.json (or the .onnx path). INPUTS are WFDB records, folders of them (searched
-    recursively), .npy ([n] or [n, leads]) or .csv (a column per lead) files; those take --fs.
+    recursively), .npy ([n] or [n, leads]) or .csv (a column per lead) files; those need --fs.
 
     The model card's preprocessing (rate, band-pass, beats/segments/scalograms, normalisation) runs through
     the C++ core exactly as in training; no torch/tensorflow/mlx is needed. Rows carry record, sample, time,
@@ -46,6 +51,7 @@ def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, key_file,
     ecgcore infer beats-aami ../shared/data/mitdb -o out.csv
     ecgcore infer segments-abnormal rec.npy --fs 250 -o seg.jsonl
     ecgcore infer denoiser noisy/ -o clean/ --format wfdb
+    ecgcore infer denoiser noisy.npy --fs 500 -o clean.npy
     """
     from .batch import score_records
     from .core import Scorer
@@ -56,7 +62,8 @@ def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, key_file,
             import numpy as np
 
             key = np.load(key_file, allow_pickle=False)
-        scorer = Scorer(model, providers=providers, threads=threads, batch_size=batch_size, key=key)
+        scorer = Scorer(model, providers=providers, threads=threads, batch_size=batch_size, key=key,
+                        max_memory=int(max_memory * 2**20))
         if key is not None and scorer.key is None:
             raise ValueError(f"--key: model {scorer.card.name!r} takes no key input")
         summary = score_records(model, list(inputs), out, fmt=fmt, fs=fs, progress=not no_progress,
@@ -72,11 +79,13 @@ def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, key_file,
 @click.option("--json", "as_json", is_flag=True, help="Print the full cards as JSON.")
 @click.argument("name", required=False)
 def models(as_json, name):
-    """List the bundled models with their cards (task, classes, rate, preprocessing, metrics).
+    """List the bundled models: task, classes, rate, preprocessing, headline test metrics, and the cards'
+    warnings (a model the card calls undertrained or below a baseline is flagged not for clinical or
+    production use).
 
     With NAME (a bundled name or a model folder) print that model's full card.
     """
-    from ..export.card import list_bundled, read_card, resolve_model
+    from ..export.card import card_warnings, headline_metrics, list_bundled, read_card, resolve_model
 
     if name:
         try:
@@ -99,24 +108,28 @@ def models(as_json, name):
         click.echo("no bundled models installed (ecgcore/data/models/ is empty)")
         return
     for n, c in cards.items():
-        size = (bundled[n] / "model.onnx").stat().st_size / 1e6
-        metrics = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                            for k, v in list(_flat(c.metrics).items())[:4])
+        size = sum(p.stat().st_size for p in bundled[n].glob("*.onnx")) / 1e6
         click.echo(f"{n}  [{c.task}, {c.framework}, {c.fs:g} Hz, preprocessing {c.preprocessing['kind']}, "
                    f"{size:.1f} MB]")
         if c.description:
-            click.echo(f"    {c.description}")
+            click.echo(f"    {_plain(c.description)}")
         if c.classes:
             click.echo(f"    classes: {', '.join(c.classes)}")
-        if metrics:
-            click.echo(f"    metrics: {metrics}")
+        head = headline_metrics(c)
+        if head:
+            click.echo("    test metrics: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                                       for k, v in head.items()))
+        warnings = card_warnings(c)
+        if warnings:
+            click.echo("    NOT FOR CLINICAL OR PRODUCTION USE:")
+            for w in warnings:
+                click.echo(f"      - {w}")
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        elif isinstance(v, (int, float, str)):
-            out[f"{prefix}{k}"] = v
-    return out
+def _plain(text: str) -> str:
+    """A card's description without references to the project's internal spec sections."""
+    import re
+
+    text = re.sub(r"\s*\(SPEC §[\d.]+\)", "", text)
+    text = re.sub(r"\(SPEC §[\d.]+,\s*", "(", text)
+    return re.sub(r",\s*SPEC §[\d.]+\)", ")", text)

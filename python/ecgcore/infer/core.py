@@ -13,6 +13,7 @@ import numpy as np
 
 from ..export.card import ModelCard, resolve_model
 from ..io import Record
+from .memory import batch_for_budget
 from .preprocess import Prepared, Sequences, prepare, recipe_options
 
 __all__ = ["RecordPrediction", "Scorer", "denoise_signal", "make_session"]
@@ -41,6 +42,9 @@ def make_session(onnx_path: str | os.PathLike, providers=None, threads: int | No
     opts.intra_op_num_threads = int(threads) if threads else (os.cpu_count() or 1)
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # No arena: a run's buffers go back to the system when it ends, so a server or a long `infer` does not keep
+    # the high-water mark of its largest batch for the rest of its life.
+    opts.enable_cpu_mem_arena = False
     try:
         return ort.InferenceSession(str(onnx_path), sess_options=opts, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types
@@ -84,11 +88,14 @@ class Scorer:
     providers : onnxruntime execution providers (``["CUDAExecutionProvider", "CPUExecutionProvider"]``,
         ``"cuda,cpu"``); default CPU.
     threads : onnxruntime intra-op threads and C++ preprocessing threads (default: all cores).
-    batch_size : items per ``session.run`` (capped by a fixed batch dimension in the graph).
+    batch_size : items per ``session.run`` (capped by a fixed batch dimension in the graph); default: as many
+        as fit ``max_memory`` by the card's measured ``resources.peak_bytes_per_item``.
+    max_memory : memory budget of one batch in bytes (default 512 MiB, :data:`ecgcore.infer.memory.DEFAULT_MAX_MEMORY`).
     key : HeartID-style embedders with a second ``key`` input: the (K,) key (default: a fixed public unit key).
     """
 
-    def __init__(self, model, providers=None, threads: int | None = None, batch_size: int = 256, key=None):
+    def __init__(self, model, providers=None, threads: int | None = None, batch_size: int | None = None, key=None,
+                 max_memory: int | None = None):
         self.onnx_path, self.card = resolve_model(model)
         self.session = make_session(self.onnx_path, providers, threads)
         self.threads = threads
@@ -98,7 +105,10 @@ class Scorer:
         # A graph that also exports its softmax/sigmoid (e.g. logits, probabilities, attention) is read there.
         self._prob_output = next((o for o in outs if o.lower() in ("probabilities", "probs", "prob")), None)
         dim0 = self._inputs[0].shape[0] if self._inputs[0].shape else None
+        if batch_size is None:
+            batch_size = batch_for_budget(self.card, max_memory)
         self.batch_size = int(dim0) if isinstance(dim0, int) and dim0 > 0 else max(1, int(batch_size))
+        self._attention_session = None
         self.kind = self.card.preprocessing["kind"]
         self.options = recipe_options(self.card, 0 if threads is None else threads)
         self.key = None
@@ -159,6 +169,27 @@ class Scorer:
                 tail[-1] = len(self.card.classes)
             return np.zeros((0, *tail), np.float32)
         return np.concatenate(outs)
+
+    @property
+    def attention_graph(self) -> Path | None:
+        """The card's separate attention graph (e.g. segments-abnormal's ``attention.onnx``), if it has one."""
+        name = next((o.get("graph") for o in self.card.outputs if o.get("graph")), None)
+        path = Path(self.onnx_path).parent / name if name else None
+        return path if path is not None and path.is_file() else None
+
+    def attention(self, batch) -> np.ndarray:
+        """Attention maps for already-preprocessed items (the graph's input), one item per run so that a
+        (900, 900) map per item is all that is held; ``ValueError`` when the model has no attention graph."""
+        path = self.attention_graph
+        if path is None:
+            raise ValueError(f"model {self.card.name!r} has no attention graph")
+        if self._attention_session is None:
+            self._attention_session = make_session(path, threads=self.threads)
+        sess = self._attention_session
+        x = np.asarray(batch, dtype=np.float32)
+        name = sess.get_inputs()[0].name
+        return np.concatenate([sess.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))]) if len(x) else \
+            np.zeros((0,), np.float32)
 
     def _fixed_batch(self) -> bool:
         d = self._inputs[0].shape[0] if self._inputs[0].shape else None

@@ -185,7 +185,8 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
     store = store or Store(settings.database_url)
     mailer = mailer or make_mailer(settings)
     models = models or ServeModels(settings.denoise_model, settings.segments_model, settings.beats_model,
-                                   threads=settings.model_threads, predict_threads=settings.predict_threads)
+                                   threads=settings.model_threads, predict_threads=settings.predict_threads,
+                                   max_memory=int(settings.max_memory_mb * 2**20))
     limiter = RateLimiter(store, {"ip": (settings.rate_limit_per_ip, settings.rate_window_s),
                                   "key": (settings.rate_limit_per_key, settings.rate_window_s),
                                   "email": (settings.email_requests_per_hour, 3600)})

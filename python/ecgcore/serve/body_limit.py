@@ -29,18 +29,24 @@ class BodyLimitMiddleware:
     max_body : limit of every request body (bytes).
     max_upload : limit of the routes in ``upload_paths`` (file uploads).
     upload_paths : paths that take uploads.
+    message : the refusal's text (default: the limit in bytes); render : ``render(message) -> Response``
+        (default: JSON ``{"error": message}``).
     """
 
-    def __init__(self, app, max_body: int, max_upload: int, upload_paths=()):
+    def __init__(self, app, max_body: int, max_upload: int, upload_paths=(), message: str | None = None,
+                 render=None):
         self.app, self.max_body, self.max_upload = app, int(max_body), int(max_upload)
         self.upload_paths = frozenset(upload_paths)
+        self.message = message
+        self.render = render or (lambda text: JSONResponse({"error": text}, status_code=413))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         upload = scope["path"] in self.upload_paths
         limit = self.max_upload if upload else self.max_body
-        message = f"Request body too large: at most {limit} bytes{' per upload' if upload else ''} are accepted"
+        message = self.message or \
+            f"Request body too large: at most {limit} bytes{' per upload' if upload else ''} are accepted"
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -48,7 +54,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     too_big = False
                 if too_big:
-                    return await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
+                    return await self.render(message)(scope, receive, send)
         seen = 0
         started = False
 
@@ -72,4 +78,4 @@ class BodyLimitMiddleware:
         except BodyTooLarge as exc:  # raised by counted_receive outside any handler
             if started:
                 raise
-            await JSONResponse({"error": exc.detail}, status_code=413)(scope, receive, send)
+            await self.render(exc.detail)(scope, receive, send)

@@ -37,7 +37,7 @@ import click
               help="Longest signal /predict accepts, in seconds [default 3600], refused (413) before any work.")
 @click.option("--max-memory", "max_memory_mb", type=click.FloatRange(min=64.0), default=None,
               help="Memory budget of one model run in MB: batch sizes come from the model card's bytes per "
-                   "item [default 1024].")
+                   "item [default 512].")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True)
 def serve(host, port, database_url, workers, base_url, cors_origins, model_version, denoise_output, rate_per_key,

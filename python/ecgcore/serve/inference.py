@@ -28,11 +28,13 @@ class ServeModels:
     denoise, segments, beats : bundled model names or model folders (``model.onnx`` + ``model.json``).
     threads, predict_threads : onnxruntime intra-op threads of the denoiser / of the two classifiers
         (0: all cores).
+    max_memory : memory budget of one batch in bytes (batch sizes from each card's memory per item).
     """
 
     def __init__(self, denoise: str = "denoiser", segments: str = "segments-abnormal", beats: str = "beats-aami",
-                 threads: int = 0, predict_threads: int = 0):
+                 threads: int = 0, predict_threads: int = 0, max_memory: int | None = None):
         self.names = {"denoise": denoise, "segments": segments, "beats": beats}
+        self.max_memory = max_memory
         self.threads = {"denoise": int(threads) or None, "segments": int(predict_threads) or None,
                         "beats": int(predict_threads) or None}
         self._scorers: dict[str, object] = {}
@@ -50,7 +52,8 @@ class ServeModels:
                 try:
                     from ecgcore.infer import Scorer
 
-                    self._scorers[role] = Scorer(self.names[role], threads=self.threads[role])
+                    self._scorers[role] = Scorer(self.names[role], threads=self.threads[role],
+                                                 max_memory=self.max_memory)
                 except Exception as exc:  # any load failure is reported per model, the server keeps running
                     self._errors[role] = f"{self.names[role]}: {type(exc).__name__}: {exc}"
                     log.warning("model for %s not available: %s", role, self._errors[role])

@@ -94,7 +94,7 @@ class Settings:
     cors_origins: list[str] = field(default_factory=list)
     predict_requires_key: bool = True
     max_duration_s: float = 3600.0
-    max_memory_mb: float = 1024.0
+    max_memory_mb: float = 512.0
     trusted_proxies: list[str] = field(default_factory=list)
     model_threads: int = 1
     predict_threads: int = 0

@@ -1,8 +1,14 @@
 """ONNX export of a trained run: ``model.onnx`` + ``model.json`` card, checked in onnxruntime on real windows.
 
-Graph: input ``ecg`` (batch, 1, 3600) float32 — a standardised 10 s window at 360 Hz exactly as the
-``segments`` recipe makes it; outputs ``logits`` (batch, 2), ``probabilities`` (batch, 2, softmax of the
-logits) and ``attention`` (batch, 900, 900, head-averaged weights, rows = query steps). Batch is dynamic.
+Two graphs, both with input ``ecg`` (batch, 1, 3600) float32 — a standardised 10 s window at 360 Hz exactly
+as the ``segments`` recipe makes it — and a dynamic batch:
+
+* ``model.onnx``: ``logits`` (batch, 2) and ``probabilities`` (batch, 2, softmax of the logits). Its
+  self-attention runs over blocks of ``ATTENTION_BLOCK`` query steps, so no (batch, 8, 900, 900) score tensor
+  exists at any time: memory per window is a few MB instead of ~60 MB (a batch of 256 windows took 15 GB).
+* ``attention.onnx``: ``attention`` (batch, 900, 900), the head-averaged weights (rows = query steps), for
+  callers who ask for attention maps (``Scorer.attention``, the app's overlay). It holds the convolutions and
+  the attention layer only (no fc1), so it is small.
 """
 from __future__ import annotations
 
@@ -23,22 +29,100 @@ from .data import preprocessing_of, protocol_splits
 from .training import PROTOCOL_LABELS, load_run
 
 BUNDLED_NAME = "segments-abnormal"
-OUTPUT_NAMES = ("logits", "probabilities", "attention")
+OUTPUT_NAMES = ("logits", "probabilities")
+ATTENTION_OUTPUT = "attention"
+ATTENTION_FILE = "attention.onnx"
+ATTENTION_BLOCK = 100  # query steps per block of the logits graph's attention
 
 
 class _Exported(nn.Module):
-    """Inference wrapper: the model's logits and weights plus the softmax probabilities."""
+    """Logits and probabilities, the attention computed per block of query steps (same function as
+    ``nn.MultiheadAttention``: the weights' rows are independent softmaxes over all key steps)."""
+
+    def __init__(self, model, block: int = ATTENTION_BLOCK):
+        super().__init__()
+        self.model, self.block = model, int(block)
+
+    def forward(self, ecg):
+        m = self.model
+        h = m.pool(m.relu(m.conv1(ecg)))
+        h = m.pool(m.relu(m.conv2(h)))                         # (B, E, L)
+        x = h.transpose(1, 2)                                  # (B, L, E)
+        mha = m.attention
+        n_heads, embed = mha.num_heads, mha.embed_dim
+        d = embed // n_heads
+        q, k, v = torch.nn.functional.linear(x, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
+        b, length = x.shape[0], x.shape[1]
+        q = q.reshape(b, length, n_heads, d).transpose(1, 2) * (d ** -0.5)   # (B, H, L, d)
+        k = k.reshape(b, length, n_heads, d).transpose(1, 2)
+        v = v.reshape(b, length, n_heads, d).transpose(1, 2)
+        kt = k.transpose(-1, -2)
+        blocks = [torch.softmax(q[:, :, s:s + self.block] @ kt, dim=-1) @ v for s in range(0, length, self.block)]
+        o = torch.cat(blocks, dim=2).transpose(1, 2).reshape(b, length, embed)
+        o = mha.out_proj(o)                                    # (B, L, E)
+        z = o.transpose(1, 2).flatten(1)                       # channel-major, as the seed's permute(1, 2, 0)
+        logits = m.fc2(m.dropout(m.relu(m.fc1(z))))
+        return logits, torch.softmax(logits, dim=1)
+
+
+class _Attention(nn.Module):
+    """The head-averaged attention weights alone (convolutions + attention layer)."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
     def forward(self, ecg):
-        logits, attention = self.model(ecg, need_weights=True)
-        return logits, torch.softmax(logits, dim=1), attention
+        m = self.model
+        h = m.pool(m.relu(m.conv1(ecg)))
+        h = m.pool(m.relu(m.conv2(h))).permute(2, 0, 1)       # (L, B, E)
+        _, weights = m.attention(h, h, h, need_weights=True, average_attn_weights=True)
+        return weights
 
 
-def _to_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path) -> None:
+def load_onnx_weights(onnx_path, config=None):
+    """An :class:`AttentionECGModel` holding the weights of an exported ``model.onnx`` (e.g. the bundled
+    segments-abnormal), to re-export it or fine-tune it without its run folder."""
+    import onnx
+    from onnx import numpy_helper
+
+    from .model import AttentionECGModel
+
+    model = AttentionECGModel(config).eval()
+    graph = onnx.load(str(onnx_path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    state = {}
+    for name, tensor in model.state_dict().items():
+        arr = inits.get(f"model.{name}")
+        if arr is None and name == "attention.in_proj_weight":
+            # the TorchScript exporter stores it pre-transposed as a MatMul operand
+            arr = next((a.T for a in inits.values() if a.shape == tuple(tensor.shape)[::-1]), None)
+        if arr is None or arr.shape != tuple(tensor.shape):
+            raise ValueError(f"{onnx_path}: no weights for {name} {tuple(tensor.shape)} in this graph")
+        state[name] = torch.from_numpy(np.array(arr, dtype=np.float32))  # a writable copy
+    model.load_state_dict(state)
+    return model
+
+
+def export_graphs(model, out_dir, example: np.ndarray, atol: float = 1e-4) -> float:
+    """Write ``model.onnx`` (logits, probabilities) and ``attention.onnx`` into ``out_dir``; check both in
+    onnxruntime against the PyTorch model (``nn.MultiheadAttention`` as trained) on ``example`` windows and
+    return the largest absolute difference."""
+    out_dir = Path(out_dir)
+    model = model.eval()
+    x = torch.from_numpy(np.ascontiguousarray(example, dtype=np.float32))
+    with torch.no_grad():
+        logits, attention = model(x, need_weights=True)
+    expected = [logits.numpy(), torch.softmax(logits, dim=1).numpy()]
+    _to_onnx(_Exported(model).eval(), x[:2], out_dir / "model.onnx", OUTPUT_NAMES)
+    worst = onnx_parity(out_dir / "model.onnx", {"ecg": example.astype(np.float32)}, expected, atol=atol)
+    _to_onnx(_Attention(model).eval(), x[:2], out_dir / ATTENTION_FILE, (ATTENTION_OUTPUT,))
+    worst_att = onnx_parity(out_dir / ATTENTION_FILE, {"ecg": example.astype(np.float32)}, [attention.numpy()],
+                            atol=atol)
+    return max(worst, worst_att)
+
+
+def _to_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, output_names) -> None:
     """Write the graph with the TorchScript-based exporter (dynamic batch axis), atomically."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".model.", suffix=".onnx.tmp")
     os.close(fd)
@@ -48,8 +132,8 @@ def _to_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path) -> None:
             # weights output without a custom translation and gives one self-contained file.
             warnings.simplefilter("ignore")
             torch.onnx.export(wrapper, (example,), tmp, dynamo=False, input_names=["ecg"],
-                              output_names=list(OUTPUT_NAMES), opset_version=17,
-                              dynamic_axes={"ecg": {0: "batch"}, **{n: {0: "batch"} for n in OUTPUT_NAMES}})
+                              output_names=list(output_names), opset_version=17,
+                              dynamic_axes={"ecg": {0: "batch"}, **{n: {0: "batch"} for n in output_names}})
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -88,12 +172,8 @@ def export(run_dir, out_dir=None, *, dataset_dir=None, check_windows: int = 8, n
     pick = np.unique(np.r_[np.flatnonzero(test.y == 1)[:check_windows // 2],
                            np.linspace(0, len(test) - 1, check_windows).astype(int)])[:check_windows]
     x = np.ascontiguousarray(test.x[pick])
-    wrapper = _Exported(model).eval()
     onnx_path = out_dir / "model.onnx"
-    _to_onnx(wrapper, torch.from_numpy(x[:2]), onnx_path)
-    with torch.no_grad():
-        expected = [t.numpy() for t in wrapper(torch.from_numpy(x))]
-    worst = onnx_parity(onnx_path, {"ecg": x}, expected, atol=atol)
+    worst = export_graphs(model, out_dir, x, atol=atol)
 
     training = dict(metrics.get("training", {}))
     history = training.pop("history", [])
@@ -102,7 +182,8 @@ def export(run_dir, out_dir=None, *, dataset_dir=None, check_windows: int = 8, n
         inputs=[{"name": "ecg", "shape": [None, 1, config.input_length], "dtype": "float32"}],
         outputs=[{"name": "logits", "shape": [None, config.num_classes], "dtype": "float32"},
                  {"name": "probabilities", "shape": [None, config.num_classes], "dtype": "float32"},
-                 {"name": "attention", "shape": [None, config.seq_len, config.seq_len], "dtype": "float32"}],
+                 {"name": "attention", "shape": [None, config.seq_len, config.seq_len], "dtype": "float32",
+                  "graph": ATTENTION_FILE}],
         fs=360.0, preprocessing=preprocessing_of(dataset_dir), classes=list(config.classes),
         metrics={"protocol": config.protocol, "protocol_label": PROTOCOL_LABELS[config.protocol],
                  **{split: {k: v for k, v in metrics[split].items() if k != "records"}
@@ -120,10 +201,10 @@ def export(run_dir, out_dir=None, *, dataset_dir=None, check_windows: int = 8, n
                      "(seed: Al-Khlewee/attention-based-ecg-classifier, SPEC §3). Abnormal = more abnormal beat "
                      "symbols than normal ones in the window. Input: one standardised 3600-sample window "
                      "(0.5-50 Hz order-5 zero-phase band-pass, per-window z-score). Outputs: logits, softmax "
-                     "probabilities [Normal, Abnormal], head-averaged attention (900 x 900, rows = query steps, "
-                     "one step = 4 samples)."),
+                     "probabilities [Normal, Abnormal]; the head-averaged attention (900 x 900, rows = query steps, "
+                     "one step = 4 samples) comes from the second graph attention.onnx, on request."),
     )
     write_card(card, out_dir / "model.json")
-    for p in (onnx_path, out_dir / "model.json"):
+    for p in (onnx_path, out_dir / ATTENTION_FILE, out_dir / "model.json"):
         os.chmod(p, 0o644)  # mkstemp makes 0600 files; a shipped model must be readable by everyone
     return onnx_path, card, worst

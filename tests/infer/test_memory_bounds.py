@@ -1,0 +1,150 @@
+"""Peak memory of the three ways users score a 30-minute record: `ecgcore infer`, `ecgcore serve`'s /predict and
+`ecgcore app`'s /analyze stay under 1.5 GB (the segments model once took 15 GB per record), and a server gives
+the memory of a request back when it is done.
+
+Each runs as its own process; its peak resident memory is the kernel's (``ru_maxrss`` of the finished child
+from ``wait4``, ``VmHWM`` of a running server). The folder-of-10-records runs are behind ``--runslow``.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ecgcore.export import list_bundled
+
+LIMIT_MB = 1536
+RECORD = "103"   # 30 min 5 s, 2 leads, 2,084 beats
+TEN = ["100", "101", "103", "105", "106", "108", "109", "111", "112", "113"]
+_PKG_PARENT = os.environ["ECGCORE_PKG_PARENT"]  # set by tests/conftest.py
+
+pytestmark = pytest.mark.skipif(not {"segments-abnormal", "beats-aami"} <= set(list_bundled()),
+                                reason="the bundled classifiers are not installed")
+
+
+def _env(tmp_path: Path) -> dict:
+    return dict(os.environ, PYTHONPATH=_PKG_PARENT, HOME=str(tmp_path / "home"))
+
+
+def _child_peak_mb(cmd: list[str], tmp_path: Path) -> tuple[int, float, str]:
+    """(exit code, peak RSS in MB, output) of a command run to completion."""
+    log = tmp_path / "child.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=_env(tmp_path))
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss / 1024, log.read_text()
+
+
+@pytest.mark.parametrize("model", ["segments-abnormal", "beats-aami"])
+def test_infer_one_record(model, mitdb_dir, tmp_path):
+    out = tmp_path / "out.csv"
+    rc, peak, log = _child_peak_mb([sys.executable, "-m", "ecgcore.cli", "infer", model, str(mitdb_dir / RECORD),
+                                    "-o", str(out), "--no-progress"], tmp_path)
+    assert rc == 0, log
+    print(f"\nPEAK infer {model} {RECORD}: {peak:.0f} MB")
+    assert peak < LIMIT_MB, (model, peak)
+    assert len(out.read_text().splitlines()) > 300    # every segment / beat of the record has its row
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["segments-abnormal", "beats-aami"])
+def test_infer_ten_records(model, mitdb_dir, tmp_path):
+    folder = tmp_path / "ten"
+    folder.mkdir()
+    for r in TEN:
+        for ext in (".hea", ".dat", ".atr"):
+            (folder / f"{r}{ext}").symlink_to(mitdb_dir / f"{r}{ext}")
+    rc, peak, log = _child_peak_mb([sys.executable, "-m", "ecgcore.cli", "infer", model, str(folder),
+                                    "-o", str(tmp_path / "out.csv"), "--no-progress"], tmp_path)
+    assert rc == 0, log
+    print(f"\nPEAK infer {model} 10 records: {peak:.0f} MB")
+    assert peak < LIMIT_MB, (model, peak)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _memory_mb(pid: int) -> dict[str, float]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+class _Server:
+    def __init__(self, verb: str, tmp_path: Path):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = ["--open-predict"] if verb == "serve" else ["--no-open"]
+        self.log = open(tmp_path / f"{verb}.log", "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "ecgcore.cli", verb, "--port", str(self.port), *args],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=_env(tmp_path), cwd=tmp_path)
+        health = "/health" if verb == "serve" else "/healthz"
+        deadline = time.monotonic() + 120
+        while True:
+            assert self.proc.poll() is None, (tmp_path / f"{verb}.log").read_text()
+            try:
+                if httpx.get(self.url + health, timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"{verb} did not start"
+            time.sleep(0.3)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def _post_records(server: _Server, route: str, field: str, records: list[str], mitdb_dir: Path) -> list[dict]:
+    figures = []
+    for r in records:
+        files = [(field, (f"{r}{e}", (mitdb_dir / f"{r}{e}").read_bytes())) for e in (".hea", ".dat")]
+        resp = httpx.post(server.url + route, files=files, timeout=900)
+        assert resp.status_code == 200, resp.text[:2000]
+        figures.append(_memory_mb(server.proc.pid))
+    return figures
+
+
+@pytest.mark.parametrize("verb, route, field", [("serve", "/predict", "file"), ("app", "/analyze", "files")])
+def test_server_one_record(verb, route, field, mitdb_dir, tmp_path):
+    server = _Server(verb, tmp_path)
+    try:
+        start = _memory_mb(server.proc.pid)["VmRSS"]
+        (after,) = _post_records(server, route, field, [RECORD], mitdb_dir)
+    finally:
+        server.stop()
+    print(f"\nPEAK {verb} {route} {RECORD}: start {start:.0f} MB, peak {after['VmHWM']:.0f} MB, "
+          f"after {after['VmRSS']:.0f} MB")
+    assert after["VmHWM"] < LIMIT_MB, after
+    # the request's batches are given back: what stays is the models and caches, not the peak
+    assert after["VmRSS"] < start + 0.5 * (after["VmHWM"] - start) + 64, (start, after)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("verb, route, field", [("serve", "/predict", "file"), ("app", "/analyze", "files")])
+def test_server_ten_records(verb, route, field, mitdb_dir, tmp_path):
+    server = _Server(verb, tmp_path)
+    try:
+        figures = _post_records(server, route, field, TEN, mitdb_dir)
+    finally:
+        server.stop()
+    print(f"\nPEAK {verb} {route} 10 records: {max(f['VmHWM'] for f in figures):.0f} MB")
+    assert max(f["VmHWM"] for f in figures) < LIMIT_MB, figures
