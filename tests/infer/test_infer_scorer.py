@@ -41,7 +41,7 @@ def test_beats_onnx_equals_torch_eager_and_batch_size_does_not_matter(beats_mode
     b = rec100.annotations.beats().sample
     assert len(pred.rows) == int(np.sum((b > 93) & (b < rec100.n_samples - 93)))
     assert set(pred.rows[0]) == {"record", "sample", "time_s", "class", "prob_N", "prob_S", "prob_V", "prob_F",
-                                 "prob_Q", "reference"}
+                                 "prob_Q", "reference", "quality"}
 
 
 def test_segments_onnx_equals_torch_eager(segments_model, mini_dir):

@@ -166,6 +166,20 @@ def test_signals_longer_than_the_limit_are_refused_before_reading(make_client, m
 
 
 @SQLITE
+def test_noise_is_not_classified(make_client):
+    """White noise: every segment and beat is marked unusable with its reason, and no class is predicted."""
+    client = make_client(predict_requires_key=False)
+    noise = np.random.default_rng(3).standard_normal(360 * 60).astype(np.float32)
+    r = client.post("/predict", files=[("file", ("noise.npy", _npy_array(noise)))], data={"fs": "360"})
+    assert r.status_code == 200, r.text
+    rec = r.json()["records"][0]
+    assert rec["predicted_class"] is None
+    rows = rec["segments"]["rows"] + rec["beats"]["rows"]
+    assert all(row["class"] == "" and row["quality"] not in ("", "ok") for row in rows)
+    assert rec["segments"]["summary"]["unusable"] == len(rec["segments"]["rows"]) > 0
+
+
+@SQLITE
 def test_predict_needs_multipart_and_respects_upload_limit(make_client):
     client = make_client(max_upload_bytes=500_000, predict_requires_key=False)
     r = client.post("/predict", json={"file": "100.dat"})

@@ -116,7 +116,8 @@ def _columns(scorer: Scorer, kind: str) -> list[str]:
         cols.append("end_sample")
     if scorer.card.task == "embedding" or not scorer.card.classes:
         return cols + ["embedding"]
-    return cols + ["class"] + [f"prob_{c}" for c in scorer.card.classes] + ["reference"]
+    return cols + ["class"] + [f"prob_{c}" for c in scorer.card.classes] + ["reference"] + \
+        (["quality"] if getattr(scorer, "quality", False) else [])
 
 
 class _TableWriter:
@@ -309,7 +310,7 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
 
     # What a finished record depends on: the model file, its preprocessing and the output layout.
     ident = {"model": card.name, "onnx_sha256": _sha256(scorer.onnx_path), "preprocessing": card.preprocessing,
-             "format": fmt, "fs": fs_in}
+             "format": fmt, "fs": fs_in, "quality_check": bool(getattr(scorer, "quality", False))}
     if scorer.key is not None:
         ident["key_sha256"] = hashlib.sha256(scorer.key.tobytes()).hexdigest()
     if denoiser:

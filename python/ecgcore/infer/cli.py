@@ -31,9 +31,14 @@ __all__ = ["infer", "models"]
               help="Memory budget (MB) of one onnxruntime batch; sets the default --batch-size.")
 @click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="HeartID-style embedders: the cancelable key as a .npy vector [default: a fixed public key].")
+@click.option("--no-quality-check", "no_quality", is_flag=True,
+              help="Classify every beat/segment, also in stretches the signal-quality check calls unusable "
+                   "(noise, flat line, clipping, no QRS); by default those get an empty class and their reason in "
+                   "the quality column.")
 @click.option("--overwrite", is_flag=True, help="Start over when OUT holds results of another model or options.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, max_memory, key_file, overwrite, no_progress):
+def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, max_memory, key_file, no_quality, overwrite,
+          no_progress):
     """Score whole archives with MODEL: per-beat / per-segment predictions and a per-record summary.
 
     MODEL is a bundled name (see `ecgcore models`: beats-aami, segments-abnormal, denoiser, ...) or a folder
@@ -63,7 +68,7 @@ def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, max_memor
 
             key = np.load(key_file, allow_pickle=False)
         scorer = Scorer(model, providers=providers, threads=threads, batch_size=batch_size, key=key,
-                        max_memory=int(max_memory * 2**20))
+                        max_memory=int(max_memory * 2**20), quality=not no_quality)
         if key is not None and scorer.key is None:
             raise ValueError(f"--key: model {scorer.card.name!r} takes no key input")
         summary = score_records(model, list(inputs), out, fmt=fmt, fs=fs, progress=not no_progress,

@@ -79,6 +79,18 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+QUALITY_KINDS = ("beats-scalograms", "segments")  # single-lead classifiers whose rows are checked first
+
+
+def _usable_mask(record: Record, lead: int, threads) -> tuple[np.ndarray, np.ndarray, list]:
+    """(sample-wise usable mask, window starts, reasons per window) of one lead of ``record``."""
+    from ..dsp import signal_quality
+
+    q = signal_quality(np.asarray(record.signal[:, lead], dtype=np.float64), fs=float(record.fs),
+                       workers=threads or None)
+    return q.sample_mask(), q.starts, list(q.reason)
+
+
 class Scorer:
     """A bundled or exported model, ready to score records.
 
@@ -91,11 +103,15 @@ class Scorer:
     batch_size : items per ``session.run`` (capped by a fixed batch dimension in the graph); default: as many
         as fit ``max_memory`` by the card's measured ``resources.peak_bytes_per_item``.
     max_memory : memory budget of one batch in bytes (default 512 MiB, :data:`ecgcore.infer.memory.DEFAULT_MAX_MEMORY`).
+    quality : check the signal first (:func:`ecgcore.dsp.signal_quality` on the model's lead, 10 s windows):
+        beats and segments that fall in unusable stretches (noise, flat line, clipping, no QRS) get an empty
+        class and no probabilities, their ``quality`` column says why, and they are left out of the counts.
+        Single-lead classifiers only (beats, segments); default on.
     key : HeartID-style embedders with a second ``key`` input: the (K,) key (default: a fixed public unit key).
     """
 
     def __init__(self, model, providers=None, threads: int | None = None, batch_size: int | None = None, key=None,
-                 max_memory: int | None = None):
+                 max_memory: int | None = None, quality: bool = True):
         self.onnx_path, self.card = resolve_model(model)
         self.session = make_session(self.onnx_path, providers, threads)
         self.threads = threads
@@ -110,6 +126,7 @@ class Scorer:
         self.batch_size = int(dim0) if isinstance(dim0, int) and dim0 > 0 else max(1, int(batch_size))
         self._attention_session = None
         self.kind = self.card.preprocessing["kind"]
+        self.quality = bool(quality) and self.kind in QUALITY_KINDS and self.card.task == "classification"
         self.options = recipe_options(self.card, 0 if threads is None else threads)
         self.key = None
         if len(self._inputs) > 1 and self.kind == "heartid":
@@ -271,31 +288,52 @@ class Scorer:
         pred = prob.argmax(axis=1) if len(prob) else np.zeros(0, np.int64)
         ends = prep.end if prep.end is not None else [None] * len(prep)
         ref = prep.reference
+        # Signal quality first: an item in an unusable stretch is not classified (reason in its `quality`).
+        bad = np.zeros(len(prep), bool)
+        why = [""] * len(prep)
+        if self.quality and len(prep) and record.n_samples:
+            mask, starts, reasons = _usable_mask(record, int(self.options.get("lead", 0)), self.options["_threads"])
+            samples = np.clip(np.asarray(prep.sample, np.int64), 0, mask.size - 1)
+            if prep.end is not None:  # a segment: unusable when most of it lies in unusable windows
+                cum = np.concatenate([[0], np.cumsum(~mask)])
+                e = np.clip(np.asarray(prep.end, np.int64), 0, mask.size)
+                bad = (cum[e] - cum[samples]) * 2 > np.maximum(e - samples, 1)
+            else:
+                bad = ~mask[samples]
+            win = np.clip(np.searchsorted(starts, samples, side="right") - 1, 0, len(reasons) - 1)
+            why = [reasons[w] or "unusable signal" if b else "" for w, b in zip(win, bad)]
         rows = []
         for i in range(len(prep)):
             s = int(prep.sample[i])
             row = {"record": name, "sample": s, "time_s": round(s / fs, 4)}
             if prep.end is not None:
                 row["end_sample"] = int(ends[i])
-            if multilabel:
+            if bad[i]:
+                row["class"] = ""
+            elif multilabel:
                 row["class"] = ";".join(c for c, p in zip(classes, prob[i]) if p >= thr)
             else:
                 row["class"] = classes[pred[i]]
             for c, p in zip(classes, prob[i]):
-                row[f"prob_{c}"] = round(float(p), 6)
+                row[f"prob_{c}"] = None if bad[i] else round(float(p), 6)
             if ref is not None:
                 row["reference"] = classes[ref[i]] if 0 <= ref[i] < len(classes) else ""
+            if self.quality:
+                row["quality"] = why[i] or "ok"
             rows.append(row)
+        good = ~bad
         if multilabel:
-            counts = {c: int((prob[:, j] >= thr).sum()) for j, c in enumerate(classes)}
+            counts = {c: int(((prob[:, j] >= thr) & good).sum()) for j, c in enumerate(classes)}
         else:
-            counts = {c: int((pred == j).sum()) for j, c in enumerate(classes)}
-        n = max(len(prep), 1)
+            counts = {c: int(((pred == j) & good).sum()) for j, c in enumerate(classes)}
+        if self.quality:
+            summary["unusable"] = int(bad.sum())
+        n = max(int(good.sum()), 1)
         summary["counts"] = counts
         summary["burden_pct"] = {c: round(100.0 * k / n, 3) for c, k in counts.items()} if len(prep) else \
             {c: 0.0 for c in classes}
         if ref is not None and len(prep) and not multilabel:
-            known = ref >= 0
+            known = (ref >= 0) & good
             summary["agreement"] = round(float((pred[known] == ref[known]).mean()), 4) if known.any() else None
         summary.update({k: v for k, v in prep.info.items()})
         return RecordPrediction(record=name, rows=rows, summary=summary, probabilities=prob)

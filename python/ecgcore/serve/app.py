@@ -566,12 +566,13 @@ def _predict_files(tmp: Path, names: list[str], fs, models: ServeModels, setting
         except ValueError as exc:  # e.g. a record too short for one segment
             raise ApiError(400, f"{path.name}: {str(exc).replace(str(tmp) + '/', '')}") from None
         seg = pred["segments"]
-        classes = [r.get("class") for r in seg["rows"]] if seg else []
+        classes = [r.get("class") for r in seg["rows"] if r.get("class")] if seg else []
         results.append({
             "record": rec.name or path.stem, "fs": rec.fs, "leads": list(rec.leads), "n_samples": rec.n_samples,
             "duration_s": round(rec.duration, 3),
             # the seed answered one class for the first 10 s only; here a record is Abnormal if any segment is
-            "predicted_class": None if seg is None else ("Abnormal" if "Abnormal" in classes else "Normal"),
+            # None when no segment could be classified (no model, or the signal quality is too low throughout)
+            "predicted_class": None if not classes else ("Abnormal" if "Abnormal" in classes else "Normal"),
             "segments": seg, "beats": pred["beats"], "unavailable": pred["errors"],
         })
     return JSONResponse({"modelVersion": settings.model_version,
