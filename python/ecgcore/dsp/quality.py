@@ -21,7 +21,8 @@ Indices (Li, Mark & Clifford, Physiol Meas 29(1):15-32, 2008; Clifford, Behar, L
 * ``flat_fraction``: share of the window in 0.2 s blocks whose range is under 1/1000 of the lead's median
   block range (exactly zero for a lead that is flat throughout): lead off, a gap (NaN), a constant.
 * ``clipped_fraction``: share of the window on plateaus of at least 20 ms exactly at the lead's maximum or
-  minimum: an amplifier or ADC at its rail.
+  minimum, not touching the ends of the record: an amplifier or ADC at its rail (PTB-XL pads the last
+  ~110 ms of its records with the last value; that is no clipping).
 * ``n_beats``: beats of detector 1 in the window (the rate rules).
 
 Rules, in the order the reason is chosen (:class:`QualityThresholds` holds the numbers): too short (< 3 s);
@@ -46,6 +47,9 @@ The thresholds were tuned on MIT-BIH and the NSTDB noise records and are checked
   leads; ``em`` 67 % (lead 0) and 97 % (lead 1). The unflagged ``em`` windows hold a periodic motion
   artefact of QRS-like width and shape (why the NSTDB uses it: it mimics beats) that both detectors
   follow alike, that recurs in shape, and that none of the indices tells from an ECG.
+* PTB-XL (ecg_id 1-500, 12 leads, one 10 s window each): 97.9 % of the lead-windows of the 344 records
+  without a noise, drift or electrode label usable at 500 Hz (98.0 % at 100 Hz; lead II 98.8 %); fewer
+  in records labelled static noise (96.4 %), baseline drift (95.6 %) or burst noise (92.9 %).
 * Synthetic (128, 250, 360 and 500 Hz): white, pink and brown noise, a ramp, a flat line, sines of
   0.5-30 Hz and an ECG clipped at its 95th percentile are flagged in every window (also 0 of 9,600
   random noise and sine windows); a clean ECG passes every window.
@@ -198,13 +202,14 @@ def _windows(n: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _runs_at_least(mask: np.ndarray, min_len: int) -> np.ndarray:
-    """Samples of ``mask`` (2-D bool) that lie in runs of True at least ``min_len`` long."""
+    """Samples of ``mask`` (2-D bool) that lie in runs of True at least ``min_len`` long, not counting runs
+    that touch either end of the row (a record padded with its last value, as PTB-XL's last ~110 ms are)."""
     rows, n = mask.shape
     out = np.zeros_like(mask)
     for r in range(rows):
         edges = np.diff(mask[r].astype(np.int8), prepend=0, append=0)
         on, off = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        keep = off - on >= min_len
+        keep = (off - on >= min_len) & (on > 0) & (off < n)
         if keep.any():
             step = np.zeros(n + 1, dtype=np.int64)
             np.add.at(step, on[keep], 1)
