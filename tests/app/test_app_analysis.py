@@ -80,7 +80,8 @@ def test_flat_signal_degrades_to_words():
     rec = Record(signal=np.zeros((3600, 1)), fs=360.0, leads=["lead0"], units=["mV"], name="flat")
     a = analyse_record(rec, None)
     assert a.measurements["hr_bpm"] is None
-    assert "fewer than two beats" in a.summary[0]
+    # A flat line is no ECG: the signal-quality check says so instead of "fewer than two beats".
+    assert a.summary[0].startswith("Signal quality too low") and "flat line" in a.summary[0]
     assert a.figures  # the strip is still drawn
 
 

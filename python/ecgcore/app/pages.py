@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import html
 
-from .analysis import EcgAnalysis
+from .analysis import INTERVALS_UNVALIDATED, EcgAnalysis, models_disagree, quality_label
 
 __all__ = ["index_page", "results_page", "error_page"]
 
@@ -25,6 +25,7 @@ table{border-collapse:collapse;margin:8px 0;font-size:.9rem}td,th{border:1px sol
 th{background:#e8ecf3}.ok{color:#1d7a33}.missing{color:#a33}.err{color:#a33}.note{color:#555;font-size:.88rem}
 img{max-width:100%;height:auto;border:1px solid #eee;margin:6px 0}.grid{display:flex;flex-wrap:wrap;gap:18px}
 .summary p{margin:6px 0;line-height:1.4}#files-list{font-size:.85rem;color:#444}
+.quality-low{background:#fdecea;border:1px solid #e0a8a3;border-radius:6px;padding:8px 12px;color:#8a1f17;font-weight:600}
 """
 
 _JS = """
@@ -103,14 +104,19 @@ def _measure_table(m: dict) -> str:
             text = f"{v:.{nd}f} {unit}".strip()
         return f"<td data-measure='{key}' data-value='{_e(v if v is not None else '')}'>{_e(text)}</td>"
 
-    rows = [("Heart rate (mean)", cell("hr_bpm", "bpm", 1)), ("Beats detected", cell("n_beats")),
-            ("Rhythm", cell("rhythm")), ("RR mean", cell("rr_mean_ms", "ms", 1)), ("SDNN", cell("sdnn_ms", "ms", 1)),
-            ("RMSSD", cell("rmssd_ms", "ms", 1)), ("RR std within 10 s", cell("rr_std_10s_ms", "ms", 1)),
+    quality = (f"<td data-measure='quality' data-value='{_e(m.get('quality') or '')}'>"
+               f"{_e(quality_label(m))}</td>")
+    rows = [("Signal quality", quality), ("Heart rate (mean)", cell("hr_bpm", "bpm", 1)),
+            ("Beats detected", cell("n_beats")), ("Rhythm", cell("rhythm")),
+            ("Premature beats (from RR)", cell("ectopic_percent", "%", 1)), ("RR mean", cell("rr_mean_ms", "ms", 1)),
+            ("SDNN", cell("sdnn_ms", "ms", 1)), ("RMSSD", cell("rmssd_ms", "ms", 1)),
+            ("RR std within 10 s", cell("rr_std_10s_ms", "ms", 1)),
             ("P waves present", cell("p_present")), ("PR interval", cell("pr_ms", "ms")),
             ("QRS duration", cell("qrs_ms", "ms")), ("QT", cell("qt_ms", "ms")), ("QTc (Bazett)", cell("qtc_ms", "ms")),
             ("ST level (J+60 ms)", cell("st_mv", "mV", 2))]
     return ("<table class='measurements'><tr><th>Measurement</th><th>Value</th></tr>"
-            + "".join(f"<tr><td>{_e(k)}</td>{v}</tr>" for k, v in rows) + "</table>")
+            + "".join(f"<tr><td>{_e(k)}</td>{v}</tr>" for k, v in rows) + "</table>"
+            + f"<p class='note intervals-note'>{_e(INTERVALS_UNVALIDATED)}</p>")
 
 
 def _class_table(a: EcgAnalysis) -> str:
@@ -133,8 +139,12 @@ def _class_table(a: EcgAnalysis) -> str:
 def _ecg_section(i: int, a: EcgAnalysis, narrative: str | None, narrative_error: str | None) -> str:
     parts = [f"<section class='card ecg' id='ecg-{i}' data-name='{_e(a.name)}'>",
              f"<h2>{_e(a.name)}</h2><p class='note'>{a.n_leads} lead(s): {_e(', '.join(a.leads))}; "
-             f"{a.fs:g} Hz; {a.duration_s:.1f} s</p>",
-             "<div class='summary'>" + "".join(f"<p>{_e(s)}</p>" for s in a.summary) + "</div>"]
+             f"{a.fs:g} Hz; {a.duration_s:.1f} s</p>"]
+    if a.quality_too_low:
+        parts.append(f"<p class='quality-low' data-quality='too low'>Signal quality too low: "
+                     f"{_e(a.measurements.get('quality_reason') or 'no usable stretch')}. No diagnosis is given "
+                     f"for this ECG.</p>")
+    parts.append("<div class='summary'>" + "".join(f"<p>{_e(s)}</p>" for s in a.summary) + "</div>")
     if narrative:
         parts.append("<h3>Narrative (your configured assistant; not checked by ecgcore)</h3><div class='narrative'>"
                      + "".join(f"<p>{_e(p)}</p>" for p in narrative.split("\n") if p.strip()) + "</div>")
@@ -153,6 +163,9 @@ def _ecg_section(i: int, a: EcgAnalysis, narrative: str | None, narrative_error:
                      f"</th><th>Max probability</th></tr><tr><td data-measure='n_segments'>{s['n_segments']}</td>"
                      f"<td data-measure='n_positive'>{s['n_positive']}</td><td>{s['max_probability']:.3f} at "
                      f"{s['max_at_s']:.0f} s</td></tr></table>")
+        note = models_disagree(a.beat_counts, s)
+        if note:
+            parts.append(f"<p class='note models-disagree'>{_e(note)}</p>")
     if a.superclass:
         rows = "".join(f"<tr><td>{_e(c)}</td><td data-superclass='{_e(c)}'>{p:.4f}</td><td>{'YES' if p > 0.5 else 'NO'}"
                        f"</td></tr>" for c, p in sorted(a.superclass.items(), key=lambda kv: -kv[1]))
@@ -179,7 +192,9 @@ def results_page(job_id: str, analyses: list[EcgAnalysis], errors: list[str], *,
     for i, a in enumerate(analyses):
         hr = a.measurements.get("hr_bpm")
         rows.append(f"<tr><td><a href='#ecg-{i}'>{_e(a.name)}</a></td><td>{a.n_leads}</td><td>{a.duration_s:.1f}</td>"
-                    f"<td>{'-' if hr is None else f'{hr:.0f}'}</td><td>{_e(a.measurements.get('rhythm') or '-')}</td></tr>")
+                    f"<td>{_e(quality_label(a.measurements))}</td>"
+                    f"<td>{'-' if hr is None else f'{hr:.0f}'}</td>"
+                    f"<td>{_e(a.measurements.get('rhythm') or '-')}</td></tr>")
     rows = "".join(rows)
     err_html = ""
     if errors:
@@ -192,7 +207,8 @@ def results_page(job_id: str, analyses: list[EcgAnalysis], errors: list[str], *,
             f"Download PDF report</a> <a id='json-link' href='jobs/{_e(job_id)}/results.json'>results.json</a> "
             f"<a id='csv-link' href='jobs/{_e(job_id)}/predictions.csv'>predictions.csv</a> "
             f"&nbsp; <a href='./'>Analyse other files</a></p>"
-            f"<table><tr><th>ECG</th><th>Leads</th><th>Duration (s)</th><th>HR (bpm)</th><th>Rhythm</th></tr>{rows}"
+            f"<table><tr><th>ECG</th><th>Leads</th><th>Duration (s)</th><th>Signal quality</th><th>HR (bpm)</th>"
+            f"<th>Rhythm</th></tr>{rows}"
             f"</table></section>{err_html}"
             + "".join(_ecg_section(i, a, narratives.get(a.name), narrative_errors.get(a.name))
                       for i, a in enumerate(analyses)))

@@ -10,11 +10,18 @@ import numpy as np
 from matplotlib.figure import Figure
 
 __all__ = ["CLASS_COLOURS", "plot_strip", "plot_rate", "plot_template", "plot_segments", "plot_attention",
-           "plot_superclass", "plot_leads", "png_bytes"]
+           "plot_superclass", "plot_leads", "plot_quality", "png_bytes"]
 
 CLASS_COLOURS = {"N": "#2ca02c", "S": "#ff7f0e", "V": "#d62728", "F": "#9467bd", "Q": "#7f7f7f",
                  "Normal": "#2ca02c", "Abnormal": "#d62728"}
 _DPI = 100
+_UNUSABLE = "#d9d9d9"
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each run of True in a 1-D bool array (end exclusive)."""
+    edges = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
 
 
 def png_bytes(fig: Figure) -> bytes:
@@ -26,7 +33,7 @@ def png_bytes(fig: Figure) -> bytes:
 
 def plot_strip(x: np.ndarray, fs: float, r_peaks: np.ndarray, *, beat_labels: dict[int, str] | None = None,
                start_s: float = 0.0, duration_s: float = 10.0, lead: str = "", unit: str = "mV",
-               title: str = "") -> bytes:
+               title: str = "", usable: np.ndarray | None = None) -> bytes:
     """A rhythm strip with the detected beats marked, and the beat class above each when known.
 
     Parameters
@@ -34,12 +41,17 @@ def plot_strip(x: np.ndarray, fs: float, r_peaks: np.ndarray, *, beat_labels: di
     x : (n_samples,) one lead
     r_peaks : (n_beats,) sample indices
     beat_labels : {sample: class} from the beat classifier
+    usable : (n_samples,) bool from the signal-quality check; unusable stretches are shaded grey
     """
     i0 = max(0, int(start_s * fs))
     i1 = min(x.size, i0 + int(duration_s * fs))
     t = np.arange(i0, i1) / fs
     fig = Figure(figsize=(11, 2.8), layout="constrained")
     ax = fig.add_subplot()
+    if usable is not None and i1 > i0:
+        for k, (a, b) in enumerate(_runs(~np.asarray(usable[i0:i1], dtype=bool))):
+            ax.axvspan((i0 + a) / fs, (i0 + b) / fs, color=_UNUSABLE, zorder=0,
+                       label="signal quality too low" if k == 0 else None)
     ax.plot(t, x[i0:i1], lw=0.8, color="#1f3b73")
     sel = r_peaks[(r_peaks >= i0) & (r_peaks < i1)]
     if sel.size:
@@ -54,18 +66,32 @@ def plot_strip(x: np.ndarray, fs: float, r_peaks: np.ndarray, *, beat_labels: di
     ax.set_ylabel(f"{lead} ({unit})" if lead else unit)
     ax.set_xlim(i0 / fs, max(i1, i0 + 1) / fs)
     ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize=7)
     ax.set_title(title or f"Rhythm strip, {duration_s:g} s from {start_s:g} s", fontsize=10)
     return png_bytes(fig)
 
 
-def plot_rate(r_peaks: np.ndarray, fs: float) -> bytes:
-    """Beat-to-beat heart rate over time and the RR-interval histogram."""
+def plot_rate(r_peaks: np.ndarray, fs: float, *, starts: np.ndarray | None = None,
+              usable: np.ndarray | None = None) -> bytes:
+    """Beat-to-beat heart rate over time and the RR-interval histogram.
+
+    With the signal-quality windows (``starts`` in samples, ``usable`` per window) an interval is drawn only
+    between beats of usable windows that follow each other, and the curve breaks at unusable stretches.
+    """
     fig = Figure(figsize=(11, 2.8), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
     if r_peaks.size >= 2:
         rr = np.diff(r_peaks) / fs
-        ax1.plot(r_peaks[1:] / fs, 60.0 / rr, ".-", ms=2, lw=0.6, color="#1f3b73")
-        ax2.hist(rr * 1000.0, bins=min(40, max(5, rr.size // 4)), color="#6b8fd6", histtype="stepfilled")
+        valid = np.ones(rr.size, dtype=bool)
+        if starts is not None and usable is not None:
+            win = np.searchsorted(starts, r_peaks, side="right") - 1
+            valid = usable[win[:-1]] & usable[win[1:]] & (np.diff(win) <= 1)
+        hr = np.where(valid, 60.0 / rr, np.nan)
+        ax1.plot(r_peaks[1:] / fs, hr, ".-", ms=2, lw=0.6, color="#1f3b73")
+        if valid.any():
+            ax2.hist(rr[valid] * 1000.0, bins=min(40, max(5, int(valid.sum()) // 4)), color="#6b8fd6",
+                     histtype="stepfilled")
     ax1.set_xlabel("time (s)")
     ax1.set_ylabel("heart rate (bpm)")
     ax1.set_title("Beat-to-beat heart rate", fontsize=10)
@@ -78,7 +104,11 @@ def plot_rate(r_peaks: np.ndarray, fs: float) -> bytes:
 
 def plot_template(template: np.ndarray | None, r_index: int | None, fiducials: dict, fs: float,
                   lead: str = "") -> bytes:
-    """The median beat with the wave boundaries used for PR, QRS and QT."""
+    """The median beat with the wave boundaries used for PR, QRS and QT.
+
+    Only the boundaries in ``fiducials`` are drawn: :func:`ecgcore.app.measure.measure_record` keeps a
+    boundary there only when its interval is reported, so no marker stands for a value shown as "-".
+    """
     fig = Figure(figsize=(5.5, 3.2), layout="constrained")
     ax = fig.add_subplot()
     if template is not None:
@@ -183,4 +213,34 @@ def plot_leads(signal: np.ndarray, fs: float, leads: list[str], duration_s: floa
         ax.set_yticks([])
     axes[-1].set_xlabel("time (s)")
     axes[0].set_title(f"All {k} leads, first {n / fs:.1f} s", fontsize=10)
+    return png_bytes(fig)
+
+
+def plot_quality(usable: np.ndarray, start_s: np.ndarray, end_s: np.ndarray, leads: list[str],
+                 analysed: int | None = None) -> bytes:
+    """One row per lead, one cell per signal-quality window: usable (green) or not (grey).
+
+    Parameters
+    ----------
+    usable : (n_leads, n_windows) bool
+    start_s, end_s : (n_windows,) window bounds in seconds
+    analysed : index of the lead the measurements come from (its name is marked with "*")
+    """
+    usable = np.atleast_2d(usable)
+    k = usable.shape[0]
+    fig = Figure(figsize=(11, 0.32 * k + 1.0), layout="constrained")
+    ax = fig.add_subplot()
+    for i in range(k):
+        for u, spans in ((True, "#2ca02c"), (False, "#bdbdbd")):
+            bars = [(float(a), float(b - a)) for a, b, ok in zip(start_s, end_s, usable[i]) if bool(ok) == u]
+            if bars:
+                ax.broken_barh(bars, (k - 1 - i + 0.1, 0.8), facecolors=spans)
+    names = [(leads[i] if i < len(leads) else str(i)) + (" *" if i == analysed else "") for i in range(k)]
+    ax.set_yticks(np.arange(k) + 0.5, names[::-1], fontsize=7)
+    ax.set_ylim(0, k)
+    ax.set_xlim(0, float(end_s[-1]) if len(end_s) else 1.0)
+    ax.set_xlabel("time (s)")
+    share = 100.0 * usable.mean()
+    ax.set_title(f"Signal quality per window: green usable, grey not ({share:.0f} % of lead-windows usable; "
+                 f"* analysed lead)", fontsize=10)
     return png_bytes(fig)

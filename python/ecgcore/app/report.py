@@ -25,7 +25,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .analysis import DISCLAIMER, EcgAnalysis
+from .analysis import DISCLAIMER, INTERVALS_UNVALIDATED, EcgAnalysis, models_disagree, quality_label
 
 __all__ = ["LLM_ENV", "build_pdf", "write_pdf", "latin1", "llm_narrative"]
 
@@ -36,11 +36,14 @@ _LATIN1 = {"\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'", "\u201c":
            "\u00b5": "\u00b5", "\u2212": "-", "\u2713": "YES", "\u2717": "NO"}
 
 
+def _latin1_plain(text: str) -> str:
+    s = "".join(_LATIN1.get(ch, ch) for ch in str(text))
+    return s.encode("latin-1", errors="replace").decode("latin-1")
+
+
 def latin1(text: str) -> str:
     """Text the PDF's standard fonts can draw, XML-escaped for reportlab paragraphs."""
-    s = "".join(_LATIN1.get(ch, ch) for ch in str(text))
-    s = s.encode("latin-1", errors="replace").decode("latin-1")
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _latin1_plain(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def llm_narrative(analysis: EcgAnalysis, hook: str | None) -> str | None:
@@ -96,6 +99,7 @@ def _measure_rows(m: dict) -> list[list[str]]:
 
     return [["Measurement", "Value"],
             ["Lead analysed", f"{m.get('lead')} ({m.get('fs'):g} Hz, {m.get('duration_s'):.1f} s)"],
+            ["Signal quality", quality_label(m)],
             ["Beats detected", f("n_beats")],
             ["Heart rate (mean)", f("hr_bpm", "bpm", 1)],
             ["Heart rate (5th-95th pct)", f"{f('hr_min_bpm', '', 0)} - {f('hr_max_bpm', 'bpm', 0)}"],
@@ -104,6 +108,7 @@ def _measure_rows(m: dict) -> list[list[str]]:
             ["RMSSD", f("rmssd_ms", "ms", 1)],
             ["RR std within 10 s (median)", f("rr_std_10s_ms", "ms", 1)],
             ["Rhythm", f("rhythm")],
+            ["Premature beats (from RR)", f("ectopic_percent", "%", 1)],
             ["P waves present", f("p_present")],
             ["P inverted", f("p_inverted")],
             ["PR interval", f("pr_ms", "ms")],
@@ -120,6 +125,10 @@ def _story(analyses: list[EcgAnalysis], errors: list[str], title: str, narrative
 
     styles = getSampleStyleSheet()
     h1, h2, body, small = styles["Title"], styles["Heading2"], styles["BodyText"], styles["Italic"]
+    from reportlab.lib.styles import ParagraphStyle
+
+    small_cell = ParagraphStyle("cell", parent=body, fontSize=8, leading=9.5)
+    alert = ParagraphStyle("alert", parent=body, textColor=colors.HexColor("#8a1f17"), fontName="Helvetica-Bold")
     grid = TableStyle([("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
                        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#dde4f2")),
                        ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"),
@@ -127,7 +136,13 @@ def _story(analyses: list[EcgAnalysis], errors: list[str], title: str, narrative
     width = 180 * mm
 
     def table(rows, col_widths=None):
-        t = Table([[latin1(c) for c in r] for r in rows], colWidths=col_widths, hAlign="LEFT")
+        def cell(c):
+            # Plain table cells are not markup (no escaping); long text becomes a wrapping paragraph.
+            if not isinstance(c, str):
+                return c
+            return Paragraph(latin1(c), small_cell) if len(c) > 60 else _latin1_plain(c)
+
+        t = Table([[cell(c) for c in r] for r in rows], colWidths=col_widths, hAlign="LEFT")
         t.setStyle(grid)
         return t
 
@@ -143,12 +158,15 @@ def _story(analyses: list[EcgAnalysis], errors: list[str], title: str, narrative
     story = [Paragraph(latin1(title), h1),
              Paragraph(latin1(f"Generated {stamp} by ecgcore app. {len(analyses)} ECG"
                               f"{'s' if len(analyses) != 1 else ''} analysed."), body), Spacer(1, 4 * mm)]
-    overview = [["ECG", "Leads", "fs (Hz)", "Duration (s)", "HR (bpm)", "Rhythm", "Beats"]]
+    overview = [["ECG", "Leads", "fs (Hz)", "Duration (s)", "Signal quality", "HR (bpm)", "Rhythm", "Beats"]]
     for a in analyses:
         m = a.measurements
+        q = quality_label(m)
         overview.append([a.name, str(a.n_leads), f"{a.fs:g}", f"{a.duration_s:.1f}",
-                         "-" if m.get("hr_bpm") is None else f"{m['hr_bpm']:.0f}", m.get("rhythm") or "-",
-                         str(m.get("n_beats"))])
+                         Paragraph(latin1(q), small_cell) if len(q) > 24 else q,
+                         "-" if m.get("hr_bpm") is None else f"{m['hr_bpm']:.0f}",
+                         Paragraph(latin1(m.get("rhythm") or "-"), small_cell),
+                         "-" if m.get("n_beats") is None else str(m.get("n_beats"))])
     story.append(table(overview))
     if errors:
         story += [Spacer(1, 3 * mm), Paragraph("Files that could not be analysed", h2)]
@@ -158,12 +176,18 @@ def _story(analyses: list[EcgAnalysis], errors: list[str], title: str, narrative
     for a in analyses:
         story += [PageBreak(), Paragraph(latin1(f"ECG {a.name}"), h1),
                   Paragraph(latin1(f"{a.n_leads} lead(s): {', '.join(a.leads)}; {a.fs:g} Hz; {a.duration_s:.1f} s."),
-                            body), Paragraph("Summary", h2)]
+                            body)]
+        if a.quality_too_low:
+            why = a.measurements.get("quality_reason") or "no usable stretch"
+            story.append(Paragraph(latin1(f"Signal quality too low: {why}. No diagnosis is given for this ECG."),
+                                   alert))
+        story.append(Paragraph("Summary", h2))
         story += [Paragraph(latin1(s), body) for s in a.summary]
         if a.name in narratives:
             story += [Paragraph("Narrative (user-configured assistant, not checked by ecgcore)", h2)]
             story += [Paragraph(latin1(p), body) for p in narratives[a.name].split("\n") if p.strip()]
-        story += [Paragraph("Measurements", h2), table(_measure_rows(a.measurements), [70 * mm, 70 * mm])]
+        story += [Paragraph("Measurements", h2), table(_measure_rows(a.measurements), [70 * mm, 100 * mm]),
+                  Paragraph(latin1(INTERVALS_UNVALIDATED), small)]
         if a.beat_counts is not None or a.reference_counts is not None:
             classes = list(a.beat_counts or a.reference_counts)
             head = ["AAMI class"] + (["Model (beats-aami)"] if a.beat_counts is not None else []) + \
@@ -188,6 +212,9 @@ def _story(analyses: list[EcgAnalysis], errors: list[str], title: str, narrative
                 ["Segments", f"{s['positive_class']}", "Share", "Max probability", "at (s)"],
                 [str(s["n_segments"]), str(s["n_positive"]), f"{s['positive_percent']:.1f} %",
                  f"{s['max_probability']:.3f}", f"{s['max_at_s']:.0f}"]])]))
+            note = models_disagree(a.beat_counts, s)
+            if note:
+                story.append(Paragraph(latin1(note), small))
         if a.superclass:
             rows = [["Superclass", "Probability", "Flagged (> 0.5)"]]
             rows += [[c, f"{p:.4f}", "YES" if p > 0.5 else "NO"]
