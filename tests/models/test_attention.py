@@ -52,7 +52,7 @@ def tiny_segments(mitdb_dir, tmp_path_factory) -> Path:
 
 
 def _cfg(**kw) -> AttentionConfig:
-    base = dict(val_records=1, batch_size=4, max_steps=2, num_threads=1)
+    base = dict(val_records=1, batch_size=4, max_steps=2, threads=1)
     base.update(kw)
     return AttentionConfig(**base)
 
@@ -190,7 +190,7 @@ def test_plot_attention_png(tmp_path, tiny_segments):
 # --- training, resume, evaluation, export -------------------------------------------------------------------
 
 def _state(run: Path) -> dict:
-    return torch.load(run / "checkpoint.pt", weights_only=False)["model"]
+    return torch.load(run / "checkpoint" / "state.pt", weights_only=False)["model"]
 
 
 def test_train_resume_is_deterministic(tiny_segments, tmp_path):
@@ -217,7 +217,7 @@ def test_train_evaluate_export_parity(tiny_segments, tmp_path):
     m = train(tiny_segments, run, _cfg(max_steps=2, batch_size=8), progress=False)
     test = m["test"]
     assert test["n"] == WINDOWS_PER_RECORD and sum(map(sum, test["confusion_matrix"])) == WINDOWS_PER_RECORD
-    for f in ("metrics.json", "best.pt", "history.png", "confusion_matrix_test.png", "roc_test.png",
+    for f in ("metrics.json", "best.pt", "history.csv", "learning_curve.png", "confusion_matrix_test.png", "roc_test.png",
               "classification_report_test.txt", "attention_test_0.png", "attention_test_2.png"):
         assert (run / f).is_file(), f
     again = evaluate(run, tiny_segments, split="val", progress=False, n_attention=1)
@@ -230,7 +230,9 @@ def test_train_evaluate_export_parity(tiny_segments, tmp_path):
     assert card.inputs[0]["shape"] == [None, 1, 3600]
     assert [o["name"] for o in card.outputs] == ["logits", "probabilities", "attention"]
     # Independent check (the logits graph computes attention in blocks of query steps): real windows, batch sizes other than the export's (dynamic axis).
-    model, _ = __import__("ecgcore.models.attention.training", fromlist=["load_run"]).load_run(run)
+    from ecgcore.models.attention import load_run
+
+    model, _ = load_run(run)
     x = att_data.protocol_splits(tiny_segments, "inter-patient", val_records=1)["test"].x[[0, 5, 11, 17, 23]]
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     att_sess = ort.InferenceSession(str(onnx_path.parent / "attention.onnx"), providers=["CPUExecutionProvider"])

@@ -46,7 +46,9 @@ r.run("119", Path({str(mitdb_dir)!r}), out, opts)
 with np.load(out / "119.npz") as z:
     x, y = z["segments"][:16, None, :], z["labels"][:16]
 sess = ort.InferenceSession({str(BUNDLE / 'model.onnx')!r}, providers=["CPUExecutionProvider"])
-logits, prob, att = sess.run(None, {{"ecg": x}})
+logits, prob = sess.run(None, {{"ecg": x}})
+att_sess = ort.InferenceSession({str(BUNDLE / 'attention.onnx')!r}, providers=["CPUExecutionProvider"])
+(att,) = att_sess.run(None, {{"ecg": x}})
 assert "torch" not in sys.modules, "torch was imported"
 print(json.dumps({{"shape": [list(logits.shape), list(prob.shape), list(att.shape)],
                   "prob_sum": float(np.abs(prob.sum(1) - 1).max()), "att_sum": float(np.abs(att.sum(-1) - 1).max()),

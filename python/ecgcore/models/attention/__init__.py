@@ -1,9 +1,10 @@
 """CNN + 8-head-attention Normal/Abnormal classifier of 10 s MIT-BIH windows (PyTorch; SPEC §3).
 
-``AttentionECGModel``, ``AttentionConfig``, ``train``, ``evaluate``, ``export``. Attributes are loaded lazily so
-that ``ecgcore.models.attention.plots`` (NumPy + matplotlib, used by the diagnosis app) never imports torch.
-The code lives in ``training.py`` / ``onnx_export.py`` (not ``train.py`` / ``export.py``): a submodule named like
-a function would replace that function on the package once imported.
+The family's contract: ``train(data_dir, run_dir, config=None)``, ``evaluate(run_dir, data_dir=None)``,
+``export(run_dir, out_dir=None)``, plus ``AttentionECGModel``, ``AttentionConfig``, ``predict``, ``load_run``.
+Layout: ``config.py``, ``model.py``, ``data.py``, private ``_train.py`` / ``_evaluate.py`` / ``_export.py``
+(a public submodule named like a function would replace the function on the package once imported).
+Attributes load lazily, so ``ecgcore.models.attention.plots`` (NumPy + matplotlib) never imports torch.
 """
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import importlib
 _LAZY = {
     "AttentionConfig": ".config",
     "AttentionECGModel": ".model",
-    "train": ".training",
-    "evaluate": ".training",
-    "predict": ".training",
-    "export": ".onnx_export",
+    "train": "._train",
+    "evaluate": "._evaluate",
+    "predict": "._evaluate",
+    "load_run": "._evaluate",
+    "export": "._export",
     "plot_attention": ".plots",
 }
 

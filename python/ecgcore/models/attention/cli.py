@@ -39,17 +39,17 @@ def train(dataset_dir, run_dir, protocol, epochs, batch_size, lr, device, seed, 
     """Train the CNN + 8-head-attention Normal/Abnormal classifier (SPEC §3) on a segments dataset.
 
     DATASET_DIR comes from `ecgcore preprocess segments MITDB_DIR DATASET_DIR`. RUN_DIR receives
-    config.json, checkpoint.pt (resume state), best.pt (lowest validation loss), metrics.json,
-    history.png and, after training, the test-split evaluation (see `ecgcore evaluate attention`).
-    Re-running the same command resumes from the checkpoint.
+    config.json, checkpoint/ (resume state, every 5 min and at the end), history.csv, learning_curve.png,
+    run.json, best.pt (lowest validation loss), metrics.json and, after training, the test-split evaluation
+    (see `ecgcore evaluate attention`). Re-running the same command resumes from the checkpoint.
     """
+    from . import train as run
     from .config import AttentionConfig
-    from .training import train as run
 
     try:
         cfg = AttentionConfig(protocol=protocol, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                               val_records=val_records, max_steps=max_steps,
-                              wall_cap_s=None if wall_cap is None else 60.0 * wall_cap, num_threads=threads)
+                              time_limit_s=None if wall_cap is None else 60.0 * wall_cap, threads=threads)
         m = run(dataset_dir, run_dir, cfg, device=device, resume=not no_resume, progress=not quiet,
                 evaluate_after=not no_evaluate)
     except (ValueError, FileNotFoundError) as exc:
@@ -75,7 +75,7 @@ def evaluate(run_dir, dataset_dir, split, device, quiet):
     attention_SPLIT_K.png (query-0 row with top-5 % shading, as the seed, plus the mean attention overlay).
     DATASET_DIR defaults to the one the run was trained on.
     """
-    from .training import evaluate as run
+    from . import evaluate as run
 
     try:
         m = run(run_dir, dataset_dir, split=split, device=device, progress=not quiet)
@@ -94,13 +94,13 @@ def evaluate(run_dir, dataset_dir, split, device, quiet):
               help="Real test windows run through PyTorch and onnxruntime (atol 1e-4).")
 @click.option("--note", default=None, help="Free text stored in the card as training.note.")
 def export(run_dir, out, dataset_dir, check_windows, note):
-    """Export a run's best weights to model.onnx (input `ecg` (batch, 1, 3600); outputs `logits`,
-    `probabilities` (softmax) and `attention` (batch, 900, 900), dynamic batch) + a model.json card,
-    and check onnxruntime against PyTorch on real windows."""
-    from .onnx_export import export as run
+    """Export a run's best weights to model.onnx (input `ecg` (batch, 1, 3600); outputs `logits` and
+    `probabilities` (softmax), dynamic batch), attention.onnx (the (batch, 900, 900) attention maps, on request)
+    and a model.json card, and check onnxruntime against PyTorch on real windows."""
+    from . import export as run
 
     try:
-        onnx_path, card, worst = run(run_dir, out, dataset_dir=dataset_dir, check_windows=check_windows, note=note)
+        onnx_path, card, worst = run(run_dir, out, data_dir=dataset_dir, check_windows=check_windows, note=note)
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
     size = os.path.getsize(onnx_path) / 2 ** 20

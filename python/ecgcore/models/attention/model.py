@@ -32,7 +32,7 @@ class AttentionECGModel(nn.Module):
         self.attention = nn.MultiheadAttention(embed_dim=c2, num_heads=config.num_heads)
         self.fc1 = nn.Linear(c2 * config.seq_len, config.fc_hidden)
         self.dropout = nn.Dropout(config.dropout)
-        self.fc2 = nn.Linear(config.fc_hidden, config.num_classes)
+        self.fc2 = nn.Linear(config.fc_hidden, config.n_classes)
 
     def forward(self, x: torch.Tensor, need_weights: bool = True):
         """Logits and head-averaged attention weights.
@@ -45,7 +45,7 @@ class AttentionECGModel(nn.Module):
 
         Returns
         -------
-        logits : (batch, num_classes), no softmax (as the seed).
+        logits : (batch, n_classes), no softmax (as the seed).
         attention : (batch, 900, 900) — attention from each query step (rows) to each key step,
             averaged over the 8 heads; ``None`` when ``need_weights`` is false.
         """

@@ -173,20 +173,3 @@ def plot_roc(fpr, tpr, auc: float, path, *, title: str = "") -> Path:
     ax.set_title(title or "ROC", fontsize=9)
     ax.legend(loc="lower right")
     return _save(fig, path)
-
-
-def plot_history(history: list[dict], path) -> Path:
-    """Train/validation loss and validation accuracy per validation point (x = optimiser steps)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    steps = [h["step"] for h in history]
-    ax.plot(steps, [h["train_loss"] for h in history], "o-", label="train loss")
-    ax.plot(steps, [h["val_loss"] for h in history], "o-", label="val loss")
-    ax.set_xlabel("optimiser step")
-    ax.set_ylabel("cross-entropy")
-    ax2 = ax.twinx()
-    ax2.plot(steps, [h["val_accuracy"] for h in history], "s--", color="tab:green", label="val accuracy")
-    ax2.set_ylabel("val accuracy")
-    ax.legend(loc="upper left", fontsize=8)
-    ax2.legend(loc="upper right", fontsize=8)
-    return _save(fig, path)

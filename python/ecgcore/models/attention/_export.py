@@ -13,10 +13,8 @@ as the ``segments`` recipe makes it — and a dynamic batch:
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -25,8 +23,9 @@ import torch
 from torch import nn
 
 from ...export import ModelCard, onnx_parity, write_card
+from ..._fs import atomic_write
+from ._evaluate import PROTOCOL_LABELS, load_run
 from .data import preprocessing_of, protocol_splits
-from .training import PROTOCOL_LABELS, load_run
 
 BUNDLED_NAME = "segments-abnormal"
 OUTPUT_NAMES = ("logits", "probabilities")
@@ -124,23 +123,16 @@ def export_graphs(model, out_dir, example: np.ndarray, atol: float = 1e-4) -> fl
 
 def _to_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, output_names) -> None:
     """Write the graph with the TorchScript-based exporter (dynamic batch axis), atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".model.", suffix=".onnx.tmp")
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():
-            # The legacy exporter is deprecated in favour of dynamo; it handles MultiheadAttention's
-            # weights output without a custom translation and gives one self-contained file.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(wrapper, (example,), tmp, dynamo=False, input_names=["ecg"],
-                              output_names=list(output_names), opset_version=17,
-                              dynamic_axes={"ecg": {0: "batch"}, **{n: {0: "batch"} for n in output_names}})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path) as tmp, warnings.catch_warnings():
+        # The legacy exporter is deprecated in favour of dynamo; it handles MultiheadAttention's
+        # weights output without a custom translation and gives one self-contained file.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, (example,), str(tmp), dynamo=False, input_names=["ecg"],
+                          output_names=list(output_names), opset_version=17,
+                          dynamic_axes={"ecg": {0: "batch"}, **{n: {0: "batch"} for n in output_names}})
 
 
-def export(run_dir, out_dir=None, *, dataset_dir=None, check_windows: int = 8, name: str = BUNDLED_NAME,
+def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name: str = BUNDLED_NAME,
            atol: float = 1e-4, command: str | None = None,
            note: str | None = None) -> tuple[Path, ModelCard, float]:
     """Export ``run_dir``'s best weights to ``out_dir/model.onnx`` + ``model.json`` (default ``out_dir = run_dir``).
@@ -159,11 +151,11 @@ def export(run_dir, out_dir=None, *, dataset_dir=None, check_windows: int = 8, n
     out_dir.mkdir(parents=True, exist_ok=True)
     model, saved = load_run(run_dir, "cpu")
     config = model.config
-    dataset_dir = Path(dataset_dir or saved["dataset_dir"])
+    data_dir = Path(data_dir or saved["data_dir"])
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
 
-    splits = protocol_splits(dataset_dir, config.protocol, seed=config.seed, test_size=config.test_size,
+    splits = protocol_splits(data_dir, config.protocol, seed=config.seed, test_size=config.test_size,
                              val_size=config.val_size, val_records=config.val_records)
     test = splits["test"]
     if check_windows < 2:
@@ -180,11 +172,11 @@ def export(run_dir, out_dir=None, *, dataset_dir=None, check_windows: int = 8, n
     card = ModelCard(
         name=name, task="classification", framework="pytorch",
         inputs=[{"name": "ecg", "shape": [None, 1, config.input_length], "dtype": "float32"}],
-        outputs=[{"name": "logits", "shape": [None, config.num_classes], "dtype": "float32"},
-                 {"name": "probabilities", "shape": [None, config.num_classes], "dtype": "float32"},
+        outputs=[{"name": "logits", "shape": [None, config.n_classes], "dtype": "float32"},
+                 {"name": "probabilities", "shape": [None, config.n_classes], "dtype": "float32"},
                  {"name": "attention", "shape": [None, config.seq_len, config.seq_len], "dtype": "float32",
                   "graph": ATTENTION_FILE}],
-        fs=360.0, preprocessing=preprocessing_of(dataset_dir), classes=list(config.classes),
+        fs=360.0, preprocessing=preprocessing_of(data_dir), classes=list(config.classes),
         metrics={"protocol": config.protocol, "protocol_label": PROTOCOL_LABELS[config.protocol],
                  **{split: {k: v for k, v in metrics[split].items() if k != "records"}
                     for split in ("test", "val") if split in metrics},
@@ -205,6 +197,4 @@ def export(run_dir, out_dir=None, *, dataset_dir=None, check_windows: int = 8, n
                      "one step = 4 samples) comes from the second graph attention.onnx, on request."),
     )
     write_card(card, out_dir / "model.json")
-    for p in (onnx_path, out_dir / ATTENTION_FILE, out_dir / "model.json"):
-        os.chmod(p, 0o644)  # mkstemp makes 0600 files; a shipped model must be readable by everyone
     return onnx_path, card, worst

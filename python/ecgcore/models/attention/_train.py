@@ -1,0 +1,172 @@
+"""Training of :class:`AttentionECGModel` (SPEC §3.3) in the shared run folder (:mod:`ecgcore.models._run`).
+
+The run folder holds ``config.json``, ``checkpoint/`` (model, optimiser, scheduler and RNG states, the position
+inside the epoch: an interrupted run resumes from the same batch), ``history.csv``, ``learning_curve.png``,
+``run.json``, ``best.pt`` (weights at the lowest validation loss, the seed's ``best_model.pth``) and, after the
+test-split evaluation, ``metrics.json`` and the plots.
+"""
+from __future__ import annotations
+
+import math
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..._fs import atomic_write, write_json
+from .._run import Run
+from ._evaluate import PROTOCOL_LABELS, _read_metrics, device_of, evaluate, predict
+from .config import AttentionConfig
+from .data import protocol_splits, read_dataset_info
+from .model import AttentionECGModel
+
+# Settings a resumed run may change; anything else must match the saved config.
+RESUMABLE = ("epochs", "max_steps", "time_limit_s", "threads", "patience", "extra")
+
+
+def _save_torch(obj, path: Path) -> None:
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _val_loss_acc(model, split, device, batch_size: int, progress: bool) -> tuple[float, float]:
+    prob = predict(model, split.x, batch_size=batch_size, device=device, progress=progress, desc="validate")
+    p = np.clip(prob[np.arange(len(split)), split.y], 1e-12, None)
+    return float(-np.log(p).mean()), float((prob.argmax(1) == split.y).mean())
+
+
+def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: str = "cpu", resume: bool = True,
+          progress: bool = True, evaluate_after: bool = True, checkpoint_every_s: float = 300.0) -> dict:
+    """Train on a ``segments`` dataset under ``config.protocol``; evaluate the best weights on the test split.
+
+    Stops at ``config.epochs``, on early stopping (validation loss, ``config.patience`` epochs), at
+    ``max_steps`` optimiser steps, or when ``time_limit_s`` seconds of this call have passed; in the last two
+    cases the run validates, checkpoints and resumes (same call) from the same batch of the same epoch.
+    A checkpoint is also written every ``checkpoint_every_s`` seconds.
+
+    Returns the ``metrics.json`` content.
+    """
+    from tqdm.auto import tqdm
+
+    config = config or AttentionConfig()
+    data_dir, run_dir = Path(data_dir), Path(run_dir)
+    read_dataset_info(data_dir)
+    if config.threads:
+        torch.set_num_threads(int(config.threads))
+    dev = device_of(device)
+    splits = protocol_splits(data_dir, config.protocol, seed=config.seed, test_size=config.test_size,
+                             val_size=config.val_size, val_records=config.val_records)
+    train_set, val_set = splits["train"], splits["val"]
+    if val_set is None or len(val_set) == 0:
+        raise ValueError("the validation split is empty (early stopping needs one); raise val_records")
+    run = Run(run_dir, config, family="attention", data_dir=data_dir, resume=resume,
+              checkpoint_every_s=checkpoint_every_s, time_limit_s=config.time_limit_s, resumable=RESUMABLE)
+
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    model = AttentionECGModel(config).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", patience=config.plateau_patience,
+                                                       factor=config.plateau_factor)
+    loss_fn = nn.CrossEntropyLoss()
+    st = run.state
+    st.extra.setdefault("improved_this_epoch", False)
+
+    def save(folder: Path) -> None:
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "rng": torch.get_rng_state()}, folder / "state.pt")
+
+    def read(folder: Path) -> None:
+        ck = torch.load(folder / "state.pt", map_location=dev, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["rng"])
+
+    if run.resuming:
+        run.load(read)
+    n_train = len(train_set)
+    n_batches = math.ceil(n_train / config.batch_size)
+    trained_now = 0
+    if config.max_steps is not None and st.step >= config.max_steps:
+        run.stop("max_steps")  # a resumed run that already reached its step budget: evaluate only
+    while st.stop_reason is None and st.epoch < config.epochs:
+        # One permutation per epoch from (seed, epoch): a resumed run sees the same batches.
+        perm = np.random.default_rng([config.seed, st.epoch]).permutation(n_train)
+        model.train()
+        loss_sum, loss_n = 0.0, 0
+        bar = tqdm(total=n_batches, initial=st.step_in_epoch, disable=not progress,
+                   desc=f"epoch {st.epoch + 1}/{config.epochs} [{config.protocol}]", dynamic_ncols=True)
+        budget = None
+        for b in range(st.step_in_epoch, n_batches):
+            idx = np.sort(perm[b * config.batch_size:(b + 1) * config.batch_size])
+            xb = torch.from_numpy(train_set.x[idx]).to(dev)
+            yb = torch.from_numpy(train_set.y[idx]).to(dev)
+            logits, _ = model(xb, need_weights=False)
+            loss = loss_fn(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach().item() * len(idx)
+            loss_n += len(idx)
+            st.step_in_epoch = b + 1
+            st.step += 1
+            trained_now += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / loss_n:.4f}")
+            if config.max_steps is not None and st.step >= config.max_steps:
+                budget = "max_steps"
+                break
+            if run.out_of_time():
+                budget = "time_limit"
+                break
+            if run.due():
+                run.save(save)
+        bar.close()
+        full_epoch = st.step_in_epoch >= n_batches
+        val_loss, val_acc = _val_loss_acc(model, val_set, dev, 2 * config.batch_size, progress)
+        if run.improved(val_loss):
+            st.extra["improved_this_epoch"] = True
+            _save_torch({"model": model.state_dict(), "config": config.to_dict(), "step": st.step,
+                         "epoch": st.epoch + 1, "val_loss": val_loss}, run_dir / "best.pt")
+        row = run.log(partial_epoch=int(not full_epoch), train_loss=loss_sum / max(loss_n, 1), val_loss=val_loss,
+                      val_accuracy=val_acc, lr=opt.param_groups[0]["lr"])
+        if full_epoch:
+            sched.step(val_loss)
+            st.bad_epochs = 0 if st.extra["improved_this_epoch"] else st.bad_epochs + 1
+            st.epoch, st.step_in_epoch = st.epoch + 1, 0
+            st.extra["improved_this_epoch"] = False
+            if st.bad_epochs >= config.patience:
+                run.stop("early_stopping")
+            elif st.epoch >= config.epochs:
+                run.stop("epochs")
+        if budget is not None:
+            run.stop(budget)
+        if progress:
+            print(f"epoch {row['epoch']}{' (partial)' if not full_epoch else ''} step {row['step']}: "
+                  f"train loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  val acc {val_acc:.4f}",
+                  file=sys.stderr)
+        run.save(save)
+    if trained_now == 0 and not (run_dir / "best.pt").is_file():
+        raise ValueError(f"{run_dir}: nothing to train (already finished at epoch {st.epoch}); raise --epochs")
+    if st.stop_reason is None:
+        run.stop("epochs")
+        run.save(save)
+    summary = run.summary()
+    training = {
+        "protocol": config.protocol, "protocol_label": PROTOCOL_LABELS[config.protocol],
+        **summary, "best_val_loss": summary["best_score"], "steps_per_epoch": n_batches, "device": str(dev),
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
+        "python": platform.python_version(),
+    }
+    metrics = _read_metrics(run_dir)
+    metrics.update({"protocol": config.protocol, "protocol_label": PROTOCOL_LABELS[config.protocol],
+                    "data_dir": str(data_dir.resolve()),
+                    "splits": {k: v.summary() for k, v in splits.items() if v is not None}, "training": training})
+    write_json(run_dir / "metrics.json", metrics)
+    if evaluate_after:
+        return evaluate(run_dir, data_dir, device=device, progress=progress, _splits=splits)
+    return metrics
