@@ -200,7 +200,11 @@ def _segment_attention(scorer, record: Record, out: ModelOutputs) -> None:
         (o.name for o in session.get_outputs() if "att" in o.name.lower()), None)
     if getattr(scorer, "attention_graph", None) is None and att_name is None:
         return
-    probs = np.array([r.get(f"prob_{positive}", 0.0) for r in out.segments])
+    # segments in unusable stretches carry no probability (None): never pick one of those
+    probs = np.array([r.get(f"prob_{positive}") if r.get(f"prob_{positive}") is not None else -1.0
+                      for r in out.segments], dtype=np.float64)
+    if probs.size == 0 or probs.max() < 0:
+        return
     i = int(np.argmax(probs))
     prep = scorer.prepare(record)
     x = np.asarray(prep.inputs[0][i:i + 1], dtype=np.float32)
