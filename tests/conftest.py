@@ -34,7 +34,8 @@ def pytest_collection_modifyitems(config, items):
     # Tests on a PostgreSQL server carry the `services` marker (see system_tools.py) like those marked by hand.
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if _SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())) or "postgresql" in params.values():
+        if _SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())) or \
+                any(isinstance(v, str) and v == "postgresql" for v in params.values()):
             item.add_marker(pytest.mark.services)
     if config.getoption("--runslow"):
         return
