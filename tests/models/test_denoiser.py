@@ -19,9 +19,9 @@ from ecgcore.datasets.noise import snr_db  # noqa: E402
 from ecgcore.export import onnx_parity, read_card  # noqa: E402
 from ecgcore.models.denoiser import AttentionUNet, DenoiserConfig, denoise, evaluate, export, train  # noqa: E402
 from ecgcore.models.denoiser import processing  # noqa: E402
-from ecgcore.models.denoiser.evaluation import butterworth_baseline, pair_metrics, wavelet_baseline  # noqa: E402
+from ecgcore.models.denoiser._evaluate import butterworth_baseline, pair_metrics, wavelet_baseline  # noqa: E402
 from ecgcore.models.denoiser.model import count_parameters  # noqa: E402
-from ecgcore.models.denoiser.training import HybridLoss, augment, load_model  # noqa: E402
+from ecgcore.models.denoiser._train import HybridLoss, augment, load_model  # noqa: E402
 from ecgcore.pipelines.engine import preprocess  # noqa: E402
 
 _PKG_PARENT = __import__("os").environ["ECGCORE_PKG_PARENT"]  # set by tests/conftest.py
@@ -176,8 +176,9 @@ def test_augment_same_gain_on_both():
 # --------------------------------------------------------------------------------------------- training
 def test_tiny_training_writes_run(tiny_run):
     run, s = tiny_run
-    for f in ("best.pt", "last.pt", "best_attention_unet.pth", "metrics.json", "loss.png", "config.json"):
-        assert (run / f).is_file(), f
+    for f in ("best.pt", "checkpoint", "best_attention_unet.pth", "metrics.json", "learning_curve.png", "history.csv",
+              "config.json", "run.json"):
+        assert (run / f).exists(), f
     assert s["steps"] == 4 and len(s["history"]) == 2 and np.isfinite(s["best_val_loss"])
     assert s["train_records"] == ["101"] and s["parameters"] == 2_796_541
     m = json.loads((run / "metrics.json").read_text())
@@ -194,8 +195,8 @@ def test_resume_equals_uninterrupted(pairs_dir, tmp_path):
     train(pairs_dir, b, DenoiserConfig(max_steps=2, **cfg), progress=False)
     s = train(pairs_dir, b, DenoiserConfig(max_steps=4, **cfg), progress=False)
     assert s["steps"] == 4 and len(s["sessions"]) == 2
-    wa = torch.load(a / "last.pt", weights_only=True)["model"]
-    wb = torch.load(b / "last.pt", weights_only=True)["model"]
+    wa = torch.load(a / "checkpoint" / "state.pt", weights_only=True)["model"]
+    wb = torch.load(b / "checkpoint" / "state.pt", weights_only=True)["model"]
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
 

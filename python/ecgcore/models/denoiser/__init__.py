@@ -10,7 +10,7 @@ from .config import CHUNK_SIZE, FS, DenoiserConfig
 
 __all__ = ["AttentionUNet", "DenoiserConfig", "train", "evaluate", "export", "denoise", "CHUNK_SIZE", "FS"]
 
-_LAZY = {"AttentionUNet": ".model", "train": ".training", "evaluate": ".evaluation", "export": ".exporting",
+_LAZY = {"AttentionUNet": ".model", "train": "._train", "evaluate": "._evaluate", "export": "._export",
          "denoise": ".inference"}
 
 

@@ -233,14 +233,26 @@ def _plots(out_dir: Path, rows: list[dict], examples: dict, noise: list[str], sn
     return written
 
 
-def evaluate(run_dir, dataset_dir, *, mitdb_dir=None, qtdb_dir=None, records: list[str] | None = None,
+def _run_data_dir(run_dir: Path) -> str:
+    """The dataset a run was trained on (its ``config.json``, or an older run's ``metrics.json``)."""
+    for name, key in (("config.json", "data_dir"), ("metrics.json", None)):
+        p = run_dir / name
+        if p.is_file():
+            d = json.loads(p.read_text())
+            found = d.get(key) if key else d.get("training", {}).get("dataset")
+            if found:
+                return found
+    raise ValueError(f"{run_dir}: no dataset recorded in the run; pass the denoise-pairs folder")
+
+
+def evaluate(run_dir, data_dir=None, *, mitdb_dir=None, qtdb_dir=None, records: list[str] | None = None,
              max_windows: int | None = None, device: str = "cpu", batch_size: int = 64, progress: bool = True, threads: int | None = None) -> dict:
-    """Score ``RUN_DIR/best.pt`` on every test pair of ``dataset_dir`` against the classical baselines.
+    """Score ``RUN_DIR/best.pt`` on every test pair of ``data_dir`` against the classical baselines.
 
     Parameters
     ----------
     run_dir : a training run folder (``best.pt``)
-    dataset_dir : ``ecgcore preprocess denoise-pairs`` output (``test`` split: DS2 records)
+    data_dir : ``ecgcore preprocess denoise-pairs`` output (``test`` split: DS2 records); default: the run's
     mitdb_dir : MIT-BIH folder whose ``.atr`` annotations give the R-peak reference (else clean-window detections)
     qtdb_dir : QT Database folder for the DeepFilter protocol; reported as not run when absent
     records : only these test records
@@ -254,12 +266,13 @@ def evaluate(run_dir, dataset_dir, *, mitdb_dir=None, qtdb_dir=None, records: li
     import torch
     from tqdm.auto import tqdm
 
-    from .training import load_model, write_json_atomic
+    from ._train import load_model, write_json_atomic
 
     if threads:
         torch.set_num_threads(int(threads))
     run_dir = Path(run_dir)
     model, ckpt = load_model(run_dir, device=device)
+    dataset_dir = data_dir if data_dir is not None else _run_data_dir(run_dir)
     splits, meta = read_dataset_meta(dataset_dir)
     names = list(splits["test"]) if records is None else list(records)
     unknown = [r for r in names if r not in splits["test"]]

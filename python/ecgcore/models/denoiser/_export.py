@@ -53,7 +53,7 @@ def _onnx_export(model, path: Path, example) -> None:
     os.replace(tmp, path)
 
 
-def export(run_dir, out_dir=None, *, dataset_dir=None, name: str = "denoiser", parity_pairs: int = 16,
+def export(run_dir, out_dir=None, *, data_dir=None, name: str = "denoiser", parity_pairs: int = 16,
            atol: float = 1e-4) -> dict:
     """Export ``RUN_DIR/best.pt`` to ``OUT_DIR/model.onnx`` + ``OUT_DIR/model.json`` and check parity.
 
@@ -61,8 +61,8 @@ def export(run_dir, out_dir=None, *, dataset_dir=None, name: str = "denoiser", p
     ----------
     run_dir : training run folder (``best.pt``, ``metrics.json``)
     out_dir : destination (default ``run_dir``)
-    dataset_dir : denoise-pairs dataset for the real parity inputs and the card's preprocessing options
-        (default: the dataset recorded in ``metrics.json``)
+    data_dir : denoise-pairs dataset for the real parity inputs and the card's preprocessing options
+        (default: the dataset the run was trained on)
     parity_pairs : real test windows run through both PyTorch and onnxruntime
     atol : parity tolerance (absolute, plus the same relative)
 
@@ -72,7 +72,7 @@ def export(run_dir, out_dir=None, *, dataset_dir=None, name: str = "denoiser", p
     """
     import torch
 
-    from .training import load_model
+    from ._train import load_model
 
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir
@@ -81,10 +81,9 @@ def export(run_dir, out_dir=None, *, dataset_dir=None, name: str = "denoiser", p
     mpath = run_dir / "metrics.json"
     metrics = json.loads(mpath.read_text()) if mpath.is_file() else {}
     training = metrics.get("training", {})
-    if dataset_dir is None:
-        dataset_dir = training.get("dataset")
-        if dataset_dir is None:
-            raise ValueError(f"{run_dir}: no dataset recorded in metrics.json; pass the denoise-pairs folder")
+    from ._evaluate import _run_data_dir
+
+    dataset_dir = data_dir if data_dir is not None else _run_data_dir(run_dir)
     _, meta = read_dataset_meta(dataset_dir)
     x = real_parity_inputs(dataset_dir, n=parity_pairs)
     with torch.no_grad():

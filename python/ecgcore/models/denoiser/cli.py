@@ -30,11 +30,12 @@ def train(dataset_dir, run_dir, epochs, batch_size, device, max_steps, time_limi
 
     Uses the DS1 (train) records; 10 % of each record's clean windows (with all their noise/SNR variants)
     are held out for validation. Hybrid loss 0.5 L1 + 0.5 MSE + 0.5 gradient-L1, AdamW,
-    ReduceLROnPlateau, grad-norm clip 1.0, sign-flip/scale augmentation. Writes last.pt (resume point),
-    best.pt, metrics.json, loss.png; re-running the same command on RUN_DIR resumes.
+    ReduceLROnPlateau, grad-norm clip 1.0, sign-flip/scale augmentation. Writes the shared run folder
+    (config.json, checkpoint/ every 5 min, history.csv, learning_curve.png, run.json) plus best.pt and
+    metrics.json; re-running the same command on RUN_DIR resumes.
     """
     from .config import DenoiserConfig
-    from .training import train as run_train
+    from ._train import train as run_train
 
     cfg = DenoiserConfig()
     for name, val in (("epochs", epochs), ("batch_size", batch_size), ("max_steps", max_steps),
@@ -78,8 +79,8 @@ def evaluate(run_dir, dataset_dir, mitdb_dir, qtdb_dir, records, max_windows, de
     noisy input, the Attention U-Net, a 0.5-40 Hz Butterworth and a wavelet-threshold filter. Writes
     RUN_DIR/metrics.json ("evaluation"), RUN_DIR/eval/table.csv and example PNG overlays; resumable.
     """
-    from .evaluation import evaluate as run_eval
-    from .evaluation import format_table
+    from ._evaluate import evaluate as run_eval
+    from ._evaluate import format_table
 
     recs = [r.strip() for r in records.split(",") if r.strip()] if records else None
     if qtdb_dir is None:
@@ -106,10 +107,10 @@ def evaluate(run_dir, dataset_dir, mitdb_dir, qtdb_dir, records, max_windows, de
 @click.option("--name", default="denoiser", show_default=True, help="Model name in the card.")
 def export(run_dir, out_dir, dataset_dir, name):
     """Export RUN_DIR/best.pt to model.onnx (dynamic batch) + model.json; check onnxruntime parity (1e-4)."""
-    from .exporting import export as run_export
+    from ._export import export as run_export
 
     try:
-        r = run_export(run_dir, out_dir, dataset_dir=dataset_dir, name=name)
+        r = run_export(run_dir, out_dir, data_dir=dataset_dir, name=name)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     except AssertionError as exc:

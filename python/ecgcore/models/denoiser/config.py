@@ -1,9 +1,9 @@
 """``DenoiserConfig``: the Heartify notebook's training defaults (SPEC §2.3), plus what ecgcore adds."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from .._config import config_kwargs
+
+from .._config import ConfigMixin, config_kwargs
 
 __all__ = ["DenoiserConfig", "CHUNK_SIZE", "FS"]
 
@@ -13,7 +13,7 @@ FS = 130.0
 
 
 @dataclass
-class DenoiserConfig:
+class DenoiserConfig(ConfigMixin):
     """Hyper-parameters of one training run; every default is the seed notebook's unless noted.
 
     Attributes
@@ -31,6 +31,8 @@ class DenoiserConfig:
         rarely completes an epoch, so the LR schedule and best-checkpoint choice run on this cadence.
     val_pairs : validation pairs scored at each validation (0 = all); a fixed random subset.
     max_steps, time_limit_s : stop early (0 = no limit); the run stays resumable.
+    patience : early stopping after this many validations without a lower validation loss (0 = off, as the
+        seed, which trains its 50 epochs).
     seed : the notebook's 42.
     """
 
@@ -50,20 +52,15 @@ class DenoiserConfig:
     val_pairs: int = 0
     max_steps: int = 0
     time_limit_s: float = 0.0
+    patience: int = 0
     seed: int = 42
     chunk_size: int = CHUNK_SIZE
     fs: float = FS
     extra: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["loss_weights"] = list(self.loss_weights)
-        d["scale_range"] = list(self.scale_range)
-        return d
-
     @classmethod
-    def from_dict(cls, d: dict) -> "DenoiserConfig":
-        d = config_kwargs(cls, d)
+    def from_dict(cls, d: dict, *, strict: bool = True) -> "DenoiserConfig":
+        d = config_kwargs(cls, d, strict=strict)
         for k in ("loss_weights", "scale_range"):
             if k in d:
                 d[k] = tuple(d[k])

@@ -38,7 +38,7 @@ def denoise(signal, model, *, seed_compat: bool = False, device: str = "cpu", ba
     (n_samples,) float64 denoised ECG (input units; z-score units with ``seed_compat``)
     """
     if isinstance(model, (str, os.PathLike)):
-        from .training import load_model
+        from ._train import load_model
 
         model, _ = load_model(model, device=device)
     elif not isinstance(model, torch.nn.Module):

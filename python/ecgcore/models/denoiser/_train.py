@@ -1,0 +1,265 @@
+"""Training of the Attention U-Net on a ``denoise-pairs`` dataset (SPEC §2.3), resumable and deterministic.
+
+Run folder layout (the shared one of :mod:`ecgcore.models._run`, plus the family's weights)::
+
+    RUN_DIR/config.json           family, DenoiserConfig, dataset, command
+    RUN_DIR/checkpoint/           model + optimiser + scheduler + position (resume point), every 5 min
+    RUN_DIR/history.csv           one row per validation; RUN_DIR/learning_curve.png its curves
+    RUN_DIR/run.json              stop reason, steps, best step, seconds
+    RUN_DIR/best.pt               weights with the lowest validation loss so far
+    RUN_DIR/best_attention_unet.pth  the same weights as a bare state_dict (the seed's file)
+    RUN_DIR/metrics.json          {"training": {...}, "evaluation": {...}}
+
+Determinism: the epoch's pair order comes from ``default_rng([seed, epoch])`` and each step's augmentation
+from ``default_rng([seed, epoch, step])``, so a resumed run draws exactly what an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..._fs import atomic_write, write_json
+from .._run import Run
+from .config import DenoiserConfig
+from .data import PairSet, load_split, normalize_pairs, split_windows
+from .model import AttentionUNet, count_parameters
+
+__all__ = ["HybridLoss", "train", "load_model", "augment", "write_json_atomic"]
+
+
+class HybridLoss(nn.Module):
+    """``w1·L1 + w2·MSE + w3·L1(Δpred, Δtarget)`` with Δ the first difference along time (seed: 0.5 each)."""
+
+    def __init__(self, weights=(0.5, 0.5, 0.5)):
+        super().__init__()
+        self.w = tuple(float(v) for v in weights)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        l1 = torch.mean(torch.abs(pred - target))
+        mse = torch.mean((pred - target) ** 2)
+        grad = torch.mean(torch.abs(torch.diff(pred, dim=-1) - torch.diff(target, dim=-1)))
+        return self.w[0] * l1 + self.w[1] * mse + self.w[2] * grad
+
+
+def augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, flip_p: float, scale_range) -> tuple:
+    """The seed's train-only augmentation: negate both with p=flip_p, multiply both by U(scale_range)."""
+    n = x.shape[0]
+    sign = np.where(rng.random(n) < flip_p, -1.0, 1.0)
+    scale = rng.uniform(scale_range[0], scale_range[1], size=n)
+    g = (sign * scale).astype(np.float32)[:, None]
+    return x * g, y * g
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    write_json(path, obj)
+
+
+def _save_atomic(obj, path: Path) -> None:
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_model(run_or_checkpoint, device: str = "cpu") -> tuple[AttentionUNet, dict]:
+    """``best.pt`` of a run folder (or any checkpoint / bare state_dict file) → (eval-mode model, checkpoint)."""
+    p = Path(run_or_checkpoint)
+    if p.is_dir():
+        p = p / "best.pt"
+    if not p.is_file():
+        raise FileNotFoundError(f"denoiser checkpoint {p} not found (train a run first: ecgcore train denoiser)")
+    try:
+        ckpt = torch.load(p, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError/RuntimeError/EOFError for foreign or damaged files
+        raise ValueError(f"{p}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    if isinstance(ckpt, dict) and "model" in ckpt:
+        state, cfg = ckpt["model"], ckpt.get("config", {})
+    elif isinstance(ckpt, dict):
+        state, cfg, ckpt = ckpt, {}, {"model": ckpt}
+    else:
+        raise ValueError(f"{p}: not a denoiser checkpoint (expected a state_dict or a dict with 'model')")
+    model = AttentionUNet(base_channels=int(cfg.get("base_channels", 32)))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"{p}: weights do not fit the Attention U-Net: {exc}") from None
+    return model.to(device).eval(), ckpt
+
+
+def _validate(model, pairs: PairSet, index: np.ndarray, loss_fn, device, batch: int = 64) -> float:
+    model.eval()
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, index.size, batch):
+            noisy, clean = pairs.pairs(index[i: i + batch])
+            x, y, _, _ = normalize_pairs(noisy, clean)
+            xt, yt = torch.from_numpy(x[:, None]).to(device), torch.from_numpy(y[:, None]).to(device)
+            total += float(loss_fn(model(xt), yt)) * x.shape[0]
+            n += x.shape[0]
+    model.train()
+    return total / max(n, 1)
+
+
+def _read_metrics(run_dir: Path) -> dict:
+    p = run_dir / "metrics.json"
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+RESUMABLE = ("epochs", "max_steps", "time_limit_s", "val_every", "patience", "threads")
+
+
+def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: str = "cpu",
+          records: list[str] | None = None, progress: bool = True, threads: int | None = None,
+          resume: bool = True, command: str | None = None, checkpoint_every_s: float = 300.0) -> dict:
+    """Train (or resume) an Attention U-Net denoiser run.
+
+    Parameters
+    ----------
+    data_dir : output of ``ecgcore preprocess denoise-pairs`` (its ``train`` split is used)
+    run_dir : run folder; if it holds a ``checkpoint/`` the run resumes from there (only the budgets
+        ``epochs``, ``max_steps``, ``time_limit_s``, ``val_every``, ``patience`` may change)
+    config : hyper-parameters (default: the seed's)
+    device : ``"cpu"`` or ``"cuda"``
+    records : only these train records (tests / quick runs)
+    threads : torch intra-op threads (default: leave torch's setting)
+    resume : False starts over even when ``run_dir`` holds a checkpoint
+    command : the command line that started this session (recorded in metrics.json and the card)
+    checkpoint_every_s : seconds between checkpoints (also at every validation and at the end)
+
+    Returns
+    -------
+    The ``training`` section of ``metrics.json`` (history, best validation loss, steps, timing).
+    """
+    from tqdm.auto import tqdm
+
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no CUDA GPU")
+    if threads:
+        torch.set_num_threads(int(threads))
+    run_dir = Path(run_dir)
+    cfg = config or DenoiserConfig()
+    torch.manual_seed(cfg.seed)
+    data = load_split(data_dir, "train", records=records)
+    tr_w, va_w = split_windows(data.record, cfg.val_fraction, cfg.seed)
+    per_w = data.noisy.shape[1] * data.noisy.shape[2]
+    tr_pairs = (tr_w[:, None] * per_w + np.arange(per_w)).reshape(-1)
+    va_pairs = (va_w[:, None] * per_w + np.arange(per_w)).reshape(-1)
+    if cfg.val_pairs and va_pairs.size > cfg.val_pairs:
+        va_pairs = np.sort(np.random.default_rng([cfg.seed, 1]).choice(va_pairs, cfg.val_pairs, replace=False))
+    if tr_pairs.size == 0 or va_pairs.size == 0:
+        raise ValueError(f"{data_dir}: too few windows to hold out {cfg.val_fraction:.0%} for validation")
+    steps_per_epoch = -(-tr_pairs.size // cfg.batch_size)
+    val_every = cfg.val_every or steps_per_epoch
+    run = Run(run_dir, cfg, family="denoiser", data_dir=data_dir, resume=resume,
+              checkpoint_every_s=checkpoint_every_s, time_limit_s=cfg.time_limit_s or None, resumable=RESUMABLE)
+    st = run.state
+    st.extra.setdefault("sessions", [])
+
+    model = AttentionUNet(cfg.base_channels).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
+                                                       patience=cfg.plateau_patience)
+    loss_fn = HybridLoss(cfg.loss_weights)
+
+    def save(folder: Path) -> None:
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "config": cfg.to_dict()}, folder / "state.pt")
+
+    def read(folder: Path) -> None:
+        ck = torch.load(folder / "state.pt", map_location=device, weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+
+    if run.resuming:
+        run.load(read)
+
+    def best_weights():
+        _save_atomic({"model": model.state_dict(), "config": cfg.to_dict(), "step": st.step}, run_dir / "best.pt")
+        _save_atomic(model.state_dict(), run_dir / "best_attention_unet.pth")
+
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
+    t0 = time.monotonic()
+    session = {"start_step": st.step, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "device": device, "threads": torch.get_num_threads(), "command": command or ""}
+    bar = tqdm(total=total_steps, initial=st.step, desc="train denoiser", unit="step", disable=not progress)
+    running, n_running = 0.0, 0
+    stopped = None
+    model.train()
+    try:
+        while st.step < total_steps:
+            if run.out_of_time():
+                stopped = "time_limit"
+                break
+            epoch, pos = divmod(st.step, steps_per_epoch)
+            order = tr_pairs[np.random.default_rng([cfg.seed, epoch]).permutation(tr_pairs.size)]
+            idx = order[pos * cfg.batch_size: (pos + 1) * cfg.batch_size]
+            noisy, clean = data.pairs(idx)
+            x, y, _, _ = normalize_pairs(noisy, clean)
+            x, y = augment(x, y, np.random.default_rng([cfg.seed, epoch, pos]), cfg.flip_p, cfg.scale_range)
+            xt, yt = torch.from_numpy(x[:, None]).to(device), torch.from_numpy(y[:, None]).to(device)
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xt), yt)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            st.step += 1
+            st.epoch, st.step_in_epoch = divmod(st.step, steps_per_epoch)
+            running += loss.item()
+            n_running += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{running / n_running:.4f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
+            if st.step % val_every == 0 or st.step == total_steps:
+                val = _validate(model, data, va_pairs, loss_fn, device)
+                sched.step(val)
+                if run.improved(val):
+                    st.bad_epochs = 0
+                    best_weights()
+                else:
+                    st.bad_epochs += 1
+                run.log(train_loss=running / n_running, val_loss=val, lr=opt.param_groups[0]["lr"])
+                running, n_running = 0.0, 0
+                if cfg.patience and st.bad_epochs >= cfg.patience:
+                    stopped = "early_stopping"
+                    break
+                run.save(save)
+            elif run.due():
+                run.save(save)
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    finally:
+        bar.close()
+    if stopped is None:
+        stopped = "max_steps" if cfg.max_steps and st.step >= cfg.max_steps and st.step < cfg.epochs * steps_per_epoch \
+            else "epochs"
+    if stopped != "interrupted":
+        run.stop(stopped)
+    session.update(end_step=st.step, stopped=stopped, wall_s=round(time.monotonic() - t0, 1))
+    st.extra["sessions"].append(session)
+    run.save(save)
+    if not (run_dir / "best.pt").is_file():
+        best_weights()
+    history = run.history()
+    summary = {
+        "dataset": str(Path(data_dir).resolve()), "train_records": sorted(set(data.record.tolist())),
+        "train_pairs": int(tr_pairs.size), "val_pairs": int(va_pairs.size), "batch_size": cfg.batch_size,
+        "steps": st.step, "steps_per_epoch": steps_per_epoch, "epochs_done": st.step / steps_per_epoch,
+        "pairs_seen": st.step * cfg.batch_size, "best_val_loss": st.best_score,
+        "best_step": st.best_step if st.best_step is not None else -1, "elapsed_s": round(run.seconds, 1),
+        "stopped": stopped, "finished": st.finished, "parameters": count_parameters(model), "device": device,
+        "torch": torch.__version__, "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "sessions": st.extra["sessions"], "history": history,
+        "command": next((x.get("command") for x in st.extra["sessions"][::-1] if x.get("command")), ""),
+    }
+    metrics = _read_metrics(run_dir)
+    metrics["training"] = summary
+    write_json(run_dir / "metrics.json", metrics)
+    return summary
