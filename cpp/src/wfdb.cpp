@@ -50,6 +50,9 @@ static void check_format(int fmt) {
 
 int64_t wfdb_bytes_needed(int fmt, int64_t n) {
   check_format(fmt);
+  // Beyond this the byte count overflows int64 (2 bytes per sample); no file holds that many samples.
+  if (n < 0 || n > std::numeric_limits<int64_t>::max() / 2)
+    throw std::invalid_argument("WFDB sample count " + std::to_string(n) + " is out of range");
   switch (fmt) {
     case 212: return (n / 2) * 3 + (n % 2 ? 2 : 0);
     case 80: return n;
@@ -59,6 +62,7 @@ int64_t wfdb_bytes_needed(int fmt, int64_t n) {
 
 int64_t wfdb_samples_available(int fmt, int64_t n_bytes) {
   check_format(fmt);
+  if (n_bytes < 0) throw std::invalid_argument("negative byte count " + std::to_string(n_bytes));
   switch (fmt) {
     case 212: return (n_bytes / 3) * 2 + (n_bytes % 3 >= 2 ? 1 : 0);
     case 80: return n_bytes;
@@ -282,6 +286,9 @@ void check_selection(int fmt, int n_sig, int64_t frame0, int64_t n_frames, const
   check_format(fmt);
   if (n_sig < 1 || n_out < 1) throw std::invalid_argument("a WFDB signal file must hold at least one signal");
   if (frame0 < 0 || n_frames < 0) throw std::invalid_argument("negative frame range");
+  if (frame0 > std::numeric_limits<int64_t>::max() / 2 / n_sig - n_frames)
+    throw std::invalid_argument("frame range [" + std::to_string(frame0) + ", +" + std::to_string(n_frames) +
+                                ") of " + std::to_string(n_sig) + " signals is out of range");
   for (int k = 0; k < n_out; ++k) {
     if (chan[k] < 0 || chan[k] >= n_sig) throw std::invalid_argument("channel index out of range");
     const int c = col ? col[k] : k;

@@ -13,7 +13,8 @@ namespace ecgcore {
 // 61 (big-endian int16), 80 (8-bit offset binary). Other formats go through wfdb-python.
 bool wfdb_format_supported(int fmt);
 
-// Bytes needed for n_samples multiplexed samples in format fmt.
+// Bytes needed for n_samples multiplexed samples in format fmt (std::invalid_argument when n_samples is
+// negative or its byte count would overflow int64).
 int64_t wfdb_bytes_needed(int fmt, int64_t n_samples);
 
 // Number of complete samples held in n_bytes.

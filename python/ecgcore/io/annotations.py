@@ -16,11 +16,12 @@ definitions; a leading ``## time resolution: FS`` note gives the sampling rate) 
 """
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
 
-__all__ = ["ANNOTATION_SYMBOLS", "parse_annotation_bytes"]
+__all__ = ["ANNOTATION_SYMBOLS", "parse_annotation_bytes", "wfdb_rdann_would_hang"]
 
 # WFDB's standard annotation codes (ecgcodes.h), as wfdb.io.annotation.ann_label_table maps them.
 ANNOTATION_SYMBOLS = {
@@ -119,6 +120,8 @@ def parse_annotation_bytes(data: bytes) -> dict | None:
             m = _TIME_RESOLUTION.search(a) if a.startswith("## ") else None
             if m:
                 fs = float(m.group(1))
+                if not math.isfinite(fs):
+                    return None  # wfdb raises on it: let it say why
                 fs = int(fs) if round(fs, 8) == float(int(fs)) else fs
                 break
     keep = (code != 0) & ~definitions
@@ -130,3 +133,52 @@ def parse_annotation_bytes(data: bytes) -> dict | None:
     return {"sample": sample, "symbol": np.asarray([ANNOTATION_SYMBOLS[c] for c in code.tolist()]),
             "aux_note": auxs, "chan": np.array(chans, dtype=np.int64), "subtype": np.array(subs, dtype=np.int64),
             "num": np.array(nums, dtype=np.int64), "fs": fs}
+
+
+def wfdb_rdann_would_hang(data: bytes) -> str | None:
+    """The note on which ``wfdb.rdann`` (wfdb-python 4.x) would loop forever, or None.
+
+    ``interpret_defintion_annotations`` walks the notes of the file's definition annotations (NOTEs at sample
+    0) and never moves past a note that starts with ``"## "`` and is neither the first time resolution nor
+    ``"## annotation type definitions"`` (e.g. a second ``## time resolution``, or any other ``## `` comment).
+    This replays wfdb's own parse (its module functions) and that loop without running it.
+    """
+    try:
+        from wfdb.io import annotation as wa
+
+        parse, special, rx_fs, rx_label = wa.proc_ann_bytes, wa.get_special_inds, wa.rx_fs, wa.rx_custom_label
+    except (ImportError, AttributeError):
+        return None
+    try:
+        filebytes = np.frombuffer(data, dtype=np.uint8).reshape(-1, 2)
+        sample, label_store, _, _, _, aux_note = parse(filebytes, None)
+        n_def = len(special(sample, label_store, aux_note)[0])
+    except Exception:
+        return None  # wfdb raises on this file too, before the loop
+    fs = None
+    i = 0
+    try:
+        while i < n_def:
+            note = aux_note[i]
+            if not note.startswith("## "):
+                i += 1
+                continue
+            if not fs:
+                found = rx_fs.findall(note)
+                if found:
+                    fs = float(found[0])
+                    if not math.isfinite(fs):
+                        return None  # wfdb's int(fs) raises
+                    i += 1
+                    continue
+            if note != "## annotation type definitions":
+                return note
+            i += 1
+            while aux_note[i] != "## end of definitions":
+                if not rx_label.findall(aux_note[i]):
+                    return None  # wfdb raises IndexError here
+                i += 1
+            i += 1
+    except (IndexError, AttributeError):
+        return None  # wfdb raises too
+    return None

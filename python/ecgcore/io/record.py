@@ -1,16 +1,19 @@
 """ECG records: WFDB (native 212/16/61/80 decoder, wfdb-python for everything else), ``.npy`` and ``.csv``."""
 from __future__ import annotations
 
+import math
 import os
 import stat
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import numpy.lib.format as npformat
 
 from .._native import core, threads
-from .annotations import parse_annotation_bytes
+from .annotations import parse_annotation_bytes, wfdb_rdann_would_hang
 from .header import Header, read_header
 
 __all__ = ["Annotations", "Record", "read_record", "read_annotations", "write_annotations", "record_paths"]
@@ -108,6 +111,7 @@ class Record:
 
 
 _RECORD_SUFFIXES = (".hea", ".dat", ".atr")
+_INT64_MAX = (1 << 63) - 1
 
 
 def _record_base(path: Path) -> Path:
@@ -141,6 +145,10 @@ def _read_wfdb_native(hdr: Header, sampfrom: int, sampto: int | None, channels, 
             st = os.stat(fpath)
         except FileNotFoundError:
             raise FileNotFoundError(f"{hdr.path}: signal file {fpath} named in the header does not exist") from None
+        except (OSError, ValueError) as exc:  # a name too long for the file system, ...
+            shown = repr(fname) if len(fname) <= 80 else repr(fname[:80]) + f"... ({len(fname)} characters)"
+            raise OSError(f"{hdr.path}: cannot open signal file {shown} named in the header: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
         if not stat.S_ISREG(st.st_mode):
             raise FileNotFoundError(f"{hdr.path}: signal file {fpath} named in the header is not a file")
         size = st.st_size - offset
@@ -151,9 +159,9 @@ def _read_wfdb_native(hdr: Header, sampfrom: int, sampto: int | None, channels, 
         if sig_len is None:
             sig_len = available
         elif available < sig_len:
-            need = core.wfdb_bytes_needed(fmt, sig_len * len(members)) + offset
+            need = _bytes_needed(fmt, sig_len * len(members)) + offset  # Python ints: any declared count
             raise ValueError(
-                f"{fpath}: signal file is truncated: header {hdr.path.name} says {sig_len} samples x "
+                f"{fpath}: signal file is truncated: header {hdr.path.name} declares {sig_len} samples x "
                 f"{len(members)} signals in format {fmt} ({need} bytes), the file holds {size + offset} bytes "
                 f"({available} complete samples per signal)")
     stop = sig_len if sampto is None else min(int(sampto), sig_len)
@@ -174,13 +182,26 @@ def _read_wfdb_native(hdr: Header, sampfrom: int, sampto: int | None, channels, 
             if not wanted:
                 continue
             sel, cols = [j for _, j in wanted], [k for k, _ in wanted]
-        if physical:
-            g = gain if cols is None else [gain[k] for k in cols]
-            b = baseline if cols is None else [baseline[k] for k in cols]
-            core.wfdb_read(files[key], key[2], key[1], len(members), start, n, sel, out, w, cols, g, b)
-        else:
-            core.wfdb_read(files[key], key[2], key[1], len(members), start, n, sel, out, w, cols)
+        try:
+            if physical:
+                g = gain if cols is None else [gain[k] for k in cols]
+                b = baseline if cols is None else [baseline[k] for k in cols]
+                core.wfdb_read(files[key], key[2], key[1], len(members), start, n, sel, out, w, cols, g, b)
+            else:
+                core.wfdb_read(files[key], key[2], key[1], len(members), start, n, sel, out, w, cols)
+        except ValueError as exc:  # the C++ checks (std::invalid_argument)
+            raise ValueError(f"{hdr.path}: {exc}") from None
+        except RuntimeError as exc:  # the C++ reader's I/O errors (open, short read): name the record
+            raise OSError(f"{hdr.path}: {exc}") from None
     return out, np.array(gain, dtype=np.float64), np.array(baseline, dtype=np.float64)
+
+
+def _bytes_needed(fmt: int, n: int) -> int:
+    """Bytes that n multiplexed samples take in a natively decoded format (core.wfdb_bytes_needed in Python
+    ints, for error messages about declared counts beyond int64)."""
+    if fmt == 212:
+        return (n // 2) * 3 + (2 if n % 2 else 0)
+    return n if fmt == 80 else 2 * n
 
 
 def _check_signal(sig: np.ndarray, path) -> None:
@@ -280,9 +301,44 @@ def _signal_dtype(physical: bool, dtype) -> np.dtype:
     return dt
 
 
+# Bytes per sample (numerator, denominator) of the uncompressed formats wfdb-python reads (signal(5)).
+_FALLBACK_BYTES = {8: (1, 1), 16: (2, 1), 24: (3, 1), 32: (4, 1), 61: (2, 1), 80: (1, 1), 160: (2, 1),
+                   212: (3, 2), 310: (4, 3), 311: (4, 3)}
+
+
+def _check_fallback_sizes(hdr: Header) -> None:
+    """Before wfdb-python allocates what a header declares: each signal file must hold the declared frames.
+
+    wfdb sizes its arrays from the header, so a damaged header declaring 10**12 samples would otherwise cost
+    a MemoryError (or, just below what the machine can map, the memory itself) before the short file is noticed.
+    """
+    if hdr.multi_segment or hdr.sig_len is None:
+        return
+    files: dict[str, list] = {}
+    for spec in hdr.signals:
+        files.setdefault(spec.file_name, []).append(spec)
+    base_dir = os.path.dirname(os.fspath(hdr.path))
+    for fname, specs in files.items():
+        if any(sp.fmt not in _FALLBACK_BYTES for sp in specs):
+            continue  # format 0 (no file) and the compressed formats have no fixed size
+        frame = sum(Fraction(_FALLBACK_BYTES[sp.fmt][0], _FALLBACK_BYTES[sp.fmt][1]) * sp.samples_per_frame
+                    for sp in specs)
+        need = specs[0].byte_offset + math.floor(hdr.sig_len * frame)
+        fpath = os.path.join(base_dir, fname)
+        try:
+            size = os.stat(fpath).st_size
+        except (OSError, ValueError):
+            continue  # wfdb says what is wrong with the file
+        if size < need:
+            raise ValueError(
+                f"{fpath}: signal file is truncated: header {hdr.path.name} declares {hdr.sig_len} frames of "
+                f"{len(specs)} signals ({need} bytes), the file holds {size} bytes")
+
+
 def _read_wfdb_fallback(base: Path, hdr: Header, sampfrom, sampto, channels, physical, dtype) -> Record:
     import wfdb
 
+    _check_fallback_sizes(hdr)
     try:
         r = wfdb.rdrecord(str(base), sampfrom=sampfrom, sampto=sampto,
                           channels=list(channels) if channels is not None else None, physical=physical)
@@ -317,7 +373,9 @@ def _finish_array(path: Path, arr: np.ndarray, fs: float, dtype, leads=None) -> 
         raise ValueError(f"{path}: shape {arr.shape} looks like [n_leads, n_samples]; store [n_samples, n_leads]")
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{path}: expected numeric samples, got dtype {arr.dtype}")
-    sig = np.ascontiguousarray(arr, dtype=dtype)
+    # Beyond float32's range a sample becomes +-inf, as in astype; a signalling NaN in the file stays a NaN.
+    with np.errstate(over="ignore", invalid="ignore"):
+        sig = np.ascontiguousarray(arr, dtype=dtype)
     _check_signal(sig, path)
     n_leads = sig.shape[1]
     leads = leads or [f"lead{i}" for i in range(n_leads)]
@@ -326,14 +384,47 @@ def _finish_array(path: Path, arr: np.ndarray, fs: float, dtype, leads=None) -> 
 
 def _read_npy(path: Path, fs, dtype) -> Record:
     fs = _need_fs(path, fs)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise ValueError(f"{path}: the file is empty")
     try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise ValueError(f"{path}: not a valid .npy array: {exc}") from exc
+        fh = open(path, "rb")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise OSError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    with fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            raise ValueError(f"{path}: the file is empty")
+        # Check the header against the file before numpy allocates what the header declares.
+        magic = fh.read(len(npformat.MAGIC_PREFIX))
+        if magic != npformat.MAGIC_PREFIX:
+            what = " (this is a zip archive such as .npz)" if magic.startswith(b"PK") else ""
+            raise ValueError(f"{path}: not a .npy array: the file does not start with the .npy magic string{what}")
+        fh.seek(0)
+        try:
+            version = npformat.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dt = npformat.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran, dt = npformat.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+        except Exception as exc:  # numpy's header parser raises ValueError, TokenError, EOFError, ...
+            raise ValueError(f"{path}: not a valid .npy array: {exc}") from None
+        if dt.hasobject or dt.kind not in "biuf":
+            raise ValueError(f"{path}: expected numeric samples, got dtype {dt}")
+        if len(shape) not in (1, 2):
+            raise ValueError(f"{path}: expected a [n_samples] or [n_samples, n_leads] array, got shape {shape}")
+        if not all(0 <= n <= _INT64_MAX for n in shape):
+            raise ValueError(f"{path}: not a valid .npy array: the header declares shape {shape}")
+        count = math.prod(shape)
+        need = count * dt.itemsize
+        have = size - fh.tell()
+        if need > have:
+            raise ValueError(f"{path}: the header declares shape {shape} of {dt} ({need} bytes) but the file "
+                             f"holds only {have} bytes of data")
+        # What numpy.lib.format.read_array does for a file, without parsing the header a second time.
+        arr = np.fromfile(fh, dtype=dt, count=count)
+        arr = arr.reshape(shape[::-1]).transpose() if fortran else arr.reshape(shape)
     return _finish_array(path, arr, fs, dtype)
 
 
@@ -341,7 +432,12 @@ def _read_csv(path: Path, fs, dtype) -> Record:
     fs = _need_fs(path, fs)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    text = path.read_text()
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a UTF-8 text file (byte {exc.start} is {raw[exc.start]:#04x}); "
+                         f"expected comma-separated numbers") from None
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
         raise ValueError(f"{path}: the file is empty")
@@ -355,12 +451,18 @@ def _read_csv(path: Path, fs, dtype) -> Record:
         body = lines[1:]
     if not body:
         raise ValueError(f"{path}: no sample rows after the header")
+    rows = [ln.split(",") for ln in body]
+    n_cols = len(rows[0])
+    if any(len(r) != n_cols for r in rows):
+        k = next(i for i, r in enumerate(rows) if len(r) != n_cols)
+        raise ValueError(f"{path}: rows have different numbers of columns: sample row {k + 1} has "
+                         f"{len(rows[k])}, the first has {n_cols}")
+    if leads is not None and len(leads) != n_cols:
+        raise ValueError(f"{path}: the header row gives {len(leads)} lead names for {n_cols} columns")
     try:
-        arr = np.array([[float(c) for c in ln.split(",")] for ln in body])
+        arr = np.array([[float(c) for c in r] for r in rows])
     except ValueError as exc:
-        raise ValueError(f"{path}: non-numeric sample: {exc}") from exc
-    if arr.ndim != 2:
-        raise ValueError(f"{path}: rows have different numbers of columns")
+        raise ValueError(f"{path}: non-numeric sample: {str(exc)[:200]}") from None
     return _finish_array(path, arr, fs, dtype, leads)
 
 
@@ -389,6 +491,11 @@ def read_annotations(path: str | os.PathLike, extension: str = "atr") -> Annotat
                            chan=fast["chan"], subtype=fast["subtype"], extension=extension, fs=fs)
     import wfdb
 
+    stuck = wfdb_rdann_would_hang(data)
+    if stuck is not None:
+        raise ValueError(f"{ann_path}: cannot read annotations: the definition note {stuck[:80]!r} at sample 0 "
+                         "is neither the time resolution nor a label-definition block (wfdb.rdann would never "
+                         "return on this file)")
     try:
         a = wfdb.rdann(str(base), extension)
     except Exception as exc:
