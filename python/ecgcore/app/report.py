@@ -21,10 +21,10 @@ import json
 import os
 import shlex
 import subprocess
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .._fs import write_bytes
 from .analysis import DISCLAIMER, INTERVALS_UNVALIDATED, EcgAnalysis, models_disagree, quality_label
 
 __all__ = ["LLM_ENV", "build_pdf", "write_pdf", "latin1", "llm_narrative"]
@@ -258,11 +258,5 @@ def build_pdf(analyses: list[EcgAnalysis], *, errors: list[str] | None = None,
 
 
 def write_pdf(path: str | os.PathLike, pdf: bytes) -> Path:
-    """Write PDF bytes atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report.", suffix=".pdf.tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(pdf)
-    os.replace(tmp, path)
-    return path
+    """Write PDF bytes atomically, readable by the owner only (a report holds patient data)."""
+    return write_bytes(path, pdf, mode=0o600)

@@ -29,6 +29,7 @@ import uuid
 from collections import OrderedDict
 from pathlib import Path
 
+from .._fs import atomic_write, write_text
 from .analysis import analyse_record
 from .models import ModelSuite
 from .pages import error_page, index_page, results_page
@@ -89,12 +90,10 @@ def _write_predictions(path: Path, analyses) -> None:
     fields = ["ecg", "kind"]
     for r in rows:
         fields += [k for k in r if k not in fields]
-    tmp = path.with_name("." + path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_write(path) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def create_app(suite: ModelSuite | None = None, *, llm: str | None = None, max_upload_mb: float = 200.0,
@@ -194,9 +193,7 @@ def create_app(suite: ModelSuite | None = None, *, llm: str | None = None, max_u
         results = {"job": job, "ecgs": [a.to_json() for a in analyses], "errors": errors,
                    "narratives": narratives, "narrative_errors": narrative_errors}
         _write_predictions(job_dir / "predictions.csv", analyses)
-        tmp = job_dir / ".results.json.tmp"
-        tmp.write_text(json.dumps(results, indent=1, default=float))
-        os.replace(tmp, job_dir / "results.json")
+        write_text(job_dir / "results.json", json.dumps(results, indent=1, default=float))
         return results_page(job, analyses, errors, seconds=time.perf_counter() - t0, narratives=narratives,
                             narrative_errors=narrative_errors)
 

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .._fs import atomic_write
 from .._native import core, threads
 from .._version import __version__
 
@@ -285,16 +284,8 @@ def save_model(model: KMeans, path, *, features_kind: str | None = None) -> Path
         "dtype": str(model.cluster_centers_.dtype),
         "ecgcore_version": __version__,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, cluster_centers=model.cluster_centers_, counts=model.counts_,
-                     metadata=np.array(json.dumps(meta)))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, mode=0o600) as tmp, open(tmp, "wb") as fh:  # 0600 as before
+        np.savez(fh, cluster_centers=model.cluster_centers_, counts=model.counts_, metadata=np.array(json.dumps(meta)))
     return path
 
 

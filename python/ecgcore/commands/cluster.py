@@ -7,12 +7,12 @@ label file per feature file.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import click
 import numpy as np
+
+from .._fs import atomic_write
 
 
 def _feature_files(features_dir: Path) -> list[Path]:
@@ -55,15 +55,9 @@ def _model_path(model: Path, k: int, sweep: bool) -> Path:
     return model.with_name(f"{model.stem}_k{k}{model.suffix or '.npz'}") if sweep else model
 
 
-def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _save_labels(path: Path, labels: np.ndarray) -> None:
+    with atomic_write(path, mode=0o600) as tmp, open(tmp, "wb") as fh:  # 0600 as before
+        np.save(fh, labels)
 
 
 @click.group("cluster")
@@ -179,6 +173,6 @@ def label_cmd(features_dir, model, out, overwrite, workers):
                     continue
             except ValueError:
                 pass
-        _atomic_save_npy(dest, km.predict(x).astype(np.int32))
+        _save_labels(dest, km.predict(x).astype(np.int32))
         done += 1
     click.echo(f"labelled {done} of {len(files)} files into {out} (k={km.n_clusters})")

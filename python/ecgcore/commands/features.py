@@ -52,7 +52,7 @@ def _load(path: Path, fs: float | None):
 
 
 def _write(target: Path, kind: str, arr: np.ndarray) -> None:
-    from ..pipelines.archive import atomic_write
+    from .._fs import atomic_write
 
     with atomic_write(target) as tmp:
         if target.suffix == ".h5":

@@ -1,12 +1,12 @@
 """``ecgcore peaks``: detect R-peaks into WFDB annotation files and CSV, and score a detector EC57-style."""
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
+
+from .._fs import atomic_write
 
 __all__ = ["peaks"]
 
@@ -27,12 +27,10 @@ def _pick_lead(leads: list[str], lead: str | None) -> int:
 
 
 def _write_csv(path: Path, r_peaks, fs: float) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
+    with atomic_write(path, mode=0o600) as tmp, open(tmp, "w") as fh:  # 0600 as before
         fh.write("sample,time_s\n")
         for s in r_peaks:
             fh.write(f"{int(s)},{int(s) / fs:.6f}\n")
-    os.replace(tmp, path)
 
 
 @click.group()

@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .._fs import write_text
 
 CARD_VERSION = 1
 
@@ -119,14 +120,7 @@ def write_card(card: ModelCard, path: str | os.PathLike) -> Path:
         path = path / "model.json"
     if not card.ecgcore_version:
         card.ecgcore_version = __version__
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = card_json(card.to_dict())
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".model.", suffix=".json.tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a card is a public document shipped beside the model
-    os.replace(tmp, path)
-    return path
+    return write_text(path, card_json(card.to_dict()), mode=0o644)  # a public document shipped beside the model
 
 
 def card_json(d: dict) -> str:

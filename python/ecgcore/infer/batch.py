@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import read_record, record_paths
-from ..pipelines.archive import atomic_write
+from .._fs import atomic_write
 from .core import RecordPrediction, Scorer
 
 __all__ = ["FORMATS", "InferSummary", "discover", "score_records"]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .archive import atomic_write, remove_stale_parts
+from .._fs import atomic_write, remove_stale_parts
 
 __all__ = ["DIGESTS", "PreprocessSummary", "RecordResult", "file_crc32c", "file_digest", "file_sha256", "preprocess",
            "read_manifest"]

@@ -8,7 +8,8 @@ import numpy as np
 
 from ..dsp import bandpass, notch as notch_filter
 from ..io import read_record, record_paths
-from .archive import ArchiveSummary, atomic_write, run_archive
+from .._fs import atomic_write
+from .archive import ArchiveSummary, run_archive
 
 __all__ = ["filter_archive", "filter_record"]
 

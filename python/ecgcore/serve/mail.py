@@ -10,11 +10,12 @@ import logging
 import os
 import smtplib
 import ssl
-import tempfile
 import time
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
+
+from .._fs import write_bytes
 
 log = logging.getLogger("ecgcore.serve")
 
@@ -120,12 +121,7 @@ class OutboxMailer:
             os.chmod(self.folder, 0o700)
             stem = f"{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9:09d}-" + \
                    "".join(c if c.isalnum() else "-" for c in msg["Subject"].lower())[:60]
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".eml.tmp")  # mkstemp: mode 0600
-            with os.fdopen(fd, "wb") as f:
-                f.write(msg.as_bytes())
-            final = self.folder / f"{stem}.eml"
-            os.replace(tmp, final)
-            return final
+            return write_bytes(self.folder / f"{stem}.eml", msg.as_bytes(), mode=0o600)  # mails hold secrets
         except OSError as exc:
             log.error("email %r to %s: cannot write to outbox %s: %s", msg["Subject"], msg["To"], self.folder, exc)
             raise MailError(f"could not write to outbox {self.folder}") from exc

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..archive import atomic_write
+from ..._fs import atomic_write
 from ..engine import RecordResult
 
 __all__ = ["Recipe", "save_npz", "write_json", "wfdb_records"]

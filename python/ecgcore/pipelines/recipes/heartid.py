@@ -20,7 +20,7 @@ import numpy as np
 from ...dsp import bandpass, resample_poly
 from ...dsp.filter import resample_ratio
 from ...io import Record, read_record
-from ..archive import atomic_write
+from ..._fs import atomic_write
 from ..engine import RecordResult
 from .base import Recipe, save_npz, wfdb_records
 

@@ -23,7 +23,7 @@ import numpy as np
 from ...dsp import bandpass, filtfilt, resample
 from ...features import hubert_shard_features
 from ...io import read_record, record_paths
-from ..archive import atomic_write
+from ..._fs import atomic_write
 from ..engine import RecordResult
 from .base import Recipe
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ...dsp import beat_sequences
 from ...io.tfrecord import encode_example, write_tfrecord
-from ..archive import atomic_write
+from ..._fs import atomic_write
 from ..engine import RecordResult
 from .base import write_json
 from .beats_scalograms import BeatsScalograms, record_scalograms
