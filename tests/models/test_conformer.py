@@ -27,7 +27,7 @@ def test_config_defaults_are_the_seed_best():
     cfg = ConformerConfig()
     assert (cfg.embed_dim, cfg.num_heads, cfg.ff_dim, cfg.kernel_size, cfg.dropout, cfg.num_blocks) == \
         (128, 8, 512, 11, 0.2, 1)
-    assert (cfg.learning_rate, cfg.batch_size, cfg.epochs, cfg.weight_decay) == (1e-5, 128, 20, 0.004)
+    assert (cfg.lr, cfg.batch_size, cfg.epochs, cfg.weight_decay) == (1e-5, 128, 20, 0.004)
     a = ConformerConfig.for_variant("attention-only")
     assert (a.embed_dim, a.num_heads, a.ff_dim, a.dropout, a.num_blocks) == (64, 8, 256, 0.0, 2)
     assert ConformerConfig.from_dict(cfg.to_dict()) == cfg
@@ -174,8 +174,9 @@ def test_resumed_run_skips_finished_stages(tiny_run, tiny_dataset, mitdb_dir):
     final = tiny_run / "final"
     before = {f: (final / f).stat().st_mtime_ns for f in ("model.keras", "fit.json", "norm.json")}
     cfg = ConformerConfig.from_dict(json.loads((tiny_run / "run.json").read_text())["config"])
-    s = train(tiny_dataset, tiny_run, config=cfg, records_dir=mitdb_dir, train_records=["232", "233"],
-              test_records=["231"], epochs=1, steps_per_epoch=2, evaluate_after=False, progress=False)
+    assert (cfg.epochs, cfg.steps_per_epoch) == (1, 2)
+    s = train(tiny_dataset, tiny_run, cfg, records_dir=mitdb_dir, train_records=["232", "233"],
+              test_records=["231"], evaluate_after=False, progress=False)
     assert {f: (final / f).stat().st_mtime_ns for f in before} == before  # the finished fit was not redone
     assert s["final"]["epochs_run"] == 1
 
@@ -212,7 +213,7 @@ def test_evaluate_cli_refuses_training_records(tiny_run):
 
 def test_bad_inputs_are_named(tmp_path):
     from ecgcore.models.conformer.data import dataset_index
-    from ecgcore.models.conformer.evaluate import evaluate
+    from ecgcore.models.conformer import evaluate
 
     with pytest.raises(FileNotFoundError, match="not found"):
         dataset_index(tmp_path / "nope")
@@ -284,7 +285,7 @@ def test_card_preprocessing_reproduces_the_training_inputs(tiny_run, tiny_datase
     from ecgcore.datasets.mitdb import aami_labels
     from ecgcore.io import read_record
     from ecgcore.models.conformer.data import dataset_index, make_dataset, rr_table
-    from ecgcore.models.conformer.export import card_preprocessing
+    from ecgcore.models.conformer._export import card_preprocessing
     from ecgcore.models.conformer.preprocess import sequence_inputs
 
     meta = json.loads((tiny_run / "run.json").read_text())
@@ -310,7 +311,7 @@ def test_hyperband_writes_its_results_table(tiny_dataset, tmp_path):
     pytest.importorskip("keras_tuner")
     from ecgcore.models.conformer.tune import tune
 
-    cfg = ConformerConfig(batch_size=8, learning_rate=1e-3, max_n_per_epoch=50)
+    cfg = ConformerConfig(batch_size=8, lr=1e-3, max_n_per_epoch=50)
     r = tune(tiny_dataset, tmp_path, config=cfg, records=["231", "232", "233"], max_epochs=2, factor=3,
              steps_per_epoch=1, val_fraction=0.02, progress=False)
     assert r["trials"] and (tmp_path / "tuning_results.csv").is_file()

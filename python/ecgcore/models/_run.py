@@ -269,8 +269,14 @@ class Run:
         return self.dir / "learning_curve.png"
 
     def _write_status(self) -> None:
+        """Update ``run.json``'s status keys (a family may keep its own keys there too)."""
         s = self.state
-        write_json(self.dir / "run.json", {
+        path = self.dir / "run.json"
+        try:
+            old = json.loads(path.read_text()) if path.is_file() else {}
+        except json.JSONDecodeError:
+            old = {}
+        write_json(path, {**old,
             "family": self.family, "stop_reason": s.stop_reason, "finished": s.finished, "steps": s.step,
             "epochs": s.epoch, "best_step": s.best_step, "best_epoch": s.best_epoch,
             "best_score": None if not math.isfinite(s.best_score) else s.best_score, "seconds": round(s.seconds, 3)})

@@ -5,9 +5,9 @@
 (ONNX + model card). TensorFlow is imported only when one of these runs.
 """
 from .config import ConformerConfig
-from .evaluate import evaluate
-from .export import export
+from ._evaluate import evaluate
+from ._export import export
 from .model import build_model
-from .train import train
+from ._train import train
 
 __all__ = ["ConformerConfig", "build_model", "train", "evaluate", "export"]

@@ -16,16 +16,12 @@ def _split(value):
 
 
 def _overrides(pairs):
-    out = {}
-    for p in pairs:
-        if "=" not in p:
-            raise click.BadParameter(f"expected KEY=VALUE, got {p!r}", param_hint="--set")
-        k, v = p.split("=", 1)
-        try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
-    return out
+    from .._config import parse_set
+
+    try:
+        return parse_set(pairs)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from None
 
 
 def _config(variant, rr, overrides):
@@ -45,7 +41,7 @@ _common = [
     click.option("--records-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
                  help="WFDB records the TFRecords were made from (needed with --rr)."),
     click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                 help="Any ConformerConfig field, e.g. --set learning_rate=1e-3 --set batch_size=32."),
+                 help="Any ConformerConfig field, e.g. --set lr=1e-3 --set batch_size=32."),
     click.option("--threads", type=int, default=1, show_default=True, help="TensorFlow / onnxruntime threads."),
 ]
 
@@ -85,21 +81,24 @@ def train(data_dir, run_dir, protocol, variant, rr, records_dir, overrides, thre
           test_records, folds, init_from, no_evaluate, quiet):
     """Train the CNN-Conformer on a `ecgcore preprocess tfrecords` dataset (resumable run folder).
 
-    DATA_DIR is the TFRecords folder, RUN_DIR the run folder (model.keras, norm.json, history.csv, run.json,
-    kfold_summary.json, eval_<protocol>/ with metrics.json, classification_report.txt and PNG plots).
+    DATA_DIR is the TFRecords folder, RUN_DIR the run folder (the shared config.json, checkpoint/, history.csv,
+    learning_curve.png, run.json; model.keras, norm.json, kfold_summary.json, eval_<protocol>/ with metrics.json,
+    classification_report.txt and PNG plots). Re-running the same command resumes.
     """
-    from .train import train as run_train
+    from . import train as run_train
 
     over = _overrides(overrides)
-    if max_n_per_epoch:
-        over["max_n_per_epoch"] = max_n_per_epoch
+    for key, value in (("max_n_per_epoch", max_n_per_epoch), ("epochs", epochs), ("fold_epochs", fold_epochs),
+                       ("steps_per_epoch", steps_per_epoch),
+                       ("time_limit_s", None if max_minutes is None else 60.0 * max_minutes)):
+        if value:
+            over[key] = value
+    over.update(protocol=protocol, folds=folds, val_fraction=val_fraction, eval_n_fraction=eval_n_fraction,
+                threads=threads)
     cfg = _config(variant, rr, over)
     try:
-        s = run_train(data_dir, run_dir, config=cfg, protocol=protocol, records_dir=records_dir,
-                      train_records=_split(train_records), test_records=_split(test_records), folds=folds,
-                      epochs=epochs, fold_epochs=fold_epochs, steps_per_epoch=steps_per_epoch,
-                      max_minutes=max_minutes, val_fraction=val_fraction, threads=threads,
-                      evaluate_after=not no_evaluate, eval_n_fraction=eval_n_fraction, init_from=init_from,
+        s = run_train(data_dir, run_dir, cfg, records_dir=records_dir, train_records=_split(train_records),
+                      test_records=_split(test_records), evaluate_after=not no_evaluate, init_from=init_from,
                       progress=not quiet)
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -124,8 +123,8 @@ def train(data_dir, run_dir, protocol, variant, rr, records_dir, overrides, thre
 @click.option("--quiet", is_flag=True)
 def evaluate(run_dir, protocol, data_dir, records, n_fraction, max_per_class, model, backend, threads, quiet):
     """AAMI metrics of a trained run: Se, +P, F1 per class, macro-F1, accuracy, kappa, jk; confusion/ROC/PR PNGs."""
-    from .evaluate import evaluate as run_eval
-    from .train import protocol_records
+    from . import evaluate as run_eval
+    from ._train import protocol_records
 
     meta = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else None
     if meta is None:
@@ -161,7 +160,7 @@ def evaluate(run_dir, protocol, data_dir, records, n_fraction, max_per_class, mo
 @click.option("--threads", type=int, default=1, show_default=True)
 def export(run_dir, out_dir, name, no_check, threads):
     """RUN_DIR/model.keras → model.onnx + model.json (card with the full preprocessing), parity-checked in onnxruntime."""
-    from .export import export as run_export
+    from . import export as run_export
 
     try:
         r = run_export(run_dir, out_dir, name=name, check=not no_check, threads=threads)

@@ -1,9 +1,9 @@
 """Configuration of the CNN-Conformer beat classifier, with the seed's best hyperparameters (SPEC §4.5)."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from .._config import config_kwargs
+
+from .._config import ConfigMixin, config_kwargs
 
 __all__ = ["ConformerConfig", "VARIANTS", "SEED_BEST", "RR_FEATURES"]
 
@@ -23,7 +23,7 @@ RR_FEATURES = ("pre_rr/avg_rr", "post_rr/avg_rr", "local_rr/avg_rr", "avg_rr_s")
 
 
 @dataclass
-class ConformerConfig:
+class ConformerConfig(ConfigMixin):
     """Network, data and optimiser settings; defaults are the seed's (SPEC §4.3-4.6).
 
     Attributes
@@ -32,15 +32,23 @@ class ConformerConfig:
     embed_dim, num_heads, ff_dim, kernel_size, dropout, num_blocks, lstm_units : the searched hyperparameters.
     sequence_length, height, width : input (3, 32, 187, 1) — 3 beats, 32 Morlet scales, 187 samples.
     n_classes : AAMI N, S, V, F, Q.
-    learning_rate, weight_decay : AdamW (Keras' default weight decay 0.004, as the seed).
+    lr, weight_decay : AdamW learning rate (the seed's 1e-5) and weight decay (Keras' default 0.004, as the seed).
     batch_size, epochs : seed 128 and 20.
-    early_stopping_patience, reduce_lr_patience, reduce_lr_factor, min_lr : seed callbacks (on val_loss).
+    patience, reduce_lr_patience, reduce_lr_factor, min_lr : the seed's callbacks on val_loss (early stopping
+        after ``patience`` epochs without improvement).
     class_weight : ``"balanced"`` (sklearn's n / (k * count)) or ``"none"``.
     max_class_weight : cap on a balanced class weight (DS1 has 8 Q beats: uncapped, their weight is ~166 and a
         single Q in a batch swamps the loss); None = uncapped, as the seed.
     rr_features : add :data:`RR_FEATURES` per beat as a second input (not in the seed; ecgcore's option).
     max_n_per_epoch : if set, class-balanced sampling keeps on average this many N sequences per epoch.
     seed : random seed (42, as the seed).
+    protocol : ``"inter-patient"`` (DS1 → DS2) or ``"seed"`` (k-fold over 38 records, final on 38, test on 7).
+    folds, fold_epochs : the seed protocol's k-fold stage (5 folds; epochs per fold, default ``epochs``).
+    steps_per_epoch : cap the steps of every epoch (default: one pass over the sampled training set).
+    time_limit_s : wall-clock budget of the whole run (the k-fold stage gets the first half); resumable.
+    val_fraction : share of the validation sequences scored each epoch in the k-fold stage.
+    eval_n_fraction : share of the test records' N sequences scored (all other classes always; N reweighted).
+    threads : TensorFlow intra/inter-op threads (1: the machine is shared).
     """
 
     variant: str = "conformer"
@@ -55,11 +63,11 @@ class ConformerConfig:
     height: int = 32
     width: int = 187
     n_classes: int = 5
-    learning_rate: float = 1e-5
+    lr: float = 1e-5
     weight_decay: float = 0.004
     batch_size: int = 128
     epochs: int = 20
-    early_stopping_patience: int = 5
+    patience: int = 5
     reduce_lr_patience: int = 1
     reduce_lr_factor: float = 0.2
     min_lr: float = 1e-6
@@ -68,6 +76,14 @@ class ConformerConfig:
     rr_features: bool = False
     max_n_per_epoch: int | None = None
     seed: int = 42
+    protocol: str = "inter-patient"
+    folds: int = 5
+    fold_epochs: int | None = None
+    steps_per_epoch: int | None = None
+    time_limit_s: float | None = None
+    val_fraction: float = 1.0
+    eval_n_fraction: float = 1.0
+    threads: int | None = 1
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -81,20 +97,15 @@ class ConformerConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        if self.protocol not in ("inter-patient", "seed"):
+            raise ValueError(f"unknown protocol {self.protocol!r}; choose inter-patient or seed")
 
     @classmethod
     def for_variant(cls, variant: str, **overrides) -> "ConformerConfig":
         """The seed's best hyperparameters of ``variant``, then ``overrides``."""
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-        return cls(**{"variant": variant, **SEED_BEST[variant], **overrides})
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ConformerConfig":
-        return cls(**config_kwargs(cls, d))
+        return cls(**{"variant": variant, **SEED_BEST[variant], **config_kwargs(cls, overrides)})
 
     @property
     def n_rr(self) -> int:

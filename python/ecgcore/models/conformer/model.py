@@ -181,6 +181,6 @@ def compile_model(model, cfg: ConformerConfig):
     """AdamW + sparse categorical cross-entropy + accuracy, as the seed."""
     import keras
 
-    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay),
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=cfg.lr, weight_decay=cfg.weight_decay),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model

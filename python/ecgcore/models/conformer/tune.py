@@ -44,7 +44,8 @@ def tune(data_dir, out_dir, *, config: ConformerConfig | None = None, records=No
     from ...datasets.mitdb import record_kfold
     from .data import class_weights, dataset_index, make_dataset, normalisation_stats, rr_table
     from .model import build_model, compile_model
-    from .train import _Budget, configure_tensorflow, protocol_records
+    from ._common import configure_tensorflow
+    from ._train import _Budget, protocol_records
 
     configure_tensorflow(threads)
     base = config or ConformerConfig()
@@ -98,7 +99,7 @@ def tune(data_dir, out_dir, *, config: ConformerConfig | None = None, records=No
                          overwrite=False)
     t0 = time.time()
     try:
-        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=base.early_stopping_patience)
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=base.patience)
         tuner.search(ds, validation_data=val_ds, steps_per_epoch=steps, class_weight=class_weights(counts * keep),
                      callbacks=[stop, _Budget(deadline)], shuffle=False, verbose=2 if progress else 0)
     except OutOfTime:

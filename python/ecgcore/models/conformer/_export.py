@@ -84,7 +84,7 @@ def export(run_dir, out_dir=None, *, name: str = "beats-aami", model: str = "mod
     """
     from ...export import ModelCard, onnx_parity, write_card
     from .data import dataset_index, make_dataset, rr_table
-    from .train import configure_tensorflow, load_run, load_run_model
+    from ._common import configure_tensorflow, load_run, load_run_model
 
     configure_tensorflow(threads)
     run, meta, cfg, norm = load_run(run_dir)

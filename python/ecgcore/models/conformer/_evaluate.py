@@ -21,7 +21,7 @@ def onnx_predictor(model, cfg: ConformerConfig, onnx_path, *, threads: int | Non
     import onnxruntime as ort
 
     from ...export import onnx_parity
-    from .export import to_onnx
+    from ._export import to_onnx
 
     to_onnx(model, onnx_path, cfg)
     so = ort.SessionOptions()
@@ -64,13 +64,13 @@ def predict_records(model, index, records, norm: dict, cfg: ConformerConfig, *, 
     return np.concatenate(ys), np.concatenate(ps)
 
 
-def evaluate(run_dir, *, data_dir=None, records=None, n_fraction: float = 1.0, max_per_class: int | None = None,
-             model: str = "model.keras",
-             name: str | None = None, backend: str = "onnxruntime", threads: int | None = 1,
-             progress: bool = True) -> dict:
+def evaluate(run_dir, data_dir=None, *, records=None, n_fraction: float | None = None,
+             max_per_class: int | None = None, model: str = "model.keras", name: str | None = None,
+             backend: str = "onnxruntime", threads: int | None = None, progress: bool = True) -> dict:
     """Score a run's model on its test records (or ``records``) and write the report into ``run_dir/<name>``.
 
-    ``n_fraction < 1`` scores every S, V, F, Q sequence and that fraction of the N sequences (a fixed random
+    ``data_dir`` defaults to the run's dataset, ``n_fraction`` and ``threads`` to the run's config
+    (``eval_n_fraction``, ``threads``). ``n_fraction < 1`` scores every S, V, F, Q sequence and that fraction of the N sequences (a fixed random
     subset), weighting each scored N by (N count / N scored) so that all figures estimate the full-set ones.
     ``max_per_class`` caps every class at that many scored sequences (a fixed random subset per class, each
     weighted by class count / scored count): stratified sampling, unbiased for every figure of the confusion matrix.
@@ -79,10 +79,12 @@ def evaluate(run_dir, *, data_dir=None, records=None, n_fraction: float = 1.0, m
     """
     if backend not in ("onnxruntime", "keras"):
         raise ValueError(f"backend must be 'onnxruntime' or 'keras', got {backend!r}")
-    from .train import configure_tensorflow, load_run, load_run_model
+    from ._common import configure_tensorflow, load_run, load_run_model
 
-    configure_tensorflow(threads)
     run, meta, cfg, norm = load_run(run_dir)
+    threads = cfg.threads if threads is None else threads
+    n_fraction = cfg.eval_n_fraction if n_fraction is None else n_fraction
+    configure_tensorflow(threads)
     index = dataset_index(data_dir or meta["data_dir"])
     records = list(records) if records else meta["test_records"]
     if not 0 < n_fraction <= 1:

@@ -1,4 +1,5 @@
-"""Training protocols of the Conformer seed (SPEC §4.6) and ecgcore's inter-patient protocol.
+"""Training protocols of the Conformer seed (SPEC §4.6) and ecgcore's inter-patient protocol, in the shared run
+folder of :mod:`ecgcore.models._run`.
 
 ``protocol="seed"``: the seed's 7 held-out records (:data:`ecgcore.datasets.mitdb.CONFORMER_TEST`);
 5-fold record-level CV over the other 38 (``KFold(5, shuffle, 42)``) with per-fold normalisation, EarlyStopping
@@ -9,9 +10,10 @@ no callbacks) whose model is ``model.keras``, evaluated on the 7.
 ``protocol="inter-patient"``: de Chazal's DS1 → DS2: train on DS1 (no DS2 data, not even for early stopping),
 evaluate on DS2.
 
-A run folder holds ``config.json``, ``run.json`` (protocol, records, timings, command), ``norm.json`` (the 187
-column means / scales and, with RR inputs, their 4 means / scales), ``history.csv``, ``model.keras`` and the
-evaluation folders. Runs resume: a finished stage (fold, final model) is skipped, an interrupted fit restarts
+A run folder holds the shared ``config.json``, ``checkpoint/``, ``history.csv`` (every epoch of every stage),
+``learning_curve.png`` and ``run.json`` (stop reason, steps, plus protocol, records, timings, command), and
+``norm.json`` (the 187 column means / scales and, with RR inputs, their 4 means / scales), ``model.keras`` and
+the evaluation folders. Runs resume: a finished stage (fold, final model) is skipped, an interrupted fit restarts
 from its last epoch (``BackupAndRestore``).
 """
 from __future__ import annotations
@@ -26,25 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .._run import Run
+from ._common import configure_tensorflow, load_run, load_run_model, save_model, write_json
 from .config import ConformerConfig
 from .data import class_weights, dataset_index, make_dataset, normalisation_stats, rr_table
 
-__all__ = ["train", "protocol_records", "configure_tensorflow", "load_run_model", "fit_once"]
+__all__ = ["train", "protocol_records", "configure_tensorflow", "load_run", "load_run_model", "fit_once"]
 
 PROTOCOLS = ("inter-patient", "seed")
-
-
-def configure_tensorflow(threads: int | None = 1) -> None:
-    """Quiet TensorFlow's C++ logging and pin its thread pools (the machine is shared): call before any op runs."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    if threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-            tf.config.threading.set_inter_op_parallelism_threads(int(threads))
-        except RuntimeError:  # already initialised in this process: keep its pools
-            pass
 
 
 def protocol_records(protocol: str, available) -> tuple[list[str], list[str]]:
@@ -56,43 +47,6 @@ def protocol_records(protocol: str, available) -> tuple[list[str], list[str]]:
     avail = set(available)
     train, test = (list(DS1), list(DS2)) if protocol == "inter-patient" else conformer_split()
     return [r for r in train if r in avail], [r for r in test if r in avail]
-
-
-def _write_json(path: Path, obj) -> None:
-    from ...pipelines.archive import atomic_write
-
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1, default=float))
-
-
-def _save_model(model, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-
-
-def load_run_model(path):
-    """Load a ``.keras`` checkpoint written by :func:`train` (registers ecgcore's two layers)."""
-    import keras
-
-    from .model import custom_objects
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: no trained model in this run folder")
-    return keras.models.load_model(path, custom_objects=custom_objects(), compile=False)
-
-
-def load_run(run_dir) -> tuple[Path, dict, "ConformerConfig", dict]:
-    """A finished run folder's ``(path, run.json, config, norm.json)``, for evaluate and export."""
-    from .config import ConformerConfig
-
-    run = Path(run_dir)
-    meta_path = run / "run.json"
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"{meta_path} not found: {run} is not a finished `ecgcore train conformer` run")
-    meta = json.loads(meta_path.read_text())
-    return run, meta, ConformerConfig.from_dict(meta["config"]), json.loads((run / "norm.json").read_text())
 
 
 def _normalisation(index, records, cfg, records_dir, cache: Path, progress: bool, sums_dir=None) -> dict:
@@ -108,7 +62,7 @@ def _normalisation(index, records, cfg, records_dir, cache: Path, progress: bool
         flat = np.concatenate([rr[:1, :-1].reshape(-1, rr.shape[-1]), rr[:, -1]])
         sd = flat.std(0)
         norm.update(rr_mean=flat.mean(0).tolist(), rr_scale=np.where(sd > 0, sd, 1.0).tolist())
-    _write_json(cache, norm)
+    write_json(cache, norm)
     return norm
 
 
@@ -134,11 +88,12 @@ class _Budget:
 def fit_once(cfg: ConformerConfig, index, train_recs, out_dir: Path, *, val_recs=None, records_dir=None,
              epochs: int | None = None, steps_per_epoch: int | None = None, callbacks_seed: bool = False,
              deadline: float | None = None, val_fraction: float = 1.0, progress: bool = True,
-             sums_dir=None, init_from=None) -> dict:
+             sums_dir=None, init_from=None, run: Run | None = None, stage: str = "final") -> dict:
     """Train one model on ``train_recs`` in ``out_dir`` → ``{"model": path, "history": ..., "norm": ...}``.
 
     ``callbacks_seed`` adds the seed's EarlyStopping(val_loss, 5) and ReduceLROnPlateau(val_loss, 0.2, 1, 1e-6);
     ``val_fraction`` scores a fixed uniform subset of the validation sequences (unbiased accuracy, less CPU).
+    With ``run``, every epoch is recorded in the shared run folder (``stage`` names the fit in history.csv).
     """
     import keras
 
@@ -179,79 +134,111 @@ def fit_once(cfg: ConformerConfig, index, train_recs, out_dir: Path, *, val_recs
     budget = _Budget(deadline)
     cbs = [keras.callbacks.BackupAndRestore(str(out_dir / "backup")),
            keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True), budget]
+    if run is not None:
+        cbs.append(_run_callback(run, stage, steps))
     if callbacks_seed and val_ds is not None:
-        cbs += [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience),
+        cbs += [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience),
                 keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.reduce_lr_factor,
                                                   patience=cfg.reduce_lr_patience, min_lr=cfg.min_lr)]
     t0 = time.time()
     hist = model.fit(ds, epochs=epochs or cfg.epochs, steps_per_epoch=steps, validation_data=val_ds,
                      class_weight=weights, callbacks=cbs, shuffle=False, verbose=2 if progress else 0)
-    _save_model(model, final)
+    save_model(model, final)
     shutil.rmtree(out_dir / "backup", ignore_errors=True)
     info = {"model": str(final), "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()},
             "epochs_run": len(hist.history.get("loss", [])), "steps_per_epoch": steps,
             "stopped_by_wall_clock": budget.stopped, "seconds": time.time() - t0,
             "class_counts": counts.tolist(), "keep_prob": keep.tolist(), "class_weight": weights,
             "train_records": list(train_recs), "val_records": list(val_recs or [])}
-    _write_json(out_dir / "fit.json", info)
+    write_json(out_dir / "fit.json", info)
     return info
 
 
-def train(data_dir, run_dir, *, config: ConformerConfig | None = None, protocol: str = "inter-patient",
-          records_dir=None, train_records=None, test_records=None, folds: int = 5, epochs: int | None = None,
-          fold_epochs: int | None = None, steps_per_epoch: int | None = None, max_minutes: float | None = None,
-          val_fraction: float = 1.0, threads: int | None = 1, evaluate_after: bool = True,
-          eval_n_fraction: float = 1.0, init_from=None, progress: bool = True) -> dict:
-    """Run a protocol end to end; returns the run summary (also ``run_dir/run.json``).
+RESUMABLE = ("epochs", "fold_epochs", "steps_per_epoch", "time_limit_s", "threads", "eval_n_fraction", "extra")
+
+
+def _run_callback(run: Run, stage: str, steps: int):
+    """A Keras callback that records every epoch in the shared run folder (history.csv, learning curve,
+    run.json, checkpoint/state.json); the weights themselves are checkpointed by ``BackupAndRestore``."""
+    import keras
+
+    class RunLog(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            run.state.epoch += 1
+            run.state.step += steps
+            score = logs.get("val_loss", logs.get("loss"))
+            if score is not None:
+                run.improved(float(score))
+            lr = self.model.optimizer.learning_rate
+            row = {"stage": stage, "train_loss": logs.get("loss"), "train_accuracy": logs.get("accuracy"),
+                   "val_loss": logs.get("val_loss"), "val_accuracy": logs.get("val_accuracy"),
+                   "lr": float(lr.numpy() if hasattr(lr, "numpy") else lr)}
+            run.log(**{k: (float(v) if v is not None and k != "stage" else v) for k, v in row.items()
+                       if v is not None})
+            run.save(lambda folder: None)
+
+    return RunLog()
+
+
+def _merge_json(path: Path, obj: dict) -> None:
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    write_json(path, {**old, **obj})
+
+
+def train(data_dir, run_dir, config: ConformerConfig | None = None, *, records_dir=None, train_records=None,
+          test_records=None, init_from=None, evaluate_after: bool = True, progress: bool = True,
+          resume: bool = True) -> dict:
+    """Run ``config.protocol`` end to end in the shared run folder; returns the run summary (``run.json``).
 
     Parameters
     ----------
     data_dir : a ``tfrecords`` dataset folder (``ecgcore preprocess tfrecords``).
-    run_dir : output folder (created; an existing run resumes).
-    protocol : ``"inter-patient"`` (DS1 → DS2) or ``"seed"`` (k-fold over 38, final on 38, test on 7).
+    run_dir : output folder (created; an existing run resumes: finished stages are skipped, an interrupted fit
+        restarts from its last epoch).
+    config : :class:`ConformerConfig`; its ``protocol`` (``"inter-patient"``: DS1 → DS2; ``"seed"``: k-fold over 38,
+        final on 38, test on 7), ``epochs`` / ``fold_epochs``, ``steps_per_epoch``, ``time_limit_s`` (the k-fold
+        stage gets the first half), ``val_fraction``, ``eval_n_fraction`` and ``threads`` drive the run.
     records_dir : WFDB records the dataset was made from (needed for ``config.rr_features``).
     train_records, test_records : override the protocol's records (e.g. a tiny CI run).
-    epochs / fold_epochs : final-training / per-fold epochs (default ``config.epochs``).
-    steps_per_epoch : cap the steps of every epoch (default: one pass over the sampled training set).
-    max_minutes : wall-clock cap for the whole run; the fold trainings share the first half of it.
-    val_fraction : fraction of validation sequences scored per epoch in the k-fold stage.
-    eval_n_fraction : fraction of the test records' N sequences scored (all other classes always; N reweighted).
     init_from : a ``.keras`` checkpoint of the same architecture whose weights the final training starts from.
+    resume : False starts over.
     """
-    configure_tensorflow(threads)
     cfg = config or ConformerConfig()
+    configure_tensorflow(cfg.threads)
     index = dataset_index(data_dir)
-    run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
     if cfg.rr_features and records_dir is None:
         raise ValueError("rr_features needs records_dir: the WFDB records the TFRecords were made from")
-    tr_default, te_default = protocol_records(protocol, index.labels)
+    tr_default, te_default = protocol_records(cfg.protocol, index.labels)
     train_recs = list(train_records) if train_records else tr_default
     test_recs = list(test_records) if test_records else te_default
     index.files(train_recs + test_recs)  # fail early, naming missing records
     overlap = sorted(set(train_recs) & set(test_recs))
     if overlap:
         raise ValueError(f"records {', '.join(overlap)} are in both the training and the test set")
+    run_folder = Run(run_dir, cfg, family="conformer", data_dir=data_dir, resume=resume,
+                     time_limit_s=cfg.time_limit_s, resumable=RESUMABLE)
+    run = run_folder.dir
     start = time.time()
-    deadline = start + 60 * max_minutes if max_minutes else None
-    summary = {"protocol": protocol, "data_dir": str(Path(data_dir).resolve()), "train_records": train_recs,
+    limit = cfg.time_limit_s
+    deadline = start + limit if limit else None
+    summary = {"protocol": cfg.protocol, "data_dir": str(Path(data_dir).resolve()), "train_records": train_recs,
                "test_records": test_recs, "config": cfg.to_dict(), "command": " ".join(sys.argv),
                "records_dir": str(records_dir) if records_dir else None, "dataset_options": index.options,
                "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
                "init_from": str(init_from) if init_from else None}
-    _write_json(run / "config.json", cfg.to_dict())
-    if protocol == "seed":
+    if cfg.protocol == "seed":
         from ...datasets.mitdb import record_kfold
 
-        fold_deadline = start + 30 * max_minutes if max_minutes else None
-        n_folds = min(folds, len(train_recs))
+        fold_deadline = start + limit / 2 if limit else None
+        n_folds = min(cfg.folds, len(train_recs))
         per_fold = []
         for k, (tr, va) in enumerate(record_kfold(train_recs, n_folds, seed=cfg.seed), start=1):
             fold_dl = None if fold_deadline is None else time.time() + (fold_deadline - time.time()) / (n_folds - k + 1)
             info = fit_once(cfg, index, tr, run / "kfold" / f"fold{k}", val_recs=va, records_dir=records_dir,
-                            epochs=fold_epochs, steps_per_epoch=steps_per_epoch, callbacks_seed=True,
-                            deadline=fold_dl, val_fraction=val_fraction, progress=progress,
-                            sums_dir=run / "column_sums")
+                            epochs=cfg.fold_epochs, steps_per_epoch=cfg.steps_per_epoch, callbacks_seed=True,
+                            deadline=fold_dl, val_fraction=cfg.val_fraction, progress=progress,
+                            sums_dir=run / "column_sums", run=run_folder, stage=f"fold{k}")
             h = info["history"]
             per_fold.append({"fold": k, "val_records": va, "val_accuracy": h.get("val_accuracy", [float("nan")])[-1],
                              "val_loss": h.get("val_loss", [float("nan")])[-1], "epochs": info["epochs_run"]})
@@ -261,25 +248,27 @@ def train(data_dir, run_dir, *, config: ConformerConfig | None = None, protocol:
         shutil.copyfile(run / "kfold" / f"fold{best}" / "model.keras", run / "best_kfold_model.keras")
         kfold = {"folds": per_fold, "mean_accuracy": float(np.nanmean(accs)), "std_accuracy": float(np.nanstd(accs)),
                  "mean_loss": float(np.nanmean(losses)), "std_loss": float(np.nanstd(losses)), "best_fold": best,
-                 "val_fraction": val_fraction}
-        _write_json(run / "kfold_summary.json", kfold)
+                 "val_fraction": cfg.val_fraction}
+        write_json(run / "kfold_summary.json", kfold)
         _kfold_plot(per_fold, run / "kfold_accuracy.png")
         summary["kfold"] = kfold
     # Final model: all training records, no validation and no callbacks (both protocols).
-    final = fit_once(cfg, index, train_recs, run / "final", records_dir=records_dir, epochs=epochs,
-                     steps_per_epoch=steps_per_epoch, deadline=deadline, progress=progress,
-                     sums_dir=run / "column_sums", init_from=init_from)
+    final = fit_once(cfg, index, train_recs, run / "final", records_dir=records_dir, epochs=cfg.epochs,
+                     steps_per_epoch=cfg.steps_per_epoch, deadline=deadline, progress=progress,
+                     sums_dir=run / "column_sums", init_from=init_from, run=run_folder, stage="final")
     shutil.copyfile(run / "final" / "model.keras", run / "model.keras")
     shutil.copyfile(run / "final" / "norm.json", run / "norm.json")
     summary["final"] = {k: v for k, v in final.items() if k != "model"}
     summary["train_seconds"] = time.time() - start
-    _write_json(run / "run.json", summary)
+    run_folder.stop("time_limit" if final.get("stopped_by_wall_clock") else "epochs")
+    run_folder.save(lambda folder: None)
+    _merge_json(run / "run.json", summary)
     if evaluate_after:
-        from .evaluate import evaluate
+        from ._evaluate import evaluate
 
-        summary["test"] = evaluate(run, n_fraction=eval_n_fraction, threads=threads, progress=progress)
-        _write_json(run / "run.json", summary)
-    return summary
+        summary["test"] = evaluate(run, progress=progress)
+        _merge_json(run / "run.json", summary)
+    return {**json.loads((run / "run.json").read_text()), **summary}
 
 
 def _kfold_plot(per_fold, path):
