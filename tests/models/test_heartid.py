@@ -121,28 +121,31 @@ def test_metrics_known_values():
 def test_tiny_training_real_windows_resume_and_onnx_parity(ecgid_ds, tmp_path):
     from mlx.utils import tree_flatten
 
-    from ecgcore.models.heartid.export import check_parity, export_onnx
-    from ecgcore.models.heartid.train import train
+    from ecgcore.models.heartid._export import check_parity, export_onnx
+    from ecgcore.models.heartid import train
 
     run = tmp_path / "run"
     cfg = HeartIDConfig(epochs=2, steps_per_epoch=2, batch_size=6, loss="securetl", val_fraction=0.2)
-    st = train(cfg, [ecgid_ds], run, progress=False, log=lambda s: None)
+    st = train([ecgid_ds], run, cfg, progress=False, log=lambda s: None)
     assert st["epoch"] == 2 and st["step"] == 4
-    for f in ("heartid_model.npz", "optimizer.safetensors", "best_model.npz", "split.json", "state.json"):
-        assert (run / f).is_file()
+    for f in ("heartid_model.npz", "checkpoint/optimizer.safetensors", "best_model.npz", "split.json",
+              "checkpoint/state.json", "history.csv", "learning_curve.png", "run.json", "config.json"):
+        assert (run / f).is_file(), f
     split = json.loads((run / "split.json").read_text())
     assert not set(split["train"]) & set(split["test"]) and not set(split["train"]) & set(split["val"])
     assert len(split["test"]) == 3 and len(split["val"]) == 2
-    assert all(np.isfinite(h["loss_mean"]) for h in st["history"])
+    assert all(np.isfinite(h["train_loss"]) for h in st["history"])
     w0 = dict(np.load(run / "heartid_model.npz"))
     assert set(w0) == {f"kernel{i}.{p}" for i in (1, 2, 3) for p in ("weight", "bias")} | {"fc.weight", "fc.bias"}
-    opt = mx.load(str(run / "optimizer.safetensors"))
+    opt = mx.load(str(run / "checkpoint" / "optimizer.safetensors"))
     assert int(opt["step"]) == 4 and "fc.weight.m" in opt and "kernel1.weight.v" in opt
     # resume: a third epoch continues from the checkpoint (step counter and weights carry on)
-    cfg3 = HeartIDConfig(epochs=3, steps_per_epoch=2, batch_size=6)
-    st3 = train(cfg3, [ecgid_ds], run, progress=False, log=lambda s: None)
+    cfg3 = cfg.replace(epochs=3)
+    st3 = train(ecgid_ds, run, cfg3, progress=False, log=lambda s: None)
     assert st3["epoch"] == 3 and st3["step"] == 6 and len(st3["history"]) == 3
-    assert int(mx.load(str(run / "optimizer.safetensors"))["step"]) == 6
+    assert int(mx.load(str(run / "checkpoint" / "optimizer.safetensors"))["step"]) == 6
+    with pytest.raises(ValueError, match="different settings"):   # settings other than the budgets are kept
+        train(ecgid_ds, run, cfg.replace(epochs=4, lr=0.1), progress=False, log=lambda s: None)
     w1 = dict(np.load(run / "heartid_model.npz"))
     assert any(np.abs(w1[k] - w0[k]).max() > 0 for k in w0)
 
@@ -155,7 +158,7 @@ def test_tiny_training_real_windows_resume_and_onnx_parity(ecgid_ds, tmp_path):
 def test_evaluation_protocol_detects_key_blind_embedder(ecgid_ds):
     """An embedder that ignores the key is not cancelable: the other-key probe is always accepted."""
     from ecgcore.models.heartid.data import load_dataset
-    from ecgcore.models.heartid.evaluation import evaluate_subjects
+    from ecgcore.models.heartid._evaluate import evaluate_subjects
 
     class KeyBlind:
         def features(self, w):
@@ -227,9 +230,9 @@ def test_cli_train_evaluate_export_and_product_on_export(ecgid_ds, data_dir, tmp
 
 
 def test_export_folds_key_scale_and_spectrum_standardisation(ecgid_ds, tmp_path):
-    from ecgcore.models.heartid.export import check_parity, export_onnx
+    from ecgcore.models.heartid._export import check_parity, export_onnx
     from ecgcore.models.heartid.model import HeartIDNet
-    from ecgcore.models.heartid.train import save_model
+    from ecgcore.models.heartid._train import save_model
 
     rng = np.random.default_rng(5)
     cfg = HeartIDConfig(key_scale=30.0, standardize_spectrum=True, spectrum_mean=rng.normal(0, 20, 501).tolist(),

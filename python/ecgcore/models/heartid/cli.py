@@ -1,7 +1,6 @@
 """``ecgcore train|evaluate|export heartid``. MLX is imported only inside the commands that need it."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ import click
 
 
 def _blas_hint():
-    from .train import openblas_path
+    from ._train import openblas_path
 
     lib = openblas_path()
     if lib and lib not in os.environ.get("LD_PRELOAD", ""):
@@ -21,7 +20,8 @@ def _blas_hint():
 @click.command("train")
 @click.argument("data_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--run-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Run folder: heartid_model.npz, optimizer.safetensors, state.json, split.json.")
+              help="Run folder: the shared config.json, checkpoint/, history.csv, learning_curve.png, run.json, "
+                   "plus heartid_model.npz, best_model.npz, split.json.")
 @click.option("--loss", type=click.Choice(["securetl", "heartid"]), default="securetl", show_default=True,
               help="securetl: original Secure Triplet Loss (same person under another key is a negative, "
                    "cancelable); heartid: the seed's 4-term loss (pulls other-key embeddings together).")
@@ -54,17 +54,17 @@ def train(data_dirs, run_dir, loss, epochs, steps_per_epoch, batch_size, lr, sco
     are never seen in training. Each batch draws 32 triplets (anchor and positive from one subject, negative
     from another) and two fresh keys, as the seed did. Re-running the same command resumes the run.
     """
+    from . import train as run_train
     from .config import HeartIDConfig
-    from .train import train as run_train
 
     _blas_hint()
     cfg = HeartIDConfig(loss=loss, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
-                        max_minutes=max_minutes, seed=seed, score=score, key_scale=key_scale,
+                        time_limit_s=None if max_minutes is None else 60.0 * max_minutes, seed=seed, score=score, key_scale=key_scale,
                         standardize_spectrum=standardize_spectrum,
                         test_fraction=test_fraction,
                         val_fraction=val_fraction)
     try:
-        state = run_train(cfg, data_dirs, run_dir, resume=not no_resume, progress=not quiet,
+        state = run_train(list(data_dirs), run_dir, cfg, resume=not no_resume, progress=not quiet,
                           log=lambda s: (click.echo(s), sys.stdout.flush()))
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -72,102 +72,13 @@ def train(data_dirs, run_dir, loss, epochs, steps_per_epoch, batch_size, lr, sco
                f"{state['best_val_eer']} at epoch {state['best_epoch']}; weights in {run_dir}")
 
 
-def _run_files(run_dir: Path, weights: str):
-    from .config import HeartIDConfig
-
-    run_dir = Path(run_dir)
-    for f in ("config.json", "split.json"):
-        if not (run_dir / f).is_file():
-            raise click.ClickException(f"{run_dir / f} not found: is {run_dir} a `ecgcore train heartid` run?")
-    w = run_dir / ("best_model.npz" if weights == "best" else "heartid_model.npz")
-    if weights == "best" and not w.is_file():
-        w = run_dir / "heartid_model.npz"
-    if not w.is_file():
-        raise click.ClickException(f"{w} not found")
-    cfg = HeartIDConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-    split = json.loads((run_dir / "split.json").read_text())
-    return cfg, split, w
-
-
-def _default_ecgid_raw() -> Path | None:
-    root = os.environ.get("ECGCORE_DATA")
-    for cand in ([Path(root) / "ecgiddb"] if root else []) + [Path("../shared/data/ecgiddb")]:
-        if cand.is_dir():
-            return cand
-    return None
-
-
-def evaluate_run(run_dir: Path, weights: str = "best", ecgid_raw: Path | None = None, progress=None) -> dict:
-    """Validation threshold + test metrics of one run; writes metrics.json, det.png, scores.npz there."""
-    import numpy as np
-
-    from .evaluation import ecgid_record_dates, evaluate_subjects
-    from .metrics import plot_det
-    from .model import HeartIDNet
-    from .train import MLXEmbedder, load_subjects
-
-    cfg, split, w = _run_files(run_dir, weights)
-    if len(split["val"]) < 2 or len(split["test"]) < 2:
-        raise ValueError(f"{run_dir}: evaluation needs at least 2 validation and 2 test subjects "
-                         f"(got {len(split['val'])} and {len(split['test'])}); train with larger fractions")
-    subjects = {s.id: s for s in load_subjects(split["data_dirs"])}
-    model = HeartIDNet(cfg)
-    model.load_weights(str(w), strict=True)
-    emb = MLXEmbedder(model, cache=True)
-    dates = ecgid_record_dates(ecgid_raw) if ecgid_raw else None
-    out = {"run": str(run_dir), "weights": w.name, "loss": cfg.loss, "score": cfg.score, "results": {}}
-    curves, saved = {}, {}
-    for pw in (cfg.probe_windows, 1):
-        val = evaluate_subjects([subjects[i] for i in split["val"]], emb, cfg.key_size, pw, seed=cfg.seed + 1,
-                                score=cfg.score)["metrics"]
-        thr = val["eer_threshold"]
-        res = {"validation": val}
-        dbs = list(dict.fromkeys(i.split(":", 1)[0] for i in split["test"]))
-        for db in dbs + ["all"]:
-            ids = [i for i in split["test"] if db == "all" or i.startswith(db + ":")]
-            r = evaluate_subjects([subjects[i] for i in ids], emb, cfg.key_size, pw, seed=cfg.seed + 2,
-                                  threshold=thr, record_dates=dates, score=cfg.score)
-            res[db] = r["metrics"]
-            # pooled "all" mixes in easy cross-database impostors, so the plot shows each database
-            if db != "all":
-                curves[f"{db}, {pw}-window probes"] = (r["scores"]["genuine"], r["scores"]["impostor"])
-            saved.update({f"{db}_w{pw}_{k}": v for k, v in r["scores"].items()})
-            if progress:
-                progress(f"{cfg.loss} probes of {pw} window(s) {db}: EER {100 * r['metrics']['eer']:.2f} %")
-        out["results"][f"probe_windows_{pw}"] = res
-    plot_det(curves, Path(run_dir) / "det.png", title=f"HeartID DET, test subjects ({cfg.loss} loss)")
-    np.savez(Path(run_dir) / "scores.npz", **saved)
-    from .export import write_json
-
-    write_json(Path(run_dir) / "metrics.json", out)
-    return out
-
-
-def format_table(results: list[dict]) -> str:
-    head = (f"{'loss':<9} {'probe':>5} {'test set':<8} {'EER%':>6} {'FAR@FRR1%':>9} {'FRR@FAR.1%':>10} "
-            f"{'rank-1%':>7} {'close%':>6} {'far%':>6} {'FAR@thr':>7} {'FRR@thr':>7} {'mated-k2%':>9} {'Dsys':>5}")
-    lines = [head]
-    f = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
-    for out in results:
-        for pw, res in out["results"].items():
-            for db, m in res.items():
-                if db == "validation":
-                    continue
-                lines.append(f"{out['loss']:<9} {m['probe_windows']:>5} {db:<8} {100 * m['eer']:>6.2f} "
-                             f"{f(m['far_at_frr_1pct']):>9} {f(m['frr_at_far_0.1pct']):>10} {f(m['rank1']):>7} "
-                             f"{f(m.get('rank1_close')):>6} {f(m.get('rank1_far')):>6} "
-                             f"{f(m['far_at_threshold']):>7} {f(m['frr_at_threshold']):>7} "
-                             f"{f(m['mated_different_keys_accept']):>9} {m['d_sys']:>5.2f}")
-    return "\n".join(lines)
-
-
 @click.command("evaluate")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--weights", type=click.Choice(["best", "last"]), default="best", show_default=True,
               help="best_model.npz (lowest validation EER) or heartid_model.npz (last epoch).")
 @click.option("--ecgid-raw", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Raw ECG-ID folder, for rank-1 split by recording day (default: $ECGCORE_DATA/ecgiddb or "
-                   "../shared/data/ecgiddb when present).")
+              help="Raw ECG-ID folder, for rank-1 split by recording day (default: $ECGCORE_DATA/ecgiddb when "
+                   "present).")
 def evaluate(run_dirs, weights, ecgid_raw):
     """Evaluate HeartID runs on their held-out test subjects.
 
@@ -178,12 +89,14 @@ def evaluate(run_dirs, weights, ecgid_raw):
     (0 = unlinkable). Probes are 7 windows (one 20 s record) and single 5 s windows. Writes metrics.json and
     scores.npz into each run folder and prints one table.
     """
+    from . import evaluate as run_eval
+    from ._evaluate import format_table
+
     _blas_hint()
-    raw = ecgid_raw or _default_ecgid_raw()
     outs = []
     for rd in run_dirs:
         try:
-            outs.append(evaluate_run(rd, weights, raw, progress=lambda s: click.echo(s, err=True)))
+            outs.append(run_eval(rd, weights=weights, ecgid_raw=ecgid_raw, progress=lambda s: click.echo(s, err=True)))
         except (ValueError, FileNotFoundError) as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(format_table(outs))
@@ -203,46 +116,13 @@ def export(run_dir, out_dir, weights, also_runs):
     heartid`'s metrics.json, computed here if missing). Parity: onnxruntime vs MLX embeddings on real test
     windows, |diff| <= 1e-4.
     """
-    import numpy as np
+    from . import export as run_export
 
-    from .export import check_parity, export_onnx, make_card, write_json
-    from .preprocess import recipe_options
-    from .train import load_subjects
-    from ...export import write_card
-
-    cfg, split, w = _run_files(run_dir, weights)
-    mpath = Path(run_dir) / "metrics.json"
-    if not mpath.is_file() or json.loads(mpath.read_text()).get("weights") != w.name:
-        evaluate_run(run_dir, weights, _default_ecgid_raw())
-    metrics = json.loads(mpath.read_text())
-    res = metrics["results"][f"probe_windows_{cfg.probe_windows}"]
-    thr = res["validation"]["eer_threshold"]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = export_onnx(w, out_dir / "model.onnx", cfg)
-    subjects = {s.id: s for s in load_subjects(split["data_dirs"])}
-    win = np.concatenate([subjects[i].windows[:4] for i in split["test"]])[:64]
-    parity = check_parity(w, onnx_path, np.ascontiguousarray(win, np.float32), cfg)
-    state = json.loads((Path(run_dir) / "state.json").read_text())
-    card_metrics = {"test": {k: v for k, v in metrics["results"].items()}, "onnx_parity": parity}
-    for other in also_runs:
-        om = Path(other) / "metrics.json"
-        if om.is_file():
-            o = json.loads(om.read_text())
-            oc = json.loads((Path(other) / "config.json").read_text())
-            card_metrics[f"comparison_{Path(other).name}"] = {
-                "loss": o["loss"], "key_scale": oc.get("key_scale", 1.0),
-                "standardize_spectrum": oc.get("standardize_spectrum", False),
-                "steps": json.loads((Path(other) / "state.json").read_text())["step"], "results": o["results"]}
-    opts = recipe_options()
-    training = {"data": split["data_dirs"], "protocol": "subject-disjoint split per database (train/val/test "
-                "= 60/10/30 %), enrolment on the first half of each subject's windows, probes later",
-                "n_subjects": {k: len(split[k]) for k in ("train", "val", "test")},
-                "test_subjects": split["test"], "epochs": state["epoch"], "steps": state["step"],
-                "train_seconds": round(state["train_seconds"], 1), "best_epoch": state.get("best_epoch"),
-                "weights": w.name, "loss": cfg.loss, "optimizer": "mlx AdamW (lr 1e-3, wd 0.01)"}
-    card = make_card(cfg, thr, cfg.score, card_metrics, training, opts)
-    write_card(card, out_dir / "model.json")
-    write_json(Path(run_dir) / "parity.json", parity)
-    click.echo(f"wrote {onnx_path} and {out_dir / 'model.json'}; onnxruntime vs MLX max |diff| "
+    try:
+        r = run_export(run_dir, out_dir, weights=weights, also_runs=also_runs)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    parity = r["parity"]
+    click.echo(f"wrote {r['onnx']} and {r['card']}; onnxruntime vs MLX max |diff| "
                f"{max(parity['shared_key'], parity['per_row_keys']):.2e} on {parity['n_windows']} windows; "
-               f"threshold {thr:.4f} ({cfg.score})")
+               f"threshold {r['threshold']:.4f}")

@@ -1,16 +1,17 @@
 """HeartID hyperparameters: the seed's values (SPEC §1.2, §1.5) plus the data protocol of this rebuild."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from .._config import config_kwargs
+from dataclasses import dataclass
+
+from .._config import ConfigMixin, config_kwargs
 
 
 @dataclass
-class HeartIDConfig:
+class HeartIDConfig(ConfigMixin):
     """Network, loss, optimiser and protocol settings.
 
     The seed trained 10 epochs of random batches; here an "epoch" is ``steps_per_epoch`` batches of triplets
-    drawn from the training subjects, and ``max_minutes`` caps the wall clock.
+    drawn from the training subjects, and ``time_limit_s`` caps the wall clock of the whole run (resumable).
     """
 
     input_size: int = 1000
@@ -38,7 +39,7 @@ class HeartIDConfig:
     margin: float = 1.0
     loss: str = "securetl"  # "securetl" (original SecureTL, cancelable) or "heartid" (the seed's 4-term loss)
     seed: int = 0
-    max_minutes: float | None = None
+    time_limit_s: float | None = None
     # protocol: subject-disjoint split fractions per database (rest is training)
     test_fraction: float = 0.3
     val_fraction: float = 0.1
@@ -56,15 +57,13 @@ class HeartIDConfig:
         """Width of the dense layer's input: 3 x num_kernels + n_fft/2 + 1 STFT bins + key (673 for the seed)."""
         return len(self.kernel_sizes) * self.num_kernels + self.input_size // 2 + 1 + self.key_size
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["kernel_sizes"] = list(self.kernel_sizes)
-        d["betas"] = list(self.betas)
-        return d
-
     @classmethod
-    def from_dict(cls, d: dict) -> "HeartIDConfig":
-        return cls(**config_kwargs(cls, d, strict=False))
+    def from_dict(cls, d: dict, *, strict: bool = False) -> "HeartIDConfig":
+        d = dict(d)
+        if "max_minutes" in d:  # runs and cards made before the shared vocabulary
+            minutes = d.pop("max_minutes")
+            d.setdefault("time_limit_s", None if minutes is None else 60.0 * minutes)
+        return cls(**config_kwargs(cls, d, strict=strict))
 
 
 STFT = {"n_fft": 1000, "win_length": 500, "hop": 250, "db_offset": 1e-5, "top_db": 80.0}

@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .evaluation import similarity, template
+from ._evaluate import similarity, template
 from .keys import bits_to_key, load_or_create_key, random_bits, read_key_file, write_key_file
 from .preprocess import record_windows
 

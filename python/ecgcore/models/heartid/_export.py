@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..._fs import atomic_write
+from ..._fs import write_json as _write_json
 from .config import STFT, HeartIDConfig
 
 OPSET = 17
@@ -129,16 +131,12 @@ def build_onnx(weights: dict[str, np.ndarray], config: HeartIDConfig | None = No
 
 def export_onnx(weights_path, out_path, config: HeartIDConfig | None = None) -> Path:
     """Write ``model.onnx`` from ``heartid_model.npz`` / ``best_model.npz`` atomically."""
-    import os
-
     import onnx
 
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     model = build_onnx(_weights(weights_path), config)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, out_path)
+    with atomic_write(out_path) as tmp:
+        onnx.save(model, str(tmp))
     return out_path
 
 
@@ -161,20 +159,6 @@ def make_card(config: HeartIDConfig, threshold: float, score: str, metrics: dict
         description="HeartID cancelable ECG biometrics: 5 s lead-I/MLII windows + a 100-bit unit-norm key -> "
                     "100-dim embedding (SPEC §1). Accept when the score of the probe vs the stored template is "
                     ">= config.verification.threshold (score = minus Euclidean distance, or cosine).")
-
-
-def parity_windows(data_dir=None, n: int = 16, seed: int = 0) -> np.ndarray:
-    """Real ECG-ID windows when a dataset folder is given, else band-limited synthetic ones, (n, 1000) float32."""
-    if data_dir is not None:
-        from .data import load_dataset
-
-        subs = load_dataset(data_dir)
-        w = np.concatenate([s.windows[:2] for s in subs])[:n]
-        return np.ascontiguousarray(w, np.float32)
-    rng = np.random.default_rng(seed)
-    x = np.cumsum(rng.standard_normal((n, 1000)), axis=1)
-    x = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
-    return x.astype(np.float32)
 
 
 def check_parity(weights_path, onnx_path, windows: np.ndarray, config: HeartIDConfig | None = None,
@@ -202,9 +186,54 @@ def check_parity(weights_path, onnx_path, windows: np.ndarray, config: HeartIDCo
 
 
 def write_json(path, obj) -> None:
-    import os
+    _write_json(path, obj)
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+
+def export(run_dir, out_dir=None, *, weights: str = "best", also_runs=(), ecgid_raw=None) -> dict:
+    """Export a HeartID run to ``out_dir/model.onnx`` (rebuilt with onnx.helper) + ``model.json``, checked in
+    onnxruntime against MLX on real test windows (|diff| <= 1e-4).
+
+    The card's accept threshold is the validation subjects' EER point from the run's ``metrics.json``
+    (:func:`evaluate` runs first when it is missing or was made with other weights). ``also_runs``: other runs
+    whose metrics go into the card for comparison. Returns ``{"onnx", "card", "parity", "threshold"}``.
+    """
+    from ...export import write_card
+    from ._evaluate import evaluate, run_files
+    from ._train import load_subjects
+    from .preprocess import recipe_options
+
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir) if out_dir is not None else run_dir
+    cfg, split, w = run_files(run_dir, weights)
+    mpath = run_dir / "metrics.json"
+    if not mpath.is_file() or json.loads(mpath.read_text()).get("weights") != w.name:
+        evaluate(run_dir, weights=weights, ecgid_raw=ecgid_raw)
+    metrics = json.loads(mpath.read_text())
+    res = metrics["results"][f"probe_windows_{cfg.probe_windows}"]
+    thr = res["validation"]["eer_threshold"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = export_onnx(w, out_dir / "model.onnx", cfg)
+    subjects = {s.id: s for s in load_subjects(split["data_dirs"])}
+    win = np.concatenate([subjects[i].windows[:4] for i in split["test"]])[:64]
+    parity = check_parity(w, onnx_path, np.ascontiguousarray(win, np.float32), cfg)
+    state = json.loads((run_dir / "run.json").read_text())
+    card_metrics = {"test": {k: v for k, v in metrics["results"].items()}, "onnx_parity": parity}
+    for other in also_runs:
+        om = Path(other) / "metrics.json"
+        if om.is_file():
+            o = json.loads(om.read_text())
+            oc = json.loads((Path(other) / "config.json").read_text()).get("config", {})
+            card_metrics[f"comparison_{Path(other).name}"] = {
+                "loss": o["loss"], "key_scale": oc.get("key_scale", 1.0),
+                "standardize_spectrum": oc.get("standardize_spectrum", False),
+                "steps": json.loads((Path(other) / "run.json").read_text()).get("steps"), "results": o["results"]}
+    training = {"data": split["data_dirs"], "protocol": "subject-disjoint split per database (train/val/test "
+                "= 60/10/30 %), enrolment on the first half of each subject's windows, probes later",
+                "n_subjects": {k: len(split[k]) for k in ("train", "val", "test")},
+                "test_subjects": split["test"], "epochs": state.get("epochs"), "steps": state.get("steps"),
+                "train_seconds": state.get("seconds"), "best_epoch": state.get("best_epoch"),
+                "weights": w.name, "loss": cfg.loss, "optimizer": f"mlx AdamW (lr {cfg.lr:g}, wd {cfg.weight_decay:g})"}
+    card = make_card(cfg, thr, cfg.score, card_metrics, training, recipe_options())
+    write_card(card, out_dir / "model.json")
+    write_json(run_dir / "parity.json", parity)
+    return {"onnx": onnx_path, "card": out_dir / "model.json", "parity": parity, "threshold": thr}

@@ -1,9 +1,11 @@
 """Training: the seed's loop (AdamW, two fresh keys per batch, five embeddings, triplet loss) on real subjects.
 
-Outputs in the run folder, rewritten atomically after every epoch so a run can be resumed:
-``heartid_model.npz`` (flattened parameters, the seed's file name), ``optimizer.safetensors``
-(``tree_flatten(optimizer.state)``: step, learning_rate, m and v), ``best_model.npz`` (lowest validation EER),
-``state.json`` (epoch, history, best), ``split.json`` (subject-disjoint train/val/test ids), ``config.json``.
+Outputs in the shared run folder (:mod:`ecgcore.models._run`), rewritten atomically after every epoch so a run
+can be resumed: ``config.json``, ``checkpoint/`` (the weights and ``optimizer.safetensors`` —
+``tree_flatten(optimizer.state)``: step, learning_rate, m and v — plus the position), ``history.csv``,
+``learning_curve.png``, ``run.json``; and the family's ``heartid_model.npz`` (last epoch's flattened
+parameters, the seed's file name), ``best_model.npz`` (lowest validation EER) and ``split.json``
+(subject-disjoint train/val/test ids).
 
 Why ``key_scale``: the key enters only the (linear) dense layer, so an embedding is ``f(x) + W_k k`` and a
 second key moves it by ``W_k (k1 - k2)``. With the seed's unit-norm keys and default init that offset is ~0.3
@@ -20,14 +22,17 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 
+from ..._fs import atomic_write, write_json
+from .._run import Run
+from ._evaluate import evaluate_subjects
 from .config import HeartIDConfig
 from .data import TripletSampler, load_dataset, split_subjects
-from .evaluation import evaluate_subjects
+
+RESUMABLE = ("epochs", "time_limit_s")
 
 
 def openblas_path() -> str | None:
@@ -37,12 +42,6 @@ def openblas_path() -> str | None:
         if os.path.exists(p):
             return p
     return None
-
-
-def _atomic_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 class MLXEmbedder:
@@ -100,14 +99,17 @@ def save_model(model, path: Path) -> None:
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    mx.savez(str(tmp), **dict(tree_flatten(model.parameters())))
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        mx.savez(str(tmp), **dict(tree_flatten(model.parameters())))
 
 
-def train(config: HeartIDConfig, data_dirs, run_dir, resume: bool = True, progress: bool = True,
+def train(data_dir, run_dir, config: HeartIDConfig | None = None, *, resume: bool = True, progress: bool = True,
           log=print) -> dict:
-    """Train (or resume) a HeartID run; returns the final ``state.json`` content."""
+    """Train (or resume) a HeartID run on one or several ``ecgcore preprocess heartid`` folders (``data_dir``: a
+    folder or a list of them); returns the run's summary (``run.json`` plus the history).
+
+    A resumed run keeps its settings; only the budgets ``epochs`` and ``time_limit_s`` (over the whole run) may
+    change."""
     import mlx.core as mx
     import mlx.nn as nn
     import mlx.optimizers as optim
@@ -117,28 +119,27 @@ def train(config: HeartIDConfig, data_dirs, run_dir, resume: bool = True, progre
     from .losses import LOSSES
     from .model import HeartIDNet
 
-    run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
+    config = config or HeartIDConfig()
+    data_dirs = [data_dir] if isinstance(data_dir, (str, os.PathLike)) else list(data_dir)
     data_dirs = [str(Path(d).resolve()) for d in data_dirs]
     subjects = load_subjects(data_dirs)
     by_id = {s.id: s for s in subjects}
-    state_path, model_path, opt_path = run / "state.json", run / "heartid_model.npz", run / "optimizer.safetensors"
-    resuming = resume and state_path.is_file() and model_path.is_file() and opt_path.is_file()
+    run_dir = Path(run_dir)
+    resuming = resume and (run_dir / "checkpoint" / "state.json").is_file() and (run_dir / "split.json").is_file()
     if resuming:
-        # the saved settings win, except how long to go on: epochs / max_minutes may extend a finished run
-        saved = HeartIDConfig.from_dict(json.loads((run / "config.json").read_text()))
-        saved.epochs, saved.max_minutes = config.epochs, config.max_minutes
-        config = saved
-        _atomic_json(run / "config.json", config.to_dict())
-        split = json.loads((run / "split.json").read_text())
-        state = json.loads(state_path.read_text())
+        # the learned spectrum statistics are part of the saved config: resume with them
+        saved = json.loads((run_dir / "config.json").read_text())["config"]
+        for k in ("spectrum_mean", "spectrum_std"):
+            setattr(config, k, saved.get(k))
+    run = Run(run_dir, config, family="heartid", data_dir=None, resume=resuming,
+              time_limit_s=None, resumable=RESUMABLE)
+    st = run.state
+    if run.resuming:
+        split = json.loads((run_dir / "split.json").read_text())
     else:
         split = split_subjects(subjects, config.test_fraction, config.val_fraction, config.seed)
         split["data_dirs"] = data_dirs
-        state = {"epoch": 0, "step": 0, "history": [], "best_val_eer": None, "best_epoch": None,
-                 "train_seconds": 0.0}
-        _atomic_json(run / "config.json", config.to_dict())
-        _atomic_json(run / "split.json", split)
+        write_json(run_dir / "split.json", split)
     missing = [i for k in ("train", "val") for i in split[k] if i not in by_id]
     if missing:
         raise ValueError(f"split.json names subjects not in the data folders: {missing[:5]}")
@@ -151,17 +152,28 @@ def train(config: HeartIDConfig, data_dirs, run_dir, resume: bool = True, progre
         var = np.stack([((sp - mu) ** 2).mean(axis=0) for sp in sampler._spec]).mean(axis=0)
         config.spectrum_mean = mu.astype(float).tolist()
         config.spectrum_std = np.sqrt(np.maximum(var, 1e-6)).astype(float).tolist()
-        _atomic_json(run / "config.json", config.to_dict())
+        saved = json.loads((run_dir / "config.json").read_text())
+        saved["config"] = config.to_dict()
+        write_json(run_dir / "config.json", saved)
+        run.config = config.to_dict()
     val_subjects = [by_id[i] for i in split["val"]]
 
     mx.random.seed(config.seed)
     model = HeartIDNet(config)
     optimizer = optim.AdamW(learning_rate=config.lr, betas=list(config.betas), eps=config.eps,
                             weight_decay=config.weight_decay)
-    if resuming:
-        model.load_weights(str(model_path), strict=True)
-        optimizer.state = tree_unflatten(list(mx.load(str(opt_path)).items()))
-        log(f"resuming {run} at epoch {state['epoch']} (step {state['step']})")
+
+    def save(folder: Path) -> None:
+        mx.savez(str(folder / "weights.npz"), **dict(tree_flatten(model.parameters())))
+        mx.save_safetensors(str(folder / "optimizer.safetensors"), dict(tree_flatten(optimizer.state)))
+
+    def read(folder: Path) -> None:
+        model.load_weights(str(folder / "weights.npz"), strict=True)
+        optimizer.state = tree_unflatten(list(mx.load(str(folder / "optimizer.safetensors")).items()))
+
+    if run.resuming:
+        run.load(read)
+        log(f"resuming {run_dir} at epoch {st.epoch} (step {st.step})")
     mx.eval(model.parameters())
     loss_fn = LOSSES[config.loss]
 
@@ -183,11 +195,10 @@ def train(config: HeartIDConfig, data_dirs, run_dir, resume: bool = True, progre
 
     from .keys import generate_key
 
-    t0 = time.monotonic()
-    budget = None if config.max_minutes is None else 60.0 * config.max_minutes  # over the whole run
+    budget = config.time_limit_s  # over the whole run, resumed sessions included
     stopped = False
-    while state["epoch"] < config.epochs and not stopped:
-        ep = state["epoch"]
+    while st.epoch < config.epochs and not stopped:
+        ep = st.epoch
         rng = np.random.default_rng([config.seed, ep])
         losses = []
         bar = tqdm(range(config.steps_per_epoch), desc=f"epoch {ep + 1}/{config.epochs}", disable=not progress,
@@ -199,29 +210,30 @@ def train(config: HeartIDConfig, data_dirs, run_dir, resume: bool = True, progre
             mx.eval(loss, model.parameters(), optimizer.state)
             losses.append(float(loss))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-            if budget is not None and state["train_seconds"] + time.monotonic() - t0 > budget:
+            if budget is not None and run.seconds > budget:
                 stopped = True
                 break
         val = evaluate_subjects(val_subjects, MLXEmbedder(model), config.key_size, config.probe_windows,
                                 seed=config.seed + 1, max_groups=10, score=config.score)["metrics"] if len(val_subjects) > 1 else {}
-        state["epoch"] = ep + 1
-        state["step"] += len(losses)
-        state["train_seconds"] += time.monotonic() - t0
-        t0 = time.monotonic()
-        entry = {"epoch": ep + 1, "step": state["step"], "loss_mean": float(np.mean(losses)),
-                 "loss_last": losses[-1], **{f"val_{k}": val[k] for k in
-                                             ("eer", "eer_threshold", "rank1", "mated_different_keys_accept",
-                                              "d_sys") if k in val}}
-        state["history"].append(entry)
-        save_model(model, model_path)
-        tmp = run / ".optimizer.tmp.safetensors"
-        mx.save_safetensors(str(tmp), dict(tree_flatten(optimizer.state)))
-        os.replace(tmp, opt_path)
-        if val and (state["best_val_eer"] is None or val["eer"] <= state["best_val_eer"]):
-            state["best_val_eer"], state["best_epoch"] = val["eer"], ep + 1
-            save_model(model, run / "best_model.npz")
-        _atomic_json(state_path, state)
+        st.epoch = ep + 1
+        st.step += len(losses)
+        entry = run.log(train_loss=float(np.mean(losses)), loss_last=losses[-1],
+                        **{f"val_{k}": val[k] for k in ("eer", "eer_threshold", "rank1", "mated_different_keys_accept",
+                                                        "d_sys") if k in val})
+        save_model(model, run_dir / "heartid_model.npz")
+        if val and (st.best_step is None or val["eer"] <= st.best_score):  # a tie goes to the later epoch
+            st.best_score, st.best_step, st.best_epoch = float(val["eer"]), st.step, st.epoch
+            save_model(model, run_dir / "best_model.npz")
+        if stopped:
+            run.stop("time_limit")
+        elif st.epoch >= config.epochs:
+            run.stop("epochs")
+        run.save(save)
         log(json.dumps(entry))
-    state["stopped_by_time_cap"] = stopped
-    _atomic_json(state_path, state)
-    return state
+    if st.stop_reason is None:
+        run.stop("epochs")
+        run.save(save)
+    out = run.summary()
+    out.update(epoch=st.epoch, step=st.step, best_val_eer=None if st.best_step is None else st.best_score,
+               best_epoch=st.best_epoch, stopped_by_time_cap=st.stop_reason == "time_limit")
+    return out

@@ -17,6 +17,10 @@ NumPy only: an ``embedder`` provides ``features((n, L)) -> (n, F)`` and ``embed(
 """
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 
 from . import metrics
@@ -145,3 +149,98 @@ def ecgid_record_dates(raw_dir) -> dict:
             if line.startswith("#") and "date" in line.lower():
                 out[f"{hea.parent.name}/{hea.stem}"] = line.split(":", 1)[1].strip()
     return out
+
+
+def run_files(run_dir, weights: str = "best"):
+    """(config, split, weights path) of a ``ecgcore train heartid`` run; ``weights`` = ``"best"`` (lowest
+    validation EER, falling back to the last epoch's) or ``"last"``."""
+    from .config import HeartIDConfig
+
+    run_dir = Path(run_dir)
+    for f in ("config.json", "split.json"):
+        if not (run_dir / f).is_file():
+            raise FileNotFoundError(f"{run_dir / f} not found: is {run_dir} a `ecgcore train heartid` run?")
+    w = run_dir / ("best_model.npz" if weights == "best" else "heartid_model.npz")
+    if weights == "best" and not w.is_file():
+        w = run_dir / "heartid_model.npz"
+    if not w.is_file():
+        raise FileNotFoundError(f"{w} not found")
+    saved = json.loads((run_dir / "config.json").read_text())
+    cfg = HeartIDConfig.from_dict(saved.get("config", saved))
+    split = json.loads((run_dir / "split.json").read_text())
+    return cfg, split, w
+
+
+def default_ecgid_raw() -> Path | None:
+    """The raw ECG-ID folder under ``$ECGCORE_DATA`` (for rank-1 by recording day), if there is one."""
+    root = os.environ.get("ECGCORE_DATA")
+    cand = Path(root) / "ecgiddb" if root else None
+    return cand if cand is not None and cand.is_dir() else None
+
+
+def evaluate(run_dir, data_dir=None, *, weights: str = "best", ecgid_raw=None, progress=None) -> dict:
+    """Validation threshold + test metrics of one run; writes ``metrics.json``, ``det.png``, ``scores.npz`` there.
+
+    ``data_dir`` (the ``heartid`` dataset folders) defaults to the run's; ``ecgid_raw`` (raw ECG-ID, for rank-1
+    close / far apart in time) to ``$ECGCORE_DATA/ecgiddb``.
+    """
+    from ..._fs import write_json, write_npz
+    from ._train import MLXEmbedder, load_subjects
+    from .metrics import plot_det
+    from .model import HeartIDNet
+
+    run_dir = Path(run_dir)
+    cfg, split, w = run_files(run_dir, weights)
+    if len(split["val"]) < 2 or len(split["test"]) < 2:
+        raise ValueError(f"{run_dir}: evaluation needs at least 2 validation and 2 test subjects "
+                         f"(got {len(split['val'])} and {len(split['test'])}); train with larger fractions")
+    dirs = split["data_dirs"] if data_dir is None else ([data_dir] if isinstance(data_dir, (str, Path)) else data_dir)
+    subjects = {s.id: s for s in load_subjects(dirs)}
+    model = HeartIDNet(cfg)
+    model.load_weights(str(w), strict=True)
+    emb = MLXEmbedder(model, cache=True)
+    ecgid_raw = ecgid_raw if ecgid_raw is not None else default_ecgid_raw()
+    dates = ecgid_record_dates(ecgid_raw) if ecgid_raw else None
+    out = {"run": str(run_dir), "weights": w.name, "loss": cfg.loss, "score": cfg.score, "results": {}}
+    curves, saved = {}, {}
+    for pw in (cfg.probe_windows, 1):
+        val = evaluate_subjects([subjects[i] for i in split["val"]], emb, cfg.key_size, pw, seed=cfg.seed + 1,
+                                score=cfg.score)["metrics"]
+        thr = val["eer_threshold"]
+        res = {"validation": val}
+        dbs = list(dict.fromkeys(i.split(":", 1)[0] for i in split["test"]))
+        for db in dbs + ["all"]:
+            ids = [i for i in split["test"] if db == "all" or i.startswith(db + ":")]
+            r = evaluate_subjects([subjects[i] for i in ids], emb, cfg.key_size, pw, seed=cfg.seed + 2,
+                                  threshold=thr, record_dates=dates, score=cfg.score)
+            res[db] = r["metrics"]
+            # pooled "all" mixes in easy cross-database impostors, so the plot shows each database
+            if db != "all":
+                curves[f"{db}, {pw}-window probes"] = (r["scores"]["genuine"], r["scores"]["impostor"])
+            saved.update({f"{db}_w{pw}_{k}": v for k, v in r["scores"].items()})
+            if progress:
+                progress(f"{cfg.loss} probes of {pw} window(s) {db}: EER {100 * r['metrics']['eer']:.2f} %")
+        out["results"][f"probe_windows_{pw}"] = res
+    plot_det(curves, run_dir / "det.png", title=f"HeartID DET, test subjects ({cfg.loss} loss)")
+    write_npz(run_dir / "scores.npz", **saved)
+    write_json(run_dir / "metrics.json", out)
+    return out
+
+
+def format_table(results: list[dict]) -> str:
+    """One line per run, probe length and test database: EER, operating points, rank-1, cancelability."""
+    head = (f"{'loss':<9} {'probe':>5} {'test set':<8} {'EER%':>6} {'FAR@FRR1%':>9} {'FRR@FAR.1%':>10} "
+            f"{'rank-1%':>7} {'close%':>6} {'far%':>6} {'FAR@thr':>7} {'FRR@thr':>7} {'mated-k2%':>9} {'Dsys':>5}")
+    lines = [head]
+    f = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    for out in results:
+        for pw, res in out["results"].items():
+            for db, m in res.items():
+                if db == "validation":
+                    continue
+                lines.append(f"{out['loss']:<9} {m['probe_windows']:>5} {db:<8} {100 * m['eer']:>6.2f} "
+                             f"{f(m['far_at_frr_1pct']):>9} {f(m['frr_at_far_0.1pct']):>10} {f(m['rank1']):>7} "
+                             f"{f(m.get('rank1_close')):>6} {f(m.get('rank1_far')):>6} "
+                             f"{f(m['far_at_threshold']):>7} {f(m['frr_at_threshold']):>7} "
+                             f"{f(m['mated_different_keys_accept']):>9} {m['d_sys']:>5.2f}")
+    return "\n".join(lines)
