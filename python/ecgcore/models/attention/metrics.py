@@ -1,36 +1,30 @@
-"""Binary classification metrics in NumPy (no sklearn at run time); Abnormal (class 1) is the positive class."""
+"""Binary classification metrics in NumPy (no sklearn at run time); Abnormal (class 1) is the positive class.
+
+The formulas live in :mod:`ecgcore.metrics`; this module keeps the family's names and report format.
+"""
 from __future__ import annotations
 
 import numpy as np
 
+from ... import metrics as M
+
 
 def confusion_matrix(y_true, y_pred, n_classes: int = 2) -> np.ndarray:
     """(n_classes, n_classes) counts, rows = true class, columns = predicted class."""
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
-    return cm
+    return M.confusion_matrix(np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64),
+                              n_classes=n_classes)
 
 
 def roc_curve(y_true, score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fpr, tpr, thresholds), thresholds decreasing, starting at (0, 0) like sklearn's (drop_intermediate off)."""
-    y = np.asarray(y_true).astype(bool)
-    s = np.asarray(score, dtype=np.float64)
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    last = np.r_[np.nonzero(np.diff(s))[0], s.size - 1]
-    tps = np.cumsum(y)[last]
-    fps = (last + 1) - tps
-    P, N = max(int(y.sum()), 1), max(int((~y).sum()), 1)
-    return np.r_[0.0, fps / N], np.r_[0.0, tps / P], np.r_[np.inf, s[last]]
+    """(fpr, tpr, thresholds), thresholds decreasing, starting at (0, 0) like sklearn's (drop_intermediate off);
+    the rate of an absent class is 0."""
+    fpr, tpr, thr = M.roc_curve(np.asarray(y_true).astype(bool), score, drop_intermediate=False)
+    return np.nan_to_num(fpr, nan=0.0), np.nan_to_num(tpr, nan=0.0), thr
 
 
 def roc_auc(y_true, score) -> float:
     """Area under the ROC curve (Mann-Whitney, ties count ½); NaN when only one class is present."""
-    y = np.asarray(y_true).astype(bool)
-    if y.all() or not y.any():
-        return float("nan")
-    fpr, tpr, _ = roc_curve(y, score)
-    return float(np.trapezoid(tpr, fpr)) if hasattr(np, "trapezoid") else float(np.trapz(tpr, fpr))
+    return M.roc_auc(np.asarray(y_true).astype(bool), score)
 
 
 def classification_metrics(y_true, prob_abnormal, classes=("Normal", "Abnormal"), threshold: float | None = None) -> dict:
@@ -43,13 +37,9 @@ def classification_metrics(y_true, prob_abnormal, classes=("Normal", "Abnormal")
     p = np.asarray(prob_abnormal, dtype=np.float64)
     pred = (p > (0.5 if threshold is None else threshold)).astype(np.int64)
     cm = confusion_matrix(y, pred, len(classes))
-    per_class = {}
-    for k, name in enumerate(classes):
-        tp = cm[k, k]
-        prec = tp / cm[:, k].sum() if cm[:, k].sum() else 0.0
-        rec = tp / cm[k, :].sum() if cm[k, :].sum() else 0.0
-        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        per_class[name] = {"precision": float(prec), "recall": float(rec), "f1": float(f1), "support": int(cm[k, :].sum())}
+    prec, rec, f1 = (f(cm, zero_division=0.0) for f in (M.positive_predictivity, M.sensitivity, M.f1_score))
+    per_class = {name: {"precision": float(prec[k]), "recall": float(rec[k]), "f1": float(f1[k]),
+                        "support": int(cm[k, :].sum())} for k, name in enumerate(classes)}
     pos = per_class[classes[1]]
     return {
         "n": int(y.size),

@@ -7,6 +7,8 @@ counts; ``weights=None`` is the plain, unweighted evaluation.
 * per class: sensitivity Se = TP / (TP + FN), positive predictivity +P = TP / (TP + FP), F1;
 * macro-F1 over N, S, V, F (Q is left out, as in the inter-patient literature: 7 Q beats in DS2);
 * overall accuracy; Cohen's κ; Mondéjar-Guerra et al. 2019's jκ index = κ / 2 + (Se_S + +P_S + Se_V + +P_V) / 8.
+
+The formulas live in :mod:`ecgcore.metrics`; this module arranges them into the family's report.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from ... import metrics as M
 
 __all__ = ["CLASS_NAMES", "confusion", "aami_metrics", "format_report", "write_report", "ANCHORS"]
 
@@ -31,39 +35,24 @@ ANCHORS = {
 
 def confusion(y_true, y_pred, weights=None, n_classes: int = 5) -> np.ndarray:
     """(n_classes, n_classes) float64 confusion matrix, rows = truth, columns = prediction."""
-    y_true, y_pred = np.asarray(y_true, int), np.asarray(y_pred, int)
-    w = np.ones(len(y_true)) if weights is None else np.asarray(weights, float)
-    cm = np.zeros((n_classes, n_classes))
-    np.add.at(cm, (y_true, y_pred), w)
-    return cm
-
-
-def _safe(num, den):
-    return float(num / den) if den > 0 else float("nan")
+    return M.confusion_matrix(np.asarray(y_true, int), np.asarray(y_pred, int), n_classes=n_classes,
+                              sample_weight=weights).astype(np.float64)
 
 
 def aami_metrics(cm: np.ndarray) -> dict:
     """Metrics of a confusion matrix (see module docstring); NaN where a ratio is undefined."""
     cm = np.asarray(cm, float)
-    total = cm.sum()
-    out = {"n": float(total), "accuracy": _safe(np.trace(cm), total), "per_class": {}}
-    f1s = []
+    se, ppv, f1 = M.sensitivity(cm), M.positive_predictivity(cm), M.f1_score(cm)
+    out = {"n": float(cm.sum()), "accuracy": M.accuracy(cm), "per_class": {}}
     for i, c in enumerate(CLASS_NAMES[:cm.shape[0]]):
-        tp, fn, fp = cm[i, i], cm[i].sum() - cm[i, i], cm[:, i].sum() - cm[i, i]
-        se, ppv = _safe(tp, tp + fn), _safe(tp, tp + fp)
-        f1 = _safe(2 * tp, 2 * tp + fn + fp)
-        out["per_class"][c] = {"support": float(cm[i].sum()), "Se": se, "+P": ppv, "F1": f1}
-        if c != "Q":
-            f1s.append(0.0 if np.isnan(f1) else f1)
-    out["macro_f1_NSVF"] = float(np.mean(f1s))
-    out["macro_f1_all5"] = float(np.mean([0.0 if np.isnan(v["F1"]) else v["F1"] for v in out["per_class"].values()]))
-    pe = float((cm.sum(0) * cm.sum(1)).sum() / total ** 2) if total else float("nan")
-    kappa = _safe(out["accuracy"] - pe, 1 - pe)
-    out["kappa"] = kappa
-    pc = out["per_class"]
-    j = sum(0.0 if np.isnan(pc[c][k]) else pc[c][k] for c in ("S", "V") for k in ("Se", "+P"))
-    out["j_index"] = j
-    out["jk_index"] = 0.5 * kappa + j / 8.0
+        out["per_class"][c] = {"support": float(cm[i].sum()), "Se": float(se[i]), "+P": float(ppv[i]),
+                               "F1": float(f1[i])}
+    f1s = [0.0 if np.isnan(v["F1"]) else v["F1"] for v in out["per_class"].values()]
+    out["macro_f1_NSVF"] = float(np.mean([f for c, f in zip(out["per_class"], f1s) if c != "Q"]))
+    out["macro_f1_all5"] = float(np.mean(f1s))
+    out["kappa"] = M.cohen_kappa(cm)
+    out["j_index"] = M.j_index(cm, s=1, v=2)
+    out["jk_index"] = M.jk_index(cm, s=1, v=2)
     return out
 
 
@@ -120,7 +109,6 @@ def _plot_curves(y_true, proba, weights, path_roc, path_pr) -> tuple[dict, dict]
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
     aucs, aps = {}, {}
     fig_r, ax_r = plt.subplots(figsize=(5, 4.5))
@@ -129,11 +117,11 @@ def _plot_curves(y_true, proba, weights, path_roc, path_pr) -> tuple[dict, dict]
         pos = y_true == i
         if not pos.any() or pos.all():
             continue
-        fpr, tpr, _ = roc_curve(pos, proba[:, i], sample_weight=weights)
-        aucs[c] = float(auc(fpr, tpr))
+        fpr, tpr, _ = M.roc_curve(pos, proba[:, i], sample_weight=weights)
+        aucs[c] = M.roc_auc(pos, proba[:, i], sample_weight=weights)
         ax_r.plot(fpr, tpr, label=f"{c} AUC {aucs[c]:.3f}")
-        prec, rec, _ = precision_recall_curve(pos, proba[:, i], sample_weight=weights)
-        aps[c] = float(average_precision_score(pos, proba[:, i], sample_weight=weights))
+        prec, rec, _ = M.precision_recall_curve(pos, proba[:, i], sample_weight=weights)
+        aps[c] = M.average_precision(pos, proba[:, i], sample_weight=weights)
         ax_p.plot(rec, prec, label=f"{c} AP {aps[c]:.3f}")
     ax_r.plot([0, 1], [0, 1], "k:", lw=0.8)
     for ax, xl, yl in ((ax_r, "false positive rate", "true positive rate"), (ax_p, "recall (Se)", "precision (+P)")):
@@ -156,7 +144,7 @@ def write_report(out_dir, y_true, proba, *, weights=None, title: str = "", extra
     ----------
     y_true : (n,) int class indices; proba : (n, 5) probabilities; weights : (n,) or None.
     """
-    from ...pipelines.archive import atomic_write
+    from ..._fs import write_text
     from ...pipelines.recipes.base import save_npz
 
     out = Path(out_dir)
@@ -170,10 +158,8 @@ def write_report(out_dir, y_true, proba, *, weights=None, title: str = "", extra
     _plot_confusion(cm, out / "confusion_matrix.png")
     m.update({"auc": aucs, "average_precision": aps, "confusion_matrix": cm.tolist(),
               "n_sequences_scored": int(len(y_true)), "weighted": weights is not None, **(extra or {})})
-    with atomic_write(out / "classification_report.txt") as tmp:
-        tmp.write_text(format_report(m, cm, title=title, auc=aucs))
-    with atomic_write(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(m, indent=1, default=float))
+    write_text(out / "classification_report.txt", format_report(m, cm, title=title, auc=aucs))
+    write_text(out / "metrics.json", json.dumps(m, indent=1, default=float))
     save_npz(out / "raw_predictions.npz", y_true=y_true, proba=proba,
              weights=np.ones(len(y_true)) if weights is None else np.asarray(weights, float))
     return m

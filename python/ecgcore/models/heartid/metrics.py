@@ -9,31 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import metrics as M
+from ..._fs import atomic_write
+
+eer = M.eer  # (equal error rate, threshold there); the family's modules import it from here
+
 
 def _rates(genuine: np.ndarray, impostor: np.ndarray):
     """Thresholds (all distinct scores, ascending) with FAR and FRR at each (accept when score >= t)."""
-    g = np.sort(np.asarray(genuine, np.float64))
-    i = np.sort(np.asarray(impostor, np.float64))
-    if g.size == 0 or i.size == 0:
-        raise ValueError("need at least one genuine and one impostor score")
-    t = np.unique(np.concatenate([g, i, [np.inf]]))
-    frr = np.searchsorted(g, t, side="left") / g.size
-    far = 1.0 - np.searchsorted(i, t, side="left") / i.size
+    far, frr, t = M.det_curve(genuine, impostor)
     return t, far, frr
-
-
-def eer(genuine, impostor) -> tuple[float, float]:
-    """(equal error rate, threshold there): the crossing of FAR and FRR, linearly interpolated."""
-    t, far, frr = _rates(genuine, impostor)
-    d = far - frr  # decreasing in t
-    k = int(np.argmax(d <= 0))
-    if k == 0:
-        return float((far[0] + frr[0]) / 2), float(t[0])
-    d0, d1 = d[k - 1], d[k]
-    w = d0 / (d0 - d1) if d0 != d1 else 0.5
-    rate = (1 - w) * (far[k - 1] + frr[k - 1]) / 2 + w * (far[k] + frr[k]) / 2
-    hi = t[k] if np.isfinite(t[k]) else t[k - 1]
-    return float(rate), float((1 - w) * t[k - 1] + w * hi)
 
 
 def far_at_frr(genuine, impostor, frr_target: float = 0.01) -> float:
@@ -87,14 +72,13 @@ def unlinkability(mated, non_mated, bins: int | None = None, omega: float = 1.0)
 
 
 def det_points(genuine, impostor) -> tuple[np.ndarray, np.ndarray]:
-    """(FAR, FRR) arrays over all thresholds, for a DET plot."""
-    _, far, frr = _rates(genuine, impostor)
+    """(FAR, FRR) arrays over all thresholds, for a DET plot (:func:`ecgcore.metrics.det_curve`)."""
+    far, frr, _ = M.det_curve(genuine, impostor)
     return far, frr
 
 
 def plot_det(curves: dict[str, tuple], path, title: str = "HeartID DET") -> None:
     """DET curves (normal-deviate axes) for ``{label: (genuine, impostor)}`` written to a PNG atomically."""
-    import os
     from statistics import NormalDist
 
     import matplotlib
@@ -123,8 +107,6 @@ def plot_det(curves: dict[str, tuple], path, title: str = "HeartID DET") -> None
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = str(path)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=120)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    os.replace(tmp, path)

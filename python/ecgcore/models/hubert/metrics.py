@@ -2,13 +2,16 @@
 macro scores, and empirical-bootstrap 95 % CIs over stratified resamples.
 
 References: AUROC = ``sklearn.metrics.roc_auc_score`` (ties averaged), AUPRC = ``average_precision_score``
-(torcheval's ``binary_auprc`` is the same step-wise sum); thresholded metrics at 0.5 as torchmetrics.
+(torcheval's ``binary_auprc`` is the same step-wise sum); thresholded metrics at 0.5 as torchmetrics. The
+formulas live in :mod:`ecgcore.metrics`; this module arranges them into the seed's report.
 """
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
+
+from ... import metrics as M
 
 __all__ = ["auroc", "auprc", "threshold_metrics", "multilabel_report", "bootstrap_ci", "METRICS"]
 
@@ -17,50 +20,22 @@ METRICS = ("auroc", "auprc", "f1", "precision", "recall", "specificity")
 
 def auroc(y, s) -> float:
     """Area under the ROC curve of binary targets ``y`` and scores ``s`` (NaN when one class is absent)."""
-    y = np.asarray(y).astype(bool)
-    s = np.asarray(s, dtype=np.float64)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s), np.float64)
-    ss = s[order]
-    # average ranks of ties (Mann-Whitney U)
-    starts = np.r_[0, np.flatnonzero(np.diff(ss)) + 1]
-    ends = np.r_[starts[1:], len(ss)]
-    for a, b in zip(starts, ends):
-        ranks[order[a:b]] = 0.5 * (a + b - 1) + 1
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return M.roc_auc(np.asarray(y).astype(bool), s)
 
 
 def auprc(y, s) -> float:
     """Average precision: sum over thresholds of (R_n - R_{n-1}) P_n (NaN without positives)."""
-    y = np.asarray(y).astype(bool)
-    s = np.asarray(s, dtype=np.float64)
-    n_pos = int(y.sum())
-    if n_pos == 0:
-        return float("nan")
-    order = np.argsort(-s, kind="mergesort")
-    ys, ss = y[order], s[order]
-    last = np.r_[np.flatnonzero(np.diff(ss)), len(ss) - 1]  # last index of each distinct score
-    tp = np.cumsum(ys)[last]
-    fp = (last + 1) - tp
-    precision = tp / (tp + fp)
-    recall = tp / n_pos
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return M.average_precision(np.asarray(y).astype(bool), s)
 
 
 def threshold_metrics(y, p, threshold: float = 0.5) -> dict[str, float]:
     """F1, precision, recall (sensitivity) and specificity at ``p >= threshold`` (0 when undefined, as torchmetrics)."""
-    y = np.asarray(y).astype(bool)
-    pred = np.asarray(p) >= threshold
-    tp, fp = int((pred & y).sum()), int((pred & ~y).sum())
-    fn, tn = int((~pred & y).sum()), int((~pred & ~y).sum())
-    prec = tp / (tp + fp) if tp + fp else 0.0
-    rec = tp / (tp + fn) if tp + fn else 0.0
-    spec = tn / (tn + fp) if tn + fp else 0.0
-    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-    return {"f1": f1, "precision": prec, "recall": rec, "specificity": spec}
+    cm = M.confusion_matrix(np.asarray(y).astype(bool), np.asarray(p) >= threshold, labels=[False, True])
+    pos = 1  # the positive class's row: Se, +P, F1 and Sp of the label
+    return {"f1": float(M.f1_score(cm, zero_division=0.0)[pos]),
+            "precision": float(M.positive_predictivity(cm, zero_division=0.0)[pos]),
+            "recall": float(M.sensitivity(cm, zero_division=0.0)[pos]),
+            "specificity": float(M.specificity(cm, zero_division=0.0)[pos])}
 
 
 def nanmean(a, axis=None):
@@ -68,12 +43,6 @@ def nanmean(a, axis=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(a, axis=axis)
-
-
-def _nanquantile(a, q, axis):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanquantile(a, q, axis=axis)
 
 
 def _per_label(Y, P, threshold) -> np.ndarray:
@@ -100,32 +69,24 @@ def bootstrap_ci(Y, P, *, n: int = 1000, alpha: float = 0.95, seed: int = 42, th
 
     Rows are resampled with replacement within each label-combination stratum (keeps the prevalences of the test
     set); the interval is ``[point - q_hi(d), point - q_lo(d)]`` with ``d = metric* - point`` (the seed's
-    empirical bootstrap), q at (1 -/+ alpha) / 2, clipped to [0, 1].
+    empirical bootstrap, :func:`ecgcore.metrics.bootstrap_ci` ``method="basic"``), q at (1 -/+ alpha) / 2,
+    clipped to [0, 1].
 
     Returns
     -------
     lo, hi : (len(METRICS), C) per-label bounds; macro_lo, macro_hi : (len(METRICS),).
     """
     Y, P = np.asarray(Y), np.asarray(P)
-    rng = np.random.default_rng(seed)
-    point = _per_label(Y, P, threshold)
-    macro_point = nanmean(point, axis=1)
-    strata = _strata(Y)
-    groups = [np.flatnonzero(strata == g) for g in np.unique(strata)]
-    deltas = np.empty((n,) + point.shape)
-    mdeltas = np.empty((n, len(METRICS)))
-    for b in range(n):
-        idx = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups])
-        t = _per_label(Y[idx], P[idx], threshold)
-        deltas[b] = t - point
-        mdeltas[b] = nanmean(t, axis=1) - macro_point
-    q_lo, q_hi = (1 - alpha) / 2, 1 - (1 - alpha) / 2
-    lo = point - _nanquantile(deltas, q_hi, axis=0)
-    hi = point - _nanquantile(deltas, q_lo, axis=0)
-    mlo = macro_point - _nanquantile(mdeltas, q_hi, axis=0)
-    mhi = macro_point - _nanquantile(mdeltas, q_lo, axis=0)
+
+    def table(Y, P):  # per-label metrics with the macro means as the last column
+        t = _per_label(Y, P, threshold)
+        return np.concatenate([t, nanmean(t, axis=1)[:, None]], axis=1)
+
+    lo, hi = M.bootstrap_ci(table, Y, P, n_resamples=n, confidence=alpha, method="basic", strata=_strata(Y),
+                            seed=seed)
     # The reflected (empirical) interval can leave [0, 1] for a metric near its bound; every metric here lives there.
-    return tuple(np.clip(a, 0.0, 1.0) for a in (lo, hi, mlo, mhi))
+    lo, hi = np.clip(lo, 0.0, 1.0), np.clip(hi, 0.0, 1.0)
+    return lo[:, :-1], hi[:, :-1], lo[:, -1], hi[:, -1]
 
 
 def multilabel_report(Y, P, classes, *, n_boot: int = 1000, seed: int = 42, threshold: float = 0.5) -> dict:
