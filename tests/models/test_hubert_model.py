@@ -209,7 +209,7 @@ def test_metrics_match_sklearn_and_ci_brackets_the_point():
 
 
 def test_class_weights_are_in_class_order():
-    from ecgcore.models.hubert.finetune import class_weights
+    from ecgcore.models.hubert._finetune import class_weights
 
     Y = np.eye(3)[[0, 1, 1, 1, 2, 2]]  # counts 1, 3, 2: frequency order (1, 2, 0) differs from index order
     np.testing.assert_allclose(class_weights(Y, "multi_class"), [3 / 1, 3 / 3, 3 / 2])
@@ -251,13 +251,16 @@ def test_pretrain_finetune_evaluate_export_on_real_records(ptbxl, tmp_path):
           "--batch-size", "4", "--lr", "1e-3", "--val-interval", "1", "--resume", "--quiet"])
     hist = (run / "history.csv").read_text().splitlines()
     assert [ln.split(",")[0] for ln in hist[1:]] == ["1", "2", "3"]
-    ck = torch.load(run / "last.pt", weights_only=False)
+    ck = torch.load(run / "checkpoint" / "last.pt", weights_only=False)
     assert ck["global_step"] == 3 and ck["pretraining_vocab_sizes"] == [8, 8]
-    assert (run / "curves.png").stat().st_size > 1000
+    assert (run / "learning_curve.png").stat().st_size > 1000
+    status = json.loads((run / "run.json").read_text())
+    assert status["stop_reason"] == "steps" and status["finished"] and status["iteration"] == 1
 
     # Iteration 2: latent features of layer 1 -> ecgcore k-means -> labels -> new heads on the same encoder.
     latent, labels2, km2 = tmp_path / "latent", tmp_path / "labels2", tmp_path / "km2.npz"
-    from ecgcore.models.hubert.pretrain import cluster_features, pretrain
+    from ecgcore.models.hubert import HubertTrainConfig, pretrain
+    from ecgcore.models.hubert._pretrain import cluster_features
 
     sub = tmp_path / "raw"  # only the picked records, so the dump does not read all 500
     for r in recs:
@@ -271,8 +274,9 @@ def test_pretrain_finetune_evaluate_export_on_real_records(ptbxl, tmp_path):
     assert h.shape == (93, 64) and h.dtype == np.float32
     cluster_features(latent, km2, k=5, data_dir=sub, n_init=1)
     preprocess("hubert-labels", latent, labels2, options={"model": str(km2)}, workers=1, progress=False)
-    s2 = pretrain(sub, [labels2], tmp_path / "pt2", init=str(run / "best.pt"), steps=2, batch_size=4, lr=1e-3,
-                  val_interval=2, progress=False, log=lambda *a: None)
+    s2 = pretrain(sub, tmp_path / "pt2", HubertTrainConfig(stage="pretrain", labels_dirs=[labels2],
+                                                           init=str(run / "best.pt"), max_steps=2, batch_size=4,
+                                                           lr=1e-3, val_every=2), progress=False, log=lambda *a: None)
     assert s2["iteration"] == 2 and s2["vocab_sizes"] == [5]
 
     # Fine-tune on the real superclass labels of these records (CSV task), evaluate, export.
@@ -307,19 +311,22 @@ def test_pretrain_finetune_evaluate_export_on_real_records(ptbxl, tmp_path):
     assert card.classes == classes and card.preprocessing["kind"] == "hubert-features"
     assert card.metrics["macro"]["auroc"]["value"] == rep["macro"]["auroc"]["value"]
     x = I.input_from_record(ptbxl / recs[0], preprocessing=card.preprocessing)[None]
-    model = __import__("ecgcore.models.hubert.finetune", fromlist=["x"]).load_classifier(ft)[0]
+    model = __import__("ecgcore.models.hubert._finetune", fromlist=["x"]).load_classifier(ft)[0]
     with torch.no_grad():
         np.testing.assert_allclose(sess.run(None, {"ecg": x})[0], torch.sigmoid(model(torch.from_numpy(x))).numpy(),
                                    atol=1e-4)
 
 
 def test_clear_errors(ptbxl, tmp_path):
-    from ecgcore.models.hubert.finetune import load_classifier
-    from ecgcore.models.hubert.pretrain import pretrain
+    from ecgcore.models.hubert import HubertTrainConfig, pretrain
+    from ecgcore.models.hubert._finetune import load_classifier
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="labels.npy"):
-        pretrain(ptbxl, [tmp_path / "empty"], tmp_path / "run", steps=1, progress=False)
+        pretrain(ptbxl, tmp_path / "run", HubertTrainConfig(stage="pretrain", labels_dirs=[tmp_path / "empty"],
+                                                            max_steps=1), progress=False)
+    with pytest.raises(ValueError, match="stage='pretrain'"):
+        pretrain(ptbxl, tmp_path / "run", HubertTrainConfig(stage="finetune"), progress=False)
     with pytest.raises(FileNotFoundError, match="best.pt"):
         load_classifier(tmp_path / "empty")
     with pytest.raises(ValueError, match="unknown size"):

@@ -13,8 +13,9 @@ A run folder holds:
 * ``history.csv``  — one row per validation (step, epoch, train loss, validation loss/metrics, lr, seconds),
   rewritten atomically at every validation;
 * ``learning_curve.png`` — the curves of ``history.csv``, redrawn at every validation;
-* ``run.json``     — how the run stands: stop reason (``epochs``, ``early_stopping``, ``max_steps``,
-  ``time_limit``), finished or not, steps, best step, seconds.
+* ``run.json``     — how the run stands: stop reason (``epochs`` / ``steps``: the planned length was trained;
+  ``early_stopping``; ``max_steps`` / ``time_limit``: a budget cut it short), finished or not, steps, best step,
+  seconds.
 
 Data order is a function of (seed, epoch) and the position inside the epoch is saved, so a resumed run sees
 the same batches an uninterrupted one would have.
@@ -38,7 +39,7 @@ from .._fs import write_json, write_text
 __all__ = ["Run", "RunState", "RUN_FILES", "STOP_REASONS"]
 
 RUN_FILES = ("config.json", "history.csv", "learning_curve.png", "run.json", "checkpoint")
-STOP_REASONS = ("epochs", "early_stopping", "max_steps", "time_limit")
+STOP_REASONS = ("epochs", "steps", "early_stopping", "max_steps", "time_limit")
 BUDGET_FIELDS = ("epochs", "max_steps", "time_limit_s", "patience", "num_threads", "threads")
 
 
@@ -201,7 +202,7 @@ class Run:
         return row
 
     def history(self) -> list[dict]:
-        """The rows of ``history.csv`` (numbers as floats)."""
+        """The rows of ``history.csv`` (numbers as ints or floats)."""
         path = self.dir / "history.csv"
         if not path.is_file():
             return []
@@ -223,7 +224,7 @@ class Run:
         if reason not in STOP_REASONS:
             raise ValueError(f"unknown stop reason {reason!r}")
         self.state.stop_reason = reason
-        self.state.finished = reason in ("epochs", "early_stopping")
+        self.state.finished = reason in ("epochs", "steps", "early_stopping")
 
     # -- reporting ------------------------------------------------------------------------------------------
     def plot(self) -> Path | None:
@@ -238,7 +239,8 @@ class Run:
 
         steps = [r["step"] for r in rows]
         skip = {"step", "epoch", "seconds", "lr"}
-        cols = [k for k in rows[0] if k not in skip and all(isinstance(r[k], float) for r in rows)]
+        cols = [k for k in rows[0] if k not in skip
+                and all(isinstance(r[k], (int, float)) and not isinstance(r[k], bool) for r in rows)]
         fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
         ax2 = None
         for k in cols:
@@ -291,10 +293,12 @@ class Run:
 
 
 def _number(v: str):
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return v
+    for kind in (int, float):
+        try:
+            return kind(v)
+        except (TypeError, ValueError):
+            pass
+    return v
 
 
 def _command_line() -> str | None:

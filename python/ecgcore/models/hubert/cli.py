@@ -50,7 +50,8 @@ def train():
 @click.option("--val-interval", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--patience", type=click.IntRange(0), default=10, show_default=True, help="0 = no early stopping.")
 @click.option("--max-minutes", type=float, default=None, help="Wall-clock cap; the run stays resumable.")
-@click.option("--resume", is_flag=True, help="Continue RUN_DIR/last.pt.")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue RUN_DIR's checkpoint when it has one (--no-resume: start over).")
 @click.option("--init", type=click.Path(exists=True, path_type=Path), default=None,
               help="Previous iteration's checkpoint (or a Hugging Face HuBERT-ECG folder): next iteration.")
 @click.option("--vocab-sizes", default=None, help="Comma-separated k per --labels (default: max label + 1).")
@@ -61,15 +62,18 @@ def pretrain_cmd(data_dir, run_dir, labels, size, input_fs, steps, batch_size, l
                  mask_prob, val_interval, patience, max_minutes, resume, init, vocab_sizes, seed, threads, quiet):
     """Masked prediction of k-means labels: ~33 % of the 93 tokens masked, cosine logits / 0.1, one head per
     k-means model. DATA_DIR holds the raw records the labels were made from."""
-    from .pretrain import pretrain
+    from . import pretrain
+    from .config import HubertTrainConfig
 
     try:
         vs = [int(v) for v in vocab_sizes.split(",")] if vocab_sizes else None
-        s = pretrain(data_dir, list(labels), run_dir, size=size, config={"input_fs": int(input_fs), "mask_prob": mask_prob},
-                     steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup=warmup, alpha=alpha,
-                     val_interval=val_interval, patience=patience, max_minutes=max_minutes, resume=resume,
-                     init=str(init) if init else None, vocab_sizes=vs, seed=seed, threads=threads,
-                     progress=not quiet, log=click.echo)
+        cfg = HubertTrainConfig(stage="pretrain", labels_dirs=[str(x) for x in labels], size=size,
+                                model={"input_fs": int(input_fs), "mask_prob": mask_prob}, max_steps=steps,
+                                batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup=warmup, alpha=alpha,
+                                val_every=val_interval, patience=patience,
+                                time_limit_s=None if max_minutes is None else 60.0 * max_minutes,
+                                init=str(init) if init else None, vocab_sizes=vs, seed=seed, threads=threads)
+        s = pretrain(data_dir, run_dir, cfg, resume=resume, progress=not quiet, log=click.echo)
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
     click.echo(json.dumps(s, indent=2))
@@ -108,7 +112,8 @@ def pretrain_cmd(data_dir, run_dir, labels, size, input_fs, steps, batch_size, l
 @click.option("--patience", type=click.IntRange(0), default=8, show_default=True,
               help="Validations without a macro-AUROC gain before stopping (0 = never).")
 @click.option("--max-minutes", type=float, default=None)
-@click.option("--resume", is_flag=True)
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue RUN_DIR's checkpoint when it has one (--no-resume: start over).")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--quiet", is_flag=True)
@@ -116,16 +121,20 @@ def finetune_cmd(data_dir, run_dir, init, size, task, labels_csv, head, head_hid
                  weight_decay, warmup, use_loss_weights, unfreeze_conv, blocks, linear_probe, freezing_steps,
                  random_crop, dropout, val_interval, patience, max_minutes, resume, seed, threads, quiet):
     """Mean-pooled classifier on a HuBERT-ECG encoder, weighted BCE, early stopping on validation macro-AUROC."""
-    from .finetune import finetune
+    from . import finetune
+    from .config import HubertTrainConfig
 
     try:
-        s = finetune(data_dir, run_dir, init=str(init) if init else None, size=size, task=task, labels_csv=labels_csv,
-                     head=head, head_hidden=head_hidden, activation=activation, steps=steps, batch_size=batch_size,
-                     lr=lr, weight_decay=weight_decay, warmup=warmup, use_loss_weights=use_loss_weights,
-                     unfreeze_conv=unfreeze_conv, blocks=blocks, linear_probe=linear_probe,
-                     freezing_steps=freezing_steps, random_crop=random_crop, dropout=dropout,
-                     val_interval=val_interval, patience=patience, max_minutes=max_minutes, resume=resume, seed=seed,
-                     threads=threads, progress=not quiet, log=click.echo)
+        cfg = HubertTrainConfig(stage="finetune", init=str(init) if init else None, size=size, task=task,
+                                labels_csv=str(labels_csv) if labels_csv else None, head=head,
+                                head_hidden=head_hidden, activation=activation, max_steps=steps,
+                                batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup=warmup,
+                                use_loss_weights=use_loss_weights, unfreeze_conv=unfreeze_conv, blocks=blocks,
+                                linear_probe=linear_probe, freezing_steps=freezing_steps, random_crop=random_crop,
+                                dropout=dropout, val_every=val_interval, patience=patience,
+                                time_limit_s=None if max_minutes is None else 60.0 * max_minutes, seed=seed,
+                                threads=threads)
+        s = finetune(data_dir, run_dir, cfg, resume=resume, progress=not quiet, log=click.echo)
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
     click.echo(json.dumps(s, indent=2))
@@ -142,7 +151,7 @@ def finetune_cmd(data_dir, run_dir, init, size, task, labels_csv, head, head_hid
 @click.option("--quiet", is_flag=True)
 def dump_cmd(checkpoint, data_dir, out_dir, layer, batch_size, threads, quiet):
     """Iteration 2+: write a pretrained encoder's layer features as OUT_DIR/<record>.npy (93, hidden)."""
-    from .pretrain import dump_features
+    from ._pretrain import dump_features
 
     try:
         out = dump_features(checkpoint, data_dir, out_dir, layer=layer, batch_size=batch_size, threads=threads,
@@ -164,7 +173,7 @@ def dump_cmd(checkpoint, data_dir, out_dir, layer, batch_size, threads, quiet):
 @click.option("--workers", type=int, default=1, show_default=True)
 def cluster_cmd(features_dir, model, k, data_dir, seed, n_init, max_iter, workers):
     """ecgcore k-means (L2-normalised rows) on hubert-features / dump outputs; prints inertia, DB and CH."""
-    from .pretrain import cluster_features
+    from ._pretrain import cluster_features
 
     try:
         r = cluster_features(features_dir, model, k=k, data_dir=data_dir, seed=seed, n_init=n_init,
@@ -209,7 +218,7 @@ def mitdb_windows_cmd(mitdb_dir, out_dir, per_record, records):
 def evaluate(run_dir, data_dir, task, labels_csv, split, n_boot, n_augs, tta_aggregation, seed, threads, quiet):
     """Test protocol: per-label AUROC, AUPRC, F1, precision, recall, specificity, macro scores, bootstrap CIs ->
     RUN_DIR/metrics.json and performance.csv."""
-    from .finetune import evaluate as run_eval
+    from . import evaluate as run_eval
 
     try:
         rep = run_eval(run_dir, data_dir, task=task, labels_csv=labels_csv, split=split, n_boot=n_boot,
@@ -237,7 +246,7 @@ def evaluate(run_dir, data_dir, task, labels_csv, split, n_boot, n_augs, tta_agg
 @click.option("--atol", type=float, default=1e-4, show_default=True, help="onnxruntime parity tolerance.")
 def export(run_dir, out_dir, name, atol):
     """ONNX of the fine-tuned classifier (dynamic batch, sigmoid probabilities) + model.json, parity-checked."""
-    from .export import export_run
+    from . import export as export_run
 
     try:
         r = export_run(run_dir, out_dir, name=name, atol=atol)

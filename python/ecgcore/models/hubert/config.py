@@ -1,8 +1,10 @@
-"""HuBERT-ECG architecture sizes (SPEC 5.4) as a framework-free dataclass."""
+"""HuBERT-ECG architecture sizes (SPEC 5.4) and training settings, as framework-free dataclasses."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+
+from .._config import ConfigMixin
 from .._config import config_kwargs
 
 # Conv feature encoders for the three input rates; each maps 5 s of 12 leads to 93 tokens.
@@ -102,3 +104,77 @@ SIZES: dict[str, dict] = {
     "base": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072, proj_size=256, layerdrop=0.1),
     "large": dict(hidden_size=960, num_layers=16, num_heads=12, intermediate_size=3840, proj_size=512, layerdrop=0.0),
 }
+
+
+STAGES = ("pretrain", "finetune")
+
+
+@dataclass
+class HubertTrainConfig(ConfigMixin):
+    """Every setting of a HuBERT-ECG training run; ``stage`` picks masked-prediction pretraining (SPEC 5.5) or
+    fine-tuning (SPEC 5.6). Fields left ``None`` take the stage's seed default (noted per field).
+
+    Attributes
+    ----------
+    stage : ``"pretrain"`` or ``"finetune"``.
+    size : encoder size when not starting from ``init`` (``tiny``, ``small``, ``base``, ``large``).
+    model : :class:`HubertConfig` overrides for a new encoder (e.g. ``{"input_fs": 100, "mask_prob": 0.33}``).
+    init : a previous iteration's / the pretraining's checkpoint (or a Hugging Face folder); None: random init.
+    labels_dirs, vocab_sizes, alpha : pretraining targets — one ``hubert-labels`` folder per k-means model, their k
+        (default 1 + the largest label), the weight of the masked cross-entropy (1 − alpha: unmasked).
+    task, labels_csv, head, head_hidden, activation, use_loss_weights, unfreeze_conv, blocks, linear_probe,
+    freezing_steps, random_crop, dropout : fine-tuning task and head, as ``ecgcore train hubert finetune --help``.
+    max_steps, batch_size, lr, weight_decay, warmup : optimisation (lr: 5e-5 pretraining, 1e-5 fine-tuning).
+    val_every : steps between validations (100 pretraining, 50 fine-tuning).
+    patience : validations without improvement before stopping (10 pretraining, 8 fine-tuning; 0 = never).
+    time_limit_s : wall-clock budget of one session (the run resumes).
+    seed, threads : random seed; torch CPU threads.
+    limit : pretraining on the first N records only (tests).
+    """
+
+    stage: str = "finetune"
+    size: str = "tiny"
+    model: dict = field(default_factory=dict)
+    init: str | None = None
+    labels_dirs: list = field(default_factory=list)
+    vocab_sizes: list | None = None
+    alpha: float = 1.0
+    task: str = "auto"
+    labels_csv: str | None = None
+    head: str = "linear"
+    head_hidden: int = 256
+    activation: str = "tanh"
+    use_loss_weights: bool = True
+    unfreeze_conv: bool = False
+    blocks: int = -1
+    linear_probe: bool = False
+    freezing_steps: int = 0
+    random_crop: bool = False
+    dropout: float | None = None
+    max_steps: int = 1000
+    batch_size: int = 32
+    lr: float | None = None
+    weight_decay: float = 0.01
+    warmup: float = 0.08
+    val_every: int | None = None
+    patience: int | None = None
+    time_limit_s: float | None = None
+    seed: int = 42
+    threads: int | None = 1
+    limit: int | None = None
+
+    def __post_init__(self):
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        pre = self.stage == "pretrain"
+        if self.lr is None:
+            self.lr = 5e-5 if pre else 1e-5
+        if self.val_every is None:
+            self.val_every = 100 if pre else 50
+        if self.patience is None:
+            self.patience = 10 if pre else 8
+        self.labels_dirs = [str(d) for d in self.labels_dirs]
+        if self.init is not None:
+            self.init = str(self.init)
+        if self.labels_csv is not None:
+            self.labels_csv = str(self.labels_csv)

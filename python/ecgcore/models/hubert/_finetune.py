@@ -1,7 +1,8 @@
 """Fine-tuning (SPEC 5.6) and the test protocol (SPEC 5.7).
 
-Run folder: ``best.pt`` (best validation macro-AUROC), ``last.pt`` (resume point), ``history.csv``, ``curves.png``,
-``summary.json``; ``evaluate`` adds ``metrics.json``, ``performance.csv`` (rows = metrics, columns = labels, as the
+Run folder (the shared one of :mod:`ecgcore.models._run`): ``config.json``, ``checkpoint/last.pt`` (resume point),
+``history.csv``, ``learning_curve.png``, ``run.json`` (status and summary); plus ``best.pt`` (best validation
+macro-AUROC); ``evaluate`` adds ``metrics.json``, ``performance.csv`` (rows = metrics, columns = labels, as the
 seed) and ``probs.npy``.
 """
 from __future__ import annotations
@@ -15,9 +16,13 @@ import torch.nn.functional as F
 
 from . import inputs as I
 from . import metrics as M
-from .config import HubertConfig
+from ..._fs import write_text
+from .._run import Run
+from ._common import atomic_json, atomic_torch_save, make_optimizer, merge_json
+from .config import HubertConfig, HubertTrainConfig
 from .model import HubertClassifier, count_parameters, load_pretrained, seed_everything
-from .train import History, WallClock, atomic_json, atomic_torch_save, make_optimizer, plot_curves, read_history
+
+RESUMABLE = ("max_steps", "time_limit_s", "patience", "val_every", "threads")
 
 __all__ = ["load_task", "finetune", "evaluate", "class_weights", "load_classifier"]
 
@@ -117,35 +122,40 @@ def _macro_auroc(Y, P) -> float:
     return float(M.nanmean(vals))
 
 
-def finetune(data_dir, run_dir, *, init=None, size: str = "tiny", task: str = "auto", labels_csv=None,
-             head: str = "linear", head_hidden: int = 256, activation: str = "tanh", steps: int = 1000,
-             batch_size: int = 32, lr: float = 1e-5, weight_decay: float = 0.01, warmup: float = 0.08,
-             use_loss_weights: bool = True, unfreeze_conv: bool = False, blocks: int = -1, linear_probe: bool = False,
-             freezing_steps: int = 0, random_crop: bool = False, dropout: float | None = None,
-             val_interval: int = 50, patience: int = 8, max_minutes: float | None = None, resume: bool = False,
-             seed: int = 42, threads: int | None = 1, progress: bool = True, log=print) -> dict:
+def finetune(data_dir, run_dir, config: HubertTrainConfig | None = None, *, resume: bool = True,
+             progress: bool = True, log=print) -> dict:
     """Fine-tune a (pretrained or randomly initialised) HuBERT-ECG encoder with a mean-pooled head.
 
-    Parameters
-    ----------
-    init : pretraining checkpoint / HF folder; None trains from scratch (random init, ``size``).
-    blocks : transformer layers left trainable, counted from the top (-1 = all; the seed's default is 0).
-    linear_probe : freeze the whole encoder (random-init + linear probe is a strong baseline).
-    freezing_steps : train only the head for this many steps, then unfreeze and rebuild optimizer/scheduler.
-    random_crop : train on time-aligned random 5-s crops of the 10-s records (the seed's ``--random_crop``).
-    Early stopping: on validation macro-AUROC, ``patience`` validations without a gain >= 1e-3.
+    ``config`` (:class:`HubertTrainConfig`, ``stage="finetune"``): ``init`` (pretraining checkpoint / HF folder;
+    None trains from scratch at ``size``), ``task`` / ``labels_csv``, ``head``, ``head_hidden``, ``activation``,
+    ``blocks`` (transformer layers left trainable, from the top; -1 = all, the seed's default is 0),
+    ``linear_probe`` (freeze the whole encoder: random-init + linear probe is a strong baseline),
+    ``freezing_steps`` (train only the head for this many steps, then unfreeze and rebuild optimizer/scheduler),
+    ``random_crop`` (time-aligned random 5-s crops of the 10-s records, the seed's ``--random_crop``),
+    ``unfreeze_conv``, ``dropout``, ``use_loss_weights``, ``max_steps``, ``batch_size``, ``lr``, ``weight_decay``,
+    ``warmup``, ``val_every``, ``patience`` (validations without a macro-AUROC gain >= 1e-3), ``time_limit_s``,
+    ``seed``, ``threads``. An interrupted run resumes from ``checkpoint/last.pt`` (``resume=False``: start over).
     """
-    if threads:
-        torch.set_num_threads(int(threads))
+    c = config or HubertTrainConfig(stage="finetune")
+    if c.stage != "finetune":
+        raise ValueError(f"finetune needs a config with stage='finetune', got {c.stage!r}")
+    init, size, task, labels_csv, head, head_hidden, activation = c.init, c.size, c.task, c.labels_csv, c.head, \
+        c.head_hidden, c.activation
+    steps, batch_size, lr, weight_decay, warmup = c.max_steps, c.batch_size, c.lr, c.weight_decay, c.warmup
+    use_loss_weights, unfreeze_conv, blocks, linear_probe = c.use_loss_weights, c.unfreeze_conv, c.blocks, \
+        c.linear_probe
+    freezing_steps, random_crop, dropout, val_interval, patience, seed = c.freezing_steps, c.random_crop, c.dropout, \
+        c.val_every, c.patience, c.seed
+    if c.threads:
+        torch.set_num_threads(int(c.threads))
     data_dir, run_dir = Path(data_dir), Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run = Run(run_dir, c, family="hubert", data_dir=data_dir, resume=resume, time_limit_s=c.time_limit_s,
+              resumable=RESUMABLE)
     seed_everything(seed)
     items, Y, split, classes, task_type = load_task(data_dir, task, labels_csv)
     ck = None
-    if resume:
-        if not (run_dir / "last.pt").is_file():
-            raise FileNotFoundError(f"--resume: {run_dir / 'last.pt'} not found")
-        ck = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
+    if run.resuming:
+        ck = torch.load(run.checkpoint_dir / "last.pt", map_location="cpu", weights_only=False)
         args = ck["args"]
         head, head_hidden, activation = args["head"], args["head_hidden"], args["activation"]
         cfg = HubertConfig.from_dict(ck["model_config"])
@@ -181,15 +191,12 @@ def finetune(data_dir, run_dir, *, init=None, size: str = "tiny", task: str = "a
         opt, sched = build_opt(freezing_steps)
     else:
         opt, sched = build_opt(steps - freezing_steps if freezing_steps else steps)
-    step, best, patience_count, elapsed0, rows = 0, -1.0, 0, 0.0, []
+    step, best, patience_count = 0, -1.0, 0
     if ck is not None:
         opt.load_state_dict(ck["optimizer_state_dict"])
         sched.load_state_dict(ck["lr_scheduler_state_dict"])
-        step, best, patience_count, elapsed0 = ck["global_step"], ck["best_val_auroc"], ck["patience_count"], \
-            ck.get("elapsed_s", 0.0)
+        step, best, patience_count = ck["global_step"], ck["best_val_auroc"], ck["patience_count"]
         torch.set_rng_state(ck["torch_rng"])
-        rows = read_history(run_dir / "history.csv")
-    hist, clock = History(run_dir / "history.csv", rows), WallClock(max_minutes, elapsed0)
     n_train = count_parameters(model)
     log(f"fine-tuning {task_type} ({', '.join(classes)}) from {'scratch' if not init else init}: {n_train:,} parameters "
         f"({sum(p.numel() for p in model.parameters() if p.requires_grad):,} trainable), {len(tr)} train / "
@@ -198,13 +205,17 @@ def finetune(data_dir, run_dir, *, init=None, size: str = "tiny", task: str = "a
             "labels_csv": str(labels_csv) if labels_csv else None, "linear_probe": linear_probe, "blocks": blocks,
             "unfreeze_conv": unfreeze_conv, "random_crop": random_crop, "lr": lr, "batch_size": batch_size}
 
-    def checkpoint(path):
-        atomic_torch_save({"global_step": step, "patience_count": patience_count, "model_config": cfg.to_dict(),
-                           "model_state_dict": model.state_dict(), "optimizer_state_dict": opt.state_dict(),
-                           "lr_scheduler_state_dict": sched.state_dict(), "best_val_auroc": best, "classes": classes,
-                           "task_type": task_type, "args": args, "elapsed_s": clock.elapsed,
-                           "torch_rng": torch.get_rng_state(), "linear": head == "linear",
-                           "finetuning_vocab_size": len(classes), "target_val_auroc": best}, path)
+    def state():
+        return {"global_step": step, "patience_count": patience_count, "model_config": cfg.to_dict(),
+                "model_state_dict": model.state_dict(), "optimizer_state_dict": opt.state_dict(),
+                "lr_scheduler_state_dict": sched.state_dict(), "best_val_auroc": best, "classes": classes,
+                "task_type": task_type, "args": args, "elapsed_s": run.seconds,
+                "torch_rng": torch.get_rng_state(), "linear": head == "linear",
+                "finetuning_vocab_size": len(classes), "target_val_auroc": best}
+
+    def checkpoint():
+        run.state.step, run.state.bad_epochs = step, patience_count
+        run.save(lambda folder: torch.save(state(), folder / "last.pt"))
 
     rng = np.random.default_rng(seed + step)
     bar = None
@@ -237,7 +248,7 @@ def finetune(data_dir, run_dir, *, init=None, size: str = "tiny", task: str = "a
         run_loss, n_run = run_loss + float(loss.detach()), n_run + 1
         if bar is not None:
             bar.update(1)
-        if step % val_interval == 0 or step == steps or clock.over():
+        if step % val_interval == 0 or step == steps or run.out_of_time():
             P = predict(model, X5[va], task_type)
             model.train()
             vloss = _val_loss(P, Y[va], task_type, use_loss_weights)
@@ -245,32 +256,33 @@ def finetune(data_dir, run_dir, *, init=None, size: str = "tiny", task: str = "a
             improved = vauc >= best + 1e-3
             if improved:
                 best, patience_count = vauc, 0
-                checkpoint(run_dir / "best.pt")
+                run.state.best_score, run.state.best_step = -vauc, step
+                atomic_torch_save(state(), run_dir / "best.pt")
             else:
                 patience_count += 1
-            hist.add(step=step, train_loss=run_loss / n_run, val_loss=vloss, val_macro_auroc=vauc,
-                     lr=sched.get_last_lr()[0], elapsed_s=round(clock.elapsed, 1))
+            run.state.step = step
+            run.log(train_loss=run_loss / n_run, val_loss=vloss, val_macro_auroc=vauc, lr=sched.get_last_lr()[0])
             log(f"step {step}: train {run_loss / n_run:.4f} val loss {vloss:.4f} macro-AUROC {vauc:.4f}"
                 f"{' *' if improved else ''}")
             run_loss, n_run = 0.0, 0
-            checkpoint(run_dir / "last.pt")
             if patience and patience_count >= patience:
                 stop = "early stop"
-                break
-            if clock.over():
+            elif run.out_of_time():
                 stop = "wall clock"
+            if stop != "steps":
                 break
+            checkpoint()
     if bar is not None:
         bar.close()
-    plot_curves(hist.rows, run_dir / "curves.png", [("loss", ["train_loss", "val_loss"]), ("AUROC", ["val_macro_auroc"])],
-                title=f"HuBERT-ECG {cfg.size} fine-tuning ({'scratch' if not init else 'pretrained'})")
+    run.stop({"steps": "steps", "early stop": "early_stopping", "wall clock": "time_limit"}[stop])
+    checkpoint()
     summary = {"task_type": task_type, "classes": classes, "size": cfg.size, "parameters": n_train, "steps": step,
                "stopped_by": stop, "best_val_macro_auroc": best, "train_records": int(len(tr)),
                "val_records": int(len(va)), "test_records": int((split == "test").sum()), "init": str(init),
-               "elapsed_s": round(clock.elapsed, 1), **args,
+               "elapsed_s": round(run.seconds, 1), **args,
                "command": " ".join(sys.argv), "torch_threads": torch.get_num_threads()}
-    atomic_json(summary, run_dir / "summary.json")
-    return summary
+    merge_json(run_dir / "run.json", summary)
+    return {**summary, **run.summary()}
 
 
 def load_classifier(run_dir, which: str = "best.pt"):
@@ -290,14 +302,22 @@ def load_classifier(run_dir, which: str = "best.pt"):
     return model, ck
 
 
-def evaluate(run_dir, data_dir, *, task: str | None = None, labels_csv=None, split: str = "test",
+def evaluate(run_dir, data_dir=None, *, task: str | None = None, labels_csv=None, split: str = "test",
              n_boot: int = 1000, n_augs: int = 0, tta_aggregation: str = "mean", seed: int = 42,
              threads: int | None = 1, progress: bool = True) -> dict:
     """The test protocol on ``split``: probabilities (optionally mean/max over ``n_augs`` random 5-s crops of the
-    10-s records), per-label and macro metrics with bootstrap CIs -> ``metrics.json``, ``performance.csv``."""
+    10-s records), per-label and macro metrics with bootstrap CIs -> ``metrics.json``, ``performance.csv``.
+    ``data_dir`` defaults to the run's."""
     if threads:
         torch.set_num_threads(int(threads))
-    run_dir, data_dir = Path(run_dir), Path(data_dir)
+    run_dir = Path(run_dir)
+    if data_dir is None:
+        import json
+
+        data_dir = json.loads((run_dir / "config.json").read_text()).get("data_dir")
+        if not data_dir:
+            raise ValueError(f"{run_dir}: no dataset recorded in the run; pass DATA_DIR")
+    data_dir = Path(data_dir)
     model, ck = load_classifier(run_dir)
     a = ck["args"]
     task = task or a["task"]
@@ -331,8 +351,10 @@ def evaluate(run_dir, data_dir, *, task: str | None = None, labels_csv=None, spl
     for m in M.METRICS:
         vals = [rep["per_label"][c][m]["value"] for c in classes] + [rep["macro"][m]["value"]]
         lines.append(m + "," + ",".join("" if v is None else f"{v:.4f}" for v in vals))
-    tmp = run_dir / f".performance{suffix}.csv.tmp"
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(run_dir / f"performance{suffix}.csv")
-    np.save(run_dir / f"probs{suffix}.npy", P.astype(np.float32))
+    write_text(run_dir / f"performance{suffix}.csv", "\n".join(lines) + "\n")
+    from ..._fs import atomic_write
+
+    with atomic_write(run_dir / f"probs{suffix}.npy") as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, P.astype(np.float32))
     return rep

@@ -1,8 +1,8 @@
 """Masked prediction of k-means pseudo-labels (SPEC 5.5), iteration-2 latent dumps and re-clustering (SPEC 5.2-5.3).
 
-Run folder layout (``RUN_DIR``): ``last.pt`` (resume point, written at every validation), ``best.pt`` (best
-validation loss, or accuracy as the seed's tie rule), ``history.csv``, ``curves.png``, ``summary.json``,
-``inputs-*.npy`` (cached model inputs).
+Run folder (the shared one of :mod:`ecgcore.models._run`): ``config.json``, ``checkpoint/last.pt`` (resume point,
+written at every validation), ``history.csv``, ``learning_curve.png``, ``run.json`` (status and summary); plus
+``best.pt`` (best validation loss, or accuracy as the seed's tie rule) and ``inputs-*.npy`` (cached model inputs).
 """
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from . import inputs as I
-from .config import HubertConfig
+from .._run import Run
+from ._common import atomic_torch_save, make_optimizer, merge_json
+from .config import HubertConfig, HubertTrainConfig
 from .model import HubertForPretraining, compute_mask, count_parameters, load_pretrained, seed_everything
-from .train import History, WallClock, atomic_json, atomic_torch_save, make_optimizer, plot_curves, read_history
+
+RESUMABLE = ("max_steps", "time_limit_s", "patience", "val_every", "threads")
 
 __all__ = ["pretrain", "dump_features", "cluster_features", "load_labels"]
 
@@ -98,40 +101,47 @@ def _validate(model, X, Y, batch_size: int) -> tuple[float, float]:
     return tot_loss / (n * m), tot_acc / (n * m)
 
 
-def pretrain(data_dir, labels_dirs, run_dir, *, size: str = "tiny", config: dict | None = None, steps: int = 1000,
-             batch_size: int = 32, lr: float = 5e-5, weight_decay: float = 0.01, warmup: float = 0.08,
-             alpha: float = 1.0, val_interval: int = 100, patience: int = 10, max_minutes: float | None = None,
-             resume: bool = False, init: str | None = None, vocab_sizes: list[int] | None = None, seed: int = 42,
-             threads: int | None = 1, limit: int | None = None, progress: bool = True, log=print) -> dict:
-    """Pretrain (or continue to iteration 2 with ``init``) a HuBERT-ECG encoder on k-means pseudo-labels.
+def pretrain(data_dir, run_dir, config: HubertTrainConfig | None = None, *, resume: bool = True,
+             progress: bool = True, log=print) -> dict:
+    """Pretrain (or continue to iteration 2 with ``config.init``) a HuBERT-ECG encoder on k-means pseudo-labels.
 
     Parameters
     ----------
     data_dir : raw records (WFDB/npy) the ``hubert-features`` dumps were made from.
-    labels_dirs : one ``hubert-labels`` output folder per k-means model (an ensemble = several folders).
-    run_dir : output folder; with ``resume`` training continues from ``run_dir/last.pt``.
-    init : checkpoint of the previous iteration; its encoder is kept, the label heads are new.
-    vocab_sizes : k of each k-means model (default: 1 + the largest label seen).
+    run_dir : the shared run folder; an interrupted run resumes from ``checkpoint/last.pt`` (``resume=False``:
+        start over).
+    config : :class:`HubertTrainConfig` with ``stage="pretrain"``: ``labels_dirs`` (one ``hubert-labels`` folder per
+        k-means model), ``vocab_sizes`` (k of each, default 1 + the largest label), ``init`` (checkpoint of the
+        previous iteration: its encoder is kept, the label heads are new), ``size`` / ``model`` for a new encoder,
+        ``max_steps``, ``batch_size``, ``lr``, ``weight_decay``, ``warmup``, ``alpha``, ``val_every``, ``patience``,
+        ``time_limit_s``, ``seed``, ``threads``, ``limit``.
 
     Returns
     -------
-    summary dict (also ``run_dir/summary.json``).
+    summary dict (also in ``run_dir/run.json``).
     """
-    if threads:
-        torch.set_num_threads(int(threads))
+    c = config or HubertTrainConfig(stage="pretrain")
+    if c.stage != "pretrain":
+        raise ValueError(f"pretrain needs a config with stage='pretrain', got {c.stage!r}")
+    steps, batch_size, lr, weight_decay, warmup = c.max_steps, c.batch_size, c.lr, c.weight_decay, c.warmup
+    alpha, val_interval, patience, seed, init, vocab_sizes = c.alpha, c.val_every, c.patience, c.seed, c.init, \
+        c.vocab_sizes
+    if c.threads:
+        torch.set_num_threads(int(c.threads))
     data_dir, run_dir = Path(data_dir), Path(run_dir)
-    labels_dirs = [Path(d) for d in labels_dirs]
+    labels_dirs = [Path(d) for d in c.labels_dirs]
+    if not labels_dirs:
+        raise ValueError("pretraining needs labels_dirs: the hubert-labels folder(s) of the k-means targets")
     for d in labels_dirs:
         if not d.is_dir():
             raise FileNotFoundError(f"labels folder {d} not found")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run = Run(run_dir, c, family="hubert", data_dir=data_dir, resume=resume, time_limit_s=c.time_limit_s,
+              resumable=RESUMABLE)
     seed_everything(seed)
 
     ck = None
-    if resume:
-        if not (run_dir / "last.pt").is_file():
-            raise FileNotFoundError(f"--resume: {run_dir / 'last.pt'} not found")
-        ck = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
+    if run.resuming:
+        ck = torch.load(run.checkpoint_dir / "last.pt", map_location="cpu", weights_only=False)
         cfg = HubertConfig.from_dict(ck["model_config"])
         model = HubertForPretraining(cfg)
         model.load_state_dict(ck["model_state_dict"])
@@ -142,14 +152,14 @@ def pretrain(data_dir, labels_dirs, run_dir, *, size: str = "tiny", config: dict
         iteration = int(torch.load(init, map_location="cpu", weights_only=False).get("iteration", 1)) + 1 \
             if Path(init).is_file() else 2
     else:
-        cfg = HubertConfig.from_size(size, **(config or {}))
+        cfg = HubertConfig.from_size(c.size, **(c.model or {}))
         model = None
         iteration = 1
 
     items = I.list_records(data_dir)
     items, Y = load_labels(labels_dirs, items, cfg.n_tokens())
-    if limit:
-        items, Y = items[:limit], [y[:limit] for y in Y]
+    if c.limit:
+        items, Y = items[:c.limit], [y[:c.limit] for y in Y]
     vs = list(vocab_sizes) if vocab_sizes else [int(y.max()) + 1 for y in Y]
     if len(vs) != len(Y):
         raise ValueError(f"{len(vs)} vocab sizes for {len(Y)} label folders")
@@ -159,11 +169,11 @@ def pretrain(data_dir, labels_dirs, run_dir, *, size: str = "tiny", config: dict
     if model is None:
         cfg.vocab_sizes = vs
         model = HubertForPretraining(cfg)
-    elif init and not resume:
+    elif init and not run.resuming:
         # Next iteration: new label embeddings for the new vocabularies, dropout back to 0.1 (SPEC 5.5).
         model.new_vocab(vs)
     elif list(cfg.vocab_sizes) != vs:
-        raise ValueError(f"--resume: labels have vocab sizes {vs}, the checkpoint {cfg.vocab_sizes}")
+        raise ValueError(f"resuming: labels have vocab sizes {vs}, the checkpoint {cfg.vocab_sizes}")
 
     split = _splits(data_dir, items)
     X = I.load_inputs(data_dir, items, cache=run_dir, progress=progress)
@@ -176,29 +186,28 @@ def pretrain(data_dir, labels_dirs, run_dir, *, size: str = "tiny", config: dict
     opt, sched = make_optimizer(model.parameters(), lr=lr, weight_decay=weight_decay, total_steps=steps,
                                 warmup=warmup)
     step, best_loss, best_acc, patience_count = 0, float("inf"), 0.0, 0
-    hist_rows, elapsed0 = [], 0.0
     if ck is not None:
         opt.load_state_dict(ck["optimizer_state_dict"])
         sched.load_state_dict(ck["lr_scheduler_state_dict"])
         step, best_loss, best_acc = ck["global_step"], ck["best_val_loss"], ck["best_val_accuracy"]
-        patience_count, elapsed0 = ck["patience_count"], ck.get("elapsed_s", 0.0)
+        patience_count = ck["patience_count"]
         torch.set_rng_state(ck["torch_rng"])
-        hist_rows = read_history(run_dir / "history.csv")
-    hist = History(run_dir / "history.csv", hist_rows)
-    clock = WallClock(max_minutes, elapsed0)
     rng = np.random.default_rng(seed + step)
     n_params = count_parameters(model)
     log(f"pretraining iteration {iteration}: size {cfg.size}, {n_params:,} parameters, vocab {vs}, "
         f"{len(tr)} train / {len(va)} val records, steps {step}->{steps}, batch {batch_size}")
 
-    def checkpoint(path: Path):
-        atomic_torch_save({
-            "global_step": step, "patience_count": patience_count, "model_config": cfg.to_dict(),
-            "model_state_dict": model.state_dict(), "optimizer_state_dict": opt.state_dict(),
-            "lr_scheduler_state_dict": sched.state_dict(), "best_val_loss": best_loss,
-            "best_val_accuracy": best_acc, "pretraining_vocab_sizes": vs, "iteration": iteration,
-            "elapsed_s": clock.elapsed, "torch_rng": torch.get_rng_state(), "labels_dirs": [str(d) for d in labels_dirs],
-        }, path)
+    def state():
+        return {"global_step": step, "patience_count": patience_count, "model_config": cfg.to_dict(),
+                "model_state_dict": model.state_dict(), "optimizer_state_dict": opt.state_dict(),
+                "lr_scheduler_state_dict": sched.state_dict(), "best_val_loss": best_loss,
+                "best_val_accuracy": best_acc, "pretraining_vocab_sizes": vs, "iteration": iteration,
+                "elapsed_s": run.seconds, "torch_rng": torch.get_rng_state(),
+                "labels_dirs": [str(d) for d in labels_dirs]}
+
+    def checkpoint():
+        run.state.step, run.state.bad_epochs = step, patience_count
+        run.save(lambda folder: torch.save(state(), folder / "last.pt"))
 
     model.train()
     stop = "steps"
@@ -228,7 +237,7 @@ def pretrain(data_dir, labels_dirs, run_dir, *, size: str = "tiny", config: dict
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss):.3f}")
-        if step % val_interval == 0 or step == steps or clock.over():
+        if step % val_interval == 0 or step == steps or run.out_of_time():
             vl, vacc = _validate(model, Xva, Yva, 2 * batch_size)
             improved = False
             if vl <= best_loss - 1e-3:
@@ -239,36 +248,37 @@ def pretrain(data_dir, labels_dirs, run_dir, *, size: str = "tiny", config: dict
             else:
                 patience_count += 1
             best_acc = max(best_acc, vacc)
-            hist.add(step=step, train_loss=run_loss / n_run, masked_ce=run_m / n_run, unmasked_ce=run_u / n_run,
-                     masked_acc=run_acc / n_run, val_loss=vl, val_acc=vacc, lr=sched.get_last_lr()[0],
-                     elapsed_s=round(clock.elapsed, 1))
+            run.state.step = step
+            if improved:
+                run.state.best_score, run.state.best_step = vl, step
+            run.log(train_loss=run_loss / n_run, masked_ce=run_m / n_run, unmasked_ce=run_u / n_run,
+                    masked_acc=run_acc / n_run, val_loss=vl, val_acc=vacc, lr=sched.get_last_lr()[0])
             log(f"step {step}: train {run_loss / n_run:.4f} (masked acc {run_acc / n_run:.3f}) "
                 f"val CE {vl:.4f} acc {vacc:.3f}{' *' if improved else ''}")
             run_loss, run_m, run_u, run_acc, n_run = 0.0, 0.0, 0.0, 0.0, 0
             if improved:
-                checkpoint(run_dir / "best.pt")
-            checkpoint(run_dir / "last.pt")
+                atomic_torch_save(state(), run_dir / "best.pt")
             if patience and patience_count >= patience:
                 stop = "early stop"
-                break
-            if clock.over():
+            elif run.out_of_time():
                 stop = "wall clock"
+            if stop != "steps":
                 break
+            checkpoint()
     if bar is not None:
         bar.close()
     if not (run_dir / "best.pt").exists():
-        checkpoint(run_dir / "best.pt")
-    plot_curves(hist.rows, run_dir / "curves.png",
-                [("cross-entropy", ["train_loss", "unmasked_ce", "val_loss"]), ("token accuracy", ["masked_acc", "val_acc"])],
-                title=f"HuBERT-ECG {cfg.size} pretraining, iteration {iteration}")
+        atomic_torch_save(state(), run_dir / "best.pt")
+    run.stop({"steps": "steps", "early stop": "early_stopping", "wall clock": "time_limit"}[stop])
+    checkpoint()
     summary = {"iteration": iteration, "size": cfg.size, "parameters": n_params, "vocab_sizes": vs, "steps": step,
                "stopped_by": stop, "best_val_loss": best_loss, "best_val_accuracy": best_acc,
                "train_records": int(len(tr)), "val_records": int(len(va)), "batch_size": batch_size, "lr": lr,
-               "elapsed_s": round(clock.elapsed, 1), "uniform_val_loss": float(np.mean(np.log(vs))),
+               "elapsed_s": round(run.seconds, 1), "uniform_val_loss": float(np.mean(np.log(vs))),
                "unigram_val_loss": _unigram(Ytr, Yva, vs), "majority_val_accuracy": _majority(Ytr, Yva),
                "command": " ".join(sys.argv), "torch_threads": torch.get_num_threads()}
-    atomic_json(summary, run_dir / "summary.json")
-    return summary
+    merge_json(run_dir / "run.json", summary)
+    return {**summary, **run.summary()}
 
 
 def _unigram(Ytr, Yva, vs) -> float:

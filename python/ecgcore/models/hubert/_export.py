@@ -2,20 +2,19 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..._fs import atomic_write
 from ...export import ModelCard, onnx_parity, write_card
 from . import inputs as I
-from .finetune import load_classifier
+from ._finetune import load_classifier
 from .model import ProbabilityModel
 
-__all__ = ["export_run", "to_onnx"]
+__all__ = ["export", "export_run", "to_onnx"]
 
 
 def _plain(model: torch.nn.Module) -> torch.nn.Module:
@@ -31,8 +30,12 @@ def to_onnx(model: torch.nn.Module, n_samples: int, path: Path) -> Path:
     """Export ``model`` (B, n_samples) -> (B, C) with a dynamic batch axis, as one self-contained file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".model.", suffix=".onnx.tmp")
-    os.close(fd)
+    with atomic_write(path, mode=0o644) as tmp:  # a bundled model must be readable by every user
+        _export_graph(model, n_samples, str(tmp))
+    return path
+
+
+def _export_graph(model: torch.nn.Module, n_samples: int, tmp: str) -> None:
     x = torch.zeros(2, n_samples)
     with warnings.catch_warnings():
         # torch's own exporters warn about their internals (pytree / TorchScript deprecations); nothing to act on.
@@ -47,12 +50,17 @@ def to_onnx(model: torch.nn.Module, n_samples: int, path: Path) -> Path:
             torch.onnx.export(model, (x,), tmp, input_names=["ecg"], output_names=["probabilities"],
                               dynamic_axes={"ecg": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=17,
                               dynamo=False)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a bundled model must be readable by every user
-    os.replace(tmp, path)
-    return path
 
 
-def export_run(run_dir, out_dir=None, *, name: str = "hubert-ptbxl-super", atol: float = 1e-4) -> dict:
+def _run_summary(run_dir: Path) -> dict:
+    """A run's summary: ``run.json`` (``summary.json`` in runs made before the shared run folder)."""
+    for name in ("run.json", "summary.json"):
+        if (run_dir / name).is_file():
+            return json.loads((run_dir / name).read_text())
+    return {}
+
+
+def export(run_dir, out_dir=None, *, name: str = "hubert-ptbxl-super", atol: float = 1e-4) -> dict:
     """Write ``OUT_DIR/model.onnx`` + ``model.json`` from a fine-tuning run and check onnxruntime parity.
 
     Parity inputs: the run's cached real model inputs (first 16) when present, plus random batches of 1 and 7 rows
@@ -91,11 +99,11 @@ def export_run(run_dir, out_dir=None, *, name: str = "hubert-ptbxl-super", atol:
                    "bootstrap": rep.get("bootstrap")}
     for extra in sorted(run_dir.glob("metrics_tta*.json")):
         metrics[extra.stem] = json.loads(extra.read_text()).get("macro")
-    training = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+    training = _run_summary(run_dir)
     pre = {}
     init = training.get("init")
     if init and init != "None" and Path(init).is_file():
-        s = Path(init).parent / "summary.json"
+        s = Path(init).parent / ("run.json" if (Path(init).parent / "run.json").is_file() else "summary.json")
         if s.is_file():
             pre = json.loads(s.read_text())
     training = {**training, "pretraining": pre, "onnx_parity_max_abs_diff": worst}
@@ -114,6 +122,9 @@ def export_run(run_dir, out_dir=None, *, name: str = "hubert-ptbxl-super", atol:
                      "Build inputs with ecgcore.models.hubert.inputs.input_from_record."),
     )
     card_path = write_card(card, out_dir)
-    os.chmod(card_path, 0o644)
+
     return {"onnx": str(onnx_path), "card": str(card_path), "max_abs_diff": worst,
             "batches": [int(len(b)) for b in batches], "bytes": onnx_path.stat().st_size}
+
+
+export_run = export  # the name earlier versions used
