@@ -20,25 +20,15 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .._fs import atomic_write, remove_stale_parts
+from .recipes.base import RecordResult
 
 __all__ = ["DIGESTS", "PreprocessSummary", "RecordResult", "file_crc32c", "file_digest", "file_sha256", "preprocess",
            "read_manifest"]
 
 MANIFEST = "manifest.jsonl"
 ERRORS = "errors.json"
-
-
-@dataclass
-class RecordResult:
-    """What a recipe produced for one record: files relative to OUT_DIR, and how many items (beats, windows)."""
-
-    record: str
-    files: list[str]
-    n_items: int = 0
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -5,14 +5,25 @@ import glob
 import io
 import json
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..._fs import atomic_write
-from ..engine import RecordResult
 
-__all__ = ["Recipe", "save_npz", "write_json", "wfdb_records"]
+__all__ = ["Recipe", "RecordResult", "save_npz", "write_json", "wfdb_records"]
+
+
+@dataclass
+class RecordResult:
+    """What a recipe produced for one record: files relative to OUT_DIR, and how many items (beats, windows)."""
+
+    record: str
+    files: list[str]
+    n_items: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 class Recipe:

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..._fs import atomic_write
 from ..._version import __version__
 from ...datasets.mitdb import AAMI_CLASSES, DS1, DS2, aami_labels
 from ...dsp import detect_r_peaks, morlet_scalogram, segment_beats
 from ...io import Record, read_record
-from ..._fs import atomic_write
-from ..engine import RecordResult
-from .base import Recipe, wfdb_records, write_json
+from .base import Recipe, RecordResult, wfdb_records, write_json
 
 SEED_EXCLUDED = ("102", "104", "107")
 

@@ -23,8 +23,7 @@ from ...datasets.noise import NOISE_TYPES, noise_scale
 from ...dsp import bandpass, resample_poly
 from ...dsp.filter import resample_ratio
 from ...io import Record, read_record
-from ..engine import RecordResult
-from .base import Recipe, save_npz, wfdb_records, write_json
+from .base import Recipe, RecordResult, save_npz, wfdb_records, write_json
 
 
 def _rng(seed: int, *parts: str) -> np.random.Generator:

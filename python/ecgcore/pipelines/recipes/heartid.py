@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..._fs import atomic_write
 from ...dsp import bandpass, resample_poly
 from ...dsp.filter import resample_ratio
 from ...io import Record, read_record
-from ..._fs import atomic_write
-from ..engine import RecordResult
-from .base import Recipe, save_npz, wfdb_records
+from .base import Recipe, RecordResult, save_npz, wfdb_records
 
 SAME_PERSON = {"202": "201"}  # MIT-BIH: records 201 and 202 are from the same subject
 

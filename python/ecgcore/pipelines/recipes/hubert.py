@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..._fs import atomic_write
 from ...dsp import bandpass, filtfilt, resample
 from ...features import hubert_shard_features
 from ...io import read_record, record_paths
-from ..._fs import atomic_write
-from ..engine import RecordResult
-from .base import Recipe
+from .base import Recipe, RecordResult
 
 
 def _rel_items(in_dir: Path, suffixes) -> list[str]:

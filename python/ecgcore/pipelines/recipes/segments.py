@@ -22,8 +22,7 @@ import numpy as np
 from ...datasets.mitdb import DS1, DS2
 from ...dsp import bandpass, butter, filtfilt, segment_windows, window_labels
 from ...io import Record, read_record
-from ..engine import RecordResult
-from .base import Recipe, save_npz, wfdb_records, write_json
+from .base import Recipe, RecordResult, save_npz, wfdb_records, write_json
 
 
 def transform(rec: Record, options: dict) -> dict:

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..._fs import atomic_write
 from ...dsp import beat_sequences
 from ...io.tfrecord import encode_example, write_tfrecord
-from ..._fs import atomic_write
-from ..engine import RecordResult
-from .base import write_json
+from .base import RecordResult, write_json
 from .beats_scalograms import BeatsScalograms, record_scalograms
 
 
