@@ -102,8 +102,13 @@ def fit_once(cfg: ConformerConfig, index, train_recs, out_dir: Path, *, val_recs
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / "model.keras"
+    want = epochs or cfg.epochs
+    prev = None
     if final.is_file() and (out_dir / "fit.json").is_file():
-        return json.loads((out_dir / "fit.json").read_text())
+        prev = json.loads((out_dir / "fit.json").read_text())
+        if prev["epochs_run"] >= want or prev.get("early_stopped"):
+            return prev  # a finished stage
+        # more epochs asked for, or a wall-clock stop: go on from the saved model and its optimiser state
     norm = _normalisation(index, train_recs, cfg, records_dir, out_dir / "norm.json", progress, sums_dir)
     counts = index.counts(train_recs)
     keep = np.ones(len(counts))
@@ -128,26 +133,38 @@ def fit_once(cfg: ConformerConfig, index, train_recs, out_dir: Path, *, val_recs
                               training=False, rr=val_rr, rr_mean=norm.get("rr_mean"), rr_scale=norm.get("rr_scale"),
                               keep_mask=mask)
     keras.utils.set_random_seed(cfg.seed)
-    model = compile_model(build_model(cfg), cfg)
-    if init_from is not None:  # continue from an earlier run's weights (same architecture)
-        model.set_weights(load_run_model(init_from).get_weights())
+    initial = 0
+    if prev is not None:
+        from .model import custom_objects
+
+        model = keras.models.load_model(final, custom_objects=custom_objects(), compile=True)
+        initial = int(prev["epochs_run"])
+    else:
+        model = compile_model(build_model(cfg), cfg)
+        if init_from is not None:  # continue from an earlier run's weights (same architecture)
+            model.set_weights(load_run_model(init_from).get_weights())
     budget = _Budget(deadline)
     cbs = [keras.callbacks.BackupAndRestore(str(out_dir / "backup")),
            keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True), budget]
     if run is not None:
         cbs.append(_run_callback(run, stage, steps))
+    early = None
     if callbacks_seed and val_ds is not None:
-        cbs += [keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience),
-                keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.reduce_lr_factor,
-                                                  patience=cfg.reduce_lr_patience, min_lr=cfg.min_lr)]
+        early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience)
+        cbs += [early, keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.reduce_lr_factor,
+                                                         patience=cfg.reduce_lr_patience, min_lr=cfg.min_lr)]
     t0 = time.time()
-    hist = model.fit(ds, epochs=epochs or cfg.epochs, steps_per_epoch=steps, validation_data=val_ds,
+    hist = model.fit(ds, epochs=want, initial_epoch=initial, steps_per_epoch=steps, validation_data=val_ds,
                      class_weight=weights, callbacks=cbs, shuffle=False, verbose=2 if progress else 0)
     save_model(model, final)
     shutil.rmtree(out_dir / "backup", ignore_errors=True)
-    info = {"model": str(final), "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()},
-            "epochs_run": len(hist.history.get("loss", [])), "steps_per_epoch": steps,
-            "stopped_by_wall_clock": budget.stopped, "seconds": time.time() - t0,
+    history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
+    if prev is not None:
+        history = {k: list(prev["history"].get(k, [])) + v for k, v in history.items()}
+    info = {"model": str(final), "history": history,
+            "epochs_run": initial + len(hist.history.get("loss", [])), "steps_per_epoch": steps,
+            "stopped_by_wall_clock": budget.stopped, "early_stopped": bool(early is not None and early.stopped_epoch),
+            "seconds": time.time() - t0 + (prev or {}).get("seconds", 0.0),
             "class_counts": counts.tolist(), "keep_prob": keep.tolist(), "class_weight": weights,
             "train_records": list(train_recs), "val_records": list(val_recs or [])}
     write_json(out_dir / "fit.json", info)

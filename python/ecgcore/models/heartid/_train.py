@@ -32,7 +32,7 @@ from ._evaluate import evaluate_subjects
 from .config import HeartIDConfig
 from .data import TripletSampler, load_dataset, split_subjects
 
-RESUMABLE = ("epochs", "time_limit_s")
+RESUMABLE = ("epochs", "time_limit_s", "patience")
 
 
 def openblas_path() -> str | None:
@@ -223,9 +223,15 @@ def train(data_dir, run_dir, config: HeartIDConfig | None = None, *, resume: boo
         save_model(model, run_dir / "heartid_model.npz")
         if val and (st.best_step is None or val["eer"] <= st.best_score):  # a tie goes to the later epoch
             st.best_score, st.best_step, st.best_epoch = float(val["eer"]), st.step, st.epoch
+            st.bad_epochs = 0
             save_model(model, run_dir / "best_model.npz")
+        elif val:
+            st.bad_epochs += 1
         if stopped:
             run.stop("time_limit")
+        elif config.patience and st.bad_epochs >= config.patience:
+            run.stop("early_stopping")
+            stopped = True
         elif st.epoch >= config.epochs:
             run.stop("epochs")
         run.save(save)

@@ -40,6 +40,8 @@ class HeartIDConfig(ConfigMixin):
     loss: str = "securetl"  # "securetl" (original SecureTL, cancelable) or "heartid" (the seed's 4-term loss)
     seed: int = 0
     time_limit_s: float | None = None
+    # early stopping: epochs without a lower validation EER (0 = train every epoch, as the seed)
+    patience: int = 0
     # protocol: subject-disjoint split fractions per database (rest is training)
     test_fraction: float = 0.3
     val_fraction: float = 0.1
