@@ -154,7 +154,7 @@ def test_old_jobs_are_evicted(client):
 
 def test_cli_help_and_no_training_framework():
     env_code = ("import sys; from ecgcore.cli import main\n"
-                "import ecgcore.app, ecgcore.app.server, ecgcore.app.cli\n"
+                "import ecgcore.app, ecgcore.app.server, ecgcore.commands.app\n"
                 "from ecgcore.app import analyse_record, ModelSuite\n"
                 "from ecgcore.io import read_record\n"
                 "a = analyse_record(read_record('python/ecgcore/data/mitdb/119', sampto=7200, annotator=None), ModelSuite())\n"

@@ -96,7 +96,7 @@ def test_serve_help_and_bad_database():
 
 
 def test_no_training_framework_is_imported():
-    code = ("import sys; from ecgcore.serve.app import create_app; from ecgcore.serve.cli import serve; "
+    code = ("import sys; from ecgcore.serve.app import create_app; from ecgcore.commands.serve import serve; "
             "import ecgcore.serve.inference, ecgcore.infer; "
             "bad = [m for m in ('torch', 'tensorflow', 'mlx', 'keras') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": _PKG_PARENT},

@@ -1,7 +1,8 @@
 """``ecgcore train|evaluate|export|tune MODEL ...``: one click group per verb, one subcommand per model family.
 
-A subcommand is the click command named like the verb in ``ecgcore.models.<family>.cli``; it is imported only
-when invoked, so ``ecgcore train --help`` lists the families without loading torch, tensorflow or mlx.
+A subcommand is the click command named like the verb in ``ecgcore.commands.<family>``; it is imported only
+when invoked, so ``ecgcore train --help`` lists the families without loading torch, tensorflow or mlx. The
+commands only parse options and print; the work is the family's ``train`` / ``evaluate`` / ``export``.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class _FamilyGroup(click.Group):
         self.verb = verb
 
     def _module(self, name):
-        mod = f"ecgcore.models.{name}.cli"
+        mod = f"ecgcore.commands.{name}"
         try:
             return importlib.util.find_spec(mod)
         except ModuleNotFoundError:
@@ -39,7 +40,7 @@ class _FamilyGroup(click.Group):
     def get_command(self, ctx, name):
         if name not in MODEL_FAMILIES or self._module(name) is None:
             return None
-        mod = importlib.import_module(f"ecgcore.models.{name}.cli")
+        mod = importlib.import_module(f"ecgcore.commands.{name}")
         return getattr(mod, self.verb.replace("-", "_"), None)
 
     def format_commands(self, ctx, formatter):

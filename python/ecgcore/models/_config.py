@@ -1,5 +1,4 @@
-"""What every model family's config dataclass shares: one vocabulary, ``to_dict`` / ``from_dict`` / ``replace``,
-and the ``--set KEY=VALUE`` parser.
+"""What every model family's config dataclass shares: one vocabulary and ``to_dict`` / ``from_dict`` / ``replace``.
 
 The vocabulary (the same name for the same thing in every family): ``lr``, ``batch_size``, ``epochs``,
 ``n_classes``, ``classes``, ``patience`` (early stopping, in validations without improvement), ``max_steps``,
@@ -9,9 +8,8 @@ model cards (``num_classes``, ``early_stopping_patience``, ``wall_cap_s``, ``num
 from __future__ import annotations
 
 import dataclasses
-import json
 
-__all__ = ["LEGACY_NAMES", "ConfigMixin", "config_kwargs", "parse_set"]
+__all__ = ["LEGACY_NAMES", "ConfigMixin", "config_kwargs"]
 
 LEGACY_NAMES = {
     "num_classes": "n_classes",
@@ -60,19 +58,3 @@ class ConfigMixin:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **config_kwargs(type(self), changes))
-
-
-def parse_set(values) -> dict:
-    """``--set KEY=VALUE`` options as a dict (``-`` in KEY read as ``_``); VALUE is read as JSON when it parses
-    (numbers, true/false, null, lists), else kept as a string. ``ValueError`` names a malformed item."""
-    out = {}
-    for item in values or ():
-        key, sep, raw = str(item).partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out

@@ -18,7 +18,7 @@ import torch
 from ..._fs import write_json, write_npz, write_text
 from . import plots
 from .config import AttentionConfig
-from .data import protocol_splits
+from .data import SegmentSplit, protocol_splits
 from .metrics import classification_metrics, classification_report, roc_curve
 from .model import AttentionECGModel
 

@@ -5,7 +5,12 @@ import json
 import os
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ..._fs import atomic_write, write_text
+
+if TYPE_CHECKING:
+    from .config import ConformerConfig
 
 __all__ = ["configure_tensorflow", "load_run", "load_run_model", "save_model", "write_json"]
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+# Moved to the recipe whose beats these are (``ecgcore infer`` imports no model package); re-exported here.
+from ...pipelines.recipes.beats_scalograms import rr_features_for_beats
 from .config import RR_FEATURES
 
 __all__ = ["FEATURE_SPEC", "DatasetIndex", "dataset_index", "normalisation_stats", "rr_features_for_record",
@@ -148,22 +150,6 @@ def normalisation_stats(index: DatasetIndex, records, *, progress: bool = False,
     scale = np.sqrt(np.maximum(total[2] / n - mean * mean, 0.0))
     scale[scale == 0] = 1.0  # StandardScaler leaves constant columns unscaled
     return mean, scale
-
-
-def rr_features_for_beats(r_peaks, *, fs: float) -> np.ndarray:
-    """:data:`RR_FEATURES` of beats at ``r_peaks``: (n, 4) float32. Missing pre/post RR take the local RR."""
-    from ...dsp import rr_features
-
-    r_peaks = np.asarray(r_peaks, dtype=np.int64)
-    if r_peaks.size < 2:
-        raise ValueError("RR features need at least two beats")
-    f = rr_features(r_peaks, fs=fs)
-    pre, post, local, avg = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
-    local = np.where(np.isnan(local), np.nanmean(pre), local)
-    pre = np.where(np.isnan(pre), local, pre)
-    post = np.where(np.isnan(post), local, post)
-    avg = np.where(np.isnan(avg) | (avg <= 0), np.nanmean(np.diff(r_peaks)) / fs, avg)
-    return np.stack([pre / avg, post / avg, local / avg, avg], axis=1).astype(np.float32)
 
 
 def rr_features_for_record(records_dir, record: str, options: dict) -> np.ndarray:

@@ -12,18 +12,15 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 import sys
 import time
 from pathlib import Path
 
-import click
 import numpy as np
 
 from ._evaluate import similarity, template
-from .keys import bits_to_key, load_or_create_key, random_bits, read_key_file, write_key_file
 from .preprocess import record_windows
 
 DEFAULT_MODEL = "heartid"
@@ -164,145 +161,7 @@ class Verifier:
         return float(similarity(tmpl, probe, self.score))
 
 
-def _open(store, model):
-    try:
-        return TemplateStore(store or default_store()), Verifier(model)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _enrol(store: TemplateStore, ver: Verifier, subject: str, record, key, fs) -> tuple[int, int]:
+def enrol_record(store: TemplateStore, ver: Verifier, subject: str, record, key, fs) -> tuple[int, int]:
+    """Store the template of ``record`` under ``key`` for ``subject``; returns (template generation, windows)."""
     tmpl, n = ver.vector(record, key, fs)
     return store.put(subject, tmpl, ver.score, ver.sha256, n), n
-
-
-_common = [
-    click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                 help="SQLite template store (default: heartid.sqlite in the user data folder, "
-                      "or $ECGCORE_HEARTID_STORE)."),
-    click.option("--model", default=DEFAULT_MODEL, show_default=True,
-                 help="Bundled model name, a folder with model.onnx + model.json, or a .onnx path."),
-]
-
-
-def _with_common(f):
-    for opt in reversed(_common):
-        f = opt(f)
-    return f
-
-
-@click.command("enroll")
-@click.argument("subject")
-@click.argument("record", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--key-file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The subject's key; a missing file is created with a fresh random key (keep it apart from "
-                   "the store).")
-@click.option("--fs", type=float, default=None, help="Sampling rate of a .npy/.csv RECORD (Hz).")
-@click.option("--replace", is_flag=True, help="Overwrite an existing template of SUBJECT.")
-@_with_common
-def enroll(subject, record, key_file, fs, replace, store, model):
-    """Enrol SUBJECT from RECORD... (WFDB records, .npy or .csv; lead 0; at least 5 s, 20 s or more is better;
-    several records give a steadier template).
-
-    Only the key-transformed template (mean embedding of the 5-s windows under the key) is stored.
-    """
-    st, ver = _open(store, model)
-    try:
-        if st.path.resolve() == key_file.resolve():
-            raise click.ClickException("the key file must not be the template store")
-        if st.get(subject) is not None and not replace:
-            raise click.ClickException(f"{subject} is already enrolled in {st.path}; use --replace, or "
-                                       f"`ecgcore revoke {subject}` to re-key")
-        key, created = load_or_create_key(key_file, ver.key_size)
-        if created:
-            click.echo(f"created a new key in {key_file} (keep it secret and apart from the store)")
-        elif st.key_revoked(subject, read_key_file(key_file, ver.key_size)):
-            raise click.ClickException(f"the key in {key_file} was revoked for {subject}; enrol with a new key "
-                                       "file")
-        gen, n = _enrol(st, ver, subject, record, key, fs)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        st.close()
-    click.echo(f"enrolled {subject}: {n} windows, template generation {gen}, store {st.path}")
-
-
-@click.command("verify")
-@click.argument("subject")
-@click.argument("record", type=click.Path(path_type=Path))
-@click.option("--key-file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The key SUBJECT enrolled with.")
-@click.option("--fs", type=float, default=None, help="Sampling rate of a .npy/.csv RECORD (Hz).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_with_common
-def verify(subject, record, key_file, fs, as_json, store, model):
-    """Does RECORD come from SUBJECT? Prints accept/reject and the score; exit status 0 accept, 1 reject."""
-    st, ver = _open(store, model)
-    try:
-        entry = st.get(subject)
-        if entry is None:
-            when = st.last_revocation(subject)
-            raise click.ClickException(
-                f"{subject} is not enrolled in {st.path}" if when is None else
-                f"{subject}'s template was revoked ({time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(when))}); "
-                "re-enrol with the new key")
-        if entry["model_sha256"] != ver.sha256 or entry["score"] != ver.score:
-            raise click.ClickException(f"{subject} was enrolled with another model; re-enrol with this one")
-        bits = read_key_file(key_file, ver.key_size)
-        revoked_key = st.key_revoked(subject, bits)
-        probe, n = ver.vector(record, bits_to_key(bits), fs)
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        st.close()
-    s = ver.compare(entry["template"], probe)
-    ok = s >= ver.threshold and not revoked_key
-    if as_json:
-        click.echo(json.dumps({"subject": subject, "decision": "accept" if ok else "reject", "score": s,
-                               "threshold": ver.threshold, "score_kind": ver.score, "n_windows": n,
-                               "revoked_key": revoked_key}))
-    else:
-        click.echo(f"{'accept' if ok else 'reject'} {subject}: score {s:.4f} (threshold {ver.threshold:.4f}, "
-                   f"{ver.score}, {n} windows){'; this key was revoked' if revoked_key else ''}")
-    sys.exit(0 if ok else 1)
-
-
-@click.command("revoke")
-@click.argument("subject")
-@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Replace this key file with a fresh key (the old key is destroyed).")
-@click.option("--record", type=click.Path(path_type=Path), default=None,
-              help="Re-enrol SUBJECT from this record under the new key right away (needs --key-file).")
-@click.option("--fs", type=float, default=None, help="Sampling rate of a .npy/.csv --record (Hz).")
-@_with_common
-def revoke(subject, key_file, record, fs, store, model):
-    """Revoke SUBJECT's template and re-key: the template is deleted, the old key stops working.
-
-    With --key-file the key is replaced by a fresh one and the old key is remembered as revoked (a salted
-    digest, never the key): it can no longer enrol or verify SUBJECT. With --record as well, SUBJECT is
-    enrolled again under the new key (otherwise run `ecgcore enroll` with it).
-    """
-    if record is not None and key_file is None:
-        raise click.UsageError("--record needs --key-file (the new key to enrol under)")
-    st, ver = _open(store, model)
-    try:
-        old_bits = None
-        if key_file is not None and key_file.exists():
-            old_bits = read_key_file(key_file, ver.key_size)
-        if not st.revoke(subject, old_bits):
-            raise click.ClickException(f"{subject} is not enrolled in {st.path}")
-        click.echo(f"revoked {subject}'s template")
-        if key_file is None:
-            click.echo("no --key-file given: enrol again with a new key file (the old key stays usable only if "
-                       "you reuse it)", err=True)
-        else:
-            bits = random_bits(ver.key_size)
-            write_key_file(key_file, bits)
-            click.echo(f"wrote a fresh key to {key_file}")
-            if record is not None:
-                gen, n = _enrol(st, ver, subject, record, bits_to_key(bits), fs)
-                click.echo(f"re-enrolled {subject}: {n} windows, template generation {gen}")
-    except (ValueError, FileNotFoundError) as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        st.close()

@@ -62,8 +62,8 @@ def pretrain_cmd(data_dir, run_dir, labels, size, input_fs, steps, batch_size, l
                  mask_prob, val_interval, patience, max_minutes, resume, init, vocab_sizes, seed, threads, quiet):
     """Masked prediction of k-means labels: ~33 % of the 93 tokens masked, cosine logits / 0.1, one head per
     k-means model. DATA_DIR holds the raw records the labels were made from."""
-    from . import pretrain
-    from .config import HubertTrainConfig
+    from ..models.hubert import pretrain
+    from ..models.hubert.config import HubertTrainConfig
 
     try:
         vs = [int(v) for v in vocab_sizes.split(",")] if vocab_sizes else None
@@ -121,8 +121,8 @@ def finetune_cmd(data_dir, run_dir, init, size, task, labels_csv, head, head_hid
                  weight_decay, warmup, use_loss_weights, unfreeze_conv, blocks, linear_probe, freezing_steps,
                  random_crop, dropout, val_interval, patience, max_minutes, resume, seed, threads, quiet):
     """Mean-pooled classifier on a HuBERT-ECG encoder, weighted BCE, early stopping on validation macro-AUROC."""
-    from . import finetune
-    from .config import HubertTrainConfig
+    from ..models.hubert import finetune
+    from ..models.hubert.config import HubertTrainConfig
 
     try:
         cfg = HubertTrainConfig(stage="finetune", init=str(init) if init else None, size=size, task=task,
@@ -151,7 +151,7 @@ def finetune_cmd(data_dir, run_dir, init, size, task, labels_csv, head, head_hid
 @click.option("--quiet", is_flag=True)
 def dump_cmd(checkpoint, data_dir, out_dir, layer, batch_size, threads, quiet):
     """Iteration 2+: write a pretrained encoder's layer features as OUT_DIR/<record>.npy (93, hidden)."""
-    from ._pretrain import dump_features
+    from ..models.hubert._pretrain import dump_features
 
     try:
         out = dump_features(checkpoint, data_dir, out_dir, layer=layer, batch_size=batch_size, threads=threads,
@@ -173,7 +173,7 @@ def dump_cmd(checkpoint, data_dir, out_dir, layer, batch_size, threads, quiet):
 @click.option("--workers", type=int, default=1, show_default=True)
 def cluster_cmd(features_dir, model, k, data_dir, seed, n_init, max_iter, workers):
     """ecgcore k-means (L2-normalised rows) on hubert-features / dump outputs; prints inertia, DB and CH."""
-    from ._pretrain import cluster_features
+    from ..models.hubert._pretrain import cluster_features
 
     try:
         r = cluster_features(features_dir, model, k=k, data_dir=data_dir, seed=seed, n_init=n_init,
@@ -191,7 +191,7 @@ def cluster_cmd(features_dir, model, k, data_dir, seed, n_init, max_iter, worker
 def mitdb_windows_cmd(mitdb_dir, out_dir, per_record, records):
     """MIT-BIH second check: 10-s windows (.npy at 500 Hz) + labels.csv (AAMI S/V/F presence, non-sinus rhythm;
     DS1 train/val, DS2 test) for `finetune --labels OUT_DIR/labels.csv` and pretraining on OUT_DIR."""
-    from .mitdb import mitdb_windows
+    from ..models.hubert.mitdb import mitdb_windows
 
     try:
         p = mitdb_windows(mitdb_dir, out_dir, per_record=per_record, records=records.split(",") if records else None)
@@ -218,7 +218,7 @@ def mitdb_windows_cmd(mitdb_dir, out_dir, per_record, records):
 def evaluate(run_dir, data_dir, task, labels_csv, split, n_boot, n_augs, tta_aggregation, seed, threads, quiet):
     """Test protocol: per-label AUROC, AUPRC, F1, precision, recall, specificity, macro scores, bootstrap CIs ->
     RUN_DIR/metrics.json and performance.csv."""
-    from . import evaluate as run_eval
+    from ..models.hubert import evaluate as run_eval
 
     try:
         rep = run_eval(run_dir, data_dir, task=task, labels_csv=labels_csv, split=split, n_boot=n_boot,
@@ -246,7 +246,7 @@ def evaluate(run_dir, data_dir, task, labels_csv, split, n_boot, n_augs, tta_agg
 @click.option("--atol", type=float, default=1e-4, show_default=True, help="onnxruntime parity tolerance.")
 def export(run_dir, out_dir, name, atol):
     """ONNX of the fine-tuned classifier (dynamic batch, sigmoid probabilities) + model.json, parity-checked."""
-    from . import export as export_run
+    from ..models.hubert import export as export_run
 
     try:
         r = export_run(run_dir, out_dir, name=name, atol=atol)

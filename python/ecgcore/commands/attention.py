@@ -43,8 +43,8 @@ def train(dataset_dir, run_dir, protocol, epochs, batch_size, lr, device, seed, 
     run.json, best.pt (lowest validation loss), metrics.json and, after training, the test-split evaluation
     (see `ecgcore evaluate attention`). Re-running the same command resumes from the checkpoint.
     """
-    from . import train as run
-    from .config import AttentionConfig
+    from ..models.attention import train as run
+    from ..models.attention.config import AttentionConfig
 
     try:
         cfg = AttentionConfig(protocol=protocol, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
@@ -75,7 +75,7 @@ def evaluate(run_dir, dataset_dir, split, device, quiet):
     attention_SPLIT_K.png (query-0 row with top-5 % shading, as the seed, plus the mean attention overlay).
     DATASET_DIR defaults to the one the run was trained on.
     """
-    from . import evaluate as run
+    from ..models.attention import evaluate as run
 
     try:
         m = run(run_dir, dataset_dir, split=split, device=device, progress=not quiet)
@@ -97,7 +97,7 @@ def export(run_dir, out, dataset_dir, check_windows, note):
     """Export a run's best weights to model.onnx (input `ecg` (batch, 1, 3600); outputs `logits` and
     `probabilities` (softmax), dynamic batch), attention.onnx (the (batch, 900, 900) attention maps, on request)
     and a model.json card, and check onnxruntime against PyTorch on real windows."""
-    from . import export as run
+    from ..models.attention import export as run
 
     try:
         onnx_path, card, worst = run(run_dir, out, data_dir=dataset_dir, check_windows=check_windows, note=note)

@@ -7,7 +7,7 @@ import threading
 
 import click
 
-from .report import LLM_ENV
+from ..app.report import LLM_ENV
 
 
 def _has_display() -> bool:
@@ -48,8 +48,8 @@ def app(host, port, open_browser, llm, max_upload_mb, max_duration_s, max_memory
         import uvicorn
     except ImportError:
         raise click.ClickException("the app needs the serve extra: pip install 'ecgcore[serve]'") from None
-    from .models import ModelSuite
-    from .server import create_app
+    from ..app.models import ModelSuite
+    from ..app.server import create_app
 
     application = create_app(ModelSuite(threads=threads, max_memory=int(max_memory * 2**20)), llm=llm,
                              max_upload_mb=max_upload_mb, max_duration_s=max_duration_s)

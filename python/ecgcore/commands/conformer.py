@@ -1,4 +1,4 @@
-"""``ecgcore train|evaluate|export|tune conformer``: the click commands picked up by ``ecgcore.commands.model_verbs``."""
+"""``ecgcore train|evaluate|export|tune conformer``: the click commands loaded by ``ecgcore.commands.model_verbs``."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .config import VARIANTS
+from ..models.conformer.config import VARIANTS
 
 _PROTOCOL = click.Choice(["inter-patient", "seed"])
 
@@ -16,7 +16,7 @@ def _split(value):
 
 
 def _overrides(pairs):
-    from .._config import parse_set
+    from ._options import parse_set
 
     try:
         return parse_set(pairs)
@@ -25,7 +25,7 @@ def _overrides(pairs):
 
 
 def _config(variant, rr, overrides):
-    from .config import ConformerConfig
+    from ..models.conformer.config import ConformerConfig
 
     try:
         return ConformerConfig.for_variant(variant, rr_features=rr, **overrides)
@@ -85,7 +85,7 @@ def train(data_dir, run_dir, protocol, variant, rr, records_dir, overrides, thre
     learning_curve.png, run.json; model.keras, norm.json, kfold_summary.json, eval_<protocol>/ with metrics.json,
     classification_report.txt and PNG plots). Re-running the same command resumes.
     """
-    from . import train as run_train
+    from ..models.conformer import train as run_train
 
     over = _overrides(overrides)
     for key, value in (("max_n_per_epoch", max_n_per_epoch), ("epochs", epochs), ("fold_epochs", fold_epochs),
@@ -123,8 +123,8 @@ def train(data_dir, run_dir, protocol, variant, rr, records_dir, overrides, thre
 @click.option("--quiet", is_flag=True)
 def evaluate(run_dir, protocol, data_dir, records, n_fraction, max_per_class, model, backend, threads, quiet):
     """AAMI metrics of a trained run: Se, +P, F1 per class, macro-F1, accuracy, kappa, jk; confusion/ROC/PR PNGs."""
-    from . import evaluate as run_eval
-    from ._train import protocol_records
+    from ..models.conformer import evaluate as run_eval
+    from ..models.conformer._train import protocol_records
 
     meta = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else None
     if meta is None:
@@ -132,7 +132,7 @@ def evaluate(run_dir, protocol, data_dir, records, n_fraction, max_per_class, mo
     recs = _split(records)
     name = None
     if protocol and not recs:
-        from .data import dataset_index
+        from ..models.conformer.data import dataset_index
 
         recs = protocol_records(protocol, dataset_index(data_dir or meta["data_dir"]).labels)[1]
         name = f"eval_{protocol}"
@@ -160,7 +160,7 @@ def evaluate(run_dir, protocol, data_dir, records, n_fraction, max_per_class, mo
 @click.option("--threads", type=int, default=1, show_default=True)
 def export(run_dir, out_dir, name, no_check, threads):
     """RUN_DIR/model.keras → model.onnx + model.json (card with the full preprocessing), parity-checked in onnxruntime."""
-    from . import export as run_export
+    from ..models.conformer import export as run_export
 
     try:
         r = run_export(run_dir, out_dir, name=name, check=not no_check, threads=threads)
@@ -186,7 +186,7 @@ def export(run_dir, out_dir, name, no_check, threads):
 def tune(data_dir, out_dir, variant, rr, records_dir, overrides, threads, records, max_epochs, factor,
          steps_per_epoch, val_fraction, max_minutes, quiet):
     """keras-tuner Hyperband over the seed's search space on fold 1; writes tuning_results.csv/json."""
-    from .tune import tune as run_tune
+    from ..models.conformer.tune import tune as run_tune
 
     cfg = _config(variant, rr, _overrides(overrides))
     try:

@@ -56,9 +56,9 @@ def serve(host, port, database_url, workers, base_url, cors_origins, model_versi
     """
     import uvicorn
 
-    from .app import _configure_logging
-    from .db import Store
-    from .settings import Settings
+    from ..serve.app import _configure_logging
+    from ..serve.db import Store
+    from ..serve.settings import Settings
 
     overrides = {k: v for k, v in {
         "database_url": database_url, "base_url": base_url, "model_version": model_version,

@@ -34,8 +34,8 @@ def train(dataset_dir, run_dir, epochs, batch_size, device, max_steps, time_limi
     (config.json, checkpoint/ every 5 min, history.csv, learning_curve.png, run.json) plus best.pt and
     metrics.json; re-running the same command on RUN_DIR resumes.
     """
-    from .config import DenoiserConfig
-    from ._train import train as run_train
+    from ..models.denoiser.config import DenoiserConfig
+    from ..models.denoiser._train import train as run_train
 
     cfg = DenoiserConfig()
     for name, val in (("epochs", epochs), ("batch_size", batch_size), ("max_steps", max_steps),
@@ -79,8 +79,8 @@ def evaluate(run_dir, dataset_dir, mitdb_dir, qtdb_dir, records, max_windows, de
     noisy input, the Attention U-Net, a 0.5-40 Hz Butterworth and a wavelet-threshold filter. Writes
     RUN_DIR/metrics.json ("evaluation"), RUN_DIR/eval/table.csv and example PNG overlays; resumable.
     """
-    from ._evaluate import evaluate as run_eval
-    from ._evaluate import format_table
+    from ..models.denoiser._evaluate import evaluate as run_eval
+    from ..models.denoiser._evaluate import format_table
 
     recs = [r.strip() for r in records.split(",") if r.strip()] if records else None
     if qtdb_dir is None:
@@ -107,7 +107,7 @@ def evaluate(run_dir, dataset_dir, mitdb_dir, qtdb_dir, records, max_windows, de
 @click.option("--name", default="denoiser", show_default=True, help="Model name in the card.")
 def export(run_dir, out_dir, dataset_dir, name):
     """Export RUN_DIR/best.pt to model.onnx (dynamic batch) + model.json; check onnxruntime parity (1e-4)."""
-    from ._export import export as run_export
+    from ..models.denoiser._export import export as run_export
 
     try:
         r = run_export(run_dir, out_dir, data_dir=dataset_dir, name=name)

@@ -58,8 +58,8 @@ def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, max_memor
     ecgcore infer denoiser noisy/ -o clean/ --format wfdb
     ecgcore infer denoiser noisy.npy --fs 500 -o clean.npy
     """
-    from .batch import score_records
-    from .core import Scorer
+    from ..infer.batch import score_records
+    from ..infer.core import Scorer
 
     try:
         key = None
