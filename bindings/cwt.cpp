@@ -34,9 +34,8 @@ py::array morlet_scalogram(const py::array& x_in, const carray<double>& scales, 
     }
     return out;
   };
-  // The one dtype dispatch: float32 is read as is, everything else as float64 (arithmetic is float64).
-  if (ecgcore_py::is_float32(x_in)) return run(float{});
-  return run(double{});
+  // float32 is read as is, everything else as float64 (arithmetic is float64).
+  return ecgcore_py::dispatch_dtype<float, double>(x_in, run);
 }
 
 double centre_frequency(bool complex_wavelet, double bandwidth, double center) {

@@ -22,9 +22,8 @@ py::array shard_statistics(const py::array& x_in, int workers) {
     ecgcore::shard_statistics<T>(xp, r.batch, r.n, op, workers);
     return std::move(out);
   };
-  // The one dtype dispatch: float32 stays float32 (arithmetic is float64 inside), everything else float64.
-  if (ecgcore_py::is_float32(x_in)) return run(float{});
-  return run(double{});
+  // float32 stays float32 (arithmetic is float64 inside), everything else float64.
+  return ecgcore_py::dispatch_dtype<float, double>(x_in, run);
 }
 
 }  // namespace

@@ -13,21 +13,12 @@ std::vector<py::ssize_t> with_last(const py::array& a, int64_t last) {
   return shape;
 }
 
-// The single dtype dispatch of this unit: runs fn.template operator()<T>() with T = float or double.
-template <class Fn>
-py::array dispatch_real(const py::array& x, Fn&& fn) {
-  if (ecgcore_py::is_float32(x)) return fn(float{});
-  return fn(double{});
-}
-
-template <class Fn>
-py::array dispatch_complex(const py::array& x, Fn&& fn) {
-  if (x.dtype().is(py::dtype::of<std::complex<float>>()) || ecgcore_py::is_float32(x)) return fn(float{});
-  return fn(double{});
-}
+// float32 stays float32, everything else float64; complex64 is single precision too (irfft, fft).
+using ecgcore_py::dispatch_dtype;
+using ecgcore_py::real_t;
 
 py::array rfft(const py::array& x_in, int64_t n_fft, int workers) {
-  return dispatch_real(x_in, [&](auto tag) -> py::array {
+  return dispatch_dtype<float, double>(x_in, [&](auto tag) -> py::array {
     using T = decltype(tag);
     carray<T> x = carray<T>::ensure(x_in);
     if (!x) throw std::invalid_argument("x must be a real numeric array");
@@ -45,8 +36,8 @@ py::array rfft(const py::array& x_in, int64_t n_fft, int workers) {
 }
 
 py::array irfft(const py::array& x_in, int64_t n_out, int workers) {
-  return dispatch_complex(x_in, [&](auto tag) -> py::array {
-    using T = decltype(tag);
+  return dispatch_dtype<std::complex<float>, float, double>(x_in, [&](auto tag) -> py::array {
+    using T = real_t<decltype(tag)>;
     carray<std::complex<T>> x = carray<std::complex<T>>::ensure(x_in);
     if (!x) throw std::invalid_argument("x must be a numeric array");
     const auto r = ecgcore_py::rows_of(x);
@@ -63,8 +54,8 @@ py::array irfft(const py::array& x_in, int64_t n_out, int workers) {
 }
 
 py::array fft(const py::array& x_in, int64_t n_fft, bool inverse, int workers) {
-  return dispatch_complex(x_in, [&](auto tag) -> py::array {
-    using T = decltype(tag);
+  return dispatch_dtype<std::complex<float>, float, double>(x_in, [&](auto tag) -> py::array {
+    using T = real_t<decltype(tag)>;
     carray<std::complex<T>> x = carray<std::complex<T>>::ensure(x_in);
     if (!x) throw std::invalid_argument("x must be a numeric array");
     const auto r = ecgcore_py::rows_of(x);

@@ -30,19 +30,18 @@ RowsView<const T> cview2d(const py::array& a) {
 template <class Fn>
 void run_rows(const py::array& x, py::array& out, Fn&& fn) {
   if (!out.writeable()) throw std::invalid_argument("output array is read-only");
-  if (ecgcore_py::is_float32(x) && ecgcore_py::is_float32(out)) {
-    auto xv = cview2d<float>(x);
-    auto yv = view2d<float>(out);
-    py::gil_scoped_release release;
-    fn(xv, yv);
-  } else if (x.dtype().is(py::dtype::of<double>()) && out.dtype().is(py::dtype::of<double>())) {
-    auto xv = cview2d<double>(x);
-    auto yv = view2d<double>(out);
-    py::gil_scoped_release release;
-    fn(xv, yv);
-  } else {
-    throw std::invalid_argument("internal: x and out must both be float32 or both float64");
-  }
+  const char* mismatch = "internal: x and out must both be float32 or both float64";
+  ecgcore_py::dispatch_dtype<float, double>(
+      x,
+      [&](auto tag) {
+        using T = decltype(tag);
+        if (!out.dtype().is(py::dtype::of<T>())) throw std::invalid_argument(mismatch);
+        auto xv = cview2d<T>(x);
+        auto yv = view2d<T>(out);
+        py::gil_scoped_release release;
+        fn(xv, yv);
+      },
+      mismatch);
 }
 
 // Optional initial state [batch, n_state] in, final state [batch, n_state] out (causal filters).

@@ -1,4 +1,4 @@
-// Bindings for cpp/include/ecgcore/kmeans.hpp: k-means kernels and clustering quality scores.
+// Bindings for cpp/include/ecgcore/kmeans.hpp: the k-means kernels.
 // Rows are the last axis: X is (n_rows, n_features). float32 stays float32, anything else is float64.
 #include "ecgcore/kmeans.hpp"
 
@@ -9,31 +9,8 @@
 namespace {
 
 using ecgcore_py::carray;
-using ecgcore_py::is_float32;
-
-template <class T>
-struct Tag {
-  using type = T;
-};
-
-// The one place where the dtype is chosen: f(Tag<float>{}) for float32 input, f(Tag<double>{}) otherwise.
-template <class F>
-auto dispatch(const py::array& x, F&& f) {
-  if (is_float32(x)) return f(Tag<float>{});
-  return f(Tag<double>{});
-}
-
-// A 2-D C-contiguous view; 1-D input is one row.
-template <class T>
-carray<T> matrix(const py::array& a, const char* name) {
-  carray<T> m = carray<T>::ensure(a);
-  if (!m) throw std::invalid_argument(std::string(name) + " must be a numeric array");
-  if (m.ndim() == 1) m = m.reshape({py::ssize_t(1), m.shape(0)});
-  if (m.ndim() != 2)
-    throw std::invalid_argument(std::string(name) + " must have shape (n_rows, n_features), got " +
-                                std::to_string(m.ndim()) + " dimensions");
-  return m;
-}
+using ecgcore_py::dispatch_dtype;
+using ecgcore_py::matrix;
 
 template <class T>
 carray<T> centers_for(const py::array& c, int64_t d) {
@@ -44,16 +21,9 @@ carray<T> centers_for(const py::array& c, int64_t d) {
   return m;
 }
 
-carray<int64_t> labels_for(const py::array& l, int64_t n) {
-  carray<int64_t> lab = carray<int64_t>::ensure(l);
-  if (!lab || lab.ndim() != 1 || lab.shape(0) != n)
-    throw std::invalid_argument("labels must be a 1-D array with one entry per row of X (" + std::to_string(n) + ")");
-  return lab;
-}
-
 py::tuple plusplus(const py::array& x, int64_t k, uint64_t seed, int n_local_trials, int workers) {
-  return dispatch(x, [&](auto tag) -> py::tuple {
-    using T = typename decltype(tag)::type;
+  return dispatch_dtype<float, double>(x, [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
     carray<T> X = matrix<T>(x, "X");
     const int64_t n = X.shape(0), d = X.shape(1);
     carray<T> centers({static_cast<py::ssize_t>(std::max<int64_t>(k, 0)), static_cast<py::ssize_t>(d)});
@@ -68,8 +38,8 @@ py::tuple plusplus(const py::array& x, int64_t k, uint64_t seed, int n_local_tri
 }
 
 py::tuple lloyd(const py::array& x, const py::array& init, int max_iter, double tol, int workers) {
-  return dispatch(x, [&](auto tag) -> py::tuple {
-    using T = typename decltype(tag)::type;
+  return dispatch_dtype<float, double>(x, [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
     carray<T> X = matrix<T>(x, "X");
     const int64_t n = X.shape(0), d = X.shape(1);
     carray<T> c0 = centers_for<T>(init, d);
@@ -88,8 +58,8 @@ py::tuple lloyd(const py::array& x, const py::array& init, int max_iter, double 
 }
 
 py::tuple assign(const py::array& x, const py::array& c, int workers) {
-  return dispatch(x, [&](auto tag) -> py::tuple {
-    using T = typename decltype(tag)::type;
+  return dispatch_dtype<float, double>(x, [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
     carray<T> X = matrix<T>(x, "X");
     const int64_t n = X.shape(0), d = X.shape(1);
     carray<T> C = centers_for<T>(c, d);
@@ -104,8 +74,8 @@ py::tuple assign(const py::array& x, const py::array& c, int workers) {
 }
 
 py::array distances(const py::array& x, const py::array& c, bool squared, int workers) {
-  return dispatch(x, [&](auto tag) -> py::array {
-    using T = typename decltype(tag)::type;
+  return dispatch_dtype<float, double>(x, [&](auto tag) -> py::array {
+    using T = decltype(tag);
     carray<T> X = matrix<T>(x, "X");
     const int64_t n = X.shape(0), d = X.shape(1);
     carray<T> C = centers_for<T>(c, d);
@@ -119,8 +89,8 @@ py::array distances(const py::array& x, const py::array& c, bool squared, int wo
 }
 
 py::tuple minibatch(const py::array& x, const py::array& c, const py::array& counts, int workers) {
-  return dispatch(x, [&](auto tag) -> py::tuple {
-    using T = typename decltype(tag)::type;
+  return dispatch_dtype<float, double>(x, [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
     carray<T> X = matrix<T>(x, "X");
     const int64_t n = X.shape(0), d = X.shape(1);
     carray<T> c0 = centers_for<T>(c, d);
@@ -144,8 +114,8 @@ py::tuple minibatch(const py::array& x, const py::array& c, const py::array& cou
 }
 
 py::array normalize(const py::array& x, int workers) {
-  return dispatch(x, [&](auto tag) -> py::array {
-    using T = typename decltype(tag)::type;
+  return dispatch_dtype<float, double>(x, [&](auto tag) -> py::array {
+    using T = decltype(tag);
     carray<T> X = matrix<T>(x, "X");
     carray<T> out({X.shape(0), X.shape(1)});
     {
@@ -153,17 +123,6 @@ py::array normalize(const py::array& x, int workers) {
       ecgcore::l2_normalize_rows<T>(X.data(), X.shape(0), X.shape(1), out.mutable_data(), workers);
     }
     return out;
-  });
-}
-
-template <class Kernel>
-double score(const py::array& x, const py::array& l, int64_t n_labels, int workers, Kernel kernel) {
-  return dispatch(x, [&](auto tag) -> double {
-    using T = typename decltype(tag)::type;
-    carray<T> X = matrix<T>(x, "X");
-    carray<int64_t> lab = labels_for(l, X.shape(0));
-    py::gil_scoped_release release;
-    return kernel(tag, X.data(), X.shape(0), X.shape(1), lab.data(), n_labels, workers);
   });
 }
 
@@ -234,40 +193,4 @@ inertia : float, batch inertia before the update
 )doc");
   m.def("l2_normalize_rows", &normalize, py::arg("x"), py::arg("workers") = 0,
         R"doc(Rows divided by their L2 norm (all-zero rows stay zero), shape of x.)doc");
-  m.def(
-      "davies_bouldin",
-      [](const py::array& x, const py::array& labels, int64_t n_labels, int workers) {
-        return score(x, labels, n_labels, workers, [](auto tag, auto... a) {
-          return ecgcore::davies_bouldin<typename decltype(tag)::type>(a...);
-        });
-      },
-      py::arg("x"), py::arg("labels"), py::arg("n_labels"), py::arg("workers") = 0,
-      R"doc(Davies-Bouldin index; labels encoded 0..n_labels-1 (int64).)doc");
-  m.def(
-      "calinski_harabasz",
-      [](const py::array& x, const py::array& labels, int64_t n_labels, int workers) {
-        return score(x, labels, n_labels, workers, [](auto tag, auto... a) {
-          return ecgcore::calinski_harabasz<typename decltype(tag)::type>(a...);
-        });
-      },
-      py::arg("x"), py::arg("labels"), py::arg("n_labels"), py::arg("workers") = 0,
-      R"doc(Calinski-Harabasz index; labels encoded 0..n_labels-1 (int64).)doc");
-  m.def(
-      "silhouette_samples",
-      [](const py::array& x, const py::array& labels, int64_t n_labels, int workers) {
-        return dispatch(x, [&](auto tag) -> py::array {
-          using T = typename decltype(tag)::type;
-          carray<T> X = matrix<T>(x, "X");
-          carray<int64_t> lab = labels_for(labels, X.shape(0));
-          carray<double> out(X.shape(0));
-          {
-            py::gil_scoped_release release;
-            ecgcore::silhouette_samples<T>(X.data(), X.shape(0), X.shape(1), lab.data(), n_labels,
-                                           out.mutable_data(), workers);
-          }
-          return out;
-        });
-      },
-      py::arg("x"), py::arg("labels"), py::arg("n_labels"), py::arg("workers") = 0,
-      R"doc(Silhouette coefficient of every row (float64, shape (n_rows,)); O(n_rows^2).)doc");
 }

@@ -49,9 +49,8 @@ py::array mfcc(const py::array& x_in, const std::string& mode, double fs, int64_
     ecgcore::mfcc<T>(xp, r.batch, r.n, p, op, workers);
     return std::move(out);
   };
-  // The one dtype dispatch: float32 stays float32 (arithmetic is float64 inside), everything else float64.
-  if (ecgcore_py::is_float32(x_in)) return run(float{});
-  return run(double{});
+  // float32 stays float32 (arithmetic is float64 inside), everything else float64.
+  return ecgcore_py::dispatch_dtype<float, double>(x_in, run);
 }
 
 py::array_t<double> mel_filterbank(const std::string& mode, double fs, int64_t n_fft, int64_t n_mels, double fmin,

@@ -1,6 +1,6 @@
 // ecgcore._core: the private native module. One register_* per C++ domain header.
 #include "common.hpp"
-#include "ecgcore/simd.hpp"
+#include "ecgcore/detail/simd.hpp"
 
 #ifndef ECGCORE_VERSION
 #define ECGCORE_VERSION "unknown"
@@ -16,6 +16,7 @@ void register_stft(py::module_& m);
 void register_mfcc(py::module_& m);
 void register_features(py::module_& m);
 void register_kmeans(py::module_& m);
+void register_cluster_scores(py::module_& m);
 void register_checksum(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
@@ -34,5 +35,6 @@ PYBIND11_MODULE(_core, m) {
   register_mfcc(m);
   register_features(m);
   register_kmeans(m);
+  register_cluster_scores(m);
   register_checksum(m);
 }

@@ -32,15 +32,13 @@ QrsOptions make_options(double fs, double band_low, double band_high, double int
   return o;
 }
 
-// The one dtype dispatch of this file: float32 stays float32, everything else becomes float64.
+// float32 stays float32, everything else becomes float64: fn(a) with a C-contiguous carray of either.
 template <class Fn>
 auto with_float_rows(const py::array& x, Fn&& fn) {
-  if (ecgcore_py::is_float32(x)) {
-    auto a = py::cast<carray<float>>(x);
+  return ecgcore_py::dispatch_dtype<float, double>(x, [&](auto tag) {
+    auto a = py::cast<carray<decltype(tag)>>(x);
     return fn(a);
-  }
-  auto a = py::cast<carray<double>>(x);
-  return fn(a);
+  });
 }
 
 py::list detect(const py::array& x, double fs, double band_low, double band_high, double integration_s,

@@ -7,15 +7,13 @@ namespace {
 
 using ecgcore_py::carray;
 
-// The one dtype dispatch of this file: float32 stays float32, everything else becomes float64.
+// float32 stays float32, everything else becomes float64: fn(a, tag) with a C-contiguous carray of either.
 template <class Fn>
 py::object with_float(const py::array& x, Fn&& fn) {
-  if (ecgcore_py::is_float32(x)) {
-    auto a = py::cast<carray<float>>(x);
-    return fn(a, float{});
-  }
-  auto a = py::cast<carray<double>>(x);
-  return fn(a, double{});
+  return ecgcore_py::dispatch_dtype<float, double>(x, [&](auto tag) -> py::object {
+    auto a = py::cast<carray<decltype(tag)>>(x);
+    return fn(a, tag);
+  });
 }
 
 py::tuple beats(const py::array& x, const carray<int64_t>& r_peaks, int64_t before, int64_t after,

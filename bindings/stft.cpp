@@ -59,9 +59,8 @@ py::array stft(const py::array& x_in, const carray<double>& window, int64_t hop,
     ecgcore::stft<T>(xp, r.batch, r.n, wp, p, nullptr, op, workers);
     return std::move(out);
   };
-  // The one dtype dispatch: float32 stays float32 (arithmetic is float64 inside), everything else float64.
-  if (ecgcore_py::is_float32(x_in)) return run(float{});
-  return run(double{});
+  // float32 stays float32 (arithmetic is float64 inside), everything else float64.
+  return ecgcore_py::dispatch_dtype<float, double>(x_in, run);
 }
 
 }  // namespace

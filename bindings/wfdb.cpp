@@ -2,6 +2,7 @@
 #include "ecgcore/wfdb.hpp"
 
 #include <optional>
+#include <type_traits>
 
 #include "common.hpp"
 
@@ -9,26 +10,14 @@ namespace {
 
 using namespace ecgcore;
 
-struct Out {
-  void* ptr;
-  int64_t stride;
-  char kind;  // 'h' int16, 'i' int32, 'q' int64, 'f' float32, 'd' float64
-};
-
-Out check_out(py::array& out, int64_t n_frames, const std::vector<int>& chan,
-              const std::optional<std::vector<int>>& col) {
+// Returns the row stride (elements) of out.
+int64_t check_out(py::array& out, int64_t n_frames, const std::vector<int>& chan,
+                  const std::optional<std::vector<int>>& col) {
   if (out.ndim() != 2 || out.shape(0) != n_frames || !(out.flags() & py::array::c_style) || !out.writeable())
     throw std::invalid_argument("internal: out must be a writeable C-contiguous [n_frames, columns] array");
   if (col ? col->size() != chan.size() : out.shape(1) < static_cast<py::ssize_t>(chan.size()))
     throw std::invalid_argument("internal: one output column per selected channel");
-  char kind;
-  if (out.dtype().is(py::dtype::of<int16_t>())) kind = 'h';
-  else if (out.dtype().is(py::dtype::of<int32_t>())) kind = 'i';
-  else if (out.dtype().is(py::dtype::of<int64_t>())) kind = 'q';
-  else if (out.dtype().is(py::dtype::of<float>())) kind = 'f';
-  else if (out.dtype().is(py::dtype::of<double>())) kind = 'd';
-  else throw std::invalid_argument("internal: out must be int16, int32, int64, float32 or float64");
-  return Out{out.mutable_data(), static_cast<int64_t>(out.shape(1)), kind};
+  return static_cast<int64_t>(out.shape(1));
 }
 
 struct Conversion {
@@ -36,26 +25,33 @@ struct Conversion {
   const double* baseline = nullptr;
 };
 
-Conversion check_conversion(const Out& o, const std::vector<int>& chan, const std::optional<std::vector<double>>& gain,
+Conversion check_conversion(const std::vector<int>& chan, const std::optional<std::vector<double>>& gain,
                             const std::optional<std::vector<double>>& baseline) {
-  if (o.kind == 'f' || o.kind == 'd') {
-    if (!gain || !baseline || gain->size() != chan.size() || baseline->size() != chan.size())
-      throw std::invalid_argument("internal: physical output needs one gain and baseline per selected channel");
-    return Conversion{gain->data(), baseline->data()};
-  }
-  return Conversion{};
+  if (!gain || !baseline || gain->size() != chan.size() || baseline->size() != chan.size())
+    throw std::invalid_argument("internal: physical output needs one gain and baseline per selected channel");
+  return Conversion{gain->data(), baseline->data()};
 }
 
-// Calls decode_digital<T>(T*) or decode_physical<T>(T*) for the output's element type.
+// Calls digital(T*) for integer output (digital samples) or physical(T*, Conversion) for float output, with the
+// GIL released.
 template <class Digital, class Physical>
-void dispatch(const Out& o, Digital digital, Physical physical) {
-  switch (o.kind) {
-    case 'h': return digital(static_cast<int16_t*>(o.ptr));
-    case 'i': return digital(static_cast<int32_t*>(o.ptr));
-    case 'q': return digital(static_cast<int64_t*>(o.ptr));
-    case 'f': return physical(static_cast<float*>(o.ptr));
-    default: return physical(static_cast<double*>(o.ptr));
-  }
+void decode_into(py::array& out, const std::vector<int>& chan, const std::optional<std::vector<double>>& gain,
+                 const std::optional<std::vector<double>>& baseline, Digital digital, Physical physical) {
+  ecgcore_py::dispatch_dtype<int16_t, int32_t, int64_t, float, double>(
+      out,
+      [&](auto tag) {
+        using T = decltype(tag);
+        T* p = static_cast<T*>(out.mutable_data());
+        if constexpr (std::is_integral_v<T>) {
+          py::gil_scoped_release release;
+          digital(p);
+        } else {
+          const Conversion cv = check_conversion(chan, gain, baseline);
+          py::gil_scoped_release release;
+          physical(p, cv);
+        }
+      },
+      "internal: out must be int16, int32, int64, float32 or float64");
 }
 
 }  // namespace
@@ -70,20 +66,18 @@ void register_wfdb(py::module_& m) {
       [](const std::string& path, int64_t byte_offset, int fmt, int n_sig, int64_t frame0, int64_t n_frames,
          const std::vector<int>& chan, py::array out, int workers, std::optional<std::vector<int>> col,
          std::optional<std::vector<double>> gain, std::optional<std::vector<double>> baseline) {
-        const Out o = check_out(out, n_frames, chan, col);
-        const Conversion cv = check_conversion(o, chan, gain, baseline);
+        const int64_t stride = check_out(out, n_frames, chan, col);
         const int* c = col ? col->data() : nullptr;
         const int n_out = static_cast<int>(chan.size());
-        py::gil_scoped_release release;
-        dispatch(
-            o,
+        decode_into(
+            out, chan, gain, baseline,
             [&](auto* p) {
-              wfdb_read_file(path, byte_offset, fmt, n_sig, frame0, n_frames, chan.data(), n_out, p, o.stride,
-                             workers, c);
+              wfdb_read_file(path, byte_offset, fmt, n_sig, frame0, n_frames, chan.data(), n_out, p, stride, workers,
+                             c);
             },
-            [&](auto* p) {
+            [&](auto* p, const Conversion& cv) {
               wfdb_read_file_physical(path, byte_offset, fmt, n_sig, frame0, n_frames, chan.data(), n_out,
-                                      cv.gain, cv.baseline, p, o.stride, workers, c);
+                                      cv.gain, cv.baseline, p, stride, workers, c);
             });
       },
       py::arg("path"), py::arg("byte_offset"), py::arg("fmt"), py::arg("n_sig"), py::arg("frame0"),
@@ -99,19 +93,17 @@ void register_wfdb(py::module_& m) {
          std::optional<std::vector<double>> baseline) {
         py::buffer_info info = data.request();
         if (info.itemsize != 1) throw std::invalid_argument("internal: data must be a byte buffer");
-        const Out o = check_out(out, n_frames, chan, col);
-        const Conversion cv = check_conversion(o, chan, gain, baseline);
+        const int64_t stride = check_out(out, n_frames, chan, col);
         const auto* d = static_cast<const uint8_t*>(info.ptr);
         const int64_t nb = info.size;
         const int* c = col ? col->data() : nullptr;
         const int n_out = static_cast<int>(chan.size());
-        py::gil_scoped_release release;
-        dispatch(
-            o,
-            [&](auto* p) { wfdb_decode(d, nb, fmt, n_sig, frame0, n_frames, chan.data(), n_out, p, o.stride, workers, c); },
-            [&](auto* p) {
+        decode_into(
+            out, chan, gain, baseline,
+            [&](auto* p) { wfdb_decode(d, nb, fmt, n_sig, frame0, n_frames, chan.data(), n_out, p, stride, workers, c); },
+            [&](auto* p, const Conversion& cv) {
               wfdb_decode_physical(d, nb, fmt, n_sig, frame0, n_frames, chan.data(), n_out, cv.gain, cv.baseline, p,
-                                   o.stride, workers, c);
+                                   stride, workers, c);
             });
       },
       py::arg("data"), py::arg("fmt"), py::arg("n_sig"), py::arg("frame0"), py::arg("n_frames"), py::arg("chan"),

@@ -1,6 +1,6 @@
 #include "ecgcore/cwt.hpp"
 
-#include "ecgcore/simd.hpp"
+#include "ecgcore/detail/simd.hpp"
 #include <omp.h>
 
 #include <algorithm>
@@ -9,8 +9,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "ecgcore/detail/config.hpp"
+#include "ecgcore/detail/parallel.hpp"
 #include "ecgcore/fft.hpp"
-#include "ecgcore/parallel.hpp"
 
 #pragma GCC diagnostic ignored "-Wpsabi"  // v4d values stay inside this unit
 
@@ -102,10 +103,6 @@ Spectral spectral_filter(const std::vector<double>& taps_buf, int64_t origin, in
   }
   return f;
 }
-
-typedef float v4f __attribute__((vector_size(16)));
-typedef int64_t v4i __attribute__((vector_size(32)));
-typedef int32_t v4i32 __attribute__((vector_size(16)));
 
 // |coef| of up to four signals into their output rows (stride between the signals' rows: row_stride).
 // w holds the inverse transform: coef[2j] = Re w[j], coef[2j + 1] = Im w[j]; v (complex wavelets) the

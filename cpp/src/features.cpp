@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "ecgcore/fft.hpp"
-#include "ecgcore/parallel.hpp"
+#include "ecgcore/detail/parallel.hpp"
 
 namespace ecgcore {
 

@@ -1,6 +1,6 @@
 #include "ecgcore/fft.hpp"
 
-#include "ecgcore/simd.hpp"
+#include "ecgcore/detail/simd.hpp"
 #include <omp.h>
 
 #include <algorithm>
@@ -9,12 +9,11 @@
 #include <string>
 #include <type_traits>
 
-#include "ecgcore/parallel.hpp"
+#include "ecgcore/detail/config.hpp"
+#include "ecgcore/detail/parallel.hpp"
 
 // Vector values are passed between inlined helpers of this unit only: the psABI note does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
-
-#define ECGCORE_INLINE inline __attribute__((always_inline))
 
 namespace ecgcore {
 namespace {

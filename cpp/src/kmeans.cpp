@@ -1,7 +1,7 @@
 // k-means kernels; see kmeans.hpp for the contracts.
 #include "ecgcore/kmeans.hpp"
 
-#include "ecgcore/simd.hpp"
+#include "ecgcore/detail/simd.hpp"
 #include <omp.h>
 
 #include <algorithm>
@@ -23,22 +23,30 @@
 #include <sys/mman.h>
 #endif
 
-#include "ecgcore/parallel.hpp"
+#include "ecgcore/detail/cluster_rows.hpp"
+#include "ecgcore/detail/config.hpp"
+#include "ecgcore/detail/parallel.hpp"
 
 // The distance kernels are compiled for AVX2+FMA as well as the portable baseline, and use_avx2()
 // picks one at run time (simd.hpp). Results can differ in the last bits between the two builds (FMA),
 // never between runs or thread counts on one machine.
 #if defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wpsabi"
-#define ECGCORE_INLINE __attribute__((always_inline)) inline
-#else
-#define ECGCORE_INLINE inline
 #endif
 
 namespace ecgcore {
 namespace {
 
-constexpr int64_t kChunk = 256;  // rows per work item; fixed so reductions do not depend on threads
+using detail::check_shape;
+using detail::cluster_sums;
+using detail::column_mean;
+using detail::group_rows;
+using detail::group_rows_into;
+using detail::Groups;
+using detail::kChunk;
+using detail::n_chunks;
+using detail::sqdist;
+
 constexpr int kBlock = 64;       // rows per block of the distance kernels (their rows stay in L1)
 
 // 256-bit vectors through GCC/Clang vector extensions: one ymm on AVX2, two xmm on the baseline.
@@ -48,19 +56,18 @@ template <class T>
 struct Vec;
 template <>
 struct Vec<float> {
-  typedef float type __attribute__((vector_size(32)));
-  typedef int32_t index __attribute__((vector_size(32)));
+  using type = v8f;
+  using index = v8i32;
 };
 template <>
 struct Vec<double> {
-  typedef double type __attribute__((vector_size(32)));
-  typedef int64_t index __attribute__((vector_size(32)));
+  using type = v4d;
+  using index = v4i;
 };
 template <class T>
 using VecT = typename Vec<T>::type;
 template <class T>
 using VecI = typename Vec<T>::index;
-typedef double VecD __attribute__((vector_size(32)));
 
 // Lane-wise sums of vectors of T in double (plain arrays, unaligned loads: any storage will do).
 template <class T>
@@ -69,11 +76,11 @@ template <>
 struct DSum<float> {
   double lo[4] = {0, 0, 0, 0}, hi[4] = {0, 0, 0, 0};
   ECGCORE_INLINE void add(VecT<float> e) {
-    VecD a, b;
+    v4d a, b;
     std::memcpy(&a, lo, sizeof a);
     std::memcpy(&b, hi, sizeof b);
-    a += __builtin_convertvector(__builtin_shufflevector(e, e, 0, 1, 2, 3), VecD);
-    b += __builtin_convertvector(__builtin_shufflevector(e, e, 4, 5, 6, 7), VecD);
+    a += __builtin_convertvector(__builtin_shufflevector(e, e, 0, 1, 2, 3), v4d);
+    b += __builtin_convertvector(__builtin_shufflevector(e, e, 4, 5, 6, 7), v4d);
     std::memcpy(lo, &a, sizeof a);
     std::memcpy(hi, &b, sizeof b);
   }
@@ -83,7 +90,7 @@ template <>
 struct DSum<double> {
   double a[4] = {0, 0, 0, 0};
   ECGCORE_INLINE void add(VecT<double> e) {
-    VecD v;
+    v4d v;
     std::memcpy(&v, a, sizeof v);
     v += e;
     std::memcpy(a, &v, sizeof v);
@@ -162,8 +169,6 @@ struct BigAlloc {
 template <class T>
 using BigVec = std::vector<T, BigAlloc<T>>;
 
-int64_t n_chunks(int64_t n) { return (n + kChunk - 1) / kChunk; }
-
 // Threads worth starting for `work` multiply-adds over `items` work items: at most the requested
 // count, and at least 2^24 multiply-adds (a few milliseconds) each. A parallel region costs more than
 // that much compute when a core is busy with other work (its partner is descheduled and the barrier
@@ -215,53 +220,12 @@ class Team {
   std::atomic<int64_t> next_{0};
 };
 
-void check_shape(int64_t n, int64_t d, const char* what) {
-  if (n < 1) throw std::invalid_argument(std::string(what) + ": expected at least one row, got 0");
-  if (d < 1) throw std::invalid_argument(std::string(what) + ": expected at least one feature column, got 0");
-}
-
 template <class T>
 void check_finite(const T* X, int64_t count, const char* what, int nt) {
   int bad = 0;
 #pragma omp parallel for num_threads(nt) schedule(static) reduction(| : bad)
   for (int64_t i = 0; i < count; ++i) bad |= !std::isfinite(X[i]);
   if (bad) throw std::invalid_argument(std::string(what) + " contains NaN or infinity; k-means needs finite values");
-}
-
-// Column means (and optionally the mean of the column variances), summed chunk by chunk in order.
-template <class T>
-std::vector<double> column_mean(const T* X, int64_t n, int64_t d, int nt, double* mean_var) {
-  const int64_t nc = n_chunks(n);
-  std::vector<double> part(static_cast<size_t>(nc * d), 0.0);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t c = 0; c < nc; ++c) {
-    double* p = &part[c * d];
-    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
-      for (int64_t t = 0; t < d; ++t) p[t] += X[i * d + t];
-  }
-  std::vector<double> mean(d, 0.0);
-  for (int64_t c = 0; c < nc; ++c)
-    for (int64_t t = 0; t < d; ++t) mean[t] += part[c * d + t];
-  for (auto& m : mean) m /= static_cast<double>(n);
-  if (mean_var) {
-    std::fill(part.begin(), part.end(), 0.0);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t c = 0; c < nc; ++c) {
-      double* p = &part[c * d];
-      for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
-        for (int64_t t = 0; t < d; ++t) {
-          const double v = X[i * d + t] - mean[t];
-          p[t] += v * v;
-        }
-    }
-    std::vector<double> var(d, 0.0);
-    for (int64_t c = 0; c < nc; ++c)
-      for (int64_t t = 0; t < d; ++t) var[t] += part[c * d + t];
-    double s = 0.0;
-    for (auto v : var) s += v / static_cast<double>(n);
-    *mean_var = s / static_cast<double>(d);
-  }
-  return mean;
 }
 
 template <class T>
@@ -276,16 +240,6 @@ std::vector<double> center_mean(const T* C, int64_t k, int64_t d) {
 template <class T>
 std::vector<T> to_type(const std::vector<double>& v) {
   return std::vector<T>(v.begin(), v.end());
-}
-
-template <class T>
-double sqdist(const T* a, const T* b, int64_t d) {
-  double s = 0.0;
-  for (int64_t t = 0; t < d; ++t) {
-    const double v = static_cast<double>(a[t]) - static_cast<double>(b[t]);
-    s += v * v;
-  }
-  return s;
 }
 
 template <class T>
@@ -671,45 +625,6 @@ double exact_inertia(const T* X, int64_t n, int64_t d, const T* C, const int32_t
   double s = 0.0;
   for (double v : part) s += v;
   return s;
-}
-
-// Rows grouped by label (counting sort, stable) and the per-cluster sums of their rows in double.
-struct Groups {
-  std::vector<int64_t> start, order;
-};
-
-// Into the caller's buffers (start: k + 1, order: n, pos: k scratch), so that it can run inside a
-// parallel region.
-void group_rows_into(const int32_t* labels, int64_t n, int64_t k, int64_t* start, int64_t* order, int64_t* pos) {
-  std::fill(start, start + k + 1, int64_t(0));
-  for (int64_t i = 0; i < n; ++i) ++start[labels[i] + 1];
-  for (int64_t c = 0; c < k; ++c) start[c + 1] += start[c];
-  std::copy(start, start + k, pos);
-  for (int64_t i = 0; i < n; ++i) order[pos[labels[i]]++] = i;
-}
-
-Groups group_rows(const int32_t* labels, int64_t n, int64_t k) {
-  Groups g;
-  g.start.resize(k + 1);
-  g.order.resize(n);
-  std::vector<int64_t> pos(k);
-  group_rows_into(labels, n, k, g.start.data(), g.order.data(), pos.data());
-  return g;
-}
-
-template <class T>
-std::vector<double> cluster_sums(const T* X, int64_t d, int64_t k, const std::vector<int64_t>& start,
-                                 const std::vector<int64_t>& order, int nt) {
-  std::vector<double> sums(static_cast<size_t>(k * d), 0.0);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
-  for (int64_t c = 0; c < k; ++c) {
-    double* s = &sums[c * d];
-    for (int64_t m = start[c]; m < start[c + 1]; ++m) {
-      const T* row = X + order[m] * d;
-      for (int64_t t = 0; t < d; ++t) s[t] += row[t];
-    }
-  }
-  return sums;
 }
 
 // Lloyd M-step with scikit-learn's empty-cluster relocation. sums/counts are the per-cluster row
@@ -1496,156 +1411,13 @@ void l2_normalize_rows(const T* X, int64_t n, int64_t d, T* out, int n_threads) 
   }
 }
 
-namespace {
-
-void check_labels(const int64_t* labels, int64_t n, int64_t n_labels, const char* what) {
-  if (n_labels < 2 || n_labels > n - 1)
-    throw std::invalid_argument(std::string(what) + ": number of labels is " + std::to_string(n_labels) +
-                                ". Valid values are 2 to n_samples - 1 (inclusive)");
-  for (int64_t i = 0; i < n; ++i)
-    if (labels[i] < 0 || labels[i] >= n_labels)
-      throw std::invalid_argument(std::string(what) + ": labels must be encoded as 0..n_labels-1");
-}
-
-Groups group_labels(const int64_t* labels, int64_t n, int64_t k) {
-  std::vector<int32_t> l32(n);
-  for (int64_t i = 0; i < n; ++i) l32[i] = static_cast<int32_t>(labels[i]);
-  return group_rows(l32.data(), n, k);
-}
-
-// Cluster means in double: [k, d].
-template <class T>
-std::vector<double> cluster_means(const T* X, int64_t d, int64_t k, const Groups& g, int nt) {
-  std::vector<double> sums = cluster_sums<T>(X, d, k, g.start, g.order, nt);
-  for (int64_t c = 0; c < k; ++c) {
-    const double m = static_cast<double>(g.start[c + 1] - g.start[c]);
-    for (int64_t t = 0; t < d; ++t) sums[c * d + t] /= m;
-  }
-  return sums;
-}
-
-}  // namespace
-
-template <class T>
-double davies_bouldin(const T* X, int64_t n, int64_t d, const int64_t* labels, int64_t k, int n_threads) {
-  check_shape(n, d, "davies_bouldin");
-  check_labels(labels, n, k, "davies_bouldin");
-  const int nt = resolve_threads(n_threads, k);
-  const Groups g = group_labels(labels, n, k);
-  const std::vector<double> mu = cluster_means(X, d, k, g, nt);
-  std::vector<double> intra(k, 0.0);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
-  for (int64_t c = 0; c < k; ++c) {
-    double s = 0.0;
-    for (int64_t m = g.start[c]; m < g.start[c + 1]; ++m) {
-      const T* row = X + g.order[m] * d;
-      double q = 0.0;
-      for (int64_t t = 0; t < d; ++t) {
-        const double v = row[t] - mu[c * d + t];
-        q += v * v;
-      }
-      s += std::sqrt(q);
-    }
-    intra[c] = s / static_cast<double>(g.start[c + 1] - g.start[c]);
-  }
-  std::vector<double> cdist(static_cast<size_t>(k * k));
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t a = 0; a < k; ++a)
-    for (int64_t b = 0; b < k; ++b) cdist[a * k + b] = std::sqrt(sqdist(&mu[a * d], &mu[b * d], d));
-  // scikit-learn returns 0 when all spreads or all center distances are (close to) zero.
-  const auto near0 = [](double v) { return std::fabs(v) <= 1e-8; };
-  if (std::all_of(intra.begin(), intra.end(), near0) || std::all_of(cdist.begin(), cdist.end(), near0)) return 0.0;
-  double total = 0.0;
-  for (int64_t a = 0; a < k; ++a) {
-    double worst = 0.0;
-    for (int64_t b = 0; b < k; ++b) {
-      if (cdist[a * k + b] == 0.0) continue;  // ratio to an identical center counts as 0 (x / inf)
-      worst = std::max(worst, (intra[a] + intra[b]) / cdist[a * k + b]);
-    }
-    total += worst;
-  }
-  return total / static_cast<double>(k);
-}
-
-template <class T>
-double calinski_harabasz(const T* X, int64_t n, int64_t d, const int64_t* labels, int64_t k, int n_threads) {
-  check_shape(n, d, "calinski_harabasz");
-  check_labels(labels, n, k, "calinski_harabasz");
-  const int nt = resolve_threads(n_threads, k);
-  const Groups g = group_labels(labels, n, k);
-  const std::vector<double> mu = cluster_means(X, d, k, g, nt);
-  const std::vector<double> mean = column_mean(X, n, d, resolve_threads(n_threads, n_chunks(n)), nullptr);
-  std::vector<double> intra(k, 0.0);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 4)
-  for (int64_t c = 0; c < k; ++c) {
-    double s = 0.0;
-    for (int64_t m = g.start[c]; m < g.start[c + 1]; ++m) {
-      const T* row = X + g.order[m] * d;
-      for (int64_t t = 0; t < d; ++t) {
-        const double v = row[t] - mu[c * d + t];
-        s += v * v;
-      }
-    }
-    intra[c] = s;
-  }
-  double extra = 0.0, within = 0.0;
-  for (int64_t c = 0; c < k; ++c) {
-    double q = 0.0;
-    for (int64_t t = 0; t < d; ++t) {
-      const double v = mu[c * d + t] - mean[t];
-      q += v * v;
-    }
-    extra += static_cast<double>(g.start[c + 1] - g.start[c]) * q;
-    within += intra[c];
-  }
-  if (within == 0.0) return 1.0;
-  return extra * static_cast<double>(n - k) / (within * static_cast<double>(k - 1));
-}
-
-template <class T>
-void silhouette_samples(const T* X, int64_t n, int64_t d, const int64_t* labels, int64_t k, double* out,
-                        int n_threads) {
-  check_shape(n, d, "silhouette_samples");
-  check_labels(labels, n, k, "silhouette_samples");
-  const int nt = resolve_threads(n_threads, n);
-  std::vector<int64_t> size(k, 0);
-  for (int64_t i = 0; i < n; ++i) ++size[labels[i]];
-#pragma omp parallel num_threads(nt)
-  {
-    std::vector<double> per(k);
-#pragma omp for schedule(dynamic, 16)
-    for (int64_t i = 0; i < n; ++i) {
-      std::fill(per.begin(), per.end(), 0.0);
-      const T* xi = X + i * d;
-      for (int64_t j = 0; j < n; ++j) {
-        if (j == i) continue;
-        per[labels[j]] += std::sqrt(sqdist(xi, X + j * d, d));
-      }
-      const int64_t own = labels[i];
-      if (size[own] <= 1) {  // scikit-learn: a singleton cluster scores 0
-        out[i] = 0.0;
-        continue;
-      }
-      const double a = per[own] / static_cast<double>(size[own] - 1);
-      double b = std::numeric_limits<double>::infinity();
-      for (int64_t c = 0; c < k; ++c)
-        if (c != own) b = std::min(b, per[c] / static_cast<double>(size[c]));
-      const double den = std::max(a, b);
-      out[i] = den > 0.0 ? (b - a) / den : 0.0;
-    }
-  }
-}
-
 #define ECGCORE_KMEANS_INSTANTIATE(T)                                                                          \
   template void kmeans_plusplus<T>(const T*, int64_t, int64_t, int64_t, uint64_t, int, T*, int64_t*, int);     \
   template KMeansFit kmeans_lloyd<T>(const T*, int64_t, int64_t, int64_t, T*, int32_t*, int, double, int);     \
   template double kmeans_assign<T>(const T*, int64_t, int64_t, const T*, int64_t, int32_t*, int);              \
   template void kmeans_distances<T>(const T*, int64_t, int64_t, const T*, int64_t, T*, bool, int);             \
   template double kmeans_minibatch_update<T>(const T*, int64_t, int64_t, T*, int64_t, double*, int32_t*, int); \
-  template void l2_normalize_rows<T>(const T*, int64_t, int64_t, T*, int);                                     \
-  template double davies_bouldin<T>(const T*, int64_t, int64_t, const int64_t*, int64_t, int);                 \
-  template double calinski_harabasz<T>(const T*, int64_t, int64_t, const int64_t*, int64_t, int);              \
-  template void silhouette_samples<T>(const T*, int64_t, int64_t, const int64_t*, int64_t, double*, int);
+  template void l2_normalize_rows<T>(const T*, int64_t, int64_t, T*, int);
 
 ECGCORE_KMEANS_INSTANTIATE(float)
 ECGCORE_KMEANS_INSTANTIATE(double)

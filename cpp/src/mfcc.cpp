@@ -1,6 +1,6 @@
 #include "ecgcore/mfcc.hpp"
 
-#include "ecgcore/simd.hpp"
+#include "ecgcore/detail/simd.hpp"
 #include <omp.h>
 
 #include <algorithm>
@@ -11,13 +11,12 @@
 #include <stdexcept>
 #include <string>
 
+#include "ecgcore/detail/config.hpp"
+#include "ecgcore/detail/lanes.hpp"
+#include "ecgcore/detail/parallel.hpp"
 #include "ecgcore/fft.hpp"
-#include "ecgcore/lanes.hpp"
-#include "ecgcore/parallel.hpp"
 
 #pragma GCC diagnostic ignored "-Wpsabi"  // v4d values stay inside this unit
-
-#define ECGCORE_INLINE inline __attribute__((always_inline))
 
 namespace ecgcore {
 namespace {

@@ -8,8 +8,9 @@
 #include <stdexcept>
 #include <string>
 
-#include "ecgcore/filter.hpp"
-#include "ecgcore/parallel.hpp"
+#include "ecgcore/detail/parallel.hpp"
+#include "ecgcore/filter_design.hpp"
+#include "ecgcore/filter_sos.hpp"
 
 namespace ecgcore {
 

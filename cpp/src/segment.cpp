@@ -7,7 +7,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "ecgcore/parallel.hpp"
+#include "ecgcore/detail/parallel.hpp"
 
 namespace ecgcore {
 

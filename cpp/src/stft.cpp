@@ -1,6 +1,6 @@
 #include "ecgcore/stft.hpp"
 
-#include "ecgcore/simd.hpp"
+#include "ecgcore/detail/simd.hpp"
 #include <omp.h>
 
 #include <algorithm>
@@ -11,13 +11,12 @@
 #include <type_traits>
 #include <vector>
 
+#include "ecgcore/detail/config.hpp"
+#include "ecgcore/detail/lanes.hpp"
+#include "ecgcore/detail/parallel.hpp"
 #include "ecgcore/fft.hpp"
-#include "ecgcore/lanes.hpp"
-#include "ecgcore/parallel.hpp"
 
 #pragma GCC diagnostic ignored "-Wpsabi"  // v4d values stay inside this unit
-
-#define ECGCORE_INLINE inline __attribute__((always_inline))
 
 namespace ecgcore {
 namespace {
@@ -53,14 +52,11 @@ int64_t stft_bins(const StftParams& p) { return p.onesided ? p.n_fft / 2 + 1 : p
 namespace {
 
 
-typedef float v4f __attribute__((vector_size(16)));
-
 // Unaligned vector store (the output rows have no particular alignment).
 template <class Vec, class Dst>
 ECGCORE_INLINE void store_unaligned(Dst* dst, const Vec& v) {
   __builtin_memcpy(static_cast<void*>(dst), &v, sizeof v);
 }
-typedef int64_t v4i __attribute__((vector_size(32)));
 
 // Where the (up to four) frames of a group come from and go to.
 struct Group {

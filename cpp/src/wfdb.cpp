@@ -9,7 +9,9 @@
 // in one AVX2 pass. Files are read with pread in ~128 K-sample chunks, each decoded while still in cache.
 // A request runs on one thread unless it holds more than ~0.5 M samples (see kParallelGrain).
 #include "ecgcore/wfdb.hpp"
-#include "ecgcore/simd.hpp"
+
+#include "ecgcore/detail/config.hpp"
+#include "ecgcore/detail/simd.hpp"
 
 #include <omp.h>
 
@@ -37,7 +39,7 @@
 #include <unistd.h>
 #endif
 
-#include "ecgcore/parallel.hpp"
+#include "ecgcore/detail/parallel.hpp"
 
 namespace ecgcore {
 
@@ -114,14 +116,10 @@ inline void store8(T* o, __m128i a, __m128i b) {
 
 #if defined(ECGCORE_WFDB_SSE) && defined(__GNUC__) && defined(__x86_64__)
 #define ECGCORE_WFDB_AVX2 1
-// AVX2 bulk of the 212 decoder: 8 groups (24 bytes) -> 16 samples per step, the two 12-byte halves in the
-// two 128-bit lanes (vpshufb works within lanes). Starts at an even sample at p; stops while a step's
-// second 16-byte load (at p + 12) still ends by p_end + 16. Returns the number of samples written.
-#define ECGCORE_AVX2 __attribute__((target("avx2")))
 
 // Unpack the 16 samples of the 8 groups at p (reads p[0, 28)) into a = samples 0-3 | 8-11 and
 // b = samples 4-7 | 12-15 (int32 lanes).
-ECGCORE_AVX2 inline void unpack16_212(const uint8_t* p, __m256i* a, __m256i* b) {
+ECGCORE_TARGET_AVX2_NOFMA inline void unpack16_212(const uint8_t* p, __m256i* a, __m256i* b) {
   const __m256i shuf_a = _mm256_setr_epi8(0, 1, -1, -1, 2, 1, -1, -1, 3, 4, -1, -1, 5, 4, -1, -1,  //
                                           0, 1, -1, -1, 2, 1, -1, -1, 3, 4, -1, -1, 5, 4, -1, -1);
   const __m256i shuf_b = _mm256_setr_epi8(6, 7, -1, -1, 8, 7, -1, -1, 9, 10, -1, -1, 11, 10, -1, -1,  //
@@ -142,7 +140,7 @@ ECGCORE_AVX2 inline void unpack16_212(const uint8_t* p, __m256i* a, __m256i* b) 
 // two 128-bit lanes (vpshufb works within lanes). Starts at an even sample at p; a step runs while its
 // second 16-byte load (at p + 12) starts by p_end. Returns the number of samples written.
 template <class T>
-ECGCORE_AVX2 int64_t stream_212_avx2(const uint8_t* p, const uint8_t* p_end, int64_t count, T* out) {
+ECGCORE_TARGET_AVX2_NOFMA int64_t stream_212_avx2(const uint8_t* p, const uint8_t* p_end, int64_t count, T* out) {
   int64_t i = 0;
   for (; i + 16 <= count && p + 12 <= p_end; i += 16, p += 24) {
     __m256i a, b;
@@ -165,7 +163,7 @@ ECGCORE_AVX2 int64_t stream_212_avx2(const uint8_t* p, const uint8_t* p_end, int
 
 // Physical 212 for all signals of a file with n_sig in {1, 2, 4} (channel of out[i] = i % n_sig, a period
 // that divides 4): out[i] = (double(d) - baseline) / gain, four at a time, NaN for the invalid code.
-ECGCORE_AVX2 int64_t physical_212_avx2(const uint8_t* p, const uint8_t* p_end, int64_t count, int n_sig,
+ECGCORE_TARGET_AVX2_NOFMA int64_t physical_212_avx2(const uint8_t* p, const uint8_t* p_end, int64_t count, int n_sig,
                                        const double* gain, const double* baseline, double* out) {
   const __m256d g = _mm256_setr_pd(gain[0], gain[1 % n_sig], gain[2 % n_sig], gain[3 % n_sig]);
   const __m256d b = _mm256_setr_pd(baseline[0], baseline[1 % n_sig], baseline[2 % n_sig], baseline[3 % n_sig]);

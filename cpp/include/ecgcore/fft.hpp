@@ -10,11 +10,11 @@
 #include <new>
 #include <vector>
 
+#include "ecgcore/detail/config.hpp"  // v4d
+
 namespace ecgcore {
 
 using cplx = std::complex<double>;
-// Four float64 lanes (GCC/Clang vector extension; lowered to SSE2 pairs or AVX registers).
-typedef double v4d __attribute__((vector_size(32)));
 
 // Heap buffers of lanes must be 32-byte aligned (the AVX code path uses aligned moves).
 template <class T>

@@ -1,4 +1,4 @@
-// k-means clustering (k-means++ seeding, Lloyd, mini-batch) and clustering quality scores.
+// k-means clustering (k-means++ seeding, Lloyd, mini-batch); the quality scores are in cluster_scores.hpp.
 //
 // Every array is row-major and contiguous: observations X are [n, d], centers are [k, d].
 // Kernels take float or double; sums are accumulated in double.
@@ -66,18 +66,5 @@ double kmeans_minibatch_update(const T* X, int64_t n, int64_t d, T* centers, int
 // Rows divided by their L2 norm; all-zero rows stay zero (scikit-learn's Normalizer).
 template <class T>
 void l2_normalize_rows(const T* X, int64_t n, int64_t d, T* out, int n_threads);
-
-// Quality scores. labels are encoded 0..n_labels-1 (every value present).
-// Formulas follow scikit-learn's davies_bouldin_score / calinski_harabasz_score / silhouette_samples.
-template <class T>
-double davies_bouldin(const T* X, int64_t n, int64_t d, const int64_t* labels, int64_t n_labels,
-                      int n_threads);
-template <class T>
-double calinski_harabasz(const T* X, int64_t n, int64_t d, const int64_t* labels, int64_t n_labels,
-                         int n_threads);
-// Silhouette coefficient of every row (O(n^2 d); sample rows first for large n). out: [n] double.
-template <class T>
-void silhouette_samples(const T* X, int64_t n, int64_t d, const int64_t* labels, int64_t n_labels,
-                        double* out, int n_threads);
 
 }  // namespace ecgcore

@@ -1,4 +1,4 @@
-#include "ecgcore/parallel.hpp"
+#include "ecgcore/detail/parallel.hpp"
 
 #include <omp.h>
 

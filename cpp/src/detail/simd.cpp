@@ -1,4 +1,4 @@
-#include "ecgcore/simd.hpp"
+#include "ecgcore/detail/simd.hpp"
 
 #include <cstdlib>
 #include <cstring>

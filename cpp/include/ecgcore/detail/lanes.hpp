@@ -1,11 +1,11 @@
 // Helpers for the kernels that work on four signals (or frames) at once, one per lane of a v4d
-// (see fft.hpp). Header-only and always inlined, so that each kernel's AVX2 clone gets AVX2 code.
+// (see config.hpp). Header-only and always inlined, so that each kernel's AVX2 clone gets AVX2 code.
 #pragma once
 #include <cmath>
 #include <cstdint>
 #include <limits>
 
-#include "ecgcore/fft.hpp"
+#include "ecgcore/detail/config.hpp"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"  // v4d values never cross a non-inlined call
@@ -13,17 +13,15 @@
 namespace ecgcore {
 namespace lanes {
 
-typedef int64_t v4i __attribute__((vector_size(32)));
-
-inline __attribute__((always_inline)) v4d splat(double w) { return v4d{w, w, w, w}; }
+ECGCORE_INLINE v4d splat(double w) { return v4d{w, w, w, w}; }
 
 // One value broadcast to the four lanes, straight from memory.
-inline __attribute__((always_inline)) v4d load_bc(const double* p) { return v4d{p[0], p[0], p[0], p[0]}; }
+ECGCORE_INLINE v4d load_bc(const double* p) { return v4d{p[0], p[0], p[0], p[0]}; }
 
 // Natural log of four positive values, fdlibm's e_log.c algorithm (error < 1 ulp) without its branches:
 // x = 2^k (1 + f), 1 + f in [sqrt(2)/2, sqrt(2)), log(1 + f) from the series of s = f / (2 + f).
 // Zero, negative and subnormal inputs are not handled (callers floor the values first); +inf and NaN are.
-inline __attribute__((always_inline)) v4d log4(v4d x) {
+ECGCORE_INLINE v4d log4(v4d x) {
   const v4i bits = (v4i)x;
   v4i hx = bits >> 32;
   v4i k = (hx >> 20) - 1023;
@@ -53,7 +51,7 @@ inline __attribute__((always_inline)) v4d log4(v4d x) {
 }
 
 // log of any four values (zero, negative, subnormal, NaN included), as std::log lane by lane.
-inline __attribute__((always_inline)) v4d log4_any(v4d x) {
+ECGCORE_INLINE v4d log4_any(v4d x) {
   const v4i normal = x >= splat(std::numeric_limits<double>::min());
   if ((normal[0] & normal[1] & normal[2] & normal[3]) != 0) return log4(x);
   return v4d{std::log(x[0]), std::log(x[1]), std::log(x[2]), std::log(x[3])};

@@ -6,24 +6,14 @@
 // forces the baseline build (tests use it to check both builds against the references).
 #pragma once
 
+#include "ecgcore/detail/config.hpp"  // ECGCORE_TARGET_AVX2
+
 namespace ecgcore {
 
 bool use_avx2();          // the CPU has AVX2 and FMA, and ECGCORE_SIMD is not "baseline"
 const char* simd_path();  // "avx2" or "baseline": what use_avx2() chose
 
 }  // namespace ecgcore
-
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(_M_X64))
-#define ECGCORE_TARGET_AVX2 __attribute__((target("avx2,fma")))
-// AVX2 without FMA contraction, for recursions whose rounding must follow the reference's
-// unfused multiply-adds (the ill-conditioned transfer-function form of filtfilt/lfilter).
-#define ECGCORE_TARGET_AVX2_NOFMA __attribute__((target("avx2")))
-#define ECGCORE_HAS_AVX2_BUILD 1
-#else
-#define ECGCORE_TARGET_AVX2
-#define ECGCORE_TARGET_AVX2_NOFMA
-#define ECGCORE_HAS_AVX2_BUILD 0
-#endif
 
 // Defines NAME (the dispatcher) plus NAME_avx2 and NAME_base, compiled from the same body:
 //   ECGCORE_MULTIVERSION(void, name, (const double* x, int n), (x, n), { ...body... })
