@@ -43,7 +43,7 @@ auto with_float_rows(const py::array& x, Fn&& fn) {
 
 py::list detect(const py::array& x, double fs, double band_low, double band_high, double integration_s,
                 double refractory_s, double t_wave_s, double search_back, double threshold, bool refine,
-                double refine_radius_s, int n_threads) {
+                double refine_radius_s, int workers) {
   if (x.ndim() != 2) throw std::invalid_argument("x must be a 2-D [batch, n_samples] array");
   const QrsOptions o = make_options(fs, band_low, band_high, integration_s, refractory_s, t_wave_s,
                                     search_back, threshold, refine, refine_radius_s);
@@ -51,7 +51,7 @@ py::list detect(const py::array& x, double fs, double band_low, double band_high
     const auto shape = ecgcore_py::rows_of(a);
     const auto* data = a.data();
     py::gil_scoped_release release;
-    return ecgcore::detect_r_peaks_batch(data, shape.batch, shape.n, o, n_threads);
+    return ecgcore::detect_r_peaks_batch(data, shape.batch, shape.n, o, workers);
   });
   py::list out;
   for (const auto& r : rows) out.append(to_array(r));
@@ -80,7 +80,7 @@ void register_peaks(py::module_& m) {
   m.def("detect_r_peaks", &detect, py::arg("x"), py::arg("fs"), py::arg("band_low") = 5.0,
         py::arg("band_high") = 15.0, py::arg("integration_s") = 0.150, py::arg("refractory_s") = 0.250,
         py::arg("t_wave_s") = 0.300, py::arg("search_back") = 1.40, py::arg("threshold") = 0.25,
-        py::arg("refine") = true, py::arg("refine_radius_s") = 0.075, py::arg("n_threads") = 0,
+        py::arg("refine") = true, py::arg("refine_radius_s") = 0.075, py::arg("workers") = 0,
         R"doc(R-peak detection over the rows of a [batch, n_samples] array (float32 or float64).
 
 Parameters
@@ -90,7 +90,7 @@ fs : float
     Sampling rate in Hz.
 band_low, band_high, integration_s, refractory_s, t_wave_s, search_back, threshold, refine, refine_radius_s
     Detector settings (see ecgcore.dsp.peaks.detect_r_peaks).
-n_threads : int
+workers : int
     Threads over rows; 0 means all cores.
 
 Returns

@@ -17,7 +17,7 @@ py::object with_float(const py::array& x, Fn&& fn) {
 }
 
 py::tuple beats(const py::array& x, const carray<int64_t>& r_peaks, int64_t before, int64_t after,
-                const std::string& edge, double pad_value, int n_threads) {
+                const std::string& edge, double pad_value, int workers) {
   if (x.ndim() != 2) throw std::invalid_argument("x must be a 2-D [n_leads, n_samples] array");
   if (r_peaks.ndim() != 1) throw std::invalid_argument("r_peaks must be a 1-D array of sample indices");
   const auto policy = ecgcore::parse_edge_policy(edge);
@@ -35,14 +35,14 @@ py::tuple beats(const py::array& x, const carray<int64_t>& r_peaks, int64_t befo
     {
       py::gil_scoped_release release;
       ecgcore::segment_beats<T>(src, n_leads, n, r_peaks.data(), kept.data(), static_cast<int64_t>(kept.size()),
-                                before, after, static_cast<T>(pad_value), dst, n_threads);
+                                before, after, static_cast<T>(pad_value), dst, workers);
     }
     return std::move(res);
   });
   return py::make_tuple(out, kept_arr);
 }
 
-py::object windows(const py::array& x, int64_t size, int64_t step, int n_threads) {
+py::object windows(const py::array& x, int64_t size, int64_t step, int workers) {
   if (x.ndim() != 2) throw std::invalid_argument("x must be a 2-D [batch, n_samples] array");
   const int64_t batch = x.shape(0), n = x.shape(1);
   const int64_t m = ecgcore::n_windows(n, size, step);
@@ -53,7 +53,7 @@ py::object windows(const py::array& x, int64_t size, int64_t step, int n_threads
     T* dst = res.mutable_data();
     {
       py::gil_scoped_release release;
-      ecgcore::segment_windows<T>(src, batch, n, size, step, dst, n_threads);
+      ecgcore::segment_windows<T>(src, batch, n, size, step, dst, workers);
     }
     return std::move(res);
   });
@@ -76,7 +76,7 @@ py::array_t<double> rr(const carray<int64_t>& r_peaks, double fs, int64_t local_
 
 void register_segment(py::module_& m) {
   m.def("segment_beats", &beats, py::arg("x"), py::arg("r_peaks"), py::arg("before") = 93,
-        py::arg("after") = 93, py::arg("edge") = "drop", py::arg("pad_value") = 0.0, py::arg("n_threads") = 0,
+        py::arg("after") = 93, py::arg("edge") = "drop", py::arg("pad_value") = 0.0, py::arg("workers") = 0,
         R"doc(Fixed windows around R-peaks shared by all leads.
 
 Parameters
@@ -87,14 +87,14 @@ before, after : int
     Samples before and after the R sample (window length before + 1 + after).
 edge : {"drop", "pad"}
 pad_value : float
-n_threads : int
+workers : int
     0 means all cores.
 
 Returns
 -------
 (beats (n_leads, n_kept, before + 1 + after), kept (n_kept,) int64 indices into r_peaks)
 )doc");
-  m.def("segment_windows", &windows, py::arg("x"), py::arg("size"), py::arg("step"), py::arg("n_threads") = 0,
+  m.def("segment_windows", &windows, py::arg("x"), py::arg("size"), py::arg("step"), py::arg("workers") = 0,
         R"doc(Sliding windows over the rows of a [batch, n_samples] array.
 
 Returns

@@ -86,7 +86,7 @@ def detect_r_peaks(x, *, fs: float, axis: int = -1, refine: bool = True, band=(5
     lo, hi = (float(b) for b in band)
     peaks = core.detect_r_peaks(rows, fs, band_low=lo, band_high=hi, refractory_s=float(refractory),
                                 t_wave_s=float(t_wave), search_back=float(search_back),
-                                threshold=float(threshold), refine=bool(refine), n_threads=threads(workers))
+                                threshold=float(threshold), refine=bool(refine), workers=threads(workers))
     if arr.ndim == 1:
         return peaks[0]
     out = np.empty(len(peaks), dtype=object)
