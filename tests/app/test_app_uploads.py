@@ -149,3 +149,10 @@ def test_hostile_names_stay_inside_workdir(tmp_path, mlii):
 def test_nothing_uploaded():
     with pytest.raises(ValueError, match="no files were uploaded"):
         parse_uploads([], fs=360)
+
+
+def test_multi_segment_headers_are_refused(tmp_path):
+    """A multi-segment header (a `~ N` gap makes wfdb allocate N samples per lead) is refused by name."""
+    hea = b"multi/2 1 360 720\nseg1 360\n~ 100000000\n"
+    recs, errors = parse_uploads([UploadedFile("multi.hea", hea)], workdir=tmp_path)
+    assert recs == [] and "multi-segment WFDB records are not accepted" in errors[0].message

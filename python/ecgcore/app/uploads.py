@@ -209,7 +209,7 @@ def parse_uploads(files: list[UploadedFile], fs=None, workdir: str | Path | None
                 records.append(rec)
         except SignalTooLong as exc:
             errors.append(UploadError(f.name, _strip_path(str(exc), workdir), too_long=True))
-        except (ValueError, FileNotFoundError, OverflowError) as exc:
+        except (ValueError, OSError, OverflowError) as exc:
             errors.append(UploadError(f.name, _strip_path(str(exc), workdir)))
 
     headers = [s for s in named if Path(s).suffix.lower() == ".hea"]
@@ -219,6 +219,8 @@ def parse_uploads(files: list[UploadedFile], fs=None, workdir: str | Path | None
         try:
             hea_path = _write(workdir, hea, named[hea].data)
             hdr = read_header(hea_path)
+            if hdr.multi_segment:
+                raise ValueError("multi-segment WFDB records are not accepted; upload a single-segment record")
             if hdr.sig_len:
                 check_signal_size(hea, hdr.sig_len, hdr.fs, hdr.n_sig, max_duration_s=max_duration_s)
             needed = sorted({s.file_name for s in hdr.signals})
@@ -238,7 +240,7 @@ def parse_uploads(files: list[UploadedFile], fs=None, workdir: str | Path | None
             records.append(rec)
         except SignalTooLong as exc:
             errors.append(UploadError(named[hea].name, _strip_path(str(exc), workdir), too_long=True))
-        except (ValueError, FileNotFoundError, IndexError, OverflowError, TypeError) as exc:
+        except (ValueError, OSError, IndexError, OverflowError, TypeError) as exc:
             errors.append(UploadError(named[hea].name, _strip_path(str(exc), workdir)))
 
     for safe, f in named.items():

@@ -36,7 +36,7 @@ from typing import Callable
 
 from .._fs import write_json, write_text
 
-__all__ = ["Run", "RunState", "RUN_FILES", "STOP_REASONS"]
+__all__ = ["Run", "RunState", "RUN_FILES", "STOP_REASONS", "torch_state"]
 
 RUN_FILES = ("config.json", "history.csv", "learning_curve.png", "run.json", "checkpoint")
 STOP_REASONS = ("epochs", "steps", "early_stopping", "max_steps", "time_limit")
@@ -311,3 +311,25 @@ def _version() -> str:
     from .._version import __version__
 
     return __version__
+
+
+def torch_state(model, optimizer, scheduler=None, device="cpu"):
+    """``(save, read)`` callbacks for :meth:`Run.save` / :meth:`Run.load` of a PyTorch training: model, optimiser,
+    scheduler and torch's RNG state in ``checkpoint/state.pt``."""
+    import torch
+
+    def save(folder: Path) -> None:
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": None if scheduler is None else scheduler.state_dict(),
+                    "rng": torch.get_rng_state()}, folder / "state.pt")
+
+    def read(folder: Path) -> None:
+        ck = torch.load(folder / "state.pt", map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        if scheduler is not None and ck.get("scheduler") is not None:
+            scheduler.load_state_dict(ck["scheduler"])
+        if ck.get("rng") is not None:
+            torch.set_rng_state(ck["rng"])
+
+    return save, read

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..._fs import atomic_write, write_json
-from .._run import Run
+from .._run import Run, torch_state
 from ._evaluate import PROTOCOL_LABELS, _read_metrics, device_of, evaluate, predict
 from .config import AttentionConfig
 from .data import protocol_splits, read_dataset_info
@@ -75,17 +75,7 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
     st = run.state
     st.extra.setdefault("improved_this_epoch", False)
 
-    def save(folder: Path) -> None:
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "rng": torch.get_rng_state()}, folder / "state.pt")
-
-    def read(folder: Path) -> None:
-        ck = torch.load(folder / "state.pt", map_location=dev, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        torch.set_rng_state(ck["rng"])
-
+    save, read = torch_state(model, opt, sched, dev)
     if run.resuming:
         run.load(read)
     n_train = len(train_set)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..._fs import atomic_write, write_json
-from .._run import Run
+from .._run import Run, torch_state
 from .config import DenoiserConfig
 from .data import PairSet, load_split, normalize_pairs, split_windows
 from .model import AttentionUNet, count_parameters
@@ -167,16 +167,7 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
                                                        patience=cfg.plateau_patience)
     loss_fn = HybridLoss(cfg.loss_weights)
 
-    def save(folder: Path) -> None:
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "config": cfg.to_dict()}, folder / "state.pt")
-
-    def read(folder: Path) -> None:
-        ck = torch.load(folder / "state.pt", map_location=device, weights_only=True)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-
+    save, read = torch_state(model, opt, sched, device)
     if run.resuming:
         run.load(read)
 

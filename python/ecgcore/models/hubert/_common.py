@@ -8,7 +8,10 @@ import torch
 
 from ..._fs import atomic_write, write_json
 
-__all__ = ["make_optimizer", "atomic_torch_save", "atomic_json", "merge_json"]
+__all__ = ["make_optimizer", "atomic_torch_save", "atomic_json", "merge_json", "after_validation", "RUN_STOP"]
+
+# the stages' own stop words -> the run folder's stop reasons
+RUN_STOP = {"steps": "steps", "early stop": "early_stopping", "wall clock": "time_limit"}
 
 
 def make_optimizer(params, *, lr: float, weight_decay: float, total_steps: int, warmup: float = 0.08):
@@ -41,3 +44,13 @@ def merge_json(path: Path, obj: dict) -> None:
     path = Path(path)
     old = json.loads(path.read_text()) if path.is_file() else {}
     write_json(path, {**old, **obj})
+
+
+def after_validation(run, patience: int, bad: int) -> str:
+    """What a stage does after a validation: ``"steps"`` (go on), ``"early stop"`` (``patience`` validations
+    without improvement) or ``"wall clock"`` (this session's time budget is spent)."""
+    if patience and bad >= patience:
+        return "early stop"
+    if run.out_of_time():
+        return "wall clock"
+    return "steps"

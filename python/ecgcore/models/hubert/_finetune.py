@@ -18,7 +18,7 @@ from . import inputs as I
 from . import metrics as M
 from ..._fs import write_text
 from .._run import Run
-from ._common import atomic_json, atomic_torch_save, make_optimizer, merge_json
+from ._common import RUN_STOP, after_validation, atomic_json, atomic_torch_save, make_optimizer, merge_json
 from .config import HubertConfig, HubertTrainConfig
 from .model import HubertClassifier, count_parameters, load_pretrained, seed_everything
 
@@ -265,16 +265,13 @@ def finetune(data_dir, run_dir, config: HubertTrainConfig | None = None, *, resu
             log(f"step {step}: train {run_loss / n_run:.4f} val loss {vloss:.4f} macro-AUROC {vauc:.4f}"
                 f"{' *' if improved else ''}")
             run_loss, n_run = 0.0, 0
-            if patience and patience_count >= patience:
-                stop = "early stop"
-            elif run.out_of_time():
-                stop = "wall clock"
+            stop = after_validation(run, patience, patience_count)
             if stop != "steps":
                 break
             checkpoint()
     if bar is not None:
         bar.close()
-    run.stop({"steps": "steps", "early stop": "early_stopping", "wall clock": "time_limit"}[stop])
+    run.stop(RUN_STOP[stop])
     checkpoint()
     summary = {"task_type": task_type, "classes": classes, "size": cfg.size, "parameters": n_train, "steps": step,
                "stopped_by": stop, "best_val_macro_auroc": best, "train_records": int(len(tr)),

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from . import inputs as I
 from .._run import Run
-from ._common import atomic_torch_save, make_optimizer, merge_json
+from ._common import RUN_STOP, after_validation, atomic_torch_save, make_optimizer, merge_json
 from .config import HubertConfig, HubertTrainConfig
 from .model import HubertForPretraining, compute_mask, count_parameters, load_pretrained, seed_everything
 
@@ -258,10 +258,7 @@ def pretrain(data_dir, run_dir, config: HubertTrainConfig | None = None, *, resu
             run_loss, run_m, run_u, run_acc, n_run = 0.0, 0.0, 0.0, 0.0, 0
             if improved:
                 atomic_torch_save(state(), run_dir / "best.pt")
-            if patience and patience_count >= patience:
-                stop = "early stop"
-            elif run.out_of_time():
-                stop = "wall clock"
+            stop = after_validation(run, patience, patience_count)
             if stop != "steps":
                 break
             checkpoint()
@@ -269,7 +266,7 @@ def pretrain(data_dir, run_dir, config: HubertTrainConfig | None = None, *, resu
         bar.close()
     if not (run_dir / "best.pt").exists():
         atomic_torch_save(state(), run_dir / "best.pt")
-    run.stop({"steps": "steps", "early stop": "early_stopping", "wall clock": "time_limit"}[stop])
+    run.stop(RUN_STOP[stop])
     checkpoint()
     summary = {"iteration": iteration, "size": cfg.size, "parameters": n_params, "vocab_sizes": vs, "steps": step,
                "stopped_by": stop, "best_val_loss": best_loss, "best_val_accuracy": best_acc,
