@@ -183,3 +183,19 @@ def test_rr_features_from_the_cards_function_feed_the_named_input(mini_dir, tmp_
     with torch.no_grad():
         eager = m(torch.from_numpy(prep.inputs["rr"]), torch.from_numpy(np.asarray(prep.inputs[0]))).numpy()
     np.testing.assert_allclose(pred.probabilities, s.probabilities(eager), atol=1e-5)
+    # the card's name is looked up, never imported: an unknown one is refused with the names infer knows
+    import shutil
+
+    from ecgcore.export.card import read_card
+    from ecgcore.pipelines.recipes.beats_scalograms import RR_FEATURE_FUNCTIONS, rr_features_for_beats
+
+    card = read_card(folder)
+    card.preprocessing["rr_features"] = {**rr_card, "function": "os.system"}
+    other = tmp_path / "unknown"
+    other.mkdir()
+    shutil.copy(folder / "model.onnx", other / "model.onnx")
+    write_card(card, other)
+    with pytest.raises(ValueError, match="unknown RR-feature function 'os.system'.*rr-intervals-v1"):
+        Scorer(other, threads=1).prepare(rec)
+    # the bundled beats-aami card's import path names the function that moved to the recipe
+    assert RR_FEATURE_FUNCTIONS["ecgcore.models.conformer.data.rr_features_for_beats"] is rr_features_for_beats

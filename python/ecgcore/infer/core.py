@@ -372,13 +372,9 @@ class Scorer:
             c = c[:, None, :] if three_d and shape[1] == 1 else c[:, :, None] if three_d else c
             return self.run(c).reshape(chunks.shape)
 
-        denoise_array = None
-        if norm == "signal":
-            try:  # the denoiser package's own framework-free pre/post-processing, when installed
-                from ..models.denoiser.processing import denoise_array
-            except ImportError:
-                denoise_array = None
-        if denoise_array is not None:
+        if norm == "signal":  # the denoiser's own pre/post-processing (its training's, framework-free)
+            from ..pipelines.recipes.denoise_chunks import denoise_array
+
             res = denoise_array(y, net, seed_compat=seed_compat, batch_size=self.batch_size, size=length)
         else:
             res = self._denoise_chunks(y, net, norm, length, seed_compat)

@@ -12,8 +12,9 @@ Card keys read per kind, besides the recipe's own options (defaults: the recipe'
     ``peaks``: ``"auto"`` (reference annotations when the record has them, else ``detect_r_peaks``; default),
     ``"annotations"`` or ``"detect"``. ``sequence_length`` (default 3; 1 = single beats) and ``stride`` 1;
     ``normalization``: ``{"mean": [187], "scale": [187]}`` per time column (the seed's StandardScaler) or null;
-    ``rr_features``: ``{"function": "module.fn", "mean", "scale"}`` feeds ``fn(r_peaks, fs=fs)`` (the training's
-    own function), normalised, as (n_seq, length, 4) to the graph input named ``rr``.
+    ``rr_features``: ``{"function": NAME, "mean", "scale"}`` feeds ``fn(r_peaks, fs=fs)``, ``fn`` the training's
+    own function looked up by name in ``beats_scalograms.RR_FEATURE_FUNCTIONS`` (nothing is imported from the
+    card), normalised, as (n_seq, length, 4) to the graph input named ``rr``.
     Sequence i is scored on its last beat (the seed's labelling); the first ``length - 1`` beats of a record
     get sequences padded with copies of the first beat so every beat is scored.
 ``segments``
@@ -25,8 +26,8 @@ Card keys read per kind, besides the recipe's own options (defaults: the recipe'
 ``heartid``
     the recipe's options (windows z-scored per window).
 ``hubert-features``
-    ``ecgcore.models.hubert.inputs.build_input`` (the HuBERT package's input builder, NumPy + C++ only) when
-    present, else the recipe's ``standardize``; one item per record.
+    ``hubert_inputs.build_input`` (the recipe's transform, then the HuBERT model-input step of the training);
+    one item per record.
 
 Every kind resamples a record whose rate differs from the card's ``fs`` first (polyphase), and reports
 sample indices at the record's own rate.
@@ -190,7 +191,7 @@ def prepare(rec: Record, card: ModelCard, *, threads: int | None = 0, graph_inpu
 
 def _beats(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepared:
     from ..dsp import rr_features
-    from ..pipelines.recipes.beats_scalograms import transform
+    from ..pipelines.recipes.beats_scalograms import RR_FEATURE_FUNCTIONS, transform
 
     r, ratio = at_rate(rec, float(card.fs), opts["_threads"])
     t = transform(r, opts, peaks=opts.get("peaks", "auto"))
@@ -215,15 +216,12 @@ def _beats(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepared:
     inputs = {0: Sequences(scal, idx, shapes["main"], squeeze=length == 1, what=card.name)}
     rr_card = opts.get("rr_features")
     if rr_card:
-        # The card names the function its training computed RR features with (one implementation, imported).
+        # The card names the function its training computed RR features with (one implementation, by name).
         if isinstance(rr_card, dict) and rr_card.get("function"):
-            import importlib
-
-            mod, _, fn = rr_card["function"].rpartition(".")
-            try:
-                rr_fn = getattr(importlib.import_module(mod), fn)
-            except (ImportError, AttributeError) as exc:
-                raise ValueError(f"model card {card.name!r}: RR features need {rr_card['function']} ({exc})") from None
+            rr_fn = RR_FEATURE_FUNCTIONS.get(rr_card["function"])
+            if rr_fn is None:
+                raise ValueError(f"model card {card.name!r}: unknown RR-feature function {rr_card['function']!r}; "
+                                 f"ecgcore infer knows {', '.join(RR_FEATURE_FUNCTIONS)}")
             rr = np.asarray(rr_fn(t["r_peaks"], fs=r.fs), np.float64) if n >= 2 else np.zeros((n, 4))
         else:
             rr = rr_features(t["r_peaks"], fs=r.fs) if n else np.zeros((0, 4))
@@ -267,18 +265,10 @@ def _heartid(rec: Record, opts: dict, shapes: dict, fs: float) -> Prepared:
 
 
 def _hubert(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepared:
-    try:
-        # The HuBERT package's own framework-free input builder (the function its training used).
-        from ..models.hubert.inputs import build_input
-    except ImportError:
-        build_input = None
-    if build_input is not None:
-        x = build_input(rec.signal.T, rec.fs, leads=rec.leads, preprocessing=card.preprocessing,
-                        workers=opts["_threads"])
-    else:
-        from ..pipelines.recipes.hubert import standardize
+    # The model input the HuBERT training builds (framework-free, with the recipes).
+    from ..pipelines.recipes.hubert_inputs import build_input
 
-        x = standardize(rec.signal.T.astype(np.float64), rec.fs, opts, name=rec.name)
+    x = build_input(rec.signal.T, rec.fs, leads=rec.leads, preprocessing=card.preprocessing, workers=opts["_threads"])
     x = np.asarray(x, dtype=np.float32)[None]  # one item per record
     x = _fit_shape(x, shapes["main"], card.name)
     return Prepared(inputs={0: np.ascontiguousarray(x)}, sample=np.zeros(1, np.int64),

@@ -29,7 +29,7 @@ from .._version import __version__
 from .db import Store
 from ..infer.limits import MAX_FS, MIN_FS, SignalTooLong, check_signal_size, npy_header
 from .body_limit import BodyLimitMiddleware
-from .inference import DENOISE_LEN, ModelUnavailable, ServeModels
+from .inference import ModelUnavailable, ServeModels
 from .keys import normalize_email, valid_email
 from .mail import MailError, OutboxMailer, deactivated_message, key_message, make_mailer, verification_message
 from .ratelimit import RateLimiter
@@ -137,16 +137,24 @@ def _limited(verdict, what: str, window: int):
                        headers={"Retry-After": str(verdict.retry_after_s)})
 
 
-def _signal_from_body(data: dict) -> np.ndarray:
+def _window_text(window: tuple[float, int] | None) -> str:
+    """'10 s of ECG at 130 Hz' for the denoiser's (rate, samples)."""
+    return f"{window[1] / window[0]:g} s of ECG at {window[0]:g} Hz" if window else "one window of ECG"
+
+
+def _signal_from_body(data: dict, window: tuple[float, int] | None) -> np.ndarray:
+    """The request's samples; ``window`` = the denoiser's (rate, samples), None when its card is unreadable
+    (the model is then unavailable and the request fails after this check)."""
     if "ecg_signal" not in data:
+        n = window[1] if window else "N"
         raise ApiError(400, "Missing required field: ecg_signal",
-                       expected_format={"ecg_signal": f"[{DENOISE_LEN} numbers: 10 s of ECG at 130 Hz]"})
+                       expected_format={"ecg_signal": f"[{n} numbers: {_window_text(window)}]"})
     values = data["ecg_signal"]
     if not isinstance(values, list):
         raise ApiError(400, "ecg_signal must be an array")
-    if len(values) != DENOISE_LEN:
-        raise ApiError(400, f"ecg_signal must have exactly {DENOISE_LEN} values (got {len(values)})",
-                       note=f"The model takes 10 s of ECG at 130 Hz: split longer signals into {DENOISE_LEN}-sample "
+    if window and len(values) != window[1]:
+        raise ApiError(400, f"ecg_signal must have exactly {window[1]} values (got {len(values)})",
+                       note=f"The model takes {_window_text(window)}: split longer signals into {window[1]}-sample "
                             "chunks and zero-pad the last one.")
     for i, v in enumerate(values):
         # bool is an int subclass in Python, but true/false are not samples
@@ -363,12 +371,16 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
         return await run_in_threadpool(work)
 
     # ---- denoising ----------------------------------------------------------------------------------------
+    # The request window is the denoiser card's (10 s at 130 Hz, 1300 values, for the bundled model).
+    window = models.denoise_window()
+    samples = {"minItems": window[1], "maxItems": window[1]} if window else {}
+
     @app.post("/api/v1/denoising", tags=["denoising"],
-              summary="Denoise 10 s of ECG at 130 Hz (1300 values); needs the x-api-key header",
+              summary=f"Denoise {_window_text(window)}{f' ({window[1]} values)' if window else ''}; "
+                      "needs the x-api-key header",
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                   "type": "object", "required": ["ecg_signal"], "properties": {"ecg_signal": {
-                      "type": "array", "items": {"type": "number"}, "minItems": DENOISE_LEN,
-                      "maxItems": DENOISE_LEN}}}}}},
+                      "type": "array", "items": {"type": "number"}, **samples}}}}}},
                   "security": [{"ApiKeyAuth": []}]})
     async def denoise(request: Request,
                       output: str | None = Query(None, pattern="^(zscore|input)$",
@@ -385,7 +397,7 @@ def create_app(settings: Settings | None = None, *, mailer=None, models: ServeMo
                 raise ApiError(400, "Request body must be valid JSON") from None
             if not isinstance(data, dict):
                 raise ApiError(400, "Request body must be a JSON object")
-            x = _signal_from_body(data)
+            x = _signal_from_body(data, models.denoise_window())
             mode = output or settings.denoise_output
             try:
                 y = models.denoise(x, restore_scale=(mode == "input"))

@@ -12,9 +12,6 @@ import numpy as np
 
 log = logging.getLogger("ecgcore.serve")
 
-DENOISE_FS = 130.0
-DENOISE_LEN = 1300  # 10 s at 130 Hz, the seed's CHUNK_SIZE
-
 
 class ModelUnavailable(RuntimeError):
     pass
@@ -39,6 +36,8 @@ class ServeModels:
                         "beats": int(predict_threads) or None}
         self._scorers: dict[str, object] = {}
         self._errors: dict[str, str] = {}
+        self._window: tuple[float, int] | None = None
+        self._window_read = False
         self._lock = threading.Lock()
 
     def load(self) -> None:
@@ -87,8 +86,26 @@ class ServeModels:
                         "description": c.description})
         return out
 
+    def denoise_window(self) -> tuple[float, int] | None:
+        """(rate in Hz, samples) of one denoising request: the denoiser card's model rate and window, i.e. its
+        ``denoise-pairs`` options ``fs`` and ``chunk_size`` (or ``length``), the recipe's defaults where the card
+        is silent: 130 Hz and 1300 samples (10 s) for the bundled model. None when no card can be read."""
+        if not self._window_read:
+            from ..export.card import resolve_model
+            from ..infer.preprocess import recipe_options
+
+            self._window_read = True
+            scorer = self._scorers.get("denoise")
+            try:
+                card = scorer.card if scorer is not None else resolve_model(self.names["denoise"])[1]
+                opts = recipe_options(card)
+                self._window = (float(opts["fs"]), int(opts.get("chunk_size", opts["length"])))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("denoiser %s: no readable card for the request window: %s", self.names["denoise"], exc)
+        return self._window
+
     def denoise(self, signal: np.ndarray, *, restore_scale: bool = False) -> np.ndarray:
-        """Denoise 1300 samples at 130 Hz.
+        """Denoise one window of ECG at the model's rate (:meth:`denoise_window`: 1300 samples at 130 Hz).
 
         The seed z-scores the request (population std, 1 when flat) and returns the network output in
         those z-score units; ``restore_scale`` maps it back to the request's mean and scale. The adapter
@@ -96,14 +113,20 @@ class ServeModels:
 
         Parameters
         ----------
-        signal : (1300,) float array, finite.
+        signal : (n,) float array, finite; n the window's samples.
 
         Returns
         -------
-        (1300,) float32 array.
+        (n,) float32 array.
         """
         scorer = self._get("denoise")
+        window = self.denoise_window()
+        if window is None:
+            raise ModelUnavailable(f"{self.names['denoise']}: the model card gives no request window (fs, length)")
+        fs, n = window
         x = np.asarray(signal, dtype=np.float64)
+        if x.shape != (n,):
+            raise ValueError(f"the denoiser takes {n} samples at {fs:g} Hz, got shape {x.shape}")
         # mean and std of x / max|x|, scaled back: values near the float limit (±1e308) do not overflow
         peak = float(np.abs(x).max(initial=0.0)) or 1.0
         xs = x / peak
@@ -112,7 +135,7 @@ class ServeModels:
         z = (xs - mean_s) / std_s if std_s > 0 else xs - mean_s
         # Scorer.denoise is what ecgcore.infer.denoise_signal runs; calling it on our own Scorer keeps one
         # onnxruntime session per process instead of a second cached one.
-        out = np.asarray(scorer.denoise(z, DENOISE_FS), dtype=np.float64)
+        out = np.asarray(scorer.denoise(z, fs), dtype=np.float64)
         with np.errstate(over="ignore", invalid="ignore"):
             if restore_scale:
                 out = out * std + mean

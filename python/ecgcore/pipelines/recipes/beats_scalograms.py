@@ -20,7 +20,7 @@ import numpy as np
 from ..._fs import atomic_write
 from ..._version import __version__
 from ...datasets.mitdb import AAMI_CLASSES, DS1, DS2, aami_labels
-from ...dsp import detect_r_peaks, morlet_scalogram, segment_beats
+from ...dsp import detect_r_peaks, morlet_scalogram, rr_features, segment_beats
 from ...io import Record, read_record
 from .base import Recipe, RecordResult, wfdb_records, write_json
 
@@ -115,6 +115,33 @@ def record_scalograms(in_dir: Path, item: str, options: dict):
         raise ValueError(f"{item}: no .atr reference annotations")
     t = transform(rec, options, peaks="annotations")
     return rec, t["beats"], t["scalograms"], t["r_peaks"], t["labels"], t["aami"], t["scales"]
+
+
+def rr_features_for_beats(r_peaks, *, fs: float) -> np.ndarray:
+    """RR features of the beats at ``r_peaks``: (n, 4) float32 ``[pre/avg, post/avg, local/avg, avg]`` from
+    :func:`ecgcore.dsp.rr_features` (RR intervals in s; avg = the record's average RR). Missing pre/post RR take
+    the local RR, a missing local RR the mean pre-RR. The Conformer's optional second input (``rr``)."""
+    r_peaks = np.asarray(r_peaks, dtype=np.int64)
+    if r_peaks.size < 2:
+        raise ValueError("RR features need at least two beats")
+    f = rr_features(r_peaks, fs=fs)
+    pre, post, local, avg = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
+    local = np.where(np.isnan(local), np.nanmean(pre), local)
+    pre = np.where(np.isnan(pre), local, pre)
+    post = np.where(np.isnan(post), local, post)
+    avg = np.where(np.isnan(avg) | (avg <= 0), np.nanmean(np.diff(r_peaks)) / fs, avg)
+    return np.stack([pre / avg, post / avg, local / avg, avg], axis=1).astype(np.float32)
+
+
+#: RR-feature functions a model card names (``preprocessing.rr_features.function``), each ``fn(r_peaks, fs=fs)``
+#: -> (n, 4): ``ecgcore infer`` looks the name up here and imports nothing from the card. Cards written before
+#: this table named a function by its import path; those paths stay names of the same functions.
+RR_FEATURE_FUNCTIONS = {
+    "rr-intervals-v1": rr_features_for_beats,
+    "rr-seconds": rr_features,  # ecgcore.dsp.rr_features as it is: pre, post, local, average RR (s), NaN kept
+    "ecgcore.models.conformer.data.rr_features_for_beats": rr_features_for_beats,
+    "ecgcore.dsp.rr_features": rr_features,
+}
 
 
 class BeatsScalograms(Recipe):

@@ -24,6 +24,7 @@ from ...dsp import bandpass, resample_poly
 from ...dsp.filter import resample_ratio
 from ...io import Record, read_record
 from .base import Recipe, RecordResult, save_npz, wfdb_records, write_json
+from .denoise_chunks import CHUNK_SIZE, FS
 
 
 def _rng(seed: int, *parts: str) -> np.random.Generator:
@@ -63,7 +64,7 @@ class DenoisePairs(Recipe):
     name = "denoise-pairs"
 
     def default_options(self) -> dict:
-        return {"fs": 130.0, "length": 1300, "snr_db": [-6.0, 0.0, 6.0, 12.0], "noise": list(NOISE_TYPES),
+        return {"fs": FS, "length": CHUNK_SIZE, "snr_db": [-6.0, 0.0, 6.0, 12.0], "noise": list(NOISE_TYPES),
                 "noise_dir": None, "lead": 0, "band": [0.5, 45.0], "train_noise_fraction": 0.7, "seed": 0}
 
     def _noise_dir(self, in_dir: Path, options: dict) -> Path:
