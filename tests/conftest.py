@@ -22,6 +22,11 @@ def data_root() -> Path:
     return Path(env) if env else (REPO.parent / "shared" / "data")
 
 
+# The library finds reference databases through $ECGCORE_DATA only (ecgcore.datasets.locate; no default of its
+# own): the harness's ../shared/data fallback reaches library code, and subprocesses, through the variable.
+os.environ.setdefault("ECGCORE_DATA", str(data_root()))
+
+
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False,
                      help="also run tests marked slow (full databases, long trainings)")

@@ -20,6 +20,7 @@ import numpy as np
 
 from ...datasets.mitdb import DS1, DS2
 from ...datasets.noise import NOISE_TYPES, noise_scale
+from ...datasets.reference import locate
 from ...dsp import bandpass, resample_poly
 from ...dsp.filter import resample_ratio
 from ...io import Record, read_record
@@ -68,10 +69,20 @@ class DenoisePairs(Recipe):
                 "noise_dir": None, "lead": 0, "band": [0.5, 45.0], "train_noise_fraction": 0.7, "seed": 0}
 
     def _noise_dir(self, in_dir: Path, options: dict) -> Path:
-        d = Path(options["noise_dir"]) if options.get("noise_dir") else in_dir.parent / "nstdb"
-        if not d.is_dir():
-            raise FileNotFoundError(f"NSTDB noise folder {d} not found (pass --noise-dir)")
-        return d
+        """``noise_dir``, else NSTDB beside the records (the databases side by side), else ``$ECGCORE_DATA/nstdb``."""
+        if options.get("noise_dir"):
+            d = Path(options["noise_dir"])
+            if not d.is_dir():
+                raise FileNotFoundError(f"NSTDB noise folder {d} not found (pass --noise-dir)")
+            return d
+        beside = in_dir.parent / "nstdb"
+        if beside.is_dir():
+            return beside
+        try:
+            return locate("nstdb")
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"NSTDB noise folder not found beside the records ({beside}) and {exc} "
+                                    "(pass --noise-dir)") from None
 
     def items(self, in_dir: Path, options: dict) -> list[str]:
         known = set(DS1) | set(DS2)
