@@ -238,7 +238,8 @@ def precision_recall_curve(y_true, y_score, *, sample_weight=None, drop_intermed
     Returns
     -------
     precision, recall : (m + 1,) with the final point (1, 0) appended, recall decreasing;
-    thresholds : (m,) increasing. Without positives recall is NaN. Reference: ``sklearn.metrics.precision_recall_curve``.
+    thresholds : (m,) increasing. Without positives recall is NaN.
+    Reference: ``sklearn.metrics.precision_recall_curve``.
     """
     fps, tps, thr = _clf_curve(y_true, y_score, sample_weight)
     if drop_intermediate and fps.size > 2:

@@ -7,7 +7,7 @@ import scipy.signal as ss
 import scipy.stats as st
 import wfdb
 
-from ecgcore.features import hubert_shard_features, hubert_shards, shard_statistics
+from ecgcore.features import hubert_shard_features, hubert_shards, shard_features, shard_statistics
 
 from kaldi_reference import compute_deltas, kaldi_mfcc
 from tf_helpers import releases_gil
@@ -74,10 +74,11 @@ def test_features_match_seed_transcription(ecg12, fs):
     stats = statistics_reference(shards)
     frame_ms = shards.shape[1] / fs * 1000
     m13 = np.stack([kaldi_mfcc(s, fs, frame_ms, 100.0)[0] for s in shards])
-    tf = hubert_shard_features(ecg12, "timefreq", fs=fs)
-    mf = hubert_shard_features(ecg12, "mfcc", fs=fs)
-    mixed = hubert_shard_features(ecg12, "mixed", fs=fs)
+    tf = shard_features(ecg12, "timefreq", fs=fs)
+    mf = shard_features(ecg12, "mfcc", fs=fs)
+    mixed = shard_features(ecg12, "mixed", fs=fs)
     assert (tf.shape, mf.shape, mixed.shape) == ((93, 16), (93, 39), (93, 29))
+    assert hubert_shard_features is shard_features  # the former name stays an alias
     assert tf.dtype == mf.dtype == mixed.dtype == np.float32
     np.testing.assert_allclose(tf, stats.astype(np.float32), rtol=2e-6, atol=1e-6 * np.abs(stats).max())
     np.testing.assert_allclose(mf[:, :13], m13, rtol=1e-5, atol=1e-5 * np.abs(m13).max())
@@ -88,7 +89,7 @@ def test_features_match_seed_transcription(ecg12, fs):
 
 
 def test_deltas_across_shards(ecg12):
-    mf = hubert_shard_features(ecg12, "mfcc", fs=100, deltas="across_shards")
+    mf = shard_features(ecg12, "mfcc", fs=100, deltas="across_shards")
     d1 = compute_deltas(mf[:, :13].T.astype(np.float64)).T
     np.testing.assert_allclose(mf[:, 13:26], d1, atol=1e-4)
     np.testing.assert_allclose(mf[:, 26:], compute_deltas(compute_deltas(mf[:, :13].T.astype(np.float64))).T,
@@ -110,16 +111,16 @@ def test_nan_samples_become_the_mean(ecg12):
 def test_bad_arguments(ecg12, bad):
     kw = dict(kind="mixed") | bad
     with pytest.raises(ValueError):
-        hubert_shard_features(ecg12, **kw)
+        shard_features(ecg12, **kw)
 
 
 def test_bad_shapes():
     with pytest.raises(ValueError, match="12"):
-        hubert_shard_features(np.zeros((8, 5000)))
+        shard_features(np.zeros((8, 5000)))
     with pytest.raises(ValueError, match="5 s"):
-        hubert_shard_features(np.zeros((12, 1000)))
+        shard_features(np.zeros((12, 1000)))
     with pytest.raises(ValueError, match="NaN"):
-        hubert_shard_features(np.full((12, 5000), np.nan))
+        shard_features(np.full((12, 5000), np.nan))
 
 
 def test_statistics_release_gil():

@@ -26,7 +26,7 @@ def compute(kind: str, x: np.ndarray, fs: float | None, opts: dict) -> np.ndarra
     """Features of ``x`` (last axis = time) for one CLI kind; every computation is a library call."""
     from ..dsp.cwt import morlet_scalogram
     from ..dsp.stft import stft
-    from ..features import hubert_shard_features, mfcc
+    from ..features import mfcc, shard_features
 
     if kind == "scalogram":
         return morlet_scalogram(x, opts["scales"], opts["wavelet"])
@@ -38,8 +38,7 @@ def compute(kind: str, x: np.ndarray, fs: float | None, opts: dict) -> np.ndarra
         return mfcc(x, fs=fs, mode=opts["mode"], n_mfcc=13, deltas=True,
                     **({"n_fft": opts["n_fft"], "hop": opts["hop"] or opts["n_fft"] // 4, "n_mels": opts["n_mels"]}
                        if opts["mode"] == "librosa" else {}))
-    return hubert_shard_features(x, kind.removeprefix("hubert-"), fs=opts["shard_fs"], input_fs=fs,
-                                 deltas=opts["deltas"])
+    return shard_features(x, kind.removeprefix("hubert-"), fs=opts["shard_fs"], input_fs=fs, deltas=opts["deltas"])
 
 
 def _load(path: Path, fs: float | None):

@@ -10,7 +10,7 @@ transformed in float64 and rounded, so it agrees to float32 precision):
   return_complex=True)`` -- frames of ``n_fft`` samples, window centred in the frame, no scaling (checked against a
   NumPy transcription of torch's definition; torch itself is not a dependency).
 * ``convention="mlx"``: ``mlx_stft.STFT`` v0.1.1 -- frames of ``n_fft``, window at the start of the frame,
-  ``n_fft // 2`` zeros on both sides; :func:`heartid_stft` is the HeartID seed's exact setting.
+  ``n_fft // 2`` zeros on both sides; :func:`db_spectrogram`'s defaults are the HeartID seed's exact setting.
 
 ``output`` selects ``"complex"``, ``"magnitude"``, ``"power"`` (``|X|**2``) or ``"db"``
 (``20 log10(|X| + db_offset)``, with ``top_db`` flooring each row and frequency bin at its maximum over frames
@@ -22,7 +22,7 @@ import numpy as np
 
 from .._native import core, threads
 
-__all__ = ["stft", "heartid_stft", "get_window"]
+__all__ = ["stft", "db_spectrogram", "heartid_stft", "get_window"]
 
 _CONVENTIONS = ("scipy", "torch", "mlx")
 
@@ -148,12 +148,14 @@ def stft(x, *, n_fft: int = 256, hop: int | None = None, win_length: int | None 
                      -1.0 if top_db is None else float(top_db), threads(workers))
 
 
-def heartid_stft(x, *, axis: int = -1, workers: int | None = None) -> np.ndarray:
-    """The HeartID seed's spectrogram: ``mlx_stft.STFT(n_fft=1000, win_length=500, hop_length=250,
-    return_db=True, onesided=True)`` (SPEC 1.2).
+def db_spectrogram(x, *, n_fft: int = 1000, win_length: int = 500, hop: int = 250, top_db: float | None = 80.0,
+                   axis: int = -1, workers: int | None = None) -> np.ndarray:
+    """dB magnitude spectrogram in mlx_stft's convention, by default the HeartID seed's:
+    ``mlx_stft.STFT(n_fft=1000, win_length=500, hop_length=250, return_db=True, onesided=True)`` (SPEC 1.2).
 
-    Symmetric Hann of 500 zero-padded at the end to 1000, 500 zeros on both sides of the signal, hop 250,
-    ``20 log10(|X| + 1e-5)`` floored at each bin's maximum over frames minus 80 dB.
+    Symmetric Hann of ``win_length`` zero-padded at the end to ``n_fft``, ``n_fft // 2`` zeros on both sides of
+    the signal, hop ``hop``, ``20 log10(|X| + 1e-5)`` floored at each bin's maximum over frames minus ``top_db``.
+    Reference: :func:`stft` with ``convention="mlx"``, ``output="db"`` (mlx_stft v0.1.1 within 1e-10).
 
     Parameters
     ----------
@@ -161,7 +163,12 @@ def heartid_stft(x, *, axis: int = -1, workers: int | None = None) -> np.ndarray
 
     Returns
     -------
-    (..., 501, n_frames) dB spectrogram; HeartID's 501 features are its mean over the last axis.
+    (..., n_fft // 2 + 1, n_frames) dB spectrogram; HeartID's 501 features are its mean over the last axis.
     """
-    return stft(x, n_fft=1000, win_length=500, hop=250, window="hann_symmetric", center=True, pad_mode="zeros",
-                convention="mlx", output="db", db_offset=1e-5, top_db=80.0, axis=axis, workers=workers)
+    return stft(x, n_fft=n_fft, win_length=win_length, hop=hop, window="hann_symmetric", center=True,
+                pad_mode="zeros", convention="mlx", output="db", db_offset=1e-5, top_db=top_db, axis=axis,
+                workers=workers)
+
+
+#: Former name of :func:`db_spectrogram` (its defaults are the HeartID seed's setting); kept as an alias.
+heartid_stft = db_spectrogram

@@ -17,7 +17,7 @@ import numpy as np
 from .._native import core, threads
 from .mfcc import mfcc
 
-__all__ = ["hubert_shard_features", "hubert_shards", "shard_statistics", "N_SHARDS"]
+__all__ = ["shard_features", "hubert_shard_features", "hubert_shards", "shard_statistics", "N_SHARDS"]
 
 N_SHARDS = 93
 _KINDS = {"timefreq": 16, "mfcc": 39, "mixed": 29}
@@ -91,9 +91,10 @@ def hubert_shards(ecg, *, fs: int = 100, input_fs: float = 500.0, workers: int |
     return flat.reshape(N_SHARDS, -1)
 
 
-def hubert_shard_features(ecg, kind: str = "mixed", *, fs: int = 100, input_fs: float = 500.0,
-                          deltas: str = "seed", workers: int | None = None) -> np.ndarray:
-    """HuBERT-ECG iteration-1 features of one ECG.
+def shard_features(ecg, kind: str = "mixed", *, fs: int = 100, input_fs: float = 500.0, deltas: str = "seed",
+                   workers: int | None = None) -> np.ndarray:
+    """Per-shard statistics and/or MFCCs of the 93 shards of a 5-second 12-lead ECG (:func:`hubert_shards`): the
+    HuBERT-ECG iteration-1 features.
 
     Parameters
     ----------
@@ -128,6 +129,10 @@ def hubert_shard_features(ecg, kind: str = "mixed", *, fs: int = 100, input_fs: 
     out = np.concatenate(parts, axis=1).astype(np.float32)
     assert out.shape == (N_SHARDS, _KINDS[kind])
     return out
+
+
+#: Former name of :func:`shard_features`; kept as an alias.
+hubert_shard_features = shard_features
 
 
 def _deltas_along_shards(m: np.ndarray) -> np.ndarray:

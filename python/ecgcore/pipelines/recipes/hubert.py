@@ -3,7 +3,7 @@
 ``hubert-features``: every 12-lead (or fewer-lead) record under IN_DIR (WFDB, searched recursively, or
 ``.npy`` shaped (leads, samples) at ``input_fs``, default 500 Hz) -> the seed's offline preprocessing
 (zero-phase band-pass 0.05-47 Hz, FFT resample to 500 Hz, per-lead min-max to [-1, 1] with eps 1e-8) ->
-the first 5 s -> ``hubert_shard_features`` (93 shards; ``kind`` timefreq 16 / mfcc 39 / mixed 29 at
+the first 5 s -> ``shard_features`` (93 shards; ``kind`` timefreq 16 / mfcc 39 / mixed 29 at
 ``shard_fs`` 500/100/50 Hz) -> ``<record>.npy`` (93, F) float32, plus ``index.csv``. The seed's band-pass is
 biosppy's FIR (``filter_signal(ftype="FIR", order=int(0.3*fs))``: a Hamming-window ``firwin`` of
 int(0.3*fs) taps, made odd, run forward-backward); ecgcore uses its order-4 Butterworth by default (documented
@@ -22,7 +22,7 @@ import numpy as np
 
 from ..._fs import atomic_write
 from ...dsp import bandpass, filtfilt, resample
-from ...features import hubert_shard_features
+from ...features import shard_features
 from ...io import read_record, record_paths
 from .base import Recipe, RecordResult
 
@@ -128,7 +128,7 @@ class HubertFeatures(Recipe):
             rec = read_record(path, annotator=None, workers=threads)
             ecg, fs = rec.signal.T.astype(np.float64), rec.fs
         x = standardize(ecg, fs, options, name=item)
-        feats = hubert_shard_features(x, options["kind"], fs=int(options["shard_fs"]), input_fs=500.0,
+        feats = shard_features(x, options["kind"], fs=int(options["shard_fs"]), input_fs=500.0,
                                       deltas=options["deltas"], workers=threads)
         rel = str(Path(item).with_suffix("")) + ".npy" if Path(item).suffix == ".npy" else item + ".npy"
         _save_npy(out_dir / rel, feats)
