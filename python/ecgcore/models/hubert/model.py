@@ -358,11 +358,6 @@ def count_parameters(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-def set_threads(n: int | None) -> None:
-    if n:
-        torch.set_num_threads(int(n))
-
-
 def seed_everything(seed: int) -> None:
     import random
 
