@@ -35,18 +35,16 @@ void register_cluster_scores(py::module_& m) {
   m.def(
       "davies_bouldin",
       [](const py::array& x, const py::array& labels, int64_t n_labels, int workers) {
-        return score(x, labels, n_labels, workers, [](auto tag, auto... a) {
-          return ecgcore::davies_bouldin<decltype(tag)>(a...);
-        });
+        return score(x, labels, n_labels, workers,
+                     [](auto tag, auto... a) { return ecgcore::davies_bouldin<decltype(tag)>(a...); });
       },
       py::arg("x"), py::arg("labels"), py::arg("n_labels"), py::arg("workers") = 0,
       R"doc(Davies-Bouldin index; labels encoded 0..n_labels-1 (int64).)doc");
   m.def(
       "calinski_harabasz",
       [](const py::array& x, const py::array& labels, int64_t n_labels, int workers) {
-        return score(x, labels, n_labels, workers, [](auto tag, auto... a) {
-          return ecgcore::calinski_harabasz<decltype(tag)>(a...);
-        });
+        return score(x, labels, n_labels, workers,
+                     [](auto tag, auto... a) { return ecgcore::calinski_harabasz<decltype(tag)>(a...); });
       },
       py::arg("x"), py::arg("labels"), py::arg("n_labels"), py::arg("workers") = 0,
       R"doc(Calinski-Harabasz index; labels encoded 0..n_labels-1 (int64).)doc");
@@ -60,8 +58,8 @@ void register_cluster_scores(py::module_& m) {
           carray<double> out(X.shape(0));
           {
             py::gil_scoped_release release;
-            ecgcore::silhouette_samples<T>(X.data(), X.shape(0), X.shape(1), lab.data(), n_labels,
-                                           out.mutable_data(), workers);
+            ecgcore::silhouette_samples<T>(X.data(), X.shape(0), X.shape(1), lab.data(), n_labels, out.mutable_data(),
+                                           workers);
           }
           return out;
         });

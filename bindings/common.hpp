@@ -1,10 +1,10 @@
 // Shared helpers for the binding translation units: array views and the one dtype dispatch.
 // C++ kernels never see a Python object; everything Python stays in bindings/.
 #pragma once
+#include <pybind11/complex.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
-#include <pybind11/complex.h>
 
 #include <complex>
 #include <cstdint>

@@ -162,9 +162,9 @@ void silhouette_samples(const T* X, int64_t n, int64_t d, const int64_t* labels,
   }
 }
 
-#define ECGCORE_SCORES_INSTANTIATE(T)                                                                     \
-  template double davies_bouldin<T>(const T*, int64_t, int64_t, const int64_t*, int64_t, int);            \
-  template double calinski_harabasz<T>(const T*, int64_t, int64_t, const int64_t*, int64_t, int);         \
+#define ECGCORE_SCORES_INSTANTIATE(T)                                                             \
+  template double davies_bouldin<T>(const T*, int64_t, int64_t, const int64_t*, int64_t, int);    \
+  template double calinski_harabasz<T>(const T*, int64_t, int64_t, const int64_t*, int64_t, int); \
   template void silhouette_samples<T>(const T*, int64_t, int64_t, const int64_t*, int64_t, double*, int);
 
 ECGCORE_SCORES_INSTANTIATE(float)

@@ -52,8 +52,7 @@ void cplxreal(std::vector<cplx> z, std::vector<cplx>& zc, std::vector<double>& z
       zn.push_back(v);
     }
   }
-  if (zp.size() != zn.size())
-    throw std::invalid_argument("filter design: a complex root has no matching conjugate");
+  if (zp.size() != zn.size()) throw std::invalid_argument("filter design: a complex root has no matching conjugate");
   // Runs of (approximately) equal real part are ordered by |imag|.
   size_t i = 0;
   while (i < zp.size()) {
@@ -119,8 +118,7 @@ BandType parse_band_type(const std::string& name) {
   if (name == "highpass" || name == "high" || name == "hp") return BandType::highpass;
   if (name == "bandpass" || name == "band" || name == "pass" || name == "bp") return BandType::bandpass;
   if (name == "bandstop" || name == "stop" || name == "bs") return BandType::bandstop;
-  throw std::invalid_argument("btype must be 'lowpass', 'highpass', 'bandpass' or 'bandstop', got '" + name +
-                              "'");
+  throw std::invalid_argument("btype must be 'lowpass', 'highpass', 'bandpass' or 'bandstop', got '" + name + "'");
 }
 
 Zpk butter_prototype(int order) {

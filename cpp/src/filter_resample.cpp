@@ -101,8 +101,7 @@ ECGCORE_INLINE void resample_chunk_impl(const T* xr, int64_t xs, int64_t n, T* y
   locate(j1 - 1, uh1, p1);
   const int64_t a = uh0 - std::max<int64_t>(P.len[p0], 1) + 1, b = uh1;  // inputs [a, b]
   span.resize(static_cast<size_t>(b - a + 1));
-  for (int64_t u = a; u <= b; ++u)
-    span[u - a] = (u >= 0 && u < n) ? static_cast<double>(xr[u * xs]) : cval;
+  for (int64_t u = a; u <= b; ++u) span[u - a] = (u >= 0 && u < n) ? static_cast<double>(xr[u * xs]) : cval;
   // c grows by `down` per output: step u_hi and the phase without dividing.
   const int64_t q = down / up, rd = down % up;
   int64_t uh = uh0;
@@ -134,13 +133,13 @@ ECGCORE_INLINE void resample_chunk_impl(const T* xr, int64_t xs, int64_t n, T* y
   }
 }
 
-#define ECGCORE_RESAMPLE_CHUNK(T)                                                                              \
-  ECGCORE_MULTIVERSION(void, resample_chunk,                                                                   \
-                       (const T* xr, int64_t xs, int64_t n, T* yr, int64_t ys, int64_t j0, int64_t j1, int up,  \
-                        int down, int64_t pre_pad, int64_t pre_remove, const Polyphase& P, double cval,         \
-                        std::vector<double>& span),                                                            \
-                       (xr, xs, n, yr, ys, j0, j1, up, down, pre_pad, pre_remove, P, cval, span),               \
-                       { resample_chunk_impl(xr, xs, n, yr, ys, j0, j1, up, down, pre_pad, pre_remove, P, cval, span); })
+#define ECGCORE_RESAMPLE_CHUNK(T)                                                                        \
+  ECGCORE_MULTIVERSION(                                                                                  \
+      void, resample_chunk,                                                                              \
+      (const T* xr, int64_t xs, int64_t n, T* yr, int64_t ys, int64_t j0, int64_t j1, int up, int down,  \
+       int64_t pre_pad, int64_t pre_remove, const Polyphase& P, double cval, std::vector<double>& span), \
+      (xr, xs, n, yr, ys, j0, j1, up, down, pre_pad, pre_remove, P, cval, span),                         \
+      { resample_chunk_impl(xr, xs, n, yr, ys, j0, j1, up, down, pre_pad, pre_remove, P, cval, span); })
 ECGCORE_RESAMPLE_CHUNK(float)
 ECGCORE_RESAMPLE_CHUNK(double)
 #undef ECGCORE_RESAMPLE_CHUNK

@@ -115,8 +115,8 @@ void validate_sos(const double* sos, int ns) {
   if (ns < 1) throw std::invalid_argument("sos must have at least one section (shape [n_sections, 6])");
   for (int s = 0; s < ns; ++s) {
     if (sos[s * 6 + 3] != 1.0)
-      throw std::invalid_argument("sos[:, 3] must be all ones (normalised sections), section " +
-                                  std::to_string(s) + " has " + std::to_string(sos[s * 6 + 3]));
+      throw std::invalid_argument("sos[:, 3] must be all ones (normalised sections), section " + std::to_string(s) +
+                                  " has " + std::to_string(sos[s * 6 + 3]));
     for (int j = 0; j < 6; ++j)
       if (!std::isfinite(sos[s * 6 + j])) throw std::invalid_argument("sos coefficients must be finite");
   }
@@ -229,15 +229,12 @@ ECGCORE_INLINE void sos_lanes_group(const double* sos, double* buf, int64_t N, d
 template <int L, int NS>
 ECGCORE_INLINE void sos_lanes_fixed(const double* sos, double* buf, int64_t N, double* st, bool reverse) {
   static_assert(L <= 4, "lanes per block");
-  if (unit_tail_sections(sos, NS))
-    sos_lanes_group<L, L, NS, true>(sos, buf, N, st, reverse, 0);
-  else
-    sos_lanes_group<L, L, NS, false>(sos, buf, N, st, reverse, 0);
+  if (unit_tail_sections(sos, NS)) sos_lanes_group<L, L, NS, true>(sos, buf, N, st, reverse, 0);
+  else sos_lanes_group<L, L, NS, false>(sos, buf, N, st, reverse, 0);
 }
 
 template <int L>
-ECGCORE_INLINE void sos_lanes_dispatch(const double* sos, int ns, double* buf, int64_t N, double* st,
-                                       bool reverse) {
+ECGCORE_INLINE void sos_lanes_dispatch(const double* sos, int ns, double* buf, int64_t N, double* st, bool reverse) {
   switch (ns) {
     case 1: return sos_lanes_fixed<L, 1>(sos, buf, N, st, reverse);
     case 2: return sos_lanes_fixed<L, 2>(sos, buf, N, st, reverse);
@@ -274,13 +271,13 @@ ECGCORE_INLINE void tf_lanes_impl(const double* b, const double* a, int m, doubl
   }
 }
 
-#define ECGCORE_DEFINE_LANES(L)                                                                         \
-  ECGCORE_MULTIVERSION(void, sos_lanes_##L, (const double* sos, int ns, double* buf, int64_t N, double* st, \
-                                             bool reverse),                                             \
-                       (sos, ns, buf, N, st, reverse), { sos_lanes_dispatch<L>(sos, ns, buf, N, st, reverse); }) \
-  ECGCORE_MULTIVERSION_T(ECGCORE_TARGET_AVX2_NOFMA, void, tf_lanes_##L, (const double* b, const double* a, int m, double* buf, int64_t N, \
-                                            double* st, bool reverse),                                  \
-                       (b, a, m, buf, N, st, reverse), { tf_lanes_impl<L>(b, a, m, buf, N, st, reverse); })
+#define ECGCORE_DEFINE_LANES(L)                                                                                       \
+  ECGCORE_MULTIVERSION(void, sos_lanes_##L,                                                                           \
+                       (const double* sos, int ns, double* buf, int64_t N, double* st, bool reverse),                 \
+                       (sos, ns, buf, N, st, reverse), { sos_lanes_dispatch<L>(sos, ns, buf, N, st, reverse); })      \
+  ECGCORE_MULTIVERSION_T(ECGCORE_TARGET_AVX2_NOFMA, void, tf_lanes_##L,                                               \
+                         (const double* b, const double* a, int m, double* buf, int64_t N, double* st, bool reverse), \
+                         (b, a, m, buf, N, st, reverse), { tf_lanes_impl<L>(b, a, m, buf, N, st, reverse); })
 
 ECGCORE_DEFINE_LANES(1)
 ECGCORE_DEFINE_LANES(2)
@@ -525,8 +522,7 @@ void load_rows(T* const* yrows, int64_t ys, int nb, int L, double* buf, int64_t 
 // De-interleave extended-time samples [t0, t1) of buf[N][L] (lanes 0..nb-1) into rows r0.. of y,
 // keeping only the part inside the signal [edge, edge + n).
 template <class T>
-void scatter(const RowsView<T>& y, int64_t r0, int nb, int L, const double* buf, int64_t edge, int64_t t0,
-             int64_t t1) {
+void scatter(const RowsView<T>& y, int64_t r0, int nb, int L, const double* buf, int64_t edge, int64_t t0, int64_t t1) {
   T* rows[8];
   for (int l = 0; l < nb; ++l) rows[l] = y.data + (r0 + l) * y.row_stride;
   const int64_t ss = y.sample_stride;
@@ -564,8 +560,8 @@ struct BlockRows {
 // Forward-backward driver shared by sosfiltfilt and filtfilt. `zi` is the steady-state vector of
 // length n_state per lane; `run(L, buf, N, st, reverse)` runs the recursion.
 template <class T, class Run>
-void forward_backward(RowsView<const T> x, RowsView<T> y, PadType pad, int64_t edge,
-                      const std::vector<double>& zi, int n_threads, Run run) {
+void forward_backward(RowsView<const T> x, RowsView<T> y, PadType pad, int64_t edge, const std::vector<double>& zi,
+                      int n_threads, Run run) {
   check_same_shape(x, y);
   if (x.batch == 0) return;
   if (pad == PadType::none) edge = 0;
@@ -667,9 +663,9 @@ int64_t split_warmup(const double* sos, int ns) {
 }
 
 struct SplitLayout {
-  int64_t len;               // steps every lane runs
-  int64_t start[kSplit];     // first (warm-up) sample of each lane
-  int64_t begin[kSplit];     // first sample the lane owns
+  int64_t len;            // steps every lane runs
+  int64_t start[kSplit];  // first (warm-up) sample of each lane
+  int64_t begin[kSplit];  // first sample the lane owns
 };
 
 SplitLayout split_layout(int64_t N, int64_t warm) {
@@ -687,8 +683,8 @@ SplitLayout split_layout(int64_t N, int64_t warm) {
 bool split_applies(int64_t N, int64_t warm) { return warm >= 0 && N >= kSplit * 3 * warm && N >= 4096; }
 
 template <class T>
-void split_row(const double* sos, int ns, const std::vector<double>& zi, const T* xrow, int64_t xs, T* yrow,
-               int64_t ys, int64_t n, int64_t edge, PadType pad, int64_t warm, double* C, double* tail, double* st,
+void split_row(const double* sos, int ns, const std::vector<double>& zi, const T* xrow, int64_t xs, T* yrow, int64_t ys,
+               int64_t n, int64_t edge, PadType pad, int64_t warm, double* C, double* tail, double* st,
                bool& nonfinite) {
   constexpr int L = kSplit;
   const size_t nst = zi.size();
@@ -733,7 +729,8 @@ void split_row(const double* sos, int ns, const std::vector<double>& zi, const T
       const int64_t a = std::max(f.start[l] + i0, own0), b = std::min(f.start[l] + i1, own1);
       const double* v = C + l - (f.start[l] + i0) * L;
       if (!owned)
-        for (int64_t t = std::max(a, edge); t < std::min(b, edge + n); ++t) yrow[(t - edge) * ys] = static_cast<T>(v[t * L]);
+        for (int64_t t = std::max(a, edge); t < std::min(b, edge + n); ++t)
+          yrow[(t - edge) * ys] = static_cast<T>(v[t * L]);
       for (int64_t t = std::max(a, edge + n); t < b; ++t) tail[t - edge - n] = v[t * L];
       if (a <= N - 1 && N - 1 < b) last = v[(N - 1) * L];
     }
@@ -754,7 +751,7 @@ void split_row(const double* sos, int ns, const std::vector<double>& zi, const T
   for (int64_t i0 = 0; i0 < b.len; i0 += kChunk) {
     const int64_t i1 = std::min(b.len, i0 + kChunk);
     const int64_t us = N - edge - n;  // first u inside the signal part
-    bool inner = ys == 1;  // every lane's piece inside the signal part: one transposing copy
+    bool inner = ys == 1;             // every lane's piece inside the signal part: one transposing copy
     for (int l = 0; l < L && inner; ++l) inner = b.start[l] + i0 >= us && b.start[l] + i1 <= Nb;
     if (inner) {
       const T* src[L];
@@ -903,8 +900,7 @@ void forward_backward_blocked(RowsView<const T> x, RowsView<T> y, PadType pad, i
 
 // Causal driver shared by sosfilt and lfilter.
 template <class T, class Run>
-void causal(RowsView<const T> x, RowsView<T> y, size_t n_state, const double* zi, double* zf, int n_threads,
-            Run run) {
+void causal(RowsView<const T> x, RowsView<T> y, size_t n_state, const double* zi, double* zf, int n_threads, Run run) {
   check_same_shape(x, y);
   if (x.batch == 0) return;
   const int threads = resolve_threads(n_threads, x.batch);
@@ -980,14 +976,14 @@ void sosfiltfilt(const double* sos, int ns, RowsView<const T> x, RowsView<T> y, 
   }
   if (x.batch >= 4 && x.batch == y.batch && x.n == y.n && x.n > edge && warm >= 0 &&
       x.n + 2 * edge >= 3 * blocked_segment(warm)) {
-    forward_backward_blocked(x, y, pad, edge, zi, warm, n_threads,
-                             [&](int L, double* buf, int64_t N, double* st, bool rev) {
-                               sos_lanes(L, sos, ns, buf, N, st, rev);
-                             });
+    forward_backward_blocked(
+        x, y, pad, edge, zi, warm, n_threads,
+        [&](int L, double* buf, int64_t N, double* st, bool rev) { sos_lanes(L, sos, ns, buf, N, st, rev); });
     return;
   }
-  forward_backward(x, y, pad, padlen, zi, n_threads,
-                   [&](int L, double* buf, int64_t N, double* st, bool rev) { sos_lanes(L, sos, ns, buf, N, st, rev); });
+  forward_backward(x, y, pad, padlen, zi, n_threads, [&](int L, double* buf, int64_t N, double* st, bool rev) {
+    sos_lanes(L, sos, ns, buf, N, st, rev);
+  });
 }
 
 template <class T>
@@ -996,29 +992,32 @@ void lfilter(const std::vector<double>& b_in, const std::vector<double>& a_in, R
   std::vector<double> b, a;
   normalise_tf(b_in, a_in, b, a);
   const int m = static_cast<int>(b.size()) - 1;
-  causal(x, y, static_cast<size_t>(m), zi, zf, n_threads,
-         [&](int L, double* buf, int64_t N, double* st, bool rev) { tf_lanes(L, b.data(), a.data(), m, buf, N, st, rev); });
+  causal(x, y, static_cast<size_t>(m), zi, zf, n_threads, [&](int L, double* buf, int64_t N, double* st, bool rev) {
+    tf_lanes(L, b.data(), a.data(), m, buf, N, st, rev);
+  });
 }
 
 template <class T>
 void filtfilt(const std::vector<double>& b_in, const std::vector<double>& a_in, RowsView<const T> x, RowsView<T> y,
               PadType pad, int64_t padlen, int n_threads) {
-  if (padlen < 0) padlen = filtfilt_default_padlen(static_cast<int64_t>(b_in.size()), static_cast<int64_t>(a_in.size()));
+  if (padlen < 0)
+    padlen = filtfilt_default_padlen(static_cast<int64_t>(b_in.size()), static_cast<int64_t>(a_in.size()));
   std::vector<double> b, a;
   normalise_tf(b_in, a_in, b, a);
   const int m = static_cast<int>(b.size()) - 1;
   std::vector<double> zi = lfilter_zi(b, a);
-  forward_backward(x, y, pad, padlen, zi, n_threads,
-                   [&](int L, double* buf, int64_t N, double* st, bool rev) { tf_lanes(L, b.data(), a.data(), m, buf, N, st, rev); });
+  forward_backward(x, y, pad, padlen, zi, n_threads, [&](int L, double* buf, int64_t N, double* st, bool rev) {
+    tf_lanes(L, b.data(), a.data(), m, buf, N, st, rev);
+  });
 }
 
-#define ECGCORE_INSTANTIATE(T)                                                                                     \
-  template void sosfilt<T>(const double*, int, RowsView<const T>, RowsView<T>, const double*, double*, int);      \
-  template void sosfiltfilt<T>(const double*, int, RowsView<const T>, RowsView<T>, PadType, int64_t, int);        \
-  template void lfilter<T>(const std::vector<double>&, const std::vector<double>&, RowsView<const T>, RowsView<T>, \
-                           const double*, double*, int);                                                         \
-  template void filtfilt<T>(const std::vector<double>&, const std::vector<double>&, RowsView<const T>,            \
-                            RowsView<T>, PadType, int64_t, int);
+#define ECGCORE_INSTANTIATE(T)                                                                                      \
+  template void sosfilt<T>(const double*, int, RowsView<const T>, RowsView<T>, const double*, double*, int);        \
+  template void sosfiltfilt<T>(const double*, int, RowsView<const T>, RowsView<T>, PadType, int64_t, int);          \
+  template void lfilter<T>(const std::vector<double>&, const std::vector<double>&, RowsView<const T>, RowsView<T>,  \
+                           const double*, double*, int);                                                            \
+  template void filtfilt<T>(const std::vector<double>&, const std::vector<double>&, RowsView<const T>, RowsView<T>, \
+                            PadType, int64_t, int);
 
 ECGCORE_INSTANTIATE(float)
 ECGCORE_INSTANTIATE(double)

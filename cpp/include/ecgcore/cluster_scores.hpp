@@ -11,14 +11,12 @@ namespace ecgcore {
 
 // labels [n] are encoded 0..n_labels-1, every value present, 2 <= n_labels <= n - 1.
 template <class T>
-double davies_bouldin(const T* X, int64_t n, int64_t d, const int64_t* labels, int64_t n_labels,
-                      int n_threads);
+double davies_bouldin(const T* X, int64_t n, int64_t d, const int64_t* labels, int64_t n_labels, int n_threads);
 template <class T>
-double calinski_harabasz(const T* X, int64_t n, int64_t d, const int64_t* labels, int64_t n_labels,
-                         int n_threads);
+double calinski_harabasz(const T* X, int64_t n, int64_t d, const int64_t* labels, int64_t n_labels, int n_threads);
 // Silhouette coefficient of every row (O(n^2 d); sample rows first for large n). out: [n] double.
 template <class T>
-void silhouette_samples(const T* X, int64_t n, int64_t d, const int64_t* labels, int64_t n_labels,
-                        double* out, int n_threads);
+void silhouette_samples(const T* X, int64_t n, int64_t d, const int64_t* labels, int64_t n_labels, double* out,
+                        int n_threads);
 
 }  // namespace ecgcore

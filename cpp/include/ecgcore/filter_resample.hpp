@@ -18,7 +18,7 @@ int64_t resample_poly_length(int64_t n_in, int up, int down);
 // Polyphase rational resampling, scipy.signal.resample_poly(x, up, down, padtype="constant", cval).
 // `h` is the prototype filter (from resample_poly_filter or a user window), half_len its (len-1)/2.
 template <class T>
-void resample_poly(RowsView<const T> x, RowsView<T> y, int up, int down, const std::vector<double>& h,
-                   double cval, int n_threads);
+void resample_poly(RowsView<const T> x, RowsView<T> y, int up, int down, const std::vector<double>& h, double cval,
+                   int n_threads);
 
 }  // namespace ecgcore

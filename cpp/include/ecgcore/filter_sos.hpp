@@ -37,22 +37,22 @@ struct RowsView {
 // Causal cascade, scipy.signal.sosfilt. zi: optional [batch, n_sections, 2] initial state,
 // zf: optional [batch, n_sections, 2] final state out.
 template <class T>
-void sosfilt(const double* sos, int n_sections, RowsView<const T> x, RowsView<T> y, const double* zi,
-             double* zf, int n_threads);
+void sosfilt(const double* sos, int n_sections, RowsView<const T> x, RowsView<T> y, const double* zi, double* zf,
+             int n_threads);
 
 // Zero-phase forward-backward cascade, scipy.signal.sosfiltfilt(padtype, padlen).
 template <class T>
-void sosfiltfilt(const double* sos, int n_sections, RowsView<const T> x, RowsView<T> y, PadType pad,
-                 int64_t padlen, int n_threads);
+void sosfiltfilt(const double* sos, int n_sections, RowsView<const T> x, RowsView<T> y, PadType pad, int64_t padlen,
+                 int n_threads);
 
 // Direct-form II transposed, scipy.signal.lfilter(b, a, x, zi).
 template <class T>
-void lfilter(const std::vector<double>& b, const std::vector<double>& a, RowsView<const T> x,
-             RowsView<T> y, const double* zi, double* zf, int n_threads);
+void lfilter(const std::vector<double>& b, const std::vector<double>& a, RowsView<const T> x, RowsView<T> y,
+             const double* zi, double* zf, int n_threads);
 
 // Zero-phase forward-backward, scipy.signal.filtfilt(b, a, padtype, padlen, method="pad").
 template <class T>
-void filtfilt(const std::vector<double>& b, const std::vector<double>& a, RowsView<const T> x,
-              RowsView<T> y, PadType pad, int64_t padlen, int n_threads);
+void filtfilt(const std::vector<double>& b, const std::vector<double>& a, RowsView<const T> x, RowsView<T> y,
+              PadType pad, int64_t padlen, int n_threads);
 
 }  // namespace ecgcore

@@ -29,11 +29,11 @@ namespace ecgcore {
 
 // GCC/Clang vector extensions. A 256-bit type is one ymm register in an AVX2 build and a pair of xmm
 // registers in the baseline (x86-64-v2) build.
-typedef double v4d __attribute__((vector_size(32)));   // four float64 lanes (one signal or frame per lane)
-typedef int64_t v4i __attribute__((vector_size(32)));  // masks and shuffle indices of v4d
-typedef float v8f __attribute__((vector_size(32)));    // eight float32 lanes
+typedef double v4d __attribute__((vector_size(32)));     // four float64 lanes (one signal or frame per lane)
+typedef int64_t v4i __attribute__((vector_size(32)));    // masks and shuffle indices of v4d
+typedef float v8f __attribute__((vector_size(32)));      // eight float32 lanes
 typedef int32_t v8i32 __attribute__((vector_size(32)));  // masks and shuffle indices of v8f
-typedef float v4f __attribute__((vector_size(16)));    // four float32 lanes (v4d rounded for float output)
+typedef float v4f __attribute__((vector_size(16)));      // four float32 lanes (v4d rounded for float output)
 typedef int32_t v4i32 __attribute__((vector_size(16)));  // masks and shuffle indices of v4f
 
 }  // namespace ecgcore
