@@ -66,3 +66,32 @@ def mitdb_dir(data_dir) -> Path:
 @pytest.fixture(scope="session")
 def mitdb_records(mitdb_dir) -> list[str]:
     return (mitdb_dir / "RECORDS").read_text().split()
+
+
+@pytest.fixture(scope="session")
+def load_mitdb(mitdb_dir):
+    """load_mitdb("100") -> (MLII signal float64, annotation samples, symbols, wfdb.Record), read by wfdb (the
+    reference reader), cached."""
+    from functools import lru_cache
+
+    import numpy as np
+
+    @lru_cache(maxsize=None)
+    def load(name: str):
+        import wfdb
+
+        path = str(mitdb_dir / name)
+        rec = wfdb.rdrecord(path)
+        ann = wfdb.rdann(path, "atr")
+        lead = rec.sig_name.index("MLII") if "MLII" in rec.sig_name else 0
+        return rec.p_signal[:, lead].copy(), np.asarray(ann.sample, dtype=np.int64), np.asarray(ann.symbol), rec
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def gil_stall():
+    """gil_stall(fn) -> (kernel seconds, longest stall of the main thread while fn ran in another thread)."""
+    from gil import main_thread_stall
+
+    return main_thread_stall

@@ -1,8 +1,6 @@
-"""Helpers for the time-frequency tests: MIT-BIH beats/windows as the seeds cut them, and a GIL check."""
+"""Helpers for the time-frequency tests: MIT-BIH beats/windows as the seeds cut them; the GIL check is tests/gil.py."""
 from __future__ import annotations
 
-import threading
-import time
 
 import numpy as np
 import wfdb
@@ -31,29 +29,4 @@ def mitdb_windows(mitdb_dir, record: str, seconds: float = 10.0, count: int | No
     return sig[:, :k * n].reshape(2, k, n).reshape(-1, n)
 
 
-def releases_gil(fn, min_iterations: int = 10_000) -> bool:
-    """True when a Python loop in this thread keeps running while ``fn`` runs in another thread.
-
-    If the kernel held the GIL, the loop could not advance during the call (a handful of iterations at
-    most around its start and end); with the GIL released it advances millions of times.
-    """
-    done = threading.Event()
-    result = {}
-
-    def work():
-        try:
-            t0 = time.perf_counter()
-            fn()
-            result["seconds"] = time.perf_counter() - t0
-        finally:
-            done.set()
-
-    th = threading.Thread(target=work)
-    count = 0
-    th.start()
-    while not done.is_set():
-        count += 1
-    th.join()
-    if result.get("seconds", 0.0) < 0.05:
-        raise AssertionError(f"kernel call too short ({result.get('seconds')}) for a meaningful GIL check")
-    return count >= min_iterations
+from gil import releases_gil  # noqa: E402,F401  (re-exported: the tests import it from here)
