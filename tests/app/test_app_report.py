@@ -1,7 +1,6 @@
 """The PDF report (rasterised with pdftoppm: every page must carry ink) and the optional LLM hook."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path

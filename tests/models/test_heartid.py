@@ -119,7 +119,6 @@ def test_metrics_known_values():
 
 
 def test_tiny_training_real_windows_resume_and_onnx_parity(ecgid_ds, tmp_path):
-    from mlx.utils import tree_flatten
 
     from ecgcore.models.heartid._export import check_parity, export_onnx
     from ecgcore.models.heartid import train

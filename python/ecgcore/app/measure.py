@@ -18,8 +18,8 @@ or there is a single one on a regular rhythm, the window's rhythm is judged on t
 them, and a premature beat every second (third) beat is bigeminy (trigeminy). The record is irregularly
 irregular only when such windows are at least as many as the regular, the irregular and the ectopic
 ones; with ectopic beats in at least 10 % of the beats it is "irregular, with frequent ectopic beats"
-(bigeminy or trigeminy when that pattern fills half of the windows). On MIT-BIH (lead 0, reference rhythm labels) this keeps 208's and 119's PVC bigeminy and
-trigeminy out of the atrial-fibrillation wording while 201, 203, 210, 219 and 221 (atrial fibrillation)
+(bigeminy or trigeminy when that pattern fills half of the windows). On MIT-BIH (lead 0, reference rhythm
+labels) this keeps 208's and 119's PVC bigeminy and trigeminy out of the atrial-fibrillation wording while 201, 203, 210, 219 and 221 (atrial fibrillation)
 stay irregularly irregular.
 
 Intervals (PR, QRS, QT/QTc), P-wave presence and polarity and the ST level are read from the median

@@ -49,7 +49,8 @@ def parse_annotation_bytes(data: bytes) -> dict | None:
     Returns
     -------
     dict with ``sample`` (n,) int64, ``symbol`` (n,) str array, ``aux_note`` list of n str, ``chan``,
-    ``subtype`` and ``num`` (n,) int64, ``fs`` (from a ``## time resolution`` note, else None) -- or None where only wfdb reproduces wfdb (see the module docstring).
+    ``subtype`` and ``num`` (n,) int64, ``fs`` (from a ``## time resolution`` note, else None) -- or None where
+    only wfdb reproduces wfdb (see the module docstring).
     """
     if len(data) % 2 or len(data) < 2:
         return None
