@@ -20,7 +20,6 @@ import threading
 import warnings
 from pathlib import Path
 
-import pytest
 
 with warnings.catch_warnings():
     # starlette nags about httpx -> httpx2; TestClient itself works the same with httpx

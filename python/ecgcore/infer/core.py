@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..export.card import ModelCard, resolve_model
+from ..export.card import resolve_model
 from ..io import Record
 from .memory import batch_for_budget
 from .preprocess import Prepared, Sequences, prepare, recipe_options

@@ -82,7 +82,7 @@ class HeartIDWindows(Recipe):
 
     def run(self, item: str, in_dir: Path, out_dir: Path, options: dict) -> RecordResult:
         threads = options.get("_threads", 0)
-        win, stride, fs = int(options["window"]), int(options["stride"]), float(options["fs"])
+        win, fs = int(options["window"]), float(options["fs"])
         windows, recs, starts = [], [], []
         for name in _subjects(in_dir)[item]:
             rec = read_record(in_dir / name, annotator=None, workers=threads)
