@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +28,11 @@ def to_onnx(model, path, cfg: ConformerConfig) -> Path:
     def serve(*inputs):
         return {"probabilities": model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)}
 
+    from ..._fs import atomic_write
+
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".model.", suffix=".onnx")
-    os.close(fd)
-    try:
-        tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET, output_path=tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path) as tmp:
+        tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET, output_path=str(tmp))
     return path
 
 
@@ -67,7 +62,7 @@ def card_preprocessing(cfg: ConformerConfig, norm: dict, dataset_options: dict) 
                           "columns pre, post, local, average RR (s); NaN local -> mean pre-RR, NaN pre/post -> "
                           "local; features = [pre/avg, post/avg, local/avg, avg]; then (f - mean) / scale; "
                           "input 'rr' is (batch, sequence_length, 4), the same 3 beats as the scalograms",
-            "function": "ecgcore.models.conformer.data.rr_features_for_beats",
+            "function": "rr-intervals-v1",
             "local_beats": 10,
             "mean": list(map(float, norm["rr_mean"])),
             "scale": list(map(float, norm["rr_scale"])),

@@ -19,13 +19,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..._fs import write_npz, write_text
 from ...datasets.ec57 import beat_mask, match_beats, scored_mask
 from ...datasets.noise import snr_db
 from ...dsp import bandpass, detect_r_peaks
@@ -110,10 +109,7 @@ def _model_outputs(model, noisy_rows: np.ndarray, batch: int, device: str) -> np
 
 
 def _save_npz_atomic(path: Path, **arrays) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-    os.close(fd)
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    write_npz(path, **arrays)
 
 
 def _evaluate_record(model, pairs, mitdb_dir, batch, device, window) -> dict[str, np.ndarray]:
@@ -183,10 +179,7 @@ def format_table(rows: list[dict], noise: str | None = None) -> str:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 def _plots(out_dir: Path, rows: list[dict], examples: dict, noise: list[str], snrs: np.ndarray, fs: float,

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ..._fs import atomic_write
 from ...export import ModelCard, onnx_parity, write_card
 from .config import CHUNK_SIZE, FS
 from .data import load_split, normalize_pairs, read_dataset_meta
@@ -47,10 +46,8 @@ def _onnx_export(model, path: Path, example) -> None:
         prog = torch.onnx.export(model, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                  dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=18,
                                  dynamo=True, verbose=False)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".model.", suffix=".onnx")
-        os.close(fd)
-        prog.save(tmp, external_data=False)
-    os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            prog.save(str(tmp), external_data=False)
 
 
 def export(run_dir, out_dir=None, *, data_dir=None, name: str = "denoiser", parity_pairs: int = 16,

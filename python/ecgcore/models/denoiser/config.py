@@ -3,13 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...pipelines.recipes.denoise_chunks import CHUNK_SIZE, FS  # 10 s at 130 Hz: the seed's window (SPEC §2.2)
 from .._config import ConfigMixin, config_kwargs
 
 __all__ = ["DenoiserConfig", "CHUNK_SIZE", "FS"]
-
-#: 10 s at 130 Hz: the window the seed trains on and the API accepts (SPEC §2.2).
-CHUNK_SIZE = 1300
-FS = 130.0
 
 
 @dataclass

@@ -18,7 +18,6 @@ NumPy only: an ``embedder`` provides ``features((n, L)) -> (n, F)`` and ``embed(
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -173,9 +172,12 @@ def run_files(run_dir, weights: str = "best"):
 
 def default_ecgid_raw() -> Path | None:
     """The raw ECG-ID folder under ``$ECGCORE_DATA`` (for rank-1 by recording day), if there is one."""
-    root = os.environ.get("ECGCORE_DATA")
-    cand = Path(root) / "ecgiddb" if root else None
-    return cand if cand is not None and cand.is_dir() else None
+    from ...datasets import locate
+
+    try:
+        return locate("ecgiddb")
+    except (ValueError, FileNotFoundError):
+        return None
 
 
 def evaluate(run_dir, data_dir=None, *, weights: str = "best", ecgid_raw=None, progress=None) -> dict:
@@ -185,8 +187,9 @@ def evaluate(run_dir, data_dir=None, *, weights: str = "best", ecgid_raw=None, p
     close / far apart in time) to ``$ECGCORE_DATA/ecgiddb``.
     """
     from ..._fs import write_json, write_npz
-    from ._train import MLXEmbedder, load_subjects
+    from .data import load_subjects
     from .metrics import plot_det
+    from .model import MLXEmbedder
     from .model import HeartIDNet
 
     run_dir = Path(run_dir)

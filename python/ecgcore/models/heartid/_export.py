@@ -199,7 +199,7 @@ def export(run_dir, out_dir=None, *, weights: str = "best", also_runs=(), ecgid_
     """
     from ...export import write_card
     from ._evaluate import evaluate, run_files
-    from ._train import load_subjects
+    from .data import load_subjects
     from .preprocess import recipe_options
 
     run_dir = Path(run_dir)

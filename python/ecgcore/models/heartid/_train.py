@@ -30,7 +30,8 @@ from ..._fs import atomic_write, write_json
 from .._run import Run
 from ._evaluate import evaluate_subjects
 from .config import HeartIDConfig
-from .data import TripletSampler, load_dataset, split_subjects
+from .data import TripletSampler, load_subjects, split_subjects
+from .model import MLXEmbedder
 
 RESUMABLE = ("epochs", "time_limit_s", "patience")
 
@@ -42,56 +43,6 @@ def openblas_path() -> str | None:
         if os.path.exists(p):
             return p
     return None
-
-
-class MLXEmbedder:
-    """NumPy in/out wrapper of a :class:`~.model.HeartIDNet` for the evaluation protocol."""
-
-    def __init__(self, model, batch: int = 256, cache: bool = False):
-        self.model, self.batch = model, batch
-        # content-keyed cache: evaluation asks for the same windows many times (validation, per database and
-        # pooled, 7- and 1-window probes), each time as a fresh fancy-indexed copy
-        self._cache = {} if cache else None
-
-    def features(self, windows: np.ndarray) -> np.ndarray:
-        if self._cache is None:
-            return self._features(windows)
-        import hashlib
-
-        w = np.ascontiguousarray(windows, np.float32)
-        keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in w]
-        todo = [i for i, k in enumerate(keys) if k not in self._cache]
-        if todo:
-            for i, f in zip(todo, self._features(w[todo])):
-                self._cache[keys[i]] = f
-        return np.stack([self._cache[k] for k in keys])
-
-    def _features(self, windows: np.ndarray) -> np.ndarray:
-        import mlx.core as mx
-
-        out = []
-        for i in range(0, len(windows), self.batch):
-            f = self.model.features(mx.array(np.asarray(windows[i:i + self.batch], np.float32)))
-            mx.eval(f)
-            out.append(np.array(f))
-        return np.concatenate(out)
-
-    def embed(self, feats: np.ndarray, key: np.ndarray) -> np.ndarray:
-        import mlx.core as mx
-
-        e = self.model.embed_features(mx.array(np.asarray(feats, np.float32)), mx.array(np.asarray(key, np.float32)))
-        mx.eval(e)
-        return np.array(e)
-
-
-def load_subjects(data_dirs) -> list:
-    subjects = []
-    for d in data_dirs:
-        subjects += load_dataset(d)
-    ids = [s.id for s in subjects]
-    if len(set(ids)) != len(ids):
-        raise ValueError("two dataset folders share a name; subject ids must be unique (name the folders apart)")
-    return subjects
 
 
 def save_model(model, path: Path) -> None:

@@ -85,10 +85,10 @@ class TripletSampler:
             raise ValueError("triplets need at least two training subjects with two windows each")
 
     def spectra(self, workers: int | None = 1) -> None:
-        """Precompute every window's 501 STFT features (C++ ``heartid_stft``, float64, mean over frames)."""
-        from ...dsp import heartid_stft
+        """Precompute every window's 501 STFT features (C++ ``db_spectrogram``, float64, mean over frames)."""
+        from ...dsp import db_spectrogram
 
-        self._spec = [heartid_stft(s.windows.astype(np.float64), workers=workers).mean(axis=-1).astype(np.float32)
+        self._spec = [db_spectrogram(s.windows.astype(np.float64), workers=workers).mean(axis=-1).astype(np.float32)
                       for s in self.subjects]
 
     def batch(self, rng: np.random.Generator, size: int):
@@ -105,3 +105,13 @@ class TripletSampler:
         if getattr(self, "_spec", None) is None:
             return out
         return out, tuple(np.stack([self._spec[r[2 * k]][r[2 * k + 1]] for r in idx]) for k in range(3))
+
+
+def load_subjects(data_dirs) -> list:
+    subjects = []
+    for d in data_dirs:
+        subjects += load_dataset(d)
+    ids = [s.id for s in subjects]
+    if len(set(ids)) != len(ids):
+        raise ValueError("two dataset folders share a name; subject ids must be unique (name the folders apart)")
+    return subjects

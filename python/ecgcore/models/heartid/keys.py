@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -51,18 +50,9 @@ def write_key_file(path: str | os.PathLike, bits: np.ndarray) -> Path:
     b = np.asarray(bits, dtype=np.uint8).reshape(-1)
     payload = {"format": KEY_FORMAT, "version": 1, "key_size": int(b.size),
                "bits": np.packbits(b, bitorder="little").tobytes().hex()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".key.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    from ..._fs import write_text
+
+    return write_text(path, json.dumps(payload) + "\n", mode=0o600)
 
 
 def read_key_file(path: str | os.PathLike, key_size: int | None = None) -> np.ndarray:

@@ -74,7 +74,7 @@ class HeartIDNet(nn.Module):
         """(B, L) or (B, 1, L) -> (B, 72 + 501): key-independent part of the dense layer's input.
 
         ``spectrum`` (B, 501): the STFT features when already known (training precomputes them once with the
-        C++ ``heartid_stft``; they have no parameters and no gradient).
+        C++ ``db_spectrogram``; they have no parameters and no gradient).
         """
         if x.ndim == 3:
             x = x.reshape(x.shape[0], -1)
@@ -112,3 +112,43 @@ def load_npz_weights(model: nn.Module, path) -> nn.Module:
     model.load_weights(str(path), strict=True)
     mx.eval(model.parameters())
     return model
+
+
+class MLXEmbedder:
+    """NumPy in/out wrapper of a :class:`~.model.HeartIDNet` for the evaluation protocol."""
+
+    def __init__(self, model, batch: int = 256, cache: bool = False):
+        self.model, self.batch = model, batch
+        # content-keyed cache: evaluation asks for the same windows many times (validation, per database and
+        # pooled, 7- and 1-window probes), each time as a fresh fancy-indexed copy
+        self._cache = {} if cache else None
+
+    def features(self, windows: np.ndarray) -> np.ndarray:
+        if self._cache is None:
+            return self._features(windows)
+        import hashlib
+
+        w = np.ascontiguousarray(windows, np.float32)
+        keys = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in w]
+        todo = [i for i, k in enumerate(keys) if k not in self._cache]
+        if todo:
+            for i, f in zip(todo, self._features(w[todo])):
+                self._cache[keys[i]] = f
+        return np.stack([self._cache[k] for k in keys])
+
+    def _features(self, windows: np.ndarray) -> np.ndarray:
+        import mlx.core as mx
+
+        out = []
+        for i in range(0, len(windows), self.batch):
+            f = self.model.features(mx.array(np.asarray(windows[i:i + self.batch], np.float32)))
+            mx.eval(f)
+            out.append(np.array(f))
+        return np.concatenate(out)
+
+    def embed(self, feats: np.ndarray, key: np.ndarray) -> np.ndarray:
+        import mlx.core as mx
+
+        e = self.model.embed_features(mx.array(np.asarray(feats, np.float32)), mx.array(np.asarray(key, np.float32)))
+        mx.eval(e)
+        return np.array(e)

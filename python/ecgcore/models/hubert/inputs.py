@@ -84,11 +84,11 @@ def load_inputs(data_dir, items: list[str], *, preprocessing: dict | None = None
         it = tqdm(items, desc="inputs", unit="rec", leave=False)
     X = np.stack([input_from_record(Path(data_dir) / i, preprocessing=p, seconds=seconds) for i in it])
     if cache is not None:
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = cache / f".inputs-{key}.npy.tmp"
-        with open(tmp, "wb") as fh:
-            np.save(fh, X)
-        tmp.replace(f)
+        from ..._fs import atomic_write
+
+        with atomic_write(f) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, X)
     return X
 
 
