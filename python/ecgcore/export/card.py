@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._fs import write_text
+from .._fs import _jsonable, write_text
 
 CARD_VERSION = 1
 
@@ -168,21 +168,6 @@ def read_card(path: str | os.PathLike) -> ModelCard:
     except json.JSONDecodeError as exc:
         raise ValueError(f"model card {path} is not valid JSON: {exc}") from None
     return ModelCard.from_dict(d)
-
-
-def _jsonable(o):
-    try:
-        import numpy as np
-
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        if isinstance(o, np.generic):
-            return o.item()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
 def bundled_models_dir() -> Path:

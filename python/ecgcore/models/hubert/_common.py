@@ -8,7 +8,7 @@ import torch
 
 from ..._fs import atomic_write, write_json
 
-__all__ = ["make_optimizer", "atomic_torch_save", "atomic_json", "merge_json", "after_validation", "RUN_STOP"]
+__all__ = ["make_optimizer", "atomic_torch_save", "atomic_json", "merge_json", "after_validation", "optimiser_step", "RUN_STOP"]
 
 # the stages' own stop words -> the run folder's stop reasons
 RUN_STOP = {"steps": "steps", "early stop": "early_stopping", "wall clock": "time_limit"}
@@ -54,3 +54,12 @@ def after_validation(run, patience: int, bad: int) -> str:
     if run.out_of_time():
         return "wall clock"
     return "steps"
+
+
+def optimiser_step(loss, model, opt, sched, clip: float) -> None:
+    """Backward pass, gradient-norm clip at ``clip``, one optimiser and one scheduler step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    sched.step()

@@ -18,7 +18,7 @@ from . import inputs as I
 from . import metrics as M
 from ..._fs import write_text
 from .._run import Run
-from ._common import RUN_STOP, after_validation, atomic_json, atomic_torch_save, make_optimizer, merge_json
+from ._common import RUN_STOP, after_validation, optimiser_step, atomic_json, atomic_torch_save, make_optimizer, merge_json
 from .config import HubertConfig, HubertTrainConfig
 from .model import HubertClassifier, count_parameters, load_pretrained, seed_everything
 
@@ -239,11 +239,7 @@ def finetune(data_dir, run_dir, config: HubertTrainConfig | None = None, *, resu
         else:
             x = torch.from_numpy(X5[idx])
         loss = _loss(model(x), torch.from_numpy(Y[idx]), task_type, weights)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
+        optimiser_step(loss, model, opt, sched, clip=1.0)
         step += 1
         run_loss, n_run = run_loss + float(loss.detach()), n_run + 1
         if bar is not None:

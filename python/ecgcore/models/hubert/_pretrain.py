@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from . import inputs as I
 from .._run import Run
-from ._common import RUN_STOP, after_validation, atomic_torch_save, make_optimizer, merge_json
+from ._common import RUN_STOP, after_validation, optimiser_step, atomic_torch_save, make_optimizer, merge_json
 from .config import HubertConfig, HubertTrainConfig
 from .model import HubertForPretraining, compute_mask, count_parameters, load_pretrained, seed_everything
 
@@ -224,11 +224,7 @@ def pretrain(data_dir, run_dir, config: HubertTrainConfig | None = None, *, resu
                             min_masks=cfg.min_masks)
         logits = model(x, mask=mask)
         loss, lm, lu, acc = _loss(logits, [torch.from_numpy(y[idx]) for y in Ytr], mask, alpha)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        opt.step()
-        sched.step()
+        optimiser_step(loss, model, opt, sched, clip=10.0)
         step += 1
         # Logged per ensemble member (the optimised loss is their sum, as the seed), comparable with val_loss.
         nm = len(Ytr)
