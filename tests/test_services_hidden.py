@@ -13,12 +13,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ast
+
 from system_tools import DEBIAN_PACKAGE
 
 REPO = Path(__file__).resolve().parents[1]
-SERVICE_FILES = ["tests/app/test_app_server.py", "tests/app/test_app_report.py", "tests/app/test_app_browser.py",
-                 "tests/serve/test_serve_predict.py", "tests/serve/test_serve_process.py",
-                 "tests/serve/test_serve_keys.py", "tests/serve/test_serve_concurrency.py"]
+TESTS = REPO / "tests"
+# every test module that uses a system tool or server: it imports system_tools (directly or through serve_helpers)
+SERVICE_FILES = sorted(str(p.relative_to(REPO)) for p in TESTS.rglob("test_*.py")
+                       if p.name != Path(__file__).name and re.search(
+                           r"^\s*from (system_tools|serve_helpers) import|^\s*import system_tools", p.read_text(), re.M))
 
 
 def _path_without(tools: set[str], tmp_path: Path) -> str:
@@ -65,3 +69,35 @@ def test_service_tests_fail_when_services_are_required(tmp_path):
     out = res.stdout + res.stderr
     assert res.returncode == 1, out[-4000:]
     assert "ECGCORE_REQUIRE_SERVICES=1" in out and "apt-get install" in out, out[-4000:]
+
+
+def _marked_services(node) -> bool:
+    return any("services" in ast.unparse(d) for d in getattr(node, "decorator_list", []))
+
+
+def test_no_unguarded_tool_calls():
+    """A test that runs pdftotext, Chromium, pg_ctl, ... by name must be marked `services` (or its module must be)
+    and go through `need()`: otherwise it would run, and fail, on a machine without the tool."""
+    offenders = []
+    for path in TESTS.rglob("*.py"):
+        if path.name in ("system_tools.py", Path(__file__).name):
+            continue
+        tree = ast.parse(path.read_text())
+        module_marked = any(isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "pytestmark" for t in n.targets)
+                            and "services" in ast.unparse(n.value) for n in tree.body)
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for call in ast.walk(fn):
+                if not (isinstance(call, ast.Call) and call.args and isinstance(call.args[0], (ast.List, ast.Tuple))
+                        and call.args[0].elts and isinstance(call.args[0].elts[0], ast.Constant)
+                        and call.args[0].elts[0].value in DEBIAN_PACKAGE):
+                    continue
+                guarded = module_marked or _marked_services(fn) or "need(" in ast.unparse(fn) \
+                    or fn.name.startswith("_")  # a helper: its callers are checked where they call it
+                if not guarded:
+                    offenders.append(f"{path.relative_to(REPO)}:{call.lineno} {fn.name} runs "
+                                     f"{call.args[0].elts[0].value!r} without need() / the services marker")
+    assert not offenders, "\n".join(offenders)
+    assert "tests/app/test_app_quality.py" in SERVICE_FILES or not (TESTS / "app/test_app_quality.py").exists() or \
+        "system_tools" not in (TESTS / "app/test_app_quality.py").read_text()

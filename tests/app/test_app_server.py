@@ -237,3 +237,30 @@ def test_attention_overlay_comes_from_the_attention_graph():
     (i, att), = out.attention.items()
     assert att.shape == (900,) and np.isfinite(att).all() and abs(att.sum() - 1.0) < 1e-3
     assert out.segment_signal[i].size == 3600
+
+
+def test_crafted_uploads_get_a_4xx_over_http(tmp_path):
+    """/analyze answers hostile files with a 4xx naming each once: a header declaring 2^63-1 samples, an .npy
+    header claiming 10^11 samples over a 1 KB body, alternating +-1e308 samples."""
+    from numpy.lib import format as npformat
+
+    from ecgcore.app.server import create_app
+
+    hea = (BUNDLED / "100.hea").read_bytes().replace(b"108000", str(2**63 - 1).encode(), 1)
+    head = io.BytesIO()
+    npformat.write_array_header_1_0(head, {"descr": "<f8", "fortran_order": False, "shape": (10**11,)})
+    cases = [([("files", ("100.hea", hea)), ("files", ("100.dat", (BUNDLED / "100.dat").read_bytes()))], 413,
+              "100.hea: 9223372036854775807 samples"),
+             ([("files", ("claims.npy", head.getvalue() + b"\0" * 1024))], 400, "claims.npy: the header declares"),
+             ([("files", ("huge.npy", _npy(np.tile([1e308, -1e308], 3600))))], 400, "huge: samples must lie within")]
+    app = create_app(ModelSuite(beats=None, segments=None, superclass=None), llm="", jobs_dir=tmp_path / "jobs")
+    server, thread, url = _serve(app)
+    try:
+        with httpx.Client(base_url=url, timeout=120) as c:
+            for files, status, fragment in cases:
+                r = c.post("/analyze", files=files, data={"fs": "360"})
+                assert r.status_code == status, (fragment, r.status_code)
+                assert fragment in r.text and "100.hea: 100.hea" not in r.text, r.text[-1500:]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

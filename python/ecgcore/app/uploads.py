@@ -208,9 +208,9 @@ def parse_uploads(files: list[UploadedFile], fs=None, workdir: str | Path | None
                                   max_duration_s=max_duration_s)
                 records.append(rec)
         except SignalTooLong as exc:
-            errors.append(UploadError(f.name, _strip_path(str(exc), workdir), too_long=True))
+            errors.append(UploadError(f.name, _strip_path(str(exc), workdir, safe), too_long=True))
         except (ValueError, OSError, OverflowError) as exc:
-            errors.append(UploadError(f.name, _strip_path(str(exc), workdir)))
+            errors.append(UploadError(f.name, _strip_path(str(exc), workdir, safe)))
 
     headers = [s for s in named if Path(s).suffix.lower() == ".hea"]
     for hea in headers:
@@ -239,9 +239,9 @@ def parse_uploads(files: list[UploadedFile], fs=None, workdir: str | Path | None
             check_signal_size(hea, rec.n_samples, rec.fs, min(rec.n_leads, MAX_LEADS), max_duration_s=max_duration_s)
             records.append(rec)
         except SignalTooLong as exc:
-            errors.append(UploadError(named[hea].name, _strip_path(str(exc), workdir), too_long=True))
+            errors.append(UploadError(named[hea].name, _strip_path(str(exc), workdir, hea), too_long=True))
         except (ValueError, OSError, IndexError, OverflowError, TypeError) as exc:
-            errors.append(UploadError(named[hea].name, _strip_path(str(exc), workdir)))
+            errors.append(UploadError(named[hea].name, _strip_path(str(exc), workdir, hea)))
 
     for safe, f in named.items():
         if safe in used:
@@ -276,8 +276,11 @@ def _write(workdir, name: str, data: bytes) -> Path:
     return path
 
 
-def _strip_path(message: str, workdir) -> str:
-    # Messages from ecgcore.io name the server's temp folder; the user only knows the file names.
-    if workdir is None:
-        return message
-    return message.replace(str(Path(workdir)) + "/", "")
+def _strip_path(message: str, workdir, name: str | None = None) -> str:
+    # Messages from ecgcore.io name the server's temp folder; the user only knows the file names. The error is
+    # shown as "<file>: <message>", so a message that starts with the file's name loses that prefix.
+    if workdir is not None:
+        message = message.replace(str(Path(workdir)) + "/", "")
+    if name and message.startswith(f"{name}: "):
+        message = message[len(name) + 2:]
+    return message
