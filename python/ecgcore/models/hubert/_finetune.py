@@ -210,14 +210,16 @@ def finetune(data_dir, run_dir, config: HubertTrainConfig | None = None, *, resu
                 "model_state_dict": model.state_dict(), "optimizer_state_dict": opt.state_dict(),
                 "lr_scheduler_state_dict": sched.state_dict(), "best_val_auroc": best, "classes": classes,
                 "task_type": task_type, "args": args, "elapsed_s": run.seconds,
-                "torch_rng": torch.get_rng_state(), "linear": head == "linear",
+                "torch_rng": torch.get_rng_state(), "np_rng": rng.bit_generator.state, "linear": head == "linear",
                 "finetuning_vocab_size": len(classes), "target_val_auroc": best}
 
     def checkpoint():
         run.state.step, run.state.bad_epochs = step, patience_count
         run.save(lambda folder: torch.save(state(), folder / "last.pt"))
 
-    rng = np.random.default_rng(seed + step)
+    rng = np.random.default_rng(seed)
+    if ck is not None and ck.get("np_rng") is not None:  # the batch sampler goes on where it stopped
+        rng.bit_generator.state = ck["np_rng"]
     bar = None
     if progress:
         from tqdm import tqdm

@@ -192,7 +192,9 @@ def pretrain(data_dir, run_dir, config: HubertTrainConfig | None = None, *, resu
         step, best_loss, best_acc = ck["global_step"], ck["best_val_loss"], ck["best_val_accuracy"]
         patience_count = ck["patience_count"]
         torch.set_rng_state(ck["torch_rng"])
-    rng = np.random.default_rng(seed + step)
+    rng = np.random.default_rng(seed)
+    if ck is not None and ck.get("np_rng") is not None:  # the batch sampler goes on where it stopped
+        rng.bit_generator.state = ck["np_rng"]
     n_params = count_parameters(model)
     log(f"pretraining iteration {iteration}: size {cfg.size}, {n_params:,} parameters, vocab {vs}, "
         f"{len(tr)} train / {len(va)} val records, steps {step}->{steps}, batch {batch_size}")
@@ -202,7 +204,7 @@ def pretrain(data_dir, run_dir, config: HubertTrainConfig | None = None, *, resu
                 "model_state_dict": model.state_dict(), "optimizer_state_dict": opt.state_dict(),
                 "lr_scheduler_state_dict": sched.state_dict(), "best_val_loss": best_loss,
                 "best_val_accuracy": best_acc, "pretraining_vocab_sizes": vs, "iteration": iteration,
-                "elapsed_s": run.seconds, "torch_rng": torch.get_rng_state(),
+                "elapsed_s": run.seconds, "torch_rng": torch.get_rng_state(), "np_rng": rng.bit_generator.state,
                 "labels_dirs": [str(d) for d in labels_dirs]}
 
     def checkpoint():
