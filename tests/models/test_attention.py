@@ -223,7 +223,8 @@ def test_train_evaluate_export_parity(tiny_segments, tmp_path):
     again = evaluate(run, tiny_segments, split="val", progress=False, n_attention=1)
     assert again["val"]["n"] == WINDOWS_PER_RECORD and "test" in again
 
-    onnx_path, card, worst = export(run, tmp_path / "onnx", check_windows=3)
+    r = export(run, tmp_path / "onnx", check_windows=3)
+    onnx_path, card, worst = r["onnx"], r["model_card"], r["parity_max_abs_diff"]
     assert worst < 1e-4
     assert card.preprocessing["kind"] == "segments" and card.preprocessing["band"] == [0.5, 50.0]
     assert card.classes == ["Normal", "Abnormal"] and card.fs == 360.0

@@ -100,7 +100,8 @@ def export(run_dir, out, dataset_dir, check_windows, note):
     from ..models.attention import export as run
 
     try:
-        onnx_path, card, worst = run(run_dir, out, data_dir=dataset_dir, check_windows=check_windows, note=note)
+        r = run(run_dir, out, data_dir=dataset_dir, check_windows=check_windows, note=note)
+        onnx_path, worst = r["onnx"], r["parity_max_abs_diff"]
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
     size = os.path.getsize(onnx_path) / 2 ** 20

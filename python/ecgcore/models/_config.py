@@ -2,7 +2,8 @@
 
 The vocabulary (the same name for the same thing in every family): ``lr``, ``batch_size``, ``epochs``,
 ``n_classes``, ``classes``, ``patience`` (early stopping, in validations without improvement), ``max_steps``,
-``time_limit_s`` (wall-clock budget of one session), ``threads``, ``seed``. Older names found in saved runs and
+``time_limit_s`` (wall-clock budget of one session), ``threads``, ``seed``, ``val_fraction`` / ``test_fraction``
+(shares held out), ``plateau_patience`` / ``plateau_factor`` (ReduceLROnPlateau). Older names found in saved runs and
 model cards (``num_classes``, ``early_stopping_patience``, ``wall_cap_s``, ``num_threads``, ...) are read as these.
 """
 from __future__ import annotations
@@ -17,6 +18,10 @@ LEGACY_NAMES = {
     "wall_cap_s": "time_limit_s",
     "num_threads": "threads",
     "learning_rate": "lr",
+    "val_size": "val_fraction",
+    "test_size": "test_fraction",
+    "reduce_lr_patience": "plateau_patience",
+    "reduce_lr_factor": "plateau_factor",
 }
 
 

@@ -134,7 +134,7 @@ def _to_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, output_names
 
 def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name: str = BUNDLED_NAME,
            atol: float = 1e-4, command: str | None = None,
-           note: str | None = None) -> tuple[Path, ModelCard, float]:
+           note: str | None = None) -> dict:
     """Export ``run_dir``'s best weights to ``out_dir/model.onnx`` + ``model.json`` (default ``out_dir = run_dir``).
 
     The parity check runs ``check_windows`` real test-split windows through PyTorch and onnxruntime and
@@ -144,7 +144,8 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
 
     Returns
     -------
-    (onnx path, card, largest absolute difference over the three outputs)
+    ``{"onnx", "attention_onnx", "card"}`` (paths), ``"model_card"`` (the :class:`ModelCard`) and
+    ``"parity_max_abs_diff"`` (the largest absolute difference over the outputs of both graphs)
     """
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir
@@ -155,8 +156,8 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
 
-    splits = protocol_splits(data_dir, config.protocol, seed=config.seed, test_size=config.test_size,
-                             val_size=config.val_size, val_records=config.val_records)
+    splits = protocol_splits(data_dir, config.protocol, seed=config.seed, test_size=config.test_fraction,
+                             val_size=config.val_fraction, val_records=config.val_records)
     test = splits["test"]
     if check_windows < 2:
         raise ValueError("check_windows must be at least 2 (a batch > 1 proves the dynamic axis)")
@@ -197,4 +198,5 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
                      "one step = 4 samples) comes from the second graph attention.onnx, on request."),
     )
     write_card(card, out_dir / "model.json")
-    return onnx_path, card, worst
+    return {"onnx": onnx_path, "attention_onnx": out_dir / ATTENTION_FILE, "card": out_dir / "model.json",
+            "model_card": card, "parity_max_abs_diff": worst}

@@ -57,8 +57,8 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
     if config.threads:
         torch.set_num_threads(int(config.threads))
     dev = device_of(device)
-    splits = protocol_splits(data_dir, config.protocol, seed=config.seed, test_size=config.test_size,
-                             val_size=config.val_size, val_records=config.val_records)
+    splits = protocol_splits(data_dir, config.protocol, seed=config.seed, test_size=config.test_fraction,
+                             val_size=config.val_fraction, val_records=config.val_records)
     train_set, val_set = splits["train"], splits["val"]
     if val_set is None or len(val_set) == 0:
         raise ValueError("the validation split is empty (early stopping needs one); raise val_records")

@@ -43,8 +43,8 @@ class AttentionConfig(ConfigMixin):
     seed: int = 42
 
     protocol: str = "inter-patient"
-    test_size: float = 0.2
-    val_size: float = 0.2
+    test_fraction: float = 0.2
+    val_fraction: float = 0.2
     val_records: int = 4
     max_steps: int | None = None
     time_limit_s: float | None = None

@@ -150,8 +150,8 @@ def fit_once(cfg: ConformerConfig, index, train_recs, out_dir: Path, *, val_recs
     early = None
     if callbacks_seed and val_ds is not None:
         early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience)
-        cbs += [early, keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.reduce_lr_factor,
-                                                         patience=cfg.reduce_lr_patience, min_lr=cfg.min_lr)]
+        cbs += [early, keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.plateau_factor,
+                                                         patience=cfg.plateau_patience, min_lr=cfg.min_lr)]
     t0 = time.time()
     hist = model.fit(ds, epochs=want, initial_epoch=initial, steps_per_epoch=steps, validation_data=val_ds,
                      class_weight=weights, callbacks=cbs, shuffle=False, verbose=2 if progress else 0)

@@ -34,7 +34,7 @@ class ConformerConfig(ConfigMixin):
     n_classes : AAMI N, S, V, F, Q.
     lr, weight_decay : AdamW learning rate (the seed's 1e-5) and weight decay (Keras' default 0.004, as the seed).
     batch_size, epochs : seed 128 and 20.
-    patience, reduce_lr_patience, reduce_lr_factor, min_lr : the seed's callbacks on val_loss (early stopping
+    patience, plateau_patience, plateau_factor, min_lr : the seed's callbacks on val_loss (early stopping
         after ``patience`` epochs without improvement).
     class_weight : ``"balanced"`` (sklearn's n / (k * count)) or ``"none"``.
     max_class_weight : cap on a balanced class weight (DS1 has 8 Q beats: uncapped, their weight is ~166 and a
@@ -68,8 +68,8 @@ class ConformerConfig(ConfigMixin):
     batch_size: int = 128
     epochs: int = 20
     patience: int = 5
-    reduce_lr_patience: int = 1
-    reduce_lr_factor: float = 0.2
+    plateau_patience: int = 1
+    plateau_factor: float = 0.2
     min_lr: float = 1e-6
     class_weight: str = "balanced"
     max_class_weight: float | None = None

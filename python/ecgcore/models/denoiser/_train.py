@@ -140,6 +140,7 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but torch sees no CUDA GPU")
+    threads = threads or (config.threads if config is not None else None)
     if threads:
         torch.set_num_threads(int(threads))
     run_dir = Path(run_dir)

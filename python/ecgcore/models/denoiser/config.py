@@ -30,6 +30,7 @@ class DenoiserConfig(ConfigMixin):
     max_steps, time_limit_s : stop early (0 = no limit); the run stays resumable.
     patience : early stopping after this many validations without a lower validation loss (0 = off, as the
         seed, which trains its 50 epochs).
+    threads : torch intra-op threads (default: torch's own setting).
     seed : the notebook's 42.
     """
 
@@ -50,6 +51,7 @@ class DenoiserConfig(ConfigMixin):
     max_steps: int = 0
     time_limit_s: float = 0.0
     patience: int = 0
+    threads: int | None = None
     seed: int = 42
     chunk_size: int = CHUNK_SIZE
     fs: float = FS

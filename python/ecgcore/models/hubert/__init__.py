@@ -7,8 +7,8 @@ The family's contract: ``train(data_dir, run_dir, config=None)`` with ``config.s
 Modules: ``config`` (sizes and training settings, no torch), ``inputs`` (the seed's input contract and dataset
 tables, NumPy + ``ecgcore.dsp`` only, so ``ecgcore infer`` can rebuild a model input from a raw record), ``metrics``
 (NumPy test protocol with stratified bootstrap CIs), ``model`` and the private ``_pretrain`` / ``_finetune`` /
-``_export`` (torch, imported lazily), ``cli`` (``ecgcore train hubert pretrain|finetune|dump|cluster``,
-``ecgcore evaluate hubert``, ``ecgcore export hubert``).
+``_evaluate`` / ``_export`` (torch, imported lazily). The verbs are ``ecgcore train hubert
+pretrain|finetune|dump|cluster``, ``ecgcore evaluate hubert``, ``ecgcore export hubert`` (``ecgcore.commands.hubert``).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import importlib
 
 from .config import SIZES, HubertConfig, HubertTrainConfig
 
-_LAZY = {"train": "._train", "pretrain": "._pretrain", "finetune": "._finetune", "evaluate": "._finetune",
+_LAZY = {"train": "._train", "pretrain": "._pretrain", "finetune": "._finetune", "evaluate": "._evaluate",
          "export": "._export"}
 
 __all__ = ["HubertConfig", "HubertTrainConfig", "SIZES", "train", "pretrain", "finetune", "evaluate", "export"]
