@@ -154,9 +154,14 @@ def test_server_one_record(verb, route, field, mitdb_dir, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("verb, route, field", [("serve", "/predict", "file"), ("app", "/analyze", "files")])
 def test_server_ten_records(verb, route, field, mitdb_dir, tmp_path):
+    """Ten 30-min records, one after another and then all in one upload."""
     server = _Server(verb, tmp_path)
     try:
         figures = _post_records(server, route, field, TEN, mitdb_dir)
+        files = [(field, (f"{r}{e}", (mitdb_dir / f"{r}{e}").read_bytes())) for r in TEN for e in (".hea", ".dat")]
+        resp = httpx.post(server.url + route, files=files, timeout=1800)
+        assert resp.status_code == 200, resp.text[:2000]
+        figures.append(_memory_mb(server.proc.pid))
     finally:
         server.stop()
     print(f"\nPEAK {verb} {route} 10 records: {max(f['VmHWM'] for f in figures):.0f} MB")

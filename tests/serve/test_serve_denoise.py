@@ -232,3 +232,54 @@ def test_bundled_denoiser(database_url, tmp_path):
         expected = _ort_denoise(list_bundled()["denoiser"] / "model.onnx", z)
         np.testing.assert_allclose(r.json()["denoised_signal"], expected, atol=1e-4)
         client.app.state.store.dispose()
+
+
+# ---- fuzzing the JSON bodies (issue 18 §6) -------------------------------------------------------------------
+def _json_values():
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10**30), max_value=10**30),
+                        st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
+    return st.recursive(scalars, lambda kids: st.one_of(st.lists(kids, max_size=8),
+                                                         st.dictionaries(st.text(max_size=12), kids, max_size=6)),
+                        max_leaves=40)
+
+
+def _bodies():
+    """Raw request bodies: random JSON documents, near-valid denoising requests, and mutated bytes of a valid one."""
+    from hypothesis import strategies as st
+
+    valid = json.dumps({"ecg_signal": SIGNAL.tolist()}).encode()
+    near = st.builds(lambda v, n: json.dumps({"ecg_signal": [v] * n}).encode(), _json_values(),
+                     st.sampled_from([0, 1, 1299, 1300, 1301]))
+    mutated = st.builds(lambda i, b, cut: (valid[:i] + bytes([b]) + valid[i + 1:])[:cut],
+                        st.integers(0, len(valid) - 1), st.integers(0, 255), st.integers(0, len(valid)))
+    literals = st.sampled_from([b"NaN", b"[Infinity]", b'{"ecg_signal": -Infinity}', b"\xff\xfe", b"{" * 5000,
+                                b'{"ecg_signal": [1e999' + b", 0" * 1299 + b"]}", b"0" * 10000, b"null"])
+    return st.one_of(_json_values().map(lambda v: json.dumps(v).encode()), near, mutated, literals)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_random_json_bodies_never_give_a_500(keyed, request):
+    """Random and mutated JSON bodies on every JSON route: a 2xx/4xx with a JSON error, never a 500."""
+    from hypothesis import HealthCheck, given, settings
+
+    client, key, _ = keyed
+    examples = 400 if request.config.getoption("--runslow") else 60
+    seen = {"n": 0}
+
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(body=_bodies())
+    def check(body):
+        for route, headers in (("/api/v1/denoising", {"x-api-key": key}), ("/api/v1/api-keys/generation", {}),
+                               ("/api/v1/api-keys/deactivation", {})):
+            r = client.post(route, content=body, headers={**headers, "content-type": "application/json"})
+            assert r.status_code < 500, (route, body[:200], r.status_code, r.text[:300])
+            if r.status_code >= 400:
+                assert "error" in r.json(), (route, r.text[:300])
+            seen["n"] += 1
+
+    check()
+    print(f"\nFUZZ json bodies: {seen['n']} requests")
+    assert seen["n"] >= 3 * examples
