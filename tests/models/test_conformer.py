@@ -317,3 +317,20 @@ def test_hyperband_writes_its_results_table(tiny_dataset, tmp_path):
     assert r["trials"] and (tmp_path / "tuning_results.csv").is_file()
     assert set(r["best_hyperparameters"]) >= {"embed_dim", "num_heads", "ff_multiplier", "kernel_size", "dropout",
                                               "num_blocks"}
+
+
+def test_inter_patient_validation_records(tiny_dataset, mitdb_dir, tmp_path):
+    """val_records holds out training records (never a test record) that validate every epoch."""
+    from ecgcore.models.conformer import train
+
+    cfg = ConformerConfig(embed_dim=16, ff_dim=32, num_heads=2, batch_size=8, epochs=2, steps_per_epoch=1,
+                          val_records=1, val_fraction=0.2, patience=5, threads=1)
+    s = train(tiny_dataset, tmp_path / "run", cfg, train_records=["232", "233"], test_records=["231"],
+              evaluate_after=False, progress=False)
+    assert len(s["val_records"]) == 1 and s["val_records"][0] in ("232", "233")
+    assert s["final"]["train_records"] == sorted({"232", "233"} - set(s["val_records"]))
+    rows = (tmp_path / "run" / "history.csv").read_text().splitlines()
+    assert "val_loss" in rows[0] and len(rows) == 3
+    with pytest.raises(ValueError, match="leaves no training record"):
+        train(tiny_dataset, tmp_path / "run2", cfg.replace(val_records=2), train_records=["232", "233"],
+              test_records=["231"], evaluate_after=False, progress=False)

@@ -149,7 +149,8 @@ def fit_once(cfg: ConformerConfig, index, train_recs, out_dir: Path, *, val_recs
         cbs.append(_run_callback(run, stage, steps))
     early = None
     if callbacks_seed and val_ds is not None:
-        early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience)
+        early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
+                                              restore_best_weights=stage == "final")
         cbs += [early, keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.plateau_factor,
                                                          patience=cfg.plateau_patience, min_lr=cfg.min_lr)]
     t0 = time.time()
@@ -268,9 +269,19 @@ def train(data_dir, run_dir, config: ConformerConfig | None = None, *, records_d
         write_json(run / "kfold_summary.json", kfold)
         _kfold_plot(per_fold, run / "kfold_accuracy.png")
         summary["kfold"] = kfold
-    # Final model: all training records, no validation and no callbacks (both protocols).
-    final = fit_once(cfg, index, train_recs, run / "final", records_dir=records_dir, epochs=cfg.epochs,
-                     steps_per_epoch=cfg.steps_per_epoch, deadline=deadline, progress=progress,
+    # Final model: all training records, no validation and no callbacks (both protocols, as the seed) -- or, with
+    # val_records, the training records minus that many held-out ones that drive early stopping.
+    fit_recs, val_recs = train_recs, None
+    if cfg.val_records:
+        if cfg.val_records >= len(train_recs):
+            raise ValueError(f"val_records={cfg.val_records} leaves no training record (of {len(train_recs)})")
+        pick = np.random.default_rng(cfg.seed).permutation(len(train_recs))[: cfg.val_records]
+        val_recs = sorted(train_recs[i] for i in pick)
+        fit_recs = [r for r in train_recs if r not in val_recs]
+        summary["val_records"] = val_recs
+    final = fit_once(cfg, index, fit_recs, run / "final", val_recs=val_recs, records_dir=records_dir,
+                     epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch, callbacks_seed=val_recs is not None,
+                     deadline=deadline, val_fraction=cfg.val_fraction, progress=progress,
                      sums_dir=run / "column_sums", init_from=init_from, run=run_folder, stage="final")
     shutil.copyfile(run / "final" / "model.keras", run / "model.keras")
     shutil.copyfile(run / "final" / "norm.json", run / "norm.json")

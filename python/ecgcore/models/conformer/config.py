@@ -46,7 +46,10 @@ class ConformerConfig(ConfigMixin):
     folds, fold_epochs : the seed protocol's k-fold stage (5 folds; epochs per fold, default ``epochs``).
     steps_per_epoch : cap the steps of every epoch (default: one pass over the sampled training set).
     time_limit_s : wall-clock budget of the whole run (the k-fold stage gets the first half); resumable.
-    val_fraction : share of the validation sequences scored each epoch in the k-fold stage.
+    val_fraction : share of the validation sequences scored each epoch (k-fold stage, and ``val_records``).
+    val_records : inter-patient protocol: hold out this many training records (DS1, chosen with ``seed``) to
+        validate every epoch, with early stopping (``patience``, the best epoch's weights kept) and
+        ReduceLROnPlateau on them; 0 (the seed's): the final model trains on every training record, no validation.
     eval_n_fraction : share of the test records' N sequences scored (all other classes always; N reweighted).
     threads : TensorFlow intra/inter-op threads (1: the machine is shared).
     """
@@ -82,6 +85,7 @@ class ConformerConfig(ConfigMixin):
     steps_per_epoch: int | None = None
     time_limit_s: float | None = None
     val_fraction: float = 1.0
+    val_records: int = 0
     eval_n_fraction: float = 1.0
     threads: int | None = 1
     extra: dict = field(default_factory=dict)
