@@ -96,7 +96,7 @@ def test_hostile_npy_headers_and_durations(tmp_path):
     recs, errors = parse_uploads([claims, long, huge], fs="360", max_duration_s=600)
     assert recs == []
     by = {e.name: e for e in errors}
-    assert "but the file holds 1024 bytes" in by["claims.npy"].message and not by["claims.npy"].too_long
+    assert "but the file holds only 1024 bytes" in by["claims.npy"].message and not by["claims.npy"].too_long
     assert by["long.npy"].too_long and "at most 10 min" in by["long.npy"].message
     assert "within ±1e12" in by["huge"].message
 

@@ -44,33 +44,14 @@ def check_signal_size(name: str, n_samples: int, fs: float, n_leads: int = 1, *,
 
 
 def npy_header(source: bytes | str | os.PathLike, name: str | None = None) -> tuple[tuple[int, ...], np.dtype]:
-    """(shape, dtype) of a ``.npy`` file or buffer from its header alone; ``ValueError`` when the header is
-    malformed or declares more data than the file holds (a 1 KB file claiming 10^11 samples)."""
-    from numpy.lib import format as npformat
+    """(shape, dtype) of a ``.npy`` file or buffer from its header alone (:func:`ecgcore.io.record.npy_header`);
+    ``ValueError`` when the header is malformed or declares more data than the file holds."""
+    from ..io.record import npy_header as read_header
 
     label = name or (Path(source).name if not isinstance(source, (bytes, bytearray)) else "upload")
-    fh = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
-    try:
-        try:
-            version = npformat.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = npformat.read_array_header_1_0(fh)
-            elif version in ((2, 0), (3, 0)):
-                shape, fortran, dtype = npformat.read_array_header_2_0(fh)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
-        except Exception as exc:  # numpy raises ValueError / EOFError / SyntaxError for junk headers
-            raise ValueError(f"{label}: not a valid .npy array ({exc})") from None
-        offset = fh.tell()
-        size = len(source) if isinstance(source, (bytes, bytearray)) else os.fstat(fh.fileno()).st_size
-    finally:
-        fh.close()
-    if dtype.hasobject:
-        raise ValueError(f"{label}: object arrays are not accepted")
-    if any(int(d) < 0 for d in shape):
-        raise ValueError(f"{label}: invalid shape {shape}")
-    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if need > size - offset:
-        raise ValueError(f"{label}: the header declares shape {shape} ({need} bytes of {dtype}) but the file holds "
-                         f"{size - offset} bytes of data")
-    return tuple(int(d) for d in shape), dtype
+    if isinstance(source, (bytes, bytearray)):
+        shape, _, dtype = read_header(io.BytesIO(source), label)
+    else:
+        with open(source, "rb") as fh:
+            shape, _, dtype = read_header(fh, label)
+    return shape, dtype

@@ -382,6 +382,42 @@ def _finish_array(path: Path, arr: np.ndarray, fs: float, dtype, leads=None) -> 
     return Record(signal=sig, fs=fs, leads=list(leads), units=["mV"] * n_leads, name=path.stem, path=path)
 
 
+def npy_header(fh, label) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) of the ``.npy`` file or buffer ``fh`` (at its start), left positioned at the
+    data; ``ValueError`` naming ``label`` when it is not a ``.npy`` array or its header declares more data than the
+    file holds (a 1 KB file claiming 10^11 samples), before anything of that size is allocated."""
+    import io as _io
+
+    size = len(fh.getbuffer()) if isinstance(fh, _io.BytesIO) else os.fstat(fh.fileno()).st_size
+    if size == 0:
+        raise ValueError(f"{label}: the file is empty")
+    magic = fh.read(len(npformat.MAGIC_PREFIX))
+    if magic != npformat.MAGIC_PREFIX:
+        what = " (this is a zip archive such as .npz)" if magic.startswith(b"PK") else ""
+        raise ValueError(f"{label}: not a valid .npy array: the file does not start with the .npy magic string{what}")
+    fh.seek(0)
+    try:
+        version = npformat.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dt = npformat.read_array_header_1_0(fh)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dt = npformat.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+    except Exception as exc:  # numpy's header parser raises ValueError, TokenError, EOFError, ...
+        raise ValueError(f"{label}: not a valid .npy array: {exc}") from None
+    if dt.hasobject:
+        raise ValueError(f"{label}: object arrays are not accepted")
+    if not all(0 <= n <= _INT64_MAX for n in shape):
+        raise ValueError(f"{label}: not a valid .npy array: the header declares shape {shape}")
+    need = math.prod(shape) * dt.itemsize
+    have = size - fh.tell()
+    if need > have:
+        raise ValueError(f"{label}: the header declares shape {shape} of {dt} ({need} bytes) but the file "
+                         f"holds only {have} bytes of data")
+    return tuple(int(n) for n in shape), bool(fortran), dt
+
+
 def _read_npy(path: Path, fs, dtype) -> Record:
     fs = _need_fs(path, fs)
     try:
@@ -391,37 +427,12 @@ def _read_npy(path: Path, fs, dtype) -> Record:
     except OSError as exc:
         raise OSError(f"{path}: cannot read: {exc.strerror or exc}") from None
     with fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size == 0:
-            raise ValueError(f"{path}: the file is empty")
-        # Check the header against the file before numpy allocates what the header declares.
-        magic = fh.read(len(npformat.MAGIC_PREFIX))
-        if magic != npformat.MAGIC_PREFIX:
-            what = " (this is a zip archive such as .npz)" if magic.startswith(b"PK") else ""
-            raise ValueError(f"{path}: not a .npy array: the file does not start with the .npy magic string{what}")
-        fh.seek(0)
-        try:
-            version = npformat.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dt = npformat.read_array_header_1_0(fh)
-            elif version == (2, 0):
-                shape, fortran, dt = npformat.read_array_header_2_0(fh)
-            else:
-                raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
-        except Exception as exc:  # numpy's header parser raises ValueError, TokenError, EOFError, ...
-            raise ValueError(f"{path}: not a valid .npy array: {exc}") from None
-        if dt.hasobject or dt.kind not in "biuf":
+        shape, fortran, dt = npy_header(fh, path)
+        if dt.kind not in "biuf":
             raise ValueError(f"{path}: expected numeric samples, got dtype {dt}")
         if len(shape) not in (1, 2):
             raise ValueError(f"{path}: expected a [n_samples] or [n_samples, n_leads] array, got shape {shape}")
-        if not all(0 <= n <= _INT64_MAX for n in shape):
-            raise ValueError(f"{path}: not a valid .npy array: the header declares shape {shape}")
         count = math.prod(shape)
-        need = count * dt.itemsize
-        have = size - fh.tell()
-        if need > have:
-            raise ValueError(f"{path}: the header declares shape {shape} of {dt} ({need} bytes) but the file "
-                             f"holds only {have} bytes of data")
         # What numpy.lib.format.read_array does for a file, without parsing the header a second time.
         arr = np.fromfile(fh, dtype=dt, count=count)
         arr = arr.reshape(shape[::-1]).transpose() if fortran else arr.reshape(shape)
