@@ -98,6 +98,13 @@ def fit_once(cfg: ConformerConfig, index, train_recs, out_dir: Path, *, val_recs
 
     from .model import build_model, compile_model
 
+    if cfg.chunk:
+        from .chunks import fit_chunks
+
+        return fit_chunks(cfg, index, train_recs, out_dir, val_recs=val_recs, records_dir=records_dir, epochs=epochs,
+                          steps_per_epoch=steps_per_epoch, deadline=deadline, progress=progress, sums_dir=sums_dir,
+                          init_from=init_from, budget_cls=_Budget, normalisation=_normalisation,
+                          run_callback=None if run is None else (lambda steps: _run_callback(run, stage, steps)))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / "model.keras"

@@ -50,6 +50,9 @@ class ConformerConfig(ConfigMixin):
     val_records : inter-patient protocol: hold out this many training records (DS1, chosen with ``seed``) to
         validate every epoch, with early stopping (``patience``, the best epoch's weights kept) and
         ReduceLROnPlateau on them; 0 (the seed's): the final model trains on every training record, no validation.
+    chunk : 0 (the seed's): stream 3-beat sequences from the TFRecords. N > 0: train on chunks of N consecutive
+        sequences drawn at random from the training records held in memory, each beat's CNN computed once
+        (:mod:`ecgcore.models.conformer.chunks`; ``batch_size`` counts sequences, ``batch_size // N`` chunks a step).
     eval_n_fraction : share of the test records' N sequences scored (all other classes always; N reweighted).
     threads : TensorFlow intra/inter-op threads (1: the machine is shared).
     """
@@ -86,6 +89,7 @@ class ConformerConfig(ConfigMixin):
     time_limit_s: float | None = None
     val_fraction: float = 1.0
     val_records: int = 0
+    chunk: int = 0
     eval_n_fraction: float = 1.0
     threads: int | None = 1
     extra: dict = field(default_factory=dict)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .config import ConformerConfig
 
-__all__ = ["build_model", "beat_cnn", "conformer_block", "compile_model", "custom_objects"]
+__all__ = ["build_model", "beat_cnn", "beat_embeddings", "sequence_head", "conformer_block", "compile_model", "custom_objects"]
 
 _LAYERS = None
 
@@ -135,6 +135,40 @@ def _attention_block(x, positions, cfg, dim, name):
     return layers.LayerNormalization(name=f"{name}_ln")(x)
 
 
+def beat_embeddings(seq, cfg: ConformerConfig, rr=None):
+    """Per-beat CNN (and, with RR inputs, the per-beat fusion): (batch, n_beats, 32, 187, 1) → (batch, n_beats, dim).
+
+    Shared by :func:`build_model` (n_beats = 3) and the chunk trainer (:mod:`.chunks`, n_beats = chunk + 2): the
+    layers and their names are the same, so weights move between the two models by name.
+    """
+    from keras import layers
+
+    x = layers.TimeDistributed(beat_cnn(cfg), name="beat_cnn_td")(seq)
+    if rr is not None:
+        # Timing and morphology meet before the sequence model, projected back to embed_dim per beat.
+        x = layers.Concatenate(name="with_rr")([x, rr])
+        x = layers.Dense(cfg.embed_dim, name="rr_fusion")(x)
+    return x
+
+
+def sequence_head(x, cfg: ConformerConfig):
+    """The sequence model over 3 beat embeddings: (batch, 3, dim) → (batch, n_classes) probabilities."""
+    from keras import layers
+
+    dim = cfg.embed_dim
+    if cfg.variant in ("conformer", "attention-only"):
+        positions = layers_module()[0](cfg.sequence_length, dim, name="position_embedding")(x)
+        block = conformer_block if cfg.variant == "conformer" else _attention_block
+        for i in range(cfg.num_blocks):
+            x = block(x, positions, cfg, dim, f"block{i + 1}")
+        x = layers.GlobalAveragePooling1D(name="pool")(x)
+    elif cfg.variant == "cnn-lstm":
+        x = layers.LSTM(cfg.lstm_units, name="lstm")(x)
+    else:
+        x = layers.GlobalAveragePooling1D(name="pool")(x)
+    return layers.Dense(cfg.n_classes, activation="softmax", name="probabilities", dtype="float32")(x)
+
+
 def build_model(cfg: ConformerConfig | None = None):
     """The Keras model of ``cfg.variant``.
 
@@ -148,32 +182,17 @@ def build_model(cfg: ConformerConfig | None = None):
     probabilities : (batch, 5) softmax over AAMI N, S, V, F, Q (the sequence's last beat).
     """
     import keras
-    from keras import layers
 
     cfg = cfg or ConformerConfig()
     keras.utils.set_random_seed(cfg.seed)
     seq = keras.Input((cfg.sequence_length, cfg.height, cfg.width, 1), name="scalograms")
     inputs = [seq]
-    x = layers.TimeDistributed(beat_cnn(cfg), name="beat_cnn_td")(seq)
-    dim = cfg.embed_dim
+    rr = None
     if cfg.rr_features:
         rr = keras.Input((cfg.sequence_length, cfg.n_rr), name="rr")
         inputs.append(rr)
-        # Timing and morphology meet before the sequence model, projected back to embed_dim per beat.
-        x = layers.Concatenate(name="with_rr")([x, rr])
-        x = layers.Dense(dim, name="rr_fusion")(x)
-
-    if cfg.variant in ("conformer", "attention-only"):
-        positions = layers_module()[0](cfg.sequence_length, dim, name="position_embedding")(x)
-        block = conformer_block if cfg.variant == "conformer" else _attention_block
-        for i in range(cfg.num_blocks):
-            x = block(x, positions, cfg, dim, f"block{i + 1}")
-        x = layers.GlobalAveragePooling1D(name="pool")(x)
-    elif cfg.variant == "cnn-lstm":
-        x = layers.LSTM(cfg.lstm_units, name="lstm")(x)
-    else:
-        x = layers.GlobalAveragePooling1D(name="pool")(x)
-    out = layers.Dense(cfg.n_classes, activation="softmax", name="probabilities", dtype="float32")(x)
+    x = beat_embeddings(seq, cfg, rr)
+    out = sequence_head(x, cfg)
     return keras.Model(inputs if len(inputs) > 1 else seq, out, name=cfg.variant.replace("-", "_"))
 
 

@@ -1,0 +1,362 @@
+"""Chunk training of the Conformer: every beat's CNN computed once, batches drawn at random from memory.
+
+The seed trains on 3-beat sequences streamed from TFRecords. Two costs follow: each beat sits in three sequences, so
+its CNN (nearly all of the compute) runs three times; and the stream interleaves four record files through a small
+shuffle buffer, so a batch holds beats of about four patients (batch statistics and gradients swing with whichever
+records are being read).
+
+Here a training example is a *chunk*: ``chunk`` consecutive sequences of one record, i.e. ``chunk + 2`` beats. The
+per-beat CNN (and the RR fusion) runs once per beat; the sequence head runs over the chunk's sliding 3-beat windows,
+so each sequence is scored exactly as :func:`~.model.build_model` scores it. The layers are built by the same
+functions with the same names, so the trained weights move by name into the standard 3-beat model, which is what
+the run saves, evaluates and exports.
+
+The training records' beats are held in memory, normalised (DS1 without its validation records: ≈ 47k beats,
+≈ 1.1 GB float32). Each step draws ``batch_size // chunk`` anchor sequences at random from all training records, with
+probability proportional to the class keep probability (``max_n_per_epoch`` thins N as the streamed pipeline does),
+and takes a chunk holding each anchor at a random position. The anchor's loss weight is 1; its neighbours, which
+come with their record's natural class mix, are weighted by their class keep probability, so the expected class
+balance of the loss is that of the thinned set. Validation tiles the validation records into chunks (every
+sequence once) and weights the loss the same way, so early stopping watches the training objective.
+
+Early stopping, learning-rate reduction on plateau and the wall-clock budget keep their state in
+``<stage>/chunk_ckpt/`` (last weights with the optimiser's, best weights, counters), so an interrupted run resumes
+where its last epoch ended with the same counters.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._common import write_json
+from .data import class_weights
+
+__all__ = ["BeatStore", "load_store", "chunk_model", "training_batches", "validation_batches", "fit_chunks",
+           "transfer_weights"]
+
+
+@dataclass
+class BeatStore:
+    """Normalised beats of some records, in memory.
+
+    Attributes
+    ----------
+    records : record names.
+    beats : per record, (n_seq + 2, height, width, 1) float32 normalised scalograms (beat ``j`` of the record).
+    rr : per record, (n_seq + 2, 4) float32 standardised RR features, or None.
+    labels : per record, (n_seq,) int32 class of each sequence (= of its last beat, beat ``s + 2``).
+    """
+
+    records: list
+    beats: list
+    rr: list | None
+    labels: list
+
+    @property
+    def n_sequences(self) -> int:
+        return int(sum(len(y) for y in self.labels))
+
+
+def load_store(index, records, norm: dict, *, records_dir=None, rr: bool = False, progress: bool = True) -> BeatStore:
+    """Read ``records`` once from the TFRecords (each beat from the first sequence holding it) and normalise."""
+    from tqdm.auto import tqdm
+
+    from .data import read_sequences, rr_features_for_record
+
+    mean = np.asarray(norm["mean"], np.float32)
+    scale = np.asarray(norm["scale"], np.float32)
+    beats, rrs, labels = [], [] if rr else None, []
+    for rec in tqdm(list(records), desc="load beats", disable=not progress):
+        x, y = read_sequences(index.root / f"{rec}.tfrecord")
+        b = np.concatenate([x[0, :-1], x[:, -1]])  # (n_seq + length - 1, height, width)
+        b -= mean
+        b /= scale
+        beats.append(b[..., None])
+        labels.append(np.asarray(y, np.int32))
+        if rr:
+            f = rr_features_for_record(records_dir, rec, index.options)
+            if len(f) != len(b):
+                raise ValueError(f"record {rec}: {len(f)} annotated beats but {len(b)} beats in {index.root}")
+            rrs.append(((f - np.asarray(norm["rr_mean"])) / np.asarray(norm["rr_scale"])).astype(np.float32))
+    return BeatStore(list(records), beats, rrs, labels)
+
+
+def _layers():
+    import keras
+    from keras import ops
+
+    class Windows(keras.layers.Layer):
+        """(batch, chunk + w - 1, dim) → (batch · chunk, w, dim): every sliding window of ``w`` beats."""
+
+        def __init__(self, width, **kwargs):
+            super().__init__(**kwargs)
+            self.width = int(width)
+
+        def call(self, x):
+            n = x.shape[1] - self.width + 1
+            stacked = ops.stack([x[:, j:j + n] for j in range(self.width)], axis=2)
+            return ops.reshape(stacked, (-1, self.width, x.shape[-1]))
+
+    class Unwindow(keras.layers.Layer):
+        """(batch · chunk, classes) → (batch, chunk, classes)."""
+
+        def __init__(self, chunk, **kwargs):
+            super().__init__(**kwargs)
+            self.chunk = int(chunk)
+
+        def call(self, y):
+            return ops.reshape(y, (-1, self.chunk, y.shape[-1]))
+
+    return Windows, Unwindow
+
+
+def chunk_model(cfg, chunk: int):
+    """The training model: inputs (batch, chunk + 2, 32, 187, 1) [and (batch, chunk + 2, 4) RR] → (batch, chunk, 5)."""
+    import keras
+
+    from .model import beat_embeddings, sequence_head
+
+    windows, unwindow = _layers()
+    keras.utils.set_random_seed(cfg.seed)
+    n_beats = chunk + cfg.sequence_length - 1
+    seq = keras.Input((n_beats, cfg.height, cfg.width, 1), name="scalograms")
+    inputs = [seq]
+    rr = None
+    if cfg.rr_features:
+        rr = keras.Input((n_beats, cfg.n_rr), name="rr")
+        inputs.append(rr)
+    x = beat_embeddings(seq, cfg, rr)
+    x = windows(cfg.sequence_length, name="windows")(x)
+    out = unwindow(chunk, name="unwindow")(sequence_head(x, cfg))
+    return keras.Model(inputs if len(inputs) > 1 else seq, out, name="chunk_trainer")
+
+
+def transfer_weights(src, dst) -> int:
+    """Copy every weighted layer of ``dst`` from the layer of the same name in ``src``; returns the count."""
+    n = 0
+    for layer in dst.layers:
+        if layer.weights:
+            layer.set_weights(src.get_layer(layer.name).get_weights())
+            n += 1
+    return n
+
+
+def _inputs(store: BeatStore, picks, chunk: int, length: int):
+    """Stack chunks ``[(record index, first sequence), ...]`` into model inputs."""
+    n_beats = chunk + length - 1
+    x = np.stack([store.beats[r][s:s + n_beats] for r, s in picks])
+    if store.rr is None:
+        return x
+    return {"scalograms": x, "rr": np.stack([store.rr[r][s:s + n_beats] for r, s in picks])}
+
+
+def training_batches(store: BeatStore, keep, loss_keep=None, *, chunks_per_step: int, chunk: int, length: int = 3, seed: int = 42):
+    """Endless ``(inputs, labels (b, chunk), weights (b, chunk))`` batches of random chunks (see the module doc).
+
+    Anchors are drawn with probability ``keep[class]``; an anchor's loss weight is ``loss_keep[class] / keep[class]``
+    (1 without class weights), a neighbour's ``loss_keep[class]`` (``loss_keep`` defaults to ``keep``).
+    """
+    keep = np.asarray(keep, np.float64)
+    loss_keep = keep if loss_keep is None else np.asarray(loss_keep, np.float64)
+    rec_of = np.concatenate([np.full(len(y), i) for i, y in enumerate(store.labels)])
+    pos_of = np.concatenate([np.arange(len(y)) for y in store.labels])
+    lab = np.concatenate(store.labels)
+    usable = np.array([len(y) >= chunk for y in store.labels])[rec_of]
+    p = keep[lab] * usable
+    p /= p.sum()
+    rng = np.random.default_rng(seed)
+    while True:
+        anchors = rng.choice(len(lab), size=chunks_per_step, p=p)
+        picks, ys, ws = [], [], []
+        for a in anchors:
+            r, i = int(rec_of[a]), int(pos_of[a])
+            n = len(store.labels[r])
+            s = int(np.clip(i - rng.integers(0, chunk), 0, n - chunk))
+            y = store.labels[r][s:s + chunk]
+            w = loss_keep[y].astype(np.float32)
+            w[i - s] = loss_keep[y[i - s]] / keep[y[i - s]]
+            picks.append((r, s))
+            ys.append(y)
+            ws.append(w)
+        yield _inputs(store, picks, chunk, length), np.stack(ys), np.stack(ws)
+
+
+def _tiles(labels, keep, chunk: int):
+    """``[(record index, first sequence, weights)]`` covering every sequence once (a record's last chunk overlaps
+    the one before it; the overlap is weighted 0)."""
+    keep = np.asarray(keep, np.float32)
+    tiles = []
+    for r, y in enumerate(labels):
+        n = len(y)
+        if n < chunk:
+            continue
+        starts = list(range(0, n - chunk + 1, chunk))
+        covered = starts[-1] + chunk
+        if covered < n:
+            starts.append(n - chunk)
+        for k, s in enumerate(starts):
+            w = keep[y[s:s + chunk]].copy()
+            if k == len(starts) - 1 and covered < n:
+                w[: covered - s] = 0.0  # already scored by the previous chunk
+            tiles.append((r, s, w))
+    return tiles
+
+
+def validation_batches(store: BeatStore, keep, *, chunks_per_step: int, chunk: int, length: int = 3):
+    """One pass over every sequence of ``store`` in chunks, each loss weighted by its class's ``keep``."""
+    tiles = _tiles(store.labels, keep, chunk)
+    for b in range(0, len(tiles), chunks_per_step):
+        part = tiles[b:b + chunks_per_step]
+        picks = [(r, s) for r, s, _ in part]
+        yield (_inputs(store, picks, chunk, length), np.stack([store.labels[r][s:s + chunk] for r, s in picks]),
+               np.stack([w for _, _, w in part]))
+
+
+def _dataset(gen_fn, cfg, chunk: int, n_batches: int | None = None):
+    import tensorflow as tf
+
+    n_beats = chunk + cfg.sequence_length - 1
+    xs = tf.TensorSpec((None, n_beats, cfg.height, cfg.width, 1), tf.float32)
+    x_sig = {"scalograms": xs, "rr": tf.TensorSpec((None, n_beats, cfg.n_rr), tf.float32)} if cfg.rr_features else xs
+    sig = (x_sig, tf.TensorSpec((None, chunk), tf.int32), tf.TensorSpec((None, chunk), tf.float32))
+    ds = tf.data.Dataset.from_generator(gen_fn, output_signature=sig)
+    if n_batches is not None:
+        ds = ds.apply(tf.data.experimental.assert_cardinality(n_batches))
+    return ds.prefetch(2)
+
+
+def _save_weights(model, path: Path) -> None:
+    """``save_weights`` then an atomic rename (Keras insists on the ``.weights.h5`` suffix)."""
+    tmp = path.with_name(f".tmp-{path.name}")
+    model.save_weights(tmp)
+    tmp.replace(path)
+
+
+def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_dir=None, epochs: int | None = None,
+               steps_per_epoch: int | None = None, deadline: float | None = None, progress: bool = True,
+               sums_dir=None, init_from=None, run=None, stage: str = "final", budget_cls=None,
+               run_callback=None, normalisation=None) -> dict:
+    """Train in chunks of ``cfg.chunk`` sequences (see the module doc); the same contract as ``fit_once``.
+
+    Writes ``out_dir/model.keras`` (the standard 3-beat model carrying the best epoch's weights when validating,
+    else the last), ``norm.json``, ``history.csv`` and ``fit.json``; ``chunk_ckpt/`` holds the resumable state.
+    """
+    import keras
+
+    from .model import build_model, compile_model
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / "model.keras"
+    want = epochs or cfg.epochs
+    ck = out_dir / "chunk_ckpt"
+    ck.mkdir(exist_ok=True)
+    state_path = ck / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else None
+    if final.is_file() and (out_dir / "fit.json").is_file():
+        prev = json.loads((out_dir / "fit.json").read_text())
+        if prev["epochs_run"] >= want or prev.get("early_stopped"):
+            return prev
+    chunk = int(cfg.chunk)
+    norm = normalisation(index, train_recs, cfg, records_dir, out_dir / "norm.json", progress, sums_dir)
+    counts = index.counts(train_recs)
+    keep = np.ones(len(counts))
+    if cfg.max_n_per_epoch and counts[0] > cfg.max_n_per_epoch:
+        keep[0] = cfg.max_n_per_epoch / counts[0]
+    expected = counts * keep
+    weights = None
+    if cfg.class_weight == "balanced":
+        weights = class_weights(expected)
+        if cfg.max_class_weight:
+            weights = {k: min(v, float(cfg.max_class_weight)) for k, v in weights.items()}
+    # Loss weight of a sequence of class c: keep[c] (its expected share in the thinned set) times the class weight.
+    loss_keep = keep * np.array([weights.get(c, 0.0) if weights else 1.0 for c in range(len(keep))])
+    chunks_per_step = max(1, cfg.batch_size // chunk)
+    steps = steps_per_epoch or max(1, math.ceil(expected.sum() / chunks_per_step))
+    store = load_store(index, train_recs, norm, records_dir=records_dir, rr=cfg.rr_features, progress=progress)
+    val_store = None
+    n_val_batches = None
+    if val_recs:
+        val_store = load_store(index, val_recs, norm, records_dir=records_dir, rr=cfg.rr_features, progress=progress)
+        n_val_batches = math.ceil(len(_tiles(val_store.labels, loss_keep, chunk)) / chunks_per_step)
+
+    model = compile_model(chunk_model(cfg, chunk), cfg)
+    initial = 0
+    if state is not None and (ck / "last.weights.h5").is_file():
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(ck / "last.weights.h5")
+        model.optimizer.learning_rate.assign(state["lr"])
+        initial = int(state["epoch"])
+    else:
+        state = {"epoch": 0, "best": None, "best_epoch": 0, "wait": 0, "plateau_wait": 0, "lr": float(cfg.lr),
+                 "early_stopped": False, "seconds": 0.0, "history": {}}
+        if init_from is not None:
+            from ._common import load_run_model
+
+            transfer_weights(load_run_model(init_from), model)
+
+    ds = _dataset(lambda: training_batches(store, keep, loss_keep, chunks_per_step=chunks_per_step, chunk=chunk,
+                                           length=cfg.sequence_length, seed=cfg.seed + 7919 * initial), cfg, chunk)
+    val_ds = None
+    if val_store is not None:
+        val_ds = _dataset(lambda: validation_batches(val_store, loss_keep, chunks_per_step=chunks_per_step, chunk=chunk,
+                                                     length=cfg.sequence_length), cfg, chunk, n_val_batches)
+    budget = budget_cls(deadline)
+    t0 = time.time()
+    seconds0 = float(state["seconds"])
+
+    class Track(keras.callbacks.Callback):
+        """Early stopping + LR on plateau with checkpointed counters; the last and the best weights on disk."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            state["epoch"] = epoch + 1
+            for k, v in logs.items():
+                state["history"].setdefault(k, []).append(float(v))
+            score = logs.get("val_loss") if val_ds is not None else logs.get("loss")
+            if score is not None and (state["best"] is None or score < state["best"] - 1e-4):
+                state.update(best=float(score), best_epoch=epoch + 1, wait=0, plateau_wait=0)
+                _save_weights(self.model, ck / "best.weights.h5")
+            elif val_ds is not None:
+                state["wait"] += 1
+                state["plateau_wait"] += 1
+                if state["plateau_wait"] >= cfg.plateau_patience:
+                    lr = max(float(self.model.optimizer.learning_rate.numpy()) * cfg.plateau_factor, cfg.min_lr)
+                    self.model.optimizer.learning_rate.assign(lr)
+                    state["plateau_wait"] = 0
+                if state["wait"] >= cfg.patience:
+                    state["early_stopped"] = True
+                    self.model.stop_training = True
+            state["lr"] = float(self.model.optimizer.learning_rate.numpy())
+            state["seconds"] = seconds0 + time.time() - t0
+            _save_weights(self.model, ck / "last.weights.h5")
+            write_json(state_path, state)
+
+    cbs = [Track(), keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True), budget]
+    if run_callback is not None:
+        cbs.append(run_callback(steps))
+    if initial < want and not state["early_stopped"]:
+        model.fit(ds, epochs=want, initial_epoch=initial, steps_per_epoch=steps, validation_data=val_ds,
+                  callbacks=cbs, shuffle=False, verbose=2 if progress else 0)
+    if val_ds is not None and (ck / "best.weights.h5").is_file():
+        model.load_weights(ck / "best.weights.h5")
+    std = build_model(cfg)
+    transfer_weights(model, std)
+    from ._common import save_model
+
+    compile_model(std, cfg)
+    save_model(std, final)
+    info = {"model": str(final), "history": state["history"], "epochs_run": state["epoch"],
+            "steps_per_epoch": steps, "stopped_by_wall_clock": bool(budget.stopped),
+            "early_stopped": bool(state["early_stopped"]), "best_epoch": state["best_epoch"],
+            "best_val_loss": state["best"], "seconds": state["seconds"], "class_counts": counts.tolist(),
+            "keep_prob": keep.tolist(), "class_weight": weights, "trainer": f"chunks of {chunk} sequences",
+            "chunks_per_step": chunks_per_step, "train_records": list(train_recs), "val_records": list(val_recs or []),
+            "train_sequences": store.n_sequences}
+    write_json(out_dir / "fit.json", info)
+    return info

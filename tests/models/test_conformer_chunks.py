@@ -1,0 +1,115 @@
+"""Chunk training of the Conformer (ecgcore.models.conformer.chunks): the chunk model scores every sequence exactly
+as the standard 3-beat model with the same weights, batches are what the sampler promises, and a run resumes."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ecgcore.models.conformer.chunks import BeatStore, _tiles, training_batches, validation_batches
+from ecgcore.models.conformer.config import ConformerConfig
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+SMALL = dict(embed_dim=16, ff_dim=32, num_heads=2, threads=1)
+
+
+def _store(sizes=(7, 12), rr=True, seed=0):
+    rng = np.random.default_rng(seed)
+    beats = [rng.normal(size=(n + 2, 32, 187, 1)).astype(np.float32) for n in sizes]
+    rrs = [rng.normal(size=(n + 2, 4)).astype(np.float32) for n in sizes] if rr else None
+    labels = [rng.choice(5, n, p=[0.6, 0.1, 0.2, 0.05, 0.05]).astype(np.int32) for n in sizes]
+    return BeatStore([f"r{i}" for i in range(len(sizes))], beats, rrs, labels)
+
+
+@pytest.mark.parametrize("rr", [True, False])
+def test_chunk_model_equals_the_sequence_model(rr):
+    """Weights moved by name: each window of the chunk model == build_model on that 3-beat sequence (1e-5)."""
+    pytest.importorskip("tensorflow")
+    from ecgcore.models.conformer.chunks import chunk_model, transfer_weights
+    from ecgcore.models.conformer.model import build_model
+
+    cfg = ConformerConfig(rr_features=rr, **SMALL)
+    chunk = 5
+    trainer = chunk_model(cfg, chunk)
+    std = build_model(cfg.replace(seed=7))  # other initial weights: the transfer must overwrite all of them
+    assert transfer_weights(trainer, std) > 5
+    store = _store(rr=rr)
+    x = store.beats[1][None, 2:2 + chunk + 2]
+    feeds = {"scalograms": x, "rr": store.rr[1][None, 2:2 + chunk + 2]} if rr else x
+    got = np.asarray(trainer(feeds, training=False))[0]
+    seqs = np.stack([x[0, j:j + 3] for j in range(chunk)])
+    sfeeds = {"scalograms": seqs, "rr": np.stack([store.rr[1][2 + j:2 + j + 3] for j in range(chunk)])} if rr else seqs
+    want = np.asarray(std(sfeeds, training=False))
+    assert got.shape == want.shape == (chunk, 5)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_training_batches_hold_their_anchor_and_weights():
+    store = _store(sizes=(40, 60))
+    keep = np.array([0.25, 1, 1, 1, 1])
+    gen = training_batches(store, keep, chunks_per_step=16, chunk=4, seed=3)
+    for _ in range(5):
+        (x, y, w) = next(gen)
+        assert x["scalograms"].shape == (16, 6, 32, 187, 1) and x["rr"].shape == (16, 6, 4)
+        assert y.shape == w.shape == (16, 4)
+        for b in range(16):
+            # the chunk is a contiguous stretch of one record: find it by its first beat
+            r = next(i for i, bb in enumerate(store.beats) if any(np.array_equal(x["scalograms"][b, 0], v) for v in bb))
+            s = next(j for j in range(len(store.labels[r])) if np.array_equal(store.beats[r][j], x["scalograms"][b, 0]))
+            np.testing.assert_array_equal(y[b], store.labels[r][s:s + 4])
+            np.testing.assert_array_equal(x["rr"][b], store.rr[r][s:s + 6])
+            # one anchor of weight 1; neighbours weighted by keep (an anchor of class N is weighted 1 too)
+            assert np.sum(w[b] == 1.0) >= 1
+            assert set(np.round(w[b], 6)) <= {0.25, 1.0}
+
+
+def test_anchor_classes_follow_the_keep_probabilities():
+    store = _store(sizes=(400, 600))
+    lab = np.concatenate(store.labels)
+    keep = np.array([0.1, 1, 1, 1, 1])
+    gen = training_batches(store, keep, chunks_per_step=64, chunk=1, seed=0)
+    ys = np.concatenate([next(gen)[1][:, 0] for _ in range(200)])
+    want = np.bincount(lab, minlength=5) * keep
+    np.testing.assert_allclose(np.bincount(ys, minlength=5) / len(ys), want / want.sum(), atol=0.02)
+
+
+def test_validation_tiles_score_every_sequence_once():
+    store = _store(sizes=(7, 12, 3))
+    keep = np.array([0.5, 1, 1, 1, 1], np.float32)
+    for chunk in (1, 3, 4, 5):
+        tiles = _tiles(store.labels, keep, chunk)
+        seen = [np.zeros(len(y)) for y in store.labels]
+        for r, s, w in tiles:
+            seen[r][s:s + chunk] += (w > 0)
+            np.testing.assert_array_equal(w[w > 0], keep[store.labels[r][s:s + chunk]][w > 0])
+        for r, y in enumerate(store.labels):
+            np.testing.assert_array_equal(seen[r], 1 if len(y) >= chunk else 0)
+        batches = list(validation_batches(store, keep, chunks_per_step=3, chunk=chunk))
+        assert sum(len(b[1]) for b in batches) == len(tiles)
+
+
+def test_chunk_training_runs_resumes_and_saves_the_standard_model(tmp_path, mitdb_dir):
+    """A real 3-record run with RR inputs and a validation record; a second call with more epochs resumes."""
+    pytest.importorskip("tensorflow")
+    from ecgcore.models.conformer import train
+    from ecgcore.models.conformer._common import load_run_model
+    from ecgcore.pipelines.engine import preprocess
+
+    data = tmp_path / "tfr"
+    assert not preprocess("tfrecords", mitdb_dir, data, records=["232", "231", "233"], workers=1,
+                          progress=False).failed
+    cfg = ConformerConfig(rr_features=True, chunk=4, batch_size=16, epochs=1, steps_per_epoch=2, val_records=1,
+                          max_n_per_epoch=200, lr=1e-3, **SMALL)
+    kw = dict(records_dir=mitdb_dir, train_records=["232", "233"], test_records=["231"], evaluate_after=False,
+              progress=False)
+    s = train(data, tmp_path / "run", cfg, **kw)
+    fit = s["final"]
+    assert fit["trainer"] == "chunks of 4 sequences" and fit["epochs_run"] == 1 and fit["chunks_per_step"] == 4
+    state = json.loads((tmp_path / "run" / "final" / "chunk_ckpt" / "state.json").read_text())
+    assert state["epoch"] == 1 and state["best_epoch"] == 1 and len(state["history"]["val_loss"]) == 1
+    s2 = train(data, tmp_path / "run", cfg.replace(epochs=2), **kw)
+    assert s2["final"]["epochs_run"] == 2 and len(s2["final"]["history"]["loss"]) == 2
+    model = load_run_model(tmp_path / "run" / "model.keras")
+    assert model.input_shape[0] == (None, 3, 32, 187, 1)  # the standard 3-beat model is what the run keeps
