@@ -27,6 +27,7 @@ _PLUGIN_COMMANDS = {
     "tune": ("ecgcore.commands.model_verbs", "tune"),
     "infer": ("ecgcore.commands.infer", "infer"),
     "models": ("ecgcore.commands.infer", "models"),
+    "infer-report": ("ecgcore.commands.infer", "infer_report"),
     "enroll": ("ecgcore.commands.heartid", "enroll"),
     "verify": ("ecgcore.commands.heartid", "verify"),
     "revoke": ("ecgcore.commands.heartid", "revoke"),

@@ -35,10 +35,14 @@ __all__ = ["infer", "models"]
               help="Classify every beat/segment, also in stretches the signal-quality check calls unusable "
                    "(noise, flat line, clipping, no QRS); by default those get an empty class and their reason in "
                    "the quality column.")
+@click.option("--peaks", type=click.Choice(["auto", "annotations", "detect"]), default=None,
+              help="Beat models: where the beats come from. auto (default): a record's reference annotations when "
+                   "it has them, else ecgcore's R-peak detector; detect: the detector always, each beat's reference "
+                   "column the class of the annotated beat it matches within 150 ms (EC57), empty for none.")
 @click.option("--overwrite", is_flag=True, help="Start over when OUT holds results of another model or options.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, max_memory, key_file, no_quality, overwrite,
-          no_progress):
+def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, max_memory, key_file, no_quality, peaks,
+          overwrite, no_progress):
     """Score whole archives with MODEL: per-beat / per-segment predictions and a per-record summary.
 
     MODEL is a bundled name (see `ecgcore models`: beats-aami, segments-abnormal, denoiser, ...) or a folder
@@ -54,6 +58,7 @@ def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, max_memor
 
     \b
     ecgcore infer beats-aami ../shared/data/mitdb -o out.csv
+    ecgcore infer beats-aami ../shared/data/mitdb --peaks detect -o det.csv
     ecgcore infer segments-abnormal rec.npy --fs 250 -o seg.jsonl
     ecgcore infer denoiser noisy/ -o clean/ --format wfdb
     ecgcore infer denoiser noisy.npy --fs 500 -o clean.npy
@@ -68,7 +73,7 @@ def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, max_memor
 
             key = np.load(key_file, allow_pickle=False)
         scorer = Scorer(model, providers=providers, threads=threads, batch_size=batch_size, key=key,
-                        max_memory=int(max_memory * 2**20), quality=not no_quality)
+                        max_memory=int(max_memory * 2**20), quality=not no_quality, peaks=peaks)
         if key is not None and scorer.key is None:
             raise ValueError(f"--key: model {scorer.card.name!r} takes no key input")
         summary = score_records(model, list(inputs), out, fmt=fmt, fs=fs, progress=not no_progress,
@@ -138,3 +143,37 @@ def _plain(text: str) -> str:
     text = re.sub(r"\s*\(SPEC §[\d.]+\)", "", text)
     text = re.sub(r"\(SPEC §[\d.]+,\s*", "(", text)
     return re.sub(r",\s*SPEC §[\d.]+\)", ")", text)
+
+
+@click.command("infer-report")
+@click.argument("table", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--records-dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of the annotated WFDB records the table was scored from (searched recursively).")
+@click.option("--records", help="Comma-separated records to count (default: every record in the table).")
+@click.option("--variant", default="conformer", show_default=True,
+              help="Symbol → AAMI class labelling of the reference beats (conformer: the seed's, as beats-aami "
+                   "was trained; aami: the standard one).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the full figures (per record too) as JSON here.")
+def infer_report(table, records_dir, records, variant, json_out):
+    """Per-beat figures of an `ecgcore infer` beat table against the records' reference annotations.
+
+    Scored beats are paired with annotated beats within 150 ms (EC57); a missed or unclassified annotated beat
+    lowers its class's Se, a false detection lowers the +P of the class it was given. Prints per-class Se, +P,
+    F1, accuracy, kappa, the jk index and the confusion matrix.
+
+    \b
+    ecgcore infer beats-aami ../shared/data/mitdb --peaks detect -o ds2.csv
+    ecgcore infer-report ds2.csv --records-dir ../shared/data/mitdb --json ds2.metrics.json
+    """
+    from .._fs import write_text
+    from ..infer.report import beat_report, format_beat_report
+
+    names = [r.strip() for r in records.split(",") if r.strip()] if records else None
+    try:
+        rep = beat_report(table, records_dir, variant=variant, records=names)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_beat_report(rep, title=f"{table} vs {records_dir} ({len(rep['records'])} records)"))
+    if json_out:
+        write_text(json_out, json.dumps(rep, indent=1))

@@ -311,6 +311,8 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
     # What a finished record depends on: the model file, its preprocessing and the output layout.
     ident = {"model": card.name, "onnx_sha256": _sha256(scorer.onnx_path), "preprocessing": card.preprocessing,
              "format": fmt, "fs": fs_in, "quality_check": bool(getattr(scorer, "quality", False))}
+    if getattr(scorer, "peaks", None) is not None:
+        ident["peaks"] = scorer.peaks
     if scorer.key is not None:
         ident["key_sha256"] = hashlib.sha256(scorer.key.tobytes()).hexdigest()
     if denoiser:

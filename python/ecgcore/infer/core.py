@@ -107,11 +107,14 @@ class Scorer:
         beats and segments that fall in unusable stretches (noise, flat line, clipping, no QRS) get an empty
         class and no probabilities, their ``quality`` column says why, and they are left out of the counts.
         Single-lead classifiers only (beats, segments); default on.
+    peaks : beat models: ``"auto"`` (the card's; reference annotations when the record has them, else
+        ecgcore's detector), ``"annotations"`` or ``"detect"`` (ecgcore's R-peaks even on annotated records, each
+        beat's ``reference`` the class of the annotated beat it matches within 150 ms, EC57).
     key : HeartID-style embedders with a second ``key`` input: the (K,) key (default: a fixed public unit key).
     """
 
     def __init__(self, model, providers=None, threads: int | None = None, batch_size: int | None = None, key=None,
-                 max_memory: int | None = None, quality: bool = True):
+                 max_memory: int | None = None, quality: bool = True, peaks: str | None = None):
         self.onnx_path, self.card = resolve_model(model)
         self.session = make_session(self.onnx_path, providers, threads)
         self.threads = threads
@@ -126,6 +129,9 @@ class Scorer:
         self.batch_size = int(dim0) if isinstance(dim0, int) and dim0 > 0 else max(1, int(batch_size))
         self._attention_session = None
         self.kind = self.card.preprocessing["kind"]
+        if peaks is not None and self.kind != "beats-scalograms":
+            raise ValueError(f"peaks: model {self.card.name!r} ({self.kind}) takes no beat positions")
+        self.peaks = peaks
         self.quality = bool(quality) and self.kind in QUALITY_KINDS and self.card.task == "classification"
         self.options = recipe_options(self.card, 0 if threads is None else threads)
         self.key = None
@@ -232,7 +238,7 @@ class Scorer:
     def prepare(self, record: Record) -> Prepared:
         """The card's preprocessing of one record (:func:`ecgcore.infer.preprocess.prepare`)."""
         return prepare(record, self.card, threads=self.options["_threads"],
-                       graph_inputs=[(i.name, i.shape) for i in self._inputs])
+                       graph_inputs=[(i.name, i.shape) for i in self._inputs], peaks=self.peaks)
 
     def predict_record(self, record: Record) -> RecordPrediction:
         """Score one record: one row per beat / segment / window, and a per-record summary."""

@@ -166,14 +166,27 @@ def _input_shapes(card: ModelCard, graph_inputs: list | None) -> dict:
     return shapes
 
 
-def prepare(rec: Record, card: ModelCard, *, threads: int | None = 0, graph_inputs: list | None = None) -> Prepared:
+PEAK_SOURCES = ("auto", "annotations", "detect")
+
+
+def prepare(rec: Record, card: ModelCard, *, threads: int | None = 0, graph_inputs: list | None = None,
+            peaks: str | None = None) -> Prepared:
     """Run the card's preprocessing on one record; see the module docstring.
 
     ``graph_inputs``: the ONNX graph's ``(name, shape)`` inputs, used to shape each array (channel axes);
-    the card's ``inputs`` otherwise.
+    the card's ``inputs`` otherwise. ``peaks`` (beat models): where the beats come from, overriding the card's
+    ``peaks`` (``"auto"``, ``"annotations"``, ``"detect"``); with ``"detect"`` on an annotated record each
+    detected beat's reference class is that of the annotated beat it matches (EC57, 150 ms), -1 for none.
     """
     kind = card.preprocessing.get("kind")
     opts = recipe_options(card, threads)
+    if peaks is not None:
+        if peaks not in PEAK_SOURCES:
+            raise ValueError(f"peaks must be one of {', '.join(PEAK_SOURCES)}, got {peaks!r}")
+        if kind != "beats-scalograms":
+            raise ValueError(f"model card {card.name!r} ({kind}) takes no beat positions: peaks applies to beat "
+                             f"models only")
+        opts["peaks"] = peaks
     shapes = _input_shapes(card, graph_inputs)
     fs = float(opts.get("fs", card.fs)) if kind in ("denoise-pairs", "heartid") else float(card.fs)
     if kind == "beats-scalograms":
@@ -230,6 +243,14 @@ def _beats(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepared:
         rseq = rr[idx] if n else np.zeros((0, length, rr.shape[1] if rr.ndim == 2 else 4))
         inputs["rr"] = _fit_shape(rseq.astype(np.float32), shapes.get("rr"), card.name)
     ref = t["labels"].astype(np.int64) if t["peaks"] == "annotations" else None
+    if ref is None and r.annotations is not None and n:
+        # Detected beats of an annotated record: the class of the reference beat each one matches (EC57, 150 ms).
+        from ..datasets.mitdb import label_detected_beats
+
+        _, aami, _, _ = label_detected_beats(t["r_peaks"], r.annotations.sample, r.annotations.symbol,
+                                             fs=r.fs, variant=opts.get("variant", "aami"))
+        lookup = {c: i for i, c in enumerate(card.classes or [])}
+        ref = np.array([lookup.get(str(a), -1) for a in aami], np.int64)
     return Prepared(inputs=inputs, sample=_to_record_rate(t["r_peaks"], ratio), reference=ref, kind="beat",
                     info={"peaks": t["peaks"], "padded_context": int(pad)})
 
