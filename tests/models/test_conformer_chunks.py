@@ -113,3 +113,25 @@ def test_chunk_training_runs_resumes_and_saves_the_standard_model(tmp_path, mitd
     assert s2["final"]["epochs_run"] == 2 and len(s2["final"]["history"]["loss"]) == 2
     model = load_run_model(tmp_path / "run" / "model.keras")
     assert model.input_shape[0] == (None, 3, 32, 187, 1)  # the standard 3-beat model is what the run keeps
+
+
+def test_named_configs_resolve_with_command_line_overrides():
+    """--config seed is the seed's protocol and settings; --config bundled the shipped model's; typed options win."""
+    from click.testing import CliRunner
+
+    from ecgcore.cli import main
+
+    def resolved(*args):
+        res = CliRunner().invoke(main, ["train", "conformer", "data", "run", *args, "--show-config"])
+        assert res.exit_code == 0, res.output
+        return ConformerConfig.from_dict(json.loads(res.output))
+
+    seed = resolved("--config", "seed")
+    assert seed == ConformerConfig(protocol="seed")  # every other field the seed's default
+    assert (seed.lr, seed.class_weight, seed.rr_features, seed.chunk, seed.batch_size) == (1e-5, "balanced", False,
+                                                                                           0, 128)
+    b = resolved("--config", "bundled")
+    assert (b.protocol, b.rr_features, b.chunk, b.val_records, b.class_weight) == ("inter-patient", True, 4, 4, "none")
+    b2 = resolved("--config", "bundled", "--epochs", "3", "--no-rr", "--threads", "1", "--set", "lr=1e-3")
+    assert (b2.epochs, b2.rr_features, b2.threads, b2.lr, b2.chunk) == (3, False, 1, 1e-3, 4)
+    assert resolved().protocol == "inter-patient"  # no --config: the plain defaults, as before

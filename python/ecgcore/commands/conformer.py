@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..models.conformer.config import VARIANTS
+from ..models.conformer.config import NAMED_CONFIGS, VARIANTS
 
 _PROTOCOL = click.Choice(["inter-patient", "seed"])
 
@@ -57,6 +57,11 @@ def _with(options):
 @click.command("train")
 @click.argument("data_dir", type=click.Path(path_type=Path))
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--config", "named", type=click.Choice(sorted(NAMED_CONFIGS)),
+              help="A whole training set-up by name; options given on the command line override it. seed: the "
+                   "seed's protocol exactly (k-fold over its 38 records, final on 38, test on its 7: leaky, patients "
+                   "on both sides), lr 1e-5, balanced class weights, no RR. bundled: how the shipped beats-aami was "
+                   "trained (inter-patient, RR inputs, chunk training, early stopping on 4 held-out DS1 records).")
 @click.option("--protocol", type=_PROTOCOL, default="inter-patient", show_default=True,
               help="inter-patient: train DS1, test DS2. seed: 5-fold CV over 38 records, final on 38, test on the 7.")
 @_with(_common)
@@ -75,10 +80,12 @@ def _with(options):
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Start the final training from this .keras checkpoint (same architecture).")
 @click.option("--no-evaluate", is_flag=True, help="Do not evaluate on the test records after training.")
+@click.option("--show-config", is_flag=True, help="Print the resolved configuration as JSON and exit (no training).")
 @click.option("--quiet", is_flag=True)
-def train(data_dir, run_dir, protocol, variant, rr, records_dir, overrides, threads, epochs, fold_epochs,
+@click.pass_context
+def train(ctx, data_dir, run_dir, named, protocol, variant, rr, records_dir, overrides, threads, epochs, fold_epochs,
           steps_per_epoch, max_n_per_epoch, max_minutes, val_fraction, eval_n_fraction, train_records,
-          test_records, folds, init_from, no_evaluate, quiet):
+          test_records, folds, init_from, no_evaluate, show_config, quiet):
     """Train the CNN-Conformer on a `ecgcore preprocess tfrecords` dataset (resumable run folder).
 
     DATA_DIR is the TFRecords folder, RUN_DIR the run folder (the shared config.json, checkpoint/, history.csv,
@@ -87,15 +94,34 @@ def train(data_dir, run_dir, protocol, variant, rr, records_dir, overrides, thre
     """
     from ..models.conformer import train as run_train
 
-    over = _overrides(overrides)
+    from click.core import ParameterSource
+
+    def given(param):  # typed on the command line (not a default)
+        return ctx.get_parameter_source(param) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)
+
+    base = dict(NAMED_CONFIGS[named]) if named else {}
+    over = {}
     for key, value in (("max_n_per_epoch", max_n_per_epoch), ("epochs", epochs), ("fold_epochs", fold_epochs),
                        ("steps_per_epoch", steps_per_epoch),
                        ("time_limit_s", None if max_minutes is None else 60.0 * max_minutes)):
         if value:
             over[key] = value
-    over.update(protocol=protocol, folds=folds, val_fraction=val_fraction, eval_n_fraction=eval_n_fraction,
-                threads=threads)
-    cfg = _config(variant, rr, over)
+    for key, param, value in (("protocol", "protocol", protocol), ("folds", "folds", folds),
+                              ("val_fraction", "val_fraction", val_fraction),
+                              ("eval_n_fraction", "eval_n_fraction", eval_n_fraction), ("threads", "threads", threads),
+                              ("rr_features", "rr", rr)):
+        if not named or given(param) or key not in base:
+            over[key] = value
+    over.update(_overrides(overrides))
+    merged = {**base, **over}
+    rr = merged.pop("rr_features", rr)
+    if show_config:
+        click.echo(json.dumps(_config(variant, rr, merged).to_dict(), indent=1))
+        return
+    if rr and records_dir is None:
+        raise click.UsageError("RR inputs (--rr, or --config bundled) need --records-dir: the WFDB records the "
+                               "TFRecords were made from")
+    cfg = _config(variant, rr, merged)
     try:
         s = run_train(data_dir, run_dir, cfg, records_dir=records_dir, train_records=_split(train_records),
                       test_records=_split(test_records), evaluate_after=not no_evaluate, init_from=init_from,

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from .._config import ConfigMixin, config_kwargs
 
-__all__ = ["ConformerConfig", "VARIANTS", "SEED_BEST", "RR_FEATURES"]
+__all__ = ["ConformerConfig", "VARIANTS", "SEED_BEST", "RR_FEATURES", "NAMED_CONFIGS"]
 
 VARIANTS = ("conformer", "attention-only", "cnn-lstm", "baseline")
 
@@ -20,6 +20,21 @@ SEED_BEST = {
 # Per-beat RR inputs (option ``rr_features=True``): de Chazal's intervals (``ecgcore.dsp.rr_features``,
 # local = mean of the last 10 pre-RR) divided by the record's average RR, plus that average in seconds.
 RR_FEATURES = ("pre_rr/avg_rr", "post_rr/avg_rr", "local_rr/avg_rr", "avg_rr_s")
+
+
+# ``ecgcore train conformer --config NAME``: whole training set-ups by name (options given on the command line win).
+NAMED_CONFIGS = {
+    # The seed's protocol exactly: its split (5-fold CV over 38 records, final model on the 38, test on its 7 --
+    # leaky: beats of one patient on both sides of the k-fold), its learning rate, balanced class weights,
+    # batch 128, 20 epochs, EarlyStopping(5) / ReduceLROnPlateau(0.2, 1) on the folds, no RR inputs.
+    "seed": dict(protocol="seed"),
+    # The bundled beats-aami (issue 20): inter-patient DS1 -> DS2, 4 DS1 records held out for early stopping,
+    # RR inputs, chunk training, N thinned to ~8000 per epoch (no class weights), lr 5e-4 with the seed's
+    # plateau schedule, epochs of 100 steps, early stopping after 4 epochs without a better validation loss.
+    "bundled": dict(protocol="inter-patient", rr_features=True, lr=5e-4, val_records=4, class_weight="none",
+                    patience=4, chunk=4, max_n_per_epoch=8000, steps_per_epoch=100, epochs=40, threads=2,
+                    eval_n_fraction=0.25),
+}
 
 
 @dataclass
