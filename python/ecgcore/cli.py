@@ -28,6 +28,7 @@ _PLUGIN_COMMANDS = {
     "infer": ("ecgcore.commands.infer", "infer"),
     "models": ("ecgcore.commands.infer", "models"),
     "infer-report": ("ecgcore.commands.infer", "infer_report"),
+    "noise-stress": ("ecgcore.commands.noise", "noise_stress_cmd"),
     "enroll": ("ecgcore.commands.heartid", "enroll"),
     "verify": ("ecgcore.commands.heartid", "verify"),
     "revoke": ("ecgcore.commands.heartid", "revoke"),
