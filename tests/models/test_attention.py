@@ -288,3 +288,30 @@ def test_logits_graph_holds_no_full_attention_tensor():
             sizes.append(int(np.prod(dims)))
     assert sizes and max(sizes) < 900 * 900, max(sizes)
     assert [o.name for o in graph.output] == ["logits", "probabilities"]
+
+
+def test_augmented_balanced_training_resumes_identically(tiny_segments, tmp_path):
+    """Augmentation is drawn from (seed, epoch, batch): a resumed run trains on the very same windows."""
+    cfg = dict(augment=True, class_weight="balanced")
+    train(tiny_segments, tmp_path / "a", _cfg(max_steps=2, **cfg), progress=False, evaluate_after=False)
+    train(tiny_segments, tmp_path / "b", _cfg(max_steps=1, **cfg), progress=False, evaluate_after=False)
+    train(tiny_segments, tmp_path / "b", _cfg(max_steps=2, **cfg), progress=False, evaluate_after=False)
+    a, b = _state(tmp_path / "a"), _state(tmp_path / "b")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=0, rtol=0, msg=k)
+    plain = train(tiny_segments, tmp_path / "c", _cfg(max_steps=2), progress=False, evaluate_after=False)
+    c = _state(tmp_path / "c")
+    assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())  # augmentation changed training
+    assert plain["training"]["steps"] == 2
+
+
+def test_augment_batch_keeps_shape_and_varies_per_window():
+    from ecgcore.models.attention._train import augment_batch
+
+    x = np.tile(np.sin(np.linspace(0, 60, 3600, dtype=np.float32)), (6, 1, 1))
+    y = augment_batch(x, np.random.default_rng(0), AttentionConfig())
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert len({round(float(v), 4) for v in y[:, 0, 100]}) == 6  # every window drawn differently
+    np.testing.assert_array_equal(y, augment_batch(x, np.random.default_rng(0), AttentionConfig()))
+    with pytest.raises(ValueError, match="class_weight"):
+        AttentionConfig(class_weight="auto")

@@ -38,6 +38,20 @@ def _val_loss_acc(model, split, device, batch_size: int, progress: bool) -> tupl
     return float(-np.log(p).mean()), float((prob.argmax(1) == split.y).mean())
 
 
+def augment_batch(x: np.ndarray, rng: np.random.Generator, config: AttentionConfig, fs: float = 360.0) -> np.ndarray:
+    """Random amplitude, offset, baseline wander and noise per window (see :class:`AttentionConfig`); (b, 1, n)."""
+    b, _, n = x.shape
+    lo, hi = np.log(1.0 / (1.0 + config.aug_scale)), np.log(1.0 + config.aug_scale)
+    scale = np.exp(rng.uniform(lo, hi, (b, 1, 1)))
+    t = np.arange(n) / fs
+    freq = rng.uniform(0.05, 0.5, (b, 1, 1))
+    phase = rng.uniform(0, 2 * np.pi, (b, 1, 1))
+    wander = rng.uniform(0, config.aug_wander, (b, 1, 1)) * np.sin(2 * np.pi * freq * t + phase)
+    offset = rng.uniform(-config.aug_wander, config.aug_wander, (b, 1, 1))
+    noise = rng.standard_normal(x.shape) * rng.uniform(0, config.aug_noise, (b, 1, 1))
+    return (x * scale + offset + wander + noise).astype(np.float32)
+
+
 def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: str = "cpu", resume: bool = True,
           progress: bool = True, evaluate_after: bool = True, checkpoint_every_s: float = 300.0) -> dict:
     """Train on a ``segments`` dataset under ``config.protocol``; evaluate the best weights on the test split.
@@ -71,7 +85,11 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", patience=config.plateau_patience,
                                                        factor=config.plateau_factor)
-    loss_fn = nn.CrossEntropyLoss()
+    weight = None
+    if config.class_weight == "balanced":
+        counts = np.bincount(train_set.y, minlength=config.n_classes).astype(np.float64)
+        weight = torch.tensor(counts.sum() / (config.n_classes * np.maximum(counts, 1)), dtype=torch.float32).to(dev)
+    loss_fn = nn.CrossEntropyLoss(weight=weight)
     st = run.state
     st.extra.setdefault("improved_this_epoch", False)
 
@@ -93,7 +111,10 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
         budget = None
         for b in range(st.step_in_epoch, n_batches):
             idx = np.sort(perm[b * config.batch_size:(b + 1) * config.batch_size])
-            xb = torch.from_numpy(train_set.x[idx]).to(dev)
+            xnp = train_set.x[idx]
+            if config.augment:
+                xnp = augment_batch(xnp, np.random.default_rng([config.seed, st.epoch, b]), config)
+            xb = torch.from_numpy(xnp).to(dev)
             yb = torch.from_numpy(train_set.y[idx]).to(dev)
             logits, _ = model(xb, need_weights=False)
             loss = loss_fn(logits, yb)

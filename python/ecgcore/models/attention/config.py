@@ -22,6 +22,11 @@ class AttentionConfig(ConfigMixin):
     records the inter-patient protocol holds out for validation), ``max_steps`` / ``time_limit_s`` (stop
     on a budget; the run resumes), ``threads``. Field names follow the families' shared vocabulary
     (``n_classes``, ``patience``, ``time_limit_s``; see :mod:`ecgcore.models._config`).
+    ``class_weight`` (``"none"``, the seed's, or ``"balanced"``: n / (k · count) from the training windows) and
+    ``augment`` (each training window, in the model's input units: amplitude × a log-uniform factor within
+    1 ± ``aug_scale``, plus a random offset and a 0.05–0.5 Hz baseline-wander sinusoid of amplitude up to
+    ``aug_wander``, plus white noise of standard deviation up to ``aug_noise``; drawn from (seed, epoch, batch) so a
+    resumed run sees the same windows).
     """
 
     input_length: int = 3600
@@ -42,6 +47,12 @@ class AttentionConfig(ConfigMixin):
     patience: int = 10
     seed: int = 42
 
+    class_weight: str = "none"
+    augment: bool = False
+    aug_scale: float = 0.25
+    aug_wander: float = 0.3
+    aug_noise: float = 0.1
+
     protocol: str = "inter-patient"
     test_fraction: float = 0.2
     val_fraction: float = 0.2
@@ -52,6 +63,8 @@ class AttentionConfig(ConfigMixin):
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.class_weight not in ("none", "balanced"):
+            raise ValueError(f"class_weight must be 'none' or 'balanced', got {self.class_weight!r}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         if self.input_length % 4:
