@@ -315,3 +315,31 @@ def test_augment_batch_keeps_shape_and_varies_per_window():
     np.testing.assert_array_equal(y, augment_batch(x, np.random.default_rng(0), AttentionConfig()))
     with pytest.raises(ValueError, match="class_weight"):
         AttentionConfig(class_weight="auto")
+
+
+def test_int8_weight_export_is_small_and_close(tiny_segments, tmp_path):
+    """fc1 stored in int8 (float arithmetic): the card states the difference from PyTorch, and it holds."""
+    import onnxruntime as ort
+
+    from ecgcore.models.attention import load_run
+    from ecgcore.models.attention._export import load_onnx_weights
+
+    run = tmp_path / "run"
+    train(tiny_segments, run, _cfg(max_steps=1, batch_size=8), progress=False, evaluate_after=False)
+    flt = export(run, tmp_path / "f32", check_windows=3, int8_weights=False)
+    r = export(run, tmp_path / "i8", check_windows=3)
+    q = r["model_card"].metrics["onnx_int8"]
+    assert [w["name"] for w in q["quantized"]] == ["model.fc1.weight"]  # 57,600 x 128: the only large one
+    assert r["onnx"].stat().st_size < 0.5 * flt["onnx"].stat().st_size
+    model, _ = load_run(run)
+    x = att_data.protocol_splits(tiny_segments, "inter-patient", val_records=1)["test"].x[:24]
+    logits, prob = ort.InferenceSession(str(r["onnx"]), providers=["CPUExecutionProvider"]).run(None, {"ecg": x})
+    with torch.no_grad():
+        ref, _ = model(torch.from_numpy(x), need_weights=False)
+    diff = np.abs(logits - ref.numpy()).max()
+    assert diff < 1e-2 and q["max_abs_diff_logits"] < 1e-2
+    assert (prob.argmax(1) == ref.numpy().argmax(1)).mean() >= 0.95
+    # the weights read back from the int8 graph are the dequantized ones (re-export / fine-tuning still work)
+    back = load_onnx_weights(r["onnx"], model.config)
+    err = (back.fc1.weight - model.fc1.weight).abs().max().item()
+    assert 0 < err <= max(w["max_abs_error"] for w in q["quantized"]) + 1e-7

@@ -90,12 +90,22 @@ def load_onnx_weights(onnx_path, config=None):
     model = AttentionECGModel(config).eval()
     graph = onnx.load(str(onnx_path)).graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    state = {}
+    state, used = {}, set()
+    for qname in [n for n in inits if n.endswith("_int8")]:  # weight-only int8 (ecgcore.export.quantize)
+        base = qname[:-5]
+        q, scale = inits[qname].astype(np.float32), inits[f"{base}_scale"]
+        axis = next((a.i for node in graph.node if node.op_type == "DequantizeLinear" and node.output[0] == base
+                     for a in node.attribute if a.name == "axis"), 1)
+        inits[base] = q * (scale.reshape(-1, 1) if axis == 0 else scale.reshape(1, -1))
     for name, tensor in model.state_dict().items():
         arr = inits.get(f"model.{name}")
-        if arr is None and name == "attention.in_proj_weight":
-            # the TorchScript exporter stores it pre-transposed as a MatMul operand
-            arr = next((a.T for a in inits.values() if a.shape == tuple(tensor.shape)[::-1]), None)
+        if arr is None and name in ("attention.in_proj_weight", "attention.out_proj.weight"):
+            # the TorchScript exporter stores these pre-transposed as anonymous MatMul operands
+            key = next((k for k, a in inits.items() if k.startswith("onnx::MatMul") and k not in used
+                        and a.shape == tuple(tensor.shape)[::-1]), None)
+            if key is not None:
+                used.add(key)
+                arr = inits[key].T
         if arr is None or arr.shape != tuple(tensor.shape):
             raise ValueError(f"{onnx_path}: no weights for {name} {tuple(tensor.shape)} in this graph")
         state[name] = torch.from_numpy(np.array(arr, dtype=np.float32))  # a writable copy
@@ -132,15 +142,33 @@ def _to_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, output_names
                           dynamic_axes={"ecg": {0: "batch"}, **{n: {0: "batch"} for n in output_names}})
 
 
+def int8_parity(model, onnx_path, x: np.ndarray) -> dict:
+    """How far the int8-weight graph's outputs are from PyTorch's (float weights) on windows ``x``."""
+    import onnxruntime as ort
+
+    with torch.no_grad():
+        logits, _ = model.eval()(torch.from_numpy(np.ascontiguousarray(x, np.float32)), need_weights=False)
+    want = [logits.numpy(), torch.softmax(logits, dim=1).numpy()]
+    got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"ecg": x})
+    return {"windows": int(len(x)), "max_abs_diff_logits": float(np.abs(got[0] - want[0]).max()),
+            "max_abs_diff_probabilities": float(np.abs(got[1] - want[1]).max()),
+            "same_class": float((got[1].argmax(1) == want[1].argmax(1)).mean())}
+
+
 def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name: str = BUNDLED_NAME,
            atol: float = 1e-4, command: str | None = None,
-           note: str | None = None) -> dict:
+           note: str | None = None, int8_weights: bool = True, int8_min_elements: int = 1_000_000) -> dict:
     """Export ``run_dir``'s best weights to ``out_dir/model.onnx`` + ``model.json`` (default ``out_dir = run_dir``).
 
     The parity check runs ``check_windows`` real test-split windows through PyTorch and onnxruntime and
     fails (``AssertionError``) when any output differs by more than ``atol`` (+ 1e-4 relative).
     ``command`` overrides the training command line recorded in the card (default: the run's own);
     ``note`` is stored as ``training.note`` (e.g. how far a capped training got and why).
+
+    ``int8_weights``: after the float graph passed its check, store its large weights (at least
+    ``int8_min_elements`` values: fc1, 57,600 × 128) in int8 (:func:`ecgcore.export.quantize.quantize_weights`:
+    29.6 MB → 7.5 MB); the difference of the shipped graph from PyTorch on the check windows goes into the card
+    (``metrics.onnx_int8``). Models without such a weight stay float.
 
     Returns
     -------
@@ -167,6 +195,16 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
     x = np.ascontiguousarray(test.x[pick])
     onnx_path = out_dir / "model.onnx"
     worst = export_graphs(model, out_dir, x, atol=atol)
+    int8 = None
+    if int8_weights:
+        from ...export.quantize import quantize_weights
+
+        try:
+            int8 = quantize_weights(onnx_path, min_elements=int8_min_elements)
+        except ValueError:
+            int8 = None  # nothing large enough: the float graph is shipped
+        if int8 is not None:
+            int8.update(int8_parity(model, onnx_path, x))
 
     training = dict(metrics.get("training", {}))
     history = training.pop("history", [])
@@ -181,7 +219,8 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
         metrics={"protocol": config.protocol, "protocol_label": PROTOCOL_LABELS[config.protocol],
                  **{split: {k: v for k, v in metrics[split].items() if k != "records"}
                     for split in ("test", "val") if split in metrics},
-                 "onnx_parity_max_abs_diff": worst, "onnx_parity_windows": int(len(x))},
+                 "onnx_parity_max_abs_diff": worst, "onnx_parity_windows": int(len(x)),
+                 **({"onnx_int8": int8} if int8 else {})},
         training={**training, "dataset": "MIT-BIH Arrhythmia Database (48 records, 360 Hz), `ecgcore preprocess segments`",
                   "splits": metrics.get("splits", saved.get("splits", {})),
                   "validation_history": history,
@@ -199,4 +238,4 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
     )
     write_card(card, out_dir / "model.json")
     return {"onnx": onnx_path, "attention_onnx": out_dir / ATTENTION_FILE, "card": out_dir / "model.json",
-            "model_card": card, "parity_max_abs_diff": worst}
+            "model_card": card, "parity_max_abs_diff": worst, "int8": int8}

@@ -1,0 +1,76 @@
+"""Weight-only int8 storage of an ONNX graph's large matrices: smaller files, float arithmetic unchanged.
+
+Each large weight of a ``MatMul`` / ``Gemm`` (at least ``min_elements`` values) is stored as int8 with one float scale
+per output feature (symmetric, ``scale = max|w| / 127``) and restored by a ``DequantizeLinear`` node (ONNX opset ≥ 13,
+per-axis) in front of its consumers. The computation stays in float32 — only the weights carry the rounding error,
+at most half a step (``scale / 2``) per value — so outputs differ from the float graph by a small, measurable
+amount (see :func:`quantize_weights`' report) and no calibration data is needed. A 57,600 × 128 fc layer goes from
+29.5 MB to 7.4 MB.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .._fs import atomic_write
+
+__all__ = ["quantize_weights"]
+
+
+def quantize_weights(onnx_path, out_path=None, *, min_elements: int = 1_000_000) -> dict:
+    """Rewrite ``onnx_path`` (or write ``out_path``) with its large MatMul/Gemm weights in int8.
+
+    Returns ``{"quantized": [{"name", "shape", "axis", "max_abs_error"}], "bytes_before", "bytes_after"}``.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    src = Path(onnx_path)
+    dst = Path(out_path) if out_path is not None else src
+    model = onnx.load(str(src))
+    g = model.graph
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset < 13:
+        raise ValueError(f"{src}: opset {opset}; per-axis DequantizeLinear needs opset 13 or later")
+    inits = {i.name: i for i in g.initializer}
+    consumers: dict[str, list] = {}
+    for node in g.node:
+        for k, name in enumerate(node.input):
+            consumers.setdefault(name, []).append((node, k))
+    report = []
+    new_nodes = []
+    for name, init in list(inits.items()):
+        uses = consumers.get(name, [])
+        if not uses or any(n.op_type not in ("MatMul", "Gemm") or k != 1 for n, k in uses):
+            continue  # only a right-hand matrix operand, and only where every use is one
+        w = numpy_helper.to_array(init)
+        if w.dtype != np.float32 or w.ndim != 2 or w.size < min_elements:
+            continue
+        node0 = uses[0][0]
+        trans_b = node0.op_type == "Gemm" and any(a.name == "transB" and a.i == 1 for a in node0.attribute)
+        if any((n.op_type == "Gemm" and any(a.name == "transB" and a.i == 1 for a in n.attribute)) != trans_b
+               for n, _ in uses):
+            continue
+        axis = 0 if trans_b else 1  # the output-feature axis
+        amax = np.abs(w).max(axis=1 - axis)
+        scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+        shape = [-1, 1] if axis == 0 else [1, -1]
+        q = np.clip(np.rint(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+        err = float(np.abs(q.astype(np.float32) * scale.reshape(shape) - w).max())
+        g.initializer.remove(init)
+        g.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
+                              numpy_helper.from_array(scale, f"{name}_scale"),
+                              numpy_helper.from_array(np.zeros_like(scale, dtype=np.int8), f"{name}_zero")])
+        new_nodes.append(helper.make_node("DequantizeLinear", [f"{name}_int8", f"{name}_scale", f"{name}_zero"],
+                                          [name], name=f"{name}_dequantize", axis=axis))
+        report.append({"name": name, "shape": list(w.shape), "axis": axis, "max_abs_error": err})
+    if not report:
+        raise ValueError(f"{src}: no MatMul/Gemm weight with at least {min_elements} values to quantize")
+    for i, node in enumerate(new_nodes):
+        g.node.insert(i, node)
+    onnx.checker.check_model(model)
+    before = src.stat().st_size
+    with atomic_write(dst) as tmp:
+        onnx.save(model, str(tmp))
+    return {"quantized": report, "bytes_before": int(before), "bytes_after": int(dst.stat().st_size)}
