@@ -343,3 +343,42 @@ def test_int8_weight_export_is_small_and_close(tiny_segments, tmp_path):
     back = load_onnx_weights(r["onnx"], model.config)
     err = (back.fc1.weight - model.fc1.weight).abs().max().item()
     assert 0 < err <= max(w["max_abs_error"] for w in q["quantized"]) + 1e-7
+
+
+# --- attention analysis (issue 21) ------------------------------------------------------------------------------
+
+def test_attention_stats_see_where_the_mass_is():
+    from ecgcore.models.attention.analysis import summarise, window_attention_stats
+
+    abnormal, normal = np.array([1000]), np.array([300, 2000, 3000])
+    flat = np.full((900, 900), 1 / 900)
+    s = window_attention_stats(flat, abnormal, normal)
+    assert s["ratio"] == pytest.approx(1.0, rel=0.05) and s["uniform"] == pytest.approx(19 / 900)
+    focused = np.zeros((900, 900))
+    focused[:, 1000 // 4] = 1.0  # every query looks at the abnormal beat
+    f = window_attention_stats(focused, abnormal, normal)
+    assert f["near_abnormal"] == pytest.approx(1.0) and f["near_normal"] == 0 and f["ratio"] == np.inf
+    away = np.zeros((900, 900))
+    away[:, 2000 // 4] = 1.0
+    w = window_attention_stats(away, abnormal, normal)
+    assert w["ratio"] == 0
+    assert window_attention_stats(flat, abnormal, np.array([], int)) is None
+    summ = summarise([f, w, f])
+    assert summ["windows"] == 3 and summ["share_ratio_above_1"] == pytest.approx(2 / 3)
+    assert 0 < summ["sign_test_p"] <= 1
+
+
+def test_analyse_run_counts_the_windows_holding_both(tiny_segments, mitdb_dir, tmp_path):
+    from ecgcore.io import read_annotations
+    from ecgcore.models.attention.analysis import analyse_run, beats_in_window
+
+    run = tmp_path / "run"
+    train(tiny_segments, run, _cfg(max_steps=1, batch_size=8), progress=False, evaluate_after=False)
+    summ = analyse_run(run, mitdb_dir, progress=False, n_plots=1)
+    test = att_data.protocol_splits(tiny_segments, "inter-patient", val_records=1)["test"]
+    a = read_annotations(mitdb_dir / "100", "atr")
+    both = sum(all(len(v) for v in beats_in_window(a.sample, a.symbol, int(s), 3600)) for s in test.start)
+    assert both >= 1 and summ["windows"] == both  # record 100's A beat at 5.7 s lies in the first windows
+    assert (run / "attention_analysis_0.png").is_file()
+    per = json.loads((run / "attention_analysis.json").read_text())["windows"]
+    assert len(per) == both and all(w["record"] == "100" and w["near_abnormal"] >= 0 for w in per)
