@@ -382,3 +382,17 @@ def test_analyse_run_counts_the_windows_holding_both(tiny_segments, mitdb_dir, t
     assert (run / "attention_analysis_0.png").is_file()
     per = json.loads((run / "attention_analysis.json").read_text())["windows"]
     assert len(per) == both and all(w["record"] == "100" and w["near_abnormal"] >= 0 for w in per)
+
+
+def test_rr_baseline_scores_windows_and_picks_its_threshold_on_training(mitdb_dir):
+    from ecgcore.models.attention.baseline import rr_irregularity, score_baseline
+
+    starts = np.arange(0, 200) * 1800
+    s208 = rr_irregularity("208", starts, 3600, mitdb_dir)  # many PVCs: premature beats everywhere
+    s100 = rr_irregularity("100", starts, 3600, mitdb_dir)  # sinus rhythm, one A beat early on
+    assert s208.shape == (200,) and np.median(s208) > 3 * np.median(s100)
+    y = np.r_[np.ones(200, int), np.zeros(200, int)]
+    r = score_baseline(np.r_[s208, s100], y, np.r_[s208, s100], y)
+    assert r["roc_auc"] > 0.9 and r["f1_abnormal"] > 0.8 and r["n"] == 400
+    flipped = score_baseline(np.r_[s208, s100], y, np.r_[s100, s208], y)  # a threshold that does not transfer
+    assert flipped["roc_auc"] < 0.1
