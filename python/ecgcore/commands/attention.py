@@ -31,11 +31,13 @@ def _fail(exc: Exception):
 @click.option("--wall-cap", type=float, default=None, help="Stop training after this many minutes of this call "
               "(validates, checkpoints; the same command resumes).")
 @click.option("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Any AttentionConfig field, e.g. --set augment=true --set class_weight=balanced --set patience=4.")
 @click.option("--no-resume", is_flag=True, help="Start over even if RUN_DIR holds a checkpoint.")
 @click.option("--no-evaluate", is_flag=True, help="Skip the test-split evaluation after training.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(dataset_dir, run_dir, protocol, epochs, batch_size, lr, device, seed, val_records, max_steps, wall_cap,
-          threads, no_resume, no_evaluate, quiet):
+          threads, overrides, no_resume, no_evaluate, quiet):
     """Train the CNN + 8-head-attention Normal/Abnormal classifier (SPEC §3) on a segments dataset.
 
     DATASET_DIR comes from `ecgcore preprocess segments MITDB_DIR DATASET_DIR`. RUN_DIR receives
@@ -46,13 +48,17 @@ def train(dataset_dir, run_dir, protocol, epochs, batch_size, lr, device, seed, 
     from ..models.attention import train as run
     from ..models.attention.config import AttentionConfig
 
+    from ._options import parse_set
+
     try:
-        cfg = AttentionConfig(protocol=protocol, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                              val_records=val_records, max_steps=max_steps,
-                              time_limit_s=None if wall_cap is None else 60.0 * wall_cap, threads=threads)
+        extra = parse_set(overrides)
+        cfg = AttentionConfig.from_dict({
+            **dict(protocol=protocol, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                   val_records=val_records, max_steps=max_steps,
+                   time_limit_s=None if wall_cap is None else 60.0 * wall_cap, threads=threads), **extra})
         m = run(dataset_dir, run_dir, cfg, device=device, resume=not no_resume, progress=not quiet,
                 evaluate_after=not no_evaluate)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, TypeError) as exc:
         _fail(exc)
     t = m["training"]
     click.echo(f"{run_dir}: {t['steps']} steps, {t['epochs_completed']} full epochs, stop: {t['stop_reason']}, "
@@ -66,8 +72,11 @@ def train(dataset_dir, run_dir, protocol, epochs, batch_size, lr, device, seed, 
 @click.argument("dataset_dir", type=click.Path(path_type=Path, file_okay=False), required=False)
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--records-dir", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None,
+              help="The annotated MIT-BIH records: also run the attention analysis (attention within ±100 ms of "
+                   "abnormal vs normal beats on windows holding both; attention_analysis.json and plots).")
 @click.option("--quiet", is_flag=True)
-def evaluate(run_dir, dataset_dir, split, device, quiet):
+def evaluate(run_dir, dataset_dir, split, device, records_dir, quiet):
     """Score a run's best weights on a split of its protocol.
 
     Writes into RUN_DIR: metrics.json (accuracy, precision, recall, F1 with Abnormal positive, ROC-AUC,
@@ -79,9 +88,17 @@ def evaluate(run_dir, dataset_dir, split, device, quiet):
 
     try:
         m = run(run_dir, dataset_dir, split=split, device=device, progress=not quiet)
+        if records_dir is not None:
+            from ..models.attention.analysis import analyse_run
+
+            a = analyse_run(run_dir, records_dir, data_dir=dataset_dir, split=split, progress=not quiet)
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
     click.echo(json.dumps({k: m[split][k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc")}))
+    if records_dir is not None:
+        click.echo(f"attention analysis ({a['windows']} windows with both beat classes): " + json.dumps(
+            {k: a.get(k) for k in ("near_abnormal_mean", "near_normal_mean", "ratio_median", "share_ratio_above_1",
+                                   "sign_test_p")}))
 
 
 @click.command("export", context_settings={"help_option_names": ["-h", "--help"]})
