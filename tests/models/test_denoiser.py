@@ -351,3 +351,48 @@ sys.exit(f"imported {{bad}}" if bad else 0)
 
 # The shipped model measured 12.7 dB on these 24 windows (record 100, 0 dB bw/ma/em); a floor with margin.
 SHIPPED_MIN_IMPROVEMENT_DB = 8.0
+
+
+# --------------------------------------------------------------------------------------------- online mixing (issue 22)
+def test_noise_bank_keeps_the_test_noise_out(pairs_dir):
+    from ecgcore.models.denoiser.data import noise_bank
+
+    tr, te = noise_bank(pairs_dir, part="train"), noise_bank(pairs_dir, part="test")
+    assert set(tr.noise) == {"bw", "ma", "em"} and tr.fs == 130.0
+    for k in tr.noise:  # 70 % / 30 % of the same resampled record, disjoint and complete
+        n = tr.noise[k].size + te.noise[k].size
+        assert abs(tr.noise[k].size / n - 0.7) < 1e-3
+        assert not np.array_equal(tr.noise[k][-100:], te.noise[k][:100])
+
+
+def test_mix_online_draws_what_it_promises(pairs_dir):
+    from ecgcore.datasets.noise import snr_db
+    from ecgcore.models.denoiser.data import load_split, mix_online, noise_bank
+
+    clean = load_split(pairs_dir, "train").clean[:400]
+    bank = noise_bank(pairs_dir)
+    noisy, info = mix_online(clean, bank, np.random.default_rng(0), snr_range=(-6, 24), p_clean=0.2, p_mixture=0.3)
+    is_clean = info["kind"] == "clean"
+    assert 0.12 < is_clean.mean() < 0.28 and np.array_equal(noisy[is_clean], clean[is_clean].astype(np.float32))
+    assert {"bw", "ma", "em", "mix"} <= set(info["kind"])
+    got = snr_db(clean[~is_clean], noisy[~is_clean])
+    np.testing.assert_allclose(got, info["snr"][~is_clean], atol=0.01)  # each at exactly its drawn SNR
+    assert info["snr"][~is_clean].min() >= -6 and info["snr"][~is_clean].max() <= 24
+    again, _ = mix_online(clean, bank, np.random.default_rng(0), p_clean=0.2)
+    np.testing.assert_array_equal(noisy, again)
+
+
+def test_online_training_runs_and_resumes_identically(pairs_dir, tmp_path):
+    cfg = dict(batch_size=2, val_every=2, val_pairs=4, mixing="online")
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(pairs_dir, a, DenoiserConfig(max_steps=4, **cfg), progress=False)
+    train(pairs_dir, b, DenoiserConfig(max_steps=2, **cfg), progress=False)
+    train(pairs_dir, b, DenoiserConfig(max_steps=4, **cfg), progress=False)
+    wa = torch.load(a / "checkpoint" / "state.pt", weights_only=True)["model"]
+    wb = torch.load(b / "checkpoint" / "state.pt", weights_only=True)["model"]
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
+    with pytest.raises(ValueError, match="mixing"):
+        train(pairs_dir, tmp_path / "c", DenoiserConfig(max_steps=1, mixing="live", **{k: v for k, v in cfg.items()
+                                                                                       if k != "mixing"}),
+              progress=False)

@@ -27,7 +27,7 @@ from torch import nn
 from ..._fs import atomic_write, write_json
 from .._run import Run, torch_state
 from .config import DenoiserConfig
-from .data import PairSet, load_split, normalize_pairs, split_windows
+from .data import PairSet, load_split, mix_online, noise_bank, normalize_pairs, split_windows
 from .model import AttentionUNet, count_parameters
 
 __all__ = ["HybridLoss", "train", "load_model", "augment", "write_json_atomic"]
@@ -155,6 +155,9 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
         va_pairs = np.sort(np.random.default_rng([cfg.seed, 1]).choice(va_pairs, cfg.val_pairs, replace=False))
     if tr_pairs.size == 0 or va_pairs.size == 0:
         raise ValueError(f"{data_dir}: too few windows to hold out {cfg.val_fraction:.0%} for validation")
+    if cfg.mixing not in ("fixed", "online"):
+        raise ValueError(f"mixing must be 'fixed' or 'online', got {cfg.mixing!r}")
+    bank = noise_bank(data_dir, part="train") if cfg.mixing == "online" else None
     steps_per_epoch = -(-tr_pairs.size // cfg.batch_size)
     val_every = cfg.val_every or steps_per_epoch
     run = Run(run_dir, cfg, family="denoiser", data_dir=data_dir, resume=resume,
@@ -194,7 +197,12 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
             epoch, pos = divmod(st.step, steps_per_epoch)
             order = tr_pairs[np.random.default_rng([cfg.seed, epoch]).permutation(tr_pairs.size)]
             idx = order[pos * cfg.batch_size: (pos + 1) * cfg.batch_size]
-            noisy, clean = data.pairs(idx)
+            if bank is not None:  # fresh noise for these windows (the pair index only picks the window)
+                clean = data.clean[idx // per_w]
+                noisy, _ = mix_online(clean, bank, np.random.default_rng([cfg.seed, epoch, pos, 7]),
+                                      snr_range=cfg.snr_range, p_clean=cfg.p_clean, p_mixture=cfg.p_mixture)
+            else:
+                noisy, clean = data.pairs(idx)
             x, y, _, _ = normalize_pairs(noisy, clean)
             x, y = augment(x, y, np.random.default_rng([cfg.seed, epoch, pos]), cfg.flip_p, cfg.scale_range)
             xt, yt = torch.from_numpy(x[:, None]).to(device), torch.from_numpy(y[:, None]).to(device)

@@ -30,6 +30,10 @@ class DenoiserConfig(ConfigMixin):
     max_steps, time_limit_s : stop early (0 = no limit); the run stays resumable.
     patience : early stopping after this many validations without a lower validation loss (0 = off, as the
         seed, which trains its 50 epochs).
+    mixing : ``"fixed"`` (the seed's): the dataset's precomputed pairs; ``"online"``: every step draws fresh noise
+        for the training windows (:func:`ecgcore.models.denoiser.data.mix_online`: clean inputs with ``p_clean``,
+        single noise types or, with ``p_mixture``, blends of all three, SNR uniform in ``snr_range``, from the
+        training portion of the NSTDB only). Validation stays on the dataset's fixed pairs.
     threads : torch intra-op threads (default: torch's own setting).
     seed : the notebook's 42.
     """
@@ -51,6 +55,10 @@ class DenoiserConfig(ConfigMixin):
     max_steps: int = 0
     time_limit_s: float = 0.0
     patience: int = 0
+    mixing: str = "fixed"
+    snr_range: tuple[float, float] = (-6.0, 24.0)
+    p_clean: float = 0.1
+    p_mixture: float = 0.3
     threads: int | None = None
     seed: int = 42
     chunk_size: int = CHUNK_SIZE
@@ -60,7 +68,7 @@ class DenoiserConfig(ConfigMixin):
     @classmethod
     def from_dict(cls, d: dict, *, strict: bool = True) -> "DenoiserConfig":
         d = config_kwargs(cls, d, strict=strict)
-        for k in ("loss_weights", "scale_range"):
+        for k in ("loss_weights", "scale_range", "snr_range"):
             if k in d:
                 d[k] = tuple(d[k])
         return cls(**d)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PairSet", "load_split", "read_dataset_meta", "split_windows", "normalize_pairs"]
+__all__ = ["PairSet", "load_split", "read_dataset_meta", "split_windows", "normalize_pairs", "NoiseBank",
+           "noise_bank", "mix_online"]
 
 
 @dataclass
@@ -122,3 +123,77 @@ def normalize_pairs(noisy: np.ndarray, clean: np.ndarray) -> tuple[np.ndarray, n
     x = (noisy - mean[:, None]) / std[:, None]
     y = (np.asarray(clean, dtype=np.float64) - mean[:, None]) / std[:, None]
     return x.astype(np.float32), y.astype(np.float32), mean, std
+
+
+@dataclass
+class NoiseBank:
+    """NSTDB noise at the model's rate, one part of each record: ``noise[kind]`` (n,) float64."""
+
+    noise: dict
+    fs: float
+    part: str
+
+
+def noise_bank(dataset_dir, *, part: str = "train", noise_dir=None) -> NoiseBank:
+    """The NSTDB noise of a denoise-pairs dataset's ``part``: the first ``train_noise_fraction`` of each noise
+    record for ``"train"`` (the portion the dataset's training pairs used), the rest for ``"test"``; same lead,
+    resampled exactly as the recipe does."""
+    from ...datasets.reference import locate
+    from ...io import read_record
+    from ...pipelines.recipes.denoise_pairs import to_model_rate
+
+    _, meta = read_dataset_meta(dataset_dir)
+    opts = meta["options"]
+    nd = Path(noise_dir or opts.get("noise_dir") or "")
+    if not (nd / "em.hea").is_file():
+        beside = Path(dataset_dir).resolve().parent / "nstdb"
+        nd = beside if (beside / "em.hea").is_file() else locate("nstdb")
+    fs = float(opts["fs"])
+    frac = float(opts["train_noise_fraction"])
+    bank = {}
+    for kind in opts["noise"]:
+        rec = read_record(nd / kind, annotator=None)
+        x = to_model_rate(rec.signal[:, int(opts["lead"])], rec.fs, fs)
+        cut = int(x.size * frac)
+        bank[kind] = np.asarray(x[:cut] if part == "train" else x[cut:], np.float64)
+    return NoiseBank(bank, fs, part)
+
+
+def mix_online(clean: np.ndarray, bank: NoiseBank, rng: np.random.Generator, *, snr_range=(-6.0, 24.0),
+               p_clean: float = 0.1, p_mixture: float = 0.3) -> tuple[np.ndarray, dict]:
+    """Fresh noisy inputs for clean windows ``(b, n)``: with ``p_clean`` the clean window itself (the network must
+    leave clean input alone); otherwise NSTDB noise — one type, or with ``p_mixture`` a Dirichlet(1, 1, 1) blend of
+    all of them (each segment mean-removed and scaled to unit power first) — from a random place of the bank, scaled
+    to an SNR drawn uniformly from ``snr_range`` (power ratio per window, as the dataset's pairs). Returns
+    ``(noisy (b, n) float32, {"snr": (b,), "kind": (b,)})`` (snr = inf for clean inputs)."""
+    from ...datasets.noise import noise_scale
+
+    clean = np.asarray(clean, np.float64)
+    b, n = clean.shape
+    kinds = list(bank.noise)
+    noisy = clean.copy()
+    snr = np.full(b, np.inf)
+    label = np.array(["clean"] * b, dtype=object)
+    for i in range(b):
+        if rng.random() < p_clean:
+            continue
+        if rng.random() < p_mixture and len(kinds) > 1:
+            w = rng.dirichlet(np.ones(len(kinds)))
+            label[i] = "mix"
+        else:
+            w = np.zeros(len(kinds))
+            k = int(rng.integers(len(kinds)))
+            w[k] = 1.0
+            label[i] = kinds[k]
+        mix = np.zeros(n)
+        for k, kind in enumerate(kinds):
+            if w[k] == 0:
+                continue
+            src = bank.noise[kind]
+            s = int(rng.integers(0, src.size - n + 1))
+            seg = src[s:s + n] - src[s:s + n].mean()
+            p = np.sqrt(np.mean(seg ** 2))
+            mix += w[k] * (seg / p if p > 0 else seg)
+        snr[i] = rng.uniform(*snr_range)
+        noisy[i] = clean[i] + noise_scale(clean[i], mix, snr[i]) * mix
+    return noisy.astype(np.float32), {"snr": snr, "kind": label}
