@@ -151,3 +151,39 @@ def test_cli_writes_wfdb_records_with_annotations(mitdb_dir, data_dir, tmp_path)
     meta = json.loads((out / "noise_stress.json").read_text())
     assert [m["name"] for m in meta["records"]] == ["118e12", "118e_6", "118m12", "118m_6"]
     assert meta["failed"][0]["record"].endswith("missing")
+
+
+def test_peaks_noise_stress_table(mitdb_dir, data_dir, tmp_path):
+    """`ecgcore peaks evaluate --noise-stress`: the clean record and its nst versions, scored from 5:00."""
+    from ecgcore.cli import main
+    from ecgcore.datasets.ec57 import evaluate_qrs
+    from ecgcore.dsp import detect_r_peaks
+
+    out = tmp_path / "ns.json"
+    res = CliRunner().invoke(main, ["peaks", "evaluate", str(mitdb_dir), "--noise-stress", "--records", "118",
+                                    "--noise", "em", "--snr", "12", "--snr", "0", "--detectors", "ecgcore",
+                                    "--nstdb", str(data_dir / "nstdb"), "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "record 118, em" in res.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["noise"], r["snr_db"]) for r in rows] == [("clean", None), ("em", 12), ("em", 0)]
+    # the 12 dB row, recomputed by hand from the generator and the EC57 scorer
+    from ecgcore.io import read_record
+
+    clean = read_record(mitdb_dir / "118")
+    noisy = noise_stress(clean, data_dir / "nstdb" / "em", 12)
+    st = evaluate_qrs(clean.annotations.sample, clean.annotations.symbol, detect_r_peaks(noisy.signal[:, 0], fs=360.0),
+                      fs=360.0, start_s=300.0)
+    assert (rows[1]["tp"], rows[1]["fn"], rows[1]["fp"]) == (st.tp, st.fn, st.fp)
+    assert rows[0]["f1"] > 99.5 and rows[0]["f1"] > rows[1]["f1"] > rows[2]["f1"]  # noise costs detections
+
+
+@pytest.mark.slow
+def test_peaks_noise_stress_with_the_peers(mitdb_dir, data_dir):
+    from ecgcore.datasets.peaks_stress import noise_stress_table
+
+    pytest.importorskip("wfdb")
+    res = noise_stress_table(mitdb_dir, data_dir / "nstdb", records=["119"], noises=["em"], snrs=[6],
+                             detectors=["ecgcore", "xqrs"], progress=False)
+    dets = {r["detector"] for r in res["rows"]}
+    assert dets == {"ecgcore", "xqrs"} and all(0 < r["f1"] <= 100 for r in res["rows"])

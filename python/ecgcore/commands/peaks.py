@@ -84,10 +84,52 @@ def detect(src, dst, lead, fs, extension, workers):
 @click.option("--records", default=None, help="Comma-separated record names (default: RECORDS or every .hea).")
 @click.option("--window", type=float, default=0.150, show_default=True, help="Match window in seconds.")
 @click.option("--workers", type=int, default=None, help="Threads (default all cores).")
-def evaluate(db_dir, lead, records, window, workers):
+@click.option("--noise-stress", is_flag=True,
+              help="EC57 noise-stress test instead: build each record with NSTDB noise as `nst` does (see `ecgcore "
+                   "noise-stress`), run ecgcore, wfdb's XQRS and neurokit2 on it, score from 5:00 (default records "
+                   "118,119).")
+@click.option("--nstdb", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="NSTDB folder (default: beside DB_DIR, or $ECGCORE_DATA/nstdb).")
+@click.option("--noise", "noises", multiple=True, default=("em", "ma", "bw"), show_default=True)
+@click.option("--snr", "snrs", multiple=True, type=float, default=(24, 18, 12, 6, 0, -6), show_default=True)
+@click.option("--detectors", default="ecgcore,xqrs,neurokit2", show_default=True,
+              help="Comma-separated detectors for --noise-stress.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="--noise-stress: also write every row as JSON here.")
+def evaluate(db_dir, lead, records, window, workers, noise_stress, nstdb, noises, snrs, detectors, json_out):
     """Score the detector on an annotated database (EC57 / bxb beat-by-beat): per-record table and gross
-    Se, +P and F1, once without the first 5 minutes (EC57 learning period) and once over whole records."""
+    Se, +P and F1, once without the first 5 minutes (EC57 learning period) and once over whole records.
+
+    With --noise-stress: the EC57 noise-stress table of ecgcore and its peers (F1, Se, +P per record, noise type
+    and SNR, and on the clean record) in one run.
+    """
     import time
+
+    if noise_stress:
+        import json
+
+        from .._fs import write_text
+        from ..datasets.peaks_stress import format_stress_table, noise_stress_table
+
+        nst = nstdb or (db_dir.parent / "nstdb" if (db_dir.parent / "nstdb" / "em.hea").is_file() else None)
+        if nst is None:
+            from ..datasets.reference import locate
+
+            try:
+                nst = locate("nstdb")
+            except FileNotFoundError as exc:
+                raise click.ClickException(f"NSTDB not found ({exc}); pass --nstdb") from None
+        names = [r.strip() for r in records.split(",")] if records else ["118", "119"]
+        li = 0 if lead is None else int(lead)
+        try:
+            res = noise_stress_table(db_dir, nst, records=names, noises=noises, snrs=snrs,
+                                     detectors=[d.strip() for d in detectors.split(",") if d.strip()], lead=li)
+        except (OSError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(format_stress_table(res))
+        if json_out:
+            write_text(json_out, json.dumps(res, indent=1))
+        return
 
     from ..datasets.ec57 import evaluate_qrs, format_table
     from ..dsp.peaks import detect_r_peaks
