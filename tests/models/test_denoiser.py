@@ -396,3 +396,25 @@ def test_online_training_runs_and_resumes_identically(pairs_dir, tmp_path):
         train(pairs_dir, tmp_path / "c", DenoiserConfig(max_steps=1, mixing="live", **{k: v for k, v in cfg.items()
                                                                                        if k != "mixing"}),
               progress=False)
+
+
+def test_noise_stress_evaluation_scores_the_held_out_stretch(mitdb_dir, data_dir):
+    """Issue 22's noise-stress table: nst records from held-out noise, the bundled denoiser vs the baselines."""
+    from ecgcore.datasets.ec57 import beat_mask, scored_mask
+    from ecgcore.io import read_annotations
+    from ecgcore.models.denoiser.stress import evaluate_noise_stress, summarise_stress
+
+    rows = evaluate_noise_stress(mitdb_dir, data_dir / "nstdb", records=["100"], noises=["em"], snrs=[6],
+                                 progress=False)
+    assert sorted(r["method"] for r in rows) == ["butterworth", "denoiser", "noisy", "wavelet"]
+    assert all(r["stretch"] == [300 * 360, 420 * 360] for r in rows)  # only 5:00-7:00 has held-out noise
+    a = read_annotations(mitdb_dir / "100", "atr")
+    beats = a.sample[beat_mask(a.symbol)]
+    beats = beats[scored_mask(a.sample, a.symbol, beats)]
+    n_ref = int(((beats >= 300 * 360) & (beats < 420 * 360)).sum())
+    assert all(r["tp"] + r["fn"] == n_ref for r in rows)
+    noisy = next(r for r in rows if r["method"] == "noisy")
+    assert noisy["snr_improvement"] == 0.0
+    cell = summarise_stress(rows)["em 6 dB"]
+    assert cell["butterworth"]["snr_out_minus_butterworth"] == 0.0
+    assert set(cell) == {"noisy", "denoiser", "butterworth", "wavelet"} and cell["noisy"]["stretches"] == 1
