@@ -1,15 +1,14 @@
 """``ecgcore infer`` / ``ecgcore models`` end to end: formats, summaries, resume after a kill, bad files."""
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from ecgcore.cli import main
+from infer_helpers import csv_rows as _rows
+from infer_helpers import run_cli as _run
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame:DeprecationWarning")
 
@@ -20,14 +19,8 @@ def load_npz(path) -> dict:
         return {k: z[k] for k in z.files}
 
 
-def _run(*args):
-    res = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    return res
 
 
-def _rows(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def test_infer_csv_and_jsonl_with_summaries(beats_model, mini_dir, tmp_path):

@@ -2,7 +2,6 @@
 records, their reference classes by EC57 matching, and the figures of a beat table against the annotations."""
 from __future__ import annotations
 
-import csv
 import json
 
 import numpy as np
@@ -10,18 +9,15 @@ import pytest
 from click.testing import CliRunner
 
 from ecgcore.cli import main
+from infer_helpers import csv_rows as _rows
+from infer_helpers import run_cli as _run
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame:DeprecationWarning")
 K = ["N", "S", "V", "F", "Q"]
 
 
-def _run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-def _rows(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def test_detected_beats_carry_their_matched_reference(beats_model, mini_dir, tmp_path):
