@@ -176,3 +176,29 @@ def test_bundled_denoiser_on_a_raw_record_returns_the_band_at_the_input_rate(min
     f = np.fft.rfftfreq(x.size, 1 / fs)
     hi = f > 60.0
     assert spec(y)[hi].sum() < 0.5 * spec(x)[hi].sum()               # little above the band
+
+
+def test_beat_encoder_and_head_equal_the_full_graph(mini_dir, tmp_path):
+    """Issue 24: the bundled beats-aami scores each beat's CNN once (encoder.onnx) and the sequences with
+    head.onnx; every beat of a sample record (208: N, V, F beats) gets the probabilities of the full graph (1e-5),
+    the same classes (the other sample records run through both in tools/bundled_outputs.sh)."""
+    import json
+    import shutil
+
+    from ecgcore.export import resolve_model
+
+    onnx_path, card = resolve_model("beats-aami")
+    assert card.graphs == {"encoder": "encoder.onnx", "head": "head.onnx"}
+    full = tmp_path / "full"
+    shutil.copytree(onnx_path.parent, full)
+    d = json.loads((full / "model.json").read_text())
+    d["graphs"] = {}
+    (full / "model.json").write_text(json.dumps(d))
+    split_scorer, full_scorer = Scorer("beats-aami", threads=1), Scorer(full, threads=1)
+    assert split_scorer._split is not None and full_scorer._split is None
+    for name in ("208",):
+        rec = read_record(mini_dir / name)
+        a, b = split_scorer.predict_record(rec), full_scorer.predict_record(rec)
+        assert len(a.rows) == len(b.rows) > 300
+        np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5, rtol=0)
+        assert [r["class"] for r in a.rows] == [r["class"] for r in b.rows]

@@ -42,6 +42,9 @@ class ModelCard:
         ``python -m ecgcore.infer.memory``); batch sizes are derived from it.
     headline : the few test-set figures a user should see first (``{"DS2 accuracy": 0.78, ...}``).
     warnings : what the model must not be trusted for (undertrained, below a baseline, known flaws).
+    graphs : further ONNX files beside ``model.onnx``, by role. Beat models may ship ``{"encoder": "encoder.onnx",
+        "head": "head.onnx"}``: a per-beat encoder and the sequence head, so ``ecgcore infer`` computes each beat once
+        per record (``model.onnx`` computes it once per sequence holding it); the two give the same outputs.
     """
 
     name: str
@@ -58,6 +61,7 @@ class ModelCard:
     resources: dict = field(default_factory=dict)
     headline: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    graphs: dict = field(default_factory=dict)
     description: str = ""
     version: str = "1"
     card_version: int = CARD_VERSION

@@ -129,6 +129,12 @@ class Scorer:
         self.batch_size = int(dim0) if isinstance(dim0, int) and dim0 > 0 else max(1, int(batch_size))
         self._attention_session = None
         self.kind = self.card.preprocessing["kind"]
+        # Beat models with an encoder + head pair: each beat's encoder runs once per record (issue 24).
+        self._split = None
+        graphs = getattr(self.card, "graphs", None) or {}
+        if self.kind == "beats-scalograms" and {"encoder", "head"} <= set(graphs):
+            folder = Path(self.onnx_path).parent
+            self._split = {role: make_session(folder / graphs[role], providers, threads) for role in ("encoder", "head")}
         if peaks is not None and self.kind != "beats-scalograms":
             raise ValueError(f"peaks: model {self.card.name!r} ({self.kind}) takes no beat positions")
         self.peaks = peaks
@@ -249,10 +255,44 @@ class Scorer:
                                     summary={"record": record.name, "n": int(y.size), "fs": record.fs,
                                              "duration_s": record.duration})
         prep = self.prepare(record)
+        if self._split is not None:
+            return self._rows(record, prep, self._run_split(prep), probabilities=True)
         feeds = self._feeds(prep)
         if self._prob_output and self.card.classes:
             return self._rows(record, prep, self.run(*feeds, output=self._prob_output), probabilities=True)
         return self._rows(record, prep, self.run(*feeds))
+
+    def _run_split(self, prep: Prepared) -> np.ndarray:
+        """Probabilities of every sequence through the encoder (each beat once) and the head (each sequence)."""
+        seq = prep.inputs[0]
+        if not isinstance(seq, Sequences):
+            raise ValueError(f"model {self.card.name!r}: split graphs need beat sequences")
+        beats = np.ascontiguousarray(seq.items, dtype=np.float32)
+        enc, head = self._split["encoder"], self._split["head"]
+        enc_in = enc.get_inputs()
+        if len(enc_in[0].shape) == beats.ndim + 1:
+            beats = beats[..., None]  # the channel axis
+        rr = prep.inputs.get("rr")
+        n = beats.shape[0]
+        # Beat i's RR features: the last beat of sequence i (whose context indices end on i).
+        rr_beats = None if rr is None else np.ascontiguousarray(np.asarray(rr)[:, -1], dtype=np.float32)
+        bs = max(1, self.batch_size * int(seq.idx.shape[1]))  # a beat costs about a third of a sequence
+        emb = []
+        for i in range(0, n, bs):
+            feed = {enc_in[0].name: beats[i:i + bs]}
+            if len(enc_in) > 1:
+                if rr_beats is None:
+                    raise ValueError(f"model {self.card.name!r}: its encoder takes RR features, none prepared")
+                feed[enc_in[1].name] = rr_beats[i:i + bs]
+            emb.append(enc.run(None, feed)[0])
+        if not emb:
+            return np.zeros((0, len(self.card.classes)), np.float32)
+        emb = np.concatenate(emb)
+        h_in = head.get_inputs()[0].name
+        out = []
+        for i in range(0, len(seq.idx), self.batch_size * 8):  # head rows are small (3 x 128 floats)
+            out.append(head.run(None, {h_in: emb[seq.idx[i:i + self.batch_size * 8]]})[0])
+        return np.concatenate(out)
 
     def _feeds(self, prep: Prepared) -> list:
         """The prepared arrays in the graph's input order: extras by name, the main input in the remaining slot."""

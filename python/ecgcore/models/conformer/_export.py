@@ -9,7 +9,10 @@ import numpy as np
 
 from .config import RR_FEATURES, ConformerConfig
 
-__all__ = ["export", "to_onnx", "card_preprocessing"]
+__all__ = ["export", "to_onnx", "card_preprocessing", "split_models", "to_onnx_split", "SPLIT_GRAPHS"]
+
+# Beat encoder + sequence head (issue 24): each beat's CNN runs once per record instead of once per sequence.
+SPLIT_GRAPHS = {"encoder": "encoder.onnx", "head": "head.onnx"}
 
 OPSET = 17
 
@@ -34,6 +37,93 @@ def to_onnx(model, path, cfg: ConformerConfig) -> Path:
     with atomic_write(path) as tmp:
         tf2onnx.convert.from_function(serve, input_signature=spec, opset=OPSET, output_path=str(tmp))
     return path
+
+
+def split_models(model, cfg: ConformerConfig):
+    """(encoder, head) Keras models holding ``model``'s weights.
+
+    encoder: ``beats`` (n, 32, 187, 1) [+ ``rr`` (n, 4)] → ``embedding`` (n, embed_dim): the per-beat CNN and, with RR
+    inputs, the per-beat fusion layer. head: ``embeddings`` (m, 3, embed_dim) → ``probabilities`` (m, 5). For a
+    sequence of beats (a, b, c): ``head(encoder(beats)[[a, b, c]])`` = ``model(sequence)``.
+    """
+    import keras
+    from keras import layers
+
+    from .chunks import transfer_weights
+    from .model import beat_cnn, sequence_head
+
+    beats = keras.Input((cfg.height, cfg.width, 1), name="beats")
+    cnn = beat_cnn(cfg)
+    x = cnn(beats)
+    inputs = [beats]
+    if cfg.rr_features:
+        rr = keras.Input((cfg.n_rr,), name="rr")
+        inputs.append(rr)
+        x = layers.Concatenate(name="with_rr")([x, rr])
+        x = layers.Dense(cfg.embed_dim, name="rr_fusion")(x)
+    encoder = keras.Model(inputs if len(inputs) > 1 else beats, x, name="beat_encoder")
+    cnn.set_weights(model.get_layer("beat_cnn_td").layer.get_weights())
+    if cfg.rr_features:
+        encoder.get_layer("rr_fusion").set_weights(model.get_layer("rr_fusion").get_weights())
+    emb = keras.Input((cfg.sequence_length, cfg.embed_dim), name="embeddings")
+    head = keras.Model(emb, sequence_head(emb, cfg), name="sequence_head")
+    transfer_weights(model, head)
+    return encoder, head
+
+
+def to_onnx_split(model, out_dir, cfg: ConformerConfig) -> dict:
+    """``encoder.onnx`` and ``head.onnx`` (:func:`split_models`) in ``out_dir``; returns their paths by role."""
+    import tensorflow as tf
+    import tf2onnx
+
+    from ..._fs import atomic_write
+
+    encoder, head = split_models(model, cfg)
+    enc_spec = [tf.TensorSpec((None, cfg.height, cfg.width, 1), tf.float32, name="beats")]
+    if cfg.rr_features:
+        enc_spec.append(tf.TensorSpec((None, cfg.n_rr), tf.float32, name="rr"))
+    head_spec = [tf.TensorSpec((None, cfg.sequence_length, cfg.embed_dim), tf.float32, name="embeddings")]
+
+    @tf.function(input_signature=enc_spec)
+    def enc_fn(*inputs):
+        return {"embedding": encoder(list(inputs) if len(inputs) > 1 else inputs[0], training=False)}
+
+    @tf.function(input_signature=head_spec)
+    def head_fn(emb):
+        return {"probabilities": head(emb, training=False)}
+
+    out = {}
+    for role, fn, spec in (("encoder", enc_fn, enc_spec), ("head", head_fn, head_spec)):
+        path = Path(out_dir) / SPLIT_GRAPHS[role]
+        with atomic_write(path) as tmp:
+            tf2onnx.convert.from_function(fn, input_signature=spec, opset=OPSET, output_path=str(tmp))
+        out[role] = path
+    return out
+
+
+def split_parity(folder, full_onnx, feeds: dict, atol: float = 1e-5) -> float:
+    """Largest |difference| between the full graph and encoder + head on the same sequences (must be <= atol).
+
+    Each sequence's beats go through the encoder separately (its RR features with them), then the head."""
+    import onnxruntime as ort
+
+    def sess(p):
+        return ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+
+    folder = Path(folder)
+    full = sess(full_onnx).run(None, feeds)[0]
+    seq = feeds["scalograms"]
+    b, length = seq.shape[:2]
+    enc = sess(folder / SPLIT_GRAPHS["encoder"])
+    enc_feed = {"beats": seq.reshape(b * length, *seq.shape[2:])}
+    if "rr" in feeds:
+        enc_feed["rr"] = feeds["rr"].reshape(b * length, -1)
+    emb = enc.run(None, enc_feed)[0].reshape(b, length, -1)
+    got = sess(folder / SPLIT_GRAPHS["head"]).run(None, {"embeddings": emb})[0]
+    worst = float(np.abs(got - full).max())
+    if worst > atol:
+        raise AssertionError(f"encoder + head differ from the full graph by {worst:.2e} (> {atol:g})")
+    return worst
 
 
 def card_preprocessing(cfg: ConformerConfig, norm: dict, dataset_options: dict) -> dict:
@@ -71,11 +161,13 @@ def card_preprocessing(cfg: ConformerConfig, norm: dict, dataset_options: dict) 
 
 
 def export(run_dir, out_dir=None, *, name: str = "beats-aami", model: str = "model.keras", check: bool = True,
-           n_check: int = 64, threads: int | None = 1) -> dict:
+           n_check: int = 64, threads: int | None = 1, split: bool = True) -> dict:
     """``run_dir/model.keras`` → ``out_dir/model.onnx`` + ``model.json``; returns ``{"onnx", "card", "parity"}``.
 
     The parity check runs the first ``n_check`` test-record sequences (real data, normalised as in training)
     through Keras and onnxruntime and requires ``|diff| <= 1e-4`` (:func:`ecgcore.export.onnx_parity`).
+    ``split`` also writes ``encoder.onnx`` + ``head.onnx`` (:func:`to_onnx_split`, named in the card's ``graphs``),
+    checked against the full graph on the same sequences (1e-5).
     """
     from ...export import ModelCard, onnx_parity, write_card
     from .data import dataset_index, make_dataset, rr_table
@@ -100,6 +192,12 @@ def export(run_dir, out_dir=None, *, name: str = "beats-aami", model: str = "mod
         expected = np.asarray(net.predict_on_batch(xb if isinstance(xb, dict) else feeds["scalograms"]))
         parity = {"max_abs_diff": onnx_parity(onnx_path, feeds, expected, atol=1e-4), "n_sequences": len(expected),
                   "record": rec[0], "atol": 1e-4}
+    graphs = {}
+    if split:
+        paths = to_onnx_split(net, out, cfg)
+        graphs = {role: p.name for role, p in paths.items()}
+        if check:
+            parity["split_max_abs_diff"] = split_parity(out, onnx_path, feeds)
 
     metrics = {}
     for sub in sorted(run.glob("eval_*")):
@@ -125,12 +223,12 @@ def export(run_dir, out_dir=None, *, name: str = "beats-aami", model: str = "mod
                   "train_seconds": meta.get("train_seconds"), "command": meta.get("command"),
                   "init_from": meta.get("init_from"),
                   "kfold": meta.get("kfold"), "parity": parity, "hardware": "CPU, 1 TensorFlow thread"},
-        config=cfg.to_dict(),
+        config=cfg.to_dict(), graphs=graphs,
         description="CNN-Conformer AAMI beat classifier (N, S, V, F, Q) of the LAST beat of 3 consecutive beats, "
                     "from |Morlet| scalograms (32 scales x 187 samples)"
                     + (" and RR-interval features" if cfg.rr_features else "") + "; ecgcore port of the "
                     "ECG_Heartbeat_Classification seed (SPEC §4).")
     write_card(card, out / "model.json")
-    for f in (onnx_path, out / "model.json"):
+    for f in (onnx_path, out / "model.json", *(out / g for g in graphs.values())):
         os.chmod(f, 0o644)  # temp files are created 0600; a shipped model must be readable by everyone
     return {"onnx": str(onnx_path), "card": str(out / "model.json"), "parity": parity}
