@@ -23,9 +23,12 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.option("--seed", type=int, default=None, help="Random seed (seed: 42).")
 @click.option("--records", default=None, help="Comma-separated train records only (quick runs).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Any DenoiserConfig field, e.g. --set mixing=online --set patience=6 --set p_clean=0.1 "
+                   "(online mixing: fresh NSTDB training noise every step, clean inputs, blends, SNR -6..24 dB).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(dataset_dir, run_dir, epochs, batch_size, device, max_steps, time_limit, val_every, val_pairs, lr, seed,
-          records, threads, quiet):
+          records, threads, overrides, quiet):
     """Train the Attention U-Net on DATASET_DIR (`ecgcore preprocess denoise-pairs`) into RUN_DIR.
 
     Uses the DS1 (train) records; 10 % of each record's clean windows (with all their noise/SNR variants)
@@ -37,7 +40,12 @@ def train(dataset_dir, run_dir, epochs, batch_size, device, max_steps, time_limi
     from ..models.denoiser.config import DenoiserConfig
     from ..models.denoiser._train import train as run_train
 
-    cfg = DenoiserConfig()
+    from ._options import parse_set
+
+    try:
+        cfg = DenoiserConfig.from_dict(parse_set(overrides))
+    except (TypeError, ValueError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from None
     for name, val in (("epochs", epochs), ("batch_size", batch_size), ("max_steps", max_steps),
                       ("time_limit_s", time_limit), ("val_every", val_every), ("val_pairs", val_pairs),
                       ("lr", lr), ("seed", seed)):

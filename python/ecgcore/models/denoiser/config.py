@@ -65,6 +65,14 @@ class DenoiserConfig(ConfigMixin):
     fs: float = FS
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        if self.mixing not in ("fixed", "online"):
+            raise ValueError(f"mixing must be 'fixed' or 'online', got {self.mixing!r}")
+        if not 0.0 <= self.p_clean <= 1.0 or not 0.0 <= self.p_mixture <= 1.0:
+            raise ValueError("p_clean and p_mixture are probabilities in [0, 1]")
+        if self.snr_range[0] > self.snr_range[1]:
+            raise ValueError(f"snr_range must be (low, high), got {self.snr_range!r}")
+
     @classmethod
     def from_dict(cls, d: dict, *, strict: bool = True) -> "DenoiserConfig":
         d = config_kwargs(cls, d, strict=strict)
