@@ -67,7 +67,9 @@ class ConformerConfig(ConfigMixin):
         ReduceLROnPlateau on them; 0 (the seed's): the final model trains on every training record, no validation.
     chunk : 0 (the seed's): stream 3-beat sequences from the TFRecords. N > 0: train on chunks of N consecutive
         sequences drawn at random from the training records held in memory, each beat's CNN computed once
-        (:mod:`ecgcore.models.conformer.chunks`; ``batch_size`` counts sequences, ``batch_size // N`` chunks a step).
+        (:mod:`ecgcore.models.conformer.chunks`; ``batch_size`` counts sequences, ``batch_size // N`` chunks a step;
+        validation scores every sequence of the ``val_records``, ``val_fraction`` is not used; early stopping runs
+        whenever there are validation records).
     eval_n_fraction : share of the test records' N sequences scored (all other classes always; N reweighted).
     threads : TensorFlow intra/inter-op threads (1: the machine is shared).
     """
