@@ -102,3 +102,24 @@ def test_report_refuses_a_table_that_is_not_a_beat_table(tmp_path, mini_dir):
     bad.write_text("a,b\n1,2\n")
     res = CliRunner().invoke(main, ["infer-report", str(bad), "--records-dir", str(mini_dir)])
     assert res.exit_code != 0 and "not a beat table" in res.output
+
+
+def test_report_of_a_window_table(segments_model, mini_dir, tmp_path):
+    """segments-abnormal tables: ROC-AUC of prob_Abnormal and the decision's F1, recomputed with scikit-learn."""
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    folder, _, _ = segments_model
+    out = tmp_path / "seg.csv"
+    assert _run("infer", folder, mini_dir, "-o", out, "--threads", 1, "--no-progress",
+                "--no-quality-check").exit_code == 0
+    rows = [r for r in _rows(out) if r["reference"]]
+    res = _run("infer-report", out, "--records-dir", mini_dir, "--json", tmp_path / "m.json")
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "m.json").read_text())
+    classes = sorted({r["reference"] for r in rows})
+    positive = rep["positive"]
+    y = [int(r["reference"] == positive) for r in rows]
+    assert rep["n"] == len(rows) and rep["n_positive"] == sum(y) and set(rep["records"]) == {"100", "119", "208"}
+    if len(classes) == 2:
+        assert rep["roc_auc"] == pytest.approx(roc_auc_score(y, [float(r[f"prob_{positive}"]) for r in rows]))
+    assert rep["f1"] == pytest.approx(f1_score(y, [int(r["class"] == positive) for r in rows], zero_division=0))

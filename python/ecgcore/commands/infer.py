@@ -156,7 +156,10 @@ def _plain(text: str) -> str:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the full figures (per record too) as JSON here.")
 def infer_report(table, records_dir, records, variant, json_out):
-    """Per-beat figures of an `ecgcore infer` beat table against the records' reference annotations.
+    """Figures of an `ecgcore infer` table against the records' reference annotations.
+
+    Beat tables (beats-aami): per-class Se/+P/F1 as below. Window tables (segments-abnormal, with end_sample and
+    reference columns): ROC-AUC of prob_Abnormal, F1/precision/recall/accuracy of the shipped decision.
 
     Scored beats are paired with annotated beats within 150 ms (EC57); a missed or unclassified annotated beat
     lowers its class's Se, a false detection lowers the +P of the class it was given. Prints per-class Se, +P,
@@ -167,13 +170,18 @@ def infer_report(table, records_dir, records, variant, json_out):
     ecgcore infer-report ds2.csv --records-dir ../shared/data/mitdb --json ds2.metrics.json
     """
     from .._fs import write_text
-    from ..infer.report import beat_report, format_beat_report
+    from ..infer.report import (beat_report, format_beat_report, format_segment_report, is_segment_table,
+                                segment_report)
 
     names = [r.strip() for r in records.split(",") if r.strip()] if records else None
     try:
-        rep = beat_report(table, records_dir, variant=variant, records=names)
+        if is_segment_table(table):  # a window classifier's table: its reference labels are in it already
+            rep = segment_report(table)
+            click.echo(format_segment_report(rep, title=f"{table} ({len(rep['records'])} records)"))
+        else:
+            rep = beat_report(table, records_dir, variant=variant, records=names)
+            click.echo(format_beat_report(rep, title=f"{table} vs {records_dir} ({len(rep['records'])} records)"))
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(format_beat_report(rep, title=f"{table} vs {records_dir} ({len(rep['records'])} records)"))
     if json_out:
         write_text(json_out, json.dumps(rep, indent=1))

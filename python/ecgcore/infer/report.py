@@ -25,7 +25,8 @@ import numpy as np
 
 from .. import metrics as M
 
-__all__ = ["beat_report", "format_beat_report", "read_beat_table"]
+__all__ = ["beat_report", "format_beat_report", "read_beat_table", "segment_report", "format_segment_report",
+           "is_segment_table"]
 
 
 def read_beat_table(table) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -126,4 +127,58 @@ def format_beat_report(r: dict, title: str = "") -> str:
               "       " + "".join(f"{c:>8}" for c in r["labels"])]
     for c, row in zip(r["labels"], r["confusion"]):
         lines.append(f"{c:>7}" + "".join(f"{v:>8.0f}" for v in row))
+    return "\n".join(lines) + "\n"
+
+
+# --- window classifiers (segments-abnormal) ----------------------------------------------------------------------
+
+def is_segment_table(table) -> bool:
+    """A window table of ``ecgcore infer`` (``end_sample`` and a ``reference`` column)."""
+    path = Path(table)
+    if path.suffix.lower() not in (".csv", ""):
+        return False
+    with open(path, newline="") as f:
+        cols = next(csv.reader(f), [])
+    return "end_sample" in cols and "reference" in cols
+
+
+def segment_report(table, *, positive: str = "Abnormal") -> dict:
+    """ROC-AUC of ``prob_<positive>``, and F1 / accuracy / confusion of the table's classes (the shipped decision),
+    over the windows with a reference label; windows left unclassified by the quality check count as misses."""
+    from .. import metrics as M
+
+    with open(table, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("reference")]
+    if not rows:
+        raise ValueError(f"{table}: no window with a reference label (score annotated records)")
+    if f"prob_{positive}" not in rows[0]:
+        raise ValueError(f"{table}: no prob_{positive} column")
+    y = np.array([r["reference"] == positive for r in rows], int)
+    scored = np.array([r["class"] != "" for r in rows])
+    p = np.array([float(r[f"prob_{positive}"]) if r[f"prob_{positive}"] not in ("", None) else np.nan for r in rows])
+    pred = np.array([r["class"] == positive for r in rows], int)
+    tp = int(np.sum((pred == 1) & (y == 1)))
+    fp = int(np.sum((pred == 1) & (y == 0)))
+    fn = int(np.sum((pred == 0) & (y == 1)))
+    tn = int(np.sum((pred == 0) & (y == 0)))
+    per = {}
+    for r, yi, pi in zip(rows, y, pred):
+        d = per.setdefault(r["record"], {"windows": 0, "positive": 0, "correct": 0})
+        d["windows"] += 1
+        d["positive"] += int(yi)
+        d["correct"] += int(yi == pi)
+    ok = scored & np.isfinite(p)
+    return {"positive": positive, "n": int(len(rows)), "n_positive": int(y.sum()), "unclassified": int((~scored).sum()),
+            "roc_auc": float(M.roc_auc(y[ok], p[ok])) if len(np.unique(y[ok])) == 2 else float("nan"),
+            "f1": 2 * tp / max(2 * tp + fp + fn, 1), "precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1),
+            "accuracy": (tp + tn) / len(rows), "confusion": [[tn, fp], [fn, tp]], "records": per}
+
+
+def format_segment_report(r: dict, title: str = "") -> str:
+    lines = [title, ""] if title else []
+    lines += [f"windows {r['n']} ({r['n_positive']} {r['positive']}), unclassified {r['unclassified']}",
+              f"ROC-AUC {r['roc_auc']:.4f}   F1({r['positive']}) {r['f1']:.4f}   precision {r['precision']:.4f}   "
+              f"recall {r['recall']:.4f}   accuracy {r['accuracy']:.4f}",
+              f"confusion (rows = reference, columns = prediction; not {r['positive']} / {r['positive']}): "
+              f"{r['confusion']}"]
     return "\n".join(lines) + "\n"
