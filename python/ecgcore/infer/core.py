@@ -276,7 +276,7 @@ class Scorer:
         n = beats.shape[0]
         # Beat i's RR features: the last beat of sequence i (whose context indices end on i).
         rr_beats = None if rr is None else np.ascontiguousarray(np.asarray(rr)[:, -1], dtype=np.float32)
-        bs = max(1, self.batch_size * int(seq.idx.shape[1]))  # a beat costs about a third of a sequence
+        bs = max(1, self.batch_size)  # beats per encoder call: the budget the card measured for sequences
         emb = []
         for i in range(0, n, bs):
             feed = {enc_in[0].name: beats[i:i + bs]}
