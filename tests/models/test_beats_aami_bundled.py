@@ -5,34 +5,19 @@ Default run: three full DS2 records (ecgcore's R-peaks, EC57 matching), record b
 """
 from __future__ import annotations
 
-import json
-
 import pytest
-from click.testing import CliRunner
-
-from ecgcore.cli import main
-from ecgcore.export import resolve_model
+from bundled_ds2 import card_table, infer_report
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame:DeprecationWarning")
 DETECT = "DS2, ecgcore infer, detected R-peaks"
 
 
 def _card_table():
-    _, card = resolve_model("beats-aami")
-    if DETECT not in card.metrics:
-        pytest.fail("the bundled beats-aami card has no full-DS2 table (tools/beats_aami_card.py writes it)")
-    return card, card.metrics[DETECT]
+    return card_table("beats-aami", DETECT)
 
 
 def _score(mitdb_dir, records, tmp_path):
-    out = tmp_path / "beats.csv"
-    res = CliRunner().invoke(main, ["infer", "beats-aami", *[str(mitdb_dir / r) for r in records], "--peaks",
-                                    "detect", "-o", str(out), "--no-progress", "--threads", "2"])
-    assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(main, ["infer-report", str(out), "--records-dir", str(mitdb_dir), "--json",
-                                    str(tmp_path / "m.json")])
-    assert res.exit_code == 0, res.output
-    return json.loads((tmp_path / "m.json").read_text())
+    return infer_report("beats-aami", mitdb_dir, records, tmp_path, "--peaks", "detect")
 
 
 def test_three_ds2_records_match_the_card(mitdb_dir, tmp_path):

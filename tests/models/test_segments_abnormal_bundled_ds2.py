@@ -5,34 +5,19 @@ card's per-record table; `--runslow`: all 22 DS2 records, the card's ROC-AUC and
 """
 from __future__ import annotations
 
-import json
-
 import pytest
-from click.testing import CliRunner
-
-from ecgcore.cli import main
-from ecgcore.export import resolve_model
+from bundled_ds2 import card_table, infer_report
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame:DeprecationWarning")
 KEY = "DS2, ecgcore infer (every window, seed label rule)"
 
 
 def _table():
-    _, card = resolve_model("segments-abnormal")
-    if KEY not in card.metrics:
-        pytest.fail("the bundled segments-abnormal card has no DS2 table (tools/segments_abnormal_card.py writes it)")
-    return card, card.metrics[KEY]
+    return card_table("segments-abnormal", KEY)
 
 
 def _score(mitdb_dir, records, tmp_path):
-    out = tmp_path / "seg.csv"
-    res = CliRunner().invoke(main, ["infer", "segments-abnormal", *[str(mitdb_dir / r) for r in records], "-o",
-                                    str(out), "--no-progress", "--threads", "2"])
-    assert res.exit_code == 0, res.output
-    res = CliRunner().invoke(main, ["infer-report", str(out), "--records-dir", str(mitdb_dir), "--json",
-                                    str(tmp_path / "m.json")])
-    assert res.exit_code == 0, res.output
-    return json.loads((tmp_path / "m.json").read_text())
+    return infer_report("segments-abnormal", mitdb_dir, records, tmp_path)
 
 
 def test_two_ds2_records_match_the_card(mitdb_dir, tmp_path):
