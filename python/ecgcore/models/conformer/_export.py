@@ -199,10 +199,13 @@ def export(run_dir, out_dir=None, *, name: str = "beats-aami", model: str = "mod
         if check:
             parity["split_max_abs_diff"] = split_parity(out, onnx_path, feeds)
 
-    metrics = {}
+    metrics, subsets = {}, []
     for sub in sorted(run.glob("eval_*")):
         if (sub / "metrics.json").is_file():
             m = json.loads((sub / "metrics.json").read_text())
+            if (m.get("n_fraction") or 1.0) < 1.0 or m.get("max_per_class"):
+                subsets.append(sub.name)  # a card carries full test sets only: a subset is not a test figure
+                continue
             metrics[sub.name[5:]] = {k: m[k] for k in ("accuracy", "macro_f1_NSVF", "macro_f1_all5", "kappa",
                                                         "jk_index", "per_class", "auc", "weighted", "records",
                                                         "n_fraction") if k in m}
@@ -222,7 +225,8 @@ def export(run_dir, out_dir=None, *, name: str = "beats-aami", model: str = "mod
                   "class_weight": fit.get("class_weight"), "stopped_by_wall_clock": fit.get("stopped_by_wall_clock"),
                   "train_seconds": meta.get("train_seconds"), "command": meta.get("command"),
                   "init_from": meta.get("init_from"),
-                  "kfold": meta.get("kfold"), "parity": parity, "hardware": "CPU, 1 TensorFlow thread"},
+                  "kfold": meta.get("kfold"), "parity": parity, "hardware": "CPU, 1 TensorFlow thread",
+                  **({"evaluations_left_out_as_subsets": subsets} if subsets else {})},
         config=cfg.to_dict(), graphs=graphs,
         description="CNN-Conformer AAMI beat classifier (N, S, V, F, Q) of the LAST beat of 3 consecutive beats, "
                     "from |Morlet| scalograms (32 scales x 187 samples)"
