@@ -172,7 +172,7 @@ def noise_stress(record, noise, snr_db: float, *, onset_s: float = 300.0, period
     if not 0 <= start < nz.shape[0]:
         raise ValueError(f"noise_start_s={noise_start_s} is outside the noise record ({nz.shape[0] / fs:.0f} s)")
     nz = np.roll(nz, -start, axis=0)  # noise sample i is the noise record's sample start + i (wrapping)
-    wraps = np.arange(nz.shape[0] - start, n, nz.shape[0]) if start else np.arange(nz.shape[0], n, nz.shape[0])
+    wraps = np.arange(nz.shape[0] - start, n, nz.shape[0])  # output samples where the noise restarts
     lead_of = [i % nz.shape[1] for i in range(n_leads)]
     noise = nz[np.arange(n) % nz.shape[0]][:, lead_of]
     a_sig = qrs_amplitude(x, rec.annotations.sample, rec.annotations.symbol, fs)

@@ -74,11 +74,8 @@ def noise_stress_table(records_dir, nstdb_dir, *, records=("118", "119"), noises
             dt = time.perf_counter() - t0
             st = evaluate_qrs(clean[r].annotations.sample, clean[r].annotations.symbol, peaks, fs=rec.fs,
                               record=r, start_s=start_s)
-            se = st.tp / max(st.tp + st.fn, 1)
-            ppv = st.tp / max(st.tp + st.fp, 1)
-            f1 = 2 * st.tp / max(2 * st.tp + st.fn + st.fp, 1)
             rows.append({"record": r, "noise": n or "clean", "snr_db": s, "detector": d, "tp": st.tp, "fn": st.fn,
-                         "fp": st.fp, "se": 100 * se, "ppv": 100 * ppv, "f1": 100 * f1, "seconds": dt})
+                         "fp": st.fp, "se": st.se, "ppv": st.ppv, "f1": st.f1, "seconds": dt})
     return {"rows": rows, "skipped": skipped, "records": list(records), "noises": list(noises),
             "snrs": list(snrs), "start_s": start_s, "lead": lead}
 

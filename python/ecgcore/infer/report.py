@@ -157,10 +157,8 @@ def segment_report(table, *, positive: str = "Abnormal") -> dict:
     scored = np.array([r["class"] != "" for r in rows])
     p = np.array([float(r[f"prob_{positive}"]) if r[f"prob_{positive}"] not in ("", None) else np.nan for r in rows])
     pred = np.array([r["class"] == positive for r in rows], int)
-    tp = int(np.sum((pred == 1) & (y == 1)))
-    fp = int(np.sum((pred == 1) & (y == 0)))
-    fn = int(np.sum((pred == 0) & (y == 1)))
-    tn = int(np.sum((pred == 0) & (y == 0)))
+    cm = M.confusion_matrix(y, pred, n_classes=2)
+    se, ppv, f1 = (float(f(cm, zero_division=0.0)[1]) for f in (M.sensitivity, M.positive_predictivity, M.f1_score))
     per = {}
     for r, yi, pi in zip(rows, y, pred):
         d = per.setdefault(r["record"], {"windows": 0, "positive": 0, "correct": 0})
@@ -170,8 +168,8 @@ def segment_report(table, *, positive: str = "Abnormal") -> dict:
     ok = scored & np.isfinite(p)
     return {"positive": positive, "n": int(len(rows)), "n_positive": int(y.sum()), "unclassified": int((~scored).sum()),
             "roc_auc": float(M.roc_auc(y[ok], p[ok])) if len(np.unique(y[ok])) == 2 else float("nan"),
-            "f1": 2 * tp / max(2 * tp + fp + fn, 1), "precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1),
-            "accuracy": (tp + tn) / len(rows), "confusion": [[tn, fp], [fn, tp]], "records": per}
+            "f1": f1, "precision": ppv, "recall": se, "accuracy": M.accuracy(cm),
+            "confusion": cm.astype(int).tolist(), "records": per}
 
 
 def format_segment_report(r: dict, title: str = "") -> str:

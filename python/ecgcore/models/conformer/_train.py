@@ -30,7 +30,7 @@ import numpy as np
 from .._run import Run
 from ._common import configure_tensorflow, load_run, load_run_model, save_model, write_json
 from .config import ConformerConfig
-from .data import class_weights, dataset_index, make_dataset, normalisation_stats, rr_table
+from .data import class_sampling, dataset_index, make_dataset, normalisation_stats, rr_table
 
 __all__ = ["train", "protocol_records", "configure_tensorflow", "load_run", "load_run_model", "fit_once"]
 
@@ -117,13 +117,7 @@ def fit_once(cfg: ConformerConfig, index, train_recs, out_dir: Path, *, val_recs
         # more epochs asked for, or a wall-clock stop: go on from the saved model and its optimiser state
     norm = _normalisation(index, train_recs, cfg, records_dir, out_dir / "norm.json", progress, sums_dir)
     counts = index.counts(train_recs)
-    keep = np.ones(len(counts))
-    if cfg.max_n_per_epoch and counts[0] > cfg.max_n_per_epoch:
-        keep[0] = cfg.max_n_per_epoch / counts[0]  # class-balanced sampling: thin N, keep every minority beat
-    expected = counts * keep
-    weights = class_weights(expected) if cfg.class_weight == "balanced" else None
-    if weights and cfg.max_class_weight:
-        weights = {k: min(v, float(cfg.max_class_weight)) for k, v in weights.items()}
+    keep, expected, weights = class_sampling(cfg, counts)  # thin N, keep every minority beat
     steps = steps_per_epoch or max(1, math.ceil(expected.sum() / cfg.batch_size))
     rr = rr_table(index, train_recs, records_dir) if cfg.rr_features else None
     ds = make_dataset(index, train_recs, mean=norm["mean"], scale=norm["scale"], batch_size=cfg.batch_size,

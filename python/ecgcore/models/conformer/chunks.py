@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ._common import write_json
-from .data import class_weights
+from .data import class_sampling
 
 __all__ = ["BeatStore", "load_store", "chunk_model", "training_batches", "validation_batches", "fit_chunks",
            "transfer_weights"]
@@ -265,15 +265,7 @@ def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_
     chunk = int(cfg.chunk)
     norm = normalisation(index, train_recs, cfg, records_dir, out_dir / "norm.json", progress, sums_dir)
     counts = index.counts(train_recs)
-    keep = np.ones(len(counts))
-    if cfg.max_n_per_epoch and counts[0] > cfg.max_n_per_epoch:
-        keep[0] = cfg.max_n_per_epoch / counts[0]
-    expected = counts * keep
-    weights = None
-    if cfg.class_weight == "balanced":
-        weights = class_weights(expected)
-        if cfg.max_class_weight:
-            weights = {k: min(v, float(cfg.max_class_weight)) for k, v in weights.items()}
+    keep, expected, weights = class_sampling(cfg, counts)
     # Loss weight of a sequence of class c: keep[c] (its expected share in the thinned set) times the class weight.
     loss_keep = keep * np.array([weights.get(c, 0.0) if weights else 1.0 for c in range(len(keep))])
     chunks_per_step = max(1, cfg.batch_size // chunk)

@@ -25,7 +25,7 @@ from ...pipelines.recipes.beats_scalograms import rr_features_for_beats
 from .config import RR_FEATURES
 
 __all__ = ["FEATURE_SPEC", "DatasetIndex", "dataset_index", "normalisation_stats", "rr_features_for_record",
-           "rr_table", "make_dataset", "class_weights", "read_sequences", "record_column_sums"]
+           "rr_table", "make_dataset", "class_weights", "class_sampling", "read_sequences", "record_column_sums"]
 
 CLASS_NAMES = ("N", "S", "V", "F", "Q")
 
@@ -190,6 +190,22 @@ def class_weights(counts) -> dict[int, float]:
     w = np.zeros_like(counts)
     w[present] = counts.sum() / (present.sum() * counts[present])
     return {i: float(w[i]) for i in range(len(counts)) if present[i]}
+
+
+def class_sampling(cfg, counts) -> tuple[np.ndarray, np.ndarray, dict | None]:
+    """(keep probability per class, expected sequences per class per epoch, class weights or None) of a training
+    set with ``counts`` sequences per class: N thinned to about ``cfg.max_n_per_epoch`` (every minority sequence
+    kept), then balanced class weights on the thinned counts when ``cfg.class_weight == "balanced"``, capped at
+    ``cfg.max_class_weight``. Shared by the streamed and the chunk trainers."""
+    counts = np.asarray(counts, np.float64)
+    keep = np.ones(len(counts))
+    if cfg.max_n_per_epoch and counts[0] > cfg.max_n_per_epoch:
+        keep[0] = cfg.max_n_per_epoch / counts[0]
+    expected = counts * keep
+    weights = class_weights(expected) if cfg.class_weight == "balanced" else None
+    if weights and cfg.max_class_weight:
+        weights = {k: min(v, float(cfg.max_class_weight)) for k, v in weights.items()}
+    return keep, expected, weights
 
 
 def make_dataset(index: DatasetIndex, records, *, mean, scale, batch_size: int, training: bool,

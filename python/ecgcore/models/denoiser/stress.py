@@ -42,9 +42,10 @@ def evaluate_noise_stress(mitdb_dir, nstdb_dir, *, model="denoiser", records=Non
 
     from ...datasets.ec57 import beat_mask, match_beats, scored_mask
     from ...datasets.mitdb import DS2
-    from ...datasets.noise import noise_stress, snr_db
+    from ...datasets.noise import noise_stress
     from ...dsp import bandpass, detect_r_peaks
     from ...io import read_record
+    from ._evaluate import pair_metrics
 
     records = list(records or DS2)
     methods = stress_methods(model)
@@ -76,16 +77,15 @@ def evaluate_noise_stress(mitdb_dir, nstdb_dir, *, model="denoiser", records=Non
             for name, fn in methods.items():
                 y = fn(x[a0:a1], fs)
                 seg_in, seg_out = x[lo:hi], y[lo - a0:hi - a0]
-                s_out = float(snr_db(seg_ref, seg_out))
-                err = (seg_out - seg_out.mean()) - (seg_ref - seg_ref.mean())
+                # The pair evaluation's definitions, on mean-removed stretches (nst's offsets and the kept input
+                # mean are not noise the filters should be charged with).
+                m = pair_metrics(*(v[None, :] - v.mean() for v in (seg_ref, seg_in, seg_out)))
                 peaks = np.asarray(detect_r_peaks(y, fs=fs), np.int64) + a0
                 d = peaks[(peaks >= lo) & (peaks < hi)]
                 rm, dm = match_beats(b, d, window=int(round(0.15 * fs)))
                 tp = int(np.count_nonzero(rm >= 0))
                 rows.append({"record": r, "noise": n, "snr_db": s, "method": name, "stretch": [int(lo), int(hi)],
-                             "snr_out": s_out, "snr_improvement": s_out - float(snr_db(seg_ref, seg_in)),
-                             "rmse": float(np.sqrt(np.mean(err ** 2))),
-                             "prd": float(100 * np.sqrt(np.sum(err ** 2) / np.sum((seg_ref - seg_ref.mean()) ** 2))),
+                             **{k: float(m[k][0]) for k in ("snr_out", "snr_improvement", "rmse", "prd")},
                              "tp": tp, "fn": int(b.size - tp), "fp": int(np.count_nonzero(dm < 0))})
     return rows
 

@@ -25,18 +25,14 @@ import hashlib
 
 import numpy as np
 
+from ._evaluate import _unit as unit
+
 __all__ = ["SCHEME", "IOM_M", "IOM_Q", "projections", "iom_hash", "iom_similarity", "unit", "unlinkability",
            "linear_key_linkage", "hill_climb"]
 
 SCHEME = "grp-iom-v1"
 IOM_M = 512   # hash functions (template length)
 IOM_Q = 16    # projections per hash (indices 0..15)
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, np.float64)
-    n = np.linalg.norm(v, axis=-1, keepdims=True)
-    return v / np.where(n > 0, n, 1.0)
 
 
 def projections(bits, dim: int, m: int = IOM_M, q: int = IOM_Q) -> np.ndarray:
