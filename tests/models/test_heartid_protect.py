@@ -29,11 +29,11 @@ def test_iom_is_keyed_deterministic_and_scale_free():
 
 def test_unlinkability_metric_bounds():
     rng = np.random.default_rng(1)
-    same = unlinkability(rng.normal(0, 1, 20000), rng.normal(0, 1, 20000), bins=50)["D_sys"]
+    same = unlinkability(rng.normal(0, 1, 20000), rng.normal(0, 1, 20000), bins=50)["d_sys"]
     assert same < 0.05
-    apart = unlinkability(rng.normal(10, 1, 5000), rng.normal(0, 1, 5000), bins=50)["D_sys"]
+    apart = unlinkability(rng.normal(10, 1, 5000), rng.normal(0, 1, 5000), bins=50)["d_sys"]
     assert apart > 0.99
-    half = unlinkability(rng.normal(1.0, 1, 20000), rng.normal(0, 1, 20000), bins=50)["D_sys"]
+    half = unlinkability(rng.normal(1.0, 1, 20000), rng.normal(0, 1, 20000), bins=50)["d_sys"]
     assert 0.2 < half < 0.6
     with pytest.raises(ValueError):
         unlinkability([], [1.0])
@@ -63,7 +63,7 @@ def test_linear_attack_links_the_seed_scheme_and_not_iom():
     scores = linear_key_linkage(store_a[:, None, :].repeat(n, 1).reshape(-1, 100),
                                 store_b[None, :, :].repeat(n, 0).reshape(-1, 100), W_k).reshape(n, n)
     mated, non_mated = np.diag(scores), scores[~np.eye(n, dtype=bool)]
-    seed_d = unlinkability(mated, non_mated, bins=20)["D_sys"]
+    seed_d = unlinkability(mated, non_mated, bins=20)["d_sys"]
     assert seed_d > 0.9 and (scores.argmax(1) == np.arange(n)).mean() > 0.9   # the attacker links nearly everyone
     # IoM over the key-independent part (the embedding under one fixed public key), each enrolment its own key
     pub = np.ones(100, np.uint8)
@@ -72,7 +72,7 @@ def test_linear_attack_links_the_seed_scheme_and_not_iom():
     ta = np.stack([iom_hash(xa[p], keys_a[p]) for p in range(n)])
     tb = np.stack([iom_hash(xb[p], keys_b[p]) for p in range(n)])
     sim = iom_similarity(ta[:, None, :], tb[None, :, :])
-    iom_d = unlinkability(np.diag(sim), sim[~np.eye(n, dtype=bool)], bins=10)["D_sys"]
+    iom_d = unlinkability(np.diag(sim), sim[~np.eye(n, dtype=bool)], bins=10)["d_sys"]
     assert iom_d < 0.3 and abs(np.diag(sim).mean() - 1 / IOM_Q) < 0.03
     # the same templates under one key are of course linkable: renewability needs the new key
     same_key = np.stack([iom_hash(xb[p], keys_a[p]) for p in range(n)])
@@ -94,3 +94,48 @@ def test_hill_climb_with_a_stolen_key_reaches_the_template_but_not_a_renewed_one
     renewed = iom_hash(x, W=W_new)
     s_new = float(iom_similarity(iom_hash(z, W=W_new), renewed))
     assert s_new <= sim + 1e-9
+
+
+def test_attacker_with_the_model_and_two_stores(data_dir):
+    """Issue 23's attacker on real unseen persons (8 ECG-ID test persons of the bundled card, bounded sizes): holds
+    the shipped model, the code and two template stores (rec_1 under one key, rec_2 under another), no key.
+    The seed scheme's templates link (plain score comparison finds the same person far above chance); grp-iom
+    templates do not (rank-1 linkage at chance, D↔sys at the estimator's own floor); a template inverted with a
+    stolen key does not open the person's renewed template."""
+    from ecgcore.export import resolve_model
+    from ecgcore.models.heartid.product import Verifier
+    from ecgcore.models.heartid.scheme_eval import attacks, person_records
+
+    _, card = resolve_model("heartid")
+    ids = [s.split(":", 1)[1] for s in card.training["test_subjects"] if s.startswith("ecgid:")]
+    recs = person_records(data_dir / "ecgiddb", ids)
+    recs = dict(list({p: r for p, r in recs.items() if len(r) >= 2}.items())[:8])
+    r = attacks(Verifier("heartid", scheme="seed"), Verifier("heartid"), recs, hill_iters=400)
+    n = r["n_persons"]
+    assert n == 8
+    seed_link, iom_link = r["seed_score_linkage"], r["iom_score_linkage"]
+    assert seed_link["rank1_linkage"] >= 3 / n, seed_link
+    assert iom_link["rank1_linkage"] <= 2 / n, iom_link
+    assert iom_link["d_sys"] <= iom_link["d_sys_estimator_floor"] + 0.15, iom_link
+    assert seed_link["d_sys"] - seed_link["d_sys_estimator_floor"] > iom_link["d_sys"] - iom_link["d_sys_estimator_floor"]
+    inv = r["iom_inversion_hill_climb"]
+    assert inv["accepted_after_renewal"] == 0.0, inv
+
+
+def test_product_protocol_other_key_and_two_factor(data_dir):
+    """enroll/verify's protocol on 6 unseen persons: under grp-iom a renewed key never accepts the same person,
+    and zero-effort impostors (their own key) are all rejected."""
+    from ecgcore.export import resolve_model
+    from ecgcore.models.heartid.product import Verifier
+    from ecgcore.models.heartid.scheme_eval import person_records, scheme_scores, summarise
+
+    _, card = resolve_model("heartid")
+    ids = [s.split(":", 1)[1] for s in card.training["test_subjects"] if s.startswith("ecgid:")]
+    recs = person_records(data_dir / "ecgiddb", ids)
+    recs = dict(list({p: r for p, r in recs.items() if len(r) >= 2}.items())[:6])
+    ver = Verifier("heartid")
+    sc = scheme_scores(ver, recs, rank1=False, other_keys=2)
+    s = summarise(sc, ver.threshold)
+    assert s["same_person_other_key_accepted"] == 0.0 and s["far_two_factor_at_threshold"] == 0.0, s
+    assert abs(np.mean(sc["mated_other_key"]) - 1 / 16) < 0.03  # independent projections: chance agreement
+    assert np.mean(sc["genuine"]) > np.mean(sc["impostor_stolen_key"]) + 0.1

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from ..models.heartid.keys import bits_to_key, load_or_create_key, random_bits, read_key_file, write_key_file
-from ..models.heartid.product import DEFAULT_MODEL, enrol_record
+from ..models.heartid.keys import load_or_create_key, random_bits, read_key_file, write_key_file
+from ..models.heartid.product import DEFAULT_MODEL, DEFAULT_SCHEME, SCHEMES, enrol_record
 
 
 def _blas_hint():
@@ -138,11 +138,11 @@ def export(run_dir, out_dir, weights, also_runs):
 
 # ---- enroll / verify / revoke (the HeartID product path) ------------------------------------------------------
 
-def _open(store, model):
+def _open(store, model, scheme=DEFAULT_SCHEME):
     from ..models.heartid.product import TemplateStore, Verifier, default_store
 
     try:
-        return TemplateStore(store or default_store()), Verifier(model)
+        return TemplateStore(store or default_store()), Verifier(model, scheme=scheme)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -153,6 +153,11 @@ _common = [
                       "or $ECGCORE_HEARTID_STORE)."),
     click.option("--model", default=DEFAULT_MODEL, show_default=True,
                  help="Bundled model name, a folder with model.onnx + model.json, or a .onnx path."),
+    click.option("--scheme", type=click.Choice(SCHEMES), default=DEFAULT_SCHEME, show_default=True,
+                 help="Template protection. grp-iom: keyed Index-of-Max hashing of a key-independent embedding "
+                      "(unlinkable, non-invertible, renewable; only 512 small indices are stored). seed: the "
+                      "seed project's key-in-the-network template, linkable by anyone holding the model; for "
+                      "reproduction only."),
 ]
 
 
@@ -171,26 +176,27 @@ def _with_common(f):
 @click.option("--fs", type=float, default=None, help="Sampling rate of a .npy/.csv RECORD (Hz).")
 @click.option("--replace", is_flag=True, help="Overwrite an existing template of SUBJECT.")
 @_with_common
-def enroll(subject, record, key_file, fs, replace, store, model):
+def enroll(subject, record, key_file, fs, replace, store, model, scheme):
     """Enrol SUBJECT from RECORD... (WFDB records, .npy or .csv; lead 0; at least 5 s, 20 s or more is better;
     several records give a steadier template).
 
-    Only the key-transformed template (mean embedding of the 5-s windows under the key) is stored.
+    Only the protected template is stored (default scheme grp-iom: 512 keyed Index-of-Max indices of the 5-s
+    windows' mean embedding direction); the key stays in --key-file. Verify and revoke with the same --scheme.
     """
-    st, ver = _open(store, model)
+    st, ver = _open(store, model, scheme)
     try:
         if st.path.resolve() == key_file.resolve():
             raise click.ClickException("the key file must not be the template store")
         if st.get(subject) is not None and not replace:
             raise click.ClickException(f"{subject} is already enrolled in {st.path}; use --replace, or "
                                        f"`ecgcore revoke {subject}` to re-key")
-        key, created = load_or_create_key(key_file, ver.key_size)
+        bits, created = load_or_create_key(key_file, ver.key_size)
         if created:
             click.echo(f"created a new key in {key_file} (keep it secret and apart from the store)")
         elif st.key_revoked(subject, read_key_file(key_file, ver.key_size)):
             raise click.ClickException(f"the key in {key_file} was revoked for {subject}; enrol with a new key "
                                        "file")
-        gen, n = enrol_record(st, ver, subject, record, key, fs)
+        gen, n = enrol_record(st, ver, subject, record, bits, fs)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -206,9 +212,13 @@ def enroll(subject, record, key_file, fs, replace, store, model):
 @click.option("--fs", type=float, default=None, help="Sampling rate of a .npy/.csv RECORD (Hz).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @_with_common
-def verify(subject, record, key_file, fs, as_json, store, model):
-    """Does RECORD come from SUBJECT? Prints accept/reject and the score; exit status 0 accept, 1 reject."""
-    st, ver = _open(store, model)
+def verify(subject, record, key_file, fs, as_json, store, model, scheme):
+    """Does RECORD come from SUBJECT? Prints accept/reject and the score; exit status 0 accept, 1 reject.
+
+    grp-iom scores are the share of equal indices (1: identical, about 1/16 for unrelated templates); seed scores
+    are minus the Euclidean distance of mean embeddings.
+    """
+    st, ver = _open(store, model, scheme)
     try:
         entry = st.get(subject)
         if entry is None:
@@ -217,11 +227,15 @@ def verify(subject, record, key_file, fs, as_json, store, model):
                 f"{subject} is not enrolled in {st.path}" if when is None else
                 f"{subject}'s template was revoked ({time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(when))}); "
                 "re-enrol with the new key")
-        if entry["model_sha256"] != ver.sha256 or entry["score"] != ver.score:
+        if entry["score"] != ver.score:
+            other = "grp-iom" if str(entry["score"]).startswith("grp-iom") else "seed"
+            raise click.ClickException(f"{subject} was enrolled under the {other} scheme ({entry['score']}); verify "
+                                       f"with --scheme {other}, or re-enrol under {scheme}")
+        if entry["model_sha256"] != ver.sha256:
             raise click.ClickException(f"{subject} was enrolled with another model; re-enrol with this one")
         bits = read_key_file(key_file, ver.key_size)
         revoked_key = st.key_revoked(subject, bits)
-        probe, n = ver.vector(record, bits_to_key(bits), fs)
+        probe, n = ver.vector(record, bits, fs)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -246,7 +260,7 @@ def verify(subject, record, key_file, fs, as_json, store, model):
               help="Re-enrol SUBJECT from this record under the new key right away (needs --key-file).")
 @click.option("--fs", type=float, default=None, help="Sampling rate of a .npy/.csv --record (Hz).")
 @_with_common
-def revoke(subject, key_file, record, fs, store, model):
+def revoke(subject, key_file, record, fs, store, model, scheme):
     """Revoke SUBJECT's template and re-key: the template is deleted, the old key stops working.
 
     With --key-file the key is replaced by a fresh one and the old key is remembered as revoked (a salted
@@ -255,7 +269,7 @@ def revoke(subject, key_file, record, fs, store, model):
     """
     if record is not None and key_file is None:
         raise click.UsageError("--record needs --key-file (the new key to enrol under)")
-    st, ver = _open(store, model)
+    st, ver = _open(store, model, scheme)
     try:
         old_bits = None
         if key_file is not None and key_file.exists():
@@ -271,7 +285,7 @@ def revoke(subject, key_file, record, fs, store, model):
             write_key_file(key_file, bits)
             click.echo(f"wrote a fresh key to {key_file}")
             if record is not None:
-                gen, n = enrol_record(st, ver, subject, record, bits_to_key(bits), fs)
+                gen, n = enrol_record(st, ver, subject, record, bits, fs)
                 click.echo(f"re-enrolled {subject}: {n} windows, template generation {gen}")
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -78,10 +78,12 @@ def read_key_file(path: str | os.PathLike, key_size: int | None = None) -> np.nd
 
 
 def load_or_create_key(path: str | os.PathLike, key_size: int = 100) -> tuple[np.ndarray, bool]:
-    """(1, key_size) key from ``path``, creating the file with a fresh key when missing; returns (key, created)."""
+    """The key bits (key_size,) from ``path``, creating the file with fresh bits when missing; returns (bits,
+    created). ``bits_to_key`` turns them into the seed scheme's network input; the IoM scheme seeds its
+    projections with them."""
     path = Path(path)
     if path.exists():
-        return bits_to_key(read_key_file(path, key_size)), False
+        return read_key_file(path, key_size), False
     bits = random_bits(key_size)
     write_key_file(path, bits)
-    return bits_to_key(bits), True
+    return bits, True

@@ -54,6 +54,8 @@ def unlinkability(mated, non_mated, bins: int | None = None, omega: float = 1.0)
     """
     m = np.asarray(mated, np.float64)
     n = np.asarray(non_mated, np.float64)
+    if m.size == 0 or n.size == 0:
+        raise ValueError("unlinkability needs mated and non-mated scores")
     if bins is None:
         bins = int(max(10, min(100, m.size // 10)))
     lo, hi = min(m.min(), n.min()), max(m.max(), n.max())

@@ -1,8 +1,17 @@
 """``ecgcore enroll / verify / revoke``: cancelable ECG verification on onnxruntime + the C++ core (no MLX).
 
+- Two template-protection schemes (``--scheme``):
+
+  * ``grp-iom`` (default, :mod:`.protect`): the network embeds each 5-s window under a fixed public key (the
+    all-zero key: the embedding's key-independent part), the template is the direction of the mean unit window
+    embedding, hashed by the subject's keyed Gaussian-random-projection Index-of-Max transform; only the 512
+    indices (0..15) are stored, compared by the share of equal indices.
+  * ``seed``: the seed's key-in-the-network scheme (the subject's key is the network's second input; the
+    template is the mean embedding), kept to reproduce the seed. Linkable by anyone holding the model (issue 23).
+
 - The template store is an embedded SQLite file (default: ``heartid.sqlite`` in the user's data directory,
-  ``$ECGCORE_HEARTID_STORE`` overrides). It holds only key-transformed templates (the mean embedding of the
-  enrolment windows under the subject's key), never ECG samples, never keys.
+  ``$ECGCORE_HEARTID_STORE`` overrides). It holds only protected templates and the scheme that made them, never
+  ECG samples, never keys.
 - Keys are 100 random bits from :mod:`secrets`, kept in a key file apart from the store (mode 0600). They are
   never printed or logged.
 - ``revoke`` deletes the template (the revocation is recorded) and, with ``--key-file``, replaces the key with a
@@ -21,9 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from ._evaluate import similarity, template
+from .keys import bits_to_key
 from .preprocess import record_windows
 
 DEFAULT_MODEL = "heartid"
+SCHEMES = ("grp-iom", "seed")
+DEFAULT_SCHEME = "grp-iom"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS templates (
@@ -80,7 +92,8 @@ class TemplateStore:
                               "FROM templates WHERE subject = ?", (subject,)).fetchone()
         if row is None:
             return None
-        return {"template": np.frombuffer(row[0], np.float64).copy(), "dim": row[1], "score": row[2],
+        dtype = np.uint8 if str(row[2]).startswith("grp-iom") else np.float64
+        return {"template": np.frombuffer(row[0], dtype).copy(), "dim": row[1], "score": row[2],
                 "model_sha256": row[3], "n_windows": row[4], "generation": row[5], "enrolled_at": row[6]}
 
     def generation(self, subject: str) -> int:
@@ -95,7 +108,7 @@ class TemplateStore:
         gen = self.generation(subject)
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO templates VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (subject, np.asarray(tmpl, np.float64).tobytes(), int(tmpl.size), score, model_sha,
+                            (subject, np.ascontiguousarray(tmpl).tobytes(), int(tmpl.size), score, model_sha,
                              int(n_windows), gen, time.time()))
         return gen
 
@@ -126,21 +139,41 @@ def _key_digest(salt: bytes, bits: np.ndarray) -> bytes:
 
 
 class Verifier:
-    """The exported HeartID graph + its card: record -> protected template / probe vector."""
+    """The exported HeartID graph + its card under one protection scheme: record -> protected template / probe.
 
-    def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, threads: int = 1):
+    ``scheme="grp-iom"``: threshold from the card's ``config.verification.schemes["grp-iom-v1"]``; ``"seed"``: the
+    card's ``config.verification.threshold`` and score; ``threshold`` overrides the card's (calibration).
+    ``self.score`` names what a stored template is (the IoM scheme's version, or the seed scheme's score kind) and
+    is kept with every template.
+    """
+
+    def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, threads: int = 1, scheme: str = DEFAULT_SCHEME,
+                 threshold: float | None = None):
         import onnxruntime as ort
 
         from ...export import resolve_model
+        from .protect import SCHEME as IOM_SCHEME
 
+        if scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
         self.onnx_path, self.card = resolve_model(model)
         if self.card.preprocessing.get("kind") != "heartid":
             raise ValueError(f"{self.onnx_path}: not a HeartID model (preprocessing kind "
                              f"{self.card.preprocessing.get('kind')!r})")
         v = self.card.config.get("verification", {})
-        if "threshold" not in v:
-            raise ValueError(f"{self.onnx_path}: the model card has no config.verification.threshold")
-        self.threshold, self.score = float(v["threshold"]), v.get("score", "euclidean")
+        self.scheme = scheme
+        if scheme == "seed":
+            if "threshold" not in v:
+                raise ValueError(f"{self.onnx_path}: the model card has no config.verification.threshold")
+            self.threshold, self.score = float(v["threshold"]), v.get("score", "euclidean")
+        else:
+            sv = v.get("schemes", {}).get(IOM_SCHEME, {})
+            if "threshold" not in sv and threshold is None:
+                raise ValueError(f"{self.onnx_path}: the model card has no {IOM_SCHEME} threshold "
+                                 f"(config.verification.schemes); use --scheme seed")
+            self.threshold, self.score = float(sv.get("threshold", 0.0)), IOM_SCHEME
+        if threshold is not None:
+            self.threshold = float(threshold)
         self.key_size = int(self.card.config.get("key_size", 100))
         self.options = {k: val for k, val in self.card.preprocessing.items() if k != "kind"}
         self.sha256 = hashlib.sha256(Path(self.onnx_path).read_bytes()).hexdigest()
@@ -149,19 +182,50 @@ class Verifier:
         so.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(self.onnx_path), so, providers=["CPUExecutionProvider"])
 
-    def vector(self, records, key: np.ndarray, fs: float | None = None) -> tuple[np.ndarray, int]:
-        """(template or probe vector (D,), number of 5-s windows) of one record (or several) under ``key``."""
+    def windows(self, records, fs: float | None = None) -> np.ndarray:
+        """(n, 1000) z-scored 5-s windows of one record (or several), as the card's preprocessing makes them."""
         if isinstance(records, (str, os.PathLike)):
             records = [records]
-        w = np.concatenate([record_windows(r, self.options, fs=fs) for r in records])
-        emb = self.session.run(None, {"ecg": w, "key": np.asarray(key, np.float32).reshape(1, -1)})[0]
-        return template(emb, self.score), len(w)
+        return np.concatenate([record_windows(r, self.options, fs=fs) for r in records])
+
+    def embed(self, windows: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
+        """(n, D) network embeddings of ``windows`` under ``key`` ((1, K) float); ``None``: the public all-zero
+        key, i.e. the embedding's key-independent part (the IoM scheme's input)."""
+        k = np.zeros((1, self.key_size), np.float32) if key is None else np.asarray(key, np.float32).reshape(1, -1)
+        return self.session.run(None, {"ecg": np.asarray(windows, np.float32), "key": k})[0]
+
+    def protect(self, emb: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        """Protected template / probe from window embeddings: IoM indices (m,) uint8, or the seed's mean (D,)."""
+        if self.scheme == "seed":
+            return template(emb, self.score)
+        from .protect import iom_hash, projections
+
+        kb = np.asarray(bits, np.uint8).tobytes()
+        cache = self.__dict__.setdefault("_projections", {})  # a few keys' (m, q, d) matrices, most recent last
+        W = cache.pop(kb, None)
+        if W is None:
+            W = projections(bits, emb.shape[-1])
+        cache[kb] = W
+        while len(cache) > 24:
+            cache.pop(next(iter(cache)))
+        return iom_hash(template(emb, "cosine"), W=W)
+
+    def vector(self, records, bits: np.ndarray, fs: float | None = None) -> tuple[np.ndarray, int]:
+        """(protected template or probe, number of 5-s windows) of one record (or several) under the key ``bits``."""
+        w = self.windows(records, fs)
+        emb = self.embed(w, bits_to_key(bits) if self.scheme == "seed" else None)
+        return self.protect(emb, bits), len(w)
 
     def compare(self, tmpl: np.ndarray, probe: np.ndarray) -> float:
-        return float(similarity(tmpl, probe, self.score))
+        if self.scheme == "seed":
+            return float(similarity(tmpl, probe, self.score))
+        from .protect import iom_similarity
+
+        return float(iom_similarity(tmpl, probe))
 
 
-def enrol_record(store: TemplateStore, ver: Verifier, subject: str, record, key, fs) -> tuple[int, int]:
-    """Store the template of ``record`` under ``key`` for ``subject``; returns (template generation, windows)."""
-    tmpl, n = ver.vector(record, key, fs)
+def enrol_record(store: TemplateStore, ver: Verifier, subject: str, record, bits, fs) -> tuple[int, int]:
+    """Store the template of ``record`` under the key ``bits`` for ``subject``; returns (template generation,
+    windows)."""
+    tmpl, n = ver.vector(record, bits, fs)
     return store.put(subject, tmpl, ver.score, ver.sha256, n), n

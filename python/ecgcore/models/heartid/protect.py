@@ -14,7 +14,7 @@ independent projections (renewable; templates under different keys are unlinkabl
 projections — hence the meaning of every index — are unknown.
 
 Measuring it (Gomez-Barrero et al., "General framework to evaluate unlinkability in biometric template protection
-systems", IEEE TIFS 13(6), 2018): :func:`unlinkability` gives the local D↔(s) and the global D↔sys ∈ [0, 1] from
+systems", IEEE TIFS 13(6), 2018): :func:`unlinkability` (:mod:`.metrics`) gives the local D↔(s) and the global D↔sys ∈ [0, 1] from
 mated (same subject, different keys) and non-mated linkage scores — 0: fully unlinkable, 1: fully linkable.
 :func:`linear_key_linkage` is the attack on the seed's scheme described above; :func:`hill_climb` the inversion
 attempt from a template when the key is stolen.
@@ -26,6 +26,7 @@ import hashlib
 import numpy as np
 
 from ._evaluate import _unit as unit
+from .metrics import unlinkability  # Gomez-Barrero et al. (2018): D↔(s) and D↔sys
 
 __all__ = ["SCHEME", "IOM_M", "IOM_Q", "projections", "iom_hash", "iom_similarity", "unit", "unlinkability",
            "linear_key_linkage", "hill_climb"]
@@ -56,28 +57,6 @@ def iom_hash(emb: np.ndarray, bits=None, *, m: int = IOM_M, q: int = IOM_Q, W: n
 def iom_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Share of equal indices, row-wise over the last axis (1: identical, 1/q: unrelated)."""
     return np.mean(np.asarray(a) == np.asarray(b), axis=-1)
-
-
-def unlinkability(mated, non_mated, *, bins: int = 100, omega: float = 1.0) -> dict:
-    """Gomez-Barrero et al. (2018): D↔(s) = 2·ω·LR(s)/(1 + ω·LR(s)) − 1 where ω·LR(s) > 1, else 0, with
-    LR(s) = p(s | mated) / p(s | non-mated) (histogram estimates on ``bins`` shared bins); D↔sys = Σ p(s | mated) ·
-    D↔(s) · Δs. Returns ``{"D_sys", "bin_edges", "D_local"}``."""
-    mated, non_mated = np.asarray(mated, np.float64), np.asarray(non_mated, np.float64)
-    if mated.size == 0 or non_mated.size == 0:
-        raise ValueError("unlinkability needs mated and non-mated scores")
-    lo, hi = min(mated.min(), non_mated.min()), max(mated.max(), non_mated.max())
-    span = max(hi - lo, 1e-9 * max(1.0, abs(lo)))
-    edges = np.linspace(lo, lo + span, bins + 1)
-    width = np.diff(edges)
-    pm = np.histogram(mated, edges)[0] / (mated.size * width)
-    pn = np.histogram(non_mated, edges)[0] / (non_mated.size * width)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lr = np.where(pn > 0, pm / pn, np.where(pm > 0, np.inf, 0.0))
-    olr = omega * lr
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d = np.where(olr > 1, 1.0 - 2.0 / (1.0 + olr), 0.0)  # = 2·ωLR/(1 + ωLR) − 1; 1 where LR is infinite
-    d_sys = float(np.sum(pm * d * np.diff(edges)))
-    return {"D_sys": d_sys, "bin_edges": edges.tolist(), "D_local": d.tolist()}
 
 
 def linear_key_linkage(t1: np.ndarray, t2: np.ndarray, W_k: np.ndarray) -> np.ndarray:
