@@ -39,10 +39,13 @@ __all__ = ["infer", "models"]
               help="Beat models: where the beats come from. auto (default): a record's reference annotations when "
                    "it has them, else ecgcore's R-peak detector; detect: the detector always, each beat's reference "
                    "column the class of the annotated beat it matches within 150 ms (EC57), empty for none.")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True,
+              help="int8: the model's statically quantised graph (faster on CPU; its card states the accuracy "
+                   "change on the test set). Only models that ship one (beats-aami).")
 @click.option("--overwrite", is_flag=True, help="Start over when OUT holds results of another model or options.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, max_memory, key_file, no_quality, peaks,
-          overwrite, no_progress):
+          precision, overwrite, no_progress):
     """Score whole archives with MODEL: per-beat / per-segment predictions and a per-record summary.
 
     MODEL is a bundled name (see `ecgcore models`: beats-aami, segments-abnormal, denoiser, ...) or a folder
@@ -73,7 +76,8 @@ def infer(model, inputs, out, fmt, fs, providers, threads, batch_size, max_memor
 
             key = np.load(key_file, allow_pickle=False)
         scorer = Scorer(model, providers=providers, threads=threads, batch_size=batch_size, key=key,
-                        max_memory=int(max_memory * 2**20), quality=not no_quality, peaks=peaks)
+                        max_memory=int(max_memory * 2**20), quality=not no_quality, peaks=peaks,
+                        precision=precision)
         if key is not None and scorer.key is None:
             raise ValueError(f"--key: model {scorer.card.name!r} takes no key input")
         summary = score_records(model, list(inputs), out, fmt=fmt, fs=fs, progress=not no_progress,

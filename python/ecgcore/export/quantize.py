@@ -1,4 +1,7 @@
-"""Weight-only int8 storage of an ONNX graph's large matrices: smaller files, float arithmetic unchanged.
+"""int8 ONNX graphs: weight-only storage (:func:`quantize_weights`) and calibrated int8 arithmetic
+(:func:`quantize_static_int8`).
+
+**Weight-only storage** — smaller files, float arithmetic unchanged.
 
 Each large weight of a ``MatMul`` / ``Gemm`` (at least ``min_elements`` values) is stored as int8 with one float scale
 per output feature (symmetric, ``scale = max|w| / 127``) and restored by a ``DequantizeLinear`` node (ONNX opset ≥ 13,
@@ -6,6 +9,11 @@ per-axis) in front of its consumers. The computation stays in float32 — only t
 at most half a step (``scale / 2``) per value — so outputs differ from the float graph by a small, measurable
 amount (see :func:`quantize_weights`' report) and no calibration data is needed. A 57,600 × 128 fc layer goes from
 29.5 MB to 7.4 MB.
+
+**Static int8 arithmetic** (:func:`quantize_static_int8`) — faster convolutions: onnxruntime's static QDQ
+quantization (weights int8 per output channel, activations uint8 with ranges calibrated on real inputs), which its
+CPU provider fuses into integer Conv/MatMul kernels. Outputs change by more than rounding; the accuracy change must
+be measured on the test set and stated (``ecgcore infer --precision int8`` uses such a graph only when asked).
 """
 from __future__ import annotations
 
@@ -15,7 +23,7 @@ import numpy as np
 
 from .._fs import atomic_write
 
-__all__ = ["quantize_weights"]
+__all__ = ["quantize_weights", "quantize_static_int8"]
 
 
 def quantize_weights(onnx_path, out_path=None, *, min_elements: int = 1_000_000) -> dict:
@@ -74,3 +82,46 @@ def quantize_weights(onnx_path, out_path=None, *, min_elements: int = 1_000_000)
     with atomic_write(dst) as tmp:
         onnx.save(model, str(tmp))
     return {"quantized": report, "bytes_before": int(before), "bytes_after": int(dst.stat().st_size)}
+
+
+def quantize_static_int8(onnx_path, out_path, calibration: list[dict], *, per_channel: bool = True,
+                         reduce_range: bool = True, method: str = "minmax") -> dict:
+    """Write ``out_path``: ``onnx_path`` with static int8 QDQ quantization calibrated on ``calibration`` (a list of
+    feeds ``{input name: array}``, real inputs of the graph).
+
+    ``reduce_range`` (default on): 7-bit weights, for CPUs without VNNI (AVX2), whose u8·s8 kernels add pairs of
+    products in 16 bits and saturate: on a small conv net here the output RMS error was 6.6 % of the outputs' RMS
+    without it and 0.8 % with it (tests/export/test_quantize_static.py); ``method``: ``"minmax"`` or ``"percentile"`` (99.999 %) activation ranges.
+    Returns ``{"bytes_before", "bytes_after", "calibration_batches", "method", "per_channel", "reduce_range"}``.
+    """
+    import tempfile
+
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not calibration:
+        raise ValueError("static int8 quantization needs calibration inputs")
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self, feeds):
+            self._it = iter(feeds)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    src, dst = Path(onnx_path), Path(out_path)
+    meth = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}[method]
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        out = Path(tmp) / "int8.onnx"
+        quantize_static(str(pre), str(out), _Reader([{k: np.asarray(v, np.float32) for k, v in f.items()}
+                                                     for f in calibration]),
+                        quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=per_channel, reduce_range=reduce_range, calibrate_method=meth)
+        with atomic_write(dst) as t:
+            t.write_bytes(out.read_bytes())
+    return {"bytes_before": int(src.stat().st_size), "bytes_after": int(dst.stat().st_size),
+            "calibration_batches": len(calibration), "method": method, "per_channel": per_channel,
+            "reduce_range": reduce_range}

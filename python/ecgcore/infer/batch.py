@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -313,6 +314,8 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
              "format": fmt, "fs": fs_in, "quality_check": bool(getattr(scorer, "quality", False))}
     if getattr(scorer, "peaks", None) is not None:
         ident["peaks"] = scorer.peaks
+    if getattr(scorer, "precision", "fp32") != "fp32":
+        ident["precision"] = scorer.precision
     if scorer.key is not None:
         ident["key_sha256"] = hashlib.sha256(scorer.key.tobytes()).hexdigest()
     if denoiser:
@@ -369,6 +372,17 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
             if fh.read(1) != b"\n":
                 fh.write(b"\n")
     mf = open(man_path, "a")
+
+    def load(path):
+        is_array = path.suffix.lower() in (".npy", ".csv")
+        return read_record(path, fs=fs_in if is_array else None, annotator="atr", workers=threads)
+
+    # Read record n+1 (file I/O and WFDB decoding in C++, which releases the GIL) while record n is scored; at most
+    # one record is read ahead, so memory stays that of two records.
+    todo = [(i, rid, path) for i, (rid, path) in enumerate(records) if rid not in done]
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecgcore-read")
+    ahead = {todo[0][0]: pool.submit(load, todo[0][2])} if todo else {}
+    nxt = {a[0]: b for a, b in zip(todo, todo[1:])}
     try:
         for index, (rid, path) in enumerate(records):
             if rid in done:
@@ -377,9 +391,11 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
                 summary.n_items += int(done[rid].get("summary", {}).get("n", 0))
                 bar.update(1)
                 continue
+            fut = ahead.pop(index)
+            if index in nxt:
+                ahead[nxt[index][0]] = pool.submit(load, nxt[index][2])
             try:
-                is_array = path.suffix.lower() in (".npy", ".csv")
-                rec = read_record(path, fs=fs_in if is_array else None, annotator="atr", workers=threads)
+                rec = fut.result()
                 rec.name = rid
                 pred: RecordPrediction = scorer.predict_record(rec)
                 if denoiser:
@@ -405,6 +421,9 @@ def score_records(model, inputs, out, *, fmt: str | None = None, fs: float | Non
             bar.set_postfix(items_per_s=f"{summary.n_items / el:.0f}" if el > 0 else "-",
                             failed=len(summary.failed))
     finally:
+        for f in ahead.values():
+            f.cancel()
+        pool.shutdown(wait=True)
         mf.close()
         bar.close()
         if not denoiser:

@@ -111,10 +111,14 @@ class Scorer:
         ecgcore's detector), ``"annotations"`` or ``"detect"`` (ecgcore's R-peaks even on annotated records, each
         beat's ``reference`` the class of the annotated beat it matches within 150 ms, EC57).
     key : HeartID-style embedders with a second ``key`` input: the (K,) key (default: a fixed public unit key).
+    precision : ``"fp32"`` (default: the exported graphs) or ``"int8"``: the card's statically quantised graph
+        (``graphs["encoder_int8"]`` for split beat models), whose accuracy change the card states; ``ValueError``
+        when the model ships none.
     """
 
     def __init__(self, model, providers=None, threads: int | None = None, batch_size: int | None = None, key=None,
-                 max_memory: int | None = None, quality: bool = True, peaks: str | None = None):
+                 max_memory: int | None = None, quality: bool = True, peaks: str | None = None,
+                 precision: str = "fp32"):
         self.onnx_path, self.card = resolve_model(model)
         self.session = make_session(self.onnx_path, providers, threads)
         self.threads = threads
@@ -132,9 +136,15 @@ class Scorer:
         # Beat models with an encoder + head pair: each beat's encoder runs once per record (issue 24).
         self._split = None
         graphs = getattr(self.card, "graphs", None) or {}
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
+        self.precision = precision
+        if precision == "int8" and not (self.kind == "beats-scalograms" and {"encoder_int8", "head"} <= set(graphs)):
+            raise ValueError(f"model {self.card.name!r} ships no int8 graph; use --precision fp32")
         if self.kind == "beats-scalograms" and {"encoder", "head"} <= set(graphs):
             folder = Path(self.onnx_path).parent
-            self._split = {role: make_session(folder / graphs[role], providers, threads) for role in ("encoder", "head")}
+            roles = {"encoder": graphs["encoder_int8" if precision == "int8" else "encoder"], "head": graphs["head"]}
+            self._split = {role: make_session(folder / f, providers, threads) for role, f in roles.items()}
         if peaks is not None and self.kind != "beats-scalograms":
             raise ValueError(f"peaks: model {self.card.name!r} ({self.kind}) takes no beat positions")
         self.peaks = peaks
