@@ -53,7 +53,7 @@ def check_targets(stress: dict, pair_summary: dict) -> dict:
     """Each target cell: the measured value and whether it holds."""
     out = {}
     for cell, methods in stress.items():
-        noise, snr = cell.split()[0], float(cell.split()[1])
+        snr = float(cell.split()[1])
         d = methods["denoiser"]["snr_out_minus_butterworth"]
         need = 3.0 if snr <= 12 else 0.0
         out[f"{cell}: SNR vs Butterworth"] = {"value": round(d, 2), "target": need, "met": bool(d >= need)}

@@ -225,6 +225,14 @@ def test_cli_train_evaluate_export_and_product_on_export(ecgid_ds, data_dir, tmp
     r = CliRunner().invoke(main, ["verify", "P1", str(rec), "--key-file", str(key), "--store", str(store),
                                   "--model", str(out), "--json"])
     d = json.loads(r.output)
+    assert r.exit_code == 0 and d["decision"] == "accept" and d["score"] == 1.0  # same record: every index equal
+    iom = v["schemes"]["grp-iom-v1"]  # the default scheme's threshold, chosen on the validation subjects too
+    assert v["default_scheme"] == "grp-iom-v1" and 1 / 16 < iom["threshold"] <= 1.0 and iom["validation_eer"] <= 0.5
+    r = CliRunner().invoke(main, ["enroll", "P1s", str(rec), "--key-file", str(key), "--store", str(store),
+                                  "--model", str(out), "--scheme", "seed"])
+    r = CliRunner().invoke(main, ["verify", "P1s", str(rec), "--key-file", str(key), "--store", str(store),
+                                  "--model", str(out), "--json", "--scheme", "seed"])
+    d = json.loads(r.output)
     assert r.exit_code == 0 and d["decision"] == "accept" and abs(d["score"]) < 1e-6  # same record: distance 0
 
 

@@ -234,6 +234,18 @@ def export(run_dir, out_dir=None, *, weights: str = "best", also_runs=(), ecgid_
                 "train_seconds": state.get("seconds"), "best_epoch": state.get("best_epoch"),
                 "weights": w.name, "loss": cfg.loss, "optimizer": f"mlx AdamW (lr {cfg.lr:g}, wd {cfg.weight_decay:g})"}
     card = make_card(cfg, thr, cfg.score, card_metrics, training, recipe_options())
+    # The default enroll/verify scheme (grp-iom) needs its own threshold: from the validation subjects too.
+    from .protect import IOM_M, IOM_Q, SCHEME
+    from .scheme_eval import dataset_iom_threshold
+
+    iom = dataset_iom_threshold(onnx_path, [subjects[i] for i in split["val"] if i in subjects], cfg.probe_windows)
+    card.config["verification"]["schemes"] = {SCHEME: {
+        "threshold": iom["threshold"], "score": "share of equal IoM indices", "m": IOM_M, "q": IOM_Q,
+        "embedding": "network output under the all-zero key; template = direction of the mean unit window embedding",
+        "threshold_chosen_on": f"EER point (genuine vs stolen-key impostors) of the {iom['n_subjects']} validation "
+                               f"subjects' {cfg.probe_windows}-window probes ({iom['n_genuine']} genuine)",
+        "validation_eer": iom["eer"]}}
+    card.config["verification"]["default_scheme"] = SCHEME
     write_card(card, out_dir / "model.json")
     write_json(run_dir / "parity.json", parity)
     return {"onnx": onnx_path, "card": out_dir / "model.json", "parity": parity, "threshold": thr}

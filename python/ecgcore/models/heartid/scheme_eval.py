@@ -32,7 +32,8 @@ import numpy as np
 from . import metrics
 from .keys import bits_to_key
 
-__all__ = ["person_records", "scheme_scores", "summarise", "calibrate", "attacks"]
+__all__ = ["person_records", "scheme_scores", "summarise", "calibrate", "attacks", "scheme_card",
+           "dataset_iom_threshold"]
 
 
 def person_records(raw_dir, persons) -> dict[str, list[Path]]:
@@ -220,3 +221,39 @@ def scheme_card(model, raw_dir, val_persons, test_persons, *, seed: int = 0, hil
                                     "probe every later record (scheme_eval module doc)",
                         "schemes": out,
                         "attacks": attacks(seed_ver, iom, test, seed=seed + 2, hill_iters=hill_iters)}}
+
+
+def dataset_iom_threshold(onnx_path, subjects, probe_windows: int = 7, *, max_enrol: int = 70,
+                          max_groups: int = 20, seed: int = 0) -> dict:
+    """The grp-iom accept threshold of a freshly exported model, from ``heartid`` dataset subjects (the run's
+    validation subjects): template = IoM hash of the enrolment windows (first ``max_enrol``), probes = groups of
+    ``probe_windows`` later windows, all under the subject's key; EER point of genuine vs stolen-key impostor
+    probes (the training evaluation's protocol, with the product's template). ``{"threshold", "eer", ...}``."""
+    import onnxruntime as ort
+
+    from ._evaluate import template
+    from .protect import iom_hash, iom_similarity, projections
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    k = int(sess.get_inputs()[1].shape[-1]) if isinstance(sess.get_inputs()[1].shape[-1], int) else 100
+    zero = np.zeros((1, k), np.float32)
+
+    def emb(w):
+        return sess.run(None, {"ecg": np.ascontiguousarray(w, np.float32), "key": zero})[0]
+
+    rng = np.random.default_rng([seed, 24745])
+    subs = [s for s in subjects if len(s.enrol_windows) and s.probe_groups(probe_windows, max_groups)]
+    if len(subs) < 2:
+        raise ValueError("the grp-iom threshold needs at least two validation subjects with probes")
+    d = emb(subs[0].enrol_windows[:1]).shape[-1]
+    W = [projections(_bits(rng, k), d) for _ in subs]
+    T = [iom_hash(template(emb(s.enrol_windows[:max_enrol]), "cosine"), W=w) for s, w in zip(subs, W)]
+    P = [[template(emb(g), "cosine") for _, g in s.probe_groups(probe_windows, max_groups)] for s in subs]
+    gen, imp = [], []
+    for i, (t, w) in enumerate(zip(T, W)):
+        for j, probes in enumerate(P):
+            for p in probes:
+                (gen if i == j else imp).append(float(iom_similarity(t, iom_hash(p, W=w))))
+    eer, thr = metrics.eer(np.asarray(gen), np.asarray(imp))
+    return {"threshold": float(thr), "eer": float(eer), "n_subjects": len(subs), "n_genuine": len(gen),
+            "n_impostor": len(imp), "probe_windows": probe_windows}
