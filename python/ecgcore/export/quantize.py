@@ -27,7 +27,8 @@ __all__ = ["quantize_weights", "quantize_static_int8"]
 
 
 def quantize_weights(onnx_path, out_path=None, *, min_elements: int = 1_000_000) -> dict:
-    """Rewrite ``onnx_path`` (or write ``out_path``) with its large MatMul/Gemm weights in int8.
+    """Rewrite ``onnx_path`` (or write ``out_path``) with its large MatMul/Gemm/Conv/ConvTranspose weights in int8
+    (one scale per output feature / channel; grouped convolutions are left alone).
 
     Returns ``{"quantized": [{"name", "shape", "axis", "max_abs_error"}], "bytes_before", "bytes_after"}``.
     """
@@ -50,20 +51,28 @@ def quantize_weights(onnx_path, out_path=None, *, min_elements: int = 1_000_000)
     new_nodes = []
     for name, init in list(inits.items()):
         uses = consumers.get(name, [])
-        if not uses or any(n.op_type not in ("MatMul", "Gemm") or k != 1 for n, k in uses):
-            continue  # only a right-hand matrix operand, and only where every use is one
+        ops = {n.op_type for n, _ in uses}
+        if not uses or any(k != 1 for _, k in uses) or not (ops <= {"MatMul", "Gemm"} or len(ops) == 1 and
+                                                               ops <= {"Conv", "ConvTranspose"}):
+            continue  # only the weight operand, and only where every use is one of the same kind
         w = numpy_helper.to_array(init)
-        if w.dtype != np.float32 or w.ndim != 2 or w.size < min_elements:
+        if w.dtype != np.float32 or w.size < min_elements or (w.ndim != 2 if ops <= {"MatMul", "Gemm"} else w.ndim < 3):
             continue
-        node0 = uses[0][0]
-        trans_b = node0.op_type == "Gemm" and any(a.name == "transB" and a.i == 1 for a in node0.attribute)
-        if any((n.op_type == "Gemm" and any(a.name == "transB" and a.i == 1 for a in n.attribute)) != trans_b
-               for n, _ in uses):
-            continue
-        axis = 0 if trans_b else 1  # the output-feature axis
-        amax = np.abs(w).max(axis=1 - axis)
+        if ops <= {"MatMul", "Gemm"}:
+            node0 = uses[0][0]
+            trans_b = node0.op_type == "Gemm" and any(a.name == "transB" and a.i == 1 for a in node0.attribute)
+            if any((n.op_type == "Gemm" and any(a.name == "transB" and a.i == 1 for a in n.attribute)) != trans_b
+                   for n, _ in uses):
+                continue
+            axis = 0 if trans_b else 1  # the output-feature axis
+        else:  # Conv (out, in, k...) / ConvTranspose (in, out, k...): one scale per output channel
+            if any(a.name == "group" and a.i != 1 for n, _ in uses for a in n.attribute):
+                continue
+            axis = 0 if ops == {"Conv"} else 1
+        amax = np.abs(w).max(axis=tuple(i for i in range(w.ndim) if i != axis))
         scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
-        shape = [-1, 1] if axis == 0 else [1, -1]
+        shape = [1] * w.ndim
+        shape[axis] = -1
         q = np.clip(np.rint(w / scale.reshape(shape)), -127, 127).astype(np.int8)
         err = float(np.abs(q.astype(np.float32) * scale.reshape(shape) - w).max())
         g.initializer.remove(init)
@@ -74,7 +83,7 @@ def quantize_weights(onnx_path, out_path=None, *, min_elements: int = 1_000_000)
                                           [name], name=f"{name}_dequantize", axis=axis))
         report.append({"name": name, "shape": list(w.shape), "axis": axis, "max_abs_error": err})
     if not report:
-        raise ValueError(f"{src}: no MatMul/Gemm weight with at least {min_elements} values to quantize")
+        raise ValueError(f"{src}: no MatMul/Gemm/Conv weight with at least {min_elements} values to quantize")
     for i, node in enumerate(new_nodes):
         g.node.insert(i, node)
     onnx.checker.check_model(model)
