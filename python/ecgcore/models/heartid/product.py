@@ -181,6 +181,7 @@ class Verifier:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(self.onnx_path), so, providers=["CPUExecutionProvider"])
+        self._projections: dict[bytes, np.ndarray] = {}
 
     def windows(self, records, fs: float | None = None) -> np.ndarray:
         """(n, 1000) z-scored 5-s windows of one record (or several), as the card's preprocessing makes them."""
@@ -201,7 +202,7 @@ class Verifier:
         from .protect import iom_hash, projections
 
         kb = np.asarray(bits, np.uint8).tobytes()
-        cache = self.__dict__.setdefault("_projections", {})  # a few keys' (m, q, d) matrices, most recent last
+        cache = self._projections  # a few keys' (m, q, d) matrices, most recent last
         W = cache.pop(kb, None)
         if W is None:
             W = projections(bits, emb.shape[-1])
