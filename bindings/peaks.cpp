@@ -16,7 +16,8 @@ py::array_t<int64_t> to_array(const std::vector<int64_t>& v) {
 
 QrsOptions make_options(double fs, double band_low, double band_high, double integration_s,
                         double refractory_s, double t_wave_s, double search_back, double threshold,
-                        bool refine, double refine_radius_s) {
+                        bool refine, double refine_radius_s, double band2_low, double band2_high,
+                        int contrast_power, double level_window_s, double contrast_floor) {
   QrsOptions o;
   o.fs = fs;
   o.band_low = band_low;
@@ -28,6 +29,11 @@ QrsOptions make_options(double fs, double band_low, double band_high, double int
   o.threshold = threshold;
   o.refine = refine;
   o.refine_radius_s = refine_radius_s;
+  o.band2_low = band2_low;
+  o.band2_high = band2_high;
+  o.contrast_power = contrast_power;
+  o.level_window_s = level_window_s;
+  o.contrast_floor = contrast_floor;
   ecgcore::validate_qrs_options(o);
   return o;
 }
@@ -43,10 +49,12 @@ auto with_float_rows(const py::array& x, Fn&& fn) {
 
 py::list detect(const py::array& x, double fs, double band_low, double band_high, double integration_s,
                 double refractory_s, double t_wave_s, double search_back, double threshold, bool refine,
-                double refine_radius_s, int workers) {
+                double refine_radius_s, double band2_low, double band2_high, int contrast_power,
+                double level_window_s, double contrast_floor, int workers) {
   if (x.ndim() != 2) throw std::invalid_argument("x must be a 2-D [batch, n_samples] array");
   const QrsOptions o = make_options(fs, band_low, band_high, integration_s, refractory_s, t_wave_s,
-                                    search_back, threshold, refine, refine_radius_s);
+                                    search_back, threshold, refine, refine_radius_s, band2_low, band2_high,
+                                    contrast_power, level_window_s, contrast_floor);
   auto rows = with_float_rows(x, [&](auto& a) {
     const auto shape = ecgcore_py::rows_of(a);
     const auto* data = a.data();
@@ -78,9 +86,11 @@ py::array_t<int64_t> refine(const py::array& x, const carray<int64_t>& peaks, do
 
 void register_peaks(py::module_& m) {
   m.def("detect_r_peaks", &detect, py::arg("x"), py::arg("fs"), py::arg("band_low") = 5.0,
-        py::arg("band_high") = 15.0, py::arg("integration_s") = 0.150, py::arg("refractory_s") = 0.250,
+        py::arg("band_high") = 15.0, py::arg("integration_s") = 0.120, py::arg("refractory_s") = 0.250,
         py::arg("t_wave_s") = 0.300, py::arg("search_back") = 1.40, py::arg("threshold") = 0.25,
-        py::arg("refine") = true, py::arg("refine_radius_s") = 0.075, py::arg("workers") = 0,
+        py::arg("refine") = true, py::arg("refine_radius_s") = 0.075, py::arg("band2_low") = 15.0,
+        py::arg("band2_high") = 30.0, py::arg("contrast_power") = 8, py::arg("level_window_s") = 4.0,
+        py::arg("contrast_floor") = 0.2, py::arg("workers") = 0,
         R"doc(R-peak detection over the rows of a [batch, n_samples] array (float32 or float64).
 
 Parameters
@@ -88,7 +98,8 @@ Parameters
 x : ndarray, shape (batch, n_samples)
 fs : float
     Sampling rate in Hz.
-band_low, band_high, integration_s, refractory_s, t_wave_s, search_back, threshold, refine, refine_radius_s
+band_low, band_high, integration_s, refractory_s, t_wave_s, search_back, threshold, refine, refine_radius_s,
+band2_low, band2_high, contrast_power, level_window_s, contrast_floor
     Detector settings (see ecgcore.dsp.peaks.detect_r_peaks).
 workers : int
     Threads over rows; 0 means all cores.

@@ -244,12 +244,14 @@ struct BoxBandpass {
 // 4 KiB on every call (more than the detector itself on short records). Released after very long rows.
 struct Workspace {
   std::vector<double> sig, bp, slope, mwi, prefix;
+  std::vector<double> bp2, slope2, mwi2, level1, mean1, level2, mean2, mx;  // second band
   std::vector<int64_t> maxima;
   std::vector<std::pair<double, int64_t>> order;
   std::vector<char> kept;
   void trim(int64_t n) {
     if (n <= (int64_t{1} << 21)) return;
-    for (auto* v : {&sig, &bp, &slope, &mwi, &prefix}) std::vector<double>().swap(*v);
+    for (auto* v : {&sig, &bp, &slope, &mwi, &prefix, &bp2, &slope2, &mwi2, &level1, &mean1, &level2, &mean2, &mx})
+      std::vector<double>().swap(*v);
   }
 };
 
@@ -290,43 +292,14 @@ std::vector<int64_t> refine_on(const BoxBandpass& y, const std::vector<int64_t>&
   return out;
 }
 
-}  // namespace
-
-void validate_qrs_options(const QrsOptions& o) {
-  if (!(o.fs >= 50.0) || !std::isfinite(o.fs))
-    throw std::invalid_argument("fs must be a sampling rate of at least 50 Hz, got " + std::to_string(o.fs));
-  if (!(o.band_low > 0.0) || !(o.band_high > o.band_low) || !(o.band_low < 0.45 * o.fs))
-    throw std::invalid_argument("the detection band must satisfy 0 < low < high and low < 0.45 * fs");
-  if (!(o.integration_s > 0.0) || !(o.refractory_s > 0.0) || !(o.t_wave_s >= 0.0) ||
-      !(o.refine_radius_s >= 0.0))
-    throw std::invalid_argument("integration, refractory, T-wave and refinement times must be positive");
-  if (!(o.search_back > 1.0)) throw std::invalid_argument("search_back must be greater than 1 RR interval");
-  if (!(o.threshold > 0.0 && o.threshold < 1.0)) throw std::invalid_argument("threshold must lie in (0, 1)");
-}
-
-template <class T>
-std::vector<int64_t> detect_r_peaks(const T* x, int64_t n, const QrsOptions& o) {
-  validate_qrs_options(o);
-  const double fs = o.fs;
-  // Shorter than one integration window plus a beat: nothing to find.
-  if (n < samples(0.5, fs)) return {};
-  Workspace& w = workspace();
-  finite_copy(x, n, w.sig);
-  const std::vector<double>& sig = w.sig;
-  zero_phase(band_sos(o.band_low, o.band_high, fs), sig, w.bp, fs);
-  const double* bp = w.bp.data();
-
-  const int64_t h = std::max<int64_t>(1, std::llround(0.01 * fs));
-  w.slope.resize(static_cast<size_t>(n));
-  w.mwi.resize(static_cast<size_t>(n));
-  double* slope = w.slope.data();
-  double* mwi = w.mwi.data();
+// Slope (+-h samples central difference) of the band-passed signal and its centred moving average of
+// squares over 2*half+1 samples (the integrated energy).
+void slope_energy(const double* bp, int64_t n, int64_t h, int64_t half, double* slope, double* mwi) {
   for (int64_t i = 0; i < std::min(h, n); ++i) slope[i] = bp[std::min(n - 1, i + h)] - bp[0];
   for (int64_t i = h; i < n - h; ++i) slope[i] = bp[i + h] - bp[i - h];
   for (int64_t i = std::max(h, n - h); i < n; ++i) slope[i] = bp[n - 1] - bp[std::max<int64_t>(0, i - h)];
   // Centred moving average of the squared slope (a running sum, so O(n) at any width). The running
   // sum's division is off its dependency chain.
-  const int64_t half = samples(o.integration_s, fs) / 2;
   const double width = static_cast<double>(2 * half + 1);
   double acc = 0.0;
   int64_t lo = 0, hi = -1;
@@ -354,6 +327,144 @@ std::vector<int64_t> detect_r_peaks(const T* x, int64_t n, const QrsOptions& o) 
     lo = mid1 - 1 - half;
   }
   for (int64_t i = mid1; i < n; ++i) step(i);
+
+}
+
+bool two_bands(const QrsOptions& o) { return o.band2_low > 0.0 && o.band2_low < 0.45 * o.fs; }
+
+// Per block of `block` samples: the local QRS level of an energy signal (the largest block maximum within
+// +-reach blocks, a window that holds a QRS at any rate above 50 bpm, then averaged over +-win blocks) and
+// the local mean energy (over +-win blocks). Both vary over seconds, so blocks of 50 ms lose nothing.
+void block_level_and_mean(const double* e, int64_t n, int64_t block, int64_t reach, int64_t win,
+                          std::vector<double>& level, std::vector<double>& mean, Workspace& w) {
+  const int64_t nb = (n + block - 1) / block;
+  std::vector<double>& bmax = w.mx;
+  std::vector<double>& P = w.prefix;
+  bmax.assign(static_cast<size_t>(nb), 0.0);
+  P.assign(static_cast<size_t>(2 * nb + 2), 0.0);  // [0, nb]: prefix of block sums; [nb+1, 2nb+1]: of levels
+  for (int64_t k = 0; k < nb; ++k) {
+    const int64_t i0 = k * block, i1 = std::min(n, i0 + block);
+    double m = 0.0, sum = 0.0;
+    for (int64_t i = i0; i < i1; ++i) {
+      m = e[i] > m ? e[i] : m;
+      sum += e[i];
+    }
+    bmax[k] = m;
+    P[k + 1] = P[k] + sum;
+  }
+  double* Q = P.data() + nb + 1;
+  for (int64_t k = 0; k < nb; ++k) {  // reach is about a dozen blocks: a direct maximum is cheap enough
+    double m = 0.0;
+    for (int64_t j = std::max<int64_t>(0, k - reach); j <= std::min(nb - 1, k + reach); ++j) m = std::max(m, bmax[j]);
+    Q[k + 1] = Q[k] + m;
+  }
+  level.resize(static_cast<size_t>(nb));
+  mean.resize(static_cast<size_t>(nb));
+  for (int64_t k = 0; k < nb; ++k) {
+    const int64_t a = std::max<int64_t>(0, k - win), b = std::min(nb - 1, k + win);
+    level[k] = (Q[b + 1] - Q[a]) / static_cast<double>(b - a + 1);
+    const int64_t s0 = a * block, s1 = std::min(n, (b + 1) * block);
+    mean[k] = (P[b + 1] - P[a]) / static_cast<double>(s1 - s0);
+  }
+}
+
+// e1 <- a1 * e1 + a2 * e2 with a_b = c_b / (L_b * (c1 + c2)), c_b = max(floor, (k_b / max(k1, k2))^power)
+// and k_b = L_b / mean_b: a contrast-weighted mix of the two energies, each in units of its local QRS level L_b. The weights are
+// computed per 50 ms block and interpolated linearly between block centres.
+void mix_bands(double* e1, const double* e2, int64_t n, double fs, const QrsOptions& o, Workspace& w) {
+  const int64_t block = samples(0.05, fs);
+  const int64_t reach = std::max<int64_t>(1, std::llround(0.6 / 0.05)), win = std::llround(o.level_window_s / 0.05);
+  block_level_and_mean(e1, n, block, reach, win, w.level1, w.mean1, w);
+  block_level_and_mean(e2, n, block, reach, win, w.level2, w.mean2, w);
+  const int64_t nb = static_cast<int64_t>(w.level1.size());
+  const int p = o.contrast_power;
+  auto ipow = [p](double v) {
+    double out = 1.0;
+    for (int k = 0; k < p; ++k) out *= v;
+    return out;
+  };
+  constexpr double tiny = 1e-300;
+  std::vector<double>& a1 = w.level1;  // overwritten in place by the weights
+  std::vector<double>& a2 = w.level2;
+  for (int64_t k = 0; k < nb; ++k) {
+    const double l1 = w.level1[k] + tiny, l2 = w.level2[k] + tiny;
+    const double r1 = l1 / (w.mean1[k] + tiny), r2 = l2 / (w.mean2[k] + tiny), rm = std::max(r1, r2);
+    // the floor keeps a band that sees the beats other than the noise (wide PVCs in the low band) in play
+    const double c1 = std::max(o.contrast_floor, ipow(r1 / rm)), c2 = std::max(o.contrast_floor, ipow(r2 / rm));
+    double x1 = c1 / (l1 * (c1 + c2)), x2 = c2 / (l2 * (c1 + c2));
+    if (!std::isfinite(x1) || !std::isfinite(x2)) {  // a flat stretch
+      x1 = (c1 >= c2) ? 1.0 / l1 : 0.0;
+      x2 = (c1 >= c2) ? 0.0 : 1.0 / l2;
+    }
+    a1[k] = x1;
+    a2[k] = x2;
+  }
+  const double half = 0.5 * static_cast<double>(block);
+  for (int64_t k = 0; k + 1 <= nb; ++k) {
+    // samples from block centre k to block centre k + 1 (the first and last half blocks hold their weight)
+    const int64_t i0 = k == 0 ? 0 : k * block + block / 2;
+    const int64_t i1 = k + 1 < nb ? std::min(n, (k + 1) * block + block / 2) : n;
+    const double b1 = k + 1 < nb ? a1[k + 1] : a1[k], b2 = k + 1 < nb ? a2[k + 1] : a2[k];
+    const double c0 = static_cast<double>(k * block) + half;
+    for (int64_t i = i0; i < i1; ++i) {
+      const double f = std::clamp((static_cast<double>(i) - c0) / static_cast<double>(block), 0.0, 1.0);
+      e1[i] = (a1[k] + f * (b1 - a1[k])) * e1[i] + (a2[k] + f * (b2 - a2[k])) * e2[i];
+    }
+  }
+}
+
+}  // namespace
+
+void validate_qrs_options(const QrsOptions& o) {
+  if (!(o.fs >= 50.0) || !std::isfinite(o.fs))
+    throw std::invalid_argument("fs must be a sampling rate of at least 50 Hz, got " + std::to_string(o.fs));
+  if (!(o.band_low > 0.0) || !(o.band_high > o.band_low) || !(o.band_low < 0.45 * o.fs))
+    throw std::invalid_argument("the detection band must satisfy 0 < low < high and low < 0.45 * fs");
+  if (!(o.integration_s > 0.0) || !(o.refractory_s > 0.0) || !(o.t_wave_s >= 0.0) ||
+      !(o.refine_radius_s >= 0.0))
+    throw std::invalid_argument("integration, refractory, T-wave and refinement times must be positive");
+  if (!(o.search_back > 1.0)) throw std::invalid_argument("search_back must be greater than 1 RR interval");
+  if (!(o.threshold > 0.0 && o.threshold < 1.0)) throw std::invalid_argument("threshold must lie in (0, 1)");
+  if (!(o.band2_low >= 0.0) || (o.band2_low > 0.0 && !(o.band2_high > o.band2_low)))
+    throw std::invalid_argument("the second detection band must satisfy 0 < low < high (or low = 0 to turn it off)");
+  if (o.contrast_power < 0 || o.contrast_power > 32)
+    throw std::invalid_argument("contrast_power must lie in 0..32, got " + std::to_string(o.contrast_power));
+  if (!(o.level_window_s > 0.0) || !std::isfinite(o.level_window_s))
+    throw std::invalid_argument("level_window_s must be positive");
+  if (!(o.contrast_floor >= 0.0 && o.contrast_floor <= 1.0))
+    throw std::invalid_argument("contrast_floor must lie in [0, 1]");
+}
+
+template <class T>
+std::vector<int64_t> detect_r_peaks(const T* x, int64_t n, const QrsOptions& o) {
+  validate_qrs_options(o);
+  const double fs = o.fs;
+  // Shorter than one integration window plus a beat: nothing to find.
+  if (n < samples(0.5, fs)) return {};
+  Workspace& w = workspace();
+  finite_copy(x, n, w.sig);
+  const std::vector<double>& sig = w.sig;
+  zero_phase(band_sos(o.band_low, o.band_high, fs), sig, w.bp, fs);
+  const double* bp = w.bp.data();
+
+  const int64_t h = std::max<int64_t>(1, std::llround(0.01 * fs));
+  const int64_t half = samples(o.integration_s, fs) / 2;
+  w.slope.resize(static_cast<size_t>(n));
+  w.mwi.resize(static_cast<size_t>(n));
+  double* slope = w.slope.data();
+  double* mwi = w.mwi.data();
+  slope_energy(bp, n, h, half, slope, mwi);
+  if (two_bands(o)) {
+    // Second band: its own slope energy, then both energies are put on the scale of their local QRS level
+    // and mixed with weights that favour the band with the higher local contrast (QRS level / mean energy),
+    // so electrode-motion noise (mostly below 15 Hz) and muscle noise (mostly above) each lose to the band
+    // they spare.
+    zero_phase(band_sos(o.band2_low, o.band2_high, fs), sig, w.bp2, fs);
+    w.slope2.resize(static_cast<size_t>(n));
+    w.mwi2.resize(static_cast<size_t>(n));
+    slope_energy(w.bp2.data(), n, h, half, w.slope2.data(), w.mwi2.data());
+    mix_bands(mwi, w.mwi2.data(), n, fs, o, w);
+  }
 
   const auto cands = candidates(mwi, slope, n, samples(o.refractory_s, fs), half, w.maxima, w.order, w.kept);
   const auto accepted = decide(cands, o);
