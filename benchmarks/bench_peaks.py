@@ -62,3 +62,32 @@ def test_ecgcore_all_48_records(benchmark, database):
 
     out = benchmark.pedantic(peaks.detect_r_peaks, args=(database,), kwargs={"fs": FS}, rounds=3, iterations=1)
     assert len(out) == database.shape[0]
+
+
+@pytest.mark.benchmark(group="detect_r_peaks_noise_stress")
+def test_noise_stress_table_vs_peers(benchmark, mitdb_dir, data_dir):
+    """Issue 25: the EC57 noise-stress table (records 118 and 119, NSTDB em/ma/bw at 24..0 dB, scored from 5:00)
+    of ecgcore, XQRS and neurokit2 in one run; F1 per cell and pooled per noise and SNR in ``extra_info``.
+    ECGCORE_BENCH_FULL=1 runs ten records (100, 103, 105, 118, 119, 203, 208, 213, 219, 228)."""
+    import os
+
+    from ecgcore.datasets.peaks_stress import noise_stress_table
+
+    records = (["100", "103", "105", "118", "119", "203", "208", "213", "219", "228"]
+               if os.environ.get("ECGCORE_BENCH_FULL") else ["118", "119"])
+    res = benchmark.pedantic(noise_stress_table, args=(mitdb_dir, data_dir / "nstdb"),
+                             kwargs={"records": records, "snrs": (24, 18, 12, 6, 0), "progress": False},
+                             rounds=1, iterations=1)
+    pooled: dict = {}
+    for r in res["rows"]:
+        key = f"{r['noise']} {r['snr_db']} dB {r['detector']}" if r["snr_db"] is not None else f"clean {r['detector']}"
+        tp, fn, fp = pooled.get(key, (0, 0, 0))
+        pooled[key] = (tp + r["tp"], fn + r["fn"], fp + r["fp"])
+    f1 = {k: round(200.0 * tp / max(2 * tp + fn + fp, 1), 2) for k, (tp, fn, fp) in pooled.items()}
+    benchmark.extra_info["records"] = records
+    benchmark.extra_info["pooled_f1"] = f1
+    seconds: dict = {}
+    for r in res["rows"]:
+        seconds[r["detector"]] = seconds.get(r["detector"], 0.0) + r["seconds"]
+    benchmark.extra_info["detector_seconds"] = seconds
+    assert {r["detector"] for r in res["rows"]} >= {"ecgcore"}

@@ -245,7 +245,7 @@ struct BoxBandpass {
 struct Workspace {
   std::vector<double> sig, bp, slope, mwi, prefix;
   std::vector<double> bp2, slope2, mwi2, level1, mean1, level2, mean2, mx;  // second band
-  std::vector<int64_t> maxima;
+  std::vector<int64_t> maxima, dq;
   std::vector<std::pair<double, int64_t>> order;
   std::vector<char> kept;
   void trim(int64_t n) {
@@ -344,19 +344,32 @@ void block_level_and_mean(const double* e, int64_t n, int64_t block, int64_t rea
   P.assign(static_cast<size_t>(2 * nb + 2), 0.0);  // [0, nb]: prefix of block sums; [nb+1, 2nb+1]: of levels
   for (int64_t k = 0; k < nb; ++k) {
     const int64_t i0 = k * block, i1 = std::min(n, i0 + block);
-    double m = 0.0, sum = 0.0;
-    for (int64_t i = i0; i < i1; ++i) {
-      m = e[i] > m ? e[i] : m;
-      sum += e[i];
+    double m[4] = {0.0, 0.0, 0.0, 0.0}, sum[4] = {0.0, 0.0, 0.0, 0.0};  // four independent chains
+    int64_t i = i0;
+    for (; i + 4 <= i1; i += 4)
+      for (int q = 0; q < 4; ++q) {
+        m[q] = e[i + q] > m[q] ? e[i + q] : m[q];
+        sum[q] += e[i + q];
+      }
+    for (; i < i1; ++i) {
+      m[0] = e[i] > m[0] ? e[i] : m[0];
+      sum[0] += e[i];
     }
-    bmax[k] = m;
-    P[k + 1] = P[k] + sum;
+    bmax[k] = std::max(std::max(m[0], m[1]), std::max(m[2], m[3]));
+    P[k + 1] = P[k] + ((sum[0] + sum[1]) + (sum[2] + sum[3]));
   }
   double* Q = P.data() + nb + 1;
-  for (int64_t k = 0; k < nb; ++k) {  // reach is about a dozen blocks: a direct maximum is cheap enough
-    double m = 0.0;
-    for (int64_t j = std::max<int64_t>(0, k - reach); j <= std::min(nb - 1, k + reach); ++j) m = std::max(m, bmax[j]);
-    Q[k + 1] = Q[k] + m;
+  // Sliding maximum over +-reach blocks with a monotonic deque (indices of decreasing block maxima).
+  std::vector<int64_t>& dq = w.dq;
+  dq.resize(static_cast<size_t>(nb) + 1);
+  int64_t head = 0, tail = 0, next = 0;
+  for (int64_t k = 0; k < nb; ++k) {
+    for (const int64_t hi = std::min(nb - 1, k + reach); next <= hi; ++next) {
+      while (tail > head && bmax[dq[tail - 1]] <= bmax[next]) --tail;
+      dq[tail++] = next;
+    }
+    while (dq[head] < k - reach) ++head;
+    Q[k + 1] = Q[k] + bmax[dq[head]];
   }
   level.resize(static_cast<size_t>(nb));
   mean.resize(static_cast<size_t>(nb));
@@ -378,9 +391,10 @@ void mix_bands(double* e1, const double* e2, int64_t n, double fs, const QrsOpti
   block_level_and_mean(e2, n, block, reach, win, w.level2, w.mean2, w);
   const int64_t nb = static_cast<int64_t>(w.level1.size());
   const int p = o.contrast_power;
-  auto ipow = [p](double v) {
+  auto ipow = [p](double v) {  // by squaring
     double out = 1.0;
-    for (int k = 0; k < p; ++k) out *= v;
+    for (int e = p; e > 0; e >>= 1, v *= v)
+      if (e & 1) out *= v;
     return out;
   };
   constexpr double tiny = 1e-300;
@@ -399,18 +413,25 @@ void mix_bands(double* e1, const double* e2, int64_t n, double fs, const QrsOpti
     a1[k] = x1;
     a2[k] = x2;
   }
-  const double half = 0.5 * static_cast<double>(block);
-  for (int64_t k = 0; k + 1 <= nb; ++k) {
-    // samples from block centre k to block centre k + 1 (the first and last half blocks hold their weight)
-    const int64_t i0 = k == 0 ? 0 : k * block + block / 2;
-    const int64_t i1 = k + 1 < nb ? std::min(n, (k + 1) * block + block / 2) : n;
-    const double b1 = k + 1 < nb ? a1[k + 1] : a1[k], b2 = k + 1 < nb ? a2[k + 1] : a2[k];
-    const double c0 = static_cast<double>(k * block) + half;
-    for (int64_t i = i0; i < i1; ++i) {
-      const double f = std::clamp((static_cast<double>(i) - c0) / static_cast<double>(block), 0.0, 1.0);
-      e1[i] = (a1[k] + f * (b1 - a1[k])) * e1[i] + (a2[k] + f * (b2 - a2[k])) * e2[i];
+  // Linear interpolation of the weights between block centres c_k = k * block + block / 2; before the
+  // first centre and after the last the weights hold.
+  auto span = [e1, e2](int64_t i0, int64_t i1, double w1, double d1, double w2, double d2) {
+    double* __restrict y = e1 + i0;
+    const double* __restrict z = e2 + i0;
+    const int64_t m = i1 - i0;
+    for (int64_t j = 0; j < m; ++j) {
+      const double t = static_cast<double>(j);
+      y[j] = (w1 + d1 * t) * y[j] + (w2 + d2 * t) * z[j];
     }
+  };
+  const int64_t c0 = std::min(n, block / 2);
+  span(0, c0, a1[0], 0.0, a2[0], 0.0);
+  const double inv = 1.0 / static_cast<double>(block);
+  for (int64_t k = 0; k + 1 < nb; ++k) {
+    const int64_t i0 = k * block + block / 2, i1 = std::min(n, i0 + block);
+    span(i0, i1, a1[k], (a1[k + 1] - a1[k]) * inv, a2[k], (a2[k + 1] - a2[k]) * inv);
   }
+  span(std::min(n, (nb - 1) * block + block / 2), n, a1[nb - 1], 0.0, a2[nb - 1], 0.0);
 }
 
 }  // namespace
