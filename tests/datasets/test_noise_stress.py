@@ -187,3 +187,20 @@ def test_peaks_noise_stress_with_the_peers(mitdb_dir, data_dir):
                              detectors=["ecgcore", "xqrs"], progress=False)
     dets = {r["detector"] for r in res["rows"]}
     assert dets == {"ecgcore", "xqrs"} and all(0 < r["f1"] <= 100 for r in res["rows"])
+
+
+def test_stress_table_pools_beats_over_records():
+    from ecgcore.datasets.peaks_stress import format_stress_table
+
+    def row(rec, det, tp, fn, fp):
+        return {"record": rec, "noise": "em", "snr_db": 12, "detector": det, "tp": tp, "fn": fn, "fp": fp,
+                "se": 100.0 * tp / (tp + fn), "ppv": 100.0 * tp / (tp + fp), "f1": 200.0 * tp / (2 * tp + fn + fp)}
+
+    res = {"records": ["a", "b"], "noises": ["em"], "skipped": {},
+           "rows": [row("a", "ecgcore", 90, 10, 0), row("b", "ecgcore", 300, 0, 100),
+                    row("a", "xqrs", 100, 0, 0), row("b", "xqrs", 200, 100, 0)]}
+    text = format_stress_table(res)
+    pooled = text[text.index("all 2 records pooled, em"):].splitlines()[2]
+    # ecgcore: tp 390, fn 10, fp 100 -> F1 = 780 / 890; xqrs: tp 300, fn 100, fp 0 -> F1 = 600 / 700
+    assert f"{100 * 780 / 890:.2f}" in pooled and f"{100 * 600 / 700:.2f}" in pooled
+    assert f"{100 * 390 / 400:5.1f}/{100 * 390 / 490:5.1f}" in pooled

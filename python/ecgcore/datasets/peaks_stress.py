@@ -99,6 +99,26 @@ def format_stress_table(res: dict) -> str:
                     line += f"{c['f1']:>8.2f} ({c['se']:5.1f}/{c['ppv']:5.1f})" if c else f"{'':>24}"
                 out.append(line)
             out.append("")
+    if len(res["records"]) > 1:  # beats pooled over the records, per noise and SNR
+        for noise in ["clean"] + res["noises"]:
+            rows = [r for r in res["rows"] if r["noise"] == noise]
+            if not rows:
+                continue
+            out.append(f"all {len(res['records'])} records pooled, {noise}: F1 % (Se / +P)")
+            out.append(f"{'SNR dB':>8}" + "".join(f"{d:>24}" for d in dets))
+            for s in sorted({r["snr_db"] for r in rows}, key=lambda v: -np.inf if v is None else -v):
+                line = f"{'-' if s is None else f'{s:g}':>8}"
+                for d in dets:
+                    cell = [r for r in rows if r["snr_db"] == s and r["detector"] == d]
+                    tp, fn, fp = (sum(r[k] for r in cell) for k in ("tp", "fn", "fp"))
+                    if not cell:
+                        line += f"{'':>24}"
+                        continue
+                    se, ppv = 100.0 * tp / max(tp + fn, 1), 100.0 * tp / max(tp + fp, 1)
+                    f1 = 200.0 * tp / max(2 * tp + fn + fp, 1)
+                    line += f"{f1:>8.2f} ({se:5.1f}/{ppv:5.1f})"
+                out.append(line)
+            out.append("")
     if res["skipped"]:
         out.append("skipped: " + ", ".join(f"{d} ({why})" for d, why in res["skipped"].items()))
     return "\n".join(out) + "\n"
