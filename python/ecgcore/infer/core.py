@@ -395,7 +395,7 @@ class Scorer:
         return RecordPrediction(record=name, rows=rows, summary=summary, probabilities=prob)
 
     # -- denoiser ------------------------------------------------------------------------------------------
-    def denoise(self, signal: np.ndarray, fs: float, seed_compat: bool = False) -> np.ndarray:
+    def denoise(self, signal: np.ndarray, fs: float, seed_compat: bool = False, guard: bool = True) -> np.ndarray:
         """See :func:`denoise_signal`."""
         if self.kind != "denoise-pairs":
             raise ValueError(f"model {self.card.name!r} is not a denoiser (preprocessing {self.kind!r})")
@@ -431,7 +431,8 @@ class Scorer:
         if norm == "signal":  # the denoiser's own pre/post-processing (its training's, framework-free)
             from ..pipelines.recipes.denoise_chunks import denoise_array
 
-            res = denoise_array(y, net, seed_compat=seed_compat, batch_size=self.batch_size, size=length)
+            res = denoise_array(y, net, seed_compat=seed_compat, batch_size=self.batch_size, size=length,
+                                guard=(self.options.get("guard") or None) if guard else None, fs=fs_m)
         else:
             res = self._denoise_chunks(y, net, norm, length, seed_compat)
         if resampled and not seed_compat:
@@ -472,7 +473,7 @@ _DENOISERS: dict[tuple, Scorer] = {}
 
 
 def denoise_signal(signal: np.ndarray, fs: float, model="denoiser", seed_compat: bool = False,
-                   providers=None, threads: int | None = None) -> np.ndarray:
+                   providers=None, threads: int | None = None, guard: bool = True) -> np.ndarray:
     """Denoise one single-lead ECG with a denoiser model (bundled ``denoiser`` by default).
 
     Parameters
@@ -481,7 +482,10 @@ def denoise_signal(signal: np.ndarray, fs: float, model="denoiser", seed_compat:
     fs : its sampling rate; it is resampled to the model's rate (130 Hz) and back.
     model : bundled name, model folder or ``.onnx`` path of a ``denoise-pairs`` model.
     seed_compat : return what the Heartify seed returned: z-score units at the model's rate, not de-normalised
-        (then the length is that of the 130 Hz signal when ``fs`` differs).
+        (then the length is that of the 130 Hz signal when ``fs`` differs), the network's output without the guard.
+    guard : apply the card's filter guard when it has one (``preprocessing.guard``: the network's output blended
+        with the 0.5-40 Hz band-pass of the input where the input is nearly clean; see
+        :func:`ecgcore.pipelines.recipes.denoise_chunks.filter_guard`); False gives the network's output alone.
 
     Returns
     -------
@@ -499,5 +503,5 @@ def denoise_signal(signal: np.ndarray, fs: float, model="denoiser", seed_compat:
         x = np.asarray(signal, dtype=np.float64)
         if abs(float(fs) - fs_m) > 1e-9:
             x = to_model_rate(x - x.mean(), float(fs), fs_m, workers=scorer.options["_threads"])
-        return scorer.denoise(x, fs_m, seed_compat=True)
-    return scorer.denoise(signal, fs)
+        return scorer.denoise(x, fs_m, seed_compat=True, guard=False)
+    return scorer.denoise(signal, fs, guard=guard)

@@ -5,6 +5,10 @@ Pipeline: z-score the whole signal (population std; std 0 → 1), cut it into 13
 the last short chunk, run the network on ``(n_chunks, 1, 1300)``, drop the padding, concatenate, and —
 unlike the seed, which answers in z-score units — map the result back to the input's scale
 (``y * std + mean``). ``seed_compat=True`` keeps the seed's z-score output.
+
+Optional guard (a card's ``preprocessing.guard``, :func:`filter_guard`): the network's output is blended, second by
+second, with the classical zero-phase band-pass of its input, in proportion to how much of their difference the
+network's own error floor explains, so that clean stretches get (almost) the filter and noisy ones the network.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["CHUNK_SIZE", "FS", "chunk", "denoise_array", "restore_scale", "unchunk", "zscore"]
+__all__ = ["CHUNK_SIZE", "FS", "chunk", "denoise_array", "filter_guard", "restore_scale", "unchunk", "zscore"]
 
 #: The denoiser's rate (Hz) and window: 10 s at 130 Hz, what the seed trains on and its API accepts.
 FS = 130.0
@@ -77,8 +81,66 @@ def restore_scale(y: np.ndarray, mean: float, std: float) -> np.ndarray:
     return np.asarray(y, dtype=np.float64) * std + mean
 
 
+def filter_guard(x: np.ndarray, y: np.ndarray, *, fs: float = FS, kappa: float, segment_s: float = 1.0,
+                 band=(0.5, 40.0), order: int = 3, power: float = 1.0) -> np.ndarray:
+    """Blend a denoiser's output ``y`` with the band-pass of its input ``x``: ``y + g * (b - y)``, ``b`` the zero-phase
+    Butterworth ``band`` of ``x``.
+
+    Per segment of ``segment_s`` seconds, ``g = clip(kappa * P_y / mean((b - y_b)^2), 0, 1) ** power`` with ``y_b``
+    the same band-pass of ``y`` and ``P_y`` its (mean-removed) power in the segment: ``b - y_b`` holds the in-band
+    noise the network removed plus the network's own in-band error, and ``kappa * P_y`` estimates that error (its floor relative to the output's power, calibrated on
+    training records). Where the removed part is no larger than the network's own error (clean or nearly clean
+    input), ``g`` is near 1 and the filter's output is kept; where it is much larger (noise), ``g`` is near 0. This
+    is the Wiener weight between two estimates with independent errors. ``g`` is interpolated linearly between
+    segment centres, so the output has no steps.
+
+    Parameters
+    ----------
+    x, y : (n,) input and network output in the same units (z-scores inside :func:`denoise_array`)
+    fs : sampling rate in Hz
+    kappa : the network's error power relative to its output power (0 turns the guard off)
+    segment_s : seconds per weight
+    band, order : the band-pass (the denoiser card's Butterworth baseline: 0.5-40 Hz, order 3)
+    power : exponent on the clipped weight (below 1 leans towards the filter; 1 is the Wiener weight)
+
+    Returns
+    -------
+    (n,) float64
+    """
+    from ...dsp import bandpass
+
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of the same length, got {x.shape} and {y.shape}")
+    if not kappa >= 0.0:
+        raise ValueError(f"kappa must be >= 0, got {kappa!r}")
+    if not power > 0.0:
+        raise ValueError(f"power must be > 0, got {power!r}")
+    n = x.size
+    seg = max(1, int(round(segment_s * fs)))
+    if kappa == 0.0 or n < 2 * seg:
+        return y
+    def bp(v):
+        return bandpass(v, fs=fs, low=float(band[0]), high=float(band[1]), order=int(order))
+
+    b = bp(x)
+    d = b - y
+    yb = bp(y)  # the weight compares in band: the network keeps what lies below the band, the filter does not
+    k = -(-n // seg)
+    pad = k * seg - n
+    yp = np.pad(yb, (0, pad), mode="edge").reshape(k, seg)
+    dp = np.pad(b - yb, (0, pad), mode="edge").reshape(k, seg)
+    p_y = yp.var(axis=1)
+    p_d = np.mean(dp * dp, axis=1)
+    g = np.clip(kappa * p_y / np.maximum(p_d, 1e-12 * np.maximum(p_y, 1e-30)), 0.0, 1.0) ** power
+    centres = (np.arange(k) + 0.5) * seg - 0.5
+    return y + np.interp(np.arange(n, dtype=np.float64), centres, g) * d
+
+
 def denoise_array(signal, run: Callable[[np.ndarray], np.ndarray], *, seed_compat: bool = False,
-                  batch_size: int = 64, size: int = CHUNK_SIZE) -> np.ndarray:
+                  batch_size: int = 64, size: int = CHUNK_SIZE, guard: dict | None = None,
+                  fs: float = FS) -> np.ndarray:
     """Denoise an arbitrary-length 1-D signal with ``run`` (a network on ``(batch, 1, size)`` float32).
 
     Parameters
@@ -88,6 +150,8 @@ def denoise_array(signal, run: Callable[[np.ndarray], np.ndarray], *, seed_compa
         onnxruntime session wrapper)
     seed_compat : return z-score units as the seed API did, instead of the input's units
     batch_size : chunks per call of ``run``
+    guard : keyword arguments of :func:`filter_guard` (``kappa`` at least), applied in z-score units; None: off
+    fs : the signal's rate (the model's, 130 Hz), for the guard's filter
 
     Returns
     -------
@@ -97,4 +161,6 @@ def denoise_array(signal, run: Callable[[np.ndarray], np.ndarray], *, seed_compa
     x = chunk(z, size)
     outs = [np.asarray(run(x[i: i + batch_size])) for i in range(0, x.shape[0], batch_size)]
     y = unchunk(np.concatenate(outs, axis=0), z.size).astype(np.float64)
+    if guard:
+        y = filter_guard(z, y, fs=fs, **guard)
     return y if seed_compat else restore_scale(y, mean, std)
