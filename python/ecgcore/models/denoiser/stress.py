@@ -24,14 +24,22 @@ __all__ = ["stress_methods", "evaluate_noise_stress", "summarise_stress"]
 
 
 def stress_methods(model="denoiser"):
-    """``{name: fn(x, fs) -> y}`` of the compared methods (the denoiser through onnxruntime, two baselines)."""
+    """``{name: fn(x, fs) -> y}`` of the compared methods (the denoiser through onnxruntime, two baselines).
+
+    When the model's card has a filter guard (``preprocessing.guard``), ``denoiser`` is what users get (network and
+    guard) and ``network alone`` the network's output without it.
+    """
     from ...infer import denoise_signal
+    from ...infer.core import Scorer
     from ._evaluate import butterworth_baseline, wavelet_baseline
 
-    return {"noisy": lambda x, fs: x,
-            "denoiser": lambda x, fs: denoise_signal(x, fs, model=model),
-            "butterworth": lambda x, fs: butterworth_baseline(x, fs),
-            "wavelet": lambda x, fs: wavelet_baseline(x[None, :])[0]}
+    methods = {"noisy": lambda x, fs: x,
+               "denoiser": lambda x, fs: denoise_signal(x, fs, model=model),
+               "butterworth": lambda x, fs: butterworth_baseline(x, fs),
+               "wavelet": lambda x, fs: wavelet_baseline(x[None, :])[0]}
+    if Scorer(model).options.get("guard"):
+        methods["network alone"] = lambda x, fs: denoise_signal(x, fs, model=model, guard=False)
+    return methods
 
 
 def evaluate_noise_stress(mitdb_dir, nstdb_dir, *, model="denoiser", records=None, noises=("bw", "ma", "em"),
