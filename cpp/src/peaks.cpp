@@ -398,6 +398,16 @@ void mix_bands(double* e1, const double* e2, int64_t n, double fs, const QrsOpti
     return out;
   };
   constexpr double tiny = 1e-300;
+  // A stretch without energy (lead off, a flat line) must not be scaled up to QRS level: each band's level is
+  // floored at 5 % of its median over the record.
+  auto floor_levels = [nb](std::vector<double>& level, std::vector<double>& scratch) {
+    scratch.assign(level.begin(), level.end());
+    std::nth_element(scratch.begin(), scratch.begin() + nb / 2, scratch.end());
+    const double lo = 0.05 * scratch[static_cast<size_t>(nb / 2)];
+    for (double& v : level) v = std::max(v, lo);
+  };
+  floor_levels(w.level1, w.mx);
+  floor_levels(w.level2, w.mx);
   std::vector<double>& a1 = w.level1;  // overwritten in place by the weights
   std::vector<double>& a2 = w.level2;
   for (int64_t k = 0; k < nb; ++k) {

@@ -10,6 +10,7 @@ from bundled_ds2 import card_table, infer_report
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame:DeprecationWarning")
 DETECT = "DS2, ecgcore infer, detected R-peaks"
+ANNOTATED = "DS2, ecgcore infer, annotated beats"
 
 
 def _card_table():
@@ -21,9 +22,11 @@ def _score(mitdb_dir, records, tmp_path):
 
 
 def test_three_ds2_records_match_the_card(mitdb_dir, tmp_path):
-    """Records with V (213, 233), S (232) and F (213) beats: the same counts as the card's full-DS2 run."""
-    card, table = _card_table()
-    rep = _score(mitdb_dir, ["213", "232", "233"], tmp_path)
+    """Records with V (213, 233), S (232) and F (213) beats: the same counts as the card's full-DS2 run, on the
+    annotated beats (`--peaks annotations`: the graph alone; the card's detected-R-peak table predates the two-band
+    detector of issue 25 and is regenerated with the next beats-aami card)."""
+    card, table = card_table("beats-aami", ANNOTATED)
+    rep = infer_report("beats-aami", mitdb_dir, ["213", "232", "233"], tmp_path, "--peaks", "annotations")
     for rec in ("213", "232", "233"):
         want, got = table["records"][rec], rep["records"][rec]
         assert got["annotated"] == want["annotated"]

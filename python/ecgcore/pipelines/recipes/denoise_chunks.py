@@ -88,10 +88,10 @@ def filter_guard(x: np.ndarray, y: np.ndarray, *, fs: float = FS, kappa: float, 
 
     Per segment of ``segment_s`` seconds, ``g = clip(kappa * P_y / mean((b - y_b)^2), 0, 1) ** power`` with ``y_b``
     the same band-pass of ``y`` and ``P_y`` its (mean-removed) power in the segment: ``b - y_b`` holds the in-band
-    noise the network removed plus the network's own in-band error, and ``kappa * P_y`` estimates that error (its floor relative to the output's power, calibrated on
-    training records). Where the removed part is no larger than the network's own error (clean or nearly clean
-    input), ``g`` is near 1 and the filter's output is kept; where it is much larger (noise), ``g`` is near 0. This
-    is the Wiener weight between two estimates with independent errors. ``g`` is interpolated linearly between
+    noise the network removed plus the network's own in-band error, and ``kappa * P_y`` estimates that error (its
+    floor relative to the output's power, calibrated on training records). Where the removed part is no larger than
+    the network's own error (clean or nearly clean input), ``g`` is near 1 and the filter's output is kept; where it
+    is much larger (noise), ``g`` is near 0. This is the Wiener weight between two estimates with independent errors. ``g`` is interpolated linearly between
     segment centres, so the output has no steps.
 
     Parameters
