@@ -29,15 +29,15 @@ def stress_methods(model="denoiser"):
     When the model's card has a filter guard (``preprocessing.guard``), ``denoiser`` is what users get (network and
     guard) and ``network alone`` the network's output without it.
     """
+    from ...export import resolve_model
     from ...infer import denoise_signal
-    from ...infer.core import Scorer
     from ._evaluate import butterworth_baseline, wavelet_baseline
 
     methods = {"noisy": lambda x, fs: x,
                "denoiser": lambda x, fs: denoise_signal(x, fs, model=model),
                "butterworth": lambda x, fs: butterworth_baseline(x, fs),
                "wavelet": lambda x, fs: wavelet_baseline(x[None, :])[0]}
-    if Scorer(model).options.get("guard"):
+    if resolve_model(model)[1].preprocessing.get("guard"):  # the card only; no second onnxruntime session
         methods["network alone"] = lambda x, fs: denoise_signal(x, fs, model=model, guard=False)
     return methods
 
