@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from ..models.heartid.keys import load_or_create_key, random_bits, read_key_file, write_key_file
-from ..models.heartid.product import DEFAULT_MODEL, DEFAULT_SCHEME, SCHEMES, enrol_record
+from ..models.heartid.product import DEFAULT_MODELS, DEFAULT_SCHEME, SCHEMES, enrol_record
 
 
 def _blas_hint():
@@ -30,6 +30,11 @@ def _blas_hint():
 @click.option("-o", "--run-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Run folder: the shared config.json, checkpoint/, history.csv, learning_curve.png, run.json, "
                    "plus heartid_model.npz, best_model.npz, split.json.")
+@click.option("--arch", type=click.Choice(["seed", "beat-lda"]), default="seed", show_default=True,
+              help="seed: the seed's network (MLX, triplet training on `ecgcore preprocess heartid` folders). "
+                   "beat-lda: median heartbeats + PCA/Fisher-LDA fitted in MLX on RAW record folders (ECG-ID's "
+                   "person folders, MIT-BIH's flat folder); n_pca by 3-fold cross-validation over the training "
+                   "persons; the bundled heartid-beats model. Only --seed and the split fractions apply to it.")
 @click.option("--loss", type=click.Choice(["securetl", "heartid"]), default="securetl", show_default=True,
               help="securetl: original Secure Triplet Loss (same person under another key is a negative, "
                    "cancelable); heartid: the seed's 4-term loss (pulls other-key embeddings together).")
@@ -54,9 +59,10 @@ def _blas_hint():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-resume", is_flag=True, help="Start over even if RUN_DIR holds a checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data_dirs, run_dir, loss, epochs, steps_per_epoch, batch_size, lr, score, key_scale, standardize_spectrum,
+def train(data_dirs, run_dir, arch, loss, epochs, steps_per_epoch, batch_size, lr, score, key_scale, standardize_spectrum,
           test_fraction, val_fraction, max_minutes, seed, no_resume, quiet):
-    """Train HeartID on `ecgcore preprocess heartid` folders (e.g. ECG-ID and MIT-BIH).
+    """Train HeartID on `ecgcore preprocess heartid` folders (e.g. ECG-ID and MIT-BIH), or fit the beat-lda
+    embedding on raw record folders (--arch beat-lda).
 
     Subjects are split per database into disjoint train / validation / test sets (60/10/30 %); test subjects
     are never seen in training. Each batch draws 32 triplets (anchor and positive from one subject, negative
@@ -65,6 +71,17 @@ def train(data_dirs, run_dir, loss, epochs, steps_per_epoch, batch_size, lr, sco
     from ..models.heartid import train as run_train
     from ..models.heartid.config import HeartIDConfig
 
+    if arch == "beat-lda":
+        from ..models.heartid.beats import train_beat_lda
+
+        try:
+            run = train_beat_lda(list(data_dirs), run_dir, test_fraction=test_fraction, val_fraction=val_fraction,
+                                 seed=seed, log=lambda m: (click.echo(m), sys.stdout.flush()))
+        except (ValueError, FileNotFoundError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"done: beat-lda, n_pca {run['n_pca']}, {run['embedding_size']}-dim embedding; export with "
+                   f"`ecgcore export heartid {run_dir} -o DIR`")
+        return
     _blas_hint()
     cfg = HeartIDConfig(loss=loss, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr,
                         time_limit_s=None if max_minutes is None else 60.0 * max_minutes, seed=seed, score=score, key_scale=key_scale,
@@ -126,6 +143,18 @@ def export(run_dir, out_dir, weights, also_runs):
     """
     from ..models.heartid import export as run_export
 
+    if json.loads((Path(run_dir) / "run.json").read_text() if (Path(run_dir) / "run.json").is_file()
+                  else "{}").get("arch") == "beat-lda":
+        from ..models.heartid.beats import export_beat_lda
+
+        try:
+            r = export_beat_lda(run_dir, out_dir)
+        except (ValueError, FileNotFoundError) as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"wrote {r['onnx']} and {r['card']}; onnxruntime vs NumPy max |diff| "
+                   f"{r['parity']['max_abs_diff']:.2e} on {r['parity']['n_groups']} groups; add the grp-iom "
+                   f"threshold and figures with tools/heartid_scheme_card.py {out_dir}")
+        return
     try:
         r = run_export(run_dir, out_dir, weights=weights, also_runs=also_runs)
     except (ValueError, FileNotFoundError) as exc:
@@ -151,8 +180,10 @@ _common = [
     click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="SQLite template store (default: heartid.sqlite in the user data folder, "
                       "or $ECGCORE_HEARTID_STORE)."),
-    click.option("--model", default=DEFAULT_MODEL, show_default=True,
-                 help="Bundled model name, a folder with model.onnx + model.json, or a .onnx path."),
+    click.option("--model", default=None,
+                 help="Bundled model name, a folder with model.onnx + model.json, or a .onnx path. Default: "
+                      + ", ".join(f"{m} under --scheme {s}" for s, m in DEFAULT_MODELS.items())
+                      + " (the seed scheme needs the seed network, whose second input is the key)."),
     click.option("--scheme", type=click.Choice(SCHEMES), default=DEFAULT_SCHEME, show_default=True,
                  help="Template protection. grp-iom: keyed Index-of-Max hashing of a key-independent embedding "
                       "(unlinkable, non-invertible, renewable; only 512 small indices are stored). seed: the "

@@ -278,11 +278,20 @@ def _segments(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepare
 def _heartid(rec: Record, opts: dict, shapes: dict, fs: float) -> Prepared:
     from ..pipelines.recipes.heartid import record_windows
 
-    w, st = record_windows(rec, opts)
     ratio = fs / rec.fs
+    if opts.get("input") == "beat-groups":  # a beat-lda model: median-beat groups (models.heartid.beats)
+        from ..models.heartid.beats import beat_groups
+
+        lead = int(opts.get("lead", 0))
+        if lead >= rec.n_leads:
+            raise ValueError(f"lead {lead} requested but the record has {rec.n_leads} lead(s)")
+        w, st, en = beat_groups(rec.signal[:, lead], rec.fs, opts, workers=opts.get("_threads", 0))
+    else:
+        w, st = record_windows(rec, opts)
+        en = st + int(opts["window"])
     x = _fit_shape(w, shapes["main"], "heartid")
     return Prepared(inputs={0: np.ascontiguousarray(x, dtype=np.float32)}, sample=_to_record_rate(st, ratio),
-                    end=_to_record_rate(st + int(opts["window"]), ratio), kind="window")
+                    end=_to_record_rate(en, ratio), kind="window")
 
 
 def _hubert(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepared:

@@ -61,16 +61,14 @@ def signal_windows(x: np.ndarray, fs: float, options: dict | None = None, worker
     return w.astype(np.float32)
 
 
-def record_windows(path: str | Path, options: dict | None = None, fs: float | None = None,
-                   workers: int | None = None) -> np.ndarray:
-    """Read a WFDB record / ``.npy`` / ``.csv`` and cut it into ``heartid`` windows (see :func:`signal_windows`).
+def read_lead(path: str | Path, options: dict, fs: float | None = None) -> tuple[np.ndarray, float, Path]:
+    """(one lead's samples, its rate, the path) of a WFDB record / ``.npy`` / ``.csv`` (``options["lead"]``).
 
     ``fs`` is required for ``.npy``/``.csv`` files (they carry no rate). Raises ``FileNotFoundError`` for a
-    missing record and ``ValueError`` when the record is too short for one window.
+    missing record and ``ValueError`` for a missing lead.
     """
     from ...io import read_record
 
-    o = recipe_options() if options is None else options
     p = Path(path)
     is_array = p.suffix.lower() in (".npy", ".csv")
     if is_array and fs is None:
@@ -80,11 +78,29 @@ def record_windows(path: str | Path, options: dict | None = None, fs: float | No
     if not is_array and not (p.with_suffix(".hea").is_file() or Path(str(p) + ".hea").is_file() or p.is_file()):
         raise FileNotFoundError(f"record {p} not found (expected a WFDB record, .npy or .csv)")
     rec = read_record(p, fs=fs) if is_array else read_record(p, annotator=None)
-    lead = int(o["lead"])
+    lead = int(options.get("lead", 0))
     if lead >= rec.n_leads:
         raise ValueError(f"{p}: lead {lead} requested but the record has {rec.n_leads} lead(s)")
-    w = signal_windows(rec.signal[:, lead], rec.fs, o, workers=workers)
+    return rec.signal[:, lead], float(rec.fs), p
+
+
+def record_windows(path: str | Path, options: dict | None = None, fs: float | None = None,
+                   workers: int | None = None) -> np.ndarray:
+    """Read a WFDB record / ``.npy`` / ``.csv`` and cut it into ``heartid`` windows (see :func:`signal_windows`),
+    or into median-beat groups when ``options["input"]`` is ``"beat-groups"`` (a ``beat-lda`` model's card;
+    :func:`~.beats.record_beat_groups`).
+
+    ``fs`` is required for ``.npy``/``.csv`` files (they carry no rate). Raises ``FileNotFoundError`` for a
+    missing record and ``ValueError`` when the record is too short for one window.
+    """
+    o = recipe_options() if options is None else options
+    if o.get("input") == "beat-groups":
+        from .beats import record_beat_groups
+
+        return record_beat_groups(path, o, fs=fs, workers=workers)
+    x, rate, p = read_lead(path, o, fs)
+    w = signal_windows(x, rate, o, workers=workers)
     if len(w) == 0:
         need = int(o["window"]) / float(o["fs"])
-        raise ValueError(f"{p}: {rec.duration:.1f} s is shorter than one {need:g} s biometric window")
+        raise ValueError(f"{p}: {len(x) / rate:.1f} s is shorter than one {need:g} s biometric window")
     return w

@@ -33,9 +33,19 @@ from ._evaluate import similarity, template
 from .keys import bits_to_key
 from .preprocess import record_windows
 
-DEFAULT_MODEL = "heartid"
 SCHEMES = ("grp-iom", "seed")
 DEFAULT_SCHEME = "grp-iom"
+#: the bundled model each scheme uses when none is named: grp-iom hashes the beat-lda embedding (``heartid-beats``,
+#: :mod:`.beats`); the seed scheme needs the seed network, whose second input is the key (``heartid``)
+DEFAULT_MODELS = {"grp-iom": "heartid-beats", "seed": "heartid"}
+DEFAULT_MODEL = DEFAULT_MODELS[DEFAULT_SCHEME]
+
+
+def default_model(scheme: str = DEFAULT_SCHEME) -> str:
+    """The bundled model ``enroll``/``verify`` use under ``scheme`` when no ``--model`` is given."""
+    if scheme not in DEFAULT_MODELS:
+        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+    return DEFAULT_MODELS[scheme]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS templates (
@@ -147,7 +157,7 @@ class Verifier:
     is kept with every template.
     """
 
-    def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, threads: int = 1, scheme: str = DEFAULT_SCHEME,
+    def __init__(self, model: str | os.PathLike | None = None, threads: int = 1, scheme: str = DEFAULT_SCHEME,
                  threshold: float | None = None):
         import onnxruntime as ort
 
@@ -156,10 +166,13 @@ class Verifier:
 
         if scheme not in SCHEMES:
             raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
-        self.onnx_path, self.card = resolve_model(model)
+        self.onnx_path, self.card = resolve_model(default_model(scheme) if model is None else model)
         if self.card.preprocessing.get("kind") != "heartid":
             raise ValueError(f"{self.onnx_path}: not a HeartID model (preprocessing kind "
                              f"{self.card.preprocessing.get('kind')!r})")
+        if scheme == "seed" and "key" not in {i.get("name") for i in self.card.inputs}:
+            raise ValueError(f"{self.onnx_path}: this model takes no key; the seed scheme needs the seed network "
+                             f"(--model {DEFAULT_MODELS['seed']})")
         v = self.card.config.get("verification", {})
         self.scheme = scheme
         if scheme == "seed":
@@ -181,10 +194,12 @@ class Verifier:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(self.onnx_path), so, providers=["CPUExecutionProvider"])
+        self.has_key_input = "key" in {i.name for i in self.session.get_inputs()}
         self._projections: dict[bytes, np.ndarray] = {}
 
     def windows(self, records, fs: float | None = None) -> np.ndarray:
-        """(n, 1000) z-scored 5-s windows of one record (or several), as the card's preprocessing makes them."""
+        """The network inputs of one record (or several) as the card's preprocessing makes them: (n, 1000) z-scored
+        5-s windows (seed network), or (n, 174) median-beat groups (beat-lda)."""
         if isinstance(records, (str, os.PathLike)):
             records = [records]
         return np.concatenate([record_windows(r, self.options, fs=fs) for r in records])
@@ -192,8 +207,13 @@ class Verifier:
     def embed(self, windows: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
         """(n, D) network embeddings of ``windows`` under ``key`` ((1, K) float); ``None``: the public all-zero
         key, i.e. the embedding's key-independent part (the IoM scheme's input)."""
+        x = np.asarray(windows, np.float32)
+        if not self.has_key_input:
+            if key is not None:
+                raise ValueError(f"{self.onnx_path}: this model takes no key")
+            return self.session.run(None, {"ecg": x})[0]
         k = np.zeros((1, self.key_size), np.float32) if key is None else np.asarray(key, np.float32).reshape(1, -1)
-        return self.session.run(None, {"ecg": np.asarray(windows, np.float32), "key": k})[0]
+        return self.session.run(None, {"ecg": x, "key": k})[0]
 
     def protect(self, emb: np.ndarray, bits: np.ndarray) -> np.ndarray:
         """Protected template / probe from window embeddings: IoM indices (m,) uint8, or the seed's mean (D,)."""

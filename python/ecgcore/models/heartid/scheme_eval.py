@@ -167,8 +167,9 @@ def attacks(ver_seed, ver_iom, records: dict[str, list[Path]], *, seed: int = 0,
                   "d_sys_estimator_floor": _null_d_sys(sc2[~eye], n),
                   "rank1_linkage": float(np.mean(sc2.argmax(1) == np.arange(n)))}
     # -- IoM: score-based linkage across stores, and the linear attack has no key layer to invert
-    ea = [unit(template(ver_iom.embed(w), "cosine")) for w in wa]
-    eb = [unit(template(ver_iom.embed(w), "cosine")) for w in wb]
+    # the IoM scheme's own network inputs (a beat-lda model reads median-beat groups, not the seed's windows)
+    ea = [unit(template(ver_iom.embed(ver_iom.windows(records[p][0])), "cosine")) for p in persons]
+    eb = [unit(template(ver_iom.embed(ver_iom.windows(records[p][1])), "cosine")) for p in persons]
     ia = [iom_hash(e, _bits(rng, K)) for e in ea]
     ib = [iom_hash(e, _bits(rng, K)) for e in eb]
     s3 = np.array([[float(iom_similarity(a, b)) for b in ib] for a in ia])
@@ -195,10 +196,13 @@ def attacks(ver_seed, ver_iom, records: dict[str, list[Path]], *, seed: int = 0,
             "iom_score_linkage": iom_link, "iom_inversion_hill_climb": inversion}
 
 
-def scheme_card(model, raw_dir, val_persons, test_persons, *, seed: int = 0, hill_iters: int = 3000) -> dict:
+def scheme_card(model, raw_dir, val_persons, test_persons, *, seed: int = 0, hill_iters: int = 3000,
+                seed_model=None) -> dict:
     """Everything a card says about the schemes of a HeartID model: the grp-iom threshold chosen on the validation
     persons (:func:`calibrate`), both schemes' product-protocol figures on the test persons (the seed scheme at
-    its card threshold), and :func:`attacks` on the test persons. ``{"verification_schemes", "metrics"}``."""
+    its card threshold), and :func:`attacks` on the test persons. ``{"verification_schemes", "metrics"}``.
+    ``seed_model``: the network the seed scheme runs on (default ``model``; a ``beat-lda`` model takes no key, so
+    its card compares with the bundled seed network)."""
     from .product import Verifier
     from .protect import IOM_M, IOM_Q, SCHEME
 
@@ -207,13 +211,15 @@ def scheme_card(model, raw_dir, val_persons, test_persons, *, seed: int = 0, hil
     val_scores = scheme_scores(iom, val, seed=seed)
     thr = calibrate(val_scores)
     iom.threshold = thr
-    seed_ver = Verifier(model, scheme="seed")
+    seed_ver = Verifier(model if seed_model is None else seed_model, scheme="seed")
     out = {SCHEME: {"validation": summarise(val_scores, thr),
                     "test": summarise(scheme_scores(iom, test, seed=seed + 1), thr)},
            "seed": {"test": summarise(scheme_scores(seed_ver, test, seed=seed + 1), seed_ver.threshold)}}
     schemes = {SCHEME: {"threshold": thr, "score": "share of equal IoM indices", "m": IOM_M, "q": IOM_Q,
-                        "embedding": "network output under the all-zero key (its key-independent part); template = "
-                                     "direction of the mean unit window embedding",
+                        "embedding": ("network output under the all-zero key (its key-independent part); template = "
+                                      "direction of the mean unit window embedding") if iom.has_key_input else
+                                     "beat-lda embedding of each median-beat group; template = direction of the mean "
+                                     "unit group embedding",
                         "threshold_chosen_on": f"EER point (genuine vs stolen-key impostors) of the validation "
                                                f"persons {sorted(val)}, enrol rec_1, probe each later record"}}
     return {"verification_schemes": schemes,

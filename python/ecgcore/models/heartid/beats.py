@@ -1,0 +1,359 @@
+"""HeartID ``beat-lda``: an identity embedding of the median heartbeat, fitted in MLX (issue 23's biometrics).
+
+The seed's network pools three convolutions and a frame-averaged spectrum over a 5-s window: its features do not
+align heartbeats, so the morphology that carries identity (P wave, QRS shape, T wave) is blurred by phase and
+heart rate. On ECG-ID persons never used in training it reaches rank-1 ≈ 0.68. This embedding aligns beats first:
+
+1. **Beats** (:func:`record_beat_groups`): the record's lead, band-passed 1-40 Hz (order 4, zero-phase) at its own
+   rate, resampled to 250 Hz; ecgcore's R-peaks; each beat from 0.25 s before to 0.45 s after its R-peak (174
+   samples), its median removed and scaled to unit peak amplitude.
+2. **Groups**: the element-wise median of ``group`` consecutive beats every ``group_stride`` beats (10 and 5:
+   a 20-s ECG-ID record gives 3-4 groups), re-normalised the same way. The median removes ectopic and noisy beats.
+   A record with fewer than ``group`` beats (but at least ``min_beats``) forms one group.
+3. **Embedding**: ``(g - mean) @ P``, a linear map fitted in closed form (:func:`fit_lda`, MLX on the CPU stream):
+   PCA to ``n_pca`` components, then Fisher's linear discriminant analysis over the training persons (within-person
+   scatter whitened, the between-person directions kept). The template is the direction of the mean unit group
+   embedding; the default protection scheme (GRP-IoM, :mod:`.protect`) hashes it.
+
+Fitting is closed-form: there is no learning curve, only the choice of ``n_pca``, made by k-fold cross-validation
+over the training persons (:func:`cross_validate`; rank-1 and EER of record-vs-record matching, folds of persons).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["BEAT_OPTIONS", "INPUT", "beat_groups", "record_beat_groups", "person_groups", "fit_lda", "embed",
+           "cross_validate", "build_onnx", "train_beat_lda"]
+
+INPUT = "beat-groups"
+#: the card's preprocessing for a ``beat-lda`` model (kind ``heartid``, ``input`` = :data:`INPUT`)
+BEAT_OPTIONS = {"input": INPUT, "fs": 250.0, "lead": 0, "band": [1.0, 40.0], "before_s": 0.25, "after_s": 0.45,
+                "group": 10, "group_stride": 5, "min_beats": 3}
+
+
+def _normalise(b: np.ndarray) -> np.ndarray:
+    b = b - np.median(b, axis=-1, keepdims=True)
+    return b / np.maximum(np.abs(b).max(axis=-1, keepdims=True), 1e-9)
+
+
+def beat_length(options: dict) -> int:
+    fs = float(options["fs"])
+    return int(round(float(options["before_s"]) * fs)) + int(round(float(options["after_s"]) * fs))
+
+
+def beat_groups(x: np.ndarray, fs: float, options: dict | None = None, workers: int | None = None):
+    """One lead at ``fs`` Hz -> (groups (n, L) float32, starts (n,), ends (n,)) of median-beat groups.
+
+    ``starts``/``ends``: first and last sample (at ``options["fs"]``) spanned by each group's beats. ``n`` is 0
+    when the signal holds fewer than ``min_beats`` beats.
+    """
+    from ...dsp import bandpass, detect_r_peaks, resample_poly
+    from ...dsp.filter import resample_ratio
+
+    o = dict(BEAT_OPTIONS if options is None else options)
+    out_fs = float(o["fs"])
+    pre, post = int(round(float(o["before_s"]) * out_fs)), int(round(float(o["after_s"]) * out_fs))
+    L = pre + post
+    empty = np.zeros((0, L), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    x = np.asarray(x, np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"expected one lead (n_samples,), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("the ECG lead contains NaN/inf samples (signal gaps); cannot build biometric beats")
+    low, high = o["band"]
+    x = bandpass(x, fs=fs, low=low, high=high, workers=workers)
+    up, down = resample_ratio(fs, out_fs)
+    x = resample_poly(x, up, down, workers=workers)
+    if x.size < L + 2:
+        return empty
+    p = detect_r_peaks(x, fs=out_fs)
+    p = p[(p >= pre) & (p + post <= x.size)]
+    if p.size < int(o["min_beats"]):
+        return empty
+    beats = _normalise(x[p[:, None] - pre + np.arange(L)[None, :]])
+    g, s = int(o["group"]), int(o["group_stride"])
+    firsts = np.arange(0, p.size - g + 1, s) if p.size >= g else np.array([0])
+    size = min(g, p.size)
+    groups = np.stack([np.median(beats[i:i + size], axis=0) for i in firsts])
+    return (_normalise(groups).astype(np.float32), (p[firsts] - pre).astype(np.int64),
+            (p[firsts + size - 1] + post).astype(np.int64))
+
+
+def record_beat_groups(path, options: dict | None = None, fs: float | None = None, workers: int | None = None):
+    """A WFDB record / ``.npy`` / ``.csv`` -> (n, L) median-beat groups (:func:`beat_groups`); ``ValueError`` when the
+    record holds too few beats."""
+    from .preprocess import read_lead
+
+    x, rate, p = read_lead(path, options or BEAT_OPTIONS, fs)
+    g = beat_groups(x, rate, options, workers=workers)[0]
+    if len(g) == 0:
+        o = options or BEAT_OPTIONS
+        raise ValueError(f"{p}: fewer than {o['min_beats']} detectable heartbeats; cannot build a biometric template")
+    return g
+
+
+def person_groups(records: dict[str, list], options: dict | None = None, group_stride: int = 1):
+    """``{person: [(n_i, L) groups of each record]}`` with consecutive groups every ``group_stride`` beats
+    (training draws every window of ``group`` beats; records with too few beats give empty arrays)."""
+    o = dict(BEAT_OPTIONS if options is None else options, group_stride=group_stride)
+    from .preprocess import read_lead
+
+    out = {}
+    for person, recs in records.items():
+        out[person] = []
+        for r in recs:
+            x, rate, _ = read_lead(r, o, None)
+            out[person].append(beat_groups(x, rate, o)[0])
+    return out
+
+
+def fit_lda(X: np.ndarray, y: np.ndarray, n_pca: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean (L,), projection (L, d)) of PCA to ``n_pca`` components then Fisher LDA over the labels ``y``, fitted in
+    MLX (float32, CPU stream). Every person weighs the same, whatever their number of groups (a 30-min MIT-BIH
+    record gives ~2,000 groups, a 20-s ECG-ID record ~15): the mean, the PCA covariance and the within-person
+    covariance are averages over persons of each person's own. The projection whitens the within-person
+    covariance and keeps the between-person directions with non-zero eigenvalues, largest first
+    (d = min(n_pca, persons - 1))."""
+    import mlx.core as mx
+
+    X = np.asarray(X, np.float32)
+    classes, yi = np.unique(np.asarray(y), return_inverse=True)
+    C = classes.size
+    if C < 2:
+        raise ValueError("LDA needs at least two persons")
+    if n_pca < 1 or n_pca > min(X.shape):
+        raise ValueError(f"n_pca must be in 1..{min(X.shape)}, got {n_pca}")
+    cpu = mx.cpu
+    counts = np.bincount(yi, minlength=C).astype(np.float32)
+    w = mx.array(1.0 / (C * counts[yi]))[:, None]  # sums to 1, each person 1/C
+    Xm = mx.array(X)
+    mu = (w * Xm).sum(axis=0)
+    Xc = Xm - mu
+    cov = (w * Xc).T @ Xc
+    _, V = mx.linalg.eigh(cov, stream=cpu)
+    Vp = V[:, ::-1][:, :n_pca]  # top components
+    Z = Xc @ Vp
+    onehot = mx.array(np.eye(C, dtype=np.float32)[yi])
+    means = (onehot.T @ Z) / mx.array(counts)[:, None]
+    R = Z - onehot @ means
+    Sw = (w * R).T @ R
+    ew, Ew = mx.linalg.eigh(Sw, stream=cpu)
+    Wh = Ew / mx.sqrt(mx.maximum(ew, 1e-12 * mx.max(ew)))[None, :]  # Sw^-1/2 (up to rotation)
+    Mb = (means - means.mean(axis=0)) @ Wh
+    Sb = (Mb.T @ Mb) / C
+    _, Eb = mx.linalg.eigh(Sb, stream=cpu)
+    d = min(n_pca, C - 1)
+    P = Vp @ Wh @ Eb[:, ::-1][:, :d]
+    mx.eval(mu, P)
+    return np.array(mu, np.float32), np.array(P, np.float32)
+
+
+def embed(groups: np.ndarray, mean: np.ndarray, projection: np.ndarray) -> np.ndarray:
+    return (np.asarray(groups, np.float32) - mean) @ projection
+
+
+def _record_scores(model, data: dict[str, list[np.ndarray]], persons: list[str]) -> dict:
+    """Record-vs-record matching of ``persons`` (enrol the first record, probe each later one; cosine of the mean
+    unit group embeddings): rank-1 hits and genuine / impostor scores."""
+    from ._evaluate import _unit, template
+
+    mean, P = model
+    ps = [p for p in persons if len(data[p]) > 1 and len(data[p][0])]
+    T = np.stack([_unit(template(embed(data[p][0], mean, P), "cosine")) for p in ps])
+    gen, imp, hits = [], [], []
+    for i, p in enumerate(ps):
+        for g in data[p][1:]:
+            if not len(g):
+                continue
+            s = T @ _unit(template(embed(g, mean, P), "cosine"))
+            hits.append(int(np.argmax(s)) == i)
+            gen.append(s[i])
+            imp += list(np.delete(s, i))
+    return {"hits": np.asarray(hits), "genuine": np.asarray(gen), "impostor": np.asarray(imp)}
+
+
+def _xy(train_data: dict[str, list[np.ndarray]], persons: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    X, y = [], []
+    for i, p in enumerate(persons):
+        for g in train_data[p]:
+            if len(g):
+                X.append(g)
+                y.append(np.full(len(g), i))
+    return np.concatenate(X), np.concatenate(y)
+
+
+def cross_validate(train_data: dict, eval_data: dict, persons: list[str], n_pca_grid, folds: int = 3,
+                   repeats: int = 5, seed: int = 0, fixed: list[str] = ()) -> list[dict]:
+    """Repeated k-fold cross-validation over ``persons`` (folds of persons, ``repeats`` permutations): fit on the
+    other folds' training groups (``train_data``: every window of ``group`` beats) plus ``fixed`` persons (always
+    in training: e.g. single-record MIT-BIH persons, who cannot be probed), score the held-out fold
+    record-vs-record (``eval_data``: the product's groups). One row per ``n_pca``: pooled rank-1, mean and
+    per-fold EER."""
+    from .metrics import eer
+
+    splits = []
+    for r in range(repeats):
+        perm = np.random.default_rng([seed, r, len(persons)]).permutation(len(persons))
+        splits += [[persons[i] for i in perm[k::folds]] for k in range(folds)]
+    rows = []
+    for n_pca in n_pca_grid:
+        hits, eers = [], []
+        for held in splits:
+            tr = [p for p in persons if p not in held] + list(fixed)
+            model = fit_lda(*_xy(train_data, tr), int(n_pca))
+            r = _record_scores(model, eval_data, held)
+            hits.append(r["hits"])
+            eers.append(float(eer(r["genuine"], r["impostor"])[0]))
+        h = np.concatenate(hits)
+        rows.append({"n_pca": int(n_pca), "rank1": float(h.mean()), "n_probes": int(h.size),
+                     "eer_mean": float(np.mean(eers)), "eer_folds": [round(e, 4) for e in eers]})
+    return rows
+
+
+def build_onnx(mean: np.ndarray, projection: np.ndarray):
+    """``onnx.ModelProto``: input ``ecg`` (N, L) median-beat groups -> ``embedding`` (N, d) = (ecg - mean) @ P."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    L, d = projection.shape
+    inits = [numpy_helper.from_array(np.asarray(mean, np.float32), "beat_mean"),
+             numpy_helper.from_array(np.asarray(projection, np.float32), "projection")]
+    nodes = [helper.make_node("Sub", ["ecg", "beat_mean"], ["centred"], name="centre"),
+             helper.make_node("MatMul", ["centred", "projection"], ["embedding"], name="project")]
+    graph = helper.make_graph(nodes, "heartid_beat_lda",
+                              [helper.make_tensor_value_info("ecg", TensorProto.FLOAT, ["N", L])],
+                              [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", d])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="ecgcore")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def train_beat_lda(raw_dirs, run_dir, *, n_pca_grid=(10, 15, 20, 30, 40), folds: int = 3, repeats: int = 5,
+                   test_fraction: float = 0.3,
+                   val_fraction: float = 0.1, seed: int = 0, log=print) -> dict:
+    """Fit a ``beat-lda`` HeartID model on raw record folders (ECG-ID layout: one folder per person).
+
+    Persons are split as :func:`~.data.split_subjects` splits them (the seed-network run's rule, so the test persons
+    are the same); ``n_pca`` is chosen by :func:`cross_validate` over the training persons, then the model is fitted
+    on all training persons. Writes ``beat_lda.npz`` (mean, projection), ``run.json`` (split, the CV table, the
+    choice, timing) into ``run_dir``."""
+    import time
+
+    from ...pipelines.recipes.heartid import _subjects
+    from .data import split_subjects
+
+    t0 = time.time()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    records, db_of = {}, {}
+    for d in raw_dirs:
+        d = Path(d)
+        for subj, recs in _subjects(d).items():
+            pid = f"{d.name}:{subj}"
+            records[pid] = [d / r for r in recs]
+            db_of[pid] = d.name
+    if len(records) < 4:
+        raise ValueError(f"{len(records)} persons found in {', '.join(map(str, raw_dirs))}; need at least 4")
+
+    class _S:  # split_subjects needs .id and .database
+        def __init__(self, i):
+            self.id, self.database = i, db_of[i]
+
+    split = split_subjects([_S(i) for i in records], test_fraction, val_fraction, seed)
+    train = [p for p in split["train"] if len(records[p]) >= 1]
+    log(f"beat-lda: {len(records)} persons ({len(train)} train, {len(split['val'])} validation, "
+        f"{len(split['test'])} test); cutting beats")
+    train_rec = {p: records[p] for p in train}
+    windows = person_groups(train_rec, group_stride=1)
+    product = person_groups(train_rec, group_stride=int(BEAT_OPTIONS["group_stride"]))
+    cv_persons = [p for p in train if len(records[p]) >= 2]
+    fixed = [p for p in train if p not in cv_persons]
+    rows = cross_validate(windows, product, cv_persons, n_pca_grid, folds=folds, repeats=repeats, seed=seed,
+                          fixed=fixed)
+    for r in rows:
+        log(f"  n_pca {r['n_pca']:3d}: CV rank-1 {r['rank1']:.4f} over {r['n_probes']} probes, EER "
+            f"{r['eer_mean']:.4f} (mean of {len(r['eer_folds'])} folds)")
+    best = min(rows, key=lambda r: (round(r["eer_mean"], 4), -r["rank1"], r["n_pca"]))
+    mean, P = fit_lda(*_xy(windows, train), best["n_pca"])
+    np.savez(run_dir / "beat_lda.npz", mean=mean, projection=P)
+    n_groups = int(sum(len(g) for v in windows.values() for g in v))
+    run = {"arch": "beat-lda", "data": [str(d) for d in raw_dirs], "split": split, "options": BEAT_OPTIONS,
+           "n_pca_grid": list(map(int, n_pca_grid)), "folds": folds, "repeats": repeats, "seed": seed, "cross_validation": rows,
+           "n_pca": best["n_pca"], "embedding_size": int(P.shape[1]), "train_groups": n_groups,
+           "train_persons": len(train), "fit_seconds": round(time.time() - t0, 1)}
+    (run_dir / "run.json").write_text(json.dumps(run, indent=1))
+    log(f"chose n_pca {best['n_pca']} (lowest CV EER); embedding {P.shape[1]} dims from {n_groups} groups of "
+        f"{len(train)} persons in {run['fit_seconds']} s -> {run_dir / 'beat_lda.npz'}")
+    return run
+
+
+BUNDLED_NAME = "heartid-beats"
+
+
+def export_beat_lda(run_dir, out_dir, *, name: str = BUNDLED_NAME, command: str | None = None) -> dict:
+    """``out_dir/model.onnx`` + ``model.json`` of a ``beat-lda`` run, checked in onnxruntime against the NumPy
+    embedding on real groups of the run's test persons (|diff| <= 1e-5). The grp-iom threshold and the
+    product-protocol figures are added by ``tools/heartid_scheme_card.py`` (validation persons, then test).
+    Returns ``{"onnx", "card", "parity"}``."""
+    import onnx
+    import onnxruntime as ort
+
+    from ..._fs import atomic_write
+    from ...export import ModelCard, write_card
+    from ...pipelines.recipes.heartid import _subjects
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    run = json.loads((run_dir / "run.json").read_text())
+    if run.get("arch") != "beat-lda":
+        raise ValueError(f"{run_dir} is not a beat-lda run (run.json arch {run.get('arch')!r})")
+    with np.load(run_dir / "beat_lda.npz") as z:
+        mean, P = z["mean"], z["projection"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / "model.onnx"
+    with atomic_write(onnx_path) as tmp:
+        onnx.save(build_onnx(mean, P), str(tmp))
+    # parity on real groups of the first test persons' records
+    groups = []
+    for d in run["data"]:
+        d = Path(d)
+        for subj, recs in _subjects(d).items():
+            if f"{d.name}:{subj}" in run["split"]["test"] and len(groups) < 8:
+                groups.append(record_beat_groups(d / recs[0], run["options"]))
+    g = np.concatenate(groups)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"ecg": g})[0]
+    ref = embed(g, mean, P)
+    diff = float(np.max(np.abs(got - ref)))
+    if diff > 1e-5 * max(1.0, float(np.abs(ref).max())):
+        raise ValueError(f"onnxruntime differs from the NumPy embedding by {diff:.2e}")
+    parity = {"max_abs_diff": diff, "n_groups": int(len(g)), "atol": 1e-5}
+    L, d = P.shape
+    split = run["split"]
+    cfg = {"arch": "beat-lda", "input_size": int(L), "embedding_size": int(d), "n_pca": run["n_pca"],
+           "key_size": 100, "seed": run["seed"], "test_fraction": 0.3, "val_fraction": 0.1,
+           "verification": {"score": "cosine", "template": "direction of the mean unit group embedding",
+                            "default_scheme": "grp-iom-v1", "schemes": {}}}
+    training = {"data": run["data"], "arch": "beat-lda",
+                "protocol": "person-disjoint split per database (train/val/test = 60/10/30 %, data.split_subjects, "
+                            "the seed-network run's rule: same test persons); n_pca by 3-fold cross-validation over "
+                            "the training persons; closed-form fit (PCA + Fisher LDA in MLX) on all training persons",
+                "n_subjects": {k: len(split[k]) for k in ("train", "val", "test")}, "test_subjects": split["test"],
+                "validation_subjects": split["val"], "cross_validation": run["cross_validation"],
+                "train_groups": run["train_groups"], "train_seconds": run["fit_seconds"],
+                "command": command or f"ecgcore train heartid --arch beat-lda {' '.join(run['data'])} -o RUN"}
+    card = ModelCard(
+        name=name, task="embedding", framework="mlx",
+        inputs=[{"name": "ecg", "shape": [None, int(L)], "dtype": "float32"}],
+        outputs=[{"name": "embedding", "shape": [None, int(d)], "dtype": "float32"}],
+        fs=float(run["options"]["fs"]), preprocessing={"kind": "heartid", **run["options"]},
+        metrics={"onnx_parity": parity}, training=training, config=cfg,
+        description="HeartID beat-lda: median heartbeats of 10 consecutive beats (lead I / MLII, 250 Hz, -0.25..+0.45 "
+                    "s around ecgcore's R-peaks) -> a linear identity embedding (PCA + Fisher LDA fitted in MLX). "
+                    "Default model of enroll/verify (scheme grp-iom: the template is the keyed IoM hash of the "
+                    "mean unit embedding).")
+    write_card(card, out_dir / "model.json")
+    return {"onnx": onnx_path, "card": out_dir / "model.json", "parity": parity}

@@ -1,0 +1,141 @@
+"""HeartID beat-lda (``heartid-beats``, the default model of enroll/verify): median-beat groups on real ECG-ID records,
+the MLX Fisher-LDA fit against its definition, the bundled card's figures reproduced through the product path, the
+train -> export CLI on a small set of real persons, and the default model of each scheme."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ecgcore.cli import main
+from ecgcore.export import resolve_model
+from ecgcore.models.heartid.beats import BEAT_OPTIONS, beat_groups, beat_length, embed, fit_lda, person_groups
+from ecgcore.models.heartid.preprocess import read_lead
+
+PRE = int(round(BEAT_OPTIONS["before_s"] * BEAT_OPTIONS["fs"]))
+
+
+@pytest.fixture(scope="module")
+def ecgid(data_dir):
+    return data_dir / "ecgiddb"
+
+
+@pytest.mark.parametrize("person", ["Person_01", "Person_02", "Person_30"])
+def test_beat_groups_are_aligned_normalised_medians(ecgid, person):
+    """Groups of 10 beats every 5 beats of a 20-s record: unit peak, zero median, the R-peak (largest deflection
+    of these persons' lead I) at 0.25 s; spans follow the beats (starts 5 beats apart, each span ~10 beats)."""
+    x, fs, _ = read_lead(ecgid / person / "rec_1", BEAT_OPTIONS)
+    g, st, en = beat_groups(x, fs)
+    assert g.shape[1] == beat_length(BEAT_OPTIONS) == 174 and g.dtype == np.float32
+    assert 2 <= len(g) <= 5 and len(st) == len(en) == len(g)
+    np.testing.assert_allclose(np.abs(g).max(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(np.median(g, axis=1), 0.0, atol=1e-6)
+    assert (np.argmax(np.abs(g), axis=1) == PRE).all()
+    span_s = (en - st) / BEAT_OPTIONS["fs"]
+    assert ((span_s > 5.0) & (span_s < 15.0)).all() and (np.diff(st) > 0).all()
+
+
+def test_beat_groups_refuse_gaps_and_short_records(ecgid, tmp_path):
+    x, fs, _ = read_lead(ecgid / "Person_01" / "rec_1", BEAT_OPTIONS)
+    bad = x.copy()
+    bad[100] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        beat_groups(bad, fs)
+    g, st, en = beat_groups(x[:int(1.0 * fs)], fs)  # one second: fewer than min_beats beats
+    assert g.shape == (0, 174) and st.size == en.size == 0
+    np.save(tmp_path / "short.npy", x[:int(1.0 * fs)])
+    from ecgcore.models.heartid.preprocess import record_windows
+
+    with pytest.raises(ValueError, match="heartbeats"):
+        record_windows(tmp_path / "short.npy", dict(BEAT_OPTIONS), fs=fs)
+
+
+def test_fit_lda_whitens_within_person_scatter_and_orders_discriminants(ecgid):
+    """Fisher LDA by its definition, on real groups of 8 persons: in the embedding the person-balanced within-person
+    covariance is the identity, the between-person covariance is diagonal with decreasing variances, and persons
+    separate better than in the PCA space of the same size."""
+    persons = [f"Person_{i:02d}" for i in (3, 4, 5, 6, 7, 8, 10, 11)]
+    data = person_groups({p: [ecgid / p / "rec_1", ecgid / p / "rec_2"] for p in persons})
+    X = np.concatenate([g for p in persons for g in data[p]])
+    y = np.concatenate([np.full(sum(len(g) for g in data[p]), i) for i, p in enumerate(persons)])
+    mean, P = fit_lda(X, y, n_pca=12)
+    assert P.shape == (174, 7)  # min(n_pca, persons - 1)
+    Z = embed(X, mean, P).astype(np.float64)
+    C = len(persons)
+    means = np.stack([Z[y == c].mean(0) for c in range(C)])
+    Sw = sum(np.cov(Z[y == c].T, bias=True) for c in range(C)) / C
+    np.testing.assert_allclose(Sw, np.eye(7), atol=2e-3)
+    Sb = np.cov((means - means.mean(0)).T, bias=True)
+    off = Sb - np.diag(np.diag(Sb))
+    assert np.abs(off).max() < 1e-3 * np.diag(Sb).max()
+    assert (np.diff(np.diag(Sb)) <= 1e-6).all()
+
+    def fisher_ratio(E):
+        m = np.stack([E[y == c].mean(0) for c in range(C)])
+        within = np.mean([E[y == c].var(0).sum() for c in range(C)])
+        return ((m - m.mean(0)) ** 2).sum(1).mean() / within
+
+    Xc = X - X.mean(0)
+    pca = Xc @ np.linalg.svd(Xc, full_matrices=False)[2][:7].T
+    assert fisher_ratio(Z) > 2 * fisher_ratio(pca)
+
+
+def test_default_models_by_scheme(ecgid):
+    from ecgcore.models.heartid.product import Verifier, default_model
+
+    assert default_model() == "heartid-beats" and default_model("seed") == "heartid"
+    v = Verifier()
+    assert v.card.name == "heartid-beats" and not v.has_key_input
+    assert v.windows(ecgid / "Person_01" / "rec_1").shape[1] == 174
+    assert Verifier(scheme="seed").card.name == "heartid"
+    with pytest.raises(ValueError, match="--model heartid"):
+        Verifier("heartid-beats", scheme="seed")
+    with pytest.raises(ValueError, match="no key"):
+        v.embed(v.windows(ecgid / "Person_01" / "rec_1"), np.ones((1, 100), np.float32))
+
+
+def test_bundled_card_figures_are_the_product_paths(ecgid):
+    """The card's grp-iom test figures (18 ECG-ID persons never used in the fit, enrol rec_1, probe every later
+    record) are what `enroll`/`verify`'s Verifier computes now, with the card's threshold and seeds."""
+    from ecgcore.models.heartid.product import Verifier
+    from ecgcore.models.heartid.scheme_eval import person_records, scheme_scores, summarise
+
+    _, card = resolve_model("heartid-beats")
+    fig = card.metrics["template protection (issue 23)"]["schemes"]["grp-iom-v1"]["test"]
+    test = [s.split(":", 1)[1] for s in card.training["test_subjects"] if s.startswith("ecgiddb:")]
+    ver = Verifier()
+    r = summarise(scheme_scores(ver, person_records(ecgid, test), seed=1), ver.threshold)
+    for k in ("eer_stolen_key", "eer_two_factor", "frr_at_threshold", "far_stolen_key_at_threshold", "rank1",
+              "same_person_other_key_accepted"):
+        assert r[k] == pytest.approx(fig[k], abs=1e-9), k
+    assert r["n_genuine"] == fig["n_genuine"] == 79
+    # better than the seed network's grp-iom figures on the same persons (its own card)
+    _, seed_card = resolve_model("heartid")
+    old = seed_card.metrics["template protection (issue 23)"]["schemes"]["grp-iom-v1"]["test"]
+    assert r["eer_stolen_key"] < old["eer_stolen_key"] and r["rank1"] > old["rank1"]
+
+
+def test_train_and_export_cli_on_real_persons(ecgid, tmp_path):
+    """`ecgcore train heartid --arch beat-lda` on 12 real ECG-ID persons (raw folders), then `ecgcore export
+    heartid`: a card with the cross-validation table and a graph that embeds through the Verifier."""
+    raw = tmp_path / "ecgid"
+    raw.mkdir()
+    for i in range(1, 13):
+        (raw / f"Person_{i:02d}").symlink_to(ecgid / f"Person_{i:02d}")
+    run, out = tmp_path / "run", tmp_path / "model"
+    r = CliRunner().invoke(main, ["train", "heartid", "--arch", "beat-lda", str(raw), "-o", str(run)])
+    assert r.exit_code == 0, r.output
+    info = json.loads((run / "run.json").read_text())
+    assert info["arch"] == "beat-lda" and len(info["split"]["test"]) == 4
+    assert info["n_pca"] in info["n_pca_grid"] and len(info["cross_validation"]) == len(info["n_pca_grid"])
+    assert all(0.0 <= row["rank1"] <= 1.0 and row["n_probes"] > 0 for row in info["cross_validation"])
+    r = CliRunner().invoke(main, ["export", "heartid", str(run), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    from ecgcore.models.heartid.product import Verifier
+
+    ver = Verifier(out, threshold=0.5)
+    e = ver.embed(ver.windows(ecgid / "Person_01" / "rec_1"))
+    assert e.shape[1] == info["embedding_size"] and np.isfinite(e).all()
+    assert json.loads((out / "model.json").read_text())["training"]["cross_validation"] == info["cross_validation"]
