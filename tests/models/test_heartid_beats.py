@@ -139,3 +139,25 @@ def test_train_and_export_cli_on_real_persons(ecgid, tmp_path):
     e = ver.embed(ver.windows(ecgid / "Person_01" / "rec_1"))
     assert e.shape[1] == info["embedding_size"] and np.isfinite(e).all()
     assert json.loads((out / "model.json").read_text())["training"]["cross_validation"] == info["cross_validation"]
+
+
+def test_infer_scores_the_same_groups_as_the_verifier(ecgid, tmp_path):
+    """`ecgcore infer heartid-beats` writes one embedding per median-beat group, equal to the Verifier's, with each
+    group's span in the record's own samples (500 Hz here)."""
+    import csv
+
+    from ecgcore.models.heartid.product import Verifier
+
+    rec = ecgid / "Person_02" / "rec_1"
+    out = tmp_path / "emb.csv"
+    r = CliRunner().invoke(main, ["infer", "heartid-beats", str(rec), "-o", str(out), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    ver = Verifier()
+    want = ver.embed(ver.windows(rec))
+    got = np.array([[float(v) for v in row["embedding"].split()] for row in rows])
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    start, end = np.array([int(row["sample"]) for row in rows]), np.array([int(row["end_sample"]) for row in rows])
+    assert (np.diff(start) > 0).all() and ((end - start) / 500.0 > 5).all() and end.max() <= 10000
