@@ -166,3 +166,30 @@ def test_bad_arguments(load_mitdb):
         rr_features([5, 3], fs=FS)
     with pytest.raises(ValueError, match="fs"):
         rr_features([1, 3], fs=0)
+
+
+def test_rr_intervals_v2_prematurity_pause_and_irregularity():
+    """``rr-intervals-v2`` by its definition: v1's four columns, then pre/local, post/pre and the robust RR
+    irregularity. A sinus rhythm (0.8 s) with one premature beat (0.5 s, then a 1.1 s pause): the premature beat's
+    prematurity is 0.5 / local, its pause ratio 2.2, and the isolated ectopic leaves the irregularity (a median of
+    |dRR|) at 0; an AF-like rhythm (RR uniform 0.4-1.2 s) is irregular everywhere."""
+    from ecgcore.pipelines.recipes.beats_scalograms import (RR_FEATURE_FUNCTIONS, rr_features_for_beats,
+                                                           rr_features_for_beats_v2)
+
+    fs = 360.0
+    rr = np.full(60, 0.8)
+    rr[30], rr[31] = 0.5, 1.1
+    peaks = np.round(np.concatenate([[1.0], 1.0 + np.cumsum(rr)]) * fs).astype(np.int64)
+    f2 = rr_features_for_beats_v2(peaks, fs=fs)
+    assert RR_FEATURE_FUNCTIONS["rr-intervals-v2"] is rr_features_for_beats_v2 and f2.shape == (61, 7)
+    np.testing.assert_array_equal(f2[:, :4], rr_features_for_beats(peaks, fs=fs))
+    b = 31  # the premature beat: its pre-RR is rr[30]
+    local = np.mean(np.r_[0.8 * np.ones(9), 0.5])  # mean of the last 10 pre-RR, its own included
+    assert f2[b, 4] == pytest.approx(0.5 / local, abs=2e-3)
+    assert f2[b, 5] == pytest.approx(1.1 / 0.5, abs=5e-3)
+    assert np.abs(f2[:, 6]).max() < 1e-2  # one ectopic beat: median |dRR| stays ~0 (sample rounding only)
+    assert np.median(np.abs(f2[40:, 4] - 1)) < 1e-2 and np.median(np.abs(f2[40:, 5] - 1)) < 1e-2
+    rng = np.random.default_rng(0)
+    af = np.round(np.concatenate([[1.0], 1.0 + np.cumsum(rng.uniform(0.4, 1.2, 200))]) * fs).astype(np.int64)
+    irr = rr_features_for_beats_v2(af, fs=fs)[:, 6]
+    assert (irr[10:-10] > 0.1).all() and np.median(irr) > 0.2  # |U1 - U2| / 0.8: median ~0.29

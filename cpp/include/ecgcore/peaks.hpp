@@ -17,6 +17,7 @@
 //   5. refinement of every detection to the largest absolute deflection within +-75 ms of a zero-phase
 //      band-passed copy (+-10 ms centred average minus a +-100 ms centred baseline average), so beats
 //      are centred consistently on the R wave.
+// With detect_fs set (ecgcore.dsp.detect_r_peaks: 120 Hz), stages 1-4 run on a decimated copy.
 // Everything runs in double precision whatever the input type; rows are independent records/leads and
 // are processed in parallel with OpenMP.
 // Pan-Tompkins' own constants are 200 ms / 360 ms / 1.66; the defaults here (250 ms / 300 ms / 1.4)
@@ -50,6 +51,10 @@ struct QrsOptions {
   double threshold = 0.25;       // threshold = noise + threshold * (signal - noise)
   bool refine = true;            // move detections to the R-wave extremum
   double refine_radius_s = 0.075;
+  // Stages 1-4 run at fs / D, D = floor(fs / detect_fs) when that is at least 2 (0 = always at fs): the
+  // signal is low-passed by a triangular (two D-sample boxes) filter and every D-th sample kept; the
+  // detections map back to fs, where stage 5 refines them. 360 Hz -> 120 Hz, 250 -> 125, 500 -> 125.
+  double detect_fs = 0.0;
 };
 
 // Throws std::invalid_argument when the options make no sense for the sampling rate.

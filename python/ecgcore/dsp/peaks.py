@@ -39,9 +39,14 @@ def _check_fs(fs) -> float:
     return fs
 
 
+#: default ``detect_fs`` of :func:`detect_r_peaks` (None: the detection stages run at the signal's own rate)
+DETECT_FS: float | None = None
+
+
 def detect_r_peaks(x, *, fs: float, axis: int = -1, refine: bool = True, band=(5.0, 15.0),
                    band2=(15.0, 30.0), integration: float = 0.12, refractory: float = 0.25, t_wave: float = 0.30,
-                   search_back: float = 1.4, threshold: float = 0.25, workers: int | None = None):
+                   search_back: float = 1.4, threshold: float = 0.25, detect_fs: float | None = DETECT_FS,
+                   workers: int | None = None):
     """Detect R-peaks (QRS complexes) in one or many single-lead ECG signals.
 
     Parameters
@@ -74,6 +79,11 @@ def detect_r_peaks(x, *, fs: float, axis: int = -1, refine: bool = True, band=(5
         Look back at half threshold after this many mean RR intervals without a beat.
     threshold : float
         Detection threshold between the adaptive noise (0) and signal (1) peak levels.
+    detect_fs : float or None
+        Run the detection stages at ``fs / D``, ``D = floor(fs / detect_fs)`` (when ``D >= 2``), on a copy
+        low-passed by a triangular filter (two ``D``-sample boxes) and decimated; the detections map back to
+        ``fs`` and are refined there. 360 Hz -> 120 Hz, 250 -> 125, 500 -> 125, 1000 -> 125; 128 Hz runs at 128.
+        ``None``: every stage at ``fs``. At least 100 Hz.
     workers : int, optional
         Threads over rows; default all cores.
 
@@ -101,7 +111,8 @@ def detect_r_peaks(x, *, fs: float, axis: int = -1, refine: bool = True, band=(5
     peaks = core.detect_r_peaks(rows, fs, band_low=lo, band_high=hi, band2_low=lo2, band2_high=max(hi2, lo2 + 1.0),
                                 integration_s=float(integration), refractory_s=float(refractory),
                                 t_wave_s=float(t_wave), search_back=float(search_back),
-                                threshold=float(threshold), refine=bool(refine), workers=threads(workers))
+                                threshold=float(threshold), refine=bool(refine),
+                                detect_fs=0.0 if detect_fs is None else float(detect_fs), workers=threads(workers))
     if arr.ndim == 1:
         return peaks[0]
     out = np.empty(len(peaks), dtype=object)

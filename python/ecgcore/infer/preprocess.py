@@ -235,7 +235,8 @@ def _beats(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepared:
             if rr_fn is None:
                 raise ValueError(f"model card {card.name!r}: unknown RR-feature function {rr_card['function']!r}; "
                                  f"ecgcore infer knows {', '.join(RR_FEATURE_FUNCTIONS)}")
-            rr = np.asarray(rr_fn(t["r_peaks"], fs=r.fs), np.float64) if n >= 2 else np.zeros((n, 4))
+            width = len(rr_card.get("mean") or ()) or 4  # the card's normalisation names the feature count
+            rr = np.asarray(rr_fn(t["r_peaks"], fs=r.fs), np.float64) if n >= 2 else np.zeros((n, width))
         else:
             rr = rr_features(t["r_peaks"], fs=r.fs) if n else np.zeros((0, 4))
         if isinstance(rr_card, dict) and "mean" in rr_card:
@@ -280,7 +281,7 @@ def _heartid(rec: Record, opts: dict, shapes: dict, fs: float) -> Prepared:
 
     ratio = fs / rec.fs
     if opts.get("input") == "beat-groups":  # a beat-lda model: median-beat groups (models.heartid.beats)
-        from ..models.heartid.beats import beat_groups
+        from ..pipelines.recipes.heartid import beat_groups
 
         lead = int(opts.get("lead", 0))
         if lead >= rec.n_leads:

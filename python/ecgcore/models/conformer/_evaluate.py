@@ -49,7 +49,7 @@ def predict_records(model, index, records, norm: dict, cfg: ConformerConfig, *, 
     """
     from tqdm.auto import tqdm
 
-    rr = rr_table(index, records, records_dir) if cfg.rr_features else None
+    rr = rr_table(index, records, records_dir, cfg.rr_set) if cfg.rr_features else None
     ds = make_dataset(index, records, mean=norm["mean"], scale=norm["scale"], batch_size=batch_size, training=False,
                       rr=rr, rr_mean=norm.get("rr_mean"), rr_scale=norm.get("rr_scale"), keep_mask=keep_mask)
     n = int(keep_mask.sum()) if keep_mask is not None else sum(len(index.labels[r]) for r in records)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import RR_FEATURES, ConformerConfig
+from .config import RR_SETS, ConformerConfig
 
 __all__ = ["export", "to_onnx", "card_preprocessing", "split_models", "to_onnx_split", "SPLIT_GRAPHS"]
 
@@ -146,13 +146,16 @@ def card_preprocessing(cfg: ConformerConfig, norm: dict, dataset_options: dict) 
         "normalization": {"mean": list(map(float, norm["mean"])), "scale": list(map(float, norm["scale"]))},
     }
     if cfg.rr_features:
+        function, names = RR_SETS[cfg.rr_set]
         pre["rr_features"] = {
-            "names": list(RR_FEATURES),
+            "names": list(names),
             "definition": "ecgcore.dsp.rr_features(r_peaks, fs=fs, local_beats=10) over the record's beats: "
                           "columns pre, post, local, average RR (s); NaN local -> mean pre-RR, NaN pre/post -> "
-                          "local; features = [pre/avg, post/avg, local/avg, avg]; then (f - mean) / scale; "
-                          "input 'rr' is (batch, sequence_length, 4), the same 3 beats as the scalograms",
-            "function": "rr-intervals-v1",
+                          "local; features = [pre/avg, post/avg, local/avg, avg"
+                          + ("" if cfg.rr_set == "v1" else ", pre/local, post/pre, median |dRR| / median RR over "
+                             "beats i-10..i+10") + "]; then (f - mean) / scale; "
+                          f"input 'rr' is (batch, sequence_length, {len(names)}), the same 3 beats as the scalograms",
+            "function": function,
             "local_beats": 10,
             "mean": list(map(float, norm["rr_mean"])),
             "scale": list(map(float, norm["rr_scale"])),
@@ -184,7 +187,7 @@ def export(run_dir, out_dir=None, *, name: str = "beats-aami", model: str = "mod
     if check:
         index = dataset_index(meta["data_dir"])
         rec = meta["test_records"][:1] or meta["train_records"][:1]
-        rr = rr_table(index, rec, meta["records_dir"]) if cfg.rr_features else None
+        rr = rr_table(index, rec, meta["records_dir"], cfg.rr_set) if cfg.rr_features else None
         ds = make_dataset(index, rec, mean=norm["mean"], scale=norm["scale"], batch_size=n_check, training=False,
                           rr=rr, rr_mean=norm.get("rr_mean"), rr_scale=norm.get("rr_scale"))
         xb, _ = next(iter(ds))

@@ -57,7 +57,7 @@ def _normalisation(index, records, cfg, records_dir, cache: Path, progress: bool
     mean, scale = normalisation_stats(index, records, progress=progress, cache_dir=sums_dir)
     norm = {"records": list(records), "mean": mean.tolist(), "scale": scale.tolist()}
     if cfg.rr_features:
-        rr = rr_table(index, records, records_dir)
+        rr = rr_table(index, records, records_dir, cfg.rr_set)
         flat = np.concatenate([rr[:1, :-1].reshape(-1, rr.shape[-1]), rr[:, -1]])
         sd = flat.std(0)
         norm.update(rr_mean=flat.mean(0).tolist(), rr_scale=np.where(sd > 0, sd, 1.0).tolist())
@@ -119,7 +119,7 @@ def fit_once(cfg: ConformerConfig, index, train_recs, out_dir: Path, *, val_recs
     counts = index.counts(train_recs)
     keep, expected, weights = class_sampling(cfg, counts)  # thin N, keep every minority beat
     steps = steps_per_epoch or max(1, math.ceil(expected.sum() / cfg.batch_size))
-    rr = rr_table(index, train_recs, records_dir) if cfg.rr_features else None
+    rr = rr_table(index, train_recs, records_dir, cfg.rr_set) if cfg.rr_features else None
     ds = make_dataset(index, train_recs, mean=norm["mean"], scale=norm["scale"], batch_size=cfg.batch_size,
                       training=True, rr=rr, rr_mean=norm.get("rr_mean"), rr_scale=norm.get("rr_scale"),
                       keep_prob=keep if keep[0] < 1 else None, shuffle_buffer=int(cfg.extra.get("shuffle_buffer", 8)),
@@ -128,7 +128,7 @@ def fit_once(cfg: ConformerConfig, index, train_recs, out_dir: Path, *, val_recs
     if val_recs:
         n_val = sum(len(index.labels[r]) for r in val_recs)
         mask = np.random.default_rng(cfg.seed).random(n_val) < val_fraction if val_fraction < 1 else None
-        val_rr = rr_table(index, val_recs, records_dir) if cfg.rr_features else None
+        val_rr = rr_table(index, val_recs, records_dir, cfg.rr_set) if cfg.rr_features else None
         val_ds = make_dataset(index, val_recs, mean=norm["mean"], scale=norm["scale"], batch_size=cfg.batch_size,
                               training=False, rr=val_rr, rr_mean=norm.get("rr_mean"), rr_scale=norm.get("rr_scale"),
                               keep_mask=mask)

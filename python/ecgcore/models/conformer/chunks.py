@@ -62,7 +62,8 @@ class BeatStore:
         return int(sum(len(y) for y in self.labels))
 
 
-def load_store(index, records, norm: dict, *, records_dir=None, rr: bool = False, progress: bool = True) -> BeatStore:
+def load_store(index, records, norm: dict, *, records_dir=None, rr: bool = False, rr_set: str = "v1",
+               progress: bool = True) -> BeatStore:
     """Read ``records`` once from the TFRecords (each beat from the first sequence holding it) and normalise."""
     from tqdm.auto import tqdm
 
@@ -79,7 +80,7 @@ def load_store(index, records, norm: dict, *, records_dir=None, rr: bool = False
         beats.append(b[..., None])
         labels.append(np.asarray(y, np.int32))
         if rr:
-            f = rr_features_for_record(records_dir, rec, index.options)
+            f = rr_features_for_record(records_dir, rec, index.options, rr_set)
             if len(f) != len(b):
                 raise ValueError(f"record {rec}: {len(f)} annotated beats but {len(b)} beats in {index.root}")
             rrs.append(((f - np.asarray(norm["rr_mean"])) / np.asarray(norm["rr_scale"])).astype(np.float32))
@@ -270,11 +271,13 @@ def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_
     loss_keep = keep * np.array([weights.get(c, 0.0) if weights else 1.0 for c in range(len(keep))])
     chunks_per_step = max(1, cfg.batch_size // chunk)
     steps = steps_per_epoch or max(1, math.ceil(expected.sum() / chunks_per_step))
-    store = load_store(index, train_recs, norm, records_dir=records_dir, rr=cfg.rr_features, progress=progress)
+    store = load_store(index, train_recs, norm, records_dir=records_dir, rr=cfg.rr_features, rr_set=cfg.rr_set,
+                       progress=progress)
     val_store = None
     n_val_batches = None
     if val_recs:
-        val_store = load_store(index, val_recs, norm, records_dir=records_dir, rr=cfg.rr_features, progress=progress)
+        val_store = load_store(index, val_recs, norm, records_dir=records_dir, rr=cfg.rr_features, rr_set=cfg.rr_set,
+                       progress=progress)
         n_val_batches = math.ceil(len(_tiles(val_store.labels, loss_keep, chunk)) / chunks_per_step)
 
     model = compile_model(chunk_model(cfg, chunk), cfg)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from .._config import ConfigMixin, config_kwargs
 
-__all__ = ["ConformerConfig", "VARIANTS", "SEED_BEST", "RR_FEATURES", "NAMED_CONFIGS"]
+__all__ = ["ConformerConfig", "VARIANTS", "SEED_BEST", "RR_FEATURES", "RR_SETS", "NAMED_CONFIGS"]
 
 VARIANTS = ("conformer", "attention-only", "cnn-lstm", "baseline")
 
@@ -20,6 +20,12 @@ SEED_BEST = {
 # Per-beat RR inputs (option ``rr_features=True``): de Chazal's intervals (``ecgcore.dsp.rr_features``,
 # local = mean of the last 10 pre-RR) divided by the record's average RR, plus that average in seconds.
 RR_FEATURES = ("pre_rr/avg_rr", "post_rr/avg_rr", "local_rr/avg_rr", "avg_rr_s")
+# ``rr_set``: which per-beat RR features feed the ``rr`` input, and the function a card names for them
+# (``pipelines.recipes.beats_scalograms.RR_FEATURE_FUNCTIONS``). v2 adds the prematurity against the local rhythm,
+# the compensatory-pause ratio and a robust RR irregularity (atrial fibrillation), as in Mondejar-Guerra 2019 and
+# Llamedo & Martinez 2011.
+RR_SETS = {"v1": ("rr-intervals-v1", RR_FEATURES),
+           "v2": ("rr-intervals-v2", RR_FEATURES + ("pre_rr/local_rr", "post_rr/pre_rr", "rr_irregularity"))}
 
 
 # ``ecgcore train conformer --config NAME``: whole training set-ups by name (options given on the command line win).
@@ -29,9 +35,10 @@ NAMED_CONFIGS = {
     # batch 128, 20 epochs, EarlyStopping(5) / ReduceLROnPlateau(0.2, 1) on the folds, no RR inputs.
     "seed": dict(protocol="seed"),
     # The bundled beats-aami (issue 20): inter-patient DS1 -> DS2, 4 DS1 records held out for early stopping,
-    # RR inputs, chunk training, N thinned to ~8000 per epoch (no class weights), lr 5e-4 with the seed's
-    # plateau schedule, epochs of 100 steps, early stopping after 4 epochs without a better validation loss.
-    "bundled": dict(protocol="inter-patient", rr_features=True, lr=5e-4, val_records=4, class_weight="none",
+    # RR inputs (v2: with prematurity, pause ratio and RR irregularity), chunk training, N thinned to ~8000 per
+    # epoch (no class weights), lr 5e-4 with the seed's plateau schedule, epochs of 100 steps, early stopping
+    # after 4 epochs without a better validation loss.
+    "bundled": dict(protocol="inter-patient", rr_features=True, rr_set="v2", lr=5e-4, val_records=4, class_weight="none",
                     patience=4, chunk=4, max_n_per_epoch=8000, steps_per_epoch=100, epochs=40, threads=2,
                     eval_n_fraction=0.25),
 }
@@ -54,7 +61,8 @@ class ConformerConfig(ConfigMixin):
     class_weight : ``"balanced"`` (sklearn's n / (k * count)) or ``"none"``.
     max_class_weight : cap on a balanced class weight (DS1 has 8 Q beats: uncapped, their weight is ~166 and a
         single Q in a batch swamps the loss); None = uncapped, as the seed.
-    rr_features : add :data:`RR_FEATURES` per beat as a second input (not in the seed; ecgcore's option).
+    rr_features : add per-beat RR features as a second input (not in the seed; ecgcore's option).
+    rr_set : which RR features (:data:`RR_SETS`): ``"v1"`` (the four of :data:`RR_FEATURES`) or ``"v2"`` (seven).
     max_n_per_epoch : if set, class-balanced sampling keeps on average this many N sequences per epoch.
     seed : random seed (42, as the seed).
     protocol : ``"inter-patient"`` (DS1 → DS2) or ``"seed"`` (k-fold over 38 records, final on 38, test on 7).
@@ -97,6 +105,7 @@ class ConformerConfig(ConfigMixin):
     class_weight: str = "balanced"
     max_class_weight: float | None = None
     rr_features: bool = False
+    rr_set: str = "v1"
     max_n_per_epoch: int | None = None
     seed: int = 42
     protocol: str = "inter-patient"
@@ -122,6 +131,8 @@ class ConformerConfig(ConfigMixin):
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        if self.rr_set not in RR_SETS:
+            raise ValueError(f"rr_set must be one of {', '.join(RR_SETS)}, got {self.rr_set!r}")
         if self.protocol not in ("inter-patient", "seed"):
             raise ValueError(f"unknown protocol {self.protocol!r}; choose inter-patient or seed")
 
@@ -134,4 +145,4 @@ class ConformerConfig(ConfigMixin):
 
     @property
     def n_rr(self) -> int:
-        return len(RR_FEATURES) if self.rr_features else 0
+        return len(RR_SETS[self.rr_set][1]) if self.rr_features else 0

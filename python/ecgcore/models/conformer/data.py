@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 # Moved to the recipe whose beats these are (``ecgcore infer`` imports no model package); re-exported here.
-from ...pipelines.recipes.beats_scalograms import rr_features_for_beats
-from .config import RR_FEATURES
+from ...pipelines.recipes.beats_scalograms import rr_features_for_beats  # noqa: F401
+from .config import RR_FEATURES  # noqa: F401  (re-exported)
 
 __all__ = ["FEATURE_SPEC", "DatasetIndex", "dataset_index", "normalisation_stats", "rr_features_for_record",
            "rr_table", "make_dataset", "class_weights", "class_sampling", "read_sequences", "record_column_sums"]
@@ -152,8 +152,12 @@ def normalisation_stats(index: DatasetIndex, records, *, progress: bool = False,
     return mean, scale
 
 
-def rr_features_for_record(records_dir, record: str, options: dict) -> np.ndarray:
-    """Per-beat RR features of ``record`` over the beats the recipe kept (reference annotations)."""
+def rr_features_for_record(records_dir, record: str, options: dict, rr_set: str = "v1") -> np.ndarray:
+    """Per-beat RR features (``RR_SETS[rr_set]``) of ``record`` over the beats the recipe kept (reference
+    annotations)."""
+    from ...pipelines.recipes.beats_scalograms import RR_FEATURE_FUNCTIONS
+    from .config import RR_SETS
+
     from ...datasets.mitdb import aami_labels
     from ...io import read_annotations, read_header
 
@@ -165,22 +169,25 @@ def rr_features_for_record(records_dir, record: str, options: dict) -> np.ndarra
     before, after = int(options["before"]), int(options["after"])
     cls = aami_labels(ann.symbol, options["variant"])
     keep = (cls != "") & (ann.sample > before) & (ann.sample < n_samples - after)
-    return rr_features_for_beats(ann.sample[keep], fs=float(ann.fs or 360.0))
+    return RR_FEATURE_FUNCTIONS[RR_SETS[rr_set][0]](ann.sample[keep], fs=float(ann.fs or 360.0))
 
 
-def rr_table(index: DatasetIndex, records, records_dir) -> np.ndarray:
-    """(total_sequences, 3, 4) RR features of every sequence of ``records``, in record order."""
+def rr_table(index: DatasetIndex, records, records_dir, rr_set: str = "v1") -> np.ndarray:
+    """(total_sequences, 3, n_rr) RR features (``RR_SETS[rr_set]``) of every sequence of ``records``, in record
+    order."""
+    from .config import RR_SETS
+
     out = []
     length = int(index.options.get("sequence_length", 3))
     for rec in records:
-        beats = rr_features_for_record(records_dir, rec, index.options)
+        beats = rr_features_for_record(records_dir, rec, index.options, rr_set)
         n_seq = len(index.labels[rec])
         if len(beats) - length + 1 != n_seq:
             raise ValueError(f"record {rec}: {len(beats)} annotated beats give {len(beats) - length + 1} sequences "
                              f"but {index.root} holds {n_seq}; were the TFRecords made from {records_dir}?")
         idx = np.arange(n_seq)[:, None] + np.arange(length)[None, :]
         out.append(beats[idx])
-    return np.concatenate(out) if out else np.zeros((0, length, len(RR_FEATURES)), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, length, len(RR_SETS[rr_set][1])), np.float32)
 
 
 def class_weights(counts) -> dict[int, float]:

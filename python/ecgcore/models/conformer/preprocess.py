@@ -30,7 +30,7 @@ def sequence_inputs(signal, r_peaks, preprocessing: dict, *, fs: float | None = 
         sequence of their own.
     """
     from ...dsp import beat_sequences, morlet_scalogram, segment_beats
-    from .data import rr_features_for_beats
+    from ...pipelines.recipes.beats_scalograms import RR_FEATURE_FUNCTIONS
 
     pre = preprocessing
     if fs is not None and abs(float(fs) - float(pre["fs"])) > 1e-6:
@@ -53,7 +53,8 @@ def sequence_inputs(signal, r_peaks, preprocessing: dict, *, fs: float | None = 
     feeds = {"scalograms": ((seqs - mean) / scale)[..., None].astype(np.float32)}
     if "rr_features" in pre:
         rr_pre = pre["rr_features"]
-        feats = rr_features_for_beats(r[idx], fs=float(pre["fs"]))
+        fn = RR_FEATURE_FUNCTIONS[rr_pre.get("function", "rr-intervals-v1")]
+        feats = fn(r[idx], fs=float(pre["fs"]))
         feats = (feats - np.asarray(rr_pre["mean"])) / np.asarray(rr_pre["scale"])
         win = np.arange(len(seqs))[:, None] + np.arange(length)[None, :]
         feeds["rr"] = feats[win].astype(np.float32)

@@ -57,10 +57,10 @@ def tune(data_dir, out_dir, *, config: ConformerConfig | None = None, records=No
     mean, scale = normalisation_stats(index, train_recs, progress=progress)
     rr_kw, val_rr_kw = {}, {}
     if base.rr_features:
-        rr = rr_table(index, train_recs, records_dir)
+        rr = rr_table(index, train_recs, records_dir, base.rr_set)
         flat = rr[:, -1]
         rr_kw = dict(rr=rr, rr_mean=flat.mean(0), rr_scale=np.where(flat.std(0) > 0, flat.std(0), 1.0))
-        val_rr_kw = dict(rr_kw, rr=rr_table(index, val_recs, records_dir))
+        val_rr_kw = dict(rr_kw, rr=rr_table(index, val_recs, records_dir, base.rr_set))
     counts = index.counts(train_recs)
     keep = np.ones(len(counts))
     if base.max_n_per_epoch and counts[0] > base.max_n_per_epoch:

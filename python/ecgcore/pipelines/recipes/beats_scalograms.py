@@ -133,11 +133,29 @@ def rr_features_for_beats(r_peaks, *, fs: float) -> np.ndarray:
     return np.stack([pre / avg, post / avg, local / avg, avg], axis=1).astype(np.float32)
 
 
+def rr_features_for_beats_v2(r_peaks, *, fs: float, context_beats: int = 10) -> np.ndarray:
+    """(n, 7) float32: :func:`rr_features_for_beats`' four columns, then ``pre/local`` (prematurity against the
+    local rhythm), ``post/pre`` (the compensatory pause) and an RR irregularity: the median of |ΔRR| over the
+    beats ``i - context_beats … i + context_beats`` divided by their median RR (robust to isolated ectopic beats,
+    high in atrial fibrillation, where a short pre-RR does not mean a premature beat). ``rr-intervals-v2``."""
+    f = rr_features_for_beats(r_peaks, fs=fs).astype(np.float64)
+    avg = f[:, 3]
+    pre, post, local = f[:, 0] * avg, f[:, 1] * avg, f[:, 2] * avg
+    d = np.abs(np.diff(pre, prepend=pre[0]))
+    w = 2 * int(context_beats) + 1
+    pad = lambda v: np.pad(v, int(context_beats), mode="edge")  # noqa: E731
+    win = np.lib.stride_tricks.sliding_window_view
+    irr = np.median(win(pad(d), w), axis=1) / np.maximum(np.median(win(pad(pre), w), axis=1), 1e-6)
+    extra = np.stack([pre / np.maximum(local, 1e-6), post / np.maximum(pre, 1e-6), irr], axis=1)
+    return np.concatenate([f, extra], axis=1).astype(np.float32)
+
+
 #: RR-feature functions a model card names (``preprocessing.rr_features.function``), each ``fn(r_peaks, fs=fs)``
 #: -> (n, 4): ``ecgcore infer`` looks the name up here and imports nothing from the card. Cards written before
 #: this table named a function by its import path; those paths stay names of the same functions.
 RR_FEATURE_FUNCTIONS = {
     "rr-intervals-v1": rr_features_for_beats,
+    "rr-intervals-v2": rr_features_for_beats_v2,
     "rr-seconds": rr_features,  # ecgcore.dsp.rr_features as it is: pre, post, local, average RR (s), NaN kept
     "ecgcore.models.conformer.data.rr_features_for_beats": rr_features_for_beats,
     "ecgcore.dsp.rr_features": rr_features,

@@ -70,6 +70,61 @@ def record_windows(rec: Record, options: dict) -> tuple[np.ndarray, np.ndarray]:
     return w.astype(np.float32), st
 
 
+# --- median-beat groups: the input of a ``beat-lda`` HeartID model (ecgcore.models.heartid.beats) ----------------
+INPUT = "beat-groups"
+#: the card's preprocessing for a ``beat-lda`` model (kind ``heartid``, ``input`` = :data:`INPUT`)
+BEAT_OPTIONS = {"input": INPUT, "fs": 250.0, "lead": 0, "band": [1.0, 40.0], "before_s": 0.25, "after_s": 0.45,
+                "group": 10, "group_stride": 5, "min_beats": 3}
+
+
+def _normalise(b: np.ndarray) -> np.ndarray:
+    b = b - np.median(b, axis=-1, keepdims=True)
+    return b / np.maximum(np.abs(b).max(axis=-1, keepdims=True), 1e-9)
+
+
+def beat_length(options: dict) -> int:
+    fs = float(options["fs"])
+    return int(round(float(options["before_s"]) * fs)) + int(round(float(options["after_s"]) * fs))
+
+
+def beat_groups(x: np.ndarray, fs: float, options: dict | None = None, workers: int | None = None):
+    """One lead at ``fs`` Hz -> (groups (n, L) float32, starts (n,), ends (n,)) of median-beat groups.
+
+    ``starts``/``ends``: first and last sample (at ``options["fs"]``) spanned by each group's beats. ``n`` is 0
+    when the signal holds fewer than ``min_beats`` beats.
+    """
+    from ...dsp import detect_r_peaks
+
+    o = dict(BEAT_OPTIONS if options is None else options)
+    out_fs = float(o["fs"])
+    pre, post = int(round(float(o["before_s"]) * out_fs)), int(round(float(o["after_s"]) * out_fs))
+    L = pre + post
+    empty = np.zeros((0, L), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    x = np.asarray(x, np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"expected one lead (n_samples,), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("the ECG lead contains NaN/inf samples (signal gaps); cannot build biometric beats")
+    low, high = o["band"]
+    x = bandpass(x, fs=fs, low=low, high=high, workers=workers)
+    up, down = resample_ratio(fs, out_fs)
+    x = resample_poly(x, up, down, workers=workers)
+    if x.size < L + 2:
+        return empty
+    p = detect_r_peaks(x, fs=out_fs)
+    p = p[(p >= pre) & (p + post <= x.size)]
+    if p.size < int(o["min_beats"]):
+        return empty
+    beats = _normalise(x[p[:, None] - pre + np.arange(L)[None, :]])
+    g, s = int(o["group"]), int(o["group_stride"])
+    firsts = np.arange(0, p.size - g + 1, s) if p.size >= g else np.array([0])
+    size = min(g, p.size)
+    groups = np.stack([np.median(beats[i:i + size], axis=0) for i in firsts])
+    return (_normalise(groups).astype(np.float32), (p[firsts] - pre).astype(np.int64),
+            (p[firsts + size - 1] + post).astype(np.int64))
+
+
+
 class HeartIDWindows(Recipe):
     name = "heartid"
 
