@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...dsp import bandpass, resample_poly
-from ...dsp.filter import resample_ratio
+from ...pipelines.recipes.heartid import lead_at_rate
 
 RECIPE = "heartid"
 
@@ -42,16 +41,8 @@ def signal_windows(x: np.ndarray, fs: float, options: dict | None = None, worker
     """
     o = recipe_options() if options is None else options
     win, stride, out_fs = int(o["window"]), int(o["stride"]), float(o["fs"])
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 1:
-        raise ValueError(f"expected one lead (n_samples,), got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        # the recipe would propagate NaN gaps into every window; refuse them here with a clear message
-        raise ValueError("the ECG lead contains NaN/inf samples (signal gaps); cannot build biometric windows")
-    low, high = o["band"]
-    x = bandpass(x, fs=fs, low=low, high=high, workers=workers)
-    up, down = resample_ratio(fs, out_fs)
-    x = resample_poly(x, up, down, workers=workers)
+    # NaN gaps would spread into every window: refused with a clear message
+    x = lead_at_rate(x, fs, o["band"], out_fs, what="windows", workers=workers)
     if x.size < win:
         return np.zeros((0, win), np.float32)
     st = np.arange(0, x.size - win + 1, stride)

@@ -70,6 +70,20 @@ def record_windows(rec: Record, options: dict) -> tuple[np.ndarray, np.ndarray]:
     return w.astype(np.float32), st
 
 
+def lead_at_rate(x: np.ndarray, fs: float, band, out_fs: float, *, what: str, workers: int | None = None) -> np.ndarray:
+    """One lead (n,) of finite samples, band-passed (order 4, zero-phase) at ``fs`` and resampled to ``out_fs``; a
+    clear ``ValueError`` for another shape or NaN/inf gaps (``what``: the biometric input being built)."""
+    x = np.asarray(x, np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"expected one lead (n_samples,), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"the ECG lead contains NaN/inf samples (signal gaps); cannot build biometric {what}")
+    low, high = band
+    x = bandpass(x, fs=fs, low=low, high=high, workers=workers)
+    up, down = resample_ratio(fs, out_fs)
+    return resample_poly(x, up, down, workers=workers)
+
+
 # --- median-beat groups: the input of a ``beat-lda`` HeartID model (ecgcore.models.heartid.beats) ----------------
 INPUT = "beat-groups"
 #: the card's preprocessing for a ``beat-lda`` model (kind ``heartid``, ``input`` = :data:`INPUT`)
@@ -100,15 +114,7 @@ def beat_groups(x: np.ndarray, fs: float, options: dict | None = None, workers: 
     pre, post = int(round(float(o["before_s"]) * out_fs)), int(round(float(o["after_s"]) * out_fs))
     L = pre + post
     empty = np.zeros((0, L), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    x = np.asarray(x, np.float64)
-    if x.ndim != 1:
-        raise ValueError(f"expected one lead (n_samples,), got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("the ECG lead contains NaN/inf samples (signal gaps); cannot build biometric beats")
-    low, high = o["band"]
-    x = bandpass(x, fs=fs, low=low, high=high, workers=workers)
-    up, down = resample_ratio(fs, out_fs)
-    x = resample_poly(x, up, down, workers=workers)
+    x = lead_at_rate(x, fs, o["band"], out_fs, what="beats", workers=workers)
     if x.size < L + 2:
         return empty
     p = detect_r_peaks(x, fs=out_fs)
