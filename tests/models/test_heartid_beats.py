@@ -57,7 +57,7 @@ def test_fit_lda_whitens_within_person_scatter_and_orders_discriminants(ecgid):
     covariance is the identity, the between-person covariance is diagonal with decreasing variances, and persons
     separate better than in the PCA space of the same size."""
     persons = [f"Person_{i:02d}" for i in (3, 4, 5, 6, 7, 8, 10, 11)]
-    data = person_groups({p: [ecgid / p / "rec_1", ecgid / p / "rec_2"] for p in persons})
+    data, = person_groups({p: [ecgid / p / "rec_1", ecgid / p / "rec_2"] for p in persons})
     X = np.concatenate([g for p in persons for g in data[p]])
     y = np.concatenate([np.full(sum(len(g) for g in data[p]), i) for i, p in enumerate(persons)])
     mean, P = fit_lda(X, y, n_pca=12)

@@ -22,7 +22,7 @@ import numpy as np
 
 # Moved to the recipe whose beats these are (``ecgcore infer`` imports no model package); re-exported here.
 from ...pipelines.recipes.beats_scalograms import rr_features_for_beats  # noqa: F401
-from .config import RR_FEATURES  # noqa: F401  (re-exported)
+from .config import RR_FEATURES, RR_SETS  # noqa: F401  (RR_FEATURES re-exported)
 
 __all__ = ["FEATURE_SPEC", "DatasetIndex", "dataset_index", "normalisation_stats", "rr_features_for_record",
            "rr_table", "make_dataset", "class_weights", "class_sampling", "read_sequences", "record_column_sums"]
@@ -155,11 +155,9 @@ def normalisation_stats(index: DatasetIndex, records, *, progress: bool = False,
 def rr_features_for_record(records_dir, record: str, options: dict, rr_set: str = "v1") -> np.ndarray:
     """Per-beat RR features (``RR_SETS[rr_set]``) of ``record`` over the beats the recipe kept (reference
     annotations)."""
-    from ...pipelines.recipes.beats_scalograms import RR_FEATURE_FUNCTIONS
-    from .config import RR_SETS
-
     from ...datasets.mitdb import aami_labels
     from ...io import read_annotations, read_header
+    from ...pipelines.recipes.beats_scalograms import RR_FEATURE_FUNCTIONS
 
     path = Path(records_dir) / record
     if not path.with_suffix(".atr").is_file():
@@ -175,8 +173,6 @@ def rr_features_for_record(records_dir, record: str, options: dict, rr_set: str 
 def rr_table(index: DatasetIndex, records, records_dir, rr_set: str = "v1") -> np.ndarray:
     """(total_sequences, 3, n_rr) RR features (``RR_SETS[rr_set]``) of every sequence of ``records``, in record
     order."""
-    from .config import RR_SETS
-
     out = []
     length = int(index.options.get("sequence_length", 3))
     for rec in records:

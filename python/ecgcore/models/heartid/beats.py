@@ -44,18 +44,23 @@ def record_beat_groups(path, options: dict | None = None, fs: float | None = Non
     return g
 
 
-def person_groups(records: dict[str, list], options: dict | None = None, group_stride: int = 1):
-    """``{person: [(n_i, L) groups of each record]}`` with consecutive groups every ``group_stride`` beats
-    (training draws every window of ``group`` beats; records with too few beats give empty arrays)."""
-    o = dict(BEAT_OPTIONS if options is None else options, group_stride=group_stride)
+def person_groups(records: dict[str, list], options: dict | None = None, group_strides=(1,)) -> list[dict]:
+    """For each stride of ``group_strides``: ``{person: [(n_i, L) groups of each record]}``, consecutive groups every
+    that many beats (training draws every window of ``group`` beats, stride 1; the product's groups use the options'
+    stride). Each record's beats are detected once for all strides; records with too few beats give empty arrays."""
+    from ...pipelines.recipes.heartid import aligned_beats, group_beats
     from .preprocess import read_lead
 
-    out = {}
+    o = BEAT_OPTIONS if options is None else options
+    out = [{} for _ in group_strides]
     for person, recs in records.items():
-        out[person] = []
+        for d in out:
+            d[person] = []
         for r in recs:
             x, rate, _ = read_lead(r, o, None)
-            out[person].append(beat_groups(x, rate, o)[0])
+            beats, p = aligned_beats(x, rate, o)
+            for d, s in zip(out, group_strides):
+                d[person].append(group_beats(beats, p, o, s)[0])
     return out
 
 
@@ -217,8 +222,7 @@ def train_beat_lda(raw_dirs, run_dir, *, n_pca_grid=(10, 15, 20, 30, 40), folds:
     log(f"beat-lda: {len(records)} persons ({len(train)} train, {len(split['val'])} validation, "
         f"{len(split['test'])} test); cutting beats")
     train_rec = {p: records[p] for p in train}
-    windows = person_groups(train_rec, group_stride=1)
-    product = person_groups(train_rec, group_stride=int(BEAT_OPTIONS["group_stride"]))
+    windows, product = person_groups(train_rec, group_strides=(1, int(BEAT_OPTIONS["group_stride"])))
     cv_persons = [p for p in train if len(records[p]) >= 2]
     fixed = [p for p in train if p not in cv_persons]
     rows = cross_validate(windows, product, cv_persons, n_pca_grid, folds=folds, repeats=repeats, seed=seed,
@@ -286,7 +290,7 @@ def export_beat_lda(run_dir, out_dir, *, name: str = BUNDLED_NAME, command: str 
            "key_size": 100, "seed": run["seed"], "test_fraction": 0.3, "val_fraction": 0.1,
            "verification": {"score": "cosine", "template": "direction of the mean unit group embedding",
                             "default_scheme": "grp-iom-v1", "schemes": {}}}
-    training = {"data": run["data"], "arch": "beat-lda",
+    training = {"data": run["data"], "arch": "beat-lda", "hardware": "2-core CPU (no GPU), MLX CPU stream",
                 "protocol": "person-disjoint split per database (train/val/test = 60/10/30 %, data.split_subjects, "
                             "the seed-network run's rule: same test persons); n_pca by 3-fold cross-validation over "
                             "the training persons; closed-form fit (PCA + Fisher LDA in MLX) on all training persons",

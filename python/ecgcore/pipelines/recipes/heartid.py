@@ -101,33 +101,46 @@ def beat_length(options: dict) -> int:
     return int(round(float(options["before_s"]) * fs)) + int(round(float(options["after_s"]) * fs))
 
 
-def beat_groups(x: np.ndarray, fs: float, options: dict | None = None, workers: int | None = None):
-    """One lead at ``fs`` Hz -> (groups (n, L) float32, starts (n,), ends (n,)) of median-beat groups.
+def _pre_post(o: dict) -> tuple[int, int]:
+    fs = float(o["fs"])
+    return int(round(float(o["before_s"]) * fs)), int(round(float(o["after_s"]) * fs))
 
-    ``starts``/``ends``: first and last sample (at ``options["fs"]``) spanned by each group's beats. ``n`` is 0
-    when the signal holds fewer than ``min_beats`` beats.
-    """
+
+def aligned_beats(x: np.ndarray, fs: float, options: dict | None = None, workers: int | None = None):
+    """One lead at ``fs`` Hz -> (beats (n, L) normalised, R-peaks (n,) at ``options["fs"]``); n = 0 when the signal
+    holds fewer than ``min_beats`` whole beats."""
     from ...dsp import detect_r_peaks
 
-    o = dict(BEAT_OPTIONS if options is None else options)
+    o = BEAT_OPTIONS if options is None else options
     out_fs = float(o["fs"])
-    pre, post = int(round(float(o["before_s"]) * out_fs)), int(round(float(o["after_s"]) * out_fs))
-    L = pre + post
-    empty = np.zeros((0, L), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pre, post = _pre_post(o)
     x = lead_at_rate(x, fs, o["band"], out_fs, what="beats", workers=workers)
-    if x.size < L + 2:
-        return empty
-    p = detect_r_peaks(x, fs=out_fs)
+    p = detect_r_peaks(x, fs=out_fs) if x.size >= pre + post + 2 else np.zeros(0, np.int64)
     p = p[(p >= pre) & (p + post <= x.size)]
     if p.size < int(o["min_beats"]):
-        return empty
-    beats = _normalise(x[p[:, None] - pre + np.arange(L)[None, :]])
-    g, s = int(o["group"]), int(o["group_stride"])
+        return np.zeros((0, pre + post)), np.zeros(0, np.int64)
+    return _normalise(x[p[:, None] - pre + np.arange(pre + post)[None, :]]), p
+
+
+def group_beats(beats: np.ndarray, p: np.ndarray, options: dict | None = None, group_stride: int | None = None):
+    """Median of every ``group`` consecutive beats every ``group_stride`` (default the options') beats ->
+    (groups (n, L) float32, starts (n,), ends (n,)): the first and last sample spanned by each group's beats."""
+    o = BEAT_OPTIONS if options is None else options
+    pre, post = _pre_post(o)
+    if len(p) == 0:
+        return np.zeros((0, pre + post), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    g, s = int(o["group"]), int(o["group_stride"] if group_stride is None else group_stride)
     firsts = np.arange(0, p.size - g + 1, s) if p.size >= g else np.array([0])
     size = min(g, p.size)
     groups = np.stack([np.median(beats[i:i + size], axis=0) for i in firsts])
     return (_normalise(groups).astype(np.float32), (p[firsts] - pre).astype(np.int64),
             (p[firsts + size - 1] + post).astype(np.int64))
+
+
+def beat_groups(x: np.ndarray, fs: float, options: dict | None = None, workers: int | None = None):
+    """One lead at ``fs`` Hz -> (groups (n, L) float32, starts (n,), ends (n,)) of median-beat groups
+    (:func:`aligned_beats` then :func:`group_beats`); n = 0 when the signal holds fewer than ``min_beats`` beats."""
+    return group_beats(*aligned_beats(x, fs, options, workers), options)
 
 
 
