@@ -247,6 +247,17 @@ def test_train_evaluate_export_parity(tiny_segments, tmp_path):
         np.testing.assert_allclose(logits, ref_logits.numpy(), atol=1e-4, rtol=0)
         np.testing.assert_allclose(prob, torch.softmax(ref_logits, 1).numpy(), atol=1e-4, rtol=0)
         np.testing.assert_allclose(att, ref_att.numpy(), atol=1e-4, rtol=0)
+    # The default graph attends with onnxruntime's fused kernel; --standard-ops gives plain ONNX ops, same outputs.
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(onnx_path)).graph.node}
+    assert "MultiHeadAttention" in ops and "Softmax" in ops          # fused attention; the final softmax
+    std = export(run, tmp_path / "std", check_windows=3, fused_attention=False)["onnx"]
+    std_nodes = onnx.load(str(std)).graph.node
+    assert "MultiHeadAttention" not in {n.op_type for n in std_nodes} and all(n.domain in ("", "ai.onnx")
+                                                                               for n in std_nodes)
+    std_logits = ort.InferenceSession(str(std), providers=["CPUExecutionProvider"]).run(None, {"ecg": x})[0]
+    np.testing.assert_allclose(std_logits, sess.run(None, {"ecg": x})[0], atol=1e-4, rtol=0)
 
 
 def test_cli_train_evaluate_export(tiny_segments, tmp_path):
@@ -271,8 +282,8 @@ def test_cli_train_evaluate_export(tiny_segments, tmp_path):
 
 
 def test_logits_graph_holds_no_full_attention_tensor():
-    """The bundled segments-abnormal graph computes attention over blocks of query steps: no value in it has
-    900 x 900 elements per item (a (B, 8, 900, 900) tensor made a 256-window batch take 15 GB)."""
+    """The bundled segments-abnormal graph attends with onnxruntime's fused kernel: no value in it has 900 x 900
+    elements per item (a (B, 8, 900, 900) tensor made a 256-window batch take 15 GB)."""
     import onnx
     from onnx import shape_inference
 
@@ -288,6 +299,7 @@ def test_logits_graph_holds_no_full_attention_tensor():
             sizes.append(int(np.prod(dims)))
     assert sizes and max(sizes) < 900 * 900, max(sizes)
     assert [o.name for o in graph.output] == ["logits", "probabilities"]
+    assert "MultiHeadAttention" in {n.op_type for n in graph.node}
 
 
 def test_augmented_balanced_training_resumes_identically(tiny_segments, tmp_path):
@@ -315,6 +327,49 @@ def test_augment_batch_keeps_shape_and_varies_per_window():
     np.testing.assert_array_equal(y, augment_batch(x, np.random.default_rng(0), AttentionConfig()))
     with pytest.raises(ValueError, match="class_weight"):
         AttentionConfig(class_weight="auto")
+
+
+def test_val_pick_keep_abnormal_leaves_mostly_abnormal_records_in_training(tmp_path):
+    """``keep-abnormal`` spreads the validation records over those not mostly Abnormal; ``spread`` over all."""
+    frac = {"a": 0.0, "b": 0.0, "c": 0.02, "d": 0.1, "e": 0.3, "f": 0.45, "g": 0.9, "h": 1.0}
+    meta = {"recipe": "segments", "records": {r: {"segments": 100, "abnormal": int(100 * f)} for r, f in frac.items()}}
+    (tmp_path / "metadata.json").write_text(json.dumps(meta))
+    recs = sorted(frac)
+    spread = att_data.pick_val_records(tmp_path, recs, 4)
+    kept = att_data.pick_val_records(tmp_path, recs, 4, "keep-abnormal")
+    assert spread == ["b", "d", "f", "h"]                      # evenly along the Abnormal fraction, 'h' included
+    assert kept == ["a", "c", "d", "f"] and not {"g", "h"} & set(kept)
+    with pytest.raises(ValueError, match="cannot hold out"):
+        att_data.pick_val_records(tmp_path, recs, 6, "keep-abnormal")   # only 6 candidates left
+    with pytest.raises(ValueError, match="val_pick"):
+        AttentionConfig(val_pick="random")
+
+
+def test_nstdb_augmentation_adds_band_passed_training_noise_at_the_drawn_snr(tiny_segments, data_dir):
+    """Real NSTDB noise from the training portion, filtered as the windows were, at the SNR asked; re-z-scored."""
+    from ecgcore.dsp import bandpass
+    from ecgcore.io import read_record
+    from ecgcore.models.attention._train import augment_batch
+
+    cfg = AttentionConfig(augment=True, aug_nstdb=1.0, aug_nstdb_snr=(12.0, 12.0), aug_scale=0.0, aug_wander=0.0,
+                          aug_noise=0.0, noise_dir=str(data_dir / "nstdb"))
+    bank = att_data.train_noise_bank(cfg, tiny_segments)
+    raw = read_record(data_dir / "nstdb" / "em", annotator=None).signal[:, 0]
+    cut = int(raw.size * 0.7)
+    assert set(bank.noise) == {"bw", "ma", "em"} and bank.noise["em"].size == cut   # training portion only
+    np.testing.assert_allclose(bank.noise["em"], bandpass(raw[:cut], fs=360.0, low=0.5, high=50.0, order=5),
+                               atol=1e-9)
+    with np.load(tiny_segments / "101.npz") as z:
+        x = z["segments"][:16, None].astype(np.float32)
+    y = augment_batch(x, np.random.default_rng(3), cfg, bank=bank)
+    assert y.shape == x.shape and y.dtype == np.float32
+    np.testing.assert_allclose(y.mean(axis=2), 0.0, atol=1e-4)
+    np.testing.assert_allclose(y.std(axis=2), 1.0, atol=1e-4)
+    r = np.array([np.corrcoef(a[0], b[0])[0, 1] for a, b in zip(x, y)])
+    snr = 10 * np.log10(r ** 2 / (1 - r ** 2))      # x z-scored: corr^2 = P_x / (P_x + P_noise)
+    assert abs(np.median(snr) - 12.0) < 1.0, snr
+    with pytest.raises(ValueError, match="aug_nstdb"):
+        AttentionConfig(aug_nstdb=1.5)
 
 
 def test_int8_weight_export_is_small_and_close(tiny_segments, tmp_path):

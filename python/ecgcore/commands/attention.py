@@ -44,6 +44,12 @@ def train(dataset_dir, run_dir, protocol, epochs, batch_size, lr, device, seed, 
     config.json, checkpoint/ (resume state, every 5 min and at the end), history.csv, learning_curve.png,
     run.json, best.pt (lowest validation loss), metrics.json and, after training, the test-split evaluation
     (see `ecgcore evaluate attention`). Re-running the same command resumes from the checkpoint.
+
+    \b
+    The bundled segments-abnormal recipe (inter-patient, class-balanced, real NSTDB noise from its training portion
+    on half of the windows):
+      ecgcore train attention DATA RUN --epochs 30 --threads 2 --set augment=true --set class_weight=balanced \\
+        --set patience=4 --set plateau_patience=2 --set aug_nstdb=0.5 --set 'aug_nstdb_snr=[0,24]'
     """
     from ..models.attention import train as run
     from ..models.attention.config import AttentionConfig
@@ -110,14 +116,18 @@ def evaluate(run_dir, dataset_dir, split, device, records_dir, quiet):
 @click.option("--check-windows", type=int, default=8, show_default=True,
               help="Real test windows run through PyTorch and onnxruntime (atol 1e-4).")
 @click.option("--note", default=None, help="Free text stored in the card as training.note.")
-def export(run_dir, out, dataset_dir, check_windows, note):
+@click.option("--standard-ops", is_flag=True,
+              help="Attention in standard ONNX ops (for runtimes other than onnxruntime; ~1.5x slower there) instead "
+                   "of onnxruntime's fused com.microsoft.MultiHeadAttention.")
+def export(run_dir, out, dataset_dir, check_windows, note, standard_ops):
     """Export a run's best weights to model.onnx (input `ecg` (batch, 1, 3600); outputs `logits` and
     `probabilities` (softmax), dynamic batch), attention.onnx (the (batch, 900, 900) attention maps, on request)
     and a model.json card, and check onnxruntime against PyTorch on real windows."""
     from ..models.attention import export as run
 
     try:
-        r = run(run_dir, out, data_dir=dataset_dir, check_windows=check_windows, note=note)
+        r = run(run_dir, out, data_dir=dataset_dir, check_windows=check_windows, note=note,
+                fused_attention=not standard_ops)
         onnx_path, worst = r["onnx"], r["parity_max_abs_diff"]
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)

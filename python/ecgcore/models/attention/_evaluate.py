@@ -18,7 +18,7 @@ import torch
 from ..._fs import write_json, write_npz, write_text
 from . import plots
 from .config import AttentionConfig
-from .data import SegmentSplit, protocol_splits
+from .data import SegmentSplit, config_splits
 from .metrics import classification_metrics, classification_report, roc_curve
 from .model import AttentionECGModel
 
@@ -94,8 +94,7 @@ def evaluate(run_dir, data_dir=None, *, split: str = "test", device: str = "cpu"
     if config.threads:
         torch.set_num_threads(int(config.threads))
     data_dir = Path(data_dir or saved["data_dir"])
-    splits = _splits or protocol_splits(data_dir, config.protocol, seed=config.seed, test_size=config.test_fraction,
-                                        val_size=config.val_fraction, val_records=config.val_records)
+    splits = _splits or config_splits(data_dir, config)
     if split not in splits or splits[split] is None:
         raise ValueError(f"unknown split {split!r} (expected one of {', '.join(k for k in splits if splits[k] is not None)})")
     data = splits[split]

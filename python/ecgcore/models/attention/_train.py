@@ -20,7 +20,7 @@ from ..._fs import atomic_write, write_json
 from .._run import Run, torch_state
 from ._evaluate import PROTOCOL_LABELS, _read_metrics, device_of, evaluate, predict
 from .config import AttentionConfig
-from .data import protocol_splits, read_dataset_info
+from .data import config_splits, read_dataset_info, train_noise_bank
 from .model import AttentionECGModel
 
 # Settings a resumed run may change; anything else must match the saved config.
@@ -38,9 +38,23 @@ def _val_loss_acc(model, split, device, batch_size: int, progress: bool) -> tupl
     return float(-np.log(p).mean()), float((prob.argmax(1) == split.y).mean())
 
 
-def augment_batch(x: np.ndarray, rng: np.random.Generator, config: AttentionConfig, fs: float = 360.0) -> np.ndarray:
-    """Random amplitude, offset, baseline wander and noise per window (see :class:`AttentionConfig`); (b, 1, n)."""
+def augment_batch(x: np.ndarray, rng: np.random.Generator, config: AttentionConfig, fs: float = 360.0,
+                  bank=None) -> np.ndarray:
+    """Random amplitude, offset, baseline wander and noise per window (see :class:`AttentionConfig`); (b, 1, n).
+
+    With ``bank`` (:func:`.data.train_noise_bank`) and ``config.aug_nstdb`` > 0, real NSTDB noise first, each noisy
+    window z-scored again."""
     b, _, n = x.shape
+    if bank is not None and config.aug_nstdb > 0:
+        from ..denoiser.data import mix_online
+
+        pick = rng.random(b) < config.aug_nstdb
+        if pick.any():
+            noisy, _ = mix_online(x[pick, 0], bank, rng, snr_range=config.aug_nstdb_snr, p_clean=0.0,
+                                  p_mixture=1.0 / 3.0)
+            sd = noisy.std(axis=1, keepdims=True)
+            x = x.copy()
+            x[pick, 0] = (noisy - noisy.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
     lo, hi = np.log(1.0 / (1.0 + config.aug_scale)), np.log(1.0 + config.aug_scale)
     scale = np.exp(rng.uniform(lo, hi, (b, 1, 1)))
     t = np.arange(n) / fs
@@ -71,11 +85,11 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
     if config.threads:
         torch.set_num_threads(int(config.threads))
     dev = device_of(device)
-    splits = protocol_splits(data_dir, config.protocol, seed=config.seed, test_size=config.test_fraction,
-                             val_size=config.val_fraction, val_records=config.val_records)
+    splits = config_splits(data_dir, config)
     train_set, val_set = splits["train"], splits["val"]
     if val_set is None or len(val_set) == 0:
         raise ValueError("the validation split is empty (early stopping needs one); raise val_records")
+    bank = train_noise_bank(config, data_dir) if config.augment and config.aug_nstdb > 0 else None
     run = Run(run_dir, config, family="attention", data_dir=data_dir, resume=resume,
               checkpoint_every_s=checkpoint_every_s, time_limit_s=config.time_limit_s, resumable=RESUMABLE)
 
@@ -113,7 +127,7 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
             idx = np.sort(perm[b * config.batch_size:(b + 1) * config.batch_size])
             xnp = train_set.x[idx]
             if config.augment:
-                xnp = augment_batch(xnp, np.random.default_rng([config.seed, st.epoch, b]), config)
+                xnp = augment_batch(xnp, np.random.default_rng([config.seed, st.epoch, b]), config, bank=bank)
             xb = torch.from_numpy(xnp).to(dev)
             yb = torch.from_numpy(train_set.y[idx]).to(dev)
             logits, _ = model(xb, need_weights=False)

@@ -97,14 +97,13 @@ def analyse_run(run_dir, records_dir, *, data_dir=None, split: str = "test", bat
     from ...io import read_annotations
     from . import plots
     from ._evaluate import load_run
-    from .data import protocol_splits
+    from .data import config_splits
 
     run_dir = Path(run_dir)
     model, saved = load_run(run_dir, "cpu")
     cfg = model.config
     data_dir = Path(data_dir or saved["data_dir"])
-    data = protocol_splits(data_dir, cfg.protocol, seed=cfg.seed, test_size=cfg.test_fraction,
-                           val_size=cfg.val_fraction, val_records=cfg.val_records)[split]
+    data = config_splits(data_dir, cfg)[split]
     anns = {r: read_annotations(Path(records_dir) / r, "atr") for r in sorted(set(data.record.tolist()))}
     size = data.x.shape[-1]
     picks = []
