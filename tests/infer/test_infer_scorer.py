@@ -216,3 +216,16 @@ def test_precision_int8_encoder_keeps_the_classes(mini_dir):
     assert np.abs(a.probabilities - b.probabilities).max() > 1e-4
     changed = np.mean([x["class"] != y["class"] for x, y in zip(a.rows, b.rows)])
     assert changed <= 0.02, changed
+
+
+def test_batch_for_budget_uses_the_cards_memory_per_item_and_its_batch_cap():
+    from types import SimpleNamespace
+
+    from ecgcore.infer.memory import FALLBACK_BYTES_PER_ITEM, batch_for_budget
+
+    card = SimpleNamespace(resources={"peak_bytes_per_item": 2 << 20})
+    assert batch_for_budget(card) == 256                          # 512 MiB / 2 MiB
+    assert batch_for_budget(card, max_memory=64 << 20) == 32
+    card.resources["max_batch"] = 64                                # measured no faster beyond 64
+    assert batch_for_budget(card) == 64 and batch_for_budget(card, max_memory=64 << 20) == 32
+    assert batch_for_budget(SimpleNamespace(resources=None)) == (512 << 20) // FALLBACK_BYTES_PER_ITEM

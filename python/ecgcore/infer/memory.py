@@ -56,10 +56,14 @@ def measure_bytes_per_item(onnx_path, small: int = 2, large: int = 34) -> int:
 
 def batch_for_budget(card, max_memory: int | None = None, cap: int = MAX_BATCH) -> int:
     """Items per ``session.run`` so that the batch's memory stays within ``max_memory`` bytes (default
-    :data:`DEFAULT_MAX_MEMORY`), from the card's ``resources.peak_bytes_per_item``."""
+    :data:`DEFAULT_MAX_MEMORY`), from the card's ``resources.peak_bytes_per_item``, and at most the card's
+    ``resources.max_batch`` where it has one (the batch beyond which the model measured no faster: larger batches
+    only cost memory)."""
     budget = int(max_memory) if max_memory else DEFAULT_MAX_MEMORY
-    per_item = int((getattr(card, "resources", None) or {}).get("peak_bytes_per_item") or FALLBACK_BYTES_PER_ITEM)
-    return max(1, min(int(cap), budget // max(per_item, 1)))
+    res = getattr(card, "resources", None) or {}
+    per_item = int(res.get("peak_bytes_per_item") or FALLBACK_BYTES_PER_ITEM)
+    cap = min(int(cap), int(res.get("max_batch") or cap))
+    return max(1, min(cap, budget // max(per_item, 1)))
 
 
 def main(argv=None) -> None:  # pragma: no cover - a maintenance command
