@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from .._config import ConfigMixin
 
 PROTOCOLS = ("inter-patient", "leaky")
+VAL_PICKS = ("spread", "keep-abnormal")
 
 
 @dataclass
@@ -80,8 +81,8 @@ class AttentionConfig(ConfigMixin):
             raise ValueError(f"class_weight must be 'none' or 'balanced', got {self.class_weight!r}")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
-        if self.val_pick not in ("spread", "keep-abnormal"):
-            raise ValueError(f"val_pick must be 'spread' or 'keep-abnormal', got {self.val_pick!r}")
+        if self.val_pick not in VAL_PICKS:
+            raise ValueError(f"val_pick must be one of {', '.join(VAL_PICKS)}, got {self.val_pick!r}")
         if not 0.0 <= self.aug_nstdb <= 1.0:
             raise ValueError(f"aug_nstdb is a probability, got {self.aug_nstdb!r}")
         self.aug_nstdb_snr = tuple(float(v) for v in self.aug_nstdb_snr)

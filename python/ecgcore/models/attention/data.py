@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import VAL_PICKS
+
 
 @dataclass
 class SegmentSplit:
@@ -106,9 +108,6 @@ def available_records(dataset_dir) -> list[str]:
     return sorted(p.stem for p in Path(dataset_dir).glob("*.npz") if p.stem != "scaler")
 
 
-VAL_PICKS = ("spread", "keep-abnormal")
-
-
 def pick_val_records(dataset_dir, candidates: list[str], n_val: int, pick: str = "spread") -> list[str]:
     """``n_val`` records spread evenly along ``candidates`` sorted by Abnormal fraction (then name).
 
@@ -169,9 +168,7 @@ def train_noise_bank(config, dataset_dir):
     :class:`~ecgcore.models.denoiser.data.NoiseBank` for :func:`~ecgcore.models.denoiser.data.mix_online`."""
     from ...datasets.reference import locate
     from ...dsp import bandpass
-    from ...io import read_record
-    from ...pipelines.recipes.denoise_pairs import to_model_rate
-    from ..denoiser.data import NoiseBank
+    from ..denoiser.data import NoiseBank, nstdb_portion
 
     opts = read_dataset_info(dataset_dir).get("options", {})
     if opts.get("seed_compat"):
@@ -179,10 +176,7 @@ def train_noise_bank(config, dataset_dir):
     fs = config.input_length / float(opts.get("window_s", 10.0))
     low, high = opts.get("band", (0.5, 50.0))
     nd = Path(config.noise_dir) if config.noise_dir else locate("nstdb")
-    bank = {}
-    for kind in ("bw", "ma", "em"):
-        rec = read_record(nd / kind, annotator=None)
-        x = rec.signal[:, 0] if rec.fs == fs else to_model_rate(rec.signal[:, 0], rec.fs, fs)
-        x = x[:int(x.size * config.nstdb_train_fraction)]
-        bank[kind] = bandpass(x, fs=fs, low=float(low), high=float(high), order=int(opts.get("order", 5)))
+    raw = nstdb_portion(nd, ("bw", "ma", "em"), lead=0, fs=fs, fraction=config.nstdb_train_fraction)
+    bank = {k: bandpass(x, fs=fs, low=float(low), high=float(high), order=int(opts.get("order", 5)))
+            for k, x in raw.items()}
     return NoiseBank(bank, fs, "train")

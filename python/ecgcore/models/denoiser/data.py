@@ -134,13 +134,27 @@ class NoiseBank:
     part: str
 
 
+def nstdb_portion(noise_dir, kinds, *, lead: int, fs: float, fraction: float, part: str = "train") -> dict:
+    """``{kind: (n,) float64}``: NSTDB noise records ``kinds`` (lead ``lead``) at ``fs`` (the recipe's resampler),
+    the first ``fraction`` of each for ``part="train"``, the rest for ``"test"``."""
+    from ...io import read_record
+    from ...pipelines.recipes.denoise_pairs import to_model_rate
+
+    out = {}
+    for kind in kinds:
+        rec = read_record(Path(noise_dir) / kind, annotator=None)
+        x = rec.signal[:, int(lead)]
+        x = x if rec.fs == fs else to_model_rate(x, rec.fs, fs)
+        cut = int(x.size * fraction)
+        out[kind] = np.asarray(x[:cut] if part == "train" else x[cut:], np.float64)
+    return out
+
+
 def noise_bank(dataset_dir, *, part: str = "train", noise_dir=None) -> NoiseBank:
     """The NSTDB noise of a denoise-pairs dataset's ``part``: the first ``train_noise_fraction`` of each noise
     record for ``"train"`` (the portion the dataset's training pairs used), the rest for ``"test"``; same lead,
     resampled exactly as the recipe does."""
     from ...datasets.reference import locate
-    from ...io import read_record
-    from ...pipelines.recipes.denoise_pairs import to_model_rate
 
     _, meta = read_dataset_meta(dataset_dir)
     opts = meta["options"]
@@ -149,13 +163,8 @@ def noise_bank(dataset_dir, *, part: str = "train", noise_dir=None) -> NoiseBank
         beside = Path(dataset_dir).resolve().parent / "nstdb"
         nd = beside if (beside / "em.hea").is_file() else locate("nstdb")
     fs = float(opts["fs"])
-    frac = float(opts["train_noise_fraction"])
-    bank = {}
-    for kind in opts["noise"]:
-        rec = read_record(nd / kind, annotator=None)
-        x = to_model_rate(rec.signal[:, int(opts["lead"])], rec.fs, fs)
-        cut = int(x.size * frac)
-        bank[kind] = np.asarray(x[:cut] if part == "train" else x[cut:], np.float64)
+    bank = nstdb_portion(nd, opts["noise"], lead=int(opts["lead"]), fs=fs, fraction=float(opts["train_noise_fraction"]),
+                         part=part)
     return NoiseBank(bank, fs, part)
 
 
