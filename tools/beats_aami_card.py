@@ -33,6 +33,14 @@ def short(rep: dict) -> dict:
             "kappa": rep["kappa"]}
 
 
+def _history(run: Path) -> list:
+    if not (run / "history.csv").is_file():
+        return []
+    with open(run / "history.csv", newline="") as fh:
+        return [{k: (float(v) if k not in ("stage",) and v not in ("", None) else v) for k, v in r.items()}
+                for r in csv.DictReader(fh)]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path)
@@ -41,17 +49,16 @@ def main():
     ap.add_argument("--reference", type=Path, required=True)
     ap.add_argument("--baseline", type=Path, required=True)
     ap.add_argument("--speed", type=Path, help="JSON {'detect': seconds, 'reference': seconds, 'beats': n}")
+    ap.add_argument("--named-config", default="bundled", help="the --config the run used (bundled, refit)")
+    ap.add_argument("--schedule-from", type=Path,
+                    help="refit runs: the validated run whose early stopping chose the epochs and learning rates")
     a = ap.parse_args()
 
     card = read_card(a.model_dir / "model.json")
     det, ref, base = (json.loads(p.read_text()) for p in (a.detect, a.reference, a.baseline))
     run = json.loads((a.run / "run.json").read_text())
     fit = run.get("final", {})
-    hist = []
-    if (a.run / "history.csv").is_file():
-        with open(a.run / "history.csv", newline="") as fh:
-            hist = [{k: (float(v) if k not in ("stage",) and v not in ("", None) else v) for k, v in r.items()}
-                    for r in csv.DictReader(fh)]
+    hist = _history(a.run)
     base_short = {"accuracy": base["accuracy"], "VEB F1": base["per_class"]["V"]["F1"],
                   "SVEB F1": base["per_class"]["S"]["F1"], "jk index": base["jk_index"], "kappa": base["kappa"]}
     card.metrics = {
@@ -88,10 +95,20 @@ def main():
         "early_stopped": fit.get("early_stopped"), "stopped_by_wall_clock": fit.get("stopped_by_wall_clock"),
         "best_val_loss": fit.get("best_val_loss"), "val_records": fit.get("val_records"),
         "fit_records": fit.get("train_records"), "train_seconds": fit.get("seconds"),
-        "named_config": "bundled",
-        "equivalent_command": "ecgcore train conformer TFRECORDS RUN --config bundled --records-dir MITDB",
+        "named_config": a.named_config,
+        "equivalent_command": f"ecgcore train conformer TFRECORDS RUN --config {a.named_config} --records-dir MITDB",
         "learning_curve": hist, "hardware": "2-core CPU (no GPU), TensorFlow with 2 threads",
     })
+    if a.schedule_from is not None:  # a refit on every training record: no validation of its own
+        chooser = json.loads((a.schedule_from / "run.json").read_text()).get("final", {})
+        t.update({"best_epoch": None, "best_val_loss": None, "early_stopped": False, "schedule_chosen_by": {
+            "run": a.schedule_from.name, "val_records": chooser.get("val_records"),
+            "fit_records": chooser.get("train_records"), "best_epoch": chooser.get("best_epoch"),
+            "best_val_loss": chooser.get("best_val_loss"), "epochs_run": chooser.get("epochs_run"),
+            "learning_curve": _history(a.schedule_from),
+            "rule": "the refit trains on every DS1 record for the validated run's best epoch count with the learning "
+                    "rates it had at those epochs; no DS2 record chose anything"}})
+        t.pop("kfold", None)
     card.training = t
     write_card(card, a.model_dir / "model.json")
     print(json.dumps(card.headline, indent=1))

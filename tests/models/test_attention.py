@@ -451,3 +451,20 @@ def test_rr_baseline_scores_windows_and_picks_its_threshold_on_training(mitdb_di
     assert r["roc_auc"] > 0.9 and r["f1_abnormal"] > 0.8 and r["n"] == 400
     flipped = score_baseline(np.r_[s208, s100], y, np.r_[s100, s208], y)  # a threshold that does not transfer
     assert flipped["roc_auc"] < 0.1
+
+
+def test_refit_without_validation_trains_every_ds1_record_for_the_epochs_asked(tiny_segments, tmp_path):
+    """val_records=0: all DS1 records train (3 here, 24 windows each -> 18 batches of 4 per epoch), no early stopping
+    or plateau cut however the loss moves, the last weights kept as best.pt; the test split is still DS2 only."""
+    cfg = _cfg(val_records=0, max_steps=None, epochs=2, batch_size=4, patience=1, plateau_patience=0)
+    m = train(tiny_segments, tmp_path / "r", cfg, progress=False, evaluate_after=False)
+    t = m["training"]
+    assert t["steps"] == 2 * 18 and t["epochs_completed"] == 2 and t["stop_reason"] == "epochs"
+    assert t["best_val_loss"] is None and "val" not in m["splits"] and m["splits"]["test"]["records"] == ["100"]
+    assert all(r["lr"] == cfg.lr and r.get("val_loss", "") == "" for r in t["history"])
+    assert torch.load(tmp_path / "r" / "best.pt", weights_only=False)["epoch"] == 2
+    assert all(torch.equal(v, _state(tmp_path / "r")[k]) for k, v in
+               torch.load(tmp_path / "r" / "best.pt", weights_only=False)["model"].items())
+    with pytest.raises(ValueError, match="validation split is empty"):
+        train(tiny_segments, tmp_path / "x", _cfg(val_records=0, protocol="leaky", val_fraction=0.0),
+              progress=False, evaluate_after=False)

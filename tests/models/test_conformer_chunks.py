@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ecgcore.models.conformer.chunks import BeatStore, _tiles, training_batches, validation_batches
-from ecgcore.models.conformer.config import ConformerConfig
+from ecgcore.models.conformer.config import NAMED_CONFIGS, ConformerConfig
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -135,3 +135,37 @@ def test_named_configs_resolve_with_command_line_overrides():
     b2 = resolved("--config", "bundled", "--epochs", "3", "--no-rr", "--threads", "1", "--set", "lr=1e-3")
     assert (b2.epochs, b2.rr_features, b2.threads, b2.lr, b2.chunk) == (3, False, 1, 1e-3, 4)
     assert resolved().protocol == "inter-patient"  # no --config: the plain defaults, as before
+
+
+def test_lr_schedule_is_validated_and_piecewise_constant():
+    cfg = ConformerConfig(lr=5e-4, lr_schedule=[[3, 1e-4], [5, 2e-5]])
+    assert [cfg.lr_at(e) for e in range(1, 7)] == [5e-4, 5e-4, 1e-4, 1e-4, 2e-5, 2e-5]
+    assert ConformerConfig(lr=1e-3).lr_at(9) == 1e-3
+    for bad in ([[0, 1e-4]], [[3, 1e-4], [2, 1e-5]], [[2, -1.0]], [[2]], "3:1e-4"):
+        with pytest.raises(ValueError, match="lr_schedule"):
+            ConformerConfig(lr_schedule=bad)
+    refit = ConformerConfig(**NAMED_CONFIGS["refit"])
+    assert refit.val_records == 0 and [refit.lr_at(e) for e in (1, 4, 5)] == [5e-4, 5e-4, 1e-4]
+
+
+def test_refit_without_validation_follows_the_lr_schedule(tmp_path, mitdb_dir):
+    """val_records=0 (every training record fits) and a fixed schedule: the optimiser's rate is the schedule's at
+    every epoch, across a resume."""
+    pytest.importorskip("tensorflow")
+    from ecgcore.models.conformer import train
+    from ecgcore.pipelines.engine import preprocess
+
+    data = tmp_path / "tfr"
+    assert not preprocess("tfrecords", mitdb_dir, data, records=["232", "233"], workers=1, progress=False).failed
+    cfg = ConformerConfig(rr_features=True, chunk=4, batch_size=16, epochs=1, steps_per_epoch=1, val_records=0,
+                          max_n_per_epoch=100, lr=1e-3, lr_schedule=[[2, 2e-4], [3, 4e-5]], **SMALL)
+    kw = dict(records_dir=mitdb_dir, train_records=["232"], test_records=["233"], evaluate_after=False,
+              progress=False)
+    state_path = tmp_path / "run" / "final" / "chunk_ckpt" / "state.json"
+    fit = train(data, tmp_path / "run", cfg, **kw)["final"]
+    assert fit["val_records"] == [] and fit["train_records"] == ["232"]
+    assert json.loads(state_path.read_text())["lr"] == pytest.approx(1e-3)
+    train(data, tmp_path / "run", cfg.replace(epochs=2), **kw)
+    assert json.loads(state_path.read_text())["lr"] == pytest.approx(2e-4)
+    fit = train(data, tmp_path / "run", cfg.replace(epochs=3), **kw)["final"]
+    assert fit["epochs_run"] == 3 and json.loads(state_path.read_text())["lr"] == pytest.approx(4e-5)

@@ -87,8 +87,12 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
     dev = device_of(device)
     splits = config_splits(data_dir, config)
     train_set, val_set = splits["train"], splits["val"]
-    if val_set is None or len(val_set) == 0:
-        raise ValueError("the validation split is empty (early stopping needs one); raise val_records")
+    # val_records=0 (inter-patient): a refit on every DS1 record for a fixed number of epochs at a fixed learning
+    # rate -- the epoch count a validated run chose; no early stopping, and the last epoch's weights are kept.
+    refit = config.protocol == "inter-patient" and config.val_records == 0
+    if not refit and (val_set is None or len(val_set) == 0):
+        raise ValueError("the validation split is empty (early stopping needs one); raise val_records, or set "
+                         "val_records=0 for a refit of a fixed number of epochs on every training record")
     bank = train_noise_bank(config, data_dir) if config.augment and config.aug_nstdb > 0 else None
     run = Run(run_dir, config, family="attention", data_dir=data_dir, resume=resume,
               checkpoint_every_s=checkpoint_every_s, time_limit_s=config.time_limit_s, resumable=RESUMABLE)
@@ -152,28 +156,34 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
                 run.save(save)
         bar.close()
         full_epoch = st.step_in_epoch >= n_batches
-        val_loss, val_acc = _val_loss_acc(model, val_set, dev, 2 * config.batch_size, progress)
-        if run.improved(val_loss):
+        if refit:
+            val_loss = val_acc = None
+            _save_torch({"model": model.state_dict(), "config": config.to_dict(), "step": st.step,
+                         "epoch": st.epoch + int(full_epoch), "val_loss": None}, run_dir / "best.pt")
+        else:
+            val_loss, val_acc = _val_loss_acc(model, val_set, dev, 2 * config.batch_size, progress)
+        if not refit and run.improved(val_loss):
             st.extra["improved_this_epoch"] = True
             _save_torch({"model": model.state_dict(), "config": config.to_dict(), "step": st.step,
                          "epoch": st.epoch + 1, "val_loss": val_loss}, run_dir / "best.pt")
-        row = run.log(partial_epoch=int(not full_epoch), train_loss=loss_sum / max(loss_n, 1), val_loss=val_loss,
-                      val_accuracy=val_acc, lr=opt.param_groups[0]["lr"])
+        row = run.log(partial_epoch=int(not full_epoch), train_loss=loss_sum / max(loss_n, 1),
+                      **({} if refit else {"val_loss": val_loss, "val_accuracy": val_acc}), lr=opt.param_groups[0]["lr"])
         if full_epoch:
-            sched.step(val_loss)
+            if not refit:
+                sched.step(val_loss)
             st.bad_epochs = 0 if st.extra["improved_this_epoch"] else st.bad_epochs + 1
             st.epoch, st.step_in_epoch = st.epoch + 1, 0
             st.extra["improved_this_epoch"] = False
-            if st.bad_epochs >= config.patience:
+            if not refit and st.bad_epochs >= config.patience:
                 run.stop("early_stopping")
             elif st.epoch >= config.epochs:
                 run.stop("epochs")
         if budget is not None:
             run.stop(budget)
         if progress:
+            val = "" if refit else f"  val loss {val_loss:.4f}  val acc {val_acc:.4f}"
             print(f"epoch {row['epoch']}{' (partial)' if not full_epoch else ''} step {row['step']}: "
-                  f"train loss {row['train_loss']:.4f}  val loss {val_loss:.4f}  val acc {val_acc:.4f}",
-                  file=sys.stderr)
+                  f"train loss {row['train_loss']:.4f}{val}", file=sys.stderr)
         run.save(save)
     if trained_now == 0 and not (run_dir / "best.pt").is_file():
         raise ValueError(f"{run_dir}: nothing to train (already finished at epoch {st.epoch}); raise --epochs")

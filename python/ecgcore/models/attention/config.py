@@ -20,7 +20,9 @@ class AttentionConfig(ConfigMixin):
 
     Additions (not in the seed): ``protocol`` (``"inter-patient"``: train/validate on DS1 records,
     test on DS2; ``"leaky"``: the seed's random segment split 0.2 / 0.2), ``val_records`` (how many DS1
-    records the inter-patient protocol holds out for validation), ``max_steps`` / ``time_limit_s`` (stop
+    records the inter-patient protocol holds out for validation; 0: a refit on every DS1 record for exactly
+    ``epochs`` epochs at the rate ``lr``, no validation or early stopping, the last weights kept -- for the epoch
+    count a validated run chose), ``max_steps`` / ``time_limit_s`` (stop
     on a budget; the run resumes), ``threads``. Field names follow the families' shared vocabulary
     (``n_classes``, ``patience``, ``time_limit_s``; see :mod:`ecgcore.models._config`).
     ``class_weight`` (``"none"``, the seed's, or ``"balanced"``: n / (k · count) from the training windows) and

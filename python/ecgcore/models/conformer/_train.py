@@ -152,8 +152,12 @@ def fit_once(cfg: ConformerConfig, index, train_recs, out_dir: Path, *, val_recs
     if callbacks_seed and val_ds is not None:
         early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
                                               restore_best_weights=stage == "final")
-        cbs += [early, keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.plateau_factor,
-                                                         patience=cfg.plateau_patience, min_lr=cfg.min_lr)]
+        cbs.append(early)
+        if not cfg.lr_schedule:
+            cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.plateau_factor,
+                                                         patience=cfg.plateau_patience, min_lr=cfg.min_lr))
+    if cfg.lr_schedule:
+        cbs.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: cfg.lr_at(epoch + 1)))
     t0 = time.time()
     hist = model.fit(ds, epochs=want, initial_epoch=initial, steps_per_epoch=steps, validation_data=val_ds,
                      class_weight=weights, callbacks=cbs, shuffle=False, verbose=2 if progress else 0)

@@ -306,7 +306,12 @@ def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_
     seconds0 = float(state["seconds"])
 
     class Track(keras.callbacks.Callback):
-        """Early stopping + LR on plateau with checkpointed counters; the last and the best weights on disk."""
+        """Early stopping + LR on plateau (or the fixed ``lr_schedule``) with checkpointed counters; the last and the
+        best weights on disk."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if cfg.lr_schedule:
+                self.model.optimizer.learning_rate.assign(cfg.lr_at(epoch + 1))
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
@@ -320,7 +325,7 @@ def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_
             elif val_ds is not None:
                 state["wait"] += 1
                 state["plateau_wait"] += 1
-                if state["plateau_wait"] >= cfg.plateau_patience:
+                if state["plateau_wait"] >= cfg.plateau_patience and not cfg.lr_schedule:
                     lr = max(float(self.model.optimizer.learning_rate.numpy()) * cfg.plateau_factor, cfg.min_lr)
                     self.model.optimizer.learning_rate.assign(lr)
                     state["plateau_wait"] = 0
