@@ -468,3 +468,12 @@ def test_refit_without_validation_trains_every_ds1_record_for_the_epochs_asked(t
     with pytest.raises(ValueError, match="validation split is empty"):
         train(tiny_segments, tmp_path / "x", _cfg(val_records=0, protocol="leaky", val_fraction=0.0),
               progress=False, evaluate_after=False)
+    from click.testing import CliRunner
+
+    from ecgcore.cli import main
+
+    r = CliRunner().invoke(main, ["train", "attention", str(tiny_segments), str(tmp_path / "cli"), "--epochs", "1",
+                                  "--batch-size", "8", "--threads", "1", "--quiet", "--no-evaluate",
+                                  "--val-records", "0"])
+    assert r.exit_code == 0, r.output
+    assert "9 steps, 1 full epochs, stop: epochs, no validation (refit" in r.output

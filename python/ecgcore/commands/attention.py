@@ -26,7 +26,8 @@ def _fail(exc: Exception):
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--val-records", type=int, default=4, show_default=True,
-              help="inter-patient: whole DS1 records held out for validation.")
+              help="inter-patient: whole DS1 records held out for validation (early stopping); 0 = refit on every "
+                   "DS1 record for exactly --epochs epochs, the last weights kept.")
 @click.option("--max-steps", type=int, default=None, help="Stop after this many optimiser steps (resumable).")
 @click.option("--wall-cap", type=float, default=None, help="Stop training after this many minutes of this call "
               "(validates, checkpoints; the same command resumes).")
@@ -67,8 +68,9 @@ def train(dataset_dir, run_dir, protocol, epochs, batch_size, lr, device, seed, 
     except (ValueError, FileNotFoundError, TypeError) as exc:
         _fail(exc)
     t = m["training"]
-    click.echo(f"{run_dir}: {t['steps']} steps, {t['epochs_completed']} full epochs, stop: {t['stop_reason']}, "
-               f"best val loss {t['best_val_loss']:.4f}")
+    best = ("no validation (refit: the last weights kept)" if t["best_val_loss"] is None
+            else f"best val loss {t['best_val_loss']:.4f}")
+    click.echo(f"{run_dir}: {t['steps']} steps, {t['epochs_completed']} full epochs, stop: {t['stop_reason']}, {best}")
     if "test" in m:
         click.echo(json.dumps({k: m["test"][k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc")}))
 

@@ -42,7 +42,7 @@ NAMED_CONFIGS = {
                     patience=4, chunk=4, max_n_per_epoch=8000, steps_per_epoch=100, epochs=40, threads=2,
                     eval_n_fraction=0.25),
     # "bundled" refit on every DS1 record (issue 20): the bundled run (r4) held out 4 DS1 records for early stopping,
-    # among them 208 (373 of DS1's 415 F beats, a quarter of its V beats) and 209 (40 % of its S beats). Its
+    # among them 208 (372 of DS1's 414 F beats, 26 % of its V beats) and 209 (41 % of its S beats). Its
     # validation chose the schedule -- 4 epochs at 5e-4, the plateau cut to 1e-4, best epoch 5 -- so the refit runs
     # exactly that on all 22 DS1 records, with no validation split and no test record involved.
     "refit": dict(protocol="inter-patient", rr_features=True, rr_set="v2", lr=5e-4, val_records=0, class_weight="none",
