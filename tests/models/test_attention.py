@@ -239,6 +239,12 @@ def test_train_evaluate_export_parity(tiny_segments, tmp_path):
     att_sess = ort.InferenceSession(str(onnx_path.parent / "attention.onnx"), providers=["CPUExecutionProvider"])
     assert [o.name for o in sess.get_outputs()] == ["logits", "probabilities"]   # no (B, 900, 900) output
     assert card.outputs[2]["graph"] == "attention.onnx"
+    # every export carries the batch cap `ecgcore infer` honours (larger batches measured no faster, more memory)
+    from ecgcore.infer.memory import batch_for_budget
+    from ecgcore.models.attention._export import MAX_BATCH
+
+    assert card.resources["max_batch"] == MAX_BATCH
+    assert batch_for_budget(card, 1 << 40) == MAX_BATCH
     for batch in (x[:1], x):
         logits, prob = sess.run(None, {"ecg": batch})
         (att,) = att_sess.run(None, {"ecg": batch})

@@ -138,6 +138,15 @@ def load_onnx_weights(onnx_path, config=None):
     return model
 
 
+# ``ecgcore infer`` batches at most this many windows (``resources.max_batch``): larger batches were no faster and
+# their resident memory grew (measured on the bundled model, 5 DS2 records through ``ecgcore infer``, 2 threads:
+# batch 65 12.0 s / 504 MB peak RSS, batch 260 12.5 s / 1.06 GB; an export without the cap took all 22 DS2 records in
+# 70.6 s at 1.18 GB peak, with it 49.0 s at 547 MB).
+MAX_BATCH = 64
+MAX_BATCH_WHY = ("5 DS2 records (103 105 111 113 117) through ecgcore infer, 2 threads: batch 65 (--max-memory 128) "
+                 "12.0 s, peak RSS 504 MB; batch 260 (default budget) 12.5 s, 1.06 GB")
+
+
 def export_graphs(model, out_dir, example: np.ndarray, atol: float = 1e-4, fused_attention: bool = True) -> float:
     """Write ``model.onnx`` (logits, probabilities) and ``attention.onnx`` into ``out_dir``; check both in
     onnxruntime against the PyTorch model (``nn.MultiheadAttention`` as trained) on ``example`` windows and
@@ -259,6 +268,7 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
                   **({"note": note} if note else {}),
                   "exported_with": f"torch {torch.__version__}, python {platform.python_version()}, {sys.platform}"},
         config=config.to_dict(),
+        resources={"max_batch": MAX_BATCH, "max_batch_why": MAX_BATCH_WHY},
         description=("CNN + 8-head self-attention Normal/Abnormal classifier of 10 s MIT-BIH lead-0 windows "
                      "(seed: Al-Khlewee/attention-based-ecg-classifier, SPEC §3). Abnormal = more abnormal beat "
                      "symbols than normal ones in the window. Input: one standardised 3600-sample window "
