@@ -32,7 +32,9 @@ OBJECTIVES = ("mean", "targets")
 
 def target_margin(cell: str) -> float:
     """Issue 22's margin over the Butterworth filter for a cell named ``"<noise> <snr> dB"``."""
-    return 0.0 if float(cell.split()[1]) >= 18 else 3.0
+    from ecgcore.models.denoiser.stress import margin_over_butterworth
+
+    return margin_over_butterworth(float(cell.split()[1]))
 
 
 def score(cells: dict, butterworth: dict, objective: str = "mean") -> tuple:

@@ -43,14 +43,16 @@ def train(dataset_dir, run_dir, protocol, epochs, batch_size, lr, device, seed, 
 
     DATASET_DIR comes from `ecgcore preprocess segments MITDB_DIR DATASET_DIR`. RUN_DIR receives
     config.json, checkpoint/ (resume state, every 5 min and at the end), history.csv, learning_curve.png,
-    run.json, best.pt (lowest validation loss), metrics.json and, after training, the test-split evaluation
+    run.json, best.pt (lowest validation loss; the last weights for a refit), metrics.json and, after training, the test-split evaluation
     (see `ecgcore evaluate attention`). Re-running the same command resumes from the checkpoint.
 
     \b
-    The bundled segments-abnormal recipe (inter-patient, class-balanced, real NSTDB noise from its training portion
-    on half of the windows):
+    The bundled segments-abnormal: a validated run chose the epoch count (early stopping on 4 held-out DS1 records,
+    best epoch 3), then a refit on every DS1 record for those epochs:
       ecgcore train attention DATA RUN --epochs 30 --threads 2 --set augment=true --set class_weight=balanced \\
-        --set patience=4 --set plateau_patience=2 --set aug_nstdb=0.5 --set 'aug_nstdb_snr=[0,24]'
+        --set patience=4 --set plateau_patience=2
+      ecgcore train attention DATA RUN2 --epochs 3 --val-records 0 --threads 2 --set augment=true \\
+        --set class_weight=balanced
     """
     from ..models.attention import train as run
     from ..models.attention.config import AttentionConfig

@@ -20,7 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["stress_methods", "evaluate_noise_stress", "summarise_stress"]
+__all__ = ["stress_methods", "evaluate_noise_stress", "summarise_stress", "margin_over_butterworth"]
+
+
+def margin_over_butterworth(snr_db: float) -> float:
+    """Issue 22's target for the denoiser's output SNR minus the Butterworth filter's at input SNR ``snr_db``:
+    +3 dB at 12 dB and below, never worse (0 dB) above."""
+    return 3.0 if float(snr_db) <= 12 else 0.0
 
 
 def stress_methods(model="denoiser"):
