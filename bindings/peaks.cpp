@@ -17,7 +17,8 @@ py::array_t<int64_t> to_array(const std::vector<int64_t>& v) {
 QrsOptions make_options(double fs, double band_low, double band_high, double integration_s,
                         double refractory_s, double t_wave_s, double search_back, double threshold,
                         bool refine, double refine_radius_s, double band2_low, double band2_high,
-                        int contrast_power, double level_window_s, double contrast_floor, double detect_fs) {
+                        int contrast_power, double level_window_s, double contrast_floor, double detect_fs,
+                        double noise_gain, double noise_knee) {
   QrsOptions o;
   o.fs = fs;
   o.band_low = band_low;
@@ -35,6 +36,8 @@ QrsOptions make_options(double fs, double band_low, double band_high, double int
   o.level_window_s = level_window_s;
   o.contrast_floor = contrast_floor;
   o.detect_fs = detect_fs;
+  o.noise_gain = noise_gain;
+  o.noise_knee = noise_knee;
   ecgcore::validate_qrs_options(o);
   return o;
 }
@@ -51,11 +54,13 @@ auto with_float_rows(const py::array& x, Fn&& fn) {
 py::list detect(const py::array& x, double fs, double band_low, double band_high, double integration_s,
                 double refractory_s, double t_wave_s, double search_back, double threshold, bool refine,
                 double refine_radius_s, double band2_low, double band2_high, int contrast_power,
-                double level_window_s, double contrast_floor, double detect_fs, int workers) {
+                double level_window_s, double contrast_floor, double detect_fs, double noise_gain,
+                double noise_knee, int workers) {
   if (x.ndim() != 2) throw std::invalid_argument("x must be a 2-D [batch, n_samples] array");
   const QrsOptions o = make_options(fs, band_low, band_high, integration_s, refractory_s, t_wave_s,
                                     search_back, threshold, refine, refine_radius_s, band2_low, band2_high,
-                                    contrast_power, level_window_s, contrast_floor, detect_fs);
+                                    contrast_power, level_window_s, contrast_floor, detect_fs, noise_gain,
+                                    noise_knee);
   auto rows = with_float_rows(x, [&](auto& a) {
     const auto shape = ecgcore_py::rows_of(a);
     const auto* data = a.data();
@@ -91,7 +96,8 @@ void register_peaks(py::module_& m) {
         py::arg("t_wave_s") = 0.300, py::arg("search_back") = 1.40, py::arg("threshold") = 0.25,
         py::arg("refine") = true, py::arg("refine_radius_s") = 0.075, py::arg("band2_low") = 15.0,
         py::arg("band2_high") = 30.0, py::arg("contrast_power") = 8, py::arg("level_window_s") = 4.0,
-        py::arg("contrast_floor") = 0.2, py::arg("detect_fs") = 0.0, py::arg("workers") = 0,
+        py::arg("contrast_floor") = 0.2, py::arg("detect_fs") = 0.0, py::arg("noise_gain") = 1.5,
+        py::arg("noise_knee") = 0.05, py::arg("workers") = 0,
         R"doc(R-peak detection over the rows of a [batch, n_samples] array (float32 or float64).
 
 Parameters
@@ -100,7 +106,7 @@ x : ndarray, shape (batch, n_samples)
 fs : float
     Sampling rate in Hz.
 band_low, band_high, integration_s, refractory_s, t_wave_s, search_back, threshold, refine, refine_radius_s,
-band2_low, band2_high, contrast_power, level_window_s, contrast_floor, detect_fs
+band2_low, band2_high, contrast_power, level_window_s, contrast_floor, detect_fs, noise_gain, noise_knee
     Detector settings (see ecgcore.dsp.peaks.detect_r_peaks).
 workers : int
     Threads over rows; 0 means all cores.

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <utility>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "ecgcore/detail/parallel.hpp"
 #include "ecgcore/filter_design.hpp"
@@ -26,33 +28,54 @@ std::vector<double> band_sos(double low, double high, double fs) {
 
 // Zero-phase filtering of one row; one second of odd reflection at each end keeps the start-up
 // transient of the high-pass edge out of the record.
-void zero_phase(const std::vector<double>& sos, const std::vector<double>& x, std::vector<double>& y,
-                double fs) {
-  const int64_t n = static_cast<int64_t>(x.size());
+void zero_phase(const std::vector<double>& sos, const double* x, int64_t n, std::vector<double>& y, double fs) {
   const int ns = static_cast<int>(sos.size() / 6);
   const int64_t padlen = std::min<int64_t>(n - 1, samples(1.0, fs));
-  y.resize(x.size());
-  sosfiltfilt<double>(sos.data(), ns, RowsView<const double>{x.data(), 1, n, n, 1},
+  y.resize(static_cast<size_t>(n));
+  sosfiltfilt<double>(sos.data(), ns, RowsView<const double>{x, 1, n, n, 1},
                       RowsView<double>{y.data(), 1, n, n, 1}, PadType::odd, padlen, 1);
 }
 
-// Non-finite samples (ADC gaps) hold the last finite value so the filters see no step.
-template <class T>
-void finite_copy(const T* x, int64_t n, std::vector<double>& v) {
+constexpr uint64_t kExpBits = 0x7ff0000000000000ULL;  // all set: NaN or +-inf
+
+inline uint64_t nonfinite_bit(double v) {
+  uint64_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return static_cast<uint64_t>((b & kExpBits) == kExpBits);
+}
+
+// Non-finite samples (ADC gaps) hold the last finite value so the filters see no step. Returns x itself when it
+// is double and all finite (no copy), else v's data.
+const double* finite_signal(const double* x, int64_t n, std::vector<double>& v) {
+  // NaN and +-inf are the doubles whose exponent bits are all set; an integer OR-reduction vectorises.
+  uint64_t nonfinite = 0;
+  for (int64_t i = 0; i < n; ++i) nonfinite |= nonfinite_bit(x[i]);
+  if (!nonfinite) return x;
+  v.resize(static_cast<size_t>(n));
+  double last = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::isfinite(x[i])) last = x[i];
+    v[i] = last;
+  }
+  return v.data();
+}
+
+const double* finite_signal(const float* x, int64_t n, std::vector<double>& v) {
   v.resize(static_cast<size_t>(n));
   bool all_finite = true;
   for (int64_t i = 0; i < n; ++i) {
     const double s = static_cast<double>(x[i]);
-    all_finite &= (s - s) == 0.0;  // false for NaN and +-inf; branch-free so it vectorises
+    all_finite &= (s - s) == 0.0;
     v[i] = s;
   }
-  if (all_finite) return;
+  if (all_finite) return v.data();
   double last = 0.0;
   for (int64_t i = 0; i < n; ++i) {
     const double s = static_cast<double>(x[i]);
     if (std::isfinite(s)) last = s;
     v[i] = last;
   }
+  return v.data();
 }
 
 struct Candidate {
@@ -172,7 +195,13 @@ std::vector<size_t> decide(const std::vector<Candidate>& cands, const QrsOptions
   size_t last_idx = 0;
   int64_t last_decay = -1;
 
-  auto threshold = [&]() { return lv.noise + o.threshold * (lv.signal - lv.noise); };
+  // Noise-aware threshold: the fraction between the noise and signal levels grows with the noise-to-signal
+  // level ratio above noise_knee (capped at 0.9), so noisy stretches need a clearer peak.
+  auto threshold = [&]() {
+    const double ratio = lv.signal > 0.0 ? lv.noise / lv.signal : 0.0;
+    const double c = std::min(0.9, o.threshold + o.noise_gain * std::max(0.0, ratio - o.noise_knee));
+    return lv.noise + c * (lv.signal - lv.noise);
+  };
   auto is_t_wave = [&](const Candidate& c) {
     return last_t >= 0 && c.t - last_t < t_wave && c.slope < o.t_wave_slope * last_slope;
   };
@@ -246,12 +275,14 @@ struct Workspace {
   std::vector<double> sig, bp, slope, mwi, prefix;
   std::vector<double> bp2, slope2, mwi2, level1, mean1, level2, mean2, mx;  // second band
   std::vector<double> dec;                                                  // decimated copy (detect_fs)
-  std::vector<int64_t> maxima, dq;
+  std::vector<double> vh_fwd, vh_bwd;                                       // sliding-maximum scratch
+  std::vector<int64_t> maxima;
   std::vector<std::pair<double, int64_t>> order;
   std::vector<char> kept;
   void trim(int64_t n) {
     if (n <= (int64_t{1} << 21)) return;
-    for (auto* v : {&sig, &bp, &slope, &mwi, &prefix, &bp2, &slope2, &mwi2, &level1, &mean1, &level2, &mean2, &mx, &dec})
+    for (auto* v : {&sig, &bp, &slope, &mwi, &prefix, &bp2, &slope2, &mwi2, &level1, &mean1, &level2, &mean2, &mx, &dec,
+                    &vh_fwd, &vh_bwd})
       std::vector<double>().swap(*v);
   }
 };
@@ -268,22 +299,47 @@ std::vector<int64_t> refine_on(const BoxBandpass& y, const std::vector<int64_t>&
   out.reserve(peaks.size());
   for (int64_t p : peaks) {
     const int64_t a = std::max<int64_t>(0, p - radius), b = std::min<int64_t>(n - 1, p + radius);
-    const int64_t lo = std::max<int64_t>(0, a - y.baseline), hi = std::min<int64_t>(n - 1, b + y.baseline);
-    prefix.resize(static_cast<size_t>(hi - lo + 2));
-    double* P = prefix.data();  // P[i] = sum of sig[lo .. lo+i)
-    P[0] = 0.0;
-    for (int64_t k = lo; k <= hi; ++k) P[k - lo + 1] = P[k - lo] + y.sig[k];
-    auto mean = [&](int64_t k, int64_t h) {
-      const int64_t s0 = std::max<int64_t>(0, k - h), s1 = std::min<int64_t>(n - 1, k + h);
-      return (P[s1 + 1 - lo] - P[s0 - lo]) / static_cast<double>(s1 - s0 + 1);
-    };
     int64_t best = p;
     double bv = -1.0;
-    for (int64_t k = a; k <= b; ++k) {
-      const double v = std::fabs(mean(k, y.smooth) - mean(k, y.baseline));
-      if (v > bv) {
-        bv = v;
-        best = k;
+    if (a - y.baseline >= 0 && b + y.baseline <= n - 1) {
+      // No window is clipped by the record's ends (the usual case): fixed divisors and two running window sums,
+      // independent chains with the entering-minus-leaving terms off them.
+      const double* x = y.sig;
+      const int64_t S = y.smooth, B = y.baseline;
+      const double inv_s = 1.0 / static_cast<double>(2 * S + 1), inv_b = 1.0 / static_cast<double>(2 * B + 1);
+      double ss = 0.0, q[4] = {0.0, 0.0, 0.0, 0.0};
+      for (int64_t k = a - S; k <= a + S; ++k) ss += x[k];
+      int64_t k = a - B;
+      for (; k + 4 <= a + B + 1; k += 4)
+        for (int j = 0; j < 4; ++j) q[j] += x[k + j];
+      for (; k <= a + B; ++k) q[0] += x[k];
+      double sb = (q[0] + q[1]) + (q[2] + q[3]);
+      for (k = a;; ++k) {
+        const double v = std::fabs(ss * inv_s - sb * inv_b);
+        if (v > bv) {
+          bv = v;
+          best = k;
+        }
+        if (k == b) break;
+        ss += x[k + S + 1] - x[k - S];
+        sb += x[k + B + 1] - x[k - B];
+      }
+    } else {
+      const int64_t lo = std::max<int64_t>(0, a - y.baseline), hi = std::min<int64_t>(n - 1, b + y.baseline);
+      prefix.resize(static_cast<size_t>(hi - lo + 2));
+      double* P = prefix.data();  // P[i] = sum of sig[lo .. lo+i)
+      P[0] = 0.0;
+      for (int64_t k = lo; k <= hi; ++k) P[k - lo + 1] = P[k - lo] + y.sig[k];
+      auto mean = [&](int64_t k, int64_t h) {
+        const int64_t s0 = std::max<int64_t>(0, k - h), s1 = std::min<int64_t>(n - 1, k + h);
+        return (P[s1 + 1 - lo] - P[s0 - lo]) / static_cast<double>(s1 - s0 + 1);
+      };
+      for (int64_t k = a; k <= b; ++k) {
+        const double v = std::fabs(mean(k, y.smooth) - mean(k, y.baseline));
+        if (v > bv) {
+          bv = v;
+          best = k;
+        }
       }
     }
     out.push_back(best);
@@ -299,9 +355,8 @@ void slope_energy(const double* bp, int64_t n, int64_t h, int64_t half, double* 
   for (int64_t i = 0; i < std::min(h, n); ++i) slope[i] = bp[std::min(n - 1, i + h)] - bp[0];
   for (int64_t i = h; i < n - h; ++i) slope[i] = bp[i + h] - bp[i - h];
   for (int64_t i = std::max(h, n - h); i < n; ++i) slope[i] = bp[n - 1] - bp[std::max<int64_t>(0, i - h)];
-  // Centred moving average of the squared slope (a running sum, so O(n) at any width). The running
-  // sum's division is off its dependency chain.
-  const double width = static_cast<double>(2 * half + 1);
+  // Centred moving average of the squared slope (a running sum, so O(n) at any width).
+  const double width = static_cast<double>(2 * half + 1), inv_width = 1.0 / width;
   double acc = 0.0;
   int64_t lo = 0, hi = -1;
   auto step = [&](int64_t i) {
@@ -314,21 +369,52 @@ void slope_energy(const double* bp, int64_t n, int64_t h, int64_t half, double* 
       acc -= slope[lo] * slope[lo];
       ++lo;
     }
-    mwi[i] = std::max(0.0, acc) / width;
+    mwi[i] = std::max(0.0, acc) * inv_width;
   };
   const int64_t mid0 = std::min(n, half + 1), mid1 = std::max(mid0, n - half);
   for (int64_t i = 0; i < mid0; ++i) step(i);
-  // Interior: one sample enters and one leaves per step, in the same order as step() does them.
-  for (int64_t i = mid0; i < mid1; ++i) {
-    acc += slope[i + half] * slope[i + half] - slope[i - half - 1] * slope[i - half - 1];
-    mwi[i] = std::max(0.0, acc) / width;
-  }
-  if (mid1 > mid0) {
+  // Interior: one sample enters and one leaves per step. The entering-minus-leaving terms are computed in one
+  // vectorised pass; the running sum is then cut into kChains consecutive stretches, each seeded with its own
+  // exact window sum and run side by side, so the additions of different stretches overlap in the pipeline
+  // (a single running sum is bound by the add latency).
+  const int64_t m = mid1 - mid0;
+  if (m > 0) {
+    for (int64_t i = mid0; i < mid1; ++i) mwi[i] = slope[i + half] * slope[i + half] - slope[i - half - 1] * slope[i - half - 1];
+    constexpr int kChains = 4;
+    const int64_t seg = (m + kChains - 1) / kChains;
+    if (m < 64 * kChains) {
+      for (int64_t i = mid0; i < mid1; ++i) {
+        acc += mwi[i];
+        mwi[i] = std::max(0.0, acc) * inv_width;
+      }
+    } else {
+      double a[kChains];
+      int64_t s0[kChains];
+      a[0] = acc;
+      s0[0] = mid0;
+      for (int c = 1; c < kChains; ++c) {
+        s0[c] = mid0 + c * seg;
+        double w = 0.0;  // the window of the sample before the stretch: [s0 - 1 - half, s0 - 1 + half]
+        for (int64_t k = s0[c] - 1 - half; k <= s0[c] - 1 + half; ++k) w += slope[k] * slope[k];
+        a[c] = w;
+      }
+      const int64_t last = mid1 - s0[kChains - 1];  // the last stretch is the shortest (seg - 3 .. seg)
+      for (int64_t j = 0; j < last; ++j)
+        for (int c = 0; c < kChains; ++c) {
+          a[c] += mwi[s0[c] + j];
+          mwi[s0[c] + j] = std::max(0.0, a[c]) * inv_width;
+        }
+      for (int c = 0; c + 1 < kChains; ++c)
+        for (int64_t j = last; j < seg; ++j) {
+          a[c] += mwi[s0[c] + j];
+          mwi[s0[c] + j] = std::max(0.0, a[c]) * inv_width;
+        }
+      acc = a[kChains - 1];
+    }
     hi = mid1 - 1 + half;
     lo = mid1 - 1 - half;
   }
   for (int64_t i = mid1; i < n; ++i) step(i);
-
 }
 
 bool two_bands(const QrsOptions& o) { return o.band2_low > 0.0 && o.band2_low < 0.45 * o.fs; }
@@ -343,43 +429,84 @@ void block_level_and_mean(const double* e, int64_t n, int64_t block, int64_t rea
   std::vector<double>& P = w.prefix;
   bmax.assign(static_cast<size_t>(nb), 0.0);
   P.assign(static_cast<size_t>(2 * nb + 2), 0.0);  // [0, nb]: prefix of block sums; [nb+1, 2nb+1]: of levels
-  for (int64_t k = 0; k < nb; ++k) {
-    const int64_t i0 = k * block, i1 = std::min(n, i0 + block);
-    double m[4] = {0.0, 0.0, 0.0, 0.0}, sum[4] = {0.0, 0.0, 0.0, 0.0};  // four independent chains
-    int64_t i = i0;
-    for (; i + 4 <= i1; i += 4)
+  // Block maxima and sums, four blocks side by side (independent chains; a block's own sum runs in order).
+  const int64_t full = n / block;
+  int64_t k = 0;
+  for (; k + 4 <= full; k += 4) {
+    const double* b0 = e + k * block;
+    double m[4] = {0.0, 0.0, 0.0, 0.0}, sum[4] = {0.0, 0.0, 0.0, 0.0};
+    for (int64_t j = 0; j < block; ++j)
       for (int q = 0; q < 4; ++q) {
-        m[q] = e[i + q] > m[q] ? e[i + q] : m[q];
-        sum[q] += e[i + q];
+        const double v = b0[q * block + j];
+        m[q] = v > m[q] ? v : m[q];
+        sum[q] += v;
       }
-    for (; i < i1; ++i) {
-      m[0] = e[i] > m[0] ? e[i] : m[0];
-      sum[0] += e[i];
+    for (int q = 0; q < 4; ++q) {
+      bmax[k + q] = m[q];
+      P[k + q + 1] = P[k + q] + sum[q];
     }
-    bmax[k] = std::max(std::max(m[0], m[1]), std::max(m[2], m[3]));
-    P[k + 1] = P[k] + ((sum[0] + sum[1]) + (sum[2] + sum[3]));
+  }
+  for (; k < nb; ++k) {
+    const int64_t i0 = k * block, i1 = std::min(n, i0 + block);
+    double m = 0.0, sum = 0.0;
+    for (int64_t i = i0; i < i1; ++i) {
+      m = e[i] > m ? e[i] : m;
+      sum += e[i];
+    }
+    bmax[k] = m;
+    P[k + 1] = P[k] + sum;
   }
   double* Q = P.data() + nb + 1;
-  // Sliding maximum over +-reach blocks with a monotonic deque (indices of decreasing block maxima).
-  std::vector<int64_t>& dq = w.dq;
-  dq.resize(static_cast<size_t>(nb) + 1);
-  int64_t head = 0, tail = 0, next = 0;
-  for (int64_t k = 0; k < nb; ++k) {
-    for (const int64_t hi = std::min(nb - 1, k + reach); next <= hi; ++next) {
-      while (tail > head && bmax[dq[tail - 1]] <= bmax[next]) --tail;
-      dq[tail++] = next;
+  // Sliding maximum over +-reach blocks (van Herk / Gil-Werman: running maxima forward and backward within
+  // aligned spans of W = 2 reach + 1 blocks, then one max per block, branch-free); windows clipped by the
+  // record's ends take a direct maximum.
+  const int64_t W = 2 * reach + 1;
+  std::vector<double>& fwd = w.vh_fwd;
+  std::vector<double>& bwd = w.vh_bwd;
+  fwd.resize(static_cast<size_t>(nb));
+  bwd.resize(static_cast<size_t>(nb));
+  for (int64_t s0 = 0; s0 < nb; s0 += W) {
+    const int64_t s1 = std::min(nb, s0 + W);
+    double f = 0.0, b = 0.0;
+    for (int64_t k = s0; k < s1; ++k) {
+      f = bmax[k] > f ? bmax[k] : f;
+      fwd[k] = f;
     }
-    while (dq[head] < k - reach) ++head;
-    Q[k + 1] = Q[k] + bmax[dq[head]];
+    for (int64_t k = s1 - 1; k >= s0; --k) {
+      b = bmax[k] > b ? bmax[k] : b;
+      bwd[k] = b;
+    }
   }
+  auto direct = [&](int64_t k) {
+    double v = 0.0;
+    for (int64_t j = std::max<int64_t>(0, k - reach), j1 = std::min(nb - 1, k + reach); j <= j1; ++j)
+      v = bmax[j] > v ? bmax[j] : v;
+    return v;
+  };
+  const int64_t r0 = std::min(nb, reach), r1 = std::max(r0, nb - reach);
+  for (int64_t k = 0; k < r0; ++k) Q[k + 1] = Q[k] + direct(k);
+  for (int64_t k = r0; k < r1; ++k) {
+    const double a = bwd[k - reach], b = fwd[k + reach];
+    Q[k + 1] = Q[k] + (a > b ? a : b);
+  }
+  for (int64_t k = r1; k < nb; ++k) Q[k + 1] = Q[k] + direct(k);
   level.resize(static_cast<size_t>(nb));
   mean.resize(static_cast<size_t>(nb));
-  for (int64_t k = 0; k < nb; ++k) {
+  auto window = [&](int64_t k) {
     const int64_t a = std::max<int64_t>(0, k - win), b = std::min(nb - 1, k + win);
     level[k] = (Q[b + 1] - Q[a]) / static_cast<double>(b - a + 1);
     const int64_t s0 = a * block, s1 = std::min(n, (b + 1) * block);
     mean[k] = (P[b + 1] - P[a]) / static_cast<double>(s1 - s0);
+  };
+  // Interior blocks (the whole window inside the record, the last block not in it) share one divisor.
+  const int64_t in0 = std::min(nb, win), in1 = std::max(in0, nb - 1 - win);
+  for (int64_t k = 0; k < in0; ++k) window(k);
+  const double inv_l = 1.0 / static_cast<double>(2 * win + 1), inv_m = 1.0 / static_cast<double>((2 * win + 1) * block);
+  for (int64_t k = in0; k < in1; ++k) {
+    level[k] = (Q[k + win + 1] - Q[k - win]) * inv_l;
+    mean[k] = (P[k + win + 1] - P[k - win]) * inv_m;
   }
+  for (int64_t k = in1; k < nb; ++k) window(k);
 }
 
 // e1 <- a1 * e1 + a2 * e2 with a_b = c_b / (L_b * (c1 + c2)), c_b = max(floor, (k_b / max(k1, k2))^power)
@@ -391,13 +518,6 @@ void mix_bands(double* e1, const double* e2, int64_t n, double fs, const QrsOpti
   block_level_and_mean(e1, n, block, reach, win, w.level1, w.mean1, w);
   block_level_and_mean(e2, n, block, reach, win, w.level2, w.mean2, w);
   const int64_t nb = static_cast<int64_t>(w.level1.size());
-  const int p = o.contrast_power;
-  auto ipow = [p](double v) {  // by squaring
-    double out = 1.0;
-    for (int e = p; e > 0; e >>= 1, v *= v)
-      if (e & 1) out *= v;
-    return out;
-  };
   constexpr double tiny = 1e-300;
   // A stretch without energy (lead off, a flat line) must not be scaled up to QRS level: each band's level is
   // floored at 5 % of its median over the record.
@@ -409,20 +529,42 @@ void mix_bands(double* e1, const double* e2, int64_t n, double fs, const QrsOpti
   };
   floor_levels(w.level1, w.mx);
   floor_levels(w.level2, w.mx);
-  std::vector<double>& a1 = w.level1;  // overwritten in place by the weights
-  std::vector<double>& a2 = w.level2;
-  for (int64_t k = 0; k < nb; ++k) {
-    const double l1 = w.level1[k] + tiny, l2 = w.level2[k] + tiny;
-    const double r1 = l1 / (w.mean1[k] + tiny), r2 = l2 / (w.mean2[k] + tiny), rm = std::max(r1, r2);
-    // the floor keeps a band that sees the beats other than the noise (wide PVCs in the low band) in play
-    const double c1 = std::max(o.contrast_floor, ipow(r1 / rm)), c2 = std::max(o.contrast_floor, ipow(r2 / rm));
-    double x1 = c1 / (l1 * (c1 + c2)), x2 = c2 / (l2 * (c1 + c2));
-    if (!std::isfinite(x1) || !std::isfinite(x2)) {  // a flat stretch
-      x1 = (c1 >= c2) ? 1.0 / l1 : 0.0;
-      x2 = (c1 >= c2) ? 0.0 : 1.0 / l2;
+  double* a1 = w.level1.data();  // overwritten in place by the weights
+  double* a2 = w.level2.data();
+  const double* m1 = w.mean1.data();
+  const double* m2 = w.mean2.data();
+  const double floor_c = o.contrast_floor;
+  // Branch-free (a flat stretch selects its fallback by a blend), so the loop vectorises; the power is unrolled
+  // for the default 8 (the same multiplications as squaring in the generic case).
+  auto weights = [&](auto pow_fn) {
+    for (int64_t k = 0; k < nb; ++k) {
+      const double l1 = a1[k] + tiny, l2 = a2[k] + tiny;
+      const double r1 = l1 / (m1[k] + tiny), r2 = l2 / (m2[k] + tiny), rm = r1 > r2 ? r1 : r2;
+      // the floor keeps a band that sees the beats other than the noise (wide PVCs in the low band) in play
+      const double p1 = pow_fn(r1 / rm), p2 = pow_fn(r2 / rm);
+      const double c1 = floor_c > p1 ? floor_c : p1, c2 = floor_c > p2 ? floor_c : p2;
+      const double x1 = c1 / (l1 * (c1 + c2)), x2 = c2 / (l2 * (c1 + c2));
+      const bool flat = !((x1 - x1) == 0.0) || !((x2 - x2) == 0.0);  // NaN or inf: a flat stretch
+      const bool first = c1 >= c2;
+      const double f1 = first ? 1.0 / l1 : 0.0, f2 = first ? 0.0 : 1.0 / l2;
+      a1[k] = flat ? f1 : x1;
+      a2[k] = flat ? f2 : x2;
     }
-    a1[k] = x1;
-    a2[k] = x2;
+  };
+  const int p = o.contrast_power;
+  if (p == 8) {
+    weights([](double v) {
+      v *= v;
+      v *= v;
+      return v * v;
+    });
+  } else {
+    weights([p](double v) {  // by squaring
+      double out = 1.0;
+      for (int e = p; e > 0; e >>= 1, v *= v)
+        if (e & 1) out *= v;
+      return out;
+    });
   }
   // Linear interpolation of the weights between block centres c_k = k * block + block / 2; before the
   // first centre and after the last the weights hold.
@@ -465,6 +607,8 @@ void validate_qrs_options(const QrsOptions& o) {
     throw std::invalid_argument("level_window_s must be positive");
   if (!(o.contrast_floor >= 0.0 && o.contrast_floor <= 1.0))
     throw std::invalid_argument("contrast_floor must lie in [0, 1]");
+  if (!(o.noise_gain >= 0.0) || !std::isfinite(o.noise_gain) || !(o.noise_knee >= 0.0) || !std::isfinite(o.noise_knee))
+    throw std::invalid_argument("noise_gain and noise_knee must be finite and non-negative");
   if (!(o.detect_fs == 0.0 || (std::isfinite(o.detect_fs) && o.detect_fs >= 100.0)))
     throw std::invalid_argument("detect_fs must be 0 (detect at fs) or at least 100 Hz");
 }
@@ -481,28 +625,59 @@ int64_t decimation(const QrsOptions& o) {
 // y[j] = triangular average (weights D - |k|, |k| < D, sum D^2) of x around sample j * D + D / 2, j < n / D:
 // two D-sample boxes, first zero at fs / D, so what folds into the decimated band is attenuated (muscle noise
 // at 90-105 Hz folding onto 15-30 Hz at 120 Hz by 20-30 dB).
-void decimate_triangular(const std::vector<double>& x, int64_t d, std::vector<double>& y) {
-  const int64_t n = static_cast<int64_t>(x.size()), m = n / d;
-  y.resize(static_cast<size_t>(m));
-  const double norm = 1.0 / static_cast<double>(d * d);
-  for (int64_t j = 0; j < m; ++j) {
-    const int64_t c = j * d + d / 2;
+template <int D>
+void decimate_interior(const double* x, int64_t j0, int64_t j1, double* y) {
+  constexpr double norm = 1.0 / static_cast<double>(D * D);
+  for (int64_t j = j0; j < j1; ++j) {
+    const double* c = x + j * D + D / 2;
     double acc = 0.0;
-    if (c - d + 1 >= 0 && c + d - 1 < n) {
-      for (int64_t k = 1 - d; k < d; ++k) acc += static_cast<double>(d - std::abs(k)) * x[c + k];
-    } else {
-      for (int64_t k = 1 - d; k < d; ++k) acc += static_cast<double>(d - std::abs(k)) * x[std::clamp<int64_t>(c + k, 0, n - 1)];
-    }
+    for (int k = 1 - D; k < D; ++k) acc += static_cast<double>(D - (k < 0 ? -k : k)) * c[k];
     y[j] = acc * norm;
   }
 }
 
+// Returns false when x holds a non-finite sample (y is then meaningless).
+bool decimate_triangular(const double* x, int64_t n, int64_t d, std::vector<double>& y) {
+  const int64_t m = n / d;
+  y.resize(static_cast<size_t>(m));
+  const double norm = 1.0 / static_cast<double>(d * d);
+  auto clamped = [&](int64_t j) {
+    const int64_t c = j * d + d / 2;
+    double acc = 0.0;
+    for (int64_t k = 1 - d; k < d; ++k) acc += static_cast<double>(d - std::abs(k)) * x[std::clamp<int64_t>(c + k, 0, n - 1)];
+    y[j] = acc * norm;
+  };
+  // Outputs whose 2D-1 taps lie inside the signal: j * d + d / 2 - d + 1 >= 0 and j * d + d / 2 + d - 1 < n.
+  int64_t j0 = 0;
+  while (j0 < m && j0 * d + d / 2 - d + 1 < 0) ++j0;
+  int64_t j1 = m;
+  while (j1 > j0 && (j1 - 1) * d + d / 2 + d - 1 >= n) --j1;
+  for (int64_t j = 0; j < j0; ++j) clamped(j);
+  switch (d) {  // fixed tap counts unroll; other factors take the clamped loop (same weights and order)
+    case 2: decimate_interior<2>(x, j0, j1, y.data()); break;
+    case 3: decimate_interior<3>(x, j0, j1, y.data()); break;
+    case 4: decimate_interior<4>(x, j0, j1, y.data()); break;
+    case 5: decimate_interior<5>(x, j0, j1, y.data()); break;
+    case 6: decimate_interior<6>(x, j0, j1, y.data()); break;
+    case 8: decimate_interior<8>(x, j0, j1, y.data()); break;
+    default:
+      for (int64_t j = j0; j < j1; ++j) clamped(j);
+  }
+  for (int64_t j = j1; j < m; ++j) clamped(j);
+  // Every sample up to (m - 1) d + d / 2 + d - 1 is a tap of some output, all weights are positive, so a
+  // non-finite sample makes its outputs non-finite: checking the m outputs (and the few samples after the last
+  // output's taps) checks x.
+  uint64_t bad = 0;
+  for (int64_t j = 0; j < m; ++j) bad |= nonfinite_bit(y[j]);
+  for (int64_t i = std::max<int64_t>(0, (m - 1) * d + d / 2 + d); i < n; ++i) bad |= nonfinite_bit(x[i]);
+  return bad == 0;
+}
+
 // Stages 1-4 on sig (at o.fs): detection times, sorted, not refined.
-std::vector<int64_t> detect_stages(const std::vector<double>& sig, const QrsOptions& o, Workspace& w) {
+std::vector<int64_t> detect_stages(const double* sig, int64_t n, const QrsOptions& o, Workspace& w) {
   const double fs = o.fs;
-  const int64_t n = static_cast<int64_t>(sig.size());
   if (n < samples(0.5, fs)) return {};
-  zero_phase(band_sos(o.band_low, o.band_high, fs), sig, w.bp, fs);
+  zero_phase(band_sos(o.band_low, o.band_high, fs), sig, n, w.bp, fs);
   const double* bp = w.bp.data();
 
   const int64_t h = std::max<int64_t>(1, std::llround(0.01 * fs));
@@ -517,7 +692,7 @@ std::vector<int64_t> detect_stages(const std::vector<double>& sig, const QrsOpti
     // and mixed with weights that favour the band with the higher local contrast (QRS level / mean energy),
     // so electrode-motion noise (mostly below 15 Hz) and muscle noise (mostly above) each lose to the band
     // they spare.
-    zero_phase(band_sos(o.band2_low, o.band2_high, fs), sig, w.bp2, fs);
+    zero_phase(band_sos(o.band2_low, o.band2_high, fs), sig, n, w.bp2, fs);
     w.slope2.resize(static_cast<size_t>(n));
     w.mwi2.resize(static_cast<size_t>(n));
     slope_energy(w.bp2.data(), n, h, half, w.slope2.data(), w.mwi2.data());
@@ -542,21 +717,30 @@ std::vector<int64_t> detect_r_peaks(const T* x, int64_t n, const QrsOptions& o) 
   // Shorter than one integration window plus a beat: nothing to find.
   if (n < samples(0.5, fs)) return {};
   Workspace& w = workspace();
-  finite_copy(x, n, w.sig);
-  const std::vector<double>& sig = w.sig;
   const int64_t d = decimation(o);
   std::vector<int64_t> peaks;
+  const double* sig;
   if (d == 1) {
-    peaks = detect_stages(sig, o, w);
+    sig = finite_signal(x, n, w.sig);
+    peaks = detect_stages(sig, n, o, w);
   } else {
-    decimate_triangular(sig, d, w.dec);
+    // Double input is decimated straight from x, its finiteness checked in the same pass; gaps (or float
+    // input) go through the gap-filled double copy.
+    sig = nullptr;
+    if constexpr (std::is_same_v<T, double>) {
+      if (decimate_triangular(x, n, d, w.dec)) sig = x;
+    }
+    if (sig == nullptr) {
+      sig = finite_signal(x, n, w.sig);
+      decimate_triangular(sig, n, d, w.dec);
+    }
     QrsOptions od = o;
     od.fs = fs / static_cast<double>(d);
-    peaks = detect_stages(w.dec, od, w);
+    peaks = detect_stages(w.dec.data(), static_cast<int64_t>(w.dec.size()), od, w);
     for (int64_t& p : peaks) p = std::min(n - 1, p * d + d / 2);
   }
   if (o.refine)
-    peaks = refine_on(BoxBandpass(sig.data(), n, fs), peaks, static_cast<int64_t>(std::llround(o.refine_radius_s * fs)),
+    peaks = refine_on(BoxBandpass(sig, n, fs), peaks, static_cast<int64_t>(std::llround(o.refine_radius_s * fs)),
                       w.prefix);
   w.trim(n);
   return peaks;
@@ -586,8 +770,7 @@ std::vector<int64_t> refine_r_peaks(const T* x, int64_t n, const int64_t* peaks,
                                   std::to_string(n - 1) + ")");
   if (n < 2) return p;
   Workspace& w = workspace();
-  finite_copy(x, n, w.sig);
-  p = refine_on(BoxBandpass(w.sig.data(), n, o.fs), p, static_cast<int64_t>(std::llround(o.refine_radius_s * o.fs)),
+  p = refine_on(BoxBandpass(finite_signal(x, n, w.sig), n, o.fs), p, static_cast<int64_t>(std::llround(o.refine_radius_s * o.fs)),
                 w.prefix);
   w.trim(n);
   return p;

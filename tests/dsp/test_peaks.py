@@ -18,8 +18,9 @@ QUICK = ["100", "119", "208", "107"]
 def test_detector_matches_reference_annotations(load_mitdb, name):
     x, sample, symbol, _ = load_mitdb(name)
     stats = evaluate_qrs(sample, symbol, detect_r_peaks(x, fs=FS), fs=FS, record=name, start_s=0.0)
-    # 208 (992 PVCs, 373 fusion beats) misses 21 beats with the two-band detector (15 with one band): 99.29 %
-    assert stats.se >= 99.2 and stats.ppv >= 99.4, stats
+    # 208 (992 PVCs, 373 fusion beats) misses 28 beats from 0:00 with the noise-aware threshold (98.98 %; 21 with the
+    # fixed one, 15 with one band)
+    assert stats.se >= 98.9 and stats.ppv >= 99.4, stats
 
 
 def _gross_at(load_mitdb, names, fs_out, start_s):
@@ -88,10 +89,60 @@ def _stress_f1(em_stress, noise, **kw):
 
 def test_two_bands_hold_up_in_electrode_motion_noise(em_stress):
     """Issue 25: at 12 dB em noise the contrast-mixed second band removes most false positives of the classic
-    single band (measured pooled F1 98.9 % vs 96.2 %), and muscle noise at 12 dB stays clean."""
-    two, one = _stress_f1(em_stress, "em"), _stress_f1(em_stress, "em", band2=None, integration=0.15)
+    single band (fixed threshold: measured pooled F1 98.9 % vs 96.2 %; with the noise-aware threshold, the
+    default, 99.2 %), and muscle noise at 12 dB stays clean."""
+    two = _stress_f1(em_stress, "em", noise_gain=0.0)
+    one = _stress_f1(em_stress, "em", band2=None, integration=0.15, noise_gain=0.0)
     assert two >= 98.7 and two >= one + 2.0, (two, one)
+    assert _stress_f1(em_stress, "em") >= 99.0
     assert _stress_f1(em_stress, "ma") >= 99.0
+
+
+@pytest.fixture(scope="module")
+def ma_stress(mitdb_dir, data_dir):
+    """Record 119 (tuning record) with NSTDB muscle noise at 6 dB, as nst builds it."""
+    from ecgcore.datasets.noise import noise_stress
+    from ecgcore.io import read_record
+
+    clean = read_record(mitdb_dir / "119")
+    return clean, noise_stress(clean, read_record(data_dir / "nstdb" / "ma"), 6.0).signal[:, 0]
+
+
+def test_noise_aware_threshold_cuts_false_positives_in_muscle_noise(ma_stress, load_mitdb):
+    """Issue 25: the threshold fraction grows with the noise-to-signal level ratio (noise_gain 1.5 above a ratio
+    of 0.05). On 119 with muscle noise at 6 dB it removes false positives without losing beats (measured F1 95.07
+    vs 93.94 %, +P 90.75 vs 88.71 %, Se 99.82 both); on the clean record 100 it finds the same beats as the fixed
+    threshold."""
+    clean, noisy = ma_stress
+
+    def stats(**kw):
+        return evaluate_qrs(clean.annotations.sample, clean.annotations.symbol, detect_r_peaks(noisy, fs=clean.fs, **kw),
+                            fs=clean.fs, start_s=300.0)
+
+    aware, fixed = stats(), stats(noise_gain=0.0)
+    assert aware.f1 >= fixed.f1 + 0.8 and aware.ppv >= fixed.ppv + 1.5 and aware.se >= fixed.se - 0.5, (aware, fixed)
+    x = load_mitdb("100")[0]
+    a, f = detect_r_peaks(x, fs=FS), detect_r_peaks(x, fs=FS, noise_gain=0.0)
+    m, _ = match_beats(a, f, window=1)
+    assert np.count_nonzero(m >= 0) >= max(a.size, f.size) - 2
+
+
+def test_gaps_hold_the_last_sample_on_every_path(load_mitdb):
+    """A NaN or infinite stretch is filled with the last finite sample before detection, on the decimated default
+    path (whose finiteness check rides on the decimation) and at the full rate, float64 and float32."""
+    x = load_mitdb("100")[0][: 360 * 120].copy()
+    filled = x.copy()
+    gap = x.copy()
+    gap[20000:20300] = np.nan
+    gap[30000] = np.inf
+    gap[-2:] = -np.inf  # the last samples: after the last decimated output's taps
+    filled[20000:20300] = x[19999]
+    filled[30000] = x[29999]
+    filled[-2:] = x[-3]
+    for kw in ({}, {"detect_fs": None}):
+        np.testing.assert_array_equal(detect_r_peaks(gap, fs=FS, **kw), detect_r_peaks(filled, fs=FS, **kw))
+        np.testing.assert_array_equal(detect_r_peaks(gap.astype(np.float32), fs=FS, **kw),
+                                      detect_r_peaks(filled.astype(np.float32), fs=FS, **kw))
 
 
 def test_refined_peaks_sit_on_reference_r_marks(load_mitdb):
@@ -185,6 +236,10 @@ def test_bad_arguments():
         detect_r_peaks(x, fs=FS, threshold=1.5)
     with pytest.raises(ValueError, match="band2"):
         detect_r_peaks(x, fs=FS, band2=(30.0, 15.0))
+    with pytest.raises(ValueError, match="noise_gain"):
+        detect_r_peaks(x, fs=FS, noise_gain=-1.0)
+    with pytest.raises(ValueError, match="noise_knee"):
+        detect_r_peaks(x, fs=FS, noise_knee=float("nan"))
     with pytest.raises(ValueError, match="dimension"):
         detect_r_peaks(np.float64(1.0), fs=FS)
     with pytest.raises(ValueError, match="real numbers"):
@@ -233,7 +288,7 @@ def test_second_band_is_off_when_asked_or_above_the_rate(load_mitdb):
 
 @pytest.mark.parametrize("fs_out", [360, 500])
 def test_decimated_detection_keeps_the_beats(load_mitdb, fs_out):
-    """detect_fs=120 runs stages 1-4 at fs / D (360 -> 120 Hz, 500 -> 125 Hz) and refines at fs: on the rate records
+    """detect_fs=120 (the default) runs stages 1-4 at fs / D (360 -> 120 Hz, 500 -> 125 Hz) and refines at fs: on the rate records
     the gross Se/+P stay within 0.1 point of full-rate detection (all 48 records at 360 Hz: 99.83 / 99.87 vs
     99.82 / 99.87 %) and beats found by both sit on the same samples (refinement at the full rate)."""
     st_full, st_dec, same = [], [], []
@@ -241,7 +296,7 @@ def test_decimated_detection_keeps_the_beats(load_mitdb, fs_out):
         x, sample, symbol, _ = load_mitdb(name)
         y = x if fs_out == 360 else scipy.signal.resample_poly(x, fs_out, 360)
         ref = np.rint(sample * fs_out / 360).astype(np.int64)
-        full = detect_r_peaks(y, fs=float(fs_out))
+        full = detect_r_peaks(y, fs=float(fs_out), detect_fs=None)
         dec = detect_r_peaks(y, fs=float(fs_out), detect_fs=120.0)
         st_full.append(evaluate_qrs(ref, symbol, full, fs=float(fs_out), record=name, start_s=300.0))
         st_dec.append(evaluate_qrs(ref, symbol, dec, fs=float(fs_out), record=name, start_s=300.0))
@@ -252,6 +307,6 @@ def test_decimated_detection_keeps_the_beats(load_mitdb, fs_out):
     assert h.se >= g.se - 0.1 and h.ppv >= g.ppv - 0.1, (fs_out, g, h)
     assert min(same) > 0.98, same
     x = load_mitdb("100")[0][:20000]
-    np.testing.assert_array_equal(detect_r_peaks(x, fs=FS, detect_fs=None), detect_r_peaks(x, fs=FS))
+    np.testing.assert_array_equal(detect_r_peaks(x, fs=FS, detect_fs=120.0), detect_r_peaks(x, fs=FS))  # the default
     with pytest.raises(ValueError, match="detect_fs"):
         detect_r_peaks(x, fs=FS, detect_fs=50.0)

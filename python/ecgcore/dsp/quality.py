@@ -64,6 +64,7 @@ import numpy as np
 
 from .filter import butter, sosfiltfilt
 from .fft import rfft
+from .peaks import V1 as PEAKS_V1
 from .peaks import detect_r_peaks
 
 __all__ = ["QualityThresholds", "SignalQuality", "signal_quality"]
@@ -445,7 +446,8 @@ def signal_quality(x, *, fs: float, window_s: float = 10.0, axis: int = -1,
     psqi = _ratio(p_5_15, p_5_40)
     bassqi = np.where(p_0_40 > 0, 1.0 - _ratio(p_0_1, p_0_40), 0.0)
 
-    peaks_1 = detect_r_peaks(rows, fs=fs, workers=workers)
+    # the detector the thresholds were calibrated with (its later noise-aware threshold disagrees less in noise)
+    peaks_1 = detect_r_peaks(rows, fs=fs, workers=workers, **PEAKS_V1)
     peaks_2 = _detect_qrs_length(rows, fs=fs)
     tol_match = int(round(th.match_s * fs))
     bsqi = np.zeros((n_rows, n_win))

@@ -110,12 +110,14 @@ def aligned_beats(x: np.ndarray, fs: float, options: dict | None = None, workers
     """One lead at ``fs`` Hz -> (beats (n, L) normalised, R-peaks (n,) at ``options["fs"]``); n = 0 when the signal
     holds fewer than ``min_beats`` whole beats."""
     from ...dsp import detect_r_peaks
+    from ...dsp.peaks import V1 as PEAKS_V1
 
     o = BEAT_OPTIONS if options is None else options
     out_fs = float(o["fs"])
     pre, post = _pre_post(o)
     x = lead_at_rate(x, fs, o["band"], out_fs, what="beats", workers=workers)
-    p = detect_r_peaks(x, fs=out_fs) if x.size >= pre + post + 2 else np.zeros(0, np.int64)
+    # the detector settings the bundled HeartID models were trained with (beat alignment is part of the model)
+    p = detect_r_peaks(x, fs=out_fs, **PEAKS_V1) if x.size >= pre + post + 2 else np.zeros(0, np.int64)
     p = p[(p >= pre) & (p + post <= x.size)]
     if p.size < int(o["min_beats"]):
         return np.zeros((0, pre + post)), np.zeros(0, np.int64)
