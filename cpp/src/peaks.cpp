@@ -196,10 +196,12 @@ std::vector<size_t> decide(const std::vector<Candidate>& cands, const QrsOptions
   int64_t last_decay = -1;
 
   // Noise-aware threshold: the fraction between the noise and signal levels grows with the noise-to-signal
-  // level ratio above noise_knee (capped at 0.9), so noisy stretches need a clearer peak.
+  // level ratio above noise_knee (capped at 0.9, or at the base fraction when that is higher), so noisy
+  // stretches need a clearer peak.
+  const double cap = std::max(0.9, o.threshold);
   auto threshold = [&]() {
     const double ratio = lv.signal > 0.0 ? lv.noise / lv.signal : 0.0;
-    const double c = std::min(0.9, o.threshold + o.noise_gain * std::max(0.0, ratio - o.noise_knee));
+    const double c = std::min(cap, o.threshold + o.noise_gain * std::max(0.0, ratio - o.noise_knee));
     return lv.noise + c * (lv.signal - lv.noise);
   };
   auto is_t_wave = [&](const Candidate& c) {
@@ -539,10 +541,11 @@ void mix_bands(double* e1, const double* e2, int64_t n, double fs, const QrsOpti
   auto weights = [&](auto pow_fn) {
     for (int64_t k = 0; k < nb; ++k) {
       const double l1 = a1[k] + tiny, l2 = a2[k] + tiny;
-      const double r1 = l1 / (m1[k] + tiny), r2 = l2 / (m2[k] + tiny), rm = r1 > r2 ? r1 : r2;
+      const double r1 = l1 / (m1[k] + tiny), r2 = l2 / (m2[k] + tiny), rm = r1 < r2 ? r2 : r1;  // std::max
       // the floor keeps a band that sees the beats other than the noise (wide PVCs in the low band) in play
       const double p1 = pow_fn(r1 / rm), p2 = pow_fn(r2 / rm);
-      const double c1 = floor_c > p1 ? floor_c : p1, c2 = floor_c > p2 ? floor_c : p2;
+      // std::max(floor, p): the floor also when p is NaN (inf / inf where a band's mean energy is 0)
+      const double c1 = floor_c < p1 ? p1 : floor_c, c2 = floor_c < p2 ? p2 : floor_c;
       const double x1 = c1 / (l1 * (c1 + c2)), x2 = c2 / (l2 * (c1 + c2));
       const bool flat = !((x1 - x1) == 0.0) || !((x2 - x2) == 0.0);  // NaN or inf: a flat stretch
       const bool first = c1 >= c2;
@@ -661,7 +664,12 @@ bool decimate_triangular(const double* x, int64_t n, int64_t d, std::vector<doub
     case 6: decimate_interior<6>(x, j0, j1, y.data()); break;
     case 8: decimate_interior<8>(x, j0, j1, y.data()); break;
     default:
-      for (int64_t j = j0; j < j1; ++j) clamped(j);
+      for (int64_t j = j0; j < j1; ++j) {
+        const double* c = x + j * d + d / 2;
+        double acc = 0.0;
+        for (int64_t k = 1 - d; k < d; ++k) acc += static_cast<double>(d - std::abs(k)) * c[k];
+        y[j] = acc * norm;
+      }
   }
   for (int64_t j = j1; j < m; ++j) clamped(j);
   // Every sample up to (m - 1) d + d / 2 + d - 1 is a tap of some output, all weights are positive, so a
