@@ -82,6 +82,46 @@ def test_fit_lda_whitens_within_person_scatter_and_orders_discriminants(ecgid):
     assert fisher_ratio(Z) > 2 * fisher_ratio(pca)
 
 
+def test_fit_lda_within_persons_set_the_whitened_scatter(ecgid):
+    """``within``: only the named persons' scatter is whitened (their person-balanced within-person covariance is the
+    identity in the embedding); the others still count as between-person examples (d = persons - 1)."""
+    persons = [f"Person_{i:02d}" for i in (3, 4, 5, 6, 7, 8, 10, 11)]
+    data, = person_groups({p: [ecgid / p / "rec_1", ecgid / p / "rec_2"] for p in persons})
+    X = np.concatenate([g for p in persons for g in data[p]])
+    y = np.concatenate([np.full(sum(len(g) for g in data[p]), i) for i, p in enumerate(persons)])
+    within = [0, 2, 4, 6]
+    mean, P = fit_lda(X, y, n_pca=12, within=within)
+    assert P.shape == (174, 7)
+    Z = embed(X, mean, P).astype(np.float64)
+    Sw_in = sum(np.cov(Z[y == c].T, bias=True) for c in within) / len(within)
+    np.testing.assert_allclose(Sw_in, np.eye(7), atol=2e-3)
+    Sw_out = sum(np.cov(Z[y == c].T, bias=True) for c in (1, 3, 5, 7)) / 4
+    assert np.abs(Sw_out - np.eye(7)).max() > 0.05  # the others' scatter was not what got whitened
+    _, P_all = fit_lda(X, y, n_pca=12)
+    assert not np.allclose(np.abs(P), np.abs(P_all), atol=1e-3)
+    with pytest.raises(ValueError, match="within"):
+        fit_lda(X, y, n_pca=12, within=[99])
+
+
+def test_ptbxl_folder_gives_patients_as_persons(data_dir):
+    """A PTB-XL folder (``ptbxl_database.csv``) is read as persons = ``patient_id``, each patient's 500 Hz ECGs in
+    order of recording date; records missing on disk are left out."""
+    import csv
+
+    from ecgcore.pipelines.recipes.heartid import _subjects
+
+    root = data_dir / "ptbxl"
+    subs = _subjects(root)
+    with open(root / "ptbxl_database.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if (root / f"{r['filename_hr']}.hea").is_file()]
+    assert sum(map(len, subs.values())) == len(rows) == 500
+    assert len(subs) == len({int(float(r["patient_id"])) for r in rows})
+    date = {r["filename_hr"]: r["recording_date"] for r in rows}
+    multi = [v for v in subs.values() if len(v) > 1]
+    assert multi and all([date[r] for r in v] == sorted(date[r] for r in v) for v in multi)
+    assert all(r.startswith("records500/") for v in subs.values() for r in v)
+
+
 def test_default_models_by_scheme(ecgid):
     from ecgcore.models.heartid.product import Verifier, default_model
 
@@ -139,6 +179,42 @@ def test_train_and_export_cli_on_real_persons(ecgid, tmp_path):
     e = ver.embed(ver.windows(ecgid / "Person_01" / "rec_1"))
     assert e.shape[1] == info["embedding_size"] and np.isfinite(e).all()
     assert json.loads((out / "model.json").read_text())["training"]["cross_validation"] == info["cross_validation"]
+
+
+def test_negatives_join_the_fit_only(ecgid, data_dir, tmp_path):
+    """`--negatives` (a small PTB-XL folder: 20 ECGs) adds persons to the fit, never to the split; `--within
+    multi-record` whitens only persons with several records; `--negatives` is refused for the seed network."""
+    import csv
+
+    raw = tmp_path / "ecgid"
+    raw.mkdir()
+    for i in range(1, 13):
+        (raw / f"Person_{i:02d}").symlink_to(ecgid / f"Person_{i:02d}")
+    neg = tmp_path / "ptbxl"
+    neg.mkdir()
+    (neg / "records500").symlink_to(data_dir / "ptbxl" / "records500")
+    with open(data_dir / "ptbxl" / "ptbxl_database.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with open(neg / "ptbxl_database.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows[:20])
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", "heartid", "--arch", "beat-lda", str(raw), "--negatives", str(neg),
+                                  "-o", str(run)])
+    assert r.exit_code == 0, r.output
+    info = json.loads((run / "run.json").read_text())
+    n_neg = len({int(float(row["patient_id"])) for row in rows[:20]})
+    assert info["negative_persons"] == n_neg and info["within"] == "multi-record"
+    assert not any(p.startswith("ptbxl:") for k in ("train", "val", "test") for p in info["split"][k])
+    from collections import Counter
+
+    multi_neg = sum(n >= 2 for n in Counter(int(float(row["patient_id"])) for row in rows[:20]).values())
+    assert multi_neg >= 1  # a patient with two ECGs among the first 20 rows
+    # every ECG-ID person has several records; of the negatives, the patients with two ECGs
+    assert info["within_persons"] == len(info["split"]["train"]) + multi_neg
+    r = CliRunner().invoke(main, ["train", "heartid", str(raw), "--negatives", str(neg), "-o", str(tmp_path / "s")])
+    assert r.exit_code != 0 and "beat-lda only" in r.output
 
 
 def test_infer_scores_the_same_groups_as_the_verifier(ecgid, tmp_path):

@@ -28,8 +28,8 @@ import numpy as np
 # The per-record transform lives with the heartid recipe (``ecgcore infer`` imports no model package); re-exported.
 from ...pipelines.recipes.heartid import BEAT_OPTIONS, INPUT, _normalise, beat_groups, beat_length  # noqa: F401
 
-__all__ = ["BEAT_OPTIONS", "INPUT", "beat_groups", "record_beat_groups", "person_groups", "fit_lda", "embed",
-           "cross_validate", "build_onnx", "train_beat_lda"]
+__all__ = ["BEAT_OPTIONS", "INPUT", "WITHIN_RULES", "beat_groups", "record_beat_groups", "person_groups", "fit_lda",
+           "embed", "cross_validate", "build_onnx", "train_beat_lda"]
 
 def record_beat_groups(path, options: dict | None = None, fs: float | None = None, workers: int | None = None):
     """A WFDB record / ``.npy`` / ``.csv`` -> (n, L) median-beat groups (:func:`beat_groups`); ``ValueError`` when the
@@ -64,13 +64,18 @@ def person_groups(records: dict[str, list], options: dict | None = None, group_s
     return out
 
 
-def fit_lda(X: np.ndarray, y: np.ndarray, n_pca: int) -> tuple[np.ndarray, np.ndarray]:
+def fit_lda(X: np.ndarray, y: np.ndarray, n_pca: int, within=None) -> tuple[np.ndarray, np.ndarray]:
     """(mean (L,), projection (L, d)) of PCA to ``n_pca`` components then Fisher LDA over the labels ``y``, fitted in
     MLX (float32, CPU stream). Every person weighs the same, whatever their number of groups (a 30-min MIT-BIH
     record gives ~2,000 groups, a 20-s ECG-ID record ~15): the mean, the PCA covariance and the within-person
     covariance are averages over persons of each person's own. The projection whitens the within-person
     covariance and keeps the between-person directions with non-zero eigenvalues, largest first
-    (d = min(n_pca, persons - 1))."""
+    (d = min(n_pca, persons - 1)).
+
+    ``within``: the labels whose groups estimate the within-person covariance (default: every label). The
+    product compares records made on different days, so :func:`train_beat_lda` passes the persons with two or
+    more records: their scatter holds the session-to-session change that one record (a single MIT-BIH or PTB-XL
+    ECG) does not show. The other persons still shape the mean, the PCA and the between-person directions."""
     import mlx.core as mx
 
     X = np.asarray(X, np.float32)
@@ -80,9 +85,13 @@ def fit_lda(X: np.ndarray, y: np.ndarray, n_pca: int) -> tuple[np.ndarray, np.nd
         raise ValueError("LDA needs at least two persons")
     if n_pca < 1 or n_pca > min(X.shape):
         raise ValueError(f"n_pca must be in 1..{min(X.shape)}, got {n_pca}")
+    in_w = np.ones(C, bool) if within is None else np.isin(classes, np.asarray(list(within), dtype=classes.dtype))
+    if not in_w.any():
+        raise ValueError("none of the `within` labels is among the fitted persons")
     cpu = mx.cpu
     counts = np.bincount(yi, minlength=C).astype(np.float32)
     w = mx.array(1.0 / (C * counts[yi]))[:, None]  # sums to 1, each person 1/C
+    ww = mx.array(np.where(in_w[yi], 1.0 / (in_w.sum() * counts[yi]), 0.0).astype(np.float32))[:, None]
     Xm = mx.array(X)
     mu = (w * Xm).sum(axis=0)
     Xc = Xm - mu
@@ -93,7 +102,7 @@ def fit_lda(X: np.ndarray, y: np.ndarray, n_pca: int) -> tuple[np.ndarray, np.nd
     onehot = mx.array(np.eye(C, dtype=np.float32)[yi])
     means = (onehot.T @ Z) / mx.array(counts)[:, None]
     R = Z - onehot @ means
-    Sw = (w * R).T @ R
+    Sw = (ww * R).T @ R
     ew, Ew = mx.linalg.eigh(Sw, stream=cpu)
     Wh = Ew / mx.sqrt(mx.maximum(ew, 1e-12 * mx.max(ew)))[None, :]  # Sw^-1/2 (up to rotation)
     Mb = (means - means.mean(axis=0)) @ Wh
@@ -139,12 +148,19 @@ def _xy(train_data: dict[str, list[np.ndarray]], persons: list[str]) -> tuple[np
     return np.concatenate(X), np.concatenate(y)
 
 
+def _within(persons: list[str], multi: set[str] | None):
+    """The labels (indices into ``persons``, as :func:`_xy` numbers them) of the within-scatter persons."""
+    return None if multi is None else [i for i, p in enumerate(persons) if p in multi]
+
+
 def cross_validate(train_data: dict, eval_data: dict, persons: list[str], n_pca_grid, folds: int = 3,
-                   repeats: int = 5, seed: int = 0, fixed: list[str] = ()) -> list[dict]:
+                   repeats: int = 5, seed: int = 0, fixed: list[str] = (), within: set[str] | None = None
+                   ) -> list[dict]:
     """Repeated k-fold cross-validation over ``persons`` (folds of persons, ``repeats`` permutations): fit on the
     other folds' training groups (``train_data``: every window of ``group`` beats) plus ``fixed`` persons (always
     in training: e.g. single-record MIT-BIH persons, who cannot be probed), score the held-out fold
-    record-vs-record (``eval_data``: the product's groups). One row per ``n_pca``: pooled rank-1, mean and
+    record-vs-record (``eval_data``: the product's groups). ``within``: the persons whose scatter is the
+    within-person covariance (:func:`fit_lda`; None = all). One row per ``n_pca``: pooled rank-1, mean and
     per-fold EER."""
     from .metrics import eer
 
@@ -157,7 +173,7 @@ def cross_validate(train_data: dict, eval_data: dict, persons: list[str], n_pca_
         hits, eers = [], []
         for held in splits:
             tr = [p for p in persons if p not in held] + list(fixed)
-            model = fit_lda(*_xy(train_data, tr), int(n_pca))
+            model = fit_lda(*_xy(train_data, tr), int(n_pca), _within(tr, within))
             r = _record_scores(model, eval_data, held)
             hits.append(r["hits"])
             eers.append(float(eer(r["genuine"], r["impostor"])[0]))
@@ -186,32 +202,50 @@ def build_onnx(mean: np.ndarray, projection: np.ndarray):
     return model
 
 
-def train_beat_lda(raw_dirs, run_dir, *, n_pca_grid=(10, 15, 20, 30, 40), folds: int = 3, repeats: int = 5,
-                   test_fraction: float = 0.3,
+WITHIN_RULES = ("multi-record", "all")
+
+
+def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-record",
+                   n_pca_grid=(10, 15, 20, 30, 40, 60), folds: int = 3, repeats: int = 5, test_fraction: float = 0.3,
                    val_fraction: float = 0.1, seed: int = 0, log=print) -> dict:
     """Fit a ``beat-lda`` HeartID model on raw record folders (ECG-ID layout: one folder per person).
 
-    Persons are split as :func:`~.data.split_subjects` splits them (the seed-network run's rule, so the test persons
-    are the same); ``n_pca`` is chosen by :func:`cross_validate` over the training persons, then the model is fitted
-    on all training persons. Writes ``beat_lda.npz`` (mean, projection), ``run.json`` (split, the CV table, the
-    choice, timing) into ``run_dir``."""
+    Persons of ``raw_dirs`` are split as :func:`~.data.split_subjects` splits them (the seed-network run's rule, so
+    the test persons are the same). ``negatives``: further folders (e.g. PTB-XL, one ECG per patient) whose persons
+    all join the fit - the mean, the PCA and the between-person directions - and are never validated or tested.
+    ``within``: ``"multi-record"`` (default) estimates the within-person covariance from the training persons with
+    two or more records (session-to-session change, what enroll/verify meet); ``"all"`` from every person (the
+    first bundled model). ``n_pca`` is chosen by :func:`cross_validate` over the training persons with several
+    records (the others always in the fit), then the model is fitted on all of them. Writes ``beat_lda.npz``
+    (mean, projection), ``run.json`` (split, the CV table, the choice, timing) into ``run_dir``."""
     import time
 
     from ...pipelines.recipes.heartid import _subjects
     from .data import split_subjects
 
+    if within not in WITHIN_RULES:
+        raise ValueError(f"within must be one of {WITHIN_RULES}, got {within!r}")
     t0 = time.time()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    records, db_of = {}, {}
-    for d in raw_dirs:
-        d = Path(d)
-        for subj, recs in _subjects(d).items():
-            pid = f"{d.name}:{subj}"
-            records[pid] = [d / r for r in recs]
-            db_of[pid] = d.name
+
+    def persons_of(dirs):
+        recs, db = {}, {}
+        for d in dirs:
+            d = Path(d)
+            for subj, rs in _subjects(d).items():
+                pid = f"{d.name}:{subj}"
+                recs[pid] = [d / r for r in rs]
+                db[pid] = d.name
+        return recs, db
+
+    records, db_of = persons_of(raw_dirs)
     if len(records) < 4:
         raise ValueError(f"{len(records)} persons found in {', '.join(map(str, raw_dirs))}; need at least 4")
+    neg_records, _ = persons_of(negatives)
+    clash = sorted(set(neg_records) & set(records))
+    if clash:
+        raise ValueError(f"negatives repeat persons of the data folders ({', '.join(clash[:3])} ...)")
 
     class _S:  # split_subjects needs .id and .database
         def __init__(self, i):
@@ -220,27 +254,34 @@ def train_beat_lda(raw_dirs, run_dir, *, n_pca_grid=(10, 15, 20, 30, 40), folds:
     split = split_subjects([_S(i) for i in records], test_fraction, val_fraction, seed)
     train = [p for p in split["train"] if len(records[p]) >= 1]
     log(f"beat-lda: {len(records)} persons ({len(train)} train, {len(split['val'])} validation, "
-        f"{len(split['test'])} test); cutting beats")
-    train_rec = {p: records[p] for p in train}
-    windows, product = person_groups(train_rec, group_strides=(1, int(BEAT_OPTIONS["group_stride"])))
+        f"{len(split['test'])} test) + {len(neg_records)} negatives (fit only); cutting beats")
+    fit_rec = {p: records[p] for p in train} | neg_records
+    windows, product = person_groups(fit_rec, group_strides=(1, int(BEAT_OPTIONS["group_stride"])))
     cv_persons = [p for p in train if len(records[p]) >= 2]
-    fixed = [p for p in train if p not in cv_persons]
+    fixed = [p for p in train if p not in cv_persons] + list(neg_records)
+    multi = {p for p in fit_rec if sum(len(g) > 0 for g in windows[p]) >= 2} if within == "multi-record" else None
+    if multi is not None and not multi:
+        raise ValueError("within='multi-record' needs training persons with two or more usable records")
     rows = cross_validate(windows, product, cv_persons, n_pca_grid, folds=folds, repeats=repeats, seed=seed,
-                          fixed=fixed)
+                          fixed=fixed, within=multi)
     for r in rows:
         log(f"  n_pca {r['n_pca']:3d}: CV rank-1 {r['rank1']:.4f} over {r['n_probes']} probes, EER "
             f"{r['eer_mean']:.4f} (mean of {len(r['eer_folds'])} folds)")
     best = min(rows, key=lambda r: (round(r["eer_mean"], 4), -r["rank1"], r["n_pca"]))
-    mean, P = fit_lda(*_xy(windows, train), best["n_pca"])
+    everyone = train + list(neg_records)
+    mean, P = fit_lda(*_xy(windows, everyone), best["n_pca"], _within(everyone, multi))
     np.savez(run_dir / "beat_lda.npz", mean=mean, projection=P)
     n_groups = int(sum(len(g) for v in windows.values() for g in v))
-    run = {"arch": "beat-lda", "data": [str(d) for d in raw_dirs], "split": split, "options": BEAT_OPTIONS,
-           "n_pca_grid": list(map(int, n_pca_grid)), "folds": folds, "repeats": repeats, "seed": seed, "cross_validation": rows,
-           "n_pca": best["n_pca"], "embedding_size": int(P.shape[1]), "train_groups": n_groups,
-           "train_persons": len(train), "fit_seconds": round(time.time() - t0, 1)}
+    run = {"arch": "beat-lda", "data": [str(d) for d in raw_dirs], "negatives": [str(d) for d in negatives],
+           "within": within, "within_persons": None if multi is None else len(multi),
+           "split": split, "options": BEAT_OPTIONS,
+           "n_pca_grid": list(map(int, n_pca_grid)), "folds": folds, "repeats": repeats, "seed": seed,
+           "cross_validation": rows, "n_pca": best["n_pca"], "embedding_size": int(P.shape[1]),
+           "train_groups": n_groups, "train_persons": len(train), "negative_persons": len(neg_records),
+           "fit_seconds": round(time.time() - t0, 1)}
     (run_dir / "run.json").write_text(json.dumps(run, indent=1))
     log(f"chose n_pca {best['n_pca']} (lowest CV EER); embedding {P.shape[1]} dims from {n_groups} groups of "
-        f"{len(train)} persons in {run['fit_seconds']} s -> {run_dir / 'beat_lda.npz'}")
+        f"{len(train)} persons + {len(neg_records)} negatives in {run['fit_seconds']} s -> {run_dir / 'beat_lda.npz'}")
     return run
 
 
@@ -293,11 +334,19 @@ def export_beat_lda(run_dir, out_dir, *, name: str = BUNDLED_NAME, command: str 
     training = {"data": run["data"], "arch": "beat-lda", "hardware": "2-core CPU (no GPU), MLX CPU stream",
                 "protocol": "person-disjoint split per database (train/val/test = 60/10/30 %, data.split_subjects, "
                             "the seed-network run's rule: same test persons); n_pca by 3-fold cross-validation over "
-                            "the training persons; closed-form fit (PCA + Fisher LDA in MLX) on all training persons",
+                            "the training persons; closed-form fit (PCA + Fisher LDA in MLX) on all training persons"
+                            + (" plus every person of the negatives folders (fit only, never validated or tested)"
+                               if run.get("negatives") else "")
+                            + ("; within-person covariance from the fitted persons with two or more records"
+                               if run.get("within", "all") == "multi-record" else ""),
+                "negatives": run.get("negatives", []), "negative_persons": run.get("negative_persons", 0),
+                "within": run.get("within", "all"), "within_persons": run.get("within_persons"),
                 "n_subjects": {k: len(split[k]) for k in ("train", "val", "test")}, "test_subjects": split["test"],
                 "validation_subjects": split["val"], "cross_validation": run["cross_validation"],
                 "train_groups": run["train_groups"], "train_seconds": run["fit_seconds"],
-                "command": command or f"ecgcore train heartid --arch beat-lda {' '.join(run['data'])} -o RUN"}
+                "command": command or (f"ecgcore train heartid --arch beat-lda {' '.join(run['data'])}"
+                                       + "".join(f" --negatives {d}" for d in run.get("negatives", []))
+                                       + f" --within {run.get('within', 'all')} -o RUN")}
     card = ModelCard(
         name=name, task="embedding", framework="mlx",
         inputs=[{"name": "ecg", "shape": [None, int(L)], "dtype": "float32"}],

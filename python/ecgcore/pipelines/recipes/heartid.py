@@ -2,7 +2,9 @@
 
 Subjects: in a folder of subject folders (ECG-ID ``Person_01/rec_1`` ...) each folder is a subject and its
 records are taken in order (``rec_1``, ``rec_2``, ...); in a flat folder (MIT-BIH) each record is a subject,
-except that MIT-BIH 201 and 202 come from the same person and form one subject. Each record's lead
+except that MIT-BIH 201 and 202 come from the same person and form one subject; in a PTB-XL folder (one holding
+``ptbxl_database.csv``) each ``patient_id`` is a subject, its ECGs (500 Hz where present, else 100 Hz) in order
+of recording date. Each record's lead
 (default channel 0) is band-passed 0.5-40 Hz (order 4, zero-phase), resampled to ``fs`` (default 200 Hz:
 1000 samples = 5 s), cut into windows (stride 500) and z-scored per window. The first ``enrol_fraction``
 of a subject's windows in time order are enrolment, the rest probes - never the same time span.
@@ -12,6 +14,7 @@ One ``<subject>.npz`` (``windows [n, 1000]`` float32, ``record``, ``start`` at `
 """
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
@@ -30,7 +33,27 @@ def _natural(s: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
 
 
+def _ptbxl_subjects(in_dir: Path) -> dict[str, list[str]] | None:
+    """PTB-XL's ``{patient_id: [record, ...]}`` (records on disk, 500 Hz before 100 Hz, by recording date), or None
+    when ``in_dir`` holds no ``ptbxl_database.csv``."""
+    db = in_dir / "ptbxl_database.csv"
+    if not db.is_file():
+        return None
+    found: dict[str, list[tuple[str, str]]] = {}
+    with open(db, newline="") as fh:
+        for r in csv.DictReader(fh):
+            rel = next((r[c] for c in ("filename_hr", "filename_lr") if r.get(c) and (in_dir / f"{r[c]}.hea").is_file()),
+                       None)
+            if rel is None or not r.get("patient_id"):
+                continue
+            found.setdefault(str(int(float(r["patient_id"]))), []).append((r.get("recording_date", ""), rel))
+    return {p: [rel for _, rel in sorted(v)] for p, v in sorted(found.items(), key=lambda kv: int(kv[0]))}
+
+
 def _subjects(in_dir: Path) -> dict[str, list[str]]:
+    ptbxl = _ptbxl_subjects(in_dir)
+    if ptbxl is not None:
+        return ptbxl
     subs: dict[str, list[str]] = {}
     folders = sorted((p for p in in_dir.iterdir() if p.is_dir() and any(p.glob("*.hea"))),
                      key=lambda p: _natural(p.name))
