@@ -249,65 +249,66 @@ def _report(name: str, res: dict, unit: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ benches
+def _bench(benchmark, name: str, unit: str, *side) -> dict:
+    """Run one side once under pytest-benchmark, keep its figures in ``RESULTS[name]`` and print them."""
+    res = benchmark.pedantic(lambda: _run_side(*side), rounds=1, iterations=1)
+    benchmark.extra_info.update({k: v for k, v in res.items() if k != "first"})
+    _report(name, res, unit)
+    return res
+
+
+def _speedup(benchmark, res: dict, other: str, key: str, what: str):
+    """Items/s of ``res`` over those of the side named ``other`` (None when that side did not run)."""
+    ref = RESULTS.get(other)
+    if not ref:
+        return None
+    ratio = (res["items"] / res["seconds"]) / (ref["items"] / ref["seconds"])
+    benchmark.extra_info[key] = ratio
+    print(f"speed-up vs {what}: {ratio:.1f}x")
+    return ref
+
+
+KERAS, UNSPLIT, TORCH = ("seed keras eager (wfdb + pywt + Keras)", "plain onnxruntime, unsplit graph (conformer)",
+                         "seed torch eager (wfdb + scipy + torch)")
+
+
 @pytest.mark.benchmark(group="infer-conformer")
 def test_seed_keras_eager_conformer(benchmark, bench_records, bench_models):
-    res = benchmark.pedantic(lambda: _run_side("keras", bench_models["conformer"], bench_records), rounds=1,
-                             iterations=1)
-    benchmark.extra_info.update({k: v for k, v in res.items() if k != "first"})
-    _report("seed keras eager (wfdb + pywt + Keras)", res, "beats")
+    _bench(benchmark, KERAS, "beats", "keras", bench_models["conformer"], bench_records)
 
 
 @pytest.mark.benchmark(group="infer-conformer")
 def test_onnxruntime_full_graph_conformer(benchmark, bench_records, bench_models, tmp_path):
-    res = benchmark.pedantic(lambda: _run_side("ecgcore", bench_models["conformer-full"], bench_records,
-                                               tmp_path / "o.csv"), rounds=1, iterations=1)
-    benchmark.extra_info.update({k: v for k, v in res.items() if k != "first"})
-    _report("plain onnxruntime, unsplit graph (conformer)", res, "beats")
+    res = _bench(benchmark, UNSPLIT, "beats", "ecgcore", bench_models["conformer-full"], bench_records,
+                 tmp_path / "o.csv")
     assert res["failed"] == 0
 
 
 @pytest.mark.benchmark(group="infer-conformer")
 def test_ecgcore_infer_conformer(benchmark, bench_records, bench_models, tmp_path):
-    res = benchmark.pedantic(lambda: _run_side("ecgcore", bench_models["conformer"], bench_records,
-                                               tmp_path / "o.csv"), rounds=1, iterations=1)
-    benchmark.extra_info.update({k: v for k, v in res.items() if k != "first"})
-    _report("ecgcore infer (conformer, encoder + head)", res, "beats")
+    res = _bench(benchmark, "ecgcore infer (conformer, encoder + head)", "beats", "ecgcore",
+                 bench_models["conformer"], bench_records, tmp_path / "o.csv")
     assert res["failed"] == 0 and res["records"] == len(list(bench_records.glob("*.hea")))
-    seed = RESULTS.get("seed keras eager (wfdb + pywt + Keras)")
-    if seed:
-        ratio = (res["items"] / res["seconds"]) / (seed["items"] / seed["seconds"])
-        benchmark.extra_info["speedup_vs_keras_eager"] = ratio
-        print(f"speed-up beats/s vs the seed (Keras eager): {ratio:.1f}x (issue 24's target >= 20x on full records)")
-        # Same weights, same input: the seed's first sequence (beats 0-2) is the one our third beat is scored on.
+    seed = _speedup(benchmark, res, KERAS, "speedup_vs_keras_eager",
+                    "the seed, Keras eager (issue 24's target >= 20x on full records)")
+    if seed:  # same weights, same input: the seed's first sequence (beats 0-2) is the one our third beat is scored on
         assert np.allclose(res["first"][2], seed["first"], atol=1e-3), (res["first"][2], seed["first"])
-    full = RESULTS.get("plain onnxruntime, unsplit graph (conformer)")
+    full = _speedup(benchmark, res, UNSPLIT, "speedup_vs_unsplit_graph", "plain onnxruntime on the unsplit graph")
     if full:
-        ratio = (res["items"] / res["seconds"]) / (full["items"] / full["seconds"])
-        benchmark.extra_info["speedup_vs_unsplit_graph"] = ratio
-        print(f"speed-up beats/s vs plain onnxruntime on the unsplit graph: {ratio:.1f}x")
         assert np.allclose(res["first"], full["first"], atol=1e-5), (res["first"], full["first"])
 
 
 @pytest.mark.benchmark(group="infer-attention")
 def test_seed_torch_eager_attention(benchmark, bench_records, bench_models):
-    res = benchmark.pedantic(lambda: _run_side("torch", bench_models["attention"], bench_records), rounds=1,
-                             iterations=1)
-    benchmark.extra_info.update({k: v for k, v in res.items() if k != "first"})
-    _report("seed torch eager (wfdb + scipy + torch)", res, "segments")
+    _bench(benchmark, TORCH, "segments", "torch", bench_models["attention"], bench_records)
 
 
 @pytest.mark.benchmark(group="infer-attention")
 def test_ecgcore_infer_attention(benchmark, bench_records, bench_models, tmp_path):
-    res = benchmark.pedantic(lambda: _run_side("ecgcore", bench_models["attention"], bench_records,
-                                               tmp_path / "o.csv"), rounds=1, iterations=1)
-    benchmark.extra_info.update({k: v for k, v in res.items() if k != "first"})
-    _report("ecgcore infer (attention, onnxruntime)", res, "segments")
-    seed = RESULTS.get("seed torch eager (wfdb + scipy + torch)")
-    if seed:
-        ratio = (res["items"] / res["seconds"]) / (seed["items"] / seed["seconds"])
-        benchmark.extra_info["speedup_vs_torch_eager"] = ratio
-        print(f"speed-up segments/s vs the seed (torch eager): {ratio:.1f}x")
-        # The same first window, the same weights: the probabilities agree.
+    res = _bench(benchmark, "ecgcore infer (attention, onnxruntime)", "segments", "ecgcore",
+                 bench_models["attention"], bench_records, tmp_path / "o.csv")
+    seed = _speedup(benchmark, res, TORCH, "speedup_vs_torch_eager", "the seed, torch eager")
+    if seed:  # the same first window, the same weights: the probabilities agree
         assert np.allclose(res["first"][0], seed["first"], atol=1e-3), (res["first"][0], seed["first"])
 
 
