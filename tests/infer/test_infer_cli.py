@@ -313,6 +313,35 @@ def test_bundled_segments_abnormal_equals_its_training_data(mini_dir, tmp_path):
     assert [r["reference"] for r in rows] == [card.classes[i] for i in seg["labels"]]
 
 
+def test_two_class_decision_threshold_sets_the_class(mini_dir, tmp_path):
+    """A two-class card's `preprocessing.decision` is its operating point: the positive class exactly when its
+    probability reaches the threshold (the bundled segments-abnormal: the training prior restored, 0.7854); the
+    probabilities do not depend on it, and a higher threshold never calls more windows Abnormal."""
+    import shutil
+
+    from ecgcore.export.card import read_card, resolve_model, write_card
+    from ecgcore.infer import Scorer
+    from ecgcore.io import read_record
+
+    onnx_path, card = resolve_model("segments-abnormal")
+    assert card.preprocessing["decision"]["positive"] == "Abnormal"
+    rec = read_record(mini_dir / "119")
+    probs, n_abnormal = None, []
+    for thr in (0.05, card.preprocessing["decision"]["threshold"], 0.999):
+        d = tmp_path / f"m{thr}"
+        shutil.copytree(onnx_path.parent, d)
+        c = read_card(d / "model.json")
+        c.preprocessing = {**c.preprocessing, "decision": {**c.preprocessing["decision"], "threshold": thr}}
+        write_card(c, d / "model.json")
+        rows = [r for r in Scorer(d, threads=1, quality=False).predict_record(rec).rows]
+        p = np.array([r["prob_Abnormal"] for r in rows])
+        assert [r["class"] for r in rows] == ["Abnormal" if v >= thr else "Normal" for v in p]
+        probs = p if probs is None else probs
+        np.testing.assert_array_equal(p, probs)
+        n_abnormal.append(int((p >= thr).sum()))
+    assert n_abnormal[0] > n_abnormal[2] and n_abnormal == sorted(n_abnormal, reverse=True)
+
+
 def test_bundled_hubert_equals_its_own_input_builder(data_dir, tmp_path):
     """The bundled HuBERT-ECG (multilabel, one prediction per record) through `ecgcore infer`, at 100 and 500 Hz,
     equals its graph on the HuBERT package's own input builder; classes are those at p >= 0.5."""

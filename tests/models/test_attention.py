@@ -157,6 +157,22 @@ def test_metrics_match_sklearn():
 
 # --- plots (framework-free) -----------------------------------------------------------------------------------
 
+def test_prior_decision_undoes_balanced_class_weights():
+    """By its definition: with balanced weights w_c = n / (2 count_c) the weighted posterior is p_w(c) ∝ w_c p(c|x);
+    dividing the weights back out and taking the larger class is the same as p_w(Abnormal) >= the threshold."""
+    counts = [6220, 1700]
+    d = att_metrics.prior_decision(counts)
+    assert d["positive"] == "Abnormal" and d["threshold"] == pytest.approx(6220 / 7920, abs=1e-4)
+    w = sum(counts) / (2 * np.asarray(counts, float))
+    p_w = np.linspace(0.0, 1.0, 2001)
+    natural = (p_w / w[1]) / (p_w / w[1] + (1 - p_w) / w[0])
+    agree = (natural >= 0.5) == (p_w >= d["threshold"])
+    assert agree[np.abs(p_w - d["threshold"]) > 1e-4].all()
+    assert att_metrics.prior_decision(counts, class_weight="none") is None
+    with pytest.raises(ValueError, match="two positive"):
+        att_metrics.prior_decision([10, 0])
+
+
 def test_plots_module_does_not_import_torch():
     code = ("import sys; import ecgcore.models.attention.plots as p; "
             "assert 'torch' not in sys.modules, 'plots imported torch'; print('ok')")
@@ -227,6 +243,7 @@ def test_train_evaluate_export_parity(tiny_segments, tmp_path):
     onnx_path, card, worst = r["onnx"], r["model_card"], r["parity_max_abs_diff"]
     assert worst < 1e-4
     assert card.preprocessing["kind"] == "segments" and card.preprocessing["band"] == [0.5, 50.0]
+    assert "decision" not in card.preprocessing  # unweighted training: argmax is the Bayes decision
     assert card.classes == ["Normal", "Abnormal"] and card.fs == 360.0
     assert card.inputs[0]["shape"] == [None, 1, 3600]
     assert [o["name"] for o in card.outputs] == ["logits", "probabilities", "attention"]
@@ -321,6 +338,11 @@ def test_augmented_balanced_training_resumes_identically(tiny_segments, tmp_path
     c = _state(tmp_path / "c")
     assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())  # augmentation changed training
     assert plain["training"]["steps"] == 2
+    # a balanced-weight run's export carries the operating point that restores the training prior
+    card = export(tmp_path / "a", tmp_path / "onnx", check_windows=2)["model_card"]
+    fit = card.training["splits"]["train"]
+    assert card.preprocessing["decision"]["threshold"] == pytest.approx(1 - fit["abnormal"] / fit["segments"],
+                                                                        abs=1e-4)
 
 
 def test_augment_batch_keeps_shape_and_varies_per_window():

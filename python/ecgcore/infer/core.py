@@ -342,6 +342,12 @@ class Scorer:
         multilabel = self.card.task == "multilabel"
         thr = float(self.card.preprocessing.get("threshold", 0.5))
         pred = prob.argmax(axis=1) if len(prob) else np.zeros(0, np.int64)
+        decision = self.card.preprocessing.get("decision")
+        if decision and not multilabel and len(classes) == 2 and len(prob):
+            # A two-class card's operating point: its positive class when p >= threshold (e.g. the training
+            # prior restored after class-weighted training), else the other class.
+            pos = classes.index(decision["positive"])
+            pred = np.where(prob[:, pos] >= float(decision["threshold"]), pos, 1 - pos)
         ends = prep.end if prep.end is not None else [None] * len(prep)
         ref = prep.reference
         # Signal quality first: an item in an unusable stretch is not classified (reason in its `quality`).

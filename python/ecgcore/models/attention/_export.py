@@ -26,6 +26,7 @@ from ...export import ModelCard, onnx_parity, write_card
 from ..._fs import atomic_write
 from ._evaluate import PROTOCOL_LABELS, load_run
 from .data import config_splits, preprocessing_of
+from .metrics import prior_decision
 
 BUNDLED_NAME = "segments-abnormal"
 OUTPUT_NAMES = ("logits", "probabilities")
@@ -247,6 +248,14 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
 
     training = dict(metrics.get("training", {}))
     history = training.pop("history", [])
+    splits = metrics.get("splits", saved.get("splits", {}))
+    preprocessing = preprocessing_of(data_dir)
+    fit = splits.get("train", {})
+    if fit.get("segments") and fit.get("abnormal") is not None:
+        decision = prior_decision([fit["segments"] - fit["abnormal"], fit["abnormal"]], tuple(config.classes),
+                                  config.class_weight)
+        if decision:
+            preprocessing["decision"] = decision
     card = ModelCard(
         name=name, task="classification", framework="pytorch",
         inputs=[{"name": "ecg", "shape": [None, 1, config.input_length], "dtype": "float32"}],
@@ -254,14 +263,14 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
                  {"name": "probabilities", "shape": [None, config.n_classes], "dtype": "float32"},
                  {"name": "attention", "shape": [None, config.seq_len, config.seq_len], "dtype": "float32",
                   "graph": ATTENTION_FILE}],
-        fs=360.0, preprocessing=preprocessing_of(data_dir), classes=list(config.classes),
+        fs=360.0, preprocessing=preprocessing, classes=list(config.classes),
         metrics={"protocol": config.protocol, "protocol_label": PROTOCOL_LABELS[config.protocol],
                  **{split: {k: v for k, v in metrics[split].items() if k != "records"}
                     for split in ("test", "val") if split in metrics},
                  "onnx_parity_max_abs_diff": worst, "onnx_parity_windows": int(len(x)),
                  **({"onnx_int8": int8} if int8 else {})},
         training={**training, "dataset": "MIT-BIH Arrhythmia Database (48 records, 360 Hz), `ecgcore preprocess segments`",
-                  "splits": metrics.get("splits", saved.get("splits", {})),
+                  "splits": splits,
                   "validation_history": history,
                   "command": command or saved.get("command") or "ecgcore train attention DATASET_DIR RUN_DIR "
                                                      f"--protocol {config.protocol}",

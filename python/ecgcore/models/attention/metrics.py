@@ -63,3 +63,19 @@ def classification_report(m: dict) -> str:
               f"{'macro f1':>12}{'':>11}{'':>9}{m['macro_f1']:>10.4f}{m['n']:>9d}",
               f"{'ROC-AUC':>12}{'':>11}{'':>9}{m['roc_auc']:>10.4f}{m['n']:>9d}"]
     return "\n".join(lines) + "\n"
+
+
+def prior_decision(counts, classes=("Normal", "Abnormal"), class_weight: str = "balanced") -> dict | None:
+    """The operating point that undoes class-weighted training: with ``balanced`` weights ``n / (2 count_c)`` the
+    weighted loss's posterior is ``p_w(c) ∝ w_c p(c | x)``, so the Bayes decision under the training prior is
+    "positive (``classes[1]``) when ``p_w(positive) >= w_pos / (w_pos + w_neg)``" = the training share of the
+    negative class. ``counts``: training items per class. None when no weighting was used (0.5 is then right)."""
+    if class_weight != "balanced":
+        return None
+    c = np.asarray(counts, np.float64)
+    if c.shape != (2,) or (c <= 0).any():
+        raise ValueError(f"need two positive class counts, got {counts!r}")
+    return {"positive": classes[1], "threshold": round(float(c[0] / c.sum()), 4),
+            "rule": "Bayes decision under the training prior: balanced class weights undone "
+                    "(threshold = training share of " + classes[0] + ")",
+            "training_counts": [int(v) for v in c]}
