@@ -5,7 +5,7 @@ training framework in eager mode behind the seed's own preprocessing, on the sam
   (``build_model(ConformerConfig.for_variant("conformer"))``: embed 128, 8 heads, ff 512, kernel 11, 1 block; SPEC
   §4.5), exported by the product's own exporters (``to_onnx`` and ``to_onnx_split``). Three sides:
   ``ecgcore infer`` as shipped (``score_records``: C++ decoding, C++ |Morlet| CWT, the beat encoder once per beat +
-  the sequence head, as the bundled ``beats-aami``); plain onnxruntime on the same inputs (the unsplit graph, each
+  the sequence head, as the bundled ``beats-aami``); onnxruntime on the unsplit graph behind the same front end (each
   beat's CNN once per 3-beat sequence); and the seed = wfdb + ``pywt.cwt`` per beat + 3-beat sequences + Keras eager
   ``model(x, training=False)`` in batches of 128 (SPEC §4.2-4.5).
 * Attention (``segments``): ecgcore's ``AttentionECGModel`` (the seed's layers), exported by the product's exporter
@@ -268,7 +268,7 @@ def _speedup(benchmark, res: dict, other: str, key: str, what: str):
     return ref
 
 
-KERAS, UNSPLIT, TORCH = ("seed keras eager (wfdb + pywt + Keras)", "plain onnxruntime, unsplit graph (conformer)",
+KERAS, UNSPLIT, TORCH = ("seed keras eager (wfdb + pywt + Keras)", "onnxruntime, unsplit graph, same front end (conformer)",
                          "seed torch eager (wfdb + scipy + torch)")
 
 

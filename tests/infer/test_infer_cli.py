@@ -335,7 +335,9 @@ def test_two_class_decision_threshold_sets_the_class(mini_dir, tmp_path):
         write_card(c, d / "model.json")
         rows = [r for r in Scorer(d, threads=1, quality=False).predict_record(rec).rows]
         p = np.array([r["prob_Abnormal"] for r in rows])
-        assert [r["class"] for r in rows] == ["Abnormal" if v >= thr else "Normal" for v in p]
+        clear = np.abs(p - thr) > 1e-6  # the table rounds probabilities to 6 decimals
+        assert clear.sum() > 0.9 * len(p)
+        assert [r["class"] for r, c in zip(rows, clear) if c] == ["Abnormal" if v >= thr else "Normal" for v in p[clear]]
         probs = p if probs is None else probs
         np.testing.assert_array_equal(p, probs)
         n_abnormal.append(int((p >= thr).sum()))

@@ -169,8 +169,9 @@ def test_prior_decision_undoes_balanced_class_weights():
     agree = (natural >= 0.5) == (p_w >= d["threshold"])
     assert agree[np.abs(p_w - d["threshold"]) > 1e-4].all()
     assert att_metrics.prior_decision(counts, class_weight="none") is None
-    with pytest.raises(ValueError, match="two positive"):
-        att_metrics.prior_decision([10, 0])
+    assert att_metrics.prior_decision([10, 0]) is None  # a class absent from training: no prior to restore
+    with pytest.raises(ValueError, match="two class counts"):
+        att_metrics.prior_decision([10, 5, 3])
 
 
 def test_plots_module_does_not_import_torch():

@@ -89,18 +89,19 @@ def test_fit_lda_within_persons_set_the_whitened_scatter(ecgid):
     data, = person_groups({p: [ecgid / p / "rec_1", ecgid / p / "rec_2"] for p in persons})
     X = np.concatenate([g for p in persons for g in data[p]])
     y = np.concatenate([np.full(sum(len(g) for g in data[p]), i) for i, p in enumerate(persons)])
-    within = [0, 2, 4, 6]
-    mean, P = fit_lda(X, y, n_pca=12, within=within)
+    labels = 10 * y + 3  # labels that are not their indices
+    within = [3, 23, 43, 63]  # persons 0, 2, 4, 6
+    mean, P = fit_lda(X, labels, n_pca=12, within=within)
     assert P.shape == (174, 7)
     Z = embed(X, mean, P).astype(np.float64)
-    Sw_in = sum(np.cov(Z[y == c].T, bias=True) for c in within) / len(within)
+    Sw_in = sum(np.cov(Z[y == c].T, bias=True) for c in (0, 2, 4, 6)) / 4
     np.testing.assert_allclose(Sw_in, np.eye(7), atol=2e-3)
     Sw_out = sum(np.cov(Z[y == c].T, bias=True) for c in (1, 3, 5, 7)) / 4
     assert np.abs(Sw_out - np.eye(7)).max() > 0.05  # the others' scatter was not what got whitened
-    _, P_all = fit_lda(X, y, n_pca=12)
+    _, P_all = fit_lda(X, labels, n_pca=12)
     assert not np.allclose(np.abs(P), np.abs(P_all), atol=1e-3)
-    with pytest.raises(ValueError, match="within"):
-        fit_lda(X, y, n_pca=12, within=[99])
+    with pytest.raises(ValueError, match="not among"):
+        fit_lda(X, labels, n_pca=12, within=[3, 99])
 
 
 def test_ptbxl_folder_gives_patients_as_persons(data_dir):
@@ -120,6 +121,32 @@ def test_ptbxl_folder_gives_patients_as_persons(data_dir):
     multi = [v for v in subs.values() if len(v) > 1]
     assert multi and all([date[r] for r in v] == sorted(date[r] for r in v) for v in multi)
     assert all(r.startswith("records500/") for v in subs.values() for r in v)
+
+
+def test_ptbxl_subjects_skip_missing_records_and_sort_by_date(data_dir, tmp_path):
+    """A trimmed PTB-XL table: a row whose files are missing is left out, a patient's ECGs come in recording-date
+    order whatever the table's order, and a row with only its 100 Hz file on disk gives that file."""
+    import csv
+
+    from ecgcore.pipelines.recipes.heartid import _subjects
+
+    src = data_dir / "ptbxl"
+    (tmp_path / "records500").symlink_to(src / "records500")
+    (tmp_path / "records100").symlink_to(src / "records100")
+    with open(src / "ptbxl_database.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))[:3]
+    rows[0] = {**rows[0], "patient_id": "7.0", "recording_date": "1990-01-02 10:00:00"}
+    rows[1] = {**rows[1], "patient_id": "7.0", "recording_date": "1989-05-01 10:00:00"}
+    rows[2] = {**rows[2], "filename_hr": "records500/00000/missing_hr"}
+    ghost = {**rows[0], "patient_id": "9.0", "filename_hr": "records500/x/none_hr", "filename_lr": "records100/x/none_lr"}
+    with open(tmp_path / "ptbxl_database.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows + [ghost])
+    subs = _subjects(tmp_path)
+    assert subs["7"] == [rows[1]["filename_hr"], rows[0]["filename_hr"]]  # the earlier date first
+    assert subs[str(int(float(rows[2]["patient_id"])))] == [rows[2]["filename_lr"]]  # 100 Hz fallback
+    assert "9" not in subs
 
 
 def test_default_models_by_scheme(ecgid):
@@ -213,8 +240,18 @@ def test_negatives_join_the_fit_only(ecgid, data_dir, tmp_path):
     assert multi_neg >= 1  # a patient with two ECGs among the first 20 rows
     # every ECG-ID person has several records; of the negatives, the patients with two ECGs
     assert info["within_persons"] == len(info["split"]["train"]) + multi_neg
+    # the negatives widen the fit: more discriminant directions than the training persons alone allow
+    assert info["embedding_size"] > len(info["split"]["train"]) - 1
     r = CliRunner().invoke(main, ["train", "heartid", str(raw), "--negatives", str(neg), "-o", str(tmp_path / "s")])
     assert r.exit_code != 0 and "beat-lda only" in r.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = CliRunner().invoke(main, ["train", "heartid", "--arch", "beat-lda", str(raw), "--negatives", str(empty),
+                                  "-o", str(tmp_path / "e")])
+    assert r.exit_code != 0 and "no persons found" in r.output
+    r = CliRunner().invoke(main, ["train", "heartid", "--arch", "beat-lda", str(raw), "--negatives", str(raw),
+                                  "-o", str(tmp_path / "d")])
+    assert r.exit_code != 0 and "repeat records" in r.output
 
 
 def test_infer_scores_the_same_groups_as_the_verifier(ecgid, tmp_path):

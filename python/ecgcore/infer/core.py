@@ -346,6 +346,9 @@ class Scorer:
         if decision and not multilabel and len(classes) == 2 and len(prob):
             # A two-class card's operating point: its positive class when p >= threshold (e.g. the training
             # prior restored after class-weighted training), else the other class.
+            if decision.get("positive") not in classes or not 0.0 <= float(decision.get("threshold", -1)) <= 1.0:
+                raise ValueError(f"model {self.card.name!r}: preprocessing.decision needs a 'positive' class among "
+                                 f"{classes} and a 'threshold' in [0, 1], got {decision!r}")
             pos = classes.index(decision["positive"])
             pred = np.where(prob[:, pos] >= float(decision["threshold"]), pos, 1 - pos)
         ends = prep.end if prep.end is not None else [None] * len(prep)

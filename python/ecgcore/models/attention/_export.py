@@ -256,6 +256,8 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
                                   config.class_weight)
         if decision:
             preprocessing["decision"] = decision
+            decision["card_metrics_at"] = ("the test/val figures below are the run's own, at argmax (0.5); "
+                                           "`ecgcore infer` decides at this threshold")
     card = ModelCard(
         name=name, task="classification", framework="pytorch",
         inputs=[{"name": "ecg", "shape": [None, 1, config.input_length], "dtype": "float32"}],

@@ -73,8 +73,10 @@ def prior_decision(counts, classes=("Normal", "Abnormal"), class_weight: str = "
     if class_weight != "balanced":
         return None
     c = np.asarray(counts, np.float64)
-    if c.shape != (2,) or (c <= 0).any():
-        raise ValueError(f"need two positive class counts, got {counts!r}")
+    if c.shape != (2,) or (c < 0).any():
+        raise ValueError(f"need two class counts, got {counts!r}")
+    if (c == 0).any():  # a class absent from training: its weight is capped, there is no prior to restore
+        return None
     return {"positive": classes[1], "threshold": round(float(c[0] / c.sum()), 4),
             "rule": "Bayes decision under the training prior: balanced class weights undone "
                     "(threshold = training share of " + classes[0] + ")",

@@ -85,9 +85,15 @@ def fit_lda(X: np.ndarray, y: np.ndarray, n_pca: int, within=None) -> tuple[np.n
         raise ValueError("LDA needs at least two persons")
     if n_pca < 1 or n_pca > min(X.shape):
         raise ValueError(f"n_pca must be in 1..{min(X.shape)}, got {n_pca}")
-    in_w = np.ones(C, bool) if within is None else np.isin(classes, np.asarray(list(within), dtype=classes.dtype))
-    if not in_w.any():
-        raise ValueError("none of the `within` labels is among the fitted persons")
+    if within is None:
+        in_w = np.ones(C, bool)
+    else:
+        want = set(np.asarray(list(within)).tolist())
+        unknown = want - set(classes.tolist())
+        if unknown or not want:
+            raise ValueError(f"`within` names labels that are not among the fitted persons: {sorted(unknown)[:5]}"
+                             if unknown else "`within` is empty")
+        in_w = np.array([c in want for c in classes.tolist()])
     cpu = mx.cpu
     counts = np.bincount(yi, minlength=C).astype(np.float32)
     w = mx.array(1.0 / (C * counts[yi]))[:, None]  # sums to 1, each person 1/C
@@ -243,9 +249,18 @@ def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-reco
     if len(records) < 4:
         raise ValueError(f"{len(records)} persons found in {', '.join(map(str, raw_dirs))}; need at least 4")
     neg_records, _ = persons_of(negatives)
-    clash = sorted(set(neg_records) & set(records))
+    for d in negatives:
+        if not any(p.startswith(f"{Path(d).name}:") for p in neg_records):
+            raise ValueError(f"--negatives {d}: no persons found (expected person folders, a flat WFDB folder or a "
+                             f"PTB-XL folder with ptbxl_database.csv and its records)")
+
+    def files(recs):
+        return {Path(r).resolve() for rs in recs.values() for r in rs}
+
+    clash = sorted(files(neg_records) & files(records))
     if clash:
-        raise ValueError(f"negatives repeat persons of the data folders ({', '.join(clash[:3])} ...)")
+        raise ValueError(f"negatives repeat records of the data folders ({', '.join(map(str, clash[:3]))} ...): "
+                         "test persons would join the fit")
 
     class _S:  # split_subjects needs .id and .database
         def __init__(self, i):
