@@ -105,9 +105,11 @@ def fit_lda(X: np.ndarray, y: np.ndarray, n_pca: int, within=None) -> tuple[np.n
     _, V = mx.linalg.eigh(cov, stream=cpu)
     Vp = V[:, ::-1][:, :n_pca]  # top components
     Z = Xc @ Vp
-    onehot = mx.array(np.eye(C, dtype=np.float32)[yi])
-    means = (onehot.T @ Z) / mx.array(counts)[:, None]
-    R = Z - onehot @ means
+    # per-person means by a segment sum (a dense one-hot would be groups x persons: gigabytes for all of PTB-XL)
+    sums = np.zeros((C, int(Z.shape[1])), np.float64)
+    np.add.at(sums, yi, np.array(Z, np.float64))
+    means = mx.array((sums / counts[:, None]).astype(np.float32))
+    R = Z - means[mx.array(yi)]
     Sw = (ww * R).T @ R
     ew, Ew = mx.linalg.eigh(Sw, stream=cpu)
     Wh = Ew / mx.sqrt(mx.maximum(ew, 1e-12 * mx.max(ew)))[None, :]  # Sw^-1/2 (up to rotation)
