@@ -37,8 +37,6 @@ HERE = Path(__file__).resolve()
 REPO = HERE.parents[1]
 SEED_MAP = {**dict.fromkeys("NLRejnB", 0), **dict.fromkeys("AaJS", 1), **dict.fromkeys("VE", 2), "F": 3,
             **dict.fromkeys("/fQ?", 4)}
-ATT_NORMAL = set("N.")
-ATT_ABNORMAL = set("LRBAaJSVrFejnE/fQ?")
 BATCH_KERAS, BATCH_TORCH = 128, 32
 RESULTS: dict[str, dict] = {}
 
