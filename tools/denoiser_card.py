@@ -5,6 +5,10 @@
     ecgcore export denoiser RUN --out python/ecgcore/data/models/denoiser
     python tools/denoiser_card.py RUN python/ecgcore/data/models/denoiser --mitdb MITDB --nstdb NSTDB
 
+When RUN's evaluation scored the exported model (``ecgcore evaluate denoiser RUN DATASET --onnx MODEL``: each window
+as ``ecgcore infer`` denoises it, pre-filter and guard included), its pooled rows and summary replace the card's
+PyTorch pair table as well.
+
 Runs :func:`ecgcore.models.denoiser.stress.evaluate_noise_stress` with the exported model through onnxruntime (all
 DS2 records, bw/ma/em, 24 … −6 dB, noise from the NSTDB's held-out portion; rows to RUN/noise_stress.csv, summary
 to RUN/noise_stress.json; an existing RUN/noise_stress.csv is reused), then writes into the card: the per-noise DS2
@@ -129,6 +133,11 @@ def main():
     targets = check_targets(stress, ev.get("summary", {}))
     metrics = dict(card.metrics)
     metrics["rows_per_noise"] = [r for r in ev.get("rows", []) if r["noise"] != "all"]
+    if "onnx_model" in ev:  # the pair table as users get it replaces the checkpoint's
+        metrics["rows"] = [r for r in ev["rows"] if r["noise"] == "all"]
+        for k in ("summary", "pairs", "records", "max_windows", "rpeak_reference", "methods"):
+            metrics[k] = ev[k]
+        metrics["pair_evaluation"] = {k: ev[k] for k in ("scored_as", "prefilter", "guard", "wall_s") if k in ev}
     metrics["noise stress (EC57 nst records of the 22 DS2 records, held-out NSTDB noise, 5:00-7:00 stretch)"] = stress
     metrics["targets (issue 22)"] = targets
     card.metrics = metrics

@@ -418,3 +418,30 @@ def test_noise_stress_evaluation_scores_the_held_out_stretch(mitdb_dir, data_dir
     assert cell["butterworth"]["snr_out_minus_butterworth"] == 0.0
     assert set(cell) == {"noisy", "denoiser", "network alone", "butterworth", "wavelet"}
     assert cell["noisy"]["stretches"] == 1
+
+
+def test_evaluate_scores_an_exported_model_as_infer_runs_it(pairs_dir, mitdb_dir, tmp_path):
+    """``ecgcore evaluate denoiser OUT PAIRS --onnx denoiser``: the bundled model through onnxruntime, each window
+    denoised by ``denoise_signal`` (pre-filter and guard included); OUT is created and only receives the results."""
+    from ecgcore.infer import denoise_signal
+
+    out = tmp_path / "onnx-eval"
+    r = CliRunner().invoke(main, ["evaluate", "denoiser", str(out), str(pairs_dir), "--onnx", "denoiser",
+                                  "--mitdb", str(mitdb_dir), "--max-windows", "1", "--quiet"])
+    assert r.exit_code == 0, r.output
+    ev = json.loads((out / "metrics.json").read_text())["evaluation"]
+    assert ev["pairs"] == 12 and "checkpoint" not in ev and ev["scored_as"].startswith("ecgcore infer")
+    assert ev["prefilter"] == read_card(SHIPPED).preprocessing["prefilter"]
+    d = np.load(pairs_dir / "100.npz")
+    noisy, clean = d["noisy"][0].reshape(-1, 1300).astype(np.float64), d["clean"][0].astype(np.float64)
+    noise_kinds, snrs = [str(s) for s in d["noise"]], [float(s) for s in d["snr_db"]]
+    mine = [pair_metrics(clean[None], x[None], denoise_signal(x, 130.0)[None])["snr_out"][0] for x in noisy]
+    rows = {(q["noise"], q["snr_in_db"]): q["snr_out"] for q in ev["rows"] if q["method"] == "denoiser"}
+    k = 0
+    for kind in noise_kinds:
+        for snr in snrs:
+            assert rows[(kind, snr)] == pytest.approx(mine[k], abs=1e-6)
+            k += 1
+    r = CliRunner().invoke(main, ["evaluate", "denoiser", str(out), str(pairs_dir), "--onnx", "beats-aami",
+                                  "--max-windows", "1", "--quiet"])
+    assert r.exit_code != 0 and "not a denoiser" in r.output

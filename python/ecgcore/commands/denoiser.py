@@ -66,7 +66,7 @@ def train(dataset_dir, run_dir, epochs, batch_size, device, max_steps, time_limi
 
 
 @click.command("denoiser")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--mitdb", "mitdb_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="MIT-BIH folder: R-peak F1 against its .atr beat annotations (default: against the peaks "
@@ -78,14 +78,23 @@ def train(dataset_dir, run_dir, epochs, batch_size, device, max_steps, time_limi
 @click.option("--max-windows", type=click.IntRange(min=1), default=None, help="First N windows per record only.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--threads", type=int, default=None, help="torch (or, with --onnx, onnxruntime) CPU threads.")
+@click.option("--onnx", "onnx_model", default=None, metavar="MODEL",
+              help="Score an exported denoiser (bundled name such as 'denoiser', or a model folder) through "
+                   "onnxruntime as `ecgcore infer` runs it (its card's input pre-filter and filter guard included) "
+                   "instead of RUN_DIR's checkpoint; RUN_DIR (created if missing) only receives the results.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evaluate(run_dir, dataset_dir, mitdb_dir, qtdb_dir, records, max_windows, device, batch_size, threads, quiet):
+def evaluate(run_dir, dataset_dir, mitdb_dir, qtdb_dir, records, max_windows, device, batch_size, threads,
+             onnx_model, quiet):
     """Score RUN_DIR's best checkpoint on every DS2 test pair of DATASET_DIR, with baselines.
 
     Per input SNR and noise type: SNR improvement (dB), RMSE, PRD, cosine similarity and R-peak F1 of the
     noisy input, the Attention U-Net, a 0.5-40 Hz Butterworth and a wavelet-threshold filter. Writes
     RUN_DIR/metrics.json ("evaluation"), RUN_DIR/eval/table.csv and example PNG overlays; resumable.
+
+    \b
+    Example (the bundled model, as users get it):
+      ecgcore evaluate denoiser runs/dn-eval PAIRS --onnx denoiser --mitdb data/mitdb
     """
     from ..models.denoiser._evaluate import evaluate as run_eval
     from ..models.denoiser._evaluate import format_table
@@ -97,7 +106,7 @@ def evaluate(run_dir, dataset_dir, mitdb_dir, qtdb_dir, records, max_windows, de
     try:
         ev = run_eval(run_dir, dataset_dir, mitdb_dir=mitdb_dir, qtdb_dir=qtdb_dir, records=recs,
                       max_windows=max_windows, device=device, batch_size=batch_size, progress=not quiet,
-                      threads=threads)
+                      threads=threads, onnx_model=onnx_model)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_table(ev["rows"]))

@@ -404,7 +404,8 @@ class Scorer:
         return RecordPrediction(record=name, rows=rows, summary=summary, probabilities=prob)
 
     # -- denoiser ------------------------------------------------------------------------------------------
-    def denoise(self, signal: np.ndarray, fs: float, seed_compat: bool = False, guard: bool = True) -> np.ndarray:
+    def denoise(self, signal: np.ndarray, fs: float, seed_compat: bool = False, guard: bool = True,
+                prefilter: bool = True) -> np.ndarray:
         """See :func:`denoise_signal`."""
         if self.kind != "denoise-pairs":
             raise ValueError(f"model {self.card.name!r} is not a denoiser (preprocessing {self.kind!r})")
@@ -441,7 +442,8 @@ class Scorer:
             from ..pipelines.recipes.denoise_chunks import denoise_array
 
             res = denoise_array(y, net, seed_compat=seed_compat, batch_size=self.batch_size, size=length,
-                                guard=(self.options.get("guard") or None) if guard else None, fs=fs_m)
+                                guard=(self.options.get("guard") or None) if guard else None, fs=fs_m,
+                                prefilter=(self.options.get("prefilter") or None) if prefilter else None)
         else:
             res = self._denoise_chunks(y, net, norm, length, seed_compat)
         if resampled and not seed_compat:
@@ -482,7 +484,8 @@ _DENOISERS: dict[tuple, Scorer] = {}
 
 
 def denoise_signal(signal: np.ndarray, fs: float, model="denoiser", seed_compat: bool = False,
-                   providers=None, threads: int | None = None, guard: bool = True) -> np.ndarray:
+                   providers=None, threads: int | None = None, guard: bool = True,
+                   prefilter: bool = True) -> np.ndarray:
     """Denoise one single-lead ECG with a denoiser model (bundled ``denoiser`` by default).
 
     Parameters
@@ -495,6 +498,9 @@ def denoise_signal(signal: np.ndarray, fs: float, model="denoiser", seed_compat:
     guard : apply the card's filter guard when it has one (``preprocessing.guard``: the network's output blended
         with the 0.5-40 Hz band-pass of the input where the input is nearly clean; see
         :func:`ecgcore.pipelines.recipes.denoise_chunks.filter_guard`); False gives the network's output alone.
+    prefilter : apply the card's input high-pass when it has one (``preprocessing.prefilter``: a zero-phase
+        Butterworth high-pass at the model's rate before the z-score, see
+        :func:`ecgcore.pipelines.recipes.denoise_chunks.highpass_prefilter`); the input's mean is kept either way.
 
     Returns
     -------
@@ -512,5 +518,5 @@ def denoise_signal(signal: np.ndarray, fs: float, model="denoiser", seed_compat:
         x = np.asarray(signal, dtype=np.float64)
         if abs(float(fs) - fs_m) > 1e-9:
             x = to_model_rate(x - x.mean(), float(fs), fs_m, workers=scorer.options["_threads"])
-        return scorer.denoise(x, fs_m, seed_compat=True, guard=False)
-    return scorer.denoise(signal, fs, guard=guard)
+        return scorer.denoise(x, fs_m, seed_compat=True, guard=False, prefilter=False)
+    return scorer.denoise(signal, fs, guard=guard, prefilter=prefilter)

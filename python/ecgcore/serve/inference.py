@@ -135,8 +135,9 @@ class ServeModels:
         z = (xs - mean_s) / std_s if std_s > 0 else xs - mean_s
         # Scorer.denoise is what ecgcore.infer.denoise_signal runs; calling it on our own Scorer keeps one
         # onnxruntime session per process instead of a second cached one.
-        # The Heartify API answers the network's own output (the seed's contract), without the card's filter guard.
-        out = np.asarray(scorer.denoise(z, fs, guard=False), dtype=np.float64)
+        # The Heartify API answers the network's own output (the seed's contract): the window z-scored as it came,
+        # without the card's input pre-filter or filter guard.
+        out = np.asarray(scorer.denoise(z, fs, guard=False, prefilter=False), dtype=np.float64)
         with np.errstate(over="ignore", invalid="ignore"):
             if restore_scale:
                 out = out * std + mean

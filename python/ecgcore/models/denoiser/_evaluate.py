@@ -11,6 +11,10 @@ each 10 s window of each output, against the MIT-BIH reference beat annotations 
 (``round(sample · 130 / 360)``; VF episodes unscored) when the MIT-BIH folder is given, else against the
 peaks detected on the clean window. The clean window's own F1 is reported as the ceiling.
 
+With ``onnx_model`` (a bundled name or an exported model folder) the denoiser is that model through onnxruntime,
+each 10 s window denoised as ``ecgcore infer`` does (:meth:`ecgcore.infer.Scorer.denoise`: the card's input
+pre-filter, the network, its filter guard), instead of ``RUN_DIR/best.pt``; RUN_DIR then only receives the results.
+
 Results are cached per record under ``RUN_DIR/eval/cache`` (a re-run resumes) and written as
 ``RUN_DIR/eval/table.csv``, ``RUN_DIR/metrics.json["evaluation"]`` and PNG plots.
 """
@@ -97,6 +101,8 @@ def _count(ref: np.ndarray, det: np.ndarray, window: int) -> tuple[int, int, int
 
 
 def _model_outputs(model, noisy_rows: np.ndarray, batch: int, device: str) -> np.ndarray:
+    if not hasattr(model, "state_dict"):  # an ecgcore.infer.Scorer: each row as `ecgcore infer` denoises it
+        return np.stack([model.denoise(np.asarray(r, np.float64), model.options["fs"]) for r in noisy_rows])
     import torch
 
     x, _, mean, std = normalize_pairs(noisy_rows, noisy_rows)
@@ -106,6 +112,15 @@ def _model_outputs(model, noisy_rows: np.ndarray, batch: int, device: str) -> np
             y = model(torch.from_numpy(x[i: i + batch, None]).to(device)).cpu().numpy()[:, 0]
             out[i: i + batch] = y
     return out * std[:, None] + mean[:, None]
+
+
+def _model_digest(scorer) -> str:
+    """A short digest of an exported model's graph and pre/post-processing (the cache key of its results)."""
+    import hashlib
+
+    h = hashlib.sha256(Path(scorer.onnx_path).read_bytes())
+    h.update(json.dumps({k: scorer.options.get(k) for k in ("prefilter", "guard")}, sort_keys=True).encode())
+    return h.hexdigest()[:12]
 
 
 def _save_npz_atomic(path: Path, **arrays) -> None:
@@ -239,13 +254,17 @@ def _run_data_dir(run_dir: Path) -> str:
 
 
 def evaluate(run_dir, data_dir=None, *, mitdb_dir=None, qtdb_dir=None, records: list[str] | None = None,
-             max_windows: int | None = None, device: str = "cpu", batch_size: int = 64, progress: bool = True, threads: int | None = None) -> dict:
-    """Score ``RUN_DIR/best.pt`` on every test pair of ``data_dir`` against the classical baselines.
+             max_windows: int | None = None, device: str = "cpu", batch_size: int = 64, progress: bool = True,
+             threads: int | None = None, onnx_model=None) -> dict:
+    """Score ``RUN_DIR/best.pt`` (or ``onnx_model``) on every test pair of ``data_dir`` against the classical baselines.
 
     Parameters
     ----------
-    run_dir : a training run folder (``best.pt``)
+    run_dir : a training run folder (``best.pt``); with ``onnx_model``, any folder for the results
     data_dir : ``ecgcore preprocess denoise-pairs`` output (``test`` split: DS2 records); default: the run's
+        (required with ``onnx_model``)
+    onnx_model : a bundled model name or exported denoiser folder, scored through onnxruntime as ``ecgcore infer``
+        runs it (card pre-filter and guard included) instead of the run's checkpoint
     mitdb_dir : MIT-BIH folder whose ``.atr`` annotations give the R-peak reference (else clean-window detections)
     qtdb_dir : QT Database folder for the DeepFilter protocol; reported as not run when absent
     records : only these test records
@@ -264,7 +283,18 @@ def evaluate(run_dir, data_dir=None, *, mitdb_dir=None, qtdb_dir=None, records: 
     if threads:
         torch.set_num_threads(int(threads))
     run_dir = Path(run_dir)
-    model, ckpt = load_model(run_dir, device=device)
+    if onnx_model is not None:
+        from ...infer.core import Scorer
+
+        if data_dir is None:
+            raise ValueError("scoring an exported model needs the denoise-pairs folder (data_dir)")
+        model = Scorer(str(onnx_model), threads=threads)
+        if model.kind != "denoise-pairs":
+            raise ValueError(f"model {model.card.name!r} is not a denoiser (preprocessing {model.kind!r})")
+        ckpt = {"step": 0}
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        model, ckpt = load_model(run_dir, device=device)
     dataset_dir = data_dir if data_dir is not None else _run_data_dir(run_dir)
     splits, meta = read_dataset_meta(dataset_dir)
     names = list(splits["test"]) if records is None else list(records)
@@ -277,7 +307,8 @@ def evaluate(run_dir, data_dir=None, *, mitdb_dir=None, qtdb_dir=None, records: 
     cache = out_dir / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     ref_kind = "mitdb-annotations" if mitdb_dir is not None else "clean-detections"
-    tag = f"step{ckpt.get('step', 0)}-{ref_kind}" + (f"-w{max_windows}" if max_windows else "")
+    tag = (f"onnx-{model.card.name}-{_model_digest(model)}" if onnx_model is not None else f"step{ckpt.get('step', 0)}")
+    tag += f"-{ref_kind}" + (f"-w{max_windows}" if max_windows else "")
     t0 = time.monotonic()
     fs = float(meta["options"]["fs"])
     window = int(round(0.150 * fs))
@@ -314,11 +345,16 @@ def evaluate(run_dir, data_dir=None, *, mitdb_dir=None, qtdb_dir=None, records: 
     imp0 = pick("denoiser", "all", 0.0)["snr_improvement"] if 0.0 in [float(s) for s in snrs] else None
     qt = Path(qtdb_dir) if qtdb_dir is not None else None
     evaluation = {
-        "checkpoint": str(run_dir / "best.pt"), "checkpoint_step": int(ckpt.get("step", 0)),
+        **({"checkpoint": str(run_dir / "best.pt"), "checkpoint_step": int(ckpt.get("step", 0))} if onnx_model is None
+           else {"onnx_model": str(onnx_model), "scored_as": "ecgcore infer: Scorer.denoise per 10 s window (card "
+                                                            "pre-filter, network through onnxruntime, filter guard)",
+                 "prefilter": model.options.get("prefilter"), "guard": model.options.get("guard")}),
         "dataset": str(Path(dataset_dir).resolve()), "records": names, "max_windows": max_windows,
         "pairs": int(np.prod(metrics.shape[1:4])), "noise": noise, "snr_db": [float(s) for s in snrs],
         "rpeak_reference": ref_kind, "rpeak_match_window_s": 0.150,
-        "methods": {"noisy": "the input itself", "denoiser": "Attention U-Net, z-score in, scale restored",
+        "methods": {"noisy": "the input itself",
+                    "denoiser": ("Attention U-Net, z-score in, scale restored" if onnx_model is None else
+                                 "the exported model as ecgcore infer runs it"),
                     "butterworth": "zero-phase Butterworth 0.5-40 Hz, order 3",
                     "wavelet": "pywt sym8, 5 levels, universal threshold (MAD of d1), soft, details only"},
         "rows": rows, "clean_rpeak_f1": clean_f1,
