@@ -43,13 +43,16 @@ def main():
     ap.add_argument("--ecgid", type=Path,
                     default=Path(os.environ.get("ECGCORE_DATA", REPO.parent / "shared/data")) / "ecgiddb")
     ap.add_argument("--hill-iters", type=int, default=3000)
+    ap.add_argument("--other-keys", type=int, default=64,
+                    help="fresh keys per person for grp-iom's other-key scores (D_sys sample size)")
     ap.add_argument("--seed-model", default=None,
                     help="Network for the seed scheme and its attacks (default: MODEL_DIR; a beat-lda model has no "
                          "key input: pass the bundled seed network, heartid)")
     a = ap.parse_args()
     card = read_card(a.model_dir / "model.json")
     val, test = ecgid_split(card)
-    r = scheme_card(a.model_dir, a.ecgid, val, test, hill_iters=a.hill_iters, seed_model=a.seed_model)
+    r = scheme_card(a.model_dir, a.ecgid, val, test, hill_iters=a.hill_iters, seed_model=a.seed_model,
+                    other_keys=a.other_keys)
     cfg = dict(card.config)
     ver = dict(cfg.get("verification", {}))
     ver["schemes"] = r["verification_schemes"]

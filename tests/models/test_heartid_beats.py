@@ -178,6 +178,14 @@ def test_bundled_card_figures_are_the_product_paths(ecgid):
               "same_person_other_key_accepted"):
         assert r[k] == pytest.approx(fig[k], abs=1e-9), k
     assert r["n_genuine"] == fig["n_genuine"] == 79
+    # D_sys at the card's sample size (other keys per person): what the card says, within issue 23's 0.05, and
+    # the biometric figures do not depend on how many other keys were drawn
+    keys = card.metrics["template protection (issue 23)"]["other_keys_per_person"]["grp-iom-v1"]
+    many = summarise(scheme_scores(ver, person_records(ecgid, test), seed=1, rank1=False, other_keys=keys),
+                     ver.threshold)
+    assert many["d_sys"] == pytest.approx(fig["d_sys"], abs=1e-9) and many["d_sys"] <= 0.05
+    assert many["d_sys_estimator_floor"] == pytest.approx(fig["d_sys_estimator_floor"], abs=1e-9)
+    assert many["eer_stolen_key"] == r["eer_stolen_key"] and many["same_person_other_key_accepted"] == 0.0
     # better than the seed network's grp-iom figures on the same persons (its own card)
     _, seed_card = resolve_model("heartid")
     old = seed_card.metrics["template protection (issue 23)"]["schemes"]["grp-iom-v1"]["test"]
