@@ -445,3 +445,29 @@ def test_evaluate_scores_an_exported_model_as_infer_runs_it(pairs_dir, mitdb_dir
     r = CliRunner().invoke(main, ["evaluate", "denoiser", str(out), str(pairs_dir), "--onnx", "beats-aami",
                                   "--max-windows", "1", "--quiet"])
     assert r.exit_code != 0 and "not a denoiser" in r.output
+
+
+def test_prefilter_training_reaches_the_card_and_every_inference_path(pairs_dir, tmp_path):
+    """``--set prefilter_hz=0.5``: the run's inputs are high-passed before their z-score; the exported card carries
+    ``preprocessing.prefilter`` so that ``ecgcore infer`` does the same, and torch ``denoise`` on the run folder too."""
+    from ecgcore.infer import denoise_signal
+    from ecgcore.models.denoiser.inference import torch_runner
+    from ecgcore.pipelines.recipes.denoise_chunks import denoise_array
+
+    run, out = tmp_path / "pf-run", tmp_path / "pf-model"
+    cli = CliRunner()
+    r = cli.invoke(main, ["train", "denoiser", str(pairs_dir), str(run), "--batch-size", "2", "--max-steps", "2",
+                          "--val-every", "2", "--val-pairs", "4", "--set", "prefilter_hz=0.5", "--quiet"])
+    assert r.exit_code == 0, r.output
+    r = cli.invoke(main, ["export", "denoiser", str(run), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    pre = {"highpass_hz": 0.5, "order": 3}
+    assert read_card(out).preprocessing["prefilter"] == pre
+    sig = np.load(pairs_dir / "100.npz")["noisy"][:3, 0, 1].reshape(-1).astype(np.float64) + 2.0
+    model, _ = load_model(run)
+    want = denoise_array(sig, torch_runner(model), prefilter=pre)
+    np.testing.assert_allclose(denoise(sig, run), want, atol=1e-9)
+    assert not np.allclose(denoise(sig, run, prefilter_hz=0.0), want, atol=1e-3)
+    np.testing.assert_allclose(denoise_signal(sig, 130.0, model=str(out)), want, atol=1e-4 * sig.std())
+    with pytest.raises(ValueError, match="prefilter_hz"):
+        DenoiserConfig(prefilter_hz=70.0)

@@ -32,7 +32,7 @@ from ..._fs import write_npz, write_text
 from ...datasets.ec57 import beat_mask, match_beats, scored_mask
 from ...datasets.noise import snr_db
 from ...dsp import bandpass, detect_r_peaks
-from .data import load_split, normalize_pairs, read_dataset_meta
+from .data import load_split, normalize_pairs, prefilter_rows, read_dataset_meta
 
 __all__ = ["evaluate", "butterworth_baseline", "wavelet_baseline", "pair_metrics", "METHODS", "format_table"]
 
@@ -100,12 +100,14 @@ def _count(ref: np.ndarray, det: np.ndarray, window: int) -> tuple[int, int, int
     return tp, int(ref.size - tp), int(np.count_nonzero(dm < 0))
 
 
-def _model_outputs(model, noisy_rows: np.ndarray, batch: int, device: str) -> np.ndarray:
+def _model_outputs(model, noisy_rows: np.ndarray, batch: int, device: str, prefilter_hz: float = 0.0,
+                   fs: float = 130.0) -> np.ndarray:
     if not hasattr(model, "state_dict"):  # an ecgcore.infer.Scorer: each row as `ecgcore infer` denoises it
         return np.stack([model.denoise(np.asarray(r, np.float64), model.options["fs"]) for r in noisy_rows])
     import torch
 
-    x, _, mean, std = normalize_pairs(noisy_rows, noisy_rows)
+    x, _, _, std = normalize_pairs(prefilter_rows(noisy_rows, prefilter_hz, fs), noisy_rows)
+    mean = np.asarray(noisy_rows, np.float64).mean(axis=-1)  # the input's own mean, as ecgcore infer keeps it
     out = np.empty(x.shape, dtype=np.float64)
     with torch.no_grad():
         for i in range(0, x.shape[0], batch):
@@ -127,11 +129,12 @@ def _save_npz_atomic(path: Path, **arrays) -> None:
     write_npz(path, **arrays)
 
 
-def _evaluate_record(model, pairs, mitdb_dir, batch, device, window) -> dict[str, np.ndarray]:
+def _evaluate_record(model, pairs, mitdb_dir, batch, device, window, prefilter_hz: float = 0.0) -> dict[str, np.ndarray]:
     n_w, n_k, n_j, n = pairs.noisy.shape
     noisy = pairs.noisy.reshape(-1, n).astype(np.float64)
     clean = np.repeat(pairs.clean.astype(np.float64), n_k * n_j, axis=0)
-    outs = {"noisy": noisy, "denoiser": _model_outputs(model, pairs.noisy.reshape(-1, n), batch, device),
+    outs = {"noisy": noisy, "denoiser": _model_outputs(model, pairs.noisy.reshape(-1, n), batch, device,
+                                                       prefilter_hz, pairs.fs),
             "butterworth": butterworth_baseline(noisy, pairs.fs), "wavelet": wavelet_baseline(noisy)}
     metrics = np.stack([np.stack([pair_metrics(clean, noisy, outs[m])[k] for k in METRICS], axis=-1)
                         for m in METHODS])  # (method, rows, metric)
@@ -322,7 +325,8 @@ def evaluate(run_dir, data_dir=None, *, mitdb_dir=None, qtdb_dir=None, records: 
             pairs = load_split(dataset_dir, "test", records=[rec])
             if max_windows:
                 pairs = pairs.subset(np.arange(min(max_windows, pairs.clean.shape[0])))
-            res = _evaluate_record(model, pairs, mitdb_dir, batch_size, device, window)
+            res = _evaluate_record(model, pairs, mitdb_dir, batch_size, device, window,
+                                   float(ckpt.get("config", {}).get("prefilter_hz", 0.0) or 0.0))
             res["noise"], res["snr_db"] = np.array(pairs.noise), pairs.snr_db
             _save_npz_atomic(path, **res)
         noise, snrs = [str(s) for s in res["noise"]], res["snr_db"]

@@ -105,7 +105,9 @@ def export(run_dir, out_dir=None, *, data_dir=None, name: str = "denoiser", pari
         preprocessing={"kind": "denoise-pairs", **meta["options"],
                        "zscore": "per input signal: (x - mean) / std, population std, std 0 -> 1",
                        "chunk_size": CHUNK_SIZE, "pad": "zero-pad the last chunk, crop after",
-                       "restore_scale": True},
+                       "restore_scale": True,
+                       **({"prefilter": {"highpass_hz": float(ckpt["config"]["prefilter_hz"]), "order": 3}}
+                          if (ckpt.get("config") or {}).get("prefilter_hz") else {})},
         metrics=card_metrics,
         training={k: v for k, v in training.items() if k != "history"} | {
             "checkpoint_step": int(ckpt.get("step", 0)),

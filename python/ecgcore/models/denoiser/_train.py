@@ -27,7 +27,7 @@ from torch import nn
 from ..._fs import atomic_write, write_json
 from .._run import Run, torch_state
 from .config import DenoiserConfig
-from .data import PairSet, load_split, mix_online, noise_bank, normalize_pairs, split_windows
+from .data import PairSet, load_split, mix_online, noise_bank, normalize_pairs, prefilter_rows, split_windows
 from .model import AttentionUNet, count_parameters
 
 __all__ = ["HybridLoss", "train", "load_model", "augment", "write_json_atomic"]
@@ -90,13 +90,14 @@ def load_model(run_or_checkpoint, device: str = "cpu") -> tuple[AttentionUNet, d
     return model.to(device).eval(), ckpt
 
 
-def _validate(model, pairs: PairSet, index: np.ndarray, loss_fn, device, batch: int = 64) -> float:
+def _validate(model, pairs: PairSet, index: np.ndarray, loss_fn, device, batch: int = 64,
+              prefilter_hz: float = 0.0) -> float:
     model.eval()
     total, n = 0.0, 0
     with torch.no_grad():
         for i in range(0, index.size, batch):
             noisy, clean = pairs.pairs(index[i: i + batch])
-            x, y, _, _ = normalize_pairs(noisy, clean)
+            x, y, _, _ = normalize_pairs(prefilter_rows(noisy, prefilter_hz, pairs.fs), clean)
             xt, yt = torch.from_numpy(x[:, None]).to(device), torch.from_numpy(y[:, None]).to(device)
             total += float(loss_fn(model(xt), yt)) * x.shape[0]
             n += x.shape[0]
@@ -203,7 +204,7 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
                                       snr_range=cfg.snr_range, p_clean=cfg.p_clean, p_mixture=cfg.p_mixture)
             else:
                 noisy, clean = data.pairs(idx)
-            x, y, _, _ = normalize_pairs(noisy, clean)
+            x, y, _, _ = normalize_pairs(prefilter_rows(noisy, cfg.prefilter_hz, data.fs), clean)
             x, y = augment(x, y, np.random.default_rng([cfg.seed, epoch, pos]), cfg.flip_p, cfg.scale_range)
             xt, yt = torch.from_numpy(x[:, None]).to(device), torch.from_numpy(y[:, None]).to(device)
             opt.zero_grad(set_to_none=True)
@@ -218,7 +219,7 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
             bar.update(1)
             bar.set_postfix(loss=f"{running / n_running:.4f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
             if st.step % val_every == 0 or st.step == total_steps:
-                val = _validate(model, data, va_pairs, loss_fn, device)
+                val = _validate(model, data, va_pairs, loss_fn, device, prefilter_hz=cfg.prefilter_hz)
                 sched.step(val)
                 if run.improved(val):
                     st.bad_epochs = 0

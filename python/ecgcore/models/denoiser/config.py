@@ -34,6 +34,10 @@ class DenoiserConfig(ConfigMixin):
         for the training windows (:func:`ecgcore.models.denoiser.data.mix_online`: clean inputs with ``p_clean``,
         single noise types or, with ``p_mixture``, blends of all three, SNR uniform in ``snr_range``, from the
         training portion of the NSTDB only). Validation stays on the dataset's fixed pairs.
+    prefilter_hz : 0 (the seed's): none; else every noisy input is high-passed at this cut-off (zero-phase
+        Butterworth, order 3, :func:`ecgcore.pipelines.recipes.denoise_chunks.highpass_prefilter`) before its
+        z-score, in training, validation and evaluation, and the exported card's ``preprocessing.prefilter`` makes
+        ``ecgcore infer`` do the same (issue 22: baseline wander otherwise dominates the z-score).
     threads : torch intra-op threads (default: torch's own setting).
     seed : the notebook's 42.
     """
@@ -59,6 +63,7 @@ class DenoiserConfig(ConfigMixin):
     snr_range: tuple[float, float] = (-6.0, 24.0)
     p_clean: float = 0.1
     p_mixture: float = 0.3
+    prefilter_hz: float = 0.0
     threads: int | None = None
     seed: int = 42
     chunk_size: int = CHUNK_SIZE
@@ -68,6 +73,8 @@ class DenoiserConfig(ConfigMixin):
     def __post_init__(self):
         if self.mixing not in ("fixed", "online"):
             raise ValueError(f"mixing must be 'fixed' or 'online', got {self.mixing!r}")
+        if not 0.0 <= self.prefilter_hz < self.fs / 2:
+            raise ValueError(f"prefilter_hz must be 0 (off) or a cut-off below fs/2, got {self.prefilter_hz!r}")
         if not 0.0 <= self.p_clean <= 1.0 or not 0.0 <= self.p_mixture <= 1.0:
             raise ValueError("p_clean and p_mixture are probabilities in [0, 1]")
         if self.snr_range[0] > self.snr_range[1]:

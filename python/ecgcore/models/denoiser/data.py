@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PairSet", "load_split", "read_dataset_meta", "split_windows", "normalize_pairs", "NoiseBank",
+__all__ = ["PairSet", "load_split", "read_dataset_meta", "split_windows", "normalize_pairs", "prefilter_rows", "NoiseBank",
            "noise_bank", "mix_online"]
 
 
@@ -106,6 +106,17 @@ def split_windows(records: np.ndarray, fraction: float, seed: int) -> tuple[np.n
         val.append(idx[:n_val])
         train.append(idx[n_val:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def prefilter_rows(noisy: np.ndarray, prefilter_hz: float, fs: float = 130.0) -> np.ndarray:
+    """``noisy`` (rows of windows) high-passed at ``prefilter_hz`` (zero-phase Butterworth, order 3, odd edges), as
+    :func:`ecgcore.pipelines.recipes.denoise_chunks.highpass_prefilter` does to a whole signal; 0: unchanged."""
+    if not prefilter_hz:
+        return noisy
+    from ...dsp import butter, sosfiltfilt
+
+    return sosfiltfilt(butter(3, float(prefilter_hz), "highpass", fs=float(fs)), np.asarray(noisy, np.float64),
+                       axis=-1)
 
 
 def normalize_pairs(noisy: np.ndarray, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -22,7 +22,8 @@ def torch_runner(model: torch.nn.Module, device: str = "cpu"):
     return run
 
 
-def denoise(signal, model, *, seed_compat: bool = False, device: str = "cpu", batch_size: int = 64) -> np.ndarray:
+def denoise(signal, model, *, seed_compat: bool = False, device: str = "cpu", batch_size: int = 64,
+            prefilter_hz: float | None = None) -> np.ndarray:
     """Denoise a 1-D ECG at 130 Hz of any length with a trained Attention U-Net.
 
     Parameters
@@ -32,6 +33,8 @@ def denoise(signal, model, *, seed_compat: bool = False, device: str = "cpu", ba
     seed_compat : return z-score units as the Heartify API did, instead of the input's units
     device : ``"cpu"`` or ``"cuda"``
     batch_size : 1300-sample chunks per forward pass
+    prefilter_hz : high-pass the input at this cut-off before the z-score (0: none); default: the run's
+        ``prefilter_hz`` when ``model`` is a run folder or checkpoint, else none
 
     Returns
     -------
@@ -40,8 +43,11 @@ def denoise(signal, model, *, seed_compat: bool = False, device: str = "cpu", ba
     if isinstance(model, (str, os.PathLike)):
         from ._train import load_model
 
-        model, _ = load_model(model, device=device)
+        model, ckpt = load_model(model, device=device)
+        if prefilter_hz is None:
+            prefilter_hz = float((ckpt.get("config") or {}).get("prefilter_hz", 0.0) or 0.0)
     elif not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be an AttentionUNet, a run folder or a checkpoint path, got {type(model).__name__}")
+    pre = {"highpass_hz": float(prefilter_hz), "order": 3} if prefilter_hz else None
     return denoise_array(signal, torch_runner(model.to(device), device), seed_compat=seed_compat,
-                         batch_size=batch_size)
+                         batch_size=batch_size, prefilter=pre)
