@@ -92,14 +92,15 @@ def ptbxl_items(ptbxl: Path, nstdb: Path, *, noises=("bw", "ma", "em"), snrs=SNR
     """Like :func:`mitdb_items` on people the denoiser never saw: each PTB-XL ECG's lead II (10 s), resampled to
     NSTDB's 360 Hz, plus NSTDB training noise from a random offset, scaled as ``nst`` scales it (EC57's SNR from the
     QRS amplitude of the beats ecgcore's detector finds, every beat taken as normal); the inner 8 s are scored."""
-    import csv
-
     from ecgcore.datasets.noise import nst_gain, qrs_amplitude, rms_amplitude
     from ecgcore.dsp import bandpass, detect_r_peaks, resample_poly, resample_ratio
     from ecgcore.io import read_record
+    from ecgcore.pipelines.recipes.heartid import _ptbxl_subjects  # the one PTB-XL table reader
 
-    with open(ptbxl / "ptbxl_database.csv", newline="") as fh:
-        rels = [r["filename_hr"] for r in csv.DictReader(fh) if (ptbxl / f"{r['filename_hr']}.hea").is_file()]
+    subjects = _ptbxl_subjects(ptbxl)
+    if subjects is None:
+        raise FileNotFoundError(f"{ptbxl}: no ptbxl_database.csv")
+    rels = [r for recs in subjects.values() for r in recs]  # by patient, each patient's ECGs by date
     rels = rels[:limit] if limit else rels
     noise_recs = {n: read_record(nstdb / n) for n in noises}
     rng = np.random.default_rng(seed)

@@ -32,3 +32,31 @@ def test_targets_objective_prefers_more_cells_met_over_a_higher_mean(guard_tool)
     assert guard_tool.score(safe, bw, "targets") > guard_tool.score(greedy, bw, "targets")
     worse_miss = {"em 24 dB": 15.0, "em 12 dB": 14.0}
     assert guard_tool.score(greedy, bw, "targets") > guard_tool.score(worse_miss, bw, "targets")
+
+
+def test_ptbxl_items_scale_the_noise_as_nst_does(guard_tool, data_dir):
+    """``--ptbxl``'s calibration records: a PTB-XL lead II at 360 Hz plus NSTDB training noise whose gain is nst's
+    (EC57 SNR from the QRS amplitude of the detected beats), the inner 8 s scored against the band-passed clean lead."""
+    import numpy as np
+
+    from ecgcore.datasets.noise import nst_gain, qrs_amplitude, rms_amplitude
+    from ecgcore.dsp import bandpass, detect_r_peaks, resample_poly, resample_ratio
+    from ecgcore.io import read_record
+    from ecgcore.pipelines.recipes.heartid import _ptbxl_subjects
+
+    n, it = guard_tool.ptbxl_items(data_dir / "ptbxl", data_dir / "nstdb", noises=("em",), snrs=(6, 0), limit=2)
+    items = list(it)
+    assert n == 4 and [c for c, *_ in items] == ["em 6 dB", "em 0 dB"] * 2
+    rel = next(iter(_ptbxl_subjects(data_dir / "ptbxl").values()))[0]  # the first ECG the items use
+    rec = read_record(data_dir / "ptbxl" / rel)
+    x = resample_poly(rec.signal[:, list(rec.leads).index("II")], *resample_ratio(float(rec.fs), 360.0))
+    for (cell, seg, fs, ref, lo, hi), snr in zip(items[:2], (6, 0)):
+        assert fs == 360.0 and seg.shape == x.shape and (lo, hi) == (360, x.size - 360)
+        np.testing.assert_allclose(ref, bandpass(x, fs=360.0, low=0.5, high=45.0)[lo:hi], atol=1e-9)
+        added = seg - x
+        peaks = np.asarray(detect_r_peaks(x, fs=360.0), np.int64)
+        peaks = peaks[(peaks >= 18) & (peaks < x.size - 18)]
+        qrs = qrs_amplitude(x, peaks, ["N"] * peaks.size, 360.0)[0]
+        # added = gain * (noise - mean): its rms over 1 s windows gives back the gain of the EC57 definition
+        gain = nst_gain(snr, qrs, rms_amplitude(added, 360.0, window_s=1.0)[0])
+        assert gain == pytest.approx(1.0, rel=1e-6)
