@@ -137,7 +137,8 @@ def main():
         metrics["rows"] = [r for r in ev["rows"] if r["noise"] == "all"]
         for k in ("summary", "pairs", "records", "max_windows", "rpeak_reference", "methods"):
             metrics[k] = ev[k]
-        metrics["pair_evaluation"] = {k: ev[k] for k in ("scored_as", "prefilter", "guard", "wall_s") if k in ev}
+        metrics["pair_evaluation"] = {k: ev[k] for k in ("scored_as", "prefilter", "guard", "wall_s", "command")
+                                      if ev.get(k) is not None}
     metrics["noise stress (EC57 nst records of the 22 DS2 records, held-out NSTDB noise, 5:00-7:00 stretch)"] = stress
     metrics["targets (issue 22)"] = targets
     card.metrics = metrics

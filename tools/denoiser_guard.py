@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -228,7 +229,8 @@ def main() -> None:
                   "snr_definition": "EC57 (nst gain from the QRS amplitude of the detected beats)",
                   "noise_portion": "NSTDB training portion (first 70 %), a random 10 s per ECG (seed 0)"}
         key = "guard calibration (PTB-XL lead II, people never seen, NSTDB training noise)"
-    res = {**calibrate(a.model_dir, items, objective=a.objective, prefilter=pre), **source}
+    res = {**calibrate(a.model_dir, items, objective=a.objective, prefilter=pre), **source,
+           "command": " ".join(["python", "tools/denoiser_guard.py", *sys.argv[1:]])}
     print(json.dumps(res, indent=1))
     if a.write:
         from ecgcore.export.card import read_card, write_card

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,8 @@ def main():
     cfg["verification"] = ver
     card.config = cfg
     metrics = dict(card.metrics)
-    metrics["template protection (issue 23)"] = dict(r["metrics"], targets=TARGETS)
+    metrics["template protection (issue 23)"] = dict(
+        r["metrics"], targets=TARGETS, command=" ".join(["python", "tools/heartid_scheme_card.py", *sys.argv[1:]]))
     card.metrics = metrics
     t = r["metrics"]["schemes"]["grp-iom-v1"]["test"]
     card.headline = {"ECG-ID unseen persons, grp-iom: EER stolen key": round(t["eer_stolen_key"], 4),

@@ -277,7 +277,8 @@ def test_export_onnx_parity(exported, pairs_dir):
     assert card.inputs[0]["shape"] == [None, 1, 1300]
     assert card.metrics["parity_max_abs_diff"] < 1e-4 and card.training["steps"] == 4
     # dynamic batch axis, real inputs (DS2 windows at 0 dB, z-scored) against PyTorch
-    d = np.load(pairs_dir / "100.npz")
+    with np.load(pairs_dir / "100.npz") as z:
+        d = {k: z[k] for k in ("noisy",)}
     x = np.stack([processing.zscore(d["noisy"][i, k, 1])[0] for i in range(3) for k in range(3)])
     x = x.astype(np.float32)[:, None]
     model, _ = load_model(run)
@@ -324,8 +325,8 @@ def test_shipped_model_runs_in_onnxruntime_alone(pairs_dir):
     assert (SHIPPED / "model.onnx").is_file() and (SHIPPED / "model.json").is_file()
     card = read_card(SHIPPED)
     assert card.preprocessing["kind"] == "denoise-pairs" and card.training.get("steps", 0) > 0
-    d = np.load(pairs_dir / "100.npz")
-    noisy, clean = d["noisy"][:8, :, 1].reshape(-1, 1300), np.repeat(d["clean"][:8], 3, axis=0)
+    with np.load(pairs_dir / "100.npz") as d:
+        noisy, clean = d["noisy"][:8, :, 1].reshape(-1, 1300), np.repeat(d["clean"][:8], 3, axis=0)
     code = f"""
 import sys, numpy as np, onnxruntime as ort
 sys.path.insert(0, {_PKG_PARENT!r})
@@ -432,9 +433,9 @@ def test_evaluate_scores_an_exported_model_as_infer_runs_it(pairs_dir, mitdb_dir
     ev = json.loads((out / "metrics.json").read_text())["evaluation"]
     assert ev["pairs"] == 12 and "checkpoint" not in ev and ev["scored_as"].startswith("ecgcore infer")
     assert ev["prefilter"] == read_card(SHIPPED).preprocessing["prefilter"]
-    d = np.load(pairs_dir / "100.npz")
-    noisy, clean = d["noisy"][0].reshape(-1, 1300).astype(np.float64), d["clean"][0].astype(np.float64)
-    noise_kinds, snrs = [str(s) for s in d["noise"]], [float(s) for s in d["snr_db"]]
+    with np.load(pairs_dir / "100.npz") as d:
+        noisy, clean = d["noisy"][0].reshape(-1, 1300).astype(np.float64), d["clean"][0].astype(np.float64)
+        noise_kinds, snrs = [str(s) for s in d["noise"]], [float(s) for s in d["snr_db"]]
     mine = [pair_metrics(clean[None], x[None], denoise_signal(x, 130.0)[None])["snr_out"][0] for x in noisy]
     rows = {(q["noise"], q["snr_in_db"]): q["snr_out"] for q in ev["rows"] if q["method"] == "denoiser"}
     k = 0
@@ -463,7 +464,8 @@ def test_prefilter_training_reaches_the_card_and_every_inference_path(pairs_dir,
     assert r.exit_code == 0, r.output
     pre = {"highpass_hz": 0.5, "order": 3}
     assert read_card(out).preprocessing["prefilter"] == pre
-    sig = np.load(pairs_dir / "100.npz")["noisy"][:3, 0, 1].reshape(-1).astype(np.float64) + 2.0
+    with np.load(pairs_dir / "100.npz") as d:
+        sig = d["noisy"][:3, 0, 1].reshape(-1).astype(np.float64) + 2.0
     model, _ = load_model(run)
     want = denoise_array(sig, torch_runner(model), prefilter=pre)
     np.testing.assert_allclose(denoise(sig, run), want, atol=1e-9)

@@ -106,7 +106,7 @@ def evaluate(run_dir, dataset_dir, mitdb_dir, qtdb_dir, records, max_windows, de
     try:
         ev = run_eval(run_dir, dataset_dir, mitdb_dir=mitdb_dir, qtdb_dir=qtdb_dir, records=recs,
                       max_windows=max_windows, device=device, batch_size=batch_size, progress=not quiet,
-                      threads=threads, onnx_model=onnx_model)
+                      threads=threads, onnx_model=onnx_model, command=" ".join(["ecgcore", *sys.argv[1:]]))
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(format_table(ev["rows"]))

@@ -258,7 +258,7 @@ def _run_data_dir(run_dir: Path) -> str:
 
 def evaluate(run_dir, data_dir=None, *, mitdb_dir=None, qtdb_dir=None, records: list[str] | None = None,
              max_windows: int | None = None, device: str = "cpu", batch_size: int = 64, progress: bool = True,
-             threads: int | None = None, onnx_model=None) -> dict:
+             threads: int | None = None, onnx_model=None, command: str | None = None) -> dict:
     """Score ``RUN_DIR/best.pt`` (or ``onnx_model``) on every test pair of ``data_dir`` against the classical baselines.
 
     Parameters
@@ -268,6 +268,7 @@ def evaluate(run_dir, data_dir=None, *, mitdb_dir=None, qtdb_dir=None, records: 
         (required with ``onnx_model``)
     onnx_model : a bundled model name or exported denoiser folder, scored through onnxruntime as ``ecgcore infer``
         runs it (card pre-filter and guard included) instead of the run's checkpoint
+    command : the command line that ran it, recorded with the results
     mitdb_dir : MIT-BIH folder whose ``.atr`` annotations give the R-peak reference (else clean-window detections)
     qtdb_dir : QT Database folder for the DeepFilter protocol; reported as not run when absent
     records : only these test records
@@ -370,7 +371,7 @@ def evaluate(run_dir, data_dir=None, *, mitdb_dir=None, qtdb_dir=None, records: 
                                 if qt is None or not qt.is_dir() else
                                 {"status": "not run: QT Database present but the DeepFilter protocol is not "
                                            "implemented in this version", "looked_for": str(qt)}),
-        "wall_s": round(time.monotonic() - t0, 1),
+        "wall_s": round(time.monotonic() - t0, 1), "command": command,
     }
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(_COLS), extrasaction="ignore", lineterminator="\n")

@@ -109,14 +109,13 @@ def split_windows(records: np.ndarray, fraction: float, seed: int) -> tuple[np.n
 
 
 def prefilter_rows(noisy: np.ndarray, prefilter_hz: float, fs: float = 130.0) -> np.ndarray:
-    """``noisy`` (rows of windows) high-passed at ``prefilter_hz`` (zero-phase Butterworth, order 3, odd edges), as
-    :func:`ecgcore.pipelines.recipes.denoise_chunks.highpass_prefilter` does to a whole signal; 0: unchanged."""
+    """``noisy`` (rows of windows) through :func:`ecgcore.pipelines.recipes.denoise_chunks.highpass_prefilter` (order
+    3) at ``prefilter_hz``, the filter ``ecgcore infer`` applies to a whole signal; 0: unchanged."""
     if not prefilter_hz:
         return noisy
-    from ...dsp import butter, sosfiltfilt
+    from ...pipelines.recipes.denoise_chunks import highpass_prefilter
 
-    return sosfiltfilt(butter(3, float(prefilter_hz), "highpass", fs=float(fs)), np.asarray(noisy, np.float64),
-                       axis=-1)
+    return highpass_prefilter(noisy, fs=float(fs), highpass_hz=float(prefilter_hz), order=3)
 
 
 def normalize_pairs(noisy: np.ndarray, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

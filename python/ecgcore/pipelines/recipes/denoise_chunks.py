@@ -146,30 +146,36 @@ def filter_guard(x: np.ndarray, y: np.ndarray, *, fs: float = FS, kappa: float, 
 
 
 def highpass_prefilter(x, *, fs: float = FS, highpass_hz: float = 0.5, order: int = 3) -> np.ndarray:
-    """Zero-phase Butterworth high-pass of a whole 1-D signal (``sosfiltfilt``, odd edge extension).
+    """Zero-phase Butterworth high-pass along the last axis (``sosfiltfilt``, odd edge extension): a whole 1-D
+    signal at inference, or rows of training windows ``(b, n)``.
 
     Signals too short for the forward-backward edge padding (a few samples) lose only their mean.
 
     Parameters
     ----------
-    x : (n,) signal
-    fs : its sampling rate in Hz
+    x : (n,) or (b, n) finite real samples
+    fs : the sampling rate in Hz
     highpass_hz : cut-off in Hz (below ``fs / 2``)
     order : Butterworth order
 
     Returns
     -------
-    (n,) float64, mean close to 0
+    float64 array of x's shape, mean close to 0 along the last axis
     """
     from ...dsp import butter, sosfiltfilt
 
-    x = _as_signal(x)
+    if np.ndim(x) == 1:
+        x = _as_signal(x)
+    else:
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[-1] == 0 or not np.all(np.isfinite(x)):
+            raise ValueError(f"highpass_prefilter takes finite (n,) or (b, n) samples, got shape {x.shape}")
     if not 0.0 < float(highpass_hz) < fs / 2:
         raise ValueError(f"highpass_hz must lie in (0, fs/2 = {fs / 2:g}) Hz, got {highpass_hz!r}")
     sos = butter(int(order), float(highpass_hz), "highpass", fs=float(fs))
-    if x.size <= 3 * (2 * sos.shape[0] + 1):
-        return x - x.mean()
-    return sosfiltfilt(sos, x)
+    if x.shape[-1] <= 3 * (2 * sos.shape[0] + 1):
+        return x - x.mean(axis=-1, keepdims=True)
+    return sosfiltfilt(sos, x, axis=-1)
 
 
 def denoise_array(signal, run: Callable[[np.ndarray], np.ndarray], *, seed_compat: bool = False,
