@@ -1,9 +1,11 @@
 """Finish the bundled denoiser card from a training run, its DS2 pair evaluation and the noise-stress evaluation
 (issue 22).
 
-    ecgcore evaluate denoiser RUN DATASET --mitdb MITDB                    (RUN/metrics.json "evaluation")
-    ecgcore export denoiser RUN --out python/ecgcore/data/models/denoiser
-    python tools/denoiser_card.py RUN python/ecgcore/data/models/denoiser --mitdb MITDB --nstdb NSTDB
+    ecgcore export denoiser RUN --out MODEL
+    python tools/denoiser_int8.py MODEL --pairs DATASET                  (int8 weights, card weight_storage)
+    python tools/denoiser_guard.py MODEL --mitdb MITDB --nstdb NSTDB --objective targets --write
+    ecgcore evaluate denoiser RUN DATASET --onnx MODEL --mitdb MITDB     (RUN/metrics.json "evaluation")
+    python tools/denoiser_card.py RUN MODEL --mitdb MITDB --nstdb NSTDB
 
 When RUN's evaluation scored the exported model (``ecgcore evaluate denoiser RUN DATASET --onnx MODEL``: each window
 as ``ecgcore infer`` denoises it, pre-filter and guard included), its pooled rows and summary replace the card's
