@@ -169,3 +169,40 @@ def test_refit_without_validation_follows_the_lr_schedule(tmp_path, mitdb_dir):
     assert json.loads(state_path.read_text())["lr"] == pytest.approx(2e-4)
     fit = train(data, tmp_path / "run", cfg.replace(epochs=3), **kw)["final"]
     assert fit["epochs_run"] == 3 and json.loads(state_path.read_text())["lr"] == pytest.approx(4e-5)
+
+
+def test_swa_keeps_the_average_of_the_epoch_weights_across_a_resume(tmp_path, mitdb_dir):
+    """swa_from=1: after epoch 1 the model is epoch 1's weights; resumed to epoch 2 it is the mean of the two epochs'
+    weights (every trainable tensor, 1e-6), its BatchNorm statistics re-estimated; fit.json says which epochs."""
+    pytest.importorskip("tensorflow")
+    from ecgcore.models.conformer import train
+    from ecgcore.models.conformer._common import load_run_model
+    from ecgcore.models.conformer.chunks import chunk_model, transfer_weights
+    from ecgcore.models.conformer.model import build_model
+    from ecgcore.pipelines.engine import preprocess
+
+    data = tmp_path / "tfr"
+    assert not preprocess("tfrecords", mitdb_dir, data, records=["232", "233"], workers=1, progress=False).failed
+    cfg = ConformerConfig(rr_features=True, chunk=4, batch_size=16, epochs=1, steps_per_epoch=2, val_records=0,
+                          max_n_per_epoch=100, lr=1e-2, swa_from=1, swa_bn_batches=2, **SMALL)
+    kw = dict(records_dir=mitdb_dir, train_records=["232"], test_records=["233"], evaluate_after=False,
+              progress=False)
+    fit = train(data, tmp_path / "run", cfg, **kw)["final"]
+    assert fit["swa"] == {"epochs": [1], "bn_batches": 2}
+    e1 = [w.numpy() for w in load_run_model(tmp_path / "run" / "model.keras").trainable_weights]
+    fit = train(data, tmp_path / "run", cfg.replace(epochs=2), **kw)["final"]
+    assert fit["swa"]["epochs"] == [1, 2] and fit["epochs_run"] == 2
+    ck = tmp_path / "run" / "final" / "chunk_ckpt"
+    assert [p.name for p in ck.glob("swa-e*.npz")] == ["swa-e2.npz"]
+    last = chunk_model(cfg, 4)
+    last.load_weights(ck / "last.weights.h5")
+    e2 = build_model(cfg)
+    transfer_weights(last, e2)
+    final = load_run_model(tmp_path / "run" / "model.keras")
+    moved = 0
+    for a, b, f in zip(e1, [w.numpy() for w in e2.trainable_weights], [w.numpy() for w in final.trainable_weights]):
+        np.testing.assert_allclose(f, (a + b) / 2, rtol=0, atol=1e-6)
+        moved += not np.array_equal(a, b)
+    assert moved > 0  # lr 1e-2: epoch 2 changed the weights, so the mean differs from either epoch
+    bn = [w.numpy() for w in final.non_trainable_weights if "moving" in w.path]
+    assert bn and all(np.all(np.isfinite(v)) for v in bn)

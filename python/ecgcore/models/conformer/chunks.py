@@ -304,6 +304,12 @@ def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_
     budget = budget_cls(deadline)
     t0 = time.time()
     seconds0 = float(state["seconds"])
+    # Stochastic weight averaging (cfg.swa_from): the running average of the epoch-end weights, checkpointed under a
+    # per-epoch name that state.json (written last) points at, so a run killed in between resumes consistently.
+    swa = {"avg": None}
+    if cfg.swa_from and state.get("swa"):
+        with np.load(ck / state["swa"]["file"]) as z:
+            swa["avg"] = [z[f"w{i}"] for i in range(len(z.files))]
 
     class Track(keras.callbacks.Callback):
         """Early stopping + LR on plateau (or the fixed ``lr_schedule``) with checkpointed counters; the last and the
@@ -335,7 +341,18 @@ def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_
             state["lr"] = float(self.model.optimizer.learning_rate.numpy())
             state["seconds"] = seconds0 + time.time() - t0
             _save_weights(self.model, ck / "last.weights.h5")
+            if cfg.swa_from and epoch + 1 >= cfg.swa_from:
+                prev = state.get("swa") or {"n": 0, "epochs": []}
+                ws = self.model.get_weights()
+                n = int(prev["n"])
+                swa["avg"] = ws if n == 0 else [a + (w - a) / (n + 1) for a, w in zip(swa["avg"], ws)]
+                name = f"swa-e{epoch + 1}.npz"
+                np.savez(ck / name, **{f"w{i}": a for i, a in enumerate(swa["avg"])})
+                state["swa"] = {"n": n + 1, "epochs": [*prev["epochs"], epoch + 1], "file": name}
             write_json(state_path, state)
+            for old in ck.glob("swa-e*.npz"):
+                if old.name != (state.get("swa") or {}).get("file"):
+                    old.unlink()
 
     cbs = [Track(), keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True), budget]
     if run_callback is not None:
@@ -343,7 +360,17 @@ def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_
     if initial < want and not state["early_stopped"]:
         model.fit(ds, epochs=want, initial_epoch=initial, steps_per_epoch=steps, validation_data=val_ds,
                   callbacks=cbs, shuffle=False, verbose=2 if progress else 0)
-    if val_ds is not None and (ck / "best.weights.h5").is_file():
+    swa_info = None
+    if cfg.swa_from and state.get("swa"):
+        model.set_weights(swa["avg"])
+        # The averaged weights' BatchNorm statistics: re-estimated by forward passes in training mode (dropout on,
+        # no gradient step) over fresh training batches, starting from the averaged running statistics.
+        gen = training_batches(store, keep, loss_keep, chunks_per_step=chunks_per_step, chunk=chunk,
+                               length=cfg.sequence_length, seed=cfg.seed + 104_729)
+        for _ in range(int(cfg.swa_bn_batches)):
+            model(next(gen)[0], training=True)
+        swa_info = {"epochs": state["swa"]["epochs"], "bn_batches": int(cfg.swa_bn_batches)}
+    elif val_ds is not None and (ck / "best.weights.h5").is_file():
         model.load_weights(ck / "best.weights.h5")
     std = build_model(cfg)
     transfer_weights(model, std)
@@ -357,6 +384,6 @@ def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_
             "best_val_loss": state["best"], "seconds": state["seconds"], "class_counts": counts.tolist(),
             "keep_prob": keep.tolist(), "class_weight": weights, "trainer": f"chunks of {chunk} sequences",
             "chunks_per_step": chunks_per_step, "train_records": list(train_recs), "val_records": list(val_recs or []),
-            "train_sequences": store.n_sequences}
+            "train_sequences": store.n_sequences, "swa": swa_info}
     write_json(out_dir / "fit.json", info)
     return info

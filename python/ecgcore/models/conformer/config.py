@@ -88,6 +88,12 @@ class ConformerConfig(ConfigMixin):
         (:mod:`ecgcore.models.conformer.chunks`; ``batch_size`` counts sequences, ``batch_size // N`` chunks a step;
         validation scores every sequence of the ``val_records``, ``val_fraction`` is not used; early stopping runs
         whenever there are validation records).
+    swa_from : 0 (off), or the 1-based epoch from which the weights at the end of every epoch are averaged
+        (stochastic weight averaging, Izmailov et al. 2018): the final model carries the average of the epochs
+        ``swa_from`` .. last, its BatchNorm statistics re-estimated on ``swa_bn_batches`` training batches. Chunk
+        training only. With ``val_records`` early stopping still ends the run, but the average is kept, not the
+        best epoch. Resumable (the running average is checkpointed).
+    swa_bn_batches : training batches run forward (training mode) to re-estimate BatchNorm statistics of the average.
     eval_n_fraction : share of the test records' N sequences scored (all other classes always; N reweighted).
     threads : TensorFlow intra/inter-op threads (1: the machine is shared).
     """
@@ -127,6 +133,8 @@ class ConformerConfig(ConfigMixin):
     val_records: int = 0
     lr_schedule: list | None = None
     chunk: int = 0
+    swa_from: int = 0
+    swa_bn_batches: int = 200
     eval_n_fraction: float = 1.0
     threads: int | None = 1
     extra: dict = field(default_factory=dict)
@@ -152,6 +160,10 @@ class ConformerConfig(ConfigMixin):
             if any(e < 1 or v <= 0 for e, v in sched) or [e for e, _ in sched] != sorted({e for e, _ in sched}):
                 raise ValueError(f"lr_schedule needs increasing epochs >= 1 and positive rates, got {self.lr_schedule!r}")
             self.lr_schedule = [list(p) for p in sched]
+        if int(self.swa_from) < 0 or int(self.swa_bn_batches) < 0:
+            raise ValueError(f"swa_from and swa_bn_batches must be >= 0, got {self.swa_from!r}, {self.swa_bn_batches!r}")
+        if self.swa_from and not self.chunk:
+            raise ValueError("swa_from needs chunk training (chunk > 0)")
         if self.protocol not in ("inter-patient", "seed"):
             raise ValueError(f"unknown protocol {self.protocol!r}; choose inter-patient or seed")
 
