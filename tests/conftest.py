@@ -95,3 +95,21 @@ def gil_stall():
     from gil import main_thread_stall
 
     return main_thread_stall
+
+
+@pytest.fixture(scope="session")
+def repo_tool():
+    """``repo_tool("denoiser_guard")``: a script of the repository's ``tools/`` folder imported as a module."""
+    import importlib.util
+
+    loaded = {}
+
+    def load(name: str):
+        if name not in loaded:
+            spec = importlib.util.spec_from_file_location(f"ecgcore_tool_{name}", REPO / "tools" / f"{name}.py")
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            loaded[name] = mod
+        return loaded[name]
+
+    return load

@@ -2,20 +2,12 @@
 beat the Butterworth filter by the issue's margins before it looks at the mean output SNR."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "denoiser_guard.py"
 
 
 @pytest.fixture(scope="module")
-def guard_tool():
-    spec = importlib.util.spec_from_file_location("denoiser_guard_tool", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def guard_tool(repo_tool):
+    return repo_tool("denoiser_guard")
 
 
 def test_margins_follow_issue_22(guard_tool):

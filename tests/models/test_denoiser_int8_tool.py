@@ -2,23 +2,18 @@
 beside it, and the card states the tensors, the bytes and the difference measured on real-shaped DS2 pair windows."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "denoiser_int8.py"
 N = 1300
 
 
 @pytest.fixture(scope="module")
-def tool():
-    spec = importlib.util.spec_from_file_location("denoiser_int8_tool", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def tool(repo_tool):
+    return repo_tool("denoiser_int8")
 
 
 def _conv1d_net(path: Path, rng) -> None:
