@@ -4,10 +4,11 @@
     python tools/denoiser_int8.py MODEL_DIR --pairs DENOISE_PAIRS
 
 Rewrites MODEL_DIR/model.onnx with :func:`ecgcore.export.quantize.quantize_weights` (one int8 scale per output
-channel, weights of at least ``--min-elements`` values, float32 arithmetic; the float graph is kept beside it as
-``model.fp32.onnx``, which is not shipped) and writes ``metrics.weight_storage`` into MODEL_DIR/model.json: the
-tensors and bytes, and the difference from the float graph on ``--windows`` real DS2 windows (noisy inputs of the
-test split, evenly spread over windows, noise types and SNRs, pre-filtered and z-scored as ``ecgcore infer`` feeds them), in z-score units.
+channel, weights of at least ``--min-elements`` values, float32 arithmetic; the float graph is only kept for the
+comparison, in a temporary folder, so nothing unshipped lands in a bundled model's folder) and writes
+``metrics.weight_storage`` into MODEL_DIR/model.json: the tensors and bytes, and the difference from the float graph
+on ``--windows`` real DS2 windows (noisy inputs of the test split, evenly spread over windows, noise types and SNRs,
+pre-filtered and z-scored as ``ecgcore infer`` feeds them), in z-score units.
 Run it before the guard calibration and the DS2 evaluations, so every figure in the card is the int8 graph's.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +36,14 @@ def main(argv=None) -> int:
     from ecgcore.export.quantize import quantize_weights
     from ecgcore.models.denoiser.data import load_split, normalize_pairs, prefilter_rows
 
-    onnx_path, fp32 = a.model_dir / "model.onnx", a.model_dir / "model.fp32.onnx"
+    onnx_path = a.model_dir / "model.onnx"
     card_path = a.model_dir / "model.json"
     card = read_card(card_path)
     if card.metrics.get("weight_storage"):
         print(f"{onnx_path} is already int8 (card metrics.weight_storage); export again first", file=sys.stderr)
         return 2
+    tmp = tempfile.TemporaryDirectory()
+    fp32 = Path(tmp.name) / "model.fp32.onnx"
     shutil.copyfile(onnx_path, fp32)
     rep = quantize_weights(fp32, onnx_path, min_elements=a.min_elements)
 
@@ -57,6 +61,7 @@ def main(argv=None) -> int:
         return s.run(None, {s.get_inputs()[0].name: x})[0]
 
     y32, y8 = run(fp32), run(onnx_path)
+    tmp.cleanup()
     d = y8 - y32
     card.metrics["weight_storage"] = {
         "kind": f"int8 per output channel (ecgcore.export.quantize.quantize_weights, min_elements {a.min_elements}), "

@@ -1,5 +1,5 @@
-"""tools/denoiser_int8.py (issue 22): the exported denoiser's convolution weights go to int8, the float graph stays
-beside it, and the card states the tensors, the bytes and the difference measured on real-shaped DS2 pair windows."""
+"""tools/denoiser_int8.py (issue 22): the exported denoiser's convolution weights go to int8 in place (no float copy
+left in the folder), and the card states the tensors, the bytes and the difference measured on real-shaped DS2 pair windows."""
 from __future__ import annotations
 
 import json
@@ -61,9 +61,11 @@ def test_int8_tool_quantizes_keeps_the_float_graph_and_writes_the_card(tmp_path,
     (model / "model.json").write_text(json.dumps(card))
     _pairs(tmp_path / "pairs", rng)
 
+    float_bytes = (model / "model.onnx").stat().st_size
     assert tool.main([str(model), "--pairs", str(tmp_path / "pairs"), "--windows", "16", "--min-elements", "200"]) == 0
     ws = read_card(model / "model.json").metrics["weight_storage"]
-    assert ws["tensors"] == 2 and ws["bytes_int8"] < ws["bytes_fp32"] == (model / "model.fp32.onnx").stat().st_size
+    assert ws["tensors"] == 2 and ws["bytes_int8"] < ws["bytes_fp32"] == float_bytes
+    assert sorted(p.name for p in model.iterdir()) == ["model.json", "model.onnx"]  # no float copy left behind
     diff = ws["vs_fp32_onnx_on_16_real_ds2_windows"]
     assert 0 < diff["rms_diff"] < 0.03 * diff["rms_output"] and diff["max_abs_diff_z_units"] >= diff["rms_diff"]
     g = onnx.load(str(model / "model.onnx")).graph

@@ -350,9 +350,10 @@ def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_
                 np.savez(ck / name, **{f"w{i}": a for i, a in enumerate(swa["avg"])})
                 state["swa"] = {"n": n + 1, "epochs": [*prev["epochs"], epoch + 1], "file": name}
             write_json(state_path, state)
-            for old in ck.glob("swa-e*.npz"):
-                if old.name != (state.get("swa") or {}).get("file"):
-                    old.unlink()
+            if state.get("swa"):  # the average state.json now points at is the only one kept
+                for old in ck.glob("swa-e*.npz"):
+                    if old.name != state["swa"]["file"]:
+                        old.unlink()
 
     cbs = [Track(), keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True), budget]
     if run_callback is not None:
