@@ -193,3 +193,52 @@ def test_rr_intervals_v2_prematurity_pause_and_irregularity():
     af = np.round(np.concatenate([[1.0], 1.0 + np.cumsum(rng.uniform(0.4, 1.2, 200))]) * fs).astype(np.int64)
     irr = rr_features_for_beats_v2(af, fs=fs)[:, 6]
     assert (irr[10:-10] > 0.1).all() and np.median(irr) > 0.2  # |U1 - U2| / 0.8: median ~0.29
+
+
+def test_rr_morph_v3_compares_each_beat_with_the_records_own_beat(mitdb_dir):
+    """``rr-morph-v3``: v2's seven RR columns, then seven morphology columns relative to the record's median beat.
+    Synthetic: a sinus rhythm of one narrow QRS shape with every 10th beat wide and inverted (a VEB-like beat): the
+    normal beats correlate ~1 with the template over the QRS and the wide ones negatively, with a QRS-width ratio
+    above 2 and an rms difference above 1. The columns are ratios and correlations, so scaling the signal and adding
+    an offset change nothing. Real: on record 119 (bigeminy) the annotated V beats differ from the record's
+    template in QRS and ST-T correlation, QRS rms and width, the N beats do not. Without the signal the feature function refuses."""
+    from ecgcore.pipelines.recipes.beats_scalograms import (RR_FEATURE_FUNCTIONS, beat_side_features,
+                                                           rr_features_for_beats_v2, rr_morph_features_v3)
+
+    fs = 360.0
+    n_beats = 80
+    peaks = np.round((1.0 + 0.8 * np.arange(n_beats)) * fs).astype(np.int64)
+    t = np.arange(int(peaks[-1] + fs)) / fs
+    x = np.zeros_like(t)
+    wide = np.zeros(n_beats, bool)
+    wide[5::10] = True
+    for i, p in enumerate(peaks):
+        tc = t - p / fs
+        if wide[i]:
+            x += -1.2 * np.exp(-0.5 * (tc / 0.04) ** 2)
+        else:
+            x += np.exp(-0.5 * (tc / 0.012) ** 2) + 0.15 * np.exp(-0.5 * ((tc + 0.18) / 0.025) ** 2)
+        x += 0.3 * np.exp(-0.5 * ((tc - 0.3) / 0.05) ** 2)
+    f = rr_morph_features_v3(peaks, fs=fs, signal=x)
+    assert RR_FEATURE_FUNCTIONS["rr-morph-v3"] is rr_morph_features_v3 and f.shape == (n_beats, 14)
+    np.testing.assert_array_equal(f[:, :7], rr_features_for_beats_v2(peaks, fs=fs))
+    inner = np.arange(n_beats) > 1
+    assert f[~wide & inner, 7].min() > 0.99 and f[wide, 7].max() < 0.0
+    assert f[wide, 11].min() > 2.0 and np.abs(f[~wide & inner, 11] - 1).max() < 0.2
+    assert f[wide, 10].min() > 1.0 and f[~wide & inner, 10].max() < 0.2
+    np.testing.assert_allclose(rr_morph_features_v3(peaks, fs=fs, signal=3.0 * x + 7.5), f, atol=1e-4)
+    with pytest.raises(ValueError, match="need the signal"):
+        beat_side_features("rr-morph-v3", peaks, fs=fs)
+    np.testing.assert_array_equal(beat_side_features("rr-intervals-v2", peaks, fs=fs), f[:, :7])
+
+    from ecgcore.io import read_record
+
+    rec = read_record(mitdb_dir / "119")
+    ann = rec.annotations
+    sym = np.asarray(ann.symbol)
+    keep = np.isin(sym, ["N", "V"]) & (ann.sample > 93) & (ann.sample < rec.n_samples - 93)
+    g = rr_morph_features_v3(ann.sample[keep], fs=rec.fs, signal=rec.signal[:, 0])
+    med_n, med_v = np.median(g[sym[keep] == "N"], axis=0), np.median(g[sym[keep] == "V"], axis=0)
+    assert med_n[7] > 0.95 and med_v[7] < 0.8  # QRS correlation with the record's template (V measured 0.68)
+    assert med_n[9] > 0.95 and med_v[9] < 0.0  # ST-T correlation: a VEB's T wave is discordant
+    assert med_n[10] < 0.3 and med_v[10] > 1.0 and med_v[11] > 2 * med_n[11]  # QRS rms difference, width ratio

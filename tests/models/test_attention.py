@@ -506,3 +506,28 @@ def test_refit_without_validation_trains_every_ds1_record_for_the_epochs_asked(t
                                   "--val-records", "0"])
     assert r.exit_code == 0, r.output
     assert "9 steps, 1 full epochs, stop: epochs, no validation (refit" in r.output
+
+
+def test_pool_head_is_small_and_exports_with_parity(tiny_segments, tmp_path):
+    """``head="pool"``: fc1 reads the mean and max of the attention output over the 900 steps (128 inputs instead of
+    57,600), so the model is 43,906 parameters; the seed's flatten head stays the default. A run with it trains,
+    exports (nothing large enough for int8, so the float graph ships) and matches PyTorch in onnxruntime."""
+    import onnxruntime as ort
+
+    from ecgcore.models.attention import load_run
+
+    m = AttentionECGModel(AttentionConfig(head="pool"))
+    assert AttentionConfig().head == "flatten" and m.fc1.weight.shape == (128, 128)
+    assert sum(p.numel() for p in m.parameters()) == 43_906
+    with pytest.raises(ValueError, match="head"):
+        AttentionConfig(head="gap")
+    run = tmp_path / "run"
+    train(tiny_segments, run, _cfg(max_steps=2, batch_size=8, head="pool"), progress=False)
+    r = export(run, tmp_path / "onnx", check_windows=3)
+    assert r["parity_max_abs_diff"] < 1e-4 and r["int8"] is None
+    assert r["model_card"].config["head"] == "pool" and (tmp_path / "onnx" / "model.onnx").stat().st_size < 400_000
+    model, _ = load_run(run)
+    x = att_data.protocol_splits(tiny_segments, "inter-patient", val_records=1)["test"].x[[0, 7, 13]]
+    logits = ort.InferenceSession(str(r["onnx"]), providers=["CPUExecutionProvider"]).run(None, {"ecg": x})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(logits, model(torch.from_numpy(x))[0].numpy(), atol=1e-4, rtol=0)

@@ -204,7 +204,7 @@ def prepare(rec: Record, card: ModelCard, *, threads: int | None = 0, graph_inpu
 
 def _beats(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepared:
     from ..dsp import rr_features
-    from ..pipelines.recipes.beats_scalograms import RR_FEATURE_FUNCTIONS, transform
+    from ..pipelines.recipes.beats_scalograms import RR_FEATURE_FUNCTIONS, beat_side_features, transform
 
     r, ratio = at_rate(rec, float(card.fs), opts["_threads"])
     t = transform(r, opts, peaks=opts.get("peaks", "auto"))
@@ -236,7 +236,9 @@ def _beats(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepared:
                 raise ValueError(f"model card {card.name!r}: unknown RR-feature function {rr_card['function']!r}; "
                                  f"ecgcore infer knows {', '.join(RR_FEATURE_FUNCTIONS)}")
             width = len(rr_card.get("mean") or ()) or 4  # the card's normalisation names the feature count
-            rr = np.asarray(rr_fn(t["r_peaks"], fs=r.fs), np.float64) if n >= 2 else np.zeros((n, width))
+            rr = (np.asarray(beat_side_features(rr_card["function"], t["r_peaks"], fs=r.fs,
+                                                signal=r.signal[:, int(opts.get("lead", 0))]), np.float64)
+                  if n >= 2 else np.zeros((n, width)))
         else:
             rr = rr_features(t["r_peaks"], fs=r.fs) if n else np.zeros((0, 4))
         if isinstance(rr_card, dict) and "mean" in rr_card:

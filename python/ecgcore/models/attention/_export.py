@@ -85,7 +85,7 @@ class _Exported(nn.Module):
                       for s in range(0, length, self.block)]
             o = torch.cat(blocks, dim=2).transpose(1, 2).reshape(b, length, embed)
         o = mha.out_proj(o)                                    # (B, L, E)
-        z = o.transpose(1, 2).flatten(1)                       # channel-major, as the seed's permute(1, 2, 0)
+        z = m.head_input(o.transpose(1, 2))                    # (B, E, L), as the model's permute(1, 2, 0)
         logits = m.fc2(m.dropout(m.relu(m.fc1(z))))
         return logits, torch.softmax(logits, dim=1)
 

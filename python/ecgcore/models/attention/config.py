@@ -7,6 +7,7 @@ from .._config import ConfigMixin
 
 PROTOCOLS = ("inter-patient", "leaky")
 VAL_PICKS = ("spread", "keep-abnormal")
+HEADS = ("flatten", "pool")  # how the attention output reaches fc1 (see AttentionConfig.head)
 
 
 @dataclass
@@ -37,7 +38,11 @@ class AttentionConfig(ConfigMixin):
     validation records spread along the DS1 records sorted by Abnormal fraction; ``"keep-abnormal"``: the same over
     the records that are not mostly Abnormal, so the four bundle-branch-block records of DS1 all stay in training;
     tried once for the bundled model and worse: its validation windows are 96 % Normal, so the lowest validation
-    loss came at a conservative epoch that missed most bundle-branch-block windows of DS2).
+    loss came at a conservative epoch that missed most bundle-branch-block windows of DS2). ``head``
+    (``"flatten"``, the seed's: the attention output flattened channel-major into fc1, 57,600 inputs; ``"pool"``:
+    its mean and its max over the 900 steps, 128 inputs, so fc1 holds 16k weights instead of 7.4M and the decision
+    does not depend on where in the window a beat falls -- not the seed's architecture, so its weights do not load
+    into a ``"flatten"`` model).
     """
 
     input_length: int = 3600
@@ -46,6 +51,7 @@ class AttentionConfig(ConfigMixin):
     num_heads: int = 8
     fc_hidden: int = 128
     dropout: float = 0.5
+    head: str = "flatten"
     n_classes: int = 2
     classes: tuple[str, ...] = ("Normal", "Abnormal")
 
@@ -79,6 +85,8 @@ class AttentionConfig(ConfigMixin):
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
         if self.class_weight not in ("none", "balanced"):
             raise ValueError(f"class_weight must be 'none' or 'balanced', got {self.class_weight!r}")
         if self.protocol not in PROTOCOLS:

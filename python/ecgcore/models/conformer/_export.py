@@ -153,7 +153,12 @@ def card_preprocessing(cfg: ConformerConfig, norm: dict, dataset_options: dict) 
                           "columns pre, post, local, average RR (s); NaN local -> mean pre-RR, NaN pre/post -> "
                           "local; features = [pre/avg, post/avg, local/avg, avg"
                           + ("" if cfg.rr_set == "v1" else ", pre/local, post/pre, median |dRR| / median RR over "
-                             "beats i-10..i+10") + "]; then (f - mean) / scale; "
+                             "beats i-10..i+10")
+                          + ("" if cfg.rr_set != "v3" else ", then seven columns against the record's own dominant "
+                             "beat from the signal (beats_scalograms.rr_morph_features_v3: QRS, P and ST-T "
+                             "correlation with the record's median beat, QRS rms difference and width ratio, QRS "
+                             "correlation with the local median of +-30 beats, P-region rms ratio)")
+                          + "]; then (f - mean) / scale; "
                           f"input 'rr' is (batch, sequence_length, {len(names)}), the same 3 beats as the scalograms",
             "function": function,
             "local_beats": 10,

@@ -25,7 +25,12 @@ RR_FEATURES = ("pre_rr/avg_rr", "post_rr/avg_rr", "local_rr/avg_rr", "avg_rr_s")
 # the compensatory-pause ratio and a robust RR irregularity (atrial fibrillation), as in Mondejar-Guerra 2019 and
 # Llamedo & Martinez 2011.
 RR_SETS = {"v1": ("rr-intervals-v1", RR_FEATURES),
-           "v2": ("rr-intervals-v2", RR_FEATURES + ("pre_rr/local_rr", "post_rr/pre_rr", "rr_irregularity"))}
+           "v2": ("rr-intervals-v2", RR_FEATURES + ("pre_rr/local_rr", "post_rr/pre_rr", "rr_irregularity")),
+           # v3: v2's seven plus seven morphology columns relative to the record's own dominant beat
+           # (``beats_scalograms.rr_morph_features_v3``; needs the signal, not only the R-peaks).
+           "v3": ("rr-morph-v3", RR_FEATURES + ("pre_rr/local_rr", "post_rr/pre_rr", "rr_irregularity")
+                  + ("corr_qrs/template", "corr_p/template", "corr_st_t/template", "rms(qrs - template)/rms(template)",
+                     "qrs_width/template_width", "corr_qrs/local_template", "rms(p region)/template's"))}
 
 
 # ``ecgcore train conformer --config NAME``: whole training set-ups by name (options given on the command line win).
@@ -69,7 +74,9 @@ class ConformerConfig(ConfigMixin):
     max_class_weight : cap on a balanced class weight (DS1 has 8 Q beats: uncapped, their weight is ~166 and a
         single Q in a batch swamps the loss); None = uncapped, as the seed.
     rr_features : add per-beat RR features as a second input (not in the seed; ecgcore's option).
-    rr_set : which RR features (:data:`RR_SETS`): ``"v1"`` (the four of :data:`RR_FEATURES`) or ``"v2"`` (seven).
+    rr_set : which RR features (:data:`RR_SETS`): ``"v1"`` (the four of :data:`RR_FEATURES`), ``"v2"`` (seven) or
+        ``"v3"`` (v2's seven plus seven morphology columns against the record's own dominant beat, computed from the
+        signal: ``beats_scalograms.rr_morph_features_v3``).
     max_n_per_epoch : if set, class-balanced sampling keeps on average this many N sequences per epoch.
     seed : random seed (42, as the seed).
     protocol : ``"inter-patient"`` (DS1 → DS2) or ``"seed"`` (k-fold over 38 records, final on 38, test on 7).

@@ -156,8 +156,8 @@ def rr_features_for_record(records_dir, record: str, options: dict, rr_set: str 
     """Per-beat RR features (``RR_SETS[rr_set]``) of ``record`` over the beats the recipe kept (reference
     annotations)."""
     from ...datasets.mitdb import aami_labels
-    from ...io import read_annotations, read_header
-    from ...pipelines.recipes.beats_scalograms import RR_FEATURE_FUNCTIONS
+    from ...io import read_annotations, read_header, read_record
+    from ...pipelines.recipes.beats_scalograms import NEEDS_SIGNAL, beat_side_features
 
     path = Path(records_dir) / record
     if not path.with_suffix(".atr").is_file():
@@ -167,7 +167,11 @@ def rr_features_for_record(records_dir, record: str, options: dict, rr_set: str 
     before, after = int(options["before"]), int(options["after"])
     cls = aami_labels(ann.symbol, options["variant"])
     keep = (cls != "") & (ann.sample > before) & (ann.sample < n_samples - after)
-    return RR_FEATURE_FUNCTIONS[RR_SETS[rr_set][0]](ann.sample[keep], fs=float(ann.fs or 360.0))
+    name = RR_SETS[rr_set][0]
+    signal = None
+    if name in NEEDS_SIGNAL:
+        signal = read_record(path).signal[:, int(options.get("lead", 0))]
+    return beat_side_features(name, ann.sample[keep], fs=float(ann.fs or 360.0), signal=signal)
 
 
 def rr_table(index: DatasetIndex, records, records_dir, rr_set: str = "v1") -> np.ndarray:

@@ -30,7 +30,7 @@ def sequence_inputs(signal, r_peaks, preprocessing: dict, *, fs: float | None = 
         sequence of their own.
     """
     from ...dsp import beat_sequences, morlet_scalogram, segment_beats
-    from ...pipelines.recipes.beats_scalograms import RR_FEATURE_FUNCTIONS
+    from ...pipelines.recipes.beats_scalograms import beat_side_features
 
     pre = preprocessing
     if fs is not None and abs(float(fs) - float(pre["fs"])) > 1e-6:
@@ -53,8 +53,7 @@ def sequence_inputs(signal, r_peaks, preprocessing: dict, *, fs: float | None = 
     feeds = {"scalograms": ((seqs - mean) / scale)[..., None].astype(np.float32)}
     if "rr_features" in pre:
         rr_pre = pre["rr_features"]
-        fn = RR_FEATURE_FUNCTIONS[rr_pre.get("function", "rr-intervals-v1")]
-        feats = fn(r[idx], fs=float(pre["fs"]))
+        feats = beat_side_features(rr_pre.get("function", "rr-intervals-v1"), r[idx], fs=float(pre["fs"]), signal=x)
         feats = (feats - np.asarray(rr_pre["mean"])) / np.asarray(rr_pre["scale"])
         win = np.arange(len(seqs))[:, None] + np.arange(length)[None, :]
         feeds["rr"] = feats[win].astype(np.float32)

@@ -150,12 +150,98 @@ def rr_features_for_beats_v2(r_peaks, *, fs: float, context_beats: int = 10) -> 
     return np.concatenate([f, extra], axis=1).astype(np.float32)
 
 
+#: Names of :func:`rr_morph_features_v3`' seven morphology columns (after the seven of ``rr-intervals-v2``).
+MORPH_FEATURES = ("corr_qrs/template", "corr_p/template", "corr_st_t/template", "rms(qrs - template)/rms(template)",
+                  "qrs_width/template_width", "corr_qrs/local_template", "rms(p region)/template's")
+
+
+def _row_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(axis=-1, keepdims=True)
+    b = b - b.mean(axis=-1, keepdims=True)
+    return (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1) + 1e-12)
+
+
+def rr_morph_features_v3(r_peaks, *, fs: float, signal, local_beats: int = 30) -> np.ndarray:
+    """(n, 14) float32: :func:`rr_features_for_beats_v2`' seven RR columns, then seven columns that compare each
+    beat with the record's own dominant beat (:data:`MORPH_FEATURES`; de Chazal 2004 / Mondéjar-Guerra 2019 style
+    morphology, made patient-relative so it transfers between people). ``rr-morph-v3``.
+
+    ``signal``: the lead the beats were cut from (physical units, any offset), at ``fs``. It is band-passed
+    0.5-40 Hz (order 3, zero phase); each beat's window -0.3 ... +0.5 s around R minus its PR level (mean over
+    -250 ... -150 ms) is compared with the record's template, the median of all windows: Pearson correlation over
+    the QRS (±100 ms), the P region (-300 ... -60 ms) and ST-T (+100 ... +450 ms), each the best over lags of ±14 ms;
+    the QRS rms difference over the template's rms; the QRS width (time within ±150 ms above half the beat's
+    peak) over the template's; the QRS correlation with a local template (median of the beats
+    ``i - local_beats ... i + local_beats``, which follows slow morphology drift); the P-region rms over the
+    template's. Ratios are clipped to [0, 10]."""
+    from ...dsp import bandpass
+
+    r = np.asarray(r_peaks, dtype=np.int64)
+    rr = rr_features_for_beats_v2(r, fs=fs)
+    fs = float(fs)
+    x = np.asarray(signal, dtype=np.float64).reshape(-1)
+    if x.size < 2:
+        raise ValueError("rr-morph-v3 needs the beats' signal")
+    x = bandpass(np.nan_to_num(x - np.nanmedian(x)), fs=fs, low=0.5, high=40.0, order=3)
+    n = x.size
+    pre, post = int(round(0.3 * fs)), int(round(0.5 * fs))
+    at = lambda idx: x[np.clip(idx, 0, n - 1)]  # noqa: E731
+    base = at(r[:, None] + np.arange(int(-0.25 * fs), int(-0.15 * fs))[None, :]).mean(1)
+    w = at(r[:, None] + np.arange(-pre, post)[None, :]) - base[:, None]
+    tpl = np.median(w, axis=0)
+    lag = max(1, int(round(0.014 * fs)))
+
+    def sl(a, b):
+        return slice(pre + int(round(a * fs)), pre + int(round(b * fs)))
+
+    def best_corr(region):
+        best = np.full(len(r), -1.0)
+        for k in range(-lag, lag + 1):
+            s = slice(max(region.start + k, 0), min(region.stop + k, w.shape[1]))
+            t = slice(s.start - k, s.stop - k)
+            best = np.maximum(best, _row_corr(w[:, s], tpl[t][None, :]))
+        return best
+
+    q, p, st = sl(-0.1, 0.1), sl(-0.3, -0.06), sl(0.1, 0.45)
+    rms = lambda v: np.sqrt((v * v).mean(-1))  # noqa: E731
+    rms_q = rms(w[:, q] - tpl[q]) / (rms(tpl[q]) + 1e-9)
+    wide = sl(-0.15, 0.15)
+    peak = np.abs(w[:, q]).max(1)
+    width = (np.abs(w[:, wide]) > 0.5 * peak[:, None]).sum(1)
+    t_width = max(int((np.abs(tpl[wide]) > 0.5 * np.abs(tpl[q]).max()).sum()), 1)
+    k, wq = int(local_beats), w[:, q]
+    if len(r) >= 2 * k + 1:  # the median of each run of 2k + 1 beats (the k-th order statistic), beats at the ends
+        med = np.partition(np.lib.stride_tricks.sliding_window_view(wq, 2 * k + 1, axis=0), k, axis=-1)[..., k]
+        local = _row_corr(wq, med[np.clip(np.arange(len(r)) - k, 0, len(r) - 2 * k - 1)])  # take the nearest
+    else:
+        local = _row_corr(wq, np.median(wq, axis=0)[None, :])
+    energy_p = rms(w[:, p]) / (rms(tpl[p]) + 1e-9)
+    morph = np.stack([best_corr(q), best_corr(p), best_corr(st), np.clip(rms_q, 0, 10),
+                      np.clip(width / t_width, 0, 10), local, np.clip(energy_p, 0, 10)], axis=1)
+    return np.concatenate([rr, morph], axis=1).astype(np.float32)
+
+
+#: Functions of :data:`RR_FEATURE_FUNCTIONS` that also need the beats' signal (``fn(r_peaks, fs=fs, signal=x)``).
+NEEDS_SIGNAL = frozenset({"rr-morph-v3"})
+
+
+def beat_side_features(name: str, r_peaks, *, fs: float, signal=None) -> np.ndarray:
+    """The per-beat side features of :data:`RR_FEATURE_FUNCTIONS` ``name``, given the signal when it needs it."""
+    fn = RR_FEATURE_FUNCTIONS[name]
+    if name in NEEDS_SIGNAL:
+        if signal is None:
+            raise ValueError(f"beat features {name!r} need the signal the beats were cut from")
+        return fn(r_peaks, fs=fs, signal=signal)
+    return fn(r_peaks, fs=fs)
+
+
 #: RR-feature functions a model card names (``preprocessing.rr_features.function``), each ``fn(r_peaks, fs=fs)``
-#: -> (n, 4): ``ecgcore infer`` looks the name up here and imports nothing from the card. Cards written before
+#: -> (n, k) (those in :data:`NEEDS_SIGNAL` also take ``signal=``, see :func:`beat_side_features`): ``ecgcore infer`` looks the name up here and imports nothing from the card. Cards written before
 #: this table named a function by its import path; those paths stay names of the same functions.
 RR_FEATURE_FUNCTIONS = {
     "rr-intervals-v1": rr_features_for_beats,
     "rr-intervals-v2": rr_features_for_beats_v2,
+    "rr-morph-v3": rr_morph_features_v3,
     "rr-seconds": rr_features,  # ecgcore.dsp.rr_features as it is: pre, post, local, average RR (s), NaN kept
     "ecgcore.models.conformer.data.rr_features_for_beats": rr_features_for_beats,
     "ecgcore.dsp.rr_features": rr_features,
