@@ -334,3 +334,28 @@ def test_inter_patient_validation_records(tiny_dataset, mitdb_dir, tmp_path):
     with pytest.raises(ValueError, match="leaves no training record"):
         train(tiny_dataset, tmp_path / "run2", cfg.replace(val_records=2), train_records=["232", "233"],
               test_records=["231"], evaluate_after=False, progress=False)
+
+
+def test_rr_morph_v3_inputs_are_the_same_in_training_and_at_inference(tiny_dataset, mitdb_dir):
+    """``rr_set="v3"`` needs the signal: the training table (``rr_table``: reference beats of the WFDB record, read
+    again) and the card path (``sequence_inputs`` on the lead the caller passes) give the same 14 columns for every
+    sequence of record 231, and the card names the function and all 14 features."""
+    from ecgcore.datasets.mitdb import aami_labels
+    from ecgcore.io import read_record
+    from ecgcore.models.conformer._export import card_preprocessing
+    from ecgcore.models.conformer.config import RR_SETS
+    from ecgcore.models.conformer.data import dataset_index, rr_table
+    from ecgcore.models.conformer.preprocess import sequence_inputs
+
+    index = dataset_index(tiny_dataset)
+    cfg = ConformerConfig(rr_features=True, rr_set="v3")
+    width = len(RR_SETS["v3"][1])
+    norm = {"mean": [0.0] * 187, "scale": [1.0] * 187, "rr_mean": [0.0] * width, "rr_scale": [1.0] * width}
+    pre = card_preprocessing(cfg, norm, index.options)
+    assert pre["rr_features"]["function"] == "rr-morph-v3" and len(pre["rr_features"]["names"]) == width == 14
+    rec = read_record(mitdb_dir / "231")
+    cls = aami_labels(rec.annotations.symbol, "conformer")
+    feeds, _ = sequence_inputs(rec.signal[:, 0], rec.annotations.sample[cls != ""], pre, fs=rec.fs)
+    table = rr_table(index, ["231"], mitdb_dir, "v3")
+    assert table.shape == feeds["rr"].shape == (len(index.labels["231"]), 3, 14)
+    np.testing.assert_allclose(feeds["rr"], table, rtol=1e-5, atol=1e-5)
