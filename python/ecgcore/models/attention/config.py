@@ -42,7 +42,10 @@ class AttentionConfig(ConfigMixin):
     (``"flatten"``, the seed's: the attention output flattened channel-major into fc1, 57,600 inputs; ``"pool"``:
     its mean and its max over the 900 steps, 128 inputs, so fc1 holds 16k weights instead of 7.4M and the decision
     does not depend on where in the window a beat falls -- not the seed's architecture, so its weights do not load
-    into a ``"flatten"`` model).
+    into a ``"flatten"`` model). Tried once (stop 37, the bundled recipe with ``head=pool``): 1.1 s per step instead
+    of 2.4, validation loss 0.105 at epoch 3 (the flatten run's best was 0.156), but all 7,920 DS2 windows through
+    ``ecgcore infer`` ROC-AUC 0.663: the bundle-branch-block records (111, 212, 214, 231) and 232's atrial premature
+    runs were called Normal. Not used by the bundled model.
     """
 
     input_length: int = 3600
