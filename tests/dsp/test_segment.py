@@ -230,6 +230,8 @@ def test_rr_morph_v3_compares_each_beat_with_the_records_own_beat(mitdb_dir):
     with pytest.raises(ValueError, match="need the signal"):
         beat_side_features("rr-morph-v3", peaks, fs=fs)
     np.testing.assert_array_equal(beat_side_features("rr-intervals-v2", peaks, fs=fs), f[:, :7])
+    v4 = beat_side_features("rr-morph-v4", peaks, fs=fs, signal=x)  # v3 without the P-region columns 8 and 13
+    np.testing.assert_array_equal(v4, f[:, [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12]])
 
     from ecgcore.io import read_record
 

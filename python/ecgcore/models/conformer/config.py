@@ -30,7 +30,11 @@ RR_SETS = {"v1": ("rr-intervals-v1", RR_FEATURES),
            # (``beats_scalograms.rr_morph_features_v3``; needs the signal, not only the R-peaks).
            "v3": ("rr-morph-v3", RR_FEATURES + ("pre_rr/local_rr", "post_rr/pre_rr", "rr_irregularity")
                   + ("corr_qrs/template", "corr_p/template", "corr_st_t/template", "rms(qrs - template)/rms(template)",
-                     "qrs_width/template_width", "corr_qrs/local_template", "rms(p region)/template's"))}
+                     "qrs_width/template_width", "corr_qrs/local_template", "rms(p region)/template's")),
+           # v4: v3 without its two P-region columns (``beats_scalograms.rr_morph_features_v4``).
+           "v4": ("rr-morph-v4", RR_FEATURES + ("pre_rr/local_rr", "post_rr/pre_rr", "rr_irregularity")
+                  + ("corr_qrs/template", "corr_st_t/template", "rms(qrs - template)/rms(template)",
+                     "qrs_width/template_width", "corr_qrs/local_template"))}
 
 
 # ``ecgcore train conformer --config NAME``: whole training set-ups by name (options given on the command line win).
@@ -76,7 +80,7 @@ class ConformerConfig(ConfigMixin):
     rr_features : add per-beat RR features as a second input (not in the seed; ecgcore's option).
     rr_set : which RR features (:data:`RR_SETS`): ``"v1"`` (the four of :data:`RR_FEATURES`), ``"v2"`` (seven) or
         ``"v3"`` (v2's seven plus seven morphology columns against the record's own dominant beat, computed from the
-        signal: ``beats_scalograms.rr_morph_features_v3``).
+        signal: ``beats_scalograms.rr_morph_features_v3``) or ``"v4"`` (v3 without the two P-region columns).
     max_n_per_epoch : if set, class-balanced sampling keeps on average this many N sequences per epoch.
     seed : random seed (42, as the seed).
     protocol : ``"inter-patient"`` (DS1 → DS2) or ``"seed"`` (k-fold over 38 records, final on 38, test on 7).

@@ -221,8 +221,19 @@ def rr_morph_features_v3(r_peaks, *, fs: float, signal, local_beats: int = 30) -
     return np.concatenate([rr, morph], axis=1).astype(np.float32)
 
 
+#: The columns of :func:`rr_morph_features_v3` that ``rr-morph-v4`` keeps: all but the two P-region ones.
+V4_COLUMNS = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12)
+
+
+def rr_morph_features_v4(r_peaks, *, fs: float, signal, local_beats: int = 30) -> np.ndarray:
+    """(n, 12) float32: :func:`rr_morph_features_v3` without its P-region columns (correlation and rms ratio). In
+    atrial fibrillation the record's median beat has no P wave, so every beat's P-region columns are far out of
+    range; on the DS1 cross-validation folds v3 called more N beats S in the AF records 201 and 203. ``rr-morph-v4``."""
+    return rr_morph_features_v3(r_peaks, fs=fs, signal=signal, local_beats=local_beats)[:, list(V4_COLUMNS)]
+
+
 #: Functions of :data:`RR_FEATURE_FUNCTIONS` that also need the beats' signal (``fn(r_peaks, fs=fs, signal=x)``).
-NEEDS_SIGNAL = frozenset({"rr-morph-v3"})
+NEEDS_SIGNAL = frozenset({"rr-morph-v3", "rr-morph-v4"})
 
 
 def beat_side_features(name: str, r_peaks, *, fs: float, signal=None) -> np.ndarray:
@@ -242,6 +253,7 @@ RR_FEATURE_FUNCTIONS = {
     "rr-intervals-v1": rr_features_for_beats,
     "rr-intervals-v2": rr_features_for_beats_v2,
     "rr-morph-v3": rr_morph_features_v3,
+    "rr-morph-v4": rr_morph_features_v4,
     "rr-seconds": rr_features,  # ecgcore.dsp.rr_features as it is: pre, post, local, average RR (s), NaN kept
     "ecgcore.models.conformer.data.rr_features_for_beats": rr_features_for_beats,
     "ecgcore.dsp.rr_features": rr_features,
