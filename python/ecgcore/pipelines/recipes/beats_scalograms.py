@@ -247,7 +247,8 @@ def beat_side_features(name: str, r_peaks, *, fs: float, signal=None) -> np.ndar
 
 
 #: RR-feature functions a model card names (``preprocessing.rr_features.function``), each ``fn(r_peaks, fs=fs)``
-#: -> (n, k) (those in :data:`NEEDS_SIGNAL` also take ``signal=``, see :func:`beat_side_features`): ``ecgcore infer`` looks the name up here and imports nothing from the card. Cards written before
+#: -> (n, k) (those in :data:`NEEDS_SIGNAL` also take ``signal=``, see :func:`beat_side_features`): ``ecgcore infer``
+#: looks the name up here and imports nothing from the card. Cards written before
 #: this table named a function by its import path; those paths stay names of the same functions.
 RR_FEATURE_FUNCTIONS = {
     "rr-intervals-v1": rr_features_for_beats,
