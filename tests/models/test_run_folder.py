@@ -87,3 +87,24 @@ def test_time_limit_stops_unfinished_and_resumes(tmp_path):
     full, w_full = _train(tmp_path / "u")
     np.testing.assert_array_equal(w, w_full)
     assert math.isclose(run.state.best_score, full.state.best_score)
+
+
+def test_a_setting_added_after_the_run_started_resumes_at_its_default(tmp_path):
+    """A config field added to the class after a run started (its config.json lacks it) counts as the class's
+    default for that run: the run resumes with the default and refuses any other value."""
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Cfg:
+        lr: float = 0.1
+        head: str = "flatten"
+
+    run = Run(tmp_path / "r", {"lr": 0.1}, family="toy", checkpoint_every_s=0.0)  # written before `head` existed
+    run.state.step = 1
+    run.save(lambda folder: None)
+    again = Run(tmp_path / "r", Cfg(), family="toy")
+    assert again.resuming and again.state.step == 1
+    with pytest.raises(ValueError, match="different settings \\(head\\)"):
+        Run(tmp_path / "r", Cfg(head="pool"), family="toy")
+    with pytest.raises(ValueError, match="different settings \\(lr\\)"):
+        Run(tmp_path / "r", Cfg(lr=0.5), family="toy")

@@ -12,9 +12,10 @@ Card keys read per kind, besides the recipe's own options (defaults: the recipe'
     ``peaks``: ``"auto"`` (reference annotations when the record has them, else ``detect_r_peaks``; default),
     ``"annotations"`` or ``"detect"``. ``sequence_length`` (default 3; 1 = single beats) and ``stride`` 1;
     ``normalization``: ``{"mean": [187], "scale": [187]}`` per time column (the seed's StandardScaler) or null;
-    ``rr_features``: ``{"function": NAME, "mean", "scale"}`` feeds ``fn(r_peaks, fs=fs)``, ``fn`` the training's
-    own function looked up by name in ``beats_scalograms.RR_FEATURE_FUNCTIONS`` (nothing is imported from the
-    card), normalised, as (n_seq, length, 4) to the graph input named ``rr``.
+    ``rr_features``: ``{"function": NAME, "mean", "scale"}`` feeds ``fn(r_peaks, fs=fs)`` (functions in
+    ``beats_scalograms.NEEDS_SIGNAL`` also get ``signal=`` the card's lead at the card's rate), ``fn`` the
+    training's own function looked up by name in ``beats_scalograms.RR_FEATURE_FUNCTIONS`` (nothing is imported
+    from the card), normalised, as (n_seq, length, k) to the graph input named ``rr`` (k = the card's feature count).
     Sequence i is scored on its last beat (the seed's labelling); the first ``length - 1`` beats of a record
     get sequences padded with copies of the first beat so every beat is scored.
 ``segments``

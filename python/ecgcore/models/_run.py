@@ -70,6 +70,17 @@ def _config_dict(config) -> dict:
     return dict(config)
 
 
+def _config_defaults(config) -> dict:
+    """The default settings of ``config``'s class (``{}`` for a plain dict): what a field added after a run started
+    held for that run, so the run still resumes."""
+    if config is None or isinstance(config, dict) or not dataclasses.is_dataclass(config):
+        return {}
+    try:
+        return _config_dict(type(config)())
+    except (TypeError, ValueError):
+        return {}
+
+
 class Run:
     """One training run's folder (see the module docstring).
 
@@ -92,6 +103,7 @@ class Run:
         self.dir = Path(run_dir)
         self.family = family
         self.config = _config_dict(config)
+        self._defaults = _config_defaults(config)
         self.data_dir = None if data_dir is None else str(Path(data_dir).resolve())
         self.checkpoint_every_s = float(checkpoint_every_s)
         self.time_limit_s = None if time_limit_s is None else float(time_limit_s)
@@ -124,7 +136,8 @@ class Run:
         saved = json.loads((self.dir / "config.json").read_text())
         if saved.get("family") != self.family:
             raise ValueError(f"{self.dir} holds a {saved.get('family')} run, not {self.family}; use another RUN_DIR")
-        old = saved.get("config", {})
+        # A setting added to the config class after the run started is the default for that run.
+        old = {**{k: v for k, v in self._defaults.items() if k not in self.resumable}, **saved.get("config", {})}
         diff = sorted(k for k in set(old) | set(self.config)
                       if k not in self.resumable and old.get(k) != self.config.get(k))
         if diff:

@@ -205,7 +205,7 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
     ``int8_weights``: after the float graph passed its check, store its large weights (at least
     ``int8_min_elements`` values: fc1, 57,600 × 128) in int8 (:func:`ecgcore.export.quantize.quantize_weights`:
     29.6 MB → 7.5 MB); the difference of the shipped graph from PyTorch on the check windows goes into the card
-    (``metrics.onnx_int8``). Models without such a weight stay float.
+    (``metrics.onnx_int8``). Models without such a weight (``head="pool"``: fc1 is 128 × 128) stay float.
 
     ``fused_attention``: the logits graph computes its attention with onnxruntime's fused
     ``com.microsoft.MultiHeadAttention`` kernel (default; ~1.5x faster per window); ``False`` writes it in standard

@@ -167,7 +167,7 @@ def rr_morph_features_v3(r_peaks, *, fs: float, signal, local_beats: int = 30) -
     morphology, made patient-relative so it transfers between people). ``rr-morph-v3``.
 
     ``signal``: the lead the beats were cut from (physical units, any offset), at ``fs``. It is band-passed
-    0.5-40 Hz (order 3, zero phase); each beat's window -0.3 ... +0.5 s around R minus its PR level (mean over
+    0.5-40 Hz (order 3, zero phase; below 89 Hz sampling the upper edge is 0.45 fs); each beat's window -0.3 ... +0.5 s around R minus its PR level (mean over
     -250 ... -150 ms) is compared with the record's template, the median of all windows: Pearson correlation over
     the QRS (±100 ms), the P region (-300 ... -60 ms) and ST-T (+100 ... +450 ms), each the best over lags of ±14 ms;
     the QRS rms difference over the template's rms; the QRS width (time within ±150 ms above half the beat's
@@ -182,7 +182,7 @@ def rr_morph_features_v3(r_peaks, *, fs: float, signal, local_beats: int = 30) -
     x = np.asarray(signal, dtype=np.float64).reshape(-1)
     if x.size < 2:
         raise ValueError("rr-morph-v3 needs the beats' signal")
-    x = bandpass(np.nan_to_num(x - np.nanmedian(x)), fs=fs, low=0.5, high=40.0, order=3)
+    x = bandpass(np.nan_to_num(x - np.nanmedian(x)), fs=fs, low=0.5, high=min(40.0, 0.45 * fs), order=3)
     n = x.size
     pre, post = int(round(0.3 * fs)), int(round(0.5 * fs))
     at = lambda idx: x[np.clip(idx, 0, n - 1)]  # noqa: E731
@@ -211,8 +211,10 @@ def rr_morph_features_v3(r_peaks, *, fs: float, signal, local_beats: int = 30) -
     t_width = max(int((np.abs(tpl[wide]) > 0.5 * np.abs(tpl[q]).max()).sum()), 1)
     k, wq = int(local_beats), w[:, q]
     if len(r) >= 2 * k + 1:  # the median of each run of 2k + 1 beats (the k-th order statistic), beats at the ends
-        med = np.partition(np.lib.stride_tricks.sliding_window_view(wq, 2 * k + 1, axis=0), k, axis=-1)[..., k]
-        local = _row_corr(wq, med[np.clip(np.arange(len(r)) - k, 0, len(r) - 2 * k - 1)])  # take the nearest
+        view = np.lib.stride_tricks.sliding_window_view(wq, 2 * k + 1, axis=0)  # take the nearest run
+        med = np.concatenate([np.partition(view[i:i + 2048], k, axis=-1)[..., k]  # in blocks: bounded memory
+                              for i in range(0, len(view), 2048)])
+        local = _row_corr(wq, med[np.clip(np.arange(len(r)) - k, 0, len(r) - 2 * k - 1)])
     else:
         local = _row_corr(wq, np.median(wq, axis=0)[None, :])
     energy_p = rms(w[:, p]) / (rms(tpl[p]) + 1e-9)
