@@ -199,3 +199,49 @@ def test_rr_features_from_the_cards_function_feed_the_named_input(mini_dir, tmp_
         Scorer(other, threads=1).prepare(rec)
     # the bundled beats-aami card's import path names the function that moved to the recipe
     assert RR_FEATURE_FUNCTIONS["ecgcore.models.conformer.data.rr_features_for_beats"] is rr_features_for_beats
+
+
+def test_rr_morph_features_get_the_cards_lead_at_inference(mini_dir, tmp_path):
+    """A card naming ``rr-morph-v3`` (side features that need the signal): ``ecgcore infer`` computes them from the
+    card's lead (here lead 1, V1 of record 119) over the kept beats, normalises them and feeds all 14 columns."""
+    import warnings
+
+    import torch
+
+    from ecgcore.export.card import ModelCard, write_card
+    from ecgcore.pipelines.recipes.beats_scalograms import rr_morph_features_v3
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(3 * 14 + 3, 5)
+
+        def forward(self, scalograms, rr):
+            return self.fc(torch.cat([scalograms.mean(dim=(2, 3, 4)), rr.flatten(1)], dim=1))
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(M().eval(), (torch.randn(2, 3, 32, 187, 1), torch.randn(2, 3, 14)), str(folder / "model.onnx"),
+                          input_names=["scalograms", "rr"], output_names=["y"],
+                          dynamic_axes={"rr": {0: "b"}, "scalograms": {0: "b"}, "y": {0: "b"}}, dynamo=False)
+    mean, scale = np.linspace(0.1, 1.4, 14), np.linspace(0.5, 2.0, 14)
+    write_card(ModelCard(name="morph", task="classification", framework="pytorch",
+                         inputs=[{"name": "scalograms", "shape": [None, 3, 32, 187, 1]},
+                                 {"name": "rr", "shape": [None, 3, 14]}],
+                         outputs=[{"name": "y", "shape": [None, 5]}], fs=360.0, classes=list("NSVFQ"),
+                         preprocessing={"kind": "beats-scalograms", "lead": 1, "sequence_length": 3,
+                                        "sequence_stride": 1,
+                                        "rr_features": {"function": "rr-morph-v3", "mean": mean.tolist(),
+                                                        "scale": scale.tolist()}}), folder)
+    rec = read_record(mini_dir / "119")
+    prep = Scorer(folder, threads=1).prepare(rec)
+    r = prep.sample
+    want = (rr_morph_features_v3(r, fs=360.0, signal=rec.signal[:, 1]) - mean) / scale
+    idx = np.maximum(np.arange(len(r))[:, None] - 2 + np.arange(3), 0)
+    assert prep.inputs["rr"].shape == (len(r), 3, 14)
+    np.testing.assert_allclose(prep.inputs["rr"], want[idx].astype(np.float32), rtol=1e-6, atol=1e-6)
+    lead0 = (rr_morph_features_v3(r, fs=360.0, signal=rec.signal[:, 0]) - mean) / scale
+    assert np.abs(lead0[idx][..., 7:] - prep.inputs["rr"][..., 7:]).max() > 0.1  # the lead matters
