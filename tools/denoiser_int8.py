@@ -4,8 +4,9 @@
     python tools/denoiser_int8.py MODEL_DIR --pairs DENOISE_PAIRS
 
 Rewrites MODEL_DIR/model.onnx with :func:`ecgcore.export.quantize.quantize_weights` (one int8 scale per output
-channel, weights of at least ``--min-elements`` values, float32 arithmetic; the float graph is only kept for the
-comparison, in a temporary folder, so nothing unshipped lands in a bundled model's folder) and writes
+channel, weights of at least ``--min-elements`` values, float32 arithmetic; the int8 graph is made and compared in a
+temporary folder and replaces model.onnx only when that worked, so a failure leaves the folder as it was and nothing
+unshipped lands in a bundled model's folder) and writes
 ``metrics.weight_storage`` into MODEL_DIR/model.json: the tensors and bytes, and the difference from the float graph
 on ``--windows`` real DS2 windows (noisy inputs of the test split, evenly spread over windows, noise types and SNRs,
 pre-filtered and z-scored as ``ecgcore infer`` feeds them), in z-score units.
@@ -42,11 +43,6 @@ def main(argv=None) -> int:
     if card.metrics.get("weight_storage"):
         print(f"{onnx_path} is already int8 (card metrics.weight_storage); export again first", file=sys.stderr)
         return 2
-    tmp = tempfile.TemporaryDirectory()
-    fp32 = Path(tmp.name) / "model.fp32.onnx"
-    shutil.copyfile(onnx_path, fp32)
-    rep = quantize_weights(fp32, onnx_path, min_elements=a.min_elements)
-
     pairs = load_split(a.pairs, "test")
     # every (window, noise, SNR) row of the test split, flattened; the sample cycles through noises and SNRs
     noisy = pairs.noisy.reshape(-1, pairs.noisy.shape[-1])
@@ -60,8 +56,12 @@ def main(argv=None) -> int:
         s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return s.run(None, {s.get_inputs()[0].name: x})[0]
 
-    y32, y8 = run(fp32), run(onnx_path)
-    tmp.cleanup()
+    # Quantize and compare in a temporary folder; the model folder changes only once everything has worked.
+    with tempfile.TemporaryDirectory() as tmp:
+        int8 = Path(tmp) / "model.int8.onnx"
+        rep = quantize_weights(onnx_path, int8, min_elements=a.min_elements)
+        y32, y8 = run(onnx_path), run(int8)
+        shutil.copyfile(int8, onnx_path)
     d = y8 - y32
     card.metrics["weight_storage"] = {
         "kind": f"int8 per output channel (ecgcore.export.quantize.quantize_weights, min_elements {a.min_elements}), "

@@ -62,6 +62,13 @@ def test_int8_tool_quantizes_keeps_the_float_graph_and_writes_the_card(tmp_path,
     _pairs(tmp_path / "pairs", rng)
 
     float_bytes = (model / "model.onnx").stat().st_size
+    float_graph = (model / "model.onnx").read_bytes()
+    # a failure (here: pairs without a test split) leaves the folder as it was: float graph, card without int8
+    with pytest.raises(Exception):
+        tool.main([str(model), "--pairs", str(tmp_path / "no-pairs"), "--windows", "16", "--min-elements", "200"])
+    assert (model / "model.onnx").read_bytes() == float_graph and sorted(p.name for p in model.iterdir()) == [
+        "model.json", "model.onnx"]
+    assert "weight_storage" not in read_card(model / "model.json").metrics
     assert tool.main([str(model), "--pairs", str(tmp_path / "pairs"), "--windows", "16", "--min-elements", "200"]) == 0
     ws = read_card(model / "model.json").metrics["weight_storage"]
     assert ws["tensors"] == 2 and ws["bytes_int8"] < ws["bytes_fp32"] == float_bytes

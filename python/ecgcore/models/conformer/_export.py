@@ -154,14 +154,8 @@ def card_preprocessing(cfg: ConformerConfig, norm: dict, dataset_options: dict) 
                           "local; features = [pre/avg, post/avg, local/avg, avg"
                           + ("" if cfg.rr_set == "v1" else ", pre/local, post/pre, median |dRR| / median RR over "
                              "beats i-10..i+10")
-                          + ("" if cfg.rr_set != "v3" else ", then seven columns against the record's own dominant "
-                             "beat from the signal (beats_scalograms.rr_morph_features_v3: QRS, P and ST-T "
-                             "correlation with the record's median beat, QRS rms difference and width ratio, QRS "
-                             "correlation with the local median of +-30 beats, P-region rms ratio)")
-                          + ("" if cfg.rr_set != "v4" else ", then five columns against the record's own dominant "
-                             "beat from the signal (beats_scalograms.rr_morph_features_v4: QRS and ST-T correlation "
-                             "with the record's median beat, QRS rms difference and width ratio, QRS correlation with "
-                             "the local median of +-30 beats)")
+                          + ("" if len(names) <= 7 else f", then against the record's own median beat, from the "
+                             f"signal (beats_scalograms, {function}): " + ", ".join(names[7:]))
                           + "]; then (f - mean) / scale; "
                           f"input 'rr' is (batch, sequence_length, {len(names)}), the same 3 beats as the scalograms",
             "function": function,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...pipelines.recipes.beats_scalograms import MORPH_FEATURES, V4_COLUMNS
 from .._config import ConfigMixin, config_kwargs
 
 __all__ = ["ConformerConfig", "VARIANTS", "SEED_BEST", "RR_FEATURES", "RR_SETS", "NAMED_CONFIGS"]
@@ -24,17 +25,14 @@ RR_FEATURES = ("pre_rr/avg_rr", "post_rr/avg_rr", "local_rr/avg_rr", "avg_rr_s")
 # (``pipelines.recipes.beats_scalograms.RR_FEATURE_FUNCTIONS``). v2 adds the prematurity against the local rhythm,
 # the compensatory-pause ratio and a robust RR irregularity (atrial fibrillation), as in Mondejar-Guerra 2019 and
 # Llamedo & Martinez 2011.
+_V2 = RR_FEATURES + ("pre_rr/local_rr", "post_rr/pre_rr", "rr_irregularity")
+# v3: v2's seven plus seven morphology columns relative to the record's own dominant beat
+# (``beats_scalograms.rr_morph_features_v3``; needs the signal, not only the R-peaks); v4: v3 without its two
+# P-region columns (``rr_morph_features_v4``).
 RR_SETS = {"v1": ("rr-intervals-v1", RR_FEATURES),
-           "v2": ("rr-intervals-v2", RR_FEATURES + ("pre_rr/local_rr", "post_rr/pre_rr", "rr_irregularity")),
-           # v3: v2's seven plus seven morphology columns relative to the record's own dominant beat
-           # (``beats_scalograms.rr_morph_features_v3``; needs the signal, not only the R-peaks).
-           "v3": ("rr-morph-v3", RR_FEATURES + ("pre_rr/local_rr", "post_rr/pre_rr", "rr_irregularity")
-                  + ("corr_qrs/template", "corr_p/template", "corr_st_t/template", "rms(qrs - template)/rms(template)",
-                     "qrs_width/template_width", "corr_qrs/local_template", "rms(p region)/template's")),
-           # v4: v3 without its two P-region columns (``beats_scalograms.rr_morph_features_v4``).
-           "v4": ("rr-morph-v4", RR_FEATURES + ("pre_rr/local_rr", "post_rr/pre_rr", "rr_irregularity")
-                  + ("corr_qrs/template", "corr_st_t/template", "rms(qrs - template)/rms(template)",
-                     "qrs_width/template_width", "corr_qrs/local_template"))}
+           "v2": ("rr-intervals-v2", _V2),
+           "v3": ("rr-morph-v3", _V2 + MORPH_FEATURES),
+           "v4": ("rr-morph-v4", tuple((_V2 + MORPH_FEATURES)[i] for i in V4_COLUMNS))}
 
 
 # ``ecgcore train conformer --config NAME``: whole training set-ups by name (options given on the command line win).
