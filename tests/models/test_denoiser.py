@@ -473,3 +473,51 @@ def test_prefilter_training_reaches_the_card_and_every_inference_path(pairs_dir,
     np.testing.assert_allclose(denoise_signal(sig, 130.0, model=str(out)), want, atol=1e-4 * sig.std())
     with pytest.raises(ValueError, match="prefilter_hz"):
         DenoiserConfig(prefilter_hz=70.0)
+
+
+@pytest.mark.parametrize("n", [1300, 999])
+def test_residual_form_adds_the_input_and_keeps_the_seed_state_dict(n):
+    """``AttentionUNet(residual=True)`` is the seed network plus its input: same state_dict (a seed checkpoint
+    loads), and with the last 1x1 conv zeroed it returns its input exactly (padding cropped)."""
+    torch.manual_seed(0)
+    seed, res = AttentionUNet(8).eval(), AttentionUNet(8, residual=True).eval()
+    assert list(seed.state_dict()) == list(res.state_dict())
+    res.load_state_dict(seed.state_dict())
+    x = torch.randn(3, 1, n)
+    with torch.no_grad():
+        np.testing.assert_allclose(res(x).numpy(), (seed(x) + x).numpy(), atol=1e-6)
+        res.final.weight.zero_()
+        res.final.bias.zero_()
+        assert torch.equal(res(x), x)
+
+
+def test_residual_training_reaches_the_export_and_infer(pairs_dir, tmp_path):
+    """``--set residual=true``: the checkpoint, ``load_model``, the ONNX graph and ``ecgcore infer``'s path all add
+    the input; the graph minus its input equals the seed-form network with the same weights."""
+    from ecgcore.infer import denoise_signal
+    from ecgcore.models.denoiser.inference import torch_runner
+    from ecgcore.pipelines.recipes.denoise_chunks import denoise_array
+
+    run, out = tmp_path / "res-run", tmp_path / "res-model"
+    cli = CliRunner()
+    r = cli.invoke(main, ["train", "denoiser", str(pairs_dir), str(run), "--batch-size", "2", "--max-steps", "2",
+                          "--val-every", "2", "--val-pairs", "4", "--set", "residual=true", "--quiet"])
+    assert r.exit_code == 0, r.output
+    r = cli.invoke(main, ["export", "denoiser", str(run), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    model, ckpt = load_model(run)
+    assert model.residual and ckpt["config"]["residual"] is True
+    seed_form = AttentionUNet(int(ckpt["config"]["base_channels"])).eval()
+    seed_form.load_state_dict(model.state_dict())
+    with np.load(pairs_dir / "100.npz") as d:
+        x = np.stack([processing.zscore(d["noisy"][i, 1, 1])[0] for i in range(4)]).astype(np.float32)[:, None]
+        sig = d["noisy"][:3, 0, 1].reshape(-1).astype(np.float64)
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"noisy": x})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(got, model(torch.from_numpy(x)).numpy(), atol=1e-4)
+        np.testing.assert_allclose(got - x, seed_form(torch.from_numpy(x)).numpy(), atol=1e-4)
+    want = denoise_array(sig, torch_runner(model))
+    np.testing.assert_allclose(denoise_signal(sig, 130.0, model=str(out)), want, atol=1e-4 * sig.std())

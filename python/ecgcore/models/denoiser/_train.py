@@ -82,7 +82,7 @@ def load_model(run_or_checkpoint, device: str = "cpu") -> tuple[AttentionUNet, d
         state, cfg, ckpt = ckpt, {}, {"model": ckpt}
     else:
         raise ValueError(f"{p}: not a denoiser checkpoint (expected a state_dict or a dict with 'model')")
-    model = AttentionUNet(base_channels=int(cfg.get("base_channels", 32)))
+    model = AttentionUNet(base_channels=int(cfg.get("base_channels", 32)), residual=bool(cfg.get("residual", False)))
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -166,7 +166,7 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
     st = run.state
     st.extra.setdefault("sessions", [])
 
-    model = AttentionUNet(cfg.base_channels).to(device)
+    model = AttentionUNet(cfg.base_channels, residual=cfg.residual).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
                                                        patience=cfg.plateau_patience)

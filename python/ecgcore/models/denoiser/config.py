@@ -38,6 +38,9 @@ class DenoiserConfig(ConfigMixin):
         Butterworth, order 3, :func:`ecgcore.pipelines.recipes.denoise_chunks.highpass_prefilter`) before its
         z-score, in training, validation and evaluation, and the exported card's ``preprocessing.prefilter`` makes
         ``ecgcore infer`` do the same (issue 22: baseline wander otherwise dominates the z-score).
+    residual : False (the seed's): the network outputs the clean ECG; True: it outputs a correction added to its
+        input (``AttentionUNet(residual=True)``, same layers and state_dict; the export and every inference path
+        follow the run's setting).
     threads : torch intra-op threads (default: torch's own setting).
     seed : the notebook's 42.
     """
@@ -64,6 +67,7 @@ class DenoiserConfig(ConfigMixin):
     p_clean: float = 0.1
     p_mixture: float = 0.3
     prefilter_hz: float = 0.0
+    residual: bool = False
     threads: int | None = None
     seed: int = 42
     chunk_size: int = CHUNK_SIZE
