@@ -507,6 +507,7 @@ def test_residual_training_reaches_the_export_and_infer(pairs_dir, tmp_path):
     assert r.exit_code == 0, r.output
     model, ckpt = load_model(run)
     assert model.residual and ckpt["config"]["residual"] is True
+    assert "Residual form" in read_card(out).description
     seed_form = AttentionUNet(int(ckpt["config"]["base_channels"])).eval()
     seed_form.load_state_dict(model.state_dict())
     with np.load(pairs_dir / "100.npz") as d:

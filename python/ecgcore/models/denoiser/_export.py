@@ -115,7 +115,9 @@ def export(run_dir, out_dir=None, *, data_dir=None, name: str = "denoiser", pari
         config=ckpt.get("config", {}),
         description="Heartify Attention U-Net (SPEC §2.1, 2,796,541 parameters): z-scored 10 s chunks at "
                     "130 Hz in, denoised chunks (z-score units) out; restore the input scale with "
-                    "y * std + mean (ecgcore.models.denoiser.processing).",
+                    "y * std + mean (ecgcore.models.denoiser.processing)."
+                    + (" Residual form (not the seed's): the graph returns its input plus the network's "
+                       "correction." if model.residual else ""),
     )
     write_card(card, out_dir / "model.json")
     return {"onnx": str(onnx_path), "card": str(out_dir / "model.json"), "parity_max_abs_diff": worst,
