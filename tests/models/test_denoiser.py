@@ -498,11 +498,27 @@ def test_residual_training_reaches_the_export_and_infer(pairs_dir, tmp_path):
     from ecgcore.models.denoiser.inference import torch_runner
     from ecgcore.pipelines.recipes.denoise_chunks import denoise_array
 
+    from ecgcore.models.denoiser import _train as train_mod
+
+    built = []
+
+    class Spy(AttentionUNet):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            built.append(self.residual)
+
     run, out = tmp_path / "res-run", tmp_path / "res-model"
     cli = CliRunner()
-    r = cli.invoke(main, ["train", "denoiser", str(pairs_dir), str(run), "--batch-size", "2", "--max-steps", "2",
-                          "--val-every", "2", "--val-pairs", "4", "--set", "residual=true", "--quiet"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_mod, "AttentionUNet", Spy)
+        r = cli.invoke(main, ["train", "denoiser", str(pairs_dir), str(run), "--batch-size", "2", "--max-steps", "2",
+                              "--val-every", "2", "--val-pairs", "4", "--set", "residual=true", "--quiet"])
     assert r.exit_code == 0, r.output
+    assert built == [True]  # the network that trained was the residual form
+    assert not (run / "best_attention_unet.pth").exists()  # bare weights would load as the seed form
+    r = cli.invoke(main, ["train", "denoiser", str(pairs_dir), str(tmp_path / "bad"), "--max-steps", "1",
+                          "--set", "residual=False", "--quiet"])
+    assert r.exit_code != 0 and "residual must be true or false" in r.output
     r = cli.invoke(main, ["export", "denoiser", str(run), "--out", str(out)])
     assert r.exit_code == 0, r.output
     model, ckpt = load_model(run)

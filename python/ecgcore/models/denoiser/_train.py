@@ -7,7 +7,8 @@ Run folder layout (the shared one of :mod:`ecgcore.models._run`, plus the family
     RUN_DIR/history.csv           one row per validation; RUN_DIR/learning_curve.png its curves
     RUN_DIR/run.json              stop reason, steps, best step, seconds
     RUN_DIR/best.pt               weights with the lowest validation loss so far
-    RUN_DIR/best_attention_unet.pth  the same weights as a bare state_dict (the seed's file)
+    RUN_DIR/best_attention_unet.pth  the same weights as a bare state_dict (the seed's file; not written for
+                                     ``residual`` runs, whose bare weights would load as the seed form)
     RUN_DIR/metrics.json          {"training": {...}, "evaluation": {...}}
 
 Determinism: the epoch's pair order comes from ``default_rng([seed, epoch])`` and each step's augmentation
@@ -178,7 +179,8 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
 
     def best_weights():
         _save_atomic({"model": model.state_dict(), "config": cfg.to_dict(), "step": st.step}, run_dir / "best.pt")
-        _save_atomic(model.state_dict(), run_dir / "best_attention_unet.pth")
+        if not cfg.residual:  # a bare state_dict carries no config: it would load as the seed form
+            _save_atomic(model.state_dict(), run_dir / "best_attention_unet.pth")
 
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.max_steps:

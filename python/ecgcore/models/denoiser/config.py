@@ -83,6 +83,8 @@ class DenoiserConfig(ConfigMixin):
             raise ValueError("p_clean and p_mixture are probabilities in [0, 1]")
         if self.snr_range[0] > self.snr_range[1]:
             raise ValueError(f"snr_range must be (low, high), got {self.snr_range!r}")
+        if not isinstance(self.residual, bool):  # "--set residual=False" arrives as a string (JSON is lowercase)
+            raise ValueError(f"residual must be true or false, got {self.residual!r}")
 
     @classmethod
     def from_dict(cls, d: dict, *, strict: bool = True) -> "DenoiserConfig":
