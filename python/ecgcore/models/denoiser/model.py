@@ -41,9 +41,8 @@ class AttentionUNet(nn.Module):
 
     ``residual=True`` (not the seed's) returns ``x + net(x)``: the network predicts the correction to its input
     (the negated noise) instead of drawing the clean ECG. The layers and the state_dict are the seed's; only the
-    output adds the input. The output's error then shrinks with the input's noise, so a nearly clean input comes
-    back nearly unchanged (issue 22: the seed form has an error floor of ~16 dB on people it never saw, which
-    loses to a band-pass filter at 24 dB input SNR).
+    output adds the input. Tried for issue 22's 24 dB cells (the hope: an error that shrinks with the input's
+    noise); trained like the shipped model it did no better there (CHANGELOG), so the seed form stays the default.
     """
 
     def __init__(self, base_channels: int = 32, residual: bool = False):
