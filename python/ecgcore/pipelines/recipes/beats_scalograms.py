@@ -168,7 +168,8 @@ def rr_morph_features_v3(r_peaks, *, fs: float, signal, local_beats: int = 30) -
 
     ``signal``: the lead the beats were cut from (physical units, any offset), at ``fs``. It is band-passed
     0.5-40 Hz (order 3, zero phase; below 89 Hz sampling the upper edge is 0.45 fs); each beat's window
-    -0.3 ... +0.5 s around R minus its PR level (mean over -250 ... -150 ms) is compared with the record's template, the median of all windows: Pearson correlation over
+    -0.3 ... +0.5 s around R minus its PR level (mean over -250 ... -150 ms) is compared with the record's
+    template, the median of all windows: Pearson correlation over
     the QRS (±100 ms), the P region (-300 ... -60 ms) and ST-T (+100 ... +450 ms), each the best over lags of ±14 ms;
     the QRS rms difference over the template's rms; the QRS width (time within ±150 ms above half the beat's
     peak) over the template's; the QRS correlation with a local template (median of the beats
