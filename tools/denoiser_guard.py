@@ -2,6 +2,7 @@
 
     python tools/denoiser_guard.py python/ecgcore/data/models/denoiser --mitdb MITDB --nstdb NSTDB --write
     python tools/denoiser_guard.py python/ecgcore/data/models/denoiser --ptbxl PTBXL --nstdb NSTDB --write
+    python tools/denoiser_guard.py python/ecgcore/data/models/denoiser --ptbxl PTBXL --nstdb NSTDB --kind logistic --write
 
 The guard (:func:`ecgcore.pipelines.recipes.denoise_chunks.filter_guard`) blends the network's output with the
 0.5-40 Hz Butterworth band-pass of its input, second by second, with the Wiener weight
@@ -19,6 +20,16 @@ band-passed 0.5-45 Hz), or ``targets``: the number of cells where the output bea
 NSTDB's training noise scaled as ``nst`` does): the network reproduces its own training records better than unseen
 ones, so a ``kappa`` fitted on DS1 underestimates its error on new people and leans too little on the filter where the
 input is nearly clean.
+
+``--kind logistic`` fits the learned guard instead (:func:`ecgcore.pipelines.recipes.denoise_chunks.learned_guard`):
+the network also runs on the negated input, the two passes are averaged, and ``g = sigmoid(...)`` of a quadratic
+logistic model on per-second features (the removed power, its spectral shares, the input's 20-40 Hz power, the two
+passes' disagreement, each also averaged over 5 s) blends the mean with the filter. The weights minimise the mean
+over items of the output's SNR deficit against the filter (:func:`fit_logistic`; the 24 and 18 dB items weigh 3 and
+2, the cells where the filter is hardest to beat). Use it with ``--ptbxl``: the fit takes every other PTB-XL patient
+(sorted ids), and the card records the other half's cells (held out).
+
+    python tools/denoiser_guard.py MODEL --ptbxl PTBXL --nstdb NSTDB --kind logistic --write
 
 The network's input is what ``ecgcore infer`` gives it: with the card's ``preprocessing.prefilter`` (a high-pass before
 the z-score) when it has one, or the one given by ``--prefilter HZ`` (``0``: none), which ``--write`` then stores.
@@ -58,9 +69,10 @@ def score(cells: dict, butterworth: dict, objective: str = "mean") -> tuple:
 
 def mitdb_items(mitdb: Path, nstdb: Path, *, records=RECORDS, noises=("bw", "ma", "em"), snrs=SNRS,
                 stretches: int = 1):
-    """``(n_jobs, iterator)`` of ``(cell, segment, fs, reference, lo, hi)``: EC57 noise-stress records of DS1 records
-    with the NSTDB's training noise, the first ``stretches`` noisy 2-minute stretches with 30 s of context each side;
-    ``segment[lo:hi]`` is the scored stretch and ``reference`` its clean lead band-passed 0.5-45 Hz."""
+    """``(n_jobs, iterator)`` of ``(cell, segment, fs, reference, lo, hi, person)``: EC57 noise-stress records of DS1
+    records with the NSTDB's training noise, the first ``stretches`` noisy 2-minute stretches with 30 s of context each
+    side; ``segment[lo:hi]`` is the scored stretch and ``reference`` the segment's clean lead band-passed 0.5-45 Hz;
+    ``person`` the record's name."""
     from ecgcore.datasets.noise import noise_stress
     from ecgcore.dsp import bandpass
     from ecgcore.io import read_record
@@ -83,7 +95,7 @@ def mitdb_items(mitdb: Path, nstdb: Path, *, records=RECORDS, noises=("bw", "ma"
             margin = int(round(30 * fs))
             for lo, hi in [st for st in info["noisy_stretches"] if st[1] <= train_end][:stretches]:
                 a0, a1 = max(0, lo - margin), min(x.size, hi + margin)
-                yield f"{n} {s:g} dB", x[a0:a1], fs, ref[lo:hi], lo - a0, hi - a0
+                yield f"{n} {s:g} dB", x[a0:a1], fs, ref[a0:a1], lo - a0, hi - a0, r
 
     return len(jobs), gen()
 
@@ -92,7 +104,8 @@ def ptbxl_items(ptbxl: Path, nstdb: Path, *, noises=("bw", "ma", "em"), snrs=SNR
                 seed: int = 0, lead: str = "II"):
     """Like :func:`mitdb_items` on people the denoiser never saw: each PTB-XL ECG's lead II (10 s), resampled to
     NSTDB's 360 Hz, plus NSTDB training noise from a random offset, scaled as ``nst`` scales it (EC57's SNR from the
-    QRS amplitude of the beats ecgcore's detector finds, every beat taken as normal); the inner 8 s are scored."""
+    QRS amplitude of the beats ecgcore's detector finds, every beat taken as normal); the inner 8 s are scored and
+    ``person`` is the ECG's PTB-XL patient id."""
     from ecgcore.datasets.noise import nst_gain, qrs_amplitude, rms_amplitude
     from ecgcore.dsp import bandpass, detect_r_peaks, resample_poly, resample_ratio
     from ecgcore.io import read_record
@@ -101,15 +114,15 @@ def ptbxl_items(ptbxl: Path, nstdb: Path, *, noises=("bw", "ma", "em"), snrs=SNR
     subjects = _ptbxl_subjects(ptbxl)
     if subjects is None:
         raise FileNotFoundError(f"{ptbxl}: no ptbxl_database.csv")
-    rels = [r for recs in subjects.values() for r in recs]  # by patient, each patient's ECGs by date
+    rels = [(r, str(p)) for p, recs in subjects.items() for r in recs]  # by patient, each patient's ECGs by date
     rels = rels[:limit] if limit else rels
     noise_recs = {n: read_record(nstdb / n) for n in noises}
     rng = np.random.default_rng(seed)
-    jobs = [(rel, n, s) for rel in rels for n in noises for s in snrs]
+    jobs = [(rel, patient, n, s) for rel, patient in rels for n in noises for s in snrs]
 
     def gen():
         cache: dict = {}
-        for rel, n, s in jobs:
+        for rel, patient, n, s in jobs:
             if rel not in cache:
                 rec = read_record(ptbxl / rel)
                 up, down = resample_ratio(float(rec.fs), 360.0)
@@ -128,7 +141,7 @@ def ptbxl_items(ptbxl: Path, nstdb: Path, *, noises=("bw", "ma", "em"), snrs=SNR
                             rms_amplitude(noise, 360.0, window_s=1.0)[0])
             ref = bandpass(x, fs=360.0, low=0.5, high=45.0)
             lo, hi = 360, x.size - 360
-            yield f"{n} {s:g} dB", x + gain * (noise - noise.mean()), 360.0, ref[lo:hi], lo, hi
+            yield f"{n} {s:g} dB", x + gain * (noise - noise.mean()), 360.0, ref, lo, hi, patient
 
     return len(jobs), gen()
 
@@ -153,7 +166,8 @@ def calibrate(model_dir: Path, items, *, kappas=KAPPAS, powers=POWERS, segment_s
     snr = {k: {} for k in ["network", "butterworth"] + [f"kappa={k:g} power={p:g}" for k, p in grid]}
     t0 = time.perf_counter()
     n_jobs, it = items
-    for cell, seg, fs, r_ref, lo, hi in tqdm(it, total=n_jobs, desc="guard calibration", disable=not progress):
+    for cell, seg, fs, ref, lo, hi, _ in tqdm(it, total=n_jobs, desc="guard calibration", disable=not progress):
+        r_ref = ref[lo:hi]
         offset = float(seg.mean())
         x130 = to_model_rate(seg - offset, fs, fs_m, workers=2)
         if prefilter:
@@ -192,6 +206,155 @@ def calibrate(model_dir: Path, items, *, kappas=KAPPAS, powers=POWERS, segment_s
             "items": int(sum(len(v) for v in snr["network"].values())), "seconds": round(time.perf_counter() - t0, 1)}
 
 
+SNR_WEIGHTS = {24.0: 3.0, 18.0: 2.0}
+
+
+def segment_sums(model_dir: Path, items, *, segment_s: float = 1.0, smooth_segments: int = 5,
+                 prefilter: dict | None | str = "card", progress: bool = True) -> dict:
+    """The learned guard's training table: per 1-s segment wholly inside an item's scored part, its
+    :func:`~ecgcore.pipelines.recipes.denoise_chunks.guard_features` and the sums that give the output's squared error
+    for any weight ``g`` against the reference (all at the model's 130 Hz, z-score units, each item's scored part
+    mean-removed): ``err(g) = e0 + 2 g c + g^2 a`` with ``e0 = sum (m - r)^2``, ``c = sum (m - r)(b - m)``,
+    ``a = sum (b - m)^2``, ``m`` the two sign passes' mean, ``b`` the input's 0.5-40 Hz band-pass (``g = 1`` gives the
+    filter's error ``ebw``)."""
+    from tqdm.auto import tqdm
+
+    from ecgcore.dsp import bandpass
+    from ecgcore.infer.core import Scorer
+    from ecgcore.pipelines.recipes.denoise_chunks import guard_features, highpass_prefilter, zscore
+    from ecgcore.pipelines.recipes.denoise_pairs import to_model_rate
+
+    scorer = Scorer(str(model_dir))
+    fs_m = float(scorer.options["fs"])
+    if prefilter == "card":
+        prefilter = scorer.options.get("prefilter") or None
+    seg = int(round(segment_s * fs_m))
+    cols: dict = {k: [] for k in ("features", "e0", "c", "a", "ebw", "item", "person", "noise", "snr")}
+    n_jobs, it = items
+    for i, (cell, x, fs, ref, lo, hi, person) in enumerate(tqdm(it, total=n_jobs, desc="guard features",
+                                                                  disable=not progress)):
+        x130 = to_model_rate(x - float(x.mean()), fs, fs_m, workers=2)
+        if prefilter:
+            x130 = highpass_prefilter(x130, fs=fs_m, **prefilter)
+        z, _, std = zscore(x130)
+        y = scorer.denoise(z, fs_m, seed_compat=True, guard=False, prefilter=False)
+        y_flip = -scorer.denoise(-z, fs_m, seed_compat=True, guard=False, prefilter=False)
+        f = guard_features(z, y, y_flip, fs=fs_m, segment_s=segment_s, smooth_segments=smooth_segments)
+        r = to_model_rate(ref, fs, fs_m, workers=2)[: z.size] / std
+        s0, s1 = -(-int(np.ceil(lo * fs_m / fs)) // seg), int(hi * fs_m / fs) // seg
+        if s1 <= s0 or r.size < s1 * seg:
+            continue
+        sl = slice(s0 * seg, s1 * seg)
+        m, b, r = (v[sl] - v[sl].mean() for v in (0.5 * (y + y_flip), bandpass(z, fs=fs_m, low=0.5, high=40.0,
+                                                                                  order=3), r))
+        k = s1 - s0
+        for key, v in (("e0", (m - r) ** 2), ("c", (m - r) * (b - m)), ("a", (b - m) ** 2), ("ebw", (b - r) ** 2)):
+            cols[key].append(v.reshape(k, seg).sum(axis=1))
+        cols["features"].append(f[s0:s1])
+        noise, snr = cell.split()[:2]
+        for key, v in (("item", i), ("person", person), ("noise", noise), ("snr", float(snr))):
+            cols[key].append(np.full(k, v))
+    out = {k: np.concatenate(v) for k, v in cols.items()}
+    out["prefilter"] = prefilter
+    return out
+
+
+def _item_db(t: dict, g: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per item among ``rows``: the output's error relative to the filter's, in dB (negative: better than the
+    filter); and the items' row index of their first segment."""
+    items, first = np.unique(t["item"][rows], return_index=True)
+    inv = np.searchsorted(items, t["item"][rows])
+    err = t["e0"][rows] + 2 * g * t["c"][rows] + g * g * t["a"][rows]
+    num = np.bincount(inv, err, minlength=items.size)
+    den = np.bincount(inv, t["ebw"][rows], minlength=items.size)
+    return 10 * np.log10(np.maximum(num, 1e-30) / np.maximum(den, 1e-30)), first
+
+
+def cells_minus_butterworth(t: dict, g: np.ndarray, rows: np.ndarray) -> dict:
+    """``{"<noise> <snr> dB": output SNR minus the filter's}``, the mean over the items of ``rows``."""
+    db, first = _item_db(t, g, rows)
+    noise, snr = t["noise"][rows][first], t["snr"][rows][first]
+    out = {}
+    for n, s in sorted({(a, b) for a, b in zip(noise, snr)}, key=lambda k: (k[0], -k[1])):
+        out[f"{n} {s:g} dB"] = round(float(-db[(noise == n) & (snr == s)].mean()), 2)
+    return out
+
+
+def fit_logistic(t: dict, rows: np.ndarray, *, quadratic: bool = True, l2: float = 1e-3,
+                 snr_weights: dict = SNR_WEIGHTS) -> dict:
+    """Fit ``g = sigmoid(((F - center) / scale) . w + bias)`` on the segments ``rows`` of :func:`segment_sums`'s table:
+    minimise the weighted mean over items of ``log(err(g) / ebw)`` (the output's SNR deficit against the filter, in
+    nepers; items at the issue's 24 and 18 dB cells weigh ``snr_weights`` times more) plus ``l2 * |w|^2``."""
+    from scipy.optimize import minimize
+    from scipy.special import expit
+
+    from ecgcore.pipelines.recipes.denoise_chunks import guard_design
+
+    X = guard_design(t["features"][rows], quadratic)
+    center, scale = X.mean(axis=0), X.std(axis=0) + 1e-9
+    Xn = (X - center) / scale
+    items, first, inv = np.unique(t["item"][rows], return_index=True, return_inverse=True)
+    e0, c, a, ebw = (t[k][rows] for k in ("e0", "c", "a", "ebw"))
+    den = np.bincount(inv, ebw, minlength=items.size)
+    iw = np.array([snr_weights.get(float(s), 1.0) for s in t["snr"][rows][first]])
+    iw = iw / iw.sum()
+
+    def objective(w):
+        g = expit(Xn @ w[1:] + w[0])
+        err = e0 + 2 * g * c + g * g * a
+        num = np.bincount(inv, err, minlength=items.size)
+        grad_err = (iw / num)[inv] * (2 * c + 2 * g * a) * g * (1 - g)
+        loss = float(iw @ np.log(num / den)) + l2 * float(w[1:] @ w[1:])
+        return loss, np.concatenate([[grad_err.sum()], Xn.T @ grad_err + 2 * l2 * w[1:]])
+
+    res = minimize(objective, np.zeros(X.shape[1] + 1), jac=True, method="L-BFGS-B")
+    return {"weights": [float(v) for v in res.x[1:]], "bias": float(res.x[0]), "center": [float(v) for v in center],
+            "scale": [float(v) for v in scale], "quadratic": bool(quadratic), "l2": l2,
+            "snr_weights": {f"{k:g} dB": v for k, v in snr_weights.items()}, "converged": bool(res.success),
+            "objective": round(float(res.fun), 5)}
+
+
+def logistic_guard(t: dict, guard: dict, rows: np.ndarray) -> np.ndarray:
+    """The fitted guard's weight per segment of ``rows`` (piecewise constant: the fit's view; inference
+    interpolates between segment centres)."""
+    from scipy.special import expit
+
+    from ecgcore.pipelines.recipes.denoise_chunks import guard_design
+
+    X = guard_design(t["features"][rows], guard["quadratic"])
+    return expit(((X - guard["center"]) / guard["scale"]) @ guard["weights"] + guard["bias"])
+
+
+def calibrate_logistic(model_dir: Path, items, *, segment_s: float = 1.0, smooth_segments: int = 5,
+                       prefilter: dict | None | str = "card", progress: bool = True) -> dict:
+    """Fit the learned guard on the items of every other person (sorted names: 0, 2, 4, ...) and report, on the
+    held-out persons, each cell's output SNR minus the filter's for the two sign passes' mean alone, the card's
+    current guard when it is a ``kappa`` guard (applied to the mean; piecewise constant), and the fitted guard."""
+    from ecgcore.export.card import read_card
+
+    t0 = time.perf_counter()
+    t = segment_sums(model_dir, items, segment_s=segment_s, smooth_segments=smooth_segments, prefilter=prefilter,
+                     progress=progress)
+    persons = np.unique(t["person"])
+    held = np.isin(t["person"], persons[1::2])
+    fit_rows, test_rows = np.nonzero(~held)[0], np.nonzero(held)[0]
+    guard = {"kind": "logistic", "segment_s": segment_s, "band": [0.5, 40.0], "order": 3,
+             "smooth_segments": smooth_segments, **fit_logistic(t, fit_rows)}
+    table = {"network (sign-flip mean)": cells_minus_butterworth(t, np.zeros(test_rows.size), test_rows),
+             "learned guard": cells_minus_butterworth(t, logistic_guard(t, guard, test_rows), test_rows)}
+    old = read_card(Path(model_dir) / "model.json").preprocessing.get("guard") or {}
+    if old.get("kappa"):
+        f0 = t["features"][test_rows, 0]  # log(P_r / P_y)
+        g = np.clip(old["kappa"] * np.exp(-f0), 0.0, 1.0) ** old.get("power", 1.0)
+        table[f"kappa guard (kappa={old['kappa']:g}, power={old.get('power', 1.0):g})"] = \
+            cells_minus_butterworth(t, g, test_rows)
+    return {"guard": guard, "prefilter": t["prefilter"], "fit_persons": int(persons[0::2].size),
+            "held_out_persons": int(persons[1::2].size), "fit_segments": int(fit_rows.size),
+            "held_out_segments": int(test_rows.size),
+            "held_out_snr_out_minus_butterworth_db (130 Hz, per segment, piecewise-constant weight)": table,
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model_dir", type=Path)
@@ -206,9 +369,14 @@ def main() -> None:
                     help="mean output SNR over the cells, or the cells meeting issue 22's margins over Butterworth")
     ap.add_argument("--prefilter", type=float, default=None, metavar="HZ",
                     help="high-pass the network's input at HZ (order 3) before the z-score; 0: none; default: the card's")
+    ap.add_argument("--kind", choices=("kappa", "logistic"), default="kappa",
+                    help="kappa: pick the Wiener guard's kappa and power on a grid; logistic: fit the learned guard "
+                         "(two sign passes, a logistic weight on per-second features) on every other person and "
+                         "report the held-out persons")
     ap.add_argument("--write", action="store_true", help="write preprocessing.guard and the calibration into the card")
     a = ap.parse_args()
     from ecgcore.datasets.mitdb import DS1
+    from ecgcore.pipelines.recipes.denoise_chunks import GUARD_FEATURES
 
     if (a.mitdb is None) == (a.ptbxl is None):
         raise SystemExit("give one source: --mitdb (DS1 records) or --ptbxl")
@@ -229,8 +397,20 @@ def main() -> None:
                   "snr_definition": "EC57 (nst gain from the QRS amplitude of the detected beats)",
                   "noise_portion": "NSTDB training portion (first 70 %), a random 10 s per ECG (seed 0)"}
         key = "guard calibration (PTB-XL lead II, people never seen, NSTDB training noise)"
-    res = {**calibrate(a.model_dir, items, objective=a.objective, prefilter=pre), **source,
-           "command": " ".join(["python", "tools/denoiser_guard.py", *sys.argv[1:]])}
+    command = " ".join(["python", "tools/denoiser_guard.py", *sys.argv[1:]])
+    if a.kind == "logistic":
+        res = {**calibrate_logistic(a.model_dir, items, prefilter=pre), **source, "command": command}
+        print(json.dumps(res, indent=1))
+        if a.write:
+            from ecgcore.export.card import read_card, write_card
+
+            card = read_card(a.model_dir / "model.json")
+            card.preprocessing = {**card.preprocessing, "guard": {**res["guard"], "features": list(GUARD_FEATURES)},
+                                  "prefilter": res["prefilter"]}
+            card.metrics = {**card.metrics, key.replace("guard calibration", "learned guard fit"): res}
+            write_card(card, a.model_dir / "model.json")
+        return
+    res = {**calibrate(a.model_dir, items, objective=a.objective, prefilter=pre), **source, "command": command}
     print(json.dumps(res, indent=1))
     if a.write:
         from ecgcore.export.card import read_card, write_card

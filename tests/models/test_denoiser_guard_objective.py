@@ -39,12 +39,13 @@ def test_ptbxl_items_scale_the_noise_as_nst_does(guard_tool, data_dir):
     n, it = guard_tool.ptbxl_items(data_dir / "ptbxl", data_dir / "nstdb", noises=("em",), snrs=(6, 0), limit=2)
     items = list(it)
     assert n == 4 and [c for c, *_ in items] == ["em 6 dB", "em 0 dB"] * 2
-    rel = next(iter(_ptbxl_subjects(data_dir / "ptbxl").values()))[0]  # the first ECG the items use
+    patient, recs = next(iter(_ptbxl_subjects(data_dir / "ptbxl").items()))
+    rel = recs[0]  # the first ECG the items use
     rec = read_record(data_dir / "ptbxl" / rel)
     x = resample_poly(rec.signal[:, list(rec.leads).index("II")], *resample_ratio(float(rec.fs), 360.0))
-    for (cell, seg, fs, ref, lo, hi), snr in zip(items[:2], (6, 0)):
-        assert fs == 360.0 and seg.shape == x.shape and (lo, hi) == (360, x.size - 360)
-        np.testing.assert_allclose(ref, bandpass(x, fs=360.0, low=0.5, high=45.0)[lo:hi], atol=1e-9)
+    for (cell, seg, fs, ref, lo, hi, person), snr in zip(items[:2], (6, 0)):
+        assert fs == 360.0 and seg.shape == x.shape and (lo, hi) == (360, x.size - 360) and person == str(patient)
+        np.testing.assert_allclose(ref, bandpass(x, fs=360.0, low=0.5, high=45.0), atol=1e-9)
         added = seg - x
         peaks = np.asarray(detect_r_peaks(x, fs=360.0), np.int64)
         peaks = peaks[(peaks >= 18) & (peaks < x.size - 18)]
@@ -52,3 +53,43 @@ def test_ptbxl_items_scale_the_noise_as_nst_does(guard_tool, data_dir):
         # added = gain * (noise - mean): its rms over 1 s windows gives back the gain of the EC57 definition
         gain = nst_gain(snr, qrs, rms_amplitude(added, 360.0, window_s=1.0)[0])
         assert gain == pytest.approx(1.0, rel=1e-6)
+
+
+def test_segment_sums_on_real_items_decompose_the_error(guard_tool, data_dir):
+    """``--kind logistic``'s table on two real PTB-XL items: per segment, the filter's error equals the weight-1
+    error (``e0 + 2c + a``), the features are the product's, and every segment lies inside the scored 8 s."""
+    import numpy as np
+
+    items = guard_tool.ptbxl_items(data_dir / "ptbxl", data_dir / "nstdb", noises=("ma",), snrs=(12, 0), limit=1)
+    t = guard_tool.segment_sums("denoiser", items, progress=False)
+    assert t["features"].shape == (t["e0"].size, 12) and np.all(np.isfinite(t["features"]))
+    assert set(np.unique(t["item"])) == {0, 1} and np.all(np.bincount(t["item"]) == 8)  # seconds 1..9 of 10 s
+    np.testing.assert_allclose(t["e0"] + 2 * t["c"] + t["a"], t["ebw"], rtol=1e-9)
+    assert np.all(t["a"] >= 0) and np.all(t["e0"] >= 0)
+    cells = guard_tool.cells_minus_butterworth(t, np.ones(t["e0"].size), np.arange(t["e0"].size))
+    assert cells == {"ma 12 dB": 0.0, "ma 0 dB": 0.0}  # weight 1 is the filter itself
+
+
+def test_fit_logistic_learns_where_the_filter_wins(guard_tool):
+    """A synthetic table: on items whose feature 0 is high the filter's error is a tenth of the network's, elsewhere
+    the reverse; the fitted weight goes to the filter on the first and to the network on the others."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n_items, per = 40, 10
+    item = np.repeat(np.arange(n_items), per)
+    high = item % 2 == 0
+    f = rng.normal(size=(item.size, 12))
+    f[:, 0] += np.where(high, 3.0, -3.0)
+    e0 = np.where(high, 10.0, 1.0)
+    ebw = np.where(high, 1.0, 10.0)
+    a = np.full(item.size, 5.0)
+    c = (ebw - e0 - a) / 2  # so that err(1) = ebw
+    t = {"features": f, "e0": e0, "c": c, "a": a, "ebw": ebw, "item": item, "snr": np.full(item.size, 12.0),
+         "noise": np.full(item.size, "em")}
+    rows = np.arange(item.size)
+    guard = guard_tool.fit_logistic(t, rows)
+    g = guard_tool.logistic_guard(t, guard, rows)
+    assert guard["converged"] and len(guard["weights"]) == 24
+    assert g[high].mean() > 0.95 and g[~high].mean() < 0.05
+    assert guard_tool.cells_minus_butterworth(t, g, rows)["em 12 dB"] > 4.0  # far better than either alone

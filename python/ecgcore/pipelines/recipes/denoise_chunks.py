@@ -6,9 +6,12 @@ the last short chunk, run the network on ``(n_chunks, 1, 1300)``, drop the paddi
 unlike the seed, which answers in z-score units — map the result back to the input's scale
 (``y * std + mean``). ``seed_compat=True`` keeps the seed's z-score output.
 
-Optional guard (a card's ``preprocessing.guard``, :func:`filter_guard`): the network's output is blended, second by
-second, with the classical zero-phase band-pass of its input, in proportion to how much of their difference the
-network's own error floor explains, so that clean stretches get (almost) the filter and noisy ones the network.
+Optional guard (a card's ``preprocessing.guard``): the network's output is blended, second by second, with the
+classical zero-phase band-pass of its input, so that clean stretches get (almost) the filter and noisy ones the
+network. Two forms: :func:`filter_guard` (``kappa``: the share of the removed part the network's own error floor
+explains) and :func:`learned_guard` (``"kind": "logistic"``: the network also runs on the negated input, and a
+logistic model on per-second features, among them the two passes' disagreement, gives the weight; fitted on PTB-XL
+people the network never saw by ``tools/denoiser_guard.py --kind logistic``).
 
 Optional pre-filter (a card's ``preprocessing.prefilter``, :func:`highpass_prefilter`): a zero-phase Butterworth
 high-pass of the whole signal before the z-score. Strong baseline wander otherwise dominates the z-score's standard
@@ -22,8 +25,8 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["CHUNK_SIZE", "FS", "chunk", "denoise_array", "filter_guard", "highpass_prefilter", "restore_scale", "unchunk",
-           "zscore"]
+__all__ = ["CHUNK_SIZE", "FS", "GUARD_FEATURES", "chunk", "denoise_array", "filter_guard", "guard_design", "guard_features",
+           "highpass_prefilter", "learned_guard", "restore_scale", "unchunk", "zscore"]
 
 #: The denoiser's rate (Hz) and window: 10 s at 130 Hz, what the seed trains on and its API accepts.
 FS = 130.0
@@ -145,6 +148,121 @@ def filter_guard(x: np.ndarray, y: np.ndarray, *, fs: float = FS, kappa: float, 
     return y + np.interp(np.arange(n, dtype=np.float64), centres, g) * d
 
 
+#: The learned guard's per-segment features (:func:`guard_features`), in column order; all are logarithms of mean
+#: powers in the segment. ``P_y``: the (band-passed, mean-removed) output; ``r``: what the output removed in band.
+GUARD_FEATURES = ("log P_r / P_y: removed in-band power relative to the output",
+                  "log P_x,hf / P_y: the input's 20-40 Hz power relative to the output (muscle noise)",
+                  "log P_r,hf / P_r: the removed part's 20-40 Hz share",
+                  "log P_r,lf / P_r: the removed part's 0.5-4 Hz share (wander, motion)",
+                  "log P_dis / P_y: the sign-flip passes' disagreement relative to the output (the network's doubt)",
+                  "log P_y: the output's power in z-score units")
+
+
+def _segments(v: np.ndarray, seg: int, k: int) -> np.ndarray:
+    """``v`` as ``(k, seg)`` segments, the last one edge-padded (as :func:`filter_guard` cuts)."""
+    return np.pad(v, (0, k * seg - v.size), mode="edge").reshape(k, seg)
+
+
+def _segment_power(v: np.ndarray, seg: int, k: int) -> np.ndarray:
+    """Mean square of ``v`` per segment."""
+    return np.mean(_segments(v, seg, k) ** 2, axis=1)
+
+
+def guard_features(z: np.ndarray, y: np.ndarray, y_flip: np.ndarray, *, fs: float = FS, segment_s: float = 1.0,
+                   band=(0.5, 40.0), order: int = 3, smooth_segments: int = 5) -> np.ndarray:
+    """The learned guard's inputs: per ``segment_s`` segment, the :data:`GUARD_FEATURES` and their centred moving
+    average over ``smooth_segments`` segments (edges repeat the end values).
+
+    Parameters
+    ----------
+    z : (n,) the network's input (z-score units)
+    y, y_flip : (n,) the network's output for ``z``, and minus its output for ``-z`` (the same estimate if the network
+        were odd; their difference measures its doubt)
+    fs, segment_s, band, order : the rate, the segment length and the band-pass of :func:`filter_guard`
+    smooth_segments : width of the moving average (odd; 1: none)
+
+    Returns
+    -------
+    (ceil(n / segment), 2 * len(GUARD_FEATURES)) float64: the features, then their moving averages
+    """
+    from scipy.ndimage import uniform_filter1d
+
+    from ...dsp import bandpass
+
+    z, y, y_flip = (np.asarray(v, dtype=np.float64) for v in (z, y, y_flip))
+    if not (z.shape == y.shape == y_flip.shape) or z.ndim != 1:
+        raise ValueError(f"z, y and y_flip must be 1-D of one length, got {z.shape}, {y.shape}, {y_flip.shape}")
+    seg = max(1, int(round(segment_s * fs)))
+    k = -(-z.size // seg)
+    lo, hi = float(band[0]), float(band[1])
+
+    def bp(v, a=lo, b=hi):
+        return bandpass(v, fs=fs, low=a, high=b, order=int(order))
+
+    ym = 0.5 * (y + y_flip)
+    yb = bp(ym)
+    r = bp(z) - yb
+    eps = 1e-12
+    p_y = _segments(yb, seg, k).var(axis=1) + eps
+    p_r = _segment_power(r, seg, k) + eps
+    f = np.stack([np.log(p_r / p_y),
+                  np.log((_segment_power(bp(z, 20.0, hi), seg, k) + eps) / p_y),
+                  np.log((_segment_power(bp(r, 20.0, hi), seg, k) + eps) / p_r),
+                  np.log((_segment_power(bp(r, lo, 4.0), seg, k) + eps) / p_r),
+                  np.log((_segment_power(0.5 * (y - y_flip), seg, k) + eps) / p_y),
+                  np.log(p_y)], axis=1)
+    w = max(1, int(smooth_segments))
+    return np.concatenate([f, uniform_filter1d(f, w, axis=0, mode="nearest")], axis=1)
+
+
+def guard_design(features: np.ndarray, quadratic: bool = True) -> np.ndarray:
+    """The logistic model's inputs: the features, and their squares when ``quadratic``."""
+    f = np.asarray(features, dtype=np.float64)
+    return np.concatenate([f, f * f], axis=1) if quadratic else f
+
+
+def learned_guard(z: np.ndarray, y: np.ndarray, y_flip: np.ndarray, *, weights, bias: float, center, scale,
+                  fs: float = FS, segment_s: float = 1.0, band=(0.5, 40.0), order: int = 3, smooth_segments: int = 5,
+                  quadratic: bool = True, kind: str = "logistic", **_card) -> np.ndarray:
+    """The learned filter guard: ``m + g * (b - m)`` with ``m = (y + y_flip) / 2`` (the two sign passes averaged) and
+    ``b`` the ``band`` Butterworth band-pass of ``z``; per segment ``g = sigmoid(((F - center) / scale) . weights +
+    bias)``, ``F`` the :func:`guard_design` of :func:`guard_features`, interpolated linearly between segment centres
+    as in :func:`filter_guard`.
+
+    Parameters
+    ----------
+    z, y, y_flip : see :func:`guard_features`
+    weights, bias, center, scale : the fitted logistic model (a card's ``preprocessing.guard``)
+    fs, segment_s, band, order, smooth_segments, quadratic : the features' settings, as fitted
+    kind : must be ``"logistic"``; other card keys (the fit's record) are ignored
+
+    Returns
+    -------
+    (n,) float64 in z's units
+    """
+    from scipy.special import expit
+
+    from ...dsp import bandpass
+
+    if kind != "logistic":
+        raise ValueError(f"learned_guard takes a logistic guard, got kind {kind!r}")
+    z, y, y_flip = (np.asarray(v, dtype=np.float64) for v in (z, y, y_flip))
+    m = 0.5 * (y + y_flip)
+    seg = max(1, int(round(segment_s * fs)))
+    if z.size < 2 * seg:
+        return m
+    X = guard_design(guard_features(z, y, y_flip, fs=fs, segment_s=segment_s, band=band, order=order,
+                                    smooth_segments=smooth_segments), quadratic)
+    w, c, sc = (np.asarray(v, dtype=np.float64) for v in (weights, center, scale))
+    if not (w.shape == c.shape == sc.shape == (X.shape[1],)):
+        raise ValueError(f"the guard's weights, center and scale must each hold {X.shape[1]} numbers, got "
+                         f"{w.shape}, {c.shape}, {sc.shape}")
+    g = expit(((X - c) / sc) @ w + float(bias))
+    centres = (np.arange(g.size) + 0.5) * seg - 0.5
+    b = bandpass(z, fs=fs, low=float(band[0]), high=float(band[1]), order=int(order))
+    return m + np.interp(np.arange(z.size, dtype=np.float64), centres, g) * (b - m)
+
+
 def highpass_prefilter(x, *, fs: float = FS, highpass_hz: float = 0.5, order: int = 3) -> np.ndarray:
     """Zero-phase Butterworth high-pass along the last axis (``sosfiltfilt``, odd edge extension): a whole 1-D
     signal at inference, or rows of training windows ``(b, n)``.
@@ -190,7 +308,8 @@ def denoise_array(signal, run: Callable[[np.ndarray], np.ndarray], *, seed_compa
         onnxruntime session wrapper)
     seed_compat : return z-score units as the seed API did, instead of the input's units
     batch_size : chunks per call of ``run``
-    guard : keyword arguments of :func:`filter_guard` (``kappa`` at least), applied in z-score units; None: off
+    guard : keyword arguments of :func:`filter_guard` (``kappa`` at least), or of :func:`learned_guard` with
+        ``"kind": "logistic"`` (the network then also runs on ``-z``), applied in z-score units; None: off
     fs : the signal's rate (the model's, 130 Hz), for the guard's and the pre-filter's filters
     prefilter : keyword arguments of :func:`highpass_prefilter` (``highpass_hz``, ``order``), applied before the
         z-score; the input's own mean is restored with the scale. None: off
@@ -205,9 +324,14 @@ def denoise_array(signal, run: Callable[[np.ndarray], np.ndarray], *, seed_compa
         mean = float(x0.mean())
     else:
         z, mean, std = zscore(signal)
-    x = chunk(z, size)
-    outs = [np.asarray(run(x[i: i + batch_size])) for i in range(0, x.shape[0], batch_size)]
-    y = unchunk(np.concatenate(outs, axis=0), z.size).astype(np.float64)
-    if guard:
-        y = filter_guard(z, y, fs=fs, **guard)
+    def network(v):
+        x = chunk(v, size)
+        outs = [np.asarray(run(x[i: i + batch_size])) for i in range(0, x.shape[0], batch_size)]
+        return unchunk(np.concatenate(outs, axis=0), v.size).astype(np.float64)
+
+    y = network(z)
+    if guard and guard.get("kind", "kappa") == "logistic":
+        y = learned_guard(z, y, -network(-z), fs=fs, **guard)
+    elif guard:
+        y = filter_guard(z, y, fs=fs, **{k: v for k, v in guard.items() if k != "kind"})
     return y if seed_compat else restore_scale(y, mean, std)
