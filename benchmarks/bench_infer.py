@@ -201,6 +201,48 @@ def side_torch(model_dir: str, records_dir: str) -> dict:
             "first": [float(v) for v in first]}
 
 
+def conv_matmul_macs(onnx_path) -> int:
+    """Multiply-accumulates per item of a graph's Conv and MatMul nodes (from onnx shape inference; the other ops
+    are noise next to them), e.g. the Conformer's beat encoder: its three 3x3 convolutions."""
+    import onnx
+
+    m = onnx.shape_inference.infer_shapes(onnx.load(str(onnx_path)))
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(m.graph.value_info) + list(m.graph.output) + list(m.graph.input)}
+    weights = {i.name: list(i.dims) for i in m.graph.initializer}
+    macs = 0
+    for n in m.graph.node:
+        if n.op_type == "Conv":
+            w = weights[n.input[1]]  # (out, in / group, kh, kw)
+            out = shapes[n.output[0]][2:]
+            macs += int(np.prod(out)) * int(np.prod(w))
+        elif n.op_type == "MatMul" and n.input[1] in weights:
+            macs += int(np.prod(weights[n.input[1]]))
+    return macs
+
+
+def side_encoder(model_dir: str, seconds: str = "5") -> dict:
+    """The beat encoder alone in onnxruntime as ``ecgcore infer`` opens it (``make_session``), on random beats in
+    batches of 256 for about ``seconds`` s: the most beats/s any front end could feed it on this machine."""
+    import time
+
+    from ecgcore.infer.core import make_session
+
+    path = Path(model_dir) / "encoder.onnx"
+    sess = make_session(path)
+    feeds = {i.name: np.random.default_rng(0).random([256 if not isinstance(d, int) else d for d in i.shape],
+                                                     dtype=np.float32) for i in sess.get_inputs()}
+    sess.run(None, feeds)
+    t0, n = time.perf_counter(), 0
+    while time.perf_counter() - t0 < float(seconds):
+        sess.run(None, feeds)
+        n += 256
+    sec = time.perf_counter() - t0
+    macs = conv_matmul_macs(path)
+    return {"seconds": sec, "items": n, "records": 0, "rss_mb": _peak_rss_mb(), "macs_per_beat": macs,
+            "gflops": 2 * macs * n / sec / 1e9, "threads": os.cpu_count()}
+
+
 def _run_side(*args) -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO / "python"), TF_CPP_MIN_LOG_LEVEL="3", PYTHONWARNINGS="ignore")
     r = subprocess.run([sys.executable, str(HERE), *map(str, args)], capture_output=True, text=True, env=env,
@@ -296,6 +338,20 @@ def test_ecgcore_infer_conformer(benchmark, bench_records, bench_models, tmp_pat
         assert np.allclose(res["first"], full["first"], atol=1e-5), (res["first"], full["first"])
 
 
+@pytest.mark.benchmark(group="infer-conformer")
+def test_encoder_alone_compute_ceiling(benchmark, bench_models):
+    """The ceiling of any speed-up over the seed: the beat encoder alone (no decoding, no scalograms, no head) in
+    onnxruntime, against the seed's Keras eager end to end when that side ran in this run. Its achieved GFLOP/s
+    against the machine's FMA peak says whether a faster graph is possible at all in float32."""
+    res = _bench(benchmark, "beat encoder alone (onnxruntime, random beats, batches of 256)", "beats", "encoder",
+                 bench_models["conformer"])
+    assert res["macs_per_beat"] > 0
+    print(f"encoder: {res['macs_per_beat'] / 1e6:.1f} M multiply-accumulates per beat, {res['gflops']:.0f} GFLOP/s "
+          f"on {res['threads']} threads")
+    _speedup(benchmark, res, KERAS, "ceiling_vs_keras_eager",
+             "the seed, Keras eager: the ceiling of ecgcore infer's speed-up (encoder time only)")
+
+
 @pytest.mark.benchmark(group="infer-attention")
 def test_seed_torch_eager_attention(benchmark, bench_records, bench_models):
     _bench(benchmark, TORCH, "segments", "torch", bench_models["attention"], bench_records)
@@ -320,5 +376,7 @@ if __name__ == "__main__":  # one benchmark side, run in its own process; prints
         print(json.dumps(side_keras(*rest)))
     elif what == "torch":
         print(json.dumps(side_torch(*rest)))
+    elif what == "encoder":
+        print(json.dumps(side_encoder(*rest)))
     else:
         raise SystemExit(f"unknown side {what!r}")

@@ -194,6 +194,9 @@ def create_app(suite: ModelSuite | None = None, *, llm: str | None = None, max_u
                    "narratives": narratives, "narrative_errors": narrative_errors}
         _write_predictions(job_dir / "predictions.csv", analyses)
         write_text(job_dir / "results.json", json.dumps(results, indent=1, default=float))
+        from ..infer.core import release_memory
+
+        release_memory()  # the request's batches and figures, freed, back to the system
         return results_page(job, analyses, errors, seconds=time.perf_counter() - t0, narratives=narratives,
                             narrative_errors=narrative_errors)
 

@@ -51,8 +51,9 @@ class ServeModels:
                 try:
                     from ecgcore.infer import Scorer
 
+                    # arena off: a long-lived server keeps less memory between requests (make_session)
                     self._scorers[role] = Scorer(self.names[role], threads=self.threads[role],
-                                                 max_memory=self.max_memory)
+                                                 max_memory=self.max_memory, arena=False)
                 except Exception as exc:  # any load failure is reported per model, the server keeps running
                     self._errors[role] = f"{self.names[role]}: {type(exc).__name__}: {exc}"
                     log.warning("model for %s not available: %s", role, self._errors[role])
@@ -165,6 +166,9 @@ class ServeModels:
             out[role] = {"model": scorer.card.name, "version": str(scorer.card.version),
                          "classes": list(scorer.card.classes), "rows": _jsonable(pred.rows),
                          "summary": _jsonable(pred.summary)}
+        from ecgcore.infer.core import release_memory
+
+        release_memory()  # the request's batches, freed, back to the system
         if out["segments"] is None and out["beats"] is None:
             raise ModelUnavailable("; ".join(errors.values()))
         out["errors"] = errors
