@@ -216,7 +216,7 @@ def segment_sums(model_dir: Path, items, *, segment_s: float = 1.0, smooth_segme
     for any weight ``g`` against the reference (all at the model's 130 Hz, z-score units, each item's scored part
     mean-removed): ``err(g) = e0 + 2 g c + g^2 a`` with ``e0 = sum (m - r)^2``, ``c = sum (m - r)(b - m)``,
     ``a = sum (b - m)^2``, ``m`` the two sign passes' mean, ``b`` the input's 0.5-40 Hz band-pass (``g = 1`` gives the
-    filter's error ``ebw``)."""
+    filter's error ``ebw``); ``pr`` is the reference's power (sum of squares) in the segment."""
     from tqdm.auto import tqdm
 
     from ecgcore.dsp import bandpass
@@ -229,7 +229,7 @@ def segment_sums(model_dir: Path, items, *, segment_s: float = 1.0, smooth_segme
     if prefilter == "card":
         prefilter = scorer.options.get("prefilter") or None
     seg = int(round(segment_s * fs_m))
-    cols: dict = {k: [] for k in ("features", "e0", "c", "a", "ebw", "item", "person", "noise", "snr")}
+    cols: dict = {k: [] for k in ("features", "e0", "c", "a", "ebw", "pr", "item", "person", "noise", "snr")}
     n_jobs, it = items
     for i, (cell, x, fs, ref, lo, hi, person) in enumerate(tqdm(it, total=n_jobs, desc="guard features",
                                                                   disable=not progress)):
@@ -248,7 +248,8 @@ def segment_sums(model_dir: Path, items, *, segment_s: float = 1.0, smooth_segme
         m, b, r = (v[sl] - v[sl].mean() for v in (0.5 * (y + y_flip), bandpass(z, fs=fs_m, low=0.5, high=40.0,
                                                                                   order=3), r))
         k = s1 - s0
-        for key, v in (("e0", (m - r) ** 2), ("c", (m - r) * (b - m)), ("a", (b - m) ** 2), ("ebw", (b - r) ** 2)):
+        for key, v in (("e0", (m - r) ** 2), ("c", (m - r) * (b - m)), ("a", (b - m) ** 2), ("ebw", (b - r) ** 2),
+                       ("pr", r * r)):
             cols[key].append(v.reshape(k, seg).sum(axis=1))
         cols["features"].append(f[s0:s1])
         noise, snr = cell.split()[:2]

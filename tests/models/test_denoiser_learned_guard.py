@@ -60,7 +60,9 @@ def test_features_by_their_definitions(clean130):
     np.testing.assert_allclose(f[:, 0], np.log(p_r / p_y), rtol=1e-10)
     np.testing.assert_allclose(f[:, 1], np.log((_segment_ms(bp(z, 20.0)) + 1e-12) / p_y), rtol=1e-10)
     np.testing.assert_allclose(f[:, 3], np.log((_segment_ms(bp(r, 0.5, 4.0)) + 1e-12) / p_r), rtol=1e-10)
+    np.testing.assert_allclose(f[:, 2], np.log((_segment_ms(bp(r, 20.0)) + 1e-12) / p_r), rtol=1e-10)
     np.testing.assert_allclose(f[:, 4], np.log((_segment_ms(0.5 * (y - y_flip)) + 1e-12) / p_y), rtol=1e-10)
+    np.testing.assert_allclose(f[:, 5], np.log(p_y), rtol=1e-10)
     # the second half: a centred moving average over 5 segments, the ends repeated
     i = k // 2
     np.testing.assert_allclose(f[i, 6:], f[i - 2:i + 3, :6].mean(axis=0), rtol=1e-10)
@@ -109,14 +111,16 @@ def test_denoise_array_runs_the_network_on_the_negated_input_and_averages():
     calls = []
 
     def run(c):
-        calls.append(float(c.sum()))
+        calls.append(c.reshape(-1).copy())
         return c + 1.0
 
-    x = np.sin(np.linspace(0, 60, 2600)) * 2.0 + 5.0
+    x = np.sin(np.linspace(0, 60, 2600)) * 2.0 + np.linspace(0.0, 10.0, 2600)
     out = denoise_array(x, run, seed_compat=True, guard=_guard(-40.0))
     z = (x - x.mean()) / x.std()
     np.testing.assert_allclose(out, z, atol=1e-6)
-    assert len(calls) == 2 and calls[0] == pytest.approx(-calls[1], abs=1e-3)
+    assert len(calls) == 2
+    np.testing.assert_allclose(calls[0], z, atol=1e-6)  # the input, then its negation
+    np.testing.assert_allclose(calls[1], -z, atol=1e-6)
     calls.clear()
     denoise_array(x, run, seed_compat=True, guard={"kappa": 0.01})
     assert len(calls) == 1
@@ -130,6 +134,12 @@ def test_errors(clean130):
         learned_guard(z, z, z, fs=FS, **{**_guard(0.0), "weights": [0.0] * 3})
     with pytest.raises(ValueError, match="logistic"):
         learned_guard(z, z, z, fs=FS, **{**_guard(0.0), "kind": "kappa"})
+    with pytest.raises(ValueError, match="unknown learned-guard settings"):
+        learned_guard(z, z, z, fs=FS, **{**_guard(0.0), "smoothing_segments": 3})
+    with pytest.raises(ValueError, match="other features"):
+        learned_guard(z, z, z, fs=FS, **{**_guard(0.0), "features": list(GUARD_FEATURES)[::-1]})
+    with pytest.raises(ValueError, match="unknown filter guard kind"):
+        denoise_array(z, lambda c: c, guard={**_guard(0.0), "kind": "logistc"})
 
 
 def test_card_learned_guard_is_what_denoise_signal_applies(tmp_path, load_mitdb):

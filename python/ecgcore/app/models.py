@@ -92,8 +92,7 @@ class ModelSuite:
                 self._missing[name] = f"ecgcore.infer is not available ({exc})"
                 return None
             try:
-                # arena off: a long-lived server keeps less memory between requests (make_session)
-                scorer = Scorer(name, threads=self.threads, max_memory=self.max_memory, arena=False)
+                scorer = Scorer(name, threads=self.threads, max_memory=self.max_memory)
             except FileNotFoundError as exc:
                 self._missing[name] = f"model {name!r} is not installed ({exc})"
                 return None

@@ -16,16 +16,12 @@ from ..io import Record
 from .memory import batch_for_budget
 from .preprocess import Prepared, Sequences, prepare, recipe_options
 
-__all__ = ["RecordPrediction", "Scorer", "ShrinkingSession", "denoise_signal", "make_session", "release_memory"]
+__all__ = ["RecordPrediction", "Scorer", "denoise_signal", "make_session", "release_memory"]
 
 
-def make_session(onnx_path: str | os.PathLike, providers=None, threads: int | None = None, arena: bool = True):
+def make_session(onnx_path: str | os.PathLike, providers=None, threads: int | None = None):
     """An ``onnxruntime.InferenceSession`` with all graph optimisations, intra-op threads = ``threads``
-    (default: all cores) and the requested execution providers (default CPU; checked, with a clear error).
-
-    ``arena``: onnxruntime's CPU memory arena on, shrunk after every run (:class:`ShrinkingSession`; the batch
-    tools: ``ecgcore infer``), or off (long-lived servers: after a request the process keeps about 100 MB less, at
-    about half the convolution speed)."""
+    (default: all cores) and the requested execution providers (default CPU; checked, with a clear error)."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
@@ -46,15 +42,11 @@ def make_session(onnx_path: str | os.PathLike, providers=None, threads: int | No
     opts.intra_op_num_threads = int(threads) if threads else (os.cpu_count() or 1)
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # With the CPU arena, a run's intermediate tensors reuse memory already mapped; without it each is a fresh
-    # allocation the kernel must fault in and zero: the beat encoder runs at half speed (2,155 vs 4,179 beats/s on
-    # 2 cores). Shrinking the arena after each run (ShrinkingSession) returns most of it, so a long `infer` does not
-    # keep the high-water mark of its largest batch; servers still keep ~100 MB more per model than without it and
-    # take arena=False.
-    opts.enable_cpu_mem_arena = bool(arena)
+    # No arena: a run's buffers go back to the system when it ends, so a server or a long `infer` does not keep
+    # the high-water mark of its largest batch for the rest of its life.
+    opts.enable_cpu_mem_arena = False
     try:
-        sess = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=providers)
-        return ShrinkingSession(sess) if arena else sess
+        return ort.InferenceSession(str(onnx_path), sess_options=opts, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ValueError(f"{onnx_path}: onnxruntime cannot load this model: {exc}") from exc
 
@@ -77,25 +69,6 @@ def release_memory() -> None:
 
 
 _MALLOC_TRIM: list = [None]
-
-
-class ShrinkingSession:
-    """An ``onnxruntime.InferenceSession`` whose every ``run`` shrinks the CPU memory arena when it ends
-    (``memory.enable_memory_arena_shrinkage``): buffers are reused within a run and returned after it. Every other
-    attribute is the session's own."""
-
-    def __init__(self, session):
-        import onnxruntime as ort
-
-        self._session = session
-        self._run_options = ort.RunOptions()
-        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-
-    def run(self, output_names, input_feed, run_options=None):
-        return self._session.run(output_names, input_feed, run_options or self._run_options)
-
-    def __getattr__(self, name):
-        return getattr(self._session, name)
 
 
 @dataclass
@@ -161,16 +134,13 @@ class Scorer:
     precision : ``"fp32"`` (default: the exported graphs) or ``"int8"``: the card's statically quantised graph
         (``graphs["encoder_int8"]`` for split beat models), whose accuracy change the card states; ``ValueError``
         when the model ships none.
-    arena : onnxruntime's CPU memory arena, shrunk after each run (default: twice the convolution speed); servers
-        pass False to keep less memory between requests (:func:`make_session`).
     """
 
     def __init__(self, model, providers=None, threads: int | None = None, batch_size: int | None = None, key=None,
                  max_memory: int | None = None, quality: bool = True, peaks: str | None = None,
-                 precision: str = "fp32", arena: bool = True):
+                 precision: str = "fp32"):
         self.onnx_path, self.card = resolve_model(model)
-        self.arena = bool(arena)
-        self.session = make_session(self.onnx_path, providers, threads, self.arena)
+        self.session = make_session(self.onnx_path, providers, threads)
         self.threads = threads
         self._inputs = self.session.get_inputs()
         outs = [o.name for o in self.session.get_outputs()]
@@ -194,8 +164,7 @@ class Scorer:
         if self.kind == "beats-scalograms" and {"encoder", "head"} <= set(graphs):
             folder = Path(self.onnx_path).parent
             roles = {"encoder": graphs["encoder_int8" if precision == "int8" else "encoder"], "head": graphs["head"]}
-            self._split = {role: make_session(folder / f, providers, threads, self.arena)
-                           for role, f in roles.items()}
+            self._split = {role: make_session(folder / f, providers, threads) for role, f in roles.items()}
         if peaks is not None and self.kind != "beats-scalograms":
             raise ValueError(f"peaks: model {self.card.name!r} ({self.kind}) takes no beat positions")
         self.peaks = peaks
@@ -274,7 +243,7 @@ class Scorer:
         if path is None:
             raise ValueError(f"model {self.card.name!r} has no attention graph")
         if self._attention_session is None:
-            self._attention_session = make_session(path, threads=self.threads, arena=self.arena)
+            self._attention_session = make_session(path, threads=self.threads)
         sess = self._attention_session
         x = np.asarray(batch, dtype=np.float32)
         name = sess.get_inputs()[0].name
@@ -547,8 +516,10 @@ def denoise_signal(signal: np.ndarray, fs: float, model="denoiser", seed_compat:
     seed_compat : return what the Heartify seed returned: z-score units at the model's rate, not de-normalised
         (then the length is that of the 130 Hz signal when ``fs`` differs), the network's output without the guard.
     guard : apply the card's filter guard when it has one (``preprocessing.guard``: the network's output blended
-        with the 0.5-40 Hz band-pass of the input where the input is nearly clean; see
-        :func:`ecgcore.pipelines.recipes.denoise_chunks.filter_guard`); False gives the network's output alone.
+        with the 0.5-40 Hz band-pass of the input where the input is nearly clean; a ``kappa`` guard,
+        :func:`ecgcore.pipelines.recipes.denoise_chunks.filter_guard`, or a ``logistic`` one,
+        :func:`~ecgcore.pipelines.recipes.denoise_chunks.learned_guard`, which also runs the network on the negated
+        input and averages the two passes); False gives one pass of the network alone.
     prefilter : apply the card's input high-pass when it has one (``preprocessing.prefilter``: a zero-phase
         Butterworth high-pass at the model's rate before the z-score, see
         :func:`ecgcore.pipelines.recipes.denoise_chunks.highpass_prefilter`); the input's mean is kept either way.

@@ -2,7 +2,7 @@
 
 A model's card records ``resources.peak_bytes_per_item``: the growth of the peak resident memory of a fresh
 process running one ``session.run`` when the batch grows by one item (measured between two batch sizes, with
-onnxruntime's CPU arena on and shrunk after each run, as ``ecgcore.infer`` runs it). ``ecgcore infer``, ``serve`` and ``app`` take their
+onnxruntime's arena off as ``ecgcore.infer`` runs it). ``ecgcore infer``, ``serve`` and ``app`` take their
 batch sizes from it, capped by a budget (``--max-memory``, default 512 MiB), never from one global number.
 
 ``python -m ecgcore.infer.memory MODEL [--write]`` measures a model (and writes the figure into its card).
@@ -80,7 +80,7 @@ def main(argv=None) -> None:  # pragma: no cover - a maintenance command
     print(f"{card.name}: {per_item / 2**20:.2f} MiB per item")
     if args.write:
         card.resources = {**(card.resources or {}), "peak_bytes_per_item": per_item,
-                          "measured_with": "python -m ecgcore.infer.memory (peak RSS, batch 34 vs 2, arena on, shrunk after each run)"}
+                          "measured_with": "python -m ecgcore.infer.memory (peak RSS, batch 34 vs 2, arena off)"}
         write_card(card, onnx_path.parent / "model.json")
 
 

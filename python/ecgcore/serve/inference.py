@@ -51,9 +51,8 @@ class ServeModels:
                 try:
                     from ecgcore.infer import Scorer
 
-                    # arena off: a long-lived server keeps less memory between requests (make_session)
                     self._scorers[role] = Scorer(self.names[role], threads=self.threads[role],
-                                                 max_memory=self.max_memory, arena=False)
+                                                 max_memory=self.max_memory)
                 except Exception as exc:  # any load failure is reported per model, the server keeps running
                     self._errors[role] = f"{self.names[role]}: {type(exc).__name__}: {exc}"
                     log.warning("model for %s not available: %s", role, self._errors[role])

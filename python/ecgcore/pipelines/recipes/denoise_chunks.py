@@ -158,6 +158,10 @@ GUARD_FEATURES = ("log P_r / P_y: removed in-band power relative to the output",
                   "log P_y: the output's power in z-score units")
 
 
+#: What a card's learned guard may carry beside its model: the fit's record (see tools/denoiser_guard.py).
+_GUARD_RECORD_KEYS = frozenset({"features", "l2", "snr_weights", "converged", "objective"})
+
+
 def _segments(v: np.ndarray, seg: int, k: int) -> np.ndarray:
     """``v`` as ``(k, seg)`` segments, the last one edge-padded (as :func:`filter_guard` cuts)."""
     return np.pad(v, (0, k * seg - v.size), mode="edge").reshape(k, seg)
@@ -234,7 +238,9 @@ def learned_guard(z: np.ndarray, y: np.ndarray, y_flip: np.ndarray, *, weights, 
     z, y, y_flip : see :func:`guard_features`
     weights, bias, center, scale : the fitted logistic model (a card's ``preprocessing.guard``)
     fs, segment_s, band, order, smooth_segments, quadratic : the features' settings, as fitted
-    kind : must be ``"logistic"``; other card keys (the fit's record) are ignored
+    kind : must be ``"logistic"``
+    _card : the fit's record a card keeps beside the model (``features``, which must name :data:`GUARD_FEATURES` in
+        order, ``l2``, ``snr_weights``, ``converged``, ``objective``); any other key is refused
 
     Returns
     -------
@@ -246,6 +252,13 @@ def learned_guard(z: np.ndarray, y: np.ndarray, y_flip: np.ndarray, *, weights, 
 
     if kind != "logistic":
         raise ValueError(f"learned_guard takes a logistic guard, got kind {kind!r}")
+    unknown = set(_card) - _GUARD_RECORD_KEYS
+    if unknown:
+        raise ValueError(f"unknown learned-guard settings {sorted(unknown)}; known: the keyword arguments and "
+                         f"{sorted(_GUARD_RECORD_KEYS)}")
+    if "features" in _card and list(_card["features"]) != list(GUARD_FEATURES):
+        raise ValueError("the guard was fitted on other features than this version computes "
+                         f"({list(_card['features'])} vs {list(GUARD_FEATURES)}); refit it")
     z, y, y_flip = (np.asarray(v, dtype=np.float64) for v in (z, y, y_flip))
     m = 0.5 * (y + y_flip)
     seg = max(1, int(round(segment_s * fs)))
@@ -329,9 +342,12 @@ def denoise_array(signal, run: Callable[[np.ndarray], np.ndarray], *, seed_compa
         outs = [np.asarray(run(x[i: i + batch_size])) for i in range(0, x.shape[0], batch_size)]
         return unchunk(np.concatenate(outs, axis=0), v.size).astype(np.float64)
 
+    kind = guard.get("kind", "kappa") if guard else None
+    if kind not in (None, "kappa", "logistic"):
+        raise ValueError(f"unknown filter guard kind {kind!r}: 'kappa' (filter_guard) or 'logistic' (learned_guard)")
     y = network(z)
-    if guard and guard.get("kind", "kappa") == "logistic":
+    if kind == "logistic":
         y = learned_guard(z, y, -network(-z), fs=fs, **guard)
-    elif guard:
+    elif kind == "kappa":
         y = filter_guard(z, y, fs=fs, **{k: v for k, v in guard.items() if k != "kind"})
     return y if seed_compat else restore_scale(y, mean, std)
