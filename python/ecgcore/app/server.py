@@ -150,6 +150,14 @@ def create_app(suite: ModelSuite | None = None, *, llm: str | None = None, max_u
 
     @app.post("/analyze", response_class=HTMLResponse)
     def analyze(files: list[UploadFile] = File(default=[]), fs: str = Form(default="")):
+        from ..infer.core import release_memory
+
+        try:
+            return _analyze(files, fs)
+        finally:
+            release_memory()  # the request's batches and figures, freed, back to the system (on every path)
+
+    def _analyze(files, fs):
         t0 = time.perf_counter()
         uploaded, total = [], 0
         for f in files:
@@ -194,9 +202,6 @@ def create_app(suite: ModelSuite | None = None, *, llm: str | None = None, max_u
                    "narratives": narratives, "narrative_errors": narrative_errors}
         _write_predictions(job_dir / "predictions.csv", analyses)
         write_text(job_dir / "results.json", json.dumps(results, indent=1, default=float))
-        from ..infer.core import release_memory
-
-        release_memory()  # the request's batches and figures, freed, back to the system
         return results_page(job, analyses, errors, seconds=time.perf_counter() - t0, narratives=narratives,
                             narrative_errors=narrative_errors)
 

@@ -10,8 +10,8 @@ transform on the C++ core, so inference sees exactly what training saw.
 >>> pred.rows[0]["class"], pred.summary["burden_pct"]          # doctest: +SKIP
 """
 from .batch import FORMATS, InferSummary, discover, score_records
-from .core import RecordPrediction, Scorer, denoise_signal, make_session
+from .core import RecordPrediction, Scorer, denoise_signal, make_session, release_memory
 from .preprocess import KINDS, Prepared, prepare
 
 __all__ = ["FORMATS", "KINDS", "InferSummary", "Prepared", "RecordPrediction", "Scorer", "denoise_signal",
-           "discover", "make_session", "prepare", "score_records"]
+           "discover", "make_session", "prepare", "release_memory", "score_records"]

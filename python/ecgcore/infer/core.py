@@ -61,7 +61,10 @@ def release_memory() -> None:
 
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            _MALLOC_TRIM[0] = getattr(libc, "malloc_trim", False)
+            trim = getattr(libc, "malloc_trim", False)
+            if trim:
+                trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+            _MALLOC_TRIM[0] = trim
         except OSError:
             _MALLOC_TRIM[0] = False
     if _MALLOC_TRIM[0]:

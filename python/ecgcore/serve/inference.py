@@ -154,20 +154,23 @@ class ServeModels:
         section holds ``model``, ``rows`` (one dict per segment/beat with probabilities) and ``summary``.
         Raises ModelUnavailable when neither classifier is available.
         """
-        out, errors = {}, {}
-        for role in ("segments", "beats"):
-            scorer = self._get(role, raise_=False)
-            if scorer is None:
-                out[role] = None
-                errors[role] = self._errors.get(role, "not loaded")
-                continue
-            pred = scorer.predict_record(record)
-            out[role] = {"model": scorer.card.name, "version": str(scorer.card.version),
-                         "classes": list(scorer.card.classes), "rows": _jsonable(pred.rows),
-                         "summary": _jsonable(pred.summary)}
         from ecgcore.infer.core import release_memory
 
-        release_memory()  # the request's batches, freed, back to the system
+        out, errors = {}, {}
+        try:
+            for role in ("segments", "beats"):
+                scorer = self._get(role, raise_=False)
+                if scorer is None:
+                    out[role] = None
+                    errors[role] = self._errors.get(role, "not loaded")
+                    continue
+                pred = scorer.predict_record(record)
+                out[role] = {"model": scorer.card.name, "version": str(scorer.card.version),
+                             "classes": list(scorer.card.classes), "rows": _jsonable(pred.rows),
+                             "summary": _jsonable(pred.summary)}
+                del pred
+        finally:
+            release_memory()  # the request's batches, freed, back to the system (also when scoring failed)
         if out["segments"] is None and out["beats"] is None:
             raise ModelUnavailable("; ".join(errors.values()))
         out["errors"] = errors

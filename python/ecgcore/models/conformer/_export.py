@@ -13,6 +13,13 @@ __all__ = ["export", "to_onnx", "card_preprocessing", "split_models", "to_onnx_s
 
 # Beat encoder + sequence head (issue 24): each beat's CNN runs once per record instead of once per sequence.
 SPLIT_GRAPHS = {"encoder": "encoder.onnx", "head": "head.onnx"}
+# ``ecgcore infer`` runs the beat encoder at most this many beats per call (``resources.max_batch``): beyond 32 the
+# encoder ran at half speed (fresh large allocations every call), and the memory budget alone allowed 369.
+MAX_BATCH = 32
+MAX_BATCH_WHY = ("all 22 DS2 records (49,682 beats, --peaks detect) through ecgcore infer, 2 threads (2026-12-06): "
+                 "batch 16 21.4 s, peak RSS 503 MB; 32 18.8-21.4 s, 509 MB; 128 31.7 s, 525 MB; 369 (the 512 MB "
+                 "budget) 29.8 s, 850 MB. The encoder alone: 4,154 beats/s at batch 32, 2,168 at 40 (with "
+                 "onnxruntime's memory arena it keeps its speed at 128: the cost of fresh large allocations each call)")
 
 OPSET = 17
 
@@ -233,7 +240,7 @@ def export(run_dir, out_dir=None, *, name: str = "beats-aami", model: str = "mod
                   "init_from": meta.get("init_from"),
                   "kfold": meta.get("kfold"), "parity": parity, "hardware": "CPU, 1 TensorFlow thread",
                   **({"evaluations_left_out_as_subsets": subsets} if subsets else {})},
-        config=cfg.to_dict(), graphs=graphs,
+        config=cfg.to_dict(), graphs=graphs, resources={"max_batch": MAX_BATCH, "max_batch_why": MAX_BATCH_WHY},
         description="CNN-Conformer AAMI beat classifier (N, S, V, F, Q) of the LAST beat of 3 consecutive beats, "
                     "from |Morlet| scalograms (32 scales x 187 samples)"
                     + (" and RR-interval features" if cfg.rr_features else "") + "; ecgcore port of the "
