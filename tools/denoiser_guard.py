@@ -239,14 +239,14 @@ def segment_sums(model_dir: Path, items, *, segment_s: float = 1.0, smooth_segme
         z, _, std = zscore(x130)
         y = scorer.denoise(z, fs_m, seed_compat=True, guard=False, prefilter=False)
         y_flip = -scorer.denoise(-z, fs_m, seed_compat=True, guard=False, prefilter=False)
-        f = guard_features(z, y, y_flip, fs=fs_m, segment_s=segment_s, smooth_segments=smooth_segments)
+        b_full = bandpass(z, fs=fs_m, low=0.5, high=40.0, order=3)  # the guard's band, as learned_guard filters
+        f = guard_features(z, y, y_flip, fs=fs_m, segment_s=segment_s, smooth_segments=smooth_segments, b=b_full)
         r = to_model_rate(ref, fs, fs_m, workers=2)[: z.size] / std
         s0, s1 = -(-int(np.ceil(lo * fs_m / fs)) // seg), int(hi * fs_m / fs) // seg
         if s1 <= s0 or r.size < s1 * seg:
             continue
         sl = slice(s0 * seg, s1 * seg)
-        m, b, r = (v[sl] - v[sl].mean() for v in (0.5 * (y + y_flip), bandpass(z, fs=fs_m, low=0.5, high=40.0,
-                                                                                  order=3), r))
+        m, b, r = (v[sl] - v[sl].mean() for v in (0.5 * (y + y_flip), b_full, r))
         k = s1 - s0
         for key, v in (("e0", (m - r) ** 2), ("c", (m - r) * (b - m)), ("a", (b - m) ** 2), ("ebw", (b - r) ** 2),
                        ("pr", r * r)):

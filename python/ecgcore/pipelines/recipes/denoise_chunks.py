@@ -138,14 +138,26 @@ def filter_guard(x: np.ndarray, y: np.ndarray, *, fs: float = FS, kappa: float, 
     d = b - y
     yb = bp(y)  # the weight compares in band: the network keeps what lies below the band, the filter does not
     k = -(-n // seg)
-    pad = k * seg - n
-    yp = np.pad(yb, (0, pad), mode="edge").reshape(k, seg)
-    dp = np.pad(b - yb, (0, pad), mode="edge").reshape(k, seg)
-    p_y = yp.var(axis=1)
-    p_d = np.mean(dp * dp, axis=1)
+    p_y = _segments(yb, seg, k).var(axis=1)
+    p_d = _segment_power(b - yb, seg, k)
     g = np.clip(kappa * p_y / np.maximum(p_d, 1e-12 * np.maximum(p_y, 1e-30)), 0.0, 1.0) ** power
-    centres = (np.arange(k) + 0.5) * seg - 0.5
-    return y + np.interp(np.arange(n, dtype=np.float64), centres, g) * d
+    return _blend(y, d, g, seg)
+
+
+def _segments(v: np.ndarray, seg: int, k: int) -> np.ndarray:
+    """``v`` as ``(k, seg)`` segments, the last one edge-padded."""
+    return np.pad(v, (0, k * seg - v.size), mode="edge").reshape(k, seg)
+
+
+def _segment_power(v: np.ndarray, seg: int, k: int) -> np.ndarray:
+    """Mean square of ``v`` per segment."""
+    return np.mean(_segments(v, seg, k) ** 2, axis=1)
+
+
+def _blend(y: np.ndarray, d: np.ndarray, g: np.ndarray, seg: int) -> np.ndarray:
+    """``y + g * d`` with the per-segment weights ``g`` interpolated linearly between segment centres (no steps)."""
+    centres = (np.arange(g.size) + 0.5) * seg - 0.5
+    return y + np.interp(np.arange(y.size, dtype=np.float64), centres, g) * d
 
 
 #: The learned guard's per-segment features (:func:`guard_features`), in column order; all are logarithms of mean
@@ -162,18 +174,9 @@ GUARD_FEATURES = ("log P_r / P_y: removed in-band power relative to the output",
 _GUARD_RECORD_KEYS = frozenset({"features", "l2", "snr_weights", "converged", "objective"})
 
 
-def _segments(v: np.ndarray, seg: int, k: int) -> np.ndarray:
-    """``v`` as ``(k, seg)`` segments, the last one edge-padded (as :func:`filter_guard` cuts)."""
-    return np.pad(v, (0, k * seg - v.size), mode="edge").reshape(k, seg)
-
-
-def _segment_power(v: np.ndarray, seg: int, k: int) -> np.ndarray:
-    """Mean square of ``v`` per segment."""
-    return np.mean(_segments(v, seg, k) ** 2, axis=1)
-
-
 def guard_features(z: np.ndarray, y: np.ndarray, y_flip: np.ndarray, *, fs: float = FS, segment_s: float = 1.0,
-                   band=(0.5, 40.0), order: int = 3, smooth_segments: int = 5) -> np.ndarray:
+                   band=(0.5, 40.0), order: int = 3, smooth_segments: int = 5, b: np.ndarray | None = None
+                   ) -> np.ndarray:
     """The learned guard's inputs: per ``segment_s`` segment, the :data:`GUARD_FEATURES` and their centred moving
     average over ``smooth_segments`` segments (edges repeat the end values).
 
@@ -184,6 +187,7 @@ def guard_features(z: np.ndarray, y: np.ndarray, y_flip: np.ndarray, *, fs: floa
         were odd; their difference measures its doubt)
     fs, segment_s, band, order : the rate, the segment length and the band-pass of :func:`filter_guard`
     smooth_segments : width of the moving average (odd; 1: none)
+    b : the ``band`` band-pass of ``z`` when the caller has it already (None: computed here)
 
     Returns
     -------
@@ -205,7 +209,7 @@ def guard_features(z: np.ndarray, y: np.ndarray, y_flip: np.ndarray, *, fs: floa
 
     ym = 0.5 * (y + y_flip)
     yb = bp(ym)
-    r = bp(z) - yb
+    r = (bp(z) if b is None else np.asarray(b, dtype=np.float64)) - yb
     eps = 1e-12
     p_y = _segments(yb, seg, k).var(axis=1) + eps
     p_r = _segment_power(r, seg, k) + eps
@@ -264,16 +268,14 @@ def learned_guard(z: np.ndarray, y: np.ndarray, y_flip: np.ndarray, *, weights, 
     seg = max(1, int(round(segment_s * fs)))
     if z.size < 2 * seg:
         return m
+    b = bandpass(z, fs=fs, low=float(band[0]), high=float(band[1]), order=int(order))
     X = guard_design(guard_features(z, y, y_flip, fs=fs, segment_s=segment_s, band=band, order=order,
-                                    smooth_segments=smooth_segments), quadratic)
+                                    smooth_segments=smooth_segments, b=b), quadratic)
     w, c, sc = (np.asarray(v, dtype=np.float64) for v in (weights, center, scale))
     if not (w.shape == c.shape == sc.shape == (X.shape[1],)):
         raise ValueError(f"the guard's weights, center and scale must each hold {X.shape[1]} numbers, got "
                          f"{w.shape}, {c.shape}, {sc.shape}")
-    g = expit(((X - c) / sc) @ w + float(bias))
-    centres = (np.arange(g.size) + 0.5) * seg - 0.5
-    b = bandpass(z, fs=fs, low=float(band[0]), high=float(band[1]), order=int(order))
-    return m + np.interp(np.arange(z.size, dtype=np.float64), centres, g) * (b - m)
+    return _blend(m, b - m, expit(((X - c) / sc) @ w + float(bias)), seg)
 
 
 def highpass_prefilter(x, *, fs: float = FS, highpass_hz: float = 0.5, order: int = 3) -> np.ndarray:
