@@ -213,7 +213,15 @@ def test_train_and_export_cli_on_real_persons(ecgid, tmp_path):
     ver = Verifier(out, threshold=0.5)
     e = ver.embed(ver.windows(ecgid / "Person_01" / "rec_1"))
     assert e.shape[1] == info["embedding_size"] and np.isfinite(e).all()
-    assert json.loads((out / "model.json").read_text())["training"]["cross_validation"] == info["cross_validation"]
+    card = json.loads((out / "model.json").read_text())
+    assert card["training"]["cross_validation"] == info["cross_validation"]
+    # heart-rate normalisation is on by default and travels in the card; --no-hr-norm fits the previous cut
+    assert info["options"]["hr_norm"] == card["preprocessing"]["hr_norm"] == BEAT_OPTIONS["hr_norm"]
+    r = CliRunner().invoke(main, ["train", "heartid", "--arch", "beat-lda", "--no-hr-norm", str(raw), "-o",
+                                  str(tmp_path / "plain")])
+    assert r.exit_code == 0, r.output
+    plain = json.loads((tmp_path / "plain" / "run.json").read_text())
+    assert "hr_norm" not in plain["options"] and plain["cross_validation"] != info["cross_validation"]
 
 
 def test_negatives_join_the_fit_only(ecgid, data_dir, tmp_path):
@@ -282,3 +290,90 @@ def test_infer_scores_the_same_groups_as_the_verifier(ecgid, tmp_path):
     np.testing.assert_allclose(got, want, atol=1e-5)
     start, end = np.array([int(row["sample"]) for row in rows]), np.array([int(row["end_sample"]) for row in rows])
     assert (np.diff(start) > 0).all() and ((end - start) / 500.0 > 5).all() and end.max() <= 10000
+
+
+def _paced(rr_s: float, fs: float, seconds: float, hr: dict) -> np.ndarray:
+    """A synthetic lead at a fixed RR: P, QRS and T Gaussians, the waveform past ``t0`` stretched by
+    ``(RR / rr_ref)^alpha`` -- the QT-RR relation ``hr_norm`` assumes."""
+    t0, k = hr["t0_s"], (rr_s / hr["rr_ref_s"]) ** hr["alpha"]
+    t = np.arange(int(seconds * fs)) / fs
+    x = np.zeros_like(t)
+    for r in np.arange(0.6, seconds - 1.0, rr_s):
+        d = t - r
+        tau = np.where(d > t0, t0 + (d - t0) / k, d)  # the beat's own time axis
+        x += (np.exp(-0.5 * (tau / 0.012) ** 2) - 0.25 * np.exp(-0.5 * ((tau - 0.03) / 0.01) ** 2)
+              + 0.15 * np.exp(-0.5 * ((tau + 0.16) / 0.025) ** 2) + 0.35 * np.exp(-0.5 * ((tau - 0.28) / 0.05) ** 2))
+    return x
+
+
+def test_hr_norm_lines_up_the_t_wave_across_heart_rates():
+    """Heart-rate normalisation by its definition: one synthetic person at 100 and 60 bpm, whose ST-T stretches as
+    ``(RR / 0.8 s)^0.6``, gives the same groups at both rates with ``hr_norm`` (T-wave peak within one sample,
+    correlation > 0.99, max |diff| < 0.06 of the unit peak: the 1-40 Hz band-pass does not scale with the
+    waveform), and not without it (T peak 25+ ms apart, correlation 0.81); the QRS and P wave are not moved."""
+    hr = BEAT_OPTIONS["hr_norm"]
+    fs = 500.0
+    fast, slow = _paced(0.6, fs, 30.0, hr), _paced(1.0, fs, 30.0, hr)
+    plain = {k: v for k, v in BEAT_OPTIONS.items() if k != "hr_norm"}
+    gf, _, ef = beat_groups(fast, fs)
+    gs, _, es = beat_groups(slow, fs)
+    pf, _, _ = beat_groups(fast, fs, plain)
+    ps, _, _ = beat_groups(slow, fs, plain)
+    assert gf.shape[1] == gs.shape[1] == pf.shape[1] == 174
+    mf, ms, qf, qs = (np.median(g, axis=0) for g in (gf, gs, pf, ps))
+    st = PRE + int(0.1 * 250)  # past the QRS
+    t_peak = [int(np.argmax(m[st:])) for m in (mf, ms, qf, qs)]
+    assert abs(t_peak[0] - t_peak[1]) <= 1
+    assert abs(t_peak[2] - t_peak[3]) >= 0.025 * 250
+    assert np.corrcoef(mf, ms)[0, 1] > 0.99 and np.abs(mf - ms).max() < 0.06
+    assert np.corrcoef(qf, qs)[0, 1] < 0.9 and np.abs(qf - qs).max() > 0.2
+    # up to t0 past the R-peak the groups are the plain ones
+    head = PRE + int(hr["t0_s"] * 250)
+    np.testing.assert_allclose(gf[:, :head], pf[:, :head] * (np.abs(gf).max(1, keepdims=True) /
+                                                             np.abs(pf).max(1, keepdims=True)), atol=0.02)
+    # each span ends where its group was read to: t0 + (0.45 s - t0) * (RR / 0.8 s)^0.6 past the last R-peak
+    from ecgcore.pipelines.recipes.heartid import aligned_beats
+
+    for x, e, rr in ((fast, ef, 0.6), (slow, es, 1.0)):
+        p = aligned_beats(x, fs)[1]
+        reach = (hr["t0_s"] + (0.45 - hr["t0_s"]) * (rr / hr["rr_ref_s"]) ** hr["alpha"]) * 250
+        np.testing.assert_allclose(e - p[np.arange(len(e)) * 5 + 9], reach, atol=1.5)
+
+
+def test_hr_norm_off_is_the_previous_cut(ecgid):
+    """A card without ``hr_norm`` (the models before it), or with alpha 0, cuts groups exactly as before: the
+    median of beats cut 0.45 s past the R-peak."""
+    x, fs, _ = read_lead(ecgid / "Person_05" / "rec_2", BEAT_OPTIONS)
+    plain = {k: v for k, v in BEAT_OPTIONS.items() if k != "hr_norm"}
+    zero = dict(BEAT_OPTIONS, hr_norm=dict(BEAT_OPTIONS["hr_norm"], alpha=0.0))
+    a, b = beat_groups(x, fs, plain), beat_groups(x, fs, zero)
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    from ecgcore.pipelines.recipes.heartid import _normalise, aligned_beats
+
+    beats, p = aligned_beats(x, fs, plain)
+    assert beats.shape[1] == 174
+    np.testing.assert_allclose(a[0][0], _normalise(np.median(beats[:10], axis=0)), atol=1e-6)
+    firsts = np.arange(0, len(p) - 9, 5)
+    np.testing.assert_array_equal(a[2], p[firsts + 9] + int(round(0.45 * 250)))
+
+
+def test_bundled_hr_norm_is_the_cross_validated_choice(ecgid, repo_tool):
+    """The shipped ``hr_norm`` is the exponent ``tools/heartid_hr_norm_cv.py`` found best over the training persons
+    (its table in the card, alpha 0 included), and the tool cuts alpha 0 exactly as a card without ``hr_norm``."""
+    tool = repo_tool("heartid_hr_norm_cv")
+    _, card = resolve_model("heartid-beats")
+    choice = card.training["hr_norm_choice"]
+    rows = choice["rows"]
+    best = min(rows, key=lambda r: (r["cv_eer_mean"], -r["cv_rank1"]))
+    assert card.preprocessing["hr_norm"]["alpha"] == choice["lowest"]["alpha"] == best["alpha"]
+    assert card.preprocessing["hr_norm"] == dict(BEAT_OPTIONS["hr_norm"])
+    assert {r["alpha"] for r in rows} >= {0.0, best["alpha"]} and card.config["n_pca"] in {r["n_pca"] for r in rows}
+    off = min((r for r in rows if r["alpha"] == 0.0), key=lambda r: r["cv_eer_mean"])
+    assert best["cv_eer_mean"] < off["cv_eer_mean"]
+    x, fs, _ = read_lead(ecgid / "Person_07" / "rec_1", BEAT_OPTIONS)
+    plain = {k: v for k, v in BEAT_OPTIONS.items() if k != "hr_norm"}
+    assert "hr_norm" not in tool.options_for(0.0)
+    np.testing.assert_array_equal(beat_groups(x, fs, tool.options_for(0.0))[0], beat_groups(x, fs, plain)[0])
+    assert tool.options_for(0.5)["hr_norm"]["alpha"] == 0.5
+    assert not np.allclose(beat_groups(x, fs, tool.options_for(0.5))[0], beat_groups(x, fs, plain)[0])

@@ -34,7 +34,7 @@ def _blas_hint():
               help="seed: the seed's network (MLX, triplet training on `ecgcore preprocess heartid` folders). "
                    "beat-lda: median heartbeats + PCA/Fisher-LDA fitted in MLX on RAW record folders (ECG-ID's "
                    "person folders, MIT-BIH's flat folder); n_pca by 3-fold cross-validation over the training "
-                   "persons; the bundled heartid-beats model. Only --negatives, --within, --seed and the split "
+                   "persons; the bundled heartid-beats model. Only --negatives, --within, --hr-norm, --seed and the split "
                    "fractions apply to it.")
 @click.option("--negatives", "negatives", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="beat-lda only, repeatable: a raw folder (e.g. PTB-XL, whose patient_id makes the persons) whose "
@@ -42,6 +42,10 @@ def _blas_hint():
 @click.option("--within", type=click.Choice(["multi-record", "all"]), default="multi-record", show_default=True,
               help="beat-lda only: the persons whose beat scatter is the within-person covariance. multi-record: "
                    "those with two or more records (session-to-session change, what verify meets); all: everyone.")
+@click.option("--hr-norm/--no-hr-norm", default=True, show_default=True,
+              help="beat-lda only: read each median-beat group's ST-T at its own heart rate (time past 50 ms after "
+                   "the R-peak stretched by (RR/0.8 s)^0.6), so a person's T wave lines up across days at other "
+                   "rates. --no-hr-norm cuts groups as the models before it.")
 @click.option("--loss", type=click.Choice(["securetl", "heartid"]), default="securetl", show_default=True,
               help="securetl: original Secure Triplet Loss (same person under another key is a negative, "
                    "cancelable); heartid: the seed's 4-term loss (pulls other-key embeddings together).")
@@ -66,7 +70,7 @@ def _blas_hint():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-resume", is_flag=True, help="Start over even if RUN_DIR holds a checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data_dirs, run_dir, arch, negatives, within, loss, epochs, steps_per_epoch, batch_size, lr, score, key_scale,
+def train(data_dirs, run_dir, arch, negatives, within, hr_norm, loss, epochs, steps_per_epoch, batch_size, lr, score, key_scale,
           standardize_spectrum, test_fraction, val_fraction, max_minutes, seed, no_resume, quiet):
     """Train HeartID on `ecgcore preprocess heartid` folders (e.g. ECG-ID and MIT-BIH), or fit the beat-lda
     embedding on raw record folders (--arch beat-lda).
@@ -84,7 +88,7 @@ def train(data_dirs, run_dir, arch, negatives, within, loss, epochs, steps_per_e
         from ..models.heartid.beats import train_beat_lda
 
         try:
-            run = train_beat_lda(list(data_dirs), run_dir, negatives=list(negatives), within=within,
+            run = train_beat_lda(list(data_dirs), run_dir, negatives=list(negatives), within=within, hr_norm=hr_norm,
                                  test_fraction=test_fraction, val_fraction=val_fraction,
                                  seed=seed, log=lambda m: (click.echo(m), sys.stdout.flush()))
         except (ValueError, FileNotFoundError) as exc:

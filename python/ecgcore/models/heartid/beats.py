@@ -9,7 +9,10 @@ heart rate. On ECG-ID persons never used in training it reaches rank-1 ≈ 0.68.
    samples), its median removed and scaled to unit peak amplitude.
 2. **Groups**: the element-wise median of ``group`` consecutive beats every ``group_stride`` beats (10 and 5:
    a 20-s ECG-ID record gives 3-4 groups), re-normalised the same way. The median removes ectopic and noisy beats.
-   A record with fewer than ``group`` beats (but at least ``min_beats``) forms one group.
+   A record with fewer than ``group`` beats (but at least ``min_beats``) forms one group. Heart-rate
+   normalisation (``hr_norm``, models fitted since issue 23's HR work): past 50 ms after the R-peak each group is
+   read on a time axis stretched by ``(RR / 0.8 s)^0.6``, its median RR, so the T wave sits in the same place
+   at any heart rate (the QT interval follows the RR interval).
 3. **Embedding**: ``(g - mean) @ P``, a linear map fitted in closed form (:func:`fit_lda`, MLX on the CPU stream):
    PCA to ``n_pca`` components, then Fisher's linear discriminant analysis over the training persons (within-person
    scatter whitened, the between-person directions kept). The template is the direction of the mean unit group
@@ -29,7 +32,7 @@ import numpy as np
 from ...pipelines.recipes.heartid import BEAT_OPTIONS, INPUT, _normalise, beat_groups, beat_length  # noqa: F401
 
 __all__ = ["BEAT_OPTIONS", "INPUT", "WITHIN_RULES", "beat_groups", "record_beat_groups", "person_groups", "fit_lda",
-           "embed", "cross_validate", "build_onnx", "train_beat_lda"]
+           "embed", "cross_validate", "fit_persons", "build_onnx", "train_beat_lda"]
 
 def record_beat_groups(path, options: dict | None = None, fs: float | None = None, workers: int | None = None):
     """A WFDB record / ``.npy`` / ``.csv`` -> (n, L) median-beat groups (:func:`beat_groups`); ``ValueError`` when the
@@ -213,29 +216,13 @@ def build_onnx(mean: np.ndarray, projection: np.ndarray):
 WITHIN_RULES = ("multi-record", "all")
 
 
-def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-record",
-                   n_pca_grid=(10, 15, 20, 30, 40, 60), folds: int = 3, repeats: int = 5, test_fraction: float = 0.3,
-                   val_fraction: float = 0.1, seed: int = 0, log=print) -> dict:
-    """Fit a ``beat-lda`` HeartID model on raw record folders (ECG-ID layout: one folder per person).
-
-    Persons of ``raw_dirs`` are split as :func:`~.data.split_subjects` splits them (the seed-network run's rule, so
-    the test persons are the same). ``negatives``: further folders (e.g. PTB-XL, one ECG per patient) whose persons
-    all join the fit - the mean, the PCA and the between-person directions - and are never validated or tested.
-    ``within``: ``"multi-record"`` (default) estimates the within-person covariance from the training persons with
-    two or more records (session-to-session change, what enroll/verify meet); ``"all"`` from every person (the
-    first bundled model). ``n_pca`` is chosen by :func:`cross_validate` over the training persons with several
-    records (the others always in the fit), then the model is fitted on all of them. Writes ``beat_lda.npz``
-    (mean, projection), ``run.json`` (split, the CV table, the choice, timing) into ``run_dir``."""
-    import time
-
+def fit_persons(raw_dirs, negatives=(), test_fraction: float = 0.3, val_fraction: float = 0.1, seed: int = 0):
+    """(records, negative records, split, training persons) of raw record folders as :func:`train_beat_lda` splits
+    them: ``{person: [record paths]}`` for ``raw_dirs`` and for ``negatives`` (clear ``ValueError`` for too few
+    persons, an empty negatives folder, or negatives that repeat a data record), the person-disjoint
+    :func:`~.data.split_subjects` split, and its training persons."""
     from ...pipelines.recipes.heartid import _subjects
     from .data import split_subjects
-
-    if within not in WITHIN_RULES:
-        raise ValueError(f"within must be one of {WITHIN_RULES}, got {within!r}")
-    t0 = time.time()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
 
     def persons_of(dirs):
         recs, db = {}, {}
@@ -269,11 +256,36 @@ def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-reco
             self.id, self.database = i, db_of[i]
 
     split = split_subjects([_S(i) for i in records], test_fraction, val_fraction, seed)
-    train = [p for p in split["train"] if len(records[p]) >= 1]
+    return records, neg_records, split, [p for p in split["train"] if len(records[p]) >= 1]
+
+
+def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-record",
+                   n_pca_grid=(10, 15, 20, 30, 40, 60), folds: int = 3, repeats: int = 5, test_fraction: float = 0.3,
+                   val_fraction: float = 0.1, seed: int = 0, hr_norm: bool = True, log=print) -> dict:
+    """Fit a ``beat-lda`` HeartID model on raw record folders (ECG-ID layout: one folder per person).
+
+    Persons of ``raw_dirs`` are split as :func:`~.data.split_subjects` splits them (the seed-network run's rule, so
+    the test persons are the same). ``negatives``: further folders (e.g. PTB-XL, one ECG per patient) whose persons
+    all join the fit - the mean, the PCA and the between-person directions - and are never validated or tested.
+    ``within``: ``"multi-record"`` (default) estimates the within-person covariance from the training persons with
+    two or more records (session-to-session change, what enroll/verify meet); ``"all"`` from every person (the
+    first bundled model). ``n_pca`` is chosen by :func:`cross_validate` over the training persons with several
+    records (the others always in the fit), then the model is fitted on all of them. Writes ``beat_lda.npz``
+    (mean, projection), ``run.json`` (split, the CV table, the choice, timing) into ``run_dir``. ``hr_norm=False``
+    cuts groups without heart-rate normalisation (:data:`BEAT_OPTIONS`' ``hr_norm``; the models before it)."""
+    import time
+
+    if within not in WITHIN_RULES:
+        raise ValueError(f"within must be one of {WITHIN_RULES}, got {within!r}")
+    t0 = time.time()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    records, neg_records, split, train = fit_persons(raw_dirs, negatives, test_fraction, val_fraction, seed)
     log(f"beat-lda: {len(records)} persons ({len(train)} train, {len(split['val'])} validation, "
         f"{len(split['test'])} test) + {len(neg_records)} negatives (fit only); cutting beats")
     fit_rec = {p: records[p] for p in train} | neg_records
-    windows, product = person_groups(fit_rec, group_strides=(1, int(BEAT_OPTIONS["group_stride"])))
+    options = dict(BEAT_OPTIONS) if hr_norm else {k: v for k, v in BEAT_OPTIONS.items() if k != "hr_norm"}
+    windows, product = person_groups(fit_rec, options, group_strides=(1, int(options["group_stride"])))
     cv_persons = [p for p in train if len(records[p]) >= 2]
     fixed = [p for p in train if p not in cv_persons] + list(neg_records)
     multi = {p for p in fit_rec if sum(len(g) > 0 for g in windows[p]) >= 2} if within == "multi-record" else None
@@ -291,7 +303,7 @@ def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-reco
     n_groups = int(sum(len(g) for v in windows.values() for g in v))
     run = {"arch": "beat-lda", "data": [str(d) for d in raw_dirs], "negatives": [str(d) for d in negatives],
            "within": within, "within_persons": None if multi is None else len(multi),
-           "split": split, "options": BEAT_OPTIONS,
+           "split": split, "options": options,
            "n_pca_grid": list(map(int, n_pca_grid)), "folds": folds, "repeats": repeats, "seed": seed,
            "cross_validation": rows, "n_pca": best["n_pca"], "embedding_size": int(P.shape[1]),
            "train_groups": n_groups, "train_persons": len(train), "negative_persons": len(neg_records),
@@ -371,7 +383,9 @@ def export_beat_lda(run_dir, out_dir, *, name: str = BUNDLED_NAME, command: str 
         fs=float(run["options"]["fs"]), preprocessing={"kind": "heartid", **run["options"]},
         metrics={"onnx_parity": parity}, training=training, config=cfg,
         description="HeartID beat-lda: median heartbeats of 10 consecutive beats (lead I / MLII, 250 Hz, -0.25..+0.45 "
-                    "s around ecgcore's R-peaks) -> a linear identity embedding (PCA + Fisher LDA fitted in MLX). "
+                    "s around ecgcore's R-peaks"
+                    + (", the ST-T read at the group's heart rate: hr_norm" if run["options"].get("hr_norm") else "")
+                    + ") -> a linear identity embedding (PCA + Fisher LDA fitted in MLX). "
                     "Default model of enroll/verify (scheme grp-iom: the template is the keyed IoM hash of the "
                     "mean unit embedding).")
     write_card(card, out_dir / "model.json")
