@@ -12,38 +12,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 
-def options_for(alpha: float) -> dict:
-    from ecgcore.models.heartid.beats import BEAT_OPTIONS
-
-    o = {k: v for k, v in BEAT_OPTIONS.items() if k != "hr_norm"}
-    if alpha:
-        o["hr_norm"] = {**BEAT_OPTIONS["hr_norm"], "alpha": float(alpha)}
-    return o
-
-
 def table(data: Path, alphas, seeds: int, n_pca, log=print) -> list[dict]:
-    from ecgcore.models.heartid.beats import cross_validate, fit_persons, person_groups
+    from ecgcore.models.heartid.beats import beat_options, cross_validate, fit_persons, person_groups
 
-    records, neg, _, train = fit_persons([data / "ecgiddb", data / "mitdb"], [data / "ptbxl"])
-    fit_rec = {p: records[p] for p in train} | neg
-    cv_persons = [p for p in train if len(records[p]) >= 2]
-    fixed = [p for p in train if p not in cv_persons] + list(neg)
+    who = fit_persons([data / "ecgiddb", data / "mitdb"], [data / "ptbxl"])
     rows = []
     for a in alphas:
         t = time.time()
-        o = options_for(a)
-        windows, product = person_groups(fit_rec, o, group_strides=(1, int(o["group_stride"])))
-        multi = {p for p in fit_rec if sum(len(g) > 0 for g in windows[p]) >= 2}
+        o = beat_options(a)
+        windows, product = person_groups(who.fit_records, o, group_strides=(1, int(o["group_stride"])))
+        multi = who.multi_record(windows)
         per = {n: ([], []) for n in n_pca}
         for sd in range(seeds):
-            for r in cross_validate(windows, product, cv_persons, n_pca, fixed=fixed, within=multi, seed=sd):
+            for r in cross_validate(windows, product, who.cv_persons, n_pca, fixed=who.fixed, within=multi, seed=sd):
                 per[r["n_pca"]][0].append(r["rank1"])
                 per[r["n_pca"]][1].append(r["eer_mean"])
         for n in n_pca:
@@ -52,7 +39,7 @@ def table(data: Path, alphas, seeds: int, n_pca, log=print) -> list[dict]:
                    "cv_eer_sd_over_seeds": round(float(np.std(per[n][1])), 4)}
             rows.append(row)
             log(f"alpha {a:<5g} n_pca {n:3d}: CV rank-1 {row['cv_rank1']:.4f}, EER {row['cv_eer_mean']:.4f} "
-                f"(sd over {seeds} seeds {row['cv_eer_sd_over_seeds']:.4f}) [{time.time() - t:.0f} s]")
+                f"(sd over {seeds} seeds {row['cv_eer_sd_over_seeds']:.4f}) [{time.time() - t:.0f} s]", flush=True)
     return rows
 
 
@@ -74,12 +61,18 @@ def main(argv=None) -> int:
 
         card = read_card(a.write)
         card.training = dict(card.training or {})
+        shipped = (card.preprocessing or {}).get("hr_norm") or {}
         card.training["hr_norm_choice"] = {
             "rule": "the exponent with the lowest mean cross-validated EER over the training persons (5 x 3-fold, "
-                    f"{a.seeds} permutation seeds, n_pca {a.n_pca}); validation and test persons never read",
-            "command": "python tools/heartid_hr_norm_cv.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                    f"{a.seeds} permutation seeds, n_pca {a.n_pca}); validation and test persons never read. The "
+                    "model's own n_pca is chosen afterwards by train_beat_lda's CV (seed 0, its grid)",
+            "command": f"python tools/heartid_hr_norm_cv.py --alphas {a.alphas} --seeds {a.seeds} --n-pca {a.n_pca} "
+                       "--write MODEL/model.json",
             "seconds": round(time.time() - t), "rows": rows,
-            "lowest": {"alpha": best["alpha"], "n_pca": best["n_pca"]}}
+            "lowest": {"alpha": best["alpha"], "n_pca": best["n_pca"]},
+            "shipped_alpha": shipped.get("alpha", 0.0),
+            "test_persons": "never read here; the card's test figures (tools/heartid_scheme_card.py) are of the "
+                            "shipped alpha only"}
         write_card(card, a.write)
         print(f"wrote training.hr_norm_choice into {a.write}")
     return 0

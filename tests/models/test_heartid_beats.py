@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from ecgcore.cli import main
 from ecgcore.export import resolve_model
-from ecgcore.models.heartid.beats import BEAT_OPTIONS, beat_groups, beat_length, embed, fit_lda, person_groups
+from ecgcore.models.heartid.beats import (BEAT_OPTIONS, beat_groups, beat_length, beat_options, embed, fit_lda,
+                                          person_groups)
 from ecgcore.models.heartid.preprocess import read_lead
 
 PRE = int(round(BEAT_OPTIONS["before_s"] * BEAT_OPTIONS["fs"]))
@@ -220,8 +221,16 @@ def test_train_and_export_cli_on_real_persons(ecgid, tmp_path):
     r = CliRunner().invoke(main, ["train", "heartid", "--arch", "beat-lda", "--no-hr-norm", str(raw), "-o",
                                   str(tmp_path / "plain")])
     assert r.exit_code == 0, r.output
-    plain = json.loads((tmp_path / "plain" / "run.json").read_text())
-    assert "hr_norm" not in plain["options"] and plain["cross_validation"] != info["cross_validation"]
+    r = CliRunner().invoke(main, ["export", "heartid", str(tmp_path / "plain"), "-o", str(tmp_path / "plain-model")])
+    assert r.exit_code == 0, r.output
+    plain = json.loads((tmp_path / "plain-model" / "model.json").read_text())
+    assert "hr_norm" not in plain["preprocessing"] and "--no-hr-norm" in plain["training"]["command"]
+    assert "--no-hr-norm" not in card["training"]["command"]
+    # each model's Verifier cuts the groups its card names
+    x, fs, _ = read_lead(ecgid / "Person_01" / "rec_1", BEAT_OPTIONS)
+    np.testing.assert_array_equal(Verifier(tmp_path / "plain-model", threshold=0.5).windows(
+        ecgid / "Person_01" / "rec_1"), beat_groups(x, fs, beat_options(0.0))[0])
+    np.testing.assert_array_equal(ver.windows(ecgid / "Person_01" / "rec_1"), beat_groups(x, fs)[0])
 
 
 def test_negatives_join_the_fit_only(ecgid, data_dir, tmp_path):
@@ -292,6 +301,7 @@ def test_infer_scores_the_same_groups_as_the_verifier(ecgid, tmp_path):
     assert (np.diff(start) > 0).all() and ((end - start) / 500.0 > 5).all() and end.max() <= 10000
 
 
+
 def _paced(rr_s: float, fs: float, seconds: float, hr: dict) -> np.ndarray:
     """A synthetic lead at a fixed RR: P, QRS and T Gaussians, the waveform past ``t0`` stretched by
     ``(RR / rr_ref)^alpha`` -- the QT-RR relation ``hr_norm`` assumes."""
@@ -307,18 +317,15 @@ def _paced(rr_s: float, fs: float, seconds: float, hr: dict) -> np.ndarray:
 
 
 def test_hr_norm_lines_up_the_t_wave_across_heart_rates():
-    """Heart-rate normalisation by its definition: one synthetic person at 100 and 60 bpm, whose ST-T stretches as
-    ``(RR / 0.8 s)^0.6``, gives the same groups at both rates with ``hr_norm`` (T-wave peak within one sample,
-    correlation > 0.99, max |diff| < 0.06 of the unit peak: the 1-40 Hz band-pass does not scale with the
-    waveform), and not without it (T peak 25+ ms apart, correlation 0.81); the QRS and P wave are not moved."""
+    """Heart-rate normalisation on a synthetic person at 100 and 60 bpm whose ST-T stretches as ``(RR / 0.8 s)^0.6``:
+    the same groups at both rates with ``hr_norm`` (T-wave peak within one sample, correlation > 0.99, max |diff|
+    < 0.06 of the unit peak: the 1-40 Hz band-pass does not scale with the waveform), and not without it (T peak
+    25+ ms apart, correlation 0.81); up to t0 past the R-peak the groups are the plain ones (up to an offset and a gain)."""
     hr = BEAT_OPTIONS["hr_norm"]
     fs = 500.0
     fast, slow = _paced(0.6, fs, 30.0, hr), _paced(1.0, fs, 30.0, hr)
-    plain = {k: v for k, v in BEAT_OPTIONS.items() if k != "hr_norm"}
-    gf, _, ef = beat_groups(fast, fs)
-    gs, _, es = beat_groups(slow, fs)
-    pf, _, _ = beat_groups(fast, fs, plain)
-    ps, _, _ = beat_groups(slow, fs, plain)
+    plain = beat_options(0.0)
+    gf, gs, pf, ps = (beat_groups(x, fs, o)[0] for o in (None, plain) for x in (fast, slow))
     assert gf.shape[1] == gs.shape[1] == pf.shape[1] == 174
     mf, ms, qf, qs = (np.median(g, axis=0) for g in (gf, gs, pf, ps))
     st = PRE + int(0.1 * 250)  # past the QRS
@@ -327,53 +334,81 @@ def test_hr_norm_lines_up_the_t_wave_across_heart_rates():
     assert abs(t_peak[2] - t_peak[3]) >= 0.025 * 250
     assert np.corrcoef(mf, ms)[0, 1] > 0.99 and np.abs(mf - ms).max() < 0.06
     assert np.corrcoef(qf, qs)[0, 1] < 0.9 and np.abs(qf - qs).max() > 0.2
-    # up to t0 past the R-peak the groups are the plain ones
     head = PRE + int(hr["t0_s"] * 250)
-    np.testing.assert_allclose(gf[:, :head], pf[:, :head] * (np.abs(gf).max(1, keepdims=True) /
-                                                             np.abs(pf).max(1, keepdims=True)), atol=0.02)
-    # each span ends where its group was read to: t0 + (0.45 s - t0) * (RR / 0.8 s)^0.6 past the last R-peak
+    # (the groups' final median removal and scaling see the warped ST-T: equal up to an offset and a gain)
+    for u, v in zip(gf[:, :head], pf[:, :head]):
+        assert np.corrcoef(u, v)[0, 1] > 0.99999
+
+
+def test_warp_groups_by_definition():
+    """``_warp_groups`` on a ramp (each sample holds its own time): the output is the warped time axis itself --
+    ``t`` up to t0, ``t0 + (t - t0) (RR / rr_ref)^alpha`` after it, RR the median RR of the group's beats clipped to
+    ``rr_range_s`` -- and ``ends`` are one past the last sample read (equal to the plain cut's at RR = rr_ref)."""
+    from ecgcore.pipelines.recipes.heartid import _hr_norm, _warp_groups, _wide_post
+
+    o = BEAT_OPTIONS
+    h = _hr_norm(o)
+    fs, post = o["fs"], int(round(o["after_s"] * o["fs"]))
+    wide = PRE + _wide_post(o, h)
+    ramp = (np.arange(wide) - PRE) / fs
+    t = (np.arange(PRE + post) - PRE) / fs
+    for rr_s, expect_rr in ((0.8, 0.8), (0.6, 0.6), (1.2, 1.2), (3.0, 2.0), (0.2, 0.3)):
+        p = np.round(np.arange(12) * rr_s * fs).astype(np.int64) + 100
+        rr = np.median(np.diff(p[:10])) / fs
+        out, reach = _warp_groups(np.stack([ramp, ramp]), p, np.array([0, 2]), 10, o, h)
+        k = (min(max(rr, 0.3), 2.0) / h["rr_ref_s"]) ** h["alpha"]
+        want = np.where(t > h["t0_s"], h["t0_s"] + (t - h["t0_s"]) * k, t)
+        np.testing.assert_allclose(out[0], want, atol=1e-12)
+        assert abs(min(max(rr, 0.3), 2.0) - expect_rr) < 0.01
+        assert reach[0] == int(np.ceil(want[-1] * fs - 1e-9)) + 1 and reach[0] <= wide - PRE
+        if rr_s == 0.8:
+            assert reach[0] == post  # k = 1: the plain cut's end
+    with pytest.raises(ValueError, match="cut"):
+        _warp_groups(np.stack([ramp[:PRE + post]]), p, np.array([0]), 10, o, h)
+    for bad in ({"alpha": 0.6}, {**h, "rr_ref_s": 0.0}, {**h, "rr_range_s": [2.0, 0.3]}, True):
+        with pytest.raises(ValueError, match="hr_norm"):
+            _hr_norm(dict(o, hr_norm=bad))
+
+
+def test_hr_norm_keeps_the_plain_cuts_beats(ecgid):
+    """With ``hr_norm`` the same beats are kept as without it (none lost at the record's end to the wider cut) and
+    each is scaled by its -0.25..+0.45 s part: that part equals the plain cut's beat."""
     from ecgcore.pipelines.recipes.heartid import aligned_beats
 
-    for x, e, rr in ((fast, ef, 0.6), (slow, es, 1.0)):
-        p = aligned_beats(x, fs)[1]
-        reach = (hr["t0_s"] + (0.45 - hr["t0_s"]) * (rr / hr["rr_ref_s"]) ** hr["alpha"]) * 250
-        np.testing.assert_allclose(e - p[np.arange(len(e)) * 5 + 9], reach, atol=1.5)
+    x, fs, _ = read_lead(ecgid / "Person_05" / "rec_2", BEAT_OPTIONS)
+    wide, p = aligned_beats(x, fs)
+    plain, q = aligned_beats(x, fs, beat_options(0.0))
+    np.testing.assert_array_equal(p, q)
+    assert wide.shape[1] > plain.shape[1] == 174
+    np.testing.assert_allclose(wide[:, :174], plain, atol=1e-6)
 
 
 def test_hr_norm_off_is_the_previous_cut(ecgid):
-    """A card without ``hr_norm`` (the models before it), or with alpha 0, cuts groups exactly as before: the
-    median of beats cut 0.45 s past the R-peak."""
+    """A card without ``hr_norm`` (the models before it), or with alpha 0, cuts groups as the code before
+    ``hr_norm`` did: values recorded from that code (commit 61f8b52~1) on ECG-ID Person_05 rec_2."""
     x, fs, _ = read_lead(ecgid / "Person_05" / "rec_2", BEAT_OPTIONS)
-    plain = {k: v for k, v in BEAT_OPTIONS.items() if k != "hr_norm"}
-    zero = dict(BEAT_OPTIONS, hr_norm=dict(BEAT_OPTIONS["hr_norm"], alpha=0.0))
-    a, b = beat_groups(x, fs, plain), beat_groups(x, fs, zero)
+    a = beat_groups(x, fs, beat_options(0.0))
+    b = beat_groups(x, fs, dict(BEAT_OPTIONS, hr_norm=dict(BEAT_OPTIONS["hr_norm"], alpha=0.0)))
     for u, v in zip(a, b):
         np.testing.assert_array_equal(u, v)
-    from ecgcore.pipelines.recipes.heartid import _normalise, aligned_beats
-
-    beats, p = aligned_beats(x, fs, plain)
-    assert beats.shape[1] == 174
-    np.testing.assert_allclose(a[0][0], _normalise(np.median(beats[:10], axis=0)), atol=1e-6)
-    firsts = np.arange(0, len(p) - 9, 5)
-    np.testing.assert_array_equal(a[2], p[firsts + 9] + int(round(0.45 * 250)))
+    g, st, en = a
+    assert g.shape == (2, 174) and st.tolist() == [38, 1349] and en.tolist() == [2568, 3882]
+    np.testing.assert_allclose(g.astype(np.float64).sum(1), [2.505289, 2.326835], atol=2e-5)
+    np.testing.assert_allclose(g[:, [10, 62, 100, 150]], [[0.002433, -1.0, 0.069467, -0.137355],
+                                                         [-0.004461, -0.996692, 0.0931, -0.144656]], atol=1e-5)
 
 
 def test_bundled_hr_norm_is_the_cross_validated_choice(ecgid, repo_tool):
     """The shipped ``hr_norm`` is the exponent ``tools/heartid_hr_norm_cv.py`` found best over the training persons
-    (its table in the card, alpha 0 included), and the tool cuts alpha 0 exactly as a card without ``hr_norm``."""
-    tool = repo_tool("heartid_hr_norm_cv")
+    (its table in the card, alpha 0 included and worse), and the card says how it was chosen."""
+    repo_tool("heartid_hr_norm_cv")  # the tool imports
     _, card = resolve_model("heartid-beats")
     choice = card.training["hr_norm_choice"]
     rows = choice["rows"]
     best = min(rows, key=lambda r: (r["cv_eer_mean"], -r["cv_rank1"]))
-    assert card.preprocessing["hr_norm"]["alpha"] == choice["lowest"]["alpha"] == best["alpha"]
+    assert card.preprocessing["hr_norm"]["alpha"] == choice["lowest"]["alpha"] == best["alpha"] == \
+        choice["shipped_alpha"]
     assert card.preprocessing["hr_norm"] == dict(BEAT_OPTIONS["hr_norm"])
-    assert {r["alpha"] for r in rows} >= {0.0, best["alpha"]} and card.config["n_pca"] in {r["n_pca"] for r in rows}
     off = min((r for r in rows if r["alpha"] == 0.0), key=lambda r: r["cv_eer_mean"])
     assert best["cv_eer_mean"] < off["cv_eer_mean"]
-    x, fs, _ = read_lead(ecgid / "Person_07" / "rec_1", BEAT_OPTIONS)
-    plain = {k: v for k, v in BEAT_OPTIONS.items() if k != "hr_norm"}
-    assert "hr_norm" not in tool.options_for(0.0)
-    np.testing.assert_array_equal(beat_groups(x, fs, tool.options_for(0.0))[0], beat_groups(x, fs, plain)[0])
-    assert tool.options_for(0.5)["hr_norm"]["alpha"] == 0.5
-    assert not np.allclose(beat_groups(x, fs, tool.options_for(0.5))[0], beat_groups(x, fs, plain)[0])
+    assert "/" not in choice["command"].replace("tools/", "").replace("MODEL/model.json", "")

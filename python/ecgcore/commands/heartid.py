@@ -43,8 +43,9 @@ def _blas_hint():
               help="beat-lda only: the persons whose beat scatter is the within-person covariance. multi-record: "
                    "those with two or more records (session-to-session change, what verify meets); all: everyone.")
 @click.option("--hr-norm/--no-hr-norm", default=True, show_default=True,
-              help="beat-lda only: read each median-beat group's ST-T at its own heart rate (time past 50 ms after "
-                   "the R-peak stretched by (RR/0.8 s)^0.6), so a person's T wave lines up across days at other "
+              help="beat-lda only: read each median-beat group's ST-T at its own heart rate (time past t0 after the "
+                   "R-peak stretched by (RR/rr_ref)^alpha, RR the group's median RR; the values of "
+                   "BEAT_OPTIONS['hr_norm'] go into the card), so a person's T wave lines up across days at other "
                    "rates. --no-hr-norm cuts groups as the models before it.")
 @click.option("--loss", type=click.Choice(["securetl", "heartid"]), default="securetl", show_default=True,
               help="securetl: original Secure Triplet Loss (same person under another key is a negative, "

@@ -6,13 +6,14 @@ heart rate. On ECG-ID persons never used in training it reaches rank-1 ≈ 0.68.
 
 1. **Beats** (:func:`record_beat_groups`): the record's lead, band-passed 1-40 Hz (order 4, zero-phase) at its own
    rate, resampled to 250 Hz; ecgcore's R-peaks; each beat from 0.25 s before to 0.45 s after its R-peak (174
-   samples), its median removed and scaled to unit peak amplitude.
+   samples; with ``hr_norm`` cut on to 0.75 s for the warp below), its median removed and scaled to unit peak
+   amplitude (both taken over the -0.25..+0.45 s part).
 2. **Groups**: the element-wise median of ``group`` consecutive beats every ``group_stride`` beats (10 and 5:
    a 20-s ECG-ID record gives 3-4 groups), re-normalised the same way. The median removes ectopic and noisy beats.
    A record with fewer than ``group`` beats (but at least ``min_beats``) forms one group. Heart-rate
    normalisation (``hr_norm``, models fitted since issue 23's HR work): past 50 ms after the R-peak each group is
-   read on a time axis stretched by ``(RR / 0.8 s)^0.6``, its median RR, so the T wave sits in the same place
-   at any heart rate (the QT interval follows the RR interval).
+   read on a time axis stretched by ``(RR / 0.8 s)^0.6``, RR its median RR interval, so the T wave sits in the same
+   place at any heart rate (the QT interval follows the RR interval); the 174 samples it gives are the group.
 3. **Embedding**: ``(g - mean) @ P``, a linear map fitted in closed form (:func:`fit_lda`, MLX on the CPU stream):
    PCA to ``n_pca`` components, then Fisher's linear discriminant analysis over the training persons (within-person
    scatter whitened, the between-person directions kept). The template is the direction of the mean unit group
@@ -25,14 +26,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 # The per-record transform lives with the heartid recipe (``ecgcore infer`` imports no model package); re-exported.
-from ...pipelines.recipes.heartid import BEAT_OPTIONS, INPUT, _normalise, beat_groups, beat_length  # noqa: F401
+from ...pipelines.recipes.heartid import (BEAT_OPTIONS, INPUT, _normalise, beat_groups, beat_length,  # noqa: F401
+                                          beat_options)
 
 __all__ = ["BEAT_OPTIONS", "INPUT", "WITHIN_RULES", "beat_groups", "record_beat_groups", "person_groups", "fit_lda",
-           "embed", "cross_validate", "fit_persons", "build_onnx", "train_beat_lda"]
+           "embed", "cross_validate", "FitPersons", "fit_persons", "build_onnx", "train_beat_lda", "beat_options"]
 
 def record_beat_groups(path, options: dict | None = None, fs: float | None = None, workers: int | None = None):
     """A WFDB record / ``.npy`` / ``.csv`` -> (n, L) median-beat groups (:func:`beat_groups`); ``ValueError`` when the
@@ -216,11 +219,27 @@ def build_onnx(mean: np.ndarray, projection: np.ndarray):
 WITHIN_RULES = ("multi-record", "all")
 
 
-def fit_persons(raw_dirs, negatives=(), test_fraction: float = 0.3, val_fraction: float = 0.1, seed: int = 0):
-    """(records, negative records, split, training persons) of raw record folders as :func:`train_beat_lda` splits
-    them: ``{person: [record paths]}`` for ``raw_dirs`` and for ``negatives`` (clear ``ValueError`` for too few
-    persons, an empty negatives folder, or negatives that repeat a data record), the person-disjoint
-    :func:`~.data.split_subjects` split, and its training persons."""
+class FitPersons(NamedTuple):
+    """Who :func:`train_beat_lda` fits and cross-validates (:func:`fit_persons`)."""
+    records: dict  # {person: [record paths]} of the data folders
+    negatives: dict  # the same for the negatives folders (fit only)
+    split: dict  # the person-disjoint train / val / test split
+    train: list  # the training persons
+    fit_records: dict  # training persons and negatives: every record the fit reads
+    cv_persons: list  # training persons with two or more records: the CV folds are cut from them
+    fixed: list  # the other training persons and the negatives: always in the fit
+
+    def multi_record(self, windows: dict) -> set:
+        """The fitted persons with two or more usable records in ``windows`` (``within='multi-record'``)."""
+        return {p for p in self.fit_records if sum(len(g) > 0 for g in windows[p]) >= 2}
+
+
+def fit_persons(raw_dirs, negatives=(), test_fraction: float = 0.3, val_fraction: float = 0.1,
+                seed: int = 0) -> FitPersons:
+    """The persons of raw record folders as :func:`train_beat_lda` splits and cross-validates them: ``{person:
+    [record paths]}`` for ``raw_dirs`` and for ``negatives`` (clear ``ValueError`` for too few persons, an empty
+    negatives folder, or negatives that repeat a data record), the person-disjoint :func:`~.data.split_subjects`
+    split, and the CV sets (:class:`FitPersons`)."""
     from ...pipelines.recipes.heartid import _subjects
     from .data import split_subjects
 
@@ -256,7 +275,10 @@ def fit_persons(raw_dirs, negatives=(), test_fraction: float = 0.3, val_fraction
             self.id, self.database = i, db_of[i]
 
     split = split_subjects([_S(i) for i in records], test_fraction, val_fraction, seed)
-    return records, neg_records, split, [p for p in split["train"] if len(records[p]) >= 1]
+    train = [p for p in split["train"] if len(records[p]) >= 1]
+    cv_persons = [p for p in train if len(records[p]) >= 2]
+    return FitPersons(records, neg_records, split, train, {p: records[p] for p in train} | neg_records, cv_persons,
+                      [p for p in train if p not in cv_persons] + list(neg_records))
 
 
 def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-record",
@@ -280,19 +302,17 @@ def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-reco
     t0 = time.time()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    records, neg_records, split, train = fit_persons(raw_dirs, negatives, test_fraction, val_fraction, seed)
+    who = fit_persons(raw_dirs, negatives, test_fraction, val_fraction, seed)
+    records, neg_records, split, train = who.records, who.negatives, who.split, who.train
     log(f"beat-lda: {len(records)} persons ({len(train)} train, {len(split['val'])} validation, "
         f"{len(split['test'])} test) + {len(neg_records)} negatives (fit only); cutting beats")
-    fit_rec = {p: records[p] for p in train} | neg_records
-    options = dict(BEAT_OPTIONS) if hr_norm else {k: v for k, v in BEAT_OPTIONS.items() if k != "hr_norm"}
-    windows, product = person_groups(fit_rec, options, group_strides=(1, int(options["group_stride"])))
-    cv_persons = [p for p in train if len(records[p]) >= 2]
-    fixed = [p for p in train if p not in cv_persons] + list(neg_records)
-    multi = {p for p in fit_rec if sum(len(g) > 0 for g in windows[p]) >= 2} if within == "multi-record" else None
+    options = beat_options(None if hr_norm else 0.0)
+    windows, product = person_groups(who.fit_records, options, group_strides=(1, int(options["group_stride"])))
+    multi = who.multi_record(windows) if within == "multi-record" else None
     if multi is not None and not multi:
         raise ValueError("within='multi-record' needs training persons with two or more usable records")
-    rows = cross_validate(windows, product, cv_persons, n_pca_grid, folds=folds, repeats=repeats, seed=seed,
-                          fixed=fixed, within=multi)
+    rows = cross_validate(windows, product, who.cv_persons, n_pca_grid, folds=folds, repeats=repeats, seed=seed,
+                          fixed=who.fixed, within=multi)
     for r in rows:
         log(f"  n_pca {r['n_pca']:3d}: CV rank-1 {r['rank1']:.4f} over {r['n_probes']} probes, EER "
             f"{r['eer_mean']:.4f} (mean of {len(r['eer_folds'])} folds)")
@@ -375,7 +395,8 @@ def export_beat_lda(run_dir, out_dir, *, name: str = BUNDLED_NAME, command: str 
                 "train_groups": run["train_groups"], "train_seconds": run["fit_seconds"],
                 "command": command or (f"ecgcore train heartid --arch beat-lda {' '.join(run['data'])}"
                                        + "".join(f" --negatives {d}" for d in run.get("negatives", []))
-                                       + f" --within {run.get('within', 'all')} -o RUN")}
+                                       + f" --within {run.get('within', 'all')}"
+                                       + ("" if run["options"].get("hr_norm") else " --no-hr-norm") + " -o RUN")}
     card = ModelCard(
         name=name, task="embedding", framework="mlx",
         inputs=[{"name": "ecg", "shape": [None, int(L)], "dtype": "float32"}],

@@ -126,21 +126,44 @@ BEAT_OPTIONS = {"input": INPUT, "fs": 250.0, "lead": 0, "band": [1.0, 40.0], "be
 #: speeds up (Bazett: QT ~ RR^0.5), so one person's T wave sits elsewhere on another day at another rate. Each
 #: group's time axis after ``t0_s`` past the R-peak is read at ``t0 + (t - t0) * (RR / rr_ref)^alpha``, ``RR`` the
 #: median RR interval of the group's beats (clipped to ``rr_range_s``): the window holds the same share of the
-#: cardiac cycle at any rate. ``alpha`` 0.6 was chosen by cross-validation over the training persons (EER 2.8 % ->
-#: 2.1 %, 8 seeds of the 5 x 3-fold CV; 0.4 -> 2.8 %, 0.5 -> 2.3 %, 0.75 -> 2.5 %, 1.0 -> 3.2 %). A card without
-#: the key (models fitted before it) cuts groups as before.
+#: cardiac cycle at any rate. ``alpha`` was chosen by cross-validation over the training persons
+#: (``tools/heartid_hr_norm_cv.py``; the table is in the bundled card's ``training.hr_norm_choice``). A card without
+#: the key, or with ``alpha`` 0 (models fitted before it), cuts groups as before.
+
+
+def beat_options(alpha: float | None = None) -> dict:
+    """A copy of :data:`BEAT_OPTIONS`: ``alpha`` None keeps its ``hr_norm``, 0 drops it (the cut before heart-rate
+    normalisation), any other value sets ``hr_norm.alpha``."""
+    o = {k: v for k, v in BEAT_OPTIONS.items() if k != "hr_norm"}
+    if alpha is None or float(alpha) != 0.0:
+        o["hr_norm"] = dict(BEAT_OPTIONS["hr_norm"], **({} if alpha is None else {"alpha": float(alpha)}))
+    return o
 
 
 def _hr_norm(o: dict) -> dict | None:
+    """The options' ``hr_norm`` as floats, None when absent or ``alpha`` is 0; a clear ``ValueError`` otherwise."""
     h = o.get("hr_norm")
-    return dict(h) if h and float(h.get("alpha", 0.0)) != 0.0 else None
+    if not h:
+        return None
+    try:
+        alpha, t0, ref = float(h["alpha"]), float(h["t0_s"]), float(h["rr_ref_s"])
+        lo, hi = (float(v) for v in h["rr_range_s"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"hr_norm must be {{alpha, t0_s, rr_ref_s, rr_range_s: [lo, hi]}} numbers, got {h!r}") from None
+    if alpha == 0.0:
+        return None
+    if not (np.isfinite(alpha) and ref > 0 and 0 < lo < hi and 0 <= t0 < float(o["after_s"])):
+        raise ValueError(f"hr_norm needs rr_ref_s > 0, 0 < rr_range_s[0] < rr_range_s[1] and 0 <= t0_s < after_s, "
+                         f"got {h!r}")
+    return {"alpha": alpha, "t0_s": t0, "rr_ref_s": ref, "rr_range_s": (lo, hi)}
 
 
 def _wide_post(o: dict, h: dict) -> int:
-    """Samples after the R-peak a beat is cut to, so that the longest clipped RR's warped window still fits."""
-    fs, t0 = float(o["fs"]), float(h["t0_s"])
-    s = (float(h["rr_range_s"][1]) / float(h["rr_ref_s"])) ** float(h["alpha"])
-    return int(np.ceil((t0 + (float(o["after_s"]) - t0) * max(s, 1.0)) * fs)) + 2
+    """Samples after the R-peak a beat is cut to, so that the most stretched group (either end of ``rr_range_s``)
+    still reads inside it."""
+    fs, t0, ref, a = float(o["fs"]), h["t0_s"], h["rr_ref_s"], h["alpha"]
+    s = max((h["rr_range_s"][0] / ref) ** a, (h["rr_range_s"][1] / ref) ** a, 1.0)
+    return int(np.ceil((t0 + (float(o["after_s"]) - t0) * s) * fs)) + 2
 
 
 def _normalise(b: np.ndarray) -> np.ndarray:
@@ -160,8 +183,8 @@ def _pre_post(o: dict) -> tuple[int, int]:
 
 def aligned_beats(x: np.ndarray, fs: float, options: dict | None = None, workers: int | None = None):
     """One lead at ``fs`` Hz -> (beats (n, L) normalised, R-peaks (n,) at ``options["fs"]``); n = 0 when the signal
-    holds fewer than ``min_beats`` whole beats. With ``hr_norm`` the beats run further past the R-peak (to
-    :func:`_wide_post`), for :func:`group_beats` to warp."""
+    holds fewer than ``min_beats`` whole beats. With ``hr_norm`` the same beats run further past the R-peak (to
+    :func:`_wide_post`, zero-padded past the record's end), for :func:`group_beats` to warp."""
     from ...dsp import detect_r_peaks
     from ...dsp.peaks import V1 as PEAKS_V1
 
@@ -169,21 +192,28 @@ def aligned_beats(x: np.ndarray, fs: float, options: dict | None = None, workers
     out_fs = float(o["fs"])
     pre, post = _pre_post(o)
     h = _hr_norm(o)
-    if h is not None:  # cut wider: group_beats reads each group's ST-T at its own heart rate
-        post = _wide_post(o, h)
+    cut = post if h is None else _wide_post(o, h)
     x = lead_at_rate(x, fs, o["band"], out_fs, what="beats", workers=workers)
     # the detector settings the bundled HeartID models were trained with (beat alignment is part of the model)
     p = detect_r_peaks(x, fs=out_fs, **PEAKS_V1) if x.size >= pre + post + 2 else np.zeros(0, np.int64)
     p = p[(p >= pre) & (p + post <= x.size)]
     if p.size < int(o["min_beats"]):
-        return np.zeros((0, pre + post)), np.zeros(0, np.int64)
-    return _normalise(x[p[:, None] - pre + np.arange(pre + post)[None, :]]), p
+        return np.zeros((0, pre + cut)), np.zeros(0, np.int64)
+    if h is None:
+        return _normalise(x[p[:, None] - pre + np.arange(pre + post)[None, :]]), p
+    # hr_norm: the same beats as without it, cut further (zeros past the record's end, which a group at a slow rate
+    # may reach), each scaled by its usual -pre..+post part, so samples a fast group never reads do not weigh
+    b = np.pad(x, (0, cut - post))[p[:, None] - pre + np.arange(pre + cut)[None, :]]
+    b = b - np.median(b[:, :pre + post], axis=-1, keepdims=True)
+    return b / np.maximum(np.abs(b[:, :pre + post]).max(axis=-1, keepdims=True), 1e-9), p
 
 
 def group_beats(beats: np.ndarray, p: np.ndarray, options: dict | None = None, group_stride: int | None = None):
     """Median of every ``group`` consecutive beats every ``group_stride`` (default the options') beats ->
-    (groups (n, L) float32, starts (n,), ends (n,)): the first and last sample spanned by each group's beats. With
-    ``hr_norm`` each median is read at its group's heart rate (:func:`_warp_groups`)."""
+    (groups (n, L) float32, starts (n,), ends (n,)): the first sample of each group's first beat and one past the
+    last sample read of its last beat. With ``hr_norm`` each median is read at its group's heart rate
+    (:func:`_warp_groups`), and ``ends`` follow how far it read (for the last group at a slow rate, possibly past the
+    record's end, where the cut was zero-padded)."""
     o = BEAT_OPTIONS if options is None else options
     pre, post = _pre_post(o)
     if len(p) == 0:
@@ -202,12 +232,15 @@ def group_beats(beats: np.ndarray, p: np.ndarray, options: dict | None = None, g
 
 
 def _warp_groups(groups: np.ndarray, p: np.ndarray, firsts: np.ndarray, size: int, o: dict, h: dict):
-    """(groups (n, L) read at their heart rate, samples past the last R-peak each group reads): :data:`BEAT_OPTIONS`'
-    ``hr_norm`` applied to wide median beats (:func:`aligned_beats`) whose R-peaks are ``p``."""
+    """(groups (n, L) read at their heart rate, one past the last sample after the last R-peak each group reads):
+    ``hr_norm`` (:func:`_hr_norm`) applied to wide median beats (:func:`aligned_beats`) whose R-peaks are ``p``."""
     fs = float(o["fs"])
     pre, post = _pre_post(o)
-    t0, ref, alpha = float(h["t0_s"]), float(h["rr_ref_s"]), float(h["alpha"])
-    lo, hi = (float(v) for v in h["rr_range_s"])
+    t0, ref, alpha = h["t0_s"], h["rr_ref_s"], h["alpha"]
+    lo, hi = h["rr_range_s"]
+    if groups.shape[1] < pre + _wide_post(o, h):
+        raise ValueError(f"hr_norm needs beats cut {_wide_post(o, h)} samples past the R-peak (aligned_beats with the "
+                         f"same options), got {groups.shape[1] - pre}")
     t = (np.arange(pre + post) - pre) / fs  # the output's time axis around the R-peak
     src = (np.arange(groups.shape[1]) - pre) / fs  # the wide beat's
     out, reach = np.empty((len(groups), pre + post)), np.empty(len(groups), np.int64)
@@ -216,7 +249,7 @@ def _warp_groups(groups: np.ndarray, p: np.ndarray, firsts: np.ndarray, size: in
         k = (min(max(rr, lo), hi) / ref) ** alpha
         when = np.where(t > t0, t0 + (t - t0) * k, t)
         out[j] = np.interp(when, src, m)
-        reach[j] = int(np.ceil(when[-1] * fs))
+        reach[j] = int(np.ceil(when[-1] * fs - 1e-9)) + 1  # one past the last sample interpolated from
     return out, reach
 
 
