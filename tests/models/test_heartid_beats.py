@@ -301,7 +301,6 @@ def test_infer_scores_the_same_groups_as_the_verifier(ecgid, tmp_path):
     assert (np.diff(start) > 0).all() and ((end - start) / 500.0 > 5).all() and end.max() <= 10000
 
 
-
 def _paced(rr_s: float, fs: float, seconds: float, hr: dict) -> np.ndarray:
     """A synthetic lead at a fixed RR: P, QRS and T Gaussians, the waveform past ``t0`` stretched by
     ``(RR / rr_ref)^alpha`` -- the QT-RR relation ``hr_norm`` assumes."""
@@ -342,8 +341,9 @@ def test_hr_norm_lines_up_the_t_wave_across_heart_rates():
 
 def test_warp_groups_by_definition():
     """``_warp_groups`` on a ramp (each sample holds its own time): the output is the warped time axis itself --
-    ``t`` up to t0, ``t0 + (t - t0) (RR / rr_ref)^alpha`` after it, RR the median RR of the group's beats clipped to
-    ``rr_range_s`` -- and ``ends`` are one past the last sample read (equal to the plain cut's at RR = rr_ref)."""
+    ``t`` up to t0, ``t0 + (t - t0) (RR / rr_ref)^alpha`` after it, RR the median RR of *that group's* beats clipped
+    to ``rr_range_s`` -- and ``reach`` is one past the last sample read: a wide beat that is NaN from ``pre + reach``
+    on still gives a finite group, from ``pre + reach - 1`` on it does not."""
     from ecgcore.pipelines.recipes.heartid import _hr_norm, _warp_groups, _wide_post
 
     o = BEAT_OPTIONS
@@ -352,22 +352,30 @@ def test_warp_groups_by_definition():
     wide = PRE + _wide_post(o, h)
     ramp = (np.arange(wide) - PRE) / fs
     t = (np.arange(PRE + post) - PRE) / fs
-    for rr_s, expect_rr in ((0.8, 0.8), (0.6, 0.6), (1.2, 1.2), (3.0, 2.0), (0.2, 0.3)):
-        p = np.round(np.arange(12) * rr_s * fs).astype(np.int64) + 100
-        rr = np.median(np.diff(p[:10])) / fs
-        out, reach = _warp_groups(np.stack([ramp, ramp]), p, np.array([0, 2]), 10, o, h)
-        k = (min(max(rr, 0.3), 2.0) / h["rr_ref_s"]) ** h["alpha"]
-        want = np.where(t > h["t0_s"], h["t0_s"] + (t - h["t0_s"]) * k, t)
-        np.testing.assert_allclose(out[0], want, atol=1e-12)
-        assert abs(min(max(rr, 0.3), 2.0) - expect_rr) < 0.01
-        assert reach[0] == int(np.ceil(want[-1] * fs - 1e-9)) + 1 and reach[0] <= wide - PRE
-        if rr_s == 0.8:
+    for rr_a, rr_b in ((0.8, 0.6), (1.2, 3.0), (0.2, 1.0)):
+        # group 0: beats 0-9 at rr_a; group 1: beats 10-19 at rr_b
+        p = np.r_[0.0, np.cumsum([rr_a] * 9 + [rr_b] * 10)]
+        p = np.round(p * fs).astype(np.int64) + 100
+        out, reach = _warp_groups(np.stack([ramp, ramp]), p, np.array([0, 10]), 10, o, h)
+        for j, rr in enumerate((rr_a, rr_b)):
+            k = (min(max(rr, 0.3), 2.0) / h["rr_ref_s"]) ** h["alpha"]
+            np.testing.assert_allclose(out[j], np.where(t > h["t0_s"], h["t0_s"] + (t - h["t0_s"]) * k, t),
+                                       atol=2e-3)  # the rounded peaks move RR by < 1 sample
+            for cut, finite in ((reach[j], True), (reach[j] - 1, False)):
+                m = ramp.copy()
+                m[PRE + cut:] = np.nan
+                assert np.isfinite(_warp_groups(m[None], p[10 * j:], np.array([0]), 10, o, h)[0]).all() == finite
+        if rr_a == 0.8:
             assert reach[0] == post  # k = 1: the plain cut's end
     with pytest.raises(ValueError, match="cut"):
         _warp_groups(np.stack([ramp[:PRE + post]]), p, np.array([0]), 10, o, h)
-    for bad in ({"alpha": 0.6}, {**h, "rr_ref_s": 0.0}, {**h, "rr_range_s": [2.0, 0.3]}, True):
+    for bad in ({"alpha": 0.6}, {**h, "rr_ref_s": 0.0}, {**h, "rr_range_s": [2.0, 0.3]},
+                {**h, "rr_range_s": [0.3, float("inf")]}, {**h, "alpha": 40.0}, True):
         with pytest.raises(ValueError, match="hr_norm"):
             _hr_norm(dict(o, hr_norm=bad))
+    # through group_beats: at 75 bpm (RR = rr_ref) the spans are the plain cut's
+    x = _paced(0.8, 500.0, 30.0, h)
+    np.testing.assert_array_equal(beat_groups(x, 500.0)[2], beat_groups(x, 500.0, beat_options(0.0))[2])
 
 
 def test_hr_norm_keeps_the_plain_cuts_beats(ecgid):
@@ -375,10 +383,16 @@ def test_hr_norm_keeps_the_plain_cuts_beats(ecgid):
     each is scaled by its -0.25..+0.45 s part: that part equals the plain cut's beat."""
     from ecgcore.pipelines.recipes.heartid import aligned_beats
 
+    from ecgcore.pipelines.recipes.heartid import _hr_norm, _wide_post, lead_at_rate
+
     x, fs, _ = read_lead(ecgid / "Person_05" / "rec_2", BEAT_OPTIONS)
     wide, p = aligned_beats(x, fs)
     plain, q = aligned_beats(x, fs, beat_options(0.0))
     np.testing.assert_array_equal(p, q)
+    n = lead_at_rate(x, fs, BEAT_OPTIONS["band"], BEAT_OPTIONS["fs"], what="beats").size
+    assert p[-1] + _wide_post(BEAT_OPTIONS, _hr_norm(BEAT_OPTIONS)) > n  # the last beat needed the padding
+    tail = wide[-1, PRE + n - p[-1]:]  # past the record's end: the zero padding, less the beat's median, scaled
+    assert tail.size > 0 and (tail == tail[0]).all()
     assert wide.shape[1] > plain.shape[1] == 174
     np.testing.assert_allclose(wide[:, :174], plain, atol=1e-6)
 
@@ -398,7 +412,7 @@ def test_hr_norm_off_is_the_previous_cut(ecgid):
                                                          [-0.004461, -0.996692, 0.0931, -0.144656]], atol=1e-5)
 
 
-def test_bundled_hr_norm_is_the_cross_validated_choice(ecgid, repo_tool):
+def test_bundled_hr_norm_is_the_cross_validated_choice(repo_tool):
     """The shipped ``hr_norm`` is the exponent ``tools/heartid_hr_norm_cv.py`` found best over the training persons
     (its table in the card, alpha 0 included and worse), and the card says how it was chosen."""
     repo_tool("heartid_hr_norm_cv")  # the tool imports

@@ -294,8 +294,9 @@ def _heartid(rec: Record, opts: dict, shapes: dict, fs: float) -> Prepared:
         w, st = record_windows(rec, opts)
         en = st + int(opts["window"])
     x = _fit_shape(w, shapes["main"], "heartid")
+    end = np.minimum(_to_record_rate(en, ratio), rec.n_samples)  # a slow last beat-group may read zero padding
     return Prepared(inputs={0: np.ascontiguousarray(x, dtype=np.float32)}, sample=_to_record_rate(st, ratio),
-                    end=_to_record_rate(en, ratio), kind="window")
+                    end=end, kind="window")
 
 
 def _hubert(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepared:

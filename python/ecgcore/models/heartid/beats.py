@@ -31,8 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 # The per-record transform lives with the heartid recipe (``ecgcore infer`` imports no model package); re-exported.
-from ...pipelines.recipes.heartid import (BEAT_OPTIONS, INPUT, _normalise, beat_groups, beat_length,  # noqa: F401
-                                          beat_options)
+from ...pipelines.recipes.heartid import BEAT_OPTIONS, INPUT, beat_groups, beat_length, beat_options  # noqa: F401
 
 __all__ = ["BEAT_OPTIONS", "INPUT", "WITHIN_RULES", "beat_groups", "record_beat_groups", "person_groups", "fit_lda",
            "embed", "cross_validate", "FitPersons", "fit_persons", "build_onnx", "train_beat_lda", "beat_options"]

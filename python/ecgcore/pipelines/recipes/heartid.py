@@ -152,10 +152,12 @@ def _hr_norm(o: dict) -> dict | None:
         raise ValueError(f"hr_norm must be {{alpha, t0_s, rr_ref_s, rr_range_s: [lo, hi]}} numbers, got {h!r}") from None
     if alpha == 0.0:
         return None
-    if not (np.isfinite(alpha) and ref > 0 and 0 < lo < hi and 0 <= t0 < float(o["after_s"])):
-        raise ValueError(f"hr_norm needs rr_ref_s > 0, 0 < rr_range_s[0] < rr_range_s[1] and 0 <= t0_s < after_s, "
-                         f"got {h!r}")
-    return {"alpha": alpha, "t0_s": t0, "rr_ref_s": ref, "rr_range_s": (lo, hi)}
+    out = {"alpha": alpha, "t0_s": t0, "rr_ref_s": ref, "rr_range_s": (lo, hi)}
+    if not (np.isfinite([alpha, hi]).all() and ref > 0 and 0 < lo < hi and 0 <= t0 < float(o["after_s"])
+            and _wide_post(o, out) <= 4 * float(o["fs"])):
+        raise ValueError(f"hr_norm needs a finite alpha, rr_ref_s > 0, 0 < rr_range_s[0] < rr_range_s[1] (finite), "
+                         f"0 <= t0_s < after_s and a stretch that keeps the cut within 4 s, got {h!r}")
+    return out
 
 
 def _wide_post(o: dict, h: dict) -> int:
@@ -166,9 +168,10 @@ def _wide_post(o: dict, h: dict) -> int:
     return int(np.ceil((t0 + (float(o["after_s"]) - t0) * s) * fs)) + 2
 
 
-def _normalise(b: np.ndarray) -> np.ndarray:
-    b = b - np.median(b, axis=-1, keepdims=True)
-    return b / np.maximum(np.abs(b).max(axis=-1, keepdims=True), 1e-9)
+def _normalise(b: np.ndarray, n: int | None = None) -> np.ndarray:
+    """``b`` (..., L) less its median, scaled to unit peak; both taken over ``b[..., :n]`` (None: all of it)."""
+    b = b - np.median(b[..., :n], axis=-1, keepdims=True)
+    return b / np.maximum(np.abs(b[..., :n]).max(axis=-1, keepdims=True), 1e-9)
 
 
 def beat_length(options: dict) -> int:
@@ -199,21 +202,18 @@ def aligned_beats(x: np.ndarray, fs: float, options: dict | None = None, workers
     p = p[(p >= pre) & (p + post <= x.size)]
     if p.size < int(o["min_beats"]):
         return np.zeros((0, pre + cut)), np.zeros(0, np.int64)
-    if h is None:
-        return _normalise(x[p[:, None] - pre + np.arange(pre + post)[None, :]]), p
     # hr_norm: the same beats as without it, cut further (zeros past the record's end, which a group at a slow rate
     # may reach), each scaled by its usual -pre..+post part, so samples a fast group never reads do not weigh
     b = np.pad(x, (0, cut - post))[p[:, None] - pre + np.arange(pre + cut)[None, :]]
-    b = b - np.median(b[:, :pre + post], axis=-1, keepdims=True)
-    return b / np.maximum(np.abs(b[:, :pre + post]).max(axis=-1, keepdims=True), 1e-9), p
+    return _normalise(b, pre + post), p
 
 
 def group_beats(beats: np.ndarray, p: np.ndarray, options: dict | None = None, group_stride: int | None = None):
     """Median of every ``group`` consecutive beats every ``group_stride`` (default the options') beats ->
     (groups (n, L) float32, starts (n,), ends (n,)): the first sample of each group's first beat and one past the
     last sample read of its last beat. With ``hr_norm`` each median is read at its group's heart rate
-    (:func:`_warp_groups`), and ``ends`` follow how far it read (for the last group at a slow rate, possibly past the
-    record's end, where the cut was zero-padded)."""
+    (:func:`_warp_groups`), and ``ends`` follow how far it read, at least the usual cut (for the last group at a slow
+    rate possibly past the record's end, where the cut was zero-padded: ``ecgcore infer`` clips its spans)."""
     o = BEAT_OPTIONS if options is None else options
     pre, post = _pre_post(o)
     if len(p) == 0:
@@ -225,9 +225,9 @@ def group_beats(beats: np.ndarray, p: np.ndarray, options: dict | None = None, g
     h = _hr_norm(o)
     if h is None:
         ends = p[firsts + size - 1] + post
-    else:
+    else:  # a fast group reads less of the warped beat, but its beats were scaled over -pre..+post
         groups, reach = _warp_groups(groups, p, firsts, size, o, h)
-        ends = p[firsts + size - 1] + reach
+        ends = p[firsts + size - 1] + np.maximum(reach, post)
     return (_normalise(groups).astype(np.float32), (p[firsts] - pre).astype(np.int64), ends.astype(np.int64))
 
 
@@ -238,9 +238,10 @@ def _warp_groups(groups: np.ndarray, p: np.ndarray, firsts: np.ndarray, size: in
     pre, post = _pre_post(o)
     t0, ref, alpha = h["t0_s"], h["rr_ref_s"], h["alpha"]
     lo, hi = h["rr_range_s"]
-    if groups.shape[1] < pre + _wide_post(o, h):
-        raise ValueError(f"hr_norm needs beats cut {_wide_post(o, h)} samples past the R-peak (aligned_beats with the "
-                         f"same options), got {groups.shape[1] - pre}")
+    need = _wide_post(o, h)
+    if groups.shape[1] < pre + need:
+        raise ValueError(f"hr_norm needs beats cut {need} samples past the R-peak (aligned_beats with the same "
+                         f"options), got {groups.shape[1] - pre}")
     t = (np.arange(pre + post) - pre) / fs  # the output's time axis around the R-peak
     src = (np.arange(groups.shape[1]) - pre) / fs  # the wide beat's
     out, reach = np.empty((len(groups), pre + post)), np.empty(len(groups), np.int64)
