@@ -14,11 +14,10 @@ py::array_t<int64_t> to_array(const std::vector<int64_t>& v) {
   return a;
 }
 
-QrsOptions make_options(double fs, double band_low, double band_high, double integration_s,
-                        double refractory_s, double t_wave_s, double search_back, double threshold,
-                        bool refine, double refine_radius_s, double band2_low, double band2_high,
-                        int contrast_power, double level_window_s, double contrast_floor, double detect_fs,
-                        double noise_gain, double noise_knee) {
+QrsOptions make_options(double fs, double band_low, double band_high, double integration_s, double refractory_s,
+                        double t_wave_s, double search_back, double threshold, bool refine, double refine_radius_s,
+                        double band2_low, double band2_high, int contrast_power, double level_window_s,
+                        double contrast_floor, double detect_fs, double noise_gain, double noise_knee) {
   QrsOptions o;
   o.fs = fs;
   o.band_low = band_low;
@@ -53,14 +52,12 @@ auto with_float_rows(const py::array& x, Fn&& fn) {
 
 py::list detect(const py::array& x, double fs, double band_low, double band_high, double integration_s,
                 double refractory_s, double t_wave_s, double search_back, double threshold, bool refine,
-                double refine_radius_s, double band2_low, double band2_high, int contrast_power,
-                double level_window_s, double contrast_floor, double detect_fs, double noise_gain,
-                double noise_knee, int workers) {
+                double refine_radius_s, double band2_low, double band2_high, int contrast_power, double level_window_s,
+                double contrast_floor, double detect_fs, double noise_gain, double noise_knee, int workers) {
   if (x.ndim() != 2) throw std::invalid_argument("x must be a 2-D [batch, n_samples] array");
-  const QrsOptions o = make_options(fs, band_low, band_high, integration_s, refractory_s, t_wave_s,
-                                    search_back, threshold, refine, refine_radius_s, band2_low, band2_high,
-                                    contrast_power, level_window_s, contrast_floor, detect_fs, noise_gain,
-                                    noise_knee);
+  const QrsOptions o = make_options(fs, band_low, band_high, integration_s, refractory_s, t_wave_s, search_back,
+                                    threshold, refine, refine_radius_s, band2_low, band2_high, contrast_power,
+                                    level_window_s, contrast_floor, detect_fs, noise_gain, noise_knee);
   auto rows = with_float_rows(x, [&](auto& a) {
     const auto shape = ecgcore_py::rows_of(a);
     const auto* data = a.data();
@@ -88,16 +85,39 @@ py::array_t<int64_t> refine(const py::array& x, const carray<int64_t>& peaks, do
   return to_array(r);
 }
 
+py::tuple bandpasses(const carray<double>& x, double fs, double lo1, double hi1, double lo2, double hi2) {
+  if (x.ndim() != 1) throw std::invalid_argument("x must be a 1-D signal");
+  std::vector<double> y1, y2;
+  bool lanes;
+  {
+    py::gil_scoped_release release;
+    lanes = ecgcore::qrs_bandpasses(x.data(), static_cast<int64_t>(x.size()), fs, lo1, hi1, lo2, hi2, y1, y2);
+  }
+  py::array_t<double> a(static_cast<py::ssize_t>(y1.size())), b(static_cast<py::ssize_t>(y2.size()));
+  std::copy(y1.begin(), y1.end(), a.mutable_data());
+  std::copy(y2.begin(), y2.end(), b.mutable_data());
+  return py::make_tuple(a, b, lanes);
+}
+
 }  // namespace
 
 void register_peaks(py::module_& m) {
-  m.def("detect_r_peaks", &detect, py::arg("x"), py::arg("fs"), py::arg("band_low") = 5.0,
-        py::arg("band_high") = 15.0, py::arg("integration_s") = 0.120, py::arg("refractory_s") = 0.250,
-        py::arg("t_wave_s") = 0.300, py::arg("search_back") = 1.40, py::arg("threshold") = 0.25,
-        py::arg("refine") = true, py::arg("refine_radius_s") = 0.075, py::arg("band2_low") = 15.0,
-        py::arg("band2_high") = 30.0, py::arg("contrast_power") = 8, py::arg("level_window_s") = 4.0,
-        py::arg("contrast_floor") = 0.2, py::arg("detect_fs") = 0.0, py::arg("noise_gain") = 1.5,
-        py::arg("noise_knee") = 0.05, py::arg("workers") = 0,
+  m.def(
+      "_qrs_bandpasses", &bandpasses, py::arg("x"), py::arg("fs"), py::arg("lo1"), py::arg("hi1"), py::arg("lo2"),
+      py::arg("hi2"),
+      R"doc(The R-peak detector's two zero-phase band-passes of one row, as detect_r_peaks computes them (a test hook).
+
+Returns
+-------
+(y1, y2, float_lanes): the two float64 outputs, and whether the float32 pair path ran (long rows) rather than
+double sosfiltfilt.
+)doc");
+  m.def("detect_r_peaks", &detect, py::arg("x"), py::arg("fs"), py::arg("band_low") = 5.0, py::arg("band_high") = 15.0,
+        py::arg("integration_s") = 0.120, py::arg("refractory_s") = 0.250, py::arg("t_wave_s") = 0.300,
+        py::arg("search_back") = 1.40, py::arg("threshold") = 0.25, py::arg("refine") = true,
+        py::arg("refine_radius_s") = 0.075, py::arg("band2_low") = 15.0, py::arg("band2_high") = 30.0,
+        py::arg("contrast_power") = 8, py::arg("level_window_s") = 4.0, py::arg("contrast_floor") = 0.2,
+        py::arg("detect_fs") = 0.0, py::arg("noise_gain") = 1.5, py::arg("noise_knee") = 0.05, py::arg("workers") = 0,
         R"doc(R-peak detection over the rows of a [batch, n_samples] array (float32 or float64).
 
 Parameters
@@ -115,8 +135,7 @@ Returns
 -------
 list of int64 ndarrays, one per row.
 )doc");
-  m.def("refine_r_peaks", &refine, py::arg("x"), py::arg("r_peaks"), py::arg("fs"),
-        py::arg("radius_s") = 0.075,
+  m.def("refine_r_peaks", &refine, py::arg("x"), py::arg("r_peaks"), py::arg("fs"), py::arg("radius_s") = 0.075,
         R"doc(Move R-peaks to the largest |deflection| of the zero-phase refinement band-pass (detector stage 5).
 
 Parameters

@@ -34,8 +34,8 @@
 namespace ecgcore {
 
 struct QrsOptions {
-  double fs = 360.0;             // sampling rate, Hz
-  double band_low = 5.0;         // detection band, Hz
+  double fs = 360.0;      // sampling rate, Hz
+  double band_low = 5.0;  // detection band, Hz
   double band_high = 15.0;
   // Second detection band (0 = off, or when band2_low >= 0.45 fs): the two slope energies are mixed,
   // each on the scale of its local QRS level L, weighted by max(floor, (k / k_max)^power) where
@@ -70,8 +70,8 @@ std::vector<int64_t> detect_r_peaks(const T* x, int64_t n, const QrsOptions& opt
 
 // Rows of a contiguous [batch, n] array, in parallel; out[r] holds the peaks of row r.
 template <class T>
-std::vector<std::vector<int64_t>> detect_r_peaks_batch(const T* x, int64_t batch, int64_t n,
-                                                       const QrsOptions& opt, int n_threads);
+std::vector<std::vector<int64_t>> detect_r_peaks_batch(const T* x, int64_t batch, int64_t n, const QrsOptions& opt,
+                                                       int n_threads);
 
 // Moves each peak to the largest |deflection| of the refinement signal (stage 5 above) within
 // +-radius samples (the refinement stage of detect_r_peaks, for peaks found elsewhere).
@@ -79,5 +79,12 @@ std::vector<std::vector<int64_t>> detect_r_peaks_batch(const T* x, int64_t batch
 template <class T>
 std::vector<int64_t> refine_r_peaks(const T* x, int64_t n, const int64_t* peaks, int64_t n_peaks,
                                     const QrsOptions& opt);
+
+// The detector's two band-passes of one row at rate fs (order-2 Butterworth [lo1, hi1] and [lo2, hi2] Hz, zero-phase
+// with scipy's odd padding of one second), as detect_r_peaks computes them: both at once in float32 lanes where
+// the row is long enough (returns true), else each by sosfiltfilt in double (false). Exposed for the tests that
+// hold the float path to the double reference.
+bool qrs_bandpasses(const double* x, int64_t n, double fs, double lo1, double hi1, double lo2, double hi2,
+                    std::vector<double>& y1, std::vector<double>& y2);
 
 }  // namespace ecgcore
