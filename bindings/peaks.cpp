@@ -103,9 +103,9 @@ py::tuple bandpasses(const carray<double>& x, double fs, double lo1, double hi1,
 
 void register_peaks(py::module_& m) {
   m.def(
-      "_qrs_bandpasses", &bandpasses, py::arg("x"), py::arg("fs"), py::arg("lo1"), py::arg("hi1"), py::arg("lo2"),
+      "qrs_bandpasses", &bandpasses, py::arg("x"), py::arg("fs"), py::arg("lo1"), py::arg("hi1"), py::arg("lo2"),
       py::arg("hi2"),
-      R"doc(The R-peak detector's two zero-phase band-passes of one row, as detect_r_peaks computes them (a test hook).
+      R"doc(The R-peak detector's two zero-phase band-passes of one row, as detect_r_peaks computes them (for tests).
 
 Returns
 -------

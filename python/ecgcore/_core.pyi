@@ -8,16 +8,7 @@ import numpy
 import numpy.typing
 import typing
 import typing_extensions
-__all__: list[str] = ['calinski_harabasz', 'crc32c', 'davies_bouldin', 'deltas', 'detect_r_peaks', 'fft', 'filtfilt', 'iir_design', 'iirnotch', 'irfft', 'kmeans_assign', 'kmeans_distances', 'kmeans_lloyd', 'kmeans_minibatch_update', 'kmeans_plusplus', 'l2_normalize_rows', 'lfilter', 'lfilter_zi', 'mel_filterbank', 'mfcc', 'morlet_centre_frequency', 'morlet_scalogram', 'refine_r_peaks', 'resample_poly', 'resample_poly_filter', 'resample_poly_length', 'rfft', 'rr_features', 'segment_beats', 'segment_windows', 'shard_statistics', 'silhouette_samples', 'simd_path', 'sosfilt', 'sosfilt_zi', 'sosfiltfilt', 'stft', 'wfdb_bytes_needed', 'wfdb_decode', 'wfdb_format_supported', 'wfdb_invalid_value', 'wfdb_read', 'wfdb_samples_available']
-def _qrs_bandpasses(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], fs: typing.SupportsFloat | typing.SupportsIndex, lo1: typing.SupportsFloat | typing.SupportsIndex, hi1: typing.SupportsFloat | typing.SupportsIndex, lo2: typing.SupportsFloat | typing.SupportsIndex, hi2: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
-    """
-    The R-peak detector's two zero-phase band-passes of one row, as detect_r_peaks computes them (a test hook).
-
-    Returns
-    -------
-    (y1, y2, float_lanes): the two float64 outputs, and whether the float32 pair path ran (long rows) rather than
-    double sosfiltfilt.
-    """
+__all__: list[str] = ['calinski_harabasz', 'crc32c', 'davies_bouldin', 'deltas', 'detect_r_peaks', 'fft', 'filtfilt', 'iir_design', 'iirnotch', 'irfft', 'kmeans_assign', 'kmeans_distances', 'kmeans_lloyd', 'kmeans_minibatch_update', 'kmeans_plusplus', 'l2_normalize_rows', 'lfilter', 'lfilter_zi', 'mel_filterbank', 'mfcc', 'morlet_centre_frequency', 'morlet_scalogram', 'qrs_bandpasses', 'refine_r_peaks', 'resample_poly', 'resample_poly_filter', 'resample_poly_length', 'rfft', 'rr_features', 'segment_beats', 'segment_windows', 'shard_statistics', 'silhouette_samples', 'simd_path', 'sosfilt', 'sosfilt_zi', 'sosfiltfilt', 'stft', 'wfdb_bytes_needed', 'wfdb_decode', 'wfdb_format_supported', 'wfdb_invalid_value', 'wfdb_read', 'wfdb_samples_available']
 def calinski_harabasz(x: numpy.ndarray, labels: numpy.ndarray, n_labels: typing.SupportsInt | typing.SupportsIndex, workers: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
     """
     Calinski-Harabasz index; labels encoded 0..n_labels-1 (int64).
@@ -201,6 +192,15 @@ def morlet_scalogram(x: numpy.ndarray, scales: typing.Annotated[numpy.typing.Arr
     Returns
     -------
     (..., n_scales, n) float32
+    """
+def qrs_bandpasses(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], fs: typing.SupportsFloat | typing.SupportsIndex, lo1: typing.SupportsFloat | typing.SupportsIndex, hi1: typing.SupportsFloat | typing.SupportsIndex, lo2: typing.SupportsFloat | typing.SupportsIndex, hi2: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
+    """
+    The R-peak detector's two zero-phase band-passes of one row, as detect_r_peaks computes them (for tests).
+
+    Returns
+    -------
+    (y1, y2, float_lanes): the two float64 outputs, and whether the float32 pair path ran (long rows) rather than
+    double sosfiltfilt.
     """
 def refine_r_peaks(x: numpy.ndarray, r_peaks: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], fs: typing.SupportsFloat | typing.SupportsIndex, radius_s: typing.SupportsFloat | typing.SupportsIndex = 0.075) -> numpy.typing.NDArray[numpy.int64]:
     """

@@ -327,7 +327,7 @@ def test_float_bandpass_pair_matches_scipy(load_mitdb, name, fs_out, offset, tol
     x, *_ = load_mitdb(name)
     y = x if fs_out == 360 else scipy.signal.resample_poly(x, fs_out, 360)
     y = y + offset
-    b1, b2, lanes = _core._qrs_bandpasses(y, float(fs_out), 5.0, 15.0, 15.0, 30.0)
+    b1, b2, lanes = _core.qrs_bandpasses(y, float(fs_out), 5.0, 15.0, 15.0, 30.0)
     assert lanes
     for out, band in ((b1, (5.0, 15.0)), (b2, (15.0, 30.0))):
         sos = scipy.signal.butter(2, band, btype="bandpass", fs=fs_out, output="sos")
@@ -342,7 +342,7 @@ def test_short_rows_filter_in_double(load_mitdb):
 
     x, *_ = load_mitdb("100")
     y = scipy.signal.resample_poly(x[:3600], 1, 3)  # 10 s at 120 Hz
-    b1, b2, lanes = _core._qrs_bandpasses(y, 120.0, 5.0, 15.0, 15.0, 30.0)
+    b1, b2, lanes = _core.qrs_bandpasses(y, 120.0, 5.0, 15.0, 15.0, 30.0)
     assert not lanes
     for out, band in ((b1, (5.0, 15.0)), (b2, (15.0, 30.0))):
         sos = scipy.signal.butter(2, band, btype="bandpass", fs=120, output="sos")
