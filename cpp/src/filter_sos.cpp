@@ -104,6 +104,22 @@ int64_t sosfiltfilt_default_padlen(const double* sos, int ns) {
 
 int64_t filtfilt_default_padlen(int64_t len_b, int64_t len_a) { return 3 * std::max(len_b, len_a); }
 
+// The largest pole radius of the cascade (roots of z^2 + a1 z + a2 per section; filter_sos.hpp).
+double sos_pole_radius(const double* sos, int ns) {
+  double r = 0.0;
+  for (int s = 0; s < ns; ++s) {
+    const double a1 = sos[s * 6 + 4], a2 = sos[s * 6 + 5];
+    const double disc = a1 * a1 - 4.0 * a2;
+    if (disc < 0.0) {
+      r = std::max(r, std::sqrt(a2));
+    } else {
+      const double sq = std::sqrt(disc);
+      r = std::max({r, std::fabs((-a1 + sq) * 0.5), std::fabs((-a1 - sq) * 0.5)});
+    }
+  }
+  return r;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Application. Rows are processed L at a time as SIMD lanes in an interleaved double buffer
 // [N][L]; the recursions are written so GCC vectorises across lanes. Each kernel is compiled twice
@@ -635,22 +651,6 @@ void forward_backward(RowsView<const T> x, RowsView<T> y, PadType pad, int64_t e
 // the sequential recursion to rounding (tests compare with scipy on every MIT-BIH record).
 
 constexpr int kSplit = 4;
-
-// Largest pole radius of the cascade (roots of z^2 + a1 z + a2 per section).
-double sos_pole_radius(const double* sos, int ns) {
-  double r = 0.0;
-  for (int s = 0; s < ns; ++s) {
-    const double a1 = sos[s * 6 + 4], a2 = sos[s * 6 + 5];
-    const double disc = a1 * a1 - 4.0 * a2;
-    if (disc < 0.0) {
-      r = std::max(r, std::sqrt(a2));
-    } else {
-      const double sq = std::sqrt(disc);
-      r = std::max({r, std::fabs((-a1 + sq) * 0.5), std::fabs((-a1 - sq) * 0.5)});
-    }
-  }
-  return r;
-}
 
 // Warm-up samples for a time-split segment, or -1 when the cascade is (nearly) marginally stable.
 int64_t split_warmup(const double* sos, int ns) {

@@ -58,20 +58,6 @@ struct PairLayout {
   int dc_section[2] = {-1, -1};  // per band, a section with a zero at z = 1
 };
 
-double biquad_pole_radius(const std::vector<double>& sos) {
-  double r = 0.0;
-  for (size_t s = 0; s + 6 <= sos.size(); s += 6) {
-    const double a1 = sos[s + 4], a2 = sos[s + 5], disc = a1 * a1 - 4.0 * a2;
-    if (disc < 0.0) {
-      r = std::max(r, std::sqrt(a2));
-    } else {
-      const double q = std::sqrt(disc);
-      r = std::max({r, std::fabs((-a1 + q) * 0.5), std::fabs((-a1 - q) * 0.5)});
-    }
-  }
-  return r;
-}
-
 // The layout for a row of N extended samples, or S = 0 when the pair path does not apply (a short row, or a
 // cascade too close to marginal stability for the warm-up to settle).
 PairLayout pair_layout(const std::vector<double>& sos1, const std::vector<double>& sos2, int64_t N) {
@@ -87,7 +73,7 @@ PairLayout pair_layout(const std::vector<double>& sos1, const std::vector<double
         L.dc_section[b] = s;
     if (L.dc_section[b] < 0) return L;
   }
-  const double r = std::max(biquad_pole_radius(sos1), biquad_pole_radius(sos2));
+  const double r = std::max(sos_pole_radius(sos1.data(), 2), sos_pole_radius(sos2.data(), 2));
   if (!(r < 0.999)) return L;
   // r^w <= 1e-12: far below float rounding (6e-8)
   const int64_t warm = r < 1e-3 ? 16 : static_cast<int64_t>(std::ceil(std::log(1e-12) / std::log(r))) + 16;

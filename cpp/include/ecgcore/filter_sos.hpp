@@ -21,6 +21,9 @@ std::vector<double> sosfilt_zi(const double* sos, int n_sections);
 
 // Default pad length of scipy's sosfiltfilt / filtfilt.
 int64_t sosfiltfilt_default_padlen(const double* sos, int n_sections);
+
+// The largest pole radius of a cascade of n_sections biquads (|z| of the roots of z^2 + a1 z + a2).
+double sos_pole_radius(const double* sos, int n_sections);
 int64_t filtfilt_default_padlen(int64_t len_b, int64_t len_a);
 
 // A strided [batch, n] view: element (r, t) is at data[r * row_stride + t * sample_stride]
