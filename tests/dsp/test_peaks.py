@@ -314,19 +314,20 @@ def test_decimated_detection_keeps_the_beats(load_mitdb, fs_out):
         detect_r_peaks(x, fs=FS, detect_fs=50.0)
 
 
-@pytest.mark.parametrize("name, fs_out, offset, tol", [("100", 120, 0.0, 2e-6), ("203", 120, 0.0, 2e-6),
-                                                       ("208", 125, 0.0, 2e-6), ("208", 120, 1e5, 2e-6),
-                                                       ("100", 360, 0.0, 1e-5)])
-def test_float_bandpass_pair_matches_scipy(load_mitdb, name, fs_out, offset, tol):
+@pytest.mark.parametrize("name, fs_out, offset, length, tol", [
+    ("100", 120, 0.0, None, 2e-6), ("203", 120, 0.0, None, 2e-6), ("208", 125, 0.0, None, 2e-6),
+    ("208", 120, 1e5, None, 2e-6), ("119", 120, 0.0, 3857, 2e-6), ("100", 360, 0.0, None, 1e-5)])
+def test_float_bandpass_pair_matches_scipy(load_mitdb, name, fs_out, offset, length, tol):
     """The detector filters both bands at once in float32 lanes (issue 25's speed): each output is scipy's
     zero-phase order-2 Butterworth band-pass (odd padding of 1 s) to within 2e-6 of its peak value at the
-    detection rates (measured <= 7.2e-7 on records 100, 203 and 208 at 120 Hz, also at an offset of 1e5) and 1e-5 at
-    360 Hz (``detect_fs=None``: poles nearer the unit circle, whose rounding grows as 1 / (1 - r); measured 4.6e-6)."""
+    detection rates (measured <= 7.8e-7 on the AVX2 build, <= 1.2e-6 on the baseline build, on records 100, 203 and
+    208, also at an offset of 1e5, and on a row just long enough for the lanes: 3,857 samples) and 1e-5 at 360 Hz
+    (``detect_fs=None``: poles nearer the unit circle, whose rounding grows as 1 / (1 - r); measured 4.6e-6)."""
     from ecgcore import _core
 
     x, *_ = load_mitdb(name)
     y = x if fs_out == 360 else scipy.signal.resample_poly(x, fs_out, 360)
-    y = y + offset
+    y = (y if length is None else y[:length]) + offset
     b1, b2, lanes = _core.qrs_bandpasses(y, float(fs_out), 5.0, 15.0, 15.0, 30.0)
     assert lanes
     for out, band in ((b1, (5.0, 15.0)), (b2, (15.0, 30.0))):
@@ -336,17 +337,21 @@ def test_float_bandpass_pair_matches_scipy(load_mitdb, name, fs_out, offset, tol
         assert err < tol, (band, err)
 
 
-def test_short_rows_filter_in_double(load_mitdb):
-    """Rows too short for the float lanes' warm-ups take double sosfiltfilt: scipy's values to 1e-12."""
+@pytest.mark.parametrize("length, fs, band", [(3855, 120, (5.0, 15.0)), (20_000, 500, (5.0, 15.0)),
+                                              (20_000, 120, (0.5, 40.0))])
+def test_rows_outside_the_float_lanes_filter_in_double(load_mitdb, length, fs, band):
+    """Rows too short for the float lanes' warm-ups (one sample under the threshold at 120 Hz), and cascades whose
+    poles lie too near the unit circle for float (5-15 Hz at 500 Hz, 0.5-40 Hz at 120 Hz), take double sosfiltfilt:
+    scipy's values to 1e-12."""
     from ecgcore import _core
 
     x, *_ = load_mitdb("100")
-    y = scipy.signal.resample_poly(x[:3600], 1, 3)  # 10 s at 120 Hz
-    b1, b2, lanes = _core.qrs_bandpasses(y, 120.0, 5.0, 15.0, 15.0, 30.0)
+    y = scipy.signal.resample_poly(x, fs, 360)[:length]
+    b1, b2, lanes = _core.qrs_bandpasses(y, float(fs), *band, 15.0, 30.0)
     assert not lanes
-    for out, band in ((b1, (5.0, 15.0)), (b2, (15.0, 30.0))):
-        sos = scipy.signal.butter(2, band, btype="bandpass", fs=120, output="sos")
-        ref = scipy.signal.sosfiltfilt(sos, y, padtype="odd", padlen=120)
+    for out, b in ((b1, band), (b2, (15.0, 30.0))):
+        sos = scipy.signal.butter(2, b, btype="bandpass", fs=fs, output="sos")
+        ref = scipy.signal.sosfiltfilt(sos, y, padtype="odd", padlen=fs)
         assert np.max(np.abs(out - ref)) <= 1e-12 * np.max(np.abs(ref))
 
 
@@ -371,6 +376,10 @@ def test_baseline_build_detects_the_same(load_mitdb, mitdb_dir):
     import subprocess
     import sys
 
+    from ecgcore import _core
+
+    if _core.simd_path() == "baseline":
+        pytest.skip("this build already runs the baseline kernels (no AVX2, or ECGCORE_SIMD=baseline)")
     names = ["100", "119", "203", "208"]
     code = ("import json, sys, wfdb\n"
             "from ecgcore.dsp.peaks import detect_r_peaks\n"

@@ -185,20 +185,21 @@ def _one_record_on_a_fresh_server(verb, route, field, mitdb_dir, tmp_path) -> tu
 
 
 @pytest.mark.parametrize("verb, route, field", [("serve", "/predict", "file"), ("app", "/analyze", "files")])
-def test_server_one_record(verb, route, field, mitdb_dir, tmp_path):
+def test_server_one_record(verb, route, field, mitdb_dir, tmp_path, capsys):
     """One 30-min record on a fresh server stays under the limit.
 
     CI once saw /analyze peak at 2.2 GB where every local run of the same commit (on and off the full suite, with
     64 OpenMP/OpenBLAS threads, transparent huge pages always on) stays at 0.45-0.8 GB. Such a run is repeated
     once on another fresh server, with the first figures and the memory timeline printed, and fails only when
     the repeat is over the limit too: a model or code path that really needs the memory (the segments model
-    once took 15 GB) fails both.
+    once took 15 GB) fails both. The first overrun is written to the terminal either way.
     """
     start, after, detail = _one_record_on_a_fresh_server(verb, route, field, mitdb_dir, tmp_path / "first")
     print(f"\nPEAK {verb} {route} {RECORD}: start {start:.0f} MB, peak {after['VmHWM']:.0f} MB, "
           f"after {after['VmRSS']:.0f} MB")
     if after["VmHWM"] >= LIMIT_MB:
-        print(f"over the limit on the first server: {after}\n{detail}")
+        with capsys.disabled():  # on the terminal even when the repeat passes: an intermittent overrun is seen
+            print(f"\nMEMORY OVERRUN (first server, repeated once) {verb} {route} {RECORD}: {after}\n{detail}")
         start, after, detail = _one_record_on_a_fresh_server(verb, route, field, mitdb_dir, tmp_path / "repeat")
         print(f"PEAK (repeat) {verb} {route} {RECORD}: start {start:.0f} MB, peak {after['VmHWM']:.0f} MB, "
               f"after {after['VmRSS']:.0f} MB")
