@@ -17,7 +17,8 @@ py::array_t<int64_t> to_array(const std::vector<int64_t>& v) {
 QrsOptions make_options(double fs, double band_low, double band_high, double integration_s, double refractory_s,
                         double t_wave_s, double search_back, double threshold, bool refine, double refine_radius_s,
                         double band2_low, double band2_high, int contrast_power, double level_window_s,
-                        double contrast_floor, double detect_fs, double noise_gain, double noise_knee) {
+                        double contrast_floor, double detect_fs, double noise_gain, double noise_knee, double early_rr,
+                        double early_noise, double early_level) {
   QrsOptions o;
   o.fs = fs;
   o.band_low = band_low;
@@ -37,6 +38,9 @@ QrsOptions make_options(double fs, double band_low, double band_high, double int
   o.detect_fs = detect_fs;
   o.noise_gain = noise_gain;
   o.noise_knee = noise_knee;
+  o.early_rr = early_rr;
+  o.early_noise = early_noise;
+  o.early_level = early_level;
   ecgcore::validate_qrs_options(o);
   return o;
 }
@@ -53,11 +57,13 @@ auto with_float_rows(const py::array& x, Fn&& fn) {
 py::list detect(const py::array& x, double fs, double band_low, double band_high, double integration_s,
                 double refractory_s, double t_wave_s, double search_back, double threshold, bool refine,
                 double refine_radius_s, double band2_low, double band2_high, int contrast_power, double level_window_s,
-                double contrast_floor, double detect_fs, double noise_gain, double noise_knee, int workers) {
+                double contrast_floor, double detect_fs, double noise_gain, double noise_knee, double early_rr,
+                double early_noise, double early_level, int workers) {
   if (x.ndim() != 2) throw std::invalid_argument("x must be a 2-D [batch, n_samples] array");
-  const QrsOptions o = make_options(fs, band_low, band_high, integration_s, refractory_s, t_wave_s, search_back,
-                                    threshold, refine, refine_radius_s, band2_low, band2_high, contrast_power,
-                                    level_window_s, contrast_floor, detect_fs, noise_gain, noise_knee);
+  const QrsOptions o =
+      make_options(fs, band_low, band_high, integration_s, refractory_s, t_wave_s, search_back, threshold, refine,
+                   refine_radius_s, band2_low, band2_high, contrast_power, level_window_s, contrast_floor, detect_fs,
+                   noise_gain, noise_knee, early_rr, early_noise, early_level);
   auto rows = with_float_rows(x, [&](auto& a) {
     const auto shape = ecgcore_py::rows_of(a);
     const auto* data = a.data();
@@ -102,10 +108,9 @@ py::tuple bandpasses(const carray<double>& x, double fs, double lo1, double hi1,
 }  // namespace
 
 void register_peaks(py::module_& m) {
-  m.def(
-      "qrs_bandpasses", &bandpasses, py::arg("x"), py::arg("fs"), py::arg("lo1"), py::arg("hi1"), py::arg("lo2"),
-      py::arg("hi2"),
-      R"doc(The R-peak detector's two zero-phase band-passes of one row, as detect_r_peaks computes them (for tests).
+  m.def("qrs_bandpasses", &bandpasses, py::arg("x"), py::arg("fs"), py::arg("lo1"), py::arg("hi1"), py::arg("lo2"),
+        py::arg("hi2"),
+        R"doc(The R-peak detector's two zero-phase band-passes of one row, as detect_r_peaks computes them (for tests).
 
 Returns
 -------
@@ -117,7 +122,8 @@ double sosfiltfilt.
         py::arg("search_back") = 1.40, py::arg("threshold") = 0.25, py::arg("refine") = true,
         py::arg("refine_radius_s") = 0.075, py::arg("band2_low") = 15.0, py::arg("band2_high") = 30.0,
         py::arg("contrast_power") = 8, py::arg("level_window_s") = 4.0, py::arg("contrast_floor") = 0.2,
-        py::arg("detect_fs") = 0.0, py::arg("noise_gain") = 1.5, py::arg("noise_knee") = 0.05, py::arg("workers") = 0,
+        py::arg("detect_fs") = 0.0, py::arg("noise_gain") = 1.5, py::arg("noise_knee") = 0.05,
+        py::arg("early_rr") = 0.5, py::arg("early_noise") = 0.08, py::arg("early_level") = 1.0, py::arg("workers") = 0,
         R"doc(R-peak detection over the rows of a [batch, n_samples] array (float32 or float64).
 
 Parameters
@@ -126,7 +132,8 @@ x : ndarray, shape (batch, n_samples)
 fs : float
     Sampling rate in Hz.
 band_low, band_high, integration_s, refractory_s, t_wave_s, search_back, threshold, refine, refine_radius_s,
-band2_low, band2_high, contrast_power, level_window_s, contrast_floor, detect_fs, noise_gain, noise_knee
+band2_low, band2_high, contrast_power, level_window_s, contrast_floor, detect_fs, noise_gain, noise_knee, early_rr,
+early_noise, early_level
     Detector settings (see ecgcore.dsp.peaks.detect_r_peaks).
 workers : int
     Threads over rows; 0 means all cores.

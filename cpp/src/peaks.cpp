@@ -453,7 +453,11 @@ std::vector<size_t> decide(const std::vector<Candidate>& cands, const QrsOptions
       lv.noise *= 0.5;
       last_decay = c.t;
     }
-    if (c.value > threshold() && (last_t < 0 || c.t - last_t >= refractory)) {
+    // An early candidate in a noisy stretch needs the size of a beat (issue 25: noise peaks between beats).
+    const bool early_in_noise =
+        o.early_rr > 0.0 && last_t >= 0 && rr_count >= 4 && lv.noise > o.early_noise * lv.signal &&
+        static_cast<double>(c.t - last_t) < o.early_rr * rr_mean && c.value < o.early_level * lv.signal;
+    if (c.value > threshold() && (last_t < 0 || c.t - last_t >= refractory) && !early_in_noise) {
       if (is_t_wave(c)) {
         lv.noise = 0.125 * c.value + 0.875 * lv.noise;
         continue;
@@ -983,6 +987,8 @@ void validate_qrs_options(const QrsOptions& o) {
   if (!(o.integration_s > 0.0) || !(o.refractory_s > 0.0) || !(o.t_wave_s >= 0.0) || !(o.refine_radius_s >= 0.0))
     throw std::invalid_argument("integration, refractory, T-wave and refinement times must be positive");
   if (!(o.search_back > 1.0)) throw std::invalid_argument("search_back must be greater than 1 RR interval");
+  if (!(o.early_rr >= 0.0 && o.early_rr < 1.0) || !(o.early_noise >= 0.0) || !(o.early_level >= 0.0))
+    throw std::invalid_argument("early_rr must lie in [0, 1), early_noise and early_level must be >= 0");
   if (!(o.threshold > 0.0 && o.threshold < 1.0)) throw std::invalid_argument("threshold must lie in (0, 1)");
   if (!(o.band2_low >= 0.0) || (o.band2_low > 0.0 && !(o.band2_high > o.band2_low)))
     throw std::invalid_argument("the second detection band must satisfy 0 < low < high (or low = 0 to turn it off)");

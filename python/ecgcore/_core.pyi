@@ -26,7 +26,7 @@ def deltas(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], mode: str
     Deltas along the last axis: librosa.feature.delta (Savitzky-Golay, mode 'interp') or Kaldi's
     compute_deltas (replicated edges; order 2 = delta of delta). x : (..., n_frames) -> same shape, float64.
     """
-def detect_r_peaks(x: numpy.ndarray, fs: typing.SupportsFloat | typing.SupportsIndex, band_low: typing.SupportsFloat | typing.SupportsIndex = 5.0, band_high: typing.SupportsFloat | typing.SupportsIndex = 15.0, integration_s: typing.SupportsFloat | typing.SupportsIndex = 0.12, refractory_s: typing.SupportsFloat | typing.SupportsIndex = 0.25, t_wave_s: typing.SupportsFloat | typing.SupportsIndex = 0.3, search_back: typing.SupportsFloat | typing.SupportsIndex = 1.4, threshold: typing.SupportsFloat | typing.SupportsIndex = 0.25, refine: bool = True, refine_radius_s: typing.SupportsFloat | typing.SupportsIndex = 0.075, band2_low: typing.SupportsFloat | typing.SupportsIndex = 15.0, band2_high: typing.SupportsFloat | typing.SupportsIndex = 30.0, contrast_power: typing.SupportsInt | typing.SupportsIndex = 8, level_window_s: typing.SupportsFloat | typing.SupportsIndex = 4.0, contrast_floor: typing.SupportsFloat | typing.SupportsIndex = 0.2, detect_fs: typing.SupportsFloat | typing.SupportsIndex = 0.0, noise_gain: typing.SupportsFloat | typing.SupportsIndex = 1.5, noise_knee: typing.SupportsFloat | typing.SupportsIndex = 0.05, workers: typing.SupportsInt | typing.SupportsIndex = 0) -> list:
+def detect_r_peaks(x: numpy.ndarray, fs: typing.SupportsFloat | typing.SupportsIndex, band_low: typing.SupportsFloat | typing.SupportsIndex = 5.0, band_high: typing.SupportsFloat | typing.SupportsIndex = 15.0, integration_s: typing.SupportsFloat | typing.SupportsIndex = 0.12, refractory_s: typing.SupportsFloat | typing.SupportsIndex = 0.25, t_wave_s: typing.SupportsFloat | typing.SupportsIndex = 0.3, search_back: typing.SupportsFloat | typing.SupportsIndex = 1.4, threshold: typing.SupportsFloat | typing.SupportsIndex = 0.25, refine: bool = True, refine_radius_s: typing.SupportsFloat | typing.SupportsIndex = 0.075, band2_low: typing.SupportsFloat | typing.SupportsIndex = 15.0, band2_high: typing.SupportsFloat | typing.SupportsIndex = 30.0, contrast_power: typing.SupportsInt | typing.SupportsIndex = 8, level_window_s: typing.SupportsFloat | typing.SupportsIndex = 4.0, contrast_floor: typing.SupportsFloat | typing.SupportsIndex = 0.2, detect_fs: typing.SupportsFloat | typing.SupportsIndex = 0.0, noise_gain: typing.SupportsFloat | typing.SupportsIndex = 1.5, noise_knee: typing.SupportsFloat | typing.SupportsIndex = 0.05, early_rr: typing.SupportsFloat | typing.SupportsIndex = 0.5, early_noise: typing.SupportsFloat | typing.SupportsIndex = 0.08, early_level: typing.SupportsFloat | typing.SupportsIndex = 1.0, workers: typing.SupportsInt | typing.SupportsIndex = 0) -> list:
     """
     R-peak detection over the rows of a [batch, n_samples] array (float32 or float64).
 
@@ -36,7 +36,8 @@ def detect_r_peaks(x: numpy.ndarray, fs: typing.SupportsFloat | typing.SupportsI
     fs : float
         Sampling rate in Hz.
     band_low, band_high, integration_s, refractory_s, t_wave_s, search_back, threshold, refine, refine_radius_s,
-    band2_low, band2_high, contrast_power, level_window_s, contrast_floor, detect_fs, noise_gain, noise_knee
+    band2_low, band2_high, contrast_power, level_window_s, contrast_floor, detect_fs, noise_gain, noise_knee, early_rr,
+    early_noise, early_level
         Detector settings (see ecgcore.dsp.peaks.detect_r_peaks).
     workers : int
         Threads over rows; 0 means all cores.

@@ -119,12 +119,33 @@ def test_noise_aware_threshold_cuts_false_positives_in_muscle_noise(ma_stress, l
         return evaluate_qrs(clean.annotations.sample, clean.annotations.symbol, detect_r_peaks(noisy, fs=clean.fs, **kw),
                             fs=clean.fs, start_s=300.0)
 
-    aware, fixed = stats(), stats(noise_gain=0.0)
+    aware, fixed = stats(early_rr=0.0), stats(noise_gain=0.0, early_rr=0.0)  # this rule alone (see the next test)
     assert aware.f1 >= fixed.f1 + 0.8 and aware.ppv >= fixed.ppv + 1.5 and aware.se >= fixed.se - 0.5, (aware, fixed)
     x = load_mitdb("100")[0]
-    a, f = detect_r_peaks(x, fs=FS), detect_r_peaks(x, fs=FS, noise_gain=0.0)
+    a, f = detect_r_peaks(x, fs=FS, early_rr=0.0), detect_r_peaks(x, fs=FS, noise_gain=0.0, early_rr=0.0)
     m, _ = match_beats(a, f, window=1)
     assert np.count_nonzero(m >= 0) >= max(a.size, f.size) - 2
+
+
+def test_early_candidates_in_noise_need_the_size_of_a_beat(ma_stress, load_mitdb):
+    """Issue 25: in a noisy stretch (noise level above 0.08 x the signal level) a candidate closer than half the mean
+    RR interval to the previous beat must reach the signal level to count as a beat. On 119 with muscle noise at
+    6 dB it removes false positives and no beat (measured 169 -> 137 false, 1,658 beats found both); on the clean
+    record 100 it finds the same beats as without the rule."""
+    clean, noisy = ma_stress
+
+    def stats(**kw):
+        return evaluate_qrs(clean.annotations.sample, clean.annotations.symbol, detect_r_peaks(noisy, fs=clean.fs, **kw),
+                            fs=clean.fs, start_s=300.0)
+
+    on, off = stats(), stats(early_rr=0.0)
+    assert on.fp <= off.fp - 25 and on.tp >= off.tp - 2, (on, off)
+    x = load_mitdb("100")[0]
+    a, f = detect_r_peaks(x, fs=FS), detect_r_peaks(x, fs=FS, early_rr=0.0)
+    m, _ = match_beats(a, f, window=1)
+    assert np.count_nonzero(m >= 0) >= max(a.size, f.size) - 2
+    with pytest.raises(ValueError, match="early_rr"):
+        detect_r_peaks(x[:3600], fs=FS, early_rr=1.0)
 
 
 def test_gaps_hold_the_last_sample_on_every_path(load_mitdb):

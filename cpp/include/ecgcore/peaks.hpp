@@ -53,7 +53,13 @@ struct QrsOptions {
   double threshold = 0.25;       // threshold = noise + c * (signal - noise), c = min(0.9, threshold
   double noise_gain = 1.5;       //   + noise_gain * max(0, noise / signal - noise_knee)): noisy stretches
   double noise_knee = 0.05;      //   (a high noise-to-signal level ratio) need a clearer peak; gain 0 = fixed
-  bool refine = true;            // move detections to the R-wave extremum
+  // Early beats in noise: where the noise level is above early_noise x the signal level, a candidate closer than
+  // early_rr x the mean RR interval to the previous beat counts as a beat only when it is at least early_level x
+  // the signal level (else it is noise). early_rr = 0 switches the rule off.
+  double early_rr = 0.5;
+  double early_noise = 0.08;
+  double early_level = 1.0;
+  bool refine = true;  // move detections to the R-wave extremum
   double refine_radius_s = 0.075;
   // Stages 1-4 run at fs / D, D = floor(fs / detect_fs) when that is at least 2 (0 = always at fs): the
   // signal is low-passed by a triangular (two D-sample boxes) filter and every D-th sample kept; the
