@@ -124,13 +124,8 @@ ECGCORE_INLINE void pair_pass_impl(const v8f* co, float* B, int64_t S, bool back
     std::memcpy(v, &x, sizeof x);
   }
 }
-ECGCORE_TARGET_AVX2 void pair_pass_avx2(const v8f* co, float* B, int64_t S, bool backward) {
-  pair_pass_impl(co, B, S, backward);
-}
-void pair_pass_base(const v8f* co, float* B, int64_t S, bool backward) { pair_pass_impl(co, B, S, backward); }
-void pair_pass(const v8f* co, float* B, int64_t S, bool backward) {
-  return use_avx2() ? pair_pass_avx2(co, B, S, backward) : pair_pass_base(co, B, S, backward);
-}
+ECGCORE_MULTIVERSION(void, pair_pass, (const v8f* co, float* B, int64_t S, bool backward), (co, B, S, backward),
+                     { pair_pass_impl(co, B, S, backward); })
 
 // Both band-passes of x into y1 and y2 through the float pair path; false (nothing written) where it does not
 // apply, and the caller filters each band in double.
@@ -341,24 +336,12 @@ ECGCORE_INLINE std::vector<Candidate> candidates_impl(const double* mwi, const d
   }
   return out;
 }
-ECGCORE_TARGET_AVX2_NOFMA std::vector<Candidate> candidates_avx2(const double* mwi, const double* slope, int64_t n,
-                                                                 int64_t gap, int64_t half_width,
-                                                                 std::vector<int64_t>& maxima,
-                                                                 std::vector<std::pair<double, int64_t>>& order,
-                                                                 std::vector<char>& kept) {
-  return candidates_impl(mwi, slope, n, gap, half_width, maxima, order, kept);
-}
-std::vector<Candidate> candidates_base(const double* mwi, const double* slope, int64_t n, int64_t gap,
-                                       int64_t half_width, std::vector<int64_t>& maxima,
-                                       std::vector<std::pair<double, int64_t>>& order, std::vector<char>& kept) {
-  return candidates_impl(mwi, slope, n, gap, half_width, maxima, order, kept);
-}
-std::vector<Candidate> candidates(const double* mwi, const double* slope, int64_t n, int64_t gap, int64_t half_width,
-                                  std::vector<int64_t>& maxima, std::vector<std::pair<double, int64_t>>& order,
-                                  std::vector<char>& kept) {
-  return use_avx2() ? candidates_avx2(mwi, slope, n, gap, half_width, maxima, order, kept)
-                    : candidates_base(mwi, slope, n, gap, half_width, maxima, order, kept);
-}
+ECGCORE_MULTIVERSION_T(ECGCORE_TARGET_AVX2_NOFMA, std::vector<Candidate>, candidates,
+                       (const double* mwi, const double* slope, int64_t n, int64_t gap, int64_t half_width,
+                        std::vector<int64_t>& maxima, std::vector<std::pair<double, int64_t>>& order,
+                        std::vector<char>& kept),
+                       (mwi, slope, n, gap, half_width, maxima, order, kept),
+                       { return candidates_impl(mwi, slope, n, gap, half_width, maxima, order, kept); })
 
 struct Levels {
   double signal = 0.0;
@@ -600,18 +583,10 @@ ECGCORE_INLINE std::vector<int64_t> refine_on_impl(const BoxBandpass& y, const s
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
-ECGCORE_TARGET_AVX2_NOFMA std::vector<int64_t> refine_on_avx2(const BoxBandpass& y, const std::vector<int64_t>& peaks,
-                                                              int64_t radius, std::vector<double>& prefix) {
-  return refine_on_impl(y, peaks, radius, prefix);
-}
-std::vector<int64_t> refine_on_base(const BoxBandpass& y, const std::vector<int64_t>& peaks, int64_t radius,
-                                    std::vector<double>& prefix) {
-  return refine_on_impl(y, peaks, radius, prefix);
-}
-std::vector<int64_t> refine_on(const BoxBandpass& y, const std::vector<int64_t>& peaks, int64_t radius,
-                               std::vector<double>& prefix) {
-  return use_avx2() ? refine_on_avx2(y, peaks, radius, prefix) : refine_on_base(y, peaks, radius, prefix);
-}
+ECGCORE_MULTIVERSION_T(ECGCORE_TARGET_AVX2_NOFMA, std::vector<int64_t>, refine_on,
+                       (const BoxBandpass& y, const std::vector<int64_t>& peaks, int64_t radius,
+                        std::vector<double>& prefix),
+                       (y, peaks, radius, prefix), { return refine_on_impl(y, peaks, radius, prefix); })
 
 // Slope (+-h samples central difference) of the band-passed signal and its centred moving average of
 // squares over 2*half+1 samples (the integrated energy).
@@ -682,16 +657,9 @@ ECGCORE_INLINE void slope_energy_impl(const double* bp, int64_t n, int64_t h, in
   }
   for (int64_t i = mid1; i < n; ++i) step(i);
 }
-ECGCORE_TARGET_AVX2_NOFMA void slope_energy_avx2(const double* bp, int64_t n, int64_t h, int64_t half, double* slope,
-                                                 double* mwi) {
-  return slope_energy_impl(bp, n, h, half, slope, mwi);
-}
-void slope_energy_base(const double* bp, int64_t n, int64_t h, int64_t half, double* slope, double* mwi) {
-  return slope_energy_impl(bp, n, h, half, slope, mwi);
-}
-void slope_energy(const double* bp, int64_t n, int64_t h, int64_t half, double* slope, double* mwi) {
-  return use_avx2() ? slope_energy_avx2(bp, n, h, half, slope, mwi) : slope_energy_base(bp, n, h, half, slope, mwi);
-}
+ECGCORE_MULTIVERSION_T(ECGCORE_TARGET_AVX2_NOFMA, void, slope_energy,
+                       (const double* bp, int64_t n, int64_t h, int64_t half, double* slope, double* mwi),
+                       (bp, n, h, half, slope, mwi), { slope_energy_impl(bp, n, h, half, slope, mwi); })
 
 bool two_bands(const QrsOptions& o) { return o.band2_low > 0.0 && o.band2_low < 0.45 * o.fs; }
 
@@ -823,19 +791,10 @@ ECGCORE_INLINE void block_levels_two_impl(const double* e1, const double* e2, in
   block_windows_impl(P1, Q1, n, block, win, w.level1, w.mean1);
   block_windows_impl(P2, Q2, n, block, win, w.level2, w.mean2);
 }
-ECGCORE_TARGET_AVX2_NOFMA void block_levels_two_avx2(const double* e1, const double* e2, int64_t n, int64_t block,
-                                                     int64_t reach, int64_t win, Workspace& w) {
-  block_levels_two_impl(e1, e2, n, block, reach, win, w);
-}
-void block_levels_two_base(const double* e1, const double* e2, int64_t n, int64_t block, int64_t reach, int64_t win,
-                           Workspace& w) {
-  block_levels_two_impl(e1, e2, n, block, reach, win, w);
-}
-void block_levels_two(const double* e1, const double* e2, int64_t n, int64_t block, int64_t reach, int64_t win,
-                      Workspace& w) {
-  return use_avx2() ? block_levels_two_avx2(e1, e2, n, block, reach, win, w)
-                    : block_levels_two_base(e1, e2, n, block, reach, win, w);
-}
+ECGCORE_MULTIVERSION_T(ECGCORE_TARGET_AVX2_NOFMA, void, block_levels_two,
+                       (const double* e1, const double* e2, int64_t n, int64_t block, int64_t reach, int64_t win,
+                        Workspace& w),
+                       (e1, e2, n, block, reach, win, w), { block_levels_two_impl(e1, e2, n, block, reach, win, w); })
 
 // e1 <- a1 * e1 + a2 * e2 with a_b = c_b / (L_b * (c1 + c2)), c_b = max(floor, (k_b / max(k1, k2))^power)
 // and k_b = L_b / mean_b: a contrast-weighted mix of the two energies, each in units of its local QRS level L_b. The
@@ -966,16 +925,9 @@ ECGCORE_INLINE void mix_bands_impl(double* e1, const double* e2, int64_t n, doub
   }
   span(std::min(n, (nb - 1) * block + block / 2), n, a1[nb - 1], 0.0, a2[nb - 1], 0.0);
 }
-ECGCORE_TARGET_AVX2_NOFMA void mix_bands_avx2(double* e1, const double* e2, int64_t n, double fs, const QrsOptions& o,
-                                              Workspace& w) {
-  return mix_bands_impl(e1, e2, n, fs, o, w);
-}
-void mix_bands_base(double* e1, const double* e2, int64_t n, double fs, const QrsOptions& o, Workspace& w) {
-  return mix_bands_impl(e1, e2, n, fs, o, w);
-}
-void mix_bands(double* e1, const double* e2, int64_t n, double fs, const QrsOptions& o, Workspace& w) {
-  return use_avx2() ? mix_bands_avx2(e1, e2, n, fs, o, w) : mix_bands_base(e1, e2, n, fs, o, w);
-}
+ECGCORE_MULTIVERSION_T(ECGCORE_TARGET_AVX2_NOFMA, void, mix_bands,
+                       (double* e1, const double* e2, int64_t n, double fs, const QrsOptions& o, Workspace& w),
+                       (e1, e2, n, fs, o, w), { mix_bands_impl(e1, e2, n, fs, o, w); })
 
 }  // namespace
 
@@ -1069,15 +1021,9 @@ ECGCORE_INLINE bool decimate_triangular_impl(const double* x, int64_t n, int64_t
   for (int64_t i = std::max<int64_t>(0, (m - 1) * d + d / 2 + d); i < n; ++i) bad |= nonfinite_bit(x[i]);
   return bad == 0;
 }
-ECGCORE_TARGET_AVX2_NOFMA bool decimate_triangular_avx2(const double* x, int64_t n, int64_t d, std::vector<double>& y) {
-  return decimate_triangular_impl(x, n, d, y);
-}
-bool decimate_triangular_base(const double* x, int64_t n, int64_t d, std::vector<double>& y) {
-  return decimate_triangular_impl(x, n, d, y);
-}
-bool decimate_triangular(const double* x, int64_t n, int64_t d, std::vector<double>& y) {
-  return use_avx2() ? decimate_triangular_avx2(x, n, d, y) : decimate_triangular_base(x, n, d, y);
-}
+ECGCORE_MULTIVERSION_T(ECGCORE_TARGET_AVX2_NOFMA, bool, decimate_triangular,
+                       (const double* x, int64_t n, int64_t d, std::vector<double>& y), (x, n, d, y),
+                       { return decimate_triangular_impl(x, n, d, y); })
 
 // Stages 1-4 on sig (at o.fs): detection times, sorted, not refined.
 std::vector<int64_t> detect_stages(const double* sig, int64_t n, const QrsOptions& o, Workspace& w) {
