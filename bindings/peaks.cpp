@@ -18,7 +18,8 @@ QrsOptions make_options(double fs, double band_low, double band_high, double int
                         double t_wave_s, double search_back, double threshold, bool refine, double refine_radius_s,
                         double band2_low, double band2_high, int contrast_power, double level_window_s,
                         double contrast_floor, double detect_fs, double noise_gain, double noise_knee, double early_rr,
-                        double early_noise, double early_level) {
+                        double early_noise, double early_level, double wide_level, double wide_corr,
+                        double wide_noise) {
   QrsOptions o;
   o.fs = fs;
   o.band_low = band_low;
@@ -41,6 +42,9 @@ QrsOptions make_options(double fs, double band_low, double band_high, double int
   o.early_rr = early_rr;
   o.early_noise = early_noise;
   o.early_level = early_level;
+  o.wide_level = wide_level;
+  o.wide_corr = wide_corr;
+  o.wide_noise = wide_noise;
   ecgcore::validate_qrs_options(o);
   return o;
 }
@@ -58,12 +62,13 @@ py::list detect(const py::array& x, double fs, double band_low, double band_high
                 double refractory_s, double t_wave_s, double search_back, double threshold, bool refine,
                 double refine_radius_s, double band2_low, double band2_high, int contrast_power, double level_window_s,
                 double contrast_floor, double detect_fs, double noise_gain, double noise_knee, double early_rr,
-                double early_noise, double early_level, int workers) {
+                double early_noise, double early_level, double wide_level, double wide_corr, double wide_noise,
+                int workers) {
   if (x.ndim() != 2) throw std::invalid_argument("x must be a 2-D [batch, n_samples] array");
   const QrsOptions o =
       make_options(fs, band_low, band_high, integration_s, refractory_s, t_wave_s, search_back, threshold, refine,
                    refine_radius_s, band2_low, band2_high, contrast_power, level_window_s, contrast_floor, detect_fs,
-                   noise_gain, noise_knee, early_rr, early_noise, early_level);
+                   noise_gain, noise_knee, early_rr, early_noise, early_level, wide_level, wide_corr, wide_noise);
   auto rows = with_float_rows(x, [&](auto& a) {
     const auto shape = ecgcore_py::rows_of(a);
     const auto* data = a.data();
@@ -123,7 +128,8 @@ double sosfiltfilt.
         py::arg("refine_radius_s") = 0.075, py::arg("band2_low") = 15.0, py::arg("band2_high") = 30.0,
         py::arg("contrast_power") = 8, py::arg("level_window_s") = 4.0, py::arg("contrast_floor") = 0.2,
         py::arg("detect_fs") = 0.0, py::arg("noise_gain") = 1.5, py::arg("noise_knee") = 0.05,
-        py::arg("early_rr") = 0.5, py::arg("early_noise") = 0.08, py::arg("early_level") = 1.0, py::arg("workers") = 0,
+        py::arg("early_rr") = 0.5, py::arg("early_noise") = 0.08, py::arg("early_level") = 1.0,
+        py::arg("wide_level") = 0.7, py::arg("wide_corr") = 0.95, py::arg("wide_noise") = 0.08, py::arg("workers") = 0,
         R"doc(R-peak detection over the rows of a [batch, n_samples] array (float32 or float64).
 
 Parameters
@@ -133,7 +139,7 @@ fs : float
     Sampling rate in Hz.
 band_low, band_high, integration_s, refractory_s, t_wave_s, search_back, threshold, refine, refine_radius_s,
 band2_low, band2_high, contrast_power, level_window_s, contrast_floor, detect_fs, noise_gain, noise_knee, early_rr,
-early_noise, early_level
+early_noise, early_level, wide_level, wide_corr, wide_noise
     Detector settings (see ecgcore.dsp.peaks.detect_r_peaks).
 workers : int
     Threads over rows; 0 means all cores.

@@ -349,8 +349,10 @@ struct Levels {
 };
 
 // The adaptive-threshold decision stage. Returns the indices (into cands) of accepted beats.
-std::vector<size_t> decide(const std::vector<Candidate>& cands, const QrsOptions& o) {
+// ratio: for each accepted beat, the noise-to-signal level ratio when it was accepted.
+std::vector<size_t> decide(const std::vector<Candidate>& cands, const QrsOptions& o, std::vector<float>& ratio) {
   std::vector<size_t> beats;
+  ratio.clear();
   if (cands.empty()) return beats;
   const double fs = o.fs;
   const int64_t refractory = samples(o.refractory_s, fs);
@@ -413,6 +415,7 @@ std::vector<size_t> decide(const std::vector<Candidate>& cands, const QrsOptions
     last_slope = c.slope;
     last_idx = i;
     beats.push_back(i);
+    ratio.push_back(lv.signal > 0.0 ? static_cast<float>(lv.noise / lv.signal) : 0.0f);
   };
 
   for (size_t i = 0; i < cands.size(); ++i) {
@@ -942,6 +945,9 @@ void validate_qrs_options(const QrsOptions& o) {
   if (!(o.early_rr >= 0.0 && o.early_rr < 1.0) || !(o.early_noise >= 0.0) || !(o.early_level >= 0.0))
     throw std::invalid_argument("early_rr must lie in [0, 1), early_noise and early_level must be >= 0");
   if (!(o.threshold > 0.0 && o.threshold < 1.0)) throw std::invalid_argument("threshold must lie in (0, 1)");
+  if (!(o.wide_level >= 0.0) || !std::isfinite(o.wide_level) || !(o.wide_corr >= -1.0 && o.wide_corr <= 1.0) ||
+      !(o.wide_noise >= 0.0))
+    throw std::invalid_argument("wide_level must be finite and >= 0, wide_corr in [-1, 1], wide_noise >= 0");
   if (!(o.band2_low >= 0.0) || (o.band2_low > 0.0 && !(o.band2_high > o.band2_low)))
     throw std::invalid_argument("the second detection band must satisfy 0 < low < high (or low = 0 to turn it off)");
   if (o.contrast_power < 0 || o.contrast_power > 32)
@@ -1025,6 +1031,117 @@ ECGCORE_MULTIVERSION_T(ECGCORE_TARGET_AVX2_NOFMA, bool, decimate_triangular,
                        (const double* x, int64_t n, int64_t d, std::vector<double>& y), (x, n, d, y),
                        { return decimate_triangular_impl(x, n, d, y); })
 
+// Pearson correlation of a[0, len) and b[0, len).
+double pearson(const double* a, const double* b, int64_t len) {
+  double ma = 0.0, mb = 0.0;
+  for (int64_t k = 0; k < len; ++k) {
+    ma += a[k];
+    mb += b[k];
+  }
+  ma /= static_cast<double>(len);
+  mb /= static_cast<double>(len);
+  double ab = 0.0, aa = 0.0, bb = 0.0;
+  for (int64_t k = 0; k < len; ++k) {
+    const double u = a[k] - ma, v = b[k] - mb;
+    ab += u * v;
+    aa += u * u;
+    bb += v * v;
+  }
+  return ab / (std::sqrt(aa * bb) + 1e-300);
+}
+
+// The wide-complex energy of sig over [k0, k1): the slope (+-h samples) of a box band-pass (the +-30 ms centred
+// average minus the +-150 ms one; about 2-12 Hz, where a wide complex has more slope energy than a narrow one),
+// squared and averaged over 2 * half + 1 samples. Computed from a prefix sum of just the stretch it reads (reads
+// beyond the record take the end sample), so examining a gap costs O(its length), not O(n).
+void wide_energy(const double* sig, int64_t n, int64_t k0, int64_t k1, int64_t h, int64_t half, double fs,
+                 std::vector<double>& prefix, std::vector<double>& y, std::vector<double>& out) {
+  const int64_t A = samples(0.03, fs), B = samples(0.15, fs);
+  const int64_t y0 = k0 - half - h, y1 = k1 + half + h;  // y over [y0, y1)
+  const int64_t x0 = y0 - B, x1 = y1 + B;                // sig over [x0, x1), prefix[k - x0] = sum before k
+  prefix.resize(static_cast<size_t>(x1 - x0 + 1));
+  prefix[0] = 0.0;
+  for (int64_t k = x0; k < x1; ++k) prefix[k - x0 + 1] = prefix[k - x0] + sig[std::clamp<int64_t>(k, 0, n - 1)];
+  auto mean = [&](int64_t c, int64_t r) { return (prefix[c + r + 1 - x0] - prefix[c - r - x0]) / (2 * r + 1); };
+  y.resize(static_cast<size_t>(y1 - y0));
+  for (int64_t k = y0; k < y1; ++k) y[k - y0] = mean(k, A) - mean(k, B);
+  out.resize(static_cast<size_t>(k1 - k0));
+  const double inv = 1.0 / static_cast<double>(2 * half + 1);
+  for (int64_t k = k0; k < k1; ++k) {
+    double acc = 0.0;
+    for (int64_t j = k - half; j <= k + half; ++j) {
+      const double d = y[j + h - y0] - y[j - h - y0];
+      acc += d * d;
+    }
+    out[k - k0] = acc * inv;
+  }
+}
+
+// Stage 4b, the wide-complex search-back (QrsOptions::wide_level; issue 25: wide ventricular beats carry most of
+// their slope energy below 5 Hz, so the detection bands see a tenth of a normal beat's and search-back at half the
+// threshold misses them). peaks: stage 4's beats in time order, ratio their noise-to-signal level ratios; beats
+// found here are merged in. Everything is computed only where a gap is examined: the energy over the gap and around
+// its 8 reference beats, and the 1-40 Hz band (2 s on each side for the filter to settle) only for a gap whose
+// energy passed (on the 48 MIT-BIH records about 40 of some 3,300 long gaps).
+void wide_search_back(const double* sig, int64_t n, std::vector<int64_t>& peaks, const std::vector<float>& ratio,
+                      const QrsOptions& o) {
+  const size_t m = peaks.size();
+  if (!(o.wide_level > 0.0) || m < 4) return;
+  const double fs = o.fs;
+  constexpr size_t kLevelBeats = 8, kShapeBeats = 32;
+  constexpr int kMatches = 2;  // a shape the record has shown at least twice: noise seldom matches two beats
+  const int64_t excl = samples(o.t_wave_s, fs), around = samples(0.06, fs), hw = samples(0.1, fs);
+  const int64_t lag = samples(0.03, fs), len = 2 * hw + 1, margin = samples(2.0, fs);
+  const int64_t h = std::max<int64_t>(1, std::llround(0.01 * fs)), half = samples(o.integration_s, fs) / 2;
+  std::vector<double> sos_q;
+  std::vector<double> prefix, y, e, q;
+  std::vector<int64_t> found;
+  std::vector<double> levels, beat_level;
+  for (size_t i = 2; i < m; ++i) {
+    const size_t j0 = i - 1 >= kLevelBeats ? i - 1 - kLevelBeats : 0;  // the RR intervals before the gap
+    const double rr_mean = static_cast<double>(peaks[i - 1] - peaks[j0]) / static_cast<double>(i - 1 - j0);
+    if (static_cast<double>(peaks[i] - peaks[i - 1]) <= o.search_back * rr_mean) continue;
+    if (std::max(ratio[i - 1], ratio[i]) > o.wide_noise) continue;
+    const int64_t a = peaks[i - 1] + excl, b = peaks[i] - excl;
+    if (b <= a) continue;
+    if (beat_level.empty()) beat_level.assign(m, -1.0);
+    wide_energy(sig, n, a, b, h, half, fs, prefix, y, e);
+    const int64_t t = a + (std::max_element(e.begin(), e.end()) - e.begin());
+    const double peak = e[t - a];
+    levels.clear();
+    for (size_t j = i >= kLevelBeats ? i - kLevelBeats : 0; j < i; ++j) {
+      if (beat_level[j] < 0.0) {  // each beat's level once: consecutive gaps share their reference beats
+        wide_energy(sig, n, peaks[j] - around, peaks[j] + around + 1, h, half, fs, prefix, y, e);
+        beat_level[j] = *std::max_element(e.begin(), e.end());
+      }
+      levels.push_back(beat_level[j]);
+    }
+    std::nth_element(levels.begin(), levels.begin() + levels.size() / 2, levels.end());
+    if (!(peak >= o.wide_level * levels[levels.size() / 2])) continue;
+    // The shape: the 1-40 Hz band over the reference beats and the candidate.
+    const size_t r0 = i >= kShapeBeats ? i - kShapeBeats : 0;
+    const int64_t s0 = std::max<int64_t>(0, peaks[r0] - hw - margin), s1 = std::min(n, peaks[i] + margin);
+    if (sos_q.empty()) sos_q = band_sos(1.0, 40.0, fs);
+    zero_phase(sos_q, sig + s0, s1 - s0, q, fs);
+    const double* qs = q.data() - s0;  // record positions
+    int matches = 0;
+    for (size_t j = r0; j < i && matches < kMatches; ++j) {
+      if (peaks[j] - hw < s0 || peaks[j] + hw >= s1) continue;
+      double best = -1.0;
+      for (int64_t l = -lag; l <= lag; ++l) {
+        const int64_t c = t + l;
+        if (c - hw < s0 || c + hw >= s1) continue;
+        best = std::max(best, pearson(qs + c - hw, qs + peaks[j] - hw, len));
+      }
+      matches += best >= o.wide_corr;
+    }
+    if (matches >= kMatches) found.push_back(t);
+  }
+  if (found.empty()) return;
+  peaks.insert(peaks.end(), found.begin(), found.end());
+  std::sort(peaks.begin(), peaks.end());
+}
+
 // Stages 1-4 on sig (at o.fs): detection times, sorted, not refined.
 std::vector<int64_t> detect_stages(const double* sig, int64_t n, const QrsOptions& o, Workspace& w) {
   const double fs = o.fs;
@@ -1055,11 +1172,12 @@ std::vector<int64_t> detect_stages(const double* sig, int64_t n, const QrsOption
   }
 
   const auto cands = candidates(mwi, slope, n, samples(o.refractory_s, fs), half, w.maxima, w.order, w.kept);
-  const auto accepted = decide(cands, o);
+  std::vector<float> ratio;
+  const auto accepted = decide(cands, o, ratio);
   std::vector<int64_t> peaks;
   peaks.reserve(accepted.size());
-  for (size_t i : accepted) peaks.push_back(cands[i].t);
-  std::sort(peaks.begin(), peaks.end());
+  for (size_t i : accepted) peaks.push_back(cands[i].t);  // accepted in time order (search-back looks only ahead
+  wide_search_back(sig, n, peaks, ratio, o);              // of the last beat)
   return peaks;
 }
 
