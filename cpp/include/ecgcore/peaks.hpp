@@ -16,8 +16,8 @@
 //      behind the better of XQRS and neurokit2 on five held-out records 18 -> 11 of 80), T-wave rejection
 //      by slope within 300 ms of the previous beat, search-back at half threshold when no beat was found
 //      for 1.4 mean RR intervals, and a level decay after 3 s without a beat (amplitude drops, lead off);
-//      then a wide-complex search-back in the gaps that stayed empty (2-10 Hz energy, and the shape of two of the
-//      previous 32 beats: wide PVCs have a tenth of a normal beat's 5-30 Hz energy),
+//      then a wide-complex search-back in the gaps that stayed empty (low-band energy, and the shape of two of the
+//      previous 32 beats: 208's missed PVCs have 0.15-0.29 of a normal beat's 5-15 Hz energy),
 //   5. refinement of every detection to the largest absolute deflection within +-75 ms of a zero-phase
 //      band-passed copy (+-10 ms centred average minus a +-100 ms centred baseline average), so beats
 //      are centred consistently on the R wave.
@@ -63,11 +63,13 @@ struct QrsOptions {
   double early_level = 1.0;
   // Wide-complex search-back: in a gap of search_back mean RR intervals (the mean of the 8 before it) that stage 4
   // left empty, in a clean stretch (noise level <= wide_noise x signal level at both of its beats), the largest
-  // 2-10 Hz slope-energy peak at least t_wave_s from both beats becomes a beat when that energy reaches wide_level x
+  // slope-energy peak of a box band-pass (+-30 ms minus +-150 ms averages, power peak near 5 Hz) at least t_wave_s
+  // (and the refractory period) from both beats becomes a beat when that energy reaches wide_level x
   // the median of the previous 8 beats' and its complex (+-100 ms of the 1-40 Hz band, best lag within +-30 ms)
   // correlates at least wide_corr with two of the previous 32 beats: a wide ventricular beat whose 5-30 Hz slope
-  // energy is a tenth of a normal beat's, but whose shape the record has shown before. wide_level = 0 switches
-  // it off.
+  // energy is a fraction of a normal beat's, but whose shape the record has shown before. Gaps from the third beat
+  // on; the stretches before the first and after the last beat are not examined. The 1-40 Hz band's top is 0.45 fs
+  // below 89 Hz. wide_level = 0 switches it off.
   double wide_level = 0.7;
   double wide_corr = 0.95;
   double wide_noise = 0.08;

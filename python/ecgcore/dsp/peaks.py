@@ -121,17 +121,18 @@ def detect_r_peaks(x, *, fs: float, axis: int = -1, refine: bool = True, band=(5
     wide_level, wide_corr, wide_noise : float
         Wide-complex search-back: in a gap of ``search_back`` mean RR intervals that the search-back left empty, in a
         clean stretch (adaptive noise level at most ``wide_noise`` x the signal level at both of its beats), the
-        largest 2-10 Hz slope-energy peak at least ``t_wave`` from both beats becomes a beat when that energy reaches
+        largest slope-energy peak of a box band-pass (+-30 ms minus +-150 ms averages, power peak near 5 Hz) at
+        least ``t_wave`` (and ``refractory``) from both beats becomes a beat when that energy reaches
         ``wide_level`` x the median of the previous 8 beats' and its complex (+-100 ms of the 1-40 Hz band, best lag
         within +-30 ms) correlates at least ``wide_corr`` with two of the previous 32 beats. Wide ventricular beats
-        carry most of their slope energy below 5 Hz, so the detection bands see a tenth of a normal beat's; the
+        carry most of their slope energy below 5 Hz, so the detection bands see a fraction of a normal beat's; the
         shape test keeps noise out, as only a shape the record has already shown qualifies. Issue 25, chosen on the
         tuning records (100, 118, 119, 203, 208, 213) as the rules above were: noise-stress cells behind the better
         peer there 16 -> 14 of 96; the other four tuning records 12 of 64 and the five held-out records 10 of 80
         either way (26 more beats found and 9 more false detections over those 80 cells). The 48 clean records over
         whole records: 109,290 -> 109,305 beats found, no false detection added (208: 28 -> 21 missed, 106: 9 -> 3,
-        221: 10 -> 8); the same at 128-1000 Hz. About 5 % of the detector's time on records with long gaps (all 48
-        records on one thread: 137 -> 144 ms), nothing on those without. ``wide_level=0`` switches it off.
+        221: 10 -> 8); the same at 128-1000 Hz. About 4 % of the detector's time over the 48 records (one thread:
+        135 -> 140 ms; only records with long gaps pay), nothing on those without. ``wide_level=0`` switches it off.
     workers : int, optional
         Threads over rows; default all cores.
 
