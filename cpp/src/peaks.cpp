@@ -1085,8 +1085,8 @@ void wide_energy(const double* sig, int64_t n, int64_t k0, int64_t k1, int64_t h
 }
 
 // Stage 4b, the wide-complex search-back (QrsOptions::wide_level; issue 25: wide ventricular beats carry most of
-// their slope energy below 5 Hz, so the detection bands see a tenth of a normal beat's and search-back at half the
-// threshold misses them). peaks: stage 4's beats in time order, ratio their noise-to-signal level ratios; beats
+// their slope energy below 5 Hz, so the detection bands see a fraction of a normal beat's and search-back at half
+// the threshold misses them). peaks: stage 4's beats in time order, ratio their noise-to-signal level ratios; beats
 // found here are merged in. Everything is computed only where a gap is examined: the energy over the gap and around
 // its 8 reference beats, and the 1-40 Hz band (2 s on each side for the filter to settle) only for a gap whose
 // energy passed (on the 48 MIT-BIH records about 40 of some 3,300 long gaps).

@@ -164,9 +164,9 @@ def test_v1_preset_keeps_the_calibrated_detector(ma_stress):
 def _wide_rhythm(burst: bool):
     """A synthetic trigeminy at 360 Hz: narrow beats (+-10 ms) and wide inverted ventricular beats (+-30 ms, 0.45 s
     after a narrow beat, 0.75 s before the next). Every fourth wide beat is 0.8 x the others' size, which the
-    slope-energy stages miss; with ``burst`` the last of those is turned upside down (the same energy in every
-    band, a shape the record never showed). Returns the signal, the beat samples and which of them are the small wide
-    beats, and the burst's sample."""
+    slope-energy stages miss; with ``burst`` the last of those is a lone wave of the same width turned upside
+    down (about the same energy in every band, a shape the record never showed). Returns the signal, the beat
+    samples, which of them are the small wide beats, and the burst's sample."""
     fs = 360.0
     t, times, small = 1.0, [], []
     for k in range(150):
