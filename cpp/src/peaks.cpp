@@ -498,6 +498,27 @@ Workspace& workspace() {
   return w;
 }
 
+// The detector's box band-pass of sig at samples [a, b) (0 <= a <= b <= n): the mean over +-s samples minus the mean
+// over +-w, each window shrunk to the record at its ends, from a prefix sum of just the samples it reads (scratch
+// prefix). out[k - a]. Stage 5 refines on it (s = 10 ms, w = 100 ms; its unclipped windows take refine_interior's
+// running sums instead), stage 4b measures wide complexes on it (30 ms, 150 ms).
+void box_bandpass(const double* sig, int64_t n, int64_t a, int64_t b, int64_t s, int64_t w, std::vector<double>& prefix,
+                  std::vector<double>& out) {
+  out.resize(static_cast<size_t>(b - a));
+  if (b <= a) return;
+  const int64_t r = std::max(s, w);
+  const int64_t lo = std::max<int64_t>(0, a - r), hi = std::min<int64_t>(n - 1, b - 1 + r);
+  prefix.resize(static_cast<size_t>(hi - lo + 2));
+  double* P = prefix.data();  // P[i] = sum of sig[lo .. lo+i)
+  P[0] = 0.0;
+  for (int64_t k = lo; k <= hi; ++k) P[k - lo + 1] = P[k - lo] + sig[k];
+  auto mean = [&](int64_t k, int64_t h) {
+    const int64_t s0 = std::max<int64_t>(0, k - h), s1 = std::min<int64_t>(n - 1, k + h);
+    return (P[s1 + 1 - lo] - P[s0 - lo]) / static_cast<double>(s1 - s0 + 1);
+  };
+  for (int64_t k = a; k < b; ++k) out[k - a] = mean(k, s) - mean(k, w);
+}
+
 // The refinement of K peaks whose windows the record's ends do not clip, side by side (independent chains, each
 // with the arithmetic of one peak alone): fixed divisors and two running window sums per peak, the
 // entering-minus-leaving terms off their chains. best[r]: the first largest |smooth - baseline| in p +- radius.
@@ -541,6 +562,7 @@ ECGCORE_INLINE std::vector<int64_t> refine_on_impl(const BoxBandpass& y, const s
                                                    int64_t radius, std::vector<double>& prefix) {
   const int64_t n = y.n;
   std::vector<int64_t> out;
+  std::vector<double> clipped;  // the band-pass over a window the record's ends clip
   out.reserve(peaks.size());
   // Peaks whose windows are not clipped (the usual case) go four at a time; the order of out does not matter
   // (it is sorted below).
@@ -559,17 +581,9 @@ ECGCORE_INLINE std::vector<int64_t> refine_on_impl(const BoxBandpass& y, const s
       }
       continue;
     } else {
-      const int64_t lo = std::max<int64_t>(0, a - y.baseline), hi = std::min<int64_t>(n - 1, b + y.baseline);
-      prefix.resize(static_cast<size_t>(hi - lo + 2));
-      double* P = prefix.data();  // P[i] = sum of sig[lo .. lo+i)
-      P[0] = 0.0;
-      for (int64_t k = lo; k <= hi; ++k) P[k - lo + 1] = P[k - lo] + y.sig[k];
-      auto mean = [&](int64_t k, int64_t h) {
-        const int64_t s0 = std::max<int64_t>(0, k - h), s1 = std::min<int64_t>(n - 1, k + h);
-        return (P[s1 + 1 - lo] - P[s0 - lo]) / static_cast<double>(s1 - s0 + 1);
-      };
+      box_bandpass(y.sig, n, a, b + 1, y.smooth, y.baseline, prefix, clipped);
       for (int64_t k = a; k <= b; ++k) {
-        const double v = std::fabs(mean(k, y.smooth) - mean(k, y.baseline));
+        const double v = std::fabs(clipped[k - a]);
         if (v > bv) {
           bv = v;
           best = k;
@@ -1050,27 +1064,20 @@ double pearson(const double* a, const double* b, int64_t len) {
   return ab / (std::sqrt(aa) * std::sqrt(bb) + 1e-300);
 }
 
-// The wide-complex energy of sig over [k0, k1): the slope (+-h samples) of a box band-pass (the +-30 ms centred
-// average minus the +-150 ms one), squared and averaged over 2 * half + 1 samples. Its power response peaks near
-// 5 Hz (half power 3.6-7.2 Hz at 120 Hz, 3.7-12 Hz at 360 Hz), where a wide complex has more slope energy than a
-// narrow one, with a side lobe near 21 Hz of 0.8 (120 Hz) to 0.5 (360 Hz) of the peak. (A triangular +-30 ms
-// average, side lobe 0.16, was measured and not chosen: one more tuning cell behind.) Computed from a prefix sum
-// of just the stretch it reads (reads beyond the record take the end sample), so examining a gap costs
-// O(its length + the window widths), not O(n).
+// The wide-complex energy of sig over [k0, k1): the slope (+-h samples) of the box band-pass with a +-30 ms short and
+// a +-150 ms long window (box_bandpass), squared and averaged over 2 * half + 1 samples (the band-pass held at
+// the record's end samples beyond them). Its power response peaks near 5 Hz (half power 3.6-7.2 Hz at 120 Hz,
+// 3.7-12 Hz at 360 Hz), where a wide complex has more slope energy than a narrow one, with a side lobe near 21 Hz
+// of 0.8 (120 Hz) to 0.5 (360 Hz) of the peak. (A triangular +-30 ms average, side lobe 0.16, was measured and not
+// chosen: one more tuning cell behind.) O(k1 - k0 + the window widths), not O(n).
 void wide_energy(const double* sig, int64_t n, int64_t k0, int64_t k1, int64_t h, int64_t half, double fs,
                  std::vector<double>& prefix, std::vector<double>& y, std::vector<double>& out) {
-  const int64_t A = samples(0.03, fs), B = samples(0.15, fs);
-  const int64_t y0 = k0 - half - h, y1 = k1 + half + h;  // y over [y0, y1)
-  const int64_t x0 = y0 - B, x1 = y1 + B;                // sig over [x0, x1), prefix[k - x0] = sum before k
-  prefix.resize(static_cast<size_t>(x1 - x0 + 1));
-  prefix[0] = 0.0;
-  for (int64_t k = x0; k < x1; ++k) prefix[k - x0 + 1] = prefix[k - x0] + sig[std::clamp<int64_t>(k, 0, n - 1)];
-  auto mean = [&](int64_t c, int64_t r) { return (prefix[c + r + 1 - x0] - prefix[c - r - x0]) / (2 * r + 1); };
-  y.resize(static_cast<size_t>(y1 - y0));
-  for (int64_t k = y0; k < y1; ++k) y[k - y0] = mean(k, A) - mean(k, B);
+  const int64_t y0 = std::max<int64_t>(0, k0 - half - h), y1 = std::min(n, k1 + half + h);
+  box_bandpass(sig, n, y0, y1, samples(0.03, fs), samples(0.15, fs), prefix, y);
+  auto at = [&](int64_t j) { return y[std::clamp(j, y0, y1 - 1) - y0]; };
   // The squared slope at k - half ... k + half, summed with a running window.
   auto sq = [&](int64_t j) {
-    const double d = y[j + h - y0] - y[j - h - y0];
+    const double d = at(j + h) - at(j - h);
     return d * d;
   };
   out.resize(static_cast<size_t>(k1 - k0));
