@@ -531,3 +531,40 @@ def test_pool_head_is_small_and_exports_with_parity(tiny_segments, tmp_path):
     logits = ort.InferenceSession(str(r["onnx"]), providers=["CPUExecutionProvider"]).run(None, {"ecg": x})[0]
     with torch.no_grad():
         np.testing.assert_allclose(logits, model(torch.from_numpy(x))[0].numpy(), atol=1e-4, rtol=0)
+
+
+def test_weight_average_follows_its_decay_and_is_what_best_pt_holds(tiny_segments, tmp_path):
+    """ema > 0: the averaged copy moves by (1 - d) towards the trained weights after each step, d = min(ema, (1 + step)
+    / (10 + step)); best.pt holds the average (not the trained weights), and a resumed run continues it exactly."""
+    from ecgcore.models.attention._train import WeightAverage
+
+    net = torch.nn.Linear(3, 2)
+    avg = WeightAverage(net, 0.9)
+    start = {k: v.clone() for k, v in avg.model.state_dict().items()}
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    avg.update(net, 0)  # d = min(0.9, 1 / 10) = 0.1
+    for k, v in avg.model.state_dict().items():
+        torch.testing.assert_close(v, 0.1 * start[k] + 0.9 * net.state_dict()[k])
+    avg.update(net, 1000)  # d = 0.9
+    for k, v in avg.model.state_dict().items():
+        torch.testing.assert_close(v, 0.9 * (0.1 * start[k] + 0.9 * net.state_dict()[k]) + 0.1 * net.state_dict()[k])
+    with pytest.raises(ValueError, match="ema"):
+        AttentionConfig(ema=1.0)
+
+    cfg = dict(val_records=0, ema=0.9)
+    train(tiny_segments, tmp_path / "a", _cfg(max_steps=3, **cfg), progress=False, evaluate_after=False)
+    best = torch.load(tmp_path / "a" / "best.pt", weights_only=False)["model"]
+    ema = torch.load(tmp_path / "a" / "checkpoint" / "ema.pt", weights_only=True)
+    raw = _state(tmp_path / "a")
+    assert all(torch.equal(best[k], ema[k]) for k in best)
+    assert any(not torch.equal(best[k], raw[k]) for k in best)
+    train(tiny_segments, tmp_path / "b", _cfg(max_steps=1, **cfg), progress=False, evaluate_after=False)
+    train(tiny_segments, tmp_path / "b", _cfg(max_steps=3, **cfg), progress=False, evaluate_after=False)
+    resumed = torch.load(tmp_path / "b" / "checkpoint" / "ema.pt", weights_only=True)
+    for k in ema:
+        torch.testing.assert_close(ema[k], resumed[k], atol=0, rtol=0, msg=k)
+    with pytest.raises(ValueError, match="different settings"):  # the decay is part of the run
+        train(tiny_segments, tmp_path / "b", _cfg(max_steps=4, val_records=0, ema=0.5), progress=False,
+              evaluate_after=False)

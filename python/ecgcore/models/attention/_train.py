@@ -7,6 +7,7 @@ test-split evaluation, ``metrics.json`` and the plots.
 """
 from __future__ import annotations
 
+import copy
 import math
 import platform
 import sys
@@ -66,6 +67,42 @@ def augment_batch(x: np.ndarray, rng: np.random.Generator, config: AttentionConf
     return (x * scale + offset + wander + noise).astype(np.float32)
 
 
+class WeightAverage:
+    """The exponential moving average of a model's weights (``config.ema``): ``update`` after each optimiser step
+    with the decay ``min(ema, (1 + step) / (10 + step))``; ``model`` is the averaged copy that validates, is kept
+    as ``best.pt`` and exported."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = float(decay)
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = min(self.decay, (1.0 + step) / (10.0 + step))
+        torch._foreach_lerp_(list(self.model.parameters()), list(model.parameters()), 1.0 - d)
+
+
+def _with_average(save, read, avg: WeightAverage | None):
+    """Checkpoint callbacks that also save / restore the weight average (``checkpoint/ema.pt``)."""
+    if avg is None:
+        return save, read
+
+    def save_all(folder: Path) -> None:
+        save(folder)
+        torch.save(avg.model.state_dict(), folder / "ema.pt")
+
+    def read_all(folder: Path) -> None:
+        read(folder)
+        path = folder / "ema.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: the checkpoint of a run with ema > 0 holds its weight average")
+        avg.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+    return save_all, read_all
+
+
 def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: str = "cpu", resume: bool = True,
           progress: bool = True, evaluate_after: bool = True, checkpoint_every_s: float = 300.0) -> dict:
     """Train on a ``segments`` dataset under ``config.protocol``; evaluate the best weights on the test split.
@@ -111,7 +148,9 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
     st = run.state
     st.extra.setdefault("improved_this_epoch", False)
 
-    save, read = torch_state(model, opt, sched, dev)
+    avg = WeightAverage(model, config.ema) if config.ema > 0 else None
+    kept = model if avg is None else avg.model  # the weights that validate and become best.pt
+    save, read = _with_average(*torch_state(model, opt, sched, dev), avg)
     if run.resuming:
         run.load(read)
     n_train = len(train_set)
@@ -139,6 +178,8 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if avg is not None:
+                avg.update(model, st.step)
             loss_sum += loss.detach().item() * len(idx)
             loss_n += len(idx)
             st.step_in_epoch = b + 1
@@ -158,13 +199,14 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
         full_epoch = st.step_in_epoch >= n_batches
         if refit:
             val_loss = val_acc = None
-            _save_torch({"model": model.state_dict(), "config": config.to_dict(), "step": st.step,
+            _save_torch({"model": kept.state_dict(), "config": config.to_dict(), "step": st.step,
                          "epoch": st.epoch + int(full_epoch), "val_loss": None}, run_dir / "best.pt")
         else:
-            val_loss, val_acc = _val_loss_acc(model, val_set, dev, 2 * config.batch_size, progress)
+            val_loss, val_acc = _val_loss_acc(kept, val_set, dev, 2 * config.batch_size, progress)
+            model.train()
         if not refit and run.improved(val_loss):
             st.extra["improved_this_epoch"] = True
-            _save_torch({"model": model.state_dict(), "config": config.to_dict(), "step": st.step,
+            _save_torch({"model": kept.state_dict(), "config": config.to_dict(), "step": st.step,
                          "epoch": st.epoch + 1, "val_loss": val_loss}, run_dir / "best.pt")
         row = run.log(partial_epoch=int(not full_epoch), train_loss=loss_sum / max(loss_n, 1),
                       **({} if refit else {"val_loss": val_loss, "val_accuracy": val_acc}), lr=opt.param_groups[0]["lr"])

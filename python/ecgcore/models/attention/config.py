@@ -45,7 +45,10 @@ class AttentionConfig(ConfigMixin):
     into a ``"flatten"`` model). Tried once (stop 37, the bundled recipe with ``head=pool``): 1.1 s per step instead
     of 2.4, validation loss 0.105 at epoch 3 (the flatten run's best was 0.156), but all 7,920 DS2 windows through
     ``ecgcore infer`` ROC-AUC 0.663: the bundle-branch-block records (111, 212, 214, 231) and 232's atrial premature
-    runs were called Normal. Not used by the bundled model.
+    runs were called Normal. Not used by the bundled model. ``ema`` (0: off, the seed's): validate, keep and
+    export an exponential moving average of the weights, updated after every optimiser step with the decay
+    ``min(ema, (1 + step) / (10 + step))`` (Polyak averaging; the trained weights keep training, the average is what
+    ``best.pt`` holds; its state is in the checkpoint, so a resumed run continues it).
     """
 
     input_length: int = 3600
@@ -76,6 +79,7 @@ class AttentionConfig(ConfigMixin):
     aug_nstdb_snr: tuple[float, float] = (6.0, 24.0)
     nstdb_train_fraction: float = 0.7
     noise_dir: str | None = None
+    ema: float = 0.0
 
     protocol: str = "inter-patient"
     test_fraction: float = 0.2
@@ -96,6 +100,8 @@ class AttentionConfig(ConfigMixin):
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         if self.val_pick not in VAL_PICKS:
             raise ValueError(f"val_pick must be one of {', '.join(VAL_PICKS)}, got {self.val_pick!r}")
+        if not 0.0 <= float(self.ema) < 1.0:
+            raise ValueError(f"ema is a decay per optimiser step in [0, 1) (0: off), got {self.ema!r}")
         if not 0.0 <= self.aug_nstdb <= 1.0:
             raise ValueError(f"aug_nstdb is a probability, got {self.aug_nstdb!r}")
         self.aug_nstdb_snr = tuple(float(v) for v in self.aug_nstdb_snr)
