@@ -560,6 +560,25 @@ def test_weight_average_follows_its_decay_and_is_what_best_pt_holds(tiny_segment
     raw = _state(tmp_path / "a")
     assert all(torch.equal(best[k], ema[k]) for k in best)
     assert any(not torch.equal(best[k], raw[k]) for k in best)
+    # The average the training kept, recomputed from the trained weights after each step: the average draws no
+    # randomness, so a run without it trains the same weights (snapshots after steps 1, 2, 3 by resuming).
+    torch.manual_seed(42)
+    expect = AttentionECGModel(_cfg()).state_dict()
+    for step in range(3):
+        train(tiny_segments, tmp_path / "plain", _cfg(max_steps=step + 1, val_records=0), progress=False,
+              evaluate_after=False)
+        w, d = _state(tmp_path / "plain"), min(0.9, (1.0 + step) / (10.0 + step))
+        expect = {k: d * expect[k] + (1.0 - d) * w[k] for k in expect}
+    torch.testing.assert_close(w, raw, atol=0, rtol=0)  # the same trained weights with and without the average
+    for k in best:
+        torch.testing.assert_close(best[k], expect[k], atol=1e-6, rtol=1e-5, msg=k)
+    # With validation, the averaged weights are the ones validated and kept (the first validation always improves).
+    train(tiny_segments, tmp_path / "v", _cfg(max_steps=2, val_records=1, ema=0.9), progress=False,
+          evaluate_after=False)
+    vbest = torch.load(tmp_path / "v" / "best.pt", weights_only=False)["model"]
+    vema = torch.load(tmp_path / "v" / "checkpoint" / "ema.pt", weights_only=True)
+    assert all(torch.equal(vbest[k], vema[k]) for k in vbest)
+    assert any(not torch.equal(vbest[k], _state(tmp_path / "v")[k]) for k in vbest)
     train(tiny_segments, tmp_path / "b", _cfg(max_steps=1, **cfg), progress=False, evaluate_after=False)
     train(tiny_segments, tmp_path / "b", _cfg(max_steps=3, **cfg), progress=False, evaluate_after=False)
     resumed = torch.load(tmp_path / "b" / "checkpoint" / "ema.pt", weights_only=True)

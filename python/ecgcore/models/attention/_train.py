@@ -70,7 +70,7 @@ def augment_batch(x: np.ndarray, rng: np.random.Generator, config: AttentionConf
 class WeightAverage:
     """The exponential moving average of a model's weights (``config.ema``): ``update`` after each optimiser step
     with the decay ``min(ema, (1 + step) / (10 + step))``; ``model`` is the averaged copy that validates, is kept
-    as ``best.pt`` and exported."""
+    as ``best.pt`` and exported. Only parameters are averaged: the model holds no buffers (no batch norm)."""
 
     def __init__(self, model: nn.Module, decay: float):
         self.decay = float(decay)

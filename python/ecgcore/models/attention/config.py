@@ -45,16 +45,20 @@ class AttentionConfig(ConfigMixin):
     into a ``"flatten"`` model). Tried once (stop 37, the bundled recipe with ``head=pool``): 1.1 s per step instead
     of 2.4, validation loss 0.105 at epoch 3 (the flatten run's best was 0.156), but all 7,920 DS2 windows through
     ``ecgcore infer`` ROC-AUC 0.663: the bundle-branch-block records (111, 212, 214, 231) and 232's atrial premature
-    runs were called Normal. Not used by the bundled model. ``ema`` (0: off, the seed's): validate, keep and
-    export an exponential moving average of the weights, updated after every optimiser step with the decay
-    ``min(ema, (1 + step) / (10 + step))`` (Polyak averaging; the trained weights keep training, the average is what
-    ``best.pt`` holds; its state is in the checkpoint, so a resumed run continues it). Both tried once (stop 43,
-    lr 5e-4, ``aug_nstdb`` 0.4 at 3-24 dB, early stopping on the 4 spread validation records): without the average
-    the validation loss swung 0.48, 0.79, 0.47, 0.18, 0.30, **0.157**, 0.23, 0.42, 0.49 (record 109's left
-    bundle-branch-block windows called Abnormal or not from one epoch to the next); with ``ema=0.998`` it went
-    0.47, 0.44, 0.30, **0.214**, 0.24, 0.23, 0.22. The refit of the first for 6 epochs on every DS1 record called
-    the bundle-branch-block and atrial-premature records of DS2 (111, 212, 214, 231, 232) Normal: all 7,920 windows
-    through ``ecgcore infer`` ROC-AUC 0.785, F1(Abnormal) 0.038. Not used by the bundled model.
+    runs were called Normal. Not used by the bundled model.
+
+    ``ema`` (0: off, the seed's): validate, keep and export an exponential moving average of the weights, updated
+    after every optimiser step with the decay ``min(ema, (1 + step) / (10 + step))``, ``step`` the optimiser steps
+    before this one (0 at the first update). The trained weights keep training; the average is what is validated
+    (so the plateau schedule and early stopping follow its loss, which lags the trained weights by about
+    ``1 / (1 - ema)`` steps) and what ``best.pt`` holds; its state is in the checkpoint, so a resumed run continues
+    it. ``aug_nstdb`` and ``ema`` were tried once (stop 43, lr 5e-4, ``aug_nstdb`` 0.4 at 3-24 dB, early stopping
+    on the 4 spread validation records): without the average the validation loss swung 0.48, 0.79, 0.47, 0.18,
+    0.30, **0.157**, 0.23, 0.42, 0.49 (record 109's left bundle-branch-block windows called Abnormal or not from one
+    epoch to the next); with ``ema=0.998`` it went 0.47, 0.44, 0.30, **0.214**, 0.24, 0.23, 0.22. The refit of the
+    first for 6 epochs on every DS1 record called the bundle-branch-block and atrial-premature records of DS2 (111,
+    212, 214, 231, 232) Normal: all 7,920 windows through ``ecgcore infer`` ROC-AUC 0.785, F1(Abnormal) 0.038. Not
+    used by the bundled model.
     """
 
     input_length: int = 3600
@@ -106,8 +110,9 @@ class AttentionConfig(ConfigMixin):
             raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         if self.val_pick not in VAL_PICKS:
             raise ValueError(f"val_pick must be one of {', '.join(VAL_PICKS)}, got {self.val_pick!r}")
-        if not 0.0 <= float(self.ema) < 1.0:
+        if not isinstance(self.ema, (int, float)) or not 0.0 <= float(self.ema) < 1.0:
             raise ValueError(f"ema is a decay per optimiser step in [0, 1) (0: off), got {self.ema!r}")
+        self.ema = float(self.ema)
         if not 0.0 <= self.aug_nstdb <= 1.0:
             raise ValueError(f"aug_nstdb is a probability, got {self.aug_nstdb!r}")
         self.aug_nstdb_snr = tuple(float(v) for v in self.aug_nstdb_snr)
