@@ -276,6 +276,7 @@ def test_export_onnx_parity(exported, pairs_dir):
     assert card.preprocessing["snr_db"] == [-6.0, 0.0, 6.0, 12.0] and card.preprocessing["restore_scale"]
     assert card.inputs[0]["shape"] == [None, 1, 1300]
     assert card.metrics["parity_max_abs_diff"] < 1e-4 and card.training["steps"] == 4
+    assert b"pkg.torch.onnx.stack_trace" not in (out / "model.onnx").read_bytes()  # no exporter paths shipped
     # dynamic batch axis, real inputs (DS2 windows at 0 dB, z-scored) against PyTorch
     with np.load(pairs_dir / "100.npz") as z:
         d = {k: z[k] for k in ("noisy",)}

@@ -305,6 +305,7 @@ def test_pretrain_finetune_evaluate_export_on_real_records(ptbxl, tmp_path):
     assert out["max_abs_diff"] < 1e-4 and out["batches"][-2:] == [1, 7]
     sess = ort.InferenceSession(out["onnx"], providers=["CPUExecutionProvider"])
     assert sess.get_inputs()[0].shape[0] != 1  # symbolic batch axis
+    assert b"pkg.torch.onnx.stack_trace" not in Path(out["onnx"]).read_bytes()  # no exporter paths shipped
     from ecgcore.export import read_card
 
     card = read_card(tmp_path / "export")

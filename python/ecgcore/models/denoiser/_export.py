@@ -16,6 +16,7 @@ import numpy as np
 
 from ..._fs import atomic_write
 from ...export import ModelCard, onnx_parity, write_card
+from ...export.onnx_check import strip_trace_metadata
 from .config import CHUNK_SIZE, FS
 from .data import load_split, normalize_pairs, read_dataset_meta
 
@@ -48,6 +49,7 @@ def _onnx_export(model, path: Path, example) -> None:
                                  dynamo=True, verbose=False)
         with atomic_write(path) as tmp:
             prog.save(str(tmp), external_data=False)
+    strip_trace_metadata(path)  # the exporter's stack traces hold this machine's paths
 
 
 def export(run_dir, out_dir=None, *, data_dir=None, name: str = "denoiser", parity_pairs: int = 16,

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..._fs import atomic_write
+from ...export.onnx_check import strip_trace_metadata
 from ...export import ModelCard, onnx_parity, write_card
 from . import inputs as I
 from ._finetune import load_classifier
@@ -50,6 +51,7 @@ def _export_graph(model: torch.nn.Module, n_samples: int, tmp: str) -> None:
             torch.onnx.export(model, (x,), tmp, input_names=["ecg"], output_names=["probabilities"],
                               dynamic_axes={"ecg": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=17,
                               dynamo=False)
+    strip_trace_metadata(tmp)  # the dynamo exporter's stack traces hold this machine's paths
 
 
 def _run_summary(run_dir: Path) -> dict:
