@@ -1,4 +1,5 @@
-"""ONNX Runtime parity: run an exported graph and compare it with the training framework's outputs."""
+"""ONNX Runtime parity: run an exported graph and compare it with the training framework's outputs; and
+:func:`strip_trace_metadata`, which keeps the exporting machine's paths out of a shipped graph."""
 from __future__ import annotations
 
 from pathlib import Path
