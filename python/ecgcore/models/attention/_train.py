@@ -203,7 +203,6 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
                          "epoch": st.epoch + int(full_epoch), "val_loss": None}, run_dir / "best.pt")
         else:
             val_loss, val_acc = _val_loss_acc(kept, val_set, dev, 2 * config.batch_size, progress)
-            model.train()
         if not refit and run.improved(val_loss):
             st.extra["improved_this_epoch"] = True
             _save_torch({"model": kept.state_dict(), "config": config.to_dict(), "step": st.step,
