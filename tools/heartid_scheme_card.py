@@ -52,8 +52,13 @@ def main():
     a = ap.parse_args()
     card = read_card(a.model_dir / "model.json")
     val, test = ecgid_split(card)
+    # a cohort-normalised score carries its threshold from the training persons' cross-validation
+    # (tools/heartid_score_norm.py): kept, and the validation persons are scored at it
+    entry = card.config.get("verification", {}).get("schemes", {}).get("grp-iom-v1", {})
+    keep = entry if "score_norm" in entry else {}
     r = scheme_card(a.model_dir, a.ecgid, val, test, hill_iters=a.hill_iters, seed_model=a.seed_model,
-                    other_keys=a.other_keys)
+                    other_keys=a.other_keys, threshold=keep.get("threshold"),
+                    threshold_chosen_on=keep.get("threshold_chosen_on"))
     cfg = dict(card.config)
     ver = dict(cfg.get("verification", {}))
     ver["schemes"] = r["verification_schemes"]

@@ -426,3 +426,41 @@ def test_bundled_hr_norm_is_the_cross_validated_choice(repo_tool):
     off = min((r for r in rows if r["alpha"] == 0.0), key=lambda r: r["cv_eer_mean"])
     assert best["cv_eer_mean"] < off["cv_eer_mean"]
     assert "/" not in choice["command"].replace("tools/", "").replace("MODEL/model.json", "")
+
+
+def test_bundled_score_norm_is_the_cross_validated_choice(repo_tool, data_dir):
+    """grp-iom's cohort normalisation and threshold are what ``tools/heartid_score_norm.py`` chose over the training
+    persons (its table in the card: the lowest mean per-fold EER, below the raw score's), and the cohort file is the
+    negatives' first records through the product path (checked on five of them)."""
+    import hashlib
+
+    from ecgcore.models.heartid._evaluate import _unit, template
+    from ecgcore.models.heartid.product import Verifier
+
+    tool = repo_tool("heartid_score_norm")
+    onnx_path, card = resolve_model("heartid-beats")
+    entry = card.config["verification"]["schemes"]["grp-iom-v1"]
+    norm, choice = entry["score_norm"], card.training["score_norm_choice"]
+    rows = choice["rows"]
+    raw = next(r for r in rows if r["score"] == "raw")
+    best = min((r for r in rows if r["score"] != "raw"), key=lambda r: (r["cv_eer_mean"], -r["cv_rank1"]))
+    assert best["cv_eer_mean"] < raw["cv_eer_mean"]
+    assert norm["top_k"] == best["top_k"] == choice["chosen"]["top_k"]
+    assert entry["threshold"] == best["pooled_threshold"] == choice["chosen"]["threshold"]
+    assert "validation and test persons not read" in entry["threshold_chosen_on"]
+    path = onnx_path.parent / norm["cohort"]
+    assert norm["cohort"] == tool.COHORT_FILE
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == norm["cohort_sha256"]
+    cohort = np.load(path)
+    assert cohort.shape == (norm["cohort_persons"], card.config["embedding_size"]) and cohort.dtype == np.float32
+    ver = Verifier()
+    assert ver.score_norm == norm and ver.threshold == entry["threshold"]
+    from ecgcore.models.heartid.beats import fit_persons
+
+    who = fit_persons([data_dir / "ecgiddb", data_dir / "mitdb"], [data_dir / "ptbxl"])
+    names = sorted(who.negatives)
+    assert len(names) == norm["cohort_persons"] + len(norm["cohort_skipped"])
+    used = [p for p in names if p not in norm["cohort_skipped"]]
+    for i in (0, 1, 100, 250, len(used) - 1):
+        want = _unit(template(ver.embed(ver.windows(who.negatives[used[i]][0])), "cosine"))
+        np.testing.assert_allclose(cohort[i], want, atol=1e-6)

@@ -214,3 +214,41 @@ print(r1.output, r2.output, repr(r1.exception), repr(r2.exception))
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split("\n")[0] == "0 0 False", res.stdout
+
+
+def test_cohort_normalised_scores_need_their_cohort_and_the_key(persons, tmp_path):
+    """The bundled heartid-beats scores grp-iom probes against a cohort file beside its graph: verify works from a
+    copy of the model folder, a changed or missing cohort is refused by name, and a score without the probe's key
+    is refused (the cohort is hashed under it). The normalised score is the raw share against the probe's top-K
+    cohort shares, as protect.cohort_normalise defines it."""
+    from ecgcore.models.heartid.keys import random_bits
+    from ecgcore.models.heartid.product import Verifier
+    from ecgcore.models.heartid.protect import cohort_normalise, iom_hash, iom_similarity, projections
+
+    raw, (a, _) = persons
+    onnx_path, card = resolve_model("heartid-beats")
+    ver = Verifier()
+    norm = ver.score_norm
+    assert norm and norm["kind"] == "adaptive-t-norm"
+    k = random_bits(100)
+    t, _ = ver.vector(raw / a / "rec_1", k)
+    p, _ = ver.vector(raw / a / "rec_2", k)
+    s = ver.compare(t, p, k)
+    ch = iom_hash(ver.cohort, W=projections(k, ver.cohort.shape[1]))
+    assert s == pytest.approx(cohort_normalise([iom_similarity(t, p)], p, ch, norm["top_k"])[0], rel=1e-12)
+    with pytest.raises(ValueError, match="needs the key"):
+        ver.compare(t, p)
+    copy = tmp_path / "m"
+    shutil.copytree(onnx_path.parent, copy)
+    assert Verifier(copy).compare(t, p, k) == s
+    c = np.load(copy / norm["cohort"])
+    c[0, 0] += 0.5
+    np.save(copy / norm["cohort"], c)
+    with pytest.raises(ValueError, match="SHA-256"):
+        Verifier(copy)
+    (copy / norm["cohort"]).unlink()
+    with pytest.raises(FileNotFoundError, match="cohort"):
+        Verifier(copy)
+    code, out = _run("verify", "x", raw / a / "rec_2", "--key-file", tmp_path / "k", "--model", copy,
+                     "--store", tmp_path / "s.sqlite")
+    assert code == 1 and "cohort" in out and "Traceback" not in out

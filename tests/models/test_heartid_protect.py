@@ -139,3 +139,36 @@ def test_product_protocol_other_key_and_two_factor(data_dir):
     assert s["same_person_other_key_accepted"] == 0.0 and s["far_two_factor_at_threshold"] == 0.0, s
     assert abs(np.mean(sc["mated_other_key"]) - 1 / 16) < 0.03  # independent projections: chance agreement
     assert np.mean(sc["genuine"]) > np.mean(sc["impostor_stolen_key"]) + 0.1
+
+
+def test_cohort_normalise_by_definition():
+    """Adaptive T-norm: (s - mean) / sd of each probe's top-K shares against the cohort, row by row."""
+    from ecgcore.models.heartid.protect import cohort_normalise
+
+    rng = np.random.default_rng(5)
+    k = random_bits(100)
+    cohort = iom_hash(rng.standard_normal((30, 40)), k)
+    probes = iom_hash(rng.standard_normal((4, 40)), k)
+    raw = rng.uniform(0, 1, 4)
+    got = cohort_normalise(raw, probes, cohort, 5)
+    for i in range(4):
+        shares = np.sort([np.mean(c == probes[i]) for c in cohort])[::-1][:5]
+        assert got[i] == pytest.approx((raw[i] - shares.mean()) / shares.std(), rel=1e-12)
+    every = cohort_normalise(raw, probes, cohort, None)
+    shares = np.array([[np.mean(c == p) for c in cohort] for p in probes])
+    np.testing.assert_allclose(every, (raw - shares.mean(1)) / shares.std(1), rtol=1e-12)
+    # the same raw score counts for less from a probe that matches many cohort people well (a "popular" probe)
+    popular = cohort.copy()
+    popular[:3] = probes[0]
+    popular[3:6, :256] = probes[0][:256]
+    a, b = cohort_normalise([0.5, 0.5], probes[:2], popular, 5)
+    assert a < 0 < b
+    # an all-equal cohort (sd 0) is floored at one index, not a division by zero
+    flat = cohort_normalise([0.5], probes[0], np.repeat(cohort[:1], 5, 0), 5)[0]
+    assert np.isfinite(flat)
+    with pytest.raises(ValueError, match="top_k"):
+        cohort_normalise(raw, probes, cohort, 31)
+    with pytest.raises(ValueError, match="top_k"):
+        cohort_normalise(raw, probes, cohort, 1)
+    with pytest.raises(ValueError, match="length"):
+        cohort_normalise(raw, probes[:, :100], cohort, 5)

@@ -34,7 +34,7 @@ import numpy as np
 from ...pipelines.recipes.heartid import BEAT_OPTIONS, INPUT, beat_groups, beat_length, beat_options  # noqa: F401
 
 __all__ = ["BEAT_OPTIONS", "INPUT", "WITHIN_RULES", "beat_groups", "record_beat_groups", "person_groups", "fit_lda",
-           "embed", "cross_validate", "FitPersons", "fit_persons", "build_onnx", "train_beat_lda", "beat_options"]
+           "embed", "cross_validate", "cross_validate_score_norm", "FitPersons", "fit_persons", "build_onnx", "train_beat_lda", "beat_options"]
 
 def record_beat_groups(path, options: dict | None = None, fs: float | None = None, workers: int | None = None):
     """A WFDB record / ``.npy`` / ``.csv`` -> (n, L) median-beat groups (:func:`beat_groups`); ``ValueError`` when the
@@ -194,6 +194,65 @@ def cross_validate(train_data: dict, eval_data: dict, persons: list[str], n_pca_
         rows.append({"n_pca": int(n_pca), "rank1": float(h.mean()), "n_probes": int(h.size),
                      "eer_mean": float(np.mean(eers)), "eer_folds": [round(e, 4) for e in eers]})
     return rows
+
+
+def cross_validate_score_norm(train_data: dict, eval_data: dict, persons: list[str], cohort: list[str], n_pca: int,
+                              top_ks=(10, 20, 50, 100, None), folds: int = 3, repeats: int = 5, seed: int = 0,
+                              fixed: list[str] = (), within: set[str] | None = None) -> dict:
+    """:func:`cross_validate`'s folds in the protected domain, as ``verify`` scores: each held-out person's first
+    record hashed (GRP-IoM, :mod:`.protect`) under a key of their own is the template; every later record of every
+    held-out person, hashed under the **template owner's** key (stolen-key impostors), is a probe. Scores: the raw
+    share of equal indices and its adaptive T-norm for each ``top_ks`` (:func:`.protect.cohort_normalise`) against
+    ``cohort`` — fitted persons (e.g. the negatives) whose first-record embeddings, hashed under the same key, are
+    the cohort (as the product's cohort file holds them). Returns ``{"raw" | "tnorm-top<K>": {"eer_folds": [...],
+    "rank1": float, "genuine": array, "impostor": array}}`` (scores pooled over folds)."""
+    from ._evaluate import _unit, template
+    from .metrics import eer
+    from .protect import cohort_normalise, iom_hash, iom_similarity, projections
+
+    rng = np.random.default_rng([seed, 24745, len(persons)])
+    out: dict = {}
+    for r in range(repeats):
+        perm = np.random.default_rng([seed, r, len(persons)]).permutation(len(persons))
+        for k in range(folds):
+            held = [persons[i] for i in perm[k::folds]]
+            tr = [p for p in persons if p not in held] + list(fixed)
+            mean, P = fit_lda(*_xy(train_data, tr), int(n_pca), _within(tr, within))
+
+            def vec(g):
+                return _unit(template(embed(g, mean, P), "cosine"))
+
+            ps = [p for p in held if len(eval_data[p]) > 1 and len(eval_data[p][0])]
+            T = np.stack([vec(eval_data[p][0]) for p in ps])
+            probes, owner = [], []
+            for i, p in enumerate(ps):
+                for g in eval_data[p][1:]:
+                    if len(g):
+                        probes.append(vec(g))
+                        owner.append(i)
+            X, owner = np.stack(probes), np.asarray(owner)
+            C = np.stack([vec(eval_data[p][0]) for p in cohort if p in tr and len(eval_data[p]) and len(eval_data[p][0])])
+            S = {"raw": np.empty((len(ps), len(X)))} | {f"tnorm-top{t}": np.empty((len(ps), len(X))) for t in top_ks}
+            for i in range(len(ps)):
+                bits = rng.integers(0, 2, 100).astype(np.uint8)
+                bits[rng.integers(100)] = 1
+                W = projections(bits, T.shape[1])
+                hp, hc = iom_hash(X, W=W), iom_hash(C, W=W)
+                raw = iom_similarity(iom_hash(T[i], W=W)[None, :], hp)
+                S["raw"][i] = raw
+                for t in top_ks:
+                    S[f"tnorm-top{t}"][i] = cohort_normalise(raw, hp, hc, t)
+            mated = np.zeros((len(ps), len(X)), bool)
+            mated[owner, np.arange(len(X))] = True
+            for name, M in S.items():
+                o = out.setdefault(name, {"eer_folds": [], "hits": [], "genuine": [], "impostor": []})
+                o["eer_folds"].append(float(eer(M[mated], M[~mated])[0]))
+                o["hits"].append(np.argmax(M, axis=0) == owner)
+                o["genuine"].append(M[mated])
+                o["impostor"].append(M[~mated])
+    return {name: {"eer_folds": o["eer_folds"], "rank1": float(np.concatenate(o["hits"]).mean()),
+                   "genuine": np.concatenate(o["genuine"]), "impostor": np.concatenate(o["impostor"])}
+            for name, o in out.items()}
 
 
 def build_onnx(mean: np.ndarray, projection: np.ndarray):

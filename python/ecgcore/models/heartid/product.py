@@ -154,7 +154,10 @@ class Verifier:
     ``scheme="grp-iom"``: threshold from the card's ``config.verification.schemes["grp-iom-v1"]``; ``"seed"``: the
     card's ``config.verification.threshold`` and score; ``threshold`` overrides the card's (calibration).
     ``self.score`` names what a stored template is (the IoM scheme's version, or the seed scheme's score kind) and
-    is kept with every template.
+    is kept with every template. When that scheme entry holds ``score_norm`` (``{"kind": "adaptive-t-norm",
+    "top_k", "cohort": FILE, "cohort_sha256"}``), grp-iom scores are cohort-normalised (:func:`.protect.
+    cohort_normalise`; the cohort's embeddings are FILE, a ``.npy`` beside the graph): :meth:`compare` then needs
+    the probe's key.
     """
 
     def __init__(self, model: str | os.PathLike | None = None, threads: int = 1, scheme: str = DEFAULT_SCHEME,
@@ -185,6 +188,8 @@ class Verifier:
                 raise ValueError(f"{self.onnx_path}: the model card has no {IOM_SCHEME} threshold "
                                  f"(config.verification.schemes); use --scheme seed")
             self.threshold, self.score = float(sv.get("threshold", 0.0)), IOM_SCHEME
+        self.score_norm = None if scheme == "seed" else sv.get("score_norm")
+        self.cohort = None if self.score_norm is None else self._load_cohort(self.score_norm)
         if threshold is not None:
             self.threshold = float(threshold)
         self.key_size = int(self.card.config.get("key_size", 100))
@@ -196,6 +201,42 @@ class Verifier:
         self.session = ort.InferenceSession(str(self.onnx_path), so, providers=["CPUExecutionProvider"])
         self.has_key_input = "key" in {i.name for i in self.session.get_inputs()}
         self._projections: dict[bytes, np.ndarray] = {}
+        self._cohort_hashes: dict[bytes, np.ndarray] = {}
+        self._probe_norms: dict[bytes, tuple[float, float]] = {}
+
+    def _load_cohort(self, norm: dict) -> np.ndarray:
+        """The card's cohort embeddings (c, d) as unit rows, checked against the card (kind, file, digest)."""
+        if norm.get("kind") != "adaptive-t-norm":
+            raise ValueError(f"{self.onnx_path}: unknown score_norm kind {norm.get('kind')!r} (adaptive-t-norm)")
+        path = Path(self.onnx_path).parent / str(norm.get("cohort", ""))
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: the cohort file named by the card's score_norm is missing")
+        raw = path.read_bytes()
+        if hashlib.sha256(raw).hexdigest() != norm.get("cohort_sha256"):
+            raise ValueError(f"{path}: its SHA-256 differs from the card's score_norm.cohort_sha256")
+        c = np.load(path, allow_pickle=False)
+        if c.ndim != 2 or c.shape[0] < 2 or not np.all(np.isfinite(c)):
+            raise ValueError(f"{path}: a cohort must be a finite (persons, dims) array, got shape {c.shape}")
+        d = self.card.config.get("embedding_size")
+        if d is not None and c.shape[1] != int(d):
+            raise ValueError(f"{path}: cohort embeddings have {c.shape[1]} dims, the model's {d}")
+        from .protect import unit
+
+        return unit(np.asarray(c, np.float64))
+
+    def _projections_of(self, bits: np.ndarray, dim: int) -> np.ndarray:
+        """The key's (m, q, dim) projections, cached for a few keys (most recent last)."""
+        from .protect import projections
+
+        kb = np.asarray(bits, np.uint8).tobytes()
+        cache = self._projections
+        W = cache.pop(kb, None)
+        if W is None:
+            W = projections(bits, dim)
+        cache[kb] = W
+        while len(cache) > 24:
+            cache.pop(next(iter(cache)))
+        return W
 
     def windows(self, records, fs: float | None = None) -> np.ndarray:
         """The network inputs of one record (or several) as the card's preprocessing makes them: (n, 1000) z-scored
@@ -219,17 +260,9 @@ class Verifier:
         """Protected template / probe from window embeddings: IoM indices (m,) uint8, or the seed's mean (D,)."""
         if self.scheme == "seed":
             return template(emb, self.score)
-        from .protect import iom_hash, projections
+        from .protect import iom_hash
 
-        kb = np.asarray(bits, np.uint8).tobytes()
-        cache = self._projections  # a few keys' (m, q, d) matrices, most recent last
-        W = cache.pop(kb, None)
-        if W is None:
-            W = projections(bits, emb.shape[-1])
-        cache[kb] = W
-        while len(cache) > 24:
-            cache.pop(next(iter(cache)))
-        return iom_hash(template(emb, "cosine"), W=W)
+        return iom_hash(template(emb, "cosine"), W=self._projections_of(bits, emb.shape[-1]))
 
     def vector(self, records, bits: np.ndarray, fs: float | None = None) -> tuple[np.ndarray, int]:
         """(protected template or probe, number of 5-s windows) of one record (or several) under the key ``bits``."""
@@ -237,12 +270,44 @@ class Verifier:
         emb = self.embed(w, bits_to_key(bits) if self.scheme == "seed" else None)
         return self.protect(emb, bits), len(w)
 
-    def compare(self, tmpl: np.ndarray, probe: np.ndarray) -> float:
+    def compare(self, tmpl: np.ndarray, probe: np.ndarray, bits: np.ndarray | None = None) -> float:
+        """The score of ``probe`` against ``tmpl`` (accept when ``>= self.threshold``). grp-iom: the share of equal
+        indices, cohort-normalised when the card says so (then ``bits``, the key the probe was hashed under, is
+        needed: the cohort is hashed under it)."""
         if self.scheme == "seed":
             return float(similarity(tmpl, probe, self.score))
         from .protect import iom_similarity
 
-        return float(iom_similarity(tmpl, probe))
+        s = float(iom_similarity(tmpl, probe))
+        if self.score_norm is None:
+            return s
+        if bits is None:
+            raise ValueError("this model's grp-iom scores are cohort-normalised (card score_norm): compare needs the "
+                             "key the probe was hashed under")
+        mu, sd = self.probe_norm(probe, bits)
+        return (s - mu) / sd
+
+    def probe_norm(self, probe: np.ndarray, bits: np.ndarray) -> tuple[float, float]:
+        """(μ_K, σ_K) of ``probe``'s top-K shares against the cohort hashed under ``bits`` (:func:`.protect.
+        cohort_stats`), remembered per (probe, key): a probe scored against many templates is normalised once.
+        The cohort's hashes are kept for the last few keys."""
+        from .protect import cohort_stats, iom_hash
+
+        kb = np.asarray(bits, np.uint8).tobytes()
+        memo = hashlib.sha256(kb + np.asarray(probe, np.uint8).tobytes()).digest()
+        if memo in self._probe_norms:
+            return self._probe_norms[memo]
+        ch = self._cohort_hashes.pop(kb, None)
+        if ch is None:
+            ch = iom_hash(self.cohort, W=self._projections_of(bits, self.cohort.shape[1]))
+        self._cohort_hashes[kb] = ch
+        while len(self._cohort_hashes) > 24:
+            self._cohort_hashes.pop(next(iter(self._cohort_hashes)))
+        mu, sd = cohort_stats(probe, ch, self.score_norm.get("top_k"))
+        out = self._probe_norms[memo] = (float(mu[0]), float(sd[0]))
+        while len(self._probe_norms) > 200_000:
+            self._probe_norms.pop(next(iter(self._probe_norms)))
+        return out
 
 
 def enrol_record(store: TemplateStore, ver: Verifier, subject: str, record, bits, fs) -> tuple[int, int]:

@@ -13,6 +13,15 @@ projection is discarded (non-invertible by construction: many embeddings give on
 independent projections (renewable; templates under different keys are unlinkable), and without the key the
 projections — hence the meaning of every index — are unknown.
 
+**Score normalisation** (optional, per model card: ``score_norm``). A raw IoM score says how many indices agree,
+but how many agree *by chance* depends on the probe: a probe near the population's average shape agrees with many
+templates. Adaptive T-norm (the cohort normalisation of speaker verification: Auckenthaler, Carey & Lloyd-Thomas,
+DSP 2000; top-K cohort selection after Sturim & Reynolds, ICASSP 2005) divides it out at verification time:
+``(s − μ_K) / σ_K``, where μ_K and σ_K are the mean and standard deviation of the probe's K highest similarities
+to a public *cohort* (embeddings of people outside the system, shipped with the model) hashed under the **same
+key** (:func:`cohort_normalise`). It needs nothing stored beside the template, so templates, unlinkability and
+renewal are unchanged; the score becomes "how far above the probe's best cohort matches".
+
 Measuring it (Gomez-Barrero et al., "General framework to evaluate unlinkability in biometric template protection
 systems", IEEE TIFS 13(6), 2018): :func:`unlinkability` (:mod:`.metrics`) gives the local D↔(s) and the global D↔sys ∈ [0, 1] from
 mated (same subject, different keys) and non-mated linkage scores — 0: fully unlinkable, 1: fully linkable.
@@ -29,7 +38,7 @@ from ._evaluate import _unit as unit
 from .metrics import unlinkability  # Gomez-Barrero et al. (2018): D↔(s) and D↔sys
 
 __all__ = ["SCHEME", "IOM_M", "IOM_Q", "projections", "iom_hash", "iom_similarity", "unit", "unlinkability",
-           "linear_key_linkage", "hill_climb"]
+           "cohort_stats", "cohort_normalise", "linear_key_linkage", "hill_climb"]
 
 SCHEME = "grp-iom-v1"
 IOM_M = 512   # hash functions (template length)
@@ -57,6 +66,31 @@ def iom_hash(emb: np.ndarray, bits=None, *, m: int = IOM_M, q: int = IOM_Q, W: n
 def iom_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Share of equal indices, row-wise over the last axis (1: identical, 1/q: unrelated)."""
     return np.mean(np.asarray(a) == np.asarray(b), axis=-1)
+
+
+def cohort_stats(probes: np.ndarray, cohort: np.ndarray, top_k: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (each (n,)) of each probe's ``top_k`` highest shares of equal indices against the
+    ``cohort`` (c, m) hashed under the probes' key (None: all c); the deviation is floored at one index (1/m)."""
+    probes, cohort = np.atleast_2d(np.asarray(probes)), np.atleast_2d(np.asarray(cohort))
+    if probes.shape[-1] != cohort.shape[-1]:
+        raise ValueError(f"cohort hashes have length {cohort.shape[-1]}, probes {probes.shape[-1]}")
+    k = cohort.shape[0] if top_k is None else int(top_k)
+    if not 2 <= k <= cohort.shape[0]:
+        raise ValueError(f"top_k must lie in 2..{cohort.shape[0]} (the cohort's size), got {top_k}")
+    c = np.empty((probes.shape[0], cohort.shape[0]))
+    for i, p in enumerate(probes):  # row by row: (c, m) at a time, whatever the number of probes
+        c[i] = np.mean(cohort == p[None, :], axis=1)
+    top = -np.partition(-c, k - 1, axis=1)[:, :k]
+    return top.mean(axis=1), np.maximum(top.std(axis=1), 1.0 / probes.shape[-1])
+
+
+def cohort_normalise(scores, probes: np.ndarray, cohort: np.ndarray, top_k: int | None) -> np.ndarray:
+    """Adaptive T-norm of raw IoM scores (module doc): ``scores`` (n,) of ``probes`` (n, m) against their templates,
+    ``cohort`` (c, m) the cohort's hashes under the probes' key; ``top_k`` the cohort matches kept per probe (None:
+    all). Returns ``(scores − μ_K) / σ_K`` (n,) float64 (:func:`cohort_stats`), in standard deviations of the probe's
+    best cohort scores."""
+    mu, sd = cohort_stats(probes, cohort, top_k)
+    return (np.asarray(scores, np.float64).reshape(-1) - mu) / sd
 
 
 def linear_key_linkage(t1: np.ndarray, t2: np.ndarray, W_k: np.ndarray) -> np.ndarray:

@@ -76,24 +76,33 @@ def scheme_scores(ver, records: dict[str, list[Path]], *, seed: int = 0, rank1: 
         return protected[key]
 
     T = {p: vec(p, 0, keys[p]) for p in persons}
+    if getattr(ver, "score_norm", None):  # cohort-normalised: each probe's statistics, computed key by key (the
+        for b in keys.values():           # cohort is hashed once per key), then remembered by the Verifier
+            for t in persons:
+                for i in range(1, len(records[t])):
+                    ver.probe_norm(vec(t, i, b), b)
+        for f in fresh:
+            for t in persons:
+                for i in range(1, len(records[t])):
+                    ver.probe_norm(vec(t, i, f[t]), f[t])
     out = {k: [] for k in ("genuine", "impostor_stolen_key", "impostor_two_factor", "mated_other_key",
                            "non_mated_other_key")}
     hits = []
     for s in persons:
         for i in range(1, len(records[s])):
-            out["genuine"].append(ver.compare(T[s], vec(s, i, keys[s])))
-            out["mated_other_key"] += [ver.compare(T[s], vec(s, i, f[s])) for f in fresh]
+            out["genuine"].append(ver.compare(T[s], vec(s, i, keys[s]), keys[s]))
+            out["mated_other_key"] += [ver.compare(T[s], vec(s, i, f[s]), f[s]) for f in fresh]
         for t in persons:
             if t == s:
                 continue
             for i in range(1, len(records[t])):
-                out["impostor_stolen_key"].append(ver.compare(T[s], vec(t, i, keys[s])))
-                out["impostor_two_factor"].append(ver.compare(T[s], vec(t, i, keys[t])))
-                out["non_mated_other_key"] += [ver.compare(T[s], vec(t, i, f[t])) for f in fresh]
+                out["impostor_stolen_key"].append(ver.compare(T[s], vec(t, i, keys[s]), keys[s]))
+                out["impostor_two_factor"].append(ver.compare(T[s], vec(t, i, keys[t]), keys[t]))
+                out["non_mated_other_key"] += [ver.compare(T[s], vec(t, i, f[t]), f[t]) for f in fresh]
     if rank1:
         for s in persons:
             for i in range(1, len(records[s])):
-                sc = {c: ver.compare(T[c], vec(s, i, keys[c])) for c in persons}
+                sc = {c: ver.compare(T[c], vec(s, i, keys[c]), keys[c]) for c in persons}
                 hits.append(max(sc, key=sc.get) == s)
     res = {k: np.asarray(v, np.float64) for k, v in out.items()}
     res["rank1_hits"] = np.asarray(hits, bool)
@@ -182,13 +191,14 @@ def attacks(ver_seed, ver_iom, records: dict[str, list[Path]], *, seed: int = 0,
     for i in range(n):
         k_old, k_new = _bits(rng, K), _bits(rng, K)
         W_old = projections(k_old, ea[i].size)
-        z, best = hill_climb(iom_hash(ea[i], W=W_old), W_old, ea[i].size, iters=hill_iters, seed=i)
-        stolen.append(best >= ver_iom.threshold)
+        target = iom_hash(ea[i], W=W_old)
+        z, _ = hill_climb(target, W_old, ea[i].size, iters=hill_iters, seed=i)
+        # each forgery is scored as verify scores it (the card's score, cohort-normalised where it says so)
+        forged_old, forged_new = iom_hash(z, W=W_old), iom_hash(z, k_new)
+        stolen.append(ver_iom.compare(target, forged_old, k_old) >= ver_iom.threshold)
         rec_cos.append(float(unit(z) @ ea[i]))
-        accepted_same.append(float(iom_similarity(iom_hash(z, W=W_old), iom_hash(eb[i], W=W_old)))
-                             >= ver_iom.threshold)
-        accepted_renewed.append(float(iom_similarity(iom_hash(z, k_new), iom_hash(eb[i], k_new)))
-                                >= ver_iom.threshold)
+        accepted_same.append(ver_iom.compare(iom_hash(eb[i], W=W_old), forged_old, k_old) >= ver_iom.threshold)
+        accepted_renewed.append(ver_iom.compare(iom_hash(eb[i], k_new), forged_new, k_new) >= ver_iom.threshold)
     inversion = {"cosine_to_true_embedding_mean": float(np.mean(rec_cos)),
                  "accepted_by_the_stolen_template": float(np.mean(stolen)),
                  "accepted_by_another_enrolment_under_the_stolen_key": float(np.mean(accepted_same)),
@@ -198,7 +208,8 @@ def attacks(ver_seed, ver_iom, records: dict[str, list[Path]], *, seed: int = 0,
 
 
 def scheme_card(model, raw_dir, val_persons, test_persons, *, seed: int = 0, hill_iters: int = 3000,
-                seed_model=None, other_keys: int = 64) -> dict:
+                seed_model=None, other_keys: int = 64, threshold: float | None = None,
+                threshold_chosen_on: str | None = None) -> dict:
     """Everything a card says about the schemes of a HeartID model: the grp-iom threshold chosen on the validation
     persons (:func:`calibrate`), both schemes' product-protocol figures on the test persons (the seed scheme at
     its card threshold), and :func:`attacks` on the test persons. ``{"verification_schemes", "metrics"}``.
@@ -207,26 +218,36 @@ def scheme_card(model, raw_dir, val_persons, test_persons, *, seed: int = 0, hil
     bias ~0.015); the seed scheme, linkable by orders of magnitude more, keeps 4 (each of its keys costs a network
     pass per record).
     ``seed_model``: the network the seed scheme runs on (default ``model``; a ``beat-lda`` model takes no key, so
-    its card compares with the bundled seed network)."""
+    its card compares with the bundled seed network). ``threshold``: grp-iom's accept threshold when it was chosen
+    elsewhere (``threshold_chosen_on`` says where: e.g. the training persons' cross-validation of a cohort-normalised
+    score, ``tools/heartid_score_norm.py``); the validation persons are then scored at it, not calibrated on. The
+    model card's ``score_norm`` (if any) is applied throughout and kept in the scheme entry."""
     from .product import Verifier
     from .protect import IOM_M, IOM_Q, SCHEME
 
     val, test = person_records(raw_dir, val_persons), person_records(raw_dir, test_persons)
     iom = Verifier(model, scheme="grp-iom", threshold=0.0)
     val_scores = scheme_scores(iom, val, seed=seed, other_keys=other_keys)
-    thr = calibrate(val_scores)
+    thr = calibrate(val_scores) if threshold is None else float(threshold)
     iom.threshold = thr
     seed_ver = Verifier(model if seed_model is None else seed_model, scheme="seed")
     out = {SCHEME: {"validation": summarise(val_scores, thr),
                     "test": summarise(scheme_scores(iom, test, seed=seed + 1, other_keys=other_keys), thr)},
            "seed": {"test": summarise(scheme_scores(seed_ver, test, seed=seed + 1), seed_ver.threshold)}}
-    schemes = {SCHEME: {"threshold": thr, "score": "share of equal IoM indices", "m": IOM_M, "q": IOM_Q,
+    norm = iom.score_norm
+    score = "share of equal IoM indices" if norm is None else (
+        "share of equal IoM indices, cohort-normalised (adaptive T-norm): (s - mean) / sd of the probe's "
+        f"top-{norm.get('top_k')} shares against the cohort hashed under the same key")
+    schemes = {SCHEME: {"threshold": thr, "score": score, "m": IOM_M, "q": IOM_Q,
                         "embedding": ("network output under the all-zero key (its key-independent part); template = "
                                       "direction of the mean unit window embedding") if iom.has_key_input else
                                      "beat-lda embedding of each median-beat group; template = direction of the mean "
                                      "unit group embedding",
-                        "threshold_chosen_on": f"EER point (genuine vs stolen-key impostors) of the validation "
+                        "threshold_chosen_on": threshold_chosen_on if threshold is not None else
+                                               f"EER point (genuine vs stolen-key impostors) of the validation "
                                                f"persons {sorted(val)}, enrol rec_1, probe each later record"}}
+    if norm is not None:
+        schemes[SCHEME]["score_norm"] = dict(norm)
     return {"verification_schemes": schemes,
             "metrics": {"protocol": "ECG-ID persons never used in training: enrol rec_1 through the product path, "
                                     "probe every later record (scheme_eval module doc)",

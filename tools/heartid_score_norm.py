@@ -1,0 +1,174 @@
+"""HeartID beat-lda (issue 23): choose grp-iom's score normalisation by cross-validation over the training persons,
+and give the model its cohort.
+
+What it does, training persons only (validation and test persons are never read):
+
+1. ``beats.cross_validate_score_norm``: the card's fit (n_pca, hr_norm, negatives, within rule) refitted on the
+   folds of ``train_beat_lda``'s cross-validation (5 x 3-fold over the training persons with several records, the
+   others and the negatives always in the fit), ``--seeds`` permutation seeds. Each held-out person's first record
+   is a template hashed under a key of their own; every later record of every held-out person, hashed under the
+   template owner's key, is a probe (genuine or stolen-key impostor), as ``verify`` scores them. Raw IoM shares and
+   adaptive T-norm for each ``--top-k`` against the fold's negatives as the cohort.
+2. The normalisation with the lowest mean per-fold EER is kept if it beats the raw score; the accept threshold is
+   the EER point of its scores pooled over all folds and seeds (hundreds of genuine probes, where the validation
+   persons give 14).
+3. The cohort file: each negative person's first record through the product path (``Verifier``: the card's
+   preprocessing, the exported graph), the direction of its mean group embedding; ``cohort.npy`` beside the graph.
+
+Writes ``config.verification.schemes["grp-iom-v1"]`` (``score_norm``, ``threshold``, how it was chosen) and
+``training.score_norm_choice`` (the table) into the card; ``tools/heartid_scheme_card.py`` then scores the
+validation and test persons at that threshold.
+
+    python tools/heartid_score_norm.py python/ecgcore/data/models/heartid-beats --write
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+COHORT_FILE = "cohort.npy"
+
+
+def cv_table(data: Path, card, seeds: int, top_ks, log=print) -> tuple[list[dict], dict]:
+    """Rows ``{"score", "top_k", "cv_eer_mean", "cv_eer_sd_over_seeds", "cv_rank1", "pooled_eer",
+    "pooled_threshold", ...}`` and the pooled scores by row name."""
+    from ecgcore.models.heartid.beats import cross_validate_score_norm, fit_persons, person_groups
+    from ecgcore.models.heartid.metrics import eer
+
+    tr = card.training
+    dirs = [data / Path(d).name for d in tr["data"]]
+    negs = [data / Path(d).name for d in tr.get("negatives", [])]
+    who = fit_persons(dirs, negs, float(card.config["test_fraction"]), float(card.config["val_fraction"]),
+                      int(card.config["seed"]))
+    if sorted(who.split["test"]) != sorted(tr["test_subjects"]):
+        raise SystemExit("the reproduced test persons differ from the card's: not this model's split")
+    options = {k: v for k, v in card.preprocessing.items() if k != "kind"}
+    windows, product = person_groups(who.fit_records, options, group_strides=(1, int(options["group_stride"])))
+    multi = who.multi_record(windows) if tr.get("within", "all") == "multi-record" else None
+    cohort = [p for p in who.fixed if p in who.negatives]
+    per_seed, pooled = {}, {}
+    for sd in range(seeds):
+        t = time.time()
+        r = cross_validate_score_norm(windows, product, who.cv_persons, cohort, int(card.config["n_pca"]), top_ks,
+                                      seed=sd, fixed=who.fixed, within=multi)
+        for name, v in r.items():
+            per_seed.setdefault(name, []).append((np.mean(v["eer_folds"]), v["rank1"]))
+            g, i = pooled.setdefault(name, ([], []))
+            g.append(v["genuine"])
+            i.append(v["impostor"])
+        log(f"seed {sd}: " + ", ".join(f"{n} {np.mean(v['eer_folds']):.4f}" for n, v in r.items())
+            + f" [{time.time() - t:.0f} s]", flush=True)
+    rows = []
+    for name, v in per_seed.items():
+        a = np.asarray(v)
+        g, i = np.concatenate(pooled[name][0]), np.concatenate(pooled[name][1])
+        e, thr = eer(g, i)
+        top = None if name == "raw" else name.split("top", 1)[1]
+        rows.append({"score": "raw" if name == "raw" else "adaptive-t-norm",
+                     "top_k": None if top in (None, "None") else int(top),
+                     "cv_eer_mean": round(float(a[:, 0].mean()), 4),
+                     "cv_eer_sd_over_seeds": round(float(a[:, 0].std()), 4),
+                     "cv_rank1": round(float(a[:, 1].mean()), 4), "pooled_eer": round(float(e), 4),
+                     "pooled_threshold": float(thr), "n_genuine": int(g.size), "n_impostor": int(i.size),
+                     "frr_at_pooled_threshold": round(float(np.mean(g < thr)), 4),
+                     "far_at_pooled_threshold": round(float(np.mean(i >= thr)), 4)})
+    meta = {"cv_persons": len(who.cv_persons), "cohort_persons_in_the_folds": len(cohort),
+            "negatives": who.negatives}
+    return rows, meta
+
+
+def build_cohort(model_dir: Path, negatives: dict) -> tuple[np.ndarray, list[str], list[str]]:
+    """(c, d) float32 unit embeddings of each negative person's first record through the product path; the persons
+    used and those skipped (too few beats)."""
+    from ecgcore.models.heartid._evaluate import _unit, template
+    from ecgcore.models.heartid.product import Verifier
+
+    ver = Verifier(model_dir, threshold=0.0)
+    rows, used, skipped = [], [], []
+    for p in sorted(negatives):
+        try:
+            rows.append(_unit(template(ver.embed(ver.windows(negatives[p][0])), "cosine")))
+            used.append(p)
+        except ValueError:
+            skipped.append(p)
+    return np.stack(rows).astype(np.float32), used, skipped
+
+
+def main(argv=None) -> int:
+    from ecgcore.export.card import read_card, write_card
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model_dir", type=Path, nargs="?", default=REPO / "python/ecgcore/data/models/heartid-beats")
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("ECGCORE_DATA", REPO.parent / "shared/data")))
+    ap.add_argument("--seeds", type=int, default=6, help="permutation seeds of the 5 x 3-fold CV")
+    ap.add_argument("--top-k", default="10,20,50,100,all", help="cohort matches kept per probe ('all': no selection)")
+    ap.add_argument("--write", action="store_true", help="write cohort.npy and the card (else print the table)")
+    a = ap.parse_args(argv)
+    t0 = time.time()
+    card = read_card(a.model_dir / "model.json")
+    if card.config.get("arch") != "beat-lda":
+        raise SystemExit(f"{a.model_dir}: not a beat-lda model")
+    top_ks = [None if k == "all" else int(k) for k in a.top_k.split(",")]
+    rows, meta = cv_table(a.data, card, a.seeds, top_ks)
+    for r in sorted(rows, key=lambda r: r["cv_eer_mean"]):
+        print(f"{r['score']:16s} top_k {str(r['top_k']):5s} CV EER {r['cv_eer_mean']:.4f} (sd {r['cv_eer_sd_over_seeds']:.4f}) "
+              f"rank-1 {r['cv_rank1']:.4f}; pooled EER {r['pooled_eer']:.4f} at {r['pooled_threshold']:.4f}")
+    raw = next(r for r in rows if r["score"] == "raw")
+    best = min((r for r in rows if r["score"] != "raw"), key=lambda r: (r["cv_eer_mean"], -r["cv_rank1"]))
+    if best["cv_eer_mean"] >= raw["cv_eer_mean"]:
+        print("no normalisation beats the raw score in cross-validation: card left as it is")
+        return 0
+    print(f"chosen: adaptive T-norm, top {best['top_k']}; threshold {best['pooled_threshold']:.4f} "
+          f"[{time.time() - t0:.0f} s]")
+    if not a.write:
+        return 0
+    cohort, used, skipped = build_cohort(a.model_dir, meta["negatives"])
+    path = a.model_dir / COHORT_FILE
+    np.save(path, cohort, allow_pickle=False)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    cfg = dict(card.config)
+    ver = dict(cfg["verification"])
+    schemes = dict(ver.get("schemes", {}))
+    entry = dict(schemes.get("grp-iom-v1", {}))
+    entry.update({
+        "threshold": best["pooled_threshold"],
+        "score": "share of equal IoM indices, cohort-normalised (adaptive T-norm): (s - mean) / sd of the probe's "
+                 f"top-{best['top_k']} shares against the cohort hashed under the same key",
+        "score_norm": {"kind": "adaptive-t-norm", "top_k": best["top_k"], "cohort": COHORT_FILE,
+                       "cohort_sha256": sha, "cohort_persons": len(used),
+                       "cohort_from": "the negatives of the fit (PTB-XL patients: fit only, never validated or "
+                                      "tested): each one's first record through the product path, the direction of "
+                                      "its mean group embedding",
+                       "cohort_skipped": skipped},
+        "threshold_chosen_on": "EER point of the cohort-normalised scores of the training persons' cross-validation "
+                               f"(5 x 3-fold x {a.seeds} seeds, pooled: {best['n_genuine']} genuine, "
+                               f"{best['n_impostor']} stolen-key impostor scores; training.score_norm_choice); "
+                               "validation and test persons not read"})
+    schemes["grp-iom-v1"] = entry
+    ver["schemes"] = schemes
+    cfg["verification"] = ver
+    card.config = cfg
+    card.training = dict(card.training or {})
+    card.training["score_norm_choice"] = {
+        "rule": "the normalisation with the lowest mean per-fold EER of the training persons' cross-validation "
+                "(grp-iom under each template owner's key, stolen-key impostors; the fold's negatives as the "
+                "cohort), kept only if below the raw score's; threshold at the EER point of its pooled scores",
+        "command": f"python tools/heartid_score_norm.py MODEL --seeds {a.seeds} --top-k {a.top_k} --write",
+        "cv_persons": meta["cv_persons"], "cohort_persons_in_the_folds": meta["cohort_persons_in_the_folds"],
+        "seconds": round(time.time() - t0), "rows": rows,
+        "chosen": {"top_k": best["top_k"], "threshold": best["pooled_threshold"]},
+        "test_persons": "never read here"}
+    write_card(card, a.model_dir / "model.json")
+    print(f"wrote {path} ({len(used)} persons, {len(skipped)} skipped) and the card's score_norm")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
