@@ -3,7 +3,9 @@
     python tools/heartid_scheme_card.py [MODEL_DIR] [--ecgid DATA/ecgiddb]
 
 Reproduces the model's subject split (``split_subjects`` with the card's seed and fractions over ECG-ID persons
-1-60; the test list must equal the card's), chooses the grp-iom threshold on the ECG-ID validation persons, and
+1-60; the test list must equal the card's), chooses the grp-iom threshold on the ECG-ID validation persons (unless
+the card's grp-iom entry has a ``score_norm``: its threshold comes from ``tools/heartid_score_norm.py``'s
+cross-validation over the training persons and is kept; the validation persons are then scored at it), and
 writes ``config.verification.schemes``, ``metrics["template protection (issue 23)"]`` (both schemes on the test
 persons through the product path, and the attacks), the headline and the warnings.
 """
@@ -81,7 +83,7 @@ def main():
         v = t[k]
         worse = v < target if k == "rank1" else v > target
         if worse:
-            warn.append(f"grp-iom on unseen ECG-ID persons misses the issue-23 target: {k} {v:.3f} "
+            warn.append(f"grp-iom on unseen ECG-ID persons misses the issue-23 target: {k} {v:.4f} "
                         f"({'<' if k == 'rank1' else '>'} {target})")
     inv = r["metrics"]["attacks"]["iom_inversion_hill_climb"]
     if inv["accepted_after_renewal"] > 0.01:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import os
 import sys
 import time
@@ -90,7 +91,7 @@ def build_cohort(model_dir: Path, negatives: dict) -> tuple[np.ndarray, list[str
     from ecgcore.models.heartid._evaluate import _unit, template
     from ecgcore.models.heartid.product import Verifier
 
-    ver = Verifier(model_dir, threshold=0.0)
+    ver = Verifier(model_dir, threshold=0.0, score_norm=False)  # works whatever cohort the card names now
     rows, used, skipped = [], [], []
     for p in sorted(negatives):
         try:
@@ -102,7 +103,9 @@ def build_cohort(model_dir: Path, negatives: dict) -> tuple[np.ndarray, list[str
 
 
 def main(argv=None) -> int:
+    from ecgcore._fs import atomic_write
     from ecgcore.export.card import read_card, write_card
+    from ecgcore.models.heartid.protect import score_description
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model_dir", type=Path, nargs="?", default=REPO / "python/ecgcore/data/models/heartid-beats")
@@ -131,16 +134,15 @@ def main(argv=None) -> int:
         return 0
     cohort, used, skipped = build_cohort(a.model_dir, meta["negatives"])
     path = a.model_dir / COHORT_FILE
-    np.save(path, cohort, allow_pickle=False)
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    buf = io.BytesIO()
+    np.save(buf, cohort, allow_pickle=False)
+    sha = hashlib.sha256(buf.getvalue()).hexdigest()
     cfg = dict(card.config)
     ver = dict(cfg["verification"])
     schemes = dict(ver.get("schemes", {}))
     entry = dict(schemes.get("grp-iom-v1", {}))
     entry.update({
         "threshold": best["pooled_threshold"],
-        "score": "share of equal IoM indices, cohort-normalised (adaptive T-norm): (s - mean) / sd of the probe's "
-                 f"top-{best['top_k']} shares against the cohort hashed under the same key",
         "score_norm": {"kind": "adaptive-t-norm", "top_k": best["top_k"], "cohort": COHORT_FILE,
                        "cohort_sha256": sha, "cohort_persons": len(used),
                        "cohort_from": "the negatives of the fit (PTB-XL patients: fit only, never validated or "
@@ -151,6 +153,7 @@ def main(argv=None) -> int:
                                f"(5 x 3-fold x {a.seeds} seeds, pooled: {best['n_genuine']} genuine, "
                                f"{best['n_impostor']} stolen-key impostor scores; training.score_norm_choice); "
                                "validation and test persons not read"})
+    entry["score"] = score_description(entry["score_norm"])
     schemes["grp-iom-v1"] = entry
     ver["schemes"] = schemes
     cfg["verification"] = ver
@@ -166,6 +169,8 @@ def main(argv=None) -> int:
         "chosen": {"top_k": best["top_k"], "threshold": best["pooled_threshold"]},
         "test_persons": "never read here"}
     write_card(card, a.model_dir / "model.json")
+    with atomic_write(path) as tmp:  # after the card: a run cut short leaves the previous cohort, which this tool
+        Path(tmp).write_bytes(buf.getvalue())  # reads around (score_norm=False) when run again
     print(f"wrote {path} ({len(used)} persons, {len(skipped)} skipped) and the card's score_norm")
     return 0
 

@@ -221,7 +221,6 @@ def test_cohort_normalised_scores_need_their_cohort_and_the_key(persons, tmp_pat
     copy of the model folder, a changed or missing cohort is refused by name, and a score without the probe's key
     is refused (the cohort is hashed under it). The normalised score is the raw share against the probe's top-K
     cohort shares, as protect.cohort_normalise defines it."""
-    from ecgcore.models.heartid.keys import random_bits
     from ecgcore.models.heartid.product import Verifier
     from ecgcore.models.heartid.protect import cohort_normalise, iom_hash, iom_similarity, projections
 
@@ -230,7 +229,8 @@ def test_cohort_normalised_scores_need_their_cohort_and_the_key(persons, tmp_pat
     ver = Verifier()
     norm = ver.score_norm
     assert norm and norm["kind"] == "adaptive-t-norm"
-    k = random_bits(100)
+    keys = np.random.default_rng(23).integers(0, 2, (2, 100)).astype(np.uint8)  # fixed keys: a reproducible test
+    k, k2 = keys
     t, _ = ver.vector(raw / a / "rec_1", k)
     p, _ = ver.vector(raw / a / "rec_2", k)
     s = ver.compare(t, p, k)
@@ -238,6 +238,13 @@ def test_cohort_normalised_scores_need_their_cohort_and_the_key(persons, tmp_pat
     assert s == pytest.approx(cohort_normalise([iom_similarity(t, p)], p, ch, norm["top_k"])[0], rel=1e-12)
     with pytest.raises(ValueError, match="needs the key"):
         ver.compare(t, p)
+    # a probe made under another key is normalised by the cohort hashed under *its* key (a renewed key's probe)
+    p2, _ = ver.vector(raw / a / "rec_2", k2)
+    s2 = ver.compare(t, p2, k2)
+    ch2 = iom_hash(ver.cohort, W=projections(k2, ver.cohort.shape[1]))
+    assert s2 == pytest.approx(cohort_normalise([iom_similarity(t, p2)], p2, ch2, norm["top_k"])[0], rel=1e-12)
+    assert s2 != pytest.approx(cohort_normalise([iom_similarity(t, p2)], p2, ch, norm["top_k"])[0], rel=1e-6)
+    assert s2 < ver.threshold < s and ver.raw_compare(t, p) == iom_similarity(t, p)  # genuine vs renewed key
     copy = tmp_path / "m"
     shutil.copytree(onnx_path.parent, copy)
     assert Verifier(copy).compare(t, p, k) == s

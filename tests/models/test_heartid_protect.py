@@ -163,12 +163,43 @@ def test_cohort_normalise_by_definition():
     popular[3:6, :256] = probes[0][:256]
     a, b = cohort_normalise([0.5, 0.5], probes[:2], popular, 5)
     assert a < 0 < b
-    # an all-equal cohort (sd 0) is floored at one index, not a division by zero
+    # an all-equal cohort (sd 0) is floored at one index (1/512), not a division by zero
     flat = cohort_normalise([0.5], probes[0], np.repeat(cohort[:1], 5, 0), 5)[0]
-    assert np.isfinite(flat)
+    assert flat == pytest.approx((0.5 - np.mean(cohort[0] == probes[0])) * 512, rel=1e-12)
     with pytest.raises(ValueError, match="top_k"):
         cohort_normalise(raw, probes, cohort, 31)
     with pytest.raises(ValueError, match="top_k"):
         cohort_normalise(raw, probes, cohort, 1)
     with pytest.raises(ValueError, match="length"):
         cohort_normalise(raw, probes[:, :100], cohort, 5)
+
+
+def test_cross_validate_score_norm_scores_in_the_protected_domain():
+    """The fold protocol on synthetic persons (one direction each, records = noisy copies; a cohort of other
+    persons always in the fit): every fold's probes are scored against every held-out template, genuine and
+    impostor scores are pooled as counted, the T-norm rows are the raw row's scores normalised, and well-separated
+    persons are told apart."""
+    from ecgcore.models.heartid.beats import cross_validate_score_norm
+
+    rng = np.random.default_rng(11)
+    L = 30
+
+    def person(n_records):
+        c = rng.standard_normal(L)
+        return [c + 0.15 * rng.standard_normal((4, L)) for _ in range(n_records)]
+
+    data = {f"p{i}": person(3) for i in range(9)} | {f"c{i}": person(1) for i in range(12)}
+    cv = [f"p{i}" for i in range(9)]
+    cohort = [f"c{i}" for i in range(12)]
+    r = cross_validate_score_norm(data, data, cv, cohort, n_pca=10, top_ks=(3, None), folds=3, repeats=2,
+                                  fixed=cohort)
+    assert set(r) == {"raw", "tnorm-top3", "tnorm-topNone"}
+    # 6 folds of 3 held-out persons, each with 2 later records: 6 genuine and 6 * 3 * 2 - 6 impostor scores a fold
+    for v in r.values():
+        assert len(v["eer_folds"]) == 6 and v["genuine"].size == 36 and v["impostor"].size == 72
+    raw = r["raw"]
+    assert np.all((raw["genuine"] >= 0) & (raw["genuine"] <= 1)) and raw["genuine"].mean() > 0.6
+    assert raw["impostor"].mean() < 0.3 and np.mean(raw["eer_folds"]) < 0.1 and raw["rank1"] > 0.9
+    for name in ("tnorm-top3", "tnorm-topNone"):  # normalised: in cohort standard deviations, still separated
+        t = r[name]
+        assert t["genuine"].mean() > t["impostor"].mean() + 3 and np.mean(t["eer_folds"]) < 0.1

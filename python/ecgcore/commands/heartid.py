@@ -262,10 +262,10 @@ def verify(subject, record, key_file, fs, as_json, store, model, scheme):
     """Does RECORD come from SUBJECT? Prints accept/reject and the score; exit status 0 accept, 1 reject.
 
     grp-iom scores are the share of equal indices (1: identical, about 1/16 for unrelated templates), or, for a
-    model whose card names a cohort (the bundled heartid-beats), that share cohort-normalised: how many standard
-    deviations it lies above the mean of the probe's K best matches among the cohort's people (466 PTB-XL patients;
-    K = 10), all hashed under this key (adaptive T-norm). Seed scores are minus the Euclidean distance of mean
-    embeddings.
+    model whose card names a cohort (score_norm), that share cohort-normalised: how many standard deviations it
+    lies above the mean of the probe's K best matches among the cohort's people, all hashed under this key
+    (adaptive T-norm; the bundled heartid-beats: K = 10 of 466 PTB-XL patients). Seed scores are minus the
+    Euclidean distance of mean embeddings.
     """
     st, ver = _open(store, model, scheme)
     try:
@@ -285,11 +285,11 @@ def verify(subject, record, key_file, fs, as_json, store, model, scheme):
         bits = read_key_file(key_file, ver.key_size)
         revoked_key = st.key_revoked(subject, bits)
         probe, n = ver.vector(record, bits, fs)
+        s = ver.compare(entry["template"], probe, bits)
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         st.close()
-    s = ver.compare(entry["template"], probe, bits)
     ok = s >= ver.threshold and not revoked_key
     if as_json:
         click.echo(json.dumps({"subject": subject, "decision": "accept" if ok else "reject", "score": s,

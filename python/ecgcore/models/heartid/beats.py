@@ -166,6 +166,15 @@ def _within(persons: list[str], multi: set[str] | None):
     return None if multi is None else [i for i, p in enumerate(persons) if p in multi]
 
 
+def _person_folds(persons: list[str], folds: int, repeats: int, seed: int) -> list[list[str]]:
+    """The held-out persons of each fold: ``repeats`` seeded permutations, each cut into ``folds`` folds."""
+    splits = []
+    for r in range(repeats):
+        perm = np.random.default_rng([seed, r, len(persons)]).permutation(len(persons))
+        splits += [[persons[i] for i in perm[k::folds]] for k in range(folds)]
+    return splits
+
+
 def cross_validate(train_data: dict, eval_data: dict, persons: list[str], n_pca_grid, folds: int = 3,
                    repeats: int = 5, seed: int = 0, fixed: list[str] = (), within: set[str] | None = None
                    ) -> list[dict]:
@@ -177,10 +186,7 @@ def cross_validate(train_data: dict, eval_data: dict, persons: list[str], n_pca_
     per-fold EER."""
     from .metrics import eer
 
-    splits = []
-    for r in range(repeats):
-        perm = np.random.default_rng([seed, r, len(persons)]).permutation(len(persons))
-        splits += [[persons[i] for i in perm[k::folds]] for k in range(folds)]
+    splits = _person_folds(persons, folds, repeats, seed)
     rows = []
     for n_pca in n_pca_grid:
         hits, eers = [], []
@@ -212,44 +218,41 @@ def cross_validate_score_norm(train_data: dict, eval_data: dict, persons: list[s
 
     rng = np.random.default_rng([seed, 24745, len(persons)])
     out: dict = {}
-    for r in range(repeats):
-        perm = np.random.default_rng([seed, r, len(persons)]).permutation(len(persons))
-        for k in range(folds):
-            held = [persons[i] for i in perm[k::folds]]
-            tr = [p for p in persons if p not in held] + list(fixed)
-            mean, P = fit_lda(*_xy(train_data, tr), int(n_pca), _within(tr, within))
+    for held in _person_folds(persons, folds, repeats, seed):
+        tr = [p for p in persons if p not in held] + list(fixed)
+        mean, P = fit_lda(*_xy(train_data, tr), int(n_pca), _within(tr, within))
 
-            def vec(g):
-                return _unit(template(embed(g, mean, P), "cosine"))
+        def vec(g):
+            return _unit(template(embed(g, mean, P), "cosine"))
 
-            ps = [p for p in held if len(eval_data[p]) > 1 and len(eval_data[p][0])]
-            T = np.stack([vec(eval_data[p][0]) for p in ps])
-            probes, owner = [], []
-            for i, p in enumerate(ps):
-                for g in eval_data[p][1:]:
-                    if len(g):
-                        probes.append(vec(g))
-                        owner.append(i)
-            X, owner = np.stack(probes), np.asarray(owner)
-            C = np.stack([vec(eval_data[p][0]) for p in cohort if p in tr and len(eval_data[p]) and len(eval_data[p][0])])
-            S = {"raw": np.empty((len(ps), len(X)))} | {f"tnorm-top{t}": np.empty((len(ps), len(X))) for t in top_ks}
-            for i in range(len(ps)):
-                bits = rng.integers(0, 2, 100).astype(np.uint8)
-                bits[rng.integers(100)] = 1
-                W = projections(bits, T.shape[1])
-                hp, hc = iom_hash(X, W=W), iom_hash(C, W=W)
-                raw = iom_similarity(iom_hash(T[i], W=W)[None, :], hp)
-                S["raw"][i] = raw
-                for t in top_ks:
-                    S[f"tnorm-top{t}"][i] = cohort_normalise(raw, hp, hc, t)
-            mated = np.zeros((len(ps), len(X)), bool)
-            mated[owner, np.arange(len(X))] = True
-            for name, M in S.items():
-                o = out.setdefault(name, {"eer_folds": [], "hits": [], "genuine": [], "impostor": []})
-                o["eer_folds"].append(float(eer(M[mated], M[~mated])[0]))
-                o["hits"].append(np.argmax(M, axis=0) == owner)
-                o["genuine"].append(M[mated])
-                o["impostor"].append(M[~mated])
+        ps = [p for p in held if len(eval_data[p]) > 1 and len(eval_data[p][0])]
+        T = np.stack([vec(eval_data[p][0]) for p in ps])
+        probes, owner = [], []
+        for i, p in enumerate(ps):
+            for g in eval_data[p][1:]:
+                if len(g):
+                    probes.append(vec(g))
+                    owner.append(i)
+        X, owner = np.stack(probes), np.asarray(owner)
+        C = np.stack([vec(eval_data[p][0]) for p in cohort if p in tr and len(eval_data[p]) and len(eval_data[p][0])])
+        S = {"raw": np.empty((len(ps), len(X)))} | {f"tnorm-top{t}": np.empty((len(ps), len(X))) for t in top_ks}
+        for i in range(len(ps)):  # template i's owner key hashes its template, every probe and the cohort
+            bits = rng.integers(0, 2, 100).astype(np.uint8)
+            bits[rng.integers(100)] = 1
+            W = projections(bits, T.shape[1])
+            hp, hc = iom_hash(X, W=W), iom_hash(C, W=W)
+            raw = iom_similarity(iom_hash(T[i], W=W)[None, :], hp)
+            S["raw"][i] = raw
+            for t in top_ks:
+                S[f"tnorm-top{t}"][i] = cohort_normalise(raw, hp, hc, t)
+        mated = np.zeros((len(ps), len(X)), bool)
+        mated[owner, np.arange(len(X))] = True
+        for name, M in S.items():
+            o = out.setdefault(name, {"eer_folds": [], "hits": [], "genuine": [], "impostor": []})
+            o["eer_folds"].append(float(eer(M[mated], M[~mated])[0]))
+            o["hits"].append(np.argmax(M, axis=0) == owner)
+            o["genuine"].append(M[mated])
+            o["impostor"].append(M[~mated])
     return {name: {"eer_folds": o["eer_folds"], "rank1": float(np.concatenate(o["hits"]).mean()),
                    "genuine": np.concatenate(o["genuine"]), "impostor": np.concatenate(o["impostor"])}
             for name, o in out.items()}

@@ -5,7 +5,9 @@
   * ``grp-iom`` (default, :mod:`.protect`): the network embeds each 5-s window under a fixed public key (the
     all-zero key: the embedding's key-independent part), the template is the direction of the mean unit window
     embedding, hashed by the subject's keyed Gaussian-random-projection Index-of-Max transform; only the 512
-    indices (0..15) are stored, compared by the share of equal indices.
+    indices (0..15) are stored, compared by the share of equal indices; for a model whose card names a cohort
+    (``score_norm``: the bundled ``heartid-beats``) that share is cohort-normalised at verification time
+    (:func:`.protect.cohort_normalise`, the cohort hashed under the probe's key; nothing more is stored).
   * ``seed``: the seed's key-in-the-network scheme (the subject's key is the network's second input; the
     template is the mean embedding), kept to reproduce the seed. Linkable by anyone holding the model (issue 23).
 
@@ -21,6 +23,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sqlite3
 import sys
@@ -161,7 +164,7 @@ class Verifier:
     """
 
     def __init__(self, model: str | os.PathLike | None = None, threads: int = 1, scheme: str = DEFAULT_SCHEME,
-                 threshold: float | None = None):
+                 threshold: float | None = None, score_norm: bool = True):
         import onnxruntime as ort
 
         from ...export import resolve_model
@@ -188,7 +191,7 @@ class Verifier:
                 raise ValueError(f"{self.onnx_path}: the model card has no {IOM_SCHEME} threshold "
                                  f"(config.verification.schemes); use --scheme seed")
             self.threshold, self.score = float(sv.get("threshold", 0.0)), IOM_SCHEME
-        self.score_norm = None if scheme == "seed" else sv.get("score_norm")
+        self.score_norm = None if scheme == "seed" or not score_norm else sv.get("score_norm")
         self.cohort = None if self.score_norm is None else self._load_cohort(self.score_norm)
         if threshold is not None:
             self.threshold = float(threshold)
@@ -208,27 +211,33 @@ class Verifier:
         """The card's cohort embeddings (c, d) as unit rows, checked against the card (kind, file, digest)."""
         if norm.get("kind") != "adaptive-t-norm":
             raise ValueError(f"{self.onnx_path}: unknown score_norm kind {norm.get('kind')!r} (adaptive-t-norm)")
-        path = Path(self.onnx_path).parent / str(norm.get("cohort", ""))
+        name = str(norm.get("cohort", ""))
+        if not name or Path(name).name != name:
+            raise ValueError(f"{self.onnx_path}: score_norm.cohort must name a file beside the graph, got {name!r}")
+        path = Path(self.onnx_path).parent / name
         if not path.is_file():
             raise FileNotFoundError(f"{path}: the cohort file named by the card's score_norm is missing")
         raw = path.read_bytes()
         if hashlib.sha256(raw).hexdigest() != norm.get("cohort_sha256"):
             raise ValueError(f"{path}: its SHA-256 differs from the card's score_norm.cohort_sha256")
-        c = np.load(path, allow_pickle=False)
+        c = np.load(io.BytesIO(raw), allow_pickle=False)  # the bytes that were checked, not a second read
         if c.ndim != 2 or c.shape[0] < 2 or not np.all(np.isfinite(c)):
             raise ValueError(f"{path}: a cohort must be a finite (persons, dims) array, got shape {c.shape}")
-        d = self.card.config.get("embedding_size")
-        if d is not None and c.shape[1] != int(d):
+        d = self.card.config.get("embedding_size", (self.card.outputs or [{}])[0].get("shape", [None, None])[-1])
+        if d is None or c.shape[1] != int(d):
             raise ValueError(f"{path}: cohort embeddings have {c.shape[1]} dims, the model's {d}")
+        k = norm.get("top_k")
+        if k is not None and not (isinstance(k, int) and 2 <= k <= c.shape[0]):
+            raise ValueError(f"{self.onnx_path}: score_norm.top_k must be an integer in 2..{c.shape[0]}, got {k!r}")
         from .protect import unit
 
         return unit(np.asarray(c, np.float64))
 
     def _projections_of(self, bits: np.ndarray, dim: int) -> np.ndarray:
-        """The key's (m, q, dim) projections, cached for a few keys (most recent last)."""
+        """The key's (m, q, dim) projections, cached for a few (key, dim) pairs (most recent last)."""
         from .protect import projections
 
-        kb = np.asarray(bits, np.uint8).tobytes()
+        kb = np.asarray(bits, np.uint8).tobytes() + f"|{dim}".encode()
         cache = self._projections
         W = cache.pop(kb, None)
         if W is None:
@@ -274,11 +283,7 @@ class Verifier:
         """The score of ``probe`` against ``tmpl`` (accept when ``>= self.threshold``). grp-iom: the share of equal
         indices, cohort-normalised when the card says so (then ``bits``, the key the probe was hashed under, is
         needed: the cohort is hashed under it)."""
-        if self.scheme == "seed":
-            return float(similarity(tmpl, probe, self.score))
-        from .protect import iom_similarity
-
-        s = float(iom_similarity(tmpl, probe))
+        s = self.raw_compare(tmpl, probe)
         if self.score_norm is None:
             return s
         if bits is None:
@@ -287,6 +292,15 @@ class Verifier:
         mu, sd = self.probe_norm(probe, bits)
         return (s - mu) / sd
 
+    def raw_compare(self, tmpl: np.ndarray, probe: np.ndarray) -> float:
+        """The comparison anyone holding two templates can make, without keys: the scheme's score before any cohort
+        normalisation (grp-iom: the share of equal indices). Linkage and unlinkability are measured on it."""
+        if self.scheme == "seed":
+            return float(similarity(tmpl, probe, self.score))
+        from .protect import iom_similarity
+
+        return float(iom_similarity(tmpl, probe))
+
     def probe_norm(self, probe: np.ndarray, bits: np.ndarray) -> tuple[float, float]:
         """(μ_K, σ_K) of ``probe``'s top-K shares against the cohort hashed under ``bits`` (:func:`.protect.
         cohort_stats`), remembered per (probe, key): a probe scored against many templates is normalised once.
@@ -294,7 +308,8 @@ class Verifier:
         from .protect import cohort_stats, iom_hash
 
         kb = np.asarray(bits, np.uint8).tobytes()
-        memo = hashlib.sha256(kb + np.asarray(probe, np.uint8).tobytes()).digest()
+        top_k = self.score_norm.get("top_k")
+        memo = hashlib.sha256(kb + np.asarray(probe, np.uint8).tobytes() + f"|{top_k}".encode()).digest()
         if memo in self._probe_norms:
             return self._probe_norms[memo]
         ch = self._cohort_hashes.pop(kb, None)
@@ -303,7 +318,7 @@ class Verifier:
         self._cohort_hashes[kb] = ch
         while len(self._cohort_hashes) > 24:
             self._cohort_hashes.pop(next(iter(self._cohort_hashes)))
-        mu, sd = cohort_stats(probe, ch, self.score_norm.get("top_k"))
+        mu, sd = cohort_stats(probe, ch, top_k)
         out = self._probe_norms[memo] = (float(mu[0]), float(sd[0]))
         while len(self._probe_norms) > 200_000:
             self._probe_norms.pop(next(iter(self._probe_norms)))

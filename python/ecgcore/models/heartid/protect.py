@@ -38,7 +38,7 @@ from ._evaluate import _unit as unit
 from .metrics import unlinkability  # Gomez-Barrero et al. (2018): D↔(s) and D↔sys
 
 __all__ = ["SCHEME", "IOM_M", "IOM_Q", "projections", "iom_hash", "iom_similarity", "unit", "unlinkability",
-           "cohort_stats", "cohort_normalise", "linear_key_linkage", "hill_climb"]
+           "score_description", "cohort_stats", "cohort_normalise", "linear_key_linkage", "hill_climb"]
 
 SCHEME = "grp-iom-v1"
 IOM_M = 512   # hash functions (template length)
@@ -66,6 +66,15 @@ def iom_hash(emb: np.ndarray, bits=None, *, m: int = IOM_M, q: int = IOM_Q, W: n
 def iom_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Share of equal indices, row-wise over the last axis (1: identical, 1/q: unrelated)."""
     return np.mean(np.asarray(a) == np.asarray(b), axis=-1)
+
+
+def score_description(norm: dict | None) -> str:
+    """What a grp-iom score is, for cards: the raw share, or its cohort normalisation ``norm`` (a card's
+    ``score_norm``)."""
+    if norm is None:
+        return "share of equal IoM indices"
+    return ("share of equal IoM indices, cohort-normalised (adaptive T-norm): (s - mean) / sd of the probe's "
+            f"top-{norm.get('top_k')} shares against the cohort hashed under the same key")
 
 
 def cohort_stats(probes: np.ndarray, cohort: np.ndarray, top_k: int | None) -> tuple[np.ndarray, np.ndarray]:

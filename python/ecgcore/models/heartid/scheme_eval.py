@@ -10,9 +10,10 @@ generator (the product draws them with :mod:`secrets`). Scores:
   stolen s's key; the biometric alone must reject).
 - ``impostor_two_factor``: a record of t under t's own key against s's template (zero-effort impostor).
 - ``mated_other_key``: a later record of s under a fresh key of s (a renewed enrolment) against s's template: a
-  cancelable scheme must reject it; ``non_mated_other_key``: t under a fresh key, against s's template. With the
-  mated scores they give the Gomez-Barrero D↔sys of two template stores (the attacker compares templates made
-  under different keys, with every tool of the scheme but the keys).
+  cancelable scheme must reject it; ``non_mated_other_key``: t under a fresh key, against s's template (both as
+  ``verify`` scores them). Their ``*_raw`` twins (``Verifier.raw_compare``: no cohort normalisation, which needs a
+  key) give the Gomez-Barrero D↔sys of two template stores (the attacker compares templates made under different
+  keys, with every tool of the scheme but the keys).
 - identification (rank-1): each probe under every enrolled person's key, against that person's template.
 
 :func:`attacks` adds what an attacker who holds the model, the code and two template stores can do: the linear
@@ -86,12 +87,13 @@ def scheme_scores(ver, records: dict[str, list[Path]], *, seed: int = 0, rank1: 
                 for i in range(1, len(records[t])):
                     ver.probe_norm(vec(t, i, f[t]), f[t])
     out = {k: [] for k in ("genuine", "impostor_stolen_key", "impostor_two_factor", "mated_other_key",
-                           "non_mated_other_key")}
+                           "non_mated_other_key", "mated_other_key_raw", "non_mated_other_key_raw")}
     hits = []
     for s in persons:
         for i in range(1, len(records[s])):
             out["genuine"].append(ver.compare(T[s], vec(s, i, keys[s]), keys[s]))
             out["mated_other_key"] += [ver.compare(T[s], vec(s, i, f[s]), f[s]) for f in fresh]
+            out["mated_other_key_raw"] += [ver.raw_compare(T[s], vec(s, i, f[s])) for f in fresh]
         for t in persons:
             if t == s:
                 continue
@@ -99,6 +101,7 @@ def scheme_scores(ver, records: dict[str, list[Path]], *, seed: int = 0, rank1: 
                 out["impostor_stolen_key"].append(ver.compare(T[s], vec(t, i, keys[s]), keys[s]))
                 out["impostor_two_factor"].append(ver.compare(T[s], vec(t, i, keys[t]), keys[t]))
                 out["non_mated_other_key"] += [ver.compare(T[s], vec(t, i, f[t]), f[t]) for f in fresh]
+                out["non_mated_other_key_raw"] += [ver.raw_compare(T[s], vec(t, i, f[t])) for f in fresh]
     if rank1:
         for s in persons:
             for i in range(1, len(records[s])):
@@ -137,6 +140,9 @@ def summarise(scores: dict, threshold: float) -> dict:
 
     g, st, tf = scores["genuine"], scores["impostor_stolen_key"], scores["impostor_two_factor"]
     mo, nmo = scores["mated_other_key"], scores["non_mated_other_key"]
+    # unlinkability: the comparison a holder of two template stores can make without keys (raw scores; a
+    # cohort-normalised score needs the probe's key)
+    lmo, lnmo = scores.get("mated_other_key_raw", mo), scores.get("non_mated_other_key_raw", nmo)
     return {"n_persons": len(scores["persons"]), "n_genuine": int(g.size), "n_impostor": int(st.size),
             "eer_stolen_key": float(metrics.eer(g, st)[0]), "eer_two_factor": float(metrics.eer(g, tf)[0]),
             "threshold": float(threshold),
@@ -144,8 +150,8 @@ def summarise(scores: dict, threshold: float) -> dict:
             "far_stolen_key_at_threshold": float(np.mean(st >= threshold)),
             "far_two_factor_at_threshold": float(np.mean(tf >= threshold)),
             "same_person_other_key_accepted": float(np.mean(mo >= threshold)),
-            "d_sys": float(unlinkability(mo, nmo)["d_sys"]),
-            "d_sys_estimator_floor": _null_d_sys(nmo, mo.size),
+            "d_sys": float(unlinkability(lmo, lnmo)["d_sys"]),
+            "d_sys_estimator_floor": _null_d_sys(lnmo, lmo.size),
             "rank1": float(np.mean(scores["rank1_hits"])) if scores["rank1_hits"].size else None}
 
 
@@ -223,7 +229,7 @@ def scheme_card(model, raw_dir, val_persons, test_persons, *, seed: int = 0, hil
     score, ``tools/heartid_score_norm.py``); the validation persons are then scored at it, not calibrated on. The
     model card's ``score_norm`` (if any) is applied throughout and kept in the scheme entry."""
     from .product import Verifier
-    from .protect import IOM_M, IOM_Q, SCHEME
+    from .protect import IOM_M, IOM_Q, SCHEME, score_description
 
     val, test = person_records(raw_dir, val_persons), person_records(raw_dir, test_persons)
     iom = Verifier(model, scheme="grp-iom", threshold=0.0)
@@ -235,10 +241,7 @@ def scheme_card(model, raw_dir, val_persons, test_persons, *, seed: int = 0, hil
                     "test": summarise(scheme_scores(iom, test, seed=seed + 1, other_keys=other_keys), thr)},
            "seed": {"test": summarise(scheme_scores(seed_ver, test, seed=seed + 1), seed_ver.threshold)}}
     norm = iom.score_norm
-    score = "share of equal IoM indices" if norm is None else (
-        "share of equal IoM indices, cohort-normalised (adaptive T-norm): (s - mean) / sd of the probe's "
-        f"top-{norm.get('top_k')} shares against the cohort hashed under the same key")
-    schemes = {SCHEME: {"threshold": thr, "score": score, "m": IOM_M, "q": IOM_Q,
+    schemes = {SCHEME: {"threshold": thr, "score": score_description(norm), "m": IOM_M, "q": IOM_Q,
                         "embedding": ("network output under the all-zero key (its key-independent part); template = "
                                       "direction of the mean unit window embedding") if iom.has_key_input else
                                      "beat-lda embedding of each median-beat group; template = direction of the mean "
