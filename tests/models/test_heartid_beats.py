@@ -4,6 +4,7 @@ train -> export CLI on a small set of real persons, and the default model of eac
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -428,7 +429,7 @@ def test_bundled_hr_norm_is_the_cross_validated_choice(repo_tool):
     assert "/" not in choice["command"].replace("tools/", "").replace("MODEL/model.json", "")
 
 
-def test_bundled_score_norm_is_the_cross_validated_choice(repo_tool, data_dir):
+def test_bundled_score_norm_is_the_cross_validated_choice(repo_tool, data_dir, tmp_path):
     """grp-iom's cohort normalisation and threshold are what ``tools/heartid_score_norm.py`` chose over the training
     persons (its table in the card: the lowest mean per-fold EER, below the raw score's), and the cohort file is the
     negatives' first records through the product path (checked on five of them)."""
@@ -464,3 +465,11 @@ def test_bundled_score_norm_is_the_cross_validated_choice(repo_tool, data_dir):
     for i in (0, 1, 100, 250, len(used) - 1):
         want = _unit(template(ver.embed(ver.windows(who.negatives[used[i]][0])), "cosine"))
         np.testing.assert_allclose(cohort[i], want, atol=1e-6)
+    # the tool's own cohort builder gives those rows, and works on a model folder whose cohort file is gone
+    folder = tmp_path / "m"
+    shutil.copytree(onnx_path.parent, folder)
+    (folder / norm["cohort"]).unlink()
+    some = {p: who.negatives[p] for p in (used[0], used[100], used[-1])}
+    built, names, skipped = tool.build_cohort(folder, some)
+    assert names == sorted(some) and skipped == [] and built.dtype == np.float32
+    np.testing.assert_array_equal(built, cohort[[used.index(n) for n in names]])
