@@ -34,7 +34,8 @@ import numpy as np
 from ...pipelines.recipes.heartid import BEAT_OPTIONS, INPUT, beat_groups, beat_length, beat_options  # noqa: F401
 
 __all__ = ["BEAT_OPTIONS", "INPUT", "WITHIN_RULES", "beat_groups", "record_beat_groups", "person_groups", "fit_lda",
-           "embed", "cross_validate", "cross_validate_score_norm", "FitPersons", "fit_persons", "build_onnx", "train_beat_lda", "beat_options"]
+           "embed", "cross_validate", "cross_validate_score_norm", "FitPersons", "fit_persons", "build_onnx",
+           "train_beat_lda", "beat_options"]
 
 def record_beat_groups(path, options: dict | None = None, fs: float | None = None, workers: int | None = None):
     """A WFDB record / ``.npy`` / ``.csv`` -> (n, L) median-beat groups (:func:`beat_groups`); ``ValueError`` when the
@@ -134,21 +135,36 @@ def embed(groups: np.ndarray, mean: np.ndarray, projection: np.ndarray) -> np.nd
 def _record_scores(model, data: dict[str, list[np.ndarray]], persons: list[str]) -> dict:
     """Record-vs-record matching of ``persons`` (enrol the first record, probe each later one; cosine of the mean
     unit group embeddings): rank-1 hits and genuine / impostor scores."""
+    _, T, probes, owner = _enrol_and_probes(model, data, persons)
+    gen, imp, hits = [], [], []
+    for x, i in zip(probes, owner):
+        s = T @ x
+        hits.append(int(np.argmax(s)) == i)
+        gen.append(s[i])
+        imp += list(np.delete(s, i))
+    return {"hits": np.asarray(hits), "genuine": np.asarray(gen), "impostor": np.asarray(imp)}
+
+
+def _enrol_and_probes(model, data: dict[str, list[np.ndarray]], persons: list[str]):
+    """The record-vs-record protocol's vectors under ``model`` (mean, projection): the persons with a first record
+    and a later one, their templates (the unit direction of the first record's mean group embedding, (p, d)), and
+    every later record's vector with the index of its owner."""
     from ._evaluate import _unit, template
 
     mean, P = model
+
+    def vec(g):
+        return _unit(template(embed(g, mean, P), "cosine"))
+
     ps = [p for p in persons if len(data[p]) > 1 and len(data[p][0])]
-    T = np.stack([_unit(template(embed(data[p][0], mean, P), "cosine")) for p in ps])
-    gen, imp, hits = [], [], []
+    T = np.stack([vec(data[p][0]) for p in ps])
+    probes, owner = [], []
     for i, p in enumerate(ps):
         for g in data[p][1:]:
-            if not len(g):
-                continue
-            s = T @ _unit(template(embed(g, mean, P), "cosine"))
-            hits.append(int(np.argmax(s)) == i)
-            gen.append(s[i])
-            imp += list(np.delete(s, i))
-    return {"hits": np.asarray(hits), "genuine": np.asarray(gen), "impostor": np.asarray(imp)}
+            if len(g):
+                probes.append(vec(g))
+                owner.append(i)
+    return ps, T, probes, owner
 
 
 def _xy(train_data: dict[str, list[np.ndarray]], persons: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -214,37 +230,29 @@ def cross_validate_score_norm(train_data: dict, eval_data: dict, persons: list[s
     "rank1": float, "genuine": array, "impostor": array}}`` (scores pooled over folds)."""
     from ._evaluate import _unit, template
     from .metrics import eer
-    from .protect import cohort_normalise, iom_hash, iom_similarity, projections
+    from .protect import cohort_shares, iom_hash, iom_similarity, projections, top_stats
 
     rng = np.random.default_rng([seed, 24745, len(persons)])
     out: dict = {}
     for held in _person_folds(persons, folds, repeats, seed):
         tr = [p for p in persons if p not in held] + list(fixed)
         mean, P = fit_lda(*_xy(train_data, tr), int(n_pca), _within(tr, within))
-
-        def vec(g):
-            return _unit(template(embed(g, mean, P), "cosine"))
-
-        ps = [p for p in held if len(eval_data[p]) > 1 and len(eval_data[p][0])]
-        T = np.stack([vec(eval_data[p][0]) for p in ps])
-        probes, owner = [], []
-        for i, p in enumerate(ps):
-            for g in eval_data[p][1:]:
-                if len(g):
-                    probes.append(vec(g))
-                    owner.append(i)
+        ps, T, probes, owner = _enrol_and_probes((mean, P), eval_data, held)
         X, owner = np.stack(probes), np.asarray(owner)
-        C = np.stack([vec(eval_data[p][0]) for p in cohort if p in tr and len(eval_data[p]) and len(eval_data[p][0])])
+        C = np.stack([_unit(template(embed(eval_data[p][0], mean, P), "cosine")) for p in cohort
+                      if p in tr and len(eval_data[p]) and len(eval_data[p][0])])
         S = {"raw": np.empty((len(ps), len(X)))} | {f"tnorm-top{t}": np.empty((len(ps), len(X))) for t in top_ks}
         for i in range(len(ps)):  # template i's owner key hashes its template, every probe and the cohort
             bits = rng.integers(0, 2, 100).astype(np.uint8)
             bits[rng.integers(100)] = 1
             W = projections(bits, T.shape[1])
-            hp, hc = iom_hash(X, W=W), iom_hash(C, W=W)
+            hp = iom_hash(X, W=W)
             raw = iom_similarity(iom_hash(T[i], W=W)[None, :], hp)
+            shares = cohort_shares(hp, iom_hash(C, W=W))  # once for every top-K
             S["raw"][i] = raw
             for t in top_ks:
-                S[f"tnorm-top{t}"][i] = cohort_normalise(raw, hp, hc, t)
+                mu, sd = top_stats(shares, t, hp.shape[1])
+                S[f"tnorm-top{t}"][i] = (raw - mu) / sd
         mated = np.zeros((len(ps), len(X)), bool)
         mated[owner, np.arange(len(X))] = True
         for name, M in S.items():

@@ -233,19 +233,23 @@ class Verifier:
 
         return unit(np.asarray(c, np.float64))
 
+    @staticmethod
+    def _cached(cache: dict, key: bytes, make, size: int):
+        """``cache[key]``, made by ``make()`` when missing; the ``size`` most recently used entries are kept."""
+        v = cache.pop(key, None)
+        if v is None:
+            v = make()
+        cache[key] = v
+        while len(cache) > size:
+            cache.pop(next(iter(cache)))
+        return v
+
     def _projections_of(self, bits: np.ndarray, dim: int) -> np.ndarray:
-        """The key's (m, q, dim) projections, cached for a few (key, dim) pairs (most recent last)."""
+        """The key's (m, q, dim) projections, cached for a few (key, dim) pairs."""
         from .protect import projections
 
         kb = np.asarray(bits, np.uint8).tobytes() + f"|{dim}".encode()
-        cache = self._projections
-        W = cache.pop(kb, None)
-        if W is None:
-            W = projections(bits, dim)
-        cache[kb] = W
-        while len(cache) > 24:
-            cache.pop(next(iter(cache)))
-        return W
+        return self._cached(self._projections, kb, lambda: projections(bits, dim), 24)
 
     def windows(self, records, fs: float | None = None) -> np.ndarray:
         """The network inputs of one record (or several) as the card's preprocessing makes them: (n, 1000) z-scored
@@ -310,19 +314,14 @@ class Verifier:
         kb = np.asarray(bits, np.uint8).tobytes()
         top_k = self.score_norm.get("top_k")
         memo = hashlib.sha256(kb + np.asarray(probe, np.uint8).tobytes() + f"|{top_k}".encode()).digest()
-        if memo in self._probe_norms:
-            return self._probe_norms[memo]
-        ch = self._cohort_hashes.pop(kb, None)
-        if ch is None:
-            ch = iom_hash(self.cohort, W=self._projections_of(bits, self.cohort.shape[1]))
-        self._cohort_hashes[kb] = ch
-        while len(self._cohort_hashes) > 24:
-            self._cohort_hashes.pop(next(iter(self._cohort_hashes)))
-        mu, sd = cohort_stats(probe, ch, top_k)
-        out = self._probe_norms[memo] = (float(mu[0]), float(sd[0]))
-        while len(self._probe_norms) > 200_000:
-            self._probe_norms.pop(next(iter(self._probe_norms)))
-        return out
+
+        def stats():
+            ch = self._cached(self._cohort_hashes, kb,
+                              lambda: iom_hash(self.cohort, W=self._projections_of(bits, self.cohort.shape[1])), 24)
+            mu, sd = cohort_stats(probe, ch, top_k)
+            return float(mu[0]), float(sd[0])
+
+        return self._cached(self._probe_norms, memo, stats, 200_000)
 
 
 def enrol_record(store: TemplateStore, ver: Verifier, subject: str, record, bits, fs) -> tuple[int, int]:

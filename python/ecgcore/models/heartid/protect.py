@@ -38,7 +38,8 @@ from ._evaluate import _unit as unit
 from .metrics import unlinkability  # Gomez-Barrero et al. (2018): D↔(s) and D↔sys
 
 __all__ = ["SCHEME", "IOM_M", "IOM_Q", "projections", "iom_hash", "iom_similarity", "unit", "unlinkability",
-           "score_description", "cohort_stats", "cohort_normalise", "linear_key_linkage", "hill_climb"]
+           "score_description", "cohort_shares", "top_stats", "cohort_stats",
+           "cohort_normalise", "linear_key_linkage", "hill_climb"]
 
 SCHEME = "grp-iom-v1"
 IOM_M = 512   # hash functions (template length)
@@ -77,20 +78,33 @@ def score_description(norm: dict | None) -> str:
             f"top-{norm.get('top_k')} shares against the cohort hashed under the same key")
 
 
-def cohort_stats(probes: np.ndarray, cohort: np.ndarray, top_k: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation (each (n,)) of each probe's ``top_k`` highest shares of equal indices against the
-    ``cohort`` (c, m) hashed under the probes' key (None: all c); the deviation is floored at one index (1/m)."""
+def cohort_shares(probes: np.ndarray, cohort: np.ndarray) -> np.ndarray:
+    """(n, c) shares of equal indices of each probe (n, m) against each cohort member (c, m), all hashed under the
+    probes' key."""
     probes, cohort = np.atleast_2d(np.asarray(probes)), np.atleast_2d(np.asarray(cohort))
     if probes.shape[-1] != cohort.shape[-1]:
         raise ValueError(f"cohort hashes have length {cohort.shape[-1]}, probes {probes.shape[-1]}")
-    k = cohort.shape[0] if top_k is None else int(top_k)
-    if not 2 <= k <= cohort.shape[0]:
-        raise ValueError(f"top_k must lie in 2..{cohort.shape[0]} (the cohort's size), got {top_k}")
     c = np.empty((probes.shape[0], cohort.shape[0]))
     for i, p in enumerate(probes):  # row by row: (c, m) at a time, whatever the number of probes
         c[i] = np.mean(cohort == p[None, :], axis=1)
-    top = -np.partition(-c, k - 1, axis=1)[:, :k]
-    return top.mean(axis=1), np.maximum(top.std(axis=1), 1.0 / probes.shape[-1])
+    return c
+
+
+def top_stats(shares: np.ndarray, top_k: int | None, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (each (n,)) of each row's ``top_k`` highest ``shares`` (None: all); the deviation
+    is floored at one index of ``m`` (1/m)."""
+    shares = np.atleast_2d(shares)
+    k = shares.shape[1] if top_k is None else int(top_k)
+    if not 2 <= k <= shares.shape[1]:
+        raise ValueError(f"top_k must lie in 2..{shares.shape[1]} (the cohort's size), got {top_k}")
+    top = -np.partition(-shares, k - 1, axis=1)[:, :k]
+    return top.mean(axis=1), np.maximum(top.std(axis=1), 1.0 / m)
+
+
+def cohort_stats(probes: np.ndarray, cohort: np.ndarray, top_k: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (each (n,)) of each probe's ``top_k`` highest shares of equal indices against the
+    ``cohort`` (c, m) hashed under the probes' key (None: all c); the deviation is floored at one index (1/m)."""
+    return top_stats(cohort_shares(probes, cohort), top_k, np.shape(probes)[-1])
 
 
 def cohort_normalise(scores, probes: np.ndarray, cohort: np.ndarray, top_k: int | None) -> np.ndarray:
