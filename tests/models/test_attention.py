@@ -587,3 +587,33 @@ def test_weight_average_follows_its_decay_and_is_what_best_pt_holds(tiny_segment
     with pytest.raises(ValueError, match="different settings"):  # the decay is part of the run
         train(tiny_segments, tmp_path / "b", _cfg(max_steps=4, val_records=0, ema=0.5), progress=False,
               evaluate_after=False)
+
+
+def test_extra_training_windows_join_the_training_split_only(tiny_segments, data_dir, tmp_path):
+    """``extra_train``: PTB-XL windows (``segments-ptbxl``) train, each Normal one ``extra_repeat[0]`` times and each
+    Abnormal one ``extra_repeat[1]`` times; validation and test stay MIT-BIH; a dataset built otherwise is refused."""
+    from ecgcore.pipelines.engine import preprocess
+    from ecgcore.pipelines.recipes.segments import ptbxl_window_labels
+
+    lab = sorted(ptbxl_window_labels(data_dir / "ptbxl").items())
+    ids = [k for k, v in lab if v["label"] == 0][:2] + [k for k, v in lab if v["label"] == 1][:1]
+    extra = tmp_path / "ptb"
+    preprocess("segments-ptbxl", data_dir / "ptbxl", extra, records=ids, workers=1, progress=False)
+    e = att_data.extra_windows(extra, tiny_segments, (2, 5))
+    assert len(e) == 2 * 2 + 5 and int(e.y.sum()) == 5 and sorted(set(e.record.tolist())) == sorted(ids)
+    stored = np.load(extra / f"{ids[2]}.npz")["segments"][0]
+    assert all(np.array_equal(w[0], stored) for w in e.x[e.record == ids[2]])
+    cfg = _cfg(val_records=0, max_steps=None, epochs=1, batch_size=4, extra_train=str(extra), extra_repeat=(2, 5))
+    m = train(tiny_segments, tmp_path / "r", cfg, progress=False, evaluate_after=False)
+    assert m["training"]["steps"] == (3 * 24 + 9 + 3) // 4          # 72 DS1 windows + 9 extra, batches of 4
+    assert m["splits"]["extra"] == {"segments": 9, "abnormal": 5, "records": sorted(ids)}
+    assert m["splits"]["train"]["segments"] == 72 and m["splits"]["test"]["records"] == ["100"]
+    sp = att_data.config_splits(tiny_segments, _cfg(extra_train=str(extra)))
+    assert not set(ids) & (set(sp["val"].record.tolist()) | set(sp["test"].record.tolist()))
+    meta = json.loads((extra / "metadata.json").read_text())
+    meta["options"]["band"] = [1.0, 40.0]
+    (extra / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="band"):
+        att_data.extra_windows(extra, tiny_segments)
+    with pytest.raises(ValueError, match="extra_repeat"):
+        AttentionConfig(extra_repeat=(1, -1))

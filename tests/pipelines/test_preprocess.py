@@ -357,3 +357,36 @@ def test_hubert_features_seed_fir(data_dir, tmp_path, options):
                                 progress=False, options={"kind": "timefreq"})
             assert butter.done == [name]
             assert not np.allclose(np.load(tmp_path / f"butter{fs}" / f"{name}.npy"), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_segments_ptbxl_label_rule_and_windows(data_dir, tmp_path):
+    """PTB-XL ECGs as extra attention windows: the label rule read from the table independently, and one window
+    against SciPy (resample_poly 500 -> 360 Hz, then a zero-phase order-5 Butterworth 0.5-50 Hz, z-score)."""
+    import ast
+    import csv
+
+    ptb = data_dir / "ptbxl"
+    want = {}
+    with open(ptb / "ptbxl_database.csv", newline="") as fh:
+        for r in csv.DictReader(fh):
+            codes = ast.literal_eval(r["scp_codes"])
+            if "CLBBB" in codes or "CRBBB" in codes:
+                want[f"{int(float(r['ecg_id'])):05d}"] = 1
+            elif "NORM" in codes:
+                want[f"{int(float(r['ecg_id'])):05d}"] = 0
+    out = tmp_path / "ptb"
+    s = preprocess("segments-ptbxl", ptb, out, workers=1, progress=False)
+    assert not s.failed and sorted(s.done) == sorted(want)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["recipe"] == "segments-ptbxl" and meta["abnormal"] == sum(want.values()) == 16
+    assert json.loads((out / "splits.json").read_text())["extra"] == sorted(want)
+    bbb = next(k for k, v in sorted(want.items()) if v == 1)
+    d = np.load(out / f"{bbb}.npz")
+    assert d["segments"].shape == (1, 3600) and d["labels"].tolist() == [1] and d["lead"].tolist() == ["II"]
+    rec = wfdb.rdrecord(str(ptb / "records500" / f"{bbb[:2]}000" / f"{bbb}_hr"))
+    x = ss.resample_poly(rec.p_signal[:, rec.sig_name.index("II")], 18, 25)
+    x = ss.sosfiltfilt(ss.butter(5, (0.5, 50.0), "bandpass", fs=360.0, output="sos"), x)
+    x = (x - x.mean()) / x.std()
+    np.testing.assert_allclose(d["segments"][0], x, atol=1e-5)  # float32 storage; measured 1.2e-7
+    with pytest.raises(ValueError, match="seed_compat"):
+        preprocess("segments-ptbxl", ptb, tmp_path / "bad", options={"seed_compat": True}, workers=1, progress=False)

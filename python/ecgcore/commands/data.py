@@ -152,6 +152,8 @@ def preprocess(recipe, in_dir, out_dir, workers, scheduler, limit, records, snr,
       hubert-features  93-shard time-freq/MFCC/mixed dumps of 12-lead ECGs (--set kind=mfcc)
       hubert-labels  k-means pseudo-labels of such dumps (--set model=KMEANS.npz)
       segments       10 s / 50 % overlap windows with majority Normal/Abnormal labels (MIT-BIH)
+      segments-ptbxl  one 10 s window per PTB-XL ECG at 360 Hz, lead II: bundle-branch block = Abnormal,
+                     NORM = Normal (extra training windows: ecgcore train attention --set extra_train=DIR)
 
     Resumable: finished records are listed with checksums in OUT_DIR/manifest.jsonl and skipped on a re-run.
     Failed records are reported and written to OUT_DIR/errors.json; the others complete.

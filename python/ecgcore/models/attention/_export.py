@@ -191,6 +191,10 @@ def int8_parity(model, onnx_path, x: np.ndarray) -> dict:
             "same_class": float((got[1].argmax(1) == want[1].argmax(1)).mean())}
 
 
+#: what the card says for ``config.extra_train`` (a folder on the training machine)
+EXTRA_PLACEHOLDER = "EXTRA (ecgcore preprocess segments-ptbxl PTBXL_DIR EXTRA)"
+
+
 def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name: str = BUNDLED_NAME,
            atol: float = 1e-4, command: str | None = None,
            note: str | None = None, int8_weights: bool = True, int8_min_elements: int = 1_000_000,
@@ -271,14 +275,16 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
                     for split in ("test", "val") if split in metrics},
                  "onnx_parity_max_abs_diff": worst, "onnx_parity_windows": int(len(x)),
                  **({"onnx_int8": int8} if int8 else {})},
-        training={**training, "dataset": "MIT-BIH Arrhythmia Database (48 records, 360 Hz), `ecgcore preprocess segments`",
+        training={**training, "dataset": "MIT-BIH Arrhythmia Database (48 records, 360 Hz), `ecgcore preprocess segments`"
+                  + (" + PTB-XL ECGs as extra training windows (`ecgcore preprocess segments-ptbxl`, see "
+                     "config.extra_train)" if config.extra_train else ""),
                   "splits": splits,
                   "validation_history": history,
                   "command": command or saved.get("command") or "ecgcore train attention DATASET_DIR RUN_DIR "
                                                      f"--protocol {config.protocol}",
                   **({"note": note} if note else {}),
                   "exported_with": f"torch {torch.__version__}, python {platform.python_version()}, {sys.platform}"},
-        config=config.to_dict(),
+        config={**config.to_dict(), **({"extra_train": EXTRA_PLACEHOLDER} if config.extra_train else {})},
         resources={"max_batch": MAX_BATCH, "max_batch_why": MAX_BATCH_WHY},
         description=("CNN + 8-head self-attention Normal/Abnormal classifier of 10 s MIT-BIH lead-0 windows "
                      "(seed: Al-Khlewee/attention-based-ecg-classifier, SPEC §3). Abnormal = more abnormal beat "

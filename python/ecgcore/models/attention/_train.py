@@ -21,7 +21,7 @@ from ..._fs import atomic_write, write_json
 from .._run import Run, torch_state
 from ._evaluate import PROTOCOL_LABELS, _read_metrics, device_of, evaluate, predict
 from .config import AttentionConfig
-from .data import config_splits, read_dataset_info, train_noise_bank
+from .data import SegmentSplit, config_splits, read_dataset_info, train_noise_bank
 from .model import AttentionECGModel
 
 # Settings a resumed run may change; anything else must match the saved config.
@@ -124,6 +124,14 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
     dev = device_of(device)
     splits = config_splits(data_dir, config)
     train_set, val_set = splits["train"], splits["val"]
+    if splits.get("extra") is not None:
+        extra = splits["extra"]
+        if extra.x.shape[1:] != train_set.x.shape[1:]:
+            raise ValueError(f"extra_train windows are {extra.x.shape[-1]} samples, the training windows "
+                             f"{train_set.x.shape[-1]}: build them at the same rate and window length")
+        train_set = SegmentSplit(np.concatenate([train_set.x, extra.x]), np.concatenate([train_set.y, extra.y]),
+                                 np.concatenate([train_set.record, extra.record]),
+                                 np.concatenate([train_set.start, extra.start]))
     # val_records=0 (inter-patient): a refit on every DS1 record for a fixed number of epochs at a fixed learning
     # rate -- the epoch count a validated run chose; no early stopping, and the last epoch's weights are kept.
     refit = config.protocol == "inter-patient" and config.val_records == 0

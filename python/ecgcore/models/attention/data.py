@@ -157,9 +157,52 @@ def protocol_splits(dataset_dir, protocol: str, *, seed: int = 42, test_size: fl
 
 
 def config_splits(dataset_dir, config) -> dict[str, SegmentSplit]:
-    """:func:`protocol_splits` with the split settings of an :class:`~.config.AttentionConfig`."""
-    return protocol_splits(dataset_dir, config.protocol, seed=config.seed, test_size=config.test_fraction,
-                           val_size=config.val_fraction, val_records=config.val_records, val_pick=config.val_pick)
+    """:func:`protocol_splits` with the split settings of an :class:`~.config.AttentionConfig`, plus ``"extra"``
+    (:func:`extra_windows`) when ``config.extra_train`` names a dataset."""
+    splits = protocol_splits(dataset_dir, config.protocol, seed=config.seed, test_size=config.test_fraction,
+                             val_size=config.val_fraction, val_records=config.val_records, val_pick=config.val_pick)
+    if getattr(config, "extra_train", None):
+        splits["extra"] = extra_windows(config.extra_train, dataset_dir, config.extra_repeat)
+    return splits
+
+
+#: options of an extra dataset that must equal the main dataset's (the windows must look alike)
+_SAME_OPTIONS = ("window_s", "band", "order", "seed_compat")
+
+
+def extra_windows(extra_dir, dataset_dir, repeat=(1, 1)) -> SegmentSplit:
+    """Every window of the ``segments-ptbxl`` (or ``segments``) dataset ``extra_dir``, Normal windows ``repeat[0]``
+    times and Abnormal ones ``repeat[1]`` times: training windows only, never validation or test.
+
+    Refused (``ValueError``) when its windowing or filter options differ from ``dataset_dir``'s (the trainer also
+    refuses windows of another length, i.e. another rate): both must be what the model reads."""
+    extra_dir, dataset_dir = Path(extra_dir), Path(dataset_dir)
+    if not extra_dir.is_dir():
+        raise FileNotFoundError(f"extra_train folder {extra_dir} not found (make it with "
+                                f"`ecgcore preprocess segments-ptbxl PTBXL_DIR OUT_DIR`)")
+    meta_path = extra_dir / "metadata.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if meta.get("recipe") not in ("segments", "segments-ptbxl"):
+        raise ValueError(f"{extra_dir}: not a segments or segments-ptbxl dataset (no metadata.json with that recipe)")
+    main = read_dataset_info(dataset_dir)["options"]
+    opts = meta.get("options", {})
+    for k in _SAME_OPTIONS:
+        if opts.get(k, main.get(k)) != main.get(k):
+            raise ValueError(f"{extra_dir}: option {k}={opts.get(k)!r} differs from the training dataset's "
+                             f"{main.get(k)!r}; build it with the same options")
+    recs = sorted(meta.get("records", {})) or available_records(extra_dir)
+    xs, ys, names = [], [], []
+    for r in recs:
+        with np.load(extra_dir / f"{r}.npz") as z:
+            xs.append(z["segments"].astype(np.float32))
+            ys.append(z["labels"].astype(np.int64))
+        names.append(np.full(len(ys[-1]), r))
+    if not xs:
+        raise ValueError(f"{extra_dir}: no windows")
+    x, y, rec = np.concatenate(xs), np.concatenate(ys), np.concatenate(names)
+    n_rep = np.where(y == 1, int(repeat[1]), int(repeat[0]))
+    idx = np.repeat(np.arange(len(y)), n_rep)
+    return SegmentSplit(x=x[idx, None, :], y=y[idx], record=rec[idx], start=np.zeros(len(idx), np.int64))
 
 
 def train_noise_bank(config, dataset_dir):

@@ -13,6 +13,7 @@ _RECIPES = {
     "hubert-features": ("ecgcore.pipelines.recipes.hubert", "HubertFeatures"),
     "hubert-labels": ("ecgcore.pipelines.recipes.hubert", "HubertLabels"),
     "segments": ("ecgcore.pipelines.recipes.segments", "Segments"),
+    "segments-ptbxl": ("ecgcore.pipelines.recipes.segments", "SegmentsPTBXL"),
     "tfrecords": ("ecgcore.pipelines.recipes.tfrecords", "TFRecords"),
 }
 

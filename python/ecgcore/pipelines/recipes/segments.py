@@ -12,9 +12,21 @@ Standardisation: each window to zero mean and unit variance (the seed README's i
 
 One ``<record>.npz`` (``segments [n, 3600]`` float32, ``labels`` int64, ``start``) plus ``splits.json``
 (the DS1/DS2 inter-patient split) and ``metadata.json``.
+
+``segments-ptbxl`` (:class:`SegmentsPTBXL`): the same windows from a PTB-XL folder, as extra training windows for
+the attention classifier (``AttentionConfig.extra_train``; issue 21). PTB-XL has no beat annotations, so the label
+comes from the ECG's SCP statements, kept only where the seed's beat rule is certain: Abnormal when the ECG carries
+complete left or right bundle-branch block (``CLBBB``, ``CRBBB``: every conducted beat is an ``L`` or ``R`` beat in
+MIT-BIH's terms), Normal when it carries ``NORM`` and neither; every other ECG is left out. Each ECG (500 Hz where
+present) is resampled to ``fs`` (360 Hz, MIT-BIH's rate) as ``ecgcore infer`` resamples a record, then each lead of
+``leads`` (default lead II, the nearest to MIT-BIH's MLII) goes through :func:`transform`: one 10 s window per lead.
+One ``<ecg_id>.npz`` per ECG (``segments [k, 3600]``, one row per lead, ``labels``, ``start``, ``lead``,
+``patient``), ``splits.json`` (``extra``: every ECG; no DS1/DS2) and ``metadata.json``.
 """
 from __future__ import annotations
 
+import ast
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +122,88 @@ class Segments(Recipe):
             mean = s1 / n
             scale = np.sqrt(np.maximum(s2 / n - mean ** 2, 0.0))
             save_npz(out_dir / "scaler.npz", mean=mean, scale=np.where(scale > 0, scale, 1.0))
+
+
+#: SCP statements (PTB-XL ``scp_codes``) that make a ``segments-ptbxl`` window Abnormal: complete bundle-branch
+#: block, every conducted beat an MIT-BIH ``L`` / ``R`` beat.
+PTBXL_ABNORMAL = ("CLBBB", "CRBBB")
+#: the statement that makes it Normal (when no :data:`PTBXL_ABNORMAL` statement is present)
+PTBXL_NORMAL = "NORM"
+
+
+def ptbxl_window_labels(in_dir: Path) -> dict[str, dict]:
+    """``{ecg_id: {"path", "label", "patient", "codes"}}`` of the PTB-XL ECGs under ``in_dir`` that the
+    ``segments-ptbxl`` rule labels (see the module docstring), ``ecg_id`` zero-padded to 5 digits; records missing
+    on disk are skipped. ``in_dir`` must hold ``ptbxl_database.csv``."""
+    db = in_dir / "ptbxl_database.csv"
+    if not db.is_file():
+        raise FileNotFoundError(f"{db} not found: segments-ptbxl reads a PTB-XL folder (ptbxl_database.csv and "
+                                f"records500/ or records100/)")
+    out = {}
+    with open(db, newline="") as fh:
+        for r in csv.DictReader(fh):
+            codes = ast.literal_eval(r.get("scp_codes") or "{}")
+            if any(c in codes for c in PTBXL_ABNORMAL):
+                label = 1
+            elif PTBXL_NORMAL in codes:
+                label = 0
+            else:
+                continue
+            rel = next((r[c] for c in ("filename_hr", "filename_lr") if r.get(c) and (in_dir / f"{r[c]}.hea").is_file()),
+                       None)
+            if rel is None:
+                continue
+            out[f"{int(float(r['ecg_id'])):05d}"] = {"path": rel, "label": label,
+                                                    "patient": str(int(float(r["patient_id"] or 0))),
+                                                    "codes": sorted(codes)}
+    return out
+
+
+class SegmentsPTBXL(Segments):
+    name = "segments-ptbxl"
+
+    def default_options(self) -> dict:
+        opts = super().default_options()
+        opts.pop("lead")
+        return {**opts, "fs": 360.0, "leads": ["II"]}
+
+    def items(self, in_dir: Path, options: dict) -> list[str]:
+        if options.get("seed_compat"):
+            raise ValueError("segments-ptbxl makes windows z-scored per window; seed_compat is for MIT-BIH only")
+        return sorted(ptbxl_window_labels(in_dir))
+
+    def cost(self, item: str, in_dir: Path, options: dict) -> float:
+        return 1.0
+
+    def run(self, item: str, in_dir: Path, out_dir: Path, options: dict) -> RecordResult:
+        from ...infer.preprocess import at_rate
+
+        info = ptbxl_window_labels(in_dir)[item]
+        rec, _ = at_rate(read_record(in_dir / info["path"], annotator=None, workers=options.get("_threads", 0)),
+                         float(options["fs"]), options.get("_threads", 0))
+        names = [n.upper() for n in rec.leads]
+        segs, leads = [], []
+        for lead in options["leads"]:
+            if str(lead).upper() not in names:
+                raise ValueError(f"{item}: lead {lead!r} not in the record's leads {', '.join(rec.leads)}")
+            t = transform(rec, {**options, "lead": names.index(str(lead).upper())})
+            segs.append(t["segments"][:1])  # a PTB-XL ECG is one 10 s window
+            leads.append(rec.leads[names.index(str(lead).upper())])
+        seg = np.concatenate(segs).astype(np.float32)
+        rel = f"{item}.npz"
+        save_npz(out_dir / rel, segments=seg, labels=np.full(len(seg), info["label"], np.int64),
+                 start=np.zeros(len(seg), np.int64), fs=np.float64(rec.fs), record=np.array(item),
+                 lead=np.array(leads), patient=np.array(info["patient"]))
+        return RecordResult(record=item, files=[rel], n_items=len(seg),
+                            info={"segments": len(seg), "abnormal": int(info["label"]) * len(seg),
+                                  "patient": info["patient"], "codes": info["codes"]})
+
+    def finish(self, out_dir: Path, results: dict[str, dict], options: dict) -> None:
+        write_json(out_dir / "splits.json", {"DS1": [], "DS2": [], "extra": sorted(results)})
+        write_json(out_dir / "metadata.json", {
+            "recipe": self.name, "options": {k: v for k, v in options.items() if not k.startswith("_")},
+            "label_rule": {"Abnormal": list(PTBXL_ABNORMAL), "Normal": PTBXL_NORMAL},
+            "records": {r: e["info"] for r, e in sorted(results.items())},
+            "segments": int(sum(e["info"]["segments"] for e in results.values())),
+            "abnormal": int(sum(e["info"]["abnormal"] for e in results.values())),
+        })
