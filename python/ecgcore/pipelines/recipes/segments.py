@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +140,15 @@ def ptbxl_window_labels(in_dir: Path) -> dict[str, dict]:
     if not db.is_file():
         raise FileNotFoundError(f"{db} not found: segments-ptbxl reads a PTB-XL folder (ptbxl_database.csv and "
                                 f"records500/ or records100/)")
+    st = db.stat()
+    return {k: dict(v) for k, v in _ptbxl_labels(str(in_dir.resolve()), st.st_mtime_ns, st.st_size).items()}
+
+
+@functools.lru_cache(maxsize=4)
+def _ptbxl_labels(in_dir: str, mtime_ns: int, size: int) -> dict[str, dict]:
+    """:func:`ptbxl_window_labels`, read once per table version (the recipe asks for every ECG)."""
+    in_dir = Path(in_dir)
+    db = in_dir / "ptbxl_database.csv"
     out = {}
     with open(db, newline="") as fh:
         for r in csv.DictReader(fh):
