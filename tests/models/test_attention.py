@@ -591,7 +591,9 @@ def test_weight_average_follows_its_decay_and_is_what_best_pt_holds(tiny_segment
 
 def test_extra_training_windows_join_the_training_split_only(tiny_segments, data_dir, tmp_path):
     """``extra_train``: PTB-XL windows (``segments-ptbxl``) train, each Normal one ``extra_repeat[0]`` times and each
-    Abnormal one ``extra_repeat[1]`` times; validation and test stay MIT-BIH; a dataset built otherwise is refused."""
+    Abnormal one ``extra_repeat[1]`` times; the card's decision prior counts the MIT-BIH windows only and names the
+    folder by a placeholder; a dataset built otherwise is refused."""
+    from ecgcore.models.attention._export import EXTRA_PLACEHOLDER
     from ecgcore.pipelines.engine import preprocess
     from ecgcore.pipelines.recipes.segments import ptbxl_window_labels
 
@@ -603,17 +605,24 @@ def test_extra_training_windows_join_the_training_split_only(tiny_segments, data
     assert len(e) == 2 * 2 + 5 and int(e.y.sum()) == 5 and sorted(set(e.record.tolist())) == sorted(ids)
     stored = np.load(extra / f"{ids[2]}.npz")["segments"][0]
     assert all(np.array_equal(w[0], stored) for w in e.x[e.record == ids[2]])
-    cfg = _cfg(val_records=0, max_steps=None, epochs=1, batch_size=4, extra_train=str(extra), extra_repeat=(2, 5))
+    assert "extra" not in att_data.config_splits(tiny_segments, _cfg(extra_train=str(extra)))  # only the trainer's
+    cfg = _cfg(val_records=0, max_steps=None, epochs=1, batch_size=4, extra_train=str(extra), extra_repeat=(2, 5),
+               augment=True, class_weight="balanced")
     m = train(tiny_segments, tmp_path / "r", cfg, progress=False, evaluate_after=False)
     assert m["training"]["steps"] == (3 * 24 + 9 + 3) // 4          # 72 DS1 windows + 9 extra, batches of 4
-    assert m["splits"]["extra"] == {"segments": 9, "abnormal": 5, "records": sorted(ids)}
-    assert m["splits"]["train"]["segments"] == 72 and m["splits"]["test"]["records"] == ["100"]
-    sp = att_data.config_splits(tiny_segments, _cfg(extra_train=str(extra)))
-    assert not set(ids) & (set(sp["val"].record.tolist()) | set(sp["test"].record.tolist()))
+    assert m["extra_train"] == {"ecgs": 3, "windows_per_epoch": 9, "abnormal_per_epoch": 5, "repeat": [2, 5]}
+    assert m["splits"]["train"]["segments"] == 72 and "extra" not in m["splits"]
+    card = export(tmp_path / "r", tmp_path / "m", check_windows=2)["model_card"]
+    assert card.config["extra_train"] == EXTRA_PLACEHOLDER and card.training["extra_train"] == m["extra_train"]
+    assert sum(card.preprocessing["decision"]["training_counts"]) == 72
+    assert str(tmp_path) not in (tmp_path / "m" / "model.json").read_text()
     meta = json.loads((extra / "metadata.json").read_text())
     meta["options"]["band"] = [1.0, 40.0]
     (extra / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="band"):
         att_data.extra_windows(extra, tiny_segments)
-    with pytest.raises(ValueError, match="extra_repeat"):
-        AttentionConfig(extra_repeat=(1, -1))
+    with pytest.raises(ValueError, match="not a segments-ptbxl dataset"):
+        att_data.extra_windows(tiny_segments, tiny_segments)  # the MIT-BIH dataset itself: its DS2 would train
+    for bad in ((1, -1), 10, (0, 0)):
+        with pytest.raises(ValueError, match="extra_repeat"):
+            AttentionConfig(extra_repeat=bad, extra_train=str(extra))

@@ -390,3 +390,17 @@ def test_segments_ptbxl_label_rule_and_windows(data_dir, tmp_path):
     np.testing.assert_allclose(d["segments"][0], x, atol=1e-5)  # float32 storage; measured 1.2e-7
     with pytest.raises(ValueError, match="seed_compat"):
         preprocess("segments-ptbxl", ptb, tmp_path / "bad", options={"seed_compat": True}, workers=1, progress=False)
+    # leads by name, any case, one window each in the order asked; one name as a plain string; unknown names fail
+    preprocess("segments-ptbxl", ptb, tmp_path / "four", records=[bbb], options={"leads": ["v5", "II", "aVF"]},
+               workers=1, progress=False)
+    f = np.load(tmp_path / "four" / f"{bbb}.npz")
+    assert f["lead"].tolist() == ["V5", "II", "AVF"] and f["labels"].tolist() == [1, 1, 1]
+    np.testing.assert_array_equal(f["segments"][1], d["segments"][0])
+    preprocess("segments-ptbxl", ptb, tmp_path / "one", records=[bbb], options={"leads": "V5"}, workers=1,
+               progress=False)
+    np.testing.assert_array_equal(np.load(tmp_path / "one" / f"{bbb}.npz")["segments"], f["segments"][:1])
+    s = preprocess("segments-ptbxl", ptb, tmp_path / "x", records=[bbb], options={"leads": ["II", "MLII"]},
+                   workers=1, progress=False)
+    assert s.failed and "MLII" in json.dumps(json.loads((tmp_path / "x" / "errors.json").read_text()))
+    with pytest.raises(ValueError, match="distinct"):
+        preprocess("segments-ptbxl", ptb, tmp_path / "y", options={"leads": ["II", "ii"]}, workers=1, progress=False)

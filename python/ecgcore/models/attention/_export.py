@@ -195,6 +195,11 @@ def int8_parity(model, onnx_path, x: np.ndarray) -> dict:
 EXTRA_PLACEHOLDER = "EXTRA (ecgcore preprocess segments-ptbxl PTBXL_DIR EXTRA)"
 
 
+def _portable(command: str, config) -> str:
+    """The training command with the extra_train folder (a path on the training machine) named ``EXTRA``."""
+    return command.replace(config.extra_train, "EXTRA") if config.extra_train else command
+
+
 def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name: str = BUNDLED_NAME,
            atol: float = 1e-4, command: str | None = None,
            note: str | None = None, int8_weights: bool = True, int8_min_elements: int = 1_000_000,
@@ -262,6 +267,8 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
             preprocessing["decision"] = decision
             decision["card_metrics_at"] = ("the test/val figures below are the run's own, at argmax (0.5); "
                                            "`ecgcore infer` decides at this threshold")
+            if config.extra_train:
+                decision["counts_of"] = "the MIT-BIH training windows; the extra_train windows are not counted"
     card = ModelCard(
         name=name, task="classification", framework="pytorch",
         inputs=[{"name": "ecg", "shape": [None, 1, config.input_length], "dtype": "float32"}],
@@ -279,9 +286,10 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
                   + (" + PTB-XL ECGs as extra training windows (`ecgcore preprocess segments-ptbxl`, see "
                      "config.extra_train)" if config.extra_train else ""),
                   "splits": splits,
+                  **({"extra_train": metrics["extra_train"]} if metrics.get("extra_train") else {}),
                   "validation_history": history,
-                  "command": command or saved.get("command") or "ecgcore train attention DATASET_DIR RUN_DIR "
-                                                     f"--protocol {config.protocol}",
+                  "command": _portable(command or saved.get("command") or "ecgcore train attention DATASET_DIR "
+                                       f"RUN_DIR --protocol {config.protocol}", config),
                   **({"note": note} if note else {}),
                   "exported_with": f"torch {torch.__version__}, python {platform.python_version()}, {sys.platform}"},
         config={**config.to_dict(), **({"extra_train": EXTRA_PLACEHOLDER} if config.extra_train else {})},

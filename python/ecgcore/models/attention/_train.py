@@ -103,6 +103,12 @@ def _with_average(save, read, avg: WeightAverage | None):
     return save_all, read_all
 
 
+def _extra_summary(extra: SegmentSplit, config: AttentionConfig) -> dict:
+    """What the extra training windows were, per epoch (each copy counted), without listing every ECG."""
+    return {"ecgs": len(set(extra.record.tolist())), "windows_per_epoch": len(extra),
+            "abnormal_per_epoch": int(extra.y.sum()), "repeat": list(config.extra_repeat)}
+
+
 def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: str = "cpu", resume: bool = True,
           progress: bool = True, evaluate_after: bool = True, checkpoint_every_s: float = 300.0) -> dict:
     """Train on a ``segments`` dataset under ``config.protocol``; evaluate the best weights on the test split.
@@ -122,7 +128,9 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
     if config.threads:
         torch.set_num_threads(int(config.threads))
     dev = device_of(device)
-    splits = config_splits(data_dir, config)
+    if config.extra_train:
+        config.extra_train = str(Path(config.extra_train).resolve())
+    splits = config_splits(data_dir, config, extra=True)
     train_set, val_set = splits["train"], splits["val"]
     if splits.get("extra") is not None:
         extra = splits["extra"]
@@ -249,7 +257,9 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
     metrics = _read_metrics(run_dir)
     metrics.update({"protocol": config.protocol, "protocol_label": PROTOCOL_LABELS[config.protocol],
                     "data_dir": str(data_dir.resolve()),
-                    "splits": {k: v.summary() for k, v in splits.items() if v is not None}, "training": training})
+                    "splits": {k: v.summary() for k, v in splits.items() if v is not None and k != "extra"},
+                    **({"extra_train": _extra_summary(splits["extra"], config)} if "extra" in splits else {}),
+                    "training": training})
     write_json(run_dir / "metrics.json", metrics)
     if evaluate_after:
         return evaluate(run_dir, data_dir, device=device, progress=progress, _splits=splits)

@@ -133,10 +133,12 @@ class AttentionConfig(ConfigMixin):
         if not isinstance(self.ema, (int, float)) or not 0.0 <= float(self.ema) < 1.0:
             raise ValueError(f"ema is a decay per optimiser step in [0, 1) (0: off), got {self.ema!r}")
         self.ema = float(self.ema)
-        self.extra_repeat = tuple(int(v) for v in self.extra_repeat)
-        if len(self.extra_repeat) != 2 or min(self.extra_repeat) < 0:
-            raise ValueError(f"extra_repeat is (Normal, Abnormal) repeats of the extra_train windows, got "
-                             f"{self.extra_repeat!r}")
+        rep = self.extra_repeat
+        if (isinstance(rep, (str, bytes)) or not hasattr(rep, "__len__") or len(rep) != 2
+                or min(int(v) for v in rep) < 0 or (self.extra_train and max(int(v) for v in rep) == 0)):
+            raise ValueError(f"extra_repeat is [Normal, Abnormal]: how many times each extra_train window of that "
+                             f"class trains per epoch (>= 0, not both 0), got {rep!r}")
+        self.extra_repeat = tuple(int(v) for v in rep)
         if self.extra_train is not None:
             self.extra_train = str(self.extra_train)
         if not 0.0 <= self.aug_nstdb <= 1.0:

@@ -156,12 +156,12 @@ def protocol_splits(dataset_dir, protocol: str, *, seed: int = 42, test_size: fl
     raise ValueError(f"unknown protocol {protocol!r} (expected 'inter-patient' or 'leaky')")
 
 
-def config_splits(dataset_dir, config) -> dict[str, SegmentSplit]:
-    """:func:`protocol_splits` with the split settings of an :class:`~.config.AttentionConfig`, plus ``"extra"``
-    (:func:`extra_windows`) when ``config.extra_train`` names a dataset."""
+def config_splits(dataset_dir, config, *, extra: bool = False) -> dict[str, SegmentSplit]:
+    """:func:`protocol_splits` with the split settings of an :class:`~.config.AttentionConfig`; with ``extra`` (the
+    trainer) also ``"extra"`` (:func:`extra_windows`) when ``config.extra_train`` names a dataset."""
     splits = protocol_splits(dataset_dir, config.protocol, seed=config.seed, test_size=config.test_fraction,
                              val_size=config.val_fraction, val_records=config.val_records, val_pick=config.val_pick)
-    if getattr(config, "extra_train", None):
+    if extra and getattr(config, "extra_train", None):
         splits["extra"] = extra_windows(config.extra_train, dataset_dir, config.extra_repeat)
     return splits
 
@@ -171,8 +171,9 @@ _SAME_OPTIONS = ("window_s", "band", "order", "seed_compat")
 
 
 def extra_windows(extra_dir, dataset_dir, repeat=(1, 1)) -> SegmentSplit:
-    """Every window of the ``segments-ptbxl`` (or ``segments``) dataset ``extra_dir``, Normal windows ``repeat[0]``
-    times and Abnormal ones ``repeat[1]`` times: training windows only, never validation or test.
+    """Every window of the ``segments-ptbxl`` dataset ``extra_dir``, Normal windows ``repeat[0]`` times and Abnormal
+    ones ``repeat[1]`` times: training windows only, never validation or test. The copies are held in memory
+    (3600 float32 = 14 kB each).
 
     Refused (``ValueError``) when its windowing or filter options differ from ``dataset_dir``'s (the trainer also
     refuses windows of another length, i.e. another rate): both must be what the model reads."""
@@ -182,8 +183,9 @@ def extra_windows(extra_dir, dataset_dir, repeat=(1, 1)) -> SegmentSplit:
                                 f"`ecgcore preprocess segments-ptbxl PTBXL_DIR OUT_DIR`)")
     meta_path = extra_dir / "metadata.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    if meta.get("recipe") not in ("segments", "segments-ptbxl"):
-        raise ValueError(f"{extra_dir}: not a segments or segments-ptbxl dataset (no metadata.json with that recipe)")
+    if meta.get("recipe") != "segments-ptbxl":
+        raise ValueError(f"{extra_dir}: not a segments-ptbxl dataset (its metadata.json names recipe "
+                         f"{meta.get('recipe')!r}); extra windows come from `ecgcore preprocess segments-ptbxl`")
     main = read_dataset_info(dataset_dir)["options"]
     opts = meta.get("options", {})
     for k in _SAME_OPTIONS:

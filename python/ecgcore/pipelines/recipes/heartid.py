@@ -14,7 +14,6 @@ One ``<subject>.npz`` (``windows [n, 1000]`` float32, ``record``, ``start`` at `
 """
 from __future__ import annotations
 
-import csv
 import functools
 import re
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..._fs import atomic_write
+from ...datasets.ptbxl import ptbxl_rows
 from ...dsp import bandpass, resample_poly
 from ...dsp.filter import resample_ratio
 from ...io import Record, read_record
@@ -36,26 +36,19 @@ def _natural(s: str):
 
 def _ptbxl_subjects(in_dir: Path) -> dict[str, list[str]] | None:
     """PTB-XL's ``{patient_id: [record, ...]}`` (records on disk, 500 Hz before 100 Hz, by recording date), or None
-    when ``in_dir`` holds no ``ptbxl_database.csv``. Read once per table version (the recipe asks for every person)."""
+    when ``in_dir`` holds no ``ptbxl_database.csv``. Built once per table version (the recipe asks for every person)."""
     db = in_dir / "ptbxl_database.csv"
     if not db.is_file():
         return None
     st = db.stat()
-    return {p: list(v) for p, v in _read_ptbxl(str(in_dir.resolve()), st.st_mtime_ns, st.st_size).items()}
+    return {p: list(v) for p, v in _patients(str(in_dir.resolve()), st.st_mtime_ns, st.st_size).items()}
 
 
 @functools.lru_cache(maxsize=4)
-def _read_ptbxl(in_dir: str, mtime_ns: int, size: int) -> dict[str, tuple[str, ...]]:
-    in_dir = Path(in_dir)
-    db = in_dir / "ptbxl_database.csv"
+def _patients(in_dir: str, mtime_ns: int, size: int) -> dict[str, tuple[str, ...]]:
     found: dict[str, list[tuple[str, str]]] = {}
-    with open(db, newline="") as fh:
-        for r in csv.DictReader(fh):
-            rel = next((r[c] for c in ("filename_hr", "filename_lr") if r.get(c) and (in_dir / f"{r[c]}.hea").is_file()),
-                       None)
-            if rel is None or not r.get("patient_id"):
-                continue
-            found.setdefault(str(int(float(r["patient_id"]))), []).append((r.get("recording_date", ""), rel))
+    for r in ptbxl_rows(in_dir):
+        found.setdefault(r["patient"], []).append((r["recording_date"], r["path"]))
     return {p: tuple(rel for _, rel in sorted(v)) for p, v in sorted(found.items(), key=lambda kv: int(kv[0]))}
 
 

@@ -21,18 +21,17 @@ MIT-BIH's terms), Normal when it carries ``NORM`` and neither; every other ECG i
 present) is resampled to ``fs`` (360 Hz, MIT-BIH's rate) as ``ecgcore infer`` resamples a record, then each lead of
 ``leads`` (default lead II, the nearest to MIT-BIH's MLII) goes through :func:`transform`: one 10 s window per lead.
 One ``<ecg_id>.npz`` per ECG (``segments [k, 3600]``, one row per lead, ``labels``, ``start``, ``lead``,
-``patient``), ``splits.json`` (``extra``: every ECG; no DS1/DS2) and ``metadata.json``.
+``patient``, ``source_fs``: 500 or 100 Hz), ``splits.json`` (``extra``: every ECG; no DS1/DS2) and ``metadata.json``.
 """
 from __future__ import annotations
 
-import ast
-import csv
 import functools
 from pathlib import Path
 
 import numpy as np
 
 from ...datasets.mitdb import DS1, DS2
+from ...datasets.ptbxl import ptbxl_rows
 from ...dsp import bandpass, butter, filtfilt, segment_windows, window_labels
 from ...io import Record, read_record
 from .base import Recipe, RecordResult, save_npz, wfdb_records, write_json
@@ -133,40 +132,38 @@ PTBXL_NORMAL = "NORM"
 
 
 def ptbxl_window_labels(in_dir: Path) -> dict[str, dict]:
-    """``{ecg_id: {"path", "label", "patient", "codes"}}`` of the PTB-XL ECGs under ``in_dir`` that the
+    """``{ecg_id: {"path", "label", "patient", "codes", "source_fs"}}`` of the PTB-XL ECGs under ``in_dir`` that the
     ``segments-ptbxl`` rule labels (see the module docstring), ``ecg_id`` zero-padded to 5 digits; records missing
     on disk are skipped. ``in_dir`` must hold ``ptbxl_database.csv``."""
-    db = in_dir / "ptbxl_database.csv"
+    db = Path(in_dir) / "ptbxl_database.csv"
     if not db.is_file():
         raise FileNotFoundError(f"{db} not found: segments-ptbxl reads a PTB-XL folder (ptbxl_database.csv and "
                                 f"records500/ or records100/)")
     st = db.stat()
-    return {k: dict(v) for k, v in _ptbxl_labels(str(in_dir.resolve()), st.st_mtime_ns, st.st_size).items()}
+    return {k: dict(v) for k, v in _labels(str(Path(in_dir).resolve()), st.st_mtime_ns, st.st_size).items()}
 
 
 @functools.lru_cache(maxsize=4)
-def _ptbxl_labels(in_dir: str, mtime_ns: int, size: int) -> dict[str, dict]:
-    """:func:`ptbxl_window_labels`, read once per table version (the recipe asks for every ECG)."""
-    in_dir = Path(in_dir)
-    db = in_dir / "ptbxl_database.csv"
+def _labels(in_dir: str, mtime_ns: int, size: int) -> dict[str, dict]:
     out = {}
-    with open(db, newline="") as fh:
-        for r in csv.DictReader(fh):
-            codes = ast.literal_eval(r.get("scp_codes") or "{}")
-            if any(c in codes for c in PTBXL_ABNORMAL):
-                label = 1
-            elif PTBXL_NORMAL in codes:
-                label = 0
-            else:
-                continue
-            rel = next((r[c] for c in ("filename_hr", "filename_lr") if r.get(c) and (in_dir / f"{r[c]}.hea").is_file()),
-                       None)
-            if rel is None:
-                continue
-            out[f"{int(float(r['ecg_id'])):05d}"] = {"path": rel, "label": label,
-                                                    "patient": str(int(float(r["patient_id"] or 0))),
-                                                    "codes": sorted(codes)}
+    for r in ptbxl_rows(in_dir):
+        if any(c in r["codes"] for c in PTBXL_ABNORMAL):
+            label = 1
+        elif PTBXL_NORMAL in r["codes"]:
+            label = 0
+        else:
+            continue
+        out[f"{r['ecg_id']:05d}"] = {"path": r["path"], "label": label, "patient": r["patient"],
+                                     "codes": list(r["codes"]), "source_fs": r["source_fs"]}
     return out
+
+
+def _lead_names(leads) -> list[str]:
+    """The ``leads`` option as a list of distinct names (``--set leads=II`` gives one name, not two letters)."""
+    names = [leads] if isinstance(leads, str) else list(leads)
+    if not names or len({str(n).upper() for n in names}) != len(names):
+        raise ValueError(f"leads must name distinct leads (e.g. [\"I\", \"II\"]), got {leads!r}")
+    return [str(n) for n in names]
 
 
 class SegmentsPTBXL(Segments):
@@ -180,6 +177,7 @@ class SegmentsPTBXL(Segments):
     def items(self, in_dir: Path, options: dict) -> list[str]:
         if options.get("seed_compat"):
             raise ValueError("segments-ptbxl makes windows z-scored per window; seed_compat is for MIT-BIH only")
+        _lead_names(options["leads"])
         return sorted(ptbxl_window_labels(in_dir))
 
     def cost(self, item: str, in_dir: Path, options: dict) -> float:
@@ -193,7 +191,7 @@ class SegmentsPTBXL(Segments):
                          float(options["fs"]), options.get("_threads", 0))
         names = [n.upper() for n in rec.leads]
         segs, leads = [], []
-        for lead in options["leads"]:
+        for lead in _lead_names(options["leads"]):
             if str(lead).upper() not in names:
                 raise ValueError(f"{item}: lead {lead!r} not in the record's leads {', '.join(rec.leads)}")
             t = transform(rec, {**options, "lead": names.index(str(lead).upper())})
@@ -203,10 +201,10 @@ class SegmentsPTBXL(Segments):
         rel = f"{item}.npz"
         save_npz(out_dir / rel, segments=seg, labels=np.full(len(seg), info["label"], np.int64),
                  start=np.zeros(len(seg), np.int64), fs=np.float64(rec.fs), record=np.array(item),
-                 lead=np.array(leads), patient=np.array(info["patient"]))
+                 lead=np.array(leads), patient=np.array(info["patient"]), source_fs=np.float64(info["source_fs"]))
         return RecordResult(record=item, files=[rel], n_items=len(seg),
                             info={"segments": len(seg), "abnormal": int(info["label"]) * len(seg),
-                                  "patient": info["patient"], "codes": info["codes"]})
+                                  "patient": info["patient"], "codes": info["codes"], "source_fs": info["source_fs"]})
 
     def finish(self, out_dir: Path, results: dict[str, dict], options: dict) -> None:
         write_json(out_dir / "splits.json", {"DS1": [], "DS2": [], "extra": sorted(results)})

@@ -1,0 +1,40 @@
+"""PTB-XL's table (``ptbxl_database.csv``) as the recipes read it: the rows whose record is on disk."""
+from __future__ import annotations
+
+import ast
+import csv
+import functools
+from pathlib import Path
+
+__all__ = ["ptbxl_rows"]
+
+
+def ptbxl_rows(in_dir) -> tuple[dict, ...] | None:
+    """The rows of ``in_dir/ptbxl_database.csv`` whose record is on disk, in table order, or None when ``in_dir``
+    holds no such table. Each row: ``ecg_id`` (int), ``patient`` (str), ``recording_date``, ``path`` (the record
+    relative to ``in_dir``: ``filename_hr`` where present, else ``filename_lr``), ``source_fs`` (500.0 or 100.0) and
+    ``codes`` (the SCP statements, sorted). Rows without a patient id are left out. Read once per table version;
+    the rows are shared, so callers copy what they change."""
+    in_dir = Path(in_dir)
+    db = in_dir / "ptbxl_database.csv"
+    if not db.is_file():
+        return None
+    st = db.stat()
+    return _read(str(in_dir.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read(in_dir: str, mtime_ns: int, size: int) -> tuple[dict, ...]:
+    root = Path(in_dir)
+    rows = []
+    with open(root / "ptbxl_database.csv", newline="") as fh:
+        for r in csv.DictReader(fh):
+            col = next((c for c in ("filename_hr", "filename_lr") if r.get(c) and (root / f"{r[c]}.hea").is_file()),
+                       None)
+            if col is None or not r.get("patient_id"):
+                continue
+            rows.append({"ecg_id": int(float(r["ecg_id"])), "patient": str(int(float(r["patient_id"]))),
+                         "recording_date": r.get("recording_date", ""), "path": r[col],
+                         "source_fs": 500.0 if col == "filename_hr" else 100.0,
+                         "codes": tuple(sorted(ast.literal_eval(r.get("scp_codes") or "{}")))})
+    return tuple(rows)
