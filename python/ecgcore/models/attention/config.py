@@ -65,7 +65,7 @@ class AttentionConfig(ConfigMixin):
     Abnormal one ``extra_repeat[1]`` times per epoch (augmentation then draws each copy differently). DS1 holds two
     patients with each bundle-branch block; PTB-XL's bundle-branch-block ECGs add other patients' morphology. The
     balanced class weights count these windows; the card's decision prior counts the MIT-BIH training windows only.
-    Tried (stop 45; lr 5e-4, ``augment``, balanced weights, early stopping on DS1 records 109, 112, 118 and 205, so
+    Tried (2026-12-07; lr 5e-4, ``augment``, balanced weights, early stopping on DS1 records 109, 112, 118 and 205, so
     that 124 is the only right bundle-branch-block patient in training; per-record accuracy of the best weights):
     without extra windows the best validation loss was 0.495 and 118 was called Normal (0 % of its windows
     correct); with the lead-II windows of the 313 labelled PTB-XL ECGs (Abnormal ones × 20) 0.479 and 118 still 0.3 %;
