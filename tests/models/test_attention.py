@@ -126,6 +126,24 @@ def test_protocol_splits(tiny_segments):
         att_data.protocol_splits(tiny_segments, "nope")
 
 
+def test_validation_records_by_name(tiny_segments):
+    """``val_names``: the named DS1 records validate (whatever ``val_pick`` would spread), never a DS2 record."""
+    cfg = _cfg(val_names=["108"])
+    assert cfg.val_records == 1
+    sp = att_data.config_splits(tiny_segments, cfg)
+    assert set(sp["val"].record.tolist()) == {"108"} and set(sp["train"].record.tolist()) == {"101", "106"}
+    sp = att_data.config_splits(tiny_segments, _cfg(val_names=["101", "106"]))
+    assert set(sp["val"].record.tolist()) == {"101", "106"} and set(sp["train"].record.tolist()) == {"108"}
+    with pytest.raises(ValueError, match="not DS1 records"):
+        att_data.config_splits(tiny_segments, _cfg(val_names=["100"]))
+    with pytest.raises(ValueError, match="none would train"):
+        att_data.config_splits(tiny_segments, _cfg(val_names=["101", "106", "108"]))
+    with pytest.raises(ValueError, match="list of record names"):
+        _cfg(val_names="108")
+    with pytest.raises(ValueError, match="inter-patient"):
+        _cfg(val_names=["108"], protocol="leaky")
+
+
 def test_dataset_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         att_data.read_dataset_info(tmp_path / "missing")

@@ -47,6 +47,10 @@ class AttentionConfig(ConfigMixin):
     ``ecgcore infer`` ROC-AUC 0.663: the bundle-branch-block records (111, 212, 214, 231) and 232's atrial premature
     runs were called Normal. Not used by the bundled model.
 
+    ``val_names`` (inter-patient; default empty): the validation records by name, DS1 only, instead of ``val_records``
+    spread by ``val_pick`` (``val_records`` becomes their count); for a record-grouped cross-validation that rotates
+    chosen records (e.g. the four bundle-branch-block records) through the held-out fold.
+
     ``ema`` (0: off, the seed's): validate, keep and export an exponential moving average of the weights, updated
     after every optimiser step with the decay ``min(ema, (1 + step) / (10 + step))``, ``step`` the optimiser steps
     before this one (0 at the first update). The trained weights keep training; the average is what is validated
@@ -116,6 +120,7 @@ class AttentionConfig(ConfigMixin):
     val_fraction: float = 0.2
     val_records: int = 4
     val_pick: str = "spread"
+    val_names: tuple[str, ...] = ()
     max_steps: int | None = None
     time_limit_s: float | None = None
     threads: int | None = None
@@ -133,6 +138,13 @@ class AttentionConfig(ConfigMixin):
         if not isinstance(self.ema, (int, float)) or not 0.0 <= float(self.ema) < 1.0:
             raise ValueError(f"ema is a decay per optimiser step in [0, 1) (0: off), got {self.ema!r}")
         self.ema = float(self.ema)
+        if isinstance(self.val_names, str):
+            raise ValueError(f"val_names is a list of record names (e.g. [\"109\", \"118\"]), got {self.val_names!r}")
+        self.val_names = tuple(str(r) for r in self.val_names)
+        if self.val_names and self.protocol != "inter-patient":
+            raise ValueError("val_names names DS1 validation records: inter-patient protocol only")
+        if self.val_names:
+            self.val_records = len(set(self.val_names))
         rep = self.extra_repeat
         if (isinstance(rep, (str, bytes)) or not hasattr(rep, "__len__") or len(rep) != 2
                 or min(int(v) for v in rep) < 0 or (self.extra_train and max(int(v) for v in rep) == 0)):

@@ -130,8 +130,11 @@ def pick_val_records(dataset_dir, candidates: list[str], n_val: int, pick: str =
 
 
 def protocol_splits(dataset_dir, protocol: str, *, seed: int = 42, test_size: float = 0.2, val_size: float = 0.2,
-                    val_records: int = 4, val_pick: str = "spread") -> dict[str, SegmentSplit]:
-    """``{"train", "val", "test"}`` splits of a segments dataset for ``protocol`` (see module docstring)."""
+                    val_records: int = 4, val_pick: str = "spread", val_names=()) -> dict[str, SegmentSplit]:
+    """``{"train", "val", "test"}`` splits of a segments dataset for ``protocol`` (see module docstring).
+
+    ``val_names`` (inter-patient): the validation records by name instead of ``val_records`` / ``val_pick`` (e.g.
+    to rotate chosen records through the held-out fold of a record-grouped cross-validation); DS1 records only."""
     recs = available_records(dataset_dir)
     if not recs:
         raise FileNotFoundError(f"no <record>.npz files in {dataset_dir}")
@@ -149,7 +152,16 @@ def protocol_splits(dataset_dir, protocol: str, *, seed: int = 42, test_size: fl
         if not ds1 or not ds2:
             raise ValueError(f"{dataset_dir}: the inter-patient protocol needs DS1 and DS2 records "
                              f"(found {len(ds1)} DS1, {len(ds2)} DS2); use --protocol leaky or preprocess more records")
-        val = pick_val_records(dataset_dir, ds1, val_records, val_pick)
+        if val_names:
+            val = sorted({str(r) for r in val_names})
+            outside = [r for r in val if r not in ds1]
+            if outside:
+                raise ValueError(f"val_names {', '.join(outside)}: not DS1 records of {dataset_dir} (validation "
+                                 f"records come from DS1; DS2 is the test set)")
+            if len(val) >= len(ds1):
+                raise ValueError(f"val_names holds out all {len(ds1)} DS1 records; none would train")
+        else:
+            val = pick_val_records(dataset_dir, ds1, val_records, val_pick)
         train = [r for r in ds1 if r not in val]
         return {"train": load_records(dataset_dir, train), "val": load_records(dataset_dir, val) if val else None,
                 "test": load_records(dataset_dir, ds2)}
@@ -160,7 +172,8 @@ def config_splits(dataset_dir, config, *, extra: bool = False) -> dict[str, Segm
     """:func:`protocol_splits` with the split settings of an :class:`~.config.AttentionConfig`; with ``extra`` (the
     trainer) also ``"extra"`` (:func:`extra_windows`) when ``config.extra_train`` names a dataset."""
     splits = protocol_splits(dataset_dir, config.protocol, seed=config.seed, test_size=config.test_fraction,
-                             val_size=config.val_fraction, val_records=config.val_records, val_pick=config.val_pick)
+                             val_size=config.val_fraction, val_records=config.val_records, val_pick=config.val_pick,
+                             val_names=getattr(config, "val_names", ()))
     if extra and getattr(config, "extra_train", None):
         splits["extra"] = extra_windows(config.extra_train, dataset_dir, config.extra_repeat)
     return splits
