@@ -80,7 +80,9 @@ class AttentionConfig(ConfigMixin):
     F1(Abnormal) 0.453 (the bundled model: 0.921 / 0.743): the second left bundle-branch-block patient of DS2 (214)
     went from 190 to 352 of 360 windows correct, but the right bundle-branch-block records fell (212: 326 → 146,
     231: 356 → 106) and so did 232 (279 → 45), with new false alarms on 121 (342 → 83) and 233 (360 → 165). Not used
-    by the bundled model.
+    by the bundled model. A second DS1 fold (``val_names`` 101, 124, 207, 220; same recipe, 19-20 min each) did not
+    repeat the gain: best validation loss 0.632 without, 0.538 with the four-lead windows, and the held-out right
+    bundle-branch block (124) called Normal either way (4 % and 7 % of its windows correct; 207 at 95 and 94 %).
     """
 
     input_length: int = 3600
