@@ -149,22 +149,22 @@ def _enrol_and_probes(model, data: dict[str, list[np.ndarray]], persons: list[st
     """The record-vs-record protocol's vectors under ``model`` (mean, projection): the persons with a first record
     and a later one, their templates (the unit direction of the first record's mean group embedding, (p, d)), and
     every later record's vector with the index of its owner."""
-    from ._evaluate import _unit, template
-
-    mean, P = model
-
-    def vec(g):
-        return _unit(template(embed(g, mean, P), "cosine"))
-
     ps = [p for p in persons if len(data[p]) > 1 and len(data[p][0])]
-    T = np.stack([vec(data[p][0]) for p in ps])
+    T = np.stack([_record_vec(model, data[p][0]) for p in ps])
     probes, owner = [], []
     for i, p in enumerate(ps):
         for g in data[p][1:]:
             if len(g):
-                probes.append(vec(g))
+                probes.append(_record_vec(model, g))
                 owner.append(i)
     return ps, T, probes, owner
+
+
+def _record_vec(model, groups: np.ndarray) -> np.ndarray:
+    """One record's vector under ``model`` (mean, projection): the unit direction of its mean group embedding."""
+    from ._evaluate import _unit, template
+
+    return _unit(template(embed(groups, *model), "cosine"))
 
 
 def _xy(train_data: dict[str, list[np.ndarray]], persons: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -228,7 +228,6 @@ def cross_validate_score_norm(train_data: dict, eval_data: dict, persons: list[s
     ``cohort`` — fitted persons (e.g. the negatives) whose first-record embeddings, hashed under the same key, are
     the cohort (as the product's cohort file holds them). Returns ``{"raw" | "tnorm-top<K>": {"eer_folds": [...],
     "rank1": float, "genuine": array, "impostor": array}}`` (scores pooled over folds)."""
-    from ._evaluate import _unit, template
     from .metrics import eer
     from .protect import cohort_shares, iom_hash, iom_similarity, projections, top_stats
 
@@ -239,7 +238,7 @@ def cross_validate_score_norm(train_data: dict, eval_data: dict, persons: list[s
         mean, P = fit_lda(*_xy(train_data, tr), int(n_pca), _within(tr, within))
         ps, T, probes, owner = _enrol_and_probes((mean, P), eval_data, held)
         X, owner = np.stack(probes), np.asarray(owner)
-        C = np.stack([_unit(template(embed(eval_data[p][0], mean, P), "cosine")) for p in cohort
+        C = np.stack([_record_vec((mean, P), eval_data[p][0]) for p in cohort
                       if p in tr and len(eval_data[p]) and len(eval_data[p][0])])
         S = {"raw": np.empty((len(ps), len(X)))} | {f"tnorm-top{t}": np.empty((len(ps), len(X))) for t in top_ks}
         for i in range(len(ps)):  # template i's owner key hashes its template, every probe and the cohort

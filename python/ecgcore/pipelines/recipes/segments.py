@@ -139,8 +139,13 @@ def ptbxl_window_labels(in_dir: Path) -> dict[str, dict]:
     if not db.is_file():
         raise FileNotFoundError(f"{db} not found: segments-ptbxl reads a PTB-XL folder (ptbxl_database.csv and "
                                 f"records500/ or records100/)")
-    st = db.stat()
-    return {k: dict(v) for k, v in _labels(str(Path(in_dir).resolve()), st.st_mtime_ns, st.st_size).items()}
+    return {k: dict(v) for k, v in _labels_of(in_dir).items()}
+
+
+def _labels_of(in_dir) -> dict[str, dict]:
+    """The cached labels of ``in_dir`` (shared: callers copy what they keep)."""
+    st = (Path(in_dir) / "ptbxl_database.csv").stat()
+    return _labels(str(Path(in_dir).resolve()), st.st_mtime_ns, st.st_size)
 
 
 @functools.lru_cache(maxsize=4)
@@ -186,17 +191,21 @@ class SegmentsPTBXL(Segments):
     def run(self, item: str, in_dir: Path, out_dir: Path, options: dict) -> RecordResult:
         from ...infer.preprocess import at_rate
 
-        info = ptbxl_window_labels(in_dir)[item]
-        rec, _ = at_rate(read_record(in_dir / info["path"], annotator=None, workers=options.get("_threads", 0)),
-                         float(options["fs"]), options.get("_threads", 0))
+        info = dict(_labels_of(in_dir)[item])
+        threads = options.get("_threads", 0)
+        rec = read_record(in_dir / info["path"], annotator=None, workers=threads)
         names = [n.upper() for n in rec.leads]
-        segs, leads = [], []
+        pick = []
         for lead in _lead_names(options["leads"]):
-            if str(lead).upper() not in names:
+            if lead.upper() not in names:
                 raise ValueError(f"{item}: lead {lead!r} not in the record's leads {', '.join(rec.leads)}")
-            t = transform(rec, {**options, "lead": names.index(str(lead).upper())})
-            segs.append(t["segments"][:1])  # a PTB-XL ECG is one 10 s window
-            leads.append(rec.leads[names.index(str(lead).upper())])
+            pick.append(names.index(lead.upper()))
+        # only the asked leads are resampled (each lead is resampled on its own, so the values are the same)
+        rec, _ = at_rate(Record(signal=np.ascontiguousarray(rec.signal[:, pick]), fs=rec.fs,
+                                leads=[rec.leads[i] for i in pick], units=[rec.units[i] for i in pick],
+                                name=rec.name, path=rec.path), float(options["fs"]), threads)
+        segs = [transform(rec, {**options, "lead": i})["segments"][:1] for i in range(len(pick))]  # one 10 s window
+        leads = list(rec.leads)
         seg = np.concatenate(segs).astype(np.float32)
         rel = f"{item}.npz"
         save_npz(out_dir / rel, segments=seg, labels=np.full(len(seg), info["label"], np.int64),
