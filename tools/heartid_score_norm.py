@@ -3,7 +3,7 @@ and give the model its cohort.
 
 What it does, training persons only (validation and test persons are never read):
 
-1. ``beats.cross_validate_score_norm``: the card's fit (n_pca, hr_norm, negatives, within rule) refitted on the
+1. ``beats.cross_validate_score_norm``: the card's fit (n_pca, hr_norm, negatives, within rule, shrink) refitted on the
    folds of ``train_beat_lda``'s cross-validation (5 x 3-fold over the training persons with several records, the
    others and the negatives always in the fit), ``--seeds`` permutation seeds. Each held-out person's first record
    is a template hashed under a key of their own; every later record of every held-out person, hashed under the
@@ -58,7 +58,8 @@ def cv_table(data: Path, card, seeds: int, top_ks, log=print) -> tuple[list[dict
     for sd in range(seeds):
         t = time.time()
         r = cross_validate_score_norm(windows, product, who.cv_persons, cohort, int(card.config["n_pca"]), top_ks,
-                                      seed=sd, fixed=who.fixed, within=multi)
+                                      seed=sd, fixed=who.fixed, within=multi,
+                                      shrink=float(card.config.get("shrink", 0.0)))
         for name, v in r.items():
             per_seed.setdefault(name, []).append((np.mean(v["eer_folds"]), v["rank1"]))
             g, i = pooled.setdefault(name, ([], []))

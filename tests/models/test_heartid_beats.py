@@ -106,6 +106,38 @@ def test_fit_lda_within_persons_set_the_whitened_scatter(ecgid):
         fit_lda(X, labels, n_pca=12, within=[3, 99])
 
 
+def test_fit_lda_shrink_whitens_the_shrunk_within_scatter(ecgid):
+    """``shrink`` s: the embedding whitens ``(1 - s)·Sw + s·(tr Sw / n)·I`` (Sw the person-balanced within-person
+    covariance in the PCA space), computed here in float64 NumPy from the definition; the unshrunk Sw is then no
+    longer the identity in the embedding. s = 0 is plain LDA; values outside [0, 1) are refused."""
+    persons = [f"Person_{i:02d}" for i in (3, 4, 5, 6, 7, 8, 10, 11)]
+    data, = person_groups({p: [ecgid / p / "rec_1", ecgid / p / "rec_2"] for p in persons})
+    X = np.concatenate([g for p in persons for g in data[p]]).astype(np.float64)
+    y = np.concatenate([np.full(sum(len(g) for g in data[p]), i) for i, p in enumerate(persons)])
+    C, n = len(persons), 12
+    # the reference: person-balanced mean and covariance, top-n PCA basis, within-person scatter in that basis
+    mu = np.mean([X[y == c].mean(0) for c in range(C)], axis=0)
+    cov = np.mean([((X[y == c] - mu).T @ (X[y == c] - mu)) / np.sum(y == c) for c in range(C)], axis=0)
+    V = np.linalg.eigh(cov)[1][:, ::-1][:, :n]
+    Z = (X - mu) @ V
+    Sw = np.mean([np.cov(Z[y == c].T, bias=True) for c in range(C)], axis=0)
+    s = 0.3
+    shrunk = (1 - s) * Sw + s * np.trace(Sw) / n * np.eye(n)
+    mean, P = fit_lda(X, y, n_pca=n, shrink=s)
+    np.testing.assert_allclose(mean, mu, atol=1e-4)
+    A = V.T @ P.astype(np.float64)  # the projection in the PCA basis (P lies in its span)
+    np.testing.assert_allclose(V @ A, P, atol=5e-4)  # MLX fits in float32
+    np.testing.assert_allclose(A.T @ shrunk @ A, np.eye(P.shape[1]), atol=2e-3)
+    assert np.abs(A.T @ Sw @ A - np.eye(P.shape[1])).max() > 0.05
+    _, P0 = fit_lda(X, y, n_pca=n)
+    A0 = V.T @ P0.astype(np.float64)
+    np.testing.assert_allclose(A0.T @ Sw @ A0, np.eye(P0.shape[1]), atol=2e-3)
+    np.testing.assert_array_equal(fit_lda(X, y, n_pca=n, shrink=0.0)[1], P0)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="shrink"):
+            fit_lda(X, y, n_pca=n, shrink=bad)
+
+
 def test_ptbxl_folder_gives_patients_as_persons(data_dir):
     """A PTB-XL folder (``ptbxl_database.csv``) is read as persons = ``patient_id``, each patient's 500 Hz ECGs in
     order of recording date; records missing on disk are left out."""
@@ -227,6 +259,23 @@ def test_train_and_export_cli_on_real_persons(ecgid, tmp_path):
     plain = json.loads((tmp_path / "plain-model" / "model.json").read_text())
     assert "hr_norm" not in plain["preprocessing"] and "--no-hr-norm" in plain["training"]["command"]
     assert "--no-hr-norm" not in card["training"]["command"]
+    assert card["config"]["shrink"] == 0.0 and "--shrink" not in card["training"]["command"]
+    # --shrink reaches the fit, the run, the card and its command; the seed network refuses it
+    r = CliRunner().invoke(main, ["train", "heartid", "--arch", "beat-lda", "--shrink", "0.2", str(raw), "-o",
+                                  str(tmp_path / "shrunk")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "shrunk" / "run.json").read_text())["shrink"] == 0.2
+    r = CliRunner().invoke(main, ["export", "heartid", str(tmp_path / "shrunk"), "-o", str(tmp_path / "shrunk-model")])
+    assert r.exit_code == 0, r.output
+    shrunk = json.loads((tmp_path / "shrunk-model" / "model.json").read_text())
+    assert shrunk["config"]["shrink"] == 0.2 and "--shrink 0.2" in shrunk["training"]["command"]
+    with np.load(tmp_path / "shrunk" / "beat_lda.npz") as z, np.load(run / "beat_lda.npz") as z0:
+        assert not np.allclose(z["projection"], z0["projection"], atol=1e-3)
+    r = CliRunner().invoke(main, ["train", "heartid", "--shrink", "0.2", str(raw), "-o", str(tmp_path / "seed")])
+    assert r.exit_code != 0 and "--shrink applies to --arch beat-lda only" in r.output
+    r = CliRunner().invoke(main, ["train", "heartid", "--arch", "beat-lda", "--shrink", "1", str(raw), "-o",
+                                  str(tmp_path / "bad")])
+    assert r.exit_code != 0 and "--shrink" in r.output
     # each model's Verifier cuts the groups its card names
     x, fs, _ = read_lead(ecgid / "Person_01" / "rec_1", BEAT_OPTIONS)
     np.testing.assert_array_equal(Verifier(tmp_path / "plain-model", threshold=0.5).windows(

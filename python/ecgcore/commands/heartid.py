@@ -34,7 +34,7 @@ def _blas_hint():
               help="seed: the seed's network (MLX, triplet training on `ecgcore preprocess heartid` folders). "
                    "beat-lda: median heartbeats + PCA/Fisher-LDA fitted in MLX on RAW record folders (ECG-ID's "
                    "person folders, MIT-BIH's flat folder); n_pca by 3-fold cross-validation over the training "
-                   "persons; the bundled heartid-beats model. Only --negatives, --within, --hr-norm, --seed and the split "
+                   "persons; the bundled heartid-beats model. Only --negatives, --within, --shrink, --hr-norm, --seed and the split "
                    "fractions apply to it.")
 @click.option("--negatives", "negatives", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="beat-lda only, repeatable: a raw folder (e.g. PTB-XL, whose patient_id makes the persons) whose "
@@ -42,6 +42,10 @@ def _blas_hint():
 @click.option("--within", type=click.Choice(["multi-record", "all"]), default="multi-record", show_default=True,
               help="beat-lda only: the persons whose beat scatter is the within-person covariance. multi-record: "
                    "those with two or more records (session-to-session change, what verify meets); all: everyone.")
+@click.option("--shrink", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="beat-lda only: shrink the within-person covariance towards the identity by this share before it "
+                   "is whitened (regularised LDA; 0: plain LDA). The bundled model's value was chosen by "
+                   "tools/heartid_shrink_cv.py under verify's own score.")
 @click.option("--hr-norm/--no-hr-norm", default=True, show_default=True,
               help="beat-lda only: read each median-beat group's ST-T at its own heart rate (time past t0 after the "
                    "R-peak stretched by (RR/rr_ref)^alpha, RR the group's median RR; the values of "
@@ -71,7 +75,7 @@ def _blas_hint():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-resume", is_flag=True, help="Start over even if RUN_DIR holds a checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data_dirs, run_dir, arch, negatives, within, hr_norm, loss, epochs, steps_per_epoch, batch_size, lr, score, key_scale,
+def train(data_dirs, run_dir, arch, negatives, within, shrink, hr_norm, loss, epochs, steps_per_epoch, batch_size, lr, score, key_scale,
           standardize_spectrum, test_fraction, val_fraction, max_minutes, seed, no_resume, quiet):
     """Train HeartID on `ecgcore preprocess heartid` folders (e.g. ECG-ID and MIT-BIH), or fit the beat-lda
     embedding on raw record folders (--arch beat-lda).
@@ -85,11 +89,14 @@ def train(data_dirs, run_dir, arch, negatives, within, hr_norm, loss, epochs, st
 
     if negatives and arch != "beat-lda":
         raise click.UsageError("--negatives applies to --arch beat-lda only")
+    if shrink and arch != "beat-lda":
+        raise click.UsageError("--shrink applies to --arch beat-lda only")
     if arch == "beat-lda":
         from ..models.heartid.beats import train_beat_lda
 
         try:
             run = train_beat_lda(list(data_dirs), run_dir, negatives=list(negatives), within=within, hr_norm=hr_norm,
+                                 shrink=shrink,
                                  test_fraction=test_fraction, val_fraction=val_fraction,
                                  seed=seed, log=lambda m: (click.echo(m), sys.stdout.flush()))
         except (ValueError, FileNotFoundError) as exc:

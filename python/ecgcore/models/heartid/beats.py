@@ -70,7 +70,8 @@ def person_groups(records: dict[str, list], options: dict | None = None, group_s
     return out
 
 
-def fit_lda(X: np.ndarray, y: np.ndarray, n_pca: int, within=None) -> tuple[np.ndarray, np.ndarray]:
+def fit_lda(X: np.ndarray, y: np.ndarray, n_pca: int, within=None, shrink: float = 0.0
+            ) -> tuple[np.ndarray, np.ndarray]:
     """(mean (L,), projection (L, d)) of PCA to ``n_pca`` components then Fisher LDA over the labels ``y``, fitted in
     MLX (float32, CPU stream). Every person weighs the same, whatever their number of groups (a 30-min MIT-BIH
     record gives ~2,000 groups, a 20-s ECG-ID record ~15): the mean, the PCA covariance and the within-person
@@ -81,7 +82,13 @@ def fit_lda(X: np.ndarray, y: np.ndarray, n_pca: int, within=None) -> tuple[np.n
     ``within``: the labels whose groups estimate the within-person covariance (default: every label). The
     product compares records made on different days, so :func:`train_beat_lda` passes the persons with two or
     more records: their scatter holds the session-to-session change that one record (a single MIT-BIH or PTB-XL
-    ECG) does not show. The other persons still shape the mean, the PCA and the between-person directions."""
+    ECG) does not show. The other persons still shape the mean, the PCA and the between-person directions.
+
+    ``shrink`` (0 ≤ s < 1; 0: plain LDA, the models before it): the within-person covariance is shrunk towards a
+    multiple of the identity before it is whitened, ``(1 - s)·Sw + s·(tr Sw / n_pca)·I`` (regularised discriminant
+    analysis, Friedman 1989; Ledoit & Wolf 2004). Sw is estimated from a few dozen persons with two or more records;
+    its smallest eigenvalues are the least certain and whitening divides by their square roots, so without shrinkage
+    the embedding leans on the directions the estimate knows least."""
     import mlx.core as mx
 
     X = np.asarray(X, np.float32)
@@ -91,6 +98,9 @@ def fit_lda(X: np.ndarray, y: np.ndarray, n_pca: int, within=None) -> tuple[np.n
         raise ValueError("LDA needs at least two persons")
     if n_pca < 1 or n_pca > min(X.shape):
         raise ValueError(f"n_pca must be in 1..{min(X.shape)}, got {n_pca}")
+    shrink = float(shrink)
+    if not 0.0 <= shrink < 1.0:
+        raise ValueError(f"shrink must be in [0, 1), got {shrink}")
     if within is None:
         in_w = np.ones(C, bool)
     else:
@@ -117,6 +127,8 @@ def fit_lda(X: np.ndarray, y: np.ndarray, n_pca: int, within=None) -> tuple[np.n
     means = mx.array((sums / counts[:, None]).astype(np.float32))
     R = Z - means[mx.array(yi)]
     Sw = (ww * R).T @ R
+    if shrink:
+        Sw = (1.0 - shrink) * Sw + (shrink * mx.trace(Sw) / n_pca) * mx.eye(n_pca)
     ew, Ew = mx.linalg.eigh(Sw, stream=cpu)
     Wh = Ew / mx.sqrt(mx.maximum(ew, 1e-12 * mx.max(ew)))[None, :]  # Sw^-1/2 (up to rotation)
     Mb = (means - means.mean(axis=0)) @ Wh
@@ -192,14 +204,14 @@ def _person_folds(persons: list[str], folds: int, repeats: int, seed: int) -> li
 
 
 def cross_validate(train_data: dict, eval_data: dict, persons: list[str], n_pca_grid, folds: int = 3,
-                   repeats: int = 5, seed: int = 0, fixed: list[str] = (), within: set[str] | None = None
-                   ) -> list[dict]:
+                   repeats: int = 5, seed: int = 0, fixed: list[str] = (), within: set[str] | None = None,
+                   shrink: float = 0.0) -> list[dict]:
     """Repeated k-fold cross-validation over ``persons`` (folds of persons, ``repeats`` permutations): fit on the
     other folds' training groups (``train_data``: every window of ``group`` beats) plus ``fixed`` persons (always
     in training: e.g. single-record MIT-BIH persons, who cannot be probed), score the held-out fold
     record-vs-record (``eval_data``: the product's groups). ``within``: the persons whose scatter is the
-    within-person covariance (:func:`fit_lda`; None = all). One row per ``n_pca``: pooled rank-1, mean and
-    per-fold EER."""
+    within-person covariance (:func:`fit_lda`; None = all), ``shrink`` its shrinkage (:func:`fit_lda`). One row per
+    ``n_pca``: pooled rank-1, mean and per-fold EER."""
     from .metrics import eer
 
     splits = _person_folds(persons, folds, repeats, seed)
@@ -208,7 +220,7 @@ def cross_validate(train_data: dict, eval_data: dict, persons: list[str], n_pca_
         hits, eers = [], []
         for held in splits:
             tr = [p for p in persons if p not in held] + list(fixed)
-            model = fit_lda(*_xy(train_data, tr), int(n_pca), _within(tr, within))
+            model = fit_lda(*_xy(train_data, tr), int(n_pca), _within(tr, within), shrink)
             r = _record_scores(model, eval_data, held)
             hits.append(r["hits"])
             eers.append(float(eer(r["genuine"], r["impostor"])[0]))
@@ -220,13 +232,13 @@ def cross_validate(train_data: dict, eval_data: dict, persons: list[str], n_pca_
 
 def cross_validate_score_norm(train_data: dict, eval_data: dict, persons: list[str], cohort: list[str], n_pca: int,
                               top_ks=(10, 20, 50, 100, None), folds: int = 3, repeats: int = 5, seed: int = 0,
-                              fixed: list[str] = (), within: set[str] | None = None) -> dict:
+                              fixed: list[str] = (), within: set[str] | None = None, shrink: float = 0.0) -> dict:
     """:func:`cross_validate`'s folds in the protected domain, as ``verify`` scores: each held-out person's first
     record hashed (GRP-IoM, :mod:`.protect`) under a key of their own is the template; every later record of every
     held-out person, hashed under the **template owner's** key (stolen-key impostors), is a probe. Scores: the raw
     share of equal indices and its adaptive T-norm for each ``top_ks`` (:func:`.protect.cohort_normalise`) against
     ``cohort`` — fitted persons (e.g. the negatives) whose first-record embeddings, hashed under the same key, are
-    the cohort (as the product's cohort file holds them). Returns ``{"raw" | "tnorm-top<K>": {"eer_folds": [...],
+    the cohort (as the product's cohort file holds them); ``shrink`` as :func:`fit_lda`. Returns ``{"raw" | "tnorm-top<K>": {"eer_folds": [...],
     "rank1": float, "genuine": array, "impostor": array}}`` (scores pooled over folds)."""
     from .metrics import eer
     from .protect import cohort_shares, iom_hash, iom_similarity, projections, top_stats
@@ -235,7 +247,7 @@ def cross_validate_score_norm(train_data: dict, eval_data: dict, persons: list[s
     out: dict = {}
     for held in _person_folds(persons, folds, repeats, seed):
         tr = [p for p in persons if p not in held] + list(fixed)
-        mean, P = fit_lda(*_xy(train_data, tr), int(n_pca), _within(tr, within))
+        mean, P = fit_lda(*_xy(train_data, tr), int(n_pca), _within(tr, within), shrink)
         ps, T, probes, owner = _enrol_and_probes((mean, P), eval_data, held)
         X, owner = np.stack(probes), np.asarray(owner)
         C = np.stack([_record_vec((mean, P), eval_data[p][0]) for p in cohort
@@ -351,7 +363,8 @@ def fit_persons(raw_dirs, negatives=(), test_fraction: float = 0.3, val_fraction
 
 def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-record",
                    n_pca_grid=(10, 15, 20, 30, 40, 60), folds: int = 3, repeats: int = 5, test_fraction: float = 0.3,
-                   val_fraction: float = 0.1, seed: int = 0, hr_norm: bool = True, log=print) -> dict:
+                   val_fraction: float = 0.1, seed: int = 0, hr_norm: bool = True, shrink: float = 0.0,
+                   log=print) -> dict:
     """Fit a ``beat-lda`` HeartID model on raw record folders (ECG-ID layout: one folder per person).
 
     Persons of ``raw_dirs`` are split as :func:`~.data.split_subjects` splits them (the seed-network run's rule, so
@@ -362,11 +375,16 @@ def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-reco
     first bundled model). ``n_pca`` is chosen by :func:`cross_validate` over the training persons with several
     records (the others always in the fit), then the model is fitted on all of them. Writes ``beat_lda.npz``
     (mean, projection), ``run.json`` (split, the CV table, the choice, timing) into ``run_dir``. ``hr_norm=False``
-    cuts groups without heart-rate normalisation (:data:`BEAT_OPTIONS`' ``hr_norm``; the models before it)."""
+    cuts groups without heart-rate normalisation (:data:`BEAT_OPTIONS`' ``hr_norm``; the models before it).
+    ``shrink``: shrinkage of the within-person covariance (:func:`fit_lda`), the same in the CV and the final fit
+    (chosen outside, under the product's protected score: ``tools/heartid_shrink_cv.py``)."""
     import time
 
     if within not in WITHIN_RULES:
         raise ValueError(f"within must be one of {WITHIN_RULES}, got {within!r}")
+    shrink = float(shrink)
+    if not 0.0 <= shrink < 1.0:
+        raise ValueError(f"shrink must be in [0, 1), got {shrink}")
     t0 = time.time()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -380,17 +398,17 @@ def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-reco
     if multi is not None and not multi:
         raise ValueError("within='multi-record' needs training persons with two or more usable records")
     rows = cross_validate(windows, product, who.cv_persons, n_pca_grid, folds=folds, repeats=repeats, seed=seed,
-                          fixed=who.fixed, within=multi)
+                          fixed=who.fixed, within=multi, shrink=shrink)
     for r in rows:
         log(f"  n_pca {r['n_pca']:3d}: CV rank-1 {r['rank1']:.4f} over {r['n_probes']} probes, EER "
             f"{r['eer_mean']:.4f} (mean of {len(r['eer_folds'])} folds)")
     best = min(rows, key=lambda r: (round(r["eer_mean"], 4), -r["rank1"], r["n_pca"]))
     everyone = train + list(neg_records)
-    mean, P = fit_lda(*_xy(windows, everyone), best["n_pca"], _within(everyone, multi))
+    mean, P = fit_lda(*_xy(windows, everyone), best["n_pca"], _within(everyone, multi), shrink)
     np.savez(run_dir / "beat_lda.npz", mean=mean, projection=P)
     n_groups = int(sum(len(g) for v in windows.values() for g in v))
     run = {"arch": "beat-lda", "data": [str(d) for d in raw_dirs], "negatives": [str(d) for d in negatives],
-           "within": within, "within_persons": None if multi is None else len(multi),
+           "within": within, "within_persons": None if multi is None else len(multi), "shrink": shrink,
            "split": split, "options": options,
            "n_pca_grid": list(map(int, n_pca_grid)), "folds": folds, "repeats": repeats, "seed": seed,
            "cross_validation": rows, "n_pca": best["n_pca"], "embedding_size": int(P.shape[1]),
@@ -445,6 +463,7 @@ def export_beat_lda(run_dir, out_dir, *, name: str = BUNDLED_NAME, command: str 
     L, d = P.shape
     split = run["split"]
     cfg = {"arch": "beat-lda", "input_size": int(L), "embedding_size": int(d), "n_pca": run["n_pca"],
+           "shrink": float(run.get("shrink", 0.0)),
            "key_size": 100, "seed": run["seed"], "test_fraction": 0.3, "val_fraction": 0.1,
            "verification": {"score": "cosine", "template": "direction of the mean unit group embedding",
                             "default_scheme": "grp-iom-v1", "schemes": {}}}
@@ -455,7 +474,9 @@ def export_beat_lda(run_dir, out_dir, *, name: str = BUNDLED_NAME, command: str 
                             + (" plus every person of the negatives folders (fit only, never validated or tested)"
                                if run.get("negatives") else "")
                             + ("; within-person covariance from the fitted persons with two or more records"
-                               if run.get("within", "all") == "multi-record" else ""),
+                               if run.get("within", "all") == "multi-record" else "")
+                            + (f", shrunk towards the identity by {run['shrink']:g} (regularised LDA)"
+                               if run.get("shrink") else ""),
                 "negatives": run.get("negatives", []), "negative_persons": run.get("negative_persons", 0),
                 "within": run.get("within", "all"), "within_persons": run.get("within_persons"),
                 "n_subjects": {k: len(split[k]) for k in ("train", "val", "test")}, "test_subjects": split["test"],
@@ -464,6 +485,7 @@ def export_beat_lda(run_dir, out_dir, *, name: str = BUNDLED_NAME, command: str 
                 "command": command or (f"ecgcore train heartid --arch beat-lda {' '.join(run['data'])}"
                                        + "".join(f" --negatives {d}" for d in run.get("negatives", []))
                                        + f" --within {run.get('within', 'all')}"
+                                       + (f" --shrink {run['shrink']:g}" if run.get("shrink") else "")
                                        + ("" if run["options"].get("hr_norm") else " --no-hr-norm") + " -o RUN")}
     card = ModelCard(
         name=name, task="embedding", framework="mlx",
