@@ -147,6 +147,8 @@ def preprocess(recipe, in_dir, out_dir, workers, scheduler, limit, records, snr,
     Recipes:
       beats-scalograms  187-sample beats + |Morlet| scalograms (32x187), HDF5 per record + metadata.json
       denoise-pairs  clean/noisy 10 s pairs at 130 Hz (MIT-BIH + NSTDB) for the denoiser
+      denoise-ptbxl  clean 10 s windows at 130 Hz of PTB-XL folds 1-8, every lead: extra denoiser training
+                     windows (ecgcore train denoiser --set extra_clean=DIR)
       heartid        per-subject 1000-sample windows, enrolment/probe split by time
       tfrecords      3-beat scalogram sequences, 256 per tf.train.Example (no TensorFlow needed)
       hubert-features  93-shard time-freq/MFCC/mixed dumps of 12-lead ECGs (--set kind=mfcc)

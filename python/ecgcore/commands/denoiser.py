@@ -25,7 +25,10 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Any DenoiserConfig field, e.g. --set mixing=online --set patience=6 --set p_clean=0.1 "
-                   "(online mixing: fresh NSTDB training noise every step, clean inputs, blends, SNR -6..24 dB).")
+                   "(online mixing: fresh NSTDB training noise every step, clean inputs, blends, SNR -6..24 dB); "
+                   "--set extra_clean=DIR adds the clean windows of `ecgcore preprocess denoise-ptbxl` (other "
+                   "people) to training; --set init_from=denoiser starts from an exported model's weights "
+                   "(BatchNorm kept frozen).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(dataset_dir, run_dir, epochs, batch_size, device, max_steps, time_limit, val_every, val_pairs, lr, seed,
           records, threads, overrides, quiet):

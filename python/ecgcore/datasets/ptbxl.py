@@ -12,8 +12,9 @@ __all__ = ["ptbxl_rows"]
 def ptbxl_rows(in_dir) -> tuple[dict, ...] | None:
     """The rows of ``in_dir/ptbxl_database.csv`` whose record is on disk, in table order, or None when ``in_dir``
     holds no such table. Each row: ``ecg_id`` (int), ``patient`` (str), ``recording_date``, ``path`` (the record
-    relative to ``in_dir``: ``filename_hr`` where present, else ``filename_lr``), ``source_fs`` (500.0 or 100.0) and
-    ``codes`` (the SCP statements, sorted). Rows without a patient id are left out. Read once per table version;
+    relative to ``in_dir``: ``filename_hr`` where present, else ``filename_lr``), ``source_fs`` (500.0 or 100.0),
+    ``codes`` (the SCP statements, sorted) and ``strat_fold`` (PTB-XL's patient-wise fold 1-10, None where the table
+    has none; the dataset's authors keep folds 9 and 10 for validation and test). Rows without a patient id are left out. Read once per table version;
     the rows are shared, so callers copy what they change."""
     in_dir = Path(in_dir)
     db = in_dir / "ptbxl_database.csv"
@@ -36,5 +37,6 @@ def _read(in_dir: str, mtime_ns: int, size: int) -> tuple[dict, ...]:
             rows.append({"ecg_id": int(float(r["ecg_id"])), "patient": str(int(float(r["patient_id"]))),
                          "recording_date": r.get("recording_date", ""), "path": r[col],
                          "source_fs": 500.0 if col == "filename_hr" else 100.0,
-                         "codes": tuple(sorted(ast.literal_eval(r.get("scp_codes") or "{}")))})
+                         "codes": tuple(sorted(ast.literal_eval(r.get("scp_codes") or "{}"))),
+                         "strat_fold": int(float(r["strat_fold"])) if r.get("strat_fold") else None})
     return tuple(rows)

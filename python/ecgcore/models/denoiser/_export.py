@@ -52,6 +52,18 @@ def _onnx_export(model, path: Path, example) -> None:
     strip_trace_metadata(path)  # the exporter's stack traces hold this machine's paths
 
 
+def _public_config(cfg: dict) -> dict:
+    """The run's config for the card, without this machine's paths: an ``extra_clean`` folder becomes ``EXTRA``,
+    an ``init_from`` path its folder's name (a bundled name stays as it is)."""
+    cfg = dict(cfg)
+    if cfg.get("extra_clean"):
+        cfg["extra_clean"] = "EXTRA"
+    if cfg.get("init_from") and ("/" in str(cfg["init_from"]) or "\\" in str(cfg["init_from"])):
+        p = Path(str(cfg["init_from"]))
+        cfg["init_from"] = p.parent.name if p.suffix == ".onnx" else p.name
+    return cfg
+
+
 def export(run_dir, out_dir=None, *, data_dir=None, name: str = "denoiser", parity_pairs: int = 16,
            atol: float = 1e-4) -> dict:
     """Export ``RUN_DIR/best.pt`` to ``OUT_DIR/model.onnx`` + ``OUT_DIR/model.json`` and check parity.
@@ -113,8 +125,9 @@ def export(run_dir, out_dir=None, *, data_dir=None, name: str = "denoiser", pari
         metrics=card_metrics,
         training={k: v for k, v in training.items() if k != "history"} | {
             "checkpoint_step": int(ckpt.get("step", 0)),
+            "init_from": _public_config({"init_from": training.get("init_from")}).get("init_from"),
             "command": training.get("command") or "ecgcore train denoiser DATASET_DIR RUN_DIR (see sessions)"},
-        config=ckpt.get("config", {}),
+        config=_public_config(ckpt.get("config", {})),
         description="Heartify Attention U-Net (SPEC §2.1, 2,796,541 parameters): z-scored 10 s chunks at "
                     "130 Hz in, denoised chunks (z-score units) out; restore the input scale with "
                     "y * std + mean (ecgcore.models.denoiser.processing)."

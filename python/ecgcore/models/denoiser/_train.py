@@ -28,7 +28,8 @@ from torch import nn
 from ..._fs import atomic_write, write_json
 from .._run import Run, torch_state
 from .config import DenoiserConfig
-from .data import PairSet, load_split, mix_online, noise_bank, normalize_pairs, prefilter_rows, split_windows
+from .data import (PairSet, load_extra_clean, load_split, mix_online, noise_bank, normalize_pairs, prefilter_rows,
+                   split_windows)
 from .model import AttentionUNet, count_parameters
 
 __all__ = ["HybridLoss", "train", "load_model", "augment", "write_json_atomic"]
@@ -160,6 +161,13 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
     if cfg.mixing not in ("fixed", "online"):
         raise ValueError(f"mixing must be 'fixed' or 'online', got {cfg.mixing!r}")
     bank = noise_bank(data_dir, part="train") if cfg.mixing == "online" else None
+    pool, extra_info = data.clean, None
+    if cfg.extra_clean:  # clean windows of other people: training only, noise mixed online like the DS1 windows'
+        extra, extra_info = load_extra_clean(cfg.extra_clean, data.fs, data.clean.shape[1])
+        first = data.clean.shape[0]
+        pool = np.concatenate([data.clean, extra])
+        tr_pairs = np.concatenate([tr_pairs, ((first + np.arange(extra.shape[0]))[:, None] * per_w
+                                              + np.arange(per_w)).reshape(-1)])
     steps_per_epoch = -(-tr_pairs.size // cfg.batch_size)
     val_every = cfg.val_every or steps_per_epoch
     run = Run(run_dir, cfg, family="denoiser", data_dir=data_dir, resume=resume,
@@ -173,9 +181,24 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
                                                        patience=cfg.plateau_patience)
     loss_fn = HybridLoss(cfg.loss_weights)
 
+    frozen_bn = bool(cfg.init_from)
+    if cfg.init_from:  # an exported model's weights (BatchNorm folded: kept at the identity and frozen)
+        from .weights import state_from_onnx
+        from ...export import resolve_model
+
+        if cfg.residual:
+            raise ValueError("init_from starts the seed form only (an exported residual graph adds its input)")
+        model.load_state_dict(state_from_onnx(resolve_model(cfg.init_from)[0], cfg.base_channels))
     save, read = torch_state(model, opt, sched, device)
     if run.resuming:
         run.load(read)
+
+    def train_mode():
+        model.train()
+        if frozen_bn:
+            from .weights import freeze_batchnorm
+
+            freeze_batchnorm(model)
 
     def best_weights():
         _save_atomic({"model": model.state_dict(), "config": cfg.to_dict(), "step": st.step}, run_dir / "best.pt")
@@ -191,7 +214,7 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
     bar = tqdm(total=total_steps, initial=st.step, desc="train denoiser", unit="step", disable=not progress)
     running, n_running = 0.0, 0
     stopped = None
-    model.train()
+    train_mode()
     try:
         while st.step < total_steps:
             if run.out_of_time():
@@ -201,7 +224,7 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
             order = tr_pairs[np.random.default_rng([cfg.seed, epoch]).permutation(tr_pairs.size)]
             idx = order[pos * cfg.batch_size: (pos + 1) * cfg.batch_size]
             if bank is not None:  # fresh noise for these windows (the pair index only picks the window)
-                clean = data.clean[idx // per_w]
+                clean = pool[idx // per_w]
                 noisy, _ = mix_online(clean, bank, np.random.default_rng([cfg.seed, epoch, pos, 7]),
                                       snr_range=cfg.snr_range, p_clean=cfg.p_clean, p_mixture=cfg.p_mixture)
             else:
@@ -222,6 +245,7 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
             bar.set_postfix(loss=f"{running / n_running:.4f}", lr=f"{opt.param_groups[0]['lr']:.1e}")
             if st.step % val_every == 0 or st.step == total_steps:
                 val = _validate(model, data, va_pairs, loss_fn, device, prefilter_hz=cfg.prefilter_hz)
+                train_mode()
                 sched.step(val)
                 if run.improved(val):
                     st.bad_epochs = 0
@@ -254,6 +278,7 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
     summary = {
         "dataset": str(Path(data_dir).resolve()), "train_records": sorted(set(data.record.tolist())),
         "train_pairs": int(tr_pairs.size), "val_pairs": int(va_pairs.size), "batch_size": cfg.batch_size,
+        "extra_clean": extra_info, "init_from": cfg.init_from or None, "batchnorm_frozen": frozen_bn,
         "steps": st.step, "steps_per_epoch": steps_per_epoch, "epochs_done": st.step / steps_per_epoch,
         "pairs_seen": st.step * cfg.batch_size, "best_val_loss": st.best_score,
         "best_step": st.best_step if st.best_step is not None else -1, "elapsed_s": round(run.seconds, 1),

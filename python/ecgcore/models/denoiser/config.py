@@ -41,6 +41,13 @@ class DenoiserConfig(ConfigMixin):
     residual : False (the seed's): the network outputs the clean ECG; True: it outputs a correction added to its
         input (``AttentionUNet(residual=True)``, same layers and state_dict; the export and every inference path
         follow the run's setting).
+    extra_clean : "" (none) or an ``ecgcore preprocess denoise-ptbxl`` folder: its clean PTB-XL windows join the
+        training windows (never validation), each drawn as often per epoch as a DS1 window, with NSTDB training noise
+        mixed online (``mixing="online"`` only). Issue 22: the DS1 windows are 22 patients' beats.
+    init_from : "" (random initialisation) or an exported denoiser (a bundled name, a model folder or its
+        ``model.onnx``): its weights start the run (:func:`ecgcore.models.denoiser.weights.state_from_onnx`). Export
+        folds each BatchNorm into its convolution, so such a run keeps every BatchNorm at the identity and frozen
+        (fine-tuning with fixed normalisation); the weights of a checkpoint being resumed take precedence.
     threads : torch intra-op threads (default: torch's own setting).
     seed : the notebook's 42.
     """
@@ -68,6 +75,8 @@ class DenoiserConfig(ConfigMixin):
     p_mixture: float = 0.3
     prefilter_hz: float = 0.0
     residual: bool = False
+    extra_clean: str = ""
+    init_from: str = ""
     threads: int | None = None
     seed: int = 42
     chunk_size: int = CHUNK_SIZE
@@ -83,6 +92,8 @@ class DenoiserConfig(ConfigMixin):
             raise ValueError("p_clean and p_mixture are probabilities in [0, 1]")
         if self.snr_range[0] > self.snr_range[1]:
             raise ValueError(f"snr_range must be (low, high), got {self.snr_range!r}")
+        if self.extra_clean and self.mixing != "online":
+            raise ValueError("extra_clean needs mixing='online': its windows carry no precomputed noisy pairs")
         if not isinstance(self.residual, bool):  # "--set residual=False" arrives as a string (JSON is lowercase)
             raise ValueError(f"residual must be true or false, got {self.residual!r}")
 

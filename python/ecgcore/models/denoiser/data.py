@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["PairSet", "load_split", "read_dataset_meta", "split_windows", "normalize_pairs", "prefilter_rows", "NoiseBank",
-           "noise_bank", "mix_online"]
+           "noise_bank", "mix_online", "load_extra_clean"]
 
 
 @dataclass
@@ -216,3 +216,34 @@ def mix_online(clean: np.ndarray, bank: NoiseBank, rng: np.random.Generator, *, 
         snr[i] = rng.uniform(*snr_range)
         noisy[i] = clean[i] + noise_scale(clean[i], mix, snr[i]) * mix
     return noisy.astype(np.float32), {"snr": snr, "kind": label}
+
+
+def load_extra_clean(extra_dir, fs: float, length: int) -> tuple[np.ndarray, dict]:
+    """The clean windows of an ``ecgcore preprocess denoise-ptbxl`` folder as ``(n, length)`` float32, and a summary
+    (ECGs, patients, windows, leads, folds). Refused, with the reason: a folder of another recipe, or windows at
+    another rate or length than the denoise-pairs dataset's (they would teach another time scale)."""
+    d = Path(extra_dir)
+    md, sp = d / "metadata.json", d / "splits.json"
+    for f in (md, sp):
+        if not f.is_file():
+            raise FileNotFoundError(f"{f} not found: {d} is not a finished `ecgcore preprocess denoise-ptbxl` output")
+    meta = json.loads(md.read_text())
+    if meta.get("recipe") != "denoise-ptbxl":
+        raise ValueError(f"extra_clean {d}: recipe is {meta.get('recipe')!r}, expected 'denoise-ptbxl' (clean "
+                         "windows only; a denoise-pairs folder would add its DS2 test records to training)")
+    opts = meta.get("options", {})
+    if float(opts.get("fs", -1)) != float(fs) or int(opts.get("length", -1)) != int(length):
+        raise ValueError(f"extra_clean {d}: windows of {opts.get('length')} samples at {opts.get('fs')} Hz; the "
+                         f"dataset's are {length} at {fs} Hz")
+    items = json.loads(sp.read_text()).get("extra", [])
+    if not items:
+        raise ValueError(f"extra_clean {d}: no ECGs")
+    rows, patients = [], set()
+    for it in items:
+        with np.load(d / f"{it}.npz") as z:
+            rows.append(np.asarray(z["clean"], np.float32))
+            patients.add(str(z["patient"]))
+    clean = np.concatenate(rows)
+    return clean, {"recipe": "denoise-ptbxl", "ecgs": len(items), "patients": len(patients),
+                   "windows": int(clean.shape[0]), "leads": list(opts.get("leads", [])),
+                   "folds": list(opts.get("folds", []))}

@@ -9,6 +9,7 @@ __all__ = ["Recipe", "get_recipe", "recipe_names"]
 _RECIPES = {
     "beats-scalograms": ("ecgcore.pipelines.recipes.beats_scalograms", "BeatsScalograms"),
     "denoise-pairs": ("ecgcore.pipelines.recipes.denoise_pairs", "DenoisePairs"),
+    "denoise-ptbxl": ("ecgcore.pipelines.recipes.denoise_pairs", "DenoisePTBXL"),
     "heartid": ("ecgcore.pipelines.recipes.heartid", "HeartIDWindows"),
     "hubert-features": ("ecgcore.pipelines.recipes.hubert", "HubertFeatures"),
     "hubert-labels": ("ecgcore.pipelines.recipes.hubert", "HubertLabels"),

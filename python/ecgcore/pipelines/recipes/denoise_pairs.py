@@ -128,3 +128,82 @@ class DenoisePairs(Recipe):
             "records": {r: e["info"] for r, e in sorted(results.items())},
             "pairs": int(sum(e["n_items"] for e in results.values())),
         })
+
+
+#: The twelve standard leads, as PTB-XL's headers name them (matched without regard to case).
+PTBXL_LEADS = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+
+
+class DenoisePTBXL(Recipe):
+    """``denoise-ptbxl``: extra clean training windows for the denoiser from PTB-XL (issue 22).
+
+    The denoise-pairs dataset's clean windows come from the 22 DS1 patients: a network trained on them learns those
+    patients' beats. Each PTB-XL ECG (10 s, 500 or 100 Hz) gives one window per asked lead, made exactly as the
+    pairs' clean targets (:func:`clean_windows`: band-pass 0.5-45 Hz order 4 zero-phase at the record's rate,
+    resampled to 130 Hz, the first 1300 samples). Only ECGs of PTB-XL's folds ``folds`` (default 1-8: the dataset's
+    authors keep folds 9 and 10, patient-disjoint, for validation and test) are made, so people of folds 9-10 stay
+    unseen. No noise is stored: ``ecgcore train denoiser --set extra_clean=DIR`` mixes NSTDB training noise into
+    these windows online, as into the DS1 windows.
+
+    One ``<ecg_id>.npz`` per ECG: ``clean [n_leads, 1300]`` float32, ``lead``, ``patient``, ``ecg_id``,
+    ``strat_fold``, ``fs``; plus ``splits.json`` (``{"extra": [...]}``) and ``metadata.json``.
+    """
+
+    name = "denoise-ptbxl"
+
+    def default_options(self) -> dict:
+        return {"fs": FS, "length": CHUNK_SIZE, "band": [0.5, 45.0], "leads": list(PTBXL_LEADS),
+                "folds": list(range(1, 9))}
+
+    @staticmethod
+    def _check(options: dict) -> tuple[list[str], set[int]]:
+        leads = options["leads"]
+        leads = [leads] if isinstance(leads, str) else list(leads)
+        if not leads or len({str(n).upper() for n in leads}) != len(leads):
+            raise ValueError(f"leads must name one or more distinct leads, got {options['leads']!r}")
+        folds = options["folds"]
+        folds = {int(f) for f in ([folds] if isinstance(folds, (int, float)) else folds)}
+        if not folds or not folds <= set(range(1, 11)):
+            raise ValueError(f"folds must be PTB-XL folds among 1-10, got {options['folds']!r}")
+        return [str(n) for n in leads], folds
+
+    def items(self, in_dir: Path, options: dict) -> list[str]:
+        from ...datasets.ptbxl import ptbxl_rows
+
+        _, folds = self._check(options)
+        rows = ptbxl_rows(in_dir)
+        if rows is None:
+            raise FileNotFoundError(f"{in_dir}: no ptbxl_database.csv (expected a PTB-XL folder)")
+        return [str(r["ecg_id"]) for r in rows if r["strat_fold"] in folds]
+
+    def cost(self, item: str, in_dir: Path, options: dict) -> float:
+        return 1.0
+
+    def run(self, item: str, in_dir: Path, out_dir: Path, options: dict) -> RecordResult:
+        from ...datasets.ptbxl import ptbxl_rows
+
+        leads, _ = self._check(options)
+        row = next(r for r in ptbxl_rows(in_dir) if str(r["ecg_id"]) == item)
+        threads = options.get("_threads", 0)
+        rec = read_record(in_dir / row["path"], annotator=None, workers=threads)
+        names = [n.upper() for n in rec.leads]
+        windows = []
+        for lead in leads:
+            if lead.upper() not in names:
+                raise ValueError(f"{item}: lead {lead!r} not in the record's leads {', '.join(rec.leads)}")
+            windows.append(clean_windows(rec, {**options, "lead": names.index(lead.upper())})[0])
+        rel = f"{item}.npz"
+        save_npz(out_dir / rel, clean=np.stack(windows).astype(np.float32), lead=np.array(leads),
+                 patient=np.array(row["patient"]), ecg_id=np.int64(row["ecg_id"]),
+                 strat_fold=np.int64(row["strat_fold"]), fs=np.float64(options["fs"]))
+        return RecordResult(record=item, files=[rel], n_items=len(windows),
+                            info={"windows": len(windows), "patient": row["patient"], "strat_fold": row["strat_fold"]})
+
+    def finish(self, out_dir: Path, results: dict[str, dict], options: dict) -> None:
+        write_json(out_dir / "splits.json", {"extra": sorted(results, key=int)})
+        write_json(out_dir / "metadata.json", {
+            "recipe": self.name, "options": {k: v for k, v in options.items() if not k.startswith("_")},
+            "records": {r: e["info"] for r, e in sorted(results.items(), key=lambda kv: int(kv[0]))},
+            "windows": int(sum(e["info"]["windows"] for e in results.values())),
+            "patients": len({e["info"]["patient"] for e in results.values()}),
+        })

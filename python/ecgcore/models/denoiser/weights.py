@@ -1,0 +1,102 @@
+"""An exported denoiser's weights back into a PyTorch Attention U-Net (to start a training from a shipped model).
+
+The export folds every BatchNorm into the convolution before it (``W' = W·γ/σ``, ``b' = (b − μ)·γ/σ + β``) and may
+store large weights as int8 with a per-channel scale (``DequantizeLinear``). The folded graph has no BatchNorm left,
+so :func:`state_from_onnx` gives each convolution its folded weight and makes the BatchNorm after it an identity
+that carries the folded bias (γ = 1, β = b', running mean 0, running variance 1 − ε): in eval mode the network
+computes what the graph computes. Trained on, those BatchNorms must stay in eval mode (:func:`freeze_batchnorm`):
+batch statistics would replace the identity.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .model import AttentionUNet
+
+__all__ = ["state_from_onnx", "freeze_batchnorm", "model_from_export"]
+
+
+def _initializers(onnx_path: Path) -> dict[str, np.ndarray]:
+    """Every float tensor the graph holds under its name, int8 weights dequantized as the graph does."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(onnx_path))
+    init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    out = {k: v.astype(np.float32) for k, v in init.items() if v.dtype == np.float32}
+    for node in m.graph.node:
+        if node.op_type != "DequantizeLinear":
+            continue
+        q, scale = init[node.input[0]].astype(np.float32), init[node.input[1]].astype(np.float32)
+        zero = init[node.input[2]].astype(np.float32) if len(node.input) > 2 and node.input[2] else np.zeros_like(scale)
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        shape = [1] * q.ndim
+        if scale.ndim:
+            shape[axis] = -1
+        out[node.output[0]] = (q - zero.reshape(shape)) * scale.reshape(shape)
+    return out
+
+
+def state_from_onnx(onnx_path, base_channels: int = 32) -> dict[str, torch.Tensor]:
+    """The state_dict of an :class:`AttentionUNet` (seed form) computing what the exported graph ``onnx_path``
+    computes (module doc); ``ValueError`` naming the first tensor the graph lacks or holds in another shape."""
+    onnx_path = Path(onnx_path)
+    w = _initializers(onnx_path)
+    model = AttentionUNet(base_channels)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    modules = dict(model.named_modules())
+
+    def take(name: str, shape) -> torch.Tensor:
+        if name not in w:
+            raise ValueError(f"{onnx_path}: no tensor {name!r}; not an exported Attention U-Net of base width "
+                             f"{base_channels}")
+        if tuple(w[name].shape) != tuple(shape):
+            raise ValueError(f"{onnx_path}: {name!r} has shape {tuple(w[name].shape)}, the network's is {tuple(shape)}")
+        return torch.from_numpy(np.ascontiguousarray(w[name]))
+
+    for name, mod in modules.items():
+        if not isinstance(mod, (nn.Conv1d, nn.ConvTranspose1d)):
+            continue
+        parent, _, idx = name.rpartition(".")
+        bn_name = f"{parent}.{int(idx) + 1}" if idx.isdigit() else None
+        bn = modules.get(bn_name) if bn_name else None
+        state[f"{name}.weight"] = take(f"{name}.weight", mod.weight.shape)
+        if isinstance(bn, nn.BatchNorm1d):  # folded: the conv's own bias is inside the folded one
+            bias = take(f"{name}.bias" if mod.bias is not None else f"{name}.weight_bias", (bn.num_features,))
+            if mod.bias is not None:
+                state[f"{name}.bias"] = torch.zeros_like(mod.bias)
+            state[f"{bn_name}.weight"] = torch.ones(bn.num_features)
+            state[f"{bn_name}.bias"] = bias
+            state[f"{bn_name}.running_mean"] = torch.zeros(bn.num_features)
+            state[f"{bn_name}.running_var"] = torch.full((bn.num_features,), 1.0 - bn.eps)
+        elif mod.bias is not None:
+            state[f"{name}.bias"] = take(f"{name}.bias", mod.bias.shape)
+    return state
+
+
+def freeze_batchnorm(model: nn.Module) -> nn.Module:
+    """Put every BatchNorm of ``model`` in eval mode (running statistics fixed; γ and β still train)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+    return model
+
+
+def model_from_export(model="denoiser") -> tuple[AttentionUNet, Path]:
+    """(eval-mode network with an exported denoiser's weights, its graph's path); ``model``: a bundled name, a model
+    folder or an ``.onnx`` path (:func:`ecgcore.export.resolve_model`)."""
+    from ...export import resolve_model
+
+    onnx_path, card = resolve_model(model)
+    if (card.preprocessing or {}).get("kind") != "denoise-pairs":
+        raise ValueError(f"{model}: not a denoiser (preprocessing {(card.preprocessing or {}).get('kind')!r})")
+    cfg = card.config or {}
+    if cfg.get("residual"):
+        raise ValueError(f"{model}: a residual denoiser; its graph adds the input, the seed form cannot hold it")
+    net = AttentionUNet(int(cfg.get("base_channels", 32)))
+    net.load_state_dict(state_from_onnx(onnx_path, int(cfg.get("base_channels", 32))))
+    return net.eval(), Path(onnx_path)

@@ -1,0 +1,138 @@
+"""Denoiser training from a shipped model and on PTB-XL clean windows (issue 22): the ``denoise-ptbxl`` recipe,
+``state_from_onnx`` (an exported graph's weights back in PyTorch), and ``extra_clean`` / ``init_from`` in a real run."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from ecgcore.io import read_record  # noqa: E402
+from ecgcore.models.denoiser import DenoiserConfig, train  # noqa: E402
+from ecgcore.models.denoiser.data import load_extra_clean  # noqa: E402
+from ecgcore.models.denoiser.weights import model_from_export, state_from_onnx  # noqa: E402
+from ecgcore.pipelines.engine import preprocess  # noqa: E402
+from ecgcore.pipelines.recipes.denoise_pairs import clean_windows  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.set_index:Warning")
+
+
+@pytest.fixture(scope="module")
+def ptb_small(data_dir, tmp_path_factory):
+    """A PTB-XL folder of its first 12 table rows (the records linked, the table cut)."""
+    d = tmp_path_factory.mktemp("ptbxl")
+    (d / "records500").symlink_to(data_dir / "ptbxl" / "records500")
+    with open(data_dir / "ptbxl" / "ptbxl_database.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with open(d / "ptbxl_database.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows[:12])
+    return d, rows[:12]
+
+
+@pytest.fixture(scope="module")
+def ptb_windows(ptb_small, tmp_path_factory):
+    d, _ = ptb_small
+    out = tmp_path_factory.mktemp("denoise-ptbxl")
+    s = preprocess("denoise-ptbxl", d, out, workers=1, progress=False, options={"leads": ["II", "v5"]})
+    assert not s.failed
+    return out
+
+
+@pytest.fixture(scope="module")
+def pairs_dir(tmp_path_factory, mitdb_dir):
+    out = tmp_path_factory.mktemp("denoise-pairs")
+    s = preprocess("denoise-pairs", mitdb_dir, out, records=["100", "101"], workers=1, progress=False)
+    assert sorted(s.done) == ["100", "101"] and not s.failed  # 101 trains (DS1), 100 gives export parity inputs
+    return out
+
+
+def test_recipe_keeps_folds_one_to_eight_and_cuts_the_pairs_clean_windows(ptb_small, ptb_windows):
+    """Only ECGs of PTB-XL folds 1-8 (read from the table here), one window per asked lead (names in any case),
+    equal to the denoise-pairs clean transform of that lead; metadata and splits say what was made."""
+    d, rows = ptb_small
+    want = sorted(str(int(float(r["ecg_id"]))) for r in rows if int(float(r["strat_fold"])) <= 8)
+    assert 0 < len(want) < len(rows)  # this cut holds both kinds
+    splits = json.loads((ptb_windows / "splits.json").read_text())
+    meta = json.loads((ptb_windows / "metadata.json").read_text())
+    assert sorted(splits["extra"]) == want and meta["recipe"] == "denoise-ptbxl" and meta["windows"] == 2 * len(want)
+    row = next(r for r in rows if str(int(float(r["ecg_id"]))) == want[0])
+    rec = read_record(d / row["filename_hr"], annotator=None)
+    with np.load(ptb_windows / f"{want[0]}.npz") as z:
+        assert list(z["lead"]) == ["II", "v5"] and str(z["patient"]) == str(int(float(row["patient_id"])))
+        assert int(z["strat_fold"]) == int(float(row["strat_fold"]))
+        names = [n.upper() for n in rec.leads]
+        for i, lead in enumerate(("II", "V5")):
+            ref = clean_windows(rec, {"fs": 130.0, "length": 1300, "band": [0.5, 45.0], "lead": names.index(lead)})
+            np.testing.assert_array_equal(z["clean"][i], ref[0].astype(np.float32))
+    clean, info = load_extra_clean(ptb_windows, 130.0, 1300)
+    assert clean.shape == (2 * len(want), 1300) and clean.dtype == np.float32
+    assert info["ecgs"] == len(want) and info["leads"] == ["II", "v5"]
+
+
+def test_recipe_and_loader_refuse_what_does_not_fit(ptb_small, ptb_windows, pairs_dir, tmp_path):
+    d, _ = ptb_small
+    with pytest.raises(ValueError, match="folds"):
+        preprocess("denoise-ptbxl", d, tmp_path / "a", workers=1, progress=False, options={"folds": [0, 11]})
+    with pytest.raises(ValueError, match="distinct"):
+        preprocess("denoise-ptbxl", d, tmp_path / "b", workers=1, progress=False, options={"leads": ["II", "ii"]})
+    s = preprocess("denoise-ptbxl", d, tmp_path / "c", workers=1, progress=False, options={"leads": ["II", "X9"]})
+    assert s.failed and not s.done  # every ECG reported (no such lead), nothing written for it
+    with pytest.raises(ValueError, match="expected 'denoise-ptbxl'"):
+        load_extra_clean(pairs_dir, 130.0, 1300)
+    with pytest.raises(ValueError, match="1300 samples at 130.0 Hz; the dataset.s are 1000"):
+        load_extra_clean(ptb_windows, 130.0, 1000)
+    with pytest.raises(ValueError, match="mixing='online'"):
+        DenoiserConfig(extra_clean=str(ptb_windows))
+
+
+def test_state_from_onnx_computes_what_the_shipped_graph_computes(pairs_dir):
+    """The bundled denoiser's graph (BatchNorm folded, int8 weights) back in PyTorch: on real noisy DS1 windows,
+    z-scored, the network in eval mode gives the onnxruntime output within 1e-4 (float32 arithmetic in both)."""
+    import onnxruntime as ort
+
+    net, onnx_path = model_from_export("denoiser")
+    with np.load(pairs_dir / "101.npz") as z:
+        x = z["noisy"][:6, 2, 1].astype(np.float64)
+    x = ((x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)).astype(np.float32)[:, None]
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    want = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    with torch.no_grad():
+        got = net(torch.from_numpy(x)).numpy()
+    assert np.abs(got - want).max() < 1e-4 and np.abs(want).max() > 0.5
+    with pytest.raises(ValueError, match=r"enc1.0.weight. has shape \(32, 1, 3\), the network.s is \(16, 1, 3\)"):
+        state_from_onnx(onnx_path, base_channels=16)
+
+
+def test_training_from_the_shipped_model_on_extra_windows(pairs_dir, ptb_windows, tmp_path):
+    """`init_from` + `extra_clean`: the run starts from the shipped weights (its first validation loss is the
+    shipped network's, far below a random start's), the PTB-XL windows join the training pairs only, the BatchNorm
+    statistics stay fixed while the weights move, and the card names the folder EXTRA, not this machine's path."""
+    from ecgcore.models.denoiser import export
+
+    with np.load(pairs_dir / "101.npz") as z:
+        n_windows, per_w = z["clean"].shape[0], int(np.prod(z["noisy"].shape[1:3]))
+    n_extra = load_extra_clean(ptb_windows, 130.0, 1300)[0].shape[0]
+    base = dict(batch_size=4, max_steps=2, val_every=1, val_pairs=16, mixing="online")
+    a = train(pairs_dir, tmp_path / "a", DenoiserConfig(init_from="denoiser", extra_clean=str(ptb_windows), **base),
+              progress=False)
+    b = train(pairs_dir, tmp_path / "b", DenoiserConfig(**base), progress=False)
+    n_train = n_windows - int(round(0.1 * n_windows))
+    assert a["train_pairs"] == (n_train + n_extra) * per_w and b["train_pairs"] == n_train * per_w
+    assert a["val_pairs"] == b["val_pairs"] == 16
+    assert a["extra_clean"]["windows"] == n_extra and a["batchnorm_frozen"] and not b["batchnorm_frozen"]
+    assert a["history"][0]["val_loss"] < 0.5 * b["history"][0]["val_loss"]
+    start = state_from_onnx(model_from_export("denoiser")[1])
+    ckpt = torch.load(tmp_path / "a" / "checkpoint" / "state.pt", weights_only=True)["model"]
+    for k, v in start.items():
+        if k.endswith(("running_mean", "running_var")):
+            torch.testing.assert_close(ckpt[k], v, rtol=0, atol=0, msg=k)
+    assert not torch.equal(ckpt["enc1.0.weight"], start["enc1.0.weight"])
+    out = export(tmp_path / "a", tmp_path / "model", data_dir=pairs_dir)
+    card = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert card["config"]["extra_clean"] == "EXTRA" and card["config"]["init_from"] == "denoiser"
+    assert str(ptb_windows) not in json.dumps(card["config"]) and out["parity_max_abs_diff"] < 1e-4
