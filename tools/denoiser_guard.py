@@ -101,11 +101,12 @@ def mitdb_items(mitdb: Path, nstdb: Path, *, records=RECORDS, noises=("bw", "ma"
 
 
 def ptbxl_items(ptbxl: Path, nstdb: Path, *, noises=("bw", "ma", "em"), snrs=SNRS, limit: int | None = None,
-                seed: int = 0, lead: str = "II"):
+                seed: int = 0, lead: str = "II", folds=None):
     """Like :func:`mitdb_items` on people the denoiser never saw: each PTB-XL ECG's lead II (10 s), resampled to
     NSTDB's 360 Hz, plus NSTDB training noise from a random offset, scaled as ``nst`` scales it (EC57's SNR from the
     QRS amplitude of the beats ecgcore's detector finds, every beat taken as normal); the inner 8 s are scored and
-    ``person`` is the ECG's PTB-XL patient id."""
+    ``person`` is the ECG's PTB-XL patient id. ``folds``: only ECGs of these PTB-XL folds (a denoiser trained with
+    ``extra_clean`` from ``denoise-ptbxl`` saw folds 1-8; its unseen people are folds 9 and 10)."""
     from ecgcore.datasets.noise import nst_gain, qrs_amplitude, rms_amplitude
     from ecgcore.dsp import bandpass, detect_r_peaks, resample_poly, resample_ratio
     from ecgcore.io import read_record
@@ -115,6 +116,12 @@ def ptbxl_items(ptbxl: Path, nstdb: Path, *, noises=("bw", "ma", "em"), snrs=SNR
     if subjects is None:
         raise FileNotFoundError(f"{ptbxl}: no ptbxl_database.csv")
     rels = [(r, str(p)) for p, recs in subjects.items() for r in recs]  # by patient, each patient's ECGs by date
+    if folds is not None:
+        from ecgcore.datasets.ptbxl import ptbxl_rows
+
+        fold_of = {r["path"]: r["strat_fold"] for r in ptbxl_rows(ptbxl)}
+        keep = {int(f) for f in folds}
+        rels = [(r, p) for r, p in rels if fold_of.get(r) in keep]
     rels = rels[:limit] if limit else rels
     noise_recs = {n: read_record(nstdb / n) for n in noises}
     rng = np.random.default_rng(seed)
@@ -363,6 +370,9 @@ def main() -> None:
     ap.add_argument("--ptbxl", type=Path, default=None,
                     help="PTB-XL folder: calibrate on people the denoiser never saw (lead II, 10 s ECGs) instead")
     ap.add_argument("--limit", type=int, default=None, help="--ptbxl: only the first N ECGs")
+    ap.add_argument("--folds", default=None,
+                    help="--ptbxl: only ECGs of these PTB-XL folds, e.g. 9,10 (the people a denoiser trained with "
+                         "extra_clean=denoise-ptbxl never saw)")
     ap.add_argument("--nstdb", type=Path, required=True)
     ap.add_argument("--records", default=",".join(RECORDS), help="DS1 records (comma-separated)")
     ap.add_argument("--stretches", type=int, default=1, help="noisy 2-minute stretches per record (from 5:00)")
@@ -381,6 +391,8 @@ def main() -> None:
 
     if (a.mitdb is None) == (a.ptbxl is None):
         raise SystemExit("give one source: --mitdb (DS1 records) or --ptbxl")
+    if a.folds is not None and a.ptbxl is None:
+        raise SystemExit("--folds selects PTB-XL ECGs: it needs --ptbxl")
     pre = "card" if a.prefilter is None else ({"highpass_hz": a.prefilter, "order": 3} if a.prefilter > 0 else None)
     if a.mitdb is not None:
         records = [r.strip() for r in a.records.split(",") if r.strip()]
@@ -392,8 +404,14 @@ def main() -> None:
                                "each side)", "noise_portion": "NSTDB training portion (first 70 %; noise_start 0)"}
         key = "guard calibration (DS1 records, NSTDB training noise)"
     else:
-        items = ptbxl_items(a.ptbxl, a.nstdb, limit=a.limit)
-        source = {"ptbxl": str(a.ptbxl), "limit": a.limit, "lead": "II", "snrs": list(SNRS),
+        try:
+            folds = None if a.folds is None else [int(f) for f in a.folds.split(",") if f.strip()]
+        except ValueError:
+            raise SystemExit(f"--folds takes PTB-XL fold numbers separated by commas, got {a.folds!r}") from None
+        if folds is not None and (not folds or not set(folds) <= set(range(1, 11))):
+            raise SystemExit(f"--folds must name PTB-XL folds among 1-10, got {a.folds!r}")
+        items = ptbxl_items(a.ptbxl, a.nstdb, limit=a.limit, folds=folds)
+        source = {"ptbxl": str(a.ptbxl), "limit": a.limit, "folds": folds, "lead": "II", "snrs": list(SNRS),
                   "noises": ["bw", "ma", "em"], "scored": "the inner 8 s of each 10 s ECG at 360 Hz",
                   "snr_definition": "EC57 (nst gain from the QRS amplitude of the detected beats)",
                   "noise_portion": "NSTDB training portion (first 70 %), a random 10 s per ECG (seed 0)"}

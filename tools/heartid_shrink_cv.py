@@ -78,8 +78,15 @@ def main(argv=None) -> int:
     print(f"lowest T-norm CV EER: shrink {best['shrink']:g}; {time.time() - t0:.0f} s")
     if a.write:
         from ecgcore.export.card import read_card, write_card
+        from ecgcore.models.heartid.beats import beat_options
 
         card = read_card(a.write)
+        cfg = card.config or {}
+        if cfg.get("arch") != "beat-lda" or int(cfg.get("n_pca", -1)) != a.n_pca or \
+                (card.training or {}).get("within", "all") != "multi-record" or \
+                bool((card.preprocessing or {}).get("hr_norm")) != bool(beat_options(None).get("hr_norm")):
+            raise SystemExit(f"{a.write}: not a fit this table describes (beat-lda, n_pca {a.n_pca}, within "
+                             "multi-record, hr_norm as BEAT_OPTIONS)")
         card.training = dict(card.training or {})
         card.training["shrink_choice"] = {
             "rule": f"the shrinkage with the lowest mean per-fold EER of adaptive T-norm top {a.top_k} in the "

@@ -55,15 +55,16 @@ def test_recipe_keeps_folds_one_to_eight_and_cuts_the_pairs_clean_windows(ptb_sm
     """Only ECGs of PTB-XL folds 1-8 (read from the table here), one window per asked lead (names in any case),
     equal to the denoise-pairs clean transform of that lead; metadata and splits say what was made."""
     d, rows = ptb_small
-    want = sorted(str(int(float(r["ecg_id"]))) for r in rows if int(float(r["strat_fold"])) <= 8)
+    want = sorted(f"{int(float(r['ecg_id'])):05d}" for r in rows if int(float(r["strat_fold"])) <= 8)
     assert 0 < len(want) < len(rows)  # this cut holds both kinds
     splits = json.loads((ptb_windows / "splits.json").read_text())
     meta = json.loads((ptb_windows / "metadata.json").read_text())
     assert sorted(splits["extra"]) == want and meta["recipe"] == "denoise-ptbxl" and meta["windows"] == 2 * len(want)
-    row = next(r for r in rows if str(int(float(r["ecg_id"]))) == want[0])
+    row = next(r for r in rows if int(float(r["ecg_id"])) == int(want[0]))
     rec = read_record(d / row["filename_hr"], annotator=None)
     with np.load(ptb_windows / f"{want[0]}.npz") as z:
-        assert list(z["lead"]) == ["II", "v5"] and str(z["patient"]) == str(int(float(row["patient_id"])))
+        assert list(z["lead"]) == [rec.leads[[n.upper() for n in rec.leads].index(x)] for x in ("II", "V5")]
+        assert str(z["patient"]) == str(int(float(row["patient_id"])))
         assert int(z["strat_fold"]) == int(float(row["strat_fold"]))
         names = [n.upper() for n in rec.leads]
         for i, lead in enumerate(("II", "V5")):
@@ -86,6 +87,10 @@ def test_recipe_and_loader_refuse_what_does_not_fit(ptb_small, ptb_windows, pair
         load_extra_clean(pairs_dir, 130.0, 1300)
     with pytest.raises(ValueError, match="1300 samples at 130.0 Hz; the dataset.s are 1000"):
         load_extra_clean(ptb_windows, 130.0, 1000)
+    with pytest.raises(ValueError, match=r"band-passed \[0.5, 45.0\] Hz; the dataset's targets are \[1.0, 40.0\]"):
+        load_extra_clean(ptb_windows, 130.0, 1300, band=[1.0, 40.0])
+    with pytest.raises(ValueError, match="init_from starts the seed form only"):
+        DenoiserConfig(init_from="denoiser", residual=True)
     with pytest.raises(ValueError, match="mixing='online'"):
         DenoiserConfig(extra_clean=str(ptb_windows))
 
@@ -132,7 +137,20 @@ def test_training_from_the_shipped_model_on_extra_windows(pairs_dir, ptb_windows
         if k.endswith(("running_mean", "running_var")):
             torch.testing.assert_close(ckpt[k], v, rtol=0, atol=0, msg=k)
     assert not torch.equal(ckpt["enc1.0.weight"], start["enc1.0.weight"])
+    # a resumed run takes its checkpoint's weights, not the shipped graph's again
+    train(pairs_dir, tmp_path / "a", DenoiserConfig(init_from="denoiser", extra_clean=str(ptb_windows),
+                                                    **{**base, "max_steps": 3}), progress=False, command=
+          f"ecgcore train denoiser {pairs_dir} {tmp_path / 'a'} --set extra_clean={ptb_windows}")
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["training"]["steps"] == 3
+    resumed = torch.load(tmp_path / "a" / "checkpoint" / "state.pt", weights_only=True)["model"]
+    assert not torch.equal(resumed["enc1.0.weight"], start["enc1.0.weight"])
+    assert (resumed["enc1.0.weight"] - ckpt["enc1.0.weight"]).abs().max() < \
+        (ckpt["enc1.0.weight"] - start["enc1.0.weight"]).abs().max() * 10  # one more small step from the checkpoint
     out = export(tmp_path / "a", tmp_path / "model", data_dir=pairs_dir)
     card = json.loads((tmp_path / "model" / "model.json").read_text())
     assert card["config"]["extra_clean"] == "EXTRA" and card["config"]["init_from"] == "denoiser"
-    assert str(ptb_windows) not in json.dumps(card["config"]) and out["parity_max_abs_diff"] < 1e-4
+    text = json.dumps(card)
+    assert str(ptb_windows) not in text and str(tmp_path) not in text and str(pairs_dir) not in text
+    want = "ecgcore train denoiser DENOISE_PAIRS RUN --set extra_clean=EXTRA"
+    assert card["training"]["sessions"][-1]["command"] == card["training"]["command"] == want
+    assert out["parity_max_abs_diff"] < 1e-4

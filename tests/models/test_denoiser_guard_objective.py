@@ -53,6 +53,20 @@ def test_ptbxl_items_scale_the_noise_as_nst_does(guard_tool, data_dir):
         # added = gain * (noise - mean): its rms over 1 s windows gives back the gain of the EC57 definition
         gain = nst_gain(snr, qrs, rms_amplitude(added, 360.0, window_s=1.0)[0])
         assert gain == pytest.approx(1.0, rel=1e-6)
+    # folds: only the ECGs of those PTB-XL folds (read from the table here), every other ECG left out
+    import csv
+
+    with open(data_dir / "ptbxl" / "ptbxl_database.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    fold = {r["filename_hr"]: int(float(r["strat_fold"])) for r in table}
+    held = {str(int(float(r["patient_id"]))) for r in table if int(float(r["strat_fold"])) in (9, 10)}
+    n9, it9 = guard_tool.ptbxl_items(data_dir / "ptbxl", data_dir / "nstdb", noises=("em",), snrs=(6,), folds=[9, 10],
+                                     limit=None)
+    assert n9 == sum(f in (9, 10) for f in fold.values()) > 0
+    persons = {item[-1] for item in it9}
+    assert persons and persons <= held
+    n_all, _ = guard_tool.ptbxl_items(data_dir / "ptbxl", data_dir / "nstdb", noises=("em",), snrs=(6,))
+    assert n_all == len(fold) > n9
 
 
 def test_segment_sums_on_real_items_decompose_the_error(guard_tool, data_dir):

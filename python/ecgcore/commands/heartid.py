@@ -44,8 +44,8 @@ def _blas_hint():
                    "those with two or more records (session-to-session change, what verify meets); all: everyone.")
 @click.option("--shrink", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
               help="beat-lda only: shrink the within-person covariance towards the identity by this share before it "
-                   "is whitened (regularised LDA; 0: plain LDA). The bundled model's value was chosen by "
-                   "tools/heartid_shrink_cv.py under verify's own score.")
+                   "is whitened (regularised LDA). 0, plain LDA, is the bundled model's; tools/heartid_shrink_cv.py "
+                   "measures other values under verify's own score.")
 @click.option("--hr-norm/--no-hr-norm", default=True, show_default=True,
               help="beat-lda only: read each median-beat group's ST-T at its own heart rate (time past t0 after the "
                    "R-peak stretched by (RR/rr_ref)^alpha, RR the group's median RR; the values of "

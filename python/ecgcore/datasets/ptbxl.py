@@ -6,7 +6,7 @@ import csv
 import functools
 from pathlib import Path
 
-__all__ = ["ptbxl_rows"]
+__all__ = ["ptbxl_rows", "ptbxl_index"]
 
 
 def ptbxl_rows(in_dir) -> tuple[dict, ...] | None:
@@ -22,6 +22,21 @@ def ptbxl_rows(in_dir) -> tuple[dict, ...] | None:
         return None
     st = db.stat()
     return _read(str(in_dir.resolve()), st.st_mtime_ns, st.st_size)
+
+
+def ptbxl_index(in_dir) -> dict[int, dict] | None:
+    """:func:`ptbxl_rows` by ``ecg_id`` (the same shared rows), or None when ``in_dir`` holds no table."""
+    in_dir = Path(in_dir)
+    db = in_dir / "ptbxl_database.csv"
+    if not db.is_file():
+        return None
+    st = db.stat()
+    return _index(str(in_dir.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _index(in_dir: str, mtime_ns: int, size: int) -> dict[int, dict]:
+    return {r["ecg_id"]: r for r in _read(in_dir, mtime_ns, size)}
 
 
 @functools.lru_cache(maxsize=4)

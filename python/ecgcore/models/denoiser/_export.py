@@ -64,6 +64,30 @@ def _public_config(cfg: dict) -> dict:
     return cfg
 
 
+def _public_training(training: dict, cfg: dict, run_dir: Path) -> dict:
+    """The training summary for the card with this machine's folders named as in the docs: the dataset
+    ``DENOISE_PAIRS``, an ``extra_clean`` folder ``EXTRA``, the run folder ``RUN`` (in the summary and in every
+    session's command line)."""
+    subs = []
+    for value, name in ((training.get("dataset"), "DENOISE_PAIRS"), (cfg.get("extra_clean"), "EXTRA"),
+                        (str(run_dir), "RUN")):
+        if value:
+            subs += [(str(Path(value).resolve()), name), (str(value), name)]
+    subs.sort(key=lambda kv: -len(kv[0]))  # the longest first: a path inside another is replaced whole
+
+    def scrub(text):
+        if not isinstance(text, str):
+            return text
+        for old, new in subs:
+            text = text.replace(old, new)
+        return text
+
+    out = {k: scrub(v) for k, v in training.items() if k != "history"}
+    out["sessions"] = [{k: scrub(v) for k, v in s.items()} for s in training.get("sessions", [])]
+    out["init_from"] = _public_config({"init_from": training.get("init_from")}).get("init_from")
+    return out
+
+
 def export(run_dir, out_dir=None, *, data_dir=None, name: str = "denoiser", parity_pairs: int = 16,
            atol: float = 1e-4) -> dict:
     """Export ``RUN_DIR/best.pt`` to ``OUT_DIR/model.onnx`` + ``OUT_DIR/model.json`` and check parity.
@@ -123,10 +147,9 @@ def export(run_dir, out_dir=None, *, data_dir=None, name: str = "denoiser", pari
                        **({"prefilter": {"highpass_hz": float(ckpt["config"]["prefilter_hz"]), "order": 3}}
                           if (ckpt.get("config") or {}).get("prefilter_hz") else {})},
         metrics=card_metrics,
-        training={k: v for k, v in training.items() if k != "history"} | {
+        training=(public := _public_training(training, ckpt.get("config") or {}, run_dir)) | {
             "checkpoint_step": int(ckpt.get("step", 0)),
-            "init_from": _public_config({"init_from": training.get("init_from")}).get("init_from"),
-            "command": training.get("command") or "ecgcore train denoiser DATASET_DIR RUN_DIR (see sessions)"},
+            "command": public.get("command") or "ecgcore train denoiser DATASET_DIR RUN_DIR (see sessions)"},
         config=_public_config(ckpt.get("config", {})),
         description="Heartify Attention U-Net (SPEC §2.1, 2,796,541 parameters): z-scored 10 s chunks at "
                     "130 Hz in, denoised chunks (z-score units) out; restore the input scale with "

@@ -29,7 +29,7 @@ from ..._fs import atomic_write, write_json
 from .._run import Run, torch_state
 from .config import DenoiserConfig
 from .data import (PairSet, load_extra_clean, load_split, mix_online, noise_bank, normalize_pairs, prefilter_rows,
-                   split_windows)
+                   read_dataset_meta, split_windows)
 from .model import AttentionUNet, count_parameters
 
 __all__ = ["HybridLoss", "train", "load_model", "augment", "write_json_atomic"]
@@ -163,13 +163,19 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
     bank = noise_bank(data_dir, part="train") if cfg.mixing == "online" else None
     pool, extra_info = data.clean, None
     if cfg.extra_clean:  # clean windows of other people: training only, noise mixed online like the DS1 windows'
-        extra, extra_info = load_extra_clean(cfg.extra_clean, data.fs, data.clean.shape[1])
+        extra, extra_info = load_extra_clean(cfg.extra_clean, data.fs, data.clean.shape[1],
+                                             band=read_dataset_meta(data_dir)[1]["options"].get("band"))
         first = data.clean.shape[0]
         pool = np.concatenate([data.clean, extra])
         tr_pairs = np.concatenate([tr_pairs, ((first + np.arange(extra.shape[0]))[:, None] * per_w
                                               + np.arange(per_w)).reshape(-1)])
     steps_per_epoch = -(-tr_pairs.size // cfg.batch_size)
     val_every = cfg.val_every or steps_per_epoch
+    init_onnx = None
+    if cfg.init_from:  # checked before the run folder is touched
+        from .weights import export_graph
+
+        init_onnx = export_graph(cfg.init_from, cfg.base_channels)
     run = Run(run_dir, cfg, family="denoiser", data_dir=data_dir, resume=resume,
               checkpoint_every_s=checkpoint_every_s, time_limit_s=cfg.time_limit_s or None, resumable=RESUMABLE)
     st = run.state
@@ -182,13 +188,10 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
     loss_fn = HybridLoss(cfg.loss_weights)
 
     frozen_bn = bool(cfg.init_from)
-    if cfg.init_from:  # an exported model's weights (BatchNorm folded: kept at the identity and frozen)
+    if init_onnx is not None and not run.resuming:  # an exported model's weights (BatchNorm folded: frozen)
         from .weights import state_from_onnx
-        from ...export import resolve_model
 
-        if cfg.residual:
-            raise ValueError("init_from starts the seed form only (an exported residual graph adds its input)")
-        model.load_state_dict(state_from_onnx(resolve_model(cfg.init_from)[0], cfg.base_channels))
+        model.load_state_dict(state_from_onnx(init_onnx, cfg.base_channels))
     save, read = torch_state(model, opt, sched, device)
     if run.resuming:
         run.load(read)

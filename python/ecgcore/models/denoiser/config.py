@@ -43,7 +43,10 @@ class DenoiserConfig(ConfigMixin):
         follow the run's setting).
     extra_clean : "" (none) or an ``ecgcore preprocess denoise-ptbxl`` folder: its clean PTB-XL windows join the
         training windows (never validation), each drawn as often per epoch as a DS1 window, with NSTDB training noise
-        mixed online (``mixing="online"`` only). Issue 22: the DS1 windows are 22 patients' beats.
+        mixed online (``mixing="online"`` only). Issue 22: the DS1 windows are 22 patients' beats. Mind the scale:
+        one window per ECG and lead, so the 353 fold 1-8 ECGs of the shared PTB-XL sample at 12 leads give 4,236
+        windows (DS1's training part: 3,564), but the whole PTB-XL would give ~210k and leave DS1 2 % of the pairs
+        (and an epoch ~60 times longer): pick leads and folds in the recipe accordingly.
     init_from : "" (random initialisation) or an exported denoiser (a bundled name, a model folder or its
         ``model.onnx``): its weights start the run (:func:`ecgcore.models.denoiser.weights.state_from_onnx`). Export
         folds each BatchNorm into its convolution, so such a run keeps every BatchNorm at the identity and frozen
@@ -92,6 +95,8 @@ class DenoiserConfig(ConfigMixin):
             raise ValueError("p_clean and p_mixture are probabilities in [0, 1]")
         if self.snr_range[0] > self.snr_range[1]:
             raise ValueError(f"snr_range must be (low, high), got {self.snr_range!r}")
+        if self.init_from and self.residual:
+            raise ValueError("init_from starts the seed form only (an exported residual graph adds its input)")
         if self.extra_clean and self.mixing != "online":
             raise ValueError("extra_clean needs mixing='online': its windows carry no precomputed noisy pairs")
         if not isinstance(self.residual, bool):  # "--set residual=False" arrives as a string (JSON is lowercase)

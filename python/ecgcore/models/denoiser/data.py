@@ -218,10 +218,11 @@ def mix_online(clean: np.ndarray, bank: NoiseBank, rng: np.random.Generator, *, 
     return noisy.astype(np.float32), {"snr": snr, "kind": label}
 
 
-def load_extra_clean(extra_dir, fs: float, length: int) -> tuple[np.ndarray, dict]:
+def load_extra_clean(extra_dir, fs: float, length: int, band=None) -> tuple[np.ndarray, dict]:
     """The clean windows of an ``ecgcore preprocess denoise-ptbxl`` folder as ``(n, length)`` float32, and a summary
     (ECGs, patients, windows, leads, folds). Refused, with the reason: a folder of another recipe, or windows at
-    another rate or length than the denoise-pairs dataset's (they would teach another time scale)."""
+    another rate or length than the denoise-pairs dataset's (they would teach another time scale), or filtered in
+    another ``band`` (when given: the dataset's clean targets' band; they would teach another target)."""
     d = Path(extra_dir)
     md, sp = d / "metadata.json", d / "splits.json"
     for f in (md, sp):
@@ -235,6 +236,9 @@ def load_extra_clean(extra_dir, fs: float, length: int) -> tuple[np.ndarray, dic
     if float(opts.get("fs", -1)) != float(fs) or int(opts.get("length", -1)) != int(length):
         raise ValueError(f"extra_clean {d}: windows of {opts.get('length')} samples at {opts.get('fs')} Hz; the "
                          f"dataset's are {length} at {fs} Hz")
+    if band is not None and [float(v) for v in opts.get("band", [])] != [float(v) for v in band]:
+        raise ValueError(f"extra_clean {d}: clean windows band-passed {opts.get('band')} Hz; the dataset's targets "
+                         f"are {list(band)} Hz")
     items = json.loads(sp.read_text()).get("extra", [])
     if not items:
         raise ValueError(f"extra_clean {d}: no ECGs")

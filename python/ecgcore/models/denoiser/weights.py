@@ -17,7 +17,7 @@ from torch import nn
 
 from .model import AttentionUNet
 
-__all__ = ["state_from_onnx", "freeze_batchnorm", "model_from_export"]
+__all__ = ["state_from_onnx", "freeze_batchnorm", "model_from_export", "export_graph"]
 
 
 def _initializers(onnx_path: Path) -> dict[str, np.ndarray]:
@@ -86,9 +86,10 @@ def freeze_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-def model_from_export(model="denoiser") -> tuple[AttentionUNet, Path]:
-    """(eval-mode network with an exported denoiser's weights, its graph's path); ``model``: a bundled name, a model
-    folder or an ``.onnx`` path (:func:`ecgcore.export.resolve_model`)."""
+def export_graph(model="denoiser", base_channels: int | None = None) -> Path:
+    """The graph of an exported seed-form denoiser (a bundled name, a model folder or an ``.onnx`` path), checked by
+    its card: a denoise-pairs model, not residual (its graph adds the input), of width ``base_channels`` when given;
+    ``ValueError`` naming what does not fit."""
     from ...export import resolve_model
 
     onnx_path, card = resolve_model(model)
@@ -97,6 +98,18 @@ def model_from_export(model="denoiser") -> tuple[AttentionUNet, Path]:
     cfg = card.config or {}
     if cfg.get("residual"):
         raise ValueError(f"{model}: a residual denoiser; its graph adds the input, the seed form cannot hold it")
-    net = AttentionUNet(int(cfg.get("base_channels", 32)))
-    net.load_state_dict(state_from_onnx(onnx_path, int(cfg.get("base_channels", 32))))
-    return net.eval(), Path(onnx_path)
+    width = int(cfg.get("base_channels", 32))
+    if base_channels is not None and width != int(base_channels):
+        raise ValueError(f"{model}: base width {width}, the run's is {base_channels}")
+    return Path(onnx_path)
+
+
+def model_from_export(model="denoiser") -> tuple[AttentionUNet, Path]:
+    """(eval-mode network with an exported denoiser's weights, its graph's path); ``model`` as :func:`export_graph`."""
+    from ...export import resolve_model
+
+    onnx_path = export_graph(model)
+    width = int((resolve_model(model)[1].config or {}).get("base_channels", 32))
+    net = AttentionUNet(width)
+    net.load_state_dict(state_from_onnx(onnx_path, width))
+    return net.eval(), onnx_path

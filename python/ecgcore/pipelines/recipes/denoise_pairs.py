@@ -145,8 +145,8 @@ class DenoisePTBXL(Recipe):
     unseen. No noise is stored: ``ecgcore train denoiser --set extra_clean=DIR`` mixes NSTDB training noise into
     these windows online, as into the DS1 windows.
 
-    One ``<ecg_id>.npz`` per ECG: ``clean [n_leads, 1300]`` float32, ``lead``, ``patient``, ``ecg_id``,
-    ``strat_fold``, ``fs``; plus ``splits.json`` (``{"extra": [...]}``) and ``metadata.json``.
+    One ``<ecg_id:05d>.npz`` per ECG: ``clean [n_leads, 1300]`` float32, ``lead`` (the record's names),
+    ``patient``, ``ecg_id``, ``strat_fold``, ``fs``; plus ``splits.json`` (``{"extra": [...]}``) and ``metadata.json``.
     """
 
     name = "denoise-ptbxl"
@@ -157,15 +157,14 @@ class DenoisePTBXL(Recipe):
 
     @staticmethod
     def _check(options: dict) -> tuple[list[str], set[int]]:
-        leads = options["leads"]
-        leads = [leads] if isinstance(leads, str) else list(leads)
-        if not leads or len({str(n).upper() for n in leads}) != len(leads):
-            raise ValueError(f"leads must name one or more distinct leads, got {options['leads']!r}")
+        from .segments import _lead_names
+
+        leads = _lead_names(options["leads"])
         folds = options["folds"]
         folds = {int(f) for f in ([folds] if isinstance(folds, (int, float)) else folds)}
         if not folds or not folds <= set(range(1, 11)):
             raise ValueError(f"folds must be PTB-XL folds among 1-10, got {options['folds']!r}")
-        return [str(n) for n in leads], folds
+        return leads, folds
 
     def items(self, in_dir: Path, options: dict) -> list[str]:
         from ...datasets.ptbxl import ptbxl_rows
@@ -174,36 +173,38 @@ class DenoisePTBXL(Recipe):
         rows = ptbxl_rows(in_dir)
         if rows is None:
             raise FileNotFoundError(f"{in_dir}: no ptbxl_database.csv (expected a PTB-XL folder)")
-        return [str(r["ecg_id"]) for r in rows if r["strat_fold"] in folds]
+        return [f"{r['ecg_id']:05d}" for r in rows if r["strat_fold"] in folds]
 
     def cost(self, item: str, in_dir: Path, options: dict) -> float:
         return 1.0
 
     def run(self, item: str, in_dir: Path, out_dir: Path, options: dict) -> RecordResult:
-        from ...datasets.ptbxl import ptbxl_rows
+        from ...datasets.ptbxl import ptbxl_index
 
         leads, _ = self._check(options)
-        row = next(r for r in ptbxl_rows(in_dir) if str(r["ecg_id"]) == item)
+        row = ptbxl_index(in_dir)[int(item)]
         threads = options.get("_threads", 0)
         rec = read_record(in_dir / row["path"], annotator=None, workers=threads)
         names = [n.upper() for n in rec.leads]
-        windows = []
+        windows, got = [], []
         for lead in leads:
             if lead.upper() not in names:
                 raise ValueError(f"{item}: lead {lead!r} not in the record's leads {', '.join(rec.leads)}")
-            windows.append(clean_windows(rec, {**options, "lead": names.index(lead.upper())})[0])
+            i = names.index(lead.upper())
+            windows.append(clean_windows(rec, {**options, "lead": i})[0])
+            got.append(rec.leads[i])  # the record's own name of the lead
         rel = f"{item}.npz"
-        save_npz(out_dir / rel, clean=np.stack(windows).astype(np.float32), lead=np.array(leads),
+        save_npz(out_dir / rel, clean=np.stack(windows).astype(np.float32), lead=np.array(got),
                  patient=np.array(row["patient"]), ecg_id=np.int64(row["ecg_id"]),
                  strat_fold=np.int64(row["strat_fold"]), fs=np.float64(options["fs"]))
         return RecordResult(record=item, files=[rel], n_items=len(windows),
                             info={"windows": len(windows), "patient": row["patient"], "strat_fold": row["strat_fold"]})
 
     def finish(self, out_dir: Path, results: dict[str, dict], options: dict) -> None:
-        write_json(out_dir / "splits.json", {"extra": sorted(results, key=int)})
+        write_json(out_dir / "splits.json", {"extra": sorted(results)})
         write_json(out_dir / "metadata.json", {
             "recipe": self.name, "options": {k: v for k, v in options.items() if not k.startswith("_")},
-            "records": {r: e["info"] for r, e in sorted(results.items(), key=lambda kv: int(kv[0]))},
+            "records": {r: e["info"] for r, e in sorted(results.items())},
             "windows": int(sum(e["info"]["windows"] for e in results.values())),
             "patients": len({e["info"]["patient"] for e in results.values()}),
         })
