@@ -90,6 +90,26 @@ def load_mitdb(mitdb_dir):
 
 
 @pytest.fixture(scope="session")
+def ptbxl_cut(data_dir):
+    """``ptbxl_cut(dest, n)``: a PTB-XL folder at ``dest`` holding the first ``n`` rows of the shared table (its
+    records linked, not copied); returns those rows (``csv.DictReader`` dicts)."""
+    import csv
+
+    def make(dest: Path, n: int) -> list[dict]:
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "records500").symlink_to(data_dir / "ptbxl" / "records500")
+        with open(data_dir / "ptbxl" / "ptbxl_database.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        with open(dest / "ptbxl_database.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows[:n])
+        return rows[:n]
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def gil_stall():
     """gil_stall(fn) -> (kernel seconds, longest stall of the main thread while fn ran in another thread)."""
     from gil import main_thread_stall

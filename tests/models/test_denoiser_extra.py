@@ -2,7 +2,6 @@
 ``state_from_onnx`` (an exported graph's weights back in PyTorch), and ``extra_clean`` / ``init_from`` in a real run."""
 from __future__ import annotations
 
-import csv
 import json
 
 import numpy as np
@@ -21,17 +20,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame
 
 
 @pytest.fixture(scope="module")
-def ptb_small(data_dir, tmp_path_factory):
+def ptb_small(ptbxl_cut, tmp_path_factory):
     """A PTB-XL folder of its first 12 table rows (the records linked, the table cut)."""
     d = tmp_path_factory.mktemp("ptbxl")
-    (d / "records500").symlink_to(data_dir / "ptbxl" / "records500")
-    with open(data_dir / "ptbxl" / "ptbxl_database.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    with open(d / "ptbxl_database.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows[:12])
-    return d, rows[:12]
+    return d, ptbxl_cut(d, 12)
 
 
 @pytest.fixture(scope="module")

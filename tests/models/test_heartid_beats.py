@@ -283,24 +283,15 @@ def test_train_and_export_cli_on_real_persons(ecgid, tmp_path):
     np.testing.assert_array_equal(ver.windows(ecgid / "Person_01" / "rec_1"), beat_groups(x, fs)[0])
 
 
-def test_negatives_join_the_fit_only(ecgid, data_dir, tmp_path):
+def test_negatives_join_the_fit_only(ecgid, ptbxl_cut, tmp_path):
     """`--negatives` (a small PTB-XL folder: 20 ECGs) adds persons to the fit, never to the split; `--within
     multi-record` whitens only persons with several records; `--negatives` is refused for the seed network."""
-    import csv
-
     raw = tmp_path / "ecgid"
     raw.mkdir()
     for i in range(1, 13):
         (raw / f"Person_{i:02d}").symlink_to(ecgid / f"Person_{i:02d}")
     neg = tmp_path / "ptbxl"
-    neg.mkdir()
-    (neg / "records500").symlink_to(data_dir / "ptbxl" / "records500")
-    with open(data_dir / "ptbxl" / "ptbxl_database.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    with open(neg / "ptbxl_database.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows[:20])
+    rows = ptbxl_cut(neg, 20)
     run = tmp_path / "run"
     r = CliRunner().invoke(main, ["train", "heartid", "--arch", "beat-lda", str(raw), "--negatives", str(neg),
                                   "-o", str(run)])

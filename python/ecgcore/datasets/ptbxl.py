@@ -14,24 +14,26 @@ def ptbxl_rows(in_dir) -> tuple[dict, ...] | None:
     holds no such table. Each row: ``ecg_id`` (int), ``patient`` (str), ``recording_date``, ``path`` (the record
     relative to ``in_dir``: ``filename_hr`` where present, else ``filename_lr``), ``source_fs`` (500.0 or 100.0),
     ``codes`` (the SCP statements, sorted) and ``strat_fold`` (PTB-XL's patient-wise fold 1-10, None where the table
-    has none; the dataset's authors keep folds 9 and 10 for validation and test). Rows without a patient id are left out. Read once per table version;
-    the rows are shared, so callers copy what they change."""
-    in_dir = Path(in_dir)
-    db = in_dir / "ptbxl_database.csv"
-    if not db.is_file():
-        return None
-    st = db.stat()
-    return _read(str(in_dir.resolve()), st.st_mtime_ns, st.st_size)
+    has none; the dataset's authors keep folds 9 and 10 for validation and test). Rows without a patient id are left
+    out. Read once per table version; the rows are shared, so callers copy what they change."""
+    key = _table_key(in_dir)
+    return None if key is None else _read(*key)
 
 
 def ptbxl_index(in_dir) -> dict[int, dict] | None:
     """:func:`ptbxl_rows` by ``ecg_id`` (the same shared rows), or None when ``in_dir`` holds no table."""
+    key = _table_key(in_dir)
+    return None if key is None else _index(*key)
+
+
+def _table_key(in_dir) -> tuple[str, int, int] | None:
+    """(folder, mtime, size) of ``in_dir``'s table: the caches' key (a changed table is read again)."""
     in_dir = Path(in_dir)
     db = in_dir / "ptbxl_database.csv"
     if not db.is_file():
         return None
     st = db.stat()
-    return _index(str(in_dir.resolve()), st.st_mtime_ns, st.st_size)
+    return str(in_dir.resolve()), st.st_mtime_ns, st.st_size
 
 
 @functools.lru_cache(maxsize=4)

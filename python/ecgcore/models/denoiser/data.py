@@ -58,13 +58,19 @@ def read_dataset_meta(dataset_dir) -> tuple[dict, dict]:
     d = Path(dataset_dir)
     if not d.is_dir():
         raise FileNotFoundError(f"denoise-pairs dataset folder {d} not found")
+    return _finished(d, "denoise-pairs", f"{d / 'metadata.json'}: ")
+
+
+def _finished(d: Path, recipe: str, where: str, why: str = "") -> tuple[dict, dict]:
+    """(splits, metadata) of a finished ``recipe`` output folder ``d``; errors that say what is missing or wrong
+    (``where`` starts the wrong-recipe message, ``why`` ends it)."""
     sp, md = d / "splits.json", d / "metadata.json"
     for p in (sp, md):
         if not p.is_file():
-            raise FileNotFoundError(f"{p} not found: {d} is not a finished `ecgcore preprocess denoise-pairs` output")
+            raise FileNotFoundError(f"{p} not found: {d} is not a finished `ecgcore preprocess {recipe}` output")
     meta = json.loads(md.read_text())
-    if meta.get("recipe") != "denoise-pairs":
-        raise ValueError(f"{md}: recipe is {meta.get('recipe')!r}, expected 'denoise-pairs'")
+    if meta.get("recipe") != recipe:
+        raise ValueError(f"{where}recipe is {meta.get('recipe')!r}, expected {recipe!r}{why}")
     return json.loads(sp.read_text()), meta
 
 
@@ -224,14 +230,8 @@ def load_extra_clean(extra_dir, fs: float, length: int, band=None) -> tuple[np.n
     another rate or length than the denoise-pairs dataset's (they would teach another time scale), or filtered in
     another ``band`` (when given: the dataset's clean targets' band; they would teach another target)."""
     d = Path(extra_dir)
-    md, sp = d / "metadata.json", d / "splits.json"
-    for f in (md, sp):
-        if not f.is_file():
-            raise FileNotFoundError(f"{f} not found: {d} is not a finished `ecgcore preprocess denoise-ptbxl` output")
-    meta = json.loads(md.read_text())
-    if meta.get("recipe") != "denoise-ptbxl":
-        raise ValueError(f"extra_clean {d}: recipe is {meta.get('recipe')!r}, expected 'denoise-ptbxl' (clean "
-                         "windows only; a denoise-pairs folder would add its DS2 test records to training)")
+    splits, meta = _finished(d, "denoise-ptbxl", f"extra_clean {d}: ", " (clean windows only; a denoise-pairs folder "
+                             "would add its DS2 test records to training)")
     opts = meta.get("options", {})
     if float(opts.get("fs", -1)) != float(fs) or int(opts.get("length", -1)) != int(length):
         raise ValueError(f"extra_clean {d}: windows of {opts.get('length')} samples at {opts.get('fs')} Hz; the "
@@ -239,7 +239,7 @@ def load_extra_clean(extra_dir, fs: float, length: int, band=None) -> tuple[np.n
     if band is not None and [float(v) for v in opts.get("band", [])] != [float(v) for v in band]:
         raise ValueError(f"extra_clean {d}: clean windows band-passed {opts.get('band')} Hz; the dataset's targets "
                          f"are {list(band)} Hz")
-    items = json.loads(sp.read_text()).get("extra", [])
+    items = splits.get("extra", [])
     if not items:
         raise ValueError(f"extra_clean {d}: no ECGs")
     rows, patients = [], set()
