@@ -6,7 +6,7 @@ import csv
 import functools
 from pathlib import Path
 
-__all__ = ["ptbxl_rows", "ptbxl_index"]
+__all__ = ["ptbxl_rows", "ptbxl_index", "table_key", "lead_names", "lead_indices"]
 
 
 def ptbxl_rows(in_dir) -> tuple[dict, ...] | None:
@@ -16,17 +16,17 @@ def ptbxl_rows(in_dir) -> tuple[dict, ...] | None:
     ``codes`` (the SCP statements, sorted) and ``strat_fold`` (PTB-XL's patient-wise fold 1-10, None where the table
     has none; the dataset's authors keep folds 9 and 10 for validation and test). Rows without a patient id are left
     out. Read once per table version; the rows are shared, so callers copy what they change."""
-    key = _table_key(in_dir)
+    key = table_key(in_dir)
     return None if key is None else _read(*key)
 
 
 def ptbxl_index(in_dir) -> dict[int, dict] | None:
     """:func:`ptbxl_rows` by ``ecg_id`` (the same shared rows), or None when ``in_dir`` holds no table."""
-    key = _table_key(in_dir)
+    key = table_key(in_dir)
     return None if key is None else _index(*key)
 
 
-def _table_key(in_dir) -> tuple[str, int, int] | None:
+def table_key(in_dir) -> tuple[str, int, int] | None:
     """(folder, mtime, size) of ``in_dir``'s table: the caches' key (a changed table is read again)."""
     in_dir = Path(in_dir)
     db = in_dir / "ptbxl_database.csv"
@@ -34,6 +34,26 @@ def _table_key(in_dir) -> tuple[str, int, int] | None:
         return None
     st = db.stat()
     return str(in_dir.resolve()), st.st_mtime_ns, st.st_size
+
+
+def lead_names(leads) -> list[str]:
+    """A ``leads`` option as a list of distinct names (``--set leads=II`` gives one name, not two letters)."""
+    names = [leads] if isinstance(leads, str) else list(leads)
+    if not names or len({str(n).upper() for n in names}) != len(names):
+        raise ValueError(f"leads must name distinct leads (e.g. [\"I\", \"II\"]), got {leads!r}")
+    return [str(n) for n in names]
+
+
+def lead_indices(record_leads, names, where: str) -> list[int]:
+    """The columns of ``names`` among a record's ``record_leads``, matched without regard to case; ``ValueError``
+    (starting with ``where``, e.g. the ECG's id) naming the first lead the record lacks."""
+    upper = [str(n).upper() for n in record_leads]
+    out = []
+    for lead in names:
+        if str(lead).upper() not in upper:
+            raise ValueError(f"{where}: lead {lead!r} not in the record's leads {', '.join(record_leads)}")
+        out.append(upper.index(str(lead).upper()))
+    return out
 
 
 @functools.lru_cache(maxsize=4)

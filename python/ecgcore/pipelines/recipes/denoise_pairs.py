@@ -157,9 +157,9 @@ class DenoisePTBXL(Recipe):
 
     @staticmethod
     def _check(options: dict) -> tuple[list[str], set[int]]:
-        from .segments import _lead_names
+        from ...datasets.ptbxl import lead_names
 
-        leads = _lead_names(options["leads"])
+        leads = lead_names(options["leads"])
         folds = options["folds"]
         folds = {int(f) for f in ([folds] if isinstance(folds, (int, float)) else folds)}
         if not folds or not folds <= set(range(1, 11)):
@@ -179,22 +179,15 @@ class DenoisePTBXL(Recipe):
         return 1.0
 
     def run(self, item: str, in_dir: Path, out_dir: Path, options: dict) -> RecordResult:
-        from ...datasets.ptbxl import ptbxl_index
+        from ...datasets.ptbxl import lead_indices, ptbxl_index
 
         leads, _ = self._check(options)
         row = ptbxl_index(in_dir)[int(item)]
-        threads = options.get("_threads", 0)
-        rec = read_record(in_dir / row["path"], annotator=None, workers=threads)
-        names = [n.upper() for n in rec.leads]
-        windows, got = [], []
-        for lead in leads:
-            if lead.upper() not in names:
-                raise ValueError(f"{item}: lead {lead!r} not in the record's leads {', '.join(rec.leads)}")
-            i = names.index(lead.upper())
-            windows.append(clean_windows(rec, {**options, "lead": i})[0])
-            got.append(rec.leads[i])  # the record's own name of the lead
+        rec = read_record(in_dir / row["path"], annotator=None, workers=options.get("_threads", 0))
+        pick = lead_indices(rec.leads, leads, item)
+        windows = [clean_windows(rec, {**options, "lead": i})[0] for i in pick]
         rel = f"{item}.npz"
-        save_npz(out_dir / rel, clean=np.stack(windows).astype(np.float32), lead=np.array(got),
+        save_npz(out_dir / rel, clean=np.stack(windows).astype(np.float32), lead=np.array([rec.leads[i] for i in pick]),
                  patient=np.array(row["patient"]), ecg_id=np.int64(row["ecg_id"]),
                  strat_fold=np.int64(row["strat_fold"]), fs=np.float64(options["fs"]))
         return RecordResult(record=item, files=[rel], n_items=len(windows),

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ...datasets.mitdb import DS1, DS2
-from ...datasets.ptbxl import ptbxl_rows
+from ...datasets.ptbxl import lead_indices, lead_names, ptbxl_rows, table_key
 from ...dsp import bandpass, butter, filtfilt, segment_windows, window_labels
 from ...io import Record, read_record
 from .base import Recipe, RecordResult, save_npz, wfdb_records, write_json
@@ -144,8 +144,7 @@ def ptbxl_window_labels(in_dir: Path) -> dict[str, dict]:
 
 def _labels_of(in_dir) -> dict[str, dict]:
     """The cached labels of ``in_dir`` (shared: callers copy what they keep)."""
-    st = (Path(in_dir) / "ptbxl_database.csv").stat()
-    return _labels(str(Path(in_dir).resolve()), st.st_mtime_ns, st.st_size)
+    return _labels(*table_key(in_dir))
 
 
 @functools.lru_cache(maxsize=4)
@@ -163,14 +162,6 @@ def _labels(in_dir: str, mtime_ns: int, size: int) -> dict[str, dict]:
     return out
 
 
-def _lead_names(leads) -> list[str]:
-    """The ``leads`` option as a list of distinct names (``--set leads=II`` gives one name, not two letters)."""
-    names = [leads] if isinstance(leads, str) else list(leads)
-    if not names or len({str(n).upper() for n in names}) != len(names):
-        raise ValueError(f"leads must name distinct leads (e.g. [\"I\", \"II\"]), got {leads!r}")
-    return [str(n) for n in names]
-
-
 class SegmentsPTBXL(Segments):
     name = "segments-ptbxl"
 
@@ -182,7 +173,7 @@ class SegmentsPTBXL(Segments):
     def items(self, in_dir: Path, options: dict) -> list[str]:
         if options.get("seed_compat"):
             raise ValueError("segments-ptbxl makes windows z-scored per window; seed_compat is for MIT-BIH only")
-        _lead_names(options["leads"])
+        lead_names(options["leads"])
         return sorted(ptbxl_window_labels(in_dir))
 
     def cost(self, item: str, in_dir: Path, options: dict) -> float:
@@ -194,12 +185,7 @@ class SegmentsPTBXL(Segments):
         info = dict(_labels_of(in_dir)[item])
         threads = options.get("_threads", 0)
         rec = read_record(in_dir / info["path"], annotator=None, workers=threads)
-        names = [n.upper() for n in rec.leads]
-        pick = []
-        for lead in _lead_names(options["leads"]):
-            if lead.upper() not in names:
-                raise ValueError(f"{item}: lead {lead!r} not in the record's leads {', '.join(rec.leads)}")
-            pick.append(names.index(lead.upper()))
+        pick = lead_indices(rec.leads, lead_names(options["leads"]), item)
         # only the asked leads are resampled (each lead is resampled on its own, so the values are the same)
         rec, _ = at_rate(Record(signal=np.ascontiguousarray(rec.signal[:, pick]), fs=rec.fs,
                                 leads=[rec.leads[i] for i in pick], units=[rec.units[i] for i in pick],
