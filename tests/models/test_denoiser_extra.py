@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from ecgcore.export import resolve_model  # noqa: E402
 from ecgcore.io import read_record  # noqa: E402
 from ecgcore.models.denoiser import DenoiserConfig, train  # noqa: E402
 from ecgcore.models.denoiser.data import load_extra_clean  # noqa: E402
@@ -146,3 +147,65 @@ def test_training_from_the_shipped_model_on_extra_windows(pairs_dir, ptb_windows
     want = "ecgcore train denoiser DENOISE_PAIRS RUN --set extra_clean=EXTRA"
     assert card["training"]["sessions"][-1]["command"] == card["training"]["command"] == want
     assert out["parity_max_abs_diff"] < 1e-4
+    # the cost of the weights it started from travels with it: the shipped card's own training time and command
+    shipped = resolve_model("denoiser")[1].to_dict()
+    parent = card["training"]["init_training"]
+    assert parent["model"] == "denoiser" and parent["elapsed_s"] == shipped["training"]["elapsed_s"] > 0
+    assert parent["command"] == shipped["training"]["command"] and parent["steps"] == shipped["training"]["steps"]
+    assert card["training"]["total_elapsed_s"] == pytest.approx(
+        card["training"]["elapsed_s"] + parent["total_elapsed_s"], abs=0.2)
+    assert parent["total_elapsed_s"] >= parent["elapsed_s"]
+    # a run begun before runs recorded it: export reads the starting model's card then
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    del m["training"]["init_training"]
+    (tmp_path / "a" / "metrics.json").write_text(json.dumps(m))
+    export(tmp_path / "a", tmp_path / "model2", data_dir=pairs_dir)
+    late = json.loads((tmp_path / "model2" / "model.json").read_text())["training"]["init_training"]
+    assert late["read"] == "at export" and late["elapsed_s"] == parent["elapsed_s"]
+
+
+def test_sigterm_ends_a_training_session_cleanly_and_it_resumes(pairs_dir, tmp_path):
+    """``kill -TERM`` on ``ecgcore train denoiser`` (a scheduler's pre-emption): the process ends by itself, the
+    session is recorded as ended by SIGTERM, the run is a budget stop (not finished), and it resumes from there."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "ecgcore.cli", "train", "denoiser", str(pairs_dir), str(run), "--set", "batch_size=4",
+           "--set", "base_channels=8", "--max-steps", "100000", "--val-every", "2", "--val-pairs", "8", "--threads", "1",
+           "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        t0 = time.monotonic()
+        while not (run / "checkpoint" / "state.json").is_file() and time.monotonic() - t0 < 120:
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    state = json.loads((run / "run.json").read_text())
+    assert state["stop_reason"] == "time_limit" and not state["finished"] and 0 < state["steps"] < 100000
+    training = json.loads((run / "metrics.json").read_text())["training"]
+    assert training["sessions"][-1]["stopped"] == "sigterm" and training["steps"] == state["steps"]
+    steps = state["steps"]
+    again = train(pairs_dir, run, DenoiserConfig(batch_size=4, base_channels=8, max_steps=steps + 2, val_every=2,
+                                                 val_pairs=8, threads=1), progress=False)
+    assert again["steps"] == steps + 2 and [s["start_step"] for s in again["sessions"]] == [0, steps]
+    assert os.path.isfile(run / "best.pt")
+
+
+def test_card_names_the_steps_no_session_recorded():
+    """A session killed before it recorded itself leaves a gap in the session list; the card says which steps."""
+    from ecgcore.models.denoiser._export import _unrecorded_steps
+
+    ok = [{"start_step": 0, "end_step": 40}, {"start_step": 40, "end_step": 90}]
+    assert _unrecorded_steps(ok, 90) == []
+    assert _unrecorded_steps([{"start_step": 65, "end_step": 87}, {"start_step": 87, "end_step": 125}], 125) == [[0, 65]]
+    assert _unrecorded_steps([{"start_step": 0, "end_step": 10}, {"start_step": 30, "end_step": 40}], 55) == \
+        [[10, 30], [40, 55]]

@@ -108,3 +108,35 @@ def test_a_setting_added_after_the_run_started_resumes_at_its_default(tmp_path):
         Run(tmp_path / "r", Cfg(head="pool"), family="toy")
     with pytest.raises(ValueError, match="different settings \\(lr\\)"):
         Run(tmp_path / "r", Cfg(lr=0.5), family="toy")
+
+
+def test_sigterm_ends_the_session_like_its_time_limit_and_then_acts_as_before(tmp_path):
+    """``Run(sigterm=True)``: a SIGTERM does not kill the process, it makes ``out_of_time()`` true (the trainer ends
+    the session cleanly); after ``stop()``, or once the run object is gone, SIGTERM reaches the previous handler."""
+    import gc
+    import os
+    import signal
+
+    seen = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        prev = signal.getsignal(signal.SIGTERM)
+        run = Run(tmp_path / "a", {"lr": 0.1}, family="toy", sigterm=True)
+        assert not run.out_of_time() and signal.getsignal(signal.SIGTERM) is not prev
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert run.terminated and run.out_of_time() and seen == []
+        run.stop("time_limit")  # the trainer's clean end: the previous handler is back
+        assert signal.getsignal(signal.SIGTERM) is prev and not run.state.finished
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == [signal.SIGTERM]
+        # a run that never reached stop() (an exception, say): once it is gone, SIGTERM is not swallowed
+        run = Run(tmp_path / "b", {"lr": 0.1}, family="toy", sigterm=True)
+        del run
+        gc.collect()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == [signal.SIGTERM] * 2 and signal.getsignal(signal.SIGTERM) is prev
+        # without sigterm=True nothing is installed
+        Run(tmp_path / "c", {"lr": 0.1}, family="toy")
+        assert signal.getsignal(signal.SIGTERM) is prev
+    finally:
+        signal.signal(signal.SIGTERM, before)

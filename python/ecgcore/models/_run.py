@@ -95,11 +95,16 @@ class Run:
     checkpoint_every_s : seconds between periodic checkpoints (:meth:`due`).
     time_limit_s : wall-clock budget of this session (:meth:`out_of_time`); None: none.
     resumable : config fields that may differ from the saved config when resuming (default: the budgets).
+    sigterm : make SIGTERM (``kill``, a batch scheduler's pre-emption) end this session as its time limit would:
+        :meth:`out_of_time` turns True, so the trainer stops at its next step, records the session and checkpoints,
+        and the run resumes later. Only for trainers that poll :meth:`out_of_time` every step, and only from the
+        main thread. A second SIGTERM, or one after :meth:`stop` or once the run object is gone, gets the previous
+        handler (by default the process ends).
     """
 
     def __init__(self, run_dir, config, *, family: str, data_dir=None, resume: bool = True,
                  checkpoint_every_s: float = 300.0, time_limit_s: float | None = None,
-                 resumable: tuple[str, ...] = BUDGET_FIELDS):
+                 resumable: tuple[str, ...] = BUDGET_FIELDS, sigterm: bool = False):
         self.dir = Path(run_dir)
         self.family = family
         self.config = _config_dict(config)
@@ -112,6 +117,8 @@ class Run:
         self._t0 = time.monotonic()
         self._last_checkpoint = self._t0
         self._seconds0 = 0.0
+        self.terminated = False  # a SIGTERM asked this session to end (see ``sigterm``)
+        self._prev_sigterm = None
         self.dir.mkdir(parents=True, exist_ok=True)
         self.resuming = bool(resume) and (self.dir / "checkpoint" / "state.json").is_file()
         if self.resuming:
@@ -130,6 +137,41 @@ class Run:
             write_json(self.dir / "config.json", {
                 "family": family, "config": self.config, "data_dir": self.data_dir, "command": _command_line(),
                 "ecgcore_version": _version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+        if sigterm:
+            self._catch_sigterm()
+
+    # -- SIGTERM --------------------------------------------------------------------------------------------
+    def _catch_sigterm(self) -> None:
+        import signal
+        import threading
+        import weakref
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        prev = signal.getsignal(signal.SIGTERM)
+        ref = weakref.ref(self)
+
+        def handler(signum, frame):
+            run = ref()
+            if run is not None and not run.terminated and run.state.stop_reason is None:
+                run.terminated = True  # polled by out_of_time(): the trainer ends the session cleanly
+                return
+            signal.signal(signal.SIGTERM, prev if prev is not None else signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)  # a second one, or no live run: as before
+
+        signal.signal(signal.SIGTERM, handler)
+        self._prev_sigterm = (prev, handler)
+
+    def _release_sigterm(self) -> None:
+        if self._prev_sigterm is None:
+            return
+        import signal
+
+        prev, ours = self._prev_sigterm
+        self._prev_sigterm = None
+        if signal.getsignal(signal.SIGTERM) is ours:
+            signal.signal(signal.SIGTERM, prev if prev is not None else signal.SIG_DFL)
 
     # -- resume ---------------------------------------------------------------------------------------------
     def _check_compatible(self) -> None:
@@ -167,8 +209,8 @@ class Run:
         return self._seconds0 + time.monotonic() - self._t0
 
     def out_of_time(self) -> bool:
-        """True once this session's ``time_limit_s`` is spent."""
-        return self.time_limit_s is not None and time.monotonic() - self._t0 >= self.time_limit_s
+        """True once this session's ``time_limit_s`` is spent, or a SIGTERM asked it to end (``sigterm``)."""
+        return self.terminated or (self.time_limit_s is not None and time.monotonic() - self._t0 >= self.time_limit_s)
 
     def due(self) -> bool:
         """True when the last checkpoint is ``checkpoint_every_s`` old."""
@@ -238,6 +280,7 @@ class Run:
             raise ValueError(f"unknown stop reason {reason!r}")
         self.state.stop_reason = reason
         self.state.finished = reason in ("epochs", "steps", "early_stopping")
+        self._release_sigterm()
 
     # -- reporting ------------------------------------------------------------------------------------------
     def plot(self) -> Path | None:

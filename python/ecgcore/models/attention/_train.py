@@ -148,7 +148,8 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
                          "val_records=0 for a refit of a fixed number of epochs on every training record")
     bank = train_noise_bank(config, data_dir) if config.augment and config.aug_nstdb > 0 else None
     run = Run(run_dir, config, family="attention", data_dir=data_dir, resume=resume,
-              checkpoint_every_s=checkpoint_every_s, time_limit_s=config.time_limit_s, resumable=RESUMABLE)
+              checkpoint_every_s=checkpoint_every_s, time_limit_s=config.time_limit_s, resumable=RESUMABLE,
+              sigterm=True)
 
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)

@@ -64,6 +64,19 @@ def _public_config(cfg: dict) -> dict:
     return cfg
 
 
+def _unrecorded_steps(sessions: list[dict], steps: int) -> list[list[int]]:
+    """The step ranges ``[start, end)`` no recorded session covers (a session killed before it recorded itself)."""
+    gaps, at = [], 0
+    for s in sorted(sessions, key=lambda s: int(s.get("start_step", 0))):
+        start = int(s.get("start_step", 0))
+        if start > at:
+            gaps.append([at, start])
+        at = max(at, int(s.get("end_step", start)))
+    if steps > at and sessions:
+        gaps.append([at, steps])
+    return gaps
+
+
 def _public_training(training: dict, cfg: dict, run_dir: Path) -> dict:
     """The training summary for the card with this machine's folders named as in the docs: the dataset
     ``DENOISE_PAIRS``, an ``extra_clean`` folder ``EXTRA``, the run folder ``RUN`` (in the summary and in every
@@ -85,6 +98,20 @@ def _public_training(training: dict, cfg: dict, run_dir: Path) -> dict:
     out = {k: scrub(v) for k, v in training.items() if k != "history"}
     out["sessions"] = [{k: scrub(v) for k, v in s.items()} for s in training.get("sessions", [])]
     out["init_from"] = _public_config({"init_from": training.get("init_from")}).get("init_from")
+    gaps = _unrecorded_steps(training.get("sessions", []), int(training.get("steps") or 0))
+    if gaps:
+        recorded = sum(float(s.get("wall_s") or 0.0) for s in training.get("sessions", []))
+        out["unrecorded_sessions"] = {
+            "steps": gaps, "seconds": round(max(float(training.get("elapsed_s") or 0.0) - recorded, 0.0), 1),
+            "why": "a session killed before it could record itself (a signal; SIGTERM now ends a session cleanly): "
+                   "its steps and time are in the run's totals, its command line is not"}
+    if training.get("init_from") and not training.get("init_training"):
+        # a run begun before runs recorded it: the starting model's card as it is now (export before replacing it)
+        from .weights import init_training
+
+        out["init_training"] = init_training(training["init_from"]) | {"read": "at export"}
+        out["total_elapsed_s"] = round(float(training.get("elapsed_s") or 0.0)
+                                       + out["init_training"]["total_elapsed_s"], 1)
     return out
 
 

@@ -171,15 +171,19 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
                                               + np.arange(per_w)).reshape(-1)])
     steps_per_epoch = -(-tr_pairs.size // cfg.batch_size)
     val_every = cfg.val_every or steps_per_epoch
-    init_onnx = None
+    init_onnx = init_cost = None
     if cfg.init_from:  # checked before the run folder is touched
-        from .weights import export_graph
+        from .weights import export_graph, init_training
 
         init_onnx = export_graph(cfg.init_from, cfg.base_channels)
+        init_cost = init_training(cfg.init_from)
     run = Run(run_dir, cfg, family="denoiser", data_dir=data_dir, resume=resume,
-              checkpoint_every_s=checkpoint_every_s, time_limit_s=cfg.time_limit_s or None, resumable=RESUMABLE)
+              checkpoint_every_s=checkpoint_every_s, time_limit_s=cfg.time_limit_s or None, resumable=RESUMABLE,
+              sigterm=True)
     st = run.state
     st.extra.setdefault("sessions", [])
+    if init_cost is not None:  # the starting weights' own training, as their card said when this run began
+        st.extra.setdefault("init_training", init_cost)
 
     model = AttentionUNet(cfg.base_channels, residual=cfg.residual).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -272,7 +276,8 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
             else "epochs"
     if stopped != "interrupted":
         run.stop(stopped)
-    session.update(end_step=st.step, stopped=stopped, wall_s=round(time.monotonic() - t0, 1))
+    session.update(end_step=st.step, stopped="sigterm" if run.terminated else stopped,
+                   wall_s=round(time.monotonic() - t0, 1))
     st.extra["sessions"].append(session)
     run.save(save)
     if not (run_dir / "best.pt").is_file():
@@ -285,6 +290,9 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
         "steps": st.step, "steps_per_epoch": steps_per_epoch, "epochs_done": st.step / steps_per_epoch,
         "pairs_seen": st.step * cfg.batch_size, "best_val_loss": st.best_score,
         "best_step": st.best_step if st.best_step is not None else -1, "elapsed_s": round(run.seconds, 1),
+        "init_training": st.extra.get("init_training"),
+        "total_elapsed_s": round(run.seconds + float((st.extra.get("init_training") or {}).get("total_elapsed_s")
+                                                     or 0.0), 1),
         "stopped": stopped, "finished": st.finished, "parameters": count_parameters(model), "device": device,
         "torch": torch.__version__, "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "sessions": st.extra["sessions"], "history": history,

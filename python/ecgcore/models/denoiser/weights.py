@@ -17,7 +17,7 @@ from torch import nn
 
 from .model import AttentionUNet
 
-__all__ = ["state_from_onnx", "freeze_batchnorm", "model_from_export", "export_graph"]
+__all__ = ["state_from_onnx", "freeze_batchnorm", "model_from_export", "export_graph", "init_training"]
 
 
 def _initializers(onnx_path: Path) -> dict[str, np.ndarray]:
@@ -113,3 +113,23 @@ def model_from_export(model="denoiser") -> tuple[AttentionUNet, Path]:
     net = AttentionUNet(width)
     net.load_state_dict(state_from_onnx(onnx_path, width))
     return net.eval(), onnx_path
+
+
+def init_training(model="denoiser") -> dict:
+    """What the weights a run starts from cost, from their card (``model`` as :func:`export_graph`): the model's
+    name, the steps, training time, command and learning curve of its own training, and ``total_elapsed_s``, its training time plus
+    that of every model it started from in turn (a card without a training record counts 0 s)."""
+    from ...export import resolve_model
+
+    card = resolve_model(model)[1]
+    tr = card.training or {}
+    own = float(tr.get("elapsed_s") or 0.0)
+    parent = tr.get("init_training") or {}
+    name = str(model)
+    if "/" in name or "\\" in name:  # a folder or an .onnx path: its folder's name, no machine path
+        p = Path(name)
+        name = p.parent.name if p.suffix == ".onnx" else p.name
+    return {"model": name, "version": card.version, "steps": tr.get("steps"), "epochs_done": tr.get("epochs_done"),
+            "best_val_loss": tr.get("best_val_loss"), "elapsed_s": own, "command": tr.get("command"),
+            "init_from": tr.get("init_from"), "learning_curve": tr.get("learning_curve"),
+            "total_elapsed_s": round(own + float(parent.get("total_elapsed_s") or 0.0), 1)}
