@@ -644,3 +644,32 @@ def test_extra_training_windows_join_the_training_split_only(tiny_segments, data
     for bad in ((1, -1), 10, (0, 0)):
         with pytest.raises(ValueError, match="extra_repeat"):
             AttentionConfig(extra_repeat=bad, extra_train=str(extra))
+
+
+def test_sigterm_ends_the_session_checkpointed_without_the_test_evaluation(tiny_segments, tmp_path, monkeypatch):
+    """A SIGTERM during training (sent here at the first step): the epoch ends at the next step as a time limit
+    would, checkpointed, no test evaluation; SIGTERM's handler is given back, and the run resumes from there."""
+    import os
+    import signal
+
+    from ecgcore.models._run import Run
+
+    prev = signal.getsignal(signal.SIGTERM)
+    sent = []
+    due = Run.due
+
+    def due_and_term(self):
+        if not sent:
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return due(self)
+
+    monkeypatch.setattr(Run, "due", due_and_term)
+    m = train(tiny_segments, tmp_path / "r", _cfg(max_steps=1000), progress=False, evaluate_after=True)
+    t = m["training"]
+    assert sent and t["steps"] == 2 and t["stop_reason"] == "time_limit" and not t["finished"]
+    assert "test" not in m and signal.getsignal(signal.SIGTERM) is prev
+    assert json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())["step"] == 2
+    monkeypatch.setattr(Run, "due", due)
+    again = train(tiny_segments, tmp_path / "r", _cfg(max_steps=4), progress=False, evaluate_after=False)
+    assert again["training"]["steps"] == 4 and again["training"]["stop_reason"] == "max_steps"

@@ -182,11 +182,12 @@ def test_sigterm_ends_a_training_session_cleanly_and_it_resumes(pairs_dir, tmp_p
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         t0 = time.monotonic()
-        while not (run / "checkpoint" / "state.json").is_file() and time.monotonic() - t0 < 120:
+        while not (run / "checkpoint" / "state.json").is_file() and time.monotonic() - t0 < 300:
             assert proc.poll() is None, proc.communicate()[1][-2000:]
             time.sleep(0.2)
+        assert (run / "checkpoint" / "state.json").is_file(), "no checkpoint within 300 s"
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -211,3 +212,15 @@ def test_card_names_the_steps_no_session_recorded():
     assert _unrecorded_steps([{"start_step": 65, "end_step": 87}, {"start_step": 87, "end_step": 125}], 125) == [[0, 65]]
     assert _unrecorded_steps([{"start_step": 0, "end_step": 10}, {"start_step": 30, "end_step": 40}], 55) == \
         [[10, 30], [40, 55]]
+
+
+def test_export_of_a_run_whose_starting_model_is_gone_says_so(tmp_path):
+    """A run begun before runs recorded their starting model's cost, whose starting model folder is gone: the card
+    says the cost is unavailable (no machine path) instead of refusing the export."""
+    from ecgcore.models.denoiser._export import _public_training
+
+    gone = tmp_path / "old-model"
+    out = _public_training({"init_from": str(gone), "elapsed_s": 5.0, "sessions": []}, {}, tmp_path / "run")
+    assert out["init_training"] == {"model": "old-model", "read": "at export",
+                                    "unavailable": "the starting model's card was not found"}
+    assert out["total_elapsed_s"] == 5.0 and str(tmp_path) not in json.dumps(out)

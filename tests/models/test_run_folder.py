@@ -135,8 +135,18 @@ def test_sigterm_ends_the_session_like_its_time_limit_and_then_acts_as_before(tm
         gc.collect()
         os.kill(os.getpid(), signal.SIGTERM)
         assert seen == [signal.SIGTERM] * 2 and signal.getsignal(signal.SIGTERM) is prev
-        # without sigterm=True nothing is installed
+        # without sigterm=True nothing is installed, nor where SIGTERM is ignored (``trap '' TERM``)
         Run(tmp_path / "c", {"lr": 0.1}, family="toy")
+        assert signal.getsignal(signal.SIGTERM) is prev
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        run = Run(tmp_path / "d", {"lr": 0.1}, family="toy", sigterm=True)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert not run.terminated
+        # release_sigterm (a trainer on its way out after an error) gives it back too
+        signal.signal(signal.SIGTERM, prev)
+        run = Run(tmp_path / "e", {"lr": 0.1}, family="toy", sigterm=True)
+        run.release_sigterm()
         assert signal.getsignal(signal.SIGTERM) is prev
     finally:
         signal.signal(signal.SIGTERM, before)

@@ -98,8 +98,9 @@ class Run:
     sigterm : make SIGTERM (``kill``, a batch scheduler's pre-emption) end this session as its time limit would:
         :meth:`out_of_time` turns True, so the trainer stops at its next step, records the session and checkpoints,
         and the run resumes later. Only for trainers that poll :meth:`out_of_time` every step, and only from the
-        main thread. A second SIGTERM, or one after :meth:`stop` or once the run object is gone, gets the previous
-        handler (by default the process ends).
+        main thread, and only where SIGTERM has a Python-visible handler that is not ``SIG_IGN``. A second SIGTERM,
+        or one after :meth:`stop` / :meth:`release_sigterm` or once the run object is gone, gets the previous handler
+        (by default the process ends).
     """
 
     def __init__(self, run_dir, config, *, family: str, data_dir=None, resume: bool = True,
@@ -150,6 +151,8 @@ class Run:
         if threading.current_thread() is not threading.main_thread():
             return
         prev = signal.getsignal(signal.SIGTERM)
+        if prev is None or prev is signal.SIG_IGN:  # a handler Python cannot give back, or SIGTERM ignored: leave it
+            return
         ref = weakref.ref(self)
 
         def handler(signum, frame):
@@ -157,13 +160,15 @@ class Run:
             if run is not None and not run.terminated and run.state.stop_reason is None:
                 run.terminated = True  # polled by out_of_time(): the trainer ends the session cleanly
                 return
-            signal.signal(signal.SIGTERM, prev if prev is not None else signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)  # a second one, or no live run: as before
+            signal.signal(signal.SIGTERM, prev)
+            signal.raise_signal(signal.SIGTERM)  # a second one, or no live run: as before
 
         signal.signal(signal.SIGTERM, handler)
         self._prev_sigterm = (prev, handler)
 
-    def _release_sigterm(self) -> None:
+    def release_sigterm(self) -> None:
+        """Give SIGTERM back to the handler it had before (``stop()`` does it; trainers also call it on the way out, so
+        an exception or Ctrl-C does not leave it caught)."""
         if self._prev_sigterm is None:
             return
         import signal
@@ -171,7 +176,7 @@ class Run:
         prev, ours = self._prev_sigterm
         self._prev_sigterm = None
         if signal.getsignal(signal.SIGTERM) is ours:
-            signal.signal(signal.SIGTERM, prev if prev is not None else signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, prev)
 
     # -- resume ---------------------------------------------------------------------------------------------
     def _check_compatible(self) -> None:
@@ -280,7 +285,7 @@ class Run:
             raise ValueError(f"unknown stop reason {reason!r}")
         self.state.stop_reason = reason
         self.state.finished = reason in ("epochs", "steps", "early_stopping")
-        self._release_sigterm()
+        self.release_sigterm()
 
     # -- reporting ------------------------------------------------------------------------------------------
     def plot(self) -> Path | None:

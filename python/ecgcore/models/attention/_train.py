@@ -175,74 +175,79 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
     trained_now = 0
     if config.max_steps is not None and st.step >= config.max_steps:
         run.stop("max_steps")  # a resumed run that already reached its step budget: evaluate only
-    while st.stop_reason is None and st.epoch < config.epochs:
-        # One permutation per epoch from (seed, epoch): a resumed run sees the same batches.
-        perm = np.random.default_rng([config.seed, st.epoch]).permutation(n_train)
-        model.train()
-        loss_sum, loss_n = 0.0, 0
-        bar = tqdm(total=n_batches, initial=st.step_in_epoch, disable=not progress,
-                   desc=f"epoch {st.epoch + 1}/{config.epochs} [{config.protocol}]", dynamic_ncols=True)
-        budget = None
-        for b in range(st.step_in_epoch, n_batches):
-            idx = np.sort(perm[b * config.batch_size:(b + 1) * config.batch_size])
-            xnp = train_set.x[idx]
-            if config.augment:
-                xnp = augment_batch(xnp, np.random.default_rng([config.seed, st.epoch, b]), config, bank=bank)
-            xb = torch.from_numpy(xnp).to(dev)
-            yb = torch.from_numpy(train_set.y[idx]).to(dev)
-            logits, _ = model(xb, need_weights=False)
-            loss = loss_fn(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if avg is not None:
-                avg.update(model, st.step)
-            loss_sum += loss.detach().item() * len(idx)
-            loss_n += len(idx)
-            st.step_in_epoch = b + 1
-            st.step += 1
-            trained_now += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / loss_n:.4f}")
-            if config.max_steps is not None and st.step >= config.max_steps:
-                budget = "max_steps"
-                break
-            if run.out_of_time():
-                budget = "time_limit"
-                break
-            if run.due():
+    try:
+        while st.stop_reason is None and st.epoch < config.epochs:
+            # One permutation per epoch from (seed, epoch): a resumed run sees the same batches.
+            perm = np.random.default_rng([config.seed, st.epoch]).permutation(n_train)
+            model.train()
+            loss_sum, loss_n = 0.0, 0
+            bar = tqdm(total=n_batches, initial=st.step_in_epoch, disable=not progress,
+                       desc=f"epoch {st.epoch + 1}/{config.epochs} [{config.protocol}]", dynamic_ncols=True)
+            budget = None
+            for b in range(st.step_in_epoch, n_batches):
+                idx = np.sort(perm[b * config.batch_size:(b + 1) * config.batch_size])
+                xnp = train_set.x[idx]
+                if config.augment:
+                    xnp = augment_batch(xnp, np.random.default_rng([config.seed, st.epoch, b]), config, bank=bank)
+                xb = torch.from_numpy(xnp).to(dev)
+                yb = torch.from_numpy(train_set.y[idx]).to(dev)
+                logits, _ = model(xb, need_weights=False)
+                loss = loss_fn(logits, yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if avg is not None:
+                    avg.update(model, st.step)
+                loss_sum += loss.detach().item() * len(idx)
+                loss_n += len(idx)
+                st.step_in_epoch = b + 1
+                st.step += 1
+                trained_now += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / loss_n:.4f}")
+                if config.max_steps is not None and st.step >= config.max_steps:
+                    budget = "max_steps"
+                    break
+                if run.out_of_time():
+                    budget = "time_limit"
+                    break
+                if run.due():
+                    run.save(save)
+            bar.close()
+            if run.terminated:  # SIGTERM: checkpoint before the partial epoch's validation (a SIGKILL may follow)
                 run.save(save)
-        bar.close()
-        full_epoch = st.step_in_epoch >= n_batches
-        if refit:
-            val_loss = val_acc = None
-            _save_torch({"model": kept.state_dict(), "config": config.to_dict(), "step": st.step,
-                         "epoch": st.epoch + int(full_epoch), "val_loss": None}, run_dir / "best.pt")
-        else:
-            val_loss, val_acc = _val_loss_acc(kept, val_set, dev, 2 * config.batch_size, progress)
-        if not refit and run.improved(val_loss):
-            st.extra["improved_this_epoch"] = True
-            _save_torch({"model": kept.state_dict(), "config": config.to_dict(), "step": st.step,
-                         "epoch": st.epoch + 1, "val_loss": val_loss}, run_dir / "best.pt")
-        row = run.log(partial_epoch=int(not full_epoch), train_loss=loss_sum / max(loss_n, 1),
-                      **({} if refit else {"val_loss": val_loss, "val_accuracy": val_acc}), lr=opt.param_groups[0]["lr"])
-        if full_epoch:
-            if not refit:
-                sched.step(val_loss)
-            st.bad_epochs = 0 if st.extra["improved_this_epoch"] else st.bad_epochs + 1
-            st.epoch, st.step_in_epoch = st.epoch + 1, 0
-            st.extra["improved_this_epoch"] = False
-            if not refit and st.bad_epochs >= config.patience:
-                run.stop("early_stopping")
-            elif st.epoch >= config.epochs:
-                run.stop("epochs")
-        if budget is not None:
-            run.stop(budget)
-        if progress:
-            val = "" if refit else f"  val loss {val_loss:.4f}  val acc {val_acc:.4f}"
-            print(f"epoch {row['epoch']}{' (partial)' if not full_epoch else ''} step {row['step']}: "
-                  f"train loss {row['train_loss']:.4f}{val}", file=sys.stderr)
-        run.save(save)
+            full_epoch = st.step_in_epoch >= n_batches
+            if refit:
+                val_loss = val_acc = None
+                _save_torch({"model": kept.state_dict(), "config": config.to_dict(), "step": st.step,
+                             "epoch": st.epoch + int(full_epoch), "val_loss": None}, run_dir / "best.pt")
+            else:
+                val_loss, val_acc = _val_loss_acc(kept, val_set, dev, 2 * config.batch_size, progress)
+            if not refit and run.improved(val_loss):
+                st.extra["improved_this_epoch"] = True
+                _save_torch({"model": kept.state_dict(), "config": config.to_dict(), "step": st.step,
+                             "epoch": st.epoch + 1, "val_loss": val_loss}, run_dir / "best.pt")
+            row = run.log(partial_epoch=int(not full_epoch), train_loss=loss_sum / max(loss_n, 1),
+                          **({} if refit else {"val_loss": val_loss, "val_accuracy": val_acc}), lr=opt.param_groups[0]["lr"])
+            if full_epoch:
+                if not refit:
+                    sched.step(val_loss)
+                st.bad_epochs = 0 if st.extra["improved_this_epoch"] else st.bad_epochs + 1
+                st.epoch, st.step_in_epoch = st.epoch + 1, 0
+                st.extra["improved_this_epoch"] = False
+                if not refit and st.bad_epochs >= config.patience:
+                    run.stop("early_stopping")
+                elif st.epoch >= config.epochs:
+                    run.stop("epochs")
+            if budget is not None:
+                run.stop(budget)
+            if progress:
+                val = "" if refit else f"  val loss {val_loss:.4f}  val acc {val_acc:.4f}"
+                print(f"epoch {row['epoch']}{' (partial)' if not full_epoch else ''} step {row['step']}: "
+                      f"train loss {row['train_loss']:.4f}{val}", file=sys.stderr)
+            run.save(save)
+    finally:
+        run.release_sigterm()
     if trained_now == 0 and not (run_dir / "best.pt").is_file():
         raise ValueError(f"{run_dir}: nothing to train (already finished at epoch {st.epoch}); raise --epochs")
     if st.stop_reason is None:
@@ -262,6 +267,6 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
                     **({"extra_train": _extra_summary(splits["extra"], config)} if "extra" in splits else {}),
                     "training": training})
     write_json(run_dir / "metrics.json", metrics)
-    if evaluate_after:
+    if evaluate_after and not run.terminated:  # a SIGTERM'd session ends here; the test evaluation waits for the end
         return evaluate(run_dir, data_dir, device=device, progress=progress, _splits=splits)
     return metrics

@@ -109,9 +109,13 @@ def _public_training(training: dict, cfg: dict, run_dir: Path) -> dict:
         # a run begun before runs recorded it: the starting model's card as it is now (export before replacing it)
         from .weights import init_training
 
-        out["init_training"] = init_training(training["init_from"]) | {"read": "at export"}
+        try:
+            out["init_training"] = init_training(training["init_from"]) | {"read": "at export"}
+        except (FileNotFoundError, ValueError):  # that model is gone: say so rather than refuse the export
+            out["init_training"] = {"model": out["init_from"], "read": "at export",
+                                    "unavailable": "the starting model's card was not found"}
         out["total_elapsed_s"] = round(float(training.get("elapsed_s") or 0.0)
-                                       + out["init_training"]["total_elapsed_s"], 1)
+                                       + float(out["init_training"].get("total_elapsed_s") or 0.0), 1)
     return out
 
 

@@ -271,12 +271,13 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
         stopped = "interrupted"
     finally:
         bar.close()
+        run.release_sigterm()
     if stopped is None:
         stopped = "max_steps" if cfg.max_steps and st.step >= cfg.max_steps and st.step < cfg.epochs * steps_per_epoch \
             else "epochs"
     if stopped != "interrupted":
         run.stop(stopped)
-    session.update(end_step=st.step, stopped="sigterm" if run.terminated else stopped,
+    session.update(end_step=st.step, stopped="sigterm" if stopped == "time_limit" and run.terminated else stopped,
                    wall_s=round(time.monotonic() - t0, 1))
     st.extra["sessions"].append(session)
     run.save(save)
