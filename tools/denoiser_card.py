@@ -135,6 +135,9 @@ def main():
     targets = check_targets(stress, ev.get("summary", {}))
     metrics = dict(card.metrics)
     metrics["rows_per_noise"] = [r for r in ev.get("rows", []) if r["noise"] != "all"]
+    if ev.get("per_record_snr_improvement"):  # where the pooled 0 dB figure comes from, record by record
+        metrics["per_record_snr_improvement_at_0db"] = [r for r in ev["per_record_snr_improvement"]
+                                                        if r["snr_in_db"] == 0.0]
     if "onnx_model" in ev:  # the pair table as users get it replaces the checkpoint's
         metrics["rows"] = [r for r in ev["rows"] if r["noise"] == "all"]
         for k in ("summary", "pairs", "records", "max_windows", "rpeak_reference", "methods"):

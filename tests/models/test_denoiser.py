@@ -2,6 +2,7 @@
 resume, evaluation with baselines, ONNX export parity, CLI, and the shipped model."""
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -254,6 +255,15 @@ def test_evaluate_tiny_run(tiny_run, pairs_dir, mitdb_dir):
     assert (run / "eval" / "table.csv").is_file() and (run / "eval" / "snr_improvement.png").is_file()
     assert all((run / p).is_file() for p in ev["plots"])
     assert json.loads((run / "metrics.json").read_text())["evaluation"]["pairs"] == 24
+    # per record (one here): each (noise, SNR) mean equals the pooled row; the csv holds the same rows
+    per = ev["per_record_snr_improvement"]
+    assert len(per) == 4 * 4 and {r["record"] for r in per} == {"100"}
+    for r in per:
+        assert r["pairs"] == (6 if r["noise"] == "all" else 2)
+        for m in ("denoiser", "butterworth", "wavelet"):
+            assert r[m] == pytest.approx(rows[(m, r["noise"], r["snr_in_db"])]["snr_improvement"], abs=1e-9)
+    with (run / "eval" / "per_record.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == len(per)
 
 
 # --------------------------------------------------------------------------------------------- export, CLI
