@@ -58,9 +58,10 @@ def _public_config(cfg: dict) -> dict:
     cfg = dict(cfg)
     if cfg.get("extra_clean"):
         cfg["extra_clean"] = "EXTRA"
-    if cfg.get("init_from") and ("/" in str(cfg["init_from"]) or "\\" in str(cfg["init_from"])):
-        p = Path(str(cfg["init_from"]))
-        cfg["init_from"] = p.parent.name if p.suffix == ".onnx" else p.name
+    if cfg.get("init_from"):
+        from .weights import public_model_name
+
+        cfg["init_from"] = public_model_name(cfg["init_from"])
     return cfg
 
 

@@ -125,11 +125,17 @@ def init_training(model="denoiser") -> dict:
     tr = card.training or {}
     own = float(tr.get("elapsed_s") or 0.0)
     parent = tr.get("init_training") or {}
-    name = str(model)
-    if "/" in name or "\\" in name:  # a folder or an .onnx path: its folder's name, no machine path
-        p = Path(name)
-        name = p.parent.name if p.suffix == ".onnx" else p.name
-    return {"model": name, "version": card.version, "steps": tr.get("steps"), "epochs_done": tr.get("epochs_done"),
+    return {"model": public_model_name(model), "version": card.version, "steps": tr.get("steps"), "epochs_done": tr.get("epochs_done"),
             "best_val_loss": tr.get("best_val_loss"), "elapsed_s": own, "command": tr.get("command"),
             "init_from": tr.get("init_from"), "learning_curve": tr.get("learning_curve"),
             "total_elapsed_s": round(own + float(parent.get("total_elapsed_s") or 0.0), 1)}
+
+
+def public_model_name(model) -> str:
+    """How a card names a starting model without this machine's paths: a bundled name as it is, a folder or an
+    ``.onnx`` path by its folder's name."""
+    name = str(model)
+    if "/" in name or "\\" in name:
+        p = Path(name)
+        name = p.parent.name if p.suffix == ".onnx" else p.name
+    return name
