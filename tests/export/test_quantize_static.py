@@ -81,6 +81,11 @@ def test_weight_only_int8_covers_convolutions(tmp_path):
     y8 = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     err = np.sqrt(np.mean((y8 - y32) ** 2)) / np.sqrt(np.mean(y32 ** 2))
     assert 0 < err < 0.01, err
+    # op_types limits what is stored in int8 (the denoiser keeps its MatMul weights float); none left is an error
+    rep = quantize_weights(src, tmp_path / "none.onnx", min_elements=100, op_types=("Conv",))
+    assert len(rep["quantized"]) == 2
+    with pytest.raises(ValueError, match="no MatMul/Gemm weight"):
+        quantize_weights(src, tmp_path / "none.onnx", min_elements=100, op_types=("MatMul", "Gemm"))
 
 
 def test_bundled_denoiser_ships_int8_weights():

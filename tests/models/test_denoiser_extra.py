@@ -166,6 +166,53 @@ def test_training_from_the_shipped_model_on_extra_windows(pairs_dir, ptb_windows
     assert late["read"] == "at export" and late["elapsed_s"] == parent["elapsed_s"]
 
 
+def test_global_context_block_starts_as_the_shipped_model_and_exports(pairs_dir, tmp_path):
+    """``context="attention"`` from the shipped weights: the block starts at zero, so the network computes exactly
+    what the shipped graph's weights compute; a real run moves the block; its export (float, then int8 convolutions
+    only) reads back into PyTorch within 1e-4 of onnxruntime; a seed-form run cannot start from it."""
+    import onnxruntime as ort
+
+    from ecgcore.export.quantize import quantize_weights
+    from ecgcore.models.denoiser import export
+    from ecgcore.models.denoiser.model import AttentionUNet
+
+    seed, _ = model_from_export("denoiser")
+    ctx = AttentionUNet(context="attention")
+    missing = ctx.load_state_dict(seed.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("context.") for k in missing)
+    with np.load(pairs_dir / "100.npz") as z:
+        x = z["noisy"][:4, 0, 1].astype(np.float64)
+    x = torch.from_numpy(((x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)).astype(np.float32)[:, None])
+    with torch.no_grad():
+        torch.testing.assert_close(ctx.eval()(x), seed(x), rtol=0, atol=0)
+    base = dict(batch_size=4, max_steps=2, val_every=1, val_pairs=16, mixing="online", prefilter_hz=0.5, lr=1e-4,
+                init_from="denoiser")
+    r = train(pairs_dir, tmp_path / "run", DenoiserConfig(context="attention", **base), progress=False)
+    assert r["batchnorm_frozen"]
+    ckpt = torch.load(tmp_path / "run" / "checkpoint" / "state.pt", weights_only=True)["model"]
+    assert ckpt["context.proj_out.weight"].abs().max() > 0  # the block learns from its zero start
+    export(tmp_path / "run", tmp_path / "model", data_dir=pairs_dir)
+    card = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert card["config"]["context"] == "attention"
+    for graph in ("float", "int8"):
+        if graph == "int8":
+            rep = quantize_weights(tmp_path / "model" / "model.onnx", min_elements=10_000,
+                                   op_types=("Conv", "ConvTranspose"))
+            assert rep["quantized"] and not any(q["name"].startswith("val_") for q in rep["quantized"])
+        net, onnx_path = model_from_export(tmp_path / "model")
+        assert isinstance(net.context, torch.nn.Module)
+        sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        want = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+        with torch.no_grad():
+            got = net(x).numpy()
+        assert np.abs(got - want).max() < 1e-4 and np.abs(want).max() > 0.5, graph
+    with pytest.raises(ValueError, match="global-context block; set context=attention"):
+        train(pairs_dir, tmp_path / "seedform", DenoiserConfig(**{**base, "init_from": str(tmp_path / "model")}),
+              progress=False)
+    with pytest.raises(ValueError, match="context must be one of"):
+        DenoiserConfig(context="lstm")
+
+
 def test_sigterm_ends_a_training_session_cleanly_and_it_resumes(pairs_dir, tmp_path):
     """``kill -TERM`` on ``ecgcore train denoiser`` (a scheduler's pre-emption): the process ends by itself, the
     session is recorded as ended by SIGTERM, the run is a budget stop (not finished), and it resumes from there."""

@@ -26,9 +26,16 @@ from .._fs import atomic_write
 __all__ = ["quantize_weights", "quantize_static_int8"]
 
 
-def quantize_weights(onnx_path, out_path=None, *, min_elements: int = 1_000_000) -> dict:
+_WEIGHT_OPS = ("MatMul", "Gemm", "Conv", "ConvTranspose")
+
+
+def quantize_weights(onnx_path, out_path=None, *, min_elements: int = 1_000_000,
+                     op_types=_WEIGHT_OPS) -> dict:
     """Rewrite ``onnx_path`` (or write ``out_path``) with its large MatMul/Gemm/Conv/ConvTranspose weights in int8
-    (one scale per output feature / channel; grouped convolutions are left alone).
+    (one scale per output feature / channel; grouped convolutions are left alone). ``op_types``: the kinds of
+    operator whose weights may be stored in int8 (default all four). onnxruntime's graph optimiser may fuse a
+    ``DequantizeLinear`` → ``MatMul`` pair into an integer kernel that also quantizes the activations, so a MatMul's
+    outputs can move by more than its weights' rounding; the convolutions' stay in float32 arithmetic.
 
     Returns ``{"quantized": [{"name", "shape", "axis", "max_abs_error"}], "bytes_before", "bytes_after"}``.
     """
@@ -52,6 +59,8 @@ def quantize_weights(onnx_path, out_path=None, *, min_elements: int = 1_000_000)
     for name, init in list(inits.items()):
         uses = consumers.get(name, [])
         ops = {n.op_type for n, _ in uses}
+        if not ops <= set(op_types):
+            continue
         if not uses or any(k != 1 for _, k in uses) or not (ops <= {"MatMul", "Gemm"} or len(ops) == 1 and
                                                                ops <= {"Conv", "ConvTranspose"}):
             continue  # only the weight operand, and only where every use is one of the same kind
@@ -83,7 +92,7 @@ def quantize_weights(onnx_path, out_path=None, *, min_elements: int = 1_000_000)
                                           [name], name=f"{name}_dequantize", axis=axis))
         report.append({"name": name, "shape": list(w.shape), "axis": axis, "max_abs_error": err})
     if not report:
-        raise ValueError(f"{src}: no MatMul/Gemm/Conv weight with at least {min_elements} values to quantize")
+        raise ValueError(f"{src}: no {'/'.join(op_types)} weight with at least {min_elements} values to quantize")
     for i, node in enumerate(new_nodes):
         g.node.insert(i, node)
     onnx.checker.check_model(model)

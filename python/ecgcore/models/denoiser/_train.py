@@ -84,7 +84,8 @@ def load_model(run_or_checkpoint, device: str = "cpu") -> tuple[AttentionUNet, d
         state, cfg, ckpt = ckpt, {}, {"model": ckpt}
     else:
         raise ValueError(f"{p}: not a denoiser checkpoint (expected a state_dict or a dict with 'model')")
-    model = AttentionUNet(base_channels=int(cfg.get("base_channels", 32)), residual=bool(cfg.get("residual", False)))
+    model = AttentionUNet(base_channels=int(cfg.get("base_channels", 32)), residual=bool(cfg.get("residual", False)),
+                          context=str(cfg.get("context", "")))
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -185,7 +186,7 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
     if init_cost is not None:  # the starting weights' own training, as their card said when this run began
         st.extra.setdefault("init_training", init_cost)
 
-    model = AttentionUNet(cfg.base_channels, residual=cfg.residual).to(device)
+    model = AttentionUNet(cfg.base_channels, residual=cfg.residual, context=cfg.context).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor,
                                                        patience=cfg.plateau_patience)
@@ -195,7 +196,13 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
     if init_onnx is not None and not run.resuming:  # an exported model's weights (BatchNorm folded: frozen)
         from .weights import state_from_onnx
 
-        model.load_state_dict(state_from_onnx(init_onnx, cfg.base_channels))
+        init_state = state_from_onnx(init_onnx, cfg.base_channels)
+        has_context = any(k.startswith("context.") for k in init_state)
+        if has_context and not cfg.context:
+            raise ValueError(f"init_from {cfg.init_from}: its graph has a global-context block; set context=attention")
+        if cfg.context and not has_context:  # the block starts at zero: the run begins from the model's output
+            init_state |= {k: v for k, v in model.state_dict().items() if k.startswith("context.")}
+        model.load_state_dict(init_state)
     save, read = torch_state(model, opt, sched, device)
     if run.resuming:
         run.load(read)

@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from ...pipelines.recipes.denoise_chunks import CHUNK_SIZE, FS  # 10 s at 130 Hz: the seed's window (SPEC §2.2)
 from .._config import ConfigMixin, config_kwargs
 
-__all__ = ["DenoiserConfig", "CHUNK_SIZE", "FS"]
+__all__ = ["DenoiserConfig", "CHUNK_SIZE", "FS", "CONTEXTS"]
+
+#: ``context``: ``""`` (the seed's: none) or ``"attention"`` (``model.GlobalContext`` after the bottleneck).
+CONTEXTS = ("", "attention")
 
 
 @dataclass
@@ -41,6 +44,10 @@ class DenoiserConfig(ConfigMixin):
     residual : False (the seed's): the network outputs the clean ECG; True: it outputs a correction added to its
         input (``AttentionUNet(residual=True)``, same layers and state_dict; the export and every inference path
         follow the run's setting).
+    context : "" (the seed's) or "attention": a Transformer block after the bottleneck that lets every step see
+        the whole 10 s window (:class:`ecgcore.models.denoiser.model.GlobalContext`; issue 22: the seed's
+        convolutions see about 1.4 s, less than two beats). It starts at zero, so with ``init_from`` the run begins
+        from the exported model's exact output. Same inputs, outputs and card preprocessing; the graph is larger.
     extra_clean : "" (none) or an ``ecgcore preprocess denoise-ptbxl`` folder: its clean PTB-XL windows join the
         training windows (never validation), each drawn as often per epoch as a DS1 window, with NSTDB training noise
         mixed online (``mixing="online"`` only). Issue 22: the DS1 windows are 22 patients' beats. Mind the scale:
@@ -78,6 +85,7 @@ class DenoiserConfig(ConfigMixin):
     p_mixture: float = 0.3
     prefilter_hz: float = 0.0
     residual: bool = False
+    context: str = ""
     extra_clean: str = ""
     init_from: str = ""
     threads: int | None = None
@@ -95,6 +103,8 @@ class DenoiserConfig(ConfigMixin):
             raise ValueError("p_clean and p_mixture are probabilities in [0, 1]")
         if self.snr_range[0] > self.snr_range[1]:
             raise ValueError(f"snr_range must be (low, high), got {self.snr_range!r}")
+        if self.context not in CONTEXTS:
+            raise ValueError(f"context must be one of {', '.join(map(repr, CONTEXTS))}, got {self.context!r}")
         if self.init_from and self.residual:
             raise ValueError("init_from starts the seed form only (an exported residual graph adds its input)")
         if self.extra_clean and self.mixing != "online":

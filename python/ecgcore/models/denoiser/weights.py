@@ -6,6 +6,10 @@ so :func:`state_from_onnx` gives each convolution its folded weight and makes th
 that carries the folded bias (γ = 1, β = b', running mean 0, running variance 1 − ε): in eval mode the network
 computes what the graph computes. Trained on, those BatchNorms must stay in eval mode (:func:`freeze_batchnorm`):
 batch statistics would replace the identity.
+
+A graph with a global-context block (``context="attention"``) keeps that block's LayerNorm weights and Linear biases
+under their names; each Linear weight is the (transposed, possibly int8) second input of the ``MatMul`` whose output
+the bias is added to, and is read from there.
 """
 from __future__ import annotations
 
@@ -20,12 +24,12 @@ from .model import AttentionUNet
 __all__ = ["state_from_onnx", "freeze_batchnorm", "model_from_export", "export_graph", "init_training"]
 
 
-def _initializers(onnx_path: Path) -> dict[str, np.ndarray]:
+def _initializers(onnx_path: Path, m=None) -> dict[str, np.ndarray]:
     """Every float tensor the graph holds under its name, int8 weights dequantized as the graph does."""
     import onnx
     from onnx import numpy_helper
 
-    m = onnx.load(str(onnx_path))
+    m = onnx.load(str(onnx_path)) if m is None else m
     init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     out = {k: v.astype(np.float32) for k, v in init.items() if v.dtype == np.float32}
     for node in m.graph.node:
@@ -41,12 +45,34 @@ def _initializers(onnx_path: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def _linear_weights(m, w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``{"<linear>.weight": (out, in)}`` for every ``Add(MatMul(x, W), "<linear>.bias")`` of the graph ``m``."""
+    made_by = {o: node for node in m.graph.node for o in node.output}
+    out = {}
+    for node in m.graph.node:
+        if node.op_type != "Add":
+            continue
+        bias = next((i for i in node.input if i.endswith(".bias") and i in w), None)
+        other = next((i for i in node.input if i != bias), None)
+        mm = made_by.get(other) if bias else None
+        if mm is not None and mm.op_type == "MatMul" and mm.input[1] in w:
+            out[bias[: -len(".bias")] + ".weight"] = w[mm.input[1]].T
+    return out
+
+
 def state_from_onnx(onnx_path, base_channels: int = 32) -> dict[str, torch.Tensor]:
-    """The state_dict of an :class:`AttentionUNet` (seed form) computing what the exported graph ``onnx_path``
-    computes (module doc); ``ValueError`` naming the first tensor the graph lacks or holds in another shape."""
+    """The state_dict of an :class:`AttentionUNet` (seed form, or with its ``context`` block when the graph has one)
+    computing what the exported graph ``onnx_path`` computes (module doc); ``ValueError`` naming the first tensor the
+    graph lacks or holds in another shape."""
+    import onnx
+
     onnx_path = Path(onnx_path)
-    w = _initializers(onnx_path)
-    model = AttentionUNet(base_channels)
+    graph = onnx.load(str(onnx_path))
+    w = _initializers(onnx_path, graph)
+    context = "attention" if any(k.startswith("context.") for k in w) else ""
+    if context:
+        w |= _linear_weights(graph, w)
+    model = AttentionUNet(base_channels, context=context)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     modules = dict(model.named_modules())
 
@@ -66,7 +92,10 @@ def state_from_onnx(onnx_path, base_channels: int = 32) -> dict[str, torch.Tenso
         bn = modules.get(bn_name) if bn_name else None
         state[f"{name}.weight"] = take(f"{name}.weight", mod.weight.shape)
         if isinstance(bn, nn.BatchNorm1d):  # folded: the conv's own bias is inside the folded one
-            bias = take(f"{name}.bias" if mod.bias is not None else f"{name}.weight_bias", (bn.num_features,))
+            # the folded bias keeps the conv's bias name, or is named after its weight where the conv had none
+            # (or an all-zero one, which the exporter drops)
+            bias = take(f"{name}.bias" if mod.bias is not None and f"{name}.bias" in w else f"{name}.weight_bias",
+                        (bn.num_features,))
             if mod.bias is not None:
                 state[f"{name}.bias"] = torch.zeros_like(mod.bias)
             state[f"{bn_name}.weight"] = torch.ones(bn.num_features)
@@ -74,6 +103,10 @@ def state_from_onnx(onnx_path, base_channels: int = 32) -> dict[str, torch.Tenso
             state[f"{bn_name}.running_mean"] = torch.zeros(bn.num_features)
             state[f"{bn_name}.running_var"] = torch.full((bn.num_features,), 1.0 - bn.eps)
         elif mod.bias is not None:
+            state[f"{name}.bias"] = take(f"{name}.bias", mod.bias.shape)
+    for name, mod in modules.items():  # the context block: LayerNorms and Linears under their own names
+        if name.startswith("context.") and isinstance(mod, (nn.Linear, nn.LayerNorm)):
+            state[f"{name}.weight"] = take(f"{name}.weight", mod.weight.shape)
             state[f"{name}.bias"] = take(f"{name}.bias", mod.bias.shape)
     return state
 
@@ -110,8 +143,9 @@ def model_from_export(model="denoiser") -> tuple[AttentionUNet, Path]:
 
     onnx_path = export_graph(model)
     width = int((resolve_model(model)[1].config or {}).get("base_channels", 32))
-    net = AttentionUNet(width)
-    net.load_state_dict(state_from_onnx(onnx_path, width))
+    state = state_from_onnx(onnx_path, width)
+    net = AttentionUNet(width, context="attention" if any(k.startswith("context.") for k in state) else "")
+    net.load_state_dict(state)
     return net.eval(), onnx_path
 
 
