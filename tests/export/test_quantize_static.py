@@ -81,11 +81,34 @@ def test_weight_only_int8_covers_convolutions(tmp_path):
     y8 = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     err = np.sqrt(np.mean((y8 - y32) ** 2)) / np.sqrt(np.mean(y32 ** 2))
     assert 0 < err < 0.01, err
-    # op_types limits what is stored in int8 (the denoiser keeps its MatMul weights float); none left is an error
-    rep = quantize_weights(src, tmp_path / "none.onnx", min_elements=100, op_types=("Conv",))
-    assert len(rep["quantized"]) == 2
     with pytest.raises(ValueError, match="no MatMul/Gemm weight"):
         quantize_weights(src, tmp_path / "none.onnx", min_elements=100, op_types=("MatMul", "Gemm"))
+
+
+def test_weight_only_int8_op_types_picks_the_operators(tmp_path):
+    """``op_types`` limits the int8 storage to those operators (the denoiser keeps its MatMul weights float):
+    Conv → Flatten → MatMul, both weights large enough; a bare name counts as one operator."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from ecgcore.export.quantize import quantize_weights
+
+    rng = np.random.default_rng(2)
+    wc = rng.standard_normal((4, 1, 3, 3)).astype(np.float32)
+    wm = rng.standard_normal((256, 10)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "wc"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Flatten", ["c"], ["f"]), helper.make_node("MatMul", ["f", "wm"], ["y"])]
+    g = helper.make_graph(nodes, "cm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 10])],
+                          [numpy_helper.from_array(wc, "wc"), numpy_helper.from_array(wm, "wm")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(tmp_path / "cm.onnx"))
+    names = lambda **kw: [q["name"] for q in quantize_weights(tmp_path / "cm.onnx", tmp_path / "q.onnx",  # noqa: E731
+                                                              min_elements=30, **kw)["quantized"]]
+    assert sorted(names()) == ["wc", "wm"]
+    assert names(op_types=("Conv", "ConvTranspose")) == ["wc"]
+    assert names(op_types="MatMul") == ["wm"]
 
 
 def test_bundled_denoiser_ships_int8_weights():

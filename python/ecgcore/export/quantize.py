@@ -42,6 +42,7 @@ def quantize_weights(onnx_path, out_path=None, *, min_elements: int = 1_000_000,
     import onnx
     from onnx import helper, numpy_helper
 
+    op_types = (op_types,) if isinstance(op_types, str) else tuple(op_types)
     src = Path(onnx_path)
     dst = Path(out_path) if out_path is not None else src
     model = onnx.load(str(src))

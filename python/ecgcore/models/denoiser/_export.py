@@ -140,6 +140,7 @@ def export(run_dir, out_dir=None, *, data_dir=None, name: str = "denoiser", pari
     import torch
 
     from ._train import load_model
+    from .model import count_parameters
 
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir
@@ -183,11 +184,14 @@ def export(run_dir, out_dir=None, *, data_dir=None, name: str = "denoiser", pari
             "checkpoint_step": int(ckpt.get("step", 0)),
             "command": public.get("command") or "ecgcore train denoiser DATASET_DIR RUN_DIR (see sessions)"},
         config=_public_config(ckpt.get("config", {})),
-        description="Heartify Attention U-Net (SPEC §2.1, 2,796,541 parameters): z-scored 10 s chunks at "
-                    "130 Hz in, denoised chunks (z-score units) out; restore the input scale with "
+        description=f"Heartify Attention U-Net (SPEC §2.1, {count_parameters(model):,} parameters): z-scored 10 s "
+                    "chunks at 130 Hz in, denoised chunks (z-score units) out; restore the input scale with "
                     "y * std + mean (ecgcore.models.denoiser.processing)."
                     + (" Residual form (not the seed's): the graph returns its input plus the network's "
-                       "correction." if model.residual else ""),
+                       "correction." if model.residual else "")
+                    + (" With a global-context block after the bottleneck (not the seed's: a Transformer block over "
+                       "the window's 82 bottleneck steps, so every output sample can draw on the whole 10 s)."
+                       if model.context_kind else ""),
     )
     write_card(card, out_dir / "model.json")
     return {"onnx": str(onnx_path), "card": str(out_dir / "model.json"), "parity_max_abs_diff": worst,

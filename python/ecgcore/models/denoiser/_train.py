@@ -84,8 +84,9 @@ def load_model(run_or_checkpoint, device: str = "cpu") -> tuple[AttentionUNet, d
         state, cfg, ckpt = ckpt, {}, {"model": ckpt}
     else:
         raise ValueError(f"{p}: not a denoiser checkpoint (expected a state_dict or a dict with 'model')")
+    context = cfg.get("context") or ("attention" if any(str(k).startswith("context.") for k in state) else "")
     model = AttentionUNet(base_channels=int(cfg.get("base_channels", 32)), residual=bool(cfg.get("residual", False)),
-                          context=str(cfg.get("context", "")))
+                          context=context)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -172,12 +173,16 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
                                               + np.arange(per_w)).reshape(-1)])
     steps_per_epoch = -(-tr_pairs.size // cfg.batch_size)
     val_every = cfg.val_every or steps_per_epoch
-    init_onnx = init_cost = None
+    init_onnx = init_cost = init_state = None
     if cfg.init_from:  # checked before the run folder is touched
-        from .weights import export_graph, init_training
+        from .weights import export_context, export_graph, init_training, state_from_onnx
 
         init_onnx = export_graph(cfg.init_from, cfg.base_channels)
         init_cost = init_training(cfg.init_from)
+        init_context = export_context(cfg.init_from)
+        if init_context and not cfg.context:
+            raise ValueError(f"init_from {cfg.init_from}: its graph has a global-context block; set context={init_context}")
+        init_state = state_from_onnx(init_onnx, cfg.base_channels, context=init_context)
     run = Run(run_dir, cfg, family="denoiser", data_dir=data_dir, resume=resume,
               checkpoint_every_s=checkpoint_every_s, time_limit_s=cfg.time_limit_s or None, resumable=RESUMABLE,
               sigterm=True)
@@ -193,15 +198,9 @@ def train(data_dir, run_dir, config: DenoiserConfig | None = None, *, device: st
     loss_fn = HybridLoss(cfg.loss_weights)
 
     frozen_bn = bool(cfg.init_from)
-    if init_onnx is not None and not run.resuming:  # an exported model's weights (BatchNorm folded: frozen)
-        from .weights import state_from_onnx
-
-        init_state = state_from_onnx(init_onnx, cfg.base_channels)
-        has_context = any(k.startswith("context.") for k in init_state)
-        if has_context and not cfg.context:
-            raise ValueError(f"init_from {cfg.init_from}: its graph has a global-context block; set context=attention")
-        if cfg.context and not has_context:  # the block starts at zero: the run begins from the model's output
-            init_state |= {k: v for k, v in model.state_dict().items() if k.startswith("context.")}
+    if init_state is not None and not run.resuming:  # an exported model's weights (BatchNorm folded: frozen)
+        if cfg.context and not any(k.startswith("context.") for k in init_state):  # the block starts at zero: the
+            init_state |= {k: v for k, v in model.state_dict().items() if k.startswith("context.")}  # model's output
         model.load_state_dict(init_state)
     save, read = torch_state(model, opt, sched, device)
     if run.resuming:

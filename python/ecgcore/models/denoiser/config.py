@@ -18,7 +18,7 @@ class DenoiserConfig(ConfigMixin):
 
     Attributes
     ----------
-    base_channels : width of the first encoder level (32 → 2,796,541 parameters, SPEC §2.1).
+    base_channels : width of the first encoder level (32 → 2,796,541 parameters in the seed form, SPEC §2.1).
     epochs, batch_size, lr, weight_decay : AdamW schedule of the notebook (50, 64, 1e-3, 1e-4).
     plateau_factor, plateau_patience : ReduceLROnPlateau on the validation loss (0.5, 3).
     grad_clip : max gradient L2 norm (1.0).

@@ -21,7 +21,8 @@ from torch import nn
 
 from .model import AttentionUNet
 
-__all__ = ["state_from_onnx", "freeze_batchnorm", "model_from_export", "export_graph", "init_training"]
+__all__ = ["state_from_onnx", "freeze_batchnorm", "model_from_export", "export_graph", "export_context",
+           "init_training"]
 
 
 def _initializers(onnx_path: Path, m=None) -> dict[str, np.ndarray]:
@@ -46,33 +47,40 @@ def _initializers(onnx_path: Path, m=None) -> dict[str, np.ndarray]:
 
 
 def _linear_weights(m, w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """``{"<linear>.weight": (out, in)}`` for every ``Add(MatMul(x, W), "<linear>.bias")`` of the graph ``m``."""
+    """``{"context.<linear>.weight": (out, in)}`` for every ``Add(MatMul(x, W), "context.<linear>.bias")`` of the
+    graph ``m`` (the global-context block's Linear layers as the exporter writes them)."""
     made_by = {o: node for node in m.graph.node for o in node.output}
     out = {}
     for node in m.graph.node:
         if node.op_type != "Add":
             continue
-        bias = next((i for i in node.input if i.endswith(".bias") and i in w), None)
+        bias = next((i for i in node.input if i.startswith("context.") and i.endswith(".bias") and i in w), None)
         other = next((i for i in node.input if i != bias), None)
         mm = made_by.get(other) if bias else None
         if mm is not None and mm.op_type == "MatMul" and mm.input[1] in w:
-            out[bias[: -len(".bias")] + ".weight"] = w[mm.input[1]].T
+            name = bias[: -len(".bias")] + ".weight"
+            if name in out:
+                raise ValueError(f"two MatMul weights for {name!r}")
+            out[name] = w[mm.input[1]].T
     return out
 
 
-def state_from_onnx(onnx_path, base_channels: int = 32) -> dict[str, torch.Tensor]:
+def state_from_onnx(onnx_path, base_channels: int = 32, context: str | None = None) -> dict[str, torch.Tensor]:
     """The state_dict of an :class:`AttentionUNet` (seed form, or with its ``context`` block when the graph has one)
     computing what the exported graph ``onnx_path`` computes (module doc); ``ValueError`` naming the first tensor the
-    graph lacks or holds in another shape."""
+    graph lacks or holds in another shape. ``context`` (the card's, when known): the block the graph must hold
+    (``""``: none); a graph that differs is refused rather than read as the other form."""
     import onnx
 
     onnx_path = Path(onnx_path)
     graph = onnx.load(str(onnx_path))
     w = _initializers(onnx_path, graph)
-    context = "attention" if any(k.startswith("context.") for k in w) else ""
-    if context:
-        w |= _linear_weights(graph, w)
-    model = AttentionUNet(base_channels, context=context)
+    found = "attention" if any(k.startswith("context.") for k in w) else ""
+    if context is not None and context != found:
+        raise ValueError(f"{onnx_path}: its card says context={context!r}, its graph "
+                         f"{'holds a' if found else 'has no'} global-context block")
+    linear = _linear_weights(graph, w) if found else {}
+    model = AttentionUNet(base_channels, context=found)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     modules = dict(model.named_modules())
 
@@ -104,9 +112,17 @@ def state_from_onnx(onnx_path, base_channels: int = 32) -> dict[str, torch.Tenso
             state[f"{bn_name}.running_var"] = torch.full((bn.num_features,), 1.0 - bn.eps)
         elif mod.bias is not None:
             state[f"{name}.bias"] = take(f"{name}.bias", mod.bias.shape)
-    for name, mod in modules.items():  # the context block: LayerNorms and Linears under their own names
+    for name, mod in modules.items():  # the context block: LayerNorms under their names, Linears via their MatMul
         if name.startswith("context.") and isinstance(mod, (nn.Linear, nn.LayerNorm)):
-            state[f"{name}.weight"] = take(f"{name}.weight", mod.weight.shape)
+            if isinstance(mod, nn.Linear):
+                if f"{name}.weight" not in linear:  # never a same-named tensor of unknown orientation
+                    raise ValueError(f"{onnx_path}: no MatMul feeding {name}.bias; not an exported global-context block")
+                state[f"{name}.weight"] = torch.from_numpy(np.ascontiguousarray(linear[f"{name}.weight"]))
+                if tuple(state[f"{name}.weight"].shape) != tuple(mod.weight.shape):
+                    raise ValueError(f"{onnx_path}: {name}.weight has shape {tuple(state[f'{name}.weight'].shape)}, "
+                                     f"the network's is {tuple(mod.weight.shape)}")
+            else:
+                state[f"{name}.weight"] = take(f"{name}.weight", mod.weight.shape)
             state[f"{name}.bias"] = take(f"{name}.bias", mod.bias.shape)
     return state
 
@@ -120,9 +136,9 @@ def freeze_batchnorm(model: nn.Module) -> nn.Module:
 
 
 def export_graph(model="denoiser", base_channels: int | None = None) -> Path:
-    """The graph of an exported seed-form denoiser (a bundled name, a model folder or an ``.onnx`` path), checked by
-    its card: a denoise-pairs model, not residual (its graph adds the input), of width ``base_channels`` when given;
-    ``ValueError`` naming what does not fit."""
+    """The graph of an exported denoiser (a bundled name, a model folder or an ``.onnx`` path; seed form, with or
+    without the global-context block), checked by its card: a denoise-pairs model, not residual (its graph adds the
+    input), of width ``base_channels`` when given; ``ValueError`` naming what does not fit."""
     from ...export import resolve_model
 
     onnx_path, card = resolve_model(model)
@@ -142,10 +158,10 @@ def model_from_export(model="denoiser") -> tuple[AttentionUNet, Path]:
     from ...export import resolve_model
 
     onnx_path = export_graph(model)
-    width = int((resolve_model(model)[1].config or {}).get("base_channels", 32))
-    state = state_from_onnx(onnx_path, width)
-    net = AttentionUNet(width, context="attention" if any(k.startswith("context.") for k in state) else "")
-    net.load_state_dict(state)
+    cfg = resolve_model(model)[1].config or {}
+    width, context = int(cfg.get("base_channels", 32)), str(cfg.get("context", ""))
+    net = AttentionUNet(width, context=context)
+    net.load_state_dict(state_from_onnx(onnx_path, width, context=context))
     return net.eval(), onnx_path
 
 
@@ -163,6 +179,13 @@ def init_training(model="denoiser") -> dict:
             "best_val_loss": tr.get("best_val_loss"), "elapsed_s": own, "command": tr.get("command"),
             "init_from": tr.get("init_from"), "learning_curve": tr.get("learning_curve"),
             "total_elapsed_s": round(own + float(parent.get("total_elapsed_s") or 0.0), 1)}
+
+
+def export_context(model="denoiser") -> str:
+    """The ``context`` an exported denoiser's card records (``""``: seed form, also for cards older than the option)."""
+    from ...export import resolve_model
+
+    return str((resolve_model(model)[1].config or {}).get("context", ""))
 
 
 def public_model_name(model) -> str:
