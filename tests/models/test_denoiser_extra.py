@@ -118,8 +118,9 @@ def test_training_from_the_shipped_model_on_extra_windows(pairs_dir, ptb_windows
     # both runs see pre-filtered input, as the shipped network does (its card's prefilter), at a fine-tuning rate:
     # one Adam step of 1e-3 on a batch of 4 moves every weight by about 1e-3 and undoes most of a trained network
     base = dict(batch_size=4, max_steps=2, val_every=1, val_pairs=16, mixing="online", prefilter_hz=0.5, lr=1e-5)
-    a = train(pairs_dir, tmp_path / "a", DenoiserConfig(init_from="denoiser", extra_clean=str(ptb_windows), **base),
-              progress=False)
+    # the shipped network has a global-context block (version 3): a run from it names the block
+    a = train(pairs_dir, tmp_path / "a", DenoiserConfig(init_from="denoiser", extra_clean=str(ptb_windows),
+                                                        context="attention", **base), progress=False)
     b = train(pairs_dir, tmp_path / "b", DenoiserConfig(**base), progress=False)
     n_train = n_windows - int(round(0.1 * n_windows))
     assert a["train_pairs"] == (n_train + n_extra) * per_w and b["train_pairs"] == n_train * per_w
@@ -134,7 +135,8 @@ def test_training_from_the_shipped_model_on_extra_windows(pairs_dir, ptb_windows
     assert not torch.equal(ckpt["enc1.0.weight"], start["enc1.0.weight"])
     # a resumed run takes its checkpoint's weights, not the shipped graph's again
     train(pairs_dir, tmp_path / "a", DenoiserConfig(init_from="denoiser", extra_clean=str(ptb_windows),
-                                                    **{**base, "max_steps": 3}), progress=False, command=
+                                                    context="attention", **{**base, "max_steps": 3}), progress=False,
+          command=
           f"ecgcore train denoiser {pairs_dir} {tmp_path / 'a'} --set extra_clean={ptb_windows}")
     assert json.loads((tmp_path / "a" / "metrics.json").read_text())["training"]["steps"] == 3
     resumed = torch.load(tmp_path / "a" / "checkpoint" / "state.pt", weights_only=True)["model"]
@@ -166,17 +168,23 @@ def test_training_from_the_shipped_model_on_extra_windows(pairs_dir, ptb_windows
     assert late["read"] == "at export" and late["elapsed_s"] == parent["elapsed_s"]
 
 
-def test_global_context_block_starts_as_the_shipped_model_and_exports(pairs_dir, tmp_path):
-    """``context="attention"`` from the shipped weights: the block starts at zero, so the network computes exactly
-    what the shipped graph's weights compute; a real run moves the block; its export (float, then int8 convolutions
-    only) reads back into PyTorch within 1e-4 of onnxruntime; a seed-form run cannot start from it."""
+def test_global_context_block_starts_at_zero_and_exports(pairs_dir, tmp_path):
+    """``context="attention"``: added to seed-form weights (the shipped network's own, its block left out), the block
+    starts at zero, so the network computes exactly what the seed-form weights compute, and a run from a seed-form
+    export begins there (at lr 0 nothing moves: every seed weight as exported, the block all zeros); a real run from
+    the shipped context model moves its block; the export (float, then int8 convolutions only) reads back into
+    PyTorch within 1e-4 of onnxruntime; a seed-form run cannot start from it."""
     import onnxruntime as ort
 
     from ecgcore.export.quantize import quantize_weights
     from ecgcore.models.denoiser import export
     from ecgcore.models.denoiser.model import AttentionUNet
 
-    seed, _ = model_from_export("denoiser")
+    shipped, _ = model_from_export("denoiser")
+    shipped_state = shipped.state_dict()
+    assert shipped_state["context.proj_out.weight"].abs().max() > 0  # the shipped block was trained off zero
+    seed = AttentionUNet().eval()
+    seed.load_state_dict({k: v for k, v in shipped_state.items() if not k.startswith("context.")})
     ctx = AttentionUNet(context="attention")
     missing = ctx.load_state_dict(seed.state_dict(), strict=False).missing_keys
     assert missing and all(k.startswith("context.") for k in missing)
@@ -185,12 +193,24 @@ def test_global_context_block_starts_as_the_shipped_model_and_exports(pairs_dir,
     x = torch.from_numpy(((x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)).astype(np.float32)[:, None])
     with torch.no_grad():
         torch.testing.assert_close(ctx.eval()(x), seed(x), rtol=0, atol=0)
+        assert (shipped(x) - seed(x)).abs().max() > 1e-3  # the shipped block changes the output
     base = dict(batch_size=4, max_steps=2, val_every=1, val_pairs=16, mixing="online", prefilter_hz=0.5, lr=1e-4,
                 init_from="denoiser")
+    # a seed-form export (a 1-step run from scratch) as the starting model of a context run at lr 0
+    train(pairs_dir, tmp_path / "seedrun", DenoiserConfig(batch_size=4, max_steps=1, val_every=1, val_pairs=16),
+          progress=False)
+    export(tmp_path / "seedrun", tmp_path / "seedmodel", data_dir=pairs_dir)
+    train(pairs_dir, tmp_path / "zero", DenoiserConfig(context="attention", **{**base, "lr": 0.0, "max_steps": 1,
+                                                       "init_from": str(tmp_path / "seedmodel")}), progress=False)
+    start = state_from_onnx(tmp_path / "seedmodel" / "model.onnx")
+    z0 = torch.load(tmp_path / "zero" / "checkpoint" / "state.pt", weights_only=True)["model"]
+    assert z0["context.proj_out.weight"].abs().max() == 0 and z0["context.proj_out.bias"].abs().max() == 0
+    for k, v in start.items():
+        torch.testing.assert_close(z0[k], v, rtol=0, atol=0, msg=k)
     r = train(pairs_dir, tmp_path / "run", DenoiserConfig(context="attention", **base), progress=False)
     assert r["batchnorm_frozen"]
     ckpt = torch.load(tmp_path / "run" / "checkpoint" / "state.pt", weights_only=True)["model"]
-    assert ckpt["context.proj_out.weight"].abs().max() > 0  # the block learns from its zero start
+    assert not torch.equal(ckpt["context.proj_out.weight"], shipped_state["context.proj_out.weight"])  # it learns
     export(tmp_path / "run", tmp_path / "model", data_dir=pairs_dir)
     card = json.loads((tmp_path / "model" / "model.json").read_text())
     assert card["config"]["context"] == "attention"
