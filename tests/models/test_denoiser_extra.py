@@ -137,7 +137,8 @@ def test_training_from_the_shipped_model_on_extra_windows(pairs_dir, ptb_windows
     train(pairs_dir, tmp_path / "a", DenoiserConfig(init_from="denoiser", extra_clean=str(ptb_windows),
                                                     context="attention", **{**base, "max_steps": 3}), progress=False,
           command=
-          f"ecgcore train denoiser {pairs_dir} {tmp_path / 'a'} --set extra_clean={ptb_windows}")
+          f"ecgcore train denoiser {pairs_dir} {tmp_path / 'a'} --set init_from=denoiser --set context=attention "
+          f"--set extra_clean={ptb_windows}")
     assert json.loads((tmp_path / "a" / "metrics.json").read_text())["training"]["steps"] == 3
     resumed = torch.load(tmp_path / "a" / "checkpoint" / "state.pt", weights_only=True)["model"]
     assert not torch.equal(resumed["enc1.0.weight"], start["enc1.0.weight"])
@@ -148,7 +149,7 @@ def test_training_from_the_shipped_model_on_extra_windows(pairs_dir, ptb_windows
     assert card["config"]["extra_clean"] == "EXTRA" and card["config"]["init_from"] == "denoiser"
     text = json.dumps(card)
     assert str(ptb_windows) not in text and str(tmp_path) not in text and str(pairs_dir) not in text
-    want = "ecgcore train denoiser DENOISE_PAIRS RUN --set extra_clean=EXTRA"
+    want = "ecgcore train denoiser DENOISE_PAIRS RUN --set init_from=denoiser --set context=attention --set extra_clean=EXTRA"
     assert card["training"]["sessions"][-1]["command"] == card["training"]["command"] == want
     assert out["parity_max_abs_diff"] < 1e-4
     # the cost of the weights it started from travels with it: the shipped card's own training time and command
@@ -207,6 +208,14 @@ def test_global_context_block_starts_at_zero_and_exports(pairs_dir, tmp_path):
     assert z0["context.proj_out.weight"].abs().max() == 0 and z0["context.proj_out.bias"].abs().max() == 0
     for k, v in start.items():
         torch.testing.assert_close(z0[k], v, rtol=0, atol=0, msg=k)
+    at_start = AttentionUNet(context="attention").eval()
+    at_start.load_state_dict(z0)
+    with torch.no_grad():  # the context run's first output is the seed-form export's, exactly
+        torch.testing.assert_close(at_start(x), model_from_export(tmp_path / "seedmodel")[0](x), rtol=0, atol=0)
+    train(pairs_dir, tmp_path / "moves", DenoiserConfig(context="attention", **{**base, "max_steps": 1,
+                                                        "init_from": str(tmp_path / "seedmodel")}), progress=False)
+    moved = torch.load(tmp_path / "moves" / "checkpoint" / "state.pt", weights_only=True)["model"]
+    assert moved["context.proj_out.weight"].abs().max() > 0  # at lr > 0 the block leaves its zero start
     r = train(pairs_dir, tmp_path / "run", DenoiserConfig(context="attention", **base), progress=False)
     assert r["batchnorm_frozen"]
     ckpt = torch.load(tmp_path / "run" / "checkpoint" / "state.pt", weights_only=True)["model"]

@@ -28,7 +28,8 @@ _DIR = click.Path(file_okay=False, path_type=Path)
                    "(online mixing: fresh NSTDB training noise every step, clean inputs, blends, SNR -6..24 dB); "
                    "--set extra_clean=DIR adds the clean windows of `ecgcore preprocess denoise-ptbxl` (other "
                    "people) to training; --set init_from=denoiser starts from an exported model's weights "
-                   "(BatchNorm kept frozen).")
+                   "(BatchNorm kept frozen); --set context=attention adds the global-context block (required when "
+                   "the starting model has one, as the bundled denoiser since version 3 does).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(dataset_dir, run_dir, epochs, batch_size, device, max_steps, time_limit, val_every, val_pairs, lr, seed,
           records, threads, overrides, quiet):

@@ -184,7 +184,10 @@ def export(run_dir, out_dir=None, *, data_dir=None, name: str = "denoiser", pari
             "checkpoint_step": int(ckpt.get("step", 0)),
             "command": public.get("command") or "ecgcore train denoiser DATASET_DIR RUN_DIR (see sessions)"},
         config=_public_config(ckpt.get("config", {})),
-        description=f"Heartify Attention U-Net (SPEC §2.1, {count_parameters(model):,} parameters): z-scored 10 s "
+        description=f"Heartify Attention U-Net (SPEC §2.1, {count_parameters(model):,} parameters"
+                    + (f": the seed's {count_parameters(model) - count_parameters(model.context):,} and a "
+                       f"{count_parameters(model.context):,}-parameter global-context block" if model.context_kind else "")
+                    + "): z-scored 10 s "
                     "chunks at 130 Hz in, denoised chunks (z-score units) out; restore the input scale with "
                     "y * std + mean (ecgcore.models.denoiser.processing)."
                     + (" Residual form (not the seed's): the graph returns its input plus the network's "

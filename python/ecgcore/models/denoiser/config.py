@@ -46,8 +46,10 @@ class DenoiserConfig(ConfigMixin):
         follow the run's setting).
     context : "" (the seed's) or "attention": a Transformer block after the bottleneck that lets every step see
         the whole 10 s window (:class:`ecgcore.models.denoiser.model.GlobalContext`; issue 22: the seed's
-        convolutions see about 1.4 s, less than two beats). It starts at zero, so with ``init_from`` the run begins
-        from the exported model's exact output. Same inputs, outputs and card preprocessing; the graph is larger.
+        convolutions see about 1.4 s, less than two beats). It starts at zero, so with ``init_from`` a seed-form
+        model the run begins from that model's exact output; from a model that has the block (the bundled denoiser
+        since version 3), the run takes its trained block and must set ``context="attention"``. Same inputs,
+        outputs and card preprocessing; the graph is larger.
     extra_clean : "" (none) or an ``ecgcore preprocess denoise-ptbxl`` folder: its clean PTB-XL windows join the
         training windows (never validation), each drawn as often per epoch as a DS1 window, with NSTDB training noise
         mixed online (``mixing="online"`` only). Issue 22: the DS1 windows are 22 patients' beats. Mind the scale:
