@@ -307,3 +307,22 @@ def test_export_of_a_run_whose_starting_model_is_gone_says_so(tmp_path):
     assert out["init_training"] == {"model": "old-model", "read": "at export",
                                     "unavailable": "the starting model's card was not found"}
     assert out["total_elapsed_s"] == 5.0 and str(tmp_path) not in json.dumps(out)
+
+
+def test_shipped_model_reproduces_its_card_on_a_ds2_record(pairs_dir, mitdb_dir, tmp_path):
+    """The bundled denoiser, scored as ``ecgcore infer`` runs it (``evaluate(..., onnx_model="denoiser")``: pre-filter,
+    onnxruntime, guard) on DS2 record 100's pairs built here, gives the card's per-record 0 dB rows (every noise type
+    and their mean; the network and both baselines) to 1e-3 dB: the card describes the graph it ships with."""
+    from ecgcore.models.denoiser import evaluate
+
+    card = resolve_model("denoiser")[1].to_dict()
+    want = {r["noise"]: r for r in card["metrics"]["per_record_snr_improvement_at_0db"] if r["record"] == "100"}
+    assert set(want) == {"bw", "ma", "em", "all"}
+    ev = evaluate(tmp_path / "ev", pairs_dir, mitdb_dir=mitdb_dir, records=["100"], onnx_model="denoiser",
+                  progress=False)
+    got = {r["noise"]: r for r in ev["per_record_snr_improvement"] if r["snr_in_db"] == 0.0}
+    for noise, w in want.items():
+        assert got[noise]["pairs"] == w["pairs"], noise
+        for m in ("denoiser", "butterworth", "wavelet"):
+            assert got[noise][m] == pytest.approx(w[m], abs=1e-3), (noise, m)
+    assert want["all"]["denoiser"] > want["all"]["butterworth"] + 5  # and the network is far ahead of the filter
