@@ -5,7 +5,7 @@
     ecgcore infer-report seg.csv --records-dir MITDB --json seg.json
     ecgcore evaluate attention RUN --records-dir MITDB                                   (attention_analysis.json)
     python tools/segments_abnormal_card.py RUN MODEL_DIR --infer seg.json --rr-baseline rr.json \
-        [--aami-baseline aami.json]
+        [--aami-baseline aami.json] [--width-baseline width.json]
 
 Adds: the DS2 figures through ``ecgcore infer`` (every window, the seed's label rule), the attention analysis
 summary, the baselines in the same terms, the targets, the headline, warnings for every target missed, the ONNX size
@@ -29,6 +29,7 @@ def main():
     ap.add_argument("--infer", type=Path, required=True, help="infer-report JSON of the DS2 window table")
     ap.add_argument("--rr-baseline", type=Path, required=True)
     ap.add_argument("--aami-baseline", type=Path)
+    ap.add_argument("--width-baseline", type=Path, help="tools/segments_baselines.py --width-out")
     a = ap.parse_args()
 
     card = read_card(a.model_dir / "model.json")
@@ -41,6 +42,8 @@ def main():
     if a.aami_baseline:
         metrics["baseline: beats-aami abnormal-beat share (threshold from DS1 windows)"] = json.loads(
             a.aami_baseline.read_text())
+    if a.width_baseline:
+        metrics["baseline: median QRS width (threshold from DS1 windows)"] = json.loads(a.width_baseline.read_text())
     if analysis:
         metrics["attention analysis (DS2 windows holding abnormal and normal beats)"] = analysis
     size_mb = (a.model_dir / "model.onnx").stat().st_size / 1e6

@@ -5,7 +5,9 @@
         --rr-out rr.json --aami-out aami.json
 
 * RR irregularity (``ecgcore.models.attention.baseline.rr_irregularity``, from the annotated beats);
-* the share of the window's beats that the bundled beats-aami calls anything but N, from ``ecgcore infer`` tables.
+* the share of the window's beats that the bundled beats-aami calls anything but N, from ``ecgcore infer`` tables;
+* the window's median QRS width (``ecgcore.dsp.qrs.qrs_width`` with the qrs-width prior's settings, measured on the
+  model-input window): the signal measure behind ``AttentionConfig.prior="qrs-width"``, alone.
 
 Windows and labels are the segments dataset's (the seed's majority rule); DS1 windows fix the threshold (max F1),
 DS2 windows are scored. Note the label rule counts bundle-branch-block beats (L, R) as abnormal while AAMI puts
@@ -50,6 +52,7 @@ def main():
     ap.add_argument("--aami-ds2", type=Path)
     ap.add_argument("--rr-out", type=Path, required=True)
     ap.add_argument("--aami-out", type=Path)
+    ap.add_argument("--width-out", type=Path, help="also score the median QRS width of each window")
     a = ap.parse_args()
 
     info = read_dataset_info(a.segments)
@@ -65,6 +68,17 @@ def main():
         res = score_baseline(sc[0], ds1.y, sc[1], ds2.y)
         a.aami_out.write_text(json.dumps(res, indent=1))
         print("beats-aami share:", json.dumps({k: res[k] for k in ("roc_auc", "f1_abnormal", "accuracy")}))
+    if a.width_out:
+        from ecgcore.dsp.qrs import qrs_width
+        from ecgcore.models.attention.model import FS, WIDTH_OPTIONS
+
+        # a window without a complete beat scores 0 ms (below every threshold: Normal)
+        sc = [np.nan_to_num(qrs_width(s.x[:, 0], fs=FS, **WIDTH_OPTIONS), nan=0.0) for s in (ds1, ds2)]
+        res = score_baseline(sc[0], ds1.y, sc[1], ds2.y)
+        res["score"] = "median QRS width of the window, ms (ecgcore.dsp.qrs.qrs_width, " + \
+            ", ".join(f"{k}={v}" for k, v in WIDTH_OPTIONS.items()) + ")"
+        a.width_out.write_text(json.dumps(res, indent=1))
+        print("QRS width:", json.dumps({k: res[k] for k in ("roc_auc", "f1_abnormal", "accuracy")}))
 
 
 if __name__ == "__main__":

@@ -673,3 +673,131 @@ def test_sigterm_ends_the_session_checkpointed_without_the_test_evaluation(tiny_
     monkeypatch.setattr(Run, "due", due)
     again = train(tiny_segments, tmp_path / "r", _cfg(max_steps=4), progress=False, evaluate_after=False)
     assert again["training"]["steps"] == 4 and again["training"]["stop_reason"] == "max_steps"
+
+
+def test_qrs_width_prior_is_fitted_on_training_windows_exported_as_a_second_input_and_fed_by_infer(
+        tiny_segments, mitdb_dir, tmp_path):
+    """``prior="qrs-width"``: the logistic regression of the class on the standardised median QRS width is fitted on
+    the training windows (class weights as the loss) and fixed into the model; its log-odds are added to the Abnormal
+    logit (0 for a window without a width). The export takes ``qrs_width`` as a second input and matches PyTorch;
+    the card carries the coefficients, which ``load_onnx_weights`` reads back; ``ecgcore infer`` measures the width
+    on each window it classifies and feeds it."""
+    import onnxruntime as ort
+    from sklearn.linear_model import LogisticRegression
+
+    from ecgcore.dsp.qrs import qrs_width
+    from ecgcore.infer import Scorer
+    from ecgcore.io import read_record
+    from ecgcore.models.attention import load_run
+    from ecgcore.models.attention._export import load_onnx_weights
+    from ecgcore.models.attention.model import fit_width_prior
+
+    assert "prior_coef" not in AttentionECGModel(AttentionConfig()).state_dict()  # the seed's model: no buffer
+    with pytest.raises(ValueError, match="prior"):
+        AttentionConfig(prior="width")
+    # the fit against scikit-learn's unpenalised weighted logistic regression
+    rng = np.random.default_rng(0)
+    w = np.r_[rng.normal(60, 10, 300), rng.normal(110, 15, 60), np.nan]
+    y = np.r_[np.zeros(300, int), np.ones(60, int), 1]
+    cw = np.array([0.6, 3.0])
+    a, b, mu, sd = fit_width_prior(w, y, cw)
+    ok = np.isfinite(w)
+    ref = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000).fit(
+        ((w[ok] - w[ok].mean()) / w[ok].std())[:, None], y[ok], sample_weight=cw[y[ok]])
+    assert (mu, sd) == pytest.approx((w[ok].mean(), w[ok].std()))
+    assert (a, b) == pytest.approx((ref.intercept_[0], ref.coef_[0, 0]), abs=1e-5)
+
+    cfg = _cfg(max_steps=2, batch_size=8, prior="qrs-width", class_weight="balanced")
+    run = tmp_path / "run"
+    train(tiny_segments, run, cfg, progress=False)
+    model, _ = load_run(run)
+    tr = att_data.config_splits(tiny_segments, cfg)["train"]
+    counts = np.bincount(tr.y, minlength=2)
+    want = fit_width_prior(qrs_width(tr.x[:, 0], fs=360.0), tr.y, counts.sum() / (2 * counts))
+    np.testing.assert_allclose(model.prior_coef.numpy(), want, rtol=1e-6)
+    assert json.loads((run / "metrics.json").read_text())["prior"]["slope"] == pytest.approx(want[1], rel=1e-6)
+    test = att_data.config_splits(tiny_segments, cfg)["test"].x[:6]
+    xt = torch.from_numpy(test)
+    widths = model.measure_width(xt)
+    with torch.no_grad():
+        with_prior = model(xt, need_weights=False)[0]
+        without = model(xt, need_weights=False, qrs_width=torch.full((6,), float("nan")))[0]
+    np.testing.assert_allclose((with_prior - without).numpy(),
+                               np.stack([np.zeros(6), model.prior_logit(widths).numpy()], 1), atol=1e-5)
+
+    out = tmp_path / "onnx"
+    r = export(run, out, check_windows=4)
+    assert r["parity_max_abs_diff"] < 1e-4
+    sess = ort.InferenceSession(str(r["onnx"]), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["ecg", "qrs_width"]
+    card = json.loads((out / "model.json").read_text())
+    prior = card["preprocessing"]["qrs_width"]["prior"]
+    assert [prior[k] for k in ("intercept", "slope", "mean_ms", "sd_ms")] == pytest.approx(want, rel=1e-6)
+    assert [i["name"] for i in card["inputs"]] == ["ecg", "qrs_width"]
+    back = load_onnx_weights(r["onnx"], model.config)
+    np.testing.assert_allclose(back.prior_coef.numpy(), model.prior_coef.numpy(), rtol=1e-6)
+
+    # ecgcore infer: the first two minutes of record 100 (23 windows), width measured per window and fed by name
+    rec = read_record(mitdb_dir / "100", sampto=120 * 360)
+    scorer = Scorer(out, threads=1, quality=False)
+    prep = scorer.prepare(rec)
+    x = np.asarray(prep.inputs[0])
+    np.testing.assert_allclose(prep.inputs["qrs_width"], model.measure_width(torch.from_numpy(x)).numpy(), atol=1e-4)
+    pred = scorer.predict_record(rec)
+    with torch.no_grad():
+        p = torch.softmax(model(torch.from_numpy(x), need_weights=False)[0], 1).numpy()
+    np.testing.assert_allclose(pred.probabilities, p, atol=2e-3)  # int8 fc1
+
+
+def test_width_prior_attached_to_a_trained_network_is_an_or_and_the_tool_ships_it(tiny_segments, tmp_path):
+    """``attach_width_prior`` (``prior_combine="max"``) on a trained seed-form network: P(Abnormal) is the larger of
+    the network's and the prior's, and at the card's threshold the prior alone says Abnormal exactly when the median
+    QRS width reaches the threshold chosen on the training windows (max F1 of the width alone).
+    ``tools/segments_width_prior.py`` does the same from an exported model folder: its graph takes ``qrs_width``,
+    gives the original network's output where the width is NaN, and its card records the prior."""
+    import onnxruntime as ort
+
+    from ecgcore.dsp.qrs import qrs_width
+    from ecgcore.models.attention import load_run
+    from ecgcore.models.attention.baseline import _best_threshold
+    from ecgcore.models.attention.model import attach_width_prior
+
+    cfg = _cfg(max_steps=2, batch_size=8, class_weight="balanced")
+    run = tmp_path / "run"
+    train(tiny_segments, run, cfg, progress=False)
+    model, _ = load_run(run)
+    tr = att_data.config_splits(tiny_segments, cfg)["train"]
+    x = torch.from_numpy(tr.x)
+    with torch.no_grad():
+        p_net = torch.softmax(model(x, need_weights=False)[0], 1)[:, 1].numpy()
+    thr = 0.7
+    info = attach_width_prior(model, tr.x, tr.y, thr)
+    w = qrs_width(tr.x[:, 0], fs=360.0)
+    assert info["threshold_ms"] == _best_threshold(np.nan_to_num(w, nan=0.0), tr.y)
+    with torch.no_grad():
+        p = torch.softmax(model(x, need_weights=False)[0], 1)[:, 1].numpy()
+        p_prior = torch.sigmoid(model.prior_logit(torch.from_numpy(w.astype(np.float32)))).numpy()
+    np.testing.assert_allclose(p, np.maximum(p_net, np.where(np.isnan(w), 0.0, p_prior)), atol=1e-6)
+    np.testing.assert_array_equal(p_prior >= thr - 1e-6, np.nan_to_num(w) >= info["threshold_ms"] - 1e-3)
+    with pytest.raises(ValueError, match="already"):
+        attach_width_prior(model, tr.x, tr.y, thr)
+
+    src = tmp_path / "v1"
+    export(run, src, check_windows=4)
+    out = tmp_path / "v2"
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "segments_width_prior.py"), str(src), str(tiny_segments),
+                        str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    card = json.loads((out / "model.json").read_text())
+    prior = card["preprocessing"]["qrs_width"]["prior"]
+    dec = card["preprocessing"]["decision"]["threshold"]
+    assert prior["at_probability"] == dec and card["config"]["prior_combine"] == "max" and card["version"] == "2"
+    assert "test" in card["metrics"]["network alone (version 1, the same weights without the width prior)"]
+    test = att_data.config_splits(tiny_segments, cfg)["test"].x[:5]
+    old = ort.InferenceSession(str(src / "model.onnx"), providers=["CPUExecutionProvider"])
+    new = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    nan = np.full(len(test), np.nan, np.float32)
+    np.testing.assert_allclose(new.run(None, {"ecg": test, "qrs_width": nan})[1], old.run(None, {"ecg": test})[1],
+                               atol=1e-5)
+    wide = np.full(len(test), 400.0, np.float32)  # far beyond the threshold: the prior says Abnormal
+    assert (new.run(None, {"ecg": test, "qrs_width": wide})[1][:, 1] >= dec).all()

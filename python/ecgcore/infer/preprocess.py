@@ -154,7 +154,7 @@ def _fit_shape(x: np.ndarray, shape, what: str) -> np.ndarray:
     return x
 
 
-EXTRA_INPUTS = ("rr", "key")  # graph inputs fed by name, besides the main one
+EXTRA_INPUTS = ("rr", "key", "qrs_width")  # graph inputs fed by name, besides the main one
 
 
 def _input_shapes(card: ModelCard, graph_inputs: list | None) -> dict:
@@ -273,9 +273,18 @@ def _segments(rec: Record, card: ModelCard, opts: dict, shapes: dict) -> Prepare
                              "in the card ('scaler_mean' and 'scaler_scale', 3600 values each)")
         # float32, as the training loader standardises the stored float32 windows.
         seg = (seg - np.asarray(mean, np.float32)) / np.asarray(scale, np.float32)
-    x = _fit_shape(seg, shapes["main"], card.name)
+    inputs = {0: np.ascontiguousarray(_fit_shape(seg, shapes["main"], card.name))}
+    qw = opts.get("qrs_width")
+    if qw:
+        # A model with a QRS-width prior (attention prior="qrs-width") takes each window's median QRS width (ms),
+        # measured on the window it classifies, as its second input.
+        from ..dsp.qrs import qrs_width
+
+        inputs["qrs_width"] = qrs_width(seg.reshape(len(seg), -1), fs=float(card.fs), frac=float(qw["frac"]),
+                                        half_window=float(qw["half_window"]), smooth=float(qw["smooth"]),
+                                        workers=opts["_threads"] or None).astype(np.float32)
     start = t["start"]
-    return Prepared(inputs={0: np.ascontiguousarray(x)}, sample=_to_record_rate(start, ratio),
+    return Prepared(inputs=inputs, sample=_to_record_rate(start, ratio),
                     end=_to_record_rate(start + t["size"], ratio), reference=t["labels"], kind="segment")
 
 

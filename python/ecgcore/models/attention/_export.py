@@ -27,6 +27,7 @@ from ..._fs import atomic_write
 from ._evaluate import PROTOCOL_LABELS, load_run
 from .data import config_splits, preprocessing_of
 from .metrics import prior_decision
+from .model import WIDTH_OPTIONS
 
 BUNDLED_NAME = "segments-abnormal"
 OUTPUT_NAMES = ("logits", "probabilities")
@@ -64,7 +65,7 @@ class _Exported(nn.Module):
         super().__init__()
         self.model, self.block, self.fused = model, int(block), bool(fused)
 
-    def forward(self, ecg):
+    def forward(self, ecg, qrs_width=None):
         m = self.model
         h = m.pool(m.relu(m.conv1(ecg)))
         h = m.pool(m.relu(m.conv2(h)))                         # (B, E, L)
@@ -87,6 +88,8 @@ class _Exported(nn.Module):
         o = mha.out_proj(o)                                    # (B, L, E)
         z = m.head_input(o.transpose(1, 2))                    # (B, E, L), as the model's permute(1, 2, 0)
         logits = m.fc2(m.dropout(m.relu(m.fc1(z))))
+        if qrs_width is not None:                              # the qrs-width prior (second graph input)
+            logits = m.with_prior(logits, ecg, qrs_width)
         return logits, torch.softmax(logits, dim=1)
 
 
@@ -124,6 +127,16 @@ def load_onnx_weights(onnx_path, config=None):
                      for a in node.attribute if a.name == "axis"), 1)
         inits[base] = q * (scale.reshape(-1, 1) if axis == 0 else scale.reshape(1, -1))
     for name, tensor in model.state_dict().items():
+        if name == "prior_coef":  # the qrs-width prior's coefficients live in the card beside the graph
+            card_path = Path(onnx_path).with_name("model.json")
+            prior = (json.loads(card_path.read_text()).get("preprocessing", {}).get("qrs_width", {}).get("prior")
+                     if card_path.is_file() else None)
+            if not prior:
+                raise ValueError(f"{onnx_path}: a qrs-width prior model needs its card (model.json beside the graph, "
+                                 "preprocessing.qrs_width.prior)")
+            state[name] = torch.tensor([prior[k] for k in ("intercept", "slope", "mean_ms", "sd_ms")],
+                                       dtype=torch.float32)
+            continue
         arr = inits.get(f"model.{name}")
         if arr is None and name in ("attention.in_proj_weight", "attention.out_proj.weight"):
             # the TorchScript exporter stores these pre-transposed as anonymous MatMul operands
@@ -158,24 +171,37 @@ def export_graphs(model, out_dir, example: np.ndarray, atol: float = 1e-4, fused
     with torch.no_grad():
         logits, attention = model(x, need_weights=True)
     expected = [logits.numpy(), torch.softmax(logits, dim=1).numpy()]
-    _to_onnx(_Exported(model, fused=fused_attention).eval(), x[:2], out_dir / "model.onnx", OUTPUT_NAMES)
-    worst = onnx_parity(out_dir / "model.onnx", {"ecg": example.astype(np.float32)}, expected, atol=atol)
-    _to_onnx(_Attention(model).eval(), x[:2], out_dir / ATTENTION_FILE, (ATTENTION_OUTPUT,))
+    feeds = graph_feeds(model, example)
+    args = (x[:2],) + ((torch.from_numpy(feeds["qrs_width"][:2]),) if "qrs_width" in feeds else ())
+    _to_onnx(_Exported(model, fused=fused_attention).eval(), args, out_dir / "model.onnx", OUTPUT_NAMES)
+    worst = onnx_parity(out_dir / "model.onnx", feeds, expected, atol=atol)
+    _to_onnx(_Attention(model).eval(), (x[:2],), out_dir / ATTENTION_FILE, (ATTENTION_OUTPUT,))
     worst_att = onnx_parity(out_dir / ATTENTION_FILE, {"ecg": example.astype(np.float32)}, [attention.numpy()],
                             atol=atol)
     return max(worst, worst_att)
 
 
-def _to_onnx(wrapper: nn.Module, example: torch.Tensor, path: Path, output_names) -> None:
-    """Write the graph with the TorchScript-based exporter (dynamic batch axis), atomically."""
+def graph_feeds(model, x: np.ndarray) -> dict:
+    """onnxruntime feeds of the logits graph for windows ``x`` (n, 1, 3600): ``ecg``, and ``qrs_width`` (n,) ms for a
+    model with the qrs-width prior (measured as ``ecgcore infer`` measures it)."""
+    feeds = {"ecg": np.ascontiguousarray(x, dtype=np.float32)}
+    if model.config.prior == "qrs-width":
+        feeds["qrs_width"] = model.measure_width(torch.from_numpy(feeds["ecg"])).numpy()
+    return feeds
+
+
+def _to_onnx(wrapper: nn.Module, example: tuple, path: Path, output_names) -> None:
+    """Write the graph with the TorchScript-based exporter (dynamic batch axis), atomically; inputs ``ecg`` and,
+    with a second example tensor, ``qrs_width``."""
+    inputs = ["ecg", "qrs_width"][:len(example)]
     with atomic_write(path) as tmp, warnings.catch_warnings():
         # The legacy exporter is deprecated in favour of dynamo; it handles MultiheadAttention's
         # weights output without a custom translation and gives one self-contained file.
         warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, (example,), str(tmp), dynamo=False, input_names=["ecg"],
+        torch.onnx.export(wrapper, tuple(example), str(tmp), dynamo=False, input_names=inputs,
                           output_names=list(output_names), opset_version=17,
                           custom_opsets={"com.microsoft": 1} if getattr(wrapper, "fused", False) else None,
-                          dynamic_axes={"ecg": {0: "batch"}, **{n: {0: "batch"} for n in output_names}})
+                          dynamic_axes={**{n: {0: "batch"} for n in inputs}, **{n: {0: "batch"} for n in output_names}})
 
 
 def int8_parity(model, onnx_path, x: np.ndarray) -> dict:
@@ -185,7 +211,7 @@ def int8_parity(model, onnx_path, x: np.ndarray) -> dict:
     with torch.no_grad():
         logits, _ = model.eval()(torch.from_numpy(np.ascontiguousarray(x, np.float32)), need_weights=False)
     want = [logits.numpy(), torch.softmax(logits, dim=1).numpy()]
-    got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"ecg": x})
+    got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, graph_feeds(model, x))
     return {"windows": int(len(x)), "max_abs_diff_logits": float(np.abs(got[0] - want[0]).max()),
             "max_abs_diff_probabilities": float(np.abs(got[1] - want[1]).max()),
             "same_class": float((got[1].argmax(1) == want[1].argmax(1)).mean())}
@@ -269,9 +295,21 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
                                            "`ecgcore infer` decides at this threshold")
             if config.extra_train:
                 decision["counts_of"] = "the MIT-BIH training windows; the extra_train windows are not counted"
+    inputs = [{"name": "ecg", "shape": [None, 1, config.input_length], "dtype": "float32"}]
+    if config.prior == "qrs-width":
+        a, b, mu, sd = (float(v) for v in model.prior_coef)
+        preprocessing["qrs_width"] = {
+            "function": "ecgcore.dsp.qrs.qrs_width", **WIDTH_OPTIONS,
+            "prior": {"intercept": a, "slope": b, "mean_ms": mu, "sd_ms": sd,
+                      "rule": "Abnormal logit += intercept + slope * (width - mean_ms) / sd_ms (0 where width is NaN)",
+                      **{k: v for k, v in (metrics.get("prior") or {}).items() if k.startswith("windows")}},
+            "measured_on": "each model-input window (after the band-pass and z-score), at 360 Hz"}
+        inputs.append({"name": "qrs_width", "shape": [None], "dtype": "float32",
+                       "description": "median QRS width of the window in ms (ecgcore.dsp.qrs.qrs_width, "
+                                      "preprocessing.qrs_width); NaN when the window has no complete beat"})
     card = ModelCard(
         name=name, task="classification", framework="pytorch",
-        inputs=[{"name": "ecg", "shape": [None, 1, config.input_length], "dtype": "float32"}],
+        inputs=inputs,
         outputs=[{"name": "logits", "shape": [None, config.n_classes], "dtype": "float32"},
                  {"name": "probabilities", "shape": [None, config.n_classes], "dtype": "float32"},
                  {"name": "attention", "shape": [None, config.seq_len, config.seq_len], "dtype": "float32",

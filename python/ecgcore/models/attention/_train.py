@@ -22,7 +22,7 @@ from .._run import Run, torch_state
 from ._evaluate import PROTOCOL_LABELS, _read_metrics, device_of, evaluate, predict
 from .config import AttentionConfig
 from .data import SegmentSplit, config_splits, read_dataset_info, train_noise_bank
-from .model import AttentionECGModel
+from .model import FS, WIDTH_OPTIONS, AttentionECGModel, fit_width_prior
 
 # Settings a resumed run may change; anything else must match the saved config.
 RESUMABLE = ("epochs", "max_steps", "time_limit_s", "threads", "patience", "extra")
@@ -162,6 +162,18 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
         counts = np.bincount(train_set.y, minlength=config.n_classes).astype(np.float64)
         weight = torch.tensor(counts.sum() / (config.n_classes * np.maximum(counts, 1)), dtype=torch.float32).to(dev)
     loss_fn = nn.CrossEntropyLoss(weight=weight)
+    prior = None
+    if config.prior == "qrs-width":
+        # Fitted on the un-augmented training windows (MIT-BIH and extra_train), weighted as the loss; a resumed
+        # run gets the same values back from its checkpoint.
+        from ...dsp.qrs import qrs_width
+
+        widths = qrs_width(train_set.x[:, 0], fs=FS, **WIDTH_OPTIONS)
+        coef = fit_width_prior(widths, train_set.y, None if weight is None else weight.cpu().numpy())
+        with torch.no_grad():
+            model.prior_coef.copy_(torch.tensor(coef, dtype=torch.float32))
+        prior = {"kind": "qrs-width", "intercept": coef[0], "slope": coef[1], "mean_ms": coef[2], "sd_ms": coef[3],
+                 "windows": int(np.isfinite(widths).sum()), "windows_without_width": int((~np.isfinite(widths)).sum())}
     st = run.state
     st.extra.setdefault("improved_this_epoch", False)
 
@@ -265,6 +277,7 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
                     "data_dir": str(data_dir.resolve()),
                     "splits": {k: v.summary() for k, v in splits.items() if v is not None and k != "extra"},
                     **({"extra_train": _extra_summary(splits["extra"], config)} if "extra" in splits else {}),
+                    **({"prior": prior} if prior else {}),
                     "training": training})
     write_json(run_dir / "metrics.json", metrics)
     if evaluate_after and not run.terminated:  # a SIGTERM'd session ends here; the test evaluation waits for the end

@@ -1,0 +1,99 @@
+"""Give a segments-abnormal model the QRS-width prior, OR-combined with its network (issue 21).
+
+    python tools/segments_width_prior.py MODEL_DIR SEGMENTS_DIR OUT_DIR
+
+MODEL_DIR holds a seed-form ``model.onnx`` + ``model.json`` (e.g. the bundled model before the prior); SEGMENTS_DIR is
+the ``ecgcore preprocess segments`` dataset it trained on. The network's weights are read back from the graph
+(``load_onnx_weights``) and left as they are. ``attach_width_prior`` fits the prior on the network's training windows (DS1) only: the width
+threshold T that maximises F1(Abnormal) of the median QRS width alone, the logistic slope, and the intercept moved
+so that the prior's probability equals the card's decision threshold at T. OUT_DIR receives ``model.onnx`` (inputs
+``ecg`` and ``qrs_width``; fc1 in int8 as before), ``attention.onnx`` (unchanged function) and the card, with the
+prior in ``preprocessing.qrs_width``, the fit in ``training.width_prior`` and the network's own figures kept under
+``metrics["network alone (...)"]``. Then score DS2 with ``ecgcore infer`` and finish the card with
+``tools/segments_abnormal_card.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ecgcore.export.card import read_card, write_card
+from ecgcore.export.quantize import quantize_weights
+from ecgcore.models.attention import AttentionConfig
+from ecgcore.models.attention._export import export_graphs, int8_parity, load_onnx_weights
+from ecgcore.models.attention.data import config_splits
+from ecgcore.models.attention.model import WIDTH_OPTIONS, attach_width_prior
+
+# metrics of the network alone (before the prior): kept, relabelled
+NETWORK_KEYS = ("test", "DS2, ecgcore infer (every window, seed label rule)",
+                "DS2, ecgcore infer, argmax at 0.5 (the operating point before 2026-12-05)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model_dir", type=Path)
+    ap.add_argument("segments", type=Path)
+    ap.add_argument("out_dir", type=Path)
+    a = ap.parse_args()
+
+    card = read_card(a.model_dir / "model.json")
+    config = AttentionConfig.from_dict(card.config)
+    if config.prior != "none":
+        raise SystemExit(f"{a.model_dir}: the model already has a prior ({config.prior})")
+    threshold = float(card.preprocessing["decision"]["threshold"])
+    model = load_onnx_weights(a.model_dir / "model.onnx", config).eval()
+    splits = config_splits(a.segments, config)  # the network's own training split (all of DS1 for a refit)
+    train, test = splits["train"], splits["test"]
+    fit = attach_width_prior(model, train.x, train.y, threshold)
+    fit["fitted_on"] = f"the {len(train)} DS1 windows of {len(set(train.record.tolist()))} records"
+
+    a.out_dir.mkdir(parents=True, exist_ok=True)
+    # parity windows spread over the test split, both classes (as `ecgcore export attention` picks them)
+    pick = np.unique(np.r_[np.flatnonzero(test.y == 1)[:4], np.linspace(0, len(test) - 1, 8).astype(int)])[:8]
+    x = np.ascontiguousarray(test.x[pick])
+    worst = export_graphs(model, a.out_dir, x)
+    int8 = quantize_weights(a.out_dir / "model.onnx", min_elements=1_000_000)
+    int8.update(int8_parity(model, a.out_dir / "model.onnx", x))
+
+    metrics = dict(card.metrics)
+    net = {k: metrics.pop(k) for k in NETWORK_KEYS if k in metrics}
+    metrics["network alone (version 1, the same weights without the width prior)"] = net
+    metrics["onnx_parity_max_abs_diff"] = worst
+    metrics["onnx_parity_windows"] = int(len(x))
+    metrics["onnx_int8"] = int8
+    card.metrics = metrics
+    card.inputs = [card.inputs[0], {"name": "qrs_width", "shape": [None], "dtype": "float32",
+                                    "description": "median QRS width of the window in ms (ecgcore.dsp.qrs.qrs_width, "
+                                                   "preprocessing.qrs_width); NaN when the window has no complete beat"}]
+    card.preprocessing["qrs_width"] = {
+        "function": "ecgcore.dsp.qrs.qrs_width", **WIDTH_OPTIONS,
+        "prior": {k: fit[k] for k in ("intercept", "slope", "mean_ms", "sd_ms", "threshold_ms", "at_probability")}
+        | {"rule": "P(Abnormal) = max(network, sigmoid(intercept + slope * (width - mean_ms) / sd_ms)); the prior's "
+                   "term is 0 where the width is NaN. At the decision threshold: Abnormal when the network says so or "
+                   "the window's median QRS width >= threshold_ms"},
+        "measured_on": "each model-input window (after the band-pass and z-score), at 360 Hz"}
+    card.config = model.config.to_dict()
+    card.training = {**card.training, "width_prior": fit,
+                     "width_prior_command": "python tools/segments_width_prior.py MODEL_DIR SEGMENTS OUT "
+                                            "(MODEL_DIR: version 1 of segments-abnormal, git 49b7e10)"}
+    card.description = (card.description.rstrip(".") + ". Version 2: the same network OR a QRS-width prior: "
+                        "P(Abnormal) = max(network, logistic(median QRS width)), the prior fitted on the DS1 windows "
+                        "(second graph input qrs_width, measured by ecgcore infer); a bundle-branch block widens every "
+                        "QRS in any patient, which the network, trained on two patients of each block, does not "
+                        "generalise.")
+    card.version = "2"
+    write_card(card, a.out_dir / "model.json")
+    if a.model_dir.resolve() != a.out_dir.resolve():
+        for extra in a.model_dir.iterdir():  # anything else the folder ships (plots), unchanged
+            if extra.is_file() and not (a.out_dir / extra.name).exists():
+                shutil.copy2(extra, a.out_dir / extra.name)
+    print(json.dumps({"width_prior": fit, "parity": worst, "int8": {k: int8[k] for k in
+                                                                    ("bytes_after", "max_abs_diff_probabilities")}}))
+
+
+if __name__ == "__main__":
+    main()
