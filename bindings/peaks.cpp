@@ -1,5 +1,6 @@
 // Bindings for cpp/include/ecgcore/peaks.hpp.
 #include "ecgcore/peaks.hpp"
+#include "ecgcore/qrs_width.hpp"
 
 #include "common.hpp"
 
@@ -110,9 +111,55 @@ py::tuple bandpasses(const carray<double>& x, double fs, double lo1, double hi1,
   return py::make_tuple(a, b, lanes);
 }
 
+py::array_t<double> qrs_width(const py::array& x, const carray<int64_t>& peaks, const carray<int64_t>& offsets,
+                              int64_t half, int64_t smooth, double frac, int workers) {
+  if (x.ndim() != 2) throw std::invalid_argument("x must be a 2-D [batch, n_samples] array");
+  if (peaks.ndim() != 1 || offsets.ndim() != 1) throw std::invalid_argument("peaks and offsets must be 1-D");
+  const auto batch = static_cast<int64_t>(x.shape(0));
+  if (static_cast<int64_t>(offsets.size()) != batch + 1)
+    throw std::invalid_argument("offsets must hold batch + 1 values");
+  if (batch > 0 && offsets.data()[batch] != static_cast<int64_t>(peaks.size()))
+    throw std::invalid_argument("offsets must end at the number of peaks");
+  auto w = with_float_rows(x, [&](auto& a) {
+    const auto shape = ecgcore_py::rows_of(a);
+    const auto* data = a.data();
+    py::gil_scoped_release release;
+    return ecgcore::qrs_width_batch(data, shape.batch, shape.n, peaks.data(), offsets.data(), half, smooth, frac,
+                                    workers);
+  });
+  py::array_t<double> out(static_cast<py::ssize_t>(w.size()));
+  std::copy(w.begin(), w.end(), out.mutable_data());
+  return out;
+}
+
 }  // namespace
 
 void register_peaks(py::module_& m) {
+  m.def("qrs_width", &qrs_width, py::arg("x"), py::arg("peaks"), py::arg("offsets"), py::arg("half"), py::arg("smooth"),
+        py::arg("frac"), py::arg("workers") = 0,
+        R"doc(Median QRS width, in samples, of each row of a [batch, n_samples] array (float32 or float64).
+
+Parameters
+----------
+x : ndarray, shape (batch, n_samples)
+peaks : int64 ndarray
+    The R-peaks of every row, concatenated.
+offsets : int64 ndarray, shape (batch + 1,)
+    Row r's peaks are peaks[offsets[r]:offsets[r + 1]].
+half : int
+    Samples either side of the peak searched for the QRS.
+smooth : int
+    Odd length of the moving average of the absolute slope.
+frac : float
+    Fraction of the beat's largest smoothed slope that delimits the QRS.
+workers : int
+    Threads over rows; 0 means all cores.
+
+Returns
+-------
+float64 ndarray, shape (batch,): the median width over the row's measurable beats, NaN where there is none
+(see ecgcore.dsp.qrs.qrs_width for the definition).
+)doc");
   m.def("qrs_bandpasses", &bandpasses, py::arg("x"), py::arg("fs"), py::arg("lo1"), py::arg("hi1"), py::arg("lo2"),
         py::arg("hi2"),
         R"doc(The R-peak detector's two zero-phase band-passes of one row, as detect_r_peaks computes them (for tests).

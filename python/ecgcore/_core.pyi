@@ -8,7 +8,7 @@ import numpy
 import numpy.typing
 import typing
 import typing_extensions
-__all__: list[str] = ['calinski_harabasz', 'crc32c', 'davies_bouldin', 'deltas', 'detect_r_peaks', 'fft', 'filtfilt', 'iir_design', 'iirnotch', 'irfft', 'kmeans_assign', 'kmeans_distances', 'kmeans_lloyd', 'kmeans_minibatch_update', 'kmeans_plusplus', 'l2_normalize_rows', 'lfilter', 'lfilter_zi', 'mel_filterbank', 'mfcc', 'morlet_centre_frequency', 'morlet_scalogram', 'qrs_bandpasses', 'refine_r_peaks', 'resample_poly', 'resample_poly_filter', 'resample_poly_length', 'rfft', 'rr_features', 'segment_beats', 'segment_windows', 'shard_statistics', 'silhouette_samples', 'simd_path', 'sosfilt', 'sosfilt_zi', 'sosfiltfilt', 'stft', 'wfdb_bytes_needed', 'wfdb_decode', 'wfdb_format_supported', 'wfdb_invalid_value', 'wfdb_read', 'wfdb_samples_available']
+__all__: list[str] = ['calinski_harabasz', 'crc32c', 'davies_bouldin', 'deltas', 'detect_r_peaks', 'fft', 'filtfilt', 'iir_design', 'iirnotch', 'irfft', 'kmeans_assign', 'kmeans_distances', 'kmeans_lloyd', 'kmeans_minibatch_update', 'kmeans_plusplus', 'l2_normalize_rows', 'lfilter', 'lfilter_zi', 'mel_filterbank', 'mfcc', 'morlet_centre_frequency', 'morlet_scalogram', 'qrs_bandpasses', 'qrs_width', 'refine_r_peaks', 'resample_poly', 'resample_poly_filter', 'resample_poly_length', 'rfft', 'rr_features', 'segment_beats', 'segment_windows', 'shard_statistics', 'silhouette_samples', 'simd_path', 'sosfilt', 'sosfilt_zi', 'sosfiltfilt', 'stft', 'wfdb_bytes_needed', 'wfdb_decode', 'wfdb_format_supported', 'wfdb_invalid_value', 'wfdb_read', 'wfdb_samples_available']
 def calinski_harabasz(x: numpy.ndarray, labels: numpy.ndarray, n_labels: typing.SupportsInt | typing.SupportsIndex, workers: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
     """
     Calinski-Harabasz index; labels encoded 0..n_labels-1 (int64).
@@ -202,6 +202,31 @@ def qrs_bandpasses(x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64], f
     -------
     (y1, y2, float_lanes): the two float64 outputs, and whether the float32 pair path ran (long rows) rather than
     double sosfiltfilt.
+    """
+def qrs_width(x: numpy.ndarray, peaks: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], offsets: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], half: typing.SupportsInt | typing.SupportsIndex, smooth: typing.SupportsInt | typing.SupportsIndex, frac: typing.SupportsFloat | typing.SupportsIndex, workers: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float64]:
+    """
+    Median QRS width, in samples, of each row of a [batch, n_samples] array (float32 or float64).
+
+    Parameters
+    ----------
+    x : ndarray, shape (batch, n_samples)
+    peaks : int64 ndarray
+        The R-peaks of every row, concatenated.
+    offsets : int64 ndarray, shape (batch + 1,)
+        Row r's peaks are peaks[offsets[r]:offsets[r + 1]].
+    half : int
+        Samples either side of the peak searched for the QRS.
+    smooth : int
+        Odd length of the moving average of the absolute slope.
+    frac : float
+        Fraction of the beat's largest smoothed slope that delimits the QRS.
+    workers : int
+        Threads over rows; 0 means all cores.
+
+    Returns
+    -------
+    float64 ndarray, shape (batch,): the median width over the row's measurable beats, NaN where there is none
+    (see ecgcore.dsp.qrs.qrs_width for the definition).
     """
 def refine_r_peaks(x: numpy.ndarray, r_peaks: typing.Annotated[numpy.typing.ArrayLike, numpy.int64], fs: typing.SupportsFloat | typing.SupportsIndex, radius_s: typing.SupportsFloat | typing.SupportsIndex = 0.075) -> numpy.typing.NDArray[numpy.int64]:
     """

@@ -43,6 +43,11 @@ def test_matches_the_definition_beat_by_beat(load_mitdb, name):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
     assert qrs_width(w[3], fs=FS) == pytest.approx(want[3], abs=1e-9)  # one window gives a scalar
     np.testing.assert_allclose(qrs_width(w * 37.0 + 2.0, fs=FS), got, atol=1e-6)  # scale- and offset-free
+    # float32 rows take the same C++ kernel (computed in double), one thread or several alike
+    w32 = w.astype(np.float32)
+    peaks = detect_r_peaks(w32.astype(np.float64), fs=FS)
+    np.testing.assert_array_equal(qrs_width(w32, fs=FS, peaks=peaks, workers=1),
+                                  qrs_width(w32.astype(np.float64), fs=FS, peaks=peaks, workers=2))
 
 
 def test_bundle_branch_block_records_are_wide_and_normal_ones_narrow(load_mitdb):
