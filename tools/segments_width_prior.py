@@ -24,7 +24,7 @@ import numpy as np
 from ecgcore.export.card import read_card, write_card
 from ecgcore.export.quantize import quantize_weights
 from ecgcore.models.attention import AttentionConfig
-from ecgcore.models.attention._export import export_graphs, int8_parity, load_onnx_weights
+from ecgcore.models.attention._export import PRIOR_RULES, export_graphs, int8_parity, load_onnx_weights
 from ecgcore.models.attention.data import config_splits
 from ecgcore.models.attention.model import WIDTH_OPTIONS, attach_width_prior
 
@@ -44,7 +44,11 @@ def main():
     config = AttentionConfig.from_dict(card.config)
     if config.prior != "none":
         raise SystemExit(f"{a.model_dir}: the model already has a prior ({config.prior})")
-    threshold = float(card.preprocessing["decision"]["threshold"])
+    decision = card.preprocessing.get("decision") or {}
+    if "threshold" not in decision:
+        raise SystemExit(f"{a.model_dir}: the card has no decision threshold (preprocessing.decision, written for "
+                         "balanced-weight runs); the prior is placed at that threshold")
+    threshold = float(decision["threshold"])
     model = load_onnx_weights(a.model_dir / "model.onnx", config).eval()
     splits = config_splits(a.segments, config)  # the network's own training split (all of DS1 for a refit)
     train, test = splits["train"], splits["test"]
@@ -56,15 +60,22 @@ def main():
     pick = np.unique(np.r_[np.flatnonzero(test.y == 1)[:4], np.linspace(0, len(test) - 1, 8).astype(int)])[:8]
     x = np.ascontiguousarray(test.x[pick])
     worst = export_graphs(model, a.out_dir, x)
-    int8 = quantize_weights(a.out_dir / "model.onnx", min_elements=1_000_000)
-    int8.update(int8_parity(model, a.out_dir / "model.onnx", x))
+    try:
+        int8 = quantize_weights(a.out_dir / "model.onnx", min_elements=1_000_000)
+        int8.update(int8_parity(model, a.out_dir / "model.onnx", x))
+    except ValueError:
+        int8 = None  # nothing large enough (head="pool"): the float graph ships, as `ecgcore export attention` does
 
     metrics = dict(card.metrics)
     net = {k: metrics.pop(k) for k in NETWORK_KEYS if k in metrics}
-    metrics["network alone (version 1, the same weights without the width prior)"] = net
+    old_version = str(card.version)
+    metrics[f"network alone (version {old_version}, the same weights without the width prior)"] = net
     metrics["onnx_parity_max_abs_diff"] = worst
     metrics["onnx_parity_windows"] = int(len(x))
-    metrics["onnx_int8"] = int8
+    if int8:
+        metrics["onnx_int8"] = int8
+    else:
+        metrics.pop("onnx_int8", None)
     card.metrics = metrics
     card.inputs = [card.inputs[0], {"name": "qrs_width", "shape": [None], "dtype": "float32",
                                     "description": "median QRS width of the window in ms (ecgcore.dsp.qrs.qrs_width, "
@@ -72,20 +83,19 @@ def main():
     card.preprocessing["qrs_width"] = {
         "function": "ecgcore.dsp.qrs.qrs_width", **WIDTH_OPTIONS,
         "prior": {k: fit[k] for k in ("intercept", "slope", "mean_ms", "sd_ms", "threshold_ms", "at_probability")}
-        | {"rule": "P(Abnormal) = max(network, sigmoid(intercept + slope * (width - mean_ms) / sd_ms)); the prior's "
-                   "term is 0 where the width is NaN. At the decision threshold: Abnormal when the network says so or "
-                   "the window's median QRS width >= threshold_ms"},
-        "measured_on": "each model-input window (after the band-pass and z-score), at 360 Hz"}
+        | {"rule": PRIOR_RULES["max"] + ". At the decision threshold: Abnormal when the network says so or the "
+                   "window's median QRS width >= threshold_ms"},
+        "measured_on": "each model-input window exactly as the network receives it, at 360 Hz"}
     card.config = model.config.to_dict()
     card.training = {**card.training, "width_prior": fit,
                      "width_prior_command": "python tools/segments_width_prior.py MODEL_DIR SEGMENTS OUT "
-                                            "(MODEL_DIR: version 1 of segments-abnormal, git 49b7e10)"}
-    card.description = (card.description.rstrip(".") + ". Version 2: the same network OR a QRS-width prior: "
+                                            f"(MODEL_DIR: version {old_version} of {card.name})"}
+    card.version = str(int(old_version) + 1) if old_version.isdigit() else f"{old_version}+width"
+    card.description = (card.description.rstrip(".") + f". Version {card.version}: the same network OR a QRS-width prior: "
                         "P(Abnormal) = max(network, logistic(median QRS width)), the prior fitted on the DS1 windows "
                         "(second graph input qrs_width, measured by ecgcore infer); a bundle-branch block widens every "
                         "QRS in any patient, which the network, trained on two patients of each block, does not "
                         "generalise.")
-    card.version = "2"
     write_card(card, a.out_dir / "model.json")
     if a.model_dir.resolve() != a.out_dir.resolve():
         for extra in a.model_dir.iterdir():  # anything else the folder ships (plots), unchanged

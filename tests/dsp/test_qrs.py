@@ -60,6 +60,20 @@ def test_bundle_branch_block_records_are_wide_and_normal_ones_narrow(load_mitdb)
     assert max(med["100"], med["101"], med["112"]) <= 75.0, med
 
 
+def test_known_pulses():
+    """Hand-derived: a triangle rising over 20 samples and falling over 20 has |gradient| 0.05 inside, 0.025 at its two
+    ends and 0 at its apex; the 5-sample average exceeds 15 % of its maximum (0.0075) from one sample before the
+    start to one after the end, so it measures 42 samples. A Gaussian pulse of sd 20 ms measures about 106 ms."""
+    x = np.zeros(N)
+    a = 1000
+    x[a:a + 21] = np.linspace(0.0, 1.0, 21)
+    x[a + 20:a + 41] = np.linspace(1.0, 0.0, 21)
+    assert qrs_width(x, fs=FS, peaks=[np.array([a + 20])]) == pytest.approx(42 / FS * 1000.0, abs=1e-9)
+    t = np.arange(N) / FS
+    g = np.exp(-0.5 * ((t - 5.0) / 0.020) ** 2)
+    assert 100.0 <= qrs_width(g, fs=FS, peaks=[np.array([1800])]) <= 112.0
+
+
 def test_edge_cases():
     flat = np.zeros((2, N))
     assert np.isnan(qrs_width(flat, fs=FS)).all()
@@ -68,6 +82,12 @@ def test_edge_cases():
     x = np.zeros(N)
     x[18] = 1.0
     assert np.isnan(qrs_width(x, fs=FS, peaks=[np.array([18])]))
+    # the span is [r - h, r + h): a beat at r = h is measured, one at r = n - h is not (h = 54 samples at 360 Hz)
+    y = np.zeros(N)
+    y[40:69] = np.hanning(29)
+    assert np.isfinite(qrs_width(y, fs=FS, peaks=[np.array([54])]))
+    assert np.isnan(qrs_width(y[::-1].copy(), fs=FS, peaks=[np.array([N - 54])]))
+    assert np.isfinite(qrs_width(y[::-1].copy(), fs=FS, peaks=[np.array([N - 55])]))
     with pytest.raises(ValueError, match="frac"):
         qrs_width(flat, fs=FS, frac=1.5)
     with pytest.raises(ValueError, match="peak arrays"):

@@ -702,10 +702,16 @@ def test_qrs_width_prior_is_fitted_on_training_windows_exported_as_a_second_inpu
     cw = np.array([0.6, 3.0])
     a, b, mu, sd = fit_width_prior(w, y, cw)
     ok = np.isfinite(w)
-    ref = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000).fit(
+    # the fit's L2 penalty on the slope is scikit-learn's with C = 1 / (ridge * total weight)
+    ref = LogisticRegression(C=1.0 / (1e-3 * cw[y[ok]].sum()), tol=1e-10, max_iter=1000).fit(
         ((w[ok] - w[ok].mean()) / w[ok].std())[:, None], y[ok], sample_weight=cw[y[ok]])
     assert (mu, sd) == pytest.approx((w[ok].mean(), w[ok].std()))
     assert (a, b) == pytest.approx((ref.intercept_[0], ref.coef_[0, 0]), abs=1e-5)
+    # widths that separate the classes: a finite slope, not a step
+    sep = np.r_[np.linspace(40, 80, 50), np.linspace(100, 140, 50)]
+    assert 0 < fit_width_prior(sep, np.r_[np.zeros(50, int), np.ones(50, int)])[1] < 50
+    with pytest.raises(ValueError, match="add"):
+        train(tiny_segments, tmp_path / "max", _cfg(prior="qrs-width", prior_combine="max"), progress=False)
 
     cfg = _cfg(max_steps=2, batch_size=8, prior="qrs-width", class_weight="balanced")
     run = tmp_path / "run"
@@ -737,12 +743,19 @@ def test_qrs_width_prior_is_fitted_on_training_windows_exported_as_a_second_inpu
     back = load_onnx_weights(r["onnx"], model.config)
     np.testing.assert_allclose(back.prior_coef.numpy(), model.prior_coef.numpy(), rtol=1e-6)
 
-    # ecgcore infer: the first two minutes of record 100 (23 windows), width measured per window and fed by name
-    rec = read_record(mitdb_dir / "100", sampto=120 * 360)
+    # ecgcore infer measures each window as training does: record 100's first windows equal the dataset's (the
+    # segments recipe), and so do their widths, taken from the card's settings on one side and the model's on the other
     scorer = Scorer(out, threads=1, quality=False)
+    full = scorer.prepare(read_record(mitdb_dir / "100"))
+    with np.load(tiny_segments / "100.npz") as z:
+        ds = z["segments"][:, None, :]
+    np.testing.assert_array_equal(np.asarray(full.inputs[0])[:len(ds)], ds)
+    np.testing.assert_allclose(full.inputs["qrs_width"][:len(ds)],
+                               model.measure_width(torch.from_numpy(ds)).numpy(), atol=1e-4)
+    # and feeds it by name: the first two minutes (23 windows) scored against PyTorch
+    rec = read_record(mitdb_dir / "100", sampto=120 * 360)
     prep = scorer.prepare(rec)
     x = np.asarray(prep.inputs[0])
-    np.testing.assert_allclose(prep.inputs["qrs_width"], model.measure_width(torch.from_numpy(x)).numpy(), atol=1e-4)
     pred = scorer.predict_record(rec)
     with torch.no_grad():
         p = torch.softmax(model(torch.from_numpy(x), need_weights=False)[0], 1).numpy()
@@ -773,12 +786,15 @@ def test_width_prior_attached_to_a_trained_network_is_an_or_and_the_tool_ships_i
     thr = 0.7
     info = attach_width_prior(model, tr.x, tr.y, thr)
     w = qrs_width(tr.x[:, 0], fs=360.0)
-    assert info["threshold_ms"] == _best_threshold(np.nan_to_num(w, nan=0.0), tr.y)
+    # T: the max-F1 threshold of the width alone, rounded up to a whole sample (widths come in 1000 / 360 ms steps)
+    best = _best_threshold(np.nan_to_num(w, nan=0.0), tr.y)
+    assert info["threshold_ms"] - 1000 / 360 < best <= info["threshold_ms"] + 1e-9
+    assert ((np.nan_to_num(w) >= best) == (np.nan_to_num(w) >= info["threshold_ms"] - 1e-9)).all()
     with torch.no_grad():
         p = torch.softmax(model(x, need_weights=False)[0], 1)[:, 1].numpy()
         p_prior = torch.sigmoid(model.prior_logit(torch.from_numpy(w.astype(np.float32)))).numpy()
     np.testing.assert_allclose(p, np.maximum(p_net, np.where(np.isnan(w), 0.0, p_prior)), atol=1e-6)
-    np.testing.assert_array_equal(p_prior >= thr - 1e-6, np.nan_to_num(w) >= info["threshold_ms"] - 1e-3)
+    np.testing.assert_array_equal(p_prior >= thr, np.nan_to_num(w) >= info["threshold_ms"] - 1e-9)
     with pytest.raises(ValueError, match="already"):
         attach_width_prior(model, tr.x, tr.y, thr)
 

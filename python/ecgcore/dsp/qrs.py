@@ -1,14 +1,20 @@
 """QRS width of short ECG windows: the median, over a window's beats, of how long the QRS slope stays high.
 
 This is the measure behind the ``qrs-width`` prior of the attention classifier (issue 21): a bundle-branch block
-widens every QRS complex to 120 ms or more, in any patient, so the width carries across patients where a network
-trained on two patients of each block type does not.
+widens every QRS complex (clinically to 120 ms or more) in any patient, so a width measure can carry across patients
+where a network trained on two patients of each block type does not.
 
-Definition (per beat, R-peak ``r`` from :func:`ecgcore.dsp.detect_r_peaks`): ``d`` = the absolute first
-difference (``numpy.gradient``) smoothed by a centred moving average of ``smooth`` seconds (5 samples at 360 Hz);
-within ``r`` ± ``half_window`` s, the width is the time from the first to the last sample where ``d`` exceeds
-``frac`` of its maximum there. A window's value is the median over the beats whose ±``half_window`` span lies
-inside the window; NaN when there is none. The kernel is C++ (`cpp/src/qrs_width.cpp`), rows in parallel.
+Definition (per beat, R-peak ``r`` from :func:`ecgcore.dsp.detect_r_peaks`, ``h = round(half_window * fs)``):
+``d`` = the absolute first difference (``numpy.gradient``) smoothed by a centred moving average of odd length
+``round(smooth * fs)`` samples (5 at 360 Hz; zero beyond the ends); over the ``2h`` samples ``r - h .. r + h - 1``,
+the width is ``last - first`` samples, ``first`` and ``last`` being the first and last sample where ``d`` exceeds
+``frac`` of its maximum there, in ms. A window's value is the median over the beats with ``r - h >= 0`` and
+``r + h < n``; NaN when there is none. The kernel is C++ (``cpp/src/qrs_width.cpp``), rows in parallel.
+
+It is **not** the clinical QRS duration: the slope envelope starts and ends inside the QRS onset and offset, noise and
+large P or T waves widen it, and its scale is its own (the first minutes of MIT-BIH 100, 101 and 112 measure 44-67 ms,
+of the bundle-branch-block records 124, 118 and 109 106-136 ms; a Gaussian pulse of sd 20 ms measures about 106 ms).
+Thresholds on it must be learnt (as ``attach_width_prior`` does), not taken from the clinical 120 ms.
 """
 from __future__ import annotations
 

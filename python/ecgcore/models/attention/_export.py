@@ -217,6 +217,13 @@ def int8_parity(model, onnx_path, x: np.ndarray) -> dict:
             "same_class": float((got[1].argmax(1) == want[1].argmax(1)).mean())}
 
 
+#: the card's words for how a qrs-width prior meets the network (``preprocessing.qrs_width.prior.rule``)
+PRIOR_RULES = {
+    "add": "Abnormal logit += intercept + slope * (width - mean_ms) / sd_ms (0 where the width is NaN)",
+    "max": "P(Abnormal) = max(network, sigmoid(intercept + slope * (width - mean_ms) / sd_ms)), the prior's term 0 "
+           "where the width is NaN; the graph's 'logits' output holds log-probabilities (their softmax is that pair)",
+}
+
 #: what the card says for ``config.extra_train`` (a folder on the training machine)
 EXTRA_PLACEHOLDER = "EXTRA (ecgcore preprocess segments-ptbxl PTBXL_DIR EXTRA)"
 
@@ -301,9 +308,9 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
         preprocessing["qrs_width"] = {
             "function": "ecgcore.dsp.qrs.qrs_width", **WIDTH_OPTIONS,
             "prior": {"intercept": a, "slope": b, "mean_ms": mu, "sd_ms": sd,
-                      "rule": "Abnormal logit += intercept + slope * (width - mean_ms) / sd_ms (0 where width is NaN)",
+                      "rule": (PRIOR_RULES[config.prior_combine]),
                       **{k: v for k, v in (metrics.get("prior") or {}).items() if k.startswith("windows")}},
-            "measured_on": "each model-input window (after the band-pass and z-score), at 360 Hz"}
+            "measured_on": "each model-input window exactly as the network receives it, at 360 Hz"}
         inputs.append({"name": "qrs_width", "shape": [None], "dtype": "float32",
                        "description": "median QRS width of the window in ms (ecgcore.dsp.qrs.qrs_width, "
                                       "preprocessing.qrs_width); NaN when the window has no complete beat"})

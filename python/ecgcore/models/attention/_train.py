@@ -70,7 +70,8 @@ def augment_batch(x: np.ndarray, rng: np.random.Generator, config: AttentionConf
 class WeightAverage:
     """The exponential moving average of a model's weights (``config.ema``): ``update`` after each optimiser step
     with the decay ``min(ema, (1 + step) / (10 + step))``; ``model`` is the averaged copy that validates, is kept
-    as ``best.pt`` and exported. Only parameters are averaged: the model holds no buffers (no batch norm)."""
+    as ``best.pt`` and exported. Only parameters are averaged: the model's one possible buffer (the qrs-width prior's
+    fixed coefficients) is copied with it, and there is no batch norm."""
 
     def __init__(self, model: nn.Module, decay: float):
         self.decay = float(decay)
@@ -164,16 +165,20 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
     loss_fn = nn.CrossEntropyLoss(weight=weight)
     prior = None
     if config.prior == "qrs-width":
+        if config.prior_combine != "add":
+            raise ValueError("a qrs-width prior trains with prior_combine='add'; 'max' is attached to a trained "
+                             "network (attach_width_prior, tools/segments_width_prior.py)")
         # Fitted on the un-augmented training windows (MIT-BIH and extra_train), weighted as the loss; a resumed
-        # run gets the same values back from its checkpoint.
+        # run keeps its checkpoint's values (the card reads them from the model below).
         from ...dsp.qrs import qrs_width
 
         widths = qrs_width(train_set.x[:, 0], fs=FS, **WIDTH_OPTIONS)
-        coef = fit_width_prior(widths, train_set.y, None if weight is None else weight.cpu().numpy())
-        with torch.no_grad():
-            model.prior_coef.copy_(torch.tensor(coef, dtype=torch.float32))
-        prior = {"kind": "qrs-width", "intercept": coef[0], "slope": coef[1], "mean_ms": coef[2], "sd_ms": coef[3],
-                 "windows": int(np.isfinite(widths).sum()), "windows_without_width": int((~np.isfinite(widths)).sum())}
+        prior = {"kind": "qrs-width", "combine": "add", "windows": int(np.isfinite(widths).sum()),
+                 "windows_without_width": int((~np.isfinite(widths)).sum())}
+        if not run.resuming:
+            coef = fit_width_prior(widths, train_set.y, None if weight is None else weight.cpu().numpy())
+            with torch.no_grad():
+                model.prior_coef.copy_(torch.tensor(coef, dtype=torch.float32))
     st = run.state
     st.extra.setdefault("improved_this_epoch", False)
 
@@ -277,7 +282,8 @@ def train(data_dir, run_dir, config: AttentionConfig | None = None, *, device: s
                     "data_dir": str(data_dir.resolve()),
                     "splits": {k: v.summary() for k, v in splits.items() if v is not None and k != "extra"},
                     **({"extra_train": _extra_summary(splits["extra"], config)} if "extra" in splits else {}),
-                    **({"prior": prior} if prior else {}),
+                    **({"prior": {**prior, **dict(zip(("intercept", "slope", "mean_ms", "sd_ms"),
+                                                      (float(v) for v in model.prior_coef)))}} if prior else {}),
                     "training": training})
     write_json(run_dir / "metrics.json", metrics)
     if evaluate_after and not run.terminated:  # a SIGTERM'd session ends here; the test evaluation waits for the end

@@ -55,28 +55,32 @@ class AttentionConfig(ConfigMixin):
     logit of every window (0 where a window has no complete beat). The width is measured on the window the network
     sees (after augmentation in training), and exported as a second graph input ``qrs_width`` that ``ecgcore infer``
     computes. The network then learns what the width does not explain. Why: a bundle-branch block widens every QRS
-    to 120 ms or more in any patient, while DS1 holds two patients of each block type and a network trained on one
-    calls the other's windows Normal (see ``val_names`` below); the width alone, leave-one-record-out over DS1,
-    recognised all four bundle-branch-block records (109, 118, 124, 207: 94-100 % of windows). Not the seed's
-    architecture; with ``"none"`` the model has no such buffer and the seed's weights load unchanged.
+    (clinically to 120 ms or more) in any patient, while DS1 holds two patients of each block type and a network
+    trained on one calls the other's windows Normal (see ``val_names`` below); the width alone, leave-one-record-out
+    over DS1, recognised all four bundle-branch-block records (109, 118, 124, 207: 94-100 % of windows). (The
+    measure is not the clinical QRS duration; its thresholds are learnt.) Not the seed's architecture; with
+    ``"none"`` the model has no such buffer and the seed's weights load unchanged. The fit has a small L2 penalty on
+    the slope (``fit_width_prior``), so widths that separate the training classes do not give a step.
 
-    ``prior_combine`` (``"add"``: the prior's log-odds added to the Abnormal logit, trained jointly as above;
-    ``"max"``: P(Abnormal) is the larger of the network's and the prior's, an OR of the two at any threshold; the
-    prior's probability is 0 for a window without a width). Tried with ``"add"`` (stop 50, two DS1 folds, the
-    ``val_names`` recipe at lr 5e-4): with 109, 112, 118 and 205 held out the held-out right bundle-branch block 118
-    went from 0 % to 85 % of its windows correct (the prior alone: 100 %), but with 101, 124, 207 and 220 held out the
-    network overrode the prior and called 124 Normal (2 %; the prior alone 100 %) and 207 half Normal (59 %; the prior
-    alone 94 %). ``"max"`` is meant for a prior attached to a trained network
-    (:func:`~ecgcore.models.attention.model.attach_width_prior`, ``tools/segments_width_prior.py``), so that the
-    network cannot override it. Tried once (stop 50) on the bundled network: on the DS1 windows the width alone is
-    best at 101.4 ms (ROC-AUC 0.902 over the 7,920 windows; out of fold, the plain networks of the two folds above OR
-    the width recognised 118 and 124 in full), but all 7,920 DS2 windows through ``ecgcore infer`` gave ROC-AUC 0.851 and
-    F1(Abnormal) 0.673 against the bundled network's 0.921 / 0.743: the width found more of the bundle-branch-block
-    windows (111: 334 -> 359 of 360 correct, 212: 326 -> 352, 232: 279 -> 318, 214 only 190 -> 202) but raised false
-    alarms where noise or wide normal beats widen the measure (105: 224 -> 13, 222: 323 -> 228, 228: 267 -> 189,
-    233: 360 -> 275, 121: 342 -> 281), as it does on DS1's noisy 108 (48 % -> 0 %). Not shipped. Measured on DS1 only,
-    and not tried on DS2: the width of each window's median beat (instead of the median of the beats' widths) raises
-    the width alone's F1 on DS1 from 0.782 to 0.803 (203: 59 -> 78 %, 122: 71 -> 82 %) but leaves 108 wrong.
+    ``prior_combine`` (``"add"``, the one a training uses: the prior's log-odds added to the Abnormal logit, trained
+    jointly as above; ``"max"``: P(Abnormal) is the larger of the network's and the prior's, an OR of the two at any
+    threshold, the prior's probability 0 for a window without a width; the graph's ``logits`` output then holds
+    log-probabilities). Tried with ``"add"`` (stop 50, two DS1 folds, the ``val_names`` recipe at lr 5e-4): with
+    109, 112, 118 and 205 held out the held-out right bundle-branch block 118 went from 0 % to 85 % of its windows
+    correct (the prior alone: 100 %), but with 101, 124, 207 and 220 held out the network overrode the prior and
+    called 124 Normal (2 %; the prior alone 100 %) and 207 half Normal (59 %; the prior alone 94 %). ``"max"`` is for
+    a prior attached to a trained network (:func:`~ecgcore.models.attention.model.attach_width_prior`,
+    ``tools/segments_width_prior.py``), so that the network cannot override it. Tried once (stop 50) on the bundled
+    network: on the DS1 windows the width alone is best from 37 samples (102.8 ms) up (ROC-AUC 0.902 over the 7,920
+    windows; out of fold, the plain networks of the two folds above OR the width recognised 118 and 124 in full), but
+    all 7,920 DS2 windows through ``ecgcore infer`` gave ROC-AUC 0.851 and F1(Abnormal) 0.673 against the bundled
+    network's 0.921 / 0.743 (scored before the L2 penalty: slope 1.98 per sd instead of 1.95, the same decisions at
+    the threshold): the width found more of the bundle-branch-block windows (111: 334 -> 359 of 360 correct, 212:
+    326 -> 352, 232: 279 -> 318, 214 only 190 -> 202) but raised false alarms where noise or wide normal beats widen
+    the measure (105: 224 -> 13, 222: 323 -> 228, 228: 267 -> 189, 233: 360 -> 275, 121: 342 -> 281), as it does on
+    DS1's noisy 108 (48 % -> 0 %). The width alone on DS2: ROC-AUC 0.737, F1 0.488. Not shipped. Measured on DS1
+    only, and not tried on DS2: the width of each window's median beat (instead of the median of the beats' widths)
+    raises the width alone's F1 on DS1 from 0.782 to 0.803 (203: 59 -> 78 %, 122: 71 -> 82 %) but leaves 108 wrong.
 
     ``val_names`` (inter-patient; default empty): the validation records by name, DS1 only, instead of ``val_records``
     spread by ``val_pick`` (``val_records`` becomes their count); for a record-grouped cross-validation that rotates

@@ -12,10 +12,12 @@ FS = 360.0  # the windows' sampling rate (the segments recipe; 3600 samples = 10
 WIDTH_OPTIONS = {"frac": 0.15, "half_window": 0.15, "smooth": 0.014}
 
 
-def fit_width_prior(width, y, class_weight=None, iters: int = 50) -> list[float]:
+def fit_width_prior(width, y, class_weight=None, iters: int = 100, ridge: float = 1e-3) -> list[float]:
     """``[intercept, slope, mean, sd]`` of a logistic regression of ``y`` (0/1) on the standardised QRS width
     (``(width - mean) / sd``), windows without a width (NaN) left out; ``class_weight`` (n_classes,) weighs each
-    window by its class as the training loss does. Newton's method on the (unpenalised) weighted log-likelihood."""
+    window by its class as the training loss does. Newton's method on the weighted log-likelihood with an L2 penalty
+    ``ridge / 2 * (total weight) * slope**2`` (scikit-learn's ``C = 1 / (ridge * total weight)``), so that widths that
+    separate the classes give a finite slope; ``ValueError`` if it has not converged after ``iters`` steps."""
     w = np.asarray(width, np.float64)
     y = np.asarray(y, np.float64)
     ok = np.isfinite(w)
@@ -27,16 +29,17 @@ def fit_width_prior(width, y, class_weight=None, iters: int = 50) -> list[float]
         raise ValueError("the qrs-width prior needs training windows of more than one QRS width")
     sw = np.ones_like(y) if class_weight is None else np.asarray(class_weight, np.float64)[y.astype(int)]
     X = np.stack([np.ones_like(w), (w - mu) / sd], 1)
+    lam = np.diag([0.0, ridge * sw.sum()])
     beta = np.zeros(2)
     for _ in range(iters):
         p = 1.0 / (1.0 + np.exp(-X @ beta))
-        g = X.T @ (sw * (y - p))
-        H = (X * (sw * p * (1 - p))[:, None]).T @ X
-        step = np.linalg.solve(H + 1e-9 * np.eye(2), g)
+        g = X.T @ (sw * (y - p)) - lam @ beta
+        H = (X * (sw * p * (1 - p))[:, None]).T @ X + lam
+        step = np.linalg.solve(H + 1e-12 * np.eye(2), g)
         beta += step
         if np.abs(step).max() < 1e-10:
-            break
-    return [float(beta[0]), float(beta[1]), mu, sd]
+            return [float(beta[0]), float(beta[1]), mu, sd]
+    raise ValueError(f"the qrs-width prior's logistic fit did not converge in {iters} Newton steps")
 
 
 class AttentionECGModel(nn.Module):
@@ -143,8 +146,9 @@ def attach_width_prior(model: AttentionECGModel, x, y, threshold: float) -> dict
 
     ``x`` (n, 1, 3600) and ``y`` (n,) are the windows the network trained on (DS1). The width threshold ``T`` is the
     one that maximises F1(Abnormal) of the width alone on them (:func:`ecgcore.models.attention.baseline.score_baseline`'s
-    rule); the slope is the logistic regression's (class weights as the model's ``class_weight``), and the intercept
-    is moved so that the prior's probability equals the card's decision ``threshold`` at ``T``. So at that threshold
+    rule, rounded up to a whole sample); the slope is the logistic regression's (class weights as the model's
+    ``class_weight``), and the intercept is moved so that the prior's probability equals the card's decision
+    ``threshold`` half a sample below ``T``. So at that threshold
     the model calls a window Abnormal when the network does or its median QRS width is at least ``T``.
     Returns what was fitted (for the card)."""
     from ...dsp.qrs import qrs_width
@@ -161,10 +165,15 @@ def attach_width_prior(model: AttentionECGModel, x, y, threshold: float) -> dict
     a, b, mu, sd = fit_width_prior(w, y, cw)
     if not b > 0:
         raise ValueError(f"the width does not rise with the Abnormal class on these windows (slope {b:.3g})")
-    t_ms = _best_threshold(np.nan_to_num(w, nan=0.0), y)
-    a_shift = float(np.log(threshold / (1.0 - threshold)) - b * (t_ms - mu) / sd)
+    # Widths are whole samples (multiples of 1000 / FS ms): T is the smallest measurable width at or above the
+    # max-F1 threshold, and the prior crosses the decision threshold half a sample below it, so float32 rounding
+    # cannot move a window across.
+    step_ms = 1000.0 / FS
+    t_ms = float(np.ceil(_best_threshold(np.nan_to_num(w, nan=0.0), y) / step_ms - 1e-9) * step_ms)
+    a_shift = float(np.log(threshold / (1.0 - threshold)) - b * (t_ms - step_ms / 2 - mu) / sd)
     model.config.prior, model.config.prior_combine = "qrs-width", "max"
-    model.register_buffer("prior_coef", torch.tensor([a_shift, b, mu, sd], dtype=torch.float32))
+    device = next(model.parameters()).device
+    model.register_buffer("prior_coef", torch.tensor([a_shift, b, mu, sd], dtype=torch.float32, device=device))
     return {"kind": "qrs-width", "combine": "max", "intercept": a_shift, "slope": b, "mean_ms": mu, "sd_ms": sd,
             "threshold_ms": float(t_ms), "at_probability": float(threshold), "fitted_intercept": a,
             "windows": int(np.isfinite(w).sum()), "windows_without_width": int((~np.isfinite(w)).sum())}
