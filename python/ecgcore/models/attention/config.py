@@ -68,19 +68,21 @@ class AttentionConfig(ConfigMixin):
     log-probabilities). Tried with ``"add"`` (stop 50, two DS1 folds, the ``val_names`` recipe at lr 5e-4): with
     109, 112, 118 and 205 held out the held-out right bundle-branch block 118 went from 0 % to 85 % of its windows
     correct (the prior alone: 100 %), but with 101, 124, 207 and 220 held out the network overrode the prior and
-    called 124 Normal (2 %; the prior alone 100 %) and 207 half Normal (59 %; the prior alone 94 %). ``"max"`` is for
-    a prior attached to a trained network (:func:`~ecgcore.models.attention.model.attach_width_prior`,
+    called 124 Normal (2 %; the prior alone 100 %) and 207 half Normal (59 %; the prior alone 94 %). ``"max"`` is
+    for a prior attached to a trained network (:func:`~ecgcore.models.attention.model.attach_width_prior`,
     ``tools/segments_width_prior.py``), so that the network cannot override it. Tried once (stop 50) on the bundled
-    network: on the DS1 windows the width alone is best from 37 samples (102.8 ms) up (ROC-AUC 0.902 over the 7,920
-    windows; out of fold, the plain networks of the two folds above OR the width recognised 118 and 124 in full), but
-    all 7,920 DS2 windows through ``ecgcore infer`` gave ROC-AUC 0.851 and F1(Abnormal) 0.673 against the bundled
-    network's 0.921 / 0.743 (scored before the L2 penalty: slope 1.98 per sd instead of 1.95, the same decisions at
-    the threshold): the width found more of the bundle-branch-block windows (111: 334 -> 359 of 360 correct, 212:
-    326 -> 352, 232: 279 -> 318, 214 only 190 -> 202) but raised false alarms where noise or wide normal beats widen
-    the measure (105: 224 -> 13, 222: 323 -> 228, 228: 267 -> 189, 233: 360 -> 275, 121: 342 -> 281), as it does on
-    DS1's noisy 108 (48 % -> 0 %). The width alone on DS2: ROC-AUC 0.737, F1 0.488. Not shipped. Measured on DS1
-    only, and not tried on DS2: the width of each window's median beat (instead of the median of the beats' widths)
-    raises the width alone's F1 on DS1 from 0.782 to 0.803 (203: 59 -> 78 %, 122: 71 -> 82 %) but leaves 108 wrong.
+    network: on the DS1 windows the width alone is best from 36.5 samples (101.4 ms) up (ROC-AUC 0.902 over the
+    7,920 windows; out of fold, the plain networks of the two folds above OR the width recognised 118 and 124 in
+    full), but all 7,920 DS2 windows through ``ecgcore infer`` gave ROC-AUC 0.851 and F1(Abnormal) 0.673 against the
+    bundled network's 0.921 / 0.743 (scored before the L2 penalty and the quarter-sample margin: slope 1.98 per sd
+    instead of 1.95, the same decisions at the threshold but for windows measuring exactly 36.5 samples, which
+    float32 rounding put on either side): the width found more of the bundle-branch-block windows (111: 334 -> 359
+    of 360 correct, 212: 326 -> 352, 232: 279 -> 318, 214 only 190 -> 202) but raised false alarms where noise or
+    wide normal beats widen the measure (105: 224 -> 13, 222: 323 -> 228, 228: 267 -> 189, 233: 360 -> 275, 121: 342
+    -> 281), as it does on DS1's noisy 108 (48 % -> 0 %). The width alone on DS2: ROC-AUC 0.737, F1 0.488. Not
+    shipped. Measured on DS1 only, and not tried on DS2: the width of each window's median beat (instead of the
+    median of the beats' widths) raises the width alone's F1 on DS1 from 0.782 to 0.803 (203: 59 -> 78 %, 122: 71 ->
+    82 %) but leaves 108 wrong.
 
     ``val_names`` (inter-patient; default empty): the validation records by name, DS1 only, instead of ``val_records``
     spread by ``val_pick`` (``val_records`` becomes their count); for a record-grouped cross-validation that rotates

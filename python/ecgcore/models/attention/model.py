@@ -146,9 +146,9 @@ def attach_width_prior(model: AttentionECGModel, x, y, threshold: float) -> dict
 
     ``x`` (n, 1, 3600) and ``y`` (n,) are the windows the network trained on (DS1). The width threshold ``T`` is the
     one that maximises F1(Abnormal) of the width alone on them (:func:`ecgcore.models.attention.baseline.score_baseline`'s
-    rule, rounded up to a whole sample); the slope is the logistic regression's (class weights as the model's
-    ``class_weight``), and the intercept is moved so that the prior's probability equals the card's decision
-    ``threshold`` half a sample below ``T``. So at that threshold
+    rule, rounded up to a measurable width: a multiple of half a sample); the slope is the logistic regression's
+    (class weights as the model's ``class_weight``), and the intercept is moved so that the prior's probability
+    equals the card's decision ``threshold`` a quarter sample below ``T``. So at that threshold
     the model calls a window Abnormal when the network does or its median QRS width is at least ``T``.
     Returns what was fitted (for the card)."""
     from ...dsp.qrs import qrs_width
@@ -165,10 +165,10 @@ def attach_width_prior(model: AttentionECGModel, x, y, threshold: float) -> dict
     a, b, mu, sd = fit_width_prior(w, y, cw)
     if not b > 0:
         raise ValueError(f"the width does not rise with the Abnormal class on these windows (slope {b:.3g})")
-    # Widths are whole samples (multiples of 1000 / FS ms): T is the smallest measurable width at or above the
-    # max-F1 threshold, and the prior crosses the decision threshold half a sample below it, so float32 rounding
-    # cannot move a window across.
-    step_ms = 1000.0 / FS
+    # A window's width is a median of whole-sample widths, so a multiple of half a sample (500 / FS ms): T is the
+    # smallest such value at or above the max-F1 threshold, and the prior crosses the decision threshold a quarter
+    # sample below it, so float32 rounding cannot move a window across.
+    step_ms = 500.0 / FS
     t_ms = float(np.ceil(_best_threshold(np.nan_to_num(w, nan=0.0), y) / step_ms - 1e-9) * step_ms)
     a_shift = float(np.log(threshold / (1.0 - threshold)) - b * (t_ms - step_ms / 2 - mu) / sd)
     model.config.prior, model.config.prior_combine = "qrs-width", "max"
