@@ -68,8 +68,11 @@ class AttentionConfig(ConfigMixin):
     log-probabilities). Tried with ``"add"`` (stop 50, two DS1 folds, the ``val_names`` recipe at lr 5e-4): with
     109, 112, 118 and 205 held out the held-out right bundle-branch block 118 went from 0 % to 85 % of its windows
     correct (the prior alone: 100 %), but with 101, 124, 207 and 220 held out the network overrode the prior and
-    called 124 Normal (2 %; the prior alone 100 %) and 207 half Normal (59 %; the prior alone 94 %). ``"max"`` is
-    for a prior attached to a trained network (:func:`~ecgcore.models.attention.model.attach_width_prior`,
+    called 124 Normal (2 %; the prior alone 100 %) and 207 half Normal (59 %; the prior alone 94 %). With
+    ``head="pool"`` (43k parameters) the same fold was worse (124 1 %, 207 23 %), so capacity is not the cause;
+    presumably (not measured) the network learns from wide but Normal training windows (108, 203) to push down wide
+    windows unlike its training bundle-branch-block patients, whatever its size. ``"max"`` is for a prior attached
+    to a trained network (:func:`~ecgcore.models.attention.model.attach_width_prior`,
     ``tools/segments_width_prior.py``), so that the network cannot override it. Tried once (stop 50) on the bundled
     network: on the DS1 windows the width alone is best from 36.5 samples (101.4 ms) up (ROC-AUC 0.902 over the
     7,920 windows; out of fold, the plain networks of the two folds above OR the width recognised 118 and 124 in
