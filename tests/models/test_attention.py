@@ -811,6 +811,7 @@ def test_width_prior_attached_to_a_trained_network_is_an_or_and_the_tool_ships_i
     dec = card["preprocessing"]["decision"]["threshold"]
     assert prior["at_probability"] == dec and card["config"]["prior_combine"] == "max" and card["version"] == "2"
     assert "test" in card["metrics"]["network alone (version 1, the same weights without the width prior)"]
+    assert card["headline"] == {} and card["warnings"][0].startswith("not scored yet")
     test = att_data.config_splits(tiny_segments, cfg)["test"].x[:5]
     old = ort.InferenceSession(str(src / "model.onnx"), providers=["CPUExecutionProvider"])
     new = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
