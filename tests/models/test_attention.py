@@ -820,3 +820,19 @@ def test_width_prior_attached_to_a_trained_network_is_an_or_and_the_tool_ships_i
                                atol=1e-5)
     wide = np.full(len(test), 400.0, np.float32)  # far beyond the threshold: the prior says Abnormal
     assert (new.run(None, {"ecg": test, "qrs_width": wide})[1][:, 1] >= dec).all()
+
+
+def test_exclude_records_leaves_ds1_records_out_of_training_only(tiny_segments):
+    """``exclude_records``: the named DS1 records leave the training (and validation) split; the test split is
+    untouched; DS2 names, a record both excluded and validating, and the leaky protocol are refused."""
+    base = att_data.config_splits(tiny_segments, _cfg(val_records=0))
+    cut = att_data.config_splits(tiny_segments, _cfg(val_records=0, exclude_records=["108"]))
+    assert "108" in set(base["train"].record) and "108" not in set(cut["train"].record)
+    assert len(cut["train"]) == len(base["train"]) - int((base["train"].record == "108").sum())
+    np.testing.assert_array_equal(cut["test"].x, base["test"].x)
+    with pytest.raises(ValueError, match="outside DS1"):
+        att_data.config_splits(tiny_segments, _cfg(val_records=0, exclude_records=["100"]))
+    with pytest.raises(ValueError, match="both"):
+        _cfg(val_names=["108"], exclude_records=["108"])
+    with pytest.raises(ValueError, match="inter-patient"):
+        _cfg(protocol="leaky", exclude_records=["108"])

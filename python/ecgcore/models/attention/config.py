@@ -87,6 +87,10 @@ class AttentionConfig(ConfigMixin):
     median of the beats' widths) raises the width alone's F1 on DS1 from 0.782 to 0.803 (203: 59 -> 78 %, 122: 71 ->
     82 %) but leaves 108 wrong.
 
+    ``exclude_records`` (inter-patient; default empty): DS1 records left out of training and validation (a DS2 record
+    is refused); the test split is untouched. For data curation chosen on DS1 folds, e.g. records whose windows
+    contradict a prior (see ``prior``).
+
     ``val_names`` (inter-patient; default empty): the validation records by name, DS1 only, instead of ``val_records``
     spread by ``val_pick`` (``val_records`` becomes their count); for a record-grouped cross-validation that rotates
     chosen records (e.g. the four bundle-branch-block records) through the held-out fold.
@@ -165,6 +169,7 @@ class AttentionConfig(ConfigMixin):
     val_records: int = 4
     val_pick: str = "spread"
     val_names: tuple[str, ...] = ()
+    exclude_records: tuple[str, ...] = ()
     max_steps: int | None = None
     time_limit_s: float | None = None
     threads: int | None = None
@@ -193,6 +198,13 @@ class AttentionConfig(ConfigMixin):
             raise ValueError("val_names names DS1 validation records: inter-patient protocol only")
         if self.val_names:
             self.val_records = len(set(self.val_names))
+        if isinstance(self.exclude_records, str):
+            raise ValueError(f"exclude_records is a list of record names (e.g. [\"108\"]), got {self.exclude_records!r}")
+        self.exclude_records = tuple(str(r) for r in self.exclude_records)
+        if self.exclude_records and self.protocol != "inter-patient":
+            raise ValueError("exclude_records names DS1 training records: inter-patient protocol only")
+        if set(self.exclude_records) & set(self.val_names):
+            raise ValueError("a record cannot be both excluded and a validation record")
         rep = self.extra_repeat
         if (isinstance(rep, (str, bytes)) or not hasattr(rep, "__len__") or len(rep) != 2
                 or min(int(v) for v in rep) < 0 or (self.extra_train and max(int(v) for v in rep) == 0)):

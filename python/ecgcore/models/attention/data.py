@@ -174,6 +174,17 @@ def config_splits(dataset_dir, config, *, extra: bool = False) -> dict[str, Segm
     splits = protocol_splits(dataset_dir, config.protocol, seed=config.seed, test_size=config.test_fraction,
                              val_size=config.val_fraction, val_records=config.val_records, val_pick=config.val_pick,
                              val_names=getattr(config, "val_names", ()))
+    drop = set(getattr(config, "exclude_records", ()))
+    if drop:
+        ds1 = set(read_dataset_info(dataset_dir)["splits"].get("DS1", []))
+        if drop - ds1:
+            raise ValueError(f"exclude_records names records outside DS1: {', '.join(sorted(drop - ds1))} (only "
+                             "training records can be left out)")
+        for name in ("train", "val"):
+            sp = splits.get(name)
+            if sp is not None:
+                keep = ~np.isin(sp.record, sorted(drop))
+                splits[name] = SegmentSplit(sp.x[keep], sp.y[keep], sp.record[keep], sp.start[keep])
     if extra and getattr(config, "extra_train", None):
         splits["extra"] = extra_windows(config.extra_train, dataset_dir, config.extra_repeat)
     return splits
