@@ -19,14 +19,13 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 
 from ecgcore.export.card import read_card, write_card
-from ecgcore.export.quantize import quantize_weights
 from ecgcore.models.attention import AttentionConfig
-from ecgcore.models.attention._export import PRIOR_RULES, export_graphs, int8_parity, load_onnx_weights
+from ecgcore.models.attention._export import (check_windows_of, export_graphs, load_onnx_weights,
+                                               quantize_checked, width_prior_card)
 from ecgcore.models.attention.data import config_splits
-from ecgcore.models.attention.model import WIDTH_OPTIONS, attach_width_prior
+from ecgcore.models.attention.model import attach_width_prior
 
 # metrics of the network alone (before the prior): kept, relabelled
 NETWORK_KEYS = ("test", "DS2, ecgcore infer (every window, seed label rule)",
@@ -56,15 +55,9 @@ def main():
     fit["fitted_on"] = f"the {len(train)} DS1 windows of {len(set(train.record.tolist()))} records"
 
     a.out_dir.mkdir(parents=True, exist_ok=True)
-    # parity windows spread over the test split, both classes (as `ecgcore export attention` picks them)
-    pick = np.unique(np.r_[np.flatnonzero(test.y == 1)[:4], np.linspace(0, len(test) - 1, 8).astype(int)])[:8]
-    x = np.ascontiguousarray(test.x[pick])
+    x = check_windows_of(test, 8)  # as `ecgcore export attention` picks them
     worst = export_graphs(model, a.out_dir, x)
-    try:
-        int8 = quantize_weights(a.out_dir / "model.onnx", min_elements=1_000_000)
-        int8.update(int8_parity(model, a.out_dir / "model.onnx", x))
-    except ValueError:
-        int8 = None  # nothing large enough (head="pool"): the float graph ships, as `ecgcore export attention` does
+    int8 = quantize_checked(model, a.out_dir / "model.onnx", x)
 
     metrics = dict(card.metrics)
     net = {k: metrics.pop(k) for k in NETWORK_KEYS if k in metrics}
@@ -77,15 +70,12 @@ def main():
     else:
         metrics.pop("onnx_int8", None)
     card.metrics = metrics
-    card.inputs = [card.inputs[0], {"name": "qrs_width", "shape": [None], "dtype": "float32",
-                                    "description": "median QRS width of the window in ms (ecgcore.dsp.qrs.qrs_width, "
-                                                   "preprocessing.qrs_width); NaN when the window has no complete beat"}]
-    card.preprocessing["qrs_width"] = {
-        "function": "ecgcore.dsp.qrs.qrs_width", **WIDTH_OPTIONS,
-        "prior": {k: fit[k] for k in ("intercept", "slope", "mean_ms", "sd_ms", "threshold_ms", "at_probability")}
-        | {"rule": PRIOR_RULES["max"] + ". At the decision threshold: Abnormal when the network says so or the "
-                   "window's median QRS width >= threshold_ms"},
-        "measured_on": "each model-input window exactly as the network receives it, at 360 Hz"}
+    entry, section = width_prior_card(
+        model, {k: fit[k] for k in ("threshold_ms", "at_probability")},
+        rule_suffix=". At the decision threshold: Abnormal when the network says so or the window's median QRS width "
+                    ">= threshold_ms")
+    card.inputs = [card.inputs[0], entry]
+    card.preprocessing["qrs_width"] = section
     card.config = model.config.to_dict()
     card.training = {**card.training, "width_prior": fit,
                      "width_prior_command": "python tools/segments_width_prior.py MODEL_DIR SEGMENTS OUT "

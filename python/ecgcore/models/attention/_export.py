@@ -224,6 +224,40 @@ PRIOR_RULES = {
            "where the width is NaN; the graph's 'logits' output holds log-probabilities (their softmax is that pair)",
 }
 
+def check_windows_of(test, n: int) -> np.ndarray:
+    """``n`` real test-split windows for the parity checks: spread over the split, both classes when present."""
+    pick = np.unique(np.r_[np.flatnonzero(test.y == 1)[:n // 2], np.linspace(0, len(test) - 1, n).astype(int)])[:n]
+    return np.ascontiguousarray(test.x[pick])
+
+
+def quantize_checked(model, onnx_path, x: np.ndarray, min_elements: int = 1_000_000) -> dict | None:
+    """Store the graph's large weights in int8 and measure it against PyTorch on ``x``; None (the float graph stays)
+    when no weight has ``min_elements`` values (``head="pool"``)."""
+    from ...export.quantize import quantize_weights
+
+    try:
+        int8 = quantize_weights(onnx_path, min_elements=min_elements)
+    except ValueError:
+        return None
+    int8.update(int8_parity(model, onnx_path, x))
+    return int8
+
+
+def width_prior_card(model, extra: dict | None = None, rule_suffix: str = "") -> tuple[dict, dict]:
+    """The card's ``inputs`` entry for ``qrs_width`` and its ``preprocessing["qrs_width"]`` for a model with the
+    qrs-width prior (coefficients from the model; ``extra`` adds fields to ``prior``)."""
+    a, b, mu, sd = (float(v) for v in model.prior_coef)
+    section = {
+        "function": "ecgcore.dsp.qrs.qrs_width", **WIDTH_OPTIONS,
+        "prior": {"intercept": a, "slope": b, "mean_ms": mu, "sd_ms": sd, **(extra or {}),
+                  "rule": PRIOR_RULES[model.config.prior_combine] + rule_suffix},
+        "measured_on": "each model-input window exactly as the network receives it, at 360 Hz"}
+    entry = {"name": "qrs_width", "shape": [None], "dtype": "float32",
+             "description": "median QRS width of the window in ms (ecgcore.dsp.qrs.qrs_width, "
+                            "preprocessing.qrs_width); NaN when the window has no complete beat"}
+    return entry, section
+
+
 #: what the card says for ``config.extra_train`` (a folder on the training machine)
 EXTRA_PLACEHOLDER = "EXTRA (ecgcore preprocess segments-ptbxl PTBXL_DIR EXTRA)"
 
@@ -272,21 +306,10 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
     if check_windows < 2:
         raise ValueError("check_windows must be at least 2 (a batch > 1 proves the dynamic axis)")
     # Windows spread over the test split, both classes when present: real inputs, not noise.
-    pick = np.unique(np.r_[np.flatnonzero(test.y == 1)[:check_windows // 2],
-                           np.linspace(0, len(test) - 1, check_windows).astype(int)])[:check_windows]
-    x = np.ascontiguousarray(test.x[pick])
+    x = check_windows_of(test, check_windows)
     onnx_path = out_dir / "model.onnx"
     worst = export_graphs(model, out_dir, x, atol=atol, fused_attention=fused_attention)
-    int8 = None
-    if int8_weights:
-        from ...export.quantize import quantize_weights
-
-        try:
-            int8 = quantize_weights(onnx_path, min_elements=int8_min_elements)
-        except ValueError:
-            int8 = None  # nothing large enough: the float graph is shipped
-        if int8 is not None:
-            int8.update(int8_parity(model, onnx_path, x))
+    int8 = quantize_checked(model, onnx_path, x, int8_min_elements) if int8_weights else None
 
     training = dict(metrics.get("training", {}))
     history = training.pop("history", [])
@@ -304,16 +327,9 @@ def export(run_dir, out_dir=None, *, data_dir=None, check_windows: int = 8, name
                 decision["counts_of"] = "the MIT-BIH training windows; the extra_train windows are not counted"
     inputs = [{"name": "ecg", "shape": [None, 1, config.input_length], "dtype": "float32"}]
     if config.prior == "qrs-width":
-        a, b, mu, sd = (float(v) for v in model.prior_coef)
-        preprocessing["qrs_width"] = {
-            "function": "ecgcore.dsp.qrs.qrs_width", **WIDTH_OPTIONS,
-            "prior": {"intercept": a, "slope": b, "mean_ms": mu, "sd_ms": sd,
-                      "rule": (PRIOR_RULES[config.prior_combine]),
-                      **{k: v for k, v in (metrics.get("prior") or {}).items() if k.startswith("windows")}},
-            "measured_on": "each model-input window exactly as the network receives it, at 360 Hz"}
-        inputs.append({"name": "qrs_width", "shape": [None], "dtype": "float32",
-                       "description": "median QRS width of the window in ms (ecgcore.dsp.qrs.qrs_width, "
-                                      "preprocessing.qrs_width); NaN when the window has no complete beat"})
+        entry, preprocessing["qrs_width"] = width_prior_card(
+            model, {k: v for k, v in (metrics.get("prior") or {}).items() if k.startswith("windows")})
+        inputs.append(entry)
     card = ModelCard(
         name=name, task="classification", framework="pytorch",
         inputs=inputs,

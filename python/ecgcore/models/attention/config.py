@@ -87,8 +87,8 @@ class AttentionConfig(ConfigMixin):
     median of the beats' widths) raises the width alone's F1 on DS1 from 0.782 to 0.803 (203: 59 -> 78 %, 122: 71 ->
     82 %) but leaves 108 wrong.
 
-    ``exclude_records`` (inter-patient; default empty): DS1 records left out of training and validation (a DS2 record
-    is refused); the test split is untouched. For data curation chosen on DS1 folds, e.g. records whose windows
+    ``exclude_records`` (inter-patient; default empty): DS1 records left out before the validation records are
+    picked, so they neither train nor validate (a DS2 record is refused); the test split is untouched. For data curation chosen on DS1 folds, e.g. records whose windows
     contradict a prior. Tried once (stop 50) with ``prior="qrs-width"`` ("add"), leaving out 108 (noisy) and 203
     (wide normal beats), whose windows the width calls Abnormal: both DS1 folds then kept the prior at their best
     epoch (1; fold a: 109 100 %, 112 95 %, 118 100 %, 205 100 %, validation loss 0.145; fold b: 101 100 %, 124 99 %,

@@ -130,11 +130,14 @@ def pick_val_records(dataset_dir, candidates: list[str], n_val: int, pick: str =
 
 
 def protocol_splits(dataset_dir, protocol: str, *, seed: int = 42, test_size: float = 0.2, val_size: float = 0.2,
-                    val_records: int = 4, val_pick: str = "spread", val_names=()) -> dict[str, SegmentSplit]:
+                    val_records: int = 4, val_pick: str = "spread", val_names=(),
+                    exclude=()) -> dict[str, SegmentSplit]:
     """``{"train", "val", "test"}`` splits of a segments dataset for ``protocol`` (see module docstring).
 
     ``val_names`` (inter-patient): the validation records by name instead of ``val_records`` / ``val_pick`` (e.g.
-    to rotate chosen records through the held-out fold of a record-grouped cross-validation); DS1 records only."""
+    to rotate chosen records through the held-out fold of a record-grouped cross-validation); DS1 records only.
+    ``exclude`` (inter-patient): DS1 records left out before validation records are picked; the test split is
+    untouched."""
     recs = available_records(dataset_dir)
     if not recs:
         raise FileNotFoundError(f"no <record>.npz files in {dataset_dir}")
@@ -149,6 +152,12 @@ def protocol_splits(dataset_dir, protocol: str, *, seed: int = 42, test_size: fl
         splits = read_dataset_info(dataset_dir)["splits"]
         ds1 = [r for r in splits.get("DS1", []) if r in recs]
         ds2 = [r for r in splits.get("DS2", []) if r in recs]
+        drop = {str(r) for r in exclude}
+        outside = sorted(drop - set(splits.get("DS1", [])))
+        if outside:
+            raise ValueError(f"exclude_records names records outside DS1: {', '.join(outside)} (only training "
+                             "records can be left out)")
+        ds1 = [r for r in ds1 if r not in drop]
         if not ds1 or not ds2:
             raise ValueError(f"{dataset_dir}: the inter-patient protocol needs DS1 and DS2 records "
                              f"(found {len(ds1)} DS1, {len(ds2)} DS2); use --protocol leaky or preprocess more records")
@@ -173,18 +182,8 @@ def config_splits(dataset_dir, config, *, extra: bool = False) -> dict[str, Segm
     trainer) also ``"extra"`` (:func:`extra_windows`) when ``config.extra_train`` names a dataset."""
     splits = protocol_splits(dataset_dir, config.protocol, seed=config.seed, test_size=config.test_fraction,
                              val_size=config.val_fraction, val_records=config.val_records, val_pick=config.val_pick,
-                             val_names=getattr(config, "val_names", ()))
-    drop = set(getattr(config, "exclude_records", ()))
-    if drop:
-        ds1 = set(read_dataset_info(dataset_dir)["splits"].get("DS1", []))
-        if drop - ds1:
-            raise ValueError(f"exclude_records names records outside DS1: {', '.join(sorted(drop - ds1))} (only "
-                             "training records can be left out)")
-        for name in ("train", "val"):
-            sp = splits.get(name)
-            if sp is not None:
-                keep = ~np.isin(sp.record, sorted(drop))
-                splits[name] = SegmentSplit(sp.x[keep], sp.y[keep], sp.record[keep], sp.start[keep])
+                             val_names=getattr(config, "val_names", ()),
+                             exclude=getattr(config, "exclude_records", ()))
     if extra and getattr(config, "extra_train", None):
         splits["extra"] = extra_windows(config.extra_train, dataset_dir, config.extra_repeat)
     return splits
