@@ -88,14 +88,15 @@ class AttentionConfig(ConfigMixin):
     82 %) but leaves 108 wrong.
 
     ``exclude_records`` (inter-patient; default empty): DS1 records left out before the validation records are
-    picked, so they neither train nor validate (a DS2 record is refused); the test split is untouched. For data curation chosen on DS1 folds, e.g. records whose windows
-    contradict a prior. Tried once (stop 50) with ``prior="qrs-width"`` ("add"), leaving out 108 (noisy) and 203
-    (wide normal beats), whose windows the width calls Abnormal: both DS1 folds then kept the prior at their best
-    epoch (1; fold a: 109 100 %, 112 95 %, 118 100 %, 205 100 %, validation loss 0.145; fold b: 101 100 %, 124 99 %,
-    207 94 %, 220 99 %, 0.402). The refit on the other 20 DS1 records for that one epoch (4 min), all 7,920 DS2 windows
-    through ``ecgcore infer``: ROC-AUC 0.750, F1(Abnormal) 0.467 (the bundled model 0.921 / 0.743): the right
-    bundle-branch-block records 231 (356 -> 104 of 360 correct) and 232 (279 -> 83) and the left one 214 (190 -> 82)
-    were called Normal, and 105's noise Abnormal (224 -> 13). Not shipped; the width does not carry to DS2.
+    picked, so they neither train nor validate (a DS2 record is refused); the test split is untouched. For data
+    curation chosen on DS1 folds, e.g. records whose windows contradict a prior. Tried once (stop 50) with
+    ``prior="qrs-width"`` ("add"), leaving out 108 (noisy) and 203 (wide normal beats), whose windows the width
+    calls Abnormal: both DS1 folds then kept the prior at their best epoch (1; fold a: 109 100 %, 112 95 %, 118 100
+    %, 205 100 %, validation loss 0.145; fold b: 101 100 %, 124 99 %, 207 94 %, 220 99 %, 0.402). The refit on the
+    other 20 DS1 records for that one epoch (4 min), all 7,920 DS2 windows through ``ecgcore infer``: ROC-AUC 0.750,
+    F1(Abnormal) 0.467 (the bundled model 0.921 / 0.743): the right bundle-branch-block records 231 (356 -> 104 of
+    360 correct) and 232 (279 -> 83) and the left one 214 (190 -> 82) were called Normal, and 105's noise Abnormal
+    (224 -> 13). Not shipped; the width does not carry to DS2.
 
     ``val_names`` (inter-patient; default empty): the validation records by name, DS1 only, instead of ``val_records``
     spread by ``val_pick`` (``val_records`` becomes their count); for a record-grouped cross-validation that rotates
