@@ -189,7 +189,7 @@ def test_default_models_by_scheme(ecgid):
     assert default_model() == "heartid-beats" and default_model("seed") == "heartid"
     v = Verifier()
     assert v.card.name == "heartid-beats" and not v.has_key_input
-    assert v.windows(ecgid / "Person_01" / "rec_1").shape[1] == 174
+    assert v.windows(ecgid / "Person_01" / "rec_1").shape[1] == v.card.config["input_size"] == 187
     assert Verifier(scheme="seed").card.name == "heartid"
     with pytest.raises(ValueError, match="--model heartid"):
         Verifier("heartid-beats", scheme="seed")
@@ -513,3 +513,50 @@ def test_bundled_score_norm_is_the_cross_validated_choice(repo_tool, data_dir, t
     built, names, skipped = tool.build_cohort(folder, some)
     assert names == sorted(some) and skipped == [] and built.dtype == np.float32
     np.testing.assert_array_equal(built, cohort[[used.index(n) for n in names]])
+
+
+def test_beat_window_cuts_more_before_the_r_peak(ecgid):
+    """``beat_options(window_s=(0.3, 0.45))`` (``--beat-window``) cuts 13 more samples before each R-peak at 250 Hz
+    (75, where round(62.5) gave 62): the same beats with the R-peak at sample 75; bad windows are refused."""
+    from ecgcore.pipelines.recipes.heartid import aligned_beats
+
+    x, fs, _ = read_lead(ecgid / "Person_05" / "rec_2", BEAT_OPTIONS)
+    plain, p = aligned_beats(x, fs, beat_options(0.0))
+    wide, q = aligned_beats(x, fs, beat_options(0.0, (0.3, 0.45)))
+    assert wide.shape[1] == plain.shape[1] + 13 == 187 == beat_length(beat_options(0.0, (0.3, 0.45)))
+    common = np.isin(p, q)
+    assert common.sum() >= len(p) - 1  # a first beat may lose its room before the start
+    # the shared span holds the same samples up to each beat's own median and peak scaling (affine)
+    a, b = plain[common], wide[np.isin(q, p)][:, 13:]
+    r = [np.corrcoef(u, v)[0, 1] for u, v in zip(a, b)]
+    assert min(r) > 0.999
+    g = beat_groups(x, fs, beat_options(None, (0.3, 0.45)))[0]
+    assert g.shape[1] == 187 and np.isfinite(g).all()
+    for bad in [(0.0, 0.45), (0.3, 2.0)]:
+        with pytest.raises(ValueError, match="beat window"):
+            beat_options(None, bad)
+
+
+def test_beat_window_is_a_beat_lda_option(tmp_path):
+    res = CliRunner().invoke(main, ["train", "heartid", str(tmp_path), "-o", str(tmp_path / "run"),
+                                    "--beat-window", "0.3", "0.45"])
+    assert res.exit_code == 2 and "--beat-window applies to --arch beat-lda only" in res.output
+
+
+def test_bundled_beat_window_is_the_cross_validated_choice(repo_tool):
+    """The shipped cut is the one ``tools/heartid_beat_window_cv.py`` found best over the training persons (its
+    table in the card, the previous 0.25 s cut included and worse), and the card's command reproduces it."""
+    tool = repo_tool("heartid_beat_window_cv")
+    assert tool.parse_windows("0.3:0.45,0.25:0.5") == [(0.3, 0.45), (0.25, 0.5)]
+    with pytest.raises(SystemExit, match="BEFORE:AFTER"):
+        tool.parse_windows("0.3")
+    _, card = resolve_model("heartid-beats")
+    choice = card.training["beat_window_choice"]
+    best = min(choice["rows"], key=lambda r: (r["cv_eer_mean"], -r["cv_rank1"]))
+    cut = (card.preprocessing["before_s"], card.preprocessing["after_s"])
+    assert cut == (best["before_s"], best["after_s"]) == (choice["shipped"]["before_s"], choice["shipped"]["after_s"])
+    before = next(r for r in choice["rows"] if (r["before_s"], r["after_s"]) == (0.25, 0.45))
+    assert best["cv_eer_mean"] < before["cv_eer_mean"]
+    assert f"--beat-window {cut[0]:g} {cut[1]:g}" in card.training["command"]
+    assert card.config["input_size"] == beat_length(card.preprocessing) == card.inputs[0]["shape"][1]
+    assert choice["test_persons"] == "never read here" and "/" not in choice["command"].replace("tools/", "")

@@ -34,7 +34,7 @@ def _blas_hint():
               help="seed: the seed's network (MLX, triplet training on `ecgcore preprocess heartid` folders). "
                    "beat-lda: median heartbeats + PCA/Fisher-LDA fitted in MLX on RAW record folders (ECG-ID's "
                    "person folders, MIT-BIH's flat folder); n_pca by 3-fold cross-validation over the training "
-                   "persons; the bundled heartid-beats model. Only --negatives, --within, --shrink, --hr-norm, --seed and the split "
+                   "persons; the bundled heartid-beats model. Only --negatives, --within, --shrink, --hr-norm, --beat-window, --seed and the split "
                    "fractions apply to it.")
 @click.option("--negatives", "negatives", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="beat-lda only, repeatable: a raw folder (e.g. PTB-XL, whose patient_id makes the persons) whose "
@@ -51,6 +51,9 @@ def _blas_hint():
                    "R-peak stretched by (RR/rr_ref)^alpha, RR the group's median RR; the values of "
                    "BEAT_OPTIONS['hr_norm'] go into the card), so a person's T wave lines up across days at other "
                    "rates. --no-hr-norm cuts groups as the models before it.")
+@click.option("--beat-window", type=(float, float), default=None, metavar="BEFORE AFTER",
+              help="beat-lda only: the beat's cut in s before and after its R-peak [default: 0.25 0.45]. "
+                   "tools/heartid_beat_window_cv.py compares cuts by cross-validation over the training persons.")
 @click.option("--loss", type=click.Choice(["securetl", "heartid"]), default="securetl", show_default=True,
               help="securetl: original Secure Triplet Loss (same person under another key is a negative, "
                    "cancelable); heartid: the seed's 4-term loss (pulls other-key embeddings together).")
@@ -75,7 +78,7 @@ def _blas_hint():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-resume", is_flag=True, help="Start over even if RUN_DIR holds a checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data_dirs, run_dir, arch, negatives, within, shrink, hr_norm, loss, epochs, steps_per_epoch, batch_size, lr, score, key_scale,
+def train(data_dirs, run_dir, arch, negatives, within, shrink, hr_norm, beat_window, loss, epochs, steps_per_epoch, batch_size, lr, score, key_scale,
           standardize_spectrum, test_fraction, val_fraction, max_minutes, seed, no_resume, quiet):
     """Train HeartID on `ecgcore preprocess heartid` folders (e.g. ECG-ID and MIT-BIH), or fit the beat-lda
     embedding on raw record folders (--arch beat-lda).
@@ -91,12 +94,14 @@ def train(data_dirs, run_dir, arch, negatives, within, shrink, hr_norm, loss, ep
         raise click.UsageError("--negatives applies to --arch beat-lda only")
     if shrink and arch != "beat-lda":
         raise click.UsageError("--shrink applies to --arch beat-lda only")
+    if beat_window is not None and arch != "beat-lda":
+        raise click.UsageError("--beat-window applies to --arch beat-lda only")
     if arch == "beat-lda":
         from ..models.heartid.beats import train_beat_lda
 
         try:
             run = train_beat_lda(list(data_dirs), run_dir, negatives=list(negatives), within=within, hr_norm=hr_norm,
-                                 shrink=shrink,
+                                 shrink=shrink, window_s=beat_window,
                                  test_fraction=test_fraction, val_fraction=val_fraction,
                                  seed=seed, log=lambda m: (click.echo(m), sys.stdout.flush()))
         except (ValueError, FileNotFoundError) as exc:

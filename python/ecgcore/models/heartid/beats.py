@@ -364,7 +364,7 @@ def fit_persons(raw_dirs, negatives=(), test_fraction: float = 0.3, val_fraction
 def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-record",
                    n_pca_grid=(10, 15, 20, 30, 40, 60), folds: int = 3, repeats: int = 5, test_fraction: float = 0.3,
                    val_fraction: float = 0.1, seed: int = 0, hr_norm: bool = True, shrink: float = 0.0,
-                   log=print) -> dict:
+                   window_s: tuple[float, float] | None = None, log=print) -> dict:
     """Fit a ``beat-lda`` HeartID model on raw record folders (ECG-ID layout: one folder per person).
 
     Persons of ``raw_dirs`` are split as :func:`~.data.split_subjects` splits them (the seed-network run's rule, so
@@ -377,7 +377,8 @@ def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-reco
     (mean, projection), ``run.json`` (split, the CV table, the choice, timing) into ``run_dir``. ``hr_norm=False``
     cuts groups without heart-rate normalisation (:data:`BEAT_OPTIONS`' ``hr_norm``; the models before it).
     ``shrink``: shrinkage of the within-person covariance (:func:`fit_lda`), the same in the CV and the final fit
-    (chosen outside, under the product's protected score: ``tools/heartid_shrink_cv.py``)."""
+    (chosen outside, under the product's protected score: ``tools/heartid_shrink_cv.py``). ``window_s``: the
+    beat's cut (before, after) the R-peak in s (:func:`beat_options`; chosen outside: ``tools/heartid_beat_window_cv.py``)."""
     import time
 
     if within not in WITHIN_RULES:
@@ -392,7 +393,7 @@ def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-reco
     records, neg_records, split, train = who.records, who.negatives, who.split, who.train
     log(f"beat-lda: {len(records)} persons ({len(train)} train, {len(split['val'])} validation, "
         f"{len(split['test'])} test) + {len(neg_records)} negatives (fit only); cutting beats")
-    options = beat_options(None if hr_norm else 0.0)
+    options = beat_options(None if hr_norm else 0.0, window_s)
     windows, product = person_groups(who.fit_records, options, group_strides=(1, int(options["group_stride"])))
     multi = who.multi_record(windows) if within == "multi-record" else None
     if multi is not None and not multi:
@@ -462,6 +463,7 @@ def export_beat_lda(run_dir, out_dir, *, name: str = BUNDLED_NAME, command: str 
     parity = {"max_abs_diff": diff, "n_groups": int(len(g)), "atol": 1e-5}
     L, d = P.shape
     split = run["split"]
+    window = (float(run["options"]["before_s"]), float(run["options"]["after_s"]))
     cfg = {"arch": "beat-lda", "input_size": int(L), "embedding_size": int(d), "n_pca": run["n_pca"],
            "shrink": float(run.get("shrink", 0.0)),
            "key_size": 100, "seed": run["seed"], "test_fraction": 0.3, "val_fraction": 0.1,
@@ -486,15 +488,17 @@ def export_beat_lda(run_dir, out_dir, *, name: str = BUNDLED_NAME, command: str 
                                        + "".join(f" --negatives {d}" for d in run.get("negatives", []))
                                        + f" --within {run.get('within', 'all')}"
                                        + (f" --shrink {run['shrink']:g}" if run.get("shrink") else "")
-                                       + ("" if run["options"].get("hr_norm") else " --no-hr-norm") + " -o RUN")}
+                                       + ("" if run["options"].get("hr_norm") else " --no-hr-norm")
+                                       + ("" if window == (BEAT_OPTIONS["before_s"], BEAT_OPTIONS["after_s"])
+                                          else f" --beat-window {window[0]:g} {window[1]:g}") + " -o RUN")}
     card = ModelCard(
         name=name, task="embedding", framework="mlx",
         inputs=[{"name": "ecg", "shape": [None, int(L)], "dtype": "float32"}],
         outputs=[{"name": "embedding", "shape": [None, int(d)], "dtype": "float32"}],
         fs=float(run["options"]["fs"]), preprocessing={"kind": "heartid", **run["options"]},
         metrics={"onnx_parity": parity}, training=training, config=cfg,
-        description="HeartID beat-lda: median heartbeats of 10 consecutive beats (lead I / MLII, 250 Hz, -0.25..+0.45 "
-                    "s around ecgcore's R-peaks"
+        description="HeartID beat-lda: median heartbeats of 10 consecutive beats (lead I / MLII, 250 Hz, "
+                    f"-{window[0]:g}..+{window[1]:g} s around ecgcore's R-peaks"
                     + (", the ST-T read at the group's heart rate: hr_norm" if run["options"].get("hr_norm") else "")
                     + ") -> a linear identity embedding (PCA + Fisher LDA fitted in MLX). "
                     "Default model of enroll/verify (scheme grp-iom: the template is the keyed IoM hash of the "
