@@ -6,8 +6,9 @@ heart rate. On ECG-ID persons never used in training it reaches rank-1 ≈ 0.68.
 
 1. **Beats** (:func:`record_beat_groups`): the record's lead, band-passed 1-40 Hz (order 4, zero-phase) at its own
    rate, resampled to 250 Hz; ecgcore's R-peaks; each beat from 0.25 s before to 0.45 s after its R-peak (174
+   samples; ``window_s`` / ``--beat-window`` sets another cut: the bundled model's starts 0.30 s before, 187
    samples; with ``hr_norm`` cut on to 0.75 s for the warp below), its median removed and scaled to unit peak
-   amplitude (both taken over the -0.25..+0.45 s part).
+   amplitude (both taken over the usual cut, e.g. -0.25..+0.45 s).
 2. **Groups**: the element-wise median of ``group`` consecutive beats every ``group_stride`` beats (10 and 5:
    a 20-s ECG-ID record gives 3-4 groups), re-normalised the same way. The median removes ectopic and noisy beats.
    A record with fewer than ``group`` beats (but at least ``min_beats``) forms one group. Heart-rate
