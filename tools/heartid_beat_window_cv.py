@@ -25,14 +25,11 @@ REPO = Path(__file__).resolve().parents[1]
 def table(data: Path, card, windows, seeds: int, log=print) -> list[dict]:
     """One row per cut: CV EER (mean of folds, mean and sd over seeds), rank-1, and the pooled scores' FRR where
     the pooled impostor scores' FAR is 1 %."""
-    from ecgcore.models.heartid.beats import cross_validate_score_norm, fit_persons, person_groups
+    from ecgcore.models.heartid.beats import card_fit_persons, cross_validate_score_norm, person_groups
     from ecgcore.models.heartid.metrics import eer
 
     tr = card.training
-    who = fit_persons([data / Path(d).name for d in tr["data"]], [data / Path(d).name for d in tr.get("negatives", [])],
-                      float(card.config["test_fraction"]), float(card.config["val_fraction"]), int(card.config["seed"]))
-    if sorted(who.split["test"]) != sorted(tr["test_subjects"]):
-        raise SystemExit("the reproduced test persons differ from the card's: not this model's split")
+    who = card_fit_persons(card, data)
     norm = card.config["verification"]["schemes"]["grp-iom-v1"].get("score_norm") or {}
     top_k = norm.get("top_k", 10)
     name = f"tnorm-top{top_k}"
@@ -76,7 +73,8 @@ def parse_windows(text: str) -> list[tuple[float, float]]:
 
 
 def main(argv=None) -> int:
-    from ecgcore.export.card import read_card, write_card
+    from ecgcore.export.card import write_card
+    from ecgcore.models.heartid.beats import read_beat_lda_card
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model_dir", type=Path, nargs="?", default=REPO / "python/ecgcore/data/models/heartid-beats",
@@ -87,10 +85,11 @@ def main(argv=None) -> int:
     ap.add_argument("--write", action="store_true", help="store the table in the card's training.beat_window_choice")
     a = ap.parse_args(argv)
     t0 = time.time()
-    card = read_card(a.model_dir / "model.json")
-    if card.config.get("arch") != "beat-lda":
-        raise SystemExit(f"{a.model_dir}: not a beat-lda model")
-    rows = table(a.data, card, parse_windows(a.windows), a.seeds)
+    try:
+        card = read_beat_lda_card(a.model_dir)
+        rows = table(a.data, card, parse_windows(a.windows), a.seeds)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     best = min(rows, key=lambda r: (r["cv_eer_mean"], -r["cv_rank1"]))
     print(f"lowest CV EER: {best['before_s']:g} s before, {best['after_s']:g} s after; {time.time() - t0:.0f} s")
     if a.write:

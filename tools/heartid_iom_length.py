@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     import ecgcore.models.heartid.protect as protect
     from ecgcore.export.card import read_card
     from ecgcore.models.heartid._evaluate import _unit, template
-    from ecgcore.models.heartid.beats import fit_persons
+    from ecgcore.models.heartid.beats import card_fit_persons
     from ecgcore.models.heartid.product import Verifier
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -47,10 +47,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     card = read_card(a.model_dir / "model.json")
-    tr = card.training
-    who = fit_persons([a.data / Path(d).name for d in tr["data"]],
-                      [a.data / Path(d).name for d in tr.get("negatives", [])],
-                      float(card.config["test_fraction"]), float(card.config["val_fraction"]), int(card.config["seed"]))
+    who = card_fit_persons(card, a.data)
     ver = Verifier(a.model_dir, threshold=0.0, score_norm=False)
     emb = {p: [_unit(template(ver.embed(ver.windows(r)), "cosine")) for r in who.fit_records[p][:2]]
            for p in who.cv_persons if len(who.fit_records[p]) >= 2}

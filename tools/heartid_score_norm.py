@@ -40,16 +40,11 @@ COHORT_FILE = "cohort.npy"
 def cv_table(data: Path, card, seeds: int, top_ks, log=print) -> tuple[list[dict], dict]:
     """Rows ``{"score", "top_k", "cv_eer_mean", "cv_eer_sd_over_seeds", "cv_rank1", "pooled_eer",
     "pooled_threshold", ...}`` and the pooled scores by row name."""
-    from ecgcore.models.heartid.beats import cross_validate_score_norm, fit_persons, person_groups
+    from ecgcore.models.heartid.beats import card_fit_persons, cross_validate_score_norm, person_groups
     from ecgcore.models.heartid.metrics import eer
 
     tr = card.training
-    dirs = [data / Path(d).name for d in tr["data"]]
-    negs = [data / Path(d).name for d in tr.get("negatives", [])]
-    who = fit_persons(dirs, negs, float(card.config["test_fraction"]), float(card.config["val_fraction"]),
-                      int(card.config["seed"]))
-    if sorted(who.split["test"]) != sorted(tr["test_subjects"]):
-        raise SystemExit("the reproduced test persons differ from the card's: not this model's split")
+    who = card_fit_persons(card, data)
     options = {k: v for k, v in card.preprocessing.items() if k != "kind"}
     windows, product = person_groups(who.fit_records, options, group_strides=(1, int(options["group_stride"])))
     multi = who.multi_record(windows) if tr.get("within", "all") == "multi-record" else None
@@ -105,7 +100,8 @@ def build_cohort(model_dir: Path, negatives: dict) -> tuple[np.ndarray, list[str
 
 def main(argv=None) -> int:
     from ecgcore._fs import atomic_write
-    from ecgcore.export.card import read_card, write_card
+    from ecgcore.export.card import write_card
+    from ecgcore.models.heartid.beats import read_beat_lda_card
     from ecgcore.models.heartid.protect import score_description
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -116,11 +112,12 @@ def main(argv=None) -> int:
     ap.add_argument("--write", action="store_true", help="write cohort.npy and the card (else print the table)")
     a = ap.parse_args(argv)
     t0 = time.time()
-    card = read_card(a.model_dir / "model.json")
-    if card.config.get("arch") != "beat-lda":
-        raise SystemExit(f"{a.model_dir}: not a beat-lda model")
     top_ks = [None if k == "all" else int(k) for k in a.top_k.split(",")]
-    rows, meta = cv_table(a.data, card, a.seeds, top_ks)
+    try:
+        card = read_beat_lda_card(a.model_dir)
+        rows, meta = cv_table(a.data, card, a.seeds, top_ks)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     for r in sorted(rows, key=lambda r: r["cv_eer_mean"]):
         print(f"{r['score']:16s} top_k {str(r['top_k']):5s} CV EER {r['cv_eer_mean']:.4f} (sd {r['cv_eer_sd_over_seeds']:.4f}) "
               f"rank-1 {r['cv_rank1']:.4f}; pooled EER {r['pooled_eer']:.4f} at {r['pooled_threshold']:.4f}")

@@ -560,3 +560,21 @@ def test_bundled_beat_window_is_the_cross_validated_choice(repo_tool):
     assert f"--beat-window {cut[0]:g} {cut[1]:g}" in card.training["command"]
     assert card.config["input_size"] == beat_length(card.preprocessing) == card.inputs[0]["shape"][1]
     assert choice["test_persons"] == "never read here" and "/" not in choice["command"].replace("tools/", "")
+
+
+def test_card_fit_persons_reproduces_the_bundled_split(data_dir):
+    """The tools' shared start: a beat-lda card's fit persons rebuilt from the data folder, its test persons the card's;
+    another split or another kind of model is refused by name."""
+    import dataclasses
+
+    from ecgcore.models.heartid.beats import card_fit_persons, read_beat_lda_card
+
+    onnx_path, _ = resolve_model("heartid-beats")
+    card = read_beat_lda_card(onnx_path.parent)
+    who = card_fit_persons(card, data_dir)
+    assert sorted(who.split["test"]) == sorted(card.training["test_subjects"])
+    assert not set(who.fit_records) & set(card.training["test_subjects"])
+    with pytest.raises(ValueError, match="not this model's split"):
+        card_fit_persons(dataclasses.replace(card, config=dict(card.config, seed=1)), data_dir)
+    with pytest.raises(ValueError, match="not a beat-lda model"):
+        read_beat_lda_card(resolve_model("heartid")[0].parent)

@@ -35,7 +35,8 @@ import numpy as np
 from ...pipelines.recipes.heartid import BEAT_OPTIONS, INPUT, beat_groups, beat_length, beat_options  # noqa: F401
 
 __all__ = ["BEAT_OPTIONS", "INPUT", "WITHIN_RULES", "beat_groups", "record_beat_groups", "person_groups", "fit_lda",
-           "embed", "cross_validate", "cross_validate_score_norm", "FitPersons", "fit_persons", "build_onnx",
+           "embed", "cross_validate", "cross_validate_score_norm", "FitPersons", "fit_persons", "card_fit_persons",
+           "read_beat_lda_card", "build_onnx",
            "train_beat_lda", "beat_options"]
 
 def record_beat_groups(path, options: dict | None = None, fs: float | None = None, workers: int | None = None):
@@ -360,6 +361,29 @@ def fit_persons(raw_dirs, negatives=(), test_fraction: float = 0.3, val_fraction
     cv_persons = [p for p in train if len(records[p]) >= 2]
     return FitPersons(records, neg_records, split, train, {p: records[p] for p in train} | neg_records, cv_persons,
                       [p for p in train if p not in cv_persons] + list(neg_records))
+
+
+def read_beat_lda_card(model_dir):
+    """The card (``model.json``) of the beat-lda model in ``model_dir``; a clear ``ValueError`` for another kind."""
+    from ...export.card import read_card
+
+    card = read_card(Path(model_dir) / "model.json")
+    if card.config.get("arch") != "beat-lda":
+        raise ValueError(f"{model_dir}: not a beat-lda model")
+    return card
+
+
+def card_fit_persons(card, data_dir) -> FitPersons:
+    """The persons a beat-lda ``card``'s fit split and cross-validated (:func:`fit_persons` with the card's folders,
+    found by name under ``data_dir``, and its fractions and seed); ``ValueError`` when the reproduced test persons
+    are not the card's (another split, other data)."""
+    tr, cfg, data_dir = card.training, card.config, Path(data_dir)
+    who = fit_persons([data_dir / Path(d).name for d in tr["data"]],
+                      [data_dir / Path(d).name for d in tr.get("negatives", [])],
+                      float(cfg["test_fraction"]), float(cfg["val_fraction"]), int(cfg["seed"]))
+    if sorted(who.split["test"]) != sorted(tr["test_subjects"]):
+        raise ValueError("the reproduced test persons differ from the card's: not this model's split")
+    return who
 
 
 def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-record",
