@@ -1,12 +1,13 @@
 """HeartID beat-lda: choose the beat's cut around the R-peak by cross-validation over the training persons.
 
 For each ``--windows`` cut (seconds before and after the R-peak) the median-beat groups are cut as the product cuts
-them (the card's preprocessing with ``before_s`` / ``after_s`` replaced), then ``beats.cross_validate_score_norm``
-scores the 5 x 3-fold cross-validation over the training persons with several records (single-record persons and
-the negatives always in the fit) in the protected domain, as ``verify`` scores: grp-iom under each template owner's
-key (stolen-key impostors), adaptive T-norm against the fold's negatives with the card's ``top_k``. Several
-permutation seeds, because one seed's folds spread by about half a point of EER. Validation and test persons are
-never read. Prints the table; ``--write CARD`` stores it in the card's ``training.beat_window_choice``.
+them (the card's preprocessing with ``before_s`` / ``after_s`` replaced), then ``heartid_score_norm.cv_table`` scores
+the 5 x 3-fold cross-validation over the training persons with several records (single-record persons and the
+negatives always in the fit) in the protected domain, as ``verify`` scores: grp-iom under each template owner's key
+(stolen-key impostors), adaptive T-norm against the fold's negatives with the card's ``top_k`` (the raw share for a
+card without cohort normalisation). Several permutation seeds, because one seed's folds spread by about half a point
+of EER. Validation and test persons are never read. Prints the table; ``--write`` stores it in the card's
+``training.beat_window_choice``.
 
     python tools/heartid_beat_window_cv.py --windows 0.25:0.45,0.3:0.45,0.35:0.45,0.3:0.55 --seeds 6
 """
@@ -14,47 +15,31 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
 
 
 def table(data: Path, card, windows, seeds: int, log=print) -> list[dict]:
-    """One row per cut: CV EER (mean of folds, mean and sd over seeds), rank-1, and the pooled scores' FRR where
-    the pooled impostor scores' FAR is 1 %."""
-    from ecgcore.models.heartid.beats import card_fit_persons, cross_validate_score_norm, person_groups
-    from ecgcore.models.heartid.metrics import eer
+    """One row per cut (:func:`heartid_score_norm.cv_table` with the cut replacing the card's): CV EER of verify's
+    score (mean of folds; mean and sd over seeds), rank-1, pooled EER, and the pooled scores' FRR where the pooled
+    impostor scores' FAR is 1 %."""
+    import heartid_score_norm as hsn
 
-    tr = card.training
-    who = card_fit_persons(card, data)
-    norm = card.config["verification"]["schemes"]["grp-iom-v1"].get("score_norm") or {}
-    top_k = norm.get("top_k", 10)
-    name = f"tnorm-top{top_k}"
-    cohort = [p for p in who.fixed if p in who.negatives]
+    norm = ((card.config.get("verification") or {}).get("schemes") or {}).get("grp-iom-v1", {}).get("score_norm")
+    top_k = norm.get("top_k") if norm else None  # a card without cohort normalisation: the raw share
     rows = []
     for before, after in windows:
         t = time.time()
-        options = {k: v for k, v in card.preprocessing.items() if k != "kind"} | {"before_s": before, "after_s": after}
-        groups, product = person_groups(who.fit_records, options, group_strides=(1, int(options["group_stride"])))
-        multi = who.multi_record(groups) if tr.get("within", "all") == "multi-record" else None
-        eers, hits, gen, imp = [], [], [], []
-        for sd in range(seeds):
-            r = cross_validate_score_norm(groups, product, who.cv_persons, cohort, int(card.config["n_pca"]), (top_k,),
-                                          seed=sd, fixed=who.fixed, within=multi,
-                                          shrink=float(card.config.get("shrink", 0.0)))[name]
-            eers.append(np.mean(r["eer_folds"]))
-            hits.append(r["rank1"])
-            gen.append(r["genuine"])
-            imp.append(r["impostor"])
-        g, i = np.concatenate(gen), np.concatenate(imp)
-        row = {"before_s": before, "after_s": after, "cv_eer_mean": round(float(np.mean(eers)), 4),
-               "cv_eer_sd_over_seeds": round(float(np.std(eers)), 4), "cv_rank1": round(float(np.mean(hits)), 4),
-               "pooled_eer": round(float(eer(g, i)[0]), 4),
-               "pooled_frr_at_far_1pct": round(float(np.mean(g < np.quantile(i, 0.99))), 4),
-               "n_genuine": int(g.size), "n_impostor": int(i.size)}
+        got, _ = hsn.cv_table(data, card, seeds, (top_k or 10,), log=lambda *a, **k: None,
+                              options={"before_s": before, "after_s": after})
+        r = next(r for r in got if (r["score"] == "raw") == (norm is None))
+        row = {"before_s": before, "after_s": after, "score": r["score"], "top_k": r["top_k"],
+               **{k: r[k] for k in ("cv_eer_mean", "cv_eer_sd_over_seeds", "cv_rank1", "pooled_eer",
+                                    "pooled_frr_at_far_1pct", "n_genuine", "n_impostor")}}
         rows.append(row)
         log(f"before {before:.2f} s, after {after:.2f} s: CV EER {row['cv_eer_mean']:.4f} (sd over {seeds} seeds "
             f"{row['cv_eer_sd_over_seeds']:.4f}), rank-1 {row['cv_rank1']:.4f}, pooled FRR at FAR 1 % "
@@ -63,12 +48,18 @@ def table(data: Path, card, windows, seeds: int, log=print) -> list[dict]:
 
 
 def parse_windows(text: str) -> list[tuple[float, float]]:
+    """``"0.25:0.45,0.3:0.45"`` -> [(0.25, 0.45), (0.3, 0.45)], each cut checked (``check_window``)."""
+    from ecgcore.pipelines.recipes.heartid import check_window
+
     out = []
     for part in text.split(","):
         before, sep, after = part.partition(":")
         if not sep:
             raise SystemExit(f"--windows: each cut is BEFORE:AFTER in s, got {part!r}")
-        out.append((float(before), float(after)))
+        try:
+            out.append(check_window((before, after)))
+        except ValueError as exc:
+            raise SystemExit(f"--windows: {exc}") from None
     return out
 
 

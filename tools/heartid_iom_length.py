@@ -33,9 +33,8 @@ def main(argv=None) -> int:
     import heartid_score_norm as hsn
 
     import ecgcore.models.heartid.protect as protect
-    from ecgcore.export.card import read_card
     from ecgcore.models.heartid._evaluate import _unit, template
-    from ecgcore.models.heartid.beats import card_fit_persons
+    from ecgcore.models.heartid.beats import card_fit_persons, read_beat_lda_card
     from ecgcore.models.heartid.product import Verifier
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -46,8 +45,11 @@ def main(argv=None) -> int:
     ap.add_argument("--iters", type=int, default=3000, help="hill-climbing steps per attack")
     a = ap.parse_args(argv)
 
-    card = read_card(a.model_dir / "model.json")
-    who = card_fit_persons(card, a.data)
+    try:
+        card = read_beat_lda_card(a.model_dir)
+        who = card_fit_persons(card, a.data)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     ver = Verifier(a.model_dir, threshold=0.0, score_norm=False)
     emb = {p: [_unit(template(ver.embed(ver.windows(r)), "cosine")) for r in who.fit_records[p][:2]]
            for p in who.cv_persons if len(who.fit_records[p]) >= 2}

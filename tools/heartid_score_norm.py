@@ -37,15 +37,17 @@ REPO = Path(__file__).resolve().parents[1]
 COHORT_FILE = "cohort.npy"
 
 
-def cv_table(data: Path, card, seeds: int, top_ks, log=print) -> tuple[list[dict], dict]:
+def cv_table(data: Path, card, seeds: int, top_ks, log=print, options: dict | None = None) -> tuple[list[dict], dict]:
     """Rows ``{"score", "top_k", "cv_eer_mean", "cv_eer_sd_over_seeds", "cv_rank1", "pooled_eer",
-    "pooled_threshold", ...}`` and the pooled scores by row name."""
+    "pooled_threshold", "pooled_frr_at_far_1pct", ...}`` and what the table was computed over (``meta``: the CV
+    persons, the cohort, the negatives). ``options``: preprocessing values that replace the card's (e.g. the beat
+    cut, ``tools/heartid_beat_window_cv.py``)."""
     from ecgcore.models.heartid.beats import card_fit_persons, cross_validate_score_norm, person_groups
     from ecgcore.models.heartid.metrics import eer
 
     tr = card.training
     who = card_fit_persons(card, data)
-    options = {k: v for k, v in card.preprocessing.items() if k != "kind"}
+    options = {k: v for k, v in card.preprocessing.items() if k != "kind"} | dict(options or {})
     windows, product = person_groups(who.fit_records, options, group_strides=(1, int(options["group_stride"])))
     multi = who.multi_record(windows) if tr.get("within", "all") == "multi-record" else None
     cohort = [p for p in who.fixed if p in who.negatives]
@@ -75,6 +77,7 @@ def cv_table(data: Path, card, seeds: int, top_ks, log=print) -> tuple[list[dict
                      "cv_rank1": round(float(a[:, 1].mean()), 4), "pooled_eer": round(float(e), 4),
                      "pooled_threshold": float(thr), "n_genuine": int(g.size), "n_impostor": int(i.size),
                      "frr_at_pooled_threshold": round(float(np.mean(g < thr)), 4),
+                     "pooled_frr_at_far_1pct": round(float(np.mean(g < np.quantile(i, 0.99))), 4),
                      "far_at_pooled_threshold": round(float(np.mean(i >= thr)), 4)})
     meta = {"cv_persons": len(who.cv_persons), "cohort_persons_in_the_folds": len(cohort),
             "negatives": who.negatives}

@@ -27,13 +27,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def table(data: Path, shrinks, seeds: int, n_pca: int, top_k: int, log=print) -> list[dict]:
+def table(data: Path, shrinks, seeds: int, n_pca: int, top_k: int, log=print, window_s=None) -> list[dict]:
     """One row per shrink: mean per-fold EER (and its spread over seeds) and rank-1 of the raw IoM share and of
     adaptive T-norm top-``top_k``, and the per-seed T-norm EERs."""
     from ecgcore.models.heartid.beats import beat_options, cross_validate_score_norm, fit_persons, person_groups
 
     who = fit_persons([data / "ecgiddb", data / "mitdb"], [data / "ptbxl"])
-    o = beat_options(None)
+    o = beat_options(None, window_s)
     windows, product = person_groups(who.fit_records, o, group_strides=(1, int(o["group_stride"])))
     multi = who.multi_record(windows)
     cohort = [p for p in who.fixed if p in who.negatives]
@@ -67,13 +67,15 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=6, help="permutation seeds of the 5 x 3-fold CV")
     ap.add_argument("--n-pca", type=int, default=40)
     ap.add_argument("--top-k", type=int, default=10, help="adaptive T-norm cohort size (the shipped score's)")
+    ap.add_argument("--beat-window", type=float, nargs=2, metavar=("BEFORE", "AFTER"), default=None,
+                    help="the beat's cut in s (default BEAT_OPTIONS': 0.25 0.45); --write needs the card's")
     ap.add_argument("--write", type=Path, default=None, help="a beat-lda model.json to store the table in")
     a = ap.parse_args(argv)
     t0 = time.time()
     shrinks = [float(v) for v in a.shrink.split(",")]
     if any(not 0.0 <= s < 1.0 for s in shrinks):
         raise SystemExit("--shrink values must lie in [0, 1)")
-    rows = table(a.data, shrinks, a.seeds, a.n_pca, a.top_k)
+    rows = table(a.data, shrinks, a.seeds, a.n_pca, a.top_k, window_s=a.beat_window)
     best = min(rows, key=lambda r: (r["tnorm_cv_eer_mean"], -r["tnorm_cv_rank1"]))
     print(f"lowest T-norm CV EER: shrink {best['shrink']:g}; {time.time() - t0:.0f} s")
     if a.write:
@@ -81,12 +83,14 @@ def main(argv=None) -> int:
         from ecgcore.models.heartid.beats import beat_options
 
         card = read_card(a.write)
-        cfg = card.config or {}
+        cfg, pre, cut = card.config or {}, card.preprocessing or {}, beat_options(None, a.beat_window)
         if cfg.get("arch") != "beat-lda" or int(cfg.get("n_pca", -1)) != a.n_pca or \
                 (card.training or {}).get("within", "all") != "multi-record" or \
-                bool((card.preprocessing or {}).get("hr_norm")) != bool(beat_options(None).get("hr_norm")):
+                bool(pre.get("hr_norm")) != bool(cut.get("hr_norm")) or \
+                (pre.get("before_s"), pre.get("after_s")) != (cut["before_s"], cut["after_s"]):
             raise SystemExit(f"{a.write}: not a fit this table describes (beat-lda, n_pca {a.n_pca}, within "
-                             "multi-record, hr_norm as BEAT_OPTIONS)")
+                             f"multi-record, hr_norm as BEAT_OPTIONS, beats cut {cut['before_s']}..{cut['after_s']} s "
+                             "around R: --beat-window)")
         card.training = dict(card.training or {})
         card.training["shrink_choice"] = {
             "rule": f"the shrinkage with the lowest mean per-fold EER of adaptive T-norm top {a.top_k} in the "
@@ -94,7 +98,9 @@ def main(argv=None) -> int:
                     f"over the training persons, {a.seeds} permutation seeds, n_pca {a.n_pca}; validation and test "
                     "persons never read",
             "command": f"python tools/heartid_shrink_cv.py --shrink {a.shrink} --seeds {a.seeds} --n-pca {a.n_pca} "
-                       f"--top-k {a.top_k} --write MODEL/model.json",
+                       f"--top-k {a.top_k} "
+                       + (f"--beat-window {cut['before_s']:g} {cut['after_s']:g} " if a.beat_window else "")
+                       + "--write MODEL/model.json",
             "seconds": round(time.time() - t0), "rows": rows, "lowest": best["shrink"],
             "shipped": float((card.config or {}).get("shrink", 0.0))}
         write_card(card, a.write)

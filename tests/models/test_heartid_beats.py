@@ -273,6 +273,36 @@ def test_train_and_export_cli_on_real_persons(ecgid, tmp_path):
         assert not np.allclose(z["projection"], z0["projection"], atol=1e-3)
     r = CliRunner().invoke(main, ["train", "heartid", "--shrink", "0.2", str(raw), "-o", str(tmp_path / "seed")])
     assert r.exit_code != 0 and "--shrink applies to --arch beat-lda only" in r.output
+    # --beat-window reaches the run's options, the card (input size, description, command) and the Verifier's cut
+    assert "--beat-window" not in card["training"]["command"] and "-0.25..+0.45 s" in card["description"]
+    r = CliRunner().invoke(main, ["train", "heartid", "--arch", "beat-lda", "--beat-window", "0.3", "0.45", str(raw),
+                                  "-o", str(tmp_path / "cut")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "cut" / "run.json").read_text())["options"]["before_s"] == 0.3
+    r = CliRunner().invoke(main, ["export", "heartid", str(tmp_path / "cut"), "-o", str(tmp_path / "cut-model")])
+    assert r.exit_code == 0, r.output
+    cut = json.loads((tmp_path / "cut-model" / "model.json").read_text())
+    assert cut["preprocessing"]["before_s"] == 0.3 and cut["config"]["input_size"] == 187
+    assert "--beat-window 0.3 0.45" in cut["training"]["command"] and "-0.3..+0.45 s" in cut["description"]
+    x, fs, _ = read_lead(ecgid / "Person_01" / "rec_1", BEAT_OPTIONS)
+    np.testing.assert_array_equal(Verifier(tmp_path / "cut-model", threshold=0.5).windows(ecgid / "Person_01" / "rec_1"),
+                                  beat_groups(x, fs, beat_options(None, (0.3, 0.45)))[0])
+    r = CliRunner().invoke(main, ["train", "heartid", "--arch", "beat-lda", "--beat-window", "0.0", "0.45", str(raw),
+                                  "-o", str(tmp_path / "bad")])
+    assert r.exit_code != 0 and "beat window must be" in r.output and not (tmp_path / "bad").exists()
+    # another split: the card records it, its command reproduces it, and the tools rebuild it from the card
+    r = CliRunner().invoke(main, ["train", "heartid", "--arch", "beat-lda", "--test-fraction", "0.25", "--seed", "3",
+                                  str(raw), "-o", str(tmp_path / "split")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["export", "heartid", str(tmp_path / "split"), "-o", str(tmp_path / "split-model")])
+    assert r.exit_code == 0, r.output
+    from ecgcore.models.heartid.beats import card_fit_persons, read_beat_lda_card
+
+    split = read_beat_lda_card(tmp_path / "split-model")
+    assert split.config["test_fraction"] == 0.25 and split.config["seed"] == 3
+    assert "--test-fraction 0.25 --val-fraction 0.1" in split.training["command"] and "--seed 3" in split.training["command"]
+    assert "--test-fraction" not in card["training"]["command"] and "--seed" not in card["training"]["command"]
+    assert sorted(card_fit_persons(split, tmp_path).split["test"]) == sorted(split.training["test_subjects"])
     r = CliRunner().invoke(main, ["train", "heartid", "--arch", "beat-lda", "--shrink", "1", str(raw), "-o",
                                   str(tmp_path / "bad")])
     assert r.exit_code != 0 and "--shrink" in r.output
@@ -558,6 +588,7 @@ def test_bundled_beat_window_is_the_cross_validated_choice(repo_tool):
     before = next(r for r in choice["rows"] if (r["before_s"], r["after_s"]) == (0.25, 0.45))
     assert best["cv_eer_mean"] < before["cv_eer_mean"]
     assert f"--beat-window {cut[0]:g} {cut[1]:g}" in card.training["command"]
+    assert f"-{cut[0]:g}..+{cut[1]:g} s around" in card.description
     assert card.config["input_size"] == beat_length(card.preprocessing) == card.inputs[0]["shape"][1]
     assert choice["test_persons"] == "never read here" and "/" not in choice["command"].replace("tools/", "")
 

@@ -8,13 +8,13 @@ heart rate. On ECG-ID persons never used in training it reaches rank-1 ≈ 0.68.
    rate, resampled to 250 Hz; ecgcore's R-peaks; each beat from 0.25 s before to 0.45 s after its R-peak (174
    samples; ``window_s`` / ``--beat-window`` sets another cut: the bundled model's starts 0.30 s before, 187
    samples; with ``hr_norm`` cut on to 0.75 s for the warp below), its median removed and scaled to unit peak
-   amplitude (both taken over the usual cut, e.g. -0.25..+0.45 s).
+   amplitude (both taken over the configured -before..+after part).
 2. **Groups**: the element-wise median of ``group`` consecutive beats every ``group_stride`` beats (10 and 5:
    a 20-s ECG-ID record gives 3-4 groups), re-normalised the same way. The median removes ectopic and noisy beats.
    A record with fewer than ``group`` beats (but at least ``min_beats``) forms one group. Heart-rate
    normalisation (``hr_norm``, models fitted since issue 23's HR work): past 50 ms after the R-peak each group is
    read on a time axis stretched by ``(RR / 0.8 s)^0.6``, RR its median RR interval, so the T wave sits in the same
-   place at any heart rate (the QT interval follows the RR interval); the 174 samples it gives are the group.
+   place at any heart rate (the QT interval follows the RR interval); the cut's samples (174 by default) are the group.
 3. **Embedding**: ``(g - mean) @ P``, a linear map fitted in closed form (:func:`fit_lda`, MLX on the CPU stream):
    PCA to ``n_pca`` components, then Fisher's linear discriminant analysis over the training persons (within-person
    scatter whitened, the between-person directions kept). The template is the direction of the mean unit group
@@ -32,7 +32,8 @@ from typing import NamedTuple
 import numpy as np
 
 # The per-record transform lives with the heartid recipe (``ecgcore infer`` imports no model package); re-exported.
-from ...pipelines.recipes.heartid import BEAT_OPTIONS, INPUT, beat_groups, beat_length, beat_options  # noqa: F401
+from ...pipelines.recipes.heartid import (BEAT_OPTIONS, INPUT, beat_groups, beat_length, beat_options,  # noqa: F401
+                                           check_window)
 
 __all__ = ["BEAT_OPTIONS", "INPUT", "WITHIN_RULES", "beat_groups", "record_beat_groups", "person_groups", "fit_lda",
            "embed", "cross_validate", "cross_validate_score_norm", "FitPersons", "fit_persons", "card_fit_persons",
@@ -411,6 +412,8 @@ def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-reco
     shrink = float(shrink)
     if not 0.0 <= shrink < 1.0:
         raise ValueError(f"shrink must be in [0, 1), got {shrink}")
+    if window_s is not None:
+        window_s = check_window(window_s)
     t0 = time.time()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -435,6 +438,7 @@ def train_beat_lda(raw_dirs, run_dir, *, negatives=(), within: str = "multi-reco
     n_groups = int(sum(len(g) for v in windows.values() for g in v))
     run = {"arch": "beat-lda", "data": [str(d) for d in raw_dirs], "negatives": [str(d) for d in negatives],
            "within": within, "within_persons": None if multi is None else len(multi), "shrink": shrink,
+           "test_fraction": float(test_fraction), "val_fraction": float(val_fraction),
            "split": split, "options": options,
            "n_pca_grid": list(map(int, n_pca_grid)), "folds": folds, "repeats": repeats, "seed": seed,
            "cross_validation": rows, "n_pca": best["n_pca"], "embedding_size": int(P.shape[1]),
@@ -489,9 +493,10 @@ def export_beat_lda(run_dir, out_dir, *, name: str = BUNDLED_NAME, command: str 
     L, d = P.shape
     split = run["split"]
     window = (float(run["options"]["before_s"]), float(run["options"]["after_s"]))
+    fractions = (float(run.get("test_fraction", 0.3)), float(run.get("val_fraction", 0.1)))  # runs before: defaults
     cfg = {"arch": "beat-lda", "input_size": int(L), "embedding_size": int(d), "n_pca": run["n_pca"],
            "shrink": float(run.get("shrink", 0.0)),
-           "key_size": 100, "seed": run["seed"], "test_fraction": 0.3, "val_fraction": 0.1,
+           "key_size": 100, "seed": run["seed"], "test_fraction": fractions[0], "val_fraction": fractions[1],
            "verification": {"score": "cosine", "template": "direction of the mean unit group embedding",
                             "default_scheme": "grp-iom-v1", "schemes": {}}}
     training = {"data": run["data"], "arch": "beat-lda", "hardware": "2-core CPU (no GPU), MLX CPU stream",
@@ -515,7 +520,10 @@ def export_beat_lda(run_dir, out_dir, *, name: str = BUNDLED_NAME, command: str 
                                        + (f" --shrink {run['shrink']:g}" if run.get("shrink") else "")
                                        + ("" if run["options"].get("hr_norm") else " --no-hr-norm")
                                        + ("" if window == (BEAT_OPTIONS["before_s"], BEAT_OPTIONS["after_s"])
-                                          else f" --beat-window {window[0]:g} {window[1]:g}") + " -o RUN")}
+                                          else f" --beat-window {window[0]:g} {window[1]:g}")
+                                       + ("" if fractions == (0.3, 0.1)
+                                          else f" --test-fraction {fractions[0]:g} --val-fraction {fractions[1]:g}")
+                                       + ("" if int(run["seed"]) == 0 else f" --seed {int(run['seed'])}") + " -o RUN")}
     card = ModelCard(
         name=name, task="embedding", framework="mlx",
         inputs=[{"name": "ecg", "shape": [None, int(L)], "dtype": "float32"}],

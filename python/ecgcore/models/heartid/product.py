@@ -253,7 +253,8 @@ class Verifier:
 
     def windows(self, records, fs: float | None = None) -> np.ndarray:
         """The network inputs of one record (or several) as the card's preprocessing makes them: (n, 1000) z-scored
-        5-s windows (seed network), or (n, 174) median-beat groups (beat-lda)."""
+        5-s windows (seed network), or (n, input_size) median-beat groups (beat-lda: 174 samples for the default
+        cut, 187 for the bundled model's)."""
         if isinstance(records, (str, os.PathLike)):
             records = [records]
         return np.concatenate([record_windows(r, self.options, fs=fs) for r in records])

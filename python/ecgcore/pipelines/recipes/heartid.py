@@ -124,16 +124,27 @@ BEAT_OPTIONS = {"input": INPUT, "fs": 250.0, "lead": 0, "band": [1.0, 40.0], "be
 #: the key, or with ``alpha`` 0 (models fitted before it), cuts groups as before.
 
 
+def check_window(window_s) -> tuple[float, float]:
+    """``(before, after)`` the R-peak in s as floats; a clear ``ValueError`` outside 0.05-1 s before and 0.1-1 s
+    after."""
+    try:
+        before, after = (float(v) for v in window_s)
+    except (TypeError, ValueError):
+        raise ValueError(f"the beat window is (before, after) in s, got {window_s!r}") from None
+    if not (0.05 <= before <= 1.0 and 0.1 <= after <= 1.0):
+        raise ValueError(f"the beat window must be 0.05-1 s before and 0.1-1 s after the R-peak, got {window_s!r}")
+    return before, after
+
+
 def beat_options(alpha: float | None = None, window_s: tuple[float, float] | None = None) -> dict:
     """A copy of :data:`BEAT_OPTIONS`: ``alpha`` None keeps its ``hr_norm``, 0 drops it (the cut before heart-rate
     normalisation), any other value sets ``hr_norm.alpha``. ``window_s``: (before, after) the R-peak in s, the beat's
-    cut (None keeps :data:`BEAT_OPTIONS`' 0.25 and 0.45; ``tools/heartid_beat_window_cv.py`` compares others)."""
+    cut (None keeps :data:`BEAT_OPTIONS`' 0.25 and 0.45; ``tools/heartid_beat_window_cv.py`` compares others; checked
+    by :func:`check_window`). Each side becomes ``round(seconds * fs)`` samples (half to even: 0.25 s at 250 Hz is
+    62 samples, 0.30 s 75, 0.45 s 112), in training and at inference alike."""
     o = {k: v for k, v in BEAT_OPTIONS.items() if k != "hr_norm"}
     if window_s is not None:
-        before, after = (float(v) for v in window_s)
-        if not (0.05 <= before <= 1.0 and 0.1 <= after <= 1.0):
-            raise ValueError(f"the beat window must be 0.05-1 s before and 0.1-1 s after the R-peak, got {window_s!r}")
-        o["before_s"], o["after_s"] = before, after
+        o["before_s"], o["after_s"] = check_window(window_s)
     if alpha is None or float(alpha) != 0.0:
         o["hr_norm"] = dict(BEAT_OPTIONS["hr_norm"], **({} if alpha is None else {"alpha": float(alpha)}))
     return o
