@@ -11,7 +11,8 @@ What it does, training persons only (validation and test persons are never read)
    adaptive T-norm for each ``--top-k`` against the fold's negatives as the cohort.
 2. The normalisation with the lowest mean per-fold EER is kept if it beats the raw score; the accept threshold is
    the EER point of its scores pooled over all folds and seeds (hundreds of genuine probes, where the validation
-   persons give 14).
+   persons give 14), or with ``--far-target F`` the operating point: the lowest threshold at which the pooled
+   stolen-key impostor scores are accepted at most at rate F.
 3. The cohort file: each negative person's first record through the product path (``Verifier``: the card's
    preprocessing, the exported graph), the direction of its mean group embedding; ``cohort.npy`` beside the graph.
 
@@ -37,13 +38,15 @@ REPO = Path(__file__).resolve().parents[1]
 COHORT_FILE = "cohort.npy"
 
 
-def cv_table(data: Path, card, seeds: int, top_ks, log=print, options: dict | None = None) -> tuple[list[dict], dict]:
+def cv_table(data: Path, card, seeds: int, top_ks, log=print, options: dict | None = None,
+             far_target: float = 0.01) -> tuple[list[dict], dict]:
     """Rows ``{"score", "top_k", "cv_eer_mean", "cv_eer_sd_over_seeds", "cv_rank1", "pooled_eer",
-    "pooled_threshold", "pooled_frr_at_far_1pct", ...}`` and what the table was computed over (``meta``: the CV
-    persons, the cohort, the negatives). ``options``: preprocessing values that replace the card's (e.g. the beat
-    cut, ``tools/heartid_beat_window_cv.py``)."""
+    "pooled_threshold", "pooled_frr_at_far_1pct", "threshold_at_far_target", ...}`` and what the table was computed
+    over (``meta``: the CV persons, the cohort, the negatives). ``options``: preprocessing values that replace the
+    card's (e.g. the beat cut, ``tools/heartid_beat_window_cv.py``); ``far_target``: the FAR of the rows'
+    operating point (``metrics.threshold_at_far`` on the pooled scores)."""
     from ecgcore.models.heartid.beats import card_fit_persons, cross_validate_score_norm, person_groups
-    from ecgcore.models.heartid.metrics import eer
+    from ecgcore.models.heartid.metrics import eer, threshold_at_far
 
     tr = card.training
     who = card_fit_persons(card, data)
@@ -69,6 +72,7 @@ def cv_table(data: Path, card, seeds: int, top_ks, log=print, options: dict | No
         a = np.asarray(v)
         g, i = np.concatenate(pooled[name][0]), np.concatenate(pooled[name][1])
         e, thr = eer(g, i)
+        op_thr, op_far, op_frr = threshold_at_far(g, i, far_target)
         top = None if name == "raw" else name.split("top", 1)[1]
         rows.append({"score": "raw" if name == "raw" else "adaptive-t-norm",
                      "top_k": None if top in (None, "None") else int(top),
@@ -77,8 +81,10 @@ def cv_table(data: Path, card, seeds: int, top_ks, log=print, options: dict | No
                      "cv_rank1": round(float(a[:, 1].mean()), 4), "pooled_eer": round(float(e), 4),
                      "pooled_threshold": float(thr), "n_genuine": int(g.size), "n_impostor": int(i.size),
                      "frr_at_pooled_threshold": round(float(np.mean(g < thr)), 4),
-                     "pooled_frr_at_far_1pct": round(float(np.mean(g < np.quantile(i, 0.99))), 4),
-                     "far_at_pooled_threshold": round(float(np.mean(i >= thr)), 4)})
+                     "pooled_frr_at_far_1pct": round(threshold_at_far(g, i, 0.01)[2], 4),
+                     "far_at_pooled_threshold": round(float(np.mean(i >= thr)), 4),
+                     "far_target": far_target, "threshold_at_far_target": op_thr,
+                     "far_at_far_target": round(op_far, 4), "frr_at_far_target": round(op_frr, 4)})
     meta = {"cv_persons": len(who.cv_persons), "cohort_persons_in_the_folds": len(cohort),
             "negatives": who.negatives}
     return rows, meta
@@ -112,24 +118,33 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("ECGCORE_DATA", REPO.parent / "shared/data")))
     ap.add_argument("--seeds", type=int, default=6, help="permutation seeds of the 5 x 3-fold CV")
     ap.add_argument("--top-k", default="10,20,50,100,all", help="cohort matches kept per probe ('all': no selection)")
+    ap.add_argument("--far-target", type=float, default=None, metavar="F",
+                    help="threshold at the operating point where the pooled CV stolen-key FAR is at most F "
+                         "(e.g. 0.01) instead of the pooled EER point")
     ap.add_argument("--write", action="store_true", help="write cohort.npy and the card (else print the table)")
     a = ap.parse_args(argv)
+    if a.far_target is not None and not 0.0 < a.far_target < 1.0:
+        ap.error("--far-target must lie in (0, 1)")
     t0 = time.time()
     top_ks = [None if k == "all" else int(k) for k in a.top_k.split(",")]
     try:
         card = read_beat_lda_card(a.model_dir)
-        rows, meta = cv_table(a.data, card, a.seeds, top_ks)
+        rows, meta = cv_table(a.data, card, a.seeds, top_ks, far_target=a.far_target or 0.01)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     for r in sorted(rows, key=lambda r: r["cv_eer_mean"]):
         print(f"{r['score']:16s} top_k {str(r['top_k']):5s} CV EER {r['cv_eer_mean']:.4f} (sd {r['cv_eer_sd_over_seeds']:.4f}) "
-              f"rank-1 {r['cv_rank1']:.4f}; pooled EER {r['pooled_eer']:.4f} at {r['pooled_threshold']:.4f}")
+              f"rank-1 {r['cv_rank1']:.4f}; pooled EER {r['pooled_eer']:.4f} at {r['pooled_threshold']:.4f}; "
+              f"FAR {r['far_at_far_target']:.4f} / FRR {r['frr_at_far_target']:.4f} at {r['threshold_at_far_target']:.4f}")
     raw = next(r for r in rows if r["score"] == "raw")
     best = min((r for r in rows if r["score"] != "raw"), key=lambda r: (r["cv_eer_mean"], -r["cv_rank1"]))
     if best["cv_eer_mean"] >= raw["cv_eer_mean"]:
         print("no normalisation beats the raw score in cross-validation: card left as it is")
         return 0
-    print(f"chosen: adaptive T-norm, top {best['top_k']}; threshold {best['pooled_threshold']:.4f} "
+    threshold = best["pooled_threshold"] if a.far_target is None else best["threshold_at_far_target"]
+    where = ("the EER point" if a.far_target is None else
+             f"the lowest threshold whose pooled stolen-key FAR is at most {a.far_target:g} (the operating point)")
+    print(f"chosen: adaptive T-norm, top {best['top_k']}; threshold {threshold:.4f} at {where} "
           f"[{time.time() - t0:.0f} s]")
     if not a.write:
         return 0
@@ -143,14 +158,14 @@ def main(argv=None) -> int:
     schemes = dict(ver.get("schemes", {}))
     entry = dict(schemes.get("grp-iom-v1", {}))
     entry.update({
-        "threshold": best["pooled_threshold"],
+        "threshold": threshold,
         "score_norm": {"kind": "adaptive-t-norm", "top_k": best["top_k"], "cohort": COHORT_FILE,
                        "cohort_sha256": sha, "cohort_persons": len(used),
                        "cohort_from": "the negatives of the fit (PTB-XL patients: fit only, never validated or "
                                       "tested): each one's first record through the product path, the direction of "
                                       "its mean group embedding",
                        "cohort_skipped": skipped},
-        "threshold_chosen_on": "EER point of the cohort-normalised scores of the training persons' cross-validation "
+        "threshold_chosen_on": f"{where} of the cohort-normalised scores of the training persons' cross-validation "
                                f"(5 x 3-fold x {a.seeds} seeds, pooled: {best['n_genuine']} genuine, "
                                f"{best['n_impostor']} stolen-key impostor scores; training.score_norm_choice); "
                                "validation and test persons not read"})
@@ -163,11 +178,13 @@ def main(argv=None) -> int:
     card.training["score_norm_choice"] = {
         "rule": "the normalisation with the lowest mean per-fold EER of the training persons' cross-validation "
                 "(grp-iom under each template owner's key, stolen-key impostors; the fold's negatives as the "
-                "cohort), kept only if below the raw score's; threshold at the EER point of its pooled scores",
-        "command": f"python tools/heartid_score_norm.py MODEL --seeds {a.seeds} --top-k {a.top_k} --write",
+                f"cohort), kept only if below the raw score's; threshold at {where} of its pooled scores",
+        "far_target": a.far_target,
+        "command": f"python tools/heartid_score_norm.py MODEL --seeds {a.seeds} --top-k {a.top_k}"
+                   + ("" if a.far_target is None else f" --far-target {a.far_target:g}") + " --write",
         "cv_persons": meta["cv_persons"], "cohort_persons_in_the_folds": meta["cohort_persons_in_the_folds"],
         "seconds": round(time.time() - t0), "rows": rows,
-        "chosen": {"top_k": best["top_k"], "threshold": best["pooled_threshold"]},
+        "chosen": {"top_k": best["top_k"], "threshold": threshold},
         "test_persons": "never read here"}
     write_card(card, a.model_dir / "model.json")
     with atomic_write(path) as tmp:  # after the card: a run cut short leaves the previous cohort, which this tool

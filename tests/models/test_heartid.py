@@ -118,6 +118,23 @@ def test_metrics_known_values():
     assert metrics.rank1(np.array([[0.9, 0.1], [0.8, 0.2]]), np.array([0, 1])) == 0.5
 
 
+def test_threshold_at_far_is_the_lowest_threshold_within_the_target():
+    """200 impostor scores 0.000, 0.005, ..., 0.995 and genuine ones 0.500 ... 1.495: FAR <= 1 % leaves the two
+    highest impostors (0.990, 0.995) accepted, so the threshold is 0.990; the genuine scores below it are 0.500 ...
+    0.985 (98 of 200). A target below one score's share accepts none; a target of 1 accepts all."""
+    from ecgcore.models.heartid import metrics
+
+    i = np.arange(200) * 0.005
+    g = 0.5 + np.arange(200) * 0.005
+    t, far, frr = metrics.threshold_at_far(g, i, 0.01)
+    assert t == pytest.approx(0.99) and far == 0.01 and frr == 98 / 200
+    assert np.mean(i >= t) == far and np.mean(g < t) == frr
+    assert frr == metrics.frr_at_far(g, i, 0.01)
+    t0, far0, _ = metrics.threshold_at_far(g, i, 0.004)
+    assert t0 > i.max() and far0 == 0.0
+    assert metrics.threshold_at_far(g, i, 1.0) == (0.0, 1.0, 0.0)
+
+
 def test_tiny_training_real_windows_resume_and_onnx_parity(ecgid_ds, tmp_path):
 
     from ecgcore.models.heartid._export import check_parity, export_onnx

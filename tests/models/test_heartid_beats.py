@@ -501,8 +501,9 @@ def test_bundled_hr_norm_is_the_cross_validated_choice(repo_tool):
 
 def test_bundled_score_norm_is_the_cross_validated_choice(repo_tool, data_dir, tmp_path):
     """grp-iom's cohort normalisation and threshold are what ``tools/heartid_score_norm.py`` chose over the training
-    persons (its table in the card: the lowest mean per-fold EER, below the raw score's), and the cohort file is the
-    negatives' first records through the product path (checked on five of them)."""
+    persons (its table in the card: the lowest mean per-fold EER, below the raw score's; the threshold at the rule
+    the card names), and the cohort file is the negatives' first records through the product path (checked on five
+    of them)."""
     import hashlib
 
     from ecgcore.models.heartid._evaluate import _unit, template
@@ -517,7 +518,10 @@ def test_bundled_score_norm_is_the_cross_validated_choice(repo_tool, data_dir, t
     best = min((r for r in rows if r["score"] != "raw"), key=lambda r: (r["cv_eer_mean"], -r["cv_rank1"]))
     assert best["cv_eer_mean"] < raw["cv_eer_mean"]
     assert norm["top_k"] == best["top_k"] == choice["chosen"]["top_k"]
-    assert entry["threshold"] == best["pooled_threshold"] == choice["chosen"]["threshold"]
+    # the threshold rule the card names: the pooled EER point, or the operating point at --far-target
+    at = "pooled_threshold" if choice.get("far_target") is None else "threshold_at_far_target"
+    assert choice.get("far_target") in (None, best.get("far_target"))
+    assert entry["threshold"] == best[at] == choice["chosen"]["threshold"]
     assert "validation and test persons not read" in entry["threshold_chosen_on"]
     path = onnx_path.parent / norm["cohort"]
     assert norm["cohort"] == tool.COHORT_FILE
@@ -543,6 +547,16 @@ def test_bundled_score_norm_is_the_cross_validated_choice(repo_tool, data_dir, t
     built, names, skipped = tool.build_cohort(folder, some)
     assert names == sorted(some) and skipped == [] and built.dtype == np.float32
     np.testing.assert_array_equal(built, cohort[[used.index(n) for n in names]])
+
+
+def test_score_norm_tool_refuses_a_far_target_outside_0_1(repo_tool, capsys):
+    """``--far-target`` is a rate: 0, 1 and 1.5 are refused before any data is read."""
+    tool = repo_tool("heartid_score_norm")
+    for bad in ("0", "1", "1.5"):
+        with pytest.raises(SystemExit) as exc:
+            tool.main(["--far-target", bad])
+        assert exc.value.code == 2
+        assert "--far-target must lie in (0, 1)" in capsys.readouterr().err
 
 
 def test_beat_window_cuts_more_before_the_r_peak(ecgid):

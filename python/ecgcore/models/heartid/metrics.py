@@ -35,6 +35,14 @@ def frr_at_far(genuine, impostor, far_target: float = 0.001) -> float:
     return float(frr[ok].min())
 
 
+def threshold_at_far(genuine, impostor, far_target: float) -> tuple[float, float, float]:
+    """The operating point for a FAR target: ``(threshold, far, frr)`` at the lowest threshold whose FAR is at most
+    ``far_target`` (accept when score >= threshold), so FRR is the smallest that target allows."""
+    t, far, frr = _rates(genuine, impostor)
+    k = int(np.flatnonzero(far <= far_target + 1e-12)[0])  # FAR falls with t; t[-1] = inf has FAR 0
+    return float(t[k]), float(far[k]), float(frr[k])
+
+
 def accept_rate(scores, threshold: float) -> float:
     s = np.asarray(scores, np.float64)
     return float((s >= threshold).mean()) if s.size else float("nan")
