@@ -148,6 +148,31 @@ def test_lr_schedule_is_validated_and_piecewise_constant():
     assert refit.val_records == 0 and [refit.lr_at(e) for e in (1, 4, 5)] == [5e-4, 5e-4, 1e-4]
 
 
+def test_val_records_by_name_hold_out_those_records_whatever_the_seed(tmp_path, mitdb_dir):
+    """``val_records=["233"]``: that record validates under any ``seed`` (a count draws them with the seed); names
+    that are not training records, repeated names or a bad count are refused."""
+    pytest.importorskip("tensorflow")
+    from ecgcore.models.conformer import train
+    from ecgcore.pipelines.engine import preprocess
+
+    for bad in ([], ["101", "101"], -1, 1.5, True):
+        with pytest.raises(ValueError, match="val_records"):
+            ConformerConfig(val_records=bad)
+    assert ConformerConfig(val_records=[101, "205"]).val_records == ["101", "205"]
+    data = tmp_path / "tfr"
+    assert not preprocess("tfrecords", mitdb_dir, data, records=["232", "233", "231"], workers=1,
+                          progress=False).failed
+    kw = dict(records_dir=mitdb_dir, train_records=["232", "233"], test_records=["231"], evaluate_after=False,
+              progress=False)
+    for seed in (1, 2):
+        cfg = ConformerConfig(rr_features=True, chunk=4, batch_size=16, epochs=1, steps_per_epoch=1, seed=seed,
+                              val_records=["233"], max_n_per_epoch=100, lr=1e-3, **SMALL)
+        fit = train(data, tmp_path / f"run{seed}", cfg, **kw)["final"]
+        assert fit["val_records"] == ["233"] and fit["train_records"] == ["232"]
+    with pytest.raises(ValueError, match="must be training records"):
+        train(data, tmp_path / "bad", cfg.replace(val_records=["231"]), **kw)
+
+
 def test_refit_without_validation_follows_the_lr_schedule(tmp_path, mitdb_dir):
     """val_records=0 (every training record fits) and a fixed schedule: the optimiser's rate is the schedule's at
     every epoch, across a resume."""

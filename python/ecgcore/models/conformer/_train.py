@@ -277,11 +277,18 @@ def train(data_dir, run_dir, config: ConformerConfig | None = None, *, records_d
     # Final model: all training records, no validation and no callbacks (both protocols, as the seed) -- or, with
     # val_records, the training records minus that many held-out ones that drive early stopping.
     fit_recs, val_recs = train_recs, None
-    if cfg.val_records:
+    if isinstance(cfg.val_records, list):  # named records (config validation: distinct, non-empty)
+        missing = [r for r in cfg.val_records if r not in train_recs]
+        if missing or len(cfg.val_records) >= len(train_recs):
+            raise ValueError(f"val_records {cfg.val_records} must be training records and leave some to train on "
+                             f"(not training records: {missing})")
+        val_recs = sorted(cfg.val_records)
+    elif cfg.val_records:
         if cfg.val_records >= len(train_recs):
             raise ValueError(f"val_records={cfg.val_records} leaves no training record (of {len(train_recs)})")
         pick = np.random.default_rng(cfg.seed).permutation(len(train_recs))[: cfg.val_records]
         val_recs = sorted(train_recs[i] for i in pick)
+    if val_recs:
         fit_recs = [r for r in train_recs if r not in val_recs]
         summary["val_records"] = val_recs
     final = fit_once(cfg, index, fit_recs, run / "final", val_recs=val_recs, records_dir=records_dir,

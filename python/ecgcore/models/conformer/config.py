@@ -86,9 +86,11 @@ class ConformerConfig(ConfigMixin):
     steps_per_epoch : cap the steps of every epoch (default: one pass over the sampled training set).
     time_limit_s : wall-clock budget of the whole run (the k-fold stage gets the first half); resumable.
     val_fraction : share of the validation sequences scored each epoch (k-fold stage, and ``val_records``).
-    val_records : inter-patient protocol: hold out this many training records (DS1, chosen with ``seed``) to
-        validate every epoch, with early stopping (``patience``, the best epoch's weights kept) and
-        ReduceLROnPlateau on them; 0 (the seed's): the final model trains on every training record, no validation.
+    val_records : inter-patient protocol: hold out this many training records (DS1, chosen with ``seed``), or these
+        training records by name (e.g. ``["122", "208", "209", "230"]``, the bundled run's, for a run with another
+        ``seed`` validated on the same records), to validate every epoch, with early stopping (``patience``, the
+        best epoch's weights kept) and ReduceLROnPlateau on them; 0 (the seed's): the final model trains on every
+        training record, no validation.
     lr_schedule : None, or ``[[epoch, lr], ...]``: a fixed piecewise-constant learning rate, ``lr`` from the
         1-based ``epoch`` on (``lr`` before the first pair); replaces ReduceLROnPlateau. For a refit on every
         training record of a schedule a validated run chose (named config ``refit``).
@@ -139,7 +141,7 @@ class ConformerConfig(ConfigMixin):
     steps_per_epoch: int | None = None
     time_limit_s: float | None = None
     val_fraction: float = 1.0
-    val_records: int = 0
+    val_records: int | list = 0
     lr_schedule: list | None = None
     chunk: int = 0
     swa_from: int = 0
@@ -173,6 +175,13 @@ class ConformerConfig(ConfigMixin):
             raise ValueError(f"swa_from and swa_bn_batches must be >= 0, got {self.swa_from!r}, {self.swa_bn_batches!r}")
         if self.swa_from and not self.chunk:
             raise ValueError("swa_from needs chunk training (chunk > 0)")
+        if isinstance(self.val_records, (list, tuple)):
+            names = [str(r) for r in self.val_records]
+            if not names or len(set(names)) != len(names):
+                raise ValueError(f"val_records as names must list distinct records, got {self.val_records!r}")
+            self.val_records = names
+        elif isinstance(self.val_records, bool) or int(self.val_records) != self.val_records or self.val_records < 0:
+            raise ValueError(f"val_records must be a count >= 0 or a list of record names, got {self.val_records!r}")
         if self.protocol not in ("inter-patient", "seed"):
             raise ValueError(f"unknown protocol {self.protocol!r}; choose inter-patient or seed")
 
