@@ -202,6 +202,57 @@ def test_export_parity_and_card(tiny_run, tmp_path):
     assert card.classes == ["N", "S", "V", "F", "Q"] and [i["name"] for i in card.inputs] == ["scalograms", "rr"]
 
 
+def test_distillation_targets_are_the_teachers_probabilities(tiny_run, tiny_dataset, mitdb_dir, tmp_path):
+    """``teacher=`` (an exported model fitted on the same records): its probabilities on every training sequence (its
+    encoder + head) equal its full graph's on those sequences (1e-5); the targets are alpha x one-hot + (1 - alpha) x
+    them; validation keeps one-hot labels; a teacher normalised otherwise is refused; a run trains with it."""
+    import onnxruntime as ort
+    from click.testing import CliRunner
+
+    from ecgcore.cli import main
+    from ecgcore.models.conformer import train
+    from ecgcore.models.conformer.chunks import (load_store, teacher_probabilities, training_batches,
+                                                 validation_batches)
+    from ecgcore.models.conformer.config import ConformerConfig
+    from ecgcore.models.conformer.data import dataset_index
+
+    teacher = tmp_path / "teacher"
+    res = CliRunner().invoke(main, ["export", "conformer", str(tiny_run), "-o", str(teacher)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    norm = json.loads((tiny_run / "norm.json").read_text())
+    store = load_store(dataset_index(tiny_dataset), ["232"], norm, records_dir=mitdb_dir, rr=True, progress=False)
+    soft = teacher_probabilities(str(teacher), store, norm)
+    n = len(store.labels[0])
+    assert soft[0].shape == (n, 5) and soft[0].dtype == np.float32
+    idx = np.arange(0, n, max(1, n // 40))
+    full = ort.InferenceSession(str(teacher / "model.onnx"), providers=["CPUExecutionProvider"]).run(None, {
+        "scalograms": np.stack([store.beats[0][s:s + 3] for s in idx]),
+        "rr": np.stack([store.rr[0][s:s + 3] for s in idx])})[0]
+    np.testing.assert_allclose(soft[0][idx], full, atol=1e-5)
+    keep = np.ones(5)
+    _, y, _ = next(training_batches(store, keep, chunks_per_step=6, chunk=4, soft=soft, alpha=0.0))
+    assert y.shape == (6, 4, 5) and all(np.abs(soft[0] - row).max(axis=1).min() < 1e-7 for row in y.reshape(-1, 5))
+    _, y1, _ = next(training_batches(store, keep, chunks_per_step=6, chunk=4, soft=soft, alpha=1.0))
+    np.testing.assert_array_equal(y1.sum(-1), 1.0)
+    assert set(np.unique(y1)) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="normalisation differs"):
+        teacher_probabilities(str(teacher), store, dict(norm, mean=[m + 1.0 for m in norm["mean"]]))
+    # validation keeps the labels, one-hot for the distillation loss
+    (_, yv, wv), = validation_batches(store, keep, chunks_per_step=10 ** 6, chunk=4, one_hot=5)
+    (_, yi, _), = validation_batches(store, keep, chunks_per_step=10 ** 6, chunk=4)
+    np.testing.assert_array_equal(yv, np.eye(5, dtype=np.float32)[yi])
+    # a distillation run, fitted on the teacher's records (so with its normalisation)
+    cfg = ConformerConfig(rr_features=True, chunk=4, batch_size=8, epochs=1, steps_per_epoch=2, val_records=0,
+                          max_n_per_epoch=100, lr=1e-3, teacher=str(teacher), distill_alpha=0.5, embed_dim=16,
+                          ff_dim=32, num_heads=2, threads=1)
+    fit = train(tiny_dataset, tmp_path / "run", cfg, records_dir=mitdb_dir, train_records=["232", "233"],
+                test_records=["231"], evaluate_after=False, progress=False)["final"]
+    assert fit["teacher"] == {"model": str(teacher), "alpha": 0.5} and fit["train_records"] == ["232", "233"]
+    assert np.isfinite(fit["history"]["loss"][0]) and "accuracy" in fit["history"]
+    with pytest.raises(ValueError, match="needs chunk training"):
+        ConformerConfig(teacher=str(teacher))
+
+
 def test_evaluate_cli_refuses_training_records(tiny_run):
     from click.testing import CliRunner
 

@@ -37,7 +37,7 @@ from ._common import write_json
 from .data import class_sampling
 
 __all__ = ["BeatStore", "load_store", "chunk_model", "training_batches", "validation_batches", "fit_chunks",
-           "transfer_weights"]
+           "transfer_weights", "teacher_probabilities"]
 
 
 @dataclass
@@ -156,11 +156,60 @@ def _inputs(store: BeatStore, picks, chunk: int, length: int):
     return {"scalograms": x, "rr": np.stack([store.rr[r][s:s + n_beats] for r, s in picks])}
 
 
-def training_batches(store: BeatStore, keep, loss_keep=None, *, chunks_per_step: int, chunk: int, length: int = 3, seed: int = 42):
+def teacher_probabilities(teacher, store: BeatStore, norm: dict, length: int = 3, batch: int = 256) -> list:
+    """Per record of ``store``, the (n_seq, classes) float32 probabilities of the exported model ``teacher`` (folder
+    or bundled name) on every sequence: its encoder on each beat once, its head on the sliding ``length``-beat
+    windows, as ``ecgcore infer`` runs it. The store's inputs are already normalised, so the teacher must share the
+    normalisation ``norm`` (``ValueError`` otherwise)."""
+    import onnxruntime as ort
+
+    from ...export import resolve_model
+
+    onnx_path, card = resolve_model(teacher)
+    graphs = card.graphs or {}
+    if not {"encoder", "head"} <= set(graphs):
+        raise ValueError(f"teacher {teacher}: needs the split encoder + head graphs (card graphs)")
+    pre = card.preprocessing
+    pairs = [(pre["normalization"]["mean"], norm["mean"]), (pre["normalization"]["scale"], norm["scale"])]
+    if store.rr is not None:
+        rr = pre.get("rr_features") or {}
+        pairs += [(rr.get("mean", []), norm["rr_mean"]), (rr.get("scale", []), norm["rr_scale"])]
+    for a, b in pairs:
+        if np.shape(a) != np.shape(b) or not np.allclose(a, b, rtol=1e-5, atol=1e-7):
+            raise ValueError(f"teacher {teacher}: its normalisation differs from this run's (fitted on other records "
+                             "or inputs); soft targets need the same inputs")
+    folder = Path(onnx_path).parent
+    so = ort.SessionOptions()
+    enc, head = (ort.InferenceSession(str(folder / graphs[r]), so, providers=["CPUExecutionProvider"])
+                 for r in ("encoder", "head"))
+    names = [i.name for i in enc.get_inputs()]
+    out = []
+    for r in range(len(store.beats)):
+        b = store.beats[r]
+        emb = np.concatenate([enc.run(None, {names[0]: b[i:i + batch]}
+                                      | ({names[1]: store.rr[r][i:i + batch]} if store.rr is not None else {}))[0]
+                              for i in range(0, len(b), batch)])
+        n = len(store.labels[r])
+        win = np.stack([emb[j:j + n] for j in range(length)], axis=1)
+        out.append(np.concatenate([head.run(None, {"embeddings": win[i:i + batch]})[0]
+                                   for i in range(0, n, batch)]).astype(np.float32))
+    return out
+
+
+def _targets(y: np.ndarray, soft: np.ndarray | None, alpha: float, n_classes: int) -> np.ndarray:
+    """One-hot labels, or with a teacher's ``soft`` probabilities the distillation target."""
+    one = np.eye(n_classes, dtype=np.float32)[y]
+    return one if soft is None else alpha * one + (1.0 - alpha) * soft
+
+
+def training_batches(store: BeatStore, keep, loss_keep=None, *, chunks_per_step: int, chunk: int, length: int = 3,
+                     seed: int = 42, soft: list | None = None, alpha: float = 0.5):
     """Endless ``(inputs, labels (b, chunk), weights (b, chunk))`` batches of random chunks (see the module doc).
 
     Anchors are drawn with probability ``keep[class]``; an anchor's loss weight is ``loss_keep[class] / keep[class]``
-    (1 without class weights), a neighbour's ``loss_keep[class]`` (``loss_keep`` defaults to ``keep``).
+    (1 without class weights), a neighbour's ``loss_keep[class]`` (``loss_keep`` defaults to ``keep``). With ``soft``
+    (a teacher's probabilities per record, :func:`teacher_probabilities`) the labels are (b, chunk, classes)
+    distillation targets, ``alpha`` x one-hot + (1 - ``alpha``) x the teacher's; draws and weights are unchanged.
     """
     keep = np.asarray(keep, np.float64)
     loss_keep = keep if loss_keep is None else np.asarray(loss_keep, np.float64)
@@ -182,7 +231,7 @@ def training_batches(store: BeatStore, keep, loss_keep=None, *, chunks_per_step:
             w = loss_keep[y].astype(np.float32)
             w[i - s] = loss_keep[y[i - s]] / keep[y[i - s]]
             picks.append((r, s))
-            ys.append(y)
+            ys.append(y if soft is None else _targets(y, soft[r][s:s + chunk], alpha, soft[r].shape[1]))
             ws.append(w)
         yield _inputs(store, picks, chunk, length), np.stack(ys), np.stack(ws)
 
@@ -208,13 +257,16 @@ def _tiles(labels, keep, chunk: int):
     return tiles
 
 
-def validation_batches(store: BeatStore, keep, *, chunks_per_step: int, chunk: int, length: int = 3):
-    """One pass over every sequence of ``store`` in chunks, each loss weighted by its class's ``keep``."""
+def validation_batches(store: BeatStore, keep, *, chunks_per_step: int, chunk: int, length: int = 3,
+                       one_hot: int = 0):
+    """One pass over every sequence of ``store`` in chunks, each loss weighted by its class's ``keep``; labels as
+    class indices, or one-hot over ``one_hot`` classes (the distillation run's loss takes probability targets)."""
     tiles = _tiles(store.labels, keep, chunk)
     for b in range(0, len(tiles), chunks_per_step):
         part = tiles[b:b + chunks_per_step]
         picks = [(r, s) for r, s, _ in part]
-        yield (_inputs(store, picks, chunk, length), np.stack([store.labels[r][s:s + chunk] for r, s in picks]),
+        y = np.stack([store.labels[r][s:s + chunk] for r, s in picks])
+        yield (_inputs(store, picks, chunk, length), _targets(y, None, 1.0, one_hot) if one_hot else y,
                np.stack([w for _, _, w in part]))
 
 
@@ -224,7 +276,9 @@ def _dataset(gen_fn, cfg, chunk: int, n_batches: int | None = None):
     n_beats = chunk + cfg.sequence_length - 1
     xs = tf.TensorSpec((None, n_beats, cfg.height, cfg.width, 1), tf.float32)
     x_sig = {"scalograms": xs, "rr": tf.TensorSpec((None, n_beats, cfg.n_rr), tf.float32)} if cfg.rr_features else xs
-    sig = (x_sig, tf.TensorSpec((None, chunk), tf.int32), tf.TensorSpec((None, chunk), tf.float32))
+    y_sig = (tf.TensorSpec((None, chunk, cfg.n_classes), tf.float32) if cfg.teacher is not None
+             else tf.TensorSpec((None, chunk), tf.int32))
+    sig = (x_sig, y_sig, tf.TensorSpec((None, chunk), tf.float32))
     ds = tf.data.Dataset.from_generator(gen_fn, output_signature=sig)
     if n_batches is not None:
         ds = ds.apply(tf.data.experimental.assert_cardinality(n_batches))
@@ -280,7 +334,10 @@ def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_
                        progress=progress)
         n_val_batches = math.ceil(len(_tiles(val_store.labels, loss_keep, chunk)) / chunks_per_step)
 
-    model = compile_model(chunk_model(cfg, chunk), cfg)
+    soft = None
+    if cfg.teacher is not None:
+        soft = teacher_probabilities(cfg.teacher, store, norm, cfg.sequence_length)
+    model = compile_model(chunk_model(cfg, chunk), cfg, soft_targets=soft is not None)
     initial = 0
     if state is not None and (ck / "last.weights.h5").is_file():
         model.optimizer.build(model.trainable_variables)
@@ -296,11 +353,14 @@ def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_
             transfer_weights(load_run_model(init_from), model)
 
     ds = _dataset(lambda: training_batches(store, keep, loss_keep, chunks_per_step=chunks_per_step, chunk=chunk,
-                                           length=cfg.sequence_length, seed=cfg.seed + 7919 * initial), cfg, chunk)
+                                           length=cfg.sequence_length, seed=cfg.seed + 7919 * initial, soft=soft,
+                                           alpha=float(cfg.distill_alpha)), cfg, chunk)
     val_ds = None
     if val_store is not None:
         val_ds = _dataset(lambda: validation_batches(val_store, loss_keep, chunks_per_step=chunks_per_step, chunk=chunk,
-                                                     length=cfg.sequence_length), cfg, chunk, n_val_batches)
+                                                     length=cfg.sequence_length,
+                                                     one_hot=cfg.n_classes if soft is not None else 0),
+                          cfg, chunk, n_val_batches)
     budget = budget_cls(deadline)
     t0 = time.time()
     seconds0 = float(state["seconds"])
@@ -385,6 +445,7 @@ def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_
             "best_val_loss": state["best"], "seconds": state["seconds"], "class_counts": counts.tolist(),
             "keep_prob": keep.tolist(), "class_weight": weights, "trainer": f"chunks of {chunk} sequences",
             "chunks_per_step": chunks_per_step, "train_records": list(train_recs), "val_records": list(val_recs or []),
-            "train_sequences": store.n_sequences, "swa": swa_info}
+            "train_sequences": store.n_sequences, "swa": swa_info,
+            "teacher": None if soft is None else {"model": str(cfg.teacher), "alpha": float(cfg.distill_alpha)}}
     write_json(out_dir / "fit.json", info)
     return info

@@ -99,6 +99,13 @@ class ConformerConfig(ConfigMixin):
         (:mod:`ecgcore.models.conformer.chunks`; ``batch_size`` counts sequences, ``batch_size // N`` chunks a step;
         validation scores every sequence of the ``val_records``, ``val_fraction`` is not used; early stopping runs
         whenever there are validation records).
+    teacher : None, or an exported beats-aami model (folder or bundled name; its encoder + head graphs, e.g. an
+        ensemble from ``tools/beats_aami_ensemble.py``) whose class probabilities on every training sequence become
+        soft targets (knowledge distillation, Hinton et al. 2015): the loss is the cross-entropy against
+        ``distill_alpha`` x the one-hot label + (1 - ``distill_alpha``) x the teacher's probabilities. Chunk training
+        only; the teacher must have been fitted with the same normalisation (the same training records). Validation
+        keeps the one-hot labels, so early stopping watches the same loss as without a teacher.
+    distill_alpha : weight of the one-hot label in the distillation target (0.5).
     swa_from : 0 (off), or the 1-based epoch from which the weights at the end of every epoch are averaged
         (stochastic weight averaging, Izmailov et al. 2018): the final model carries the average of the epochs
         ``swa_from`` .. last, its BatchNorm statistics re-estimated on ``swa_bn_batches`` training batches. Chunk
@@ -144,6 +151,8 @@ class ConformerConfig(ConfigMixin):
     val_records: int | list = 0
     lr_schedule: list | None = None
     chunk: int = 0
+    teacher: str | None = None
+    distill_alpha: float = 0.5
     swa_from: int = 0
     swa_bn_batches: int = 200
     eval_n_fraction: float = 1.0
@@ -182,6 +191,10 @@ class ConformerConfig(ConfigMixin):
             self.val_records = names
         elif isinstance(self.val_records, bool) or int(self.val_records) != self.val_records or self.val_records < 0:
             raise ValueError(f"val_records must be a count >= 0 or a list of record names, got {self.val_records!r}")
+        if not 0.0 <= float(self.distill_alpha) <= 1.0:
+            raise ValueError(f"distill_alpha must lie in [0, 1], got {self.distill_alpha!r}")
+        if self.teacher is not None and not self.chunk:
+            raise ValueError("teacher (distillation) needs chunk training (chunk > 0)")
         if self.protocol not in ("inter-patient", "seed"):
             raise ValueError(f"unknown protocol {self.protocol!r}; choose inter-patient or seed")
 

@@ -196,10 +196,13 @@ def build_model(cfg: ConformerConfig | None = None):
     return keras.Model(inputs if len(inputs) > 1 else seq, out, name=cfg.variant.replace("-", "_"))
 
 
-def compile_model(model, cfg: ConformerConfig):
-    """AdamW + sparse categorical cross-entropy + accuracy, as the seed."""
+def compile_model(model, cfg: ConformerConfig, soft_targets: bool = False):
+    """AdamW + sparse categorical cross-entropy + accuracy, as the seed; ``soft_targets``: targets are probability
+    vectors (distillation, ``ConformerConfig.teacher``), the same cross-entropy in its categorical form."""
     import keras
 
+    loss, acc = ("categorical_crossentropy", keras.metrics.CategoricalAccuracy(name="accuracy")) if soft_targets \
+        else ("sparse_categorical_crossentropy", "accuracy")  # the same history names either way
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate=cfg.lr, weight_decay=cfg.weight_decay),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                  loss=loss, metrics=[acc])
     return model
