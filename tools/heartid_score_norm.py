@@ -12,7 +12,8 @@ What it does, training persons only (validation and test persons are never read)
 2. The normalisation with the lowest mean per-fold EER is kept if it beats the raw score; the accept threshold is
    the EER point of its scores pooled over all folds and seeds (hundreds of genuine probes, where the validation
    persons give 14), or with ``--far-target F`` the operating point: the lowest threshold at which the pooled
-   stolen-key impostor scores are accepted at most at rate F.
+   stolen-key impostor scores are accepted at most at rate F; the normalisation is then the one with the lowest
+   pooled FRR there (ties: mean per-fold EER), kept if below the raw score's.
 3. The cohort file: each negative person's first record through the product path (``Verifier``: the card's
    preprocessing, the exported graph), the direction of its mean group embedding; ``cohort.npy`` beside the graph.
 
@@ -90,6 +91,13 @@ def cv_table(data: Path, card, seeds: int, top_ks, log=print, options: dict | No
     return rows, meta
 
 
+def choice_key(row: dict, far_target: float | None) -> tuple:
+    """How the table's rows are ranked (lowest first): mean per-fold EER then rank-1; with a FAR target, the pooled
+    FRR at that operating point first."""
+    key = (row["cv_eer_mean"], -row["cv_rank1"])
+    return key if far_target is None else (row["frr_at_far_target"], *key)
+
+
 def build_cohort(model_dir: Path, negatives: dict) -> tuple[np.ndarray, list[str], list[str]]:
     """(c, d) float32 unit embeddings of each negative person's first record through the product path; the persons
     used and those skipped (too few beats)."""
@@ -137,8 +145,8 @@ def main(argv=None) -> int:
               f"rank-1 {r['cv_rank1']:.4f}; pooled EER {r['pooled_eer']:.4f} at {r['pooled_threshold']:.4f}; "
               f"FAR {r['far_at_far_target']:.4f} / FRR {r['frr_at_far_target']:.4f} at {r['threshold_at_far_target']:.4f}")
     raw = next(r for r in rows if r["score"] == "raw")
-    best = min((r for r in rows if r["score"] != "raw"), key=lambda r: (r["cv_eer_mean"], -r["cv_rank1"]))
-    if best["cv_eer_mean"] >= raw["cv_eer_mean"]:
+    best = min((r for r in rows if r["score"] != "raw"), key=lambda r: choice_key(r, a.far_target))
+    if choice_key(best, a.far_target)[0] >= choice_key(raw, a.far_target)[0]:
         print("no normalisation beats the raw score in cross-validation: card left as it is")
         return 0
     threshold = best["pooled_threshold"] if a.far_target is None else best["threshold_at_far_target"]
@@ -176,9 +184,11 @@ def main(argv=None) -> int:
     card.config = cfg
     card.training = dict(card.training or {})
     card.training["score_norm_choice"] = {
-        "rule": "the normalisation with the lowest mean per-fold EER of the training persons' cross-validation "
-                "(grp-iom under each template owner's key, stolen-key impostors; the fold's negatives as the "
-                f"cohort), kept only if below the raw score's; threshold at {where} of its pooled scores",
+        "rule": ("the normalisation with the lowest mean per-fold EER" if a.far_target is None else
+                 f"the normalisation with the lowest pooled FRR at pooled FAR {a.far_target:g} (ties: mean per-fold "
+                 "EER)") + " of the training persons' cross-validation (grp-iom under each template owner's key, "
+                "stolen-key impostors; the fold's negatives as the cohort), kept only if below the raw score's; "
+                f"threshold at {where} of its pooled scores",
         "far_target": a.far_target,
         "command": f"python tools/heartid_score_norm.py MODEL --seeds {a.seeds} --top-k {a.top_k}"
                    + ("" if a.far_target is None else f" --far-target {a.far_target:g}") + " --write",

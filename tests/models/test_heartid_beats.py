@@ -515,11 +515,13 @@ def test_bundled_score_norm_is_the_cross_validated_choice(repo_tool, data_dir, t
     norm, choice = entry["score_norm"], card.training["score_norm_choice"]
     rows = choice["rows"]
     raw = next(r for r in rows if r["score"] == "raw")
-    best = min((r for r in rows if r["score"] != "raw"), key=lambda r: (r["cv_eer_mean"], -r["cv_rank1"]))
-    assert best["cv_eer_mean"] < raw["cv_eer_mean"]
+    # the rule the card names: lowest EER and the pooled EER point, or with --far-target the operating point
+    far = choice.get("far_target")
+    best = min((r for r in rows if r["score"] != "raw"), key=lambda r: tool.choice_key(r, far))
+    assert tool.choice_key(best, far)[0] < tool.choice_key(raw, far)[0]
+    assert tool.choice_key(best, None) == (best["cv_eer_mean"], -best["cv_rank1"])
     assert norm["top_k"] == best["top_k"] == choice["chosen"]["top_k"]
-    # the threshold rule the card names: the pooled EER point, or the operating point at --far-target
-    at = "pooled_threshold" if choice.get("far_target") is None else "threshold_at_far_target"
+    at = "pooled_threshold" if far is None else "threshold_at_far_target"
     assert choice.get("far_target") in (None, best.get("far_target"))
     assert entry["threshold"] == best[at] == choice["chosen"]["threshold"]
     assert "validation and test persons not read" in entry["threshold_chosen_on"]
@@ -557,6 +559,17 @@ def test_score_norm_tool_refuses_a_far_target_outside_0_1(repo_tool, capsys):
             tool.main(["--far-target", bad])
         assert exc.value.code == 2
         assert "--far-target must lie in (0, 1)" in capsys.readouterr().err
+
+
+def test_score_norm_tool_ranks_by_the_operating_point_with_a_far_target(repo_tool):
+    """Without a FAR target the lowest mean per-fold EER wins; with one, the lowest pooled FRR at that FAR (EER breaks
+    ties)."""
+    tool = repo_tool("heartid_score_norm")
+    rows = [{"top_k": 10, "cv_eer_mean": 0.010, "cv_rank1": 0.98, "frr_at_far_target": 0.020},
+            {"top_k": 20, "cv_eer_mean": 0.009, "cv_rank1": 0.98, "frr_at_far_target": 0.026},
+            {"top_k": 50, "cv_eer_mean": 0.011, "cv_rank1": 0.99, "frr_at_far_target": 0.020}]
+    assert min(rows, key=lambda r: tool.choice_key(r, None))["top_k"] == 20
+    assert min(rows, key=lambda r: tool.choice_key(r, 0.01))["top_k"] == 10
 
 
 def test_beat_window_cuts_more_before_the_r_peak(ecgid):
