@@ -9,8 +9,10 @@ records have the same normalisation statistics; anything else is refused). OUT_D
 * ``model.onnx``: every member's full graph on the same inputs, the output the mean of their probabilities;
 * ``encoder.onnx``: every member's encoder on the same beats, their embeddings concatenated (n, k x E);
 * ``head.onnx``: the concatenated embeddings sliced back per member into each member's head, probabilities averaged;
-* ``model.json``: the first member's card with these graphs, ``config.ensemble`` (the members, their training) and
-  a description that says so. The first member's metrics stay until the ensemble is scored.
+* ``model.json``: the first member's card with these graphs, ``config.ensemble`` (the members, their training), its
+  own name (``<first member's name>-ensemble``), a description and a warning that say so; the members' metrics and
+  headline are not carried (an ensemble is scored as a whole), and the memory per item that sizes ``infer``'s
+  batches is the members' sum.
 
 So ``ecgcore infer`` runs an ensemble exactly as one network (its split path, one encoder pass per beat), at the
 cost of every member's encoder and head. With ``--records-dir``, checks the merged graphs against the members'
@@ -42,9 +44,12 @@ def merge(models: list, combine: str, sliced: str | None = None):
     outs = [o.name for o in first.graph.output]
     if len(outs) != 1:
         raise ValueError(f"members must have one output, the first has {outs}")
+    opset_of = lambda m: sorted((o.domain, o.version) for o in m.opset_import)  # noqa: E731
     for m in models[1:]:
         if [i.name for i in m.graph.input] != names or [o.name for o in m.graph.output] != outs:
             raise ValueError("members differ in their inputs or outputs")
+        if opset_of(m) != opset_of(first) or m.ir_version != first.ir_version:
+            raise ValueError("members were exported with different opsets or IR versions: re-export them alike")
 
     def last_dim(vi) -> int:
         d = vi.type.tensor_type.shape.dim[-1]
@@ -70,8 +75,7 @@ def merge(models: list, combine: str, sliced: str | None = None):
         nodes += list(g.node)
         inits += list(g.initializer)
         infos += list(g.value_info)
-        for o in m.opset_import:
-            opsets[o.domain] = max(opsets.get(o.domain, 0), o.version)
+        opsets.update({o.domain: o.version for o in m.opset_import})  # the same for every member (checked)
     member_outs = [f"m{k}_{outs[0]}" for k in range(len(models))]
     if combine == "mean":
         nodes.append(helper.make_node("Mean", member_outs, [outs[0]]))
@@ -148,7 +152,14 @@ def main(argv=None) -> int:
         files = [m / (GRAPHS[role] if role == "model" else c.graphs[role]) for m, c in zip(a.members, cards)]
         onnx.save(merge([onnx.load(f) for f in files], combine, sliced), a.out_dir / GRAPHS[role])
     card = cards[0]
+    card.name = f"{card.name}-ensemble"
     card.graphs = {"encoder": GRAPHS["encoder"], "head": GRAPHS["head"]}
+    card.metrics, card.headline = {}, {}
+    card.warnings = [f"an ensemble of {len(cards)} networks, not scored as a whole here: its members' figures are "
+                     "not its own", "research model, not for clinical use"]
+    peak = [c.resources.get("peak_bytes_per_item") for c in cards]
+    if all(peak):
+        card.resources = dict(card.resources, peak_bytes_per_item=int(sum(peak)))
     cfg = dict(card.config)
     cfg["ensemble"] = {"members": len(cards), "combine": "mean of the members' class probabilities",
                        "member_training": [{k: c.training.get(k) for k in ("command", "best_epoch", "epochs_run",

@@ -156,6 +156,9 @@ def main(argv=None) -> int:
           f"[{time.time() - t0:.0f} s]")
     if not a.write:
         return 0
+    if not np.isfinite(threshold):
+        raise SystemExit(f"--far-target {a.far_target:g} is below one impostor score's share of the pooled CV "
+                         f"({best['n_impostor']} scores): no finite threshold; card left as it is")
     cohort, used, skipped = build_cohort(a.model_dir, meta["negatives"])
     path = a.model_dir / COHORT_FILE
     buf = io.BytesIO()

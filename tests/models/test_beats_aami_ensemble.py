@@ -31,7 +31,8 @@ def _run(model, **feeds):
 
 def test_merge_means_concatenates_and_slices_exactly(repo_tool):
     """Two members with different weights (names clash: both call their weight "w"): "mean" is their average,
-    "concat" their outputs side by side in member order, and a sliced input feeds member i its own span."""
+    "concat" their outputs side by side in member order, and a sliced input feeds member i its own span; members
+    exported with other opsets are refused."""
     tool = repo_tool("beats_aami_ensemble")
     rng = np.random.default_rng(0)
     w0, w1 = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
@@ -50,6 +51,10 @@ def test_merge_means_concatenates_and_slices_exactly(repo_tool):
         tool.merge([m0, _member(w1, name="other")], "mean")
     with pytest.raises(ValueError, match="combine"):
         tool.merge([m0, m1], "max")
+    newer = _member(w1)
+    newer.opset_import[0].version = 18
+    with pytest.raises(ValueError, match="different opsets"):
+        tool.merge([m0, newer], "mean")
 
 
 def test_two_real_members_run_as_one_model_through_infer(repo_tool, mitdb_dir, tmp_path):
@@ -82,6 +87,10 @@ def test_two_real_members_run_as_one_model_through_infer(repo_tool, mitdb_dir, t
     par = card.config["ensemble"]["parity"]
     assert par["sequences"] > 2000 and par["split_max_abs_diff"] <= 1e-5 and par["full_max_abs_diff"] <= 1e-5
     assert card.graphs == {"encoder": "encoder.onnx", "head": "head.onnx"} and card.config["ensemble"]["members"] == 2
+    member = read_card(a / "model.json")
+    assert card.name == member.name + "-ensemble" and card.metrics == {} and card.headline == {}
+    assert card.resources["peak_bytes_per_item"] == 2 * member.resources["peak_bytes_per_item"]
+    assert any("not scored as a whole" in w for w in card.warnings)
     rec = read_record(mitdb_dir / "100", annotator="atr")
     pa = Scorer(str(a), peaks="annotations", quality=False).predict_record(rec).probabilities
     pb = Scorer(str(b), peaks="annotations", quality=False).predict_record(rec).probabilities

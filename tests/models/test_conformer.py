@@ -247,10 +247,19 @@ def test_distillation_targets_are_the_teachers_probabilities(tiny_run, tiny_data
                           ff_dim=32, num_heads=2, threads=1)
     fit = train(tiny_dataset, tmp_path / "run", cfg, records_dir=mitdb_dir, train_records=["232", "233"],
                 test_records=["231"], evaluate_after=False, progress=False)["final"]
-    assert fit["teacher"] == {"model": str(teacher), "alpha": 0.5} and fit["train_records"] == ["232", "233"]
+    assert fit["teacher"]["model"] == str(teacher) and fit["teacher"]["alpha"] == 0.5
+    assert len(fit["teacher"]["sha256"]) == 64 and fit["train_records"] == ["232", "233"]
     assert np.isfinite(fit["history"]["loss"][0]) and "accuracy" in fit["history"]
     with pytest.raises(ValueError, match="needs chunk training"):
         ConformerConfig(teacher=str(teacher))
+    with pytest.raises(ValueError, match="seed protocol"):
+        ConformerConfig(teacher=str(teacher), chunk=4, protocol="seed")
+    # a teacher whose graphs changed is refused when the run resumes
+    head = teacher / "head.onnx"
+    head.write_bytes(head.read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="graphs changed"):
+        train(tiny_dataset, tmp_path / "run", cfg.replace(epochs=2), records_dir=mitdb_dir,
+              train_records=["232", "233"], test_records=["231"], evaluate_after=False, progress=False)
 
 
 def test_evaluate_cli_refuses_training_records(tiny_run):

@@ -115,6 +115,29 @@ def test_chunk_training_runs_resumes_and_saves_the_standard_model(tmp_path, mitd
     assert model.input_shape[0] == (None, 3, 32, 187, 1)  # the standard 3-beat model is what the run keeps
 
 
+def test_distillation_targets_line_up_with_their_sequences():
+    """Soft rows that name their record and position: at alpha 0 every chunk's targets are its own sequences' rows
+    (one record, consecutive positions, the labels the same draw gives without a teacher); alpha mixes exactly;
+    inputs and weights are those of the draw without a teacher."""
+    sizes = (9, 14)
+    store = _store(sizes=sizes)
+    soft = [np.stack([np.full(n, r), np.arange(n), np.zeros(n), np.zeros(n), np.zeros(n)], 1).astype(np.float32)
+            for r, n in enumerate(sizes)]
+    keep = np.array([0.5, 1.0, 1.0, 1.0, 1.0])
+    kw = dict(chunks_per_step=8, chunk=4, seed=3)
+    x0, y0, w0 = next(training_batches(store, keep, soft=soft, alpha=0.0, **kw))
+    xh, yh, wh = next(training_batches(store, keep, **kw))
+    np.testing.assert_array_equal(w0, wh)
+    np.testing.assert_array_equal(x0["scalograms"], xh["scalograms"])
+    assert y0.shape == (8, 4, 5)
+    for t, y in zip(y0, yh):
+        r, pos = int(t[0, 0]), t[:, 1].astype(int)
+        assert (t[:, 0] == r).all() and (np.diff(pos) == 1).all()
+        np.testing.assert_array_equal(store.labels[r][pos], y)
+    _, ym, _ = next(training_batches(store, keep, soft=soft, alpha=0.25, **kw))
+    np.testing.assert_allclose(ym, 0.25 * np.eye(5)[yh] + 0.75 * y0, atol=1e-6)
+
+
 def test_named_configs_resolve_with_command_line_overrides():
     """--config seed is the seed's protocol and settings; --config bundled the shipped model's; typed options win."""
     from click.testing import CliRunner
@@ -155,10 +178,11 @@ def test_val_records_by_name_hold_out_those_records_whatever_the_seed(tmp_path, 
     from ecgcore.models.conformer import train
     from ecgcore.pipelines.engine import preprocess
 
-    for bad in ([], ["101", "101"], -1, 1.5, True):
+    for bad in ([], ["101", "101"], -1, 1.5, True, "4"):
         with pytest.raises(ValueError, match="val_records"):
             ConformerConfig(val_records=bad)
-    assert ConformerConfig(val_records=[101, "205"]).val_records == ["101", "205"]
+    assert ConformerConfig(val_records=["205", 101]).val_records == ["101", "205"]
+    assert ConformerConfig(val_records=2.0).val_records == 2
     data = tmp_path / "tfr"
     assert not preprocess("tfrecords", mitdb_dir, data, records=["232", "233", "231"], workers=1,
                           progress=False).failed

@@ -279,9 +279,10 @@ def train(data_dir, run_dir, config: ConformerConfig | None = None, *, records_d
     fit_recs, val_recs = train_recs, None
     if isinstance(cfg.val_records, list):  # named records (config validation: distinct, non-empty)
         missing = [r for r in cfg.val_records if r not in train_recs]
-        if missing or len(cfg.val_records) >= len(train_recs):
-            raise ValueError(f"val_records {cfg.val_records} must be training records and leave some to train on "
-                             f"(not training records: {missing})")
+        if missing:
+            raise ValueError(f"val_records {cfg.val_records} must be training records; not training records: {missing}")
+        if len(cfg.val_records) >= len(train_recs):
+            raise ValueError(f"val_records {cfg.val_records} leave no training record (of {len(train_recs)})")
         val_recs = sorted(cfg.val_records)
     elif cfg.val_records:
         if cfg.val_records >= len(train_recs):

@@ -37,7 +37,7 @@ from ._common import write_json
 from .data import class_sampling
 
 __all__ = ["BeatStore", "load_store", "chunk_model", "training_batches", "validation_batches", "fit_chunks",
-           "transfer_weights", "teacher_probabilities"]
+           "transfer_weights", "teacher_identity", "teacher_probabilities"]
 
 
 @dataclass
@@ -156,12 +156,9 @@ def _inputs(store: BeatStore, picks, chunk: int, length: int):
     return {"scalograms": x, "rr": np.stack([store.rr[r][s:s + n_beats] for r, s in picks])}
 
 
-def teacher_probabilities(teacher, store: BeatStore, norm: dict, length: int = 3, batch: int = 256) -> list:
-    """Per record of ``store``, the (n_seq, classes) float32 probabilities of the exported model ``teacher`` (folder
-    or bundled name) on every sequence: its encoder on each beat once, its head on the sliding ``length``-beat
-    windows, as ``ecgcore infer`` runs it. The store's inputs are already normalised, so the teacher must share the
-    normalisation ``norm`` (``ValueError`` otherwise)."""
-    import onnxruntime as ort
+def teacher_identity(teacher) -> str:
+    """SHA-256 over the teacher's encoder and head graphs: what a resumed distillation run checks it still has."""
+    import hashlib
 
     from ...export import resolve_model
 
@@ -169,19 +166,44 @@ def teacher_probabilities(teacher, store: BeatStore, norm: dict, length: int = 3
     graphs = card.graphs or {}
     if not {"encoder", "head"} <= set(graphs):
         raise ValueError(f"teacher {teacher}: needs the split encoder + head graphs (card graphs)")
+    h = hashlib.sha256()
+    for role in ("encoder", "head"):
+        h.update((Path(onnx_path).parent / graphs[role]).read_bytes())
+    return h.hexdigest()
+
+
+def teacher_probabilities(teacher, store: BeatStore, norm: dict, length: int = 3, batch: int = 256,
+                          n_classes: int = 5, threads: int | None = 1) -> list:
+    """Per record of ``store``, the (n_seq, classes) float32 probabilities of the exported model ``teacher`` (folder
+    or bundled name) on every sequence: its encoder on each beat once, its head on the sliding ``length``-beat
+    windows, as ``ecgcore infer`` runs it. The store's inputs are already normalised, so the teacher must share the
+    normalisation ``norm``, its classes (``n_classes``), its sequence length and its RR inputs (``ValueError``
+    otherwise)."""
+    from ...export import resolve_model
+    from ...infer.core import make_session
+
+    onnx_path, card = resolve_model(teacher)
+    graphs = card.graphs or {}
+    if not {"encoder", "head"} <= set(graphs):
+        raise ValueError(f"teacher {teacher}: needs the split encoder + head graphs (card graphs)")
     pre = card.preprocessing
+    if len(card.classes) != n_classes or int(pre.get("sequence_length", length)) != length:
+        raise ValueError(f"teacher {teacher}: {len(card.classes)} classes and {pre.get('sequence_length')}-beat "
+                         f"sequences, this run {n_classes} and {length}")
+    if (store.rr is None) != ("rr_features" not in pre):
+        raise ValueError(f"teacher {teacher}: {'takes' if 'rr_features' in pre else 'takes no'} RR inputs, this "
+                         f"run {'has none' if store.rr is None else 'has them'}")
     pairs = [(pre["normalization"]["mean"], norm["mean"]), (pre["normalization"]["scale"], norm["scale"])]
     if store.rr is not None:
         rr = pre.get("rr_features") or {}
         pairs += [(rr.get("mean", []), norm["rr_mean"]), (rr.get("scale", []), norm["rr_scale"])]
     for a, b in pairs:
         if np.shape(a) != np.shape(b) or not np.allclose(a, b, rtol=1e-5, atol=1e-7):
-            raise ValueError(f"teacher {teacher}: its normalisation differs from this run's (fitted on other records "
-                             "or inputs); soft targets need the same inputs")
+            raise ValueError(f"teacher {teacher}: its normalisation differs from this run's, so it was fitted on other "
+                             f"records or inputs (its validation records: {card.training.get('val_records')}; name "
+                             "the same ones with val_records=[...], a count draws them with the seed)")
     folder = Path(onnx_path).parent
-    so = ort.SessionOptions()
-    enc, head = (ort.InferenceSession(str(folder / graphs[r]), so, providers=["CPUExecutionProvider"])
-                 for r in ("encoder", "head"))
+    enc, head = (make_session(folder / graphs[r], threads=threads) for r in ("encoder", "head"))
     names = [i.name for i in enc.get_inputs()]
     out = []
     for r in range(len(store.beats)):
@@ -336,7 +358,12 @@ def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_
 
     soft = None
     if cfg.teacher is not None:
-        soft = teacher_probabilities(cfg.teacher, store, norm, cfg.sequence_length)
+        ident = teacher_identity(cfg.teacher)
+        if state is not None and state.get("teacher_sha256", ident) != ident:
+            raise ValueError(f"teacher {cfg.teacher}: its graphs changed since this run started (resume with the "
+                             "same teacher, or start a new run folder)")
+        soft = teacher_probabilities(cfg.teacher, store, norm, cfg.sequence_length, n_classes=cfg.n_classes,
+                                     threads=cfg.threads)
     model = compile_model(chunk_model(cfg, chunk), cfg, soft_targets=soft is not None)
     initial = 0
     if state is not None and (ck / "last.weights.h5").is_file():
@@ -347,6 +374,8 @@ def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_
     else:
         state = {"epoch": 0, "best": None, "best_epoch": 0, "wait": 0, "plateau_wait": 0, "lr": float(cfg.lr),
                  "early_stopped": False, "seconds": 0.0, "history": {}}
+        if soft is not None:
+            state["teacher_sha256"] = ident
         if init_from is not None:
             from ._common import load_run_model
 
@@ -446,6 +475,7 @@ def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_
             "keep_prob": keep.tolist(), "class_weight": weights, "trainer": f"chunks of {chunk} sequences",
             "chunks_per_step": chunks_per_step, "train_records": list(train_recs), "val_records": list(val_recs or []),
             "train_sequences": store.n_sequences, "swa": swa_info,
-            "teacher": None if soft is None else {"model": str(cfg.teacher), "alpha": float(cfg.distill_alpha)}}
+            "teacher": None if soft is None else {"model": str(cfg.teacher), "alpha": float(cfg.distill_alpha),
+                                                  "sha256": ident}}
     write_json(out_dir / "fit.json", info)
     return info

@@ -105,7 +105,8 @@ class ConformerConfig(ConfigMixin):
         ``distill_alpha`` x the one-hot label + (1 - ``distill_alpha``) x the teacher's probabilities. Chunk training
         only; the teacher must have been fitted with the same normalisation (the same training records). Validation
         keeps the one-hot labels, so early stopping watches the same loss as without a teacher.
-    distill_alpha : weight of the one-hot label in the distillation target (0.5).
+    distill_alpha : weight of the one-hot label in the distillation target (0.5). The training accuracy then counts
+        agreement with the target's largest class, the label's unless ``distill_alpha`` < 0.5.
     swa_from : 0 (off), or the 1-based epoch from which the weights at the end of every epoch are averaged
         (stochastic weight averaging, Izmailov et al. 2018): the final model carries the average of the epochs
         ``swa_from`` .. last, its BatchNorm statistics re-estimated on ``swa_bn_batches`` training batches. Chunk
@@ -188,13 +189,19 @@ class ConformerConfig(ConfigMixin):
             names = [str(r) for r in self.val_records]
             if not names or len(set(names)) != len(names):
                 raise ValueError(f"val_records as names must list distinct records, got {self.val_records!r}")
-            self.val_records = names
-        elif isinstance(self.val_records, bool) or int(self.val_records) != self.val_records or self.val_records < 0:
+            self.val_records = sorted(names)  # a set of records: the same run whatever order they were named in
+        elif (isinstance(self.val_records, bool) or not isinstance(self.val_records, (int, float))
+              or int(self.val_records) != self.val_records or self.val_records < 0):
             raise ValueError(f"val_records must be a count >= 0 or a list of record names, got {self.val_records!r}")
+        else:
+            self.val_records = int(self.val_records)
         if not 0.0 <= float(self.distill_alpha) <= 1.0:
             raise ValueError(f"distill_alpha must lie in [0, 1], got {self.distill_alpha!r}")
         if self.teacher is not None and not self.chunk:
             raise ValueError("teacher (distillation) needs chunk training (chunk > 0)")
+        if self.teacher is not None and self.protocol == "seed":
+            raise ValueError("teacher (distillation): the seed protocol normalises every fold on its own records, so "
+                             "no one teacher matches them; use the inter-patient protocol")
         if self.protocol not in ("inter-patient", "seed"):
             raise ValueError(f"unknown protocol {self.protocol!r}; choose inter-patient or seed")
 

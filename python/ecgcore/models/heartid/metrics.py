@@ -29,15 +29,15 @@ def far_at_frr(genuine, impostor, frr_target: float = 0.01) -> float:
 
 
 def frr_at_far(genuine, impostor, far_target: float = 0.001) -> float:
-    """Smallest FRR over thresholds whose FAR <= ``far_target``."""
-    t, far, frr = _rates(genuine, impostor)
-    ok = far <= far_target + 1e-12
-    return float(frr[ok].min())
+    """Smallest FRR over thresholds whose FAR <= ``far_target`` (at :func:`threshold_at_far`'s threshold: FRR only
+    grows with the threshold)."""
+    return threshold_at_far(genuine, impostor, far_target)[2]
 
 
 def threshold_at_far(genuine, impostor, far_target: float) -> tuple[float, float, float]:
     """The operating point for a FAR target: ``(threshold, far, frr)`` at the lowest threshold whose FAR is at most
-    ``far_target`` (accept when score >= threshold), so FRR is the smallest that target allows."""
+    ``far_target`` (accept when score >= threshold), so FRR is the smallest that target allows. The threshold is a
+    sample score; ``inf`` (nothing accepted) when the target is below one impostor score's share."""
     t, far, frr = _rates(genuine, impostor)
     k = int(np.flatnonzero(far <= far_target + 1e-12)[0])  # FAR falls with t; t[-1] = inf has FAR 0
     return float(t[k]), float(far[k]), float(frr[k])
