@@ -1,0 +1,84 @@
+"""``tools/beats_aami_folds.py``: beats-aami recipes compared on record-grouped DS1 folds (issue 20)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+def test_folds_hold_every_ds1_record_once_and_bad_folds_are_refused(repo_tool):
+    from ecgcore.datasets.mitdb import DS1
+
+    tool = repo_tool("beats_aami_folds")
+    folds = tool.check_folds(tool.FOLDS)
+    assert sorted(r for recs in folds.values() for r in recs) == sorted(DS1)
+    assert folds["F1"] == ("122", "208", "209", "230")  # the bundled run's validation records
+    with pytest.raises(ValueError, match=r"not DS1 \['100'\]"):
+        tool.check_folds({**tool.FOLDS, "F6": ("100",)})
+    with pytest.raises(ValueError, match=r"more than one fold: \['109'\]"):
+        tool.check_folds({**tool.FOLDS, "F6": ("109",)})
+    with pytest.raises(ValueError, match=r"missing \['109', '115', '205'\]"):
+        tool.check_folds({f: r for f, r in tool.FOLDS.items() if f != "F5"})
+
+
+def test_training_command_validates_on_the_fold_and_passes_the_recipe(repo_tool, tmp_path, capsys):
+    tool = repo_tool("beats_aami_folds")
+    cmd = tool.train_command("TF", tmp_path / "run", "MITDB", ("101", "106"), seed=7, sets=("max_n_per_epoch=4000",))
+    sets = [cmd[i + 1] for i, c in enumerate(cmd) if c == "--set"]
+    assert sets[0] == "seed=7" and sets[-1] == "max_n_per_epoch=4000"
+    key, value = sets[1].split("=", 1)
+    assert key == "val_records" and json.loads(value) == ["101", "106"]
+    assert cmd[cmd.index("--config") + 1] == "bundled" and "--no-evaluate" in cmd
+    # the dry run prints one command per fold that has no export yet, and trains nothing
+    assert tool.main(["TF", str(tmp_path / "out"), "--records-dir", "MITDB", "--dry-run", "--folds", "F2,F5",
+                      "--set", "max_n_per_epoch=4000"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [x.split(":")[0] for x in lines] == ["F2", "F5"] and not (tmp_path / "out").exists()
+    assert 'val_records=["109", "115", "205"]' in lines[1]
+    with pytest.raises(SystemExit, match="the tool sets them"):
+        tool.main(["TF", str(tmp_path / "out"), "--records-dir", "MITDB", "--set", "seed=1"])
+    with pytest.raises(SystemExit, match="unknown folds"):
+        tool.main(["TF", str(tmp_path / "out"), "--records-dir", "MITDB", "--folds", "F9"])
+
+
+def test_fold_confusion_equals_infer_report_on_a_real_record(repo_tool, mitdb_dir, tmp_path):
+    """The bundled model on DS1 record 119 (444 V beats): the tool's confusion matrix equals the one `ecgcore infer
+    --peaks annotations --no-quality-check` + `ecgcore infer-report` count on the same record, and its figures are
+    that matrix's."""
+    from ecgcore.metrics import jk_index
+
+    tool = repo_tool("beats_aami_folds")
+    cm, classes = tool.fold_confusion("beats-aami", ["119"], mitdb_dir)
+    assert classes == ["N", "S", "V", "F", "Q"] and cm[2].sum() > 400
+    table, rep = tmp_path / "t.csv", tmp_path / "t.json"
+    for args in (["infer", "beats-aami", str(mitdb_dir / "119"), "--peaks", "annotations", "--no-quality-check",
+                  "-o", str(table)],
+                 ["infer-report", str(table), "--records-dir", str(mitdb_dir), "--json", str(rep)]):
+        out = subprocess.run([sys.executable, "-m", "ecgcore.cli", *args], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+    ref = np.asarray(json.loads(rep.read_text())["confusion"])
+    assert ref[:5, 5].sum() == 0  # every annotated beat classified
+    np.testing.assert_array_equal(cm, ref[:5, :5])
+    fig = tool.figures(cm, classes)
+    assert fig["jk"] == pytest.approx(jk_index(cm)) and fig["beats"] == cm.sum()
+    assert fig["recall"]["V"] == pytest.approx(cm[2, 2] / cm[2].sum())
+
+
+def test_pooled_figures_and_the_paired_comparison(repo_tool):
+    tool = repo_tool("beats_aami_folds")
+    classes = ["N", "S", "V", "F", "Q"]
+    rng = np.random.default_rng(0)
+    a = {f: np.diag([900, 30, 60, 5, 1]) + rng.integers(0, 20, (5, 5)) for f in ("F1", "F2", "F3")}
+    b = {f: np.diag([900, 10, 40, 5, 1]) + rng.integers(0, 20, (5, 5)) for f in ("F1", "F2")}
+    ra, rb = tool.summarise(a, classes), tool.summarise(b, classes)
+    assert ra["pooled"]["confusion"] == (a["F1"] + a["F2"] + a["F3"]).tolist()
+    c = tool.compare(ra, rb)  # paired on the folds both hold (F1, F2)
+    pooled = lambda r, fs: tool.figures(sum(np.asarray(r[f]) for f in fs), classes)["jk"]  # noqa: E731
+    assert c["folds"] == ["F1", "F2"]
+    assert c["pooled_jk_difference"] == pytest.approx(pooled(a, c["folds"]) - pooled(b, c["folds"]))
+    assert c["folds_higher"] == sum(ra["folds"][f]["jk"] > rb["folds"][f]["jk"] for f in ("F1", "F2")) == 2
+    with pytest.raises(ValueError, match="share no fold"):
+        tool.compare(ra, tool.summarise({"F5": a["F1"]}, classes))
