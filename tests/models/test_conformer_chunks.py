@@ -65,6 +65,40 @@ def test_training_batches_hold_their_anchor_and_weights():
             assert set(np.round(w[b], 6)) <= {0.25, 1.0}
 
 
+def test_amplitude_augmentation_scales_the_signal_and_leaves_the_draws_alone():
+    """amplitude_range: each chunk's stored (normalised) scalograms become those of its signal times one factor in
+    [low, high] -- un-normalised, the augmented chunk over the original is that factor in every cell -- while the
+    chunks drawn, their labels, weights and RR inputs equal the run without augmentation."""
+    store = _store(sizes=(40, 60))
+    rng = np.random.default_rng(5)
+    norm = {"mean": rng.uniform(0.1, 0.3, 187), "scale": rng.uniform(0.05, 0.3, 187)}
+    keep = np.array([0.25, 1, 1, 1, 1])
+    plain = training_batches(store, keep, chunks_per_step=16, chunk=4, seed=3)
+    aug = training_batches(store, keep, chunks_per_step=16, chunk=4, seed=3, amplitude=(0.5, 2.0), norm=norm)
+    factors = []
+    mean, scale = norm["mean"][:, None], norm["scale"][:, None]
+    for _ in range(20):
+        (xp, yp, wp), (xa, ya, wa) = next(plain), next(aug)
+        np.testing.assert_array_equal(yp, ya)
+        np.testing.assert_array_equal(wp, wa)
+        np.testing.assert_array_equal(xp["rr"], xa["rr"])
+        raw_p = xp["scalograms"].astype(np.float64) * scale + mean
+        raw_a = xa["scalograms"].astype(np.float64) * scale + mean
+        rp, ra = raw_p.reshape(16, -1), raw_a.reshape(16, -1)
+        a = (rp * ra).sum(1) / (rp * rp).sum(1)  # each chunk's factor (least squares), then every cell must follow it
+        np.testing.assert_allclose(ra, a[:, None] * rp, atol=2e-6 * np.abs(rp).max())
+        factors += list(a)
+    factors = np.array(factors)
+    assert factors.min() >= 0.5 - 1e-4 and factors.max() <= 2.0 + 1e-4
+    # log-uniform: half the factors below 1, and they spread over the range
+    assert 0.35 < np.mean(factors < 1.0) < 0.65 and factors.min() < 0.6 and factors.max() > 1.7
+    # validated: a range must straddle 1 and needs chunk training
+    with pytest.raises(ValueError, match="0 < low <= 1 <= high"):
+        ConformerConfig(chunk=4, amplitude_range=[1.2, 2.0])
+    with pytest.raises(ValueError, match="needs chunk training"):
+        ConformerConfig(amplitude_range=[0.5, 2.0])
+
+
 def test_anchor_classes_follow_the_keep_probabilities():
     store = _store(sizes=(400, 600))
     lab = np.concatenate(store.labels)

@@ -225,13 +225,17 @@ def _targets(y: np.ndarray, soft: np.ndarray | None, alpha: float, n_classes: in
 
 
 def training_batches(store: BeatStore, keep, loss_keep=None, *, chunks_per_step: int, chunk: int, length: int = 3,
-                     seed: int = 42, soft: list | None = None, alpha: float = 0.5):
+                     seed: int = 42, soft: list | None = None, alpha: float = 0.5, amplitude=None, norm=None):
     """Endless ``(inputs, labels (b, chunk), weights (b, chunk))`` batches of random chunks (see the module doc).
 
     Anchors are drawn with probability ``keep[class]``; an anchor's loss weight is ``loss_keep[class] / keep[class]``
     (1 without class weights), a neighbour's ``loss_keep[class]`` (``loss_keep`` defaults to ``keep``). With ``soft``
     (a teacher's probabilities per record, :func:`teacher_probabilities`) the labels are (b, chunk, classes)
     distillation targets, ``alpha`` x one-hot + (1 - ``alpha``) x the teacher's; draws and weights are unchanged.
+    With ``amplitude`` ``(low, high)`` and the store's normalisation ``norm`` (``mean``, ``scale`` per time column),
+    each chunk's scalograms are those of its signal scaled by a factor drawn log-uniformly from [low, high]:
+    ``a·S`` before normalisation, i.e. ``a·z + (a - 1)·mean/scale`` on the stored ``z``. The factors come from their
+    own random stream, so draws, labels and weights are those of the same run without augmentation.
     """
     keep = np.asarray(keep, np.float64)
     loss_keep = keep if loss_keep is None else np.asarray(loss_keep, np.float64)
@@ -242,6 +246,10 @@ def training_batches(store: BeatStore, keep, loss_keep=None, *, chunks_per_step:
     p = keep[lab] * usable
     p /= p.sum()
     rng = np.random.default_rng(seed)
+    if amplitude is not None:
+        log_lo, log_hi = np.log(np.asarray(amplitude, np.float64))
+        offset = (np.asarray(norm["mean"], np.float32) / np.asarray(norm["scale"], np.float32))[:, None]
+        amp_rng = np.random.default_rng([seed, 1])
     while True:
         anchors = rng.choice(len(lab), size=chunks_per_step, p=p)
         picks, ys, ws = [], [], []
@@ -255,7 +263,13 @@ def training_batches(store: BeatStore, keep, loss_keep=None, *, chunks_per_step:
             picks.append((r, s))
             ys.append(y if soft is None else _targets(y, soft[r][s:s + chunk], alpha, soft[r].shape[1]))
             ws.append(w)
-        yield _inputs(store, picks, chunk, length), np.stack(ys), np.stack(ws)
+        x = _inputs(store, picks, chunk, length)
+        if amplitude is not None:
+            a = np.exp(amp_rng.uniform(log_lo, log_hi, len(picks))).astype(np.float32)[:, None, None, None, None]
+            scal = x["scalograms"] if isinstance(x, dict) else x
+            scal *= a
+            scal += (a - 1.0) * offset
+        yield x, np.stack(ys), np.stack(ws)
 
 
 def _tiles(labels, keep, chunk: int):
@@ -383,7 +397,8 @@ def fit_chunks(cfg, index, train_recs, out_dir: Path, *, val_recs=None, records_
 
     ds = _dataset(lambda: training_batches(store, keep, loss_keep, chunks_per_step=chunks_per_step, chunk=chunk,
                                            length=cfg.sequence_length, seed=cfg.seed + 7919 * initial, soft=soft,
-                                           alpha=float(cfg.distill_alpha)), cfg, chunk)
+                                           alpha=float(cfg.distill_alpha), amplitude=cfg.amplitude_range, norm=norm),
+                  cfg, chunk)
     val_ds = None
     if val_store is not None:
         val_ds = _dataset(lambda: validation_batches(val_store, loss_keep, chunks_per_step=chunks_per_step, chunk=chunk,

@@ -1,6 +1,7 @@
 """Configuration of the CNN-Conformer beat classifier, with the seed's best hyperparameters (SPEC §4.5)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ...pipelines.recipes.beats_scalograms import MORPH_FEATURES, V4_COLUMNS
@@ -113,6 +114,11 @@ class ConformerConfig(ConfigMixin):
         training only. With ``val_records`` early stopping still ends the run, but the average is kept, not the
         best epoch. Resumable (the running average is checkpointed).
     swa_bn_batches : training batches run forward (training mode) to re-estimate BatchNorm statistics of the average.
+    amplitude_range : None, or ``[low, high]``: amplitude augmentation. Every training chunk's signal is scaled by a
+        factor drawn log-uniformly from [low, high] (e.g. ``[0.5, 2.0]``), so the network cannot key on the
+        amplitude of a patient's beats. The scalogram of ``a·x`` is ``a`` times that of ``x`` (the transform is
+        linear, the input its modulus), so the scaling is applied to the stored scalograms before normalisation.
+        Chunk training only; validation and inference are not scaled.
     eval_n_fraction : share of the test records' N sequences scored (all other classes always; N reweighted).
     threads : TensorFlow intra/inter-op threads (1: the machine is shared).
     """
@@ -156,6 +162,7 @@ class ConformerConfig(ConfigMixin):
     distill_alpha: float = 0.5
     swa_from: int = 0
     swa_bn_batches: int = 200
+    amplitude_range: list | None = None
     eval_n_fraction: float = 1.0
     threads: int | None = 1
     extra: dict = field(default_factory=dict)
@@ -185,6 +192,16 @@ class ConformerConfig(ConfigMixin):
             raise ValueError(f"swa_from and swa_bn_batches must be >= 0, got {self.swa_from!r}, {self.swa_bn_batches!r}")
         if self.swa_from and not self.chunk:
             raise ValueError("swa_from needs chunk training (chunk > 0)")
+        if self.amplitude_range is not None:
+            try:
+                lo, hi = (float(v) for v in self.amplitude_range)
+            except (TypeError, ValueError):
+                raise ValueError(f"amplitude_range must be [low, high], got {self.amplitude_range!r}") from None
+            if not 0.0 < lo <= 1.0 <= hi < math.inf:
+                raise ValueError(f"amplitude_range needs 0 < low <= 1 <= high, got {self.amplitude_range!r}")
+            if not self.chunk:
+                raise ValueError("amplitude_range needs chunk training (chunk > 0)")
+            self.amplitude_range = [lo, hi]
         if isinstance(self.val_records, (list, tuple)):
             names = [str(r) for r in self.val_records]
             if not names or len(set(names)) != len(names):
