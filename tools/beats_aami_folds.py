@@ -13,17 +13,25 @@ trains ``ecgcore train conformer TFRECORDS OUT/<fold>/run --config CONFIG --set 
 val_records=<the fold's records> [--set ...]`` (the fold's records are the run's early-stopping validation and its
 score, alike for every recipe), exports it to ``OUT/<fold>/model``, and scores every annotated beat of the fold's
 records through the exported graphs (``Scorer``, reference beats, quality check off, argmax). A fold whose export
-exists is not trained again, and an interrupted training resumes from its run folder. ``--model F1=DIR`` scores an
+exists is not trained again, and an interrupted training resumes from its run folder (``OUT/recipe.json`` records
+the recipe; a call with another recipe on the same OUT is refused, and a run its wall clock cut short is not
+exported: call again to resume it). ``--model F1=DIR`` scores an
 existing export for a fold instead of training one (e.g. the bundled model, whose validation records are F1's).
 
 ``OUT/folds.json`` holds each fold's confusion matrix, jκ, accuracy and per-class recall, and the same pooled over
-the folds (one confusion matrix summed over every held-out beat). ``--against OTHER/folds.json`` adds the paired
-comparison: the pooled jκ difference and in how many folds this recipe's jκ is higher.
+the folds scored in this call (one confusion matrix summed over every held-out beat). ``--against OTHER/folds.json``
+adds the paired comparison over the folds both hold (the same records and classes are required): the pooled jκ
+difference and in how many folds this recipe's jκ is higher.
+
+Read the figures as a comparison, not as an estimate of DS2: each fold's records both stop its training and score
+it (alike for every recipe), which flatters recipes with noisy validation curves, and F5 holds 3 S beats, so its
+jκ rests on V alone.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -57,20 +65,20 @@ def train_command(tfrecords, run_dir, records_dir, records, *, config: str = "bu
                   sets: tuple = (), threads: int = 2) -> list:
     """The ``ecgcore train conformer`` command of one fold (its records as the run's ``val_records``)."""
     cmd = [sys.executable, "-m", "ecgcore.cli", "train", "conformer", str(tfrecords), str(run_dir), "--config", config,
-           "--records-dir", str(records_dir), "--set", f"seed={seed}", "--set", f"val_records={json.dumps(list(records))}",
-           "--threads", str(threads), "--no-evaluate"]
+           "--records-dir", str(records_dir), "--threads", str(threads), "--no-evaluate"]
     for s in sets:
         cmd += ["--set", s]
-    return cmd
+    # last, so that they win over anything in ``sets`` (``main`` refuses those keys as well)
+    return cmd + ["--set", f"seed={seed}", "--set", f"val_records={json.dumps(list(records))}"]
 
 
-def fold_confusion(model, records, records_dir) -> tuple[np.ndarray, list]:
+def fold_confusion(model, records, records_dir, threads: int | None = None) -> tuple[np.ndarray, list]:
     """Confusion matrix (reference class x argmax class) over every annotated beat of ``records`` whose reference
     class is one of the model's, through the exported graphs (``Scorer``, reference beats, no quality check)."""
     from ecgcore.infer.core import Scorer
     from ecgcore.io import read_record
 
-    sc = Scorer(str(model), peaks="annotations", quality=False)
+    sc = Scorer(str(model), peaks="annotations", quality=False, threads=threads)
     classes = list(sc.classes)
     cm = np.zeros((len(classes), len(classes)), np.int64)
     for r in records:
@@ -103,13 +111,33 @@ def compare(this: dict, other: dict) -> dict:
     common = sorted(set(this["folds"]) & set(other["folds"]))
     if not common:
         raise ValueError("the two results share no fold")
+    if this["classes"] != other["classes"]:
+        raise ValueError(f"the two results have other classes: {this['classes']} vs {other['classes']}")
+    differ = [f for f in common if this["fold_records"][f] != other["fold_records"][f]]
+    if differ:
+        raise ValueError(f"folds {differ} hold other records in the two results: not a paired comparison")
 
     def pool(res):
         return figures(sum(np.asarray(res["folds"][f]["confusion"]) for f in common), res["classes"])["jk"]
 
     return {"folds": common, "pooled_jk_difference": pool(this) - pool(other),
             "folds_higher": sum(this["folds"][f]["jk"] > other["folds"][f]["jk"] for f in common),
+            "seeds": [this.get("recipe", {}).get("seed"), other.get("recipe", {}).get("seed")],
             "per_fold": {f: [this["folds"][f]["jk"], other["folds"][f]["jk"]] for f in common}}
+
+
+def check_recipe(out: Path, recipe: dict) -> None:
+    """Record ``recipe`` in ``OUT/recipe.json`` on the first call; refuse another recipe on a later one (the folds'
+    exports would otherwise be reused under its name)."""
+    path = Path(out) / "recipe.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old != recipe:
+            raise SystemExit(f"{out} holds the folds of another recipe ({old}); this call asks for {recipe}. Use "
+                             "another OUT folder.")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(recipe, indent=1))
 
 
 def main(argv=None) -> int:
@@ -134,11 +162,16 @@ def main(argv=None) -> int:
     unknown = sorted(set(chosen) - set(folds))
     if unknown:
         raise SystemExit(f"unknown folds {unknown}; the folds are {list(folds)}")
+    if any("=" not in m for m in a.model):
+        raise SystemExit(f"--model expects FOLD=DIR, got {[m for m in a.model if '=' not in m]}")
     given = dict(m.split("=", 1) for m in a.model)
     if set(given) - set(folds):
         raise SystemExit(f"--model names unknown folds {sorted(set(given) - set(folds))}")
-    if any(s.split("=", 1)[0] in ("seed", "val_records") for s in a.sets):
+    if any(s.partition("=")[0].strip().replace("-", "_") in ("seed", "val_records") for s in a.sets):
         raise SystemExit("--set seed / val_records: the tool sets them (--seed; the fold's records)")
+    recipe = {"config": a.config, "seed": a.seed, "sets": a.sets}
+    if not a.dry_run:
+        check_recipe(a.out, recipe)
 
     cms, classes = {}, None
     for f in chosen:
@@ -147,20 +180,24 @@ def main(argv=None) -> int:
             run = a.out / f / "run"
             cmd = train_command(a.tfrecords, run, a.records_dir, folds[f], config=a.config, seed=a.seed,
                                 sets=tuple(a.sets), threads=a.threads)
-            print(f"{f}: {' '.join(cmd[1:])}", flush=True)
+            print(f"{f}: {shlex.join(cmd[1:])}", flush=True)
             if a.dry_run:
                 continue
             a.out.joinpath(f).mkdir(parents=True, exist_ok=True)
             subprocess.run(cmd, check=True)
+            fit = json.loads((run / "final" / "fit.json").read_text())
+            if fit.get("stopped_by_wall_clock") and not fit.get("early_stopped"):
+                raise SystemExit(f"{f}: the run stopped on its wall clock after {fit.get('epochs_run')} epochs; call "
+                                 "again (with a larger time_limit_s) to resume it before it is exported and scored")
             subprocess.run([sys.executable, "-m", "ecgcore.cli", "export", "conformer", str(run), "-o", str(model)],
                            check=True)
         if a.dry_run:
             continue
-        cms[f], classes = fold_confusion(model, folds[f], a.records_dir)
+        cms[f], classes = fold_confusion(model, folds[f], a.records_dir, threads=a.threads)
         print(f"{f} {list(folds[f])}: jk {figures(cms[f], classes)['jk']:.4f}", flush=True)
     if a.dry_run:
         return 0
-    res = {"recipe": {"config": a.config, "seed": a.seed, "sets": a.sets, "models": given},
+    res = {"recipe": {**recipe, "models": given},
            "fold_records": {f: list(folds[f]) for f in chosen}, **summarise(cms, classes)}
     if a.against:
         res["against"] = {"file": str(a.against), **compare(res, json.loads(a.against.read_text()))}

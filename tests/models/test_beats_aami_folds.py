@@ -25,21 +25,35 @@ def test_folds_hold_every_ds1_record_once_and_bad_folds_are_refused(repo_tool):
 
 
 def test_training_command_validates_on_the_fold_and_passes_the_recipe(repo_tool, tmp_path, capsys):
+    """The command the tool runs is one the real `ecgcore train conformer` accepts (resolved with --show-config):
+    the fold's records as val_records, the seed, the recipe's settings."""
+    from click.testing import CliRunner
+
+    from ecgcore.cli import main as cli
+
     tool = repo_tool("beats_aami_folds")
-    cmd = tool.train_command("TF", tmp_path / "run", "MITDB", ("101", "106"), seed=7, sets=("max_n_per_epoch=4000",))
-    sets = [cmd[i + 1] for i, c in enumerate(cmd) if c == "--set"]
-    assert sets[0] == "seed=7" and sets[-1] == "max_n_per_epoch=4000"
-    key, value = sets[1].split("=", 1)
-    assert key == "val_records" and json.loads(value) == ["101", "106"]
-    assert cmd[cmd.index("--config") + 1] == "bundled" and "--no-evaluate" in cmd
+    cmd = tool.train_command(tmp_path, tmp_path / "run", tmp_path, ("106", "101"), seed=7,
+                             sets=("max_n_per_epoch=4000",))
+    assert cmd[1:5] == ["-m", "ecgcore.cli", "train", "conformer"]
+    res = CliRunner().invoke(cli, [*cmd[3:], "--show-config"])
+    assert res.exit_code == 0, res.output
+    resolved = json.loads(res.output)
+    assert resolved["val_records"] == ["101", "106"] and resolved["seed"] == 7
+    assert resolved["max_n_per_epoch"] == 4000 and resolved["chunk"] == 4  # the recipe on top of --config bundled
     # the dry run prints one command per fold that has no export yet, and trains nothing
     assert tool.main(["TF", str(tmp_path / "out"), "--records-dir", "MITDB", "--dry-run", "--folds", "F2,F5",
                       "--set", "max_n_per_epoch=4000"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [x.split(":")[0] for x in lines] == ["F2", "F5"] and not (tmp_path / "out").exists()
     assert 'val_records=["109", "115", "205"]' in lines[1]
-    with pytest.raises(SystemExit, match="the tool sets them"):
-        tool.main(["TF", str(tmp_path / "out"), "--records-dir", "MITDB", "--set", "seed=1"])
+    for bad in ("seed=1", " val-records=4"):  # spelt as the CLI's --set parser reads them
+        with pytest.raises(SystemExit, match="the tool sets them"):
+            tool.main(["TF", str(tmp_path / "out"), "--records-dir", "MITDB", "--set", bad])
+    # an OUT folder keeps its recipe: another one is refused rather than scored under the wrong name
+    tool.check_recipe(tmp_path / "rec", {"config": "bundled", "seed": 42, "sets": []})
+    tool.check_recipe(tmp_path / "rec", {"config": "bundled", "seed": 42, "sets": []})
+    with pytest.raises(SystemExit, match="another recipe"):
+        tool.check_recipe(tmp_path / "rec", {"config": "bundled", "seed": 42, "sets": ["max_n_per_epoch=4000"]})
     with pytest.raises(SystemExit, match="unknown folds"):
         tool.main(["TF", str(tmp_path / "out"), "--records-dir", "MITDB", "--folds", "F9"])
 
@@ -73,7 +87,8 @@ def test_pooled_figures_and_the_paired_comparison(repo_tool):
     rng = np.random.default_rng(0)
     a = {f: np.diag([900, 30, 60, 5, 1]) + rng.integers(0, 20, (5, 5)) for f in ("F1", "F2", "F3")}
     b = {f: np.diag([900, 10, 40, 5, 1]) + rng.integers(0, 20, (5, 5)) for f in ("F1", "F2")}
-    ra, rb = tool.summarise(a, classes), tool.summarise(b, classes)
+    ra = {**tool.summarise(a, classes), "fold_records": {f: list(tool.FOLDS[f]) for f in a}}
+    rb = {**tool.summarise(b, classes), "fold_records": {f: list(tool.FOLDS[f]) for f in b}}
     assert ra["pooled"]["confusion"] == (a["F1"] + a["F2"] + a["F3"]).tolist()
     c = tool.compare(ra, rb)  # paired on the folds both hold (F1, F2)
     pooled = lambda r, fs: tool.figures(sum(np.asarray(r[f]) for f in fs), classes)["jk"]  # noqa: E731
@@ -81,4 +96,6 @@ def test_pooled_figures_and_the_paired_comparison(repo_tool):
     assert c["pooled_jk_difference"] == pytest.approx(pooled(a, c["folds"]) - pooled(b, c["folds"]))
     assert c["folds_higher"] == sum(ra["folds"][f]["jk"] > rb["folds"][f]["jk"] for f in ("F1", "F2")) == 2
     with pytest.raises(ValueError, match="share no fold"):
-        tool.compare(ra, tool.summarise({"F5": a["F1"]}, classes))
+        tool.compare(ra, {**tool.summarise({"F5": a["F1"]}, classes), "fold_records": {"F5": list(tool.FOLDS["F5"])}})
+    with pytest.raises(ValueError, match=r"folds \['F2'\] hold other records"):
+        tool.compare(ra, {**rb, "fold_records": {**rb["fold_records"], "F2": ["101"]}})

@@ -70,6 +70,7 @@ def test_amplitude_augmentation_scales_the_signal_and_leaves_the_draws_alone():
     [low, high] -- un-normalised, the augmented chunk over the original is that factor in every cell -- while the
     chunks drawn, their labels, weights and RR inputs equal the run without augmentation."""
     store = _store(sizes=(40, 60))
+    before = [b.copy() for b in store.beats]
     rng = np.random.default_rng(5)
     norm = {"mean": rng.uniform(0.1, 0.3, 187), "scale": rng.uniform(0.05, 0.3, 187)}
     keep = np.array([0.25, 1, 1, 1, 1])
@@ -87,11 +88,23 @@ def test_amplitude_augmentation_scales_the_signal_and_leaves_the_draws_alone():
         rp, ra = raw_p.reshape(16, -1), raw_a.reshape(16, -1)
         a = (rp * ra).sum(1) / (rp * rp).sum(1)  # each chunk's factor (least squares), then every cell must follow it
         np.testing.assert_allclose(ra, a[:, None] * rp, atol=2e-6 * np.abs(rp).max())
+        assert len(np.unique(np.round(a, 6))) == 16  # one factor per chunk, not per batch
         factors += list(a)
     factors = np.array(factors)
+    assert all(np.array_equal(b, c) for b, c in zip(store.beats, before))  # the store itself is never scaled
     assert factors.min() >= 0.5 - 1e-4 and factors.max() <= 2.0 + 1e-4
     # log-uniform: half the factors below 1, and they spread over the range
     assert 0.35 < np.mean(factors < 1.0) < 0.65 and factors.min() < 0.6 and factors.max() > 1.7
+    # without RR inputs the batch is the scalogram array itself, scaled the same way
+    bare = _store(sizes=(40, 60), rr=False)
+    xp, _, _ = next(training_batches(bare, keep, chunks_per_step=8, chunk=4, seed=1))
+    xa, _, _ = next(training_batches(bare, keep, chunks_per_step=8, chunk=4, seed=1, amplitude=(0.5, 2.0), norm=norm))
+    rp, ra = (xp.astype(np.float64) * scale + mean).reshape(8, -1), (xa.astype(np.float64) * scale + mean).reshape(8, -1)
+    a = (rp * ra).sum(1) / (rp * rp).sum(1)
+    np.testing.assert_allclose(ra, a[:, None] * rp, atol=2e-6 * np.abs(rp).max())
+    assert np.all((a > 0.5 - 1e-4) & (a < 2.0 + 1e-4)) and np.abs(a - 1).max() > 0.05
+    with pytest.raises(ValueError, match="needs the store's normalisation"):
+        next(training_batches(bare, keep, chunks_per_step=8, chunk=4, amplitude=(0.5, 2.0)))
     # validated: a range must straddle 1 and needs chunk training
     with pytest.raises(ValueError, match="0 < low <= 1 <= high"):
         ConformerConfig(chunk=4, amplitude_range=[1.2, 2.0])

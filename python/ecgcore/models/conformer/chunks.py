@@ -247,6 +247,8 @@ def training_batches(store: BeatStore, keep, loss_keep=None, *, chunks_per_step:
     p /= p.sum()
     rng = np.random.default_rng(seed)
     if amplitude is not None:
+        if norm is None:
+            raise ValueError("amplitude augmentation needs the store's normalisation (norm: mean and scale)")
         log_lo, log_hi = np.log(np.asarray(amplitude, np.float64))
         offset = (np.asarray(norm["mean"], np.float32) / np.asarray(norm["scale"], np.float32))[:, None]
         amp_rng = np.random.default_rng([seed, 1])

@@ -118,7 +118,8 @@ class ConformerConfig(ConfigMixin):
         factor drawn log-uniformly from [low, high] (e.g. ``[0.5, 2.0]``), so the network cannot key on the
         amplitude of a patient's beats. The scalogram of ``a·x`` is ``a`` times that of ``x`` (the transform is
         linear, the input its modulus), so the scaling is applied to the stored scalograms before normalisation.
-        Chunk training only; validation and inference are not scaled.
+        Chunk training only; validation, inference and the BatchNorm re-estimation of ``swa_from`` see unscaled
+        beats.
     eval_n_fraction : share of the test records' N sequences scored (all other classes always; N reweighted).
     threads : TensorFlow intra/inter-op threads (1: the machine is shared).
     """
@@ -194,6 +195,8 @@ class ConformerConfig(ConfigMixin):
             raise ValueError("swa_from needs chunk training (chunk > 0)")
         if self.amplitude_range is not None:
             try:
+                if not isinstance(self.amplitude_range, (list, tuple)):
+                    raise TypeError
                 lo, hi = (float(v) for v in self.amplitude_range)
             except (TypeError, ValueError):
                 raise ValueError(f"amplitude_range must be [low, high], got {self.amplitude_range!r}") from None
