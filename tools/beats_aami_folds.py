@@ -15,8 +15,8 @@ score, alike for every recipe), exports it to ``OUT/<fold>/model``, and scores e
 records through the exported graphs (``Scorer``, reference beats, quality check off, argmax). A fold whose export
 exists is not trained again, and an interrupted training resumes from its run folder (``OUT/recipe.json`` records
 the recipe; a call with another recipe on the same OUT is refused, and a run its wall clock cut short is not
-exported: call again to resume it). ``--model F1=DIR`` scores an
-existing export for a fold instead of training one (e.g. the bundled model, whose validation records are F1's).
+exported: call again to resume it). ``--model F1=DIR`` scores an existing export for a fold instead of training one
+(e.g. the bundled model, whose validation records are F1's).
 
 ``OUT/folds.json`` holds each fold's confusion matrix, jκ, accuracy and per-class recall, and the same pooled over
 the folds scored in this call (one confusion matrix summed over every held-out beat). ``--against OTHER/folds.json``
