@@ -77,17 +77,17 @@ def fold_confusion(model, records, records_dir, threads: int | None = None) -> t
     class is one of the model's, through the exported graphs (``Scorer``, reference beats, no quality check)."""
     from ecgcore.infer.core import Scorer
     from ecgcore.io import read_record
+    from ecgcore.metrics import confusion_matrix
 
     sc = Scorer(str(model), peaks="annotations", quality=False, threads=threads)
     classes = list(sc.classes)
-    cm = np.zeros((len(classes), len(classes)), np.int64)
+    truth, guess = [], []
     for r in records:
         pred = sc.predict_record(read_record(Path(records_dir) / r, annotator="atr"))
-        for row, p in zip(pred.rows, pred.probabilities):
-            ref = row.get("reference")
-            if ref in classes:
-                cm[classes.index(ref), int(np.argmax(p))] += 1
-    return cm, classes
+        keep = [i for i, row in enumerate(pred.rows) if row.get("reference") in classes]
+        truth += [classes.index(pred.rows[i]["reference"]) for i in keep]
+        guess += list(np.argmax(pred.probabilities[keep], axis=1)) if keep else []
+    return confusion_matrix(truth, guess, n_classes=len(classes)), classes
 
 
 def figures(cm: np.ndarray, classes: list) -> dict:
