@@ -142,7 +142,7 @@ def check_recipe(out: Path, recipe: dict) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("tfrecords", type=Path, help="the DS1 training data (`ecgcore preprocess conformer`)")
+    ap.add_argument("tfrecords", type=Path, help="the DS1 training data (`ecgcore preprocess tfrecords MITDB OUT`)")
     ap.add_argument("out", type=Path)
     ap.add_argument("--records-dir", type=Path, required=True, help="the MIT-BIH records (annotations for scoring)")
     ap.add_argument("--config", default="bundled")

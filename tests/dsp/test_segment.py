@@ -244,3 +244,47 @@ def test_rr_morph_v3_compares_each_beat_with_the_records_own_beat(mitdb_dir):
     assert med_n[7] > 0.95 and med_v[7] < 0.8  # QRS correlation with the record's template (V measured 0.68)
     assert med_n[9] > 0.95 and med_v[9] < 0.0  # ST-T correlation: a VEB's T wave is discordant
     assert med_n[10] < 0.3 and med_v[10] > 1.0 and med_v[11] > 2 * med_n[11]  # QRS rms difference, width ratio
+
+
+def test_rr_morph_v5_takes_the_usual_beat_from_the_slowest_quarter():
+    """``rr-morph-v5``: v3's columns, the template and the P-region reference taken from the beats whose pre-RR
+    reaches the record's 75th percentile. Synthetic: premature beats (pre-RR 0.55 s, inverted P wave) outnumber the
+    normal ones (after a 1.3 s pause, upright P) two to one. v3's median beat is the premature beat, so its P-region
+    correlation calls the normal beats unusual; v5's template is the normal beat, so the premature beats are the
+    unusual ones. On a regular rhythm every beat is among the slowest quarter and v5 equals v3 but for the P-region
+    rms, which v5 compares with the beats' own median rms."""
+    from ecgcore.pipelines.recipes.beats_scalograms import (RR_FEATURE_FUNCTIONS, beat_side_features,
+                                                           rr_morph_features_v3, rr_morph_features_v5)
+
+    fs = 360.0
+    gaps = np.tile([1.3, 0.55, 0.55], 40)
+    peaks = np.round((1.0 + np.concatenate([[0.0], np.cumsum(gaps)])) * fs).astype(np.int64)
+    premature = np.r_[False, gaps < 1.0]  # each beat's pre-RR below 1 s
+    t = np.arange(int(peaks[-1] + fs)) / fs
+    x = np.zeros_like(t)
+    for i, p in enumerate(peaks):
+        tc = t - p / fs
+        p_wave = -0.2 if premature[i] else 0.2
+        x += np.exp(-0.5 * (tc / 0.012) ** 2) + p_wave * np.exp(-0.5 * ((tc + 0.16) / 0.025) ** 2)
+        x += 0.3 * np.exp(-0.5 * ((tc - 0.3) / 0.05) ** 2)
+    assert premature.mean() > 0.6
+    f3, f5 = rr_morph_features_v3(peaks, fs=fs, signal=x), rr_morph_features_v5(peaks, fs=fs, signal=x)
+    assert RR_FEATURE_FUNCTIONS["rr-morph-v5"] is rr_morph_features_v5 and f5.shape == (peaks.size, 14)
+    np.testing.assert_array_equal(f5[:, :7], f3[:, :7])
+    inner = (np.arange(peaks.size) > 1) & (np.arange(peaks.size) < peaks.size - 1)
+    p_corr3, p_corr5 = f3[:, 8], f5[:, 8]
+    assert p_corr3[inner & ~premature].max() < 0.0 < p_corr3[inner & premature].min()  # v3: normal beats odd
+    assert p_corr5[inner & premature].max() < 0.0 < p_corr5[inner & ~premature].min()  # v5: premature beats odd
+    np.testing.assert_array_equal(beat_side_features("rr-morph-v5", peaks, fs=fs, signal=x), f5)
+
+    regular = np.round((1.0 + 0.8 * np.arange(60)) * fs).astype(np.int64)
+    y = np.zeros(int(regular[-1] + fs))
+    ty = np.arange(y.size) / fs
+    for p in regular:
+        tc = ty - p / fs
+        y += np.exp(-0.5 * (tc / 0.012) ** 2) + 0.15 * np.exp(-0.5 * ((tc + 0.18) / 0.025) ** 2)
+    g3, g5 = rr_morph_features_v3(regular, fs=fs, signal=y), rr_morph_features_v5(regular, fs=fs, signal=y)
+    np.testing.assert_allclose(g5[:, :13], g3[:, :13], atol=1e-6)
+    assert np.abs(np.median(g5[2:-1, 13]) - 1.0) < 1e-3  # P-region rms against the beats' own median
+    with pytest.raises(ValueError, match="usual"):
+        rr_morph_features_v3(regular, fs=fs, signal=y, usual="fast")

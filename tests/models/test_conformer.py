@@ -396,8 +396,9 @@ def test_inter_patient_validation_records(tiny_dataset, mitdb_dir, tmp_path):
               test_records=["231"], evaluate_after=False, progress=False)
 
 
-def test_rr_morph_v3_inputs_are_the_same_in_training_and_at_inference(tiny_dataset, mitdb_dir):
-    """``rr_set="v3"`` needs the signal: the training table (``rr_table``: reference beats of the WFDB record, read
+@pytest.mark.parametrize("rr_set", ["v3", "v5"])
+def test_rr_morph_v3_inputs_are_the_same_in_training_and_at_inference(tiny_dataset, mitdb_dir, rr_set):
+    """``rr_set="v3"`` (and v5, its variant) needs the signal: the training table (``rr_table``: reference beats of the WFDB record, read
     again) and the card path (``sequence_inputs`` on the lead the caller passes) give the same 14 columns for every
     sequence of record 231, and the card names the function and all 14 features."""
     from ecgcore.datasets.mitdb import aami_labels
@@ -408,14 +409,14 @@ def test_rr_morph_v3_inputs_are_the_same_in_training_and_at_inference(tiny_datas
     from ecgcore.models.conformer.preprocess import sequence_inputs
 
     index = dataset_index(tiny_dataset)
-    cfg = ConformerConfig(rr_features=True, rr_set="v3")
-    width = len(RR_SETS["v3"][1])
+    cfg = ConformerConfig(rr_features=True, rr_set=rr_set)
+    width = len(RR_SETS[rr_set][1])
     norm = {"mean": [0.0] * 187, "scale": [1.0] * 187, "rr_mean": [0.0] * width, "rr_scale": [1.0] * width}
     pre = card_preprocessing(cfg, norm, index.options)
-    assert pre["rr_features"]["function"] == "rr-morph-v3" and len(pre["rr_features"]["names"]) == width == 14
+    assert pre["rr_features"]["function"] == f"rr-morph-{rr_set}" and len(pre["rr_features"]["names"]) == width == 14
     rec = read_record(mitdb_dir / "231")
     cls = aami_labels(rec.annotations.symbol, "conformer")
     feeds, _ = sequence_inputs(rec.signal[:, 0], rec.annotations.sample[cls != ""], pre, fs=rec.fs)
-    table = rr_table(index, ["231"], mitdb_dir, "v3")
+    table = rr_table(index, ["231"], mitdb_dir, rr_set)
     assert table.shape == feeds["rr"].shape == (len(index.labels["231"]), 3, 14)
     np.testing.assert_allclose(feeds["rr"], table, rtol=1e-5, atol=1e-5)

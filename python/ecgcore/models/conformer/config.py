@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ...pipelines.recipes.beats_scalograms import MORPH_FEATURES, V4_COLUMNS
+from ...pipelines.recipes.beats_scalograms import MORPH_FEATURES, MORPH_FEATURES_V5, V4_COLUMNS
 from .._config import ConfigMixin, config_kwargs
 
 __all__ = ["ConformerConfig", "VARIANTS", "SEED_BEST", "RR_FEATURES", "RR_SETS", "NAMED_CONFIGS"]
@@ -29,11 +29,13 @@ RR_FEATURES = ("pre_rr/avg_rr", "post_rr/avg_rr", "local_rr/avg_rr", "avg_rr_s")
 _V2 = RR_FEATURES + ("pre_rr/local_rr", "post_rr/pre_rr", "rr_irregularity")
 # v3: v2's seven plus seven morphology columns relative to the record's own dominant beat
 # (``beats_scalograms.rr_morph_features_v3``; needs the signal, not only the R-peaks); v4: v3 without its two
-# P-region columns (``rr_morph_features_v4``).
+# P-region columns (``rr_morph_features_v4``); v5: v3's columns against the record's slowest quarter of beats
+# (``rr_morph_features_v5``: the template and the P-region reference cannot be premature beats).
 RR_SETS = {"v1": ("rr-intervals-v1", RR_FEATURES),
            "v2": ("rr-intervals-v2", _V2),
            "v3": ("rr-morph-v3", _V2 + MORPH_FEATURES),
-           "v4": ("rr-morph-v4", tuple((_V2 + MORPH_FEATURES)[i] for i in V4_COLUMNS))}
+           "v4": ("rr-morph-v4", tuple((_V2 + MORPH_FEATURES)[i] for i in V4_COLUMNS)),
+           "v5": ("rr-morph-v5", _V2 + MORPH_FEATURES_V5)}
 
 
 # ``ecgcore train conformer --config NAME``: whole training set-ups by name (options given on the command line win).
@@ -79,7 +81,8 @@ class ConformerConfig(ConfigMixin):
     rr_features : add per-beat RR features as a second input (not in the seed; ecgcore's option).
     rr_set : which RR features (:data:`RR_SETS`): ``"v1"`` (the four of :data:`RR_FEATURES`), ``"v2"`` (seven) or
         ``"v3"`` (v2's seven plus seven morphology columns against the record's own dominant beat, computed from the
-        signal: ``beats_scalograms.rr_morph_features_v3``) or ``"v4"`` (v3 without the two P-region columns).
+        signal: ``beats_scalograms.rr_morph_features_v3``), ``"v4"`` (v3 without the two P-region columns) or
+        ``"v5"`` (v3's columns, the record's usual beat taken from its slowest quarter of beats).
     max_n_per_epoch : if set, class-balanced sampling keeps on average this many N sequences per epoch.
     seed : random seed (42, as the seed).
     protocol : ``"inter-patient"`` (DS1 → DS2) or ``"seed"`` (k-fold over 38 records, final on 38, test on 7).

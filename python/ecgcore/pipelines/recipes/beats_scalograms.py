@@ -153,6 +153,9 @@ def rr_features_for_beats_v2(r_peaks, *, fs: float, context_beats: int = 10) -> 
 #: Names of :func:`rr_morph_features_v3`' seven morphology columns (after the seven of ``rr-intervals-v2``).
 MORPH_FEATURES = ("corr_qrs/template", "corr_p/template", "corr_st_t/template", "rms(qrs - template)/rms(template)",
                   "qrs_width/template_width", "corr_qrs/local_template", "rms(p region)/template's")
+#: ``rr-morph-v5``'s names: the template is the slowest quarter's median beat, the P-region rms is compared with
+#: those beats' median P-region rms.
+MORPH_FEATURES_V5 = MORPH_FEATURES[:6] + ("rms(p region)/usual beats' median",)
 
 
 def _row_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -161,7 +164,7 @@ def _row_corr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1) + 1e-12)
 
 
-def rr_morph_features_v3(r_peaks, *, fs: float, signal, local_beats: int = 30) -> np.ndarray:
+def rr_morph_features_v3(r_peaks, *, fs: float, signal, local_beats: int = 30, usual: str = "all") -> np.ndarray:
     """(n, 14) float32: :func:`rr_features_for_beats_v2`' seven RR columns, then seven columns that compare each
     beat with the record's own dominant beat (:data:`MORPH_FEATURES`; de Chazal 2004 / Mondéjar-Guerra 2019 style
     morphology, made patient-relative so it transfers between people). ``rr-morph-v3``.
@@ -174,7 +177,14 @@ def rr_morph_features_v3(r_peaks, *, fs: float, signal, local_beats: int = 30) -
     the QRS rms difference over the template's rms; the QRS width (time within ±150 ms above half the beat's
     peak) over the template's; the QRS correlation with a local template (median of the beats
     ``i - local_beats ... i + local_beats``, which follows slow morphology drift); the P-region rms over the
-    template's. Ratios are clipped to [0, 10]."""
+    template's. Ratios are clipped to [0, 10].
+
+    ``usual`` chooses the beats that stand for the record's usual beat: ``"all"`` (v3: the template is the median of
+    every beat, the P-region rms is compared with the template's) or ``"slow"`` (``rr-morph-v5``: the template is the
+    median of the beats whose pre-RR is at least the record's 75th percentile, and the P-region rms is compared with
+    the median of those beats' own P-region rms). A premature beat cannot be among the slowest quarter, so a record
+    whose premature beats outnumber its normal ones still gets a normal template; in atrial fibrillation the median
+    beat's P region averages the fibrillatory waves away, whereas each beat's own P-region rms stays comparable."""
     from ...dsp import bandpass
 
     r = np.asarray(r_peaks, dtype=np.int64)
@@ -189,7 +199,13 @@ def rr_morph_features_v3(r_peaks, *, fs: float, signal, local_beats: int = 30) -
     at = lambda idx: x[np.clip(idx, 0, n - 1)]  # noqa: E731
     base = at(r[:, None] + np.arange(int(-0.25 * fs), int(-0.15 * fs))[None, :]).mean(1)
     w = at(r[:, None] + np.arange(-pre, post)[None, :]) - base[:, None]
-    tpl = np.median(w, axis=0)
+    if usual not in ("all", "slow"):
+        raise ValueError(f"usual must be 'all' or 'slow', got {usual!r}")
+    usual_beats = np.ones(len(r), bool)
+    if usual == "slow":
+        pre_rr = rr[:, 0] * rr[:, 3]  # seconds
+        usual_beats = pre_rr >= np.quantile(pre_rr, 0.75)
+    tpl = np.median(w[usual_beats], axis=0)
     lag = max(1, int(round(0.014 * fs)))
 
     def sl(a, b):
@@ -218,7 +234,8 @@ def rr_morph_features_v3(r_peaks, *, fs: float, signal, local_beats: int = 30) -
         local = _row_corr(wq, med[np.clip(np.arange(len(r)) - k, 0, len(r) - 2 * k - 1)])
     else:
         local = _row_corr(wq, np.median(wq, axis=0)[None, :])
-    energy_p = rms(w[:, p]) / (rms(tpl[p]) + 1e-9)
+    p_rms = rms(w[:, p])
+    energy_p = p_rms / ((rms(tpl[p]) if usual == "all" else np.median(p_rms[usual_beats])) + 1e-9)
     morph = np.stack([best_corr(q), best_corr(p), best_corr(st), np.clip(rms_q, 0, 10),
                       np.clip(width / t_width, 0, 10), local, np.clip(energy_p, 0, 10)], axis=1)
     return np.concatenate([rr, morph], axis=1).astype(np.float32)
@@ -235,8 +252,15 @@ def rr_morph_features_v4(r_peaks, *, fs: float, signal, local_beats: int = 30) -
     return rr_morph_features_v3(r_peaks, fs=fs, signal=signal, local_beats=local_beats)[:, list(V4_COLUMNS)]
 
 
+def rr_morph_features_v5(r_peaks, *, fs: float, signal, local_beats: int = 30) -> np.ndarray:
+    """(n, 14) float32: :func:`rr_morph_features_v3`'s columns with the record's usual beat taken from its slowest
+    quarter of beats (``usual="slow"``): the template is the median of the beats whose pre-RR reaches the record's
+    75th percentile, and the P-region rms is compared with those beats' median P-region rms. ``rr-morph-v5``."""
+    return rr_morph_features_v3(r_peaks, fs=fs, signal=signal, local_beats=local_beats, usual="slow")
+
+
 #: Functions of :data:`RR_FEATURE_FUNCTIONS` that also need the beats' signal (``fn(r_peaks, fs=fs, signal=x)``).
-NEEDS_SIGNAL = frozenset({"rr-morph-v3", "rr-morph-v4"})
+NEEDS_SIGNAL = frozenset({"rr-morph-v3", "rr-morph-v4", "rr-morph-v5"})
 
 
 def beat_side_features(name: str, r_peaks, *, fs: float, signal=None) -> np.ndarray:
@@ -258,6 +282,7 @@ RR_FEATURE_FUNCTIONS = {
     "rr-intervals-v2": rr_features_for_beats_v2,
     "rr-morph-v3": rr_morph_features_v3,
     "rr-morph-v4": rr_morph_features_v4,
+    "rr-morph-v5": rr_morph_features_v5,
     "rr-seconds": rr_features,  # ecgcore.dsp.rr_features as it is: pre, post, local, average RR (s), NaN kept
     "ecgcore.models.conformer.data.rr_features_for_beats": rr_features_for_beats,
     "ecgcore.dsp.rr_features": rr_features,
