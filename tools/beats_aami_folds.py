@@ -19,7 +19,8 @@ exported: call again to resume it). ``--model F1=DIR`` scores an existing export
 (e.g. the bundled model, whose validation records are F1's).
 
 ``OUT/folds.json`` holds each fold's confusion matrix, jκ, accuracy and per-class recall, and the same pooled over
-the folds scored in this call (one confusion matrix summed over every held-out beat). ``--against OTHER/folds.json``
+the folds scored in this call (one confusion matrix summed over every held-out beat), and each record's confusion
+matrix (``record_confusion``: where a recipe's gains and losses sit). ``--against OTHER/folds.json``
 adds the paired comparison over the folds both hold (the same records and classes are required): the pooled jκ
 difference and in how many folds this recipe's jκ is higher.
 
@@ -72,8 +73,8 @@ def train_command(tfrecords, run_dir, records_dir, records, *, config: str = "bu
     return cmd + ["--set", f"seed={seed}", "--set", f"val_records={json.dumps(list(records))}"]
 
 
-def fold_confusion(model, records, records_dir, threads: int | None = None) -> tuple[np.ndarray, list]:
-    """Confusion matrix (reference class x argmax class) over every annotated beat of ``records`` whose reference
+def record_confusions(model, records, records_dir, threads: int | None = None) -> tuple[dict, list]:
+    """Per record, the confusion matrix (reference class x argmax class) over every annotated beat whose reference
     class is one of the model's, through the exported graphs (``Scorer``, reference beats, no quality check)."""
     from ecgcore.infer.core import Scorer
     from ecgcore.io import read_record
@@ -81,13 +82,21 @@ def fold_confusion(model, records, records_dir, threads: int | None = None) -> t
 
     sc = Scorer(str(model), peaks="annotations", quality=False, threads=threads)
     classes = list(sc.classes)
-    truth, guess = [], []
+    out = {}
     for r in records:
         pred = sc.predict_record(read_record(Path(records_dir) / r, annotator="atr"))
         keep = [i for i, row in enumerate(pred.rows) if row.get("reference") in classes]
-        truth += [classes.index(pred.rows[i]["reference"]) for i in keep]
-        guess += list(np.argmax(pred.probabilities[keep], axis=1)) if keep else []
-    return confusion_matrix(truth, guess, n_classes=len(classes)), classes
+        truth = [classes.index(pred.rows[i]["reference"]) for i in keep]
+        guess = list(np.argmax(pred.probabilities[keep], axis=1)) if keep else []
+        out[r] = confusion_matrix(truth, guess, n_classes=len(classes))
+    return out, classes
+
+
+def fold_confusion(model, records, records_dir, threads: int | None = None) -> tuple[np.ndarray, list]:
+    """Confusion matrix (reference class x argmax class) over every annotated beat of ``records`` whose reference
+    class is one of the model's: :func:`record_confusions` summed."""
+    per, classes = record_confusions(model, records, records_dir, threads=threads)
+    return sum(np.asarray(cm) for cm in per.values()), classes
 
 
 def figures(cm: np.ndarray, classes: list) -> dict:
@@ -173,7 +182,7 @@ def main(argv=None) -> int:
     if not a.dry_run:
         check_recipe(a.out, recipe)
 
-    cms, classes = {}, None
+    cms, classes, per_record = {}, None, {}
     for f in chosen:
         model = given.get(f) or a.out / f / "model"
         if f not in given and not (Path(model) / "model.json").is_file():
@@ -193,12 +202,15 @@ def main(argv=None) -> int:
                            check=True)
         if a.dry_run:
             continue
-        cms[f], classes = fold_confusion(model, folds[f], a.records_dir, threads=a.threads)
+        per, classes = record_confusions(model, folds[f], a.records_dir, threads=a.threads)
+        per_record.update({r: np.asarray(cm).tolist() for r, cm in per.items()})
+        cms[f] = sum(np.asarray(cm) for cm in per.values())
         print(f"{f} {list(folds[f])}: jk {figures(cms[f], classes)['jk']:.4f}", flush=True)
     if a.dry_run:
         return 0
     res = {"recipe": {**recipe, "models": given},
-           "fold_records": {f: list(folds[f]) for f in chosen}, **summarise(cms, classes)}
+           "fold_records": {f: list(folds[f]) for f in chosen}, **summarise(cms, classes),
+           "record_confusion": per_record}
     if a.against:
         res["against"] = {"file": str(a.against), **compare(res, json.loads(a.against.read_text()))}
     a.out.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -78,6 +79,8 @@ def test_fold_confusion_equals_infer_report_on_a_real_record(repo_tool, mitdb_di
     np.testing.assert_array_equal(cm, ref[:5, :5])
     fig = tool.figures(cm, classes)
     assert fig["jk"] == pytest.approx(jk_index(cm)) and fig["beats"] == cm.sum()
+    per, _ = tool.record_confusions("beats-aami", ["119"], mitdb_dir)
+    np.testing.assert_array_equal(per["119"], cm)
     assert fig["recall"]["V"] == pytest.approx(cm[2, 2] / cm[2].sum())
 
 
@@ -99,3 +102,19 @@ def test_pooled_figures_and_the_paired_comparison(repo_tool):
         tool.compare(ra, {**tool.summarise({"F5": a["F1"]}, classes), "fold_records": {"F5": list(tool.FOLDS["F5"])}})
     with pytest.raises(ValueError, match=r"folds \['F2'\] hold other records"):
         tool.compare(ra, {**rb, "fold_records": {**rb["fold_records"], "F2": ["101"]}})
+
+
+def test_an_existing_export_scored_per_fold_and_per_record(repo_tool, mitdb_dir, tmp_path):
+    """``--model F5=DIR`` scores an export without training: folds.json holds F5's figures and each of its three
+    records' confusion matrix, which sum to the fold's."""
+    import ecgcore
+
+    tool = repo_tool("beats_aami_folds")
+    bundled = Path(ecgcore.__file__).parent / "data" / "models" / "beats-aami"
+    out = tmp_path / "out"
+    assert tool.main(["TF", str(out), "--records-dir", str(mitdb_dir), "--folds", "F5", "--model", f"F5={bundled}"]) == 0
+    res = json.loads((out / "folds.json").read_text())
+    assert sorted(res["record_confusion"]) == sorted(tool.FOLDS["F5"]) and list(res["folds"]) == ["F5"]
+    total = sum(np.asarray(cm) for cm in res["record_confusion"].values())
+    assert total.tolist() == res["folds"]["F5"]["confusion"] == res["pooled"]["confusion"]
+    assert total.sum() > 7000
