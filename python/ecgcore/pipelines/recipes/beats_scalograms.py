@@ -182,7 +182,7 @@ def rr_morph_features_v3(r_peaks, *, fs: float, signal, local_beats: int = 30, u
     ``usual`` chooses the beats that stand for the record's usual beat: ``"all"`` (v3: the template is the median of
     every beat, the P-region rms is compared with the template's) or ``"slow"`` (``rr-morph-v5``: the template is the
     median of the beats whose pre-RR is at least the record's 75th percentile, and the P-region rms is compared with
-    the median of those beats' own P-region rms). A premature beat cannot be among the slowest quarter, so a record
+    the median of those beats' own P-region rms). A premature beat is rarely among the slowest quarter, so a record
     whose premature beats outnumber its normal ones still gets a normal template; in atrial fibrillation the median
     beat's P region averages the fibrillatory waves away, whereas each beat's own P-region rms stays comparable."""
     from ...dsp import bandpass
