@@ -92,11 +92,16 @@ def record_confusions(model, records, records_dir, threads: int | None = None) -
     return out, classes
 
 
+def summed(matrices, n_classes: int) -> np.ndarray:
+    """The sum of confusion matrices (a zero matrix for none)."""
+    return sum((np.asarray(cm) for cm in matrices), np.zeros((n_classes, n_classes), np.int64))
+
+
 def fold_confusion(model, records, records_dir, threads: int | None = None) -> tuple[np.ndarray, list]:
     """Confusion matrix (reference class x argmax class) over every annotated beat of ``records`` whose reference
     class is one of the model's: :func:`record_confusions` summed."""
     per, classes = record_confusions(model, records, records_dir, threads=threads)
-    return sum(np.asarray(cm) for cm in per.values()), classes
+    return summed(per.values(), len(classes)), classes
 
 
 def figures(cm: np.ndarray, classes: list) -> dict:
@@ -112,7 +117,7 @@ def figures(cm: np.ndarray, classes: list) -> dict:
 def summarise(cms: dict, classes: list) -> dict:
     """Per-fold figures and the pooled ones (the folds' confusion matrices summed)."""
     return {"folds": {f: figures(cm, classes) for f, cm in cms.items()},
-            "pooled": figures(sum(np.asarray(cm) for cm in cms.values()), classes), "classes": classes}
+            "pooled": figures(summed(cms.values(), len(classes)), classes), "classes": classes}
 
 
 def compare(this: dict, other: dict) -> dict:
@@ -204,7 +209,7 @@ def main(argv=None) -> int:
             continue
         per, classes = record_confusions(model, folds[f], a.records_dir, threads=a.threads)
         per_record.update({r: np.asarray(cm).tolist() for r, cm in per.items()})
-        cms[f] = sum(np.asarray(cm) for cm in per.values())
+        cms[f] = summed(per.values(), len(classes))
         print(f"{f} {list(folds[f])}: jk {figures(cms[f], classes)['jk']:.4f}", flush=True)
     if a.dry_run:
         return 0

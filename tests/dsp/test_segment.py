@@ -248,10 +248,11 @@ def test_rr_morph_v3_compares_each_beat_with_the_records_own_beat(mitdb_dir):
 
 def test_rr_morph_v5_takes_the_usual_beat_from_the_slowest_quarter():
     """``rr-morph-v5``: v3's columns, the template and the P-region reference taken from the beats whose pre-RR
-    reaches the record's 75th percentile. Synthetic: premature beats (pre-RR 0.55 s, inverted P wave) outnumber the
+    reaches the record's 75th percentile. Synthetic: premature beats (pre-RR 0.55 s, inverted P wave of twice the amplitude) outnumber the
     normal ones (after a 1.3 s pause, upright P) two to one. v3's median beat is the premature beat, so its P-region
     correlation calls the normal beats unusual; v5's template is the normal beat, so the premature beats are the
-    unusual ones. On a regular rhythm every beat is among the slowest quarter and v5 equals v3 but for the P-region
+    unusual ones, and v5's P-region rms is the normal beats' own (ratio ~1) where v3's is the premature
+    template's. On a regular rhythm every beat is among the slowest quarter and v5 equals v3 but for the P-region
     rms, which v5 compares with the beats' own median rms."""
     from ecgcore.pipelines.recipes.beats_scalograms import (RR_FEATURE_FUNCTIONS, beat_side_features,
                                                            rr_morph_features_v3, rr_morph_features_v5)
@@ -264,7 +265,7 @@ def test_rr_morph_v5_takes_the_usual_beat_from_the_slowest_quarter():
     x = np.zeros_like(t)
     for i, p in enumerate(peaks):
         tc = t - p / fs
-        p_wave = -0.2 if premature[i] else 0.2
+        p_wave = -0.4 if premature[i] else 0.2
         x += np.exp(-0.5 * (tc / 0.012) ** 2) + p_wave * np.exp(-0.5 * ((tc + 0.16) / 0.025) ** 2)
         x += 0.3 * np.exp(-0.5 * ((tc - 0.3) / 0.05) ** 2)
     assert premature.mean() > 0.6
@@ -275,6 +276,9 @@ def test_rr_morph_v5_takes_the_usual_beat_from_the_slowest_quarter():
     p_corr3, p_corr5 = f3[:, 8], f5[:, 8]
     assert p_corr3[inner & ~premature].max() < 0.0 < p_corr3[inner & premature].min()  # v3: normal beats odd
     assert p_corr5[inner & premature].max() < 0.0 < p_corr5[inner & ~premature].min()  # v5: premature beats odd
+    # P-region rms: v5 against the normal beats' own (normal ~1, premature ~2), v3 against the premature template
+    assert np.abs(f5[inner & ~premature, 13] - 1).max() < 0.1 and f5[inner & premature, 13].min() > 1.5
+    assert f3[inner & ~premature, 13].max() < 0.7
     np.testing.assert_array_equal(beat_side_features("rr-morph-v5", peaks, fs=fs, signal=x), f5)
 
     regular = np.round((1.0 + 0.8 * np.arange(60)) * fs).astype(np.int64)

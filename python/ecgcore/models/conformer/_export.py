@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import RR_SETS, ConformerConfig
+from ...pipelines.recipes.beats_scalograms import USUAL_BEAT
 
 __all__ = ["export", "to_onnx", "card_preprocessing", "split_models", "to_onnx_split", "SPLIT_GRAPHS"]
 
@@ -161,10 +162,8 @@ def card_preprocessing(cfg: ConformerConfig, norm: dict, dataset_options: dict) 
                           "local; features = [pre/avg, post/avg, local/avg, avg"
                           + ("" if cfg.rr_set == "v1" else ", pre/local, post/pre, median |dRR| / median RR over "
                              "beats i-10..i+10")
-                          + ("" if len(names) <= 7 else ", then against the record's own "
-                             + ("median beat" if cfg.rr_set != "v5" else "usual beat (the median of its beats whose "
-                                "pre-RR reaches the record's 75th percentile)")
-                             + f", from the signal (beats_scalograms, {function}): " + ", ".join(names[7:]))
+                          + ("" if len(names) <= 7 else f", then against the record's own {USUAL_BEAT[function]}, "
+                             f"from the signal (beats_scalograms, {function}): " + ", ".join(names[7:]))
                           + "]; then (f - mean) / scale; "
                           f"input 'rr' is (batch, sequence_length, {len(names)}), the same 3 beats as the scalograms",
             "function": function,

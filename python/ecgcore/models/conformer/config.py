@@ -30,7 +30,7 @@ _V2 = RR_FEATURES + ("pre_rr/local_rr", "post_rr/pre_rr", "rr_irregularity")
 # v3: v2's seven plus seven morphology columns relative to the record's own dominant beat
 # (``beats_scalograms.rr_morph_features_v3``; needs the signal, not only the R-peaks); v4: v3 without its two
 # P-region columns (``rr_morph_features_v4``); v5: v3's columns against the record's slowest quarter of beats
-# (``rr_morph_features_v5``: the template and the P-region reference cannot be premature beats).
+# (``rr_morph_features_v5``: the template and the P-region reference are rarely premature beats).
 RR_SETS = {"v1": ("rr-intervals-v1", RR_FEATURES),
            "v2": ("rr-intervals-v2", _V2),
            "v3": ("rr-morph-v3", _V2 + MORPH_FEATURES),

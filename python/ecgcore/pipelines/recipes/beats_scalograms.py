@@ -187,6 +187,8 @@ def rr_morph_features_v3(r_peaks, *, fs: float, signal, local_beats: int = 30, u
     beat's P region averages the fibrillatory waves away, whereas each beat's own P-region rms stays comparable."""
     from ...dsp import bandpass
 
+    if usual not in ("all", "slow"):
+        raise ValueError(f"usual must be 'all' or 'slow', got {usual!r}")
     r = np.asarray(r_peaks, dtype=np.int64)
     rr = rr_features_for_beats_v2(r, fs=fs)
     fs = float(fs)
@@ -199,8 +201,6 @@ def rr_morph_features_v3(r_peaks, *, fs: float, signal, local_beats: int = 30, u
     at = lambda idx: x[np.clip(idx, 0, n - 1)]  # noqa: E731
     base = at(r[:, None] + np.arange(int(-0.25 * fs), int(-0.15 * fs))[None, :]).mean(1)
     w = at(r[:, None] + np.arange(-pre, post)[None, :]) - base[:, None]
-    if usual not in ("all", "slow"):
-        raise ValueError(f"usual must be 'all' or 'slow', got {usual!r}")
     usual_beats = np.ones(len(r), bool)
     if usual == "slow":
         pre_rr = rr[:, 0] * rr[:, 3]  # seconds
@@ -259,8 +259,12 @@ def rr_morph_features_v5(r_peaks, *, fs: float, signal, local_beats: int = 30) -
     return rr_morph_features_v3(r_peaks, fs=fs, signal=signal, local_beats=local_beats, usual="slow")
 
 
+#: What each signal-based feature function of :data:`RR_FEATURE_FUNCTIONS` compares a beat with (the card says it).
+USUAL_BEAT = {"rr-morph-v3": "median beat", "rr-morph-v4": "median beat",
+              "rr-morph-v5": "usual beat (the median of its beats whose pre-RR reaches the record's 75th percentile)"}
+
 #: Functions of :data:`RR_FEATURE_FUNCTIONS` that also need the beats' signal (``fn(r_peaks, fs=fs, signal=x)``).
-NEEDS_SIGNAL = frozenset({"rr-morph-v3", "rr-morph-v4", "rr-morph-v5"})
+NEEDS_SIGNAL = frozenset(USUAL_BEAT)
 
 
 def beat_side_features(name: str, r_peaks, *, fs: float, signal=None) -> np.ndarray:
