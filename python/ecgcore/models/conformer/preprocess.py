@@ -24,8 +24,8 @@ def sequence_inputs(signal, r_peaks, preprocessing: dict, *, fs: float | None = 
 
     Returns
     -------
-    feeds : ``{"scalograms": (n_seq, 3, 32, 187, 1) float32[, "rr": (n_seq, 3, k) float32]}`` (k: 4, 7, 14 or
-        12 columns for the card's ``rr-intervals-v1``/``-v2``, ``rr-morph-v3``/``-v4``/``-v5``: 14, 12, 14)
+    feeds : ``{"scalograms": (n_seq, 3, 32, 187, 1) float32[, "rr": (n_seq, 3, k) float32]}`` (k: 4 / 7 columns
+        for the card's ``rr-intervals-v1`` / ``-v2``, 14 / 12 / 14 for ``rr-morph-v3`` / ``-v4`` / ``-v5``)
     beat_index : (n_seq,) int64 index into ``r_peaks`` of each sequence's last beat (the classified one).
         Beats too close to the record's ends are dropped (as in training); the first two kept beats have no
         sequence of their own.
